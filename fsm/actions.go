@@ -1,0 +1,93 @@
+package fsm
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/masterless-go/masterless/wire"
+)
+
+// ActionKind says what an Action asks for.
+type ActionKind uint8
+
+// The actions a Node asks its adapter to carry out, in order.
+const (
+	// ActDial: open a TCP connection to Addr, then report Dialed or DialFailed for Dial.
+	ActDial ActionKind = iota + 1
+	// ActWrite: write Frame on Conn.
+	ActWrite
+	// ActClose: flush what was written on Conn, then close it. Err is the
+	// reason, for logs. No ConnClosed event may follow for Conn.
+	ActClose
+	// ActConnected: tell the user Peer is connected (incarnation Incarnation,
+	// advertised address Addr).
+	ActConnected
+	// ActDisconnected: tell the user Peer is gone; Err says why (nil when the
+	// user asked for it).
+	ActDisconnected
+	// ActMessage: deliver Frame.Payload from Peer to the user.
+	ActMessage
+	// ActConnectDone: the Connect request Req finished: Peer on success, else Err.
+	ActConnectDone
+)
+
+var actionNames = [...]string{
+	ActDial: "dial", ActWrite: "write", ActClose: "close", ActConnected: "connected",
+	ActDisconnected: "disconnected", ActMessage: "message", ActConnectDone: "connect-done",
+}
+
+func (k ActionKind) String() string {
+	if int(k) < len(actionNames) && actionNames[k] != "" {
+		return actionNames[k]
+	}
+	return fmt.Sprintf("action(%d)", uint8(k))
+}
+
+// Action is one output of a Node. It is a tagged union: Kind says which
+// fields are meaningful. A plain struct (not an interface) so that producing
+// one never allocates.
+type Action struct {
+	Kind        ActionKind
+	Conn        ConnID
+	Dial        DialID
+	Req         ReqID
+	Addr        string
+	Peer        string
+	Incarnation uint64
+	Frame       wire.Frame
+	Err         error
+}
+
+// String renders the action the way transcripts show it.
+func (a *Action) String() string {
+	var b strings.Builder
+	b.WriteString(a.Kind.String())
+	switch a.Kind {
+	case ActDial:
+		fmt.Fprintf(&b, " d%d %s", a.Dial, a.Addr)
+	case ActWrite:
+		fmt.Fprintf(&b, " c%d %s", a.Conn, a.Frame.String())
+	case ActClose:
+		fmt.Fprintf(&b, " c%d", a.Conn)
+		if a.Err != nil {
+			fmt.Fprintf(&b, " (%v)", a.Err)
+		}
+	case ActConnected:
+		fmt.Fprintf(&b, " %s inc=%d", a.Peer, a.Incarnation)
+	case ActDisconnected:
+		fmt.Fprintf(&b, " %s", a.Peer)
+		if a.Err != nil {
+			fmt.Fprintf(&b, " (%v)", a.Err)
+		}
+	case ActMessage:
+		fmt.Fprintf(&b, " from=%s %q", a.Peer, a.Frame.Payload)
+	case ActConnectDone:
+		fmt.Fprintf(&b, " r%d", a.Req)
+		if a.Err != nil {
+			fmt.Fprintf(&b, " err=%v", a.Err)
+		} else {
+			fmt.Fprintf(&b, " peer=%s", a.Peer)
+		}
+	}
+	return b.String()
+}

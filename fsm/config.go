@@ -1,0 +1,106 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/masterless-go/masterless/wire"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultHeartbeatInterval = 1 * time.Second
+	DefaultPeerTimeout       = 5 * time.Second
+	DefaultHandshakeTimeout  = 5 * time.Second
+	DefaultBackoffMin        = 100 * time.Millisecond
+	DefaultBackoffMax        = 10 * time.Second
+	DefaultReconnectGrace    = 5 * time.Second
+	DefaultQueueMessages     = 4096
+	DefaultQueueBytes        = 4 << 20
+	DefaultMaxHandshakes     = 256
+)
+
+// Config fixes a Node's identity and limits. Zero durations and sizes take
+// the defaults above.
+type Config struct {
+	// ID is the node's unique id: 1 to 255 bytes.
+	ID string
+	// Incarnation must grow every time a process with this ID starts.
+	Incarnation uint64
+	// Seed seeds the node's own generator (reconnect jitter). Same seed, same
+	// inputs: same outputs.
+	Seed uint64
+
+	HeartbeatInterval time.Duration // PING period on a session
+	PeerTimeout       time.Duration // silence after which a session is closed
+	HandshakeTimeout  time.Duration // deadline for dial plus handshake
+	BackoffMin        time.Duration // first reconnect delay of a kept peer
+	BackoffMax        time.Duration // reconnect delay cap
+	ReconnectGrace    time.Duration // how long a kept peer may be away before it is reported disconnected
+	QueueMessages     int           // per-peer send queue bound while reconnecting, in messages
+	QueueBytes        int           // per-peer send queue bound while reconnecting, in payload bytes
+	MaxHandshakes     int           // connections handshaking at once; more are refused
+
+	// Mutation deliberately breaks the protocol. It exists only so that the
+	// checkers (simulator sweeps, rapid tests) can prove they catch a wrong
+	// rule; never set it elsewhere.
+	Mutation Mutation
+}
+
+// Mutation selects a deliberately wrong variant of the protocol, for the
+// checkers' negative controls.
+type Mutation uint8
+
+const (
+	// MutationNone is the real protocol.
+	MutationNone Mutation = iota
+	// MutationDialerLeads makes the dialer of each connection its leader,
+	// instead of the node with the greater id: each end then grants the
+	// connection it dialed, and the two ends can hold different sessions.
+	MutationDialerLeads
+)
+
+// ErrBadConfig reports an invalid Config field.
+var ErrBadConfig = errors.New("masterless: invalid configuration")
+
+func (c Config) withDefaults() (Config, error) {
+	if len(c.ID) == 0 || len(c.ID) > wire.MaxIDLen {
+		return c, fmt.Errorf("%w: id must be 1 to %d bytes, got %d", ErrBadConfig, wire.MaxIDLen, len(c.ID))
+	}
+	durations := []struct {
+		p   *time.Duration
+		def time.Duration
+	}{
+		{&c.HeartbeatInterval, DefaultHeartbeatInterval},
+		{&c.PeerTimeout, DefaultPeerTimeout},
+		{&c.HandshakeTimeout, DefaultHandshakeTimeout},
+		{&c.BackoffMin, DefaultBackoffMin},
+		{&c.BackoffMax, DefaultBackoffMax},
+		{&c.ReconnectGrace, DefaultReconnectGrace},
+	}
+	for _, d := range durations {
+		if *d.p < 0 {
+			return c, fmt.Errorf("%w: negative duration %v", ErrBadConfig, *d.p)
+		}
+		if *d.p == 0 {
+			*d.p = d.def
+		}
+	}
+	if c.QueueMessages <= 0 {
+		c.QueueMessages = DefaultQueueMessages
+	}
+	if c.QueueBytes <= 0 {
+		c.QueueBytes = DefaultQueueBytes
+	}
+	if c.MaxHandshakes <= 0 {
+		c.MaxHandshakes = DefaultMaxHandshakes
+	}
+	if c.PeerTimeout <= c.HeartbeatInterval {
+		return c, fmt.Errorf("%w: peer timeout %v must exceed the heartbeat interval %v", ErrBadConfig, c.PeerTimeout, c.HeartbeatInterval)
+	}
+	if c.BackoffMax < c.BackoffMin {
+		return c, fmt.Errorf("%w: backoff max %v below min %v", ErrBadConfig, c.BackoffMax, c.BackoffMin)
+	}
+	return c, nil
+}

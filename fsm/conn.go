@@ -1,0 +1,104 @@
+package fsm
+
+import (
+	"time"
+
+	"github.com/masterless-go/masterless/wire"
+)
+
+// ConnState is a connection's place in the handshake (spec/PROTOCOL.md, 3).
+type ConnState uint8
+
+// Connection states. A closed connection is forgotten, so it has no state.
+const (
+	StateHello       ConnState = iota + 1 // our HELLO sent, waiting for the peer's
+	StateJoin                             // leader: waiting for the follower's JOIN
+	StateWelcome                          // follower: JOIN sent, waiting for WELCOME
+	StateEstablished                      // the pair's session
+)
+
+var stateNames = [...]string{StateHello: "hello", StateJoin: "join", StateWelcome: "welcome", StateEstablished: "established"}
+
+func (s ConnState) String() string {
+	if int(s) < len(stateNames) && stateNames[s] != "" {
+		return stateNames[s]
+	}
+	return "invalid"
+}
+
+// conn is one TCP connection as this node sees it.
+type conn struct {
+	id       ConnID
+	state    ConnState
+	dial     *dial // the dial that opened it; nil when accepted
+	openedAt time.Duration
+
+	// Known once the peer's HELLO arrived.
+	peer    *peer
+	peerInc uint64
+	leader  bool // this node leads the pair (decides which connection is the session)
+
+	// On a session.
+	sess     uint64 // the session number; granted by the leader
+	peerKeep bool   // the peer's latest keep flag
+	lastRecv time.Duration
+	lastPing time.Duration
+}
+
+// openConn registers a new connection and sends our HELLO on it.
+func (n *Node) openConn(id ConnID, d *dial) {
+	n.invariant(id != 0 && n.conns[id] == nil, "connection id c%d is zero or reused", id)
+	c := &conn{id: id, state: StateHello, dial: d, openedAt: n.now, lastRecv: n.now}
+	n.conns[id] = c
+	n.handshaking++
+	n.arm(c.openedAt + n.cfg.HandshakeTimeout)
+	n.write(c, wire.Frame{Type: wire.Hello, ID: n.cfg.ID, Incarnation: n.cfg.Incarnation, Info: n.info})
+}
+
+// closeConn sends BYE with code and the reason, then closes c.
+func (n *Node) closeConn(c *conn, code wire.Code, why error) {
+	f := wire.Frame{Type: wire.Bye, Code: code, Text: why.Error()}
+	if code == wire.CodeDuplicate && c.peer != nil && c.peer.session != nil {
+		f.Sess = c.peer.session.sess
+	}
+	n.write(c, f)
+	n.emit(Action{Kind: ActClose, Conn: c.id, Err: why})
+	n.forget(c, why)
+}
+
+// dropConn forgets c after the adapter reported it closed.
+func (n *Node) dropConn(c *conn, why error) { n.forget(c, why) }
+
+// closeQuietly closes c without a BYE (the peer cannot parse one, or we have
+// nothing to tell it).
+func (n *Node) closeQuietly(c *conn, why error) {
+	n.emit(Action{Kind: ActClose, Conn: c.id, Err: why})
+	n.forget(c, why)
+}
+
+// forget removes c from every table and lets its dial, its peer and the
+// requests waiting on it react.
+func (n *Node) forget(c *conn, why error) {
+	delete(n.conns, c.id)
+	if c.state != StateEstablished {
+		n.handshaking--
+		n.invariant(n.handshaking >= 0, "handshaking count below zero after closing c%d", c.id)
+	}
+	if d := c.dial; d != nil {
+		n.dialEnded(d, c, why)
+	}
+	p := c.peer
+	if p == nil {
+		return
+	}
+	if c.state != StateEstablished {
+		p.handshakes--
+		n.invariant(p.handshakes >= 0, "peer %s handshake count below zero after closing c%d", p.id, c.id)
+	}
+	if p.session == c {
+		n.sessionEnded(p, c, why)
+	} else if p.kept && p.session == nil {
+		n.arm(max(n.now, p.nextDialAt)) // a handshake failed: the redial is due again
+	}
+	n.maybeForgetPeer(p)
+}

@@ -1,0 +1,258 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Dials and Connect requests. Dials are deduplicated locally: at most one in
+// flight per address, and at most one redial per kept peer.
+
+// dial is one outgoing connection attempt, from ActDial until its connection
+// is established or closed.
+type dial struct {
+	id        DialID
+	addr      string
+	startedAt time.Duration
+	conn      *conn      // set once Dialed
+	reqs      []*request // Connect requests not yet bound to a peer
+	forPeer   *peer      // the kept peer this dial reconnects, if any
+	reached   *peer      // the peer that answered, once its HELLO arrived
+}
+
+// request is a user's Connect, pending until the session with the node at
+// its address is up, or it fails, or its deadline passes.
+type request struct {
+	id       ReqID
+	addr     string
+	deadline time.Duration
+	dial     *dial
+	peer     *peer // set once the node at addr said who it is
+}
+
+func (n *Node) connect(id ReqID, addr string) error {
+	if n.reqs[id] != nil || id == 0 {
+		return fmt.Errorf("fsm: Connect request id r%d is zero or in use", id)
+	}
+	r := &request{id: id, addr: addr, deadline: n.now + n.cfg.HandshakeTimeout}
+	n.reqs[id] = r
+	switch {
+	case n.shutdown:
+		n.finishRequest(r, "", ErrClosed)
+		return nil
+	case addr == n.info && addr != "":
+		n.finishRequest(r, "", fmt.Errorf("%w: %s is this node's own address", ErrSelfConnect, addr))
+		return nil
+	}
+	if p := n.peerAt(addr); p != nil {
+		n.bindRequest(r, p)
+		return nil
+	}
+	d := n.dialsByAddr[addr]
+	if d == nil {
+		d = n.startDial(addr, nil)
+	}
+	r.dial = d
+	if d.reached != nil {
+		n.bindRequest(r, d.reached)
+		return nil
+	}
+	d.reqs = append(d.reqs, r)
+	n.arm(r.deadline)
+	return nil
+}
+
+// peerAt returns the peer with a session that is known at addr.
+func (n *Node) peerAt(addr string) *peer {
+	for _, p := range n.sortedPeers() {
+		if p.session != nil && (p.addr == addr || p.info == addr) {
+			return p
+		}
+	}
+	return nil
+}
+
+// bindRequest ties r to the peer that answered at r.addr: the peer becomes
+// kept (Connect keeps what it reaches) and r completes when its session is up.
+func (n *Node) bindRequest(r *request, p *peer) {
+	r.peer = p
+	p.addr = r.addr
+	if !p.kept {
+		n.markKept(p, true)
+	}
+	if p.session != nil {
+		n.finishRequest(r, p.id, nil)
+		return
+	}
+	p.waiters = append(p.waiters, r)
+	n.arm(r.deadline)
+}
+
+func (n *Node) finishRequest(r *request, peerID string, err error) {
+	if n.reqs[r.id] != r {
+		return
+	}
+	delete(n.reqs, r.id)
+	n.emit(Action{Kind: ActConnectDone, Req: r.id, Peer: peerID, Err: err})
+}
+
+// detachRequest removes r from whatever list holds it; r stays registered.
+func (n *Node) detachRequest(r *request) {
+	if d := r.dial; d != nil {
+		d.reqs = removeReq(d.reqs, r)
+	}
+	if p := r.peer; p != nil {
+		p.waiters = removeReq(p.waiters, r)
+		n.maybeForgetPeer(p)
+	}
+}
+
+func removeReq(list []*request, r *request) []*request {
+	for i, x := range list {
+		if x == r {
+			return append(list[:i], list[i+1:]...)
+		}
+	}
+	return list
+}
+
+func (n *Node) cancelConnect(id ReqID) {
+	if r := n.reqs[id]; r != nil {
+		n.detachRequest(r)
+		delete(n.reqs, id)
+	}
+}
+
+func (n *Node) startDial(addr string, forPeer *peer) *dial {
+	n.nextDial++
+	d := &dial{id: n.nextDial, addr: addr, startedAt: n.now, forPeer: forPeer}
+	n.dials[d.id] = d
+	n.dialsByAddr[addr] = d
+	if forPeer != nil {
+		forPeer.dialing = d
+	}
+	n.arm(d.startedAt + n.cfg.HandshakeTimeout)
+	n.emit(Action{Kind: ActDial, Dial: d.id, Addr: addr})
+	return d
+}
+
+func (n *Node) dialed(id DialID, cid ConnID) {
+	d := n.dials[id]
+	if d == nil || d.conn != nil || n.shutdown {
+		// Abandoned (timed out, shut down) while the adapter was dialing.
+		n.emit(Action{Kind: ActClose, Conn: cid, Err: fmt.Errorf("%w: dial d%d abandoned", ErrClosed, id)})
+		return
+	}
+	n.openConn(cid, d)
+	d.conn = n.conns[cid]
+}
+
+func (n *Node) dialFailed(id DialID, err error) {
+	d := n.dials[id]
+	if d == nil || d.conn != nil {
+		return
+	}
+	n.endDial(d, fmt.Errorf("%w: %s: %w", ErrDialFailed, d.addr, err))
+}
+
+// dialReached runs when the peer at the other end of d's connection said who
+// it is.
+func (n *Node) dialReached(d *dial, p *peer) {
+	d.reached = p
+	reqs := d.reqs
+	d.reqs = nil
+	for _, r := range reqs {
+		n.bindRequest(r, p)
+	}
+	if q := d.forPeer; q != nil && q != p {
+		// The address now hosts another node; q keeps waiting for its turn.
+		q.dialing, d.forPeer = nil, nil
+	}
+}
+
+// dialEnded runs when d's connection closed (or got established, why == nil).
+func (n *Node) dialEnded(d *dial, c *conn, why error) {
+	if n.dials[d.id] != d {
+		return
+	}
+	n.endDial(d, why)
+	if why == nil || errors.Is(why, ErrDuplicate) || d.reached == nil {
+		return
+	}
+	// Requests bound through this dial fail with its reason, unless the peer
+	// got its session some other way.
+	p := d.reached
+	if p.session != nil {
+		return
+	}
+	for _, r := range append([]*request(nil), p.waiters...) {
+		if r.dial == d {
+			p.waiters = removeReq(p.waiters, r)
+			n.finishRequest(r, "", why)
+		}
+	}
+}
+
+// endDial forgets d and fails the requests still waiting on it.
+func (n *Node) endDial(d *dial, why error) {
+	delete(n.dials, d.id)
+	if n.dialsByAddr[d.addr] == d {
+		delete(n.dialsByAddr, d.addr)
+	}
+	if q := d.forPeer; q != nil && q.dialing == d {
+		q.dialing = nil
+		if why != nil && q.kept && q.session == nil {
+			n.arm(max(n.now, q.nextDialAt))
+		}
+	}
+	reqs := d.reqs
+	d.reqs = nil
+	if why == nil {
+		n.invariant(len(reqs) == 0, "dial d%d ended well with %d unbound requests", d.id, len(reqs))
+	}
+	for _, r := range reqs {
+		n.finishRequest(r, "", why)
+	}
+}
+
+// scheduleRedial sets when kept peer p is next dialed, after a jittered
+// backoff drawn from the node's seeded generator.
+func (n *Node) scheduleRedial(p *peer) {
+	p.nextDialAt = n.now + n.jitter(p.backoff)
+	n.arm(p.nextDialAt)
+}
+
+// jitter returns a duration drawn uniformly from [d/2, d).
+func (n *Node) jitter(d time.Duration) time.Duration {
+	half := d / 2
+	if half <= 0 {
+		return d
+	}
+	return half + time.Duration(n.rng.below(uint64(half)))
+}
+
+// redialIfDue dials kept peer p if it has no session, nothing under way and
+// its backoff has passed.
+func (n *Node) redialIfDue(p *peer) {
+	if p.dialing != nil || p.handshakes > 0 || n.shutdown {
+		return
+	}
+	addr := p.addr
+	if addr == "" {
+		addr = p.info
+	}
+	if addr == "" {
+		return // it dialed us and advertised nothing: wait for it to come back
+	}
+	if n.now < p.nextDialAt {
+		n.arm(p.nextDialAt)
+		return
+	}
+	if d := n.dialsByAddr[addr]; d != nil {
+		return // a Connect to the same address is under way
+	}
+	n.startDial(addr, p)
+	p.backoff = min(2*p.backoff, n.cfg.BackoffMax)
+	n.scheduleRedial(p)
+}

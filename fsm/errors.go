@@ -1,0 +1,101 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/masterless-go/masterless/wire"
+)
+
+// Sentinel errors. Every error the fsm reports wraps one of these, so callers
+// can test with errors.Is. The masterless package re-exports them.
+var (
+	// ErrSelfConnect: the address dialed is this node's own.
+	ErrSelfConnect = errors.New("masterless: connected to itself; dial another node's address")
+	// ErrDuplicateID: another live node uses this node's id. Give every node a unique id.
+	ErrDuplicateID = errors.New("masterless: another node uses the same id; give every node a unique id")
+	// ErrHandshakeTimeout: the handshake did not finish within the handshake
+	// timeout. Check that the address is a masterless node and reachable, or
+	// raise the handshake timeout.
+	ErrHandshakeTimeout = errors.New("masterless: handshake timed out; check the address and that the peer is running, or raise the handshake timeout")
+	// ErrPeerTimeout: nothing was heard from the peer for the peer timeout.
+	ErrPeerTimeout = errors.New("masterless: peer silent for longer than the peer timeout")
+	// ErrDuplicate: the connection duplicated the pair's session and was closed;
+	// the session itself carries on. Not a failure for Connect.
+	ErrDuplicate = errors.New("masterless: duplicate connection closed; the existing session carries on")
+	// ErrUnwanted: neither end keeps the pair, so the session was closed.
+	ErrUnwanted = errors.New("masterless: neither node keeps the other, connection discarded")
+	// ErrStaleIncarnation: the connection comes from an older process with the
+	// peer's id, which has been replaced by a newer one.
+	ErrStaleIncarnation = errors.New("masterless: connection from an older incarnation of the peer")
+	// ErrReplaced: a newer connection or a restarted peer took over the session.
+	ErrReplaced = errors.New("masterless: session replaced by a newer connection")
+	// ErrProtocol: a peer broke the protocol; the connection was closed. The
+	// wrapped error says what it sent.
+	ErrProtocol = errors.New("masterless: protocol violation")
+	// ErrPeerClosed: the peer closed the connection (it disconnected or shut down).
+	ErrPeerClosed = errors.New("masterless: peer closed the connection")
+	// ErrClosed: this node is shut down. Create a new one.
+	ErrClosed = errors.New("masterless: node closed")
+	// ErrUnknownPeer: no such peer is connected or kept. Connect to it first.
+	ErrUnknownPeer = errors.New("masterless: unknown peer; Connect to it first")
+	// ErrNotConnected: the peer is known but has no session and is not kept,
+	// or was unreachable for longer than the reconnect grace.
+	ErrNotConnected = errors.New("masterless: peer not connected")
+	// ErrQueueFull: the peer's send queue is full while it reconnects. Slow
+	// down, or raise the send queue bound.
+	ErrQueueFull = errors.New("masterless: send queue full while the peer reconnects")
+	// ErrTooManyHandshakes: more connections are handshaking than allowed; the
+	// new one was refused.
+	ErrTooManyHandshakes = errors.New("masterless: too many connections handshaking; connection refused")
+	// ErrDialFailed: the TCP dial failed. The wrapped error says why.
+	ErrDialFailed = errors.New("masterless: dial failed")
+	// ErrDisconnected: the user disconnected the peer while the request was pending.
+	ErrDisconnected = errors.New("masterless: peer disconnected by this node")
+)
+
+// errForCode maps a BYE code received from a peer onto the sentinel a local
+// caller tests for.
+func errForCode(c wire.Code, text string) error {
+	var base error
+	switch c {
+	case wire.CodeNormal, wire.CodeShutdown:
+		base = ErrPeerClosed
+	case wire.CodeDuplicate:
+		base = ErrDuplicate
+	case wire.CodeUnwanted:
+		base = ErrUnwanted
+	case wire.CodeStale:
+		base = ErrStaleIncarnation
+	case wire.CodeReplaced:
+		base = ErrReplaced
+	case wire.CodeSelfConnect:
+		base = ErrSelfConnect
+	case wire.CodeDuplicateID:
+		base = ErrDuplicateID
+	case wire.CodeHandshake:
+		base = ErrHandshakeTimeout
+	case wire.CodePeerTimeout:
+		base = ErrPeerTimeout
+	default:
+		base = ErrProtocol
+	}
+	return &ByeError{Code: c, Text: text, err: base}
+}
+
+// ByeError is the reason a peer gave in its BYE frame.
+type ByeError struct {
+	Code wire.Code // the peer's reason code
+	Text string    // the peer's reason text
+	err  error
+}
+
+func (e *ByeError) Error() string {
+	if e.Text == "" {
+		return fmt.Sprintf("peer said bye (%s)", e.Code)
+	}
+	return fmt.Sprintf("peer said bye (%s): %s", e.Code, e.Text)
+}
+
+// Unwrap returns the sentinel for the code, for errors.Is.
+func (e *ByeError) Unwrap() error { return e.err }

@@ -1,0 +1,109 @@
+package fsm
+
+import "github.com/masterless-go/masterless/wire"
+
+// ConnID names a connection. The adapter (netio or sim) picks it when a
+// connection opens; it must be unique for the node's lifetime and non-zero.
+type ConnID uint64
+
+// DialID names a dial the fsm asked for with an ActDial action.
+type DialID uint64
+
+// ReqID names a user's Connect request. The caller picks it; it must be
+// unique among the node's pending requests and non-zero.
+type ReqID uint64
+
+// Event is an input to Node.Step: something that happened to the node. The
+// concrete types below are the complete list.
+type Event interface{ isEvent() }
+
+// Listening: the node's listener is up; Info is the tcp://host:port address
+// other nodes can dial (sent in HELLO, and refused as a Connect target).
+type Listening struct{ Info string }
+
+// Dialed: the dial Dial succeeded and its connection is Conn. The adapter has
+// already written the codec's preamble.
+type Dialed struct {
+	Dial DialID
+	Conn ConnID
+}
+
+// DialFailed: the dial Dial failed with Err.
+type DialFailed struct {
+	Dial DialID
+	Err  error
+}
+
+// Accepted: the listener accepted connection Conn. The adapter has already
+// written the codec's preamble.
+type Accepted struct{ Conn ConnID }
+
+// FrameReceived: a whole frame arrived on Conn.
+type FrameReceived struct {
+	Conn  ConnID
+	Frame wire.Frame
+}
+
+// Malformed: the bytes on Conn could not be decoded (bad preamble, version,
+// size or frame). The connection must be closed; Err says why.
+type Malformed struct {
+	Conn ConnID
+	Err  error
+}
+
+// ConnClosed: Conn was closed by the peer or failed (EOF, reset, write error).
+// The adapter sends it at most once per connection, and never for a
+// connection the fsm itself closed with ActClose.
+type ConnClosed struct {
+	Conn ConnID
+	Err  error
+}
+
+// Tick: time passed. Safe to send at any time, however early or often.
+type Tick struct{}
+
+// Connect is the user's request to reach the node at Addr and keep it. It
+// completes with an ActConnectDone action for Req.
+type Connect struct {
+	Req  ReqID
+	Addr string
+}
+
+// CancelConnect withdraws request Req; no ActConnectDone follows for it.
+type CancelConnect struct{ Req ReqID }
+
+// Disconnect is the user's request to close the session with Peer and stop
+// keeping it.
+type Disconnect struct{ Peer string }
+
+// SetKeep is the user's request to keep (reconnect on loss) or stop keeping Peer.
+type SetKeep struct {
+	Peer string
+	Keep bool
+}
+
+// Send is the user's request to send Payload to Peer. On a session it becomes
+// an ActWrite carrying Payload itself (not a copy), so the caller must encode
+// it before the buffer is reused; if queued, the fsm keeps a copy.
+type Send struct {
+	Peer    string
+	Payload []byte
+}
+
+// Shutdown is the user's request to close every connection and stop.
+type Shutdown struct{}
+
+func (Listening) isEvent()     {}
+func (Dialed) isEvent()        {}
+func (DialFailed) isEvent()    {}
+func (Accepted) isEvent()      {}
+func (FrameReceived) isEvent() {}
+func (Malformed) isEvent()     {}
+func (ConnClosed) isEvent()    {}
+func (Tick) isEvent()          {}
+func (Connect) isEvent()       {}
+func (CancelConnect) isEvent() {}
+func (Disconnect) isEvent()    {}
+func (SetKeep) isEvent()       {}
+func (Send) isEvent()          {}
+func (Shutdown) isEvent()      {}

@@ -1,0 +1,127 @@
+package fsm
+
+import (
+	"fmt"
+
+	"github.com/masterless-go/masterless/wire"
+)
+
+// The handshake (spec/PROTOCOL.md, section 3). The node with the greater id
+// leads the pair and alone decides which connection becomes the session.
+
+// leads reports whether this node leads the pair with peerID over c.
+func (n *Node) leads(c *conn, peerID string) bool {
+	if n.cfg.Mutation == MutationDialerLeads {
+		return c.dial != nil // deliberately wrong: see MutationDialerLeads
+	}
+	return n.cfg.ID > peerID
+}
+
+func (n *Node) onHello(c *conn, f *wire.Frame) {
+	if f.ID == n.cfg.ID {
+		if f.Incarnation == n.cfg.Incarnation {
+			n.failHandshake(c, wire.CodeSelfConnect, ErrSelfConnect)
+		} else {
+			n.failHandshake(c, wire.CodeDuplicateID, fmt.Errorf("%w: %q (incarnations %d and %d)", ErrDuplicateID, f.ID, n.cfg.Incarnation, f.Incarnation))
+		}
+		return
+	}
+	p := n.peerFor(f.ID)
+	c.peer, c.peerInc, c.leader = p, f.Incarnation, n.leads(c, f.ID)
+	c.peerKeep = true // until the peer's JOIN or WELCOME says otherwise
+	p.handshakes++
+	if f.Info != "" {
+		p.info = f.Info
+	}
+	if c.dial != nil {
+		n.dialReached(c.dial, p)
+	}
+	if s := p.session; s != nil && s.peerInc > f.Incarnation {
+		n.closeConn(c, wire.CodeStale, fmt.Errorf("%w: %s incarnation %d, session has %d", ErrStaleIncarnation, p.id, f.Incarnation, s.peerInc))
+		return
+	}
+	if !c.leader {
+		if f.Incarnation > p.leaderInc {
+			p.leaderInc, p.closedSess = f.Incarnation, 0
+		}
+		closed := uint64(0)
+		if f.Incarnation == p.leaderInc {
+			closed = p.closedSess
+		}
+		c.state = StateWelcome
+		n.write(c, wire.Frame{Type: wire.Join, Closed: closed, Keep: p.kept})
+		return
+	}
+	if s := p.session; s == nil || s.peerInc < f.Incarnation {
+		n.grant(c) // no session, or the peer restarted: no need to hear JOIN
+		return
+	}
+	c.state = StateJoin
+}
+
+func (n *Node) onJoin(c *conn, f *wire.Frame) {
+	c.peerKeep = f.Keep
+	p := c.peer
+	s := p.session
+	switch {
+	case s == nil || s.peerInc < c.peerInc:
+		n.grant(c)
+	case s.peerInc > c.peerInc:
+		n.closeConn(c, wire.CodeStale, fmt.Errorf("%w: %s incarnation %d, session has %d", ErrStaleIncarnation, p.id, c.peerInc, s.peerInc))
+	case s.sess <= f.Closed:
+		// The follower already closed s; we had not noticed yet.
+		n.grant(c)
+	default:
+		n.closeConn(c, wire.CodeDuplicate, fmt.Errorf("%w: session %d with %s carries on", ErrDuplicate, s.sess, p.id))
+	}
+}
+
+// grant makes c the session (leader side), replacing any previous one.
+func (n *Node) grant(c *conn) {
+	p := c.peer
+	n.invariant(c.leader, "grant on c%d, where this node is not the leader", c.id)
+	if old := p.session; old != nil {
+		n.retire(p, old, fmt.Errorf("%w: by c%d", ErrReplaced, c.id))
+	}
+	n.sessCounter++
+	c.sess = n.sessCounter
+	n.write(c, wire.Frame{Type: wire.Welcome, Sess: c.sess, Keep: p.kept})
+	n.establish(p, c)
+}
+
+func (n *Node) onWelcome(c *conn, f *wire.Frame) {
+	p := c.peer
+	if s := p.session; s != nil && s != c {
+		if s.peerInc > c.peerInc || (s.peerInc == c.peerInc && s.sess > f.Sess) {
+			n.closeConn(c, wire.CodeStale, fmt.Errorf("%w: grant %d from %s is older than session %d", ErrStaleIncarnation, f.Sess, p.id, s.sess))
+			return
+		}
+	}
+	if c.peerInc == p.leaderInc && f.Sess <= p.closedSess {
+		n.closeConn(c, wire.CodeStale, fmt.Errorf("%w: grant %d from %s already closed here", ErrStaleIncarnation, f.Sess, p.id))
+		return
+	}
+	if old := p.session; old != nil {
+		n.retire(p, old, fmt.Errorf("%w: by c%d", ErrReplaced, c.id))
+	}
+	c.sess, c.peerKeep = f.Sess, f.Keep
+	n.establish(p, c)
+}
+
+// retire closes the session old because another connection is about to
+// replace it; the peer stays connected, so no user event and no reconnect follow.
+func (n *Node) retire(p *peer, old *conn, why error) {
+	p.session = nil
+	n.noteClosedSession(p, old)
+	n.closeConn(old, wire.CodeReplaced, why)
+}
+
+// failHandshake closes c for a reason the Connect requests waiting on its
+// dial must hear (self-connect, duplicate id).
+func (n *Node) failHandshake(c *conn, code wire.Code, why error) {
+	n.closeConn(c, code, why)
+}
+
+func (n *Node) onBye(c *conn, f *wire.Frame) {
+	n.closeQuietly(c, errForCode(f.Code, f.Text))
+}

@@ -1,0 +1,162 @@
+package fsm
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/masterless-go/masterless/wire"
+)
+
+// Node is the whole protocol of one masterless node as a deterministic state
+// machine. It is not safe for concurrent use: exactly one goroutine (netio's
+// event loop, or the simulator) owns it, feeds it events with Step and carries
+// out what Ready returns.
+type Node struct {
+	cfg  Config
+	info string // our advertised address, from Listening
+	rng  splitmix64
+
+	conns map[ConnID]*conn
+	peers map[string]*peer
+	dials map[DialID]*dial
+	// dialsByAddr dedups dials locally: at most one in flight per address.
+	dialsByAddr map[string]*dial
+	reqs        map[ReqID]*request
+
+	nextDial    DialID
+	sessCounter uint64 // session numbers this node granted as a leader
+	handshaking int    // connections not yet established
+	shutdown    bool
+
+	// next is a lower bound on the earliest deadline: it is lowered whenever a
+	// deadline is created and recomputed exactly on Tick, so NextDeadline may
+	// report a time too early (a spurious Tick is harmless) but never too late.
+	next time.Duration
+
+	now time.Duration // time of the Step in progress
+	out []Action
+}
+
+// New returns a Node for cfg, or an error wrapping ErrBadConfig.
+func New(cfg Config) (*Node, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Node{
+		cfg:         cfg,
+		rng:         splitmix64{state: cfg.Seed},
+		conns:       make(map[ConnID]*conn),
+		peers:       make(map[string]*peer),
+		dials:       make(map[DialID]*dial),
+		dialsByAddr: make(map[string]*dial),
+		reqs:        make(map[ReqID]*request),
+		next:        never,
+	}, nil
+}
+
+// never is the deadline of nothing.
+const never = time.Duration(1<<63 - 1)
+
+// ID returns the node's id.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// Incarnation returns the node's incarnation.
+func (n *Node) Incarnation() uint64 { return n.cfg.Incarnation }
+
+// Config returns the node's configuration with defaults filled in.
+func (n *Node) Config() Config { return n.cfg }
+
+// Step feeds one event to the node at time now (the caller's monotonic clock;
+// it must never go backwards). The actions it causes are collected for Ready.
+//
+// Step returns an error only for a user command it refuses (Send to an
+// unknown peer, a full queue, a node already shut down): the error wraps a
+// sentinel such as ErrUnknownPeer or ErrQueueFull. A peer's misbehaviour is
+// never an error here: it closes that connection with a reason.
+func (n *Node) Step(now time.Duration, ev Event) error {
+	if now > n.now {
+		n.now = now
+	}
+	switch e := ev.(type) {
+	case Send:
+		return n.send(e.Peer, e.Payload)
+	case FrameReceived:
+		n.frameReceived(e.Conn, &e.Frame)
+	case Tick:
+		n.tick()
+	case Accepted:
+		n.accepted(e.Conn)
+	case Dialed:
+		n.dialed(e.Dial, e.Conn)
+	case DialFailed:
+		n.dialFailed(e.Dial, e.Err)
+	case Malformed:
+		if c := n.conns[e.Conn]; c != nil {
+			n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: %w", ErrProtocol, e.Err))
+		}
+	case ConnClosed:
+		if c := n.conns[e.Conn]; c != nil {
+			err := e.Err
+			if err == nil {
+				err = ErrPeerClosed
+			}
+			n.dropConn(c, err)
+		}
+	case Listening:
+		n.info = e.Info
+	case Connect:
+		return n.connect(e.Req, e.Addr)
+	case CancelConnect:
+		n.cancelConnect(e.Req)
+	case Disconnect:
+		return n.disconnect(e.Peer)
+	case SetKeep:
+		return n.setKeep(e.Peer, e.Keep)
+	case Shutdown:
+		n.stop()
+	default:
+		panic(fmt.Sprintf("fsm: node %s: unknown event type %T", n.cfg.ID, ev))
+	}
+	return nil
+}
+
+// Ready returns the actions collected since the last call, in the order the
+// adapter must carry them out. The slice and the payloads in it stay valid
+// only until the next Step.
+func (n *Node) Ready() []Action {
+	out := n.out
+	n.out = n.out[:0]
+	return out
+}
+
+// HasReady reports whether actions are waiting for Ready.
+func (n *Node) HasReady() bool { return len(n.out) > 0 }
+
+// NextDeadline returns the time at which the node next needs a Tick, and
+// false when no timer is pending. It may be earlier than needed, never later.
+func (n *Node) NextDeadline() (time.Duration, bool) {
+	return n.next, n.next != never
+}
+
+func (n *Node) emit(a Action) { n.out = append(n.out, a) }
+
+func (n *Node) write(c *conn, f wire.Frame) {
+	n.out = append(n.out, Action{Kind: ActWrite, Conn: c.id, Frame: f})
+}
+
+// arm records that something needs a Tick at t.
+func (n *Node) arm(t time.Duration) {
+	if t < n.next {
+		n.next = t
+	}
+}
+
+// invariant panics with full context when the node's own bookkeeping is
+// broken: a bug in this package, never a peer's doing.
+func (n *Node) invariant(ok bool, format string, args ...any) {
+	if !ok {
+		panic(fmt.Sprintf("fsm: node %s inc %d at %v: broken invariant: %s",
+			n.cfg.ID, n.cfg.Incarnation, n.now, fmt.Sprintf(format, args...)))
+	}
+}

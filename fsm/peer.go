@@ -1,0 +1,231 @@
+package fsm
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/masterless-go/masterless/wire"
+)
+
+// peer is everything this node knows about one other node id.
+type peer struct {
+	id   string
+	addr string // where to redial: the address the user dialed, else info
+	info string // the address the peer advertises in its HELLO
+
+	kept       bool
+	session    *conn // the established connection, if any
+	inc        uint64
+	handshakes int // connections with this peer still handshaking
+
+	// announced: the user was told Connected and not yet Disconnected.
+	announced bool
+	// away is set while a kept, announced peer has no session; the user
+	// hears Disconnected if it lasts past the reconnect grace.
+	away      bool
+	awaySince time.Duration
+	// unreachable: the grace ran out; sends are refused until it is back.
+	unreachable bool
+
+	// Follower bookkeeping for JOIN: the newest leader incarnation seen and the
+	// greatest session of it this node held and closed.
+	leaderInc  uint64
+	closedSess uint64
+
+	// Reconnect of a kept peer.
+	backoff    time.Duration
+	nextDialAt time.Duration
+	dialing    *dial
+
+	queue      [][]byte
+	queueBytes int
+	waiters    []*request // Connect requests that complete when the session is up
+
+	// lingerUntil keeps an otherwise unused entry (and its closedSess) long
+	// enough to cover the leader noticing a session this follower closed.
+	lingerUntil time.Duration
+}
+
+func (n *Node) peerFor(id string) *peer {
+	p := n.peers[id]
+	if p == nil {
+		p = &peer{id: id, backoff: n.cfg.BackoffMin}
+		n.peers[id] = p
+	}
+	return p
+}
+
+// peerUp runs when p gets a session c.
+func (n *Node) peerUp(p *peer, c *conn) {
+	restarted := p.announced && p.inc != c.peerInc
+	if restarted {
+		n.emit(Action{Kind: ActDisconnected, Peer: p.id, Err: fmt.Errorf("%w: %s restarted (incarnation %d, now %d)", ErrReplaced, p.id, p.inc, c.peerInc)})
+	}
+	p.inc = c.peerInc
+	if !p.announced || restarted {
+		p.announced = true
+		info := p.info
+		if info == "" {
+			info = p.addr
+		}
+		n.emit(Action{Kind: ActConnected, Peer: p.id, Incarnation: p.inc, Addr: info})
+	}
+	p.away, p.unreachable = false, false
+	p.backoff = n.cfg.BackoffMin
+	for _, m := range p.queue {
+		n.write(c, wire.Frame{Type: wire.Data, Payload: m})
+	}
+	p.queue, p.queueBytes = nil, 0
+	for _, r := range p.waiters {
+		n.finishRequest(r, p.id, nil)
+	}
+	p.waiters = nil
+}
+
+// sessionEnded runs when p's session c closed for reason why.
+func (n *Node) sessionEnded(p *peer, c *conn, why error) {
+	p.session = nil
+	n.noteClosedSession(p, c)
+	if n.shutdown {
+		return
+	}
+	if p.kept {
+		if !p.away {
+			p.away, p.awaySince = true, n.now
+			n.arm(n.now + n.cfg.ReconnectGrace)
+		}
+		n.scheduleRedial(p)
+		return
+	}
+	n.peerDown(p, why)
+}
+
+// peerDown tells the user p is gone and drops what was queued for it.
+func (n *Node) peerDown(p *peer, why error) {
+	if p.announced {
+		p.announced = false
+		n.emit(Action{Kind: ActDisconnected, Peer: p.id, Err: why})
+	}
+	p.away = false
+	p.queue, p.queueBytes = nil, 0
+}
+
+// noteClosedSession records, as a follower, that session c is closed here.
+func (n *Node) noteClosedSession(p *peer, c *conn) {
+	if !c.leader && c.peerInc == p.leaderInc && c.sess > p.closedSess {
+		p.closedSess = c.sess
+	}
+	p.lingerUntil = n.now + 2*n.cfg.PeerTimeout
+}
+
+// maybeForgetPeer drops p when nothing refers to it any more, so memory is
+// bounded by the peers in use.
+func (n *Node) maybeForgetPeer(p *peer) {
+	if p.kept || p.session != nil || p.handshakes > 0 || p.dialing != nil || len(p.waiters) > 0 || len(p.queue) > 0 {
+		return
+	}
+	if n.now < p.lingerUntil {
+		n.arm(p.lingerUntil)
+		return
+	}
+	delete(n.peers, p.id)
+}
+
+func (n *Node) send(id string, payload []byte) error {
+	if n.shutdown {
+		return ErrClosed
+	}
+	p := n.peers[id]
+	if p == nil {
+		return fmt.Errorf("%w: %q", ErrUnknownPeer, id)
+	}
+	if c := p.session; c != nil {
+		n.out = append(n.out, Action{Kind: ActWrite, Conn: c.id, Frame: wire.Frame{Type: wire.Data, Payload: payload}})
+		return nil
+	}
+	if !p.kept || p.unreachable {
+		return fmt.Errorf("%w: %q", ErrNotConnected, id)
+	}
+	if len(p.queue) >= n.cfg.QueueMessages || p.queueBytes+len(payload) > n.cfg.QueueBytes {
+		return fmt.Errorf("%w: %q has %d messages, %d bytes queued", ErrQueueFull, id, len(p.queue), p.queueBytes)
+	}
+	p.queue = append(p.queue, append([]byte(nil), payload...))
+	p.queueBytes += len(payload)
+	return nil
+}
+
+func (n *Node) setKeep(id string, keep bool) error {
+	if n.shutdown {
+		return ErrClosed
+	}
+	p := n.peers[id]
+	if p == nil {
+		if !keep {
+			return nil
+		}
+		p = n.peerFor(id)
+	}
+	if p.kept == keep {
+		return nil
+	}
+	n.markKept(p, keep)
+	n.maybeForgetPeer(p)
+	return nil
+}
+
+// markKept changes p's keep flag and does what follows from it.
+func (n *Node) markKept(p *peer, keep bool) {
+	p.kept = keep
+	if keep {
+		if p.session == nil {
+			if !p.away {
+				p.away, p.awaySince = true, n.now
+				n.arm(n.now + n.cfg.ReconnectGrace)
+			}
+			n.scheduleRedial(p)
+		}
+	} else if p.session == nil {
+		n.peerDown(p, ErrNotConnected)
+	}
+	n.keepChanged(p)
+}
+
+func (n *Node) disconnect(id string) error {
+	if n.shutdown {
+		return ErrClosed
+	}
+	p := n.peers[id]
+	if p == nil {
+		return fmt.Errorf("%w: %q", ErrUnknownPeer, id)
+	}
+	p.kept = false
+	for _, r := range p.waiters {
+		n.finishRequest(r, "", fmt.Errorf("%w: %q", ErrDisconnected, id))
+	}
+	p.waiters = nil
+	for _, c := range n.sortedConns() {
+		if c.peer == p {
+			n.closeConn(c, wire.CodeNormal, fmt.Errorf("%w: %q", ErrDisconnected, id))
+		}
+	}
+	if d := p.dialing; d != nil {
+		d.forPeer, p.dialing = nil, nil
+	}
+	n.peerDown(p, nil)
+	n.maybeForgetPeer(p)
+	return nil
+}
+
+// peerTimers handles p's reconnect and grace deadlines.
+func (n *Node) peerTimers(p *peer) {
+	if p.away && n.now >= p.awaySince+n.cfg.ReconnectGrace {
+		p.away, p.unreachable = false, true
+		n.peerDown(p, fmt.Errorf("%w: %s unreachable for %v", ErrNotConnected, p.id, n.cfg.ReconnectGrace))
+	} else if p.away {
+		n.arm(p.awaySince + n.cfg.ReconnectGrace)
+	}
+	if p.kept && p.session == nil {
+		n.redialIfDue(p)
+	}
+	n.maybeForgetPeer(p)
+}

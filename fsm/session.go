@@ -1,0 +1,92 @@
+package fsm
+
+import (
+	"fmt"
+
+	"github.com/masterless-go/masterless/wire"
+)
+
+// On a session (spec/PROTOCOL.md, section 4).
+
+// establish makes c the session with p, on either end.
+func (n *Node) establish(p *peer, c *conn) {
+	n.invariant(p.session == nil, "establishing c%d with %s while session c%d exists", c.id, p.id, idOf(p.session))
+	n.invariant(c.state != StateEstablished, "c%d established twice", c.id)
+	c.state = StateEstablished
+	n.handshaking--
+	p.handshakes--
+	p.session = c
+	if c.dial != nil {
+		n.dialEnded(c.dial, c, nil)
+	}
+	c.lastRecv, c.lastPing = n.now, n.now
+	n.arm(n.now + n.cfg.HeartbeatInterval)
+	n.peerUp(p, c)
+	if c.leader {
+		n.checkWanted(c)
+	}
+}
+
+func idOf(c *conn) ConnID {
+	if c == nil {
+		return 0
+	}
+	return c.id
+}
+
+func (n *Node) onPing(*conn, *wire.Frame) {} // receiving it was the point
+
+func (n *Node) onData(c *conn, f *wire.Frame) {
+	n.emit(Action{Kind: ActMessage, Conn: c.id, Peer: c.peer.id, Frame: wire.Frame{Type: wire.Data, Payload: f.Payload}})
+}
+
+func (n *Node) onKeep(c *conn, f *wire.Frame) {
+	c.peerKeep = f.Keep
+	if c.leader {
+		n.checkWanted(c)
+	}
+}
+
+func (n *Node) onLateJoin(c *conn, f *wire.Frame) {
+	if !c.leader {
+		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: JOIN sent to the follower", ErrProtocol))
+		return
+	}
+	n.onKeep(c, f)
+}
+
+// checkWanted closes the session when neither end keeps the pair. Only the
+// leader decides, so the ends never disagree.
+func (n *Node) checkWanted(c *conn) {
+	if !c.peer.kept && !c.peerKeep {
+		n.closeConn(c, wire.CodeUnwanted, ErrUnwanted)
+	}
+}
+
+// keepChanged tells the peer, or decides, after the local keep flag changed.
+func (n *Node) keepChanged(p *peer) {
+	c := p.session
+	if c == nil {
+		return
+	}
+	if c.leader {
+		n.checkWanted(c)
+		if p.session == nil {
+			return
+		}
+	}
+	n.write(c, wire.Frame{Type: wire.Keep, Keep: p.kept})
+}
+
+// sessionTimers runs the heartbeat and dead-peer deadline of session c.
+func (n *Node) sessionTimers(c *conn) {
+	if n.now >= c.lastRecv+n.cfg.PeerTimeout {
+		n.closeConn(c, wire.CodePeerTimeout, fmt.Errorf("%w: nothing from %s for %v", ErrPeerTimeout, c.peer.id, n.now-c.lastRecv))
+		return
+	}
+	if n.now >= c.lastPing+n.cfg.HeartbeatInterval {
+		c.lastPing = n.now
+		n.write(c, wire.Frame{Type: wire.Ping})
+	}
+	n.arm(min(c.lastPing+n.cfg.HeartbeatInterval, c.lastRecv+n.cfg.PeerTimeout))
+}

@@ -1,0 +1,81 @@
+package fsm
+
+// Read-only views of a Node, for the checkers in package spec, the simulator
+// and tests. They copy: holding one never aliases the node's state.
+
+// ConnStatus describes one open connection.
+type ConnStatus struct {
+	ID              ConnID
+	State           ConnState
+	Dialed          bool   // this node dialed it
+	Peer            string // "" until the peer's HELLO arrived
+	PeerIncarnation uint64
+	Leader          bool   // this node leads the pair
+	Sess            uint64 // session number, once established
+}
+
+// PeerStatus describes one peer the node knows.
+type PeerStatus struct {
+	ID          string
+	Kept        bool
+	Connected   bool   // the user was told Connected and not since Disconnected
+	Session     ConnID // 0 when there is no session
+	Sess        uint64
+	Incarnation uint64 // of the current or last session
+	Queued      int    // messages waiting for the session
+	Unreachable bool   // kept, but away for longer than the reconnect grace
+}
+
+// Conns returns the node's open connections, sorted by id.
+func (n *Node) Conns() []ConnStatus {
+	out := make([]ConnStatus, 0, len(n.conns))
+	for _, c := range n.sortedConns() {
+		s := ConnStatus{ID: c.id, State: c.state, Dialed: c.dial != nil, PeerIncarnation: c.peerInc, Leader: c.leader, Sess: c.sess}
+		if c.peer != nil {
+			s.Peer = c.peer.id
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Peers returns the peers the node knows, sorted by id.
+func (n *Node) Peers() []PeerStatus {
+	out := make([]PeerStatus, 0, len(n.peers))
+	for _, p := range n.sortedPeers() {
+		s := PeerStatus{ID: p.id, Kept: p.kept, Connected: p.announced, Incarnation: p.inc, Queued: len(p.queue), Unreachable: p.unreachable}
+		if c := p.session; c != nil {
+			s.Session, s.Sess = c.id, c.sess
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Session returns the connection that is the session with peer, if any.
+func (n *Node) Session(peer string) (ConnID, bool) {
+	if p := n.peers[peer]; p != nil && p.session != nil {
+		return p.session.id, true
+	}
+	return 0, false
+}
+
+// IsKept reports whether the node keeps peer.
+func (n *Node) IsKept(peer string) bool {
+	p := n.peers[peer]
+	return p != nil && p.kept
+}
+
+// Sessions returns the ids of the peers that have a session, sorted.
+func (n *Node) Sessions() []string {
+	var out []string
+	for _, p := range n.sortedPeers() {
+		if p.session != nil {
+			out = append(out, p.id)
+		}
+	}
+	return out
+}
+
+// Handshaking returns the number of connections still handshaking.
+func (n *Node) Handshaking() int { return n.handshaking }

@@ -1,0 +1,114 @@
+package fsm
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+
+	"github.com/masterless-go/masterless/wire"
+)
+
+// tick runs every deadline that has passed and recomputes the next one.
+// Deadlines live in the state itself (a connection's openedAt, lastRecv and
+// lastPing, a dial's startedAt, a peer's nextDialAt), so a Tick is safe at any
+// time: one that comes early simply finds nothing due.
+func (n *Node) tick() {
+	n.next = never
+	if n.shutdown {
+		return
+	}
+	for _, c := range n.sortedConns() {
+		if n.conns[c.id] != c {
+			continue // closed by an earlier step of this tick
+		}
+		if c.state == StateEstablished {
+			n.sessionTimers(c)
+			continue
+		}
+		deadline := c.openedAt + n.cfg.HandshakeTimeout
+		if n.now >= deadline {
+			n.closeConn(c, wire.CodeHandshake, fmt.Errorf("%w: c%d in state %s after %v", ErrHandshakeTimeout, c.id, c.state, n.now-c.openedAt))
+			continue
+		}
+		n.arm(deadline)
+	}
+	for _, d := range n.sortedDials() {
+		if d.conn != nil || n.dials[d.id] != d {
+			continue // its connection's own deadline covers it
+		}
+		if deadline := d.startedAt + n.cfg.HandshakeTimeout; n.now >= deadline {
+			n.endDial(d, fmt.Errorf("%w: dialing %s took longer than %v", ErrHandshakeTimeout, d.addr, n.cfg.HandshakeTimeout))
+		} else {
+			n.arm(deadline)
+		}
+	}
+	for _, r := range n.sortedRequests() {
+		if n.now >= r.deadline {
+			n.detachRequest(r)
+			n.finishRequest(r, "", fmt.Errorf("%w: connecting to %s", ErrHandshakeTimeout, r.addr))
+		} else {
+			n.arm(r.deadline)
+		}
+	}
+	for _, p := range n.sortedPeers() {
+		if n.peers[p.id] == p {
+			n.peerTimers(p)
+		}
+	}
+}
+
+func (n *Node) stop() {
+	if n.shutdown {
+		return
+	}
+	n.shutdown = true // first: closing sessions below must not announce or redial
+	for _, c := range n.sortedConns() {
+		n.closeConn(c, wire.CodeShutdown, ErrClosed)
+	}
+	for _, r := range n.sortedRequests() {
+		n.finishRequest(r, "", ErrClosed)
+	}
+	clear(n.dials)
+	clear(n.dialsByAddr)
+	clear(n.peers)
+	n.next = never
+}
+
+// Map iteration order is random in Go; every loop that can emit actions goes
+// through one of these so the same inputs give the same outputs.
+
+func (n *Node) sortedConns() []*conn {
+	out := make([]*conn, 0, len(n.conns))
+	for _, c := range n.conns {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b *conn) int { return cmp.Compare(a.id, b.id) })
+	return out
+}
+
+func (n *Node) sortedDials() []*dial {
+	out := make([]*dial, 0, len(n.dials))
+	for _, d := range n.dials {
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b *dial) int { return cmp.Compare(a.id, b.id) })
+	return out
+}
+
+func (n *Node) sortedRequests() []*request {
+	out := make([]*request, 0, len(n.reqs))
+	for _, r := range n.reqs {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b *request) int { return cmp.Compare(a.id, b.id) })
+	return out
+}
+
+func (n *Node) sortedPeers() []*peer {
+	out := make([]*peer, 0, len(n.peers))
+	for _, p := range n.peers {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b *peer) int { return cmp.Compare(a.id, b.id) })
+	return out
+}

@@ -1,0 +1,3 @@
+module github.com/masterless-go/masterless
+
+go 1.26

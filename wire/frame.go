@@ -1,0 +1,127 @@
+package wire
+
+import "fmt"
+
+// Type is a frame's type byte.
+type Type uint8
+
+// Frame types of protocol v1 (spec/PROTOCOL.md, section 2.2).
+const (
+	Hello   Type = 0x01 // identity: id, incarnation, info
+	Join    Type = 0x02 // follower's claim: closed session, keep flag
+	Welcome Type = 0x03 // leader's grant: session number, keep flag
+	Keep    Type = 0x04 // keep flag changed
+	Ping    Type = 0x05 // heartbeat
+	Data    Type = 0x06 // application payload
+	Bye     Type = 0x07 // reason for the close that follows
+)
+
+// String returns the frame type's protocol name, or "type(0xNN)" when unknown.
+func (t Type) String() string {
+	switch t {
+	case Hello:
+		return "HELLO"
+	case Join:
+		return "JOIN"
+	case Welcome:
+		return "WELCOME"
+	case Keep:
+		return "KEEP"
+	case Ping:
+		return "PING"
+	case Data:
+		return "DATA"
+	case Bye:
+		return "BYE"
+	}
+	return fmt.Sprintf("type(0x%02x)", uint8(t))
+}
+
+// Code says why a connection is closed; it travels in BYE frames.
+type Code uint8
+
+// BYE codes (spec/PROTOCOL.md, section 2.2).
+const (
+	CodeNormal      Code = 0  // the sender disconnected the peer
+	CodeDuplicate   Code = 1  // another connection is the pair's session
+	CodeUnwanted    Code = 2  // neither end keeps the pair
+	CodeStale       Code = 3  // the connection comes from an older incarnation
+	CodeReplaced    Code = 4  // a newer connection or incarnation took over
+	CodeSelfConnect Code = 5  // both ends are the same node
+	CodeDuplicateID Code = 6  // two live processes use the same id
+	CodeProtocol    Code = 7  // the receiver broke the protocol
+	CodeHandshake   Code = 8  // the handshake did not finish in time
+	CodeShutdown    Code = 9  // the sender is closing
+	CodePeerTimeout Code = 10 // the sender heard nothing for the peer timeout
+	maxKnownCode    Code = CodePeerTimeout
+)
+
+var codeNames = [...]string{
+	CodeNormal: "normal", CodeDuplicate: "duplicate", CodeUnwanted: "unwanted",
+	CodeStale: "stale incarnation", CodeReplaced: "replaced", CodeSelfConnect: "self-connect",
+	CodeDuplicateID: "duplicate id", CodeProtocol: "protocol error",
+	CodeHandshake: "handshake timeout", CodeShutdown: "shutdown", CodePeerTimeout: "peer timeout",
+}
+
+// String returns the code's name as used in logs and transcripts.
+func (c Code) String() string {
+	if c <= maxKnownCode {
+		return codeNames[c]
+	}
+	return fmt.Sprintf("unknown(%d)", uint8(c))
+}
+
+// Known reports whether c is a code this version defines.
+func (c Code) Known() bool { return c <= maxKnownCode }
+
+// Limits on variable-length fields, checked on both encode and decode.
+const (
+	MaxIDLen   = 255  // bytes in a node id
+	MaxInfoLen = 1024 // bytes in a HELLO's advertised address
+	MaxTextLen = 1024 // bytes in a BYE's reason text
+)
+
+// Frame is one decoded frame. Only the fields of its Type are meaningful.
+type Frame struct {
+	Type        Type
+	ID          string // HELLO
+	Incarnation uint64 // HELLO
+	Info        string // HELLO
+	Closed      uint64 // JOIN: greatest session of this leader incarnation the follower closed
+	Sess        uint64 // WELCOME: granted session; BYE: winning session for CodeDuplicate
+	Keep        bool   // JOIN, WELCOME, KEEP
+	Code        Code   // BYE
+	Text        string // BYE
+	Payload     []byte // DATA
+}
+
+// String renders the frame the way transcripts show it, e.g. "WELCOME sess=3 keep=1".
+func (f *Frame) String() string {
+	switch f.Type {
+	case Hello:
+		return fmt.Sprintf("HELLO id=%s inc=%d info=%q", f.ID, f.Incarnation, f.Info)
+	case Join:
+		return fmt.Sprintf("JOIN closed=%d keep=%d", f.Closed, b2i(f.Keep))
+	case Welcome:
+		return fmt.Sprintf("WELCOME sess=%d keep=%d", f.Sess, b2i(f.Keep))
+	case Keep:
+		return fmt.Sprintf("KEEP keep=%d", b2i(f.Keep))
+	case Ping:
+		return "PING"
+	case Data:
+		return fmt.Sprintf("DATA %q", f.Payload)
+	case Bye:
+		if f.Sess != 0 {
+			return fmt.Sprintf("BYE %s sess=%d %q", f.Code, f.Sess, f.Text)
+		}
+		return fmt.Sprintf("BYE %s %q", f.Code, f.Text)
+	}
+	return f.Type.String()
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,239 @@
+package wire
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Preamble layout (spec/PROTOCOL.md, section 2.1).
+const (
+	Version      = 1 // the protocol version this package speaks
+	PreambleSize = 8 // bytes before the first frame
+	headerSize   = 5 // length u32 + type u8
+
+	// DefaultMaxFrameSize is the frame size limit when none is configured.
+	DefaultMaxFrameSize = 16 << 20
+)
+
+var magic = [4]byte{'M', 'L', 'S', 'S'}
+
+// Codec turns frames into bytes and back for one framing. Implementations
+// must never panic on any input and must check lengths before allocating.
+type Codec interface {
+	// Name identifies the framing in logs, e.g. "v1".
+	Name() string
+	// AppendPreamble appends what a connection starts with.
+	AppendPreamble(dst []byte) []byte
+	// ParsePreamble checks the peer's preamble at the start of b. It returns
+	// n == 0 and a nil error when b is too short to decide.
+	ParsePreamble(b []byte) (n int, err error)
+	// AppendFrame appends the encoding of f.
+	AppendFrame(dst []byte, f *Frame) ([]byte, error)
+	// ParseFrame decodes the frame at the start of b. It returns n == 0 and a
+	// nil error when b holds only part of a frame. Payloads alias b.
+	ParseFrame(b []byte) (f Frame, n int, err error)
+}
+
+// V1 is the binary framing of protocol v1. The zero value uses
+// DefaultMaxFrameSize.
+type V1 struct {
+	// MaxFrameSize bounds the length prefix of a received frame, in bytes.
+	MaxFrameSize int
+}
+
+// Name implements Codec.
+func (V1) Name() string { return "v1" }
+
+func (c V1) maxFrame() int {
+	if c.MaxFrameSize <= 0 {
+		return DefaultMaxFrameSize
+	}
+	return c.MaxFrameSize
+}
+
+// AppendPreamble implements Codec.
+func (V1) AppendPreamble(dst []byte) []byte {
+	dst = append(dst, magic[:]...)
+	dst = binary.BigEndian.AppendUint16(dst, Version)
+	return append(dst, 0, 0) // reserved
+}
+
+// ParsePreamble implements Codec.
+func (V1) ParsePreamble(b []byte) (int, error) {
+	// Reject a wrong magic as soon as the first differing byte arrives.
+	for i := 0; i < len(b) && i < len(magic); i++ {
+		if b[i] != magic[i] {
+			return 0, fmt.Errorf("%w: got % x", ErrBadMagic, b[:i+1])
+		}
+	}
+	if len(b) < PreambleSize {
+		return 0, nil
+	}
+	if v := binary.BigEndian.Uint16(b[4:6]); v != Version {
+		return 0, fmt.Errorf("%w: peer speaks v%d, this node v%d", ErrVersionMismatch, v, Version)
+	}
+	return PreambleSize, nil
+}
+
+// AppendFrame implements Codec. It fails only for a frame this node must not
+// send (an out-of-range field), which is a bug in the caller.
+func (V1) AppendFrame(dst []byte, f *Frame) ([]byte, error) {
+	switch f.Type {
+	case Hello:
+		if len(f.ID) == 0 || len(f.ID) > MaxIDLen || len(f.Info) > MaxInfoLen {
+			return dst, fmt.Errorf("%w: HELLO id length %d, info length %d", ErrMalformedFrame, len(f.ID), len(f.Info))
+		}
+		dst = appendHeader(dst, Hello, 1+len(f.ID)+8+2+len(f.Info))
+		dst = append(dst, byte(len(f.ID)))
+		dst = append(dst, f.ID...)
+		dst = binary.BigEndian.AppendUint64(dst, f.Incarnation)
+		dst = binary.BigEndian.AppendUint16(dst, uint16(len(f.Info)))
+		return append(dst, f.Info...), nil
+	case Join:
+		dst = appendHeader(dst, Join, 9)
+		dst = binary.BigEndian.AppendUint64(dst, f.Closed)
+		return append(dst, byte(b2i(f.Keep))), nil
+	case Welcome:
+		if f.Sess == 0 {
+			return dst, fmt.Errorf("%w: WELCOME with session 0", ErrMalformedFrame)
+		}
+		dst = appendHeader(dst, Welcome, 9)
+		dst = binary.BigEndian.AppendUint64(dst, f.Sess)
+		return append(dst, byte(b2i(f.Keep))), nil
+	case Keep:
+		dst = appendHeader(dst, Keep, 1)
+		return append(dst, byte(b2i(f.Keep))), nil
+	case Ping:
+		return appendHeader(dst, Ping, 0), nil
+	case Data:
+		return AppendData(dst, f.Payload), nil
+	case Bye:
+		text := f.Text
+		if len(text) > MaxTextLen {
+			text = text[:MaxTextLen]
+		}
+		dst = appendHeader(dst, Bye, 1+8+2+len(text))
+		dst = append(dst, byte(f.Code))
+		dst = binary.BigEndian.AppendUint64(dst, f.Sess)
+		dst = binary.BigEndian.AppendUint16(dst, uint16(len(text)))
+		return append(dst, text...), nil
+	}
+	return dst, fmt.Errorf("%w: cannot encode %s", ErrMalformedFrame, f.Type)
+}
+
+// AppendData appends a DATA frame carrying payload: the hot path, no checks.
+func AppendData(dst, payload []byte) []byte {
+	dst = appendHeader(dst, Data, len(payload))
+	return append(dst, payload...)
+}
+
+// DataFrameSize is the encoded size of a DATA frame with n payload bytes.
+func DataFrameSize(n int) int { return headerSize + n }
+
+func appendHeader(dst []byte, t Type, bodyLen int) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(1+bodyLen))
+	return append(dst, byte(t))
+}
+
+// ParseFrame implements Codec.
+func (c V1) ParseFrame(b []byte) (Frame, int, error) {
+	if len(b) < 4 {
+		return Frame{}, 0, nil
+	}
+	length := binary.BigEndian.Uint32(b)
+	if length == 0 {
+		return Frame{}, 0, fmt.Errorf("%w: zero length", ErrMalformedFrame)
+	}
+	if uint64(length) > uint64(c.maxFrame()) {
+		return Frame{}, 0, fmt.Errorf("%w: %d bytes announced, limit %d", ErrFrameTooLarge, length, c.maxFrame())
+	}
+	total := 4 + int(length)
+	if len(b) < total {
+		return Frame{}, 0, nil
+	}
+	f, err := parseBody(Type(b[4]), b[headerSize:total])
+	if err != nil {
+		return Frame{}, 0, err
+	}
+	return f, total, nil
+}
+
+// FrameLen reports the total encoded length of the frame starting at b, once
+// its length prefix is complete, so a reader can size its buffer. ok is false
+// while fewer than 4 bytes are available.
+func FrameLen(b []byte) (n int, ok bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	return 4 + int(binary.BigEndian.Uint32(b)), true
+}
+
+func parseBody(t Type, body []byte) (Frame, error) {
+	f := Frame{Type: t}
+	bad := func(why string) (Frame, error) {
+		return Frame{}, fmt.Errorf("%w: %s: %s (%d body bytes)", ErrMalformedFrame, t, why, len(body))
+	}
+	switch t {
+	case Hello:
+		if len(body) < 1 {
+			return bad("missing id length")
+		}
+		idLen := int(body[0])
+		if idLen == 0 {
+			return bad("empty id")
+		}
+		if len(body) < 1+idLen+8+2 {
+			return bad("truncated")
+		}
+		f.ID = string(body[1 : 1+idLen])
+		rest := body[1+idLen:]
+		f.Incarnation = binary.BigEndian.Uint64(rest)
+		infoLen := int(binary.BigEndian.Uint16(rest[8:]))
+		if infoLen > MaxInfoLen {
+			return bad("info too long")
+		}
+		if len(rest) != 10+infoLen {
+			return bad("length does not match fields")
+		}
+		f.Info = string(rest[10:])
+	case Join, Welcome:
+		if len(body) != 9 || body[8] > 1 {
+			return bad("want 8-byte number and keep flag 0 or 1")
+		}
+		n := binary.BigEndian.Uint64(body)
+		if t == Join {
+			f.Closed = n
+		} else {
+			if n == 0 {
+				return bad("session 0")
+			}
+			f.Sess = n
+		}
+		f.Keep = body[8] == 1
+	case Keep:
+		if len(body) != 1 || body[0] > 1 {
+			return bad("want keep flag 0 or 1")
+		}
+		f.Keep = body[0] == 1
+	case Ping:
+		if len(body) != 0 {
+			return bad("PING has no body")
+		}
+	case Data:
+		f.Payload = body
+	case Bye:
+		if len(body) < 11 {
+			return bad("truncated")
+		}
+		f.Code = Code(body[0])
+		f.Sess = binary.BigEndian.Uint64(body[1:])
+		textLen := int(binary.BigEndian.Uint16(body[9:]))
+		if textLen > MaxTextLen || len(body) != 11+textLen {
+			return bad("text length does not match")
+		}
+		f.Text = string(body[11:])
+	default:
+		return Frame{}, fmt.Errorf("%w: unknown frame type 0x%02x", ErrMalformedFrame, uint8(t))
+	}
+	return f, nil
+}
