@@ -72,7 +72,7 @@ func (n *Node) onJoin(c *conn, f *wire.Frame) {
 		// The follower already closed s; we had not noticed yet.
 		n.grant(c)
 	default:
-		n.closeConn(c, wire.CodeDuplicate, fmt.Errorf("%w: session %d with %s carries on", ErrDuplicate, s.sess, p.id))
+		n.closeConn(c, wire.CodeDuplicate, fmt.Errorf("%w (session %d with %s)", ErrDuplicate, s.sess, p.id))
 	}
 }
 
