@@ -366,4 +366,3 @@ func runTranscript(t *testing.T, file string) {
 		}
 	}
 }
-
