@@ -157,6 +157,29 @@ var scenarios = {
       setTimeout(function() { c1.say('{"priority":1}\r\n'); }, 50);
     });
   },
+  // Only the first handshake line arrives: the node entry it creates has
+  // never been sent to, so the next heartbeat tick crashes the process.
+  hellocrash: function() {
+    var b = server('bbb');
+    process.on('exit', function(code) { log('exit', code); });
+    b.on('listening', function() {
+      var c1 = rawClient(+b.info().split(':')[2], 'zzz');
+      c1.say('{"id":"zzz","info":"tcp://127.0.0.1:1"}\r\n');
+    });
+  },
+  // After the handshake the peer sends the JSON value null, which the
+  // chunker pushes as end-of-stream.
+  nullpacket: function() {
+    var b = server('bbb');
+    b.on('listening', function() {
+      var c1 = rawClient(+b.info().split(':')[2], 'zzz');
+      c1.say('{"id":"zzz","info":"tcp://127.0.0.1:1"}\r\n');
+      setTimeout(function() { c1.say('{"priority":1}\r\n'); }, 50);
+      setTimeout(function() { c1.say('null\r\n'); }, 100);
+      setTimeout(function() { c1.say('{"after":"null"}\r\n'); }, 150);
+      finish(400, [b]);
+    });
+  },
   // The first line is JSON without a truthy id: 0.4.1 reads node.id of null.
   badfirst: function() {
     var b = server('bbb');
@@ -193,11 +216,10 @@ var scenarios = {
       c.on('end', function() { log('acceptor got FIN'); });
       c.on('error', function(e) { log('acceptor error', e.code); });
     });
-    acc.listen(0, '127.0.0.1', function() {
-      b.on('listening', function() {
-        b.connect('tcp://127.0.0.1:' + acc.address().port);
-        b.keep('zzz');
-      });
+    acc.listen(0, '127.0.0.1');
+    listening([b, acc], function() {
+      b.connect('tcp://127.0.0.1:' + acc.address().port);
+      b.keep('zzz');
     });
     finish(+(process.argv[3] || 8000), [b]);
   },
@@ -209,11 +231,10 @@ var scenarios = {
       c.on('end', function() { log('acceptor got FIN'); });
       c.on('error', function(e) { log('acceptor error', e.code); });
     });
-    acc.listen(0, '127.0.0.1', function() {
-      b.on('listening', function() {
-        b.connect('tcp://127.0.0.1:' + acc.address().port, function(err, id) {
-          log('connect callback', err && err.message, id);
-        });
+    acc.listen(0, '127.0.0.1');
+    listening([b, acc], function() {
+      b.connect('tcp://127.0.0.1:' + acc.address().port, function(err, id) {
+        log('connect callback', err && err.message, id);
       });
     });
     finish(6500, [b]);
