@@ -1,0 +1,119 @@
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Delivery is one message handed to a user (an fsm ActMessage), with what
+// the payload says about it. Payloads made by [Payload] carry their source,
+// destination and a per-(source, destination) sequence number.
+type Delivery struct {
+	Conn     ConnID // the connection it arrived on
+	Receiver string // the node whose user got it
+	Sender   string // the peer the receiving fsm said it came from
+	Src, Dst string // from the payload
+	Seq      uint64 // from the payload
+}
+
+// Payload returns the payload of message seq from src to dst: "src>dst#seq".
+func Payload(src, dst string, seq uint64) []byte {
+	b := make([]byte, 0, len(src)+len(dst)+12)
+	b = append(b, src...)
+	b = append(b, '>')
+	b = append(b, dst...)
+	b = append(b, '#')
+	return strconv.AppendUint(b, seq, 10)
+}
+
+// ParsePayload reverses [Payload].
+func ParsePayload(p []byte) (src, dst string, seq uint64, err error) {
+	s := string(p)
+	gt, hash := strings.IndexByte(s, '>'), strings.LastIndexByte(s, '#')
+	if gt < 0 || hash < gt {
+		return "", "", 0, fmt.Errorf("payload %q is not src>dst#seq", p)
+	}
+	seq, err = strconv.ParseUint(s[hash+1:], 10, 64)
+	if err != nil {
+		return "", "", 0, fmt.Errorf("payload %q: bad sequence number: %w", p, err)
+	}
+	return s[:gt], s[gt+1 : hash], seq, nil
+}
+
+// DeliveryChecker checks deliveries one at a time, remembering the last
+// sequence number seen per connection and direction and per pair:
+//
+//   - a message is delivered only at its destination, and the receiving fsm
+//     names its real source;
+//   - on a connection, no message is delivered twice or out of order;
+//   - across the successive sessions of a pair neither (DATA flows only on
+//     the session, and a replaced session is closed before its successor
+//     carries anything, PROTOCOL.md 3.5), so a message never overtakes an
+//     earlier one or repeats.
+//
+// The zero value is ready to use.
+type DeliveryChecker struct {
+	perConn map[connDir]uint64
+	perPair map[[2]string]pairLast
+	count   int
+}
+
+type connDir struct {
+	conn ConnID
+	src  string
+}
+
+type pairLast struct {
+	seq  uint64
+	conn ConnID
+}
+
+// Observe checks one delivery against those seen before.
+func (c *DeliveryChecker) Observe(d Delivery) error {
+	if c.perConn == nil {
+		c.perConn = map[connDir]uint64{}
+		c.perPair = map[[2]string]pairLast{}
+	}
+	c.count++
+	var errs []error
+	if d.Dst != d.Receiver {
+		errs = append(errs, fmt.Errorf("delivery: message %s>%s#%d delivered to %s on g%d, not its destination", d.Src, d.Dst, d.Seq, d.Receiver, d.Conn))
+	}
+	if d.Src != d.Sender {
+		errs = append(errs, fmt.Errorf("delivery: message %s>%s#%d reported by %s as coming from %s (g%d)", d.Src, d.Dst, d.Seq, d.Receiver, d.Sender, d.Conn))
+	}
+	k := connDir{d.Conn, d.Src}
+	if last, ok := c.perConn[k]; ok && d.Seq <= last {
+		what := "out of order"
+		if d.Seq == last {
+			what = "twice"
+		}
+		errs = append(errs, fmt.Errorf("delivery: on g%d message %s>%s#%d delivered %s (last was #%d)", d.Conn, d.Src, d.Dst, d.Seq, what, last))
+	}
+	c.perConn[k] = d.Seq
+	pk := [2]string{d.Src, d.Dst}
+	if last, ok := c.perPair[pk]; ok && d.Seq <= last.seq && last.conn != d.Conn {
+		errs = append(errs, fmt.Errorf("delivery: message %s>%s#%d delivered on g%d after #%d was delivered on g%d (repeated or reordered across sessions)", d.Src, d.Dst, d.Seq, d.Conn, last.seq, last.conn))
+	}
+	if last, ok := c.perPair[pk]; !ok || d.Seq > last.seq {
+		c.perPair[pk] = pairLast{d.Seq, d.Conn}
+	}
+	return errors.Join(errs...)
+}
+
+// Count returns how many deliveries were observed.
+func (c *DeliveryChecker) Count() int { return c.count }
+
+// CheckDeliveries runs a fresh [DeliveryChecker] over ds in order.
+func CheckDeliveries(ds []Delivery) error {
+	var c DeliveryChecker
+	var errs []error
+	for _, d := range ds {
+		if err := c.Observe(d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,27 @@
+// Package spec is the executable specification of the masterless protocol.
+//
+// PROTOCOL.md (next to this file) states the rules in prose; this package
+// states what must always be true of a running system, as plain Go functions
+// over a [Snapshot] of every node and the network between them. The same
+// functions are called by the deterministic simulator (package sim) after
+// every step, by the rapid property tests, and by the checks that validate
+// TLA+ traces, so there is exactly one definition of "correct".
+//
+// Why functions over snapshots and not assertions inside the fsm: a node sees
+// only its own half of every connection. The interesting properties ("both
+// ends agree which connection is the session") are about pairs of nodes and
+// the wire between them, which only an observer of the whole system can
+// check. Each invariant returns a descriptive error naming the nodes and
+// connections involved, never a bare bool, so a failing simulator seed reads
+// like a bug report.
+//
+// Invariants come in two kinds:
+//
+//   - safety ([CheckSafety]): must hold after every single step, whatever the
+//     network does;
+//   - quiescence ([CheckQuiescent]): must hold once nothing is in flight and no
+//     pending timer can change the state — the "eventually" half.
+//
+// Deliveries are checked incrementally by a [DeliveryChecker], so that a long
+// run does not rescan its whole history after each step.
+package spec

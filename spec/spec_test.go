@@ -1,0 +1,138 @@
+package spec_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/spec"
+)
+
+// healthy returns two nodes a < b sharing session g1 (b leads), plus a closed
+// duplicate g2 and a handshaking g3 that a dialed.
+func healthy() *spec.Snapshot {
+	est := func(id fsm.ConnID, g spec.ConnID, peer string, dialed, leader bool) spec.ConnEnd {
+		return spec.ConnEnd{ConnStatus: fsm.ConnStatus{ID: id, State: fsm.StateEstablished, Dialed: dialed, Peer: peer, PeerIncarnation: 1, Leader: leader, Sess: 1}, Global: g}
+	}
+	return &spec.Snapshot{
+		Nodes: []spec.Node{
+			{ID: "a", Incarnation: 1, Alive: true, Handshaking: 1,
+				Conns: []spec.ConnEnd{est(2, 1, "b", true, false), {ConnStatus: fsm.ConnStatus{ID: 6, State: fsm.StateHello, Dialed: true}, Global: 3}},
+				Peers: []spec.Peer{{PeerStatus: fsm.PeerStatus{ID: "b", Kept: true, Session: 2, Sess: 1}, SessionGlobal: 1}}},
+			{ID: "b", Incarnation: 1, Alive: true,
+				Conns: []spec.ConnEnd{est(3, 1, "a", false, true)},
+				Peers: []spec.Peer{{PeerStatus: fsm.PeerStatus{ID: "a", Session: 3, Sess: 1}, SessionGlobal: 1}}},
+		},
+		Conns: []spec.Conn{
+			{ID: 1, Ends: [2]spec.End{{"a", 1, true}, {"b", 1, true}}},
+			{ID: 2, Ends: [2]spec.End{{"b", 1, false}, {"a", 1, false}}},
+			{ID: 3, Ends: [2]spec.End{{"a", 1, true}, {"b", 1, false}}},
+		},
+	}
+}
+
+func TestHealthySnapshotPasses(t *testing.T) {
+	s := healthy()
+	require.NoError(t, spec.CheckSafety(s))
+	for i := range s.Nodes {
+		require.NoError(t, spec.CheckLocal(&s.Nodes[i]))
+	}
+	// g3 is still handshaking: not quiescent.
+	require.ErrorContains(t, spec.CheckQuiescent(s), "still holds g3 in state hello")
+	s.Nodes[0].Conns = s.Nodes[0].Conns[:1]
+	s.Nodes[0].Handshaking = 0
+	require.NoError(t, spec.CheckQuiescent(s))
+}
+
+// Negative controls: each invariant must catch the state it forbids.
+
+func TestSelfConnectionCaught(t *testing.T) {
+	s := healthy()
+	s.Nodes[0].Conns[1].Peer = "a"
+	require.ErrorContains(t, spec.NoSelfConnection(s), "a holds g3 (local c6, hello) with itself")
+}
+
+func TestSecondSessionCaught(t *testing.T) {
+	s := healthy()
+	s.Nodes[0].Conns[1].State, s.Nodes[0].Conns[1].Peer = fsm.StateEstablished, "b"
+	require.ErrorContains(t, spec.AtMostOneSession(s), "a has 2 established connections to b: [1 3]")
+}
+
+func TestPeerTableMismatchCaught(t *testing.T) {
+	s := healthy()
+	s.Nodes[1].Peers[0].Session, s.Nodes[1].Peers[0].SessionGlobal = 0, 0
+	require.ErrorContains(t, spec.AtMostOneSession(s), "b has established g1 to a, but its peer table has no session")
+}
+
+func TestDisagreementCaught(t *testing.T) {
+	s := healthy()
+	// b switches to g3 while a keeps g1, and g3 becomes live at both ends.
+	s.Conns[2].Ends[1].Open = true
+	s.Nodes[1].Conns = []spec.ConnEnd{{ConnStatus: fsm.ConnStatus{ID: 7, State: fsm.StateEstablished, Peer: "a", Leader: true, Sess: 2}, Global: 3}}
+	s.Nodes[1].Peers[0].Session, s.Nodes[1].Peers[0].SessionGlobal, s.Nodes[1].Peers[0].Sess = 7, 3, 2
+	s.Conns[0].Ends[1].Open = true // g1 still open at b's end in the network, though b no longer holds it
+	err := spec.BothEndsAgree(s)
+	require.ErrorContains(t, err, "a's session with b is g1 (sess 1) but b's session with a is g3 (sess 2), both live")
+	// The same state with g1's FIN in flight (closed at b) is allowed.
+	s.Conns[0].Ends[1].Open = false
+	require.NoError(t, spec.BothEndsAgree(s))
+}
+
+func TestSessionNumberMismatchCaught(t *testing.T) {
+	s := healthy()
+	s.Nodes[1].Peers[0].Sess = 9
+	require.ErrorContains(t, spec.BothEndsAgree(s), "share session g1 but number it 1 and 9")
+}
+
+func TestEndsMatchNetworkCaught(t *testing.T) {
+	s := healthy()
+	s.Conns[0].Ends[1].Open = false
+	require.ErrorContains(t, spec.EndsMatchNetwork(s), "b inc 1 holds g1 (dialed=false) but the network has no open end there")
+	s = healthy()
+	s.Nodes[0].Conns[0].Peer = "c"
+	require.ErrorContains(t, spec.EndsMatchNetwork(s), "a thinks g1 leads to c, but its other end is b")
+}
+
+func TestHandshakeCountCaught(t *testing.T) {
+	s := healthy()
+	s.Nodes[0].Handshaking = 0
+	require.ErrorContains(t, spec.HandshakeCount(&s.Nodes[0]), "a reports 0 connections handshaking, but 1 are not established")
+}
+
+func TestQuiescenceCatchesMissingAndUnwantedSessions(t *testing.T) {
+	s := healthy()
+	s.Nodes[0].Conns, s.Nodes[0].Handshaking = s.Nodes[0].Conns[:1], 0
+	// a keeps b but b dropped the session: not quiescent.
+	s.Nodes[1].Conns = nil
+	s.Nodes[1].Peers = nil
+	s.Conns[0].Ends[1].Open = false
+	require.ErrorContains(t, spec.CheckQuiescent(s), "pair a-b is kept (a keeps: true, b keeps: false) but the sessions are a: g1, b: g0")
+
+	s = healthy()
+	s.Nodes[0].Conns, s.Nodes[0].Handshaking = s.Nodes[0].Conns[:1], 0
+	s.Nodes[0].Peers[0].Kept = false
+	require.ErrorContains(t, spec.CheckQuiescent(s), "neither a nor b keeps the pair, yet sessions remain")
+}
+
+func TestDeliveryChecks(t *testing.T) {
+	d := func(conn spec.ConnID, to string, seq uint64) spec.Delivery {
+		return spec.Delivery{Conn: conn, Receiver: to, Sender: "a", Src: "a", Dst: "b", Seq: seq}
+	}
+	require.NoError(t, spec.CheckDeliveries([]spec.Delivery{d(1, "b", 1), d(1, "b", 2), d(2, "b", 5)}))
+	require.ErrorContains(t, spec.CheckDeliveries([]spec.Delivery{d(1, "b", 1), d(1, "b", 1)}), "on g1 message a>b#1 delivered twice")
+	require.ErrorContains(t, spec.CheckDeliveries([]spec.Delivery{d(1, "b", 2), d(1, "b", 1)}), "on g1 message a>b#1 delivered out of order (last was #2)")
+	require.ErrorContains(t, spec.CheckDeliveries([]spec.Delivery{d(1, "b", 3), d(2, "b", 2)}), "a>b#2 delivered on g2 after #3 was delivered on g1")
+	require.ErrorContains(t, spec.CheckDeliveries([]spec.Delivery{d(1, "c", 1)}), "delivered to c on g1, not its destination")
+	bad := d(1, "b", 1)
+	bad.Sender = "c"
+	require.ErrorContains(t, spec.CheckDeliveries([]spec.Delivery{bad}), "reported by b as coming from c")
+}
+
+func TestPayloadRoundTrip(t *testing.T) {
+	src, dst, seq, err := spec.ParsePayload(spec.Payload("n01", "n02", 42))
+	require.NoError(t, err)
+	require.Equal(t, []any{"n01", "n02", uint64(42)}, []any{src, dst, seq})
+	_, _, _, err = spec.ParsePayload([]byte("garbage"))
+	require.Error(t, err)
+}
