@@ -1,0 +1,28 @@
+# make test runs every check; CI runs exactly that through .ci/run.
+GO      ?= go
+FUZZTIME ?= 10s
+SEEDS   ?= 10000
+
+.PHONY: test fmt-check vet unit fuzz-smoke bench sim tla interop
+
+test: fmt-check vet unit fuzz-smoke
+	@echo "make test: all checks passed"
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+# A short run of every fuzz target, seeded from testdata/fuzz corpora.
+fuzz-smoke:
+	$(GO) test -run '^$$' -fuzz '^FuzzParseFrame$$' -fuzztime $(FUZZTIME) ./wire
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePreamble$$' -fuzztime $(FUZZTIME) ./wire
+	$(GO) test -run '^$$' -fuzz '^FuzzNodeFrames$$' -fuzztime $(FUZZTIME) ./fsm
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -1,0 +1,96 @@
+package fsm_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/wire"
+)
+
+// FuzzNodeFrames feeds arbitrary bytes, parsed as v1 frames, to a node that
+// has a session and a handshake under way, interleaved with timer ticks. A
+// peer's bytes may close connections but must never panic the node or break
+// its bookkeeping.
+func FuzzNodeFrames(f *testing.F) {
+	var c wire.V1
+	seed := func(frames ...wire.Frame) []byte {
+		var b []byte
+		for _, fr := range frames {
+			b, _ = c.AppendFrame(b, &fr)
+		}
+		return b
+	}
+	f.Add(uint8(1), seed(wire.Frame{Type: wire.Hello, ID: "A", Incarnation: 1}, wire.Frame{Type: wire.Join, Closed: 0, Keep: true}))
+	f.Add(uint8(2), seed(wire.Frame{Type: wire.Hello, ID: "Z", Incarnation: 3}, wire.Frame{Type: wire.Welcome, Sess: 4}))
+	f.Add(uint8(1), seed(wire.Frame{Type: wire.Data, Payload: []byte("x")}, wire.Frame{Type: wire.Bye, Code: 200}))
+	f.Add(uint8(3), seed(wire.Frame{Type: wire.Hello, ID: "M", Incarnation: 1}, wire.Frame{Type: wire.Hello, ID: "M", Incarnation: 1}))
+	f.Fuzz(func(t *testing.T, target uint8, b []byte) {
+		n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1, Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Duration(0)
+		must := func(ev fsm.Event) {
+			_ = n.Step(now, ev) // refusals are fine; panics are not
+			n.Ready()
+		}
+		must(fsm.Listening{Info: "tcp://M"})
+		// c1: an established session with A (M leads A).
+		must(fsm.Accepted{Conn: 1})
+		must(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Hello, ID: "A", Incarnation: 1}})
+		// c2: a dial to Z still handshaking (Z leads M).
+		must(fsm.Connect{Req: 1, Addr: "tcp://Z"})
+		must(fsm.Dialed{Dial: 1, Conn: 2})
+		// c3: an accepted connection that said nothing yet.
+		must(fsm.Accepted{Conn: 3})
+		conn := fsm.ConnID(1 + target%3)
+		for len(b) > 0 {
+			fr, used, err := c.ParseFrame(b)
+			if err != nil {
+				must(fsm.Malformed{Conn: conn, Err: err})
+				return
+			}
+			if used == 0 {
+				must(fsm.ConnClosed{Conn: conn})
+				break
+			}
+			b = b[used:]
+			must(fsm.FrameReceived{Conn: conn, Frame: fr})
+			now += 700 * time.Millisecond
+			must(fsm.Tick{})
+			checkLocal(t, n)
+		}
+		now += time.Minute
+		must(fsm.Tick{})
+		checkLocal(t, n)
+	})
+}
+
+// checkLocal asserts what must hold of any single node at any time.
+func checkLocal(t *testing.T, n *fsm.Node) {
+	t.Helper()
+	sessions := map[string]fsm.ConnID{}
+	handshaking := 0
+	for _, c := range n.Conns() {
+		if c.Peer == n.ID() {
+			t.Fatalf("connection c%d to itself survived", c.ID)
+		}
+		if c.State != fsm.StateEstablished {
+			handshaking++
+			continue
+		}
+		if prev, dup := sessions[c.Peer]; dup {
+			t.Fatalf("two sessions with %s: c%d and c%d", c.Peer, prev, c.ID)
+		}
+		sessions[c.Peer] = c.ID
+	}
+	if handshaking != n.Handshaking() {
+		t.Fatalf("handshaking count %d, but %d connections handshake", n.Handshaking(), handshaking)
+	}
+	for _, p := range n.Peers() {
+		if p.Session != sessions[p.ID] {
+			t.Fatalf("peer %s says session c%d, connections say c%d", p.ID, p.Session, sessions[p.ID])
+		}
+	}
+}

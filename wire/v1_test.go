@@ -1,0 +1,161 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func sampleFrames() []Frame {
+	return []Frame{
+		{Type: Hello, ID: "node-a", Incarnation: 1<<63 + 5, Info: "tcp://127.0.0.1:4000"},
+		{Type: Hello, ID: string(bytes.Repeat([]byte{'x'}, MaxIDLen)), Incarnation: 0, Info: ""},
+		{Type: Join, Closed: 7, Keep: true},
+		{Type: Join, Closed: 0, Keep: false},
+		{Type: Welcome, Sess: 1, Keep: true},
+		{Type: Keep, Keep: true},
+		{Type: Keep, Keep: false},
+		{Type: Ping},
+		{Type: Data, Payload: []byte("hello")},
+		{Type: Data, Payload: []byte{}},
+		{Type: Bye, Code: CodeDuplicate, Sess: 3, Text: "duplicate"},
+		{Type: Bye, Code: CodeShutdown},
+	}
+}
+
+func TestRoundTripEveryFrameType(t *testing.T) {
+	var c V1
+	for _, f := range sampleFrames() {
+		b, err := c.AppendFrame(nil, &f)
+		require.NoError(t, err, f.String())
+		got, n, err := c.ParseFrame(b)
+		require.NoError(t, err, f.String())
+		require.Equal(t, len(b), n)
+		if f.Type == Data && len(f.Payload) == 0 {
+			require.Empty(t, got.Payload)
+			continue
+		}
+		require.Equal(t, f, got)
+	}
+}
+
+func TestParseWaitsForWholeFrame(t *testing.T) {
+	var c V1
+	b, err := c.AppendFrame(nil, &Frame{Type: Hello, ID: "a", Incarnation: 9, Info: "tcp://x:1"})
+	require.NoError(t, err)
+	for i := range len(b) {
+		f, n, err := c.ParseFrame(b[:i])
+		require.NoError(t, err, "prefix of %d bytes", i)
+		require.Zero(t, n)
+		require.Zero(t, f.Type)
+	}
+}
+
+func TestOversizedLengthRejectedBeforeBody(t *testing.T) {
+	c := V1{MaxFrameSize: 1024}
+	hdr := binary.BigEndian.AppendUint32(nil, 1025)
+	_, _, err := c.ParseFrame(hdr) // only the prefix: nothing to allocate yet
+	require.ErrorIs(t, err, ErrFrameTooLarge)
+	hdr = binary.BigEndian.AppendUint32(nil, 0xFFFFFFFF)
+	_, _, err = V1{}.ParseFrame(hdr)
+	require.ErrorIs(t, err, ErrFrameTooLarge)
+}
+
+func TestMalformedFrames(t *testing.T) {
+	frame := func(t Type, body ...byte) []byte {
+		return append(binary.BigEndian.AppendUint32(nil, uint32(1+len(body))), append([]byte{byte(t)}, body...)...)
+	}
+	cases := map[string][]byte{
+		"zero length":        {0, 0, 0, 0},
+		"unknown type":       frame(0x7f),
+		"type zero":          frame(0),
+		"hello empty id":     frame(Hello, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+		"hello truncated":    frame(Hello, 5, 'a'),
+		"hello info too big": frame(Hello, append([]byte{1, 'a', 0, 0, 0, 0, 0, 0, 0, 1}, 0xff, 0xff)...),
+		"hello trailing":     frame(Hello, 1, 'a', 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 'z'),
+		"join short":         frame(Join, 1, 2),
+		"join bad keep":      frame(Join, 0, 0, 0, 0, 0, 0, 0, 1, 2),
+		"welcome sess 0":     frame(Welcome, 0, 0, 0, 0, 0, 0, 0, 0, 1),
+		"keep bad flag":      frame(Keep, 7),
+		"ping with body":     frame(Ping, 1),
+		"bye truncated":      frame(Bye, 1),
+		"bye text mismatch":  frame(Bye, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 'a'),
+	}
+	for name, b := range cases {
+		_, _, err := V1{}.ParseFrame(b)
+		require.ErrorIs(t, err, ErrMalformedFrame, name)
+	}
+}
+
+func TestPreamble(t *testing.T) {
+	var c V1
+	p := c.AppendPreamble(nil)
+	require.Len(t, p, PreambleSize)
+	n, err := c.ParsePreamble(p)
+	require.NoError(t, err)
+	require.Equal(t, PreambleSize, n)
+
+	n, err = c.ParsePreamble(p[:5])
+	require.NoError(t, err)
+	require.Zero(t, n, "undecided until 8 bytes")
+
+	_, err = c.ParsePreamble([]byte("GET / HTTP/1.1"))
+	require.ErrorIs(t, err, ErrBadMagic)
+	_, err = c.ParsePreamble([]byte{'M', 'X'})
+	require.ErrorIs(t, err, ErrBadMagic, "fails on the first wrong byte")
+
+	v2 := append([]byte("MLSS"), 0, 2, 0, 0)
+	_, err = c.ParsePreamble(v2)
+	require.ErrorIs(t, err, ErrVersionMismatch)
+	require.False(t, errors.Is(err, ErrBadMagic))
+}
+
+func TestEncodeRefusesBadFields(t *testing.T) {
+	_, err := V1{}.AppendFrame(nil, &Frame{Type: Hello, ID: ""})
+	require.ErrorIs(t, err, ErrMalformedFrame)
+	_, err = V1{}.AppendFrame(nil, &Frame{Type: Welcome})
+	require.ErrorIs(t, err, ErrMalformedFrame)
+	_, err = V1{}.AppendFrame(nil, &Frame{Type: 99})
+	require.ErrorIs(t, err, ErrMalformedFrame)
+}
+
+// FuzzParseFrame: no input panics; whatever parses re-encodes to the same bytes.
+func FuzzParseFrame(f *testing.F) {
+	var c V1
+	for _, fr := range sampleFrames() {
+		b, _ := c.AppendFrame(nil, &fr)
+		f.Add(b)
+	}
+	f.Add([]byte{0, 0, 0, 0})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		codec := V1{MaxFrameSize: 1 << 16}
+		fr, n, err := codec.ParseFrame(b)
+		if err != nil || n == 0 {
+			return
+		}
+		again, err := codec.AppendFrame(nil, &fr)
+		if err != nil {
+			t.Fatalf("parsed %s but cannot re-encode: %v", fr.String(), err)
+		}
+		if !bytes.Equal(again, b[:n]) {
+			t.Fatalf("re-encoding %s gave % x, want % x", fr.String(), again, b[:n])
+		}
+	})
+}
+
+// FuzzParsePreamble: no input panics, and only the exact v1 preamble passes.
+func FuzzParsePreamble(f *testing.F) {
+	f.Add(V1{}.AppendPreamble(nil))
+	f.Add([]byte("MLSS\x00\x02\x00\x00"))
+	f.Add([]byte(`{"id":"x"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n, err := V1{}.ParsePreamble(b)
+		if err == nil && n == PreambleSize && !bytes.Equal(b[:4], []byte("MLSS")) {
+			t.Fatalf("accepted % x", b[:n])
+		}
+	})
+}
