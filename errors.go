@@ -1,0 +1,59 @@
+package masterless
+
+import (
+	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/netio"
+	"github.com/masterless-go/masterless/wire"
+)
+
+// Sentinel errors. Every error the package returns or reports to a handler
+// wraps one of these; test for them with errors.Is. They are the same values
+// as the ones packages fsm, wire and netio define.
+var (
+	// ErrSelfConnect: the address dialed is this server's own.
+	ErrSelfConnect = fsm.ErrSelfConnect
+	// ErrDuplicateID: another live server uses this server's id.
+	ErrDuplicateID = fsm.ErrDuplicateID
+	// ErrHandshakeTimeout: the dial and handshake did not finish in time.
+	ErrHandshakeTimeout = fsm.ErrHandshakeTimeout
+	// ErrPeerTimeout: nothing was heard from a peer for the peer timeout.
+	ErrPeerTimeout = fsm.ErrPeerTimeout
+	// ErrDuplicate: a connection duplicated the pair's session and was closed.
+	ErrDuplicate = fsm.ErrDuplicate
+	// ErrUnwanted: neither end keeps the pair, so the session was closed.
+	ErrUnwanted = fsm.ErrUnwanted
+	// ErrStaleIncarnation: a connection came from an older process of a peer.
+	ErrStaleIncarnation = fsm.ErrStaleIncarnation
+	// ErrReplaced: a newer connection or a restarted peer took over the session.
+	ErrReplaced = fsm.ErrReplaced
+	// ErrProtocol: a peer broke the protocol and its connection was closed.
+	ErrProtocol = fsm.ErrProtocol
+	// ErrPeerClosed: the peer closed the connection.
+	ErrPeerClosed = fsm.ErrPeerClosed
+	// ErrClosed: this server is closed. Create a new one.
+	ErrClosed = fsm.ErrClosed
+	// ErrUnknownPeer: no such peer is connected or kept. Connect to it first.
+	ErrUnknownPeer = fsm.ErrUnknownPeer
+	// ErrNotConnected: the peer has no session and is not being reconnected.
+	ErrNotConnected = fsm.ErrNotConnected
+	// ErrQueueFull: the peer's reconnect queue is full.
+	ErrQueueFull = fsm.ErrQueueFull
+	// ErrTooManyHandshakes: too many connections were handshaking at once.
+	ErrTooManyHandshakes = fsm.ErrTooManyHandshakes
+	// ErrDialFailed: the TCP dial failed; the wrapped error says why.
+	ErrDialFailed = fsm.ErrDialFailed
+	// ErrDisconnected: the peer was disconnected while a Connect waited.
+	ErrDisconnected = fsm.ErrDisconnected
+	// ErrBadConfig: an option has an invalid value.
+	ErrBadConfig = fsm.ErrBadConfig
+	// ErrBadAddress: an address is not tcp://host:port.
+	ErrBadAddress = netio.ErrBadAddress
+	// ErrVersionMismatch: the peer speaks another protocol version.
+	ErrVersionMismatch = wire.ErrVersionMismatch
+	// ErrBadMagic: the peer is not a masterless node.
+	ErrBadMagic = wire.ErrBadMagic
+	// ErrFrameTooLarge: a frame exceeded the max frame size.
+	ErrFrameTooLarge = wire.ErrFrameTooLarge
+	// ErrMalformedFrame: a peer sent bytes that are not a valid frame.
+	ErrMalformedFrame = wire.ErrMalformedFrame
+)

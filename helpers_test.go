@@ -1,0 +1,171 @@
+package masterless
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// Short timeouts so that failures and recoveries happen within a test; the
+// waits below are generous so that a loaded 2-core machine under -race does
+// not flake.
+const (
+	testHeartbeat = 200 * time.Millisecond
+	testPeerTO    = time.Second
+	testHandshake = 2 * time.Second
+	waitFor       = 15 * time.Second
+	pollEvery     = 5 * time.Millisecond
+)
+
+// recorder collects a server's events for assertions.
+type recorder struct {
+	mu       sync.Mutex
+	connects []string
+	discs    []discEvent
+	msgs     map[string][][]byte
+	onMsg    func(s *Server, from string, p []byte)
+}
+
+type discEvent struct {
+	id  string
+	err error
+}
+
+func newRecorder() *recorder { return &recorder{msgs: map[string][][]byte{}} }
+
+func (r *recorder) events() Events {
+	return Events{
+		Connect: func(_ *Server, id, _ string) {
+			r.mu.Lock()
+			r.connects = append(r.connects, id)
+			r.mu.Unlock()
+		},
+		Disconnect: func(_ *Server, id string, err error) {
+			r.mu.Lock()
+			r.discs = append(r.discs, discEvent{id, err})
+			r.mu.Unlock()
+		},
+		Message: func(s *Server, from string, p []byte) {
+			r.mu.Lock()
+			r.msgs[from] = append(r.msgs[from], p)
+			f := r.onMsg
+			r.mu.Unlock()
+			if f != nil {
+				f(s, from, p)
+			}
+		},
+	}
+}
+
+func (r *recorder) connectCount(id string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, c := range r.connects {
+		if c == id {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *recorder) disconnects(id string) []error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []error
+	for _, d := range r.discs {
+		if d.id == id {
+			out = append(out, d.err)
+		}
+	}
+	return out
+}
+
+func (r *recorder) messages(from string) [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([][]byte(nil), r.msgs[from]...)
+}
+
+// testLogger writes to the test log only when -v asks for it (MASTERLESS_LOG=1
+// shows debug too), and can be captured for assertions on what was logged.
+type logSink struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *logSink) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if os.Getenv("MASTERLESS_LOG") != "" {
+		os.Stderr.Write(p)
+	}
+	return l.buf.Write(p)
+}
+
+func (l *logSink) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func newLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// newServer starts a server with test timeouts and closes it at cleanup.
+func newServer(t testing.TB, id string, opts ...Option) (*Server, *recorder) {
+	t.Helper()
+	rec := newRecorder()
+	base := []Option{
+		WithHeartbeat(testHeartbeat), WithPeerTimeout(testPeerTO), WithHandshakeTimeout(testHandshake),
+		WithReconnectBackoff(20*time.Millisecond, 200*time.Millisecond), WithReconnectGrace(5 * time.Second),
+		WithLogger(newLogger(&logSink{})), WithEvents(rec.events()),
+	}
+	s, err := New(id, append(base, opts...)...)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	return s, rec
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// eventually polls cond until it holds or the generous deadline passes.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(pollEvery)
+	}
+}
+
+func sameSet(got []string, want ...string) bool {
+	sort.Strings(want)
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			return false
+		}
+	}
+	return true
+}

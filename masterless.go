@@ -1,0 +1,104 @@
+package masterless
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"github.com/masterless-go/masterless/netio"
+)
+
+type netioEvents = netio.Events
+
+// Server is one node of a masterless mesh: it listens, dials, and keeps at
+// most one connection with every other node. All its methods are safe for
+// concurrent use, including from its own event callbacks (except Close).
+type Server struct {
+	n *netio.Node
+}
+
+// New creates a Server with the given id, unique among the nodes that will
+// meet (1 to 255 bytes), and starts listening (by default on 127.0.0.1, any
+// free port). The Listening event follows.
+func New(id string, opts ...Option) (*Server, error) {
+	var st settings
+	st.cfg.FSM.ID = id
+	for _, o := range opts {
+		if err := o(&st); err != nil {
+			return nil, err
+		}
+	}
+	s := &Server{}
+	ready := make(chan struct{})
+	st.cfg.Events = st.events.bind(s, ready)
+	n, err := netio.Start(st.cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.n = n
+	close(ready)
+	return s, nil
+}
+
+// ID returns the server's id.
+func (s *Server) ID() string { return s.n.ID() }
+
+// Info returns the tcp://host:port address other servers Connect to.
+func (s *Server) Info() string { return s.n.Info() }
+
+// Connect dials uri (tcp://host:port, as another server's Info returns),
+// waits for the handshake and returns the id of the server there. That peer
+// is now kept: if its connection is lost, this server reconnects to it. If a
+// connection with that server already exists — it dialed us first, or our
+// dial duplicated a session — Connect returns its id and nil. It fails with
+// ErrSelfConnect for this server's own address, ErrHandshakeTimeout,
+// ErrDialFailed, ErrVersionMismatch and the like, or ctx's error.
+func (s *Server) Connect(ctx context.Context, uri string) (peerID string, err error) {
+	return s.n.Connect(ctx, uri)
+}
+
+// Disconnect closes the connection with peer id and stops keeping it. A
+// peer that keeps this server will reconnect. It fails with ErrUnknownPeer.
+func (s *Server) Disconnect(id string) error { return s.n.Disconnect(id) }
+
+// Keep sets whether this server keeps peer id: reconnects to it whenever its
+// connection is lost. When neither end keeps a pair, its connection is closed.
+func (s *Server) Keep(id string, keep bool) error { return s.n.SetKeep(id, keep) }
+
+// IsKept reports whether this server keeps peer id.
+func (s *Server) IsKept(id string) bool { return s.n.IsKept(id) }
+
+// Connections returns the sorted ids of the peers with a live connection.
+func (s *Server) Connections() []string { return s.n.Sessions() }
+
+// Send sends payload to peer id and reports whether it was accepted: written
+// to the connection's buffer, or queued while a kept peer reconnects. It
+// returns false for an unknown or disconnected peer, a full reconnect queue,
+// or a closed server. payload may be reused as soon as Send returns.
+//
+// Send waits while the connection's output buffer is over its bound
+// (WithSendBuffer), until the peer reads; a peer that reads nothing for the
+// peer timeout is disconnected, which ends the wait.
+func (s *Server) Send(id string, payload []byte) bool { return s.n.Send(id, payload) == nil }
+
+// SendMany sends payload to every peer in ids, encoding it once, and returns
+// how many accepted it (see Send).
+func (s *Server) SendMany(ids []string, payload []byte) int { return s.n.SendMany(ids, payload) }
+
+// Close says goodbye to every peer, closes all connections and the listener,
+// and returns once every goroutine of the Server has ended. Events not yet
+// delivered are dropped. Close is idempotent; it must not be called from an
+// event callback.
+func (s *Server) Close() error { return s.n.Close() }
+
+// sendErr is Send with the reason for a refusal.
+func (s *Server) sendErr(id string, payload []byte) error { return s.n.Send(id, payload) }
+
+// sessionAddrs returns the local and remote address of the connection with
+// peer id, for tests that check both ends agree which connection survived.
+func (s *Server) sessionAddrs(id string) (local, remote net.Addr, ok bool) {
+	return s.n.SessionAddrs(id)
+}
+
+// String describes the server for logs.
+func (s *Server) String() string { return fmt.Sprintf("masterless.Server(%s at %s)", s.ID(), s.Info()) }

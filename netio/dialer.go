@@ -1,0 +1,55 @@
+package netio
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/masterless-go/masterless/fsm"
+)
+
+// ParseAddr turns a tcp://host:port address into the host:port net.Dial
+// wants, or an error wrapping ErrBadAddress.
+func ParseAddr(addr string) (string, error) {
+	rest, ok := strings.CutPrefix(addr, "tcp://")
+	if !ok {
+		return "", fmt.Errorf("%w: %q does not start with tcp://", ErrBadAddress, addr)
+	}
+	host, port, err := net.SplitHostPort(rest)
+	if err != nil || port == "" || strings.ContainsAny(rest, "/?#@") {
+		return "", fmt.Errorf("%w: %q is not tcp://host:port", ErrBadAddress, addr)
+	}
+	if _, err := url.Parse("tcp://" + rest); err != nil {
+		return "", fmt.Errorf("%w: %q: %v", ErrBadAddress, addr, err)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// dial carries out ActDial: connect within the handshake timeout, then report
+// Dialed or DialFailed. Close cancels it.
+func (n *Node) dial(id fsm.DialID, addr string) {
+	defer n.wg.Done()
+	hostport, err := ParseAddr(addr)
+	var nc net.Conn
+	if err == nil {
+		d := net.Dialer{Timeout: n.fcfg.HandshakeTimeout}
+		nc, err = d.DialContext(n.dialCtx, "tcp", hostport)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		if nc != nil {
+			nc.Close()
+		}
+		return
+	}
+	if err != nil {
+		n.log.Debug("dial failed", "dial", uint64(id), "addr", addr, "err", err)
+		n.step(fsm.DialFailed{Dial: id, Err: err}, nil)
+	} else {
+		c := n.newConn(nc)
+		n.log.Debug("dialed", "dial", uint64(id), "addr", addr, "conn", uint64(c.id))
+		n.step(fsm.Dialed{Dial: id, Conn: c.id}, nil)
+	}
+}

@@ -1,0 +1,147 @@
+package netio
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// The dispatcher delivers user events from one goroutine, one at a time, in
+// the order the fsm produced them. Producers (under the core lock) append to a
+// queue and never block; readers then wait outside the lock while the queue
+// is over its bound, which stops them reading and pushes back on the peer.
+
+type eventKind uint8
+
+const (
+	evListening eventKind = iota + 1
+	evConnected
+	evDisconnected
+	evMessage
+)
+
+type event struct {
+	kind    eventKind
+	peer    string
+	info    string
+	err     error
+	payload []byte
+}
+
+type dispatcher struct {
+	h         Events
+	maxEvents int
+	maxBytes  int
+
+	mu       sync.Mutex
+	ready    sync.Cond // the dispatcher waits for events
+	room     sync.Cond // readers wait for the queue to drain
+	q        []event
+	spare    []event
+	bytes    int
+	idle     bool
+	waiters  int
+	stopped  bool
+	stopFlag atomic.Bool // stopped, readable without mu
+}
+
+func (d *dispatcher) init(h Events, maxEvents, maxBytes int) {
+	d.h, d.maxEvents, d.maxBytes = h, maxEvents, maxBytes
+	d.ready.L = &d.mu
+	d.room.L = &d.mu
+}
+
+// push queues ev. It never blocks: the bound is enforced by waitRoom.
+func (d *dispatcher) push(ev event) {
+	d.mu.Lock()
+	if !d.stopped {
+		d.q = append(d.q, ev)
+		d.bytes += len(ev.payload)
+		if d.idle {
+			d.idle = false
+			d.ready.Signal()
+		}
+	}
+	d.mu.Unlock()
+}
+
+// waitRoom blocks while the queue is over its bound. With the batch being
+// delivered, at most about twice the bound (plus one read per connection) is
+// held.
+func (d *dispatcher) waitRoom() {
+	d.mu.Lock()
+	for !d.stopped && (len(d.q) >= d.maxEvents || d.bytes >= d.maxBytes) {
+		d.waiters++
+		d.room.Wait()
+		d.waiters--
+	}
+	d.mu.Unlock()
+}
+
+// stop drops what is queued, releases waiting readers and ends run after the
+// handler in progress returns.
+func (d *dispatcher) stop() {
+	d.mu.Lock()
+	d.stopped = true
+	d.stopFlag.Store(true)
+	clear(d.q)
+	d.q = nil
+	d.ready.Signal()
+	d.room.Broadcast()
+	d.mu.Unlock()
+}
+
+func (d *dispatcher) run(wg *sync.WaitGroup) {
+	defer wg.Done()
+	d.mu.Lock()
+	for {
+		for len(d.q) == 0 && !d.stopped {
+			d.idle = true
+			d.ready.Wait()
+		}
+		if d.stopped {
+			d.mu.Unlock()
+			return
+		}
+		batch := d.q
+		d.q, d.spare = d.spare, nil
+		d.bytes = 0
+		if d.waiters > 0 {
+			d.room.Broadcast()
+		}
+		d.mu.Unlock()
+		for i := range batch {
+			if d.isStopped() {
+				break
+			}
+			d.deliver(&batch[i])
+		}
+		clear(batch) // let the payloads go
+		d.mu.Lock()
+		if cap(batch) <= 4*d.maxEvents {
+			d.spare = batch[:0]
+		}
+	}
+}
+
+func (d *dispatcher) isStopped() bool { return d.stopFlag.Load() }
+
+func (d *dispatcher) deliver(ev *event) {
+	switch ev.kind {
+	case evListening:
+		if d.h.Listening != nil {
+			d.h.Listening(ev.info)
+		}
+	case evConnected:
+		if d.h.Connected != nil {
+			d.h.Connected(ev.peer, ev.info)
+		}
+	case evDisconnected:
+		if d.h.Disconnected != nil {
+			d.h.Disconnected(ev.peer, ev.err)
+		}
+	case evMessage:
+		if d.h.Message != nil {
+			d.h.Message(ev.peer, ev.payload)
+		}
+	}
+}

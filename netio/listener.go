@@ -1,0 +1,44 @@
+package netio
+
+import (
+	"errors"
+	"net"
+	"time"
+
+	"github.com/masterless-go/masterless/fsm"
+)
+
+// acceptLoop hands every accepted connection to the fsm, which decides
+// whether to keep it (it refuses past its bound on handshaking connections).
+func (n *Node) acceptLoop() {
+	defer n.wg.Done()
+	var backoff time.Duration
+	for {
+		nc, err := n.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait, but stop on Close.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			n.log.Warn("accept failed", "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-n.done:
+				return
+			}
+			continue
+		}
+		backoff = 0
+		n.mu.Lock()
+		if n.closed {
+			n.mu.Unlock()
+			nc.Close()
+			continue
+		}
+		c := n.newConn(nc)
+		n.log.Debug("accepted", "conn", uint64(c.id), "remote", c.remote)
+		n.step(fsm.Accepted{Conn: c.id}, nil)
+		n.mu.Unlock()
+	}
+}

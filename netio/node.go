@@ -1,0 +1,159 @@
+package netio
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/wire"
+)
+
+// Node is one masterless node on TCP: a listener, its connections, and the
+// *fsm.Node that decides everything about them. All methods are safe for
+// concurrent use.
+type Node struct {
+	cfg   Config
+	fcfg  fsm.Config // with defaults filled in by fsm
+	log   *slog.Logger
+	codec wire.V1
+	start time.Time
+	ln    net.Listener
+	info  string
+
+	dialCtx    context.Context // cancelled by Close: aborts dials in flight
+	cancelDial context.CancelFunc
+
+	// mu is the core lock: it guards everything below it, and is the only
+	// way to reach the fsm.
+	mu       sync.Mutex
+	fsm      *fsm.Node
+	closed   bool
+	conns    map[fsm.ConnID]*conn
+	nextConn fsm.ConnID
+	reqs     map[fsm.ReqID]chan connectResult
+	nextReq  fsm.ReqID
+	armed    time.Duration // the deadline the timer goroutine waits for
+	full     []*conn       // connections over their send bound, for the caller to wait on
+	frame    []byte        // SendMany's encoded DATA frame
+
+	kick chan struct{} // wakes the timer goroutine to re-arm earlier
+	done chan struct{} // closed by Close: stops the accept and timer loops
+	disp dispatcher
+
+	wg        sync.WaitGroup // every goroutine of the Node
+	closeOnce sync.Once
+}
+
+type connectResult struct {
+	peer string
+	err  error
+}
+
+// Start listens, starts the Node's goroutines and returns it. The Listening
+// event is the first one delivered. Stop it with Close.
+func Start(cfg Config) (*Node, error) {
+	cfg = cfg.withDefaults()
+	fc := cfg.FSM
+	if fc.Incarnation == 0 {
+		fc.Incarnation = uint64(time.Now().UnixNano())
+	}
+	if fc.Seed == 0 {
+		var b [8]byte
+		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+		fc.Seed = binary.LittleEndian.Uint64(b[:])
+	}
+	core, err := fsm.New(fc)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return nil, fmt.Errorf("masterless: listen on %s:%d: %w", cfg.Host, cfg.Port, err)
+	}
+	info := cfg.Advertise
+	if info == "" {
+		info = "tcp://" + ln.Addr().String()
+	} else if _, err := ParseAddr(info); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	n := &Node{
+		cfg:   cfg,
+		fcfg:  core.Config(),
+		log:   cfg.Logger.With("node", fc.ID),
+		codec: wire.V1{MaxFrameSize: cfg.MaxFrameSize},
+		start: time.Now(),
+		ln:    ln,
+		info:  info,
+		fsm:   core,
+		conns: make(map[fsm.ConnID]*conn),
+		reqs:  make(map[fsm.ReqID]chan connectResult),
+		armed: never,
+		kick:  make(chan struct{}, 1),
+		done:  make(chan struct{}),
+	}
+	n.dialCtx, n.cancelDial = context.WithCancel(context.Background())
+	n.disp.init(cfg.Events, cfg.DispatchQueue, cfg.DispatchBytes)
+
+	n.mu.Lock()
+	n.step(fsm.Listening{Info: info}, nil)
+	n.disp.push(event{kind: evListening, info: info})
+	n.mu.Unlock()
+	n.log.Debug("listening", "info", info, "incarnation", fc.Incarnation)
+
+	n.wg.Add(3)
+	go n.acceptLoop()
+	go n.timerLoop()
+	go n.disp.run(&n.wg)
+	return n, nil
+}
+
+// never is the deadline of nothing.
+const never = time.Duration(1<<63 - 1)
+
+// now is the Node's monotonic clock, as fsm wants it. Call it under mu, so
+// that the times fed to Step never go backwards.
+func (n *Node) now() time.Duration { return time.Since(n.start) }
+
+// ID returns the node's id.
+func (n *Node) ID() string { return n.fcfg.ID }
+
+// Incarnation returns the node's incarnation.
+func (n *Node) Incarnation() uint64 { return n.fcfg.Incarnation }
+
+// Info returns the tcp://host:port address the node advertises.
+func (n *Node) Info() string { return n.info }
+
+// Addr returns the listener's address.
+func (n *Node) Addr() net.Addr { return n.ln.Addr() }
+
+// Close sends BYE on every connection, flushes and closes them, closes the
+// listener and returns once every goroutine of the Node has ended. Events not
+// yet delivered are dropped. It is idempotent and must not be called from an
+// event handler (it waits for the handler to return).
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.mu.Lock()
+		n.closed = true
+		n.step(fsm.Shutdown{}, nil)
+		for id, ch := range n.reqs {
+			ch <- connectResult{err: fsm.ErrClosed}
+			delete(n.reqs, id)
+		}
+		n.mu.Unlock()
+		n.disp.stop()
+		n.ln.Close()
+		n.cancelDial()
+		close(n.done)
+		n.wg.Wait()
+		n.log.Debug("closed")
+	})
+	return nil
+}

@@ -1,0 +1,137 @@
+package netio
+
+import (
+	"errors"
+	"io"
+
+	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/wire"
+)
+
+// readLoop reads big chunks, checks the preamble, parses every whole frame in
+// the chunk and steps them under one lock. It owns closing the socket: when
+// reading ends it waits for the writer and closes.
+func (c *conn) readLoop() {
+	defer c.n.wg.Done()
+	err := c.readFrames()
+	if errors.Is(err, io.EOF) {
+		err = fsm.ErrPeerClosed
+	}
+	c.fail(err)
+	if !c.flushing() {
+		c.abort()
+	}
+	<-c.writerDone
+	_ = c.nc.Close()
+}
+
+// flushing reports whether the fsm closed c and its writer is flushing the
+// last frames (BYE): the reader then lets it finish instead of aborting.
+func (c *conn) flushing() bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.state == connFlushing
+}
+
+// readFrames runs until the socket fails or is closed. Once the connection is
+// closing it keeps reading and discards, so that the peer's last bytes do not
+// turn our close into a reset that could destroy our BYE in flight.
+func (c *conn) readFrames() error {
+	n := c.n
+	buf := make([]byte, readBufferSize)
+	var frames []wire.Frame
+	start, end := 0, 0
+	preamble := false
+	for {
+		if start == end || c.closing.Load() {
+			start, end = 0, 0
+		}
+		nr, rerr := c.nc.Read(buf[end:])
+		end += nr
+		if nr > 0 && !c.closing.Load() {
+			var bad error
+			if !preamble {
+				k, err := n.codec.ParsePreamble(buf[start:end])
+				if err != nil {
+					bad = err
+				} else if k > 0 {
+					preamble = true
+					start += k
+				}
+			}
+			frames = frames[:0]
+			payload := 0
+			for preamble && bad == nil {
+				f, k, err := n.codec.ParseFrame(buf[start:end])
+				if err != nil {
+					bad = err
+					break
+				}
+				if k == 0 {
+					break
+				}
+				start += k
+				payload += len(f.Payload)
+				frames = append(frames, f)
+			}
+			if len(frames) > 0 || bad != nil {
+				c.deliver(frames, payload, bad)
+				clear(frames) // drop references into buf
+			}
+			if bad == nil && preamble && start < end {
+				buf = c.fit(buf, start, end)
+				end -= start
+				start = 0
+			}
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// fit makes room in buf for the whole frame that starts at buf[start:end],
+// moving it to the front. ParseFrame already checked its length against the
+// max frame size, so buf never grows past it.
+func (c *conn) fit(buf []byte, start, end int) []byte {
+	need, ok := wire.FrameLen(buf[start:end])
+	if !ok || need <= len(buf) {
+		if len(buf) > readBufferSize && end-start <= readBufferSize {
+			// A big frame passed: shrink back rather than keep the memory.
+			small := make([]byte, readBufferSize)
+			copy(small, buf[start:end])
+			return small
+		}
+		copy(buf, buf[start:end])
+		return buf
+	}
+	bigger := make([]byte, need)
+	copy(bigger, buf[start:end])
+	return bigger
+}
+
+// deliver steps a batch of frames (and the decode error that ended it, if
+// any) under one lock, then waits for room in the dispatch queue. The batch's
+// message payloads are copied into one allocation that the handlers own.
+func (c *conn) deliver(frames []wire.Frame, payload int, bad error) {
+	n := c.n
+	var slab []byte
+	if payload > 0 {
+		slab = make([]byte, 0, payload)
+	}
+	n.mu.Lock()
+	for i := range frames {
+		if c.closing.Load() {
+			break // closed by the fsm part-way: the rest is discarded
+		}
+		n.step(fsm.FrameReceived{Conn: c.id, Frame: frames[i]}, &slab)
+	}
+	if bad != nil && !c.closing.Load() {
+		n.step(fsm.Malformed{Conn: c.id, Err: bad}, nil)
+	}
+	if bad != nil {
+		c.closing.Store(true) // never parse past a decode error
+	}
+	n.mu.Unlock()
+	n.disp.waitRoom()
+}

@@ -1,0 +1,41 @@
+package netio
+
+import (
+	"time"
+
+	"github.com/masterless-go/masterless/fsm"
+)
+
+// timerLoop keeps one timer armed to the fsm's next deadline and feeds it
+// Tick when it fires. The fsm may report a deadline earlier than needed; the
+// Tick then finds nothing due and the next deadline is recomputed.
+func (n *Node) timerLoop() {
+	defer n.wg.Done()
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		n.mu.Lock()
+		d, ok := n.fsm.NextDeadline()
+		if !ok {
+			d = never
+		}
+		n.armed = d
+		wait := time.Hour
+		if ok {
+			wait = max(d-n.now(), 0)
+		}
+		n.mu.Unlock()
+		t.Reset(wait)
+		select {
+		case <-t.C:
+			n.mu.Lock()
+			if !n.closed {
+				n.step(fsm.Tick{}, nil)
+			}
+			n.mu.Unlock()
+		case <-n.kick:
+		case <-n.done:
+			return
+		}
+	}
+}

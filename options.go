@@ -1,0 +1,122 @@
+package masterless
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/masterless-go/masterless/netio"
+)
+
+// Option configures a Server in New.
+type Option func(*settings) error
+
+// settings collects what the options set.
+type settings struct {
+	cfg    netio.Config
+	events Events
+}
+
+// WithHost sets the address to listen on; default 127.0.0.1. Use "0.0.0.0"
+// (with WithAdvertise) to accept connections from other machines.
+func WithHost(host string) Option {
+	return func(s *settings) error { s.cfg.Host = host; return nil }
+}
+
+// WithPort sets the port to listen on; default 0, any free port.
+func WithPort(port int) Option {
+	return func(s *settings) error {
+		if port < 0 || port > 65535 {
+			return fmt.Errorf("%w: port %d out of range", ErrBadConfig, port)
+		}
+		s.cfg.Port = port
+		return nil
+	}
+}
+
+// WithAdvertise sets the tcp://host:port address Info returns and peers are
+// told to redial; default the listener's address. Needed when listening on
+// 0.0.0.0 or behind NAT.
+func WithAdvertise(info string) Option {
+	return func(s *settings) error { s.cfg.Advertise = info; return nil }
+}
+
+// WithHeartbeat sets how often a session is pinged; default 1 s.
+func WithHeartbeat(d time.Duration) Option {
+	return func(s *settings) error { s.cfg.FSM.HeartbeatInterval = d; return nil }
+}
+
+// WithPeerTimeout sets how long a silent peer is tolerated; default 5 s. It
+// must exceed the heartbeat interval.
+func WithPeerTimeout(d time.Duration) Option {
+	return func(s *settings) error { s.cfg.FSM.PeerTimeout = d; return nil }
+}
+
+// WithHandshakeTimeout bounds a dial plus handshake; default 5 s.
+func WithHandshakeTimeout(d time.Duration) Option {
+	return func(s *settings) error { s.cfg.FSM.HandshakeTimeout = d; return nil }
+}
+
+// WithMaxFrameSize bounds a received frame in bytes (a payload plus 5);
+// default 16 MiB. A peer sending more is disconnected.
+func WithMaxFrameSize(n int) Option {
+	return func(s *settings) error { s.cfg.MaxFrameSize = n; return nil }
+}
+
+// WithReconnectBackoff sets the first and the largest delay before redialing
+// a kept peer; default 100 ms doubling to 10 s, with jitter.
+func WithReconnectBackoff(first, max time.Duration) Option {
+	return func(s *settings) error {
+		s.cfg.FSM.BackoffMin, s.cfg.FSM.BackoffMax = first, max
+		return nil
+	}
+}
+
+// WithReconnectGrace sets how long a kept peer may be away before it is
+// reported disconnected and its queued messages dropped; default 5 s.
+func WithReconnectGrace(d time.Duration) Option {
+	return func(s *settings) error { s.cfg.FSM.ReconnectGrace = d; return nil }
+}
+
+// WithSendQueue bounds the messages queued for a kept peer while it
+// reconnects, by count and payload bytes; default 4096 and 4 MiB. Past it
+// Send returns false.
+func WithSendQueue(messages, bytes int) Option {
+	return func(s *settings) error {
+		s.cfg.FSM.QueueMessages, s.cfg.FSM.QueueBytes = messages, bytes
+		return nil
+	}
+}
+
+// WithSendBuffer bounds the bytes waiting in one connection's output buffer;
+// default 4 MiB. Past it Send waits for the socket (see Server.Send).
+func WithSendBuffer(bytes int) Option {
+	return func(s *settings) error { s.cfg.SendBuffer = bytes; return nil }
+}
+
+// WithDispatchQueue bounds the events waiting for the handlers, by count and
+// payload bytes; default 4096 and 8 MiB. Past it the server stops reading
+// from its peers until the handlers catch up.
+func WithDispatchQueue(events, bytes int) Option {
+	return func(s *settings) error {
+		s.cfg.DispatchQueue, s.cfg.DispatchBytes = events, bytes
+		return nil
+	}
+}
+
+// WithMaxHandshakes bounds the connections handshaking at once; default 256.
+// More are refused, which bounds a flood of half-open connections.
+func WithMaxHandshakes(n int) Option {
+	return func(s *settings) error { s.cfg.FSM.MaxHandshakes = n; return nil }
+}
+
+// WithLogger sets the logger: protocol violations at Warn, abnormal closes at
+// Info, normal events at Debug. Default slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(s *settings) error { s.cfg.Logger = l; return nil }
+}
+
+// WithEvents sets the event handlers. See Events for when they are called.
+func WithEvents(e Events) Option {
+	return func(s *settings) error { s.events = e; return nil }
+}
