@@ -25,9 +25,10 @@ type Events struct {
 	// Connect is called when a peer gets a session: id is its id, info the
 	// address it advertises.
 	Connect func(s *Server, id, info string)
-	// Disconnect is called when a connected peer is gone. err says why; it
-	// is nil when this Server disconnected it, and wraps a sentinel such as
-	// ErrPeerClosed, ErrPeerTimeout or ErrNotConnected otherwise.
+	// Disconnect is called when a connected peer is gone. err says why: it
+	// is nil or wraps ErrDisconnected when this Server called Disconnect,
+	// and wraps a sentinel such as ErrPeerClosed, ErrPeerTimeout,
+	// ErrUnwanted or ErrNotConnected otherwise.
 	Disconnect func(s *Server, id string, err error)
 	// Message is called for every payload a peer sent. The callback owns
 	// payload: it may keep or modify it.

@@ -1,0 +1,122 @@
+package masterless
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestMulticast(t *testing.T) {
+	hub, _ := newServer(t, "hub")
+	const n = 5
+	var ids []string
+	var recs []*recorder
+	for i := range n {
+		id := fmt.Sprintf("leaf%d", i)
+		s, r := newServer(t, id)
+		got, err := s.Connect(ctxT(t), hub.Info())
+		require.NoError(t, err)
+		require.Equal(t, "hub", got)
+		ids = append(ids, id)
+		recs = append(recs, r)
+	}
+	eventually(t, "hub sees every leaf", func() bool { return sameSet(hub.Connections(), ids...) })
+
+	const msgs = 200
+	for i := range msgs {
+		require.Equal(t, n, hub.SendMany(ids, fmt.Appendf(nil, "m%d", i)))
+	}
+	require.Equal(t, n, hub.SendMany(append(ids, "ghost"), []byte("last")), "unknown peers are not counted")
+	for i, r := range recs {
+		eventually(t, fmt.Sprintf("leaf%d gets everything", i), func() bool { return len(r.messages("hub")) == msgs+1 })
+		for j, m := range r.messages("hub")[:msgs] {
+			require.Equal(t, fmt.Sprintf("m%d", j), string(m))
+		}
+	}
+
+	count, err := hub.SendManyJSON(ids, map[string]int{"total": 7})
+	require.NoError(t, err)
+	require.Equal(t, n, count)
+	eventually(t, "json arrives", func() bool { return len(recs[0].messages("hub")) == msgs+2 })
+	var v struct{ Total int }
+	require.NoError(t, DecodeJSON(recs[0].messages("hub")[msgs+1], &v))
+	require.Equal(t, 7, v.Total)
+}
+
+func TestSimultaneousDialsLeaveOneConnection(t *testing.T) {
+	a, ra := newServer(t, "alpha")
+	b, rb := newServer(t, "beta")
+	// Three distinct addresses per side, so that the local dial dedup does
+	// not fold them: direct, through "localhost", and through a relay.
+	pa, pb := newProxy(t, a.Info()), newProxy(t, b.Info())
+	addrsA := []string{a.Info(), localhost(a.Info()), pa.info()}
+	addrsB := []string{b.Info(), localhost(b.Info()), pb.info()}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for i := range 3 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			id, err := a.Connect(ctxT(t), addrsB[i])
+			if err == nil && id != "beta" {
+				err = fmt.Errorf("a reached %q", id)
+			}
+			errs <- err
+		}()
+		go func() {
+			defer wg.Done()
+			id, err := b.Connect(ctxT(t), addrsA[i])
+			if err == nil && id != "alpha" {
+				err = fmt.Errorf("b reached %q", id)
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	requireOneAgreedSession(t, a, b, pa, pb)
+	require.Equal(t, 1, ra.connectCount("beta"))
+	require.Equal(t, 1, rb.connectCount("alpha"))
+
+	// The survivor carries data both ways.
+	require.True(t, a.Send("beta", []byte("hi b")))
+	require.True(t, b.Send("alpha", []byte("hi a")))
+	eventually(t, "data on the survivor", func() bool {
+		return len(rb.messages("alpha")) == 1 && len(ra.messages("beta")) == 1
+	})
+}
+
+// requireOneAgreedSession waits until a and b each hold exactly one session,
+// with each other, over the same TCP connection.
+func requireOneAgreedSession(t *testing.T, a, b *Server, relays ...*proxy) {
+	t.Helper()
+	eventually(t, "one session that both ends agree on", func() bool {
+		if !sameSet(a.Connections(), b.ID()) || !sameSet(b.Connections(), a.ID()) {
+			return false
+		}
+		al, ar, ok1 := a.sessionAddrs(b.ID())
+		bl, br, ok2 := b.sessionAddrs(a.ID())
+		if !ok1 || !ok2 {
+			return false
+		}
+		if al.String() == br.String() && ar.String() == bl.String() {
+			return true // direct connection
+		}
+		for _, p := range relays { // the dialer's end and the target's end of one relayed pair
+			if p.relays(al.String(), br.String()) || p.relays(bl.String(), ar.String()) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// localhost spells a tcp://127.0.0.1:port address another way.
+func localhost(info string) string { return strings.Replace(info, "127.0.0.1", "localhost", 1) }

@@ -1,0 +1,119 @@
+package masterless
+
+import (
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// proxy is a raw TCP relay between a test's servers. It can stop forwarding
+// without closing anything (a peer gone silent, no FIN) or cut every
+// connection abruptly.
+type proxy struct {
+	ln     net.Listener
+	target string
+	frozen atomic.Bool
+	stop   chan struct{}
+
+	mu    sync.Mutex
+	conns []net.Conn
+	wg    sync.WaitGroup
+}
+
+func newProxy(t testing.TB, targetInfo string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &proxy{ln: ln, target: targetInfo[len("tcp://"):], stop: make(chan struct{})}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *proxy) info() string { return "tcp://" + p.ln.Addr().String() }
+
+func (p *proxy) accept() {
+	defer p.wg.Done()
+	for {
+		in, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		out, err := net.Dial("tcp", p.target)
+		if err != nil {
+			in.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, in, out)
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go p.pipe(in, out)
+		go p.pipe(out, in)
+	}
+}
+
+func (p *proxy) pipe(from, to net.Conn) {
+	defer p.wg.Done()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := from.Read(buf)
+		if p.frozen.Load() {
+			<-p.stop // silent: hold the bytes, close nothing
+			return
+		}
+		if n > 0 {
+			if _, werr := to.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			if err == io.EOF {
+				if tc, ok := to.(*net.TCPConn); ok {
+					tc.CloseWrite()
+					return
+				}
+			}
+			to.Close()
+			return
+		}
+	}
+}
+
+// relays reports whether the proxy joined a dialer whose local address is
+// from with the target-side connection whose local address is to.
+func (p *proxy) relays(from, to string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := 0; i+1 < len(p.conns); i += 2 {
+		if p.conns[i].RemoteAddr().String() == from && p.conns[i+1].LocalAddr().String() == to {
+			return true
+		}
+	}
+	return false
+}
+
+// freeze stops forwarding on every connection, present and future.
+func (p *proxy) freeze() { p.frozen.Store(true) }
+
+// cut closes every relayed connection at once.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *proxy) close() {
+	p.ln.Close()
+	close(p.stop)
+	p.cut()
+	p.wg.Wait()
+}

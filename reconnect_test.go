@@ -1,0 +1,207 @@
+package masterless
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// checkInOrder asserts msgs are "prefix<i>" with strictly increasing i and
+// returns the numbers.
+func checkInOrder(t *testing.T, msgs [][]byte, prefix string) []int {
+	t.Helper()
+	var nums []int
+	for _, m := range msgs {
+		i, err := strconv.Atoi(string(m[len(prefix):]))
+		require.NoError(t, err)
+		if len(nums) > 0 {
+			require.Greater(t, i, nums[len(nums)-1], "reordered or repeated message")
+		}
+		nums = append(nums, i)
+	}
+	return nums
+}
+
+func TestRenegotiationWhileDataFlows(t *testing.T) {
+	a, _ := newServer(t, "a")
+	b, rb := newServer(t, "b")
+	_, err := a.Connect(ctxT(t), b.Info())
+	require.NoError(t, err)
+
+	const n = 20000
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range n {
+			if !a.Send("b", fmt.Appendf(nil, "m%d", i)) {
+				t.Errorf("send %d refused", i)
+				return
+			}
+		}
+	}()
+	// The accepting side dials back while data flows.
+	eventually(t, "some data", func() bool { return len(rb.messages("a")) > 100 })
+	id, err := b.Connect(ctxT(t), a.Info())
+	require.NoError(t, err)
+	require.Equal(t, "a", id)
+	wg.Wait()
+	eventually(t, "every message", func() bool { return len(rb.messages("a")) == n })
+	nums := checkInOrder(t, rb.messages("a"), "m")
+	require.Equal(t, n-1, nums[n-1])
+	requireOneAgreedSession(t, a, b)
+	require.True(t, b.IsKept("a"))
+	require.Equal(t, 1, rb.connectCount("a"))
+}
+
+func TestAutomaticReconnect(t *testing.T) {
+	left, rl := newServer(t, "left")
+	right, rr := newServer(t, "right")
+	require.NoError(t, right.Keep("left", true))
+	_, err := left.Connect(ctxT(t), right.Info())
+	require.NoError(t, err)
+	eventually(t, "right connected", func() bool { return rr.connectCount("left") == 1 })
+
+	// Right drops left; left keeps right, so it reconnects on its own.
+	require.NoError(t, right.Disconnect("left"))
+	eventually(t, "right told of its disconnect", func() bool { return len(rr.disconnects("left")) == 1 })
+	if err := rr.disconnects("left")[0]; err != nil {
+		require.ErrorIs(t, err, ErrDisconnected, "a requested disconnect reports nil or ErrDisconnected")
+	}
+	eventually(t, "reconnected", func() bool { return rr.connectCount("left") == 2 })
+	requireOneAgreedSession(t, left, right)
+	require.Equal(t, 1, rl.connectCount("right"), "a transparent reconnect emits no second connect")
+	require.Empty(t, rl.disconnects("right"))
+	require.True(t, right.Send("left", []byte("back")))
+	eventually(t, "data after reconnect", func() bool { return len(rl.messages("right")) == 1 })
+}
+
+func TestReliableReconnectMidStream(t *testing.T) {
+	a, ra := newServer(t, "a")
+	b, rb := newServer(t, "b")
+	relay := newProxy(t, b.Info())
+	_, err := a.Connect(ctxT(t), relay.info())
+	require.NoError(t, err)
+
+	const n = 3000
+	for i := range n {
+		if i == n/3 {
+			relay.cut() // the connection dies mid-stream; a redials through the relay
+		}
+		require.True(t, a.Send("b", fmt.Appendf(nil, "m%d", i)), "send %d refused", i)
+		if i%100 == 0 {
+			time.Sleep(time.Millisecond) // keep the stream going across the reconnect
+		}
+	}
+	eventually(t, "the last message", func() bool {
+		m := rb.messages("a")
+		return len(m) > 0 && string(m[len(m)-1]) == fmt.Sprintf("m%d", n-1)
+	})
+	nums := checkInOrder(t, rb.messages("a"), "m")
+	// Only what was in flight on the dead connection may be lost; everything
+	// sent while a was reconnecting was queued and delivered in order.
+	require.Greater(t, len(nums), n/2)
+	require.Equal(t, 1, ra.connectCount("b"))
+	require.Empty(t, ra.disconnects("b"))
+	requireOneAgreedSession(t, a, b, relay)
+}
+
+func TestUnwantedConnectionDiscarded(t *testing.T) {
+	a, ra := newServer(t, "a")
+	b, rb := newServer(t, "b")
+	_, err := a.Connect(ctxT(t), b.Info())
+	require.NoError(t, err)
+	eventually(t, "b connected", func() bool { return rb.connectCount("a") == 1 })
+	require.NoError(t, a.Keep("b", false))
+	require.False(t, a.IsKept("b"))
+	eventually(t, "both dropped", func() bool { return len(a.Connections()) == 0 && len(b.Connections()) == 0 })
+	eventually(t, "both told", func() bool { return len(ra.disconnects("b")) == 1 && len(rb.disconnects("a")) == 1 })
+	require.ErrorIs(t, ra.disconnects("b")[0], ErrUnwanted)
+	require.ErrorIs(t, rb.disconnects("a")[0], ErrUnwanted)
+	require.False(t, a.Send("b", []byte("x")))
+}
+
+func TestPeerCloseReported(t *testing.T) {
+	a, ra := newServer(t, "a", WithReconnectGrace(300*time.Millisecond))
+	b, rb := newServer(t, "b")
+	c, _ := newServer(t, "c")
+	_, err := a.Connect(ctxT(t), b.Info())
+	require.NoError(t, err)
+	_, err = c.Connect(ctxT(t), b.Info())
+	require.NoError(t, err)
+	eventually(t, "b has both", func() bool { return sameSet(b.Connections(), "a", "c") })
+
+	// c closes: b does not keep c, so it reports c at once.
+	require.NoError(t, c.Close())
+	require.NoError(t, c.Close(), "Close is idempotent")
+	eventually(t, "b told c left", func() bool { return len(rb.disconnects("c")) == 1 })
+	require.ErrorIs(t, rb.disconnects("c")[0], ErrPeerClosed)
+
+	// b closes: a keeps b, tries to reconnect, and reports it after the grace.
+	require.NoError(t, b.Close())
+	eventually(t, "a told b is gone", func() bool { return len(ra.disconnects("b")) == 1 })
+	require.ErrorIs(t, ra.disconnects("b")[0], ErrNotConnected)
+	require.False(t, a.Send("b", []byte("x")), "sends are refused once the grace ran out")
+	require.False(t, b.Send("a", []byte("x")), "a closed server sends nothing")
+	_, err = b.Connect(ctxT(t), a.Info())
+	require.ErrorIs(t, err, ErrClosed)
+}
+
+func TestSilentPeerDetected(t *testing.T) {
+	a, ra := newServer(t, "a", WithReconnectGrace(300*time.Millisecond))
+	b, rb := newServer(t, "b")
+	relay := newProxy(t, b.Info())
+	_, err := a.Connect(ctxT(t), relay.info())
+	require.NoError(t, err)
+	eventually(t, "b connected", func() bool { return rb.connectCount("a") == 1 })
+
+	relay.freeze() // no FIN, no RST: the peers just go quiet
+	start := time.Now()
+	eventually(t, "b detects the silence", func() bool { return len(rb.disconnects("a")) == 1 })
+	require.ErrorIs(t, rb.disconnects("a")[0], ErrPeerTimeout)
+	require.Less(t, time.Since(start), 10*testPeerTO, "detection is bounded by the peer timeout (with slack for a loaded machine)")
+	eventually(t, "a gives up after its grace", func() bool { return len(ra.disconnects("b")) == 1 })
+	errA := ra.disconnects("b")[0]
+	require.True(t, errors.Is(errA, ErrNotConnected) || errors.Is(errA, ErrPeerTimeout), "got %v", errA)
+}
+
+func TestSelfConnectRefused(t *testing.T) {
+	a, _ := newServer(t, "a")
+	_, err := a.Connect(ctxT(t), a.Info())
+	require.ErrorIs(t, err, ErrSelfConnect)
+	_, err = a.Connect(ctxT(t), localhost(a.Info())) // same node, another spelling: found by HELLO
+	require.ErrorIs(t, err, ErrSelfConnect)
+	require.Empty(t, a.Connections())
+	_, err = a.Connect(ctxT(t), "http://example")
+	require.ErrorIs(t, err, ErrBadAddress)
+}
+
+func TestRestartedPeerConnectsAtOnce(t *testing.T) {
+	a, ra := newServer(t, "a")
+	b, _ := newServer(t, "b")
+	relay := newProxy(t, a.Info())
+	_, err := b.Connect(ctxT(t), relay.info())
+	require.NoError(t, err)
+	eventually(t, "a connected", func() bool { return ra.connectCount("b") == 1 })
+
+	// The old b goes silent (a crashed host: no FIN); a new process with the
+	// same id comes up and dials a. a must not wait for the peer timeout.
+	relay.freeze()
+	b2, rb2 := newServer(t, "b")
+	id, err := b2.Connect(ctxT(t), a.Info())
+	require.NoError(t, err)
+	require.Equal(t, "a", id)
+	eventually(t, "a reports the restart", func() bool { return len(ra.disconnects("b")) == 1 })
+	require.ErrorIs(t, ra.disconnects("b")[0], ErrReplaced, "replaced at once, not after a peer timeout")
+	require.Equal(t, 2, ra.connectCount("b"))
+	requireOneAgreedSession(t, a, b2)
+	require.True(t, a.Send("b", []byte("hello again")))
+	eventually(t, "data to the new process", func() bool { return len(rb2.messages("a")) == 1 })
+	relay.cut() // let the old process close without waiting out its linger
+	b.Close()
+}
