@@ -1,0 +1,216 @@
+package masterless
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/masterless-go/masterless/wire"
+)
+
+func preamble() []byte { return wire.V1{}.AppendPreamble(nil) }
+
+func frame(t wire.Type, body ...byte) []byte {
+	b := binary.BigEndian.AppendUint32(nil, uint32(1+len(body)))
+	return append(append(b, byte(t)), body...)
+}
+
+func hello(id string, inc uint64) []byte {
+	b, err := wire.V1{}.AppendFrame(nil, &wire.Frame{Type: wire.Hello, ID: id, Incarnation: inc})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func cat(parts ...[]byte) []byte {
+	var out []byte
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// rawDial opens a plain TCP connection to s.
+func rawDial(t *testing.T, s *Server) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(s.Info(), "tcp://"))
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// expectClosed reads until the server closes c, and returns what it sent.
+func expectClosed(t *testing.T, c net.Conn) []byte {
+	t.Helper()
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(waitFor)))
+	b, err := io.ReadAll(c)
+	if err != nil && !isReset(err) {
+		t.Fatalf("server did not close the connection: %v", err)
+	}
+	return b
+}
+
+func isReset(err error) bool { return strings.Contains(err.Error(), "connection reset") }
+
+// roundTrip checks that the server still serves its peer.
+func roundTrip(t *testing.T, srv, peer *Server, rec *recorder, tag string) {
+	t.Helper()
+	require.True(t, srv.Send(peer.ID(), []byte(tag)))
+	eventually(t, "round trip "+tag, func() bool {
+		for _, m := range rec.messages(srv.ID()) {
+			if string(m) == tag {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func TestBadInputClosesOnlyThatConnection(t *testing.T) {
+	logs := &logSink{}
+	srv, _ := newServer(t, "srv", WithLogger(newLogger(logs)), WithMaxFrameSize(1<<20))
+	peer, rp := newServer(t, "peer")
+	_, err := peer.Connect(ctxT(t), srv.Info())
+	require.NoError(t, err)
+
+	long := make([]byte, 0, 300)
+	long = append(long, 255) // claims a 255-byte id
+	long = append(long, []byte(strings.Repeat("x", 20))...)
+
+	cases := []struct {
+		name  string
+		send  []byte
+		log   string
+		half  bool // half-close after sending
+		reply bool // the server must answer with its preamble and HELLO first
+	}{
+		{"garbage", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), "did not send the masterless preamble", false, true},
+		{"wrong magic", []byte("MLSX\x00\x01\x00\x00"), "did not send the masterless preamble", false, true},
+		{"wrong version", []byte("MLSS\x00\x02\x00\x00"), "another protocol version", false, true},
+		{"oversized length", cat(preamble(), []byte{0xff, 0xff, 0xff, 0xff, 0x06}), "larger than the max frame size", false, true},
+		{"zero length", cat(preamble(), []byte{0, 0, 0, 0}), "zero length", false, true},
+		{"unknown type", cat(preamble(), frame(0x42, 1, 2, 3)), "unknown frame type 0x42", false, true},
+		{"empty id", cat(preamble(), frame(wire.Hello, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)), "empty id", false, true},
+		{"overlong id", cat(preamble(), frame(wire.Hello, long...)), "truncated", false, true},
+		{"data before hello", cat(preamble(), frame(wire.Data, 'x')), "DATA not allowed in state hello", false, true},
+		{"truncated frame", cat(preamble(), hello("mallory", 1)[:9]), "connection lost", true, true},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := strings.Count(logs.String(), tc.log)
+			c := rawDial(t, srv)
+			_, err := c.Write(tc.send)
+			require.NoError(t, err)
+			if tc.half {
+				require.NoError(t, c.(*net.TCPConn).CloseWrite())
+			}
+			got := expectClosed(t, c)
+			if tc.reply && len(got) > 0 {
+				require.Equal(t, preamble(), got[:min(len(got), wire.PreambleSize)], "the server speaks first")
+			}
+			eventually(t, "the reason is logged", func() bool { return strings.Count(logs.String(), tc.log) > before })
+			roundTrip(t, srv, peer, rp, fmt.Sprint("still here ", i))
+			require.Equal(t, []string{"peer"}, srv.Connections())
+		})
+	}
+	require.NotContains(t, logs.String(), "panic")
+}
+
+func TestHandshakeNeverFinished(t *testing.T) {
+	logs := &logSink{}
+	srv, _ := newServer(t, "srv", WithLogger(newLogger(logs)))
+	c := rawDial(t, srv)
+	_, err := c.Write(preamble()) // and then nothing
+	require.NoError(t, err)
+	start := time.Now()
+	expectClosed(t, c)
+	require.GreaterOrEqual(t, time.Since(start), testHandshake/2, "closed by the handshake deadline, not earlier")
+	require.Contains(t, logs.String(), "handshake timed out")
+	require.Zero(t, srv.n.Handshaking())
+}
+
+func TestHalfOpenFlood(t *testing.T) {
+	logs := &logSink{}
+	srv, _ := newServer(t, "srv", WithLogger(newLogger(logs)), WithMaxHandshakes(8))
+	peer, rp := newServer(t, "peer")
+	_, err := peer.Connect(ctxT(t), srv.Info())
+	require.NoError(t, err)
+
+	const flood = 40
+	var wg sync.WaitGroup
+	for range flood {
+		c := rawDial(t, srv)
+		wg.Add(1)
+		go func() { // half-open: the preamble and then silence
+			defer wg.Done()
+			c.Write(preamble())
+			expectClosed(t, c)
+		}()
+	}
+	// The session is served during the flood.
+	for i := range 5 {
+		roundTrip(t, srv, peer, rp, fmt.Sprint("during flood ", i))
+	}
+	wg.Wait() // every flood connection was closed: refused, or timed out
+	require.Contains(t, logs.String(), "too many connections handshaking")
+	require.Contains(t, logs.String(), "handshake timed out")
+	eventually(t, "no handshake left", func() bool { return srv.n.Handshaking() == 0 })
+
+	// And new peers are welcome again.
+	late, _ := newServer(t, "late")
+	_, err = late.Connect(ctxT(t), srv.Info())
+	require.NoError(t, err)
+	require.True(t, sameSet(srv.Connections(), "peer", "late"))
+}
+
+// fakeListener accepts connections and answers each with reply, then waits.
+func fakeListener(t *testing.T, reply []byte) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+			c.Write(reply)
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	return "tcp://" + ln.Addr().String()
+}
+
+func TestConnectFailures(t *testing.T) {
+	a, _ := newServer(t, "a")
+	_, err := a.Connect(ctxT(t), fakeListener(t, []byte("MLSS\x00\x02\x00\x00")))
+	require.ErrorIs(t, err, ErrVersionMismatch)
+	_, err = a.Connect(ctxT(t), fakeListener(t, nil))
+	require.ErrorIs(t, err, ErrHandshakeTimeout)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := "tcp://" + ln.Addr().String()
+	ln.Close()
+	_, err = a.Connect(ctxT(t), dead)
+	require.ErrorIs(t, err, ErrDialFailed)
+	require.Empty(t, a.Connections())
+}
