@@ -44,6 +44,11 @@ type Peer struct {
 	fsm.PeerStatus
 	// SessionGlobal is the global id of the session connection, 0 if none.
 	SessionGlobal ConnID
+	// Dialable: the node knows an address to redial the peer at (it heard
+	// the peer's HELLO since it last forgot it). fsm.PeerStatus does not
+	// show the address, so the observer fills this in. A node that keeps a
+	// peer it cannot dial can only wait for the peer to come to it.
+	Dialable bool
 }
 
 // Conn is one connection as the network sees it.
@@ -130,7 +135,7 @@ func (n *Node) String() string {
 		}
 	}
 	for _, p := range n.Peers {
-		s += fmt.Sprintf(" [%s kept=%t sess=g%d]", p.ID, p.Kept, p.SessionGlobal)
+		s += fmt.Sprintf(" [%s kept=%t dialable=%t sess=g%d]", p.ID, p.Kept, p.Dialable, p.SessionGlobal)
 	}
 	return s
 }

@@ -19,7 +19,7 @@ func healthy() *spec.Snapshot {
 		Nodes: []spec.Node{
 			{ID: "a", Incarnation: 1, Alive: true, Handshaking: 1,
 				Conns: []spec.ConnEnd{est(2, 1, "b", true, false), {ConnStatus: fsm.ConnStatus{ID: 6, State: fsm.StateHello, Dialed: true}, Global: 3}},
-				Peers: []spec.Peer{{PeerStatus: fsm.PeerStatus{ID: "b", Kept: true, Session: 2, Sess: 1}, SessionGlobal: 1}}},
+				Peers: []spec.Peer{{PeerStatus: fsm.PeerStatus{ID: "b", Kept: true, Session: 2, Sess: 1}, SessionGlobal: 1, Dialable: true}}},
 			{ID: "b", Incarnation: 1, Alive: true,
 				Conns: []spec.ConnEnd{est(3, 1, "a", false, true)},
 				Peers: []spec.Peer{{PeerStatus: fsm.PeerStatus{ID: "a", Session: 3, Sess: 1}, SessionGlobal: 1}}},
@@ -107,12 +107,20 @@ func TestQuiescenceCatchesMissingAndUnwantedSessions(t *testing.T) {
 	s.Nodes[1].Conns = nil
 	s.Nodes[1].Peers = nil
 	s.Conns[0].Ends[1].Open = false
-	require.ErrorContains(t, spec.CheckQuiescent(s), "pair a-b is kept (a keeps: true, b keeps: false) but the sessions are a: g1, b: g0")
+	require.ErrorContains(t, spec.CheckQuiescent(s), "pair a-b is kept (a keeps: true, b keeps: false, and can dial) but the sessions are a: g1, b: g0")
 
 	s = healthy()
 	s.Nodes[0].Conns, s.Nodes[0].Handshaking = s.Nodes[0].Conns[:1], 0
 	s.Nodes[0].Peers[0].Kept = false
 	require.ErrorContains(t, spec.CheckQuiescent(s), "neither a nor b keeps the pair, yet sessions remain")
+
+	// a keeps b but cannot dial it: no session is required.
+	s = healthy()
+	s.Nodes[0].Conns, s.Nodes[0].Handshaking = nil, 0
+	s.Nodes[0].Peers[0].Dialable, s.Nodes[0].Peers[0].Session, s.Nodes[0].Peers[0].SessionGlobal = false, 0, 0
+	s.Nodes[1].Conns, s.Nodes[1].Peers = nil, nil
+	s.Conns = nil
+	require.NoError(t, spec.CheckQuiescent(s))
 }
 
 func TestDeliveryChecks(t *testing.T) {

@@ -1,0 +1,74 @@
+package sim
+
+import "time"
+
+// randomFault injects one fault of an enabled kind (safety phase only).
+func (w *World) randomFault() {
+	if w.phase != PhaseSafety {
+		return
+	}
+	defer w.schedule(event{at: w.now + w.interval(w.k.FaultEvery), kind: evFault})
+	var kinds []Fault
+	for f := Fault(1); f < faultEnd; f <<= 1 {
+		if w.k.Faults&f != 0 && f != FaultDialFail && f != FaultDialTimeout {
+			kinds = append(kinds, f) // dial faults are rates, applied per dial
+		}
+	}
+	if len(kinds) == 0 {
+		return
+	}
+	switch kinds[w.c.Intn(len(kinds))] {
+	case FaultReset:
+		if c := w.someLiveConn(); c != nil {
+			w.resetConn(c)
+		}
+	case FaultSilence:
+		if c := w.someLiveConn(); c != nil {
+			c.silent = true
+			c.ep++
+		}
+	case FaultAsym:
+		i, j := w.c.Intn(len(w.nodes)), w.c.Intn(len(w.nodes))
+		w.noDial[i][j] = w.now + between(w.c, 100*time.Millisecond, 20*time.Second)
+	case FaultPartition:
+		until := w.now + between(w.c, 100*time.Millisecond, 20*time.Second)
+		side := make([]bool, len(w.nodes))
+		for i := range side {
+			side[i] = w.c.Intn(2) == 0
+		}
+		for i := range side {
+			for j := range side {
+				if side[i] != side[j] {
+					w.cut[i][j] = max(w.cut[i][j], until)
+				}
+			}
+		}
+	case FaultCrash:
+		n := w.nodes[w.c.Intn(len(w.nodes))]
+		if !n.alive {
+			return
+		}
+		w.crash(n, w.c.Intn(2) == 0)
+		w.schedule(event{at: w.now + between(w.c, 0, 10*time.Second), kind: evRestart, node: n.idx, inc: n.inc})
+	}
+}
+
+// someLiveConn picks a connection with an open end, or nil.
+func (w *World) someLiveConn() *simConn {
+	var open []*simConn
+	for _, c := range w.snapshotConns() {
+		if !c.reset && !c.silent {
+			open = append(open, c)
+		}
+	}
+	if len(open) == 0 {
+		return nil
+	}
+	return open[w.c.Intn(len(open))]
+}
+
+// snapshotConns returns the connections with an open end, pruning the rest.
+func (w *World) snapshotConns() []*simConn {
+	w.snapshot()
+	return w.conns
+}

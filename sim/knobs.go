@@ -1,0 +1,201 @@
+package sim
+
+import (
+	"flag"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/masterless-go/masterless/fsm"
+)
+
+// Fault is one kind of injected failure; Knobs.Faults is a set of them.
+type Fault uint16
+
+// The fault kinds. Each seed enables a random subset (swarm testing: a run
+// with few kinds of failure reaches deeper into each than a run with all).
+const (
+	FaultReset       Fault = 1 << iota // a connection is reset: both ends get ConnClosed, bytes in flight are lost
+	FaultSilence                       // a connection goes silent without FIN, both ways, forever
+	FaultDialFail                      // dials fail (refused) with probability DialFailPM
+	FaultDialTimeout                   // dials never answer with probability DialTimeoutPM
+	FaultAsym                          // one node cannot dial another for a while (the other way works)
+	FaultPartition                     // the nodes split in two groups for a while: bytes held, dials unanswered
+	FaultCrash                         // a node crashes (peers see a reset, or silence) and restarts with a new incarnation
+	faultEnd
+)
+
+var faultNames = []string{"reset", "silence", "dialfail", "dialtimeout", "asym", "partition", "crash"}
+
+func (f Fault) String() string {
+	var names []string
+	for i, name := range faultNames {
+		if f&(1<<i) != 0 {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ",")
+}
+
+// ParseFaults parses a comma-separated list of fault names ("none" or "" for
+// no faults, "all" for all).
+func ParseFaults(s string) (Fault, error) {
+	var f Fault
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		switch name {
+		case "", "none":
+			continue
+		case "all":
+			f |= faultEnd - 1
+			continue
+		}
+		i := slices.Index(faultNames, name)
+		if i < 0 {
+			return 0, fmt.Errorf("sim: unknown fault %q (known: %s)", name, strings.Join(faultNames, ","))
+		}
+		f |= 1 << i
+	}
+	return f, nil
+}
+
+// Knobs are every parameter of a run. [DrawKnobs] derives them all from the
+// seed; any can be overridden (flags of the same names), and all are printed
+// with a failure so the run can be replayed exactly.
+type Knobs struct {
+	Seed  uint64
+	Nodes int // 2 or more
+
+	Latency time.Duration // minimum one-way delay
+	Jitter  time.Duration // extra one-way delay, uniform in [0, Jitter]
+
+	Safety     time.Duration // length of the safety phase (faults and commands)
+	HealWithin time.Duration // the healing phase must reach quiescence within this
+
+	CommandEvery time.Duration // mean interval between user commands; 0: none
+	FaultEvery   time.Duration // mean interval between injected faults; 0: none
+	Faults       Fault         // the fault kinds enabled
+
+	DialFailPM    int // per-mille of dials refused (with FaultDialFail)
+	DialTimeoutPM int // per-mille of dials never answered (with FaultDialTimeout)
+
+	Mutation fsm.Mutation // deliberately broken rule, for negative controls
+}
+
+// DrawKnobs derives the knobs of a run from its seed.
+func DrawKnobs(seed uint64) Knobs {
+	c := NewPRNG(seed ^ 0x6b6e6f6273) // a stream of its own: the run's draws start fresh
+	k := Knobs{
+		Seed:         seed,
+		Nodes:        between(c, 2, 5),
+		Latency:      between(c, 50*time.Microsecond, 20*time.Millisecond),
+		Safety:       between(c, 5*time.Second, 30*time.Second),
+		HealWithin:   2 * time.Minute,
+		CommandEvery: between(c, 20*time.Millisecond, 1500*time.Millisecond),
+		FaultEvery:   between(c, 200*time.Millisecond, 5*time.Second),
+	}
+	k.Jitter = between(c, 0, 3*k.Latency)
+	for f := Fault(1); f < faultEnd; f <<= 1 {
+		if c.Intn(2) == 0 {
+			k.Faults |= f
+		}
+	}
+	if k.Faults&FaultDialFail != 0 {
+		k.DialFailPM = between(c, 10, 500)
+	}
+	if k.Faults&FaultDialTimeout != 0 {
+		k.DialTimeoutPM = between(c, 10, 300)
+	}
+	return k
+}
+
+// Args renders the knobs as command-line flags, the way Knobs.Register reads them.
+func (k Knobs) Args() []string {
+	return []string{
+		fmt.Sprintf("-seed=%d", k.Seed),
+		fmt.Sprintf("-nodes=%d", k.Nodes),
+		fmt.Sprintf("-latency=%v", k.Latency),
+		fmt.Sprintf("-jitter=%v", k.Jitter),
+		fmt.Sprintf("-safety=%v", k.Safety),
+		fmt.Sprintf("-heal=%v", k.HealWithin),
+		fmt.Sprintf("-cmds=%v", k.CommandEvery),
+		fmt.Sprintf("-faultevery=%v", k.FaultEvery),
+		fmt.Sprintf("-faults=%v", k.Faults),
+		fmt.Sprintf("-dialfail=%d", k.DialFailPM),
+		fmt.Sprintf("-dialtimeout=%d", k.DialTimeoutPM),
+		fmt.Sprintf("-mutation=%d", k.Mutation),
+	}
+}
+
+// String lists every knob on one line.
+func (k Knobs) String() string { return strings.Join(k.Args(), " ") }
+
+// KnobFlags registers one flag per knob on fs. After fs is parsed, Resolve
+// returns the knobs of a seed with the flags the user set applied on top.
+type KnobFlags struct {
+	fs   *flag.FlagSet
+	vals Knobs
+	fstr string
+	mut  *uint
+}
+
+// RegisterKnobs registers the knob flags (-seed, -nodes, -latency, ...) on fs.
+func RegisterKnobs(fs *flag.FlagSet) *KnobFlags {
+	kf := &KnobFlags{fs: fs}
+	v := &kf.vals
+	fs.Uint64Var(&v.Seed, "seed", 0, "sim: seed of the run to replay (0: none)")
+	fs.IntVar(&v.Nodes, "nodes", 0, "sim: number of nodes (overrides the seed's)")
+	fs.DurationVar(&v.Latency, "latency", 0, "sim: minimum one-way latency")
+	fs.DurationVar(&v.Jitter, "jitter", 0, "sim: extra one-way latency, up to this")
+	fs.DurationVar(&v.Safety, "safety", 0, "sim: length of the safety phase")
+	fs.DurationVar(&v.HealWithin, "heal", 0, "sim: bound on the healing phase")
+	fs.DurationVar(&v.CommandEvery, "cmds", 0, "sim: mean interval between user commands")
+	fs.DurationVar(&v.FaultEvery, "faultevery", 0, "sim: mean interval between faults")
+	fs.StringVar(&kf.fstr, "faults", "", "sim: comma-separated fault kinds: "+strings.Join(faultNames, ",")+", all or none")
+	fs.IntVar(&v.DialFailPM, "dialfail", 0, "sim: per-mille of dials refused")
+	fs.IntVar(&v.DialTimeoutPM, "dialtimeout", 0, "sim: per-mille of dials never answered")
+	var mut uint
+	fs.UintVar(&mut, "mutation", 0, "sim: fsm mutation (1: dialer leads), for negative controls")
+	kf.mut = &mut
+	return kf
+}
+
+// Resolve returns DrawKnobs(seed) with every flag the user set applied.
+func (kf *KnobFlags) Resolve(seed uint64) (Knobs, error) {
+	k := DrawKnobs(seed)
+	var err error
+	kf.fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "nodes":
+			k.Nodes = kf.vals.Nodes
+		case "latency":
+			k.Latency = kf.vals.Latency
+		case "jitter":
+			k.Jitter = kf.vals.Jitter
+		case "safety":
+			k.Safety = kf.vals.Safety
+		case "heal":
+			k.HealWithin = kf.vals.HealWithin
+		case "cmds":
+			k.CommandEvery = kf.vals.CommandEvery
+		case "faultevery":
+			k.FaultEvery = kf.vals.FaultEvery
+		case "faults":
+			k.Faults, err = ParseFaults(kf.fstr)
+		case "dialfail":
+			k.DialFailPM = kf.vals.DialFailPM
+		case "dialtimeout":
+			k.DialTimeoutPM = kf.vals.DialTimeoutPM
+		case "mutation":
+			k.Mutation = fsm.Mutation(*kf.mut)
+		}
+	})
+	return k, err
+}
+
+// Seed returns the -seed flag's value.
+func (kf *KnobFlags) Seed() uint64 { return kf.vals.Seed }

@@ -1,0 +1,249 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/spec"
+	"github.com/masterless-go/masterless/wire"
+)
+
+// The simulated network: TCP connections as pairs of FIFO byte streams with
+// latency, plus the faults that can hit them.
+
+var (
+	errRefused = errors.New("sim: connection refused")
+	errReset   = errors.New("sim: connection reset by peer")
+	errEOF     = errors.New("sim: EOF")
+)
+
+// simConn is one TCP connection. ends[0] is the dialer's, ends[1] the
+// acceptor's.
+type simConn struct {
+	id     spec.ConnID
+	ends   [2]simEnd
+	ep     uint32 // bumped when bytes in flight are lost (reset, silence)
+	reset  bool   // reset: nothing more is carried
+	silent bool   // silently dead: nothing more is carried, no FIN, no reset
+}
+
+// simEnd is one end of a connection: the node process holding it, whether
+// its fsm still holds it, what it sent but not yet flushed, and what it
+// received but not yet parsed.
+type simEnd struct {
+	node     int
+	inc      uint64
+	open     bool
+	wbuf     []byte
+	wctl     bool          // wbuf holds something other than PINGs
+	lastSent time.Duration // arrival time of the last segment sent from here (FIFO)
+	rbuf     []byte        // never compacted in place: delivered payloads alias it
+	preamble bool          // the peer's preamble was checked
+}
+
+func (c *simConn) String() string {
+	s := fmt.Sprintf("g%d", c.id)
+	for i, e := range c.ends {
+		s += fmt.Sprintf(" [%d] node %d inc %d open=%t", i, e.node, e.inc, e.open)
+	}
+	if c.reset {
+		s += " reset"
+	}
+	if c.silent {
+		s += " silent"
+	}
+	return s
+}
+
+// latency draws one one-way delay.
+func (w *World) latency() time.Duration {
+	return w.k.Latency + between(w.c, 0, w.k.Jitter) + 1 // never zero: a reply comes strictly after its cause
+}
+
+// dial carries out ActDial: the SYN travels to the listener at addr.
+func (w *World) dial(n *simNode, id fsm.DialID, addr string) {
+	to, known := w.byAddr[addr]
+	lat := w.latency()
+	if known && w.phase == PhaseSafety {
+		switch {
+		case w.k.Faults&FaultDialTimeout != 0 && chance(w.c, w.k.DialTimeoutPM),
+			w.cut[n.idx][to] > w.now:
+			w.hangUntil = max(w.hangUntil, w.now+w.handshakeTimeout())
+			return // never answers: the fsm's own deadline must end it
+		case w.k.Faults&FaultDialFail != 0 && chance(w.c, w.k.DialFailPM),
+			w.noDial[n.idx][to] > w.now:
+			known = false
+		}
+	}
+	if !known {
+		to = -1
+	}
+	w.schedule(event{at: w.now + lat, kind: evDialResult, ctl: true, node: n.idx, inc: n.inc, dial: id, addr: addr, side: to})
+}
+
+func (w *World) handshakeTimeout() time.Duration {
+	if d := w.opt.Config.HandshakeTimeout; d > 0 {
+		return d
+	}
+	return fsm.DefaultHandshakeTimeout
+}
+
+// dialArrives runs when the SYN reaches its destination: the listener
+// accepts (both ends learn of the connection) or the dial fails.
+func (w *World) dialArrives(e *event) {
+	n := w.nodes[e.node]
+	if !n.alive || n.inc != e.inc {
+		return // the dialing process is gone
+	}
+	to := e.side
+	if to < 0 || !w.nodes[to].alive {
+		w.step(n, fsm.DialFailed{Dial: e.dial, Err: fmt.Errorf("dial %s: %w", e.addr, errRefused)}, 0)
+		return
+	}
+	acc := w.nodes[to]
+	w.nextG++
+	c := &simConn{id: w.nextG}
+	c.ends[0] = simEnd{node: n.idx, inc: n.inc, open: true}
+	c.ends[1] = simEnd{node: acc.idx, inc: acc.inc, open: true}
+	w.conns = append(w.conns, c)
+	// Like the real adapter, each side writes the preamble before anything else.
+	for s := range c.ends {
+		c.ends[s].wbuf = wire.V1{}.AppendPreamble(nil)
+		c.ends[s].wctl = true
+	}
+	n.conns[localID(c.id, 0)] = c
+	acc.conns[localID(c.id, 1)] = c
+	// The listener sees the connection first, then the dialer; which one the
+	// fsm hears of first does not matter to it, so let the chooser vary it.
+	if w.c.Intn(2) == 0 {
+		w.step(acc, fsm.Accepted{Conn: localID(c.id, 1)}, c.id)
+		w.step(n, fsm.Dialed{Dial: e.dial, Conn: localID(c.id, 0)}, c.id)
+	} else {
+		w.step(n, fsm.Dialed{Dial: e.dial, Conn: localID(c.id, 0)}, c.id)
+		w.step(acc, fsm.Accepted{Conn: localID(c.id, 1)}, c.id)
+	}
+}
+
+// sendBytes puts what side wrote on c onto the stream toward the other end.
+func (w *World) sendBytes(c *simConn, side int) {
+	e := &c.ends[side]
+	if len(e.wbuf) == 0 {
+		return
+	}
+	data, ctl := e.wbuf, e.wctl
+	e.wbuf, e.wctl = nil, false
+	if c.reset || c.silent {
+		return
+	}
+	other := 1 - side
+	at := w.arrival(c, side)
+	w.schedule(event{at: at, kind: evDeliver, ctl: ctl, conn: c, side: other, ep: c.ep, data: data})
+}
+
+// arrival returns when something sent now from side of c reaches the other
+// end: after the latency, after everything sent before it, and after any
+// partition between the two nodes heals.
+func (w *World) arrival(c *simConn, side int) time.Duration {
+	e := &c.ends[side]
+	at := max(w.now+w.latency(), e.lastSent)
+	at = max(at, w.cut[e.node][c.ends[1-side].node])
+	e.lastSent = at
+	return at
+}
+
+// deliver runs when bytes reach an end: check the preamble, parse frames,
+// feed them to the fsm one by one.
+func (w *World) deliver(ev *event) {
+	c := ev.conn
+	e := &c.ends[ev.side]
+	if ev.ep != c.ep || !e.open {
+		return // lost in a reset, or the end is closed: a real stack would drop them too
+	}
+	n := w.nodes[e.node]
+	local := localID(c.id, ev.side)
+	e.rbuf = append(e.rbuf, ev.data...)
+	if !e.preamble {
+		k, err := wire.V1{}.ParsePreamble(e.rbuf)
+		if err != nil {
+			w.step(n, fsm.Malformed{Conn: local, Err: err}, c.id)
+			return
+		}
+		if k == 0 {
+			return
+		}
+		e.rbuf, e.preamble = e.rbuf[k:], true
+	}
+	for e.open && len(e.rbuf) > 0 && w.err == nil {
+		f, k, err := wire.V1{}.ParseFrame(e.rbuf)
+		if err != nil {
+			w.step(n, fsm.Malformed{Conn: local, Err: err}, c.id)
+			return
+		}
+		if k == 0 {
+			break
+		}
+		e.rbuf = e.rbuf[k:]
+		w.step(n, fsm.FrameReceived{Conn: local, Frame: f}, c.id)
+	}
+	if len(e.rbuf) == 0 {
+		e.rbuf = nil
+	}
+}
+
+// closeEnd closes side of c because its own fsm asked (ActClose): the FIN
+// follows the bytes already sent.
+func (w *World) closeEnd(c *simConn, side int, _ bool) {
+	e := &c.ends[side]
+	if !e.open {
+		return
+	}
+	e.open, e.rbuf = false, nil
+	delete(w.nodes[e.node].conns, localID(c.id, side))
+	if c.reset || c.silent || !c.ends[1-side].open {
+		return
+	}
+	w.schedule(event{at: w.arrival(c, side), kind: evFIN, ctl: true, conn: c, side: 1 - side, ep: c.ep})
+}
+
+// closeArrives runs when a FIN or a reset reaches an end still open: its
+// fsm hears ConnClosed.
+func (w *World) closeArrives(ev *event) {
+	c := ev.conn
+	e := &c.ends[ev.side]
+	if !e.open || (ev.kind == evFIN && ev.ep != c.ep) {
+		return
+	}
+	e.open, e.rbuf = false, nil
+	n := w.nodes[e.node]
+	local := localID(c.id, ev.side)
+	delete(n.conns, local)
+	err := errEOF
+	if ev.kind == evReset {
+		err = errReset
+	}
+	w.step(n, fsm.ConnClosed{Conn: local, Err: err}, c.id)
+}
+
+// resetConn resets c: bytes in flight are lost and every open end hears
+// ConnClosed after one latency (the RST travels too). An end whose node
+// crashed is closed at once.
+func (w *World) resetConn(c *simConn) {
+	if c.reset {
+		return
+	}
+	c.reset = true
+	c.ep++
+	for s := range c.ends {
+		e := &c.ends[s]
+		if !e.open {
+			continue
+		}
+		if !w.nodes[e.node].alive || w.nodes[e.node].inc != e.inc {
+			e.open = false
+			continue
+		}
+		w.schedule(event{at: w.now + w.latency(), kind: evReset, ctl: true, conn: c, side: s})
+	}
+}

@@ -1,0 +1,284 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/spec"
+	"github.com/masterless-go/masterless/wire"
+)
+
+// simNode is one node process slot: its current fsm (nil while crashed), its
+// connections by local id, and its user's intent, which survives restarts.
+type simNode struct {
+	idx   int
+	id    string
+	addr  string
+	inc   uint64
+	fsm   *fsm.Node
+	alive bool
+
+	conns   map[fsm.ConnID]*simConn
+	heard   map[string]bool // peers whose HELLO this fsm got since it last forgot them: it can dial them
+	tickAt  time.Duration
+	tickSet bool
+	dirty   bool // snapshot out of date
+
+	// The user's intent, re-issued on restart.
+	connectAddrs map[string]bool
+	keeps        map[string]bool
+	nextReq      fsm.ReqID
+	sendSeq      map[string]uint64
+
+	// User is what the node's user was told, in order.
+	User []UserEvent
+}
+
+// UserEvent is one notification the fsm gave its user.
+type UserEvent struct {
+	At          time.Duration
+	Incarnation uint64 // of the node that got it
+	Kind        fsm.ActionKind
+	Peer        string
+	PeerInc     uint64
+	Req         fsm.ReqID
+	Err         error
+	Payload     string
+}
+
+func (u UserEvent) String() string {
+	s := fmt.Sprintf("%v %s", u.At, u.Kind)
+	if u.Peer != "" {
+		s += " " + u.Peer
+	}
+	if u.Req != 0 {
+		s += fmt.Sprintf(" r%d", u.Req)
+	}
+	if u.Payload != "" {
+		s += " " + u.Payload
+	}
+	if u.Err != nil {
+		s += " err=" + u.Err.Error()
+	}
+	return s
+}
+
+// localID is the id a node's fsm knows connection g by: both ends of a
+// self-dial live in one fsm, so each side gets its own.
+func localID(g spec.ConnID, side int) fsm.ConnID { return fsm.ConnID(2*uint64(g) + uint64(side)) }
+
+func globalOf(l fsm.ConnID) spec.ConnID { return spec.ConnID(uint64(l) / 2) }
+
+// step feeds one event to n's fsm and carries out the actions, like netio's
+// event loop does; then it checks the safety invariants.
+func (w *World) step(n *simNode, ev fsm.Event, g spec.ConnID) error {
+	w.steps++
+	if fr, ok := ev.(fsm.FrameReceived); ok && fr.Frame.Type == wire.Hello && fr.Frame.Info != "" {
+		n.heard[fr.Frame.ID] = true
+	}
+	err := n.fsm.Step(w.now, ev)
+	acts := n.fsm.Ready()
+	w.remember(n, ev, g, err, acts)
+	for i := range acts {
+		w.act(n, &acts[i])
+	}
+	w.flush(n)
+	n.dirty = true
+	if d, ok := n.fsm.NextDeadline(); ok {
+		d = max(d, w.now)
+		if !n.tickSet || d != n.tickAt {
+			n.tickAt, n.tickSet = d, true
+			w.schedule(event{at: d, kind: evTick, node: n.idx, inc: n.inc})
+		}
+	} else {
+		n.tickSet = false
+	}
+	w.checkSafety(n)
+	if w.trace != nil {
+		w.trace.step(w, n, ev, g)
+	}
+	return err
+}
+
+// act carries out one action of n's fsm.
+func (w *World) act(n *simNode, a *fsm.Action) {
+	switch a.Kind {
+	case fsm.ActDial:
+		w.dial(n, a.Dial, a.Addr)
+	case fsm.ActWrite:
+		c := n.conns[a.Conn]
+		if c == nil {
+			w.fail(fmt.Errorf("adapter: %s wrote %s on c%d, which it does not hold", n.id, a.Frame.String(), a.Conn))
+			return
+		}
+		e := &c.ends[int(a.Conn%2)]
+		if !e.open {
+			w.fail(fmt.Errorf("adapter: %s wrote %s on g%d after closing it", n.id, a.Frame.String(), c.id))
+			return
+		}
+		var err error
+		if a.Frame.Type == wire.Data {
+			e.wbuf = wire.AppendData(e.wbuf, a.Frame.Payload)
+		} else {
+			e.wbuf, err = wire.V1{}.AppendFrame(e.wbuf, &a.Frame)
+		}
+		if err != nil {
+			w.fail(fmt.Errorf("adapter: %s wrote an unencodable frame %s on g%d: %w", n.id, a.Frame.String(), c.id, err))
+		}
+		if a.Frame.Type != wire.Ping {
+			e.wctl = true
+		}
+	case fsm.ActClose:
+		c := n.conns[a.Conn]
+		if c == nil {
+			return // a connection the fsm refused before registering it, already gone
+		}
+		side := int(a.Conn % 2)
+		w.sendBytes(c, side)
+		w.closeEnd(c, side, false)
+	case fsm.ActConnected, fsm.ActDisconnected, fsm.ActConnectDone:
+		n.User = append(n.User, UserEvent{At: w.now, Incarnation: n.inc, Kind: a.Kind, Peer: a.Peer, PeerInc: a.Incarnation, Req: a.Req, Err: a.Err})
+	case fsm.ActMessage:
+		src, dst, seq, err := spec.ParsePayload(a.Frame.Payload)
+		if err != nil {
+			w.fail(fmt.Errorf("delivery: %s got a payload the simulator never sent: %w", n.id, err))
+			return
+		}
+		n.User = append(n.User, UserEvent{At: w.now, Incarnation: n.inc, Kind: a.Kind, Peer: a.Peer, Payload: string(a.Frame.Payload)})
+		w.fail(w.deliveries.Observe(spec.Delivery{Conn: globalOf(a.Conn), Receiver: n.id, Sender: a.Peer, Src: src, Dst: dst, Seq: seq}))
+	default:
+		w.fail(fmt.Errorf("adapter: %s asked for unknown action %v", n.id, a.Kind))
+	}
+}
+
+// flush sends what n's fsm wrote during the step, one segment per connection.
+func (w *World) flush(n *simNode) {
+	for _, l := range sortedConnIDs(n.conns) {
+		c := n.conns[l]
+		w.sendBytes(c, int(l%2))
+	}
+}
+
+// refresh re-reads n's status for the checkers, if it changed.
+func (w *World) refresh(n *simNode) {
+	if !n.dirty {
+		return
+	}
+	n.dirty = false
+	if !n.alive {
+		w.snap.Nodes[n.idx] = spec.Node{ID: n.id, Incarnation: n.inc}
+		return
+	}
+	s := spec.FromFSM(n.fsm, globalOf)
+	for i := range s.Peers {
+		s.Peers[i].Dialable = n.heard[s.Peers[i].ID]
+	}
+	for id := range n.heard {
+		if s.Peer(id) == nil {
+			delete(n.heard, id) // forgotten: a later SetKeep starts without an address
+		}
+	}
+	w.snap.Nodes[n.idx] = s
+}
+
+func (w *World) refreshAll() {
+	for _, n := range w.nodes {
+		n.dirty = true
+		w.refresh(n)
+	}
+}
+
+// snapshot assembles the spec.Snapshot of the whole world from the cached
+// node views and the open connections.
+func (w *World) snapshot() *spec.Snapshot {
+	live := w.conns[:0]
+	w.snap.Conns = w.snap.Conns[:0]
+	for _, c := range w.conns {
+		if !c.ends[0].open && !c.ends[1].open {
+			continue
+		}
+		live = append(live, c)
+		sc := spec.Conn{ID: c.id}
+		for s := range c.ends {
+			e := &c.ends[s]
+			sc.Ends[s] = spec.End{Node: w.nodes[e.node].id, Incarnation: e.inc, Open: e.open}
+		}
+		w.snap.Conns = append(w.snap.Conns, sc)
+	}
+	for i := len(live); i < len(w.conns); i++ {
+		w.conns[i] = nil
+	}
+	w.conns = live
+	return &w.snap
+}
+
+// Snapshot returns the current state of every node and connection.
+func (w *World) Snapshot() *spec.Snapshot {
+	w.refreshAll()
+	return w.snapshot()
+}
+
+// checkSafety runs the safety invariants after a step of n.
+func (w *World) checkSafety(n *simNode) {
+	w.refresh(n)
+	if err := spec.CheckSafety(w.snapshot()); err != nil {
+		w.fail(fmt.Errorf("safety violated after %s stepped: %w", n.id, err))
+	}
+}
+
+// crash discards n's fsm; its ends close, and the peers see a reset or,
+// when silent, nothing at all.
+func (w *World) crash(n *simNode, silent bool) {
+	if !n.alive {
+		return
+	}
+	w.steps++
+	w.remember(n, crashEvent{silent}, 0, nil, nil)
+	n.alive = false
+	for _, l := range sortedConnIDs(n.conns) {
+		c := n.conns[l]
+		c.ends[int(l%2)].open = false
+		if silent {
+			c.silent = true
+			c.ep++
+		} else {
+			w.resetConn(c)
+		}
+	}
+	clear(n.conns)
+	n.fsm, n.alive, n.tickSet = nil, false, false
+	n.dirty = true
+	w.refresh(n)
+	w.fail(errors.Join(spec.CheckSafety(w.snapshot())))
+}
+
+// restart brings n back with a new incarnation at the same address, and
+// re-issues its user's Connect and keep commands.
+func (w *World) restart(n *simNode) {
+	if n.alive {
+		return
+	}
+	if err := w.start(n, n.inc+1); err != nil {
+		w.fail(err)
+		return
+	}
+	for _, addr := range sortedKeys(n.connectAddrs) {
+		n.nextReq++
+		w.step(n, fsm.Connect{Req: n.nextReq, Addr: addr}, 0)
+	}
+	for _, id := range sortedKeys(n.keeps) {
+		w.step(n, fsm.SetKeep{Peer: id, Keep: true}, 0)
+	}
+}
+
+// crashEvent marks a crash in the recent-steps ring; it is not an fsm event.
+type crashEvent struct{ silent bool }
+
+func (e crashEvent) String() string {
+	if e.silent {
+		return "crash (silent)"
+	}
+	return "crash (reset)"
+}

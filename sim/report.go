@@ -1,0 +1,68 @@
+package sim
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Result is the outcome of one run.
+type Result struct {
+	Knobs   Knobs
+	Err     error         // nil when the run passed
+	Where   string        // step, time and phase of the failure
+	Steps   int           // events fed to fsm nodes
+	Virtual time.Duration // virtual time at the end
+	Recent  []string      // the last steps before the end, oldest first
+	Delivered int         // messages delivered
+}
+
+// RunSeed plays the random run of k (usually DrawKnobs(seed)) to the end.
+func RunSeed(k Knobs, opt Options) Result {
+	w, err := NewWorld(k, opt)
+	if err != nil {
+		return Result{Knobs: k, Err: err}
+	}
+	w.Run()
+	return w.Result()
+}
+
+// Result summarizes the world's run so far.
+func (w *World) Result() Result {
+	r := Result{Knobs: w.k, Err: w.err, Where: w.errAt, Steps: w.steps, Virtual: w.now, Delivered: w.deliveries.Count()}
+	if w.err != nil {
+		r.Recent = w.Recent()
+	}
+	return r
+}
+
+// ReplayTest is the command that replays the run with go test.
+func (r *Result) ReplayTest() string {
+	return "go test ./sim -run 'TestSeed$' -v " + r.Knobs.String()
+}
+
+// ReplaySweep is the command that replays the run with simsweep.
+func (r *Result) ReplaySweep() string {
+	return "go run ./sim/cmd/simsweep -v " + r.Knobs.String()
+}
+
+// Report writes a failure report: seed, knobs, the violated invariant, the
+// last steps and the replay commands.
+func (r *Result) Report(out io.Writer) {
+	if r.Err == nil {
+		fmt.Fprintf(out, "sim: seed %d passed: %d steps, %v virtual, %d messages delivered\n", r.Knobs.Seed, r.Steps, r.Virtual, r.Delivered)
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "sim: seed %d FAILED at %s\n", r.Knobs.Seed, r.Where)
+	fmt.Fprintf(&b, "knobs: %s\n", r.Knobs)
+	fmt.Fprintf(&b, "violation:\n  %s\n", strings.ReplaceAll(r.Err.Error(), "\n", "\n  "))
+	fmt.Fprintf(&b, "last %d steps (g = global connection id, node/incarnation):\n", len(r.Recent))
+	for _, s := range r.Recent {
+		fmt.Fprintf(&b, "  %s\n", s)
+	}
+	fmt.Fprintf(&b, "replay: %s\n", r.ReplayTest())
+	fmt.Fprintf(&b, "    or: %s\n", r.ReplaySweep())
+	io.WriteString(out, b.String())
+}

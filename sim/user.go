@@ -1,0 +1,139 @@
+package sim
+
+import (
+	"time"
+
+	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/spec"
+)
+
+// User commands. Each is an fsm event fed to the node like netio feeds a
+// call from the public API; the simulated user also remembers its intent
+// (what it connected to and keeps) so a restarted node can re-issue it.
+
+// Connect asks node i to connect to addr and keep what it reaches. It returns
+// the request id; the outcome is an ActConnectDone in Node(i).User.
+func (w *World) Connect(i int, addr string) fsm.ReqID {
+	n := w.nodes[i]
+	n.connectAddrs[addr] = true
+	if !n.alive {
+		return 0
+	}
+	n.nextReq++
+	w.step(n, fsm.Connect{Req: n.nextReq, Addr: addr}, 0)
+	return n.nextReq
+}
+
+// Disconnect asks node i to close its session with peer and stop keeping it.
+func (w *World) Disconnect(i int, peer string) error {
+	n := w.nodes[i]
+	w.forget(n, peer)
+	if !n.alive {
+		return nil
+	}
+	return w.step(n, fsm.Disconnect{Peer: peer}, 0)
+}
+
+// SetKeep asks node i to keep (or stop keeping) peer.
+func (w *World) SetKeep(i int, peer string, keep bool) error {
+	n := w.nodes[i]
+	if keep {
+		n.keeps[peer] = true
+	} else {
+		w.forget(n, peer)
+	}
+	if !n.alive {
+		return nil
+	}
+	return w.step(n, fsm.SetKeep{Peer: peer, Keep: keep}, 0)
+}
+
+// forget drops n's intent to keep peer, however it was expressed.
+func (w *World) forget(n *simNode, peer string) {
+	delete(n.keeps, peer)
+	for addr := range n.connectAddrs {
+		if to, ok := w.byAddr[addr]; ok && w.nodes[to].id == peer {
+			delete(n.connectAddrs, addr)
+		}
+	}
+}
+
+// Send asks node i to send the next message of the pair (i, peer); payloads
+// carry a per-pair sequence number for the delivery invariants. It returns
+// the sequence number used and the fsm's answer.
+func (w *World) Send(i int, peer string) (uint64, error) {
+	n := w.nodes[i]
+	n.sendSeq[peer]++
+	seq := n.sendSeq[peer]
+	if !n.alive {
+		return seq, fsm.ErrClosed
+	}
+	return seq, w.step(n, fsm.Send{Peer: peer, Payload: spec.Payload(n.id, peer, seq)}, 0)
+}
+
+// Crash kills node i's process: its fsm is discarded. Its peers see a reset
+// of every connection, or, if silent, nothing at all.
+func (w *World) Crash(i int, silent bool) { w.crash(w.nodes[i], silent) }
+
+// Restart brings crashed node i back with the next incarnation.
+func (w *World) Restart(i int) { w.restart(w.nodes[i]) }
+
+// At schedules a scripted action at virtual time t.
+func (w *World) At(t time.Duration, fn func()) {
+	w.schedule(event{at: t, kind: evFunc, fn: fn})
+}
+
+// Node returns node i's current fsm (nil while crashed).
+func (w *World) Node(i int) *fsm.Node { return w.nodes[i].fsm }
+
+// ID returns node i's id.
+func (w *World) ID(i int) string { return w.nodes[i].id }
+
+// Addr returns node i's listening address.
+func (w *World) Addr(i int) string { return w.nodes[i].addr }
+
+// AliasAddr returns a second address of node i, for self-dial tests.
+func (w *World) AliasAddr(i int) string { return "tcp://" + w.nodes[i].id + "-alias:7000" }
+
+// User returns what node i's user was told, across restarts.
+func (w *World) User(i int) []UserEvent { return w.nodes[i].User }
+
+// Delivered returns the number of messages delivered so far, in all.
+func (w *World) Delivered() int { return w.deliveries.Count() }
+
+// randomCommand issues one random user command (safety phase only).
+func (w *World) randomCommand() {
+	if w.phase != PhaseSafety {
+		return
+	}
+	defer w.schedule(event{at: w.now + w.interval(w.k.CommandEvery), kind: evCommand})
+	n := w.nodes[w.c.Intn(len(w.nodes))]
+	if !n.alive {
+		return
+	}
+	other := w.nodes[w.c.Intn(len(w.nodes))]
+	if other == n && w.c.Intn(10) > 0 {
+		other = w.nodes[(n.idx+1+w.c.Intn(len(w.nodes)-1))%len(w.nodes)] // mostly someone else
+	}
+	switch r := w.c.Intn(100); {
+	case r < 25:
+		addr := other.addr
+		switch w.c.Intn(20) {
+		case 0:
+			addr = "tcp://nobody:7000" // nothing listens there
+		case 1:
+			addr = w.AliasAddr(n.idx) // a self-dial the fsm cannot see coming
+		}
+		w.Connect(n.idx, addr)
+	case r < 35:
+		w.Disconnect(n.idx, other.id)
+	case r < 50:
+		w.SetKeep(n.idx, other.id, w.c.Intn(3) > 0)
+	case r < 52 && len(n.connectAddrs) > 0 && n.nextReq > 0:
+		w.step(n, fsm.CancelConnect{Req: n.nextReq - fsm.ReqID(w.c.Intn(int(n.nextReq)))}, 0)
+	default:
+		for k := between(w.c, 1, 5); k > 0 && w.err == nil; k-- {
+			w.Send(n.idx, other.id)
+		}
+	}
+}

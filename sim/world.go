@@ -1,0 +1,301 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/spec"
+)
+
+// Phase is the part of a run the world is in.
+type Phase uint8
+
+// The phases of a run.
+const (
+	PhaseSafety  Phase = iota + 1 // faults and random commands
+	PhaseHealing                  // no faults, no commands: must reach quiescence
+	PhaseDone                     // quiescent
+)
+
+func (p Phase) String() string {
+	return [...]string{"?", "safety", "healing", "done"}[min(int(p), 3)]
+}
+
+// Options adjust a World beyond its Knobs.
+type Options struct {
+	// Chooser replaces the seeded PRNG (rapid drives runs through it).
+	Chooser Chooser
+	// Trace, if set, receives one NDJSON line per step (see trace.go).
+	Trace io.Writer
+	// Config is the base fsm configuration of every node; ID, Incarnation,
+	// Seed and Mutation are set by the world.
+	Config fsm.Config
+	// MaxSteps bounds a run (0: 5 million); a run that needs more is a failure
+	// (a livelock, or a timer that never stops firing).
+	MaxSteps int
+	// Ring is how many recent steps a failure report shows (0: 40).
+	Ring int
+}
+
+// World is a simulated network of masterless nodes. It is single-goroutine
+// and deterministic: the same Knobs and Chooser give the same run, step for
+// step.
+type World struct {
+	k    Knobs
+	opt  Options
+	c    Chooser
+	now  time.Duration
+	q    queue
+	phase Phase
+
+	nodes  []*simNode
+	byAddr map[string]int // listening address (and aliases) -> node index
+	conns  []*simConn     // connections with an end still open, by id
+	nextG  spec.ConnID
+
+	inflight  int           // control events (non-PING bytes, FINs, resets, dial answers) queued
+	hangUntil time.Duration // a dial that never answers may still be pending in some fsm until then
+	cut       [][]time.Duration // cut[i][j]: bytes and dials from i to j are held until then (partition)
+	noDial    [][]time.Duration // noDial[i][j]: i cannot dial j until then (asymmetric)
+
+	deliveries spec.DeliveryChecker
+	snap       spec.Snapshot
+	healStart  time.Duration
+	lastSettle time.Duration
+
+	steps  int
+	ring   []record
+	ringAt int
+	trace  *tracer
+	err    error
+	errAt  string
+}
+
+// NewWorld builds a world of k.Nodes nodes, all listening, none connected.
+func NewWorld(k Knobs, opt Options) (*World, error) {
+	if k.Nodes < 1 {
+		return nil, fmt.Errorf("sim: need at least one node, got %d", k.Nodes)
+	}
+	if opt.Chooser == nil {
+		opt.Chooser = NewPRNG(k.Seed)
+	}
+	if opt.MaxSteps == 0 {
+		opt.MaxSteps = 5_000_000
+	}
+	if opt.Ring == 0 {
+		opt.Ring = 40
+	}
+	w := &World{k: k, opt: opt, c: opt.Chooser, phase: PhaseSafety, byAddr: map[string]int{}}
+	w.ring = make([]record, opt.Ring)
+	if opt.Trace != nil {
+		w.trace = newTracer(opt.Trace)
+	}
+	w.cut = make([][]time.Duration, k.Nodes)
+	w.noDial = make([][]time.Duration, k.Nodes)
+	for i := 0; i < k.Nodes; i++ {
+		w.cut[i] = make([]time.Duration, k.Nodes)
+		w.noDial[i] = make([]time.Duration, k.Nodes)
+		n := &simNode{idx: i, id: fmt.Sprintf("n%d", i+1), conns: map[fsm.ConnID]*simConn{}, sendSeq: map[string]uint64{},
+			connectAddrs: map[string]bool{}, keeps: map[string]bool{}}
+		n.addr = "tcp://" + n.id + ":7000"
+		w.byAddr[n.addr] = i
+		w.byAddr["tcp://"+n.id+"-alias:7000"] = i // a second address of the same node, to provoke self-dials
+		w.nodes = append(w.nodes, n)
+	}
+	w.snap.Nodes = make([]spec.Node, len(w.nodes))
+	w.refreshAll()
+	for _, n := range w.nodes {
+		if err := w.start(n, 1); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// start runs a new fsm for n with incarnation inc and tells it its address.
+func (w *World) start(n *simNode, inc uint64) error {
+	cfg := w.opt.Config
+	cfg.ID, cfg.Incarnation, cfg.Mutation = n.id, inc, w.k.Mutation
+	cfg.Seed = uint64(w.c.Intn(1<<31))<<32 | uint64(w.c.Intn(1<<31))
+	f, err := fsm.New(cfg)
+	if err != nil {
+		return err
+	}
+	n.fsm, n.inc, n.alive = f, inc, true
+	n.heard = map[string]bool{}
+	n.tickAt, n.tickSet = 0, false
+	w.step(n, fsm.Listening{Info: n.addr}, 0)
+	return nil
+}
+
+// Now returns the virtual time.
+func (w *World) Now() time.Duration { return w.now }
+
+// Knobs returns the run's knobs.
+func (w *World) Knobs() Knobs { return w.k }
+
+// Steps returns how many events were fed to fsm nodes so far.
+func (w *World) Steps() int { return w.steps }
+
+// Err returns the first invariant violation or failure, if any.
+func (w *World) Err() error { return w.err }
+
+// schedule queues an event at time at.
+func (w *World) schedule(e event) {
+	if e.ctl {
+		w.inflight++
+	}
+	w.q.push(e)
+}
+
+// fail records the first failure; the run stops at the end of the step.
+func (w *World) fail(err error) {
+	if w.err == nil && err != nil {
+		w.err = err
+		w.errAt = fmt.Sprintf("step %d at %v (%s phase)", w.steps, w.now, w.phase)
+	}
+}
+
+// RunUntil processes events until virtual time t (inclusive), a failure, or
+// the queue runs dry. It returns the failure, if any.
+func (w *World) RunUntil(t time.Duration) error {
+	for w.err == nil && w.q.len() > 0 && w.q.ev[0].at <= t {
+		w.next()
+	}
+	if w.err == nil && w.now < t {
+		w.now = t
+	}
+	return w.err
+}
+
+// RunFor runs for d of virtual time.
+func (w *World) RunFor(d time.Duration) error { return w.RunUntil(w.now + d) }
+
+// next pops and runs one event.
+func (w *World) next() {
+	e := w.q.pop()
+	if e.ctl {
+		w.inflight--
+	}
+	if e.at > w.now {
+		w.now = e.at
+	}
+	switch e.kind {
+	case evDeliver:
+		w.deliver(&e)
+	case evFIN, evReset:
+		w.closeArrives(&e)
+	case evDialResult:
+		w.dialArrives(&e)
+	case evTick:
+		n := w.nodes[e.node]
+		if n.alive && n.inc == e.inc && n.tickSet && n.tickAt == e.at {
+			n.tickSet = false
+			w.step(n, fsm.Tick{}, 0)
+		}
+	case evCommand:
+		w.randomCommand()
+	case evFault:
+		w.randomFault()
+	case evRestart:
+		if n := w.nodes[e.node]; !n.alive && n.inc == e.inc {
+			w.restart(n)
+		}
+	case evHeal:
+		w.heal()
+	case evFunc:
+		e.fn()
+	}
+	if w.steps > w.opt.MaxSteps {
+		w.fail(fmt.Errorf("liveness: more than %d steps (a livelock, or a timer that keeps firing); virtual time %v", w.opt.MaxSteps, w.now))
+	}
+}
+
+// Run plays a whole random run: the safety phase with faults and commands,
+// then the healing phase, which must end quiescent within k.HealWithin.
+func (w *World) Run() error {
+	if w.k.CommandEvery > 0 {
+		w.schedule(event{at: w.now + w.interval(w.k.CommandEvery), kind: evCommand})
+	}
+	if w.k.FaultEvery > 0 && w.k.Faults != 0 {
+		w.schedule(event{at: w.now + w.interval(w.k.FaultEvery), kind: evFault})
+	}
+	w.schedule(event{at: w.now + w.k.Safety, kind: evHeal})
+	for w.err == nil && w.phase != PhaseDone {
+		if w.phase == PhaseHealing && w.now > w.healStart+w.k.HealWithin {
+			w.fail(fmt.Errorf("quiescence: not reached within %v of healing: %w", w.k.HealWithin, w.unsettled()))
+			break
+		}
+		if w.q.len() == 0 {
+			if w.phase == PhaseHealing && w.settled() {
+				break
+			}
+			w.fail(fmt.Errorf("sim: nothing left to run in phase %s, yet not quiescent: %w", w.phase, w.unsettled()))
+			break
+		}
+		w.next()
+		if w.phase == PhaseHealing && w.now >= w.lastSettle+10*time.Millisecond && w.settled() {
+			w.phase = PhaseDone
+		}
+	}
+	return w.err
+}
+
+// interval draws a wait with mean m.
+func (w *World) interval(m time.Duration) time.Duration {
+	return between(w.c, 1, 2*m)
+}
+
+// heal ends the safety phase: no more faults or commands, partitions and
+// dial blocks lifted, crashed nodes restarted.
+func (w *World) heal() {
+	w.phase, w.healStart = PhaseHealing, w.now
+	for i := range w.cut {
+		for j := range w.cut[i] {
+			w.cut[i][j] = min(w.cut[i][j], w.now)
+			w.noDial[i][j] = 0
+		}
+	}
+	for _, n := range w.nodes {
+		if !n.alive {
+			w.restart(n)
+		}
+	}
+}
+
+// settled reports whether the world is quiescent: nothing but heartbeats in
+// flight, no dial pending, no connection that is silently dead, half-closed
+// or handshaking, and spec.CheckQuiescent holds.
+func (w *World) settled() bool {
+	w.lastSettle = w.now
+	return w.unsettled() == nil
+}
+
+// unsettled says why the world is not quiescent, or nil if it is.
+func (w *World) unsettled() error {
+	if w.inflight > 0 {
+		return fmt.Errorf("%d control messages (frames other than PING, FINs, dial answers) still in flight", w.inflight)
+	}
+	if w.now < w.hangUntil {
+		return fmt.Errorf("a dial that never answers may be pending until %v", w.hangUntil)
+	}
+	for _, c := range w.conns {
+		if c.silent && (c.ends[0].open || c.ends[1].open) {
+			return fmt.Errorf("g%d is silently dead but still open (%s)", c.id, c)
+		}
+	}
+	w.refreshAll()
+	return spec.CheckQuiescent(w.snapshot())
+}
+
+// Quiescent runs spec.CheckQuiescent on the current state, for scenarios.
+func (w *World) Quiescent() error { return w.unsettled() }
+
+// Phase returns the phase the world is in.
+func (w *World) Phase() Phase { return w.phase }
+
+// errUnknownNode is returned by scenario helpers given a bad index.
+var errUnknownNode = errors.New("sim: no such node")
