@@ -251,6 +251,9 @@ func (w *World) crash(n *simNode, silent bool) {
 	n.fsm, n.alive, n.tickSet = nil, false, false
 	n.dirty = true
 	w.refresh(n)
+	if w.trace != nil {
+		w.trace.step(w, n, crashEvent{silent}, 0)
+	}
 	w.fail(errors.Join(spec.CheckSafety(w.snapshot())))
 }
 

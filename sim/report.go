@@ -9,13 +9,13 @@ import (
 
 // Result is the outcome of one run.
 type Result struct {
-	Knobs   Knobs
-	Err     error         // nil when the run passed
-	Where   string        // step, time and phase of the failure
-	Steps   int           // events fed to fsm nodes
-	Virtual time.Duration // virtual time at the end
-	Recent  []string      // the last steps before the end, oldest first
-	Delivered int         // messages delivered
+	Knobs     Knobs
+	Err       error         // nil when the run passed
+	Where     string        // step, time and phase of the failure
+	Steps     int           // events fed to fsm nodes
+	Virtual   time.Duration // virtual time at the end
+	Recent    []string      // the last steps before the end, oldest first
+	Delivered int           // messages delivered
 }
 
 // RunSeed plays the random run of k (usually DrawKnobs(seed)) to the end.

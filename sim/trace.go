@@ -163,7 +163,7 @@ type tracePeer struct {
 	Session spec.ConnID `json:"session"`
 }
 
-func (t *tracer) step(w *World, n *simNode, ev fsm.Event, g spec.ConnID) {
+func (t *tracer) step(w *World, n *simNode, ev any, g spec.ConnID) {
 	l := traceLine{I: t.i, T: int64(w.now), Node: n.id, Inc: n.inc, Ev: eventKind(ev), Conn: g, Conns: []traceConn{}, Peers: []tracePeer{}}
 	t.i++
 	switch e := ev.(type) {

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/masterless-go/masterless/fsm"
@@ -92,8 +93,45 @@ func (w *World) ID(i int) string { return w.nodes[i].id }
 // Addr returns node i's listening address.
 func (w *World) Addr(i int) string { return w.nodes[i].addr }
 
-// AliasAddr returns a second address of node i, for self-dial tests.
-func (w *World) AliasAddr(i int) string { return "tcp://" + w.nodes[i].id + "-alias:7000" }
+// AliasAddr returns another address of node i (k = 1, 2 or 3): a self-dial
+// through it reaches the node itself, and dials to different aliases of one
+// node are not deduplicated by the dialer.
+func (w *World) AliasAddr(i, k int) string { return aliasAddr(w.nodes[i].id, k) }
+
+func aliasAddr(id string, k int) string { return fmt.Sprintf("tcp://%s-alias%d:7000", id, k) }
+
+// ResetSession resets node i's session with peer, if any: both ends get
+// ConnClosed and bytes in flight are lost. It reports whether there was one.
+func (w *World) ResetSession(i int, peer string) bool {
+	if c := w.sessionConn(i, peer); c != nil {
+		w.resetConn(c)
+		return true
+	}
+	return false
+}
+
+// SilenceSession makes node i's session with peer go silent both ways,
+// without FIN, forever. It reports whether there was one.
+func (w *World) SilenceSession(i int, peer string) bool {
+	if c := w.sessionConn(i, peer); c != nil {
+		c.silent = true
+		c.ep++
+		return true
+	}
+	return false
+}
+
+func (w *World) sessionConn(i int, peer string) *simConn {
+	n := w.nodes[i]
+	if !n.alive {
+		return nil
+	}
+	l, ok := n.fsm.Session(peer)
+	if !ok {
+		return nil
+	}
+	return n.conns[l]
+}
 
 // User returns what node i's user was told, across restarts.
 func (w *World) User(i int) []UserEvent { return w.nodes[i].User }
@@ -122,7 +160,7 @@ func (w *World) randomCommand() {
 		case 0:
 			addr = "tcp://nobody:7000" // nothing listens there
 		case 1:
-			addr = w.AliasAddr(n.idx) // a self-dial the fsm cannot see coming
+			addr = w.AliasAddr(n.idx, 1) // a self-dial the fsm cannot see coming
 		}
 		w.Connect(n.idx, addr)
 	case r < 35:

@@ -44,11 +44,11 @@ type Options struct {
 // and deterministic: the same Knobs and Chooser give the same run, step for
 // step.
 type World struct {
-	k    Knobs
-	opt  Options
-	c    Chooser
-	now  time.Duration
-	q    queue
+	k     Knobs
+	opt   Options
+	c     Chooser
+	now   time.Duration
+	q     queue
 	phase Phase
 
 	nodes  []*simNode
@@ -56,8 +56,8 @@ type World struct {
 	conns  []*simConn     // connections with an end still open, by id
 	nextG  spec.ConnID
 
-	inflight  int           // control events (non-PING bytes, FINs, resets, dial answers) queued
-	hangUntil time.Duration // a dial that never answers may still be pending in some fsm until then
+	inflight  int               // control events (non-PING bytes, FINs, resets, dial answers) queued
+	hangUntil time.Duration     // a dial that never answers may still be pending in some fsm until then
 	cut       [][]time.Duration // cut[i][j]: bytes and dials from i to j are held until then (partition)
 	noDial    [][]time.Duration // noDial[i][j]: i cannot dial j until then (asymmetric)
 
@@ -102,7 +102,9 @@ func NewWorld(k Knobs, opt Options) (*World, error) {
 			connectAddrs: map[string]bool{}, keeps: map[string]bool{}}
 		n.addr = "tcp://" + n.id + ":7000"
 		w.byAddr[n.addr] = i
-		w.byAddr["tcp://"+n.id+"-alias:7000"] = i // a second address of the same node, to provoke self-dials
+		for k := 1; k <= 3; k++ {
+			w.byAddr[aliasAddr(n.id, k)] = i // more addresses of the same node: self-dials, parallel dials
+		}
 		w.nodes = append(w.nodes, n)
 	}
 	w.snap.Nodes = make([]spec.Node, len(w.nodes))
