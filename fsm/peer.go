@@ -203,6 +203,7 @@ func (n *Node) disconnect(id string) error {
 		n.finishRequest(r, "", fmt.Errorf("%w: %q", ErrDisconnected, id))
 	}
 	p.waiters = nil
+	n.peerDown(p, nil) // first: the user asked, so the event carries no error
 	for _, c := range n.sortedConns() {
 		if c.peer == p {
 			n.closeConn(c, wire.CodeNormal, fmt.Errorf("%w: %q", ErrDisconnected, id))
@@ -211,7 +212,6 @@ func (n *Node) disconnect(id string) error {
 	if d := p.dialing; d != nil {
 		d.forPeer, p.dialing = nil, nil
 	}
-	n.peerDown(p, nil)
 	n.maybeForgetPeer(p)
 	return nil
 }
