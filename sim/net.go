@@ -112,6 +112,7 @@ func (w *World) dialArrives(e *event) {
 	for s := range c.ends {
 		c.ends[s].wbuf = wire.V1{}.AppendPreamble(nil)
 		c.ends[s].wctl = true
+		w.pending = append(w.pending, pendingEnd{c, s}) // sent with the fsm's first frame
 	}
 	n.conns[localID(c.id, 0)] = c
 	acc.conns[localID(c.id, 1)] = c

@@ -85,7 +85,9 @@ func (w *World) step(n *simNode, ev fsm.Event, g spec.ConnID) error {
 		w.act(n, &acts[i])
 	}
 	w.flush(n)
-	n.dirty = true
+	if !w.cannotChangeState(ev, acts) {
+		n.dirty = true
+	}
 	if d, ok := n.fsm.NextDeadline(); ok {
 		d = max(d, w.now)
 		if !n.tickSet || d != n.tickAt {
@@ -95,11 +97,45 @@ func (w *World) step(n *simNode, ev fsm.Event, g spec.ConnID) error {
 	} else {
 		n.tickSet = false
 	}
-	w.checkSafety(n)
+	if n.dirty {
+		w.checkSafety(n)
+	}
 	if w.trace != nil {
 		w.trace.step(w, n, ev, g)
 	}
 	return err
+}
+
+// cannotChangeState reports whether a step provably left everything the
+// checkers look at unchanged, so the snapshot and the safety check can be
+// skipped: the data path (a PING or DATA received, a Send) that produced only
+// PING and DATA writes and message deliveries. Every change of a connection's
+// state or of a session involves another event (HELLO, JOIN, WELCOME, KEEP,
+// BYE, a close, a Tick, a command) or another action (a handshake frame, a
+// close, a user notification), so those steps are always checked. Deliveries
+// are checked on every step regardless.
+func (w *World) cannotChangeState(ev fsm.Event, acts []fsm.Action) bool {
+	switch e := ev.(type) {
+	case fsm.FrameReceived:
+		if e.Frame.Type != wire.Ping && e.Frame.Type != wire.Data {
+			return false
+		}
+	case fsm.Send:
+	default:
+		return false
+	}
+	for i := range acts {
+		switch a := &acts[i]; a.Kind {
+		case fsm.ActMessage:
+		case fsm.ActWrite:
+			if a.Frame.Type != wire.Ping && a.Frame.Type != wire.Data {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // act carries out one action of n's fsm.
@@ -119,6 +155,9 @@ func (w *World) act(n *simNode, a *fsm.Action) {
 			return
 		}
 		var err error
+		if len(e.wbuf) == 0 {
+			w.pending = append(w.pending, pendingEnd{c, int(a.Conn % 2)})
+		}
 		if a.Frame.Type == wire.Data {
 			e.wbuf = wire.AppendData(e.wbuf, a.Frame.Payload)
 		} else {
@@ -153,12 +192,19 @@ func (w *World) act(n *simNode, a *fsm.Action) {
 	}
 }
 
-// flush sends what n's fsm wrote during the step, one segment per connection.
-func (w *World) flush(n *simNode) {
-	for _, l := range sortedConnIDs(n.conns) {
-		c := n.conns[l]
-		w.sendBytes(c, int(l%2))
+// pendingEnd is a connection end with bytes written during the current step.
+type pendingEnd struct {
+	c    *simConn
+	side int
+}
+
+// flush sends what n's fsm wrote during the step, one segment per
+// connection, in the order the connections were first written to.
+func (w *World) flush(*simNode) {
+	for _, p := range w.pending {
+		w.sendBytes(p.c, p.side)
 	}
+	w.pending = w.pending[:0]
 }
 
 // refresh re-reads n's status for the checkers, if it changed.

@@ -61,6 +61,7 @@ type World struct {
 	cut       [][]time.Duration // cut[i][j]: bytes and dials from i to j are held until then (partition)
 	noDial    [][]time.Duration // noDial[i][j]: i cannot dial j until then (asymmetric)
 
+	pending    []pendingEnd // ends written to during the current step
 	deliveries spec.DeliveryChecker
 	snap       spec.Snapshot
 	healStart  time.Duration

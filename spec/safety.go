@@ -81,33 +81,56 @@ func AtMostOneSession(s *Snapshot) error {
 	var errs []error
 	for i := range s.Nodes {
 		n := &s.Nodes[i]
-		est := map[string][]ConnID{}
-		for _, c := range n.Conns {
-			if c.State == fsm.StateEstablished {
-				est[c.Peer] = append(est[c.Peer], c.Global)
+		// Connections and peers are few per node: scans beat maps here, and
+		// this runs after every simulated step.
+		for j := range n.Conns {
+			c := &n.Conns[j]
+			if c.State != fsm.StateEstablished || firstEstablished(n, c.Peer) != j {
+				continue
 			}
-		}
-		for _, peer := range sortedKeys(est) {
-			if gs := est[peer]; len(gs) > 1 {
-				errs = append(errs, fmt.Errorf("at-most-one-session: %s has %d established connections to %s: %v", n.ID, len(gs), peer, gs))
+			var gs []ConnID
+			for k := j; k < len(n.Conns); k++ {
+				if n.Conns[k].State == fsm.StateEstablished && n.Conns[k].Peer == c.Peer {
+					gs = append(gs, n.Conns[k].Global)
+				}
+			}
+			if len(gs) > 1 {
+				errs = append(errs, fmt.Errorf("at-most-one-session: %s has %d established connections to %s: %v", n.ID, len(gs), c.Peer, gs))
+			}
+			p := n.Peer(c.Peer)
+			switch {
+			case p == nil:
+				errs = append(errs, fmt.Errorf("at-most-one-session: %s has established %v to %s, which is not in its peer table", n.ID, gs, c.Peer))
+			case p.Session == 0:
+				errs = append(errs, fmt.Errorf("at-most-one-session: %s has established g%d to %s, but its peer table has no session", n.ID, c.Global, p.ID))
 			}
 		}
 		for _, p := range n.Peers {
-			gs := est[p.ID]
-			switch {
-			case p.Session == 0 && len(gs) > 0:
-				errs = append(errs, fmt.Errorf("at-most-one-session: %s has established g%d to %s, but its peer table has no session", n.ID, gs[0], p.ID))
-			case p.Session != 0 && (len(gs) == 0 || gs[0] != p.SessionGlobal):
-				errs = append(errs, fmt.Errorf("at-most-one-session: %s's session with %s is g%d, which is not an established connection to it (established: %v)", n.ID, p.ID, p.SessionGlobal, gs))
+			if p.Session == 0 {
+				continue
 			}
-		}
-		for _, peer := range sortedKeys(est) {
-			if n.Peer(peer) == nil {
-				errs = append(errs, fmt.Errorf("at-most-one-session: %s has established %v to %s, which is not in its peer table", n.ID, est[peer], peer))
+			j := firstEstablished(n, p.ID)
+			if j < 0 || n.Conns[j].Global != p.SessionGlobal {
+				var gs []ConnID
+				if j >= 0 {
+					gs = append(gs, n.Conns[j].Global)
+				}
+				errs = append(errs, fmt.Errorf("at-most-one-session: %s's session with %s is g%d, which is not an established connection to it (established: %v)", n.ID, p.ID, p.SessionGlobal, gs))
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// firstEstablished returns the index of n's first established connection to
+// peer, or -1.
+func firstEstablished(n *Node, peer string) int {
+	for j := range n.Conns {
+		if n.Conns[j].State == fsm.StateEstablished && n.Conns[j].Peer == peer {
+			return j
+		}
+	}
+	return -1
 }
 
 // BothEndsAgree: if A's session with B is g and B's session with A is g',
