@@ -41,6 +41,7 @@ type conn struct {
 	// On a session.
 	sess     uint64 // the session number; granted by the leader
 	peerKeep bool   // the peer's latest keep flag
+	sentKeep bool   // follower: the keep flag this node put in its JOIN
 	lastRecv time.Duration
 	lastPing time.Duration
 }

@@ -49,6 +49,7 @@ func (n *Node) onHello(c *conn, f *wire.Frame) {
 			closed = p.closedSess
 		}
 		c.state = StateWelcome
+		c.sentKeep = p.kept
 		n.write(c, wire.Frame{Type: wire.Join, Closed: closed, Keep: p.kept})
 		return
 	}

@@ -24,6 +24,10 @@ func (n *Node) establish(p *peer, c *conn) {
 	n.peerUp(p, c)
 	if c.leader {
 		n.checkWanted(c)
+	} else if p.kept != c.sentKeep {
+		// The keep flag changed after our JOIN went out: the leader must hear
+		// it, or it may keep a pair that neither end wants (sim seed 9052).
+		n.write(c, wire.Frame{Type: wire.Keep, Keep: p.kept})
 	}
 }
 
