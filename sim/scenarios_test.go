@@ -288,7 +288,7 @@ func TestScenarioSilentPeerDetected(t *testing.T) {
 
 func TestScenarioSelfConnectRefused(t *testing.T) {
 	w := newScenario(t, 2)
-	r1 := w.Connect(0, w.Addr(0))       // its own advertised address: refused without dialing
+	r1 := w.Connect(0, w.Addr(0))         // its own advertised address: refused without dialing
 	r2 := w.Connect(0, w.AliasAddr(0, 1)) // another address of itself: found out by HELLO
 	run(t, w, time.Second)
 	dones := events(w, 0, fsm.ActConnectDone, "")
