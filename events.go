@@ -26,29 +26,29 @@ type Events struct {
 	// address it advertises.
 	Connect func(s *Server, id, info string)
 	// Disconnect is called when a connected peer is gone. err says why: it
-	// is nil or wraps ErrDisconnected when this Server called Disconnect,
-	// and wraps a sentinel such as ErrPeerClosed, ErrPeerTimeout,
-	// ErrUnwanted or ErrNotConnected otherwise.
+	// is nil when this Server called Disconnect, and otherwise wraps a
+	// sentinel such as ErrPeerClosed, ErrPeerTimeout, ErrUnwanted or
+	// ErrNotConnected.
 	Disconnect func(s *Server, id string, err error)
 	// Message is called for every payload a peer sent. The callback owns
 	// payload: it may keep or modify it.
 	Message func(s *Server, from string, payload []byte)
 }
 
-// bind turns e into netio's callbacks for s. They wait for ready, closed once
-// s is fully built, so a callback never sees a half-made Server.
-func (e Events) bind(s *Server, ready <-chan struct{}) (out netioEvents) {
+// bind turns e into netio's callbacks for s. (New holds events back with
+// netio's EventsGate until s is fully built.)
+func (e Events) bind(s *Server) (out netioEvents) {
 	if f := e.Listening; f != nil {
-		out.Listening = func(info string) { <-ready; f(s, info) }
+		out.Listening = func(info string) { f(s, info) }
 	}
 	if f := e.Connect; f != nil {
-		out.Connected = func(id, info string) { <-ready; f(s, id, info) }
+		out.Connected = func(id, info string) { f(s, id, info) }
 	}
 	if f := e.Disconnect; f != nil {
-		out.Disconnected = func(id string, err error) { <-ready; f(s, id, err) }
+		out.Disconnected = func(id string, err error) { f(s, id, err) }
 	}
 	if f := e.Message; f != nil {
-		out.Message = func(from string, p []byte) { <-ready; f(s, from, p) }
+		out.Message = func(from string, p []byte) { f(s, from, p) }
 	}
 	return out
 }

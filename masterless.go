@@ -30,7 +30,8 @@ func New(id string, opts ...Option) (*Server, error) {
 	}
 	s := &Server{}
 	ready := make(chan struct{})
-	st.cfg.Events = st.events.bind(s, ready)
+	st.cfg.Events = st.events.bind(s)
+	st.cfg.EventsGate = ready
 	n, err := netio.Start(st.cfg)
 	if err != nil {
 		return nil, err

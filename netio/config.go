@@ -48,6 +48,9 @@ type Config struct {
 
 	// Events are called from the Node's dispatcher goroutine.
 	Events Events
+	// EventsGate, when not nil, holds back every event until it is closed,
+	// so that a wrapper can finish building itself before its callbacks run.
+	EventsGate <-chan struct{}
 }
 
 // Events are the callbacks a Node delivers to. They are called one at a time,

@@ -17,7 +17,7 @@ import (
 func (n *Node) step(ev fsm.Event, slab *[]byte) error {
 	err := n.fsm.Step(n.now(), ev)
 	n.apply(slab)
-	n.rearm()
+	n.settle()
 	return err
 }
 
@@ -38,12 +38,12 @@ func (n *Node) apply(slab *[]byte) {
 			go n.dial(a.Dial, a.Addr)
 		case fsm.ActConnected:
 			n.log.Debug("peer connected", "peer", a.Peer, "incarnation", a.Incarnation, "info", a.Addr)
-			n.disp.push(event{kind: evConnected, peer: a.Peer, info: a.Addr})
+			n.events = append(n.events, event{kind: evConnected, peer: a.Peer, info: a.Addr})
 		case fsm.ActDisconnected:
 			n.log.Debug("peer disconnected", "peer", a.Peer, "reason", errText(a.Err))
-			n.disp.push(event{kind: evDisconnected, peer: a.Peer, err: a.Err})
+			n.events = append(n.events, event{kind: evDisconnected, peer: a.Peer, err: a.Err})
 		case fsm.ActMessage:
-			n.disp.push(event{kind: evMessage, peer: a.Peer, payload: own(slab, a.Frame.Payload)})
+			n.events = append(n.events, event{kind: evMessage, peer: a.Peer, payload: own(slab, a.Frame.Payload)})
 		case fsm.ActConnectDone:
 			if ch := n.reqs[a.Req]; ch != nil {
 				delete(n.reqs, a.Req)
@@ -64,6 +64,18 @@ func own(slab *[]byte, p []byte) []byte {
 	s = append(s, p...)
 	*slab = s
 	return s[start:len(s):len(s)]
+}
+
+// settle ends a locked section's work: it hands the events collected by
+// apply to the dispatcher in one go (in the fsm's order, since all of it
+// happens under the core lock) and re-arms the timer.
+func (n *Node) settle() {
+	if len(n.events) > 0 {
+		n.disp.push(n.events)
+		clear(n.events)
+		n.events = n.events[:0]
+	}
+	n.rearm()
 }
 
 // rearm wakes the timer goroutine when the fsm's next deadline moved earlier

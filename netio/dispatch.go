@@ -29,6 +29,7 @@ type event struct {
 
 type dispatcher struct {
 	h         Events
+	gate      <-chan struct{} // no delivery before it is closed
 	maxEvents int
 	maxBytes  int
 
@@ -44,18 +45,20 @@ type dispatcher struct {
 	stopFlag atomic.Bool // stopped, readable without mu
 }
 
-func (d *dispatcher) init(h Events, maxEvents, maxBytes int) {
-	d.h, d.maxEvents, d.maxBytes = h, maxEvents, maxBytes
+func (d *dispatcher) init(h Events, gate <-chan struct{}, maxEvents, maxBytes int) {
+	d.h, d.gate, d.maxEvents, d.maxBytes = h, gate, maxEvents, maxBytes
 	d.ready.L = &d.mu
 	d.room.L = &d.mu
 }
 
-// push queues ev. It never blocks: the bound is enforced by waitRoom.
-func (d *dispatcher) push(ev event) {
+// push queues evs. It never blocks: the bound is enforced by waitRoom.
+func (d *dispatcher) push(evs []event) {
 	d.mu.Lock()
 	if !d.stopped {
-		d.q = append(d.q, ev)
-		d.bytes += len(ev.payload)
+		d.q = append(d.q, evs...)
+		for i := range evs {
+			d.bytes += len(evs[i].payload)
+		}
 		if d.idle {
 			d.idle = false
 			d.ready.Signal()
@@ -90,8 +93,15 @@ func (d *dispatcher) stop() {
 	d.mu.Unlock()
 }
 
-func (d *dispatcher) run(wg *sync.WaitGroup) {
+func (d *dispatcher) run(wg *sync.WaitGroup, done <-chan struct{}) {
 	defer wg.Done()
+	if d.gate != nil {
+		select {
+		case <-d.gate:
+		case <-done:
+			return
+		}
+	}
 	d.mu.Lock()
 	for {
 		for len(d.q) == 0 && !d.stopped {

@@ -40,8 +40,10 @@ type Node struct {
 	reqs     map[fsm.ReqID]chan connectResult
 	nextReq  fsm.ReqID
 	armed    time.Duration // the deadline the timer goroutine waits for
+	last     time.Duration // the latest time fed to the fsm
 	full     []*conn       // connections over their send bound, for the caller to wait on
 	frame    []byte        // SendMany's encoded DATA frame
+	events   []event       // user events collected by apply, handed over by settle
 
 	kick chan struct{} // wakes the timer goroutine to re-arm earlier
 	done chan struct{} // closed by Close: stops the accept and timer loops
@@ -100,18 +102,18 @@ func Start(cfg Config) (*Node, error) {
 		done:  make(chan struct{}),
 	}
 	n.dialCtx, n.cancelDial = context.WithCancel(context.Background())
-	n.disp.init(cfg.Events, cfg.DispatchQueue, cfg.DispatchBytes)
+	n.disp.init(cfg.Events, cfg.EventsGate, cfg.DispatchQueue, cfg.DispatchBytes)
 
 	n.mu.Lock()
+	n.events = append(n.events, event{kind: evListening, info: info})
 	n.step(fsm.Listening{Info: info}, nil)
-	n.disp.push(event{kind: evListening, info: info})
 	n.mu.Unlock()
 	n.log.Debug("listening", "info", info, "incarnation", fc.Incarnation)
 
 	n.wg.Add(3)
 	go n.acceptLoop()
 	go n.timerLoop()
-	go n.disp.run(&n.wg)
+	go n.disp.run(&n.wg, n.done)
 	return n, nil
 }
 
@@ -120,7 +122,10 @@ const never = time.Duration(1<<63 - 1)
 
 // now is the Node's monotonic clock, as fsm wants it. Call it under mu, so
 // that the times fed to Step never go backwards.
-func (n *Node) now() time.Duration { return time.Since(n.start) }
+func (n *Node) now() time.Duration {
+	n.last = time.Since(n.start)
+	return n.last
+}
 
 // ID returns the node's id.
 func (n *Node) ID() string { return n.fcfg.ID }

@@ -120,15 +120,19 @@ func (c *conn) deliver(frames []wire.Frame, payload int, bad error) {
 		slab = make([]byte, 0, payload)
 	}
 	n.mu.Lock()
+	now := n.now() // one clock read per batch: they arrived together
 	for i := range frames {
 		if c.closing.Load() {
 			break // closed by the fsm part-way: the rest is discarded
 		}
-		n.step(fsm.FrameReceived{Conn: c.id, Frame: frames[i]}, &slab)
+		_ = n.fsm.Step(now, fsm.FrameReceived{Conn: c.id, Frame: frames[i]})
+		n.apply(&slab)
 	}
 	if bad != nil && !c.closing.Load() {
-		n.step(fsm.Malformed{Conn: c.id, Err: bad}, nil)
+		_ = n.fsm.Step(now, fsm.Malformed{Conn: c.id, Err: bad})
+		n.apply(nil)
 	}
+	n.settle()
 	if bad != nil {
 		c.closing.Store(true) // never parse past a decode error
 	}

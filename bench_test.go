@@ -1,0 +1,360 @@
+package masterless
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/masterless-go/masterless/wire"
+)
+
+// Benchmarks over real loopback TCP. Each masterless benchmark has a "bare"
+// twin: the same length-prefixed frames over a raw net.Conn pair, with the
+// same buffering (a writer goroutine flushing a per-connection buffer, a
+// reader parsing many frames per 64 KiB read) but no protocol, no fsm and no
+// dispatcher goroutine: the handler runs on the reader. Run both in one
+// binary so the ratio comes from one run:
+//
+//	go test -run '^$' -bench . -benchtime 2s
+
+const benchPayload = 32
+
+func benchServer(b *testing.B, id string, onMsg func(s *Server, from string, p []byte)) *Server {
+	b.Helper()
+	s, err := New(id, WithLogger(slog.New(slog.DiscardHandler)), WithEvents(Events{Message: onMsg}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+func benchConnect(b *testing.B, from, to *Server) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := from.Connect(ctx, to.Info()); err != nil {
+		b.Fatal(err)
+	}
+	for len(to.Connections()) == 0 || !contains(to.Connections(), from.ID()) {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func report(b *testing.B, msgs int, el time.Duration) {
+	b.ReportMetric(float64(msgs)/el.Seconds(), "msgs/s")
+}
+
+// --- ping-pong: one message in flight, answered from the handler ---
+
+func BenchmarkPingPong(b *testing.B) {
+	b.Run("masterless", func(b *testing.B) {
+		var n atomic.Int64
+		done := make(chan struct{})
+		payload := make([]byte, benchPayload)
+		var left int64
+		echo := func(s *Server, from string, p []byte) { s.Send(from, p) }
+		count := func(s *Server, from string, p []byte) {
+			if n.Add(1) == left {
+				close(done)
+				return
+			}
+			s.Send(from, p)
+		}
+		a := benchServer(b, "a", count)
+		bb := benchServer(b, "b", echo)
+		benchConnect(b, a, bb)
+		left = int64(b.N)
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		a.Send("b", payload)
+		<-done
+		report(b, b.N, time.Since(start))
+	})
+	b.Run("bare", func(b *testing.B) {
+		var n atomic.Int64
+		done := make(chan struct{})
+		left := int64(b.N)
+		var x, y *bareConn
+		x, y = barePair(b,
+			func(p []byte) {
+				if n.Add(1) == left {
+					close(done)
+					return
+				}
+				x.send(p)
+			},
+			func(p []byte) { y.send(p) })
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		x.send(make([]byte, benchPayload))
+		<-done
+		report(b, b.N, time.Since(start))
+	})
+}
+
+// --- one-way streaming of 32-byte payloads ---
+
+func BenchmarkOneWay(b *testing.B) {
+	b.Run("masterless", func(b *testing.B) {
+		var n atomic.Int64
+		done := make(chan struct{})
+		var want int64
+		sink := func(s *Server, from string, p []byte) {
+			if n.Add(1) == want {
+				close(done)
+			}
+		}
+		a := benchServer(b, "a", nil)
+		bb := benchServer(b, "b", sink)
+		benchConnect(b, a, bb)
+		want = int64(b.N)
+		payload := make([]byte, benchPayload)
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		for range b.N {
+			if !a.Send("b", payload) {
+				b.Fatal("send refused")
+			}
+		}
+		<-done
+		report(b, b.N, time.Since(start))
+	})
+	b.Run("bare", func(b *testing.B) {
+		var n atomic.Int64
+		done := make(chan struct{})
+		want := int64(b.N)
+		x, _ := barePair(b, nil, func(p []byte) {
+			if n.Add(1) == want {
+				close(done)
+			}
+		})
+		payload := make([]byte, benchPayload)
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		for range b.N {
+			x.send(payload)
+		}
+		<-done
+		report(b, b.N, time.Since(start))
+	})
+}
+
+// --- SendMany to 16 peers: msgs/s counts deliveries ---
+
+const fanout = 16
+
+func BenchmarkSendMany16(b *testing.B) {
+	b.Run("masterless", func(b *testing.B) {
+		var n atomic.Int64
+		done := make(chan struct{})
+		var want int64
+		sink := func(s *Server, from string, p []byte) {
+			if n.Add(1) == want {
+				close(done)
+			}
+		}
+		hub := benchServer(b, "hub", nil)
+		var ids []string
+		for i := range fanout {
+			leaf := benchServer(b, fmt.Sprintf("leaf%02d", i), sink)
+			benchConnect(b, leaf, hub)
+			ids = append(ids, leaf.ID())
+		}
+		want = int64(b.N) * fanout
+		payload := make([]byte, benchPayload)
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		for range b.N {
+			if hub.SendMany(ids, payload) != fanout {
+				b.Fatal("send refused")
+			}
+		}
+		<-done
+		report(b, b.N*fanout, time.Since(start))
+	})
+	b.Run("bare", func(b *testing.B) {
+		var n atomic.Int64
+		done := make(chan struct{})
+		want := int64(b.N) * fanout
+		sink := func(p []byte) {
+			if n.Add(1) == want {
+				close(done)
+			}
+		}
+		var hub []*bareConn
+		for range fanout {
+			x, _ := barePair(b, nil, sink)
+			hub = append(hub, x)
+		}
+		payload := make([]byte, benchPayload)
+		var frame []byte
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		for range b.N {
+			frame = wire.AppendData(frame[:0], payload)
+			for _, x := range hub {
+				x.sendEncoded(frame)
+			}
+		}
+		<-done
+		report(b, b.N*fanout, time.Since(start))
+	})
+}
+
+// --- the bare-TCP baseline ---
+
+// bareConn is the baseline: frames over a raw TCP connection with a writer
+// goroutine flushing a buffer and a reader parsing a 64 KiB read at a time,
+// calling the handler inline with a copy of each payload.
+type bareConn struct {
+	nc    net.Conn
+	mu    sync.Mutex
+	cond  sync.Cond
+	out   []byte
+	idle  bool
+	dead  bool
+	wg    sync.WaitGroup
+	codec wire.V1
+}
+
+func barePair(b *testing.B, onX, onY func([]byte)) (x, y *bareConn) {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	d, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := <-accepted
+	x, y = newBare(d, onX), newBare(a, onY)
+	b.Cleanup(func() { x.close(); y.close() })
+	return x, y
+}
+
+func newBare(nc net.Conn, on func([]byte)) *bareConn {
+	c := &bareConn{nc: nc}
+	c.cond.L = &c.mu
+	nc.(*net.TCPConn).SetNoDelay(true)
+	c.wg.Add(2)
+	go c.writeLoop()
+	go c.readLoop(on)
+	return c
+}
+
+func (c *bareConn) send(p []byte) {
+	c.mu.Lock()
+	c.out = wire.AppendData(c.out, p)
+	if c.idle {
+		c.idle = false
+		c.cond.Signal()
+	}
+	c.mu.Unlock()
+}
+
+func (c *bareConn) sendEncoded(f []byte) {
+	c.mu.Lock()
+	c.out = append(c.out, f...)
+	if c.idle {
+		c.idle = false
+		c.cond.Signal()
+	}
+	c.mu.Unlock()
+}
+
+func (c *bareConn) writeLoop() {
+	defer c.wg.Done()
+	var spare []byte
+	c.mu.Lock()
+	for {
+		for len(c.out) == 0 && !c.dead {
+			c.idle = true
+			c.cond.Wait()
+		}
+		if c.dead {
+			c.mu.Unlock()
+			return
+		}
+		buf := c.out
+		c.out = spare[:0]
+		c.mu.Unlock()
+		if _, err := c.nc.Write(buf); err != nil {
+			return
+		}
+		spare = buf
+		c.mu.Lock()
+	}
+}
+
+func (c *bareConn) readLoop(on func([]byte)) {
+	defer c.wg.Done()
+	buf := make([]byte, 64<<10)
+	start, end := 0, 0
+	for {
+		if start == end {
+			start, end = 0, 0
+		}
+		n, err := c.nc.Read(buf[end:])
+		end += n
+		var slab []byte
+		for {
+			f, k, perr := c.codec.ParseFrame(buf[start:end])
+			if perr != nil || k == 0 {
+				break
+			}
+			start += k
+			if on != nil {
+				if slab == nil {
+					slab = make([]byte, 0, end-start+k)
+				}
+				s := len(slab)
+				slab = append(slab, f.Payload...)
+				on(slab[s:len(slab):len(slab)])
+			}
+		}
+		if start < end {
+			end = copy(buf, buf[start:end])
+			start = 0
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (c *bareConn) close() {
+	c.mu.Lock()
+	c.dead = true
+	c.cond.Signal()
+	c.mu.Unlock()
+	c.nc.Close()
+	c.wg.Wait()
+}
