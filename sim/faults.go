@@ -1,6 +1,10 @@
 package sim
 
-import "time"
+import (
+	"time"
+
+	"github.com/masterless-go/masterless/fsm"
+)
 
 // randomFault injects one fault of an enabled kind (safety phase only).
 func (w *World) randomFault() {
@@ -24,6 +28,7 @@ func (w *World) randomFault() {
 		}
 	case FaultSilence:
 		if c := w.someLiveConn(); c != nil {
+			w.stats.Silences++
 			c.silent = true
 			c.ep++
 		}
@@ -48,8 +53,20 @@ func (w *World) randomFault() {
 		if !n.alive {
 			return
 		}
-		w.crash(n, w.c.Intn(2) == 0)
-		w.schedule(event{at: w.now + between(w.c, 0, 10*time.Second), kind: evRestart, node: n.idx, inc: n.inc})
+		switch w.c.Intn(3) {
+		case 0:
+			w.crash(n, true)
+		case 1:
+			w.crash(n, false)
+		default:
+			w.step(n, fsm.Shutdown{}, 0) // a clean exit: BYE shutdown and FIN on every connection
+			w.crash(n, false)
+		}
+		delay := between(w.c, 0, 10*time.Second)
+		if w.c.Intn(3) == 0 {
+			delay = between(w.c, 0, 50*time.Millisecond) // back at once: a restart storm
+		}
+		w.schedule(event{at: w.now + delay, kind: evRestart, node: n.idx, inc: n.inc})
 	}
 }
 

@@ -83,7 +83,19 @@ type Knobs struct {
 	DialFailPM    int // per-mille of dials refused (with FaultDialFail)
 	DialTimeoutPM int // per-mille of dials never answered (with FaultDialTimeout)
 
+	// The fsm's timing (zero: the fsm's defaults). Short timeouts against a
+	// slow network make timers race the handshake, which default timings
+	// never do.
+	Heartbeat, PeerTimeout, HandshakeTimeout, BackoffMin, BackoffMax, Grace time.Duration
+
 	Mutation fsm.Mutation // deliberately broken rule, for negative controls
+}
+
+// Config returns the fsm configuration the knobs ask for (ID, Incarnation
+// and Seed are the world's to fill in).
+func (k Knobs) Config() fsm.Config {
+	return fsm.Config{HeartbeatInterval: k.Heartbeat, PeerTimeout: k.PeerTimeout, HandshakeTimeout: k.HandshakeTimeout,
+		BackoffMin: k.BackoffMin, BackoffMax: k.BackoffMax, ReconnectGrace: k.Grace, Mutation: k.Mutation}
 }
 
 // DrawKnobs derives the knobs of a run from its seed.
@@ -110,6 +122,15 @@ func DrawKnobs(seed uint64) Knobs {
 	if k.Faults&FaultDialTimeout != 0 {
 		k.DialTimeoutPM = between(c, 10, 300)
 	}
+	if c.Intn(2) == 0 { // half the seeds run fast timers, bounded so that a handshake can still finish
+		rtt := 2 * (k.Latency + k.Jitter)
+		k.Heartbeat = between(c, max(20*time.Millisecond, rtt), time.Second)
+		k.PeerTimeout = k.Heartbeat + between(c, 2*rtt+k.Heartbeat, 5*k.Heartbeat+2*rtt)
+		k.HandshakeTimeout = between(c, 5*rtt+10*time.Millisecond, 5*time.Second)
+		k.BackoffMin = between(c, time.Millisecond, 200*time.Millisecond)
+		k.BackoffMax = between(c, k.BackoffMin, 10*time.Second)
+		k.Grace = between(c, 10*time.Millisecond, 5*time.Second)
+	}
 	return k
 }
 
@@ -127,6 +148,12 @@ func (k Knobs) Args() []string {
 		fmt.Sprintf("-faults=%v", k.Faults),
 		fmt.Sprintf("-dialfail=%d", k.DialFailPM),
 		fmt.Sprintf("-dialtimeout=%d", k.DialTimeoutPM),
+		fmt.Sprintf("-hb=%v", k.Heartbeat),
+		fmt.Sprintf("-peertimeout=%v", k.PeerTimeout),
+		fmt.Sprintf("-handshaketimeout=%v", k.HandshakeTimeout),
+		fmt.Sprintf("-backoffmin=%v", k.BackoffMin),
+		fmt.Sprintf("-backoffmax=%v", k.BackoffMax),
+		fmt.Sprintf("-grace=%v", k.Grace),
 		fmt.Sprintf("-mutation=%d", k.Mutation),
 	}
 }
@@ -158,6 +185,12 @@ func RegisterKnobs(fs *flag.FlagSet) *KnobFlags {
 	fs.StringVar(&kf.fstr, "faults", "", "sim: comma-separated fault kinds: "+strings.Join(faultNames, ",")+", all or none")
 	fs.IntVar(&v.DialFailPM, "dialfail", 0, "sim: per-mille of dials refused")
 	fs.IntVar(&v.DialTimeoutPM, "dialtimeout", 0, "sim: per-mille of dials never answered")
+	fs.DurationVar(&v.Heartbeat, "hb", 0, "sim: fsm heartbeat interval (0: default)")
+	fs.DurationVar(&v.PeerTimeout, "peertimeout", 0, "sim: fsm peer timeout (0: default)")
+	fs.DurationVar(&v.HandshakeTimeout, "handshaketimeout", 0, "sim: fsm handshake timeout (0: default)")
+	fs.DurationVar(&v.BackoffMin, "backoffmin", 0, "sim: fsm first reconnect delay (0: default)")
+	fs.DurationVar(&v.BackoffMax, "backoffmax", 0, "sim: fsm reconnect delay cap (0: default)")
+	fs.DurationVar(&v.Grace, "grace", 0, "sim: fsm reconnect grace (0: default)")
 	var mut uint
 	fs.UintVar(&mut, "mutation", 0, "sim: fsm mutation (1: dialer leads), for negative controls")
 	kf.mut = &mut
@@ -190,6 +223,18 @@ func (kf *KnobFlags) Resolve(seed uint64) (Knobs, error) {
 			k.DialFailPM = kf.vals.DialFailPM
 		case "dialtimeout":
 			k.DialTimeoutPM = kf.vals.DialTimeoutPM
+		case "hb":
+			k.Heartbeat = kf.vals.Heartbeat
+		case "peertimeout":
+			k.PeerTimeout = kf.vals.PeerTimeout
+		case "handshaketimeout":
+			k.HandshakeTimeout = kf.vals.HandshakeTimeout
+		case "backoffmin":
+			k.BackoffMin = kf.vals.BackoffMin
+		case "backoffmax":
+			k.BackoffMax = kf.vals.BackoffMax
+		case "grace":
+			k.Grace = kf.vals.Grace
 		case "mutation":
 			k.Mutation = fsm.Mutation(*kf.mut)
 		}

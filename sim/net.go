@@ -84,7 +84,7 @@ func (w *World) dial(n *simNode, id fsm.DialID, addr string) {
 }
 
 func (w *World) handshakeTimeout() time.Duration {
-	if d := w.opt.Config.HandshakeTimeout; d > 0 {
+	if d := w.k.HandshakeTimeout; d > 0 {
 		return d
 	}
 	return fsm.DefaultHandshakeTimeout
@@ -104,6 +104,7 @@ func (w *World) dialArrives(e *event) {
 	}
 	acc := w.nodes[to]
 	w.nextG++
+	w.stats.Conns++
 	c := &simConn{id: w.nextG}
 	c.ends[0] = simEnd{node: n.idx, inc: n.inc, open: true}
 	c.ends[1] = simEnd{node: acc.idx, inc: acc.inc, open: true}
@@ -186,6 +187,10 @@ func (w *World) deliver(ev *event) {
 			break
 		}
 		e.rbuf = e.rbuf[k:]
+		w.stats.Frames[min(int(f.Type), len(w.stats.Frames)-1)]++
+		if f.Type == wire.Bye {
+			w.stats.Byes[min(int(f.Code), len(w.stats.Byes)-1)]++
+		}
 		w.step(n, fsm.FrameReceived{Conn: local, Frame: f}, c.id)
 	}
 	if len(e.rbuf) == 0 {
@@ -234,6 +239,7 @@ func (w *World) resetConn(c *simConn) {
 	if c.reset {
 		return
 	}
+	w.stats.Resets++
 	c.reset = true
 	c.ep++
 	for s := range c.ends {

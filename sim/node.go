@@ -282,6 +282,7 @@ func (w *World) crash(n *simNode, silent bool) {
 	}
 	w.steps++
 	w.remember(n, crashEvent{silent}, 0, nil, nil)
+	w.stats.Crashes++
 	n.alive = false
 	for _, l := range sortedConnIDs(n.conns) {
 		c := n.conns[l]
@@ -309,6 +310,7 @@ func (w *World) restart(n *simNode) {
 	if n.alive {
 		return
 	}
+	w.stats.Restarts++
 	if err := w.start(n, n.inc+1); err != nil {
 		w.fail(err)
 		return

@@ -16,6 +16,7 @@ type Result struct {
 	Virtual   time.Duration // virtual time at the end
 	Recent    []string      // the last steps before the end, oldest first
 	Delivered int           // messages delivered
+	Stats     Stats         // what the run exercised
 }
 
 // RunSeed plays the random run of k (usually DrawKnobs(seed)) to the end.
@@ -30,7 +31,7 @@ func RunSeed(k Knobs, opt Options) Result {
 
 // Result summarizes the world's run so far.
 func (w *World) Result() Result {
-	r := Result{Knobs: w.k, Err: w.err, Where: w.errAt, Steps: w.steps, Virtual: w.now, Delivered: w.deliveries.Count()}
+	r := Result{Knobs: w.k, Err: w.err, Where: w.errAt, Steps: w.steps, Virtual: w.now, Delivered: w.deliveries.Count(), Stats: w.stats}
 	if w.err != nil {
 		r.Recent = w.Recent()
 	}

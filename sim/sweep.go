@@ -27,10 +27,12 @@ type SweepConfig struct {
 
 // SweepResult sums up a sweep.
 type SweepResult struct {
-	Seeds    int
-	Failures []Result // in seed order
-	Steps    int64
-	Elapsed  time.Duration
+	Seeds     int
+	Failures  []Result // in seed order
+	Steps     int64
+	Elapsed   time.Duration
+	Stats     Stats // summed over all seeds
+	Delivered int
 }
 
 // Summary is the sweep's closing line: "sim: N seeds, M failed".
@@ -93,6 +95,8 @@ func Sweep(cfg SweepConfig) SweepResult {
 			continue
 		}
 		out.Seeds++
+		out.Stats.Add(&r.Stats)
+		out.Delivered += r.Delivered
 		if r.Err != nil {
 			out.Failures = append(out.Failures, *r)
 		}

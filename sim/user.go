@@ -154,6 +154,15 @@ func (w *World) randomCommand() {
 		other = w.nodes[(n.idx+1+w.c.Intn(len(w.nodes)-1))%len(w.nodes)] // mostly someone else
 	}
 	switch r := w.c.Intn(100); {
+	case r < 5 && other != n:
+		// A race: both ends dial each other at the same instant, through one
+		// to three addresses each.
+		for k := between(w.c, 1, 3); k > 0; k-- {
+			w.Connect(n.idx, aliasAddr(other.id, k))
+			if other.alive {
+				w.Connect(other.idx, aliasAddr(n.id, k))
+			}
+		}
 	case r < 25:
 		addr := other.addr
 		switch w.c.Intn(20) {

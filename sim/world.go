@@ -30,9 +30,6 @@ type Options struct {
 	Chooser Chooser
 	// Trace, if set, receives one NDJSON line per step (see trace.go).
 	Trace io.Writer
-	// Config is the base fsm configuration of every node; ID, Incarnation,
-	// Seed and Mutation are set by the world.
-	Config fsm.Config
 	// MaxSteps bounds a run (0: 5 million); a run that needs more is a failure
 	// (a livelock, or a timer that never stops firing).
 	MaxSteps int
@@ -61,6 +58,7 @@ type World struct {
 	cut       [][]time.Duration // cut[i][j]: bytes and dials from i to j are held until then (partition)
 	noDial    [][]time.Duration // noDial[i][j]: i cannot dial j until then (asymmetric)
 
+	stats      Stats
 	pending    []pendingEnd // ends written to during the current step
 	deliveries spec.DeliveryChecker
 	snap       spec.Snapshot
@@ -120,8 +118,8 @@ func NewWorld(k Knobs, opt Options) (*World, error) {
 
 // start runs a new fsm for n with incarnation inc and tells it its address.
 func (w *World) start(n *simNode, inc uint64) error {
-	cfg := w.opt.Config
-	cfg.ID, cfg.Incarnation, cfg.Mutation = n.id, inc, w.k.Mutation
+	cfg := w.k.Config()
+	cfg.ID, cfg.Incarnation = n.id, inc
 	cfg.Seed = uint64(w.c.Intn(1<<31))<<32 | uint64(w.c.Intn(1<<31))
 	f, err := fsm.New(cfg)
 	if err != nil {

@@ -61,6 +61,7 @@ func main() {
 		r.Report(os.Stdout)
 	}
 	fmt.Printf("%d steps in %v: %.0f steps/s, %.0f seeds/s\n", res.Steps, res.Elapsed.Round(1e6), float64(res.Steps)/res.Elapsed.Seconds(), float64(res.Seeds)/res.Elapsed.Seconds())
+	fmt.Printf("exercised: %s, delivered=%d\n", &res.Stats, res.Delivered)
 	fmt.Println(res.Summary())
 	if len(res.Failures) > 0 {
 		os.Exit(1)

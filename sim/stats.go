@@ -1,0 +1,48 @@
+package sim
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/masterless-go/masterless/wire"
+)
+
+// Stats counts what a run exercised, so a sweep can show that the rare paths
+// (duplicates, stale incarnations, replacements, timeouts) were taken and a
+// green sweep is not green for want of trying.
+type Stats struct {
+	Frames                              [8]int  // frames received, by type (index 7 and above: BYE)
+	Byes                                [12]int // BYE frames received, by code (11: unknown codes)
+	Conns                               int     // connections opened
+	Crashes, Restarts, Resets, Silences int
+}
+
+// Add adds o to s.
+func (s *Stats) Add(o *Stats) {
+	for i := range s.Frames {
+		s.Frames[i] += o.Frames[i]
+	}
+	for i := range s.Byes {
+		s.Byes[i] += o.Byes[i]
+	}
+	s.Conns += o.Conns
+	s.Crashes += o.Crashes
+	s.Restarts += o.Restarts
+	s.Resets += o.Resets
+	s.Silences += o.Silences
+}
+
+func (s *Stats) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "conns=%d crashes=%d restarts=%d resets=%d silences=%d frames:", s.Conns, s.Crashes, s.Restarts, s.Resets, s.Silences)
+	for t := wire.Hello; t <= wire.Bye; t++ {
+		fmt.Fprintf(&b, " %s=%d", t, s.Frames[t])
+	}
+	b.WriteString(" byes:")
+	for c := range s.Byes {
+		if s.Byes[c] > 0 {
+			fmt.Fprintf(&b, " %s=%d", wire.Code(c), s.Byes[c])
+		}
+	}
+	return b.String()
+}
