@@ -1,0 +1,72 @@
+package masterless
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// A handler that stalls must not make memory grow: the dispatch queue fills,
+// the receiver stops reading, TCP fills, and the sender's Send waits. When
+// the handler resumes, everything arrives in order.
+func TestSlowHandlerBackpressure(t *testing.T) {
+	long := []Option{WithPeerTimeout(30 * time.Second), WithHeartbeat(time.Second)}
+	gate := make(chan struct{})
+	var got atomic.Int64
+	var last atomic.Int64
+	last.Store(-1)
+	var bad atomic.Bool
+	a, _ := newServer(t, "a", append(long, WithSendBuffer(64<<10))...)
+	b, err := New("b", append(long,
+		WithLogger(newLogger(&logSink{})),
+		WithDispatchQueue(64, 64<<10),
+		WithEvents(Events{Message: func(_ *Server, _ string, p []byte) {
+			<-gate
+			i := int64(p[0])<<24 | int64(p[1])<<16 | int64(p[2])<<8 | int64(p[3])
+			if i != last.Load()+1 {
+				bad.Store(true)
+			}
+			last.Store(i)
+			got.Add(1)
+		}}))...)
+	require.NoError(t, err)
+	defer b.Close()
+	_, err = a.Connect(ctxT(t), b.Info())
+	require.NoError(t, err)
+
+	const n = 200000 // 200k x 1 KiB = 200 MiB, far beyond every buffer
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p := make([]byte, 1024)
+		for i := range n {
+			p[0], p[1], p[2], p[3] = byte(i>>24), byte(i>>16), byte(i>>8), byte(i)
+			if !a.Send("b", p) {
+				t.Errorf("send %d refused", i)
+				return
+			}
+			sent.Add(1)
+		}
+	}()
+	// The sender stalls well short of n: everything in between is bounded.
+	var prev int64 = -1
+	eventually(t, "the sender is held back", func() bool {
+		cur := sent.Load()
+		stalled := cur == prev && cur > 0
+		prev = cur
+		if !stalled {
+			time.Sleep(100 * time.Millisecond)
+		}
+		return stalled
+	})
+	require.Less(t, sent.Load(), int64(n/4), "sends in flight are bounded by the buffers")
+	close(gate)
+	wg.Wait()
+	eventually(t, "everything arrives", func() bool { return got.Load() == n })
+	require.False(t, bad.Load(), "messages arrived out of order")
+}
