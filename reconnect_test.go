@@ -45,9 +45,10 @@ func TestRenegotiationWhileDataFlows(t *testing.T) {
 			}
 		}
 	}()
-	// The accepting side dials back while data flows.
+	// The accepting side dials back while data flows. (Another spelling of
+	// a's address, so that b really dials instead of finding the session.)
 	eventually(t, "some data", func() bool { return len(rb.messages("a")) > 100 })
-	id, err := b.Connect(ctxT(t), a.Info())
+	id, err := b.Connect(ctxT(t), localhost(a.Info()))
 	require.NoError(t, err)
 	require.Equal(t, "a", id)
 	wg.Wait()

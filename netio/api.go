@@ -81,8 +81,7 @@ func (n *Node) waitFull() {
 		return
 	}
 	full := append([]*conn(nil), n.full...)
-	clear(n.full)
-	n.full = n.full[:0]
+	n.dropFull()
 	n.mu.Unlock()
 	for _, c := range full {
 		c.waitSpace()

@@ -18,6 +18,7 @@ func (n *Node) step(ev fsm.Event, slab *[]byte) error {
 	err := n.fsm.Step(n.now(), ev)
 	n.apply(slab)
 	n.settle()
+	n.dropFull()
 	return err
 }
 
@@ -76,6 +77,15 @@ func (n *Node) settle() {
 		n.events = n.events[:0]
 	}
 	n.rearm()
+}
+
+// dropFull forgets the connections found over their send bound by a step
+// whose caller does not wait on them (only Send and SendMany do).
+func (n *Node) dropFull() {
+	if len(n.full) > 0 {
+		clear(n.full)
+		n.full = n.full[:0]
+	}
 }
 
 // rearm wakes the timer goroutine when the fsm's next deadline moved earlier
