@@ -109,23 +109,34 @@ func (w *World) dialArrives(e *event) {
 	c.ends[0] = simEnd{node: n.idx, inc: n.inc, open: true}
 	c.ends[1] = simEnd{node: acc.idx, inc: acc.inc, open: true}
 	w.conns = append(w.conns, c)
-	// Like the real adapter, each side writes the preamble before anything else.
-	for s := range c.ends {
-		c.ends[s].wbuf = wire.V1{}.AppendPreamble(nil)
-		c.ends[s].wctl = true
-		w.pending = append(w.pending, pendingEnd{c, s}) // sent with the fsm's first frame
-	}
+	// Like the real adapter, each side writes the preamble before anything
+	// else; it goes out with the fsm's first frame.
+	w.writePreamble(c, 1)
 	n.conns[localID(c.id, 0)] = c
 	acc.conns[localID(c.id, 1)] = c
-	// The listener sees the connection first, then the dialer; which one the
-	// fsm hears of first does not matter to it, so let the chooser vary it.
-	if w.c.Intn(2) == 0 {
-		w.step(acc, fsm.Accepted{Conn: localID(c.id, 1)}, c.id)
-		w.step(n, fsm.Dialed{Dial: e.dial, Conn: localID(c.id, 0)}, c.id)
-	} else {
-		w.step(n, fsm.Dialed{Dial: e.dial, Conn: localID(c.id, 0)}, c.id)
-		w.step(acc, fsm.Accepted{Conn: localID(c.id, 1)}, c.id)
+	// The listener learns of the connection when the SYN arrives; the dialer
+	// one latency later, with the SYN-ACK. Nothing the acceptor sends can
+	// overtake that.
+	dialedAt := w.now + w.latency()
+	c.ends[1].lastSent = dialedAt
+	w.schedule(event{at: dialedAt, kind: evDialed, ctl: true, node: n.idx, inc: n.inc, dial: e.dial, conn: c})
+	w.step(acc, fsm.Accepted{Conn: localID(c.id, 1)}, c.id)
+}
+
+// dialedArrives tells the dialer its connection is up.
+func (w *World) dialedArrives(e *event) {
+	n, c := w.nodes[e.node], e.conn
+	if !n.alive || n.inc != e.inc || !c.ends[0].open {
+		return // the dialer crashed meanwhile; crash closed its end
 	}
+	w.writePreamble(c, 0)
+	w.step(n, fsm.Dialed{Dial: e.dial, Conn: localID(c.id, 0)}, c.id)
+}
+
+func (w *World) writePreamble(c *simConn, side int) {
+	c.ends[side].wbuf = wire.V1{}.AppendPreamble(c.ends[side].wbuf[:0])
+	c.ends[side].wctl = true
+	w.pending = append(w.pending, pendingEnd{c, side})
 }
 
 // sendBytes puts what side wrote on c onto the stream toward the other end.

@@ -14,6 +14,7 @@ const (
 	evFIN                          // the other end closed: ConnClosed after the bytes before it
 	evReset                        // the connection was reset: ConnClosed at once
 	evDialResult                   // a dial's SYN reached the listener (or not)
+	evDialed                       // the SYN-ACK reached the dialer
 	evTick                         // a node's deadline
 	evCommand                      // the random user issues a command
 	evFault                        // the next injected fault

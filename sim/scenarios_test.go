@@ -369,3 +369,25 @@ func TestScenarioAllToAllEight(t *testing.T) {
 	require.Equal(t, 56, total) // 28 sessions, counted at both ends
 	requireQuiet(t, w)
 }
+
+// Regression (sim/FINDINGS.md 1): the follower stops keeping the leader
+// between sending JOIN(keep=1) and receiving WELCOME. The change must still
+// reach the leader, which then discards the pair that nobody keeps.
+func TestScenarioKeepChangeDuringHandshake(t *testing.T) {
+	w := newScenario(t, 2)
+	w.Connect(0, w.Addr(1)) // n1 follows: n2 > n1
+	for range 1000 {
+		if cs := w.Node(0).Conns(); len(cs) == 1 && cs[0].State == fsm.StateWelcome {
+			break
+		}
+		run(t, w, 50*time.Microsecond)
+	}
+	cs := w.Node(0).Conns()
+	require.Len(t, cs, 1)
+	require.Equal(t, fsm.StateWelcome, cs[0].State, "never caught n1 between JOIN and WELCOME")
+	require.NoError(t, w.SetKeep(0, "n2", false))
+	run(t, w, 2*time.Second)
+	require.Empty(t, w.Node(0).Conns(), "n1 still holds a session nobody keeps")
+	require.Empty(t, w.Node(1).Conns(), "n2 still holds a session nobody keeps")
+	requireQuiet(t, w)
+}

@@ -191,6 +191,8 @@ func (w *World) next() {
 		w.closeArrives(&e)
 	case evDialResult:
 		w.dialArrives(&e)
+	case evDialed:
+		w.dialedArrives(&e)
 	case evTick:
 		n := w.nodes[e.node]
 		if n.alive && n.inc == e.inc && n.tickSet && n.tickAt == e.at {
