@@ -176,7 +176,11 @@ func (w *World) deliver(ev *event) {
 	}
 	n := w.nodes[e.node]
 	local := localID(c.id, ev.side)
-	e.rbuf = append(e.rbuf, ev.data...)
+	if len(e.rbuf) == 0 {
+		e.rbuf = ev.data // a segment is never written again once sent: parse it in place
+	} else {
+		e.rbuf = append(e.rbuf, ev.data...)
+	}
 	if !e.preamble {
 		k, err := wire.V1{}.ParsePreamble(e.rbuf)
 		if err != nil {

@@ -217,7 +217,8 @@ func (w *World) refresh(n *simNode) {
 		w.snap.Nodes[n.idx] = spec.Node{ID: n.id, Incarnation: n.inc}
 		return
 	}
-	s := spec.FromFSM(n.fsm, globalOf)
+	s := &w.snap.Nodes[n.idx]
+	spec.FillFromFSM(s, n.fsm, globalOf)
 	for i := range s.Peers {
 		s.Peers[i].Dialable = n.heard[s.Peers[i].ID]
 	}
@@ -226,7 +227,6 @@ func (w *World) refresh(n *simNode) {
 			delete(n.heard, id) // forgotten: a later SetKeep starts without an address
 		}
 	}
-	w.snap.Nodes[n.idx] = s
 }
 
 func (w *World) refreshAll() {

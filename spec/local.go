@@ -11,21 +11,27 @@ import (
 // to global ones (the identity when there is no network, as in single-node
 // tests).
 func FromFSM(n *fsm.Node, global func(fsm.ConnID) ConnID) Node {
-	out := Node{ID: n.ID(), Incarnation: n.Incarnation(), Alive: true, Handshaking: n.Handshaking()}
-	conns := n.Conns()
-	out.Conns = make([]ConnEnd, len(conns))
-	for i, c := range conns {
-		out.Conns[i] = ConnEnd{ConnStatus: c, Global: global(c.ID)}
-	}
-	peers := n.Peers()
-	out.Peers = make([]Peer, len(peers))
-	for i, p := range peers {
-		out.Peers[i] = Peer{PeerStatus: p}
-		if p.Session != 0 {
-			out.Peers[i].SessionGlobal = global(p.Session)
-		}
-	}
+	var out Node
+	FillFromFSM(&out, n, global)
 	return out
+}
+
+// FillFromFSM is FromFSM into dst, reusing dst's slices: the simulator
+// snapshots a node after nearly every step.
+func FillFromFSM(dst *Node, n *fsm.Node, global func(fsm.ConnID) ConnID) {
+	dst.ID, dst.Incarnation, dst.Alive, dst.Handshaking = n.ID(), n.Incarnation(), true, n.Handshaking()
+	dst.Conns = dst.Conns[:0]
+	for _, c := range n.Conns() {
+		dst.Conns = append(dst.Conns, ConnEnd{ConnStatus: c, Global: global(c.ID)})
+	}
+	dst.Peers = dst.Peers[:0]
+	for _, p := range n.Peers() {
+		q := Peer{PeerStatus: p}
+		if p.Session != 0 {
+			q.SessionGlobal = global(p.Session)
+		}
+		dst.Peers = append(dst.Peers, q)
+	}
 }
 
 // CheckLocal runs the invariants one node can be held to on its own: no
