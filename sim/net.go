@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"time"
@@ -153,6 +154,9 @@ func (w *World) sendBytes(c *simConn, side int) {
 	other := 1 - side
 	at := w.arrival(c, side)
 	w.schedule(event{at: at, kind: evDeliver, ctl: ctl, conn: c, side: other, ep: c.ep, data: data})
+	if w.opt.AdapterBug == RepeatSegments && e.preamble && bytes.Contains(data, []byte{byte(wire.Data)}) {
+		w.schedule(event{at: w.arrival(c, side), kind: evDeliver, ctl: ctl, conn: c, side: other, ep: c.ep, data: data})
+	}
 }
 
 // arrival returns when something sent now from side of c reaches the other

@@ -89,3 +89,12 @@ func BenchmarkSweep(b *testing.B) {
 	b.ReportMetric(float64(steps)/el, "events/s")
 	b.ReportMetric(float64(b.N)/el, "seeds/s")
 }
+
+// TestSweepCatchesRepeatedBytes is the negative control of the delivery
+// invariants end to end: an adapter that sends DATA segments twice must be
+// caught repeating a message.
+func TestSweepCatchesRepeatedBytes(t *testing.T) {
+	res := sim.Sweep(sim.SweepConfig{First: 1, Seeds: 500, StopAfter: 1, Options: sim.Options{AdapterBug: sim.RepeatSegments}})
+	require.NotEmpty(t, res.Failures, "an adapter that repeats bytes went unnoticed")
+	require.ErrorContains(t, res.Failures[0].Err, "delivered twice")
+}

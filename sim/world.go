@@ -35,7 +35,21 @@ type Options struct {
 	MaxSteps int
 	// Ring is how many recent steps a failure report shows (0: 40).
 	Ring int
+	// AdapterBug deliberately breaks the simulated adapter, so a test can
+	// prove that the delivery invariants catch a transport that repeats or
+	// loses bytes. Never set it elsewhere.
+	AdapterBug AdapterBug
 }
+
+// AdapterBug selects a deliberately wrong adapter, for negative controls.
+type AdapterBug uint8
+
+const (
+	// NoAdapterBug is the faithful adapter.
+	NoAdapterBug AdapterBug = iota
+	// RepeatSegments sends every segment that carries DATA twice.
+	RepeatSegments
+)
 
 // World is a simulated network of masterless nodes. It is single-goroutine
 // and deterministic: the same Knobs and Chooser give the same run, step for

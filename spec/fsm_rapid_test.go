@@ -3,6 +3,7 @@ package spec_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -228,18 +229,61 @@ func (m *fsmMachine) Check(t *rapid.T) {
 		t.Fatal(err)
 	}
 	d, ok := m.n.NextDeadline()
-	for _, c := range s.Conns {
-		opened, open := m.open[c.ID]
-		if !open {
-			t.Fatalf("the fsm holds c%d (%s), which the adapter closed or never opened", c.ID, c.State)
+	if err := deadlineCovers(s.Conns, m.open, m.lastRecv, m.cfg, d, ok); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deadlineCovers checks that the node's NextDeadline (d, ok) is no later
+// than any timer the adapter knows is pending: each handshaking connection's
+// handshake timeout, each session's peer timeout. It also checks that the
+// node holds only connections the adapter has open.
+func deadlineCovers(conns []spec.ConnEnd, open, lastRecv map[fsm.ConnID]time.Duration, cfg fsm.Config, d time.Duration, ok bool) error {
+	for _, c := range conns {
+		opened, isOpen := open[c.ID]
+		if !isOpen {
+			return fmt.Errorf("the fsm holds c%d (%s), which the adapter closed or never opened", c.ID, c.State)
 		}
-		due := opened + m.cfg.HandshakeTimeout
+		due := opened + cfg.HandshakeTimeout
 		if c.State == fsm.StateEstablished {
-			due = m.lastRecv[c.ID] + m.cfg.PeerTimeout
+			due = lastRecv[c.ID] + cfg.PeerTimeout
 		}
 		if !ok || d > due {
-			t.Fatalf("c%d (%s) is due at %v but NextDeadline is %v (set: %t)", c.ID, c.State, due, d, ok)
+			return fmt.Errorf("c%d (%s) is due at %v but NextDeadline is %v (set: %t)", c.ID, c.State, due, d, ok)
 		}
+	}
+	return nil
+}
+
+// The negative control of deadlineCovers.
+func TestDeadlineCoversCatchesLateDeadline(t *testing.T) {
+	cfg := fsm.Config{HandshakeTimeout: 5 * time.Second, PeerTimeout: 5 * time.Second}
+	conns := []spec.ConnEnd{{ConnStatus: fsm.ConnStatus{ID: 1, State: fsm.StateHello}}, {ConnStatus: fsm.ConnStatus{ID: 2, State: fsm.StateEstablished}}}
+	open := map[fsm.ConnID]time.Duration{1: time.Second, 2: 0}
+	recv := map[fsm.ConnID]time.Duration{2: 3 * time.Second}
+	if err := deadlineCovers(conns, open, recv, cfg, 6*time.Second, true); err != nil {
+		t.Fatalf("a deadline in time was refused: %v", err)
+	}
+	for _, c := range []struct {
+		d    time.Duration
+		ok   bool
+		want string
+	}{
+		{6*time.Second + 1, true, "c1 (hello) is due at 6s"},
+		{0, false, "(set: false)"},
+	} {
+		err := deadlineCovers(conns, open, recv, cfg, c.d, c.ok)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("deadline %v/%t: got %v, want %q", c.d, c.ok, err, c.want)
+		}
+	}
+	recv[2] = 0
+	if err := deadlineCovers(conns, open, recv, cfg, 5500*time.Millisecond, true); err == nil || !strings.Contains(err.Error(), "c2 (established) is due at 5s") {
+		t.Fatalf("a late session deadline was accepted: %v", err)
+	}
+	delete(open, 2)
+	if err := deadlineCovers(conns, open, recv, cfg, 0, true); err == nil || !strings.Contains(err.Error(), "adapter closed or never opened") {
+		t.Fatalf("a connection the adapter closed was accepted: %v", err)
 	}
 }
 
