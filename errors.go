@@ -38,6 +38,8 @@ var (
 	ErrNotConnected = fsm.ErrNotConnected
 	// ErrQueueFull: the peer's reconnect queue is full.
 	ErrQueueFull = fsm.ErrQueueFull
+	// ErrPayloadTooLarge: a payload does not fit in one frame (WithMaxFrameSize).
+	ErrPayloadTooLarge = fsm.ErrPayloadTooLarge
 	// ErrTooManyHandshakes: too many connections were handshaking at once.
 	ErrTooManyHandshakes = fsm.ErrTooManyHandshakes
 	// ErrDialFailed: the TCP dial failed; the wrapped error says why.

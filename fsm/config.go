@@ -41,6 +41,9 @@ type Config struct {
 	QueueMessages     int           // per-peer send queue bound while reconnecting, in messages
 	QueueBytes        int           // per-peer send queue bound while reconnecting, in payload bytes
 	MaxHandshakes     int           // connections handshaking at once; more are refused
+	// MaxFrameSize is the largest frame this node sends or accepts, in bytes
+	// (type byte plus body); Send refuses a payload that would not fit.
+	MaxFrameSize int
 
 	// Mutation deliberately breaks the protocol. It exists only so that the
 	// checkers (simulator sweeps, rapid tests) can prove they catch a wrong
@@ -92,6 +95,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.QueueBytes <= 0 {
 		c.QueueBytes = DefaultQueueBytes
+	}
+	if c.MaxFrameSize <= 0 {
+		c.MaxFrameSize = wire.DefaultMaxFrameSize
 	}
 	if c.MaxHandshakes <= 0 {
 		c.MaxHandshakes = DefaultMaxHandshakes

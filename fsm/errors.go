@@ -45,6 +45,9 @@ var (
 	// ErrQueueFull: the peer's send queue is full while it reconnects. Slow
 	// down, or raise the send queue bound.
 	ErrQueueFull = errors.New("masterless: send queue full while the peer reconnects")
+	// ErrPayloadTooLarge: the payload does not fit in one frame. Split it, or
+	// raise the max frame size on every node.
+	ErrPayloadTooLarge = errors.New("masterless: payload larger than the max frame size; split it or raise the max frame size on every node")
 	// ErrTooManyHandshakes: more connections are handshaking than allowed; the
 	// new one was refused.
 	ErrTooManyHandshakes = errors.New("masterless: too many connections handshaking; connection refused")

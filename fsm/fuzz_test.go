@@ -1,6 +1,7 @@
 package fsm_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -92,5 +93,21 @@ func checkLocal(t *testing.T, n *fsm.Node) {
 		if p.Session != sessions[p.ID] {
 			t.Fatalf("peer %s says session c%d, connections say c%d", p.ID, p.Session, sessions[p.ID])
 		}
+	}
+}
+
+func TestSendRefusesPayloadLargerThanAFrame(t *testing.T) {
+	n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1, MaxFrameSize: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = n.Step(0, fsm.Accepted{Conn: 1})
+	_ = n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Hello, ID: "A", Incarnation: 1}})
+	n.Ready()
+	if err := n.Step(0, fsm.Send{Peer: "A", Payload: make([]byte, 63)}); err != nil {
+		t.Fatalf("63-byte payload in a 64-byte frame: %v", err)
+	}
+	if err := n.Step(0, fsm.Send{Peer: "A", Payload: make([]byte, 64)}); !errors.Is(err, fsm.ErrPayloadTooLarge) {
+		t.Fatalf("64-byte payload: got %v, want ErrPayloadTooLarge", err)
 	}
 }

@@ -135,6 +135,9 @@ func (n *Node) send(id string, payload []byte) error {
 	if n.shutdown {
 		return ErrClosed
 	}
+	if len(payload) >= n.cfg.MaxFrameSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrPayloadTooLarge, len(payload), n.cfg.MaxFrameSize-1)
+	}
 	p := n.peers[id]
 	if p == nil {
 		return fmt.Errorf("%w: %q", ErrUnknownPeer, id)

@@ -63,6 +63,7 @@ type connectResult struct {
 func Start(cfg Config) (*Node, error) {
 	cfg = cfg.withDefaults()
 	fc := cfg.FSM
+	fc.MaxFrameSize = cfg.MaxFrameSize // one limit for what we send and what we accept
 	if fc.Incarnation == 0 {
 		fc.Incarnation = uint64(time.Now().UnixNano())
 	}
