@@ -100,7 +100,7 @@ func (w *World) dialArrives(e *event) {
 	}
 	to := e.side
 	if to < 0 || !w.nodes[to].alive {
-		w.step(n, fsm.DialFailed{Dial: e.dial, Err: fmt.Errorf("dial %s: %w", e.addr, errRefused)}, 0)
+		w.step(n, fsm.DialFailed{Dial: e.dial, Err: errRefused}, 0)
 		return
 	}
 	acc := w.nodes[to]

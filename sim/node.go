@@ -85,7 +85,7 @@ func (w *World) step(n *simNode, ev fsm.Event, g spec.ConnID) error {
 		w.act(n, &acts[i])
 	}
 	w.flush(n)
-	if !w.cannotChangeState(ev, acts) {
+	if !w.cannotChangeState(n, ev, acts) {
 		n.dirty = true
 	}
 	if d, ok := n.fsm.NextDeadline(); ok {
@@ -114,11 +114,25 @@ func (w *World) step(n *simNode, ev fsm.Event, g spec.ConnID) error {
 // BYE, a close, a Tick, a command) or another action (a handshake frame, a
 // close, a user notification), so those steps are always checked. Deliveries
 // are checked on every step regardless.
-func (w *World) cannotChangeState(ev fsm.Event, acts []fsm.Action) bool {
+//
+// A heartbeat Tick (only PING writes) qualifies too when every peer the node
+// knew before it is kept or has a session: such a peer is never forgotten,
+// and every other change a Tick can make to what the checkers see (a timeout
+// closing a connection, a redial) comes with an action.
+func (w *World) cannotChangeState(n *simNode, ev fsm.Event, acts []fsm.Action) bool {
 	switch e := ev.(type) {
 	case fsm.FrameReceived:
 		if e.Frame.Type != wire.Ping && e.Frame.Type != wire.Data {
 			return false
+		}
+	case fsm.Tick:
+		if n.dirty {
+			return false
+		}
+		for _, p := range w.snap.Nodes[n.idx].Peers {
+			if !p.Kept && p.Session == 0 {
+				return false
+			}
 		}
 	case fsm.Send:
 	default:
@@ -127,6 +141,9 @@ func (w *World) cannotChangeState(ev fsm.Event, acts []fsm.Action) bool {
 	for i := range acts {
 		switch a := &acts[i]; a.Kind {
 		case fsm.ActMessage:
+			if _, tick := ev.(fsm.Tick); tick {
+				return false
+			}
 		case fsm.ActWrite:
 			if a.Frame.Type != wire.Ping && a.Frame.Type != wire.Data {
 				return false
