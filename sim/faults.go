@@ -24,30 +24,40 @@ func (w *World) randomFault() {
 	switch kinds[w.c.Intn(len(kinds))] {
 	case FaultReset:
 		if c := w.someLiveConn(); c != nil {
+			w.noteFault("reset g%d", c.id)
 			w.resetConn(c)
 		}
 	case FaultSilence:
 		if c := w.someLiveConn(); c != nil {
 			w.stats.Silences++
+			w.noteFault("silence g%d (no FIN, no bytes, ever)", c.id)
 			c.silent = true
 			c.ep++
 		}
 	case FaultAsym:
 		i, j := w.c.Intn(len(w.nodes)), w.c.Intn(len(w.nodes))
 		w.noDial[i][j] = w.now + between(w.c, 100*time.Millisecond, 20*time.Second)
+		w.noteFault("%s cannot dial %s until %v", w.nodes[i].id, w.nodes[j].id, w.noDial[i][j])
 	case FaultPartition:
 		until := w.now + between(w.c, 100*time.Millisecond, 20*time.Second)
 		side := make([]bool, len(w.nodes))
 		for i := range side {
 			side[i] = w.c.Intn(2) == 0
 		}
+		var a, b []string
 		for i := range side {
+			if side[i] {
+				a = append(a, w.nodes[i].id)
+			} else {
+				b = append(b, w.nodes[i].id)
+			}
 			for j := range side {
 				if side[i] != side[j] {
 					w.cut[i][j] = max(w.cut[i][j], until)
 				}
 			}
 		}
+		w.noteFault("partition %v | %v until %v", a, b, until)
 	case FaultCrash:
 		n := w.nodes[w.c.Intn(len(w.nodes))]
 		if !n.alive {
@@ -66,6 +76,7 @@ func (w *World) randomFault() {
 		if w.c.Intn(3) == 0 {
 			delay = between(w.c, 0, 50*time.Millisecond) // back at once: a restart storm
 		}
+		w.noteFault("%s inc %d down, back at %v", n.id, n.inc, w.now+delay)
 		w.schedule(event{at: w.now + delay, kind: evRestart, node: n.idx, inc: n.inc})
 	}
 }

@@ -36,7 +36,22 @@ func (w *World) remember(n *simNode, ev any, g spec.ConnID, err error, acts []fs
 	r.acts = append(r.acts[:0], acts...)
 }
 
+// note is a ring entry that is not an fsm step: an injected fault.
+type note string
+
+func (n note) String() string { return string(n) }
+
+// noteFault records an injected fault in the ring of recent steps.
+func (w *World) noteFault(format string, args ...any) {
+	r := &w.ring[w.ringAt%len(w.ring)]
+	w.ringAt++
+	*r = record{step: w.steps, at: w.now, node: "net", ev: note("FAULT " + fmt.Sprintf(format, args...)), acts: r.acts[:0]}
+}
+
 func (r *record) String() string {
+	if n, ok := r.ev.(note); ok {
+		return fmt.Sprintf("   %v %s", r.at, n)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "#%d %v %s/%d", r.step, r.at, r.node, r.inc)
 	if r.g != 0 {
@@ -98,6 +113,8 @@ func eventString(ev any) string {
 		return fmt.Sprintf("Send %s %q", e.Peer, e.Payload)
 	case fsm.CancelConnect:
 		return fmt.Sprintf("CancelConnect r%d", e.Req)
+	case fsm.Shutdown:
+		return "Shutdown"
 	case fmt.Stringer:
 		return e.String()
 	}
