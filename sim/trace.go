@@ -131,9 +131,21 @@ func eventKind(ev any) string {
 	return s[strings.LastIndexByte(s, '.')+1:]
 }
 
-// tracer writes one NDJSON line per step. The format (until spec/TRACE.md
-// fixes another) is traceLine: the step, the event with its frame, and the
-// stepping node's whole state after it.
+// tracer writes one NDJSON line per step. Until spec/TRACE.md fixes another
+// format, a line is a traceLine: the step's index (from 0, one per fsm step
+// and per crash, no gaps), the virtual time in ns, the node and its
+// incarnation, the event type ("FrameReceived", "Tick", "Connect",
+// "ConnClosed", "Crash", ...), the global connection id it concerns (absent
+// for user commands and ticks), the frame received with its fields, a user
+// command's argument, the error of a Malformed or ConnClosed, and the node's
+// whole state after the step: its open connections (global id, peer id or "",
+// state hello/join/welcome/established, session number) sorted by id, and
+// its peers (id, kept, global id of the session or 0) sorted by id. Example:
+//
+//	{"i":7,"t":1082149152,"node":"n3","inc":1,"ev":"FrameReceived","conn":1,
+//	 "frame":{"type":"HELLO","id":"n1","inc":1},
+//	 "conns":[{"id":1,"peer":"n1","state":"established","sess":1}],
+//	 "peers":[{"id":"n1","kept":true,"session":1}]}
 type tracer struct {
 	enc *json.Encoder
 	i   int

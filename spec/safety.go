@@ -17,6 +17,7 @@ func CheckSafety(s *Snapshot) error {
 		EndsMatchNetwork(s),
 		AtMostOneSession(s),
 		BothEndsAgree(s),
+		CheckDeliveries(s.Delivered),
 	)
 }
 

@@ -18,6 +18,11 @@ type Snapshot struct {
 	// Conns are the connections that were ever opened and still have an end
 	// some node holds, sorted by id.
 	Conns []Conn
+	// Delivered lists the messages delivered so far, in delivery order, with
+	// the connection each came on. Optional: a long-running observer (the
+	// simulator) checks deliveries incrementally with a [DeliveryChecker]
+	// instead and leaves it empty; a trace checker can fill it.
+	Delivered []Delivery
 }
 
 // Node is one node process as the checkers see it.

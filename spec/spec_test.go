@@ -137,6 +137,14 @@ func TestDeliveryChecks(t *testing.T) {
 	require.ErrorContains(t, spec.CheckDeliveries([]spec.Delivery{bad}), "reported by b as coming from c")
 }
 
+func TestCheckSafetyChecksDeliveries(t *testing.T) {
+	s := healthy()
+	s.Delivered = []spec.Delivery{{Conn: 1, Receiver: "b", Sender: "a", Src: "a", Dst: "b", Seq: 1}}
+	require.NoError(t, spec.CheckSafety(s))
+	s.Delivered = append(s.Delivered, s.Delivered[0])
+	require.ErrorContains(t, spec.CheckSafety(s), "delivered twice")
+}
+
 func TestPayloadRoundTrip(t *testing.T) {
 	src, dst, seq, err := spec.ParsePayload(spec.Payload("n01", "n02", 42))
 	require.NoError(t, err)
