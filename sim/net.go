@@ -37,6 +37,7 @@ type simEnd struct {
 	node     int
 	inc      uint64
 	open     bool
+	known    bool // the fsm was told of it (Accepted or Dialed)
 	wbuf     []byte
 	wctl     bool          // wbuf holds something other than PINGs
 	lastSent time.Duration // arrival time of the last segment sent from here (FIFO)
@@ -121,15 +122,22 @@ func (w *World) dialArrives(e *event) {
 	dialedAt := w.now + w.latency()
 	c.ends[1].lastSent = dialedAt
 	w.schedule(event{at: dialedAt, kind: evDialed, ctl: true, node: n.idx, inc: n.inc, dial: e.dial, conn: c})
+	c.ends[1].known = true
 	w.step(acc, fsm.Accepted{Conn: localID(c.id, 1)}, c.id)
 }
 
 // dialedArrives tells the dialer its connection is up.
 func (w *World) dialedArrives(e *event) {
 	n, c := w.nodes[e.node], e.conn
-	if !n.alive || n.inc != e.inc || !c.ends[0].open {
+	if !n.alive || n.inc != e.inc {
 		return // the dialer crashed meanwhile; crash closed its end
 	}
+	if !c.ends[0].open {
+		// Reset before the SYN-ACK arrived (the listener crashed): the dial fails.
+		w.step(n, fsm.DialFailed{Dial: e.dial, Err: errReset}, 0)
+		return
+	}
+	c.ends[0].known = true
 	w.writePreamble(c, 0)
 	w.step(n, fsm.Dialed{Dial: e.dial, Conn: localID(c.id, 0)}, c.id)
 }
@@ -244,6 +252,9 @@ func (w *World) closeArrives(ev *event) {
 	n := w.nodes[e.node]
 	local := localID(c.id, ev.side)
 	delete(n.conns, local)
+	if !e.known {
+		return // the fsm never heard of it; dialedArrives reports the failed dial
+	}
 	err := errEOF
 	if ev.kind == evReset {
 		err = errReset
