@@ -2,7 +2,7 @@ package fsm
 
 import "fmt"
 
-func (n *Node) accepted(id ConnID) {
+func (n *Node) accepted(id ConnID, legacy bool) {
 	if n.shutdown {
 		n.emit(Action{Kind: ActClose, Conn: id, Err: ErrClosed})
 		return
@@ -11,5 +11,5 @@ func (n *Node) accepted(id ConnID) {
 		n.emit(Action{Kind: ActClose, Conn: id, Err: fmt.Errorf("%w: %d already", ErrTooManyHandshakes, n.handshaking)})
 		return
 	}
-	n.openConn(id, nil)
+	n.openConn(id, nil, legacy)
 }

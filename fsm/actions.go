@@ -12,7 +12,8 @@ type ActionKind uint8
 
 // The actions a Node asks its adapter to carry out, in order.
 const (
-	// ActDial: open a TCP connection to Addr, then report Dialed or DialFailed for Dial.
+	// ActDial: open a TCP connection to Addr, then report Dialed or DialFailed
+	// for Dial. Legacy: speak masterless 0.4.1 on it instead of v1.
 	ActDial ActionKind = iota + 1
 	// ActWrite: write Frame on Conn.
 	ActWrite
@@ -56,6 +57,7 @@ type Action struct {
 	Incarnation uint64
 	Frame       wire.Frame
 	Err         error
+	Legacy      bool // ActDial: the connection speaks masterless 0.4.1
 }
 
 // String renders the action the way transcripts show it.
@@ -65,6 +67,9 @@ func (a *Action) String() string {
 	switch a.Kind {
 	case ActDial:
 		fmt.Fprintf(&b, " d%d %s", a.Dial, a.Addr)
+		if a.Legacy {
+			b.WriteString(" 0.4.1")
+		}
 	case ActWrite:
 		fmt.Fprintf(&b, " c%d %s", a.Conn, a.Frame.String())
 	case ActClose:

@@ -44,6 +44,10 @@ type Config struct {
 	// MaxFrameSize is the largest frame this node sends or accepts, in bytes
 	// (type byte plus body); Send refuses a payload that would not fit.
 	MaxFrameSize int
+	// LegacyDial makes this node dial with masterless 0.4.1's protocol instead
+	// of v1 (Connect, and redials of a peer not yet heard from; a known peer
+	// is redialed in the protocol it last spoke). See legacy.go.
+	LegacyDial bool
 
 	// Mutation deliberately breaks the protocol. It exists only so that the
 	// checkers (simulator sweeps, rapid tests) can prove they catch a wrong

@@ -32,6 +32,8 @@ type conn struct {
 	state    ConnState
 	dial     *dial // the dial that opened it; nil when accepted
 	openedAt time.Duration
+	legacy   bool    // speaks masterless 0.4.1 (legacy.go)
+	prio     float64 // 0.4.1 dialer: the priority sent in our JOIN
 
 	// Known once the peer's HELLO arrived.
 	peer    *peer
@@ -47,12 +49,15 @@ type conn struct {
 }
 
 // openConn registers a new connection and sends our HELLO on it.
-func (n *Node) openConn(id ConnID, d *dial) {
+func (n *Node) openConn(id ConnID, d *dial, legacy bool) {
 	n.invariant(id != 0 && n.conns[id] == nil, "connection id c%d is zero or reused", id)
-	c := &conn{id: id, state: StateHello, dial: d, openedAt: n.now, lastRecv: n.now}
+	c := &conn{id: id, state: StateHello, dial: d, openedAt: n.now, lastRecv: n.now, legacy: legacy}
 	n.conns[id] = c
 	n.handshaking++
 	n.arm(c.openedAt + n.cfg.HandshakeTimeout)
+	if legacy && d == nil {
+		return // 0.4.1: the acceptor speaks only after the dialer's HELLO (legacy.go)
+	}
 	n.write(c, wire.Frame{Type: wire.Hello, ID: n.cfg.ID, Incarnation: n.cfg.Incarnation, Info: n.info})
 }
 
@@ -68,7 +73,12 @@ func (n *Node) closeConn(c *conn, code wire.Code, why error) {
 }
 
 // dropConn forgets c after the adapter reported it closed.
-func (n *Node) dropConn(c *conn, why error) { n.forget(c, why) }
+func (n *Node) dropConn(c *conn, why error) {
+	if c.legacy {
+		why = n.legacyClosedByPeer(c, why) // 0.4.1 refuses with a bare FIN (legacy.go)
+	}
+	n.forget(c, why)
+}
 
 // closeQuietly closes c without a BYE (the peer cannot parse one, or we have
 // nothing to tell it).

@@ -19,6 +19,7 @@ type dial struct {
 	reqs      []*request // Connect requests not yet bound to a peer
 	forPeer   *peer      // the kept peer this dial reconnects, if any
 	reached   *peer      // the peer that answered, once its HELLO arrived
+	legacy    bool       // speaks masterless 0.4.1 (legacy.go)
 }
 
 // request is a user's Connect, pending until the session with the node at
@@ -126,14 +127,17 @@ func (n *Node) cancelConnect(id ReqID) {
 
 func (n *Node) startDial(addr string, forPeer *peer) *dial {
 	n.nextDial++
-	d := &dial{id: n.nextDial, addr: addr, startedAt: n.now, forPeer: forPeer}
+	d := &dial{id: n.nextDial, addr: addr, startedAt: n.now, forPeer: forPeer, legacy: n.cfg.LegacyDial}
+	if forPeer != nil {
+		d.legacy = forPeer.legacy // redial in the protocol the peer last spoke
+	}
 	n.dials[d.id] = d
 	n.dialsByAddr[addr] = d
 	if forPeer != nil {
 		forPeer.dialing = d
 	}
 	n.arm(d.startedAt + n.cfg.HandshakeTimeout)
-	n.emit(Action{Kind: ActDial, Dial: d.id, Addr: addr})
+	n.emit(Action{Kind: ActDial, Dial: d.id, Addr: addr, Legacy: d.legacy})
 	return d
 }
 
@@ -144,7 +148,7 @@ func (n *Node) dialed(id DialID, cid ConnID) {
 		n.emit(Action{Kind: ActClose, Conn: cid, Err: fmt.Errorf("%w: dial d%d abandoned", ErrClosed, id)})
 		return
 	}
-	n.openConn(cid, d)
+	n.openConn(cid, d, d.legacy)
 	d.conn = n.conns[cid]
 }
 

@@ -22,7 +22,7 @@ type Event interface{ isEvent() }
 type Listening struct{ Info string }
 
 // Dialed: the dial Dial succeeded and its connection is Conn. The adapter has
-// already written the codec's preamble.
+// already written the codec's preamble (of the protocol the ActDial asked for).
 type Dialed struct {
 	Dial DialID
 	Conn ConnID
@@ -35,8 +35,13 @@ type DialFailed struct {
 }
 
 // Accepted: the listener accepted connection Conn. The adapter has already
-// written the codec's preamble.
-type Accepted struct{ Conn ConnID }
+// written the codec's preamble. Legacy says the dialer speaks masterless
+// 0.4.1 (the adapter tells from its first bytes, wire.DetectLegacy); the zero
+// value is protocol v1.
+type Accepted struct {
+	Conn   ConnID
+	Legacy bool
+}
 
 // FrameReceived: a whole frame arrived on Conn.
 type FrameReceived struct {

@@ -27,6 +27,7 @@ func (n *Node) onHello(c *conn, f *wire.Frame) {
 		return
 	}
 	p := n.peerFor(f.ID)
+	p.legacy = false // it speaks v1: redial it in v1 (legacy.go)
 	c.peer, c.peerInc, c.leader = p, f.Incarnation, n.leads(c, f.ID)
 	c.peerKeep = true // until the peer's JOIN or WELCOME says otherwise
 	p.handshakes++

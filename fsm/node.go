@@ -89,7 +89,7 @@ func (n *Node) Step(now time.Duration, ev Event) error {
 	case Tick:
 		n.tick()
 	case Accepted:
-		n.accepted(e.Conn)
+		n.accepted(e.Conn, e.Legacy)
 	case Dialed:
 		n.dialed(e.Dial, e.Conn)
 	case DialFailed:

@@ -14,6 +14,7 @@ type peer struct {
 	info string // the address the peer advertises in its HELLO
 
 	kept       bool
+	legacy     bool  // the protocol it last spoke (or Config.LegacyDial): how it is redialed
 	session    *conn // the established connection, if any
 	inc        uint64
 	handshakes int // connections with this peer still handshaking
@@ -49,7 +50,7 @@ type peer struct {
 func (n *Node) peerFor(id string) *peer {
 	p := n.peers[id]
 	if p == nil {
-		p = &peer{id: id, backoff: n.cfg.BackoffMin}
+		p = &peer{id: id, backoff: n.cfg.BackoffMin, legacy: n.cfg.LegacyDial}
 		n.peers[id] = p
 	}
 	return p
@@ -141,6 +142,9 @@ func (n *Node) send(id string, payload []byte) error {
 	p := n.peers[id]
 	if p == nil {
 		return fmt.Errorf("%w: %q", ErrUnknownPeer, id)
+	}
+	if err := n.legacySendCheck(p, payload); err != nil {
+		return err // 0.4.1 carries only JSON objects (legacy.go)
 	}
 	if c := p.session; c != nil {
 		n.out = append(n.out, Action{Kind: ActWrite, Conn: c.id, Frame: wire.Frame{Type: wire.Data, Payload: payload}})

@@ -22,6 +22,10 @@ func (n *Node) establish(p *peer, c *conn) {
 	c.lastRecv, c.lastPing = n.now, n.now
 	n.arm(n.now + n.cfg.HeartbeatInterval)
 	n.peerUp(p, c)
+	if c.legacy {
+		n.legacyEstablished(c) // 0.4.1: both ends announce their keep flag now
+		return
+	}
 	if c.leader {
 		n.checkWanted(c)
 	} else if p.kept != c.sentKeep {
@@ -71,6 +75,10 @@ func (n *Node) checkWanted(c *conn) {
 func (n *Node) keepChanged(p *peer) {
 	c := p.session
 	if c == nil {
+		return
+	}
+	if c.legacy {
+		n.legacyKeepChanged(c) // 0.4.1: tell first, then decide (legacy.go)
 		return
 	}
 	if c.leader {

@@ -35,15 +35,42 @@ var transitions = [StateEstablished + 1][wire.Bye + 1]frameHandler{
 	},
 }
 
+// legacyTransitions is the table for connections that speak masterless 0.4.1
+// (legacy.go, spec/PROTOCOL.md, appendix): the acceptor leads, there is no
+// BYE, and a heartbeat may arrive in any state (0.4.1 ignores it everywhere).
+var legacyTransitions = [StateEstablished + 1][wire.Bye + 1]frameHandler{
+	StateHello: {
+		wire.Hello: (*Node).onLegacyHello,
+		wire.Ping:  (*Node).onPing,
+	},
+	StateJoin: { // acceptor: waiting for the dialer's priority
+		wire.Join: (*Node).onLegacyJoin,
+		wire.Ping: (*Node).onPing,
+	},
+	StateWelcome: { // dialer: priority sent, waiting for the confirm
+		wire.Welcome: (*Node).onLegacyWelcome,
+		wire.Ping:    (*Node).onPing,
+	},
+	StateEstablished: {
+		wire.Keep: (*Node).onLegacyKeep,
+		wire.Ping: (*Node).onPing,
+		wire.Data: (*Node).onData,
+	},
+}
+
 func (n *Node) frameReceived(id ConnID, f *wire.Frame) {
 	c := n.conns[id]
 	if c == nil {
 		return // closed by us while the frame was in flight
 	}
 	c.lastRecv = n.now
+	table := &transitions
+	if c.legacy {
+		table = &legacyTransitions // 0.4.1's handshake: the acceptor leads
+	}
 	var h frameHandler
 	if f.Type <= wire.Bye {
-		h = transitions[c.state][f.Type]
+		h = table[c.state][f.Type]
 	}
 	if h == nil {
 		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: %s not allowed in state %s", ErrProtocol, f.Type, c.state))

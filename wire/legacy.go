@@ -125,10 +125,10 @@ func (c *Legacy) AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 	case Ping:
 		dst = append(dst, "true"...)
 	case Data:
-		p := bytes.TrimLeft(f.Payload, jsonSpace)
-		if len(p) == 0 || p[0] != '{' || !json.Valid(p) {
-			return dst, fmt.Errorf("%w: a 0.4.1 payload must be one JSON object", ErrMalformedFrame)
+		if err := ValidLegacyPayload(f.Payload); err != nil {
+			return dst, err
 		}
+		p := bytes.TrimLeft(f.Payload, jsonSpace)
 		if bytes.ContainsAny(p, "\r\n") {
 			var buf bytes.Buffer
 			json.Compact(&buf, p) // valid, so no error; strings hold no raw CR or LF
@@ -145,6 +145,17 @@ func (c *Legacy) AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 }
 
 const jsonSpace = " \t\r\n"
+
+// ValidLegacyPayload reports, with an error wrapping ErrMalformedFrame, a
+// payload that 0.4.1 cannot carry: anything but one JSON object (surrounding
+// JSON whitespace allowed).
+func ValidLegacyPayload(payload []byte) error {
+	p := bytes.TrimLeft(payload, jsonSpace)
+	if len(p) == 0 || p[0] != '{' || !json.Valid(p) {
+		return fmt.Errorf("%w: a 0.4.1 payload must be one JSON object", ErrMalformedFrame)
+	}
+	return nil
+}
 
 func appendJSONString(dst []byte, s string) []byte {
 	b, _ := json.Marshal(s) // a string always marshals

@@ -1,0 +1,200 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/masterless-go/masterless/wire"
+)
+
+// Connections that speak masterless 0.4.1, the npm package
+// (spec/LEGACY-0.4.1.md; spec/PROTOCOL.md, appendix). The codec (wire.Legacy)
+// maps 0.4.1's messages onto frames; this file holds the handful of rules
+// that differ, and legacyTransitions in table.go routes a legacy
+// connection's frames here. Everything else (one session per pair at each
+// end, keep flags, heartbeats and the peer timeout, queued sends, reconnects)
+// is the same code as for v1.
+//
+// 0.4.1 fixes the roles per connection: the acceptor leads (it alone
+// confirms or refuses), the dialer follows (HELLO, then JOIN with a priority,
+// then waits for WELCOME). Two connections of a pair that cross are settled
+// by the priorities, each at its acceptor: a connection whose priority is
+// below the acceptor's own pending dial's is refused. 0.4.1 draws its
+// priority at random when it crosses; this node never draws: it sends 1, or,
+// when the peer's dial to us waits for its priority, 1 if our id is the
+// greater and the smallest positive number if not. Both ends then compare
+// the same two numbers and agree, and the id-leader's dial wins whenever this
+// node has a say (spec/LEGACY-0.4.1.md, 11.2).
+//
+// 0.4.1 has no incarnations (HELLO carries 0: a restart looks like a
+// duplicate until the old connection closes), no close reasons (BYE encodes
+// to nothing, a close is a bare FIN) and each end decides alone to discard a
+// pair that neither keeps.
+
+// ErrNotJSONObject: a masterless 0.4.1 peer was sent a payload that is not
+// one JSON object, the only kind of message 0.4.1 can carry.
+var ErrNotJSONObject = errors.New("masterless: a masterless 0.4.1 peer accepts only JSON objects as payload; send a struct or map with SendJSON")
+
+// legacyRival returns another 0.4.1 connection with c's peer in state st,
+// accepted (dialed == false) or dialed by this node.
+func (n *Node) legacyRival(c *conn, st ConnState, dialed bool) *conn {
+	for _, o := range n.sortedConns() {
+		if o != c && o.legacy && o.peer == c.peer && o.state == st && (o.dial != nil) == dialed {
+			return o
+		}
+	}
+	return nil
+}
+
+func (n *Node) legacyDuplicate(c *conn, why string) {
+	n.closeConn(c, wire.CodeDuplicate, fmt.Errorf("%w (0.4.1 peer %s: %s)", ErrDuplicate, c.peer.id, why))
+}
+
+func (n *Node) onLegacyHello(c *conn, f *wire.Frame) {
+	if f.ID == n.cfg.ID {
+		n.failHandshake(c, wire.CodeSelfConnect, ErrSelfConnect)
+		return
+	}
+	p := n.peerFor(f.ID)
+	c.peer, c.peerInc, c.leader = p, 0, c.dial == nil
+	c.peerKeep = true // 0.4.1's default until the peer's [KEEP] arrives
+	p.handshakes++
+	p.legacy = true
+	if f.Info != "" {
+		p.info = f.Info
+	}
+	if c.dial != nil {
+		n.dialReached(c.dial, p)
+	}
+	if c.leader { // we accepted: answer with our id, then wait for the priority
+		switch {
+		case p.session != nil:
+			n.legacyDuplicate(c, "a session exists")
+		case n.legacyRival(c, StateJoin, false) != nil:
+			n.legacyDuplicate(c, "another of its connections is handshaking")
+		case n.legacyRival(c, StateWelcome, true) != nil:
+			n.legacyDuplicate(c, "our dial to it sent its priority first")
+		default:
+			c.state = StateJoin
+			n.write(c, wire.Frame{Type: wire.Hello, ID: n.cfg.ID})
+		}
+		return
+	}
+	// We dialed: send our priority. Never 0: a refusal is a bare close.
+	if p.session != nil {
+		n.legacyDuplicate(c, "a session exists")
+		return
+	}
+	c.prio = wire.LegacyPriorityMax
+	if n.legacyRival(c, StateJoin, false) != nil && n.cfg.ID < p.id {
+		c.prio = wire.LegacyPriorityMin // crossed: let the id-leader's dial win
+	}
+	c.state = StateWelcome
+	c.sentKeep = p.kept
+	j := wire.Frame{Type: wire.Join, Keep: p.kept}
+	wire.SetLegacyPriority(&j, c.prio)
+	n.write(c, j)
+}
+
+// onLegacyJoin decides, as 0.4.1's acceptor does, on the dialer's priority.
+func (n *Node) onLegacyJoin(c *conn, f *wire.Frame) {
+	p := c.peer
+	prio := wire.LegacyPriority(f)
+	switch x := n.legacyRival(c, StateWelcome, true); {
+	case p.session != nil:
+		n.legacyDuplicate(c, "a session exists")
+	case prio == 0:
+		// 0.4.1 sends 0 only to refuse, and closes right after; 0.4.1 itself
+		// would confirm the dead connection.
+		n.legacyDuplicate(c, "it refused with priority 0")
+	case x != nil && prio < x.prio:
+		n.legacyDuplicate(c, fmt.Sprintf("its priority %v is below ours %v", prio, x.prio))
+	default: // a tie confirms, as in 0.4.1
+		c.sess = 1
+		n.write(c, wire.Frame{Type: wire.Welcome, Sess: 1, Keep: p.kept})
+		n.establish(p, c)
+	}
+}
+
+func (n *Node) onLegacyWelcome(c *conn, _ *wire.Frame) {
+	if c.peer.session != nil { // only after a tie: keep the first
+		n.legacyDuplicate(c, "confirmed a second connection")
+		return
+	}
+	c.sess = 1
+	n.establish(c.peer, c)
+}
+
+// legacyEstablished: right after the handshake each 0.4.1 end sends its keep
+// flag (after the queued messages, which peerUp wrote).
+func (n *Node) legacyEstablished(c *conn) {
+	n.write(c, wire.Frame{Type: wire.Keep, Keep: c.peer.kept})
+}
+
+// onLegacyKeep: each end discards the pair when it reads [false] and does
+// not keep the peer itself (0.4.1 L1044).
+func (n *Node) onLegacyKeep(c *conn, f *wire.Frame) {
+	c.peerKeep = f.Keep
+	if !c.peer.kept && !c.peerKeep {
+		n.closeConn(c, wire.CodeUnwanted, ErrUnwanted)
+	}
+}
+
+// legacyKeepChanged tells the peer our new keep flag, then discards the pair
+// if neither keeps it (the peer does the same when it reads the flag).
+func (n *Node) legacyKeepChanged(c *conn) {
+	n.write(c, wire.Frame{Type: wire.Keep, Keep: c.peer.kept})
+	if !c.peer.kept && !c.peerKeep {
+		n.closeConn(c, wire.CodeUnwanted, ErrUnwanted)
+	}
+}
+
+// legacyClosedByPeer turns the bare FIN with which a 0.4.1 acceptor refuses
+// our dial into ErrDuplicate when another connection with that peer carries
+// on, so that Connect requests wait for that one instead of failing.
+func (n *Node) legacyClosedByPeer(c *conn, why error) error {
+	d := c.dial
+	if d == nil {
+		return why
+	}
+	switch {
+	case c.state == StateWelcome && (c.peer.session != nil || c.peer.handshakes > 1):
+		// Refused at our priority: its own dial to us won, or it has a session.
+	case c.state == StateHello:
+		// Refused at our HELLO: it is connected or handshaking with us already.
+		p := n.legacyPeerAt(d.addr)
+		if p == nil {
+			return why
+		}
+		n.dialReached(d, p)
+	default:
+		return why
+	}
+	return fmt.Errorf("%w (refused by the 0.4.1 node at %s: %w)", ErrDuplicate, d.addr, why)
+}
+
+// legacyPeerAt returns the 0.4.1 peer known at addr that has a session or a
+// handshake under way.
+func (n *Node) legacyPeerAt(addr string) *peer {
+	for _, p := range n.sortedPeers() {
+		if p.legacy && (p.info == addr || p.addr == addr) && (p.session != nil || p.handshakes > 0) {
+			return p
+		}
+	}
+	return nil
+}
+
+// legacySendCheck refuses a payload that a 0.4.1 peer cannot carry.
+func (n *Node) legacySendCheck(p *peer, payload []byte) error {
+	legacy := p.legacy
+	if c := p.session; c != nil {
+		legacy = c.legacy
+	}
+	if !legacy {
+		return nil
+	}
+	if err := wire.ValidLegacyPayload(payload); err != nil {
+		return fmt.Errorf("%w: to %q: %v", ErrNotJSONObject, p.id, err)
+	}
+	return nil
+}
