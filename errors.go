@@ -40,6 +40,9 @@ var (
 	ErrQueueFull = fsm.ErrQueueFull
 	// ErrPayloadTooLarge: a payload does not fit in one frame (WithMaxFrameSize).
 	ErrPayloadTooLarge = fsm.ErrPayloadTooLarge
+	// ErrNotJSONObject: a masterless 0.4.1 peer was sent a payload that is
+	// not one JSON object, the only kind of message 0.4.1 carries.
+	ErrNotJSONObject = fsm.ErrNotJSONObject
 	// ErrTooManyHandshakes: too many connections were handshaking at once.
 	ErrTooManyHandshakes = fsm.ErrTooManyHandshakes
 	// ErrDialFailed: the TCP dial failed; the wrapped error says why.

@@ -120,3 +120,36 @@ func WithLogger(l *slog.Logger) Option {
 func WithEvents(e Events) Option {
 	return func(s *settings) error { s.events = e; return nil }
 }
+
+// Protocol is a wire protocol a Server can dial with.
+type Protocol uint8
+
+const (
+	// ProtocolV1 is masterless-go's own protocol (spec/PROTOCOL.md), the default.
+	ProtocolV1 Protocol = iota
+	// Protocol041 is the protocol of the npm package masterless 0.4.1 (JSON
+	// lines; spec/PROTOCOL.md, appendix), for meshes with 0.4.1 nodes.
+	// Payloads to a 0.4.1 peer must be JSON objects (use SendJSON); Send
+	// refuses anything else with ErrNotJSONObject.
+	Protocol041
+)
+
+// WithProtocol sets the protocol this Server dials with: Connect, and the
+// reconnects of a kept peer not yet heard from. A peer it has heard from is
+// redialed in the protocol that peer last spoke. Default ProtocolV1.
+//
+// Whatever it is set to, a Server accepts both protocols: it tells from a
+// connection's first bytes whether the dialer speaks v1 or 0.4.1, so one
+// Server serves v1 and 0.4.1 peers at once. With 0.4.1 peers keep the peer
+// timeout at 3 s or more (the default 5 s is fine): 0.4.1 sends its first
+// heartbeat up to 2 s after its last message.
+func WithProtocol(p Protocol) Option {
+	return func(s *settings) error {
+		switch p {
+		case ProtocolV1, Protocol041:
+			s.cfg.FSM.LegacyDial = p == Protocol041
+			return nil
+		}
+		return fmt.Errorf("%w: unknown protocol %d", ErrBadConfig, p)
+	}
+}

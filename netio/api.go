@@ -45,7 +45,8 @@ func (n *Node) SendMany(peers []string, payload []byte) int {
 		return 0
 	}
 	n.frame = wire.AppendData(n.frame[:0], payload)
-	now := n.last // see Send
+	legacyFrame := false // n.lframe holds payload as 0.4.1 encodes it
+	now := n.last        // see Send
 	sent := 0
 	for _, p := range peers {
 		if err := n.fsm.Step(now, fsm.Send{Peer: p, Payload: payload}); err != nil {
@@ -60,13 +61,26 @@ func (n *Node) SendMany(peers []string, payload []byte) int {
 				n.log.Error("bug: fsm answered Send with an unexpected action", "action", a.String())
 				continue
 			}
-			if c := n.conns[a.Conn]; c != nil {
+			c := n.conns[a.Conn]
+			switch {
+			case c == nil:
+			case c.legacy != nil:
+				// The fsm let it through, so it is a JSON object 0.4.1 carries.
+				if !legacyFrame {
+					n.lframe, _ = c.legacy.AppendFrame(n.lframe[:0], &a.Frame)
+					legacyFrame = true
+				}
+				c.writeEncoded(n.lframe)
+			default:
 				c.writeEncoded(n.frame)
 			}
 		}
 	}
 	if cap(n.frame) > 64<<10 {
 		n.frame = nil // do not keep a big payload's buffer
+	}
+	if cap(n.lframe) > 64<<10 {
+		n.lframe = nil
 	}
 	n.settle()
 	n.waitFull()

@@ -17,6 +17,12 @@ type conn struct {
 	id     fsm.ConnID
 	nc     net.Conn
 	remote string
+	// legacy is the connection's codec when it speaks masterless 0.4.1 (one
+	// per connection: it tracks the handshake); nil for v1, which uses n.codec.
+	legacy *wire.Legacy
+	// initial holds the bytes read before the connection was registered (an
+	// accepted connection's first bytes, read to tell its protocol).
+	initial []byte
 
 	// closing is set (under n.mu) once the fsm closed this connection or it
 	// failed: the reader then discards what still arrives.
@@ -44,14 +50,21 @@ const (
 	connAborted            // failed: stop writing now
 )
 
-// newConn registers nc, queues the preamble and starts its goroutines.
-// Called with n.mu held; the caller then steps Accepted or Dialed.
-func (n *Node) newConn(nc net.Conn) *conn {
+// newConn registers nc, queues the preamble (v1 only: 0.4.1 has none) and
+// starts its goroutines. legacy selects masterless 0.4.1; initial are bytes
+// already read from nc. Called with n.mu held; the caller then steps Accepted
+// or Dialed.
+func (n *Node) newConn(nc net.Conn, legacy bool, initial []byte) *conn {
 	n.nextConn++
-	c := &conn{n: n, id: n.nextConn, nc: nc, remote: nc.RemoteAddr().String(), writerDone: make(chan struct{})}
+	c := &conn{n: n, id: n.nextConn, nc: nc, remote: nc.RemoteAddr().String(), writerDone: make(chan struct{}), initial: initial}
 	c.data.L = &c.wmu
 	c.space.L = &c.wmu
-	c.out = n.codec.AppendPreamble(make([]byte, 0, 4096))
+	if legacy {
+		c.legacy = &wire.Legacy{MaxFrameSize: n.cfg.MaxFrameSize}
+		c.out = make([]byte, 0, 4096)
+	} else {
+		c.out = n.codec.AppendPreamble(make([]byte, 0, 4096))
+	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
@@ -66,7 +79,12 @@ func (n *Node) newConn(nc net.Conn) *conn {
 func (c *conn) writeFrame(f *wire.Frame) {
 	c.wmu.Lock()
 	if c.state == connOpen {
-		if f.Type == wire.Data {
+		if c.legacy != nil {
+			var err error
+			if c.out, err = c.legacy.AppendFrame(c.out, f); err != nil {
+				c.n.log.Error("bug: fsm asked to write a frame the 0.4.1 codec refuses", "frame", f.String(), "err", err)
+			}
+		} else if f.Type == wire.Data {
 			c.out = wire.AppendData(c.out, f.Payload)
 		} else {
 			var err error

@@ -36,7 +36,7 @@ func (n *Node) apply(slab *[]byte) {
 			n.closeConn(a.Conn, a.Err)
 		case fsm.ActDial:
 			n.wg.Add(1)
-			go n.dial(a.Dial, a.Addr)
+			go n.dial(a.Dial, a.Addr, a.Legacy)
 		case fsm.ActConnected:
 			n.log.Debug("peer connected", "peer", a.Peer, "incarnation", a.Incarnation, "info", a.Addr)
 			n.events = append(n.events, event{kind: evConnected, peer: a.Peer, info: a.Addr})

@@ -27,8 +27,9 @@ func ParseAddr(addr string) (string, error) {
 }
 
 // dial carries out ActDial: connect within the handshake timeout, then report
-// Dialed or DialFailed. Close cancels it.
-func (n *Node) dial(id fsm.DialID, addr string) {
+// Dialed or DialFailed. Close cancels it. legacy: the connection speaks
+// masterless 0.4.1.
+func (n *Node) dial(id fsm.DialID, addr string, legacy bool) {
 	defer n.wg.Done()
 	hostport, err := ParseAddr(addr)
 	var nc net.Conn
@@ -48,7 +49,7 @@ func (n *Node) dial(id fsm.DialID, addr string) {
 		n.log.Debug("dial failed", "dial", uint64(id), "addr", addr, "err", err)
 		n.step(fsm.DialFailed{Dial: id, Err: err}, nil)
 	} else {
-		c := n.newConn(nc)
+		c := n.newConn(nc, legacy, nil)
 		n.log.Debug("dialed", "dial", uint64(id), "addr", addr, "conn", uint64(c.id))
 		n.step(fsm.Dialed{Dial: id, Conn: c.id}, nil)
 	}

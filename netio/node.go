@@ -43,7 +43,11 @@ type Node struct {
 	last     time.Duration // the latest time fed to the fsm
 	full     []*conn       // connections over their send bound, for the caller to wait on
 	frame    []byte        // SendMany's encoded DATA frame
-	events   []event       // user events collected by apply, handed over by settle
+	lframe   []byte        // SendMany's payload encoded for 0.4.1 peers
+	// detecting holds accepted connections whose first bytes are awaited to
+	// tell their protocol (listener.go); Close closes them.
+	detecting map[net.Conn]struct{}
+	events    []event // user events collected by apply, handed over by settle
 
 	kick chan struct{} // wakes the timer goroutine to re-arm earlier
 	done chan struct{} // closed by Close: stops the accept and timer loops
@@ -88,19 +92,20 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		cfg:   cfg,
-		fcfg:  core.Config(),
-		log:   cfg.Logger.With("node", fc.ID),
-		codec: wire.V1{MaxFrameSize: cfg.MaxFrameSize},
-		start: time.Now(),
-		ln:    ln,
-		info:  info,
-		fsm:   core,
-		conns: make(map[fsm.ConnID]*conn),
-		reqs:  make(map[fsm.ReqID]chan connectResult),
-		armed: never,
-		kick:  make(chan struct{}, 1),
-		done:  make(chan struct{}),
+		cfg:       cfg,
+		fcfg:      core.Config(),
+		log:       cfg.Logger.With("node", fc.ID),
+		codec:     wire.V1{MaxFrameSize: cfg.MaxFrameSize},
+		start:     time.Now(),
+		ln:        ln,
+		info:      info,
+		fsm:       core,
+		conns:     make(map[fsm.ConnID]*conn),
+		detecting: make(map[net.Conn]struct{}),
+		reqs:      make(map[fsm.ReqID]chan connectResult),
+		armed:     never,
+		kick:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
 	}
 	n.dialCtx, n.cancelDial = context.WithCancel(context.Background())
 	n.disp.init(cfg.Events, cfg.EventsGate, cfg.DispatchQueue, cfg.DispatchBytes)
@@ -148,6 +153,9 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.mu.Lock()
 		n.closed = true
+		for nc := range n.detecting {
+			nc.Close() // its detect goroutine sees the error and ends
+		}
 		n.step(fsm.Shutdown{}, nil)
 		for id, ch := range n.reqs {
 			ch <- connectResult{err: fsm.ErrClosed}

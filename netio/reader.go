@@ -37,16 +37,27 @@ func (c *conn) flushing() bool {
 // closing it keeps reading and discards, so that the peer's last bytes do not
 // turn our close into a reset that could destroy our BYE in flight.
 func (c *conn) readFrames() error {
+	if c.legacy != nil {
+		return c.readLegacy()
+	}
 	n := c.n
 	buf := make([]byte, readBufferSize)
 	var frames []wire.Frame
 	start, end := 0, 0
 	preamble := false
+	initial := c.initial // read by detect, on an accepted connection
+	c.initial = nil
 	for {
 		if start == end || c.closing.Load() {
 			start, end = 0, 0
 		}
-		nr, rerr := c.nc.Read(buf[end:])
+		var nr int
+		var rerr error
+		if len(initial) > 0 {
+			nr, initial = copy(buf[end:], initial), nil
+		} else {
+			nr, rerr = c.nc.Read(buf[end:])
+		}
 		end += nr
 		if nr > 0 && !c.closing.Load() {
 			var bad error
@@ -138,4 +149,77 @@ func (c *conn) deliver(frames []wire.Frame, payload int, bad error) {
 	}
 	n.mu.Unlock()
 	n.disp.waitRoom()
+}
+
+// legacyBufferSize is the first read buffer of a 0.4.1 connection; it grows
+// up to the max frame size for a long message.
+const legacyBufferSize = 4096
+
+// readLegacy is readFrames for a connection that speaks masterless 0.4.1:
+// no preamble, JSON lines. wire.Legacy reports ErrFrameTooLarge once more
+// than the max frame size arrived without a CR LF, so the buffer never grows
+// past that plus two bytes.
+func (c *conn) readLegacy() error {
+	buf := make([]byte, legacyBufferSize)
+	var frames []wire.Frame
+	start, end := 0, 0
+	initial := c.initial
+	c.initial = nil
+	for {
+		if start == end || c.closing.Load() {
+			start, end = 0, 0
+		}
+		if end == len(buf) { // a message longer than the buffer: make room
+			if start > 0 {
+				end = copy(buf, buf[start:end])
+				start = 0
+			} else {
+				limit := c.n.cfg.MaxFrameSize
+				if limit <= 0 {
+					limit = wire.DefaultMaxFrameSize
+				}
+				bigger := make([]byte, max(min(2*len(buf), limit+2), len(buf)+1))
+				copy(bigger, buf[:end])
+				buf = bigger
+			}
+		}
+		var nr int
+		var rerr error
+		if len(initial) > 0 {
+			nr, initial = copy(buf[end:], initial), nil
+		} else {
+			nr, rerr = c.nc.Read(buf[end:])
+		}
+		end += nr
+		if nr > 0 && !c.closing.Load() {
+			var bad error
+			frames = frames[:0]
+			payload := 0
+			for {
+				f, k, err := c.legacy.ParseFrame(buf[start:end])
+				if err != nil {
+					bad = err
+					break
+				}
+				if k == 0 {
+					break
+				}
+				start += k
+				payload += len(f.Payload)
+				frames = append(frames, f)
+			}
+			if len(frames) > 0 || bad != nil {
+				c.deliver(frames, payload, bad)
+				clear(frames) // drop references into buf
+			}
+			if len(buf) > legacyBufferSize && end-start < legacyBufferSize {
+				small := make([]byte, legacyBufferSize) // a long message passed
+				end = copy(small, buf[start:end])
+				buf, start = small, 0
+			}
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
 }
