@@ -54,3 +54,15 @@ func TestDeterministic(t *testing.T) {
 		require.Equal(t, ra.Steps, bytes.Count(a.Bytes(), []byte("\n")), "seed %d", seed)
 	}
 }
+
+// TestSweepIndependentOfWorkers: a sweep's outcome does not depend on how
+// many goroutines share the seeds, since each World is its own.
+func TestSweepIndependentOfWorkers(t *testing.T) {
+	one := sim.Sweep(sim.SweepConfig{First: 100, Seeds: 200, Workers: 1})
+	two := sim.Sweep(sim.SweepConfig{First: 100, Seeds: 200, Workers: 2})
+	require.Equal(t, 200, one.Seeds)
+	require.Greater(t, one.Steps, int64(10000))
+	require.Equal(t, one.Steps, two.Steps)
+	require.Equal(t, one.Stats, two.Stats)
+	require.Equal(t, one.Delivered, two.Delivered)
+}
