@@ -82,7 +82,7 @@ func (w *World) dial(n *simNode, id fsm.DialID, addr string) {
 	if !known {
 		to = -1
 	}
-	w.schedule(event{at: w.now + lat, kind: evDialResult, ctl: true, node: n.idx, inc: n.inc, dial: id, addr: addr, side: to})
+	w.schedule(event{at: w.now + lat, kind: evDialResult, ctl: true, node: n.idx, inc: n.inc, dial: id, side: to})
 }
 
 func (w *World) handshakeTimeout() time.Duration {

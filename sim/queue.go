@@ -38,42 +38,56 @@ type event struct {
 	ep   uint32
 	data []byte
 	dial fsm.DialID
-	addr string
 	fn   func()
 }
 
-// queue is a binary min-heap of events ordered by (at, seq).
+// queue is a binary min-heap of events ordered by (at, seq). The heap holds
+// indices into a pool, so sifting moves 4-byte ints, not events (which hold
+// pointers and would cost a write barrier per move).
 type queue struct {
-	ev  []event
-	seq uint64
+	pool []event
+	free []int32
+	heap []int32
+	seq  uint64
 }
 
 func (q *queue) less(i, j int) bool {
-	a, b := &q.ev[i], &q.ev[j]
+	a, b := &q.pool[q.heap[i]], &q.pool[q.heap[j]]
 	return a.at < b.at || (a.at == b.at && a.seq < b.seq)
 }
 
 func (q *queue) push(e event) {
 	q.seq++
 	e.seq = q.seq
-	q.ev = append(q.ev, e)
-	i := len(q.ev) - 1
+	var idx int32
+	if n := len(q.free); n > 0 {
+		idx = q.free[n-1]
+		q.free = q.free[:n-1]
+		q.pool[idx] = e
+	} else {
+		idx = int32(len(q.pool))
+		q.pool = append(q.pool, e)
+	}
+	q.heap = append(q.heap, idx)
+	i := len(q.heap) - 1
 	for i > 0 {
 		p := (i - 1) / 2
 		if !q.less(i, p) {
 			break
 		}
-		q.ev[i], q.ev[p] = q.ev[p], q.ev[i]
+		q.heap[i], q.heap[p] = q.heap[p], q.heap[i]
 		i = p
 	}
 }
 
 func (q *queue) pop() event {
-	top := q.ev[0]
-	last := len(q.ev) - 1
-	q.ev[0] = q.ev[last]
-	q.ev[last] = event{}
-	q.ev = q.ev[:last]
+	top := q.heap[0]
+	e := q.pool[top]
+	q.pool[top] = event{} // drop references for the collector
+	q.free = append(q.free, top)
+	last := len(q.heap) - 1
+	q.heap[0] = q.heap[last]
+	q.heap = q.heap[:last]
 	i := 0
 	for {
 		l, r, m := 2*i+1, 2*i+2, i
@@ -86,10 +100,13 @@ func (q *queue) pop() event {
 		if m == i {
 			break
 		}
-		q.ev[i], q.ev[m] = q.ev[m], q.ev[i]
+		q.heap[i], q.heap[m] = q.heap[m], q.heap[i]
 		i = m
 	}
-	return top
+	return e
 }
 
-func (q *queue) len() int { return len(q.ev) }
+func (q *queue) len() int { return len(q.heap) }
+
+// peek returns the time of the next event; the queue must not be empty.
+func (q *queue) peek() time.Duration { return q.pool[q.heap[0]].at }

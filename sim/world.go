@@ -177,7 +177,7 @@ func (w *World) fail(err error) {
 // RunUntil processes events until virtual time t (inclusive), a failure, or
 // the queue runs dry. It returns the failure, if any.
 func (w *World) RunUntil(t time.Duration) error {
-	for w.err == nil && w.q.len() > 0 && w.q.ev[0].at <= t {
+	for w.err == nil && w.q.len() > 0 && w.q.peek() <= t {
 		w.next()
 	}
 	if w.err == nil && w.now < t {
