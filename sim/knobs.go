@@ -28,6 +28,7 @@ const (
 
 var faultNames = []string{"reset", "silence", "dialfail", "dialtimeout", "asym", "partition", "crash"}
 
+// String lists the fault kinds in f, comma-separated, as -faults reads them.
 func (f Fault) String() string {
 	var names []string
 	for i, name := range faultNames {

@@ -48,6 +48,7 @@ type UserEvent struct {
 	Payload     string
 }
 
+// String renders the notification for test failures.
 func (u UserEvent) String() string {
 	s := fmt.Sprintf("%v %s", u.At, u.Kind)
 	if u.Peer != "" {

@@ -32,6 +32,7 @@ func (s *Stats) Add(o *Stats) {
 	s.Silences += o.Silences
 }
 
+// String renders the counts on one line, as simsweep prints them.
 func (s *Stats) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "conns=%d crashes=%d restarts=%d resets=%d silences=%d frames:", s.Conns, s.Crashes, s.Restarts, s.Resets, s.Silences)

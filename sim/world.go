@@ -20,6 +20,7 @@ const (
 	PhaseDone                     // quiescent
 )
 
+// String names the phase as failure reports show it.
 func (p Phase) String() string {
 	return [...]string{"?", "safety", "healing", "done"}[min(int(p), 3)]
 }
