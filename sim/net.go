@@ -111,19 +111,42 @@ func (w *World) dialArrives(e *event) {
 	c.ends[0] = simEnd{node: n.idx, inc: n.inc, open: true}
 	c.ends[1] = simEnd{node: acc.idx, inc: acc.inc, open: true}
 	w.conns = append(w.conns, c)
-	// Like the real adapter, each side writes the preamble before anything
-	// else; it goes out with the fsm's first frame.
-	w.writePreamble(c, 1)
 	n.conns[localID(c.id, 0)] = c
 	acc.conns[localID(c.id, 1)] = c
-	// The listener learns of the connection when the SYN arrives; the dialer
-	// one latency later, with the SYN-ACK. Nothing the acceptor sends can
-	// overtake that.
+	// The dialer learns of the connection one latency later, with the
+	// SYN-ACK, and writes its preamble. The listener, like netio's, reads the
+	// dialer's first bytes to tell v1 from 0.4.1 before it writes or steps
+	// Accepted (see deliver); it gives up after the handshake timeout.
 	dialedAt := w.now + w.latency()
 	c.ends[1].lastSent = dialedAt
 	w.schedule(event{at: dialedAt, kind: evDialed, ctl: true, node: n.idx, inc: n.inc, dial: e.dial, conn: c})
-	c.ends[1].known = true
-	w.step(acc, fsm.Accepted{Conn: localID(c.id, 1)}, c.id)
+	w.schedule(event{at: w.now + w.handshakeTimeout(), kind: evDetectTimeout, conn: c, side: 1})
+}
+
+// detectTimeout closes an accepted connection whose dialer sent nothing in
+// time; its fsm never heard of it.
+func (w *World) detectTimeout(e *event) {
+	c := e.conn
+	if end := &c.ends[e.side]; end.open && !end.known {
+		w.closeEnd(c, e.side, false)
+	}
+}
+
+// detect runs on the first bytes that reach an accepted end: once they tell
+// the protocol, the listener registers the connection, writes its preamble
+// and steps Accepted. It reports whether the fsm now knows the end.
+func (w *World) detect(c *simConn, side int) bool {
+	e := &c.ends[side]
+	legacy, decided := wire.DetectLegacy(e.rbuf)
+	if !decided {
+		return false
+	}
+	e.known = true
+	if !legacy {
+		w.writePreamble(c, side)
+	}
+	w.step(w.nodes[e.node], fsm.Accepted{Conn: localID(c.id, side), Legacy: legacy}, c.id)
+	return e.open
 }
 
 // dialedArrives tells the dialer its connection is up.
@@ -187,11 +210,15 @@ func (w *World) deliver(ev *event) {
 		return // lost in a reset, or the end is closed: a real stack would drop them too
 	}
 	n := w.nodes[e.node]
-	local := localID(c.id, ev.side)
+	side := ev.side
+	local := localID(c.id, side)
 	if len(e.rbuf) == 0 {
 		e.rbuf = ev.data // a segment is never written again once sent: parse it in place
 	} else {
 		e.rbuf = append(e.rbuf, ev.data...)
+	}
+	if !e.known && (side == 0 || !w.detect(c, side)) {
+		return
 	}
 	if !e.preamble {
 		k, err := wire.V1{}.ParsePreamble(e.rbuf)

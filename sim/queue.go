@@ -10,17 +10,18 @@ import (
 type evKind uint8
 
 const (
-	evDeliver    evKind = iota + 1 // bytes arrive at one end of a connection
-	evFIN                          // the other end closed: ConnClosed after the bytes before it
-	evReset                        // the connection was reset: ConnClosed at once
-	evDialResult                   // a dial's SYN reached the listener (or not)
-	evDialed                       // the SYN-ACK reached the dialer
-	evTick                         // a node's deadline
-	evCommand                      // the random user issues a command
-	evFault                        // the next injected fault
-	evRestart                      // a crashed node comes back
-	evHeal                         // the healing phase starts
-	evFunc                         // a scenario's scripted action
+	evDeliver       evKind = iota + 1 // bytes arrive at one end of a connection
+	evFIN                             // the other end closed: ConnClosed after the bytes before it
+	evReset                           // the connection was reset: ConnClosed at once
+	evDialResult                      // a dial's SYN reached the listener (or not)
+	evDialed                          // the SYN-ACK reached the dialer
+	evDetectTimeout                   // an accepted connection's dialer sent nothing in time
+	evTick                            // a node's deadline
+	evCommand                         // the random user issues a command
+	evFault                           // the next injected fault
+	evRestart                         // a crashed node comes back
+	evHeal                            // the healing phase starts
+	evFunc                            // a scenario's scripted action
 )
 
 // event is one entry of the scheduler's queue. A plain struct in a slice

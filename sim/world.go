@@ -208,6 +208,8 @@ func (w *World) next() {
 		w.dialArrives(&e)
 	case evDialed:
 		w.dialedArrives(&e)
+	case evDetectTimeout:
+		w.detectTimeout(&e)
 	case evTick:
 		n := w.nodes[e.node]
 		if n.alive && n.inc == e.inc && n.tickSet && n.tickAt == e.at {
