@@ -106,6 +106,14 @@ func (m *fsmMachine) Accept(t *rapid.T) {
 	m.step(t, fsm.Accepted{Conn: id})
 }
 
+// AcceptLegacy opens a connection whose dialer speaks masterless 0.4.1; the
+// frames that follow are as arbitrary as on any other.
+func (m *fsmMachine) AcceptLegacy(t *rapid.T) {
+	id := m.fresh()
+	m.open[id] = m.now
+	m.step(t, fsm.Accepted{Conn: id, Legacy: true})
+}
+
 func (m *fsmMachine) Dialed(t *rapid.T) {
 	d := fsm.DialID(rapid.IntRange(0, 3).Draw(t, "strayDial"))
 	if len(m.dials) > 0 && rapid.Bool().Draw(t, "realDial") {
