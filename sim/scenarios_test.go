@@ -10,6 +10,7 @@ import (
 
 	"github.com/masterless-go/masterless/fsm"
 	"github.com/masterless-go/masterless/sim"
+	"github.com/masterless-go/masterless/spec"
 )
 
 // Deterministic scenarios: scripted commands on a quiet network (no random
@@ -62,7 +63,7 @@ func events(w *sim.World, i int, kind fsm.ActionKind, peer string) []sim.UserEve
 func seqs(from, to string, lo, hi int) []string {
 	var out []string
 	for s := lo; s <= hi; s++ {
-		out = append(out, fmt.Sprintf("%s>%s#%d", from, to, s))
+		out = append(out, string(spec.Payload(from, to, uint64(s))))
 	}
 	return out
 }
@@ -214,7 +215,7 @@ func TestScenarioReliableReconnect(t *testing.T) {
 		sent = int(seq)
 		if reset {
 			if _, ok := w.Node(0).Session("n2"); !ok {
-				afterReset = append(afterReset, fmt.Sprintf("n1>n2#%d", seq)) // queued: must arrive
+				afterReset = append(afterReset, string(spec.Payload("n1", "n2", seq))) // queued: must arrive
 			}
 		}
 		run(t, w, 2*time.Millisecond)
@@ -223,7 +224,7 @@ func TestScenarioReliableReconnect(t *testing.T) {
 	got := received(w, 1, "n1")
 	require.NotEmpty(t, afterReset, "the reset was never noticed while sending")
 	require.Subset(t, got, afterReset)
-	require.Equal(t, fmt.Sprintf("n1>n2#%d", sent), got[len(got)-1])
+	require.Equal(t, string(spec.Payload("n1", "n2", uint64(sent))), got[len(got)-1])
 	require.Empty(t, events(w, 0, fsm.ActDisconnected, "n2"))
 	requireQuiet(t, w)
 }

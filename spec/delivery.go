@@ -18,19 +18,28 @@ type Delivery struct {
 	Seq      uint64 // from the payload
 }
 
-// Payload returns the payload of message seq from src to dst: "src>dst#seq".
+// Payload returns the payload of message seq from src to dst:
+// {"m":"src>dst#seq"}, a JSON object, so that it can also travel to a peer
+// that speaks masterless 0.4.1 (which carries only JSON objects). Ids must
+// not contain '"' or '\\'.
 func Payload(src, dst string, seq uint64) []byte {
-	b := make([]byte, 0, len(src)+len(dst)+12)
+	b := make([]byte, 0, len(src)+len(dst)+20)
+	b = append(b, `{"m":"`...)
 	b = append(b, src...)
 	b = append(b, '>')
 	b = append(b, dst...)
 	b = append(b, '#')
-	return strconv.AppendUint(b, seq, 10)
+	b = strconv.AppendUint(b, seq, 10)
+	return append(b, `"}`...)
 }
 
 // ParsePayload reverses [Payload].
 func ParsePayload(p []byte) (src, dst string, seq uint64, err error) {
-	s := string(p)
+	s, okPrefix := strings.CutPrefix(string(p), `{"m":"`)
+	s, okSuffix := strings.CutSuffix(s, `"}`)
+	if !okPrefix || !okSuffix {
+		return "", "", 0, fmt.Errorf("payload %q is not {\"m\":\"src>dst#seq\"}", p)
+	}
 	gt, hash := strings.IndexByte(s, '>'), strings.LastIndexByte(s, '#')
 	if gt < 0 || hash < gt {
 		return "", "", 0, fmt.Errorf("payload %q is not src>dst#seq", p)
