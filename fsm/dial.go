@@ -242,10 +242,7 @@ func (n *Node) redialIfDue(p *peer) {
 	if p.dialing != nil || p.handshakes > 0 || n.shutdown {
 		return
 	}
-	addr := p.addr
-	if addr == "" {
-		addr = p.info
-	}
+	addr := p.redialAddr()
 	if addr == "" {
 		return // it dialed us and advertised nothing: wait for it to come back
 	}

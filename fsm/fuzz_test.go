@@ -111,3 +111,18 @@ func TestSendRefusesPayloadLargerThanAFrame(t *testing.T) {
 		t.Fatalf("64-byte payload: got %v, want ErrPayloadTooLarge", err)
 	}
 }
+
+func TestCommandsNamingOwnIDAreRefused(t *testing.T) {
+	n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range []fsm.Event{fsm.SetKeep{Peer: "M", Keep: true}, fsm.Send{Peer: "M", Payload: []byte("x")}, fsm.Disconnect{Peer: "M"}} {
+		if err := n.Step(0, ev); !errors.Is(err, fsm.ErrSelfConnect) {
+			t.Errorf("%#v: got %v, want ErrSelfConnect", ev, err)
+		}
+	}
+	if len(n.Peers()) != 0 {
+		t.Errorf("a peer record for the node itself was created: %+v", n.Peers())
+	}
+}

@@ -136,6 +136,9 @@ func (n *Node) send(id string, payload []byte) error {
 	if n.shutdown {
 		return ErrClosed
 	}
+	if id == n.cfg.ID {
+		return fmt.Errorf("%w: cannot send to this node's own id", ErrSelfConnect)
+	}
 	if len(payload) >= n.cfg.MaxFrameSize {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrPayloadTooLarge, len(payload), n.cfg.MaxFrameSize-1)
 	}
@@ -164,6 +167,9 @@ func (n *Node) send(id string, payload []byte) error {
 func (n *Node) setKeep(id string, keep bool) error {
 	if n.shutdown {
 		return ErrClosed
+	}
+	if id == n.cfg.ID {
+		return fmt.Errorf("%w: cannot keep this node's own id", ErrSelfConnect)
 	}
 	p := n.peers[id]
 	if p == nil {
@@ -201,6 +207,9 @@ func (n *Node) disconnect(id string) error {
 	if n.shutdown {
 		return ErrClosed
 	}
+	if id == n.cfg.ID {
+		return fmt.Errorf("%w: cannot disconnect this node's own id", ErrSelfConnect)
+	}
 	p := n.peers[id]
 	if p == nil {
 		return fmt.Errorf("%w: %q", ErrUnknownPeer, id)
@@ -221,6 +230,15 @@ func (n *Node) disconnect(id string) error {
 	}
 	n.maybeForgetPeer(p)
 	return nil
+}
+
+// redialAddr is where kept peer p is redialed: the address the user dialed,
+// else the one it advertised; "" when neither is known.
+func (p *peer) redialAddr() string {
+	if p.addr != "" {
+		return p.addr
+	}
+	return p.info
 }
 
 // peerTimers handles p's reconnect and grace deadlines.

@@ -24,6 +24,7 @@ type PeerStatus struct {
 	Incarnation uint64 // of the current or last session
 	Queued      int    // messages waiting for the session
 	Unreachable bool   // kept, but away for longer than the reconnect grace
+	Addr        string // where the node would redial it; "" if it knows no address
 }
 
 // Conns returns the node's open connections, sorted by id.
@@ -43,7 +44,7 @@ func (n *Node) Conns() []ConnStatus {
 func (n *Node) Peers() []PeerStatus {
 	out := make([]PeerStatus, 0, len(n.peers))
 	for _, p := range n.sortedPeers() {
-		s := PeerStatus{ID: p.id, Kept: p.kept, Connected: p.announced, Incarnation: p.inc, Queued: len(p.queue), Unreachable: p.unreachable}
+		s := PeerStatus{ID: p.id, Kept: p.kept, Connected: p.announced, Incarnation: p.inc, Queued: len(p.queue), Unreachable: p.unreachable, Addr: p.redialAddr()}
 		if c := p.session; c != nil {
 			s.Session, s.Sess = c.id, c.sess
 		}
