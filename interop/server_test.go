@@ -445,6 +445,7 @@ func TestReconnectAfterNodeDisconnects(t *testing.T) {
 		node := Start(t, "node-b")
 		g := newGo(t, "go-a") // dials v1, but redials a 0.4.1 peer in 0.4.1
 		node.Connect(g.Info())
+		node.Keep("go-a", true) // else the pair is discarded before go-a keeps it
 		node.Expect(waitLong, "connect", isConnect("go-a"))
 		g.eventually("session", g.connectedTo(node.ID))
 		if err := g.Keep(node.ID, true); err != nil {
