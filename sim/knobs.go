@@ -81,6 +81,12 @@ type Knobs struct {
 	FaultEvery   time.Duration // mean interval between injected faults; 0: none
 	Faults       Fault         // the fault kinds enabled
 
+	// LegacyPM is the per-mille of nodes that dial with masterless 0.4.1's
+	// protocol (fsm.Config.LegacyDial); the others and every listener speak
+	// v1 and accept both. 0 in DrawKnobs until the 0.4.1 rules settle: set
+	// it with -legacy to sweep mixed clusters.
+	LegacyPM int
+
 	DialFailPM    int // per-mille of dials refused (with FaultDialFail)
 	DialTimeoutPM int // per-mille of dials never answered (with FaultDialTimeout)
 
@@ -147,6 +153,7 @@ func (k Knobs) Args() []string {
 		fmt.Sprintf("-cmds=%v", k.CommandEvery),
 		fmt.Sprintf("-faultevery=%v", k.FaultEvery),
 		fmt.Sprintf("-faults=%v", k.Faults),
+		fmt.Sprintf("-legacy=%d", k.LegacyPM),
 		fmt.Sprintf("-dialfail=%d", k.DialFailPM),
 		fmt.Sprintf("-dialtimeout=%d", k.DialTimeoutPM),
 		fmt.Sprintf("-hb=%v", k.Heartbeat),
@@ -184,6 +191,7 @@ func RegisterKnobs(fs *flag.FlagSet) *KnobFlags {
 	fs.DurationVar(&v.CommandEvery, "cmds", 0, "sim: mean interval between user commands")
 	fs.DurationVar(&v.FaultEvery, "faultevery", 0, "sim: mean interval between faults")
 	fs.StringVar(&kf.fstr, "faults", "", "sim: comma-separated fault kinds: "+strings.Join(faultNames, ",")+", all or none")
+	fs.IntVar(&v.LegacyPM, "legacy", 0, "sim: per-mille of nodes that dial with masterless 0.4.1")
 	fs.IntVar(&v.DialFailPM, "dialfail", 0, "sim: per-mille of dials refused")
 	fs.IntVar(&v.DialTimeoutPM, "dialtimeout", 0, "sim: per-mille of dials never answered")
 	fs.DurationVar(&v.Heartbeat, "hb", 0, "sim: fsm heartbeat interval (0: default)")
@@ -220,6 +228,8 @@ func (kf *KnobFlags) Resolve(seed uint64) (Knobs, error) {
 			k.FaultEvery = kf.vals.FaultEvery
 		case "faults":
 			k.Faults, err = ParseFaults(kf.fstr)
+		case "legacy":
+			k.LegacyPM = kf.vals.LegacyPM
 		case "dialfail":
 			k.DialFailPM = kf.vals.DialFailPM
 		case "dialtimeout":

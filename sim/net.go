@@ -37,7 +37,8 @@ type simEnd struct {
 	node     int
 	inc      uint64
 	open     bool
-	known    bool // the fsm was told of it (Accepted or Dialed)
+	known    bool       // the fsm was told of it (Accepted or Dialed)
+	codec    wire.Codec // V1, or a *wire.Legacy of this end's own (it has state)
 	wbuf     []byte
 	wctl     bool          // wbuf holds something other than PINGs
 	lastSent time.Duration // arrival time of the last segment sent from here (FIFO)
@@ -65,7 +66,7 @@ func (w *World) latency() time.Duration {
 }
 
 // dial carries out ActDial: the SYN travels to the listener at addr.
-func (w *World) dial(n *simNode, id fsm.DialID, addr string) {
+func (w *World) dial(n *simNode, id fsm.DialID, addr string, legacy bool) {
 	to, known := w.byAddr[addr]
 	lat := w.latency()
 	if known && w.phase == PhaseSafety {
@@ -82,7 +83,7 @@ func (w *World) dial(n *simNode, id fsm.DialID, addr string) {
 	if !known {
 		to = -1
 	}
-	w.schedule(event{at: w.now + lat, kind: evDialResult, ctl: true, node: n.idx, inc: n.inc, dial: id, side: to})
+	w.schedule(event{at: w.now + lat, kind: evDialResult, ctl: true, node: n.idx, inc: n.inc, dial: id, side: to, legacy: legacy})
 }
 
 func (w *World) handshakeTimeout() time.Duration {
@@ -108,8 +109,12 @@ func (w *World) dialArrives(e *event) {
 	w.nextG++
 	w.stats.Conns++
 	c := &simConn{id: w.nextG}
-	c.ends[0] = simEnd{node: n.idx, inc: n.inc, open: true}
-	c.ends[1] = simEnd{node: acc.idx, inc: acc.inc, open: true}
+	c.ends[0] = simEnd{node: n.idx, inc: n.inc, open: true, codec: wire.V1{}}
+	c.ends[1] = simEnd{node: acc.idx, inc: acc.inc, open: true, codec: wire.V1{}}
+	if e.legacy { // the dialer speaks masterless 0.4.1 on it
+		c.ends[0].codec, c.ends[1].codec = &wire.Legacy{}, &wire.Legacy{}
+		c.ends[0].preamble, c.ends[1].preamble = true, true // 0.4.1 has none
+	}
 	w.conns = append(w.conns, c)
 	n.conns[localID(c.id, 0)] = c
 	acc.conns[localID(c.id, 1)] = c
@@ -141,6 +146,10 @@ func (w *World) detect(c *simConn, side int) bool {
 	if !decided {
 		return false
 	}
+	if _, isLegacy := e.codec.(*wire.Legacy); legacy != isLegacy {
+		w.fail(fmt.Errorf("adapter: g%d: the listener took a %v dialer for legacy=%t", c.id, e.codec.Name(), legacy))
+		return false
+	}
 	e.known = true
 	if !legacy {
 		w.writePreamble(c, side)
@@ -166,7 +175,7 @@ func (w *World) dialedArrives(e *event) {
 }
 
 func (w *World) writePreamble(c *simConn, side int) {
-	c.ends[side].wbuf = wire.V1{}.AppendPreamble(c.ends[side].wbuf[:0])
+	c.ends[side].wbuf = c.ends[side].codec.AppendPreamble(c.ends[side].wbuf[:0])
 	c.ends[side].wctl = true
 	w.pending = append(w.pending, pendingEnd{c, side})
 }
@@ -221,7 +230,7 @@ func (w *World) deliver(ev *event) {
 		return
 	}
 	if !e.preamble {
-		k, err := wire.V1{}.ParsePreamble(e.rbuf)
+		k, err := e.codec.ParsePreamble(e.rbuf)
 		if err != nil {
 			w.step(n, fsm.Malformed{Conn: local, Err: err}, c.id)
 			return
@@ -232,7 +241,7 @@ func (w *World) deliver(ev *event) {
 		e.rbuf, e.preamble = e.rbuf[k:], true
 	}
 	for e.open && len(e.rbuf) > 0 && w.err == nil {
-		f, k, err := wire.V1{}.ParseFrame(e.rbuf)
+		f, k, err := e.codec.ParseFrame(e.rbuf)
 		if err != nil {
 			w.step(n, fsm.Malformed{Conn: local, Err: err}, c.id)
 			return

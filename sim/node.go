@@ -13,12 +13,13 @@ import (
 // simNode is one node process slot: its current fsm (nil while crashed), its
 // connections by local id, and its user's intent, which survives restarts.
 type simNode struct {
-	idx   int
-	id    string
-	addr  string
-	inc   uint64
-	fsm   *fsm.Node
-	alive bool
+	idx    int
+	id     string
+	addr   string
+	inc    uint64
+	fsm    *fsm.Node
+	alive  bool
+	legacy bool // dials with masterless 0.4.1 (fsm.Config.LegacyDial)
 
 	conns   map[fsm.ConnID]*simConn
 	heard   map[string]bool // peers whose HELLO this fsm got since it last forgot them: it can dial them
@@ -160,7 +161,7 @@ func (w *World) cannotChangeState(n *simNode, ev fsm.Event, acts []fsm.Action) b
 func (w *World) act(n *simNode, a *fsm.Action) {
 	switch a.Kind {
 	case fsm.ActDial:
-		w.dial(n, a.Dial, a.Addr)
+		w.dial(n, a.Dial, a.Addr, a.Legacy)
 	case fsm.ActWrite:
 		c := n.conns[a.Conn]
 		if c == nil {
@@ -176,10 +177,10 @@ func (w *World) act(n *simNode, a *fsm.Action) {
 		if len(e.wbuf) == 0 {
 			w.pending = append(w.pending, pendingEnd{c, int(a.Conn % 2)})
 		}
-		if a.Frame.Type == wire.Data {
-			e.wbuf = wire.AppendData(e.wbuf, a.Frame.Payload)
+		if _, v1 := e.codec.(wire.V1); v1 && a.Frame.Type == wire.Data {
+			e.wbuf = wire.AppendData(e.wbuf, a.Frame.Payload) // netio's hot path
 		} else {
-			e.wbuf, err = wire.V1{}.AppendFrame(e.wbuf, &a.Frame)
+			e.wbuf, err = e.codec.AppendFrame(e.wbuf, &a.Frame)
 		}
 		if err != nil {
 			w.fail(fmt.Errorf("adapter: %s wrote an unencodable frame %s on g%d: %w", n.id, a.Frame.String(), c.id, err))

@@ -121,6 +121,9 @@ func NewWorld(k Knobs, opt Options) (*World, error) {
 		}
 		w.nodes = append(w.nodes, n)
 	}
+	for _, n := range w.nodes {
+		n.legacy = chance(w.c, k.LegacyPM) // drawn only when the knob is set: other runs keep their draws
+	}
 	w.snap.Nodes = make([]spec.Node, len(w.nodes))
 	w.refreshAll()
 	for _, n := range w.nodes {
@@ -134,7 +137,7 @@ func NewWorld(k Knobs, opt Options) (*World, error) {
 // start runs a new fsm for n with incarnation inc and tells it its address.
 func (w *World) start(n *simNode, inc uint64) error {
 	cfg := w.k.Config()
-	cfg.ID, cfg.Incarnation = n.id, inc
+	cfg.ID, cfg.Incarnation, cfg.LegacyDial = n.id, inc, n.legacy
 	cfg.Seed = uint64(w.c.Intn(1<<31))<<32 | uint64(w.c.Intn(1<<31))
 	f, err := fsm.New(cfg)
 	if err != nil {
