@@ -392,3 +392,26 @@ func TestScenarioKeepChangeDuringHandshake(t *testing.T) {
 	require.Empty(t, w.Node(1).Conns(), "n2 still holds a session nobody keeps")
 	requireQuiet(t, w)
 }
+
+// Nodes that dial with masterless 0.4.1's protocol (fsm.Config.LegacyDial)
+// reach a v1 listener, which detects the protocol from the first bytes:
+// duplex data flows on the 0.4.1 connection.
+func TestScenarioLegacyDialDuplex(t *testing.T) {
+	k := sim.Knobs{Seed: 7, Nodes: 2, Latency: 2 * time.Millisecond, Jitter: 3 * time.Millisecond, HealWithin: 2 * time.Minute, LegacyPM: 1000}
+	w, err := sim.NewWorld(k, sim.Options{})
+	require.NoError(t, err)
+	require.True(t, w.Node(0).Config().LegacyDial)
+	w.Connect(0, w.Addr(1))
+	run(t, w, time.Second)
+	for range 20 {
+		_, err := w.Send(0, "n2")
+		require.NoError(t, err)
+		_, err = w.Send(1, "n1")
+		require.NoError(t, err)
+	}
+	run(t, w, time.Second)
+	require.Equal(t, seqs("n1", "n2", 1, 20), received(w, 1, "n1"))
+	require.Equal(t, seqs("n2", "n1", 1, 20), received(w, 0, "n2"))
+	require.Len(t, w.Node(0).Conns(), 1)
+	requireQuiet(t, w)
+}
