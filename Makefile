@@ -30,5 +30,9 @@ fuzz-smoke:
 interop:
 	bash interop/install.sh
 
+# Any number of simulator seeds; ends with "sim: N seeds, M failed".
+sim:
+	$(GO) run ./sim/cmd/simsweep -seeds $(SEEDS)
+
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -50,9 +50,39 @@ func (n *Node) legacyDuplicate(c *conn, why string) {
 	n.closeConn(c, wire.CodeDuplicate, fmt.Errorf("%w (0.4.1 peer %s: %s)", ErrDuplicate, c.peer.id, why))
 }
 
+// legacyUpgrade handles a 0.4.1 HELLO that carries an incarnation: only
+// masterless-go nodes send one, so the peer speaks v1 too. A 0.4.1 connection
+// has its acceptor as leader while v1 has the greater id, and two leaders for
+// one pair could each grant a different connection (found by the simulator
+// with Go nodes dialing in both protocols). So no 0.4.1 session is ever made
+// between two Go nodes: the acceptor answers with its own HELLO (so the
+// dialer learns the same), both close the connection as a duplicate, and the
+// peer is redialed at once, in v1, if it is kept.
+func (n *Node) legacyUpgrade(c *conn, f *wire.Frame) {
+	p := n.peerFor(f.ID)
+	p.legacy = false
+	c.peer, c.peerInc, c.leader = p, f.Incarnation, false
+	p.handshakes++
+	if f.Info != "" {
+		p.info = f.Info
+	}
+	if c.dial != nil {
+		n.dialReached(c.dial, p) // its Connect requests now wait for the v1 session
+	} else {
+		n.write(c, wire.Frame{Type: wire.Hello, ID: n.cfg.ID, Incarnation: n.cfg.Incarnation, Info: n.info})
+	}
+	p.nextDialAt = n.now
+	n.arm(n.now)
+	n.closeConn(c, wire.CodeDuplicate, fmt.Errorf("%w: %s is a masterless-go node; switching to protocol v1", ErrDuplicate, p.id))
+}
+
 func (n *Node) onLegacyHello(c *conn, f *wire.Frame) {
 	if f.ID == n.cfg.ID {
 		n.failHandshake(c, wire.CodeSelfConnect, ErrSelfConnect)
+		return
+	}
+	if f.Incarnation != 0 {
+		n.legacyUpgrade(c, f)
 		return
 	}
 	p := n.peerFor(f.ID)
@@ -76,7 +106,7 @@ func (n *Node) onLegacyHello(c *conn, f *wire.Frame) {
 			n.legacyDuplicate(c, "our dial to it sent its priority first")
 		default:
 			c.state = StateJoin
-			n.write(c, wire.Frame{Type: wire.Hello, ID: n.cfg.ID})
+			n.write(c, wire.Frame{Type: wire.Hello, ID: n.cfg.ID, Incarnation: n.cfg.Incarnation})
 		}
 		return
 	}

@@ -64,7 +64,7 @@ func TestLegacyAcceptorLeads(t *testing.T) {
 		t.Fatalf("a 0.4.1 acceptor must wait for the dialer's HELLO, got %v", acts)
 	}
 	want(t, l.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Hello, ID: "b", Info: "tcp://b:1"}}),
-		`write c1 HELLO id=a inc=0 info=""`)
+		`write c1 HELLO id=a inc=7 info=""`) // inc: only Go nodes send it; 0.4.1 ignores it
 	// The acceptor leads although its id is the smaller; a tie-free priority confirms.
 	want(t, l.step(fsm.FrameReceived{Conn: 1, Frame: join(0.25)}),
 		"write c1 WELCOME", "connected b inc=0", "write c1 KEEP keep=0")
@@ -129,4 +129,35 @@ func TestLegacySendNeedsJSONObject(t *testing.T) {
 	if err := l.n.Step(l.now, fsm.Send{Peer: "b", Payload: []byte(`{"ok":1}`)}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Two Go nodes that meet over 0.4.1 (here: M dials Z with LegacyDial) must not
+// make a 0.4.1 session, whose acceptor-leads rule would contradict v1's
+// id-leader on a crossing v1 connection. Z's HELLO carries an incarnation, so
+// M closes the connection as a duplicate and redials Z in v1 at once.
+func TestLegacyBetweenGoNodesUpgradesToV1(t *testing.T) {
+	l := newLegacyT(t, "M", true)
+	want(t, l.step(fsm.Connect{Req: 1, Addr: "tcp://Z:1"}), "dial d1 tcp://Z:1 0.4.1")
+	l.step(fsm.Dialed{Dial: 1, Conn: 1})
+	got := l.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Hello, ID: "Z", Incarnation: 9}})
+	want(t, got, "close c1", "switching to protocol v1")
+	for _, a := range got {
+		if strings.HasPrefix(a, "connect-done") {
+			t.Fatalf("Connect finished on the upgrade itself: %s", a)
+		}
+	}
+	got = l.step(fsm.Tick{})
+	want(t, got, "dial d2 tcp://Z:1")
+	for _, a := range got {
+		if strings.Contains(a, "0.4.1") {
+			t.Fatalf("redial still in 0.4.1: %s", a)
+		}
+	}
+
+	// The acceptor side: a 0.4.1 HELLO with an incarnation is answered with
+	// our own (so the dialer learns it too), then closed.
+	a := newLegacyT(t, "A", false)
+	a.step(fsm.Accepted{Conn: 5, Legacy: true})
+	got = a.step(fsm.FrameReceived{Conn: 5, Frame: wire.Frame{Type: wire.Hello, ID: "Q", Incarnation: 3}})
+	want(t, got, "write c5 HELLO id=A inc=7", "close c5")
 }

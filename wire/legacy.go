@@ -23,6 +23,7 @@ import (
 // Messages map onto frames as follows (section 11.1 of the spec):
 //
 //	{"id":ID,"info":INFO} or {"id":ID}  HELLO (Incarnation 0; Info "" when absent)
+//	  ... ,"inc":N}                      HELLO from a masterless-go node (Incarnation N)
 //	{"priority":P}                      JOIN (Keep true; P via LegacyPriority)
 //	{"confirm":true}                    WELCOME (Sess 1, Keep true)
 //	[true] / [false]                    KEEP
@@ -103,6 +104,13 @@ func (c *Legacy) AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 		if f.Info != "" {
 			dst = append(dst, `,"info":`...)
 			dst = appendJSONString(dst, f.Info)
+		}
+		if f.Incarnation != 0 {
+			// Only masterless-go nodes send "inc" (0.4.1 ignores unknown
+			// fields): two Go nodes that meet over 0.4.1 recognise each
+			// other by it and move to v1 (fsm/legacy.go, legacyUpgrade).
+			dst = append(dst, `,"inc":`...)
+			dst = strconv.AppendUint(dst, f.Incarnation, 10)
 		}
 		dst = append(dst, '}')
 	case Join:
@@ -244,6 +252,11 @@ func (c *Legacy) parseHandshake(v []byte, bad func(string) (Frame, error)) (Fram
 		if info, ok := m["info"]; ok && string(info) != "null" {
 			if err := json.Unmarshal(info, &f.Info); err != nil || len(f.Info) > MaxInfoLen {
 				return bad(fmt.Sprintf("info must be a string of at most %d bytes", MaxInfoLen))
+			}
+		}
+		if inc, ok := m["inc"]; ok {
+			if err := json.Unmarshal(inc, &f.Incarnation); err != nil {
+				return bad("inc must be an unsigned integer")
 			}
 		}
 		c.helloSeen.Store(true)

@@ -104,7 +104,9 @@ func TestLegacyAppendMatchesCapture(t *testing.T) {
 		f    Frame
 		want string
 	}{
-		{Frame{Type: Hello, ID: "aaa", Info: "tcp://127.0.0.1:37387", Incarnation: 99}, capDialerHello},
+		{Frame{Type: Hello, ID: "aaa", Info: "tcp://127.0.0.1:37387"}, capDialerHello},
+		// A masterless-go node adds its incarnation, which 0.4.1 ignores.
+		{Frame{Type: Hello, ID: "aaa", Info: "tcp://127.0.0.1:37387", Incarnation: 99}, strings.TrimSuffix(capDialerHello, "}\r\n") + ",\"inc\":99}\r\n"},
 		{Frame{Type: Hello, ID: "bbb"}, capAcceptorHello},
 		{join, capPriority1},
 		{joinRand, capPriorityRand},
@@ -392,4 +394,16 @@ func compactJSON(t *testing.T, b []byte) []byte {
 		t.Fatalf("payload %q is not JSON: %v", b, err)
 	}
 	return buf.Bytes()
+}
+
+func TestLegacyHelloIncarnation(t *testing.T) {
+	var c Legacy
+	f, _, err := c.ParseFrame([]byte("{\"id\":\"go-node\",\"inc\":18446744073709551615}\r\n"))
+	if err != nil || f.Type != Hello || f.Incarnation != 1<<64-1 {
+		t.Fatalf("got %s, %v; want HELLO with the full 64-bit incarnation", f.String(), err)
+	}
+	var c2 Legacy
+	if _, _, err := c2.ParseFrame([]byte("{\"id\":\"x\",\"inc\":\"soon\"}\r\n")); !errors.Is(err, ErrMalformedFrame) {
+		t.Fatalf("a non-numeric inc: got %v, want ErrMalformedFrame", err)
+	}
 }
