@@ -93,7 +93,8 @@ while IFS='|' read -r name kind mod cfg want viol; do
         *) grep -q "Invariant $viol is violated" "$log" || ok=0 ;;
     esac
     if [[ $ok == 1 ]]; then
-        pass "$name: exit $rc${viol:+ ($viol)} $(summary "$log") time=${secs}s"
+        v=""; [[ "$viol" == - ]] || v=" ($viol)"
+        pass "$name: exit $rc$v $(summary "$log") time=${secs}s"
     else
         fail "$name: exit $rc, expected $want ($viol); log $log"
         grep -E '^Error|violated|Assert|Deadlock' "$log" | head -5 || true
