@@ -5,7 +5,7 @@ SEEDS   ?= 10000
 
 .PHONY: test fmt-check vet unit fuzz-smoke bench sim tla interop
 
-test: fmt-check vet interop unit fuzz-smoke
+test: fmt-check vet interop unit fuzz-smoke tla
 	@echo "make test: all checks passed"
 
 fmt-check:
@@ -33,6 +33,11 @@ interop:
 # Any number of simulator seeds; ends with "sim: N seeds, M failed".
 sim:
 	$(GO) run ./sim/cmd/simsweep -seeds $(SEEDS)
+
+# The TLA+ model under TLC: every configuration with its expected outcome,
+# the negative controls, and trace validation. Ends with "tla: N passed, M failed".
+tla:
+	bash tla/run.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
