@@ -75,40 +75,21 @@ func (n *Node) stop() {
 }
 
 // Map iteration order is random in Go; every loop that can emit actions goes
-// through one of these so the same inputs give the same outputs.
-
-func (n *Node) sortedConns() []*conn {
-	out := make([]*conn, 0, len(n.conns))
-	for _, c := range n.conns {
-		out = append(out, c)
+// through sortedValues so the same inputs give the same outputs.
+func sortedValues[K cmp.Ordered, V any](m map[K]V) []V {
+	keys := make([]K, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
 	}
-	slices.SortFunc(out, func(a, b *conn) int { return cmp.Compare(a.id, b.id) })
+	slices.Sort(keys)
+	out := make([]V, len(keys))
+	for i, k := range keys {
+		out[i] = m[k]
+	}
 	return out
 }
 
-func (n *Node) sortedDials() []*dial {
-	out := make([]*dial, 0, len(n.dials))
-	for _, d := range n.dials {
-		out = append(out, d)
-	}
-	slices.SortFunc(out, func(a, b *dial) int { return cmp.Compare(a.id, b.id) })
-	return out
-}
-
-func (n *Node) sortedRequests() []*request {
-	out := make([]*request, 0, len(n.reqs))
-	for _, r := range n.reqs {
-		out = append(out, r)
-	}
-	slices.SortFunc(out, func(a, b *request) int { return cmp.Compare(a.id, b.id) })
-	return out
-}
-
-func (n *Node) sortedPeers() []*peer {
-	out := make([]*peer, 0, len(n.peers))
-	for _, p := range n.peers {
-		out = append(out, p)
-	}
-	slices.SortFunc(out, func(a, b *peer) int { return cmp.Compare(a.id, b.id) })
-	return out
-}
+func (n *Node) sortedConns() []*conn       { return sortedValues(n.conns) }
+func (n *Node) sortedDials() []*dial       { return sortedValues(n.dials) }
+func (n *Node) sortedRequests() []*request { return sortedValues(n.reqs) }
+func (n *Node) sortedPeers() []*peer       { return sortedValues(n.peers) }

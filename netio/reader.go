@@ -72,18 +72,10 @@ func (c *conn) readFrames() error {
 			}
 			frames = frames[:0]
 			payload := 0
-			for preamble && bad == nil {
-				f, k, err := n.codec.ParseFrame(buf[start:end])
-				if err != nil {
-					bad = err
-					break
-				}
-				if k == 0 {
-					break
-				}
-				start += k
-				payload += len(f.Payload)
-				frames = append(frames, f)
+			if preamble && bad == nil {
+				var used int
+				frames, used, payload, bad = parseFrames(n.codec, buf[start:end], frames)
+				start += used
 			}
 			if len(frames) > 0 || bad != nil {
 				c.deliver(frames, payload, bad)
@@ -192,22 +184,8 @@ func (c *conn) readLegacy() error {
 		}
 		end += nr
 		if nr > 0 && !c.closing.Load() {
-			var bad error
-			frames = frames[:0]
-			payload := 0
-			for {
-				f, k, err := c.legacy.ParseFrame(buf[start:end])
-				if err != nil {
-					bad = err
-					break
-				}
-				if k == 0 {
-					break
-				}
-				start += k
-				payload += len(f.Payload)
-				frames = append(frames, f)
-			}
+			frames, used, payload, bad := parseFrames(c.legacy, buf[start:end], frames[:0])
+			start += used
 			if len(frames) > 0 || bad != nil {
 				c.deliver(frames, payload, bad)
 				clear(frames) // drop references into buf
@@ -221,5 +199,24 @@ func (c *conn) readLegacy() error {
 		if rerr != nil {
 			return rerr
 		}
+	}
+}
+
+// parseFrames appends the whole frames at the start of b to frames. It returns
+// them, the bytes they took, their payload bytes, and the codec's error, if
+// any, for the bytes after them. (Generic rather than taking wire.Codec, so
+// that the V1 value is not boxed on every read.)
+func parseFrames[C wire.Codec](codec C, b []byte, frames []wire.Frame) (_ []wire.Frame, used, payload int, err error) {
+	for {
+		f, k, err := codec.ParseFrame(b[used:])
+		if err != nil {
+			return frames, used, payload, err
+		}
+		if k == 0 {
+			return frames, used, payload, nil
+		}
+		used += k
+		payload += len(f.Payload)
+		frames = append(frames, f)
 	}
 }
