@@ -1,5 +1,10 @@
 package fsm
 
+import (
+	"cmp"
+	"slices"
+)
+
 // Read-only views of a Node, for the checkers in package spec, the simulator
 // and tests. They copy: holding one never aliases the node's state.
 
@@ -28,29 +33,39 @@ type PeerStatus struct {
 }
 
 // Conns returns the node's open connections, sorted by id.
-func (n *Node) Conns() []ConnStatus {
-	out := make([]ConnStatus, 0, len(n.conns))
-	for _, c := range n.sortedConns() {
+func (n *Node) Conns() []ConnStatus { return n.AppendConns(nil) }
+
+// AppendConns appends the node's open connections, sorted by id, to dst: the
+// allocation-free form of Conns for callers that snapshot after every step.
+func (n *Node) AppendConns(dst []ConnStatus) []ConnStatus {
+	start := len(dst)
+	for _, c := range n.conns {
 		s := ConnStatus{ID: c.id, State: c.state, Dialed: c.dial != nil, PeerIncarnation: c.peerInc, Leader: c.leader, Sess: c.sess}
 		if c.peer != nil {
 			s.Peer = c.peer.id
 		}
-		out = append(out, s)
+		dst = append(dst, s)
 	}
-	return out
+	slices.SortFunc(dst[start:], func(a, b ConnStatus) int { return cmp.Compare(a.ID, b.ID) })
+	return dst
 }
 
 // Peers returns the peers the node knows, sorted by id.
-func (n *Node) Peers() []PeerStatus {
-	out := make([]PeerStatus, 0, len(n.peers))
-	for _, p := range n.sortedPeers() {
+func (n *Node) Peers() []PeerStatus { return n.AppendPeers(nil) }
+
+// AppendPeers appends the peers the node knows, sorted by id, to dst: the
+// allocation-free form of Peers.
+func (n *Node) AppendPeers(dst []PeerStatus) []PeerStatus {
+	start := len(dst)
+	for _, p := range n.peers {
 		s := PeerStatus{ID: p.id, Kept: p.kept, Connected: p.announced, Incarnation: p.inc, Queued: len(p.queue), Unreachable: p.unreachable, Addr: p.redialAddr()}
 		if c := p.session; c != nil {
 			s.Session, s.Sess = c.id, c.sess
 		}
-		out = append(out, s)
+		dst = append(dst, s)
 	}
-	return out
+	slices.SortFunc(dst[start:], func(a, b PeerStatus) int { return cmp.Compare(a.ID, b.ID) })
+	return dst
 }
 
 // Session returns the connection that is the session with peer, if any.

@@ -20,12 +20,14 @@ func FromFSM(n *fsm.Node, global func(fsm.ConnID) ConnID) Node {
 // snapshots a node after nearly every step.
 func FillFromFSM(dst *Node, n *fsm.Node, global func(fsm.ConnID) ConnID) {
 	dst.ID, dst.Incarnation, dst.Alive, dst.Handshaking = n.ID(), n.Incarnation(), true, n.Handshaking()
+	dst.connBuf = n.AppendConns(dst.connBuf[:0])
 	dst.Conns = dst.Conns[:0]
-	for _, c := range n.Conns() {
+	for _, c := range dst.connBuf {
 		dst.Conns = append(dst.Conns, ConnEnd{ConnStatus: c, Global: global(c.ID)})
 	}
+	dst.peerBuf = n.AppendPeers(dst.peerBuf[:0])
 	dst.Peers = dst.Peers[:0]
-	for _, p := range n.Peers() {
+	for _, p := range dst.peerBuf {
 		q := Peer{PeerStatus: p}
 		if p.Session != 0 {
 			q.SessionGlobal = global(p.Session)

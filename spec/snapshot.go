@@ -35,6 +35,10 @@ type Node struct {
 	Handshaking int
 	Conns       []ConnEnd // from fsm.Node.Conns(), sorted by local id
 	Peers       []Peer    // from fsm.Node.Peers(), sorted by peer id
+
+	// Scratch for FillFromFSM, reused from one snapshot to the next.
+	connBuf []fsm.ConnStatus
+	peerBuf []fsm.PeerStatus
 }
 
 // ConnEnd is one end of a connection, as the node holding it reports it.
