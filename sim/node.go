@@ -103,7 +103,7 @@ func (w *World) step(n *simNode, ev fsm.Event, g spec.ConnID) error {
 		w.checkSafety(n)
 	}
 	if w.trace != nil {
-		w.trace.step(w, n, ev, g)
+		w.trace.step(w, n, ev, g, acts)
 	}
 	return err
 }
@@ -318,7 +318,7 @@ func (w *World) crash(n *simNode, silent bool) {
 	n.dirty = true
 	w.refresh(n)
 	if w.trace != nil {
-		w.trace.step(w, n, crashEvent{silent}, 0)
+		w.trace.crash(w, n)
 	}
 	w.fail(errors.Join(spec.CheckSafety(w.snapshot())))
 }

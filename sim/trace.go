@@ -3,8 +3,10 @@ package sim
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -121,122 +123,296 @@ func eventString(ev any) string {
 	return fmt.Sprintf("%T", ev)
 }
 
-// eventKind is the event's type name, as in the trace's "ev" field.
-func eventKind(ev any) string {
-	switch ev.(type) {
-	case crashEvent:
-		return "Crash"
-	}
-	s := fmt.Sprintf("%T", ev)
-	return s[strings.LastIndexByte(s, '.')+1:]
-}
-
-// tracer writes one NDJSON line per step. Until spec/TRACE.md fixes another
-// format, a line is a traceLine: the step's index (from 0, one per fsm step
-// and per crash, no gaps), the virtual time in ns, the node and its
-// incarnation, the event type ("FrameReceived", "Tick", "Connect",
-// "ConnClosed", "Crash", ...), the global connection id it concerns (absent
-// for user commands and ticks), the frame received with its fields, a user
-// command's argument, the error of a Malformed or ConnClosed, and the node's
-// whole state after the step: its open connections (global id, peer id or "",
-// state hello/join/welcome/established, session number) sorted by id, and
-// its peers (id, kept, global id of the session or 0) sorted by id. Example:
+// tracer writes the trace of a run in the NDJSON format of spec/TRACE.md,
+// which tla/tracegen converts and tla/TraceMasterless.tla replays against
+// the model of PROTOCOL.md. It maps the simulator's steps onto the kinds of
+// TRACE.md:
 //
-//	{"i":7,"t":1082149152,"node":"n3","inc":1,"ev":"FrameReceived","conn":1,
-//	 "frame":{"type":"HELLO","id":"n1","inc":1},
-//	 "conns":[{"id":1,"peer":"n1","state":"established","sess":1}],
-//	 "peers":[{"id":"n1","kept":true,"session":1}]}
+//   - Steps that change nothing the model tracks write no line: Listening of
+//     a first incarnation, Send, PING and DATA received, heartbeat Ticks, and
+//     events for connections the node no longer holds.
+//   - A Connect to the address of a known node names that node in "peer".
+//     The fsm keeps the peer a Connect reaches only when the peer's HELLO
+//     arrives on the dial (or at once if it has a session with it), and tells
+//     it with KEEP if they have a session: exactly Keep(peer, true). So a
+//     Connect that binds at once is a "keep" line if it sent KEEP, and a HELLO
+//     that binds one is preceded by a "keep" line (the flag set, and the
+//     KEEP sent, before the HELLO is handled, as in the fsm).
+//   - A Tick that closes several connections is one "tick" line per
+//     connection closed, with the intermediate states.
+//   - A ConnClosed caused by a reset, and a Malformed stream, are "closed"
+//     lines with "reset": the connection failed at this end, bytes in flight
+//     may be lost (the model's fault of a live connection).
+//   - A Dialed or Accepted the fsm refuses (abandoned dial, shutdown, too many
+//     handshakes) opens the connection and closes it at once: two lines, the
+//     open and a "tick" that closes it.
+//   - Shutdown followed by the crash is the "crash" line; the restart's
+//     Listening is the "restart" line.
+//
+// Every line lists every other node of the world in "peers", with the fsm's
+// keep flag and the session (0 if none), so that the model's keep flags
+// follow the fsm's exactly.
 type tracer struct {
-	enc *json.Encoder
-	i   int
+	enc      *json.Encoder
+	line     int
+	ids      []string
+	prev     []traceState           // per node: the state its last line showed
+	acceptor map[spec.ConnID]string // the node that accepted a connection, until the dialer hears Dialed
 }
 
-func newTracer(out io.Writer) *tracer { return &tracer{enc: json.NewEncoder(out)} }
+// traceState is one node's state as a line shows it.
+type traceState struct {
+	conns []traceConn
+	keep  map[string]bool
+	sess  map[string]spec.ConnID
+}
 
-// traceLine is one step of a trace.
+func newTracer(out io.Writer) *tracer {
+	return &tracer{enc: json.NewEncoder(out), acceptor: map[spec.ConnID]string{}}
+}
+
+// traceable reports whether the model can replay a run of k: not with
+// nodes that dial in 0.4.1 (the model has no 0.4.1 connections) nor with a
+// deliberately broken fsm.
+func traceable(k Knobs) bool { return k.LegacyPM == 0 && k.Mutation == fsm.MutationNone }
+
+// traceLine is one line of spec/TRACE.md.
 type traceLine struct {
-	I     int         `json:"i"`
-	T     int64       `json:"t"` // virtual time, ns
-	Node  string      `json:"node"`
-	Inc   uint64      `json:"inc"`
-	Ev    string      `json:"ev"` // event type: FrameReceived, Tick, Connect, ...
-	Conn  spec.ConnID `json:"conn,omitempty"`
-	Arg   string      `json:"arg,omitempty"` // a user command's argument: address, peer, keep flag
-	Frame *traceFrame `json:"frame,omitempty"`
-	Err   string      `json:"err,omitempty"`
-	Conns []traceConn `json:"conns"`
-	Peers []tracePeer `json:"peers"`
+	Step   int         `json:"step"`
+	T      int64       `json:"t"`
+	Node   string      `json:"node"`
+	Inc    uint64      `json:"inc"`
+	Kind   string      `json:"kind"`
+	Conn   spec.ConnID `json:"conn"`
+	Dialer bool        `json:"dialer"`
+	Reset  bool        `json:"reset,omitempty"`
+	Peer   string      `json:"peer"`
+	Frame  *traceFrame `json:"frame,omitempty"`
+	Keep   bool        `json:"keep"`
+	Conns  []traceConn `json:"conns"`
+	Peers  []tracePeer `json:"peers"`
 }
 
 type traceFrame struct {
-	Type    string `json:"type"`
-	ID      string `json:"id,omitempty"`
-	Inc     uint64 `json:"inc,omitempty"`
-	Closed  uint64 `json:"closed,omitempty"`
-	Sess    uint64 `json:"sess,omitempty"`
-	Keep    *bool  `json:"keep,omitempty"`
-	Code    string `json:"code,omitempty"`
-	Payload string `json:"payload,omitempty"`
+	Type   string `json:"type"`
+	Sess   uint64 `json:"sess,omitempty"`
+	Closed uint64 `json:"closed,omitempty"`
+	Keep   bool   `json:"keep,omitempty"`
+	Code   int    `json:"code,omitempty"`
 }
 
 type traceConn struct {
-	ID    spec.ConnID `json:"id"`
+	Conn  spec.ConnID `json:"conn"`
 	Peer  string      `json:"peer"`
 	State string      `json:"state"`
 	Sess  uint64      `json:"sess"`
+	local fsm.ConnID  // the end: both ends of a self-dial are listed
 }
 
 type tracePeer struct {
-	ID      string      `json:"id"`
-	Kept    bool        `json:"kept"`
+	Peer    string      `json:"peer"`
+	Keep    bool        `json:"keep"`
 	Session spec.ConnID `json:"session"`
 }
 
-func (t *tracer) step(w *World, n *simNode, ev any, g spec.ConnID) {
-	l := traceLine{I: t.i, T: int64(w.now), Node: n.id, Inc: n.inc, Ev: eventKind(ev), Conn: g, Conns: []traceConn{}, Peers: []tracePeer{}}
-	t.i++
-	switch e := ev.(type) {
-	case fsm.FrameReceived:
-		l.Frame = frameOf(&e.Frame)
-	case fsm.Malformed:
-		l.Err = e.Err.Error()
-	case fsm.ConnClosed:
-		l.Err = e.Err.Error()
-	case fsm.Connect, fsm.Disconnect, fsm.SetKeep, fsm.Send, fsm.CancelConnect, fsm.Listening, fsm.Dialed, fsm.DialFailed:
-		l.Arg = strings.TrimPrefix(eventString(ev), l.Ev+" ")
+func (t *tracer) init(w *World) {
+	if t.ids != nil {
+		return
 	}
+	for _, n := range w.nodes {
+		t.ids = append(t.ids, n.id)
+		t.prev = append(t.prev, traceState{keep: map[string]bool{}, sess: map[string]spec.ConnID{}})
+	}
+}
+
+// current is n's state after its step.
+func (t *tracer) current(w *World, n *simNode) traceState {
 	w.refresh(n)
 	s := &w.snap.Nodes[n.idx]
+	st := traceState{keep: map[string]bool{}, sess: map[string]spec.ConnID{}}
 	for _, c := range s.Conns {
-		l.Conns = append(l.Conns, traceConn{ID: c.Global, Peer: c.Peer, State: c.State.String(), Sess: c.Sess})
+		st.conns = append(st.conns, traceConn{Conn: c.Global, Peer: c.Peer, State: c.State.String(), Sess: c.Sess, local: c.ID})
 	}
+	slices.SortFunc(st.conns, func(a, b traceConn) int { return cmp.Compare(a.local, b.local) })
 	for _, p := range s.Peers {
-		l.Peers = append(l.Peers, tracePeer{ID: p.ID, Kept: p.Kept, Session: p.SessionGlobal})
+		st.keep[p.ID], st.sess[p.ID] = p.Kept, p.SessionGlobal
 	}
-	slices.SortFunc(l.Conns, func(a, b traceConn) int { return cmp.Compare(a.ID, b.ID) })
+	return st
+}
+
+func (s traceState) has(local fsm.ConnID) bool {
+	return slices.ContainsFunc(s.conns, func(c traceConn) bool { return c.local == local })
+}
+
+func (s traceState) clone() traceState {
+	return traceState{conns: slices.Clone(s.conns), keep: maps.Clone(s.keep), sess: maps.Clone(s.sess)}
+}
+
+// same reports whether two states show the same thing to the model.
+func (t *tracer) same(a, b traceState) bool {
+	if !slices.Equal(a.conns, b.conns) {
+		return false
+	}
+	for _, id := range t.ids {
+		if a.keep[id] != b.keep[id] || a.sess[id] != b.sess[id] {
+			return false
+		}
+	}
+	return true
+}
+
+// emit writes one line for n showing st, which becomes n's last state.
+func (t *tracer) emit(w *World, n *simNode, l traceLine, st traceState) {
+	t.line++
+	l.Step, l.T, l.Node = t.line, int64(w.now), n.id
+	if l.Inc == 0 {
+		l.Inc = n.inc
+	}
+	l.Conns = append([]traceConn{}, st.conns...)
+	l.Peers = []tracePeer{}
+	for _, id := range t.ids {
+		if id != n.id {
+			l.Peers = append(l.Peers, tracePeer{Peer: id, Keep: st.keep[id], Session: st.sess[id]})
+		}
+	}
+	t.prev[n.idx] = st
 	if err := t.enc.Encode(&l); err != nil {
 		w.fail(fmt.Errorf("sim: writing trace: %w", err))
 	}
 }
 
-func frameOf(f *wire.Frame) *traceFrame {
-	tf := &traceFrame{Type: f.Type.String()}
-	keep := f.Keep
-	switch f.Type {
-	case wire.Hello:
-		tf.ID, tf.Inc = f.ID, f.Incarnation
-	case wire.Join:
-		tf.Closed, tf.Keep = f.Closed, &keep
-	case wire.Welcome:
-		tf.Sess, tf.Keep = f.Sess, &keep
-	case wire.Keep:
-		tf.Keep = &keep
-	case wire.Data:
-		tf.Payload = string(f.Payload)
-	case wire.Bye:
-		tf.Code, tf.Sess = f.Code.String(), f.Sess
+func isDialer(local fsm.ConnID) bool { return local%2 == 0 }
+
+// step writes the lines of one fsm step of n.
+func (t *tracer) step(w *World, n *simNode, ev fsm.Event, g spec.ConnID, acts []fsm.Action) {
+	t.init(w)
+	i := n.idx
+	before, after := t.prev[i], t.current(w, n)
+	switch e := ev.(type) {
+	case fsm.Listening:
+		if n.inc > 1 {
+			t.emit(w, n, traceLine{Kind: "restart"}, after)
+		} else {
+			t.prev[i] = after
+		}
+	case fsm.Connect:
+		peer := ""
+		if to, ok := w.byAddr[e.Addr]; ok {
+			peer = w.nodes[to].id
+		}
+		if slices.ContainsFunc(acts, func(a fsm.Action) bool { return a.Kind == fsm.ActWrite && a.Frame.Type == wire.Keep }) {
+			// It reached a peer it has a session with: Connect keeps it and
+			// says so with KEEP, as Keep(peer, true) does.
+			t.emit(w, n, traceLine{Kind: "keep", Peer: peer, Keep: true}, after)
+			return
+		}
+		t.emit(w, n, traceLine{Kind: "connect", Peer: peer}, after)
+	case fsm.CancelConnect, fsm.Send, fsm.DialFailed:
+		if _, failed := ev.(fsm.DialFailed); failed || !t.same(before, after) {
+			t.emit(w, n, traceLine{Kind: "dial-failed"}, after)
+		}
+	case fsm.Dialed, fsm.Accepted:
+		local, kind, peer := fsm.ConnID(0), "accept", ""
+		if d, ok := ev.(fsm.Dialed); ok {
+			local, kind, peer = d.Conn, "dialed", t.acceptor[g]
+			delete(t.acceptor, g)
+		} else {
+			local = ev.(fsm.Accepted).Conn
+		}
+		l := traceLine{Kind: kind, Conn: g, Dialer: isDialer(local), Peer: peer}
+		if after.has(local) {
+			if kind == "dialed" {
+				t.emit(w, n, l, after)
+			} else {
+				t.emit(w, n, l, after)
+			}
+			return
+		}
+		// Refused at once: opened, then closed.
+		open := before.clone()
+		open.conns = append(open.conns, traceConn{Conn: g, State: "hello", local: local})
+		t.emit(w, n, l, open)
+		t.emit(w, n, traceLine{Kind: "tick", Conn: g, Dialer: isDialer(local)}, after)
+	case fsm.FrameReceived:
+		if !before.has(e.Conn) || ((e.Frame.Type == wire.Ping || e.Frame.Type == wire.Data) && t.same(before, after)) {
+			return
+		}
+		f := &e.Frame
+		if f.Type == wire.Hello {
+			t.bind(w, n, before, after)
+			before = t.prev[i]
+		}
+		tf := &traceFrame{Type: f.Type.String()}
+		switch f.Type {
+		case wire.Join:
+			tf.Closed, tf.Keep = f.Closed, f.Keep
+		case wire.Welcome:
+			tf.Sess, tf.Keep = f.Sess, f.Keep
+		case wire.Keep:
+			tf.Keep = f.Keep
+		case wire.Bye:
+			tf.Code, tf.Sess = int(f.Code), f.Sess
+		}
+		t.emit(w, n, traceLine{Kind: "frame", Conn: g, Dialer: isDialer(e.Conn), Frame: tf}, after)
+	case fsm.Malformed:
+		if before.has(e.Conn) {
+			t.emit(w, n, traceLine{Kind: "closed", Reset: true, Conn: g, Dialer: isDialer(e.Conn)}, after)
+		}
+	case fsm.ConnClosed:
+		if before.has(e.Conn) {
+			t.emit(w, n, traceLine{Kind: "closed", Reset: errors.Is(e.Err, errReset), Conn: g, Dialer: isDialer(e.Conn)}, after)
+		}
+	case fsm.Tick:
+		cur := before.clone()
+		for _, c := range before.conns {
+			if after.has(c.local) {
+				continue
+			}
+			cur.conns = slices.DeleteFunc(cur.conns, func(x traceConn) bool { return x.local == c.local })
+			cur.sess = maps.Clone(cur.sess)
+			for id, s := range cur.sess {
+				if s == c.Conn {
+					cur.sess[id] = 0
+				}
+			}
+			t.emit(w, n, traceLine{Kind: "tick", Conn: c.Conn, Dialer: isDialer(c.local)}, cur)
+			cur = cur.clone()
+		}
+		if !t.same(cur, after) {
+			t.emit(w, n, traceLine{Kind: "tick"}, after)
+		}
+	case fsm.SetKeep:
+		if !t.same(before, after) {
+			t.emit(w, n, traceLine{Kind: "keep", Peer: e.Peer, Keep: e.Keep}, after)
+		}
+	case fsm.Disconnect:
+		if before.keep[e.Peer] || before.sess[e.Peer] != 0 || !t.same(before, after) {
+			t.emit(w, n, traceLine{Kind: "disconnect", Peer: e.Peer}, after)
+		}
+	case fsm.Shutdown:
+		// Written with the crash that follows: the model's crash closes every
+		// connection with a FIN after what was sent, as Shutdown's BYEs do.
 	}
-	return tf
+}
+
+// bind writes the "keep" line of a Connect bound by a HELLO: the fsm kept
+// the peer (and told it with KEEP on their session) before handling the
+// HELLO.
+func (t *tracer) bind(w *World, n *simNode, before, after traceState) {
+	for _, id := range t.ids {
+		if id != n.id && after.keep[id] && !before.keep[id] {
+			st := before.clone()
+			st.keep[id] = true
+			t.emit(w, n, traceLine{Kind: "keep", Peer: id, Keep: true}, st)
+		}
+	}
+}
+
+// crash writes the crash of n (after a Shutdown, or without one).
+func (t *tracer) crash(w *World, n *simNode) {
+	t.init(w)
+	st := traceState{keep: maps.Clone(t.prev[n.idx].keep), sess: map[string]spec.ConnID{}}
+	t.emit(w, n, traceLine{Kind: "crash"}, st)
 }
 
 // sortedConnIDs returns m's keys in order: every loop that can act does so

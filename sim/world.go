@@ -29,7 +29,9 @@ func (p Phase) String() string {
 type Options struct {
 	// Chooser replaces the seeded PRNG (rapid drives runs through it).
 	Chooser Chooser
-	// Trace, if set, receives one NDJSON line per step (see trace.go).
+	// Trace, if set, receives the run's trace in the NDJSON format of
+	// spec/TRACE.md (see trace.go); nothing for runs the model cannot replay
+	// (0.4.1 dialers, mutations).
 	Trace io.Writer
 	// MaxSteps bounds a run (0: 5 million); a run that needs more is a failure
 	// (a livelock, or a timer that never stops firing).
@@ -104,7 +106,7 @@ func NewWorld(k Knobs, opt Options) (*World, error) {
 	}
 	w := &World{k: k, opt: opt, c: opt.Chooser, phase: PhaseSafety, byAddr: map[string]int{}}
 	w.ring = make([]record, opt.Ring)
-	if opt.Trace != nil {
+	if opt.Trace != nil && traceable(k) { // see trace.go: other runs write no trace
 		w.trace = newTracer(opt.Trace)
 	}
 	w.cut = make([][]time.Duration, k.Nodes)
