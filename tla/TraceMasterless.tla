@@ -41,6 +41,8 @@ Step(r) ==
             /\ UNCHANGED <<inc, ses, ctr, fInc, fCl, budget, ghost>>
       [] r.kind = "accept" -> Accept(r.conn) /\ NodeOf(r.conn, "a") = n
       [] r.kind \in {"frame", "closed"} -> NodeOf(r.conn, r.end) = n /\ Recv(r.conn, r.end)
+      [] r.kind = "reset" ->   \* the connection failed at n: what is in flight is lost
+            NodeOf(r.conn, r.end) = n /\ Timeout(r.conn, r.end)
       [] r.kind = "tick" ->
             \/ \E c \in Slots, e \in E : NodeOf(c, e) = n /\ Timeout(c, e)
             \/ Quiet(r)

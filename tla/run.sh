@@ -128,6 +128,36 @@ if [[ -z "$only" || "trace" == $only ]]; then
             *) validate "$f" 0 ;;
         esac
     done
+    if [[ -z "${SIM_TRACE_DIR:-}" ]]; then
+        # Simulator traces (spec/TRACE.md): SIM_TRACES seeds from SIM_FIRST, 3
+        # nodes, resets, silences, crashes (with and without BYE), partitions
+        # and refused dials, short enough for TLC (~1-2 s each).
+        SIM_TRACE_DIR="$cache/simtraces"
+        rm -rf "$SIM_TRACE_DIR" "$cache/simtraces-bad"
+        mkdir -p "$SIM_TRACE_DIR" "$cache/simtraces-bad"
+        if (cd "$here/.." && go run ./sim/cmd/simsweep -seeds "${SIM_TRACES:-24}" -first "${SIM_FIRST:-1}" \
+                -nodes 3 -safety 6s -cmds 400ms -faultevery 800ms \
+                -faults reset,silence,crash,partition,dialfail -dialfail 100 \
+                -trace "$SIM_TRACE_DIR") >"$cache/simsweep.log" 2>&1; then
+            pass "simsweep: $(tail -1 "$cache/simsweep.log"), $(cat "$SIM_TRACE_DIR"/*.ndjson | wc -l) trace lines"
+        else
+            fail "simsweep: see $cache/simsweep.log"
+        fi
+        # Negative control on a real trace: the first session seen gets
+        # another sess number; the model must reject the edited trace.
+        for f in "$SIM_TRACE_DIR"/*.ndjson; do
+            ln=$(grep -n '"state":"established"' "$f" | head -1 | cut -d: -f1 || true)
+            [[ -n "$ln" ]] || continue
+            bad="$cache/simtraces-bad/bad-sess-$(basename "$f")"
+            sed "${ln}s/\"state\":\"established\",\"sess\":\([0-9]*\)/\"state\":\"established\",\"sess\":9\1/" "$f" >"$bad"
+            if cmp -s "$f" "$bad"; then
+                fail "trace: could not edit $f"
+            else
+                validate "$bad" 11
+            fi
+            break
+        done
+    fi
     if [[ -n "${SIM_TRACE_DIR:-}" ]]; then
         n=0
         for f in "$SIM_TRACE_DIR"/*.ndjson; do

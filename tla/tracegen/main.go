@@ -48,6 +48,7 @@ type line struct {
 	Kind   string     `json:"kind"`
 	Conn   uint64     `json:"conn"`
 	Dialer bool       `json:"dialer"`
+	Reset  bool       `json:"reset"`
 	Peer   string     `json:"peer"`
 	Frame  *frame     `json:"frame"`
 	Keep   bool       `json:"keep"`
@@ -92,6 +93,12 @@ func run(in, out string) error {
 		}
 		if !kinds[l.Kind] {
 			return fmt.Errorf("%s:%d: unknown kind %q", in, n, l.Kind)
+		}
+		if l.Reset && l.Kind != "closed" {
+			return fmt.Errorf("%s:%d: reset on a %q line", in, n, l.Kind)
+		}
+		if l.Reset {
+			l.Kind = "reset" // the connection failed at this end
 		}
 		if l.Node == "" {
 			return fmt.Errorf("%s:%d: no node", in, n)
