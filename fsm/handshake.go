@@ -20,9 +20,9 @@ func (n *Node) leads(c *conn, peerID string) bool {
 func (n *Node) onHello(c *conn, f *wire.Frame) {
 	if f.ID == n.cfg.ID {
 		if f.Incarnation == n.cfg.Incarnation {
-			n.failHandshake(c, wire.CodeSelfConnect, ErrSelfConnect)
+			n.closeConn(c, wire.CodeSelfConnect, ErrSelfConnect)
 		} else {
-			n.failHandshake(c, wire.CodeDuplicateID, fmt.Errorf("%w: %q (incarnations %d and %d)", ErrDuplicateID, f.ID, n.cfg.Incarnation, f.Incarnation))
+			n.closeConn(c, wire.CodeDuplicateID, fmt.Errorf("%w: %q (incarnations %d and %d)", ErrDuplicateID, f.ID, n.cfg.Incarnation, f.Incarnation))
 		}
 		return
 	}
@@ -116,12 +116,6 @@ func (n *Node) retire(p *peer, old *conn, why error) {
 	p.session = nil
 	n.noteClosedSession(p, old)
 	n.closeConn(old, wire.CodeReplaced, why)
-}
-
-// failHandshake closes c for a reason the Connect requests waiting on its
-// dial must hear (self-connect, duplicate id).
-func (n *Node) failHandshake(c *conn, code wire.Code, why error) {
-	n.closeConn(c, code, why)
 }
 
 func (n *Node) onBye(c *conn, f *wire.Frame) {

@@ -78,7 +78,7 @@ func (n *Node) legacyUpgrade(c *conn, f *wire.Frame) {
 
 func (n *Node) onLegacyHello(c *conn, f *wire.Frame) {
 	if f.ID == n.cfg.ID {
-		n.failHandshake(c, wire.CodeSelfConnect, ErrSelfConnect)
+		n.closeConn(c, wire.CodeSelfConnect, ErrSelfConnect)
 		return
 	}
 	if f.Incarnation != 0 {

@@ -24,14 +24,12 @@ var rewrite = flag.Bool("rewrite", false, "rewrite testdata/fsm transcripts with
 
 // pipe is one direction of one connection: frames (or an EOF) in flight.
 type pipe struct {
-	seq    int // global enqueue order of the head item, for fair delivery
 	frames []item
 }
 
 type item struct {
-	seq   int
+	seq   int         // global enqueue order, for fair delivery
 	frame *wire.Frame // nil: end of stream
-	err   error
 }
 
 // end is one end of a connection: which node holds it under which id.

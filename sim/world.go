@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -322,5 +321,3 @@ func (w *World) Quiescent() error { return w.unsettled() }
 // Phase returns the phase the world is in.
 func (w *World) Phase() Phase { return w.phase }
 
-// errUnknownNode is returned by scenario helpers given a bad index.
-var errUnknownNode = errors.New("sim: no such node")
