@@ -320,4 +320,3 @@ func (w *World) Quiescent() error { return w.unsettled() }
 
 // Phase returns the phase the world is in.
 func (w *World) Phase() Phase { return w.phase }
-
