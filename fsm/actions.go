@@ -37,6 +37,7 @@ var actionNames = [...]string{
 	ActDisconnected: "disconnected", ActMessage: "message", ActConnectDone: "connect-done",
 }
 
+// String returns the action kind's name as transcripts show it.
 func (k ActionKind) String() string {
 	if int(k) < len(actionNames) && actionNames[k] != "" {
 		return actionNames[k]

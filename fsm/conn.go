@@ -19,6 +19,7 @@ const (
 
 var stateNames = [...]string{StateHello: "hello", StateJoin: "join", StateWelcome: "welcome", StateEstablished: "established"}
 
+// String returns the state's name as spec/PROTOCOL.md writes it.
 func (s ConnState) String() string {
 	if int(s) < len(stateNames) && stateNames[s] != "" {
 		return stateNames[s]

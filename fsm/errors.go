@@ -93,6 +93,7 @@ type ByeError struct {
 	err  error
 }
 
+// Error renders the peer's code and text.
 func (e *ByeError) Error() string {
 	if e.Text == "" {
 		return fmt.Sprintf("peer said bye (%s)", e.Code)
