@@ -1,11 +1,3 @@
-// Package interop runs the real masterless 0.4.1 (the npm package) next to
-// this module, for the interop tests of issue 5.
-//
-// install.sh puts masterless@0.4.1 in interop/.node; Start runs
-// testdata/interop/driver.js, one 0.4.1 server per Node.js process, and turns
-// its JSON-lines protocol into Go calls and events. Tests call Require first:
-// it installs the package once per test binary, and skips the test loudly
-// when node or npm is missing, except under CI=true, where that fails.
 package interop
 
 import (
