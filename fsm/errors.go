@@ -57,30 +57,24 @@ var (
 	ErrDisconnected = errors.New("masterless: peer disconnected by this node")
 )
 
-// errForCode maps a BYE code received from a peer onto the sentinel a local
-// caller tests for.
+// byeSentinel maps a BYE code received from a peer onto the sentinel a local
+// caller tests for; codes not listed (protocol error, unknown) give ErrProtocol.
+var byeSentinel = map[wire.Code]error{
+	wire.CodeNormal:      ErrPeerClosed,
+	wire.CodeShutdown:    ErrPeerClosed,
+	wire.CodeDuplicate:   ErrDuplicate,
+	wire.CodeUnwanted:    ErrUnwanted,
+	wire.CodeStale:       ErrStaleIncarnation,
+	wire.CodeReplaced:    ErrReplaced,
+	wire.CodeSelfConnect: ErrSelfConnect,
+	wire.CodeDuplicateID: ErrDuplicateID,
+	wire.CodeHandshake:   ErrHandshakeTimeout,
+	wire.CodePeerTimeout: ErrPeerTimeout,
+}
+
 func errForCode(c wire.Code, text string) error {
-	var base error
-	switch c {
-	case wire.CodeNormal, wire.CodeShutdown:
-		base = ErrPeerClosed
-	case wire.CodeDuplicate:
-		base = ErrDuplicate
-	case wire.CodeUnwanted:
-		base = ErrUnwanted
-	case wire.CodeStale:
-		base = ErrStaleIncarnation
-	case wire.CodeReplaced:
-		base = ErrReplaced
-	case wire.CodeSelfConnect:
-		base = ErrSelfConnect
-	case wire.CodeDuplicateID:
-		base = ErrDuplicateID
-	case wire.CodeHandshake:
-		base = ErrHandshakeTimeout
-	case wire.CodePeerTimeout:
-		base = ErrPeerTimeout
-	default:
+	base, ok := byeSentinel[c]
+	if !ok {
 		base = ErrProtocol
 	}
 	return &ByeError{Code: c, Text: text, err: base}
