@@ -64,7 +64,7 @@ Bye == Msg("BYE", 0, FALSE)
 FreeConn == [d |-> 0, a |-> 0,
              st |-> [e \in E |-> "free"], pinc |-> [e \in E |-> 0],
              sess |-> [e \in E |-> 0], pk |-> [e \in E |-> FALSE],
-             ch |-> [e \in E |-> <<>>]]
+             sk |-> [e \in E |-> FALSE], ch |-> [e \in E |-> <<>>]]
 
 NodeOf(c, e) == IF e = "d" THEN C[c].d ELSE C[c].a
 PeerOf(c, e) == NodeOf(c, Other(e))
@@ -87,7 +87,7 @@ CloseEnd(cv, c, e, bye) ==
     IF cv[c].st[Other(e)] = "closed" THEN [cv EXCEPT ![c] = FreeConn]
     ELSE [cv EXCEPT ![c].st[e] = "closed",
                     ![c].pinc[e] = 0, ![c].sess[e] = 0, ![c].pk[e] = FALSE,
-                    ![c].ch[Other(e)] = <<>>,
+                    ![c].sk[e] = FALSE, ![c].ch[Other(e)] = <<>>,
                     ![c].ch[e] = IF bye THEN Append(@, Bye) ELSE @]
 
 \* Follower bookkeeping when n closes its session end of c with leader m.
@@ -200,7 +200,8 @@ OnHello(cv, n, m, c, e, h) ==
                           ELSE IF h = fInc[n][m] THEN fCl[n][m] ELSE 0
             IN /\ fInc' = IF reset THEN [fInc EXCEPT ![n][m] = h] ELSE fInc
                /\ fCl' = IF reset THEN [fCl EXCEPT ![n][m] = 0] ELSE fCl
-               /\ C' = Send([cv1 EXCEPT ![c].st[e] = "welcome"], c, e,
+               /\ C' = Send([cv1 EXCEPT ![c].st[e] = "welcome",
+                                          ![c].sk[e] = keep[n][m]], c, e,
                             Join(closed, keep[n][m]))
                /\ UNCHANGED <<ses, ctr, ghost>>
       [] s = 0 \/ (Variant # "noinc" /\ SesInc(n, m) < h) ->
@@ -254,8 +255,12 @@ OnWelcome(cv, n, m, c, e, sn, k) ==
                     THEN ghost \cup {"slowrestart"} ELSE ghost
         /\ UNCHANGED <<ses, ctr, fInc, fCl>>
     ELSE
+        \* If n's keep flag changed since its JOIN went out, KEEP follows the
+        \* adoption at once (3.4), so the leader never decides on a stale flag.
         LET c1 == IF s # 0 THEN CloseEnd(cv, s, se, TRUE) ELSE cv
-        IN /\ C' = [c1 EXCEPT ![c].st[e] = "est", ![c].sess[e] = sn, ![c].pk[e] = k]
+            c2 == [c1 EXCEPT ![c].st[e] = "est", ![c].sess[e] = sn, ![c].pk[e] = k,
+                             ![c].sk[e] = FALSE]
+        IN /\ C' = IF keep[n][m] # C[c].sk[e] THEN Send(c2, c, e, KeepF(keep[n][m])) ELSE c2
            /\ ses' = [ses EXCEPT ![n][m] = c]
            /\ fCl' = IF s # 0 THEN FclAfter(n, m, s, se) ELSE fCl
            /\ UNCHANGED <<ctr, fInc, ghost>>
@@ -302,14 +307,30 @@ Timeout(c, e) ==
 
 DeadTimeout(c, e) == Dead(c, e) /\ Timeout(c, e)
 
-\* User Disconnect(n, m): stop keeping m, BYE normal on the session.
+\* The ends of n with peer m past the HELLO (join, welcome, est).
+KnownEnds(n, m) == {x \in Slots \X E : NodeOf(x[1], x[2]) = n /\ PeerOf(x[1], x[2]) = m
+                                       /\ C[x[1]].st[x[2]] \in {"join", "welcome", "est"}}
+
+\* User Disconnect(n, m) (section 4): stop keeping m and close, BYE normal,
+\* every connection with m past the HELLO: the session and any handshake
+\* (as fsm/ does: no handshake survives the Disconnect).  A dial still in
+\* "hello" goes on (its peer is not known yet).  Enabled when it changes
+\* something: m kept, or a connection with m past the HELLO.
 Disconnect(n, m) ==
+    LET ends == KnownEnds(n, m)
+        s == ses[n][m]
+    IN
     /\ n # m /\ budget.user > 0
-    /\ keep[n][m] \/ ses[n][m] # 0
+    /\ keep[n][m] \/ ends # {}
     /\ budget' = [budget EXCEPT !.user = @ - 1]
     /\ keep' = [keep EXCEPT ![n][m] = FALSE]
-    /\ IF ses[n][m] # 0 THEN CloseStep(C, n, ses[n][m], EndAt(n, ses[n][m]))
-       ELSE UNCHANGED <<C, ses, fCl>>
+    \* CloseEnd changes only slot c, so the ends close one slot at a time.
+    /\ C' = [c \in Slots |->
+               IF \E e \in E : <<c, e>> \in ends
+               THEN CloseEnd(C, c, CHOOSE e \in E : <<c, e>> \in ends, TRUE)[c]
+               ELSE C[c]]
+    /\ ses' = [ses EXCEPT ![n][m] = 0]
+    /\ fCl' = IF s # 0 THEN FclAfter(n, m, s, EndAt(n, s)) ELSE fCl
     /\ UNCHANGED <<inc, ctr, fInc, ghost>>
 
 \* User Keep(n, m, b): KEEP on the session; the leader drops an unwanted pair.
@@ -341,6 +362,7 @@ CrashRestart(n) ==
                           !.pinc = [e \in E |-> IF Mine(c, e) THEN 0 ELSE @[e]],
                           !.sess = [e \in E |-> IF Mine(c, e) THEN 0 ELSE @[e]],
                           !.pk = [e \in E |-> IF Mine(c, e) THEN FALSE ELSE @[e]],
+                          !.sk = [e \in E |-> IF Mine(c, e) THEN FALSE ELSE @[e]],
                           !.ch = [e \in E |->
                                    IF Mine(c, Other(e)) THEN <<>>      \* to n: dropped
                                    ELSE IF Mine(c, e) /\ ~LoseFin THEN Append(@[e], Bye)
