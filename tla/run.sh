@@ -128,24 +128,39 @@ if [[ -z "$only" || "trace" == $only ]]; then
             *) validate "$f" 0 ;;
         esac
     done
+    sim_dirs=()
     if [[ -z "${SIM_TRACE_DIR:-}" ]]; then
-        # Simulator traces (spec/TRACE.md): SIM_TRACES seeds from SIM_FIRST, 3
-        # nodes, resets, silences, crashes (with and without BYE), partitions
-        # and refused dials, short enough for TLC (~1-2 s each).
-        SIM_TRACE_DIR="$cache/simtraces"
-        rm -rf "$SIM_TRACE_DIR" "$cache/simtraces-bad"
-        mkdir -p "$SIM_TRACE_DIR" "$cache/simtraces-bad"
-        if (cd "$here/.." && go run ./sim/cmd/simsweep -seeds "${SIM_TRACES:-24}" -first "${SIM_FIRST:-1}" \
+        # Simulator traces (spec/TRACE.md), two sets, short enough for TLC
+        # (~1-5 s each): SIM_TRACES seeds from SIM_FIRST with 3 nodes, resets,
+        # silences, crashes (with and without BYE), partitions and refused
+        # dials; SIM_DEF_TRACES seeds from SIM_DEF_FIRST with each seed's
+        # own (default) knobs: 2-5 nodes, Keep/Disconnect, longer runs; and
+        # -nodes 3 seeds $SIM_REG_SEEDS with default knobs, kept as
+        # regressions (129, 135: the follower sends KEEP right after adopting
+        # because a Connect bound after its JOIN went out).
+        rm -rf "$cache/simtraces" "$cache/simtraces-def" "$cache/simtraces-reg" "$cache/simtraces-bad"
+        mkdir -p "$cache/simtraces" "$cache/simtraces-def" "$cache/simtraces-reg" "$cache/simtraces-bad"
+        reg() {
+            local s
+            for s in ${SIM_REG_SEEDS-129 135}; do
+                go run ./sim/cmd/simsweep -seeds 1 -first "$s" -nodes 3 -trace "$cache/simtraces-reg" || return 1
+            done
+        }
+        if (cd "$here/.." && go run ./sim/cmd/simsweep -seeds "${SIM_TRACES:-16}" -first "${SIM_FIRST:-1}" \
                 -nodes 3 -safety 6s -cmds 400ms -faultevery 800ms \
                 -faults reset,silence,crash,partition,dialfail -dialfail 100 \
-                -trace "$SIM_TRACE_DIR") >"$cache/simsweep.log" 2>&1; then
-            pass "simsweep: $(tail -1 "$cache/simsweep.log"), $(cat "$SIM_TRACE_DIR"/*.ndjson | wc -l) trace lines"
+                -trace "$cache/simtraces" \
+            && go run ./sim/cmd/simsweep -seeds "${SIM_DEF_TRACES:-20}" -first "${SIM_DEF_FIRST:-1}" \
+                -trace "$cache/simtraces-def" && reg) >"$cache/simsweep.log" 2>&1; then
+            pass "simsweep: $(grep -E '^sim: [0-9]+ seeds' "$cache/simsweep.log" | paste -sd, -)," \
+                "$(cat "$cache"/simtraces*/*.ndjson | wc -l) trace lines"
         else
             fail "simsweep: see $cache/simsweep.log"
         fi
+        sim_dirs=("$cache/simtraces" "$cache/simtraces-def" "$cache/simtraces-reg")
         # Negative control on a real trace: the first session seen gets
         # another sess number; the model must reject the edited trace.
-        for f in "$SIM_TRACE_DIR"/*.ndjson; do
+        for f in "$cache"/simtraces/*.ndjson; do
             ln=$(grep -n '"state":"established"' "$f" | head -1 | cut -d: -f1 || true)
             [[ -n "$ln" ]] || continue
             bad="$cache/simtraces-bad/bad-sess-$(basename "$f")"
@@ -157,16 +172,27 @@ if [[ -z "$only" || "trace" == $only ]]; then
             fi
             break
         done
+    else
+        sim_dirs=("$SIM_TRACE_DIR")
     fi
-    if [[ -n "${SIM_TRACE_DIR:-}" ]]; then
-        n=0
-        for f in "$SIM_TRACE_DIR"/*.ndjson; do
+    n=0
+    empty=0
+    for d in "${sim_dirs[@]}"; do
+        for f in "$d"/*.ndjson; do
             [[ -e "$f" ]] || continue
             n=$((n + 1))
+            if [[ ! -s "$f" ]]; then
+                # A run in which no step touched what the model tracks (no
+                # user call, no connection): nothing to replay.
+                empty=$((empty + 1))
+                echo "SKIP trace:$(basename "$d")/$(basename "$f" .ndjson): empty (no step the model tracks)"
+                continue
+            fi
             validate "$f" 0
         done
-        [[ $n -gt 0 ]] || fail "trace: SIM_TRACE_DIR=$SIM_TRACE_DIR has no *.ndjson"
-    fi
+    done
+    [[ $n -gt 0 ]] || fail "trace: ${sim_dirs[*]} hold no *.ndjson"
+    [[ $empty -lt $n ]] || fail "trace: every trace in ${sim_dirs[*]} is empty"
 fi
 
 echo "tla: $passed passed, $failed failed"
