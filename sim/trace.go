@@ -24,7 +24,9 @@ type record struct {
 	at   time.Duration
 	node string
 	inc  uint64
-	ev   any
+	ev   any               // the event, unless it is a frame (see frame)
+	fr   fsm.FrameReceived // the event when it is a frame: most steps, kept unboxed
+	isFr bool
 	g    spec.ConnID
 	err  error
 	acts []fsm.Action
@@ -34,8 +36,51 @@ type record struct {
 func (w *World) remember(n *simNode, ev any, g spec.ConnID, err error, acts []fsm.Action) {
 	r := &w.ring[w.ringAt%len(w.ring)]
 	w.ringAt++
-	r.step, r.at, r.node, r.inc, r.ev, r.g, r.err = w.steps, w.now, n.id, n.inc, ev, g, err
+	r.step, r.at, r.node, r.inc, r.g, r.err = w.steps, w.now, n.id, n.inc, g, err
+	if fr, ok := ev.(fsm.FrameReceived); ok {
+		r.fr, r.isFr, r.ev = fr, true, nil
+	} else {
+		r.ev, r.isFr = copyEvent(ev), false
+	}
 	r.acts = append(r.acts[:0], acts...)
+}
+
+// copyEvent returns a copy of ev in a box of its own. Storing ev itself in
+// the ring would make every event passed to World.step escape to the heap, a
+// allocation per simulated step; copying the concrete value keeps the frame
+// path, by far the most common, free of them.
+func copyEvent(ev any) any {
+	switch e := ev.(type) {
+	case fsm.Accepted:
+		return e
+	case fsm.Dialed:
+		return e
+	case fsm.DialFailed:
+		return e
+	case fsm.Malformed:
+		return e
+	case fsm.ConnClosed:
+		return e
+	case fsm.Tick:
+		return e
+	case fsm.Listening:
+		return e
+	case fsm.Connect:
+		return e
+	case fsm.Disconnect:
+		return e
+	case fsm.SetKeep:
+		return e
+	case fsm.Send:
+		return e
+	case fsm.CancelConnect:
+		return e
+	case fsm.Shutdown:
+		return e
+	case crashEvent:
+		return e
+	}
+	return note("(an event type copyEvent does not know: add it)")
 }
 
 // note is a ring entry that is not an fsm step: an injected fault.
@@ -59,7 +104,11 @@ func (r *record) String() string {
 	if r.g != 0 {
 		fmt.Fprintf(&b, " g%d", r.g)
 	}
-	fmt.Fprintf(&b, " <- %s", eventString(r.ev))
+	ev := r.ev
+	if r.isFr {
+		ev = r.fr
+	}
+	fmt.Fprintf(&b, " <- %s", eventString(ev))
 	if r.err != nil {
 		fmt.Fprintf(&b, " => error %v", r.err)
 	}

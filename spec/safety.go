@@ -89,19 +89,27 @@ func AtMostOneSession(s *Snapshot) error {
 			if c.State != fsm.StateEstablished || firstEstablished(n, c.Peer) != j {
 				continue
 			}
-			var gs []ConnID
+			// Count first: the list of connections is built only to report a
+			// violation (this runs after every simulated step).
+			count := 0
 			for k := j; k < len(n.Conns); k++ {
 				if n.Conns[k].State == fsm.StateEstablished && n.Conns[k].Peer == c.Peer {
-					gs = append(gs, n.Conns[k].Global)
+					count++
 				}
 			}
-			if len(gs) > 1 {
-				errs = append(errs, fmt.Errorf("at-most-one-session: %s has %d established connections to %s: %v", n.ID, len(gs), c.Peer, gs))
+			if count > 1 {
+				var gs []ConnID
+				for k := j; k < len(n.Conns); k++ {
+					if n.Conns[k].State == fsm.StateEstablished && n.Conns[k].Peer == c.Peer {
+						gs = append(gs, n.Conns[k].Global)
+					}
+				}
+				errs = append(errs, fmt.Errorf("at-most-one-session: %s has %d established connections to %s: %v", n.ID, count, c.Peer, gs))
 			}
 			p := n.Peer(c.Peer)
 			switch {
 			case p == nil:
-				errs = append(errs, fmt.Errorf("at-most-one-session: %s has established %v to %s, which is not in its peer table", n.ID, gs, c.Peer))
+				errs = append(errs, fmt.Errorf("at-most-one-session: %s has established g%d to %s, which is not in its peer table", n.ID, c.Global, c.Peer))
 			case p.Session == 0:
 				errs = append(errs, fmt.Errorf("at-most-one-session: %s has established g%d to %s, but its peer table has no session", n.ID, c.Global, p.ID))
 			}
