@@ -228,6 +228,18 @@ func (n *Node) disconnect(id string) error {
 	if d := p.dialing; d != nil {
 		d.forPeer, p.dialing = nil, nil
 	}
+	// Connect requests still dialing one of its addresses, not yet answered,
+	// are withdrawn too: otherwise the HELLO would make the peer kept again.
+	for _, d := range n.sortedDials() {
+		if d.reached == nil && d.addr != "" && (d.addr == p.addr || d.addr == p.info) {
+			reqs := d.reqs
+			d.reqs = nil
+			why := fmt.Errorf("%w: %q", ErrDisconnected, id)
+			for _, r := range reqs {
+				n.finishRequest(r, "", why)
+			}
+		}
+	}
 	n.maybeForgetPeer(p)
 	return nil
 }
