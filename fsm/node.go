@@ -135,9 +135,6 @@ func (n *Node) Ready() []Action {
 	return out
 }
 
-// HasReady reports whether actions are waiting for Ready.
-func (n *Node) HasReady() bool { return len(n.out) > 0 }
-
 // NextDeadline returns the time at which the node next needs a Tick, and
 // false when no timer is pending. It may be earlier than needed, never later.
 func (n *Node) NextDeadline() (time.Duration, bool) {

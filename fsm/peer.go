@@ -133,11 +133,8 @@ func (n *Node) maybeForgetPeer(p *peer) {
 }
 
 func (n *Node) send(id string, payload []byte) error {
-	if n.shutdown {
-		return ErrClosed
-	}
-	if id == n.cfg.ID {
-		return fmt.Errorf("%w: cannot send to this node's own id", ErrSelfConnect)
+	if err := n.refuseCommand(id, "send to"); err != nil {
+		return err
 	}
 	if len(payload) >= n.cfg.MaxFrameSize {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrPayloadTooLarge, len(payload), n.cfg.MaxFrameSize-1)
@@ -164,12 +161,21 @@ func (n *Node) send(id string, payload []byte) error {
 	return nil
 }
 
-func (n *Node) setKeep(id string, keep bool) error {
+// refuseCommand checks what every user command naming a peer needs: a node
+// not shut down, and an id other than its own.
+func (n *Node) refuseCommand(id, verb string) error {
 	if n.shutdown {
 		return ErrClosed
 	}
 	if id == n.cfg.ID {
-		return fmt.Errorf("%w: cannot keep this node's own id", ErrSelfConnect)
+		return fmt.Errorf("%w: cannot %s this node's own id", ErrSelfConnect, verb)
+	}
+	return nil
+}
+
+func (n *Node) setKeep(id string, keep bool) error {
+	if err := n.refuseCommand(id, "keep"); err != nil {
+		return err
 	}
 	p := n.peers[id]
 	if p == nil {
@@ -204,11 +210,8 @@ func (n *Node) markKept(p *peer, keep bool) {
 }
 
 func (n *Node) disconnect(id string) error {
-	if n.shutdown {
-		return ErrClosed
-	}
-	if id == n.cfg.ID {
-		return fmt.Errorf("%w: cannot disconnect this node's own id", ErrSelfConnect)
+	if err := n.refuseCommand(id, "disconnect"); err != nil {
+		return err
 	}
 	p := n.peers[id]
 	if p == nil {
