@@ -51,13 +51,7 @@ func (c *conn) readFrames() error {
 		if start == end || c.closing.Load() {
 			start, end = 0, 0
 		}
-		var nr int
-		var rerr error
-		if len(initial) > 0 {
-			nr, initial = copy(buf[end:], initial), nil
-		} else {
-			nr, rerr = c.nc.Read(buf[end:])
-		}
+		nr, rerr := c.readInto(buf[end:], &initial)
 		end += nr
 		if nr > 0 && !c.closing.Load() {
 			var bad error
@@ -175,13 +169,7 @@ func (c *conn) readLegacy() error {
 				buf = bigger
 			}
 		}
-		var nr int
-		var rerr error
-		if len(initial) > 0 {
-			nr, initial = copy(buf[end:], initial), nil
-		} else {
-			nr, rerr = c.nc.Read(buf[end:])
-		}
+		nr, rerr := c.readInto(buf[end:], &initial)
 		end += nr
 		if nr > 0 && !c.closing.Load() {
 			frames, used, payload, bad := parseFrames(c.legacy, buf[start:end], frames[:0])
@@ -219,4 +207,16 @@ func parseFrames[C wire.Codec](codec C, b []byte, frames []wire.Frame) (_ []wire
 		payload += len(f.Payload)
 		frames = append(frames, f)
 	}
+}
+
+// readInto reads into b: first the bytes protocol detection already read from
+// an accepted connection (*initial, consumed by this call), then the socket.
+// b is never smaller than detection's bounded read.
+func (c *conn) readInto(b []byte, initial *[]byte) (int, error) {
+	if len(*initial) > 0 {
+		n := copy(b, *initial)
+		*initial = nil
+		return n, nil
+	}
+	return c.nc.Read(b)
 }
