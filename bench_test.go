@@ -55,6 +55,21 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// counter closes done when the number of messages received reaches want,
+// which is set before any is sent.
+type counter struct {
+	n, want atomic.Int64
+	done    chan struct{}
+}
+
+func newCounter() *counter { return &counter{done: make(chan struct{})} }
+
+func (c *counter) hit() {
+	if c.n.Add(1) == c.want.Load() {
+		close(c.done)
+	}
+}
+
 func report(b *testing.B, msgs int, el time.Duration) {
 	b.ReportMetric(float64(msgs)/el.Seconds(), "msgs/s")
 }
@@ -113,18 +128,12 @@ func BenchmarkPingPong(b *testing.B) {
 
 func BenchmarkOneWay(b *testing.B) {
 	b.Run("masterless", func(b *testing.B) {
-		var n atomic.Int64
-		done := make(chan struct{})
-		var want int64
-		sink := func(s *Server, from string, p []byte) {
-			if n.Add(1) == want {
-				close(done)
-			}
-		}
+		cnt := newCounter()
+		sink := func(*Server, string, []byte) { cnt.hit() }
 		a := benchServer(b, "a", nil)
 		bb := benchServer(b, "b", sink)
 		benchConnect(b, a, bb)
-		want = int64(b.N)
+		cnt.want.Store(int64(b.N))
 		payload := make([]byte, benchPayload)
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -134,18 +143,13 @@ func BenchmarkOneWay(b *testing.B) {
 				b.Fatal("send refused")
 			}
 		}
-		<-done
+		<-cnt.done
 		report(b, b.N, time.Since(start))
 	})
 	b.Run("bare", func(b *testing.B) {
-		var n atomic.Int64
-		done := make(chan struct{})
-		want := int64(b.N)
-		x, _ := barePair(b, nil, func(p []byte) {
-			if n.Add(1) == want {
-				close(done)
-			}
-		})
+		cnt := newCounter()
+		cnt.want.Store(int64(b.N))
+		x, _ := barePair(b, nil, func([]byte) { cnt.hit() })
 		payload := make([]byte, benchPayload)
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -153,7 +157,7 @@ func BenchmarkOneWay(b *testing.B) {
 		for range b.N {
 			x.send(payload)
 		}
-		<-done
+		<-cnt.done
 		report(b, b.N, time.Since(start))
 	})
 }
@@ -164,14 +168,8 @@ const fanout = 16
 
 func BenchmarkSendMany16(b *testing.B) {
 	b.Run("masterless", func(b *testing.B) {
-		var n atomic.Int64
-		done := make(chan struct{})
-		var want int64
-		sink := func(s *Server, from string, p []byte) {
-			if n.Add(1) == want {
-				close(done)
-			}
-		}
+		cnt := newCounter()
+		sink := func(*Server, string, []byte) { cnt.hit() }
 		hub := benchServer(b, "hub", nil)
 		var ids []string
 		for i := range fanout {
@@ -179,7 +177,7 @@ func BenchmarkSendMany16(b *testing.B) {
 			benchConnect(b, leaf, hub)
 			ids = append(ids, leaf.ID())
 		}
-		want = int64(b.N) * fanout
+		cnt.want.Store(int64(b.N) * fanout)
 		payload := make([]byte, benchPayload)
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -189,18 +187,13 @@ func BenchmarkSendMany16(b *testing.B) {
 				b.Fatal("send refused")
 			}
 		}
-		<-done
+		<-cnt.done
 		report(b, b.N*fanout, time.Since(start))
 	})
 	b.Run("bare", func(b *testing.B) {
-		var n atomic.Int64
-		done := make(chan struct{})
-		want := int64(b.N) * fanout
-		sink := func(p []byte) {
-			if n.Add(1) == want {
-				close(done)
-			}
-		}
+		cnt := newCounter()
+		cnt.want.Store(int64(b.N) * fanout)
+		sink := func([]byte) { cnt.hit() }
 		var hub []*bareConn
 		for range fanout {
 			x, _ := barePair(b, nil, sink)
@@ -217,7 +210,7 @@ func BenchmarkSendMany16(b *testing.B) {
 				x.sendEncoded(frame)
 			}
 		}
-		<-done
+		<-cnt.done
 		report(b, b.N*fanout, time.Since(start))
 	})
 }
