@@ -80,19 +80,26 @@ func requireQuiet(t *testing.T, w *sim.World) {
 	require.NoError(t, w.Quiescent())
 }
 
-func TestScenarioDuplexData(t *testing.T) {
-	w := newScenario(t, 2)
-	w.Connect(0, w.Addr(1))
-	run(t, w, time.Second)
-	for range 100 {
+// exchange has n1 and n2 send each other count messages at once, and checks
+// that each received all of them, in order, exactly once.
+func exchange(t *testing.T, w *sim.World, count int) {
+	t.Helper()
+	for range count {
 		_, err := w.Send(0, "n2")
 		require.NoError(t, err)
 		_, err = w.Send(1, "n1")
 		require.NoError(t, err)
 	}
 	run(t, w, time.Second)
-	require.Equal(t, seqs("n1", "n2", 1, 100), received(w, 1, "n1"))
-	require.Equal(t, seqs("n2", "n1", 1, 100), received(w, 0, "n2"))
+	require.Equal(t, seqs("n1", "n2", 1, count), received(w, 1, "n1"))
+	require.Equal(t, seqs("n2", "n1", 1, count), received(w, 0, "n2"))
+}
+
+func TestScenarioDuplexData(t *testing.T) {
+	w := newScenario(t, 2)
+	w.Connect(0, w.Addr(1))
+	run(t, w, time.Second)
+	exchange(t, w, 100)
 	requireQuiet(t, w)
 }
 
@@ -403,15 +410,7 @@ func TestScenarioLegacyDialDuplex(t *testing.T) {
 	require.True(t, w.Node(0).Config().LegacyDial)
 	w.Connect(0, w.Addr(1))
 	run(t, w, time.Second)
-	for range 20 {
-		_, err := w.Send(0, "n2")
-		require.NoError(t, err)
-		_, err = w.Send(1, "n1")
-		require.NoError(t, err)
-	}
-	run(t, w, time.Second)
-	require.Equal(t, seqs("n1", "n2", 1, 20), received(w, 1, "n1"))
-	require.Equal(t, seqs("n2", "n1", 1, 20), received(w, 0, "n2"))
+	exchange(t, w, 20)
 	require.Len(t, w.Node(0).Conns(), 1)
 	requireQuiet(t, w)
 }

@@ -114,21 +114,24 @@ func (m *fsmMachine) AcceptLegacy(t *rapid.T) {
 	m.step(t, fsm.Accepted{Conn: id, Legacy: true})
 }
 
-func (m *fsmMachine) Dialed(t *rapid.T) {
+// drawDial picks a dial the node asked for, or a stray id it never used.
+func (m *fsmMachine) drawDial(t *rapid.T) fsm.DialID {
 	d := fsm.DialID(rapid.IntRange(0, 3).Draw(t, "strayDial"))
 	if len(m.dials) > 0 && rapid.Bool().Draw(t, "realDial") {
 		d = rapid.SampledFrom(m.dials).Draw(t, "dial")
 	}
+	return d
+}
+
+func (m *fsmMachine) Dialed(t *rapid.T) {
+	d := m.drawDial(t)
 	id := m.fresh()
 	m.open[id] = m.now
 	m.step(t, fsm.Dialed{Dial: d, Conn: id})
 }
 
 func (m *fsmMachine) DialFailed(t *rapid.T) {
-	d := fsm.DialID(rapid.IntRange(0, 3).Draw(t, "strayDial"))
-	if len(m.dials) > 0 && rapid.Bool().Draw(t, "realDial") {
-		d = rapid.SampledFrom(m.dials).Draw(t, "dial")
-	}
+	d := m.drawDial(t)
 	m.step(t, fsm.DialFailed{Dial: d, Err: errors.New("refused")})
 }
 
