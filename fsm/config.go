@@ -66,6 +66,10 @@ const (
 	// instead of the node with the greater id: each end then grants the
 	// connection it dialed, and the two ends can hold different sessions.
 	MutationDialerLeads
+	// MutationNoLegacyUpgrade lets two Go nodes that meet over 0.4.1 keep
+	// that connection instead of moving to v1: a pair can then have two
+	// leaders, the 0.4.1 acceptor and the greater id (fsm/legacy.go).
+	MutationNoLegacyUpgrade
 )
 
 // ErrBadConfig reports an invalid Config field.

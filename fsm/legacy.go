@@ -81,7 +81,7 @@ func (n *Node) onLegacyHello(c *conn, f *wire.Frame) {
 		n.closeConn(c, wire.CodeSelfConnect, ErrSelfConnect)
 		return
 	}
-	if f.Incarnation != 0 {
+	if f.Incarnation != 0 && n.cfg.Mutation != MutationNoLegacyUpgrade {
 		n.legacyUpgrade(c, f)
 		return
 	}

@@ -75,6 +75,20 @@ func TestSweepLegacyDialers(t *testing.T) {
 	require.Empty(t, res.Failures, "see the reports above")
 }
 
+// TestSweepLegacyDialersCatchesNoUpgrade is the negative control of
+// TestSweepLegacyDialers: without the move to v1, the same sweep must find
+// a pair whose ends hold different live sessions.
+func TestSweepLegacyDialersCatchesNoUpgrade(t *testing.T) {
+	res := sim.Sweep(sim.SweepConfig{First: 500_000, Seeds: 2000, StopAfter: 1, Knobs: func(seed uint64) sim.Knobs {
+		k := sim.DrawKnobs(seed)
+		k.LegacyPM = 500
+		k.Mutation = fsm.MutationNoLegacyUpgrade
+		return k
+	}})
+	require.NotEmpty(t, res.Failures, "the sweep did not notice Go nodes keeping a 0.4.1 session with each other")
+	require.ErrorContains(t, res.Failures[0].Err, "both-ends-agree")
+}
+
 func TestSweepCatchesDialerLeads(t *testing.T) {
 	res := sim.Sweep(sim.SweepConfig{First: 1, Seeds: 2000, StopAfter: 1, Knobs: func(seed uint64) sim.Knobs {
 		k := sim.DrawKnobs(seed)
