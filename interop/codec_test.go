@@ -29,6 +29,9 @@ func (rc *rawConn) write(f wire.Frame) {
 	if _, err := rc.c.Write(b); err != nil {
 		rc.t.Fatal(err)
 	}
+	if f.Type == wire.Welcome { // we confirmed: from now on objects are data
+		rc.codec.Phase = wire.LegacyPhaseEstablished
+	}
 }
 
 func (rc *rawConn) read() wire.Frame {
@@ -41,6 +44,14 @@ func (rc *rawConn) read() wire.Frame {
 			// Copy: the payload aliases the buffer we are about to shift.
 			f.Payload = append([]byte(nil), f.Payload...)
 			rc.buf = rc.buf[n:]
+			// The codec keeps no handshake state: say where we are, as
+			// package link does from the state machine.
+			switch f.Type {
+			case wire.Hello:
+				rc.codec.Phase = wire.LegacyPhaseHandshake
+			case wire.Welcome:
+				rc.codec.Phase = wire.LegacyPhaseEstablished
+			}
 			return f
 		}
 		chunk := make([]byte, 4096)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -14,11 +13,12 @@ import (
 // (spec/LEGACY-0.4.1.md): no preamble, and each message one JSON value
 // followed by CR LF.
 //
-// Unlike V1 it has state: after the handshake every JSON object is
-// application data, even one shaped like a handshake message, so each
-// connection needs its own *Legacy (the zero value is ready, with
-// DefaultMaxFrameSize). ParseFrame must be called by one goroutine at a time;
-// AppendFrame may run concurrently with it.
+// How an object is read depends on where the connection is in its handshake:
+// after it, every JSON object is application data, even one shaped like a
+// handshake message. The codec keeps no such state: the caller says where the
+// connection is with Phase, from the state machine's view of it, before each
+// ParseFrame (package link does so), as h11 picks its reader by state. The
+// zero value parses a first message (PhaseHello) with DefaultMaxFrameSize.
 //
 // Messages map onto frames as follows (section 11.1 of the spec):
 //
@@ -35,10 +35,23 @@ import (
 type Legacy struct {
 	// MaxFrameSize bounds a received message, in bytes without the CR LF.
 	MaxFrameSize int
-
-	helloSeen   atomic.Bool // a HELLO was parsed
-	established atomic.Bool // a WELCOME was appended or parsed
+	// Phase says how the next message is read.
+	Phase LegacyPhase
 }
+
+// LegacyPhase is where a 0.4.1 connection is in its handshake, which decides
+// how a JSON object received on it is read.
+type LegacyPhase uint8
+
+const (
+	// LegacyPhaseHello: no message arrived yet; the first must be a HELLO.
+	LegacyPhaseHello LegacyPhase = iota
+	// LegacyPhaseHandshake: after the HELLO; an object is a priority (JOIN) or
+	// a confirm (WELCOME).
+	LegacyPhaseHandshake
+	// LegacyPhaseEstablished: after the confirm; every object is DATA.
+	LegacyPhaseEstablished
+)
 
 // Priorities the Go side may send in a legacy JOIN.
 const (
@@ -56,24 +69,20 @@ const legacyMaxLeadingSpace = 64
 var crlf = []byte("\r\n")
 
 // Name implements Codec.
-func (*Legacy) Name() string { return "0.4.1" }
+func (Legacy) Name() string { return "0.4.1" }
 
-func (c *Legacy) maxFrame() int {
+func (c Legacy) maxFrame() int {
 	if c.MaxFrameSize <= 0 {
 		return DefaultMaxFrameSize
 	}
 	return c.MaxFrameSize
 }
 
-// Established reports whether the connection's handshake is over, i.e. a
-// WELCOME ({"confirm":true}) was appended or parsed.
-func (c *Legacy) Established() bool { return c.established.Load() }
-
 // AppendPreamble implements Codec: 0.4.1 has no preamble.
-func (*Legacy) AppendPreamble(dst []byte) []byte { return dst }
+func (Legacy) AppendPreamble(dst []byte) []byte { return dst }
 
 // ParsePreamble implements Codec: 0.4.1 has no preamble.
-func (*Legacy) ParsePreamble([]byte) (int, error) { return 0, nil }
+func (Legacy) ParsePreamble([]byte) (int, error) { return 0, nil }
 
 // LegacyPriority returns the 0.4.1 priority a legacy JOIN carries.
 func LegacyPriority(f *Frame) float64 { return math.Float64frombits(f.Closed) }
@@ -92,7 +101,7 @@ func SetLegacyPriority(f *Frame, p float64) {
 // AppendFrame implements Codec. It fails for a frame 0.4.1 cannot carry: an
 // id or info that is not valid UTF-8 or out of range, a priority outside
 // [0, 1], a payload that is not one JSON object, or a frame type 0.4.1 lacks.
-func (c *Legacy) AppendFrame(dst []byte, f *Frame) ([]byte, error) {
+func (Legacy) AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 	switch f.Type {
 	case Hello:
 		if len(f.ID) == 0 || len(f.ID) > MaxIDLen || !utf8.ValidString(f.ID) ||
@@ -123,7 +132,6 @@ func (c *Legacy) AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 		dst = append(dst, '}')
 	case Welcome:
 		dst = append(dst, `{"confirm":true}`...)
-		c.established.Store(true)
 	case Keep:
 		if f.Keep {
 			dst = append(dst, "[true]"...)
@@ -174,7 +182,7 @@ func appendJSONString(dst []byte, s string) []byte {
 // as 0.4.1's reader cuts it. It reports ErrFrameTooLarge as soon as more than
 // MaxFrameSize bytes have arrived without a CR LF, so the caller never
 // buffers more than MaxFrameSize+2 bytes for one message.
-func (c *Legacy) ParseFrame(b []byte) (Frame, int, error) {
+func (c Legacy) ParseFrame(b []byte) (Frame, int, error) {
 	limit := c.maxFrame() + len(crlf)
 	window := b
 	if len(window) > limit {
@@ -194,7 +202,7 @@ func (c *Legacy) ParseFrame(b []byte) (Frame, int, error) {
 	return f, i + len(crlf), nil
 }
 
-func (c *Legacy) parseValue(v []byte) (Frame, error) {
+func (c Legacy) parseValue(v []byte) (Frame, error) {
 	bad := func(why string) (Frame, error) {
 		const show = 64
 		s := v
@@ -219,7 +227,7 @@ func (c *Legacy) parseValue(v []byte) (Frame, error) {
 		}
 		return Frame{Type: Keep, Keep: k[0]}, nil
 	case '{':
-		if c.established.Load() {
+		if c.Phase == LegacyPhaseEstablished {
 			if !json.Valid(v) {
 				return bad("not JSON")
 			}
@@ -235,12 +243,12 @@ func (c *Legacy) parseValue(v []byte) (Frame, error) {
 
 // parseHandshake classifies an object received before the handshake ended,
 // in the order 0.4.1 tests it (lib/masterless.js L546, L631, L778, L861).
-func (c *Legacy) parseHandshake(v []byte, bad func(string) (Frame, error)) (Frame, error) {
+func (c Legacy) parseHandshake(v []byte, bad func(string) (Frame, error)) (Frame, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(v, &m); err != nil {
 		return bad("not JSON")
 	}
-	if !c.helloSeen.Load() {
+	if c.Phase == LegacyPhaseHello {
 		id, ok := m["id"]
 		if !ok || !jsTruthy(id) {
 			return bad("the first message must carry an id")
@@ -259,7 +267,6 @@ func (c *Legacy) parseHandshake(v []byte, bad func(string) (Frame, error)) (Fram
 				return bad("inc must be an unsigned integer")
 			}
 		}
-		c.helloSeen.Store(true)
 		return f, nil
 	}
 	if raw, ok := m["priority"]; ok && len(raw) > 0 && (raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
@@ -272,7 +279,6 @@ func (c *Legacy) parseHandshake(v []byte, bad func(string) (Frame, error)) (Fram
 		return f, nil
 	}
 	if confirm, ok := m["confirm"]; ok && jsTruthy(confirm) {
-		c.established.Store(true)
 		return Frame{Type: Welcome, Sess: 1, Keep: true}, nil
 	}
 	return bad("expected a priority or a confirm")

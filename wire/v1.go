@@ -127,6 +127,11 @@ func AppendData(dst, payload []byte) []byte {
 	return append(dst, payload...)
 }
 
+// AppendDataHeader appends the header of a DATA frame carrying n payload
+// bytes: with the payload after it, the same bytes as AppendData, without
+// copying the payload.
+func AppendDataHeader(dst []byte, n int) []byte { return appendHeader(dst, Data, n) }
+
 // DataFrameSize is the encoded size of a DATA frame with n payload bytes.
 func DataFrameSize(n int) int { return headerSize + n }
 
