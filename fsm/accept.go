@@ -2,14 +2,40 @@ package fsm
 
 import "fmt"
 
-func (n *Node) accepted(id ConnID, legacy bool) {
+// incoming registers an accepted connection whose protocol is not known yet.
+// It reports whether the node took it.
+func (n *Node) incoming(id ConnID) bool {
 	if n.shutdown {
 		n.emit(Action{Kind: ActClose, Conn: id, Err: ErrClosed})
-		return
+		return false
 	}
 	if n.handshaking >= n.cfg.MaxHandshakes {
 		n.emit(Action{Kind: ActClose, Conn: id, Err: fmt.Errorf("%w: %d already", ErrTooManyHandshakes, n.handshaking)})
-		return
+		return false
 	}
-	n.openConn(id, nil, legacy)
+	n.invariant(id != 0 && n.conns[id] == nil, "connection id c%d is zero or reused", id)
+	c := &conn{id: id, state: StateDetect, openedAt: n.now, lastRecv: n.now}
+	n.conns[id] = c
+	n.handshaking++
+	n.arm(c.openedAt + n.cfg.HandshakeTimeout)
+	return true
+}
+
+// accepted starts the handshake on an accepted connection once its protocol
+// is known: v1 sends HELLO at once, a 0.4.1 acceptor waits for the dialer's.
+func (n *Node) accepted(id ConnID, legacy bool) {
+	c := n.conns[id]
+	if c == nil {
+		if !n.incoming(id) {
+			return
+		}
+		c = n.conns[id]
+	} else if c.state != StateDetect || c.dial != nil {
+		n.invariant(false, "Accepted for c%d in state %s", id, c.state)
+	}
+	c.state, c.legacy = StateHello, legacy
+	if legacy {
+		return // 0.4.1: the acceptor speaks only after the dialer's HELLO (legacy.go)
+	}
+	n.sendHello(c)
 }

@@ -11,13 +11,14 @@ type ConnState uint8
 
 // Connection states. A closed connection is forgotten, so it has no state.
 const (
-	StateHello       ConnState = iota + 1 // our HELLO sent, waiting for the peer's
+	StateDetect      ConnState = iota + 1 // accepted, the dialer's protocol not known yet: nothing sent
+	StateHello                            // our HELLO sent, waiting for the peer's
 	StateJoin                             // leader: waiting for the follower's JOIN
 	StateWelcome                          // follower: JOIN sent, waiting for WELCOME
 	StateEstablished                      // the pair's session
 )
 
-var stateNames = [...]string{StateHello: "hello", StateJoin: "join", StateWelcome: "welcome", StateEstablished: "established"}
+var stateNames = [...]string{StateDetect: "detect", StateHello: "hello", StateJoin: "join", StateWelcome: "welcome", StateEstablished: "established"}
 
 // String returns the state's name as spec/PROTOCOL.md writes it.
 func (s ConnState) String() string {
@@ -49,21 +50,27 @@ type conn struct {
 	lastPing time.Duration
 }
 
-// openConn registers a new connection and sends our HELLO on it.
+// openConn registers a connection this node dialed and sends our HELLO on it.
 func (n *Node) openConn(id ConnID, d *dial, legacy bool) {
 	n.invariant(id != 0 && n.conns[id] == nil, "connection id c%d is zero or reused", id)
 	c := &conn{id: id, state: StateHello, dial: d, openedAt: n.now, lastRecv: n.now, legacy: legacy}
 	n.conns[id] = c
 	n.handshaking++
 	n.arm(c.openedAt + n.cfg.HandshakeTimeout)
-	if legacy && d == nil {
-		return // 0.4.1: the acceptor speaks only after the dialer's HELLO (legacy.go)
-	}
+	n.sendHello(c)
+}
+
+func (n *Node) sendHello(c *conn) {
 	n.write(c, wire.Frame{Type: wire.Hello, ID: n.cfg.ID, Incarnation: n.cfg.Incarnation, Info: n.info})
 }
 
-// closeConn sends BYE with code and the reason, then closes c.
+// closeConn sends BYE with code and the reason, then closes c. A connection
+// whose protocol is not known yet gets no BYE: the peer could not parse it.
 func (n *Node) closeConn(c *conn, code wire.Code, why error) {
+	if c.state == StateDetect {
+		n.closeQuietly(c, why)
+		return
+	}
 	f := wire.Frame{Type: wire.Bye, Code: code, Text: why.Error()}
 	if code == wire.CodeDuplicate && c.peer != nil && c.peer.session != nil {
 		f.Sess = c.peer.session.sess

@@ -34,10 +34,19 @@ type DialFailed struct {
 	Err  error
 }
 
-// Accepted: the listener accepted connection Conn. The adapter has already
-// written the codec's preamble. Legacy says the dialer speaks masterless
-// 0.4.1 (the adapter tells from its first bytes, wire.DetectLegacy); the zero
-// value is protocol v1.
+// Incoming: the listener accepted TCP connection Conn, whose protocol is not
+// known yet. The node counts it against MaxHandshakes (refusing it with
+// ActClose past the bound) and against the handshake timeout, and writes
+// nothing: the acceptor must first read the dialer's first bytes to tell v1
+// from 0.4.1 (spec/PROTOCOL.md, 2.1), which ends with Accepted.
+type Incoming struct{ Conn ConnID }
+
+// Accepted: the dialer's first bytes on accepted connection Conn told its
+// protocol; the connection layer has already written the codec's preamble.
+// Legacy says the dialer speaks masterless 0.4.1 (wire.DetectLegacy); the
+// zero value is protocol v1. Conn is normally announced by Incoming first;
+// an Accepted for a connection the node does not know registers it as an
+// Incoming would (transcripts and unit tests start there).
 type Accepted struct {
 	Conn   ConnID
 	Legacy bool
@@ -101,6 +110,7 @@ type Shutdown struct{}
 func (Listening) isEvent()     {}
 func (Dialed) isEvent()        {}
 func (DialFailed) isEvent()    {}
+func (Incoming) isEvent()      {}
 func (Accepted) isEvent()      {}
 func (FrameReceived) isEvent() {}
 func (Malformed) isEvent()     {}

@@ -88,6 +88,8 @@ func (n *Node) Step(now time.Duration, ev Event) error {
 		n.frame = wire.Frame{}
 	case Tick:
 		n.tick()
+	case Incoming:
+		n.incoming(e.Conn)
 	case Accepted:
 		n.accepted(e.Conn, e.Legacy)
 	case Dialed:

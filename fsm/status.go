@@ -95,3 +95,15 @@ func (n *Node) Sessions() []string {
 
 // Handshaking returns the number of connections still handshaking.
 func (n *Node) Handshaking() int { return n.handshaking }
+
+// ConnState returns the state of connection id and whether it speaks
+// masterless 0.4.1; ok is false for a connection the node does not hold. The
+// connection layer (package link) reads it to pick the parser for the next
+// frame, as h11 picks its reader by state.
+func (n *Node) ConnState(id ConnID) (state ConnState, legacy, ok bool) {
+	c := n.conns[id]
+	if c == nil {
+		return 0, false, false
+	}
+	return c.state, c.legacy, true
+}
