@@ -6,12 +6,11 @@ import (
 	"net"
 
 	"github.com/masterless-go/masterless/fsm"
-	"github.com/masterless-go/masterless/wire"
 )
 
-// Send queues payload for peer. It returns nil once the DATA frame is encoded
-// into the session's output buffer (payload may be reused at once), or queued
-// by the fsm while a kept peer reconnects; otherwise an error wrapping
+// Send queues payload for peer. It returns nil once the DATA frame is in the
+// session's output buffer (payload may be reused at once), or queued by the
+// fsm while a kept peer reconnects; otherwise an error wrapping
 // fsm.ErrUnknownPeer, fsm.ErrNotConnected, fsm.ErrQueueFull or fsm.ErrClosed.
 //
 // Backpressure: when the connection's output buffer holds more than
@@ -25,77 +24,35 @@ func (n *Node) Send(peer string, payload []byte) error {
 		n.mu.Unlock()
 		return fsm.ErrClosed
 	}
-	// A send's effect does not depend on the time, so it is stepped at the
-	// time of the latest event rather than paying a clock read per message
-	// (the fsm only needs times that never go backwards).
-	err := n.fsm.Step(n.last, fsm.Send{Peer: peer, Payload: payload})
-	n.apply(nil)
-	n.settle()
-	n.waitFull()
+	err := n.link.Send(n.now(), peer, payload)
+	n.settleAndWait()
 	return err
 }
 
-// SendMany sends payload to each of peers, encoding the DATA frame once and
-// appending the same bytes to every session's output buffer. It returns how
-// many peers accepted it (see Send), with the same backpressure.
+// SendMany sends payload to each of peers, encoding it once (see
+// link.Layer.SendMany). It returns how many peers accepted it (see Send),
+// with the same backpressure.
 func (n *Node) SendMany(peers []string, payload []byte) int {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
 		return 0
 	}
-	n.frame = wire.AppendData(n.frame[:0], payload)
-	legacyFrame := false // n.lframe holds payload as 0.4.1 encodes it
-	now := n.last        // see Send
-	sent := 0
-	for _, p := range peers {
-		if err := n.fsm.Step(now, fsm.Send{Peer: p, Payload: payload}); err != nil {
-			n.apply(nil)
-			continue
-		}
-		sent++
-		acts := n.fsm.Ready()
-		for i := range acts {
-			a := &acts[i]
-			if a.Kind != fsm.ActWrite || a.Frame.Type != wire.Data {
-				n.log.Error("bug: fsm answered Send with an unexpected action", "action", a.String())
-				continue
-			}
-			c := n.conns[a.Conn]
-			switch {
-			case c == nil:
-			case c.legacy != nil:
-				// The fsm let it through, so it is a JSON object 0.4.1 carries.
-				if !legacyFrame {
-					n.lframe, _ = c.legacy.AppendFrame(n.lframe[:0], &a.Frame)
-					legacyFrame = true
-				}
-				c.writeEncoded(n.lframe)
-			default:
-				c.writeEncoded(n.frame)
-			}
-		}
-	}
-	if cap(n.frame) > 64<<10 {
-		n.frame = nil // do not keep a big payload's buffer
-	}
-	if cap(n.lframe) > 64<<10 {
-		n.lframe = nil
-	}
-	n.settle()
-	n.waitFull()
+	sent := n.link.SendMany(n.now(), peers, payload)
+	n.settleAndWait()
 	return sent
 }
 
-// waitFull drops n.mu and waits on every connection the last step left over
-// its send bound.
-func (n *Node) waitFull() {
+// settleAndWait settles, drops n.mu and waits on every connection the
+// caller's step left over its send bound.
+func (n *Node) settleAndWait() {
 	if len(n.full) == 0 {
+		n.settle()
 		n.mu.Unlock()
 		return
 	}
 	full := append([]*conn(nil), n.full...)
-	n.dropFull()
+	n.settle()
 	n.mu.Unlock()
 	for _, c := range full {
 		c.waitSpace()
@@ -120,7 +77,9 @@ func (n *Node) Connect(ctx context.Context, addr string) (string, error) {
 	n.nextReq++
 	id := n.nextReq
 	n.reqs[id] = ch
-	if err := n.step(fsm.Connect{Req: id, Addr: addr}, nil); err != nil {
+	err := n.link.Step(n.now(), fsm.Connect{Req: id, Addr: addr})
+	n.settle()
+	if err != nil {
 		delete(n.reqs, id)
 		n.mu.Unlock()
 		return "", err
@@ -134,7 +93,8 @@ func (n *Node) Connect(ctx context.Context, addr string) (string, error) {
 		if n.reqs[id] != nil {
 			delete(n.reqs, id)
 			if !n.closed {
-				n.step(fsm.CancelConnect{Req: id}, nil)
+				_ = n.link.Step(n.now(), fsm.CancelConnect{Req: id})
+				n.settle()
 			}
 		}
 		n.mu.Unlock()
@@ -154,7 +114,9 @@ func (n *Node) userStep(ev fsm.Event) error {
 	if n.closed {
 		return fsm.ErrClosed
 	}
-	return n.step(ev, nil)
+	err := n.link.Step(n.now(), ev)
+	n.settle()
+	return err
 }
 
 // Disconnect closes the session with peer (BYE normal) and stops keeping it.

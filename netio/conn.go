@@ -1,39 +1,30 @@
 package netio
 
 import (
+	"errors"
+	"io"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/masterless-go/masterless/fsm"
-	"github.com/masterless-go/masterless/wire"
 )
 
-// conn is one TCP connection: a reader goroutine that parses frames and steps
-// the fsm, and a writer goroutine that flushes the output buffer.
+// conn is one TCP connection: a reader goroutine that hands what it reads to
+// the connection layer, and a writer goroutine that flushes the output buffer.
+// The bytes themselves (framing, parsing, encoding) are the layer's.
 type conn struct {
 	n      *Node
 	id     fsm.ConnID
 	nc     net.Conn
 	remote string
-	// legacy is the connection's codec when it speaks masterless 0.4.1 (one
-	// per connection: it tracks the handshake); nil for v1, which uses n.codec.
-	legacy *wire.Legacy
-	// initial holds the bytes read before the connection was registered (an
-	// accepted connection's first bytes, read to tell its protocol).
-	initial []byte
-
-	// closing is set (under n.mu) once the fsm closed this connection or it
-	// failed: the reader then discards what still arrives.
-	closing atomic.Bool
 
 	wmu sync.Mutex
 	// data wakes the writer: bytes to write, or a state change.
 	data sync.Cond
 	// space wakes senders waiting for the buffer to drain below the bound.
 	space   sync.Cond
-	out     []byte // bytes waiting for the writer
+	out     []byte // bytes waiting for the writer; allocated on demand
 	spare   []byte // the writer's other buffer, swapped with out
 	state   connState
 	idle    bool // the writer waits on data
@@ -46,81 +37,57 @@ type connState uint8
 
 const (
 	connOpen     connState = iota
-	connFlushing           // fsm closed it: flush, half-close, then linger
+	connFlushing           // the layer closed it: flush, half-close, then linger
 	connAborted            // failed: stop writing now
 )
 
-// newConn registers nc, queues the preamble (v1 only: 0.4.1 has none) and
-// starts its goroutines. legacy selects masterless 0.4.1; initial are bytes
-// already read from nc. Called with n.mu held; the caller then steps Accepted
-// or Dialed.
-func (n *Node) newConn(nc net.Conn, legacy bool, initial []byte) *conn {
+// spareMax bounds the output buffer a writer keeps between bursts.
+const spareMax = 64 << 10
+
+// newConn registers nc under a fresh id (called with n.mu held). The caller
+// reports it to the layer, then calls run.
+func (n *Node) newConn(nc net.Conn) *conn {
 	n.nextConn++
-	c := &conn{n: n, id: n.nextConn, nc: nc, remote: nc.RemoteAddr().String(), writerDone: make(chan struct{}), initial: initial}
+	c := &conn{n: n, id: n.nextConn, nc: nc, remote: nc.RemoteAddr().String(), writerDone: make(chan struct{})}
 	c.data.L = &c.wmu
 	c.space.L = &c.wmu
-	if legacy {
-		c.legacy = &wire.Legacy{MaxFrameSize: n.cfg.MaxFrameSize}
-		c.out = make([]byte, 0, 4096)
-	} else {
-		c.out = n.codec.AppendPreamble(make([]byte, 0, 4096))
-	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
 	n.conns[c.id] = c
-	n.wg.Add(2)
-	go c.writeLoop()
-	go c.readLoop()
 	return c
 }
 
-// writeFrame appends f to the output buffer (called under n.mu).
-func (c *conn) writeFrame(f *wire.Frame) {
+// run starts c's goroutines if the layer kept the connection, or closes the
+// socket at once if it refused it (called with n.mu held): a refused
+// connection costs no goroutine.
+func (c *conn) run() {
+	n := c.n
+	if !n.link.Open(c.id) {
+		delete(n.conns, c.id)
+		_ = c.nc.Close()
+		return
+	}
+	n.live[c] = struct{}{}
+	n.wg.Add(2)
+	go c.writeLoop()
+	go c.readLoop()
+}
+
+// write appends head and body to the output buffer (called under n.mu).
+func (c *conn) write(head, body []byte) {
 	c.wmu.Lock()
 	if c.state == connOpen {
-		if c.legacy != nil {
-			var err error
-			if c.out, err = c.legacy.AppendFrame(c.out, f); err != nil {
-				c.n.log.Error("bug: fsm asked to write a frame the 0.4.1 codec refuses", "frame", f.String(), "err", err)
-			}
-		} else if f.Type == wire.Data {
-			c.out = wire.AppendData(c.out, f.Payload)
-		} else {
-			var err error
-			if c.out, err = c.n.codec.AppendFrame(c.out, f); err != nil {
-				c.n.log.Error("bug: fsm asked to write a frame the codec refuses", "frame", f.String(), "err", err)
-			}
+		c.out = append(append(c.out, head...), body...)
+		if c.idle {
+			c.idle = false
+			c.data.Signal()
 		}
-		c.wakeWriter()
+		if len(c.out) > c.n.cfg.SendBuffer {
+			c.n.full = append(c.n.full, c) // for the sender to wait on once it drops n.mu
+		}
 	}
-	c.checkFull()
 	c.wmu.Unlock()
-}
-
-// writeEncoded appends an already encoded frame (SendMany's shared DATA).
-func (c *conn) writeEncoded(b []byte) {
-	c.wmu.Lock()
-	if c.state == connOpen {
-		c.out = append(c.out, b...)
-		c.wakeWriter()
-	}
-	c.checkFull()
-	c.wmu.Unlock()
-}
-
-func (c *conn) wakeWriter() {
-	if c.idle {
-		c.idle = false
-		c.data.Signal()
-	}
-}
-
-// checkFull records c for the sender to wait on once it drops n.mu.
-func (c *conn) checkFull() {
-	if len(c.out) > c.n.cfg.SendBuffer && c.state == connOpen {
-		c.n.full = append(c.n.full, c)
-	}
 }
 
 // waitSpace blocks while c's output buffer is over the send bound. The wait
@@ -137,9 +104,8 @@ func (c *conn) waitSpace() {
 	c.wmu.Unlock()
 }
 
-// closeGraceful carries out ActClose (called under n.mu).
+// closeGraceful carries out the layer's close (called under n.mu).
 func (c *conn) closeGraceful() {
-	c.closing.Store(true)
 	c.wmu.Lock()
 	if c.state == connOpen {
 		c.state = connFlushing
@@ -152,7 +118,6 @@ func (c *conn) closeGraceful() {
 
 // abort stops the writer now and unblocks both goroutines' syscalls.
 func (c *conn) abort() {
-	c.closing.Store(true)
 	c.wmu.Lock()
 	c.state = connAborted
 	c.out = nil
@@ -164,21 +129,36 @@ func (c *conn) abort() {
 }
 
 // fail reports that the connection broke (EOF, reset, write error). Unless
-// the fsm already closed it, the fsm hears ConnClosed.
+// the layer already closed it, the state machine hears of it.
 func (c *conn) fail(err error) {
 	n := c.n
 	n.mu.Lock()
 	if n.conns[c.id] == c {
 		delete(n.conns, c.id)
-		c.closing.Store(true)
 		n.log.Debug("connection lost", "conn", uint64(c.id), "remote", c.remote, "reason", errText(err))
-		n.step(fsm.ConnClosed{Conn: c.id, Err: err}, nil)
+		n.link.Closed(n.now(), c.id, err)
+		n.settle()
 	}
 	n.mu.Unlock()
 }
 
-// linger bounds how long a closing connection waits for its BYE to drain and
-// for the peer's FIN.
+// deadline returns when an I/O that may take d must end: d from now, or
+// sooner once Close has started.
+func (c *conn) deadline(d time.Duration) time.Time {
+	t := time.Now().Add(d)
+	if by := c.n.closeBy.Load(); by != 0 && by < t.UnixNano() {
+		return time.Unix(0, by)
+	}
+	return t
+}
+
+// Two timing rules of the socket layer, which only a socket can observe and
+// so are not the state machine's: a write that makes no progress for the
+// peer timeout fails the connection (the peer stopped reading; the state
+// machine's peer timeout only watches what arrives), and a closing
+// connection lingers at most min(handshake timeout, maxLinger) for its last
+// bytes to drain and for the peer's FIN, so that closing does not turn into
+// a reset that destroys the BYE in flight.
 func (c *conn) linger() time.Duration { return min(c.n.fcfg.HandshakeTimeout, maxLinger) }
 
 // writeLoop flushes the output buffer: each pass writes everything appended
@@ -201,7 +181,7 @@ func (c *conn) writeLoop() {
 			if tc, ok := c.nc.(*net.TCPConn); ok {
 				_ = tc.CloseWrite()
 			}
-			_ = c.nc.SetReadDeadline(time.Now().Add(c.linger()))
+			_ = c.nc.SetReadDeadline(c.deadline(c.linger()))
 			return
 		}
 		buf := c.out
@@ -212,11 +192,11 @@ func (c *conn) writeLoop() {
 		}
 		c.wmu.Unlock()
 
-		_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
+		_ = c.nc.SetWriteDeadline(c.deadline(timeout))
 		_, err := c.nc.Write(buf)
 
 		c.wmu.Lock()
-		if cap(buf) <= 2*c.n.cfg.SendBuffer {
+		if cap(buf) <= spareMax {
 			c.spare = buf[:0]
 		}
 		if c.waiting > 0 {
@@ -229,4 +209,72 @@ func (c *conn) writeLoop() {
 			return
 		}
 	}
+}
+
+// readLoop reads into the buffer the layer hands out and reports each read
+// under the core lock; the layer parses and steps every whole frame. Once
+// the layer has closed the connection, it keeps reading and discards until
+// the peer's FIN or the linger deadline, so that the peer's last bytes do not
+// turn our close into a reset that could destroy our BYE in flight. It owns
+// closing the socket: when reading ends it waits for the writer and closes.
+func (c *conn) readLoop() {
+	n := c.n
+	defer n.wg.Done()
+	n.mu.Lock()
+	buf := n.link.ReadBuffer(c.id)
+	n.mu.Unlock()
+	var err error
+	for buf != nil {
+		var k int
+		k, err = c.nc.Read(buf)
+		n.mu.Lock()
+		if k > 0 {
+			n.slabHint = n.link.Buffered(c.id) + k
+			n.link.Received(n.now(), c.id, k)
+			n.settle()
+		}
+		buf = nil
+		if err == nil {
+			buf = n.link.ReadBuffer(c.id)
+		}
+		n.mu.Unlock()
+		if k > 0 {
+			n.disp.waitRoom()
+		}
+	}
+	if err == nil {
+		err = c.discard()
+	}
+	if errors.Is(err, io.EOF) {
+		err = fsm.ErrPeerClosed
+	}
+	c.fail(err)
+	if !c.flushing() {
+		c.abort()
+	}
+	<-c.writerDone
+	_ = c.nc.Close()
+	n.mu.Lock()
+	delete(n.live, c)
+	n.mu.Unlock()
+}
+
+// discard reads and drops what still arrives on a connection the layer
+// closed, until the socket fails (the peer's FIN, or the deadline the writer
+// sets once it has flushed).
+func (c *conn) discard() error {
+	var sink [512]byte
+	for {
+		if _, err := c.nc.Read(sink[:]); err != nil {
+			return err
+		}
+	}
+}
+
+// flushing reports whether the layer closed c and its writer is flushing the
+// last frames (BYE): the reader then lets it finish instead of aborting.
+func (c *conn) flushing() bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.state == connFlushing
 }

@@ -9,83 +9,102 @@ import (
 	"github.com/masterless-go/masterless/wire"
 )
 
-// The core: stepping the fsm and carrying out its actions. Every function
-// here runs with n.mu held and never blocks.
+// The core: the connection layer (package link) and what it asks of the
+// sockets. Every function here runs with n.mu held and never blocks.
 
-// step feeds ev to the fsm and carries out the actions it returns. slab, when
-// not nil, is where message payloads are copied to (see conn.readLoop).
-func (n *Node) step(ev fsm.Event, slab *[]byte) error {
-	err := n.fsm.Step(n.now(), ev)
-	n.apply(slab)
-	n.settle()
-	n.dropFull()
-	return err
+// transport is the Node as the connection layer sees it (link.Transport).
+type transport Node
+
+// Write appends head and body to connection id's output buffer.
+func (t *transport) Write(id fsm.ConnID, head, body []byte) {
+	n := (*Node)(t)
+	if c := n.conns[id]; c != nil {
+		c.write(head, body)
+	}
 }
 
-// apply carries out the fsm's pending actions, in order.
-func (n *Node) apply(slab *[]byte) {
-	acts := n.fsm.Ready()
-	for i := range acts {
-		a := &acts[i]
-		switch a.Kind {
-		case fsm.ActWrite:
-			if c := n.conns[a.Conn]; c != nil {
-				c.writeFrame(&a.Frame)
-			}
-		case fsm.ActClose:
-			n.closeConn(a.Conn, a.Err)
-		case fsm.ActDial:
-			n.wg.Add(1)
-			go n.dial(a.Dial, a.Addr, a.Legacy)
-		case fsm.ActConnected:
-			n.log.Debug("peer connected", "peer", a.Peer, "incarnation", a.Incarnation, "info", a.Addr)
-			n.events = append(n.events, event{kind: evConnected, peer: a.Peer, info: a.Addr})
-		case fsm.ActDisconnected:
-			n.log.Debug("peer disconnected", "peer", a.Peer, "reason", errText(a.Err))
-			n.events = append(n.events, event{kind: evDisconnected, peer: a.Peer, err: a.Err})
-		case fsm.ActMessage:
-			n.events = append(n.events, event{kind: evMessage, peer: a.Peer, payload: own(slab, a.Frame.Payload)})
-		case fsm.ActConnectDone:
-			if ch := n.reqs[a.Req]; ch != nil {
-				delete(n.reqs, a.Req)
-				ch <- connectResult{peer: a.Peer, err: a.Err}
-			}
+// Close carries out the layer's close: flush what was written, half-close,
+// and let the connection's goroutines finish.
+func (t *transport) Close(id fsm.ConnID, why error) {
+	n := (*Node)(t)
+	c := n.conns[id]
+	if c == nil {
+		return
+	}
+	delete(n.conns, id)
+	level := closeLevel(why)
+	if n.log.Enabled(context.Background(), level) {
+		n.log.Log(context.Background(), level, "closing connection", "conn", uint64(id), "remote", c.remote, "reason", errText(why))
+	}
+	c.closeGraceful()
+}
+
+// Dial starts a goroutine that dials addr and reports back.
+func (t *transport) Dial(id fsm.DialID, addr string) {
+	n := (*Node)(t)
+	n.wg.Add(1)
+	go n.dial(id, addr)
+}
+
+// Notify turns the state machine's news for the user into events for the
+// dispatcher, and completes Connect calls.
+func (t *transport) Notify(a *fsm.Action) {
+	n := (*Node)(t)
+	switch a.Kind {
+	case fsm.ActConnected:
+		n.log.Debug("peer connected", "peer", a.Peer, "incarnation", a.Incarnation, "info", a.Addr)
+		n.events = append(n.events, event{kind: evConnected, peer: a.Peer, info: a.Addr})
+	case fsm.ActDisconnected:
+		n.log.Debug("peer disconnected", "peer", a.Peer, "reason", errText(a.Err))
+		n.events = append(n.events, event{kind: evDisconnected, peer: a.Peer, err: a.Err})
+	case fsm.ActMessage:
+		n.events = append(n.events, event{kind: evMessage, peer: a.Peer, payload: n.own(a.Frame.Payload)})
+	case fsm.ActConnectDone:
+		if ch := n.reqs[a.Req]; ch != nil {
+			delete(n.reqs, a.Req)
+			ch <- connectResult{peer: a.Peer, err: a.Err}
 		}
 	}
 }
 
-// own copies p into the caller's slab (one allocation per read) or, without
-// one, into a fresh slice: the handler owns what it is given.
-func own(slab *[]byte, p []byte) []byte {
-	if slab == nil || cap(*slab)-len(*slab) < len(p) {
-		return append([]byte(nil), p...)
+// slabMax bounds the slab that the payloads of one read share.
+const slabMax = 64 << 10
+
+// own copies a payload for the handler, who owns it: into the current read's
+// slab (one allocation for the messages of a read), or on its own.
+func (n *Node) own(p []byte) []byte {
+	if cap(n.slab)-len(n.slab) < len(p) {
+		if n.slabHint <= len(p) {
+			return append([]byte(nil), p...)
+		}
+		n.slab = make([]byte, 0, min(n.slabHint, slabMax))
+		n.slabHint = 0
+		if cap(n.slab) < len(p) {
+			return append([]byte(nil), p...)
+		}
 	}
-	s := *slab
-	start := len(s)
-	s = append(s, p...)
-	*slab = s
-	return s[start:len(s):len(s)]
+	start := len(n.slab)
+	n.slab = append(n.slab, p...)
+	return n.slab[start:len(n.slab):len(n.slab)]
 }
 
 // settle ends a locked section's work: it hands the events collected by
-// apply to the dispatcher in one go (in the fsm's order, since all of it
-// happens under the core lock) and re-arms the timer.
+// Notify to the dispatcher in one go (in the state machine's order, since
+// all of it happens under the core lock), forgets the connections found over
+// their send bound (only Send and SendMany wait on them, see settleAndWait)
+// and re-arms the timer.
 func (n *Node) settle() {
 	if len(n.events) > 0 {
 		n.disp.push(n.events)
 		clear(n.events)
 		n.events = n.events[:0]
 	}
-	n.rearm()
-}
-
-// dropFull forgets the connections found over their send bound by a step
-// whose caller does not wait on them (only Send and SendMany do).
-func (n *Node) dropFull() {
+	n.slab, n.slabHint = nil, 0
 	if len(n.full) > 0 {
 		clear(n.full)
 		n.full = n.full[:0]
 	}
+	n.rearm()
 }
 
 // rearm wakes the timer goroutine when the fsm's next deadline moved earlier
@@ -98,21 +117,6 @@ func (n *Node) rearm() {
 		default:
 		}
 	}
-}
-
-// closeConn carries out ActClose: flush what was written, half-close, and let
-// the connection's goroutines finish. No ConnClosed follows for it.
-func (n *Node) closeConn(id fsm.ConnID, why error) {
-	c := n.conns[id]
-	if c == nil {
-		return
-	}
-	delete(n.conns, id)
-	level := closeLevel(why)
-	if n.log.Enabled(context.Background(), level) {
-		n.log.Log(context.Background(), level, "closing connection", "conn", uint64(id), "remote", c.remote, "reason", errText(why))
-	}
-	c.closeGraceful()
 }
 
 // closeLevel picks how loudly a close is logged: a peer's protocol violation

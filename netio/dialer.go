@@ -26,10 +26,9 @@ func ParseAddr(addr string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
-// dial carries out ActDial: connect within the handshake timeout, then report
-// Dialed or DialFailed. Close cancels it. legacy: the connection speaks
-// masterless 0.4.1.
-func (n *Node) dial(id fsm.DialID, addr string, legacy bool) {
+// dial carries out the layer's Dial: connect within the handshake timeout,
+// then report Dialed or DialFailed. Close cancels it.
+func (n *Node) dial(id fsm.DialID, addr string) {
 	defer n.wg.Done()
 	hostport, err := ParseAddr(addr)
 	var nc net.Conn
@@ -47,10 +46,12 @@ func (n *Node) dial(id fsm.DialID, addr string, legacy bool) {
 	}
 	if err != nil {
 		n.log.Debug("dial failed", "dial", uint64(id), "addr", addr, "err", err)
-		n.step(fsm.DialFailed{Dial: id, Err: err}, nil)
+		n.link.DialFailed(n.now(), id, err)
 	} else {
-		c := n.newConn(nc, legacy, nil)
+		c := n.newConn(nc)
 		n.log.Debug("dialed", "dial", uint64(id), "addr", addr, "conn", uint64(c.id))
-		n.step(fsm.Dialed{Dial: id, Conn: c.id}, nil)
+		n.link.Dialed(n.now(), id, c.id)
+		c.run()
 	}
+	n.settle()
 }

@@ -9,20 +9,20 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/masterless-go/masterless/fsm"
-	"github.com/masterless-go/masterless/wire"
+	"github.com/masterless-go/masterless/link"
 )
 
 // Node is one masterless node on TCP: a listener, its connections, and the
-// *fsm.Node that decides everything about them. All methods are safe for
-// concurrent use.
+// *fsm.Node that decides everything about them, driven through the
+// connection layer (package link). All methods are safe for concurrent use.
 type Node struct {
 	cfg   Config
 	fcfg  fsm.Config // with defaults filled in by fsm
 	log   *slog.Logger
-	codec wire.V1
 	start time.Time
 	ln    net.Listener
 	info  string
@@ -31,23 +31,26 @@ type Node struct {
 	cancelDial context.CancelFunc
 
 	// mu is the core lock: it guards everything below it, and is the only
-	// way to reach the fsm.
+	// way to reach the connection layer and the fsm.
 	mu       sync.Mutex
-	fsm      *fsm.Node
+	link     *link.Layer
+	fsm      *fsm.Node // the layer's state machine, for read-only views
 	closed   bool
-	conns    map[fsm.ConnID]*conn
+	conns    map[fsm.ConnID]*conn // the connections the layer holds
+	live     map[*conn]struct{}   // every connection whose goroutines run
 	nextConn fsm.ConnID
 	reqs     map[fsm.ReqID]chan connectResult
 	nextReq  fsm.ReqID
 	armed    time.Duration // the deadline the timer goroutine waits for
 	last     time.Duration // the latest time fed to the fsm
 	full     []*conn       // connections over their send bound, for the caller to wait on
-	frame    []byte        // SendMany's encoded DATA frame
-	lframe   []byte        // SendMany's payload encoded for 0.4.1 peers
-	// detecting holds accepted connections whose first bytes are awaited to
-	// tell their protocol (listener.go); Close closes them.
-	detecting map[net.Conn]struct{}
-	events    []event // user events collected by apply, handed over by settle
+	events   []event       // user events collected by Notify, handed over by settle
+	slab     []byte        // where the payloads of the current read are copied
+	slabHint int           // bytes the current read may deliver
+
+	// closeBy, once Close started, is the wall-clock time (unix ns) by which
+	// every connection's last writes and reads must end.
+	closeBy atomic.Int64
 
 	kick chan struct{} // wakes the timer goroutine to re-arm earlier
 	done chan struct{} // closed by Close: stops the accept and timer loops
@@ -92,27 +95,28 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		cfg:       cfg,
-		fcfg:      core.Config(),
-		log:       cfg.Logger.With("node", fc.ID),
-		codec:     wire.V1{MaxFrameSize: cfg.MaxFrameSize},
-		start:     time.Now(),
-		ln:        ln,
-		info:      info,
-		fsm:       core,
-		conns:     make(map[fsm.ConnID]*conn),
-		detecting: make(map[net.Conn]struct{}),
-		reqs:      make(map[fsm.ReqID]chan connectResult),
-		armed:     never,
-		kick:      make(chan struct{}, 1),
-		done:      make(chan struct{}),
+		cfg:   cfg,
+		fcfg:  core.Config(),
+		log:   cfg.Logger.With("node", fc.ID),
+		start: time.Now(),
+		ln:    ln,
+		info:  info,
+		fsm:   core,
+		conns: make(map[fsm.ConnID]*conn),
+		live:  make(map[*conn]struct{}),
+		reqs:  make(map[fsm.ReqID]chan connectResult),
+		armed: never,
+		kick:  make(chan struct{}, 1),
+		done:  make(chan struct{}),
 	}
+	n.link = link.New(core, (*transport)(n))
 	n.dialCtx, n.cancelDial = context.WithCancel(context.Background())
 	n.disp.init(cfg.Events, cfg.EventsGate, cfg.DispatchQueue, cfg.DispatchBytes)
 
 	n.mu.Lock()
 	n.events = append(n.events, event{kind: evListening, info: info})
-	n.step(fsm.Listening{Info: info}, nil)
+	_ = n.link.Step(n.now(), fsm.Listening{Info: info})
+	n.settle()
 	n.mu.Unlock()
 	n.log.Debug("listening", "info", info, "incarnation", fc.Incarnation)
 
@@ -145,18 +149,27 @@ func (n *Node) Info() string { return n.info }
 // Addr returns the listener's address.
 func (n *Node) Addr() net.Addr { return n.ln.Addr() }
 
+// closeGrace bounds how long Close lets connections flush their BYE and wait
+// for the peer's FIN: a peer that stopped reading cannot hold Close up.
+const closeGrace = 200 * time.Millisecond
+
 // Close sends BYE on every connection, flushes and closes them, closes the
 // listener and returns once every goroutine of the Node has ended. Events not
-// yet delivered are dropped. It is idempotent and must not be called from an
-// event handler (it waits for the handler to return).
+// yet delivered are dropped. A peer that reads nothing cannot delay it: the
+// goodbyes get at most closeGrace (200 ms) to drain. It is idempotent and
+// must not be called from an event handler (it waits for the handler to
+// return).
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.mu.Lock()
 		n.closed = true
-		for nc := range n.detecting {
-			nc.Close() // its detect goroutine sees the error and ends
+		by := time.Now().Add(closeGrace)
+		n.closeBy.Store(by.UnixNano())
+		_ = n.link.Step(n.now(), fsm.Shutdown{})
+		n.settle()
+		for c := range n.live {
+			_ = c.nc.SetDeadline(by) // ends a write or read in progress by then
 		}
-		n.step(fsm.Shutdown{}, nil)
 		for id, ch := range n.reqs {
 			ch <- connectResult{err: fsm.ErrClosed}
 			delete(n.reqs, id)

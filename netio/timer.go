@@ -30,7 +30,8 @@ func (n *Node) timerLoop() {
 		case <-t.C:
 			n.mu.Lock()
 			if !n.closed {
-				n.step(fsm.Tick{}, nil)
+				_ = n.link.Step(n.now(), fsm.Tick{})
+				n.settle()
 			}
 			n.mu.Unlock()
 		case <-n.kick:

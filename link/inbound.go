@@ -1,0 +1,222 @@
+package link
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/wire"
+)
+
+// The input side of a connection: a buffer the driver reads into, sized to
+// the frame in progress, and the parse loop that turns its bytes into events.
+
+type proto uint8
+
+const (
+	protoUnknown proto = iota // accepted; the dialer's first bytes not seen yet
+	protoV1
+	protoLegacy // masterless 0.4.1
+)
+
+// Input buffer sizes.
+const (
+	// firstSize is the buffer of a connection whose protocol or preamble is
+	// not known yet: enough for wire.DetectLegacy (which decides within 65
+	// bytes) and the 8-byte preamble. A connection that never gets past its
+	// first bytes costs no more than this.
+	firstSize = 128
+	// baseSize is the buffer of a connection past its preamble, and what an
+	// idle connection keeps.
+	baseSize = 4 << 10
+	// chunkSize is the largest buffer grown for throughput alone: reads that
+	// fill the buffer double it up to this. A larger frame grows it to the
+	// frame's size, bounded by the max frame size.
+	chunkSize = 64 << 10
+)
+
+// conn is the Layer's view of one connection.
+type conn struct {
+	proto    proto
+	preamble bool // v1: the peer's preamble checked out
+	// in[start:end] holds the bytes read but not yet parsed; in[end:] is
+	// free. Nothing refers into in between calls, so it may move.
+	in         []byte
+	start, end int
+	filled     bool // the last read filled all the free space
+}
+
+// ReadBuffer returns where the driver reads connection id's next bytes: free
+// space at the end of its input buffer, never empty, large enough over
+// successive reads for the frame in progress. It returns nil for a
+// connection the Layer no longer holds (the driver then discards what
+// arrives). The slice is valid until the next call of any Layer method.
+func (l *Layer) ReadBuffer(id fsm.ConnID) []byte {
+	c := l.conns[id]
+	if c == nil {
+		return nil
+	}
+	return c.space(l)
+}
+
+// Received reports that k bytes were read into the slice ReadBuffer last
+// returned for id. The Layer parses every whole frame they complete and
+// steps the state machine with each, in order; a stream it cannot parse is
+// reported to the state machine, which closes the connection.
+func (l *Layer) Received(now time.Duration, id fsm.ConnID, k int) {
+	c := l.conns[id]
+	if c == nil || k <= 0 {
+		return
+	}
+	if k > len(c.in)-c.end {
+		panic(fmt.Sprintf("link: Received %d bytes on c%d, more than ReadBuffer offered (%d)", k, id, len(c.in)-c.end))
+	}
+	c.filled = c.end+k == len(c.in)
+	c.end += k
+	l.process(now, id, c)
+}
+
+// Buffered returns how many bytes of connection id are read but not parsed
+// (a frame in progress).
+func (l *Layer) Buffered(id fsm.ConnID) int {
+	if c := l.conns[id]; c != nil {
+		return c.end - c.start
+	}
+	return 0
+}
+
+// process parses what is buffered on c, as far as whole frames go.
+func (l *Layer) process(now time.Duration, id fsm.ConnID, c *conn) {
+	if c.proto == protoUnknown {
+		legacy, decided := wire.DetectLegacy(c.in[c.start:c.end])
+		if !decided {
+			return // only whitespace so far
+		}
+		if legacy {
+			c.proto = protoLegacy
+		} else {
+			c.proto = protoV1
+			l.tr.Write(id, l.v1.AppendPreamble(l.enc[:0]), nil)
+		}
+		l.step(now, fsm.Accepted{Conn: id, Legacy: legacy})
+	}
+	if c.proto == protoV1 && !c.preamble && l.conns[id] == c {
+		k, err := l.v1.ParsePreamble(c.in[c.start:c.end])
+		if err != nil {
+			l.malformed(now, id, err)
+			return
+		}
+		if k == 0 {
+			return
+		}
+		c.start += k
+		c.preamble = true
+	}
+	for l.conns[id] == c && c.start < c.end {
+		f, k, err := l.parse(id, c)
+		if err != nil {
+			l.malformed(now, id, err)
+			return
+		}
+		if k == 0 {
+			return
+		}
+		c.start += k
+		l.step(now, fsm.FrameReceived{Conn: id, Frame: f})
+	}
+}
+
+// parse decodes the frame at the start of c's unparsed bytes. A 0.4.1
+// message is read according to where the state machine says its connection
+// is: the first message is a HELLO, then a priority or a confirm, and once
+// established every object is DATA.
+func (l *Layer) parse(id fsm.ConnID, c *conn) (wire.Frame, int, error) {
+	b := c.in[c.start:c.end]
+	if c.proto == protoV1 {
+		return l.v1.ParseFrame(b)
+	}
+	codec := wire.Legacy{MaxFrameSize: l.maxFrame}
+	switch state, _, _ := l.node.ConnState(id); state {
+	case fsm.StateEstablished:
+		codec.Phase = wire.LegacyPhaseEstablished
+	case fsm.StateJoin, fsm.StateWelcome:
+		codec.Phase = wire.LegacyPhaseHandshake
+	default:
+		codec.Phase = wire.LegacyPhaseHello
+	}
+	return codec.ParseFrame(b)
+}
+
+// malformed reports bytes that cannot be parsed; the state machine closes
+// the connection, and nothing past them is ever parsed.
+func (l *Layer) malformed(now time.Duration, id fsm.ConnID, err error) {
+	l.step(now, fsm.Malformed{Conn: id, Err: err})
+	if l.conns[id] != nil { // the state machine did not know it: close it anyway
+		delete(l.conns, id)
+		l.tr.Close(id, err)
+	}
+}
+
+// space returns c's free input space, after making the buffer fit the frame
+// in progress.
+func (c *conn) space(l *Layer) []byte {
+	if c.start == c.end {
+		c.start, c.end = 0, 0
+		if len(c.in) > c.base() && !c.filled {
+			c.in = nil // a burst or a big frame passed: give the memory back
+		}
+	}
+	if c.in == nil {
+		c.in = make([]byte, c.base())
+	}
+	size := len(c.in)
+	if need := c.needed(l); need > size {
+		size = need // a frame larger than the buffer: room for all of it
+	} else if c.filled && size < chunkSize && c.preamble {
+		size = min(2*size, chunkSize) // reads fill it: read more at once
+	}
+	if c.end == size && c.start == 0 {
+		size = c.grow(l) // full with one partial message (0.4.1 lines have no length)
+	}
+	if size != len(c.in) {
+		bigger := make([]byte, size)
+		c.end = copy(bigger, c.in[c.start:c.end])
+		c.in, c.start = bigger, 0
+		c.filled = false
+	} else if c.start > 0 && (c.end == len(c.in) || len(c.in)-c.start < c.needed(l)) {
+		c.end = copy(c.in, c.in[c.start:c.end]) // move the partial frame to the front
+		c.start = 0
+	}
+	return c.in[c.end:]
+}
+
+// base is the buffer size c starts with and shrinks back to.
+func (c *conn) base() int {
+	if c.proto == protoUnknown || (c.proto == protoV1 && !c.preamble) {
+		return firstSize
+	}
+	return baseSize
+}
+
+// needed returns the size of the v1 frame in progress once its length is
+// known and within the limit (a frame over the limit fails to parse before
+// any buffer grows for it); else 0.
+func (c *conn) needed(l *Layer) int {
+	if c.proto != protoV1 || !c.preamble {
+		return 0
+	}
+	n, ok := wire.FrameLen(c.in[c.start:c.end])
+	if !ok || n > l.maxFrame+4 {
+		return 0
+	}
+	return n
+}
+
+// grow returns the next size for a buffer that is full with one message
+// whose length is unknown: double, up to what the codec can accept (a 0.4.1
+// line of the max frame size plus its CR LF), and always at least one byte
+// more, so a read can progress until the codec refuses the line.
+func (c *conn) grow(l *Layer) int {
+	n := len(c.in)
+	return max(min(2*n, l.maxFrame+2), n+1)
+}

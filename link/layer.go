@@ -1,0 +1,209 @@
+package link
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/wire"
+)
+
+// Layer drives one fsm.Node with bytes. It is not safe for concurrent use:
+// one goroutine at a time calls its methods (netio holds its core lock).
+type Layer struct {
+	node     *fsm.Node
+	tr       Transport
+	observe  StepObserver
+	v1       wire.V1
+	maxFrame int
+
+	conns map[fsm.ConnID]*conn
+	// dials maps a dial in flight to whether it speaks 0.4.1, which decides
+	// the codec of the connection it opens.
+	dials map[fsm.DialID]bool
+
+	enc []byte // scratch for encoding control frames
+	hdr []byte // scratch for a DATA header
+	// During SendMany, the payload's 0.4.1 encoding once made, for the
+	// other 0.4.1 peers (SendMany encodes once).
+	many      bool
+	legacyEnc []byte
+}
+
+// New returns a Layer that drives node and carries out its actions through
+// tr. The node must be fresh: the Layer must see every connection event.
+func New(node *fsm.Node, tr Transport) *Layer {
+	mf := node.Config().MaxFrameSize
+	return &Layer{
+		node:     node,
+		tr:       tr,
+		v1:       wire.V1{MaxFrameSize: mf},
+		maxFrame: mf,
+		conns:    make(map[fsm.ConnID]*conn),
+		dials:    make(map[fsm.DialID]bool),
+		hdr:      make([]byte, 0, 8),
+	}
+}
+
+// SetObserver sets the function called after every step (nil: none).
+func (l *Layer) SetObserver(o StepObserver) { l.observe = o }
+
+// Node returns the state machine, for read-only views (status, tests).
+func (l *Layer) Node() *fsm.Node { return l.node }
+
+// Step feeds the state machine an event that concerns no connection's bytes:
+// a user command (Connect, CancelConnect, Disconnect, SetKeep, Send,
+// Shutdown), Listening or Tick. Connection events have methods of their own.
+// It returns what fsm.Node.Step returns.
+func (l *Layer) Step(now time.Duration, ev fsm.Event) error {
+	switch ev.(type) {
+	case fsm.Incoming, fsm.Accepted, fsm.Dialed, fsm.DialFailed, fsm.FrameReceived, fsm.Malformed, fsm.ConnClosed:
+		panic(fmt.Sprintf("link: Step(%T): connection events go through the Layer's own methods", ev))
+	}
+	return l.step(now, ev)
+}
+
+// Send steps a Send of payload to peer. On a session the DATA goes out
+// without copying payload beyond the driver's Write.
+func (l *Layer) Send(now time.Duration, peer string, payload []byte) error {
+	return l.step(now, fsm.Send{Peer: peer, Payload: payload})
+}
+
+// SendMany sends payload to each of peers and returns how many accepted it.
+// The payload is encoded once: v1 peers get it behind a 5-byte header, 0.4.1
+// peers share one JSON-line encoding.
+func (l *Layer) SendMany(now time.Duration, peers []string, payload []byte) int {
+	sent := 0
+	l.many, l.legacyEnc = true, l.legacyEnc[:0]
+	for _, p := range peers {
+		if l.step(now, fsm.Send{Peer: p, Payload: payload}) == nil {
+			sent++
+		}
+	}
+	l.many = false
+	if cap(l.legacyEnc) > 64<<10 {
+		l.legacyEnc = nil
+	}
+	return sent
+}
+
+// Incoming reports a TCP connection the listener accepted, with a fresh id.
+// Nothing is written on it until the dialer's first bytes tell its protocol.
+func (l *Layer) Incoming(now time.Duration, id fsm.ConnID) {
+	l.register(id, protoUnknown)
+	l.step(now, fsm.Incoming{Conn: id})
+}
+
+// Dialed reports that dial succeeded with a connection of a fresh id. The
+// preamble (v1) goes out before anything the state machine writes.
+func (l *Layer) Dialed(now time.Duration, dial fsm.DialID, id fsm.ConnID) {
+	legacy := l.dials[dial]
+	delete(l.dials, dial)
+	c := l.register(id, protoV1)
+	if legacy {
+		c.proto = protoLegacy
+	} else {
+		l.tr.Write(id, l.v1.AppendPreamble(l.enc[:0]), nil)
+	}
+	l.step(now, fsm.Dialed{Dial: dial, Conn: id})
+}
+
+// DialFailed reports that dial failed with err.
+func (l *Layer) DialFailed(now time.Duration, dial fsm.DialID, err error) {
+	delete(l.dials, dial)
+	l.step(now, fsm.DialFailed{Dial: dial, Err: err})
+}
+
+// Closed reports that connection id was closed by the peer or failed (EOF,
+// reset, a write error); err says why. It is ignored for a connection the
+// Layer already closed.
+func (l *Layer) Closed(now time.Duration, id fsm.ConnID, err error) {
+	if l.conns[id] == nil {
+		return
+	}
+	delete(l.conns, id)
+	l.step(now, fsm.ConnClosed{Conn: id, Err: err})
+}
+
+// Open reports whether the Layer still holds connection id: false once it
+// closed it or the driver reported it closed.
+func (l *Layer) Open(id fsm.ConnID) bool { return l.conns[id] != nil }
+
+func (l *Layer) register(id fsm.ConnID, p proto) *conn {
+	if id == 0 || l.conns[id] != nil {
+		panic(fmt.Sprintf("link: connection id c%d is zero or in use", id))
+	}
+	c := &conn{proto: p}
+	l.conns[id] = c
+	return c
+}
+
+// step feeds ev to the state machine and carries out its actions.
+func (l *Layer) step(now time.Duration, ev fsm.Event) error {
+	err := l.node.Step(now, ev)
+	acts := l.node.Ready()
+	for i := range acts {
+		l.apply(&acts[i])
+	}
+	if l.observe != nil {
+		l.observe(ev, err, acts)
+	}
+	return err
+}
+
+func (l *Layer) apply(a *fsm.Action) {
+	switch a.Kind {
+	case fsm.ActWrite:
+		l.write(a.Conn, &a.Frame)
+	case fsm.ActClose:
+		if l.conns[a.Conn] != nil {
+			delete(l.conns, a.Conn)
+			l.tr.Close(a.Conn, a.Err)
+		}
+	case fsm.ActDial:
+		l.dials[a.Dial] = a.Legacy
+		l.tr.Dial(a.Dial, a.Addr)
+	default:
+		l.tr.Notify(a)
+	}
+}
+
+// write encodes f for connection id's protocol and queues it. A frame the
+// codec refuses is a bug of this module (the configuration was checked when
+// the node started), so it panics with the frame.
+func (l *Layer) write(id fsm.ConnID, f *wire.Frame) {
+	c := l.conns[id]
+	if c == nil {
+		panic(fmt.Sprintf("link: fsm wrote %s on c%d, which the layer does not hold", f.String(), id))
+	}
+	var err error
+	switch {
+	case c.proto == protoV1 && f.Type == wire.Data:
+		l.hdr = wire.AppendDataHeader(l.hdr[:0], len(f.Payload))
+		l.tr.Write(id, l.hdr, f.Payload)
+		return
+	case c.proto == protoV1:
+		l.enc, err = l.v1.AppendFrame(l.enc[:0], f)
+	case c.proto == protoLegacy && f.Type == wire.Data && l.many:
+		if len(l.legacyEnc) == 0 {
+			l.legacyEnc, err = wire.Legacy{}.AppendFrame(l.legacyEnc[:0], f)
+		}
+		if err == nil {
+			l.tr.Write(id, l.legacyEnc, nil)
+			return
+		}
+	case c.proto == protoLegacy:
+		l.enc, err = wire.Legacy{}.AppendFrame(l.enc[:0], f)
+	default:
+		err = fmt.Errorf("the connection's protocol is not known yet")
+	}
+	if err != nil {
+		panic(fmt.Sprintf("link: fsm %s wrote %s on c%d, which its codec refuses: %v", l.node.ID(), f.String(), id, err))
+	}
+	if len(l.enc) > 0 { // a 0.4.1 BYE encodes to nothing: the FIN says it all
+		l.tr.Write(id, l.enc, nil)
+	}
+	if cap(l.enc) > 64<<10 {
+		l.enc = nil
+	}
+}
