@@ -69,7 +69,7 @@ func (w *World) randomFault() {
 		case 1:
 			w.crash(n, false)
 		default:
-			w.step(n, fsm.Shutdown{}, 0) // a clean exit: BYE shutdown and FIN on every connection
+			w.step(n, fsm.Shutdown{}) // a clean exit: BYE shutdown and FIN on every connection
 			w.crash(n, false)
 		}
 		delay := between(w.c, 0, 10*time.Second)

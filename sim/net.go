@@ -31,19 +31,17 @@ type simConn struct {
 }
 
 // simEnd is one end of a connection: the node process holding it, whether
-// its fsm still holds it, what it sent but not yet flushed, and what it
-// received but not yet parsed.
+// its connection layer still holds it, and what it sent but not yet flushed.
+// What it received but not yet parsed is the connection layer's, as in netio.
 type simEnd struct {
 	node     int
 	inc      uint64
 	open     bool
-	known    bool       // the fsm was told of it (Accepted or Dialed)
-	codec    wire.Codec // V1, or a *wire.Legacy of this end's own (it has state)
+	known    bool // the connection layer was told of it (Incoming or Dialed)
 	wbuf     []byte
 	wctl     bool          // wbuf holds something other than PINGs
+	segments int           // segments sent from here
 	lastSent time.Duration // arrival time of the last segment sent from here (FIFO)
-	rbuf     []byte        // never compacted in place: delivered payloads alias it
-	preamble bool          // the peer's preamble was checked
 }
 
 func (c *simConn) String() string {
@@ -65,8 +63,9 @@ func (w *World) latency() time.Duration {
 	return w.k.Latency + between(w.c, 0, w.k.Jitter) + 1 // never zero: a reply comes strictly after its cause
 }
 
-// dial carries out ActDial: the SYN travels to the listener at addr.
-func (w *World) dial(n *simNode, id fsm.DialID, addr string, legacy bool) {
+// dial carries out the connection layer's Dial: the SYN travels to the
+// listener at addr.
+func (w *World) dial(n *simNode, id fsm.DialID, addr string) {
 	to, known := w.byAddr[addr]
 	lat := w.latency()
 	if known && w.phase == PhaseSafety {
@@ -83,7 +82,7 @@ func (w *World) dial(n *simNode, id fsm.DialID, addr string, legacy bool) {
 	if !known {
 		to = -1
 	}
-	w.schedule(event{at: w.now + lat, kind: evDialResult, ctl: true, node: n.idx, inc: n.inc, dial: id, side: to, legacy: legacy})
+	w.schedule(event{at: w.now + lat, kind: evDialResult, ctl: true, node: n.idx, inc: n.inc, dial: id, side: to})
 }
 
 func (w *World) handshakeTimeout() time.Duration {
@@ -94,7 +93,8 @@ func (w *World) handshakeTimeout() time.Duration {
 }
 
 // dialArrives runs when the SYN reaches its destination: the listener
-// accepts (both ends learn of the connection) or the dial fails.
+// accepts, and its connection layer hears Incoming (it reads the dialer's
+// first bytes before it writes anything), or the dial fails.
 func (w *World) dialArrives(e *event) {
 	n := w.nodes[e.node]
 	if !n.alive || n.inc != e.inc {
@@ -102,19 +102,15 @@ func (w *World) dialArrives(e *event) {
 	}
 	to := e.side
 	if to < 0 || !w.nodes[to].alive {
-		w.step(n, fsm.DialFailed{Dial: e.dial, Err: errRefused}, 0)
+		n.link.DialFailed(w.now, e.dial, errRefused)
 		return
 	}
 	acc := w.nodes[to]
 	w.nextG++
 	w.stats.Conns++
 	c := &simConn{id: w.nextG}
-	c.ends[0] = simEnd{node: n.idx, inc: n.inc, open: true, codec: wire.V1{}}
-	c.ends[1] = simEnd{node: acc.idx, inc: acc.inc, open: true, codec: wire.V1{}}
-	if e.legacy { // the dialer speaks masterless 0.4.1 on it
-		c.ends[0].codec, c.ends[1].codec = &wire.Legacy{}, &wire.Legacy{}
-		c.ends[0].preamble, c.ends[1].preamble = true, true // 0.4.1 has none
-	}
+	c.ends[0] = simEnd{node: n.idx, inc: n.inc, open: true}
+	c.ends[1] = simEnd{node: acc.idx, inc: acc.inc, open: true, known: true}
 	w.conns = append(w.conns, c)
 	n.conns[localID(c.id, 0)] = c
 	if w.trace != nil {
@@ -122,43 +118,11 @@ func (w *World) dialArrives(e *event) {
 	}
 	acc.conns[localID(c.id, 1)] = c
 	// The dialer learns of the connection one latency later, with the
-	// SYN-ACK, and writes its preamble. The listener, like netio's, reads the
-	// dialer's first bytes to tell v1 from 0.4.1 before it writes or steps
-	// Accepted (see deliver); it gives up after the handshake timeout.
+	// SYN-ACK, and writes its preamble.
 	dialedAt := w.now + w.latency()
 	c.ends[1].lastSent = dialedAt
 	w.schedule(event{at: dialedAt, kind: evDialed, ctl: true, node: n.idx, inc: n.inc, dial: e.dial, conn: c})
-	w.schedule(event{at: w.now + w.handshakeTimeout(), kind: evDetectTimeout, conn: c, side: 1})
-}
-
-// detectTimeout closes an accepted connection whose dialer sent nothing in
-// time; its fsm never heard of it.
-func (w *World) detectTimeout(e *event) {
-	c := e.conn
-	if end := &c.ends[e.side]; end.open && !end.known {
-		w.closeEnd(c, e.side, false)
-	}
-}
-
-// detect runs on the first bytes that reach an accepted end: once they tell
-// the protocol, the listener registers the connection, writes its preamble
-// and steps Accepted. It reports whether the fsm now knows the end.
-func (w *World) detect(c *simConn, side int) bool {
-	e := &c.ends[side]
-	legacy, decided := wire.DetectLegacy(e.rbuf)
-	if !decided {
-		return false
-	}
-	if _, isLegacy := e.codec.(*wire.Legacy); legacy != isLegacy {
-		w.fail(fmt.Errorf("adapter: g%d: the listener took a %v dialer for legacy=%t", c.id, e.codec.Name(), legacy))
-		return false
-	}
-	e.known = true
-	if !legacy {
-		w.writePreamble(c, side)
-	}
-	w.step(w.nodes[e.node], fsm.Accepted{Conn: localID(c.id, side), Legacy: legacy}, c.id)
-	return e.open
+	acc.link.Incoming(w.now, localID(c.id, 1))
 }
 
 // dialedArrives tells the dialer its connection is up.
@@ -169,18 +133,11 @@ func (w *World) dialedArrives(e *event) {
 	}
 	if !c.ends[0].open {
 		// Reset before the SYN-ACK arrived (the listener crashed): the dial fails.
-		w.step(n, fsm.DialFailed{Dial: e.dial, Err: errReset}, 0)
+		n.link.DialFailed(w.now, e.dial, errReset)
 		return
 	}
 	c.ends[0].known = true
-	w.writePreamble(c, 0)
-	w.step(n, fsm.Dialed{Dial: e.dial, Conn: localID(c.id, 0)}, c.id)
-}
-
-func (w *World) writePreamble(c *simConn, side int) {
-	c.ends[side].wbuf = c.ends[side].codec.AppendPreamble(c.ends[side].wbuf[:0])
-	c.ends[side].wctl = true
-	w.pending = append(w.pending, pendingEnd{c, side})
+	n.link.Dialed(w.now, e.dial, localID(c.id, 0))
 }
 
 // sendBytes puts what side wrote on c onto the stream toward the other end.
@@ -194,10 +151,11 @@ func (w *World) sendBytes(c *simConn, side int) {
 	if c.reset || c.silent {
 		return
 	}
+	e.segments++
 	other := 1 - side
 	at := w.arrival(c, side)
 	w.schedule(event{at: at, kind: evDeliver, ctl: ctl, conn: c, side: other, ep: c.ep, data: data})
-	if w.opt.AdapterBug == RepeatSegments && e.preamble && bytes.Contains(data, []byte{byte(wire.Data)}) {
+	if w.opt.AdapterBug == RepeatSegments && e.segments > 1 && bytes.Contains(data, []byte{byte(wire.Data)}) {
 		w.schedule(event{at: w.arrival(c, side), kind: evDeliver, ctl: ctl, conn: c, side: other, ep: c.ep, data: data})
 	}
 }
@@ -213,8 +171,9 @@ func (w *World) arrival(c *simConn, side int) time.Duration {
 	return at
 }
 
-// deliver runs when bytes reach an end: check the preamble, parse frames,
-// feed them to the fsm one by one.
+// deliver runs when bytes reach an end: they are read into the connection
+// layer's buffer, as netio's reader does, in as many reads as its free space
+// asks for; the layer parses them and steps the fsm.
 func (w *World) deliver(ev *event) {
 	c := ev.conn
 	e := &c.ends[ev.side]
@@ -222,56 +181,27 @@ func (w *World) deliver(ev *event) {
 		return // lost in a reset, or the end is closed: a real stack would drop them too
 	}
 	n := w.nodes[e.node]
-	side := ev.side
-	local := localID(c.id, side)
-	if len(e.rbuf) == 0 {
-		e.rbuf = ev.data // a segment is never written again once sent: parse it in place
-	} else {
-		e.rbuf = append(e.rbuf, ev.data...)
-	}
-	if !e.known && (side == 0 || !w.detect(c, side)) {
-		return
-	}
-	if !e.preamble {
-		k, err := e.codec.ParsePreamble(e.rbuf)
-		if err != nil {
-			w.step(n, fsm.Malformed{Conn: local, Err: err}, c.id)
-			return
+	local := localID(c.id, ev.side)
+	data := ev.data
+	for len(data) > 0 && e.open && w.err == nil {
+		buf := n.link.ReadBuffer(local)
+		if buf == nil {
+			return // closed by its fsm: the rest is discarded
 		}
-		if k == 0 {
-			return
-		}
-		e.rbuf, e.preamble = e.rbuf[k:], true
-	}
-	for e.open && len(e.rbuf) > 0 && w.err == nil {
-		f, k, err := e.codec.ParseFrame(e.rbuf)
-		if err != nil {
-			w.step(n, fsm.Malformed{Conn: local, Err: err}, c.id)
-			return
-		}
-		if k == 0 {
-			break
-		}
-		e.rbuf = e.rbuf[k:]
-		w.stats.Frames[min(int(f.Type), len(w.stats.Frames)-1)]++
-		if f.Type == wire.Bye {
-			w.stats.Byes[min(int(f.Code), len(w.stats.Byes)-1)]++
-		}
-		w.step(n, fsm.FrameReceived{Conn: local, Frame: f}, c.id)
-	}
-	if len(e.rbuf) == 0 {
-		e.rbuf = nil
+		k := copy(buf, data)
+		data = data[k:]
+		n.link.Received(w.now, local, k)
 	}
 }
 
-// closeEnd closes side of c because its own fsm asked (ActClose): the FIN
+// closeEnd closes side of c because its connection layer closed it: the FIN
 // follows the bytes already sent.
-func (w *World) closeEnd(c *simConn, side int, _ bool) {
+func (w *World) closeEnd(c *simConn, side int) {
 	e := &c.ends[side]
 	if !e.open {
 		return
 	}
-	e.open, e.rbuf = false, nil
+	e.open = false
 	delete(w.nodes[e.node].conns, localID(c.id, side))
 	if c.reset || c.silent || !c.ends[1-side].open {
 		return
@@ -287,7 +217,7 @@ func (w *World) closeArrives(ev *event) {
 	if !e.open || (ev.kind == evFIN && ev.ep != c.ep) {
 		return
 	}
-	e.open, e.rbuf = false, nil
+	e.open = false
 	n := w.nodes[e.node]
 	local := localID(c.id, ev.side)
 	delete(n.conns, local)
@@ -298,7 +228,7 @@ func (w *World) closeArrives(ev *event) {
 	if ev.kind == evReset {
 		err = errReset
 	}
-	w.step(n, fsm.ConnClosed{Conn: local, Err: err}, c.id)
+	n.link.Closed(w.now, local, err)
 }
 
 // resetConn resets c: bytes in flight are lost and every open end hears

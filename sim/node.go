@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/link"
 	"github.com/masterless-go/masterless/spec"
 	"github.com/masterless-go/masterless/wire"
 )
@@ -18,6 +19,7 @@ type simNode struct {
 	addr   string
 	inc    uint64
 	fsm    *fsm.Node
+	link   *link.Layer // drives fsm; the same connection layer netio runs
 	alive  bool
 	legacy bool // dials with masterless 0.4.1 (fsm.Config.LegacyDial)
 
@@ -73,18 +75,36 @@ func localID(g spec.ConnID, side int) fsm.ConnID { return fsm.ConnID(2*uint64(g)
 
 func globalOf(l fsm.ConnID) spec.ConnID { return spec.ConnID(uint64(l) / 2) }
 
-// step feeds one event to n's fsm and carries out the actions, like netio's
-// event loop does; then it checks the safety invariants.
-func (w *World) step(n *simNode, ev fsm.Event, g spec.ConnID) error {
+// step feeds n an event that concerns no connection's bytes (a user
+// command, Listening, Tick). Connection events go to n's connection layer
+// from net.go, as netio's sockets report them.
+func (w *World) step(n *simNode, ev fsm.Event) error {
+	return n.link.Step(w.now, ev)
+}
+
+// observe runs after every step of n's fsm, once the connection layer has
+// carried out its actions: it sends what was written, checks the safety
+// invariants, re-arms n's timer and writes the trace.
+func (w *World) observe(n *simNode, ev fsm.Event, err error, acts []fsm.Action) {
 	w.steps++
-	if fr, ok := ev.(fsm.FrameReceived); ok && fr.Frame.Type == wire.Hello && fr.Frame.Info != "" {
-		n.heard[fr.Frame.ID] = true
+	g := eventConn(ev)
+	if fr, ok := ev.(fsm.FrameReceived); ok {
+		f := &fr.Frame
+		if f.Type == wire.Hello && f.Info != "" {
+			n.heard[f.ID] = true
+		}
+		w.stats.Frames[min(int(f.Type), len(w.stats.Frames)-1)]++
+		if f.Type == wire.Bye {
+			w.stats.Byes[min(int(f.Code), len(w.stats.Byes)-1)]++
+		}
 	}
-	err := n.fsm.Step(w.now, ev)
-	acts := n.fsm.Ready()
 	w.remember(n, ev, g, err, acts)
 	for i := range acts {
-		w.act(n, &acts[i])
+		if a := &acts[i]; a.Kind == fsm.ActWrite && a.Frame.Type != wire.Ping {
+			if c := n.conns[a.Conn]; c != nil {
+				c.ends[int(a.Conn%2)].wctl = true
+			}
+		}
 	}
 	w.flush(n)
 	if !w.cannotChangeState(n, ev, acts) {
@@ -105,7 +125,25 @@ func (w *World) step(n *simNode, ev fsm.Event, g spec.ConnID) error {
 	if w.trace != nil {
 		w.trace.step(w, n, ev, g, acts)
 	}
-	return err
+}
+
+// eventConn returns the global id of the connection ev concerns, or 0.
+func eventConn(ev fsm.Event) spec.ConnID {
+	switch e := ev.(type) {
+	case fsm.FrameReceived:
+		return globalOf(e.Conn)
+	case fsm.Incoming:
+		return globalOf(e.Conn)
+	case fsm.Accepted:
+		return globalOf(e.Conn)
+	case fsm.Dialed:
+		return globalOf(e.Conn)
+	case fsm.Malformed:
+		return globalOf(e.Conn)
+	case fsm.ConnClosed:
+		return globalOf(e.Conn)
+	}
+	return 0
 }
 
 // cannotChangeState reports whether a step provably left everything the
@@ -157,45 +195,60 @@ func (w *World) cannotChangeState(n *simNode, ev fsm.Event, acts []fsm.Action) b
 	return true
 }
 
-// act carries out one action of n's fsm.
-func (w *World) act(n *simNode, a *fsm.Action) {
+// transport is a node's sockets as its connection layer sees them
+// (link.Transport): simulated streams.
+type transport struct {
+	w *World
+	n *simNode
+}
+
+// end returns the end of connection id that n holds, failing the run when
+// the layer names one it should not.
+func (t transport) end(id fsm.ConnID, what string) (*simConn, *simEnd) {
+	c := t.n.conns[id]
+	if c == nil {
+		t.w.fail(fmt.Errorf("adapter: %s: %s on c%d, which it does not hold", t.n.id, what, id))
+		return nil, nil
+	}
+	e := &c.ends[int(id%2)]
+	if !e.open {
+		t.w.fail(fmt.Errorf("adapter: %s: %s on g%d after closing it", t.n.id, what, c.id))
+		return nil, nil
+	}
+	return c, e
+}
+
+// Write queues bytes on the end; they leave as one segment at the end of
+// the step (flush).
+func (t transport) Write(id fsm.ConnID, head, body []byte) {
+	c, e := t.end(id, "write")
+	if e == nil {
+		return
+	}
+	if len(e.wbuf) == 0 {
+		t.w.pending = append(t.w.pending, pendingEnd{c, int(id % 2)})
+	}
+	e.wbuf = append(append(e.wbuf, head...), body...)
+}
+
+// Close sends what was written, then the FIN.
+func (t transport) Close(id fsm.ConnID, _ error) {
+	c := t.n.conns[id]
+	if c == nil {
+		return // a connection refused before it was registered, already gone
+	}
+	side := int(id % 2)
+	t.w.sendBytes(c, side)
+	t.w.closeEnd(c, side)
+}
+
+// Dial sends the SYN.
+func (t transport) Dial(id fsm.DialID, addr string) { t.w.dial(t.n, id, addr) }
+
+// Notify records what the user is told and checks every delivery.
+func (t transport) Notify(a *fsm.Action) {
+	w, n := t.w, t.n
 	switch a.Kind {
-	case fsm.ActDial:
-		w.dial(n, a.Dial, a.Addr, a.Legacy)
-	case fsm.ActWrite:
-		c := n.conns[a.Conn]
-		if c == nil {
-			w.fail(fmt.Errorf("adapter: %s wrote %s on c%d, which it does not hold", n.id, a.Frame.String(), a.Conn))
-			return
-		}
-		e := &c.ends[int(a.Conn%2)]
-		if !e.open {
-			w.fail(fmt.Errorf("adapter: %s wrote %s on g%d after closing it", n.id, a.Frame.String(), c.id))
-			return
-		}
-		var err error
-		if len(e.wbuf) == 0 {
-			w.pending = append(w.pending, pendingEnd{c, int(a.Conn % 2)})
-		}
-		if _, v1 := e.codec.(wire.V1); v1 && a.Frame.Type == wire.Data {
-			e.wbuf = wire.AppendData(e.wbuf, a.Frame.Payload) // netio's hot path
-		} else {
-			e.wbuf, err = e.codec.AppendFrame(e.wbuf, &a.Frame)
-		}
-		if err != nil {
-			w.fail(fmt.Errorf("adapter: %s wrote an unencodable frame %s on g%d: %w", n.id, a.Frame.String(), c.id, err))
-		}
-		if a.Frame.Type != wire.Ping {
-			e.wctl = true
-		}
-	case fsm.ActClose:
-		c := n.conns[a.Conn]
-		if c == nil {
-			return // a connection the fsm refused before registering it, already gone
-		}
-		side := int(a.Conn % 2)
-		w.sendBytes(c, side)
-		w.closeEnd(c, side, false)
 	case fsm.ActConnected, fsm.ActDisconnected, fsm.ActConnectDone:
 		n.User = append(n.User, UserEvent{At: w.now, Incarnation: n.inc, Kind: a.Kind, Peer: a.Peer, PeerInc: a.Incarnation, Req: a.Req, Err: a.Err})
 	case fsm.ActMessage:
@@ -207,7 +260,7 @@ func (w *World) act(n *simNode, a *fsm.Action) {
 		n.User = append(n.User, UserEvent{At: w.now, Incarnation: n.inc, Kind: a.Kind, Peer: a.Peer, Payload: string(a.Frame.Payload)})
 		w.fail(w.deliveries.Observe(spec.Delivery{Conn: globalOf(a.Conn), Receiver: n.id, Sender: a.Peer, Src: src, Dst: dst, Seq: seq}))
 	default:
-		w.fail(fmt.Errorf("adapter: %s asked for unknown action %v", n.id, a.Kind))
+		w.fail(fmt.Errorf("adapter: %s was told of unknown action %v", n.id, a.Kind))
 	}
 }
 
@@ -314,7 +367,7 @@ func (w *World) crash(n *simNode, silent bool) {
 		}
 	}
 	clear(n.conns)
-	n.fsm, n.alive, n.tickSet = nil, false, false
+	n.fsm, n.link, n.alive, n.tickSet = nil, nil, false, false
 	n.dirty = true
 	w.refresh(n)
 	if w.trace != nil {
@@ -336,10 +389,10 @@ func (w *World) restart(n *simNode) {
 	}
 	for _, addr := range sortedKeys(n.connectAddrs) {
 		n.nextReq++
-		w.step(n, fsm.Connect{Req: n.nextReq, Addr: addr}, 0)
+		w.step(n, fsm.Connect{Req: n.nextReq, Addr: addr})
 	}
 	for _, id := range sortedKeys(n.keeps) {
-		w.step(n, fsm.SetKeep{Peer: id, Keep: true}, 0)
+		w.step(n, fsm.SetKeep{Peer: id, Keep: true})
 	}
 }
 

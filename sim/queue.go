@@ -10,18 +10,17 @@ import (
 type evKind uint8
 
 const (
-	evDeliver       evKind = iota + 1 // bytes arrive at one end of a connection
-	evFIN                             // the other end closed: ConnClosed after the bytes before it
-	evReset                           // the connection was reset: ConnClosed at once
-	evDialResult                      // a dial's SYN reached the listener (or not)
-	evDialed                          // the SYN-ACK reached the dialer
-	evDetectTimeout                   // an accepted connection's dialer sent nothing in time
-	evTick                            // a node's deadline
-	evCommand                         // the random user issues a command
-	evFault                           // the next injected fault
-	evRestart                         // a crashed node comes back
-	evHeal                            // the healing phase starts
-	evFunc                            // a scenario's scripted action
+	evDeliver    evKind = iota + 1 // bytes arrive at one end of a connection
+	evFIN                          // the other end closed: ConnClosed after the bytes before it
+	evReset                        // the connection was reset: ConnClosed at once
+	evDialResult                   // a dial's SYN reached the listener (or not)
+	evDialed                       // the SYN-ACK reached the dialer
+	evTick                         // a node's deadline
+	evCommand                      // the random user issues a command
+	evFault                        // the next injected fault
+	evRestart                      // a crashed node comes back
+	evHeal                         // the healing phase starts
+	evFunc                         // a scenario's scripted action
 )
 
 // event is one entry of the scheduler's queue. A plain struct in a slice
@@ -39,7 +38,6 @@ type event struct {
 	ep     uint32
 	data   []byte
 	dial   fsm.DialID
-	legacy bool // evDialResult: the dial speaks masterless 0.4.1
 	fn     func()
 }
 

@@ -30,6 +30,9 @@ type record struct {
 	g    spec.ConnID
 	err  error
 	acts []fsm.Action
+	// bytes holds copies of the payloads in fr and acts: they alias the
+	// connection layer's input buffer, which moves on.
+	bytes []byte
 }
 
 // remember stores a step in the ring.
@@ -37,12 +40,33 @@ func (w *World) remember(n *simNode, ev any, g spec.ConnID, err error, acts []fs
 	r := &w.ring[w.ringAt%len(w.ring)]
 	w.ringAt++
 	r.step, r.at, r.node, r.inc, r.g, r.err = w.steps, w.now, n.id, n.inc, g, err
+	r.bytes = r.bytes[:0]
 	if fr, ok := ev.(fsm.FrameReceived); ok {
 		r.fr, r.isFr, r.ev = fr, true, nil
+		r.fr.Frame.Payload = r.keep(fr.Frame.Payload)
 	} else {
 		r.ev, r.isFr = copyEvent(ev), false
 	}
 	r.acts = append(r.acts[:0], acts...)
+	for i := range r.acts {
+		if a := &r.acts[i]; a.Kind == fsm.ActMessage {
+			a.Frame.Payload = r.keep(a.Frame.Payload)
+		}
+	}
+}
+
+// keep copies p into the record's own bytes. A record that outgrows its
+// bytes gets a new array; the older copies keep theirs.
+func (r *record) keep(p []byte) []byte {
+	if len(p) == 0 {
+		return p
+	}
+	if cap(r.bytes)-len(r.bytes) < len(p) {
+		r.bytes = make([]byte, 0, max(2*cap(r.bytes), len(p), 256))
+	}
+	start := len(r.bytes)
+	r.bytes = append(r.bytes, p...)
+	return r.bytes[start:len(r.bytes):len(r.bytes)]
 }
 
 // copyEvent returns a copy of ev in a box of its own. Storing ev itself in
@@ -51,6 +75,8 @@ func (w *World) remember(n *simNode, ev any, g spec.ConnID, err error, acts []fs
 // path, by far the most common, free of them.
 func copyEvent(ev any) any {
 	switch e := ev.(type) {
+	case fsm.Incoming:
+		return e
 	case fsm.Accepted:
 		return e
 	case fsm.Dialed:
@@ -140,7 +166,12 @@ func eventString(ev any) string {
 	switch e := ev.(type) {
 	case fsm.FrameReceived:
 		return "FrameReceived " + e.Frame.String()
+	case fsm.Incoming:
+		return "Incoming"
 	case fsm.Accepted:
+		if e.Legacy {
+			return "Accepted 0.4.1"
+		}
 		return "Accepted"
 	case fsm.Dialed:
 		return fmt.Sprintf("Dialed d%d", e.Dial)
@@ -280,6 +311,9 @@ func (t *tracer) current(w *World, n *simNode) traceState {
 	s := &w.snap.Nodes[n.idx]
 	st := traceState{keep: map[string]bool{}, sess: map[string]spec.ConnID{}}
 	for _, c := range s.Conns {
+		if c.State == fsm.StateDetect {
+			continue // its protocol not known yet: the model has no such state
+		}
 		st.conns = append(st.conns, traceConn{Conn: c.Global, Peer: c.Peer, State: c.State.String(), Sess: c.Sess, local: c.ID})
 	}
 	slices.SortFunc(st.conns, func(a, b traceConn) int { return cmp.Compare(a.local, b.local) })
@@ -359,6 +393,15 @@ func (t *tracer) step(w *World, n *simNode, ev fsm.Event, g spec.ConnID, acts []
 	case fsm.CancelConnect, fsm.Send, fsm.DialFailed:
 		if _, failed := ev.(fsm.DialFailed); failed || !t.same(before, after) {
 			t.emit(w, n, traceLine{Kind: "dial-failed"}, after)
+		}
+	case fsm.Incoming:
+		// The model meets an accepted connection once its protocol is known
+		// (Accepted, below), unless it is refused right away.
+		if slices.ContainsFunc(acts, func(a fsm.Action) bool { return a.Kind == fsm.ActClose && a.Conn == e.Conn }) {
+			open := before.clone()
+			open.conns = append(open.conns, traceConn{Conn: g, State: "hello", local: e.Conn})
+			t.emit(w, n, traceLine{Kind: "accept", Conn: g, Dialer: isDialer(e.Conn)}, open)
+			t.emit(w, n, traceLine{Kind: "tick", Conn: g, Dialer: isDialer(e.Conn)}, after)
 		}
 	case fsm.Dialed, fsm.Accepted:
 		local, kind, peer := fsm.ConnID(0), "accept", ""

@@ -21,7 +21,7 @@ func (w *World) Connect(i int, addr string) fsm.ReqID {
 		return 0
 	}
 	n.nextReq++
-	w.step(n, fsm.Connect{Req: n.nextReq, Addr: addr}, 0)
+	w.step(n, fsm.Connect{Req: n.nextReq, Addr: addr})
 	return n.nextReq
 }
 
@@ -32,7 +32,7 @@ func (w *World) Disconnect(i int, peer string) error {
 	if !n.alive {
 		return nil
 	}
-	return w.step(n, fsm.Disconnect{Peer: peer}, 0)
+	return w.step(n, fsm.Disconnect{Peer: peer})
 }
 
 // SetKeep asks node i to keep (or stop keeping) peer.
@@ -46,7 +46,7 @@ func (w *World) SetKeep(i int, peer string, keep bool) error {
 	if !n.alive {
 		return nil
 	}
-	return w.step(n, fsm.SetKeep{Peer: peer, Keep: keep}, 0)
+	return w.step(n, fsm.SetKeep{Peer: peer, Keep: keep})
 }
 
 // forget drops n's intent to keep peer, however it was expressed.
@@ -69,7 +69,7 @@ func (w *World) Send(i int, peer string) (uint64, error) {
 	if !n.alive {
 		return seq, fsm.ErrClosed
 	}
-	return seq, w.step(n, fsm.Send{Peer: peer, Payload: spec.Payload(n.id, peer, seq)}, 0)
+	return seq, w.step(n, fsm.Send{Peer: peer, Payload: spec.Payload(n.id, peer, seq)})
 }
 
 // Crash kills node i's process: its fsm is discarded. Its peers see a reset
@@ -177,7 +177,7 @@ func (w *World) randomCommand() {
 	case r < 50:
 		w.SetKeep(n.idx, other.id, w.c.Intn(3) > 0)
 	case r < 52 && len(n.connectAddrs) > 0 && n.nextReq > 0:
-		w.step(n, fsm.CancelConnect{Req: n.nextReq - fsm.ReqID(w.c.Intn(int(n.nextReq)))}, 0)
+		w.step(n, fsm.CancelConnect{Req: n.nextReq - fsm.ReqID(w.c.Intn(int(n.nextReq)))})
 	default:
 		for k := between(w.c, 1, 5); k > 0 && w.err == nil; k-- {
 			w.Send(n.idx, other.id)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/link"
 	"github.com/masterless-go/masterless/spec"
 )
 
@@ -145,9 +146,11 @@ func (w *World) start(n *simNode, inc uint64) error {
 		return err
 	}
 	n.fsm, n.inc, n.alive = f, inc, true
+	n.link = link.New(f, transport{w, n})
+	n.link.SetObserver(func(ev fsm.Event, err error, acts []fsm.Action) { w.observe(n, ev, err, acts) })
 	n.heard = map[string]bool{}
 	n.tickAt, n.tickSet = 0, false
-	w.step(n, fsm.Listening{Info: n.addr}, 0)
+	w.step(n, fsm.Listening{Info: n.addr})
 	return nil
 }
 
@@ -212,13 +215,11 @@ func (w *World) next() {
 		w.dialArrives(&e)
 	case evDialed:
 		w.dialedArrives(&e)
-	case evDetectTimeout:
-		w.detectTimeout(&e)
 	case evTick:
 		n := w.nodes[e.node]
 		if n.alive && n.inc == e.inc && n.tickSet && n.tickAt == e.at {
 			n.tickSet = false
-			w.step(n, fsm.Tick{}, 0)
+			w.step(n, fsm.Tick{})
 		}
 	case evCommand:
 		w.randomCommand()
