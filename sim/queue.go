@@ -31,14 +31,14 @@ type event struct {
 	kind evKind
 	ctl  bool // counts in World.inflight until it runs (bytes other than PING, FIN, dial)
 
-	node   int    // target node index
-	inc    uint64 // the node incarnation it was meant for
-	conn   *simConn
-	side   int // the end of conn it arrives at
-	ep     uint32
-	data   []byte
-	dial   fsm.DialID
-	fn     func()
+	node int    // target node index
+	inc  uint64 // the node incarnation it was meant for
+	conn *simConn
+	side int // the end of conn it arrives at
+	ep   uint32
+	data []byte
+	dial fsm.DialID
+	fn   func()
 }
 
 // queue is a binary min-heap of events ordered by (at, seq). The heap holds
