@@ -1,0 +1,284 @@
+package link_test
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/link"
+	"github.com/masterless-go/masterless/wire"
+)
+
+// recorder is a Transport that writes down everything the layer asks for.
+type recorder struct {
+	log    []string
+	writes map[fsm.ConnID][]byte
+	msgs   [][]byte
+	closed map[fsm.ConnID]error
+}
+
+func newRecorder() *recorder {
+	return &recorder{writes: map[fsm.ConnID][]byte{}, closed: map[fsm.ConnID]error{}}
+}
+
+func (r *recorder) Write(id fsm.ConnID, head, body []byte) {
+	r.writes[id] = append(append(r.writes[id], head...), body...)
+	r.log = append(r.log, fmt.Sprintf("write c%d %q", id, append(append([]byte(nil), head...), body...)))
+}
+
+func (r *recorder) Close(id fsm.ConnID, why error) {
+	r.closed[id] = why
+	r.log = append(r.log, fmt.Sprintf("close c%d %v", id, why))
+}
+
+func (r *recorder) Dial(id fsm.DialID, addr string) {
+	r.log = append(r.log, fmt.Sprintf("dial d%d %s", id, addr))
+}
+
+func (r *recorder) Notify(a *fsm.Action) {
+	if a.Kind == fsm.ActMessage {
+		r.msgs = append(r.msgs, append([]byte(nil), a.Frame.Payload...))
+	}
+	r.log = append(r.log, a.String())
+}
+
+const maxFrame = 1 << 20
+
+// acceptor returns a layer for node "b" and a recorder; "b" is the greater id,
+// so it grants a connection from "a" as soon as a's HELLO arrives.
+func acceptor(t testing.TB) (*link.Layer, *recorder) {
+	t.Helper()
+	n, err := fsm.New(fsm.Config{ID: "b", Incarnation: 2, Seed: 1, MaxFrameSize: maxFrame})
+	require.NoError(t, err)
+	r := newRecorder()
+	l := link.New(n, r)
+	require.NoError(t, l.Step(0, fsm.Listening{Info: "tcp://b:1"}))
+	return l, r
+}
+
+// v1Stream is what a v1 dialer "a" sends: preamble, HELLO, then a DATA frame
+// per payload.
+func v1Stream(t testing.TB, payloads ...[]byte) []byte {
+	t.Helper()
+	var codec wire.V1
+	b := codec.AppendPreamble(nil)
+	b, err := codec.AppendFrame(b, &wire.Frame{Type: wire.Hello, ID: "a", Incarnation: 1, Info: "tcp://a:1"})
+	require.NoError(t, err)
+	for _, p := range payloads {
+		b = wire.AppendData(b, p)
+	}
+	return b
+}
+
+// feed reads stream into connection id the way a socket reader does: into
+// the buffer the layer offers, at most chunk bytes per read (0: as much as
+// offered). It checks that the layer always offers room and never holds more
+// than bound bytes.
+func feed(t testing.TB, l *link.Layer, id fsm.ConnID, stream []byte, chunk, bound int) {
+	t.Helper()
+	for reads := 0; len(stream) > 0; reads++ {
+		buf := l.ReadBuffer(id)
+		if buf == nil {
+			return // closed: the rest is discarded
+		}
+		if len(buf) == 0 {
+			t.Fatalf("ReadBuffer offered no room after %d reads (%d bytes buffered)", reads, l.Buffered(id))
+		}
+		if l.Buffered(id)+len(buf) > bound {
+			t.Fatalf("buffer of %d bytes, larger than the frame in progress needs (bound %d)", l.Buffered(id)+len(buf), bound)
+		}
+		k := len(buf)
+		if chunk > 0 {
+			k = min(k, chunk)
+		}
+		k = copy(buf[:k], stream)
+		stream = stream[k:]
+		l.Received(0, id, k)
+	}
+}
+
+// TestFramesAtEveryBoundary sends frames whose sizes sit on either side of
+// every buffer size the layer uses, read in chunks of sizes that do the
+// same, and checks every payload arrives whole and in order. It is the
+// regression test for a reader that shrank its buffer while holding exactly
+// 64 KiB of a larger frame and then spun on zero-length reads.
+func TestFramesAtEveryBoundary(t *testing.T) {
+	var sizes []int
+	for _, edge := range []int{0, 128, 4 << 10, 64 << 10, 128 << 10} {
+		for d := -6; d <= 6; d++ {
+			if s := edge + d; s >= 0 {
+				sizes = append(sizes, s)
+			}
+		}
+	}
+	chunks := []int{0, 1, 3, 127, 128, 4096, 65536, 65541}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, chunk := range chunks {
+		t.Run(fmt.Sprintf("chunk=%d", chunk), func(t *testing.T) {
+			l, r := acceptor(t)
+			var want [][]byte
+			for _, s := range sizes {
+				p := make([]byte, s)
+				for i := range p {
+					p[i] = byte(rng.Uint32())
+				}
+				want = append(want, p)
+			}
+			l.Incoming(0, 1)
+			feed(t, l, 1, v1Stream(t, want...), chunk, 128<<10+16)
+			require.Len(t, r.msgs, len(want))
+			for i := range want {
+				require.True(t, bytes.Equal(want[i], r.msgs[i]), "payload %d (%d bytes) differs", i, len(want[i]))
+			}
+			require.Empty(t, r.closed, "the connection must stay open")
+		})
+	}
+}
+
+// TestOneLargeFrameGreedyReads reads a 64 KiB payload (a 65,541-byte frame)
+// as fast as the buffer allows, as netio does.
+func TestOneLargeFrameGreedyReads(t *testing.T) {
+	l, r := acceptor(t)
+	l.Incoming(0, 1)
+	p := bytes.Repeat([]byte{7}, 64<<10)
+	feed(t, l, 1, v1Stream(t, p, p, []byte("x")), 0, 64<<10+16)
+	require.Len(t, r.msgs, 3)
+}
+
+// TestBuffersStaySmall: nothing beyond a small buffer before the preamble
+// checks out, and a big frame's buffer is given back once it has passed.
+func TestBuffersStaySmall(t *testing.T) {
+	l, _ := acceptor(t)
+	l.Incoming(0, 1)
+	require.LessOrEqual(t, len(l.ReadBuffer(1)), 128, "before the dialer's first bytes")
+	stream := v1Stream(t, bytes.Repeat([]byte{1}, 1<<19))
+	feed(t, l, 1, stream, 0, 1<<19+16)
+	feed(t, l, 1, wire.AppendData(nil, []byte("small")), 5, 1<<19+16)
+	require.LessOrEqual(t, len(l.ReadBuffer(1)), 4<<10, "after a big frame passed and a small read")
+}
+
+// TestDetection: the acceptor tells 0.4.1 from v1 by the first bytes,
+// writes nothing before, and writes the v1 preamble before its HELLO.
+func TestDetection(t *testing.T) {
+	t.Run("v1", func(t *testing.T) {
+		l, r := acceptor(t)
+		l.Incoming(0, 1)
+		require.Empty(t, r.writes[1], "nothing written before the protocol is known")
+		feed(t, l, 1, []byte(" \r\n"), 0, 128)
+		require.Empty(t, r.writes[1], "whitespace decides nothing")
+		feed(t, l, 1, []byte("MLSS"), 0, 128)
+		require.True(t, bytes.HasPrefix(r.writes[1], wire.V1{}.AppendPreamble(nil)), "preamble first: %q", r.writes[1])
+	})
+	t.Run("0.4.1 after whitespace", func(t *testing.T) {
+		l, r := acceptor(t)
+		l.Incoming(0, 1)
+		feed(t, l, 1, []byte(strings.Repeat(" ", 60)), 7, 128)
+		require.Empty(t, r.writes[1])
+		feed(t, l, 1, []byte(`{"id":"a","info":"tcp://a:1"}`+"\r\n"), 3, 8<<10)
+		require.Equal(t, `{"id":"b","inc":2}`+"\r\n", string(r.writes[1]), "0.4.1 acceptor answers the HELLO with its id")
+		feed(t, l, 1, []byte(`{"priority":1}`+"\r\n"+`{"priority":1}`+"\r\n"), 5, 8<<10)
+		require.Len(t, r.msgs, 1, "after the confirm a priority-shaped object is DATA")
+		require.Equal(t, `{"priority":1}`, string(r.msgs[0]))
+	})
+	t.Run("garbage", func(t *testing.T) {
+		l, r := acceptor(t)
+		l.Incoming(0, 1)
+		feed(t, l, 1, []byte("GET / HTTP/1.1\r\n\r\n"), 0, 128)
+		require.ErrorIs(t, r.closed[1], wire.ErrBadMagic)
+		require.False(t, l.Open(1))
+		require.Nil(t, l.ReadBuffer(1), "a closed connection offers no buffer")
+	})
+}
+
+// TestHandshakeCapIsFSMs: the bound on handshaking connections applies from
+// the moment a connection is accepted, before its protocol is known.
+func TestHandshakeCapIsFSMs(t *testing.T) {
+	n, err := fsm.New(fsm.Config{ID: "b", Incarnation: 2, MaxHandshakes: 2})
+	require.NoError(t, err)
+	r := newRecorder()
+	l := link.New(n, r)
+	for id := fsm.ConnID(1); id <= 3; id++ {
+		l.Incoming(0, id)
+	}
+	require.True(t, l.Open(1))
+	require.True(t, l.Open(2))
+	require.False(t, l.Open(3))
+	require.ErrorIs(t, r.closed[3], fsm.ErrTooManyHandshakes)
+	// A dialer that never speaks is closed at the handshake timeout.
+	require.NoError(t, l.Step(fsm.DefaultHandshakeTimeout, fsm.Tick{}))
+	require.False(t, l.Open(1))
+	require.ErrorIs(t, r.closed[1], fsm.ErrHandshakeTimeout)
+	require.Empty(t, r.writes, "no byte, not even a BYE, to a dialer whose protocol is unknown")
+}
+
+// TestSendManyEncodesOnce: every v1 session gets the same header and the
+// caller's payload itself.
+func TestSendManyEncodesOnce(t *testing.T) {
+	l, r := acceptor(t)
+	for id := fsm.ConnID(1); id <= 3; id++ {
+		l.Incoming(0, id)
+	}
+	var codec wire.V1
+	for i, id := range []string{"a", "c", "d"} {
+		b := codec.AppendPreamble(nil)
+		b, err := codec.AppendFrame(b, &wire.Frame{Type: wire.Hello, ID: id, Incarnation: 1})
+		require.NoError(t, err)
+		feed(t, l, fsm.ConnID(i+1), b, 0, 128)
+	}
+	// b is the greater id of a only; c and d lead their pairs and grant.
+	welcome, err := codec.AppendFrame(nil, &wire.Frame{Type: wire.Welcome, Sess: 1, Keep: true})
+	require.NoError(t, err)
+	feed(t, l, 2, welcome, 0, 4096)
+	feed(t, l, 3, welcome, 0, 4096)
+	require.Equal(t, []string{"a", "c", "d"}, l.Node().Sessions())
+	for id := range r.writes {
+		r.writes[id] = nil
+	}
+	require.Equal(t, 3, l.SendMany(0, []string{"a", "c", "d", "zz"}, []byte("hello")))
+	for id := fsm.ConnID(1); id <= 3; id++ {
+		require.Equal(t, wire.AppendData(nil, []byte("hello")), r.writes[id])
+	}
+}
+
+// FuzzChunking feeds a byte stream to an accepted connection once in reads as
+// large as the layer offers and once in random chunks: the layer must never panic, always offer room, and
+// do exactly the same things (writes, closes, notifications) either way.
+func FuzzChunking(f *testing.F) {
+	f.Add(v1Stream(f, []byte("x"), make([]byte, 300)), uint64(1))
+	f.Add([]byte(`{"id":"a"}`+"\r\n"+`{"priority":0.5}`+"\r\n{}\r\n[false]\r\ntrue\r\n"), uint64(2))
+	f.Add([]byte("  \r\n{\"id\":\"a\",\"inc\":3}\r\n"), uint64(3))
+	f.Add([]byte("MLSS\x00\x02\x00\x00"), uint64(4))
+	f.Add(append(v1Stream(f), 0, 0, 0, 0), uint64(5))
+	f.Fuzz(func(t *testing.T, stream []byte, seed uint64) {
+		run := func(chunks bool) []string {
+			l, r := acceptor(t)
+			l.Incoming(0, 1)
+			rng := rand.New(rand.NewPCG(seed, 7))
+			rest := stream
+			for len(rest) > 0 {
+				buf := l.ReadBuffer(1)
+				if buf == nil {
+					break
+				}
+				if len(buf) == 0 {
+					t.Fatalf("ReadBuffer offered no room with %d bytes buffered", l.Buffered(1))
+				}
+				k := len(buf)
+				if chunks {
+					k = 1 + rng.IntN(k)
+				}
+				k = copy(buf[:k], rest)
+				rest = rest[k:]
+				l.Received(0, 1, k)
+			}
+			return r.log
+		}
+		whole, chunked := run(false), run(true)
+		require.Equal(t, whole, chunked, "the same bytes in other chunks must do the same")
+	})
+}
