@@ -33,9 +33,8 @@ func (n *Node) accepted(id ConnID, legacy bool) {
 	} else if c.state != StateDetect || c.dial != nil {
 		n.invariant(false, "Accepted for c%d in state %s", id, c.state)
 	}
-	c.state, c.legacy = StateHello, legacy
-	if legacy {
-		return // 0.4.1: the acceptor speaks only after the dialer's HELLO (legacy.go)
+	c.state, c.rules = StateHello, rulesFor(legacy)
+	if c.rules.acceptorHello {
+		n.sendHello(c)
 	}
-	n.sendHello(c)
 }

@@ -34,7 +34,7 @@ type conn struct {
 	state    ConnState
 	dial     *dial // the dial that opened it; nil when accepted
 	openedAt time.Duration
-	legacy   bool    // speaks masterless 0.4.1 (legacy.go)
+	rules    *rules  // the protocol it speaks; nil until known (table.go)
 	prio     float64 // 0.4.1 dialer: the priority sent in our JOIN
 
 	// Known once the peer's HELLO arrived.
@@ -53,7 +53,7 @@ type conn struct {
 // openConn registers a connection this node dialed and sends our HELLO on it.
 func (n *Node) openConn(id ConnID, d *dial, legacy bool) {
 	n.invariant(id != 0 && n.conns[id] == nil, "connection id c%d is zero or reused", id)
-	c := &conn{id: id, state: StateHello, dial: d, openedAt: n.now, lastRecv: n.now, legacy: legacy}
+	c := &conn{id: id, state: StateHello, dial: d, openedAt: n.now, lastRecv: n.now, rules: rulesFor(legacy)}
 	n.conns[id] = c
 	n.handshaking++
 	n.arm(c.openedAt + n.cfg.HandshakeTimeout)
@@ -82,11 +82,14 @@ func (n *Node) closeConn(c *conn, code wire.Code, why error) {
 
 // dropConn forgets c after the adapter reported it closed.
 func (n *Node) dropConn(c *conn, why error) {
-	if c.legacy {
-		why = n.legacyClosedByPeer(c, why) // 0.4.1 refuses with a bare FIN (legacy.go)
+	if c.rules != nil {
+		why = c.rules.closedByPeer(n, c, why)
 	}
 	n.forget(c, why)
 }
+
+// legacy reports whether c speaks masterless 0.4.1.
+func (c *conn) legacy() bool { return c.rules != nil && c.rules.legacy }
 
 // closeQuietly closes c without a BYE (the peer cannot parse one, or we have
 // nothing to tell it).

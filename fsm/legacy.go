@@ -39,7 +39,7 @@ var ErrNotJSONObject = errors.New("masterless: a masterless 0.4.1 peer accepts o
 // accepted (dialed == false) or dialed by this node.
 func (n *Node) legacyRival(c *conn, st ConnState, dialed bool) *conn {
 	for _, o := range n.sortedConns() {
-		if o != c && o.legacy && o.peer == c.peer && o.state == st && (o.dial != nil) == dialed {
+		if o != c && o.legacy() && o.peer == c.peer && o.state == st && (o.dial != nil) == dialed {
 			return o
 		}
 	}
@@ -218,7 +218,7 @@ func (n *Node) legacyPeerAt(addr string) *peer {
 func (n *Node) legacySendCheck(p *peer, payload []byte) error {
 	legacy := p.legacy
 	if c := p.session; c != nil {
-		legacy = c.legacy
+		legacy = c.legacy()
 	}
 	if !legacy {
 		return nil

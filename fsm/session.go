@@ -22,10 +22,13 @@ func (n *Node) establish(p *peer, c *conn) {
 	c.lastRecv, c.lastPing = n.now, n.now
 	n.arm(n.now + n.cfg.HeartbeatInterval)
 	n.peerUp(p, c)
-	if c.legacy {
-		n.legacyEstablished(c) // 0.4.1: both ends announce their keep flag now
-		return
-	}
+	c.rules.established(n, c)
+}
+
+// v1Established: the leader checks that someone wants the pair; a follower
+// whose keep flag changed since its JOIN says so.
+func (n *Node) v1Established(c *conn) {
+	p := c.peer
 	if c.leader {
 		n.checkWanted(c)
 	} else if p.kept != c.sentKeep {
@@ -73,14 +76,14 @@ func (n *Node) checkWanted(c *conn) {
 
 // keepChanged tells the peer, or decides, after the local keep flag changed.
 func (n *Node) keepChanged(p *peer) {
-	c := p.session
-	if c == nil {
-		return
+	if c := p.session; c != nil {
+		c.rules.keepChanged(n, c)
 	}
-	if c.legacy {
-		n.legacyKeepChanged(c) // 0.4.1: tell first, then decide (legacy.go)
-		return
-	}
+}
+
+// v1KeepChanged: the leader decides first, then tells; the follower tells.
+func (n *Node) v1KeepChanged(c *conn) {
+	p := c.peer
 	if c.leader {
 		n.checkWanted(c)
 		if p.session == nil {

@@ -105,5 +105,5 @@ func (n *Node) ConnState(id ConnID) (state ConnState, legacy, ok bool) {
 	if c == nil {
 		return 0, false, false
 	}
-	return c.state, c.legacy, true
+	return c.state, c.legacy(), true
 }

@@ -58,19 +58,60 @@ var legacyTransitions = [StateEstablished + 1][wire.Bye + 1]frameHandler{
 	},
 }
 
+// rules are the protocol a connection speaks: v1's or masterless 0.4.1's.
+// Every place where 0.4.1 differs from v1 is a field here, chosen once per
+// connection (conn.rules), so no handler asks which protocol it serves.
+type rules struct {
+	// legacy: these are masterless 0.4.1's rules.
+	legacy bool
+	// frames is the transition table.
+	frames *[StateEstablished + 1][wire.Bye + 1]frameHandler
+	// acceptorHello: the acceptor sends HELLO as soon as it knows the
+	// protocol (v1); else only after the dialer's HELLO (0.4.1).
+	acceptorHello bool
+	// established runs when c has just become the session.
+	established func(n *Node, c *conn)
+	// keepChanged tells the peer, or decides, after the local keep flag of
+	// session c changed.
+	keepChanged func(n *Node, c *conn)
+	// closedByPeer turns the reason the peer closed c into the one reported.
+	closedByPeer func(n *Node, c *conn, why error) error
+}
+
+var v1Rules = rules{
+	frames:        &transitions,
+	acceptorHello: true,
+	established:   (*Node).v1Established,
+	keepChanged:   (*Node).v1KeepChanged,
+	closedByPeer:  func(_ *Node, _ *conn, why error) error { return why },
+}
+
+var legacyRules = rules{
+	legacy:        true,
+	frames:        &legacyTransitions, // 0.4.1's handshake: the acceptor leads
+	acceptorHello: false,
+	established:   (*Node).legacyEstablished,
+	keepChanged:   (*Node).legacyKeepChanged,
+	closedByPeer:  (*Node).legacyClosedByPeer, // 0.4.1 refuses with a bare FIN
+}
+
+// rulesFor returns the rules of a connection that speaks 0.4.1 (legacy) or v1.
+func rulesFor(legacy bool) *rules {
+	if legacy {
+		return &legacyRules
+	}
+	return &v1Rules
+}
+
 func (n *Node) frameReceived(id ConnID, f *wire.Frame) {
 	c := n.conns[id]
 	if c == nil {
 		return // closed by us while the frame was in flight
 	}
 	c.lastRecv = n.now
-	table := &transitions
-	if c.legacy {
-		table = &legacyTransitions // 0.4.1's handshake: the acceptor leads
-	}
 	var h frameHandler
-	if f.Type <= wire.Bye {
-		h = table[c.state][f.Type]
+	if f.Type <= wire.Bye && c.rules != nil {
+		h = c.rules.frames[c.state][f.Type]
 	}
 	if h == nil {
 		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: %s not allowed in state %s", ErrProtocol, f.Type, c.state))
