@@ -1,10 +1,14 @@
 // Package netio runs a masterless protocol node (package fsm) over real TCP.
 //
 // Why it exists: the protocol lives in fsm as a pure, deterministic state
-// machine that never touches a socket, a clock or a goroutine. netio is the
-// thin adapter that gives it all three, and it makes no protocol decision of
-// its own: every "which connection survives", "when to ping", "when to redial"
-// is answered by fsm, and netio only carries out the actions it returns.
+// machine that never touches a socket, a clock or a goroutine, and the bytes
+// between a socket and fsm (detection, preambles, framing, buffers, encoding)
+// live in package link, which does no I/O either. netio is the thin adapter
+// that gives them sockets, clocks and goroutines, and it makes no protocol
+// decision of its own: every "which connection survives", "when to ping",
+// "when to redial" is answered by fsm, and netio only carries out what link
+// asks of its sockets. The simulator (package sim) runs the same link code,
+// so what it checks is what netio executes.
 //
 // Shape (etcd-raft style): the *fsm.Node is not safe for concurrent use, so a
 // Node wraps it exactly once behind one mutex, the "core". Every goroutine that

@@ -1,11 +1,13 @@
 // Package sim is a deterministic network simulator for masterless.
 //
-// It drives many real [fsm.Node] instances in one goroutine, exactly as the
-// production adapter (netio) does: it feeds them events, carries out the
-// actions they return from Ready, writes the codec preamble on every new
-// connection, encodes frames with [wire.V1] onto per-connection FIFO byte
-// streams and parses them at the other end. Nothing is mocked above the
-// socket: the bytes, the codec and the rules are the real ones.
+// It runs many real nodes in one goroutine, each a [fsm.Node] driven by the
+// same connection layer ([link.Layer]) that the production adapter (netio)
+// runs: protocol detection, preambles, framing, buffers and the carrying out
+// of the state machine's actions are the production code's. The simulator
+// replaces only what lies below the socket: per-connection FIFO byte streams
+// with latency, reads of whatever size the layer's buffer offers, and the
+// faults. Nothing is mocked above the socket: the bytes, the codec and the
+// rules are the real ones.
 //
 // Why a simulator (in the style of FoundationDB's simulation and
 // TigerBeetle's VOPR): the bugs that matter in a duplicate-connection protocol
