@@ -47,6 +47,8 @@ type conn struct {
 	sentKeep bool   // follower: the keep flag this node put in its JOIN
 	lastRecv time.Duration
 	lastPing time.Duration
+
+	timer timer // its entry in the node's deadlines (deadlines.go)
 }
 
 // openConn registers a new connection and sends our HELLO on it.
@@ -55,7 +57,7 @@ func (n *Node) openConn(id ConnID, d *dial, legacy bool) {
 	c := &conn{id: id, state: StateHello, dial: d, openedAt: n.now, lastRecv: n.now, legacy: legacy}
 	n.conns[id] = c
 	n.handshaking++
-	n.arm(c.openedAt + n.cfg.HandshakeTimeout)
+	n.armConn(c, c.openedAt+n.cfg.HandshakeTimeout)
 	if legacy && d == nil {
 		return // 0.4.1: the acceptor speaks only after the dialer's HELLO (legacy.go)
 	}
@@ -110,7 +112,7 @@ func (n *Node) forget(c *conn, why error) {
 	if p.session == c {
 		n.sessionEnded(p, c, why)
 	} else if p.kept && p.session == nil {
-		n.arm(max(n.now, p.nextDialAt)) // a handshake failed: the redial is due again
+		n.armPeer(p, max(n.now, p.nextDialAt)) // a handshake failed: the redial is due again
 	}
 	n.maybeForgetPeer(p)
 }
