@@ -58,8 +58,8 @@ func (tm *timer) lower(t time.Duration) bool {
 	return true
 }
 
-// current reports whether an entry at t is the owner's live one; if so it
-// is taken (the owner has no entry until it arms again).
+// take reports whether an entry at t is the owner's live one; if so it is
+// taken (the owner has no entry until it arms again).
 func (tm *timer) take(t time.Duration) bool {
 	if !tm.set || tm.at != t {
 		return false
@@ -181,16 +181,18 @@ type deadlines struct {
 	duePeers []*peer
 }
 
-func connTimer(c *conn) *timer        { return &c.timer }
-func dialTimer(d *dial) *timer        { return &d.timer }
-func reqTimer(r *request) *timer      { return &r.timer }
-func peerTimer(p *peer) *timer        { return &p.timer }
-func (n *Node) connLive(c *conn) bool { return n.conns[c.id] == c }
-func (n *Node) dialLive(d *dial) bool { return n.dials[d.id] == d && d.conn == nil }
-func (n *Node) reqLive(r *request) bool {
-	return n.reqs[r.id] == r
-}
-func (n *Node) peerLive(p *peer) bool { return n.peers[p.id] == p }
+// Each owner's timer, and whether it is still in its table and wants one (a
+// dial that has its connection leaves the deadline to the connection).
+
+func connTimer(c *conn) *timer   { return &c.timer }
+func dialTimer(d *dial) *timer   { return &d.timer }
+func reqTimer(r *request) *timer { return &r.timer }
+func peerTimer(p *peer) *timer   { return &p.timer }
+
+func (n *Node) connLive(c *conn) bool   { return n.conns[c.id] == c }
+func (n *Node) dialLive(d *dial) bool   { return n.dials[d.id] == d && d.conn == nil }
+func (n *Node) reqLive(r *request) bool { return n.reqs[r.id] == r }
+func (n *Node) peerLive(p *peer) bool   { return n.peers[p.id] == p }
 
 // lowerNext keeps NextDeadline no later than t.
 func (n *Node) lowerNext(t time.Duration) {
