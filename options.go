@@ -36,9 +36,51 @@ func WithPort(port int) Option {
 
 // WithAdvertise sets the tcp://host:port address Info returns and peers are
 // told to redial; default the listener's address. Needed when listening on
-// 0.0.0.0 or behind NAT.
+// 0.0.0.0 or behind NAT. New fails with ErrBadConfig if it is not
+// tcp://host:port, not valid UTF-8, or longer than 1024 bytes (the most a
+// HELLO carries).
 func WithAdvertise(info string) Option {
 	return func(s *settings) error { s.cfg.Advertise = info; return nil }
+}
+
+// WithIncarnation sets this process's incarnation, which must be greater than
+// that of every earlier process with the same id (peers refuse a smaller one
+// as stale while they remember the old one, ErrStaleIncarnation). It must not
+// be zero. Use it when something outside the Server already numbers starts;
+// otherwise see WithIncarnationFile.
+//
+// Default (neither option): the wall clock in nanoseconds. That holds as long
+// as the clock does not step back across a restart; if it does, peers that
+// still hold a session with the old process refuse the new one as stale
+// (ErrStaleIncarnation) until that session times out, one peer timeout
+// (WithPeerTimeout), and then accept it.
+func WithIncarnation(inc uint64) Option {
+	return func(s *settings) error {
+		if inc == 0 {
+			return fmt.Errorf("%w: incarnation 0 means none (it is what masterless 0.4.1 nodes send); use a positive number", ErrBadConfig)
+		}
+		s.cfg.FSM.Incarnation = inc
+		return nil
+	}
+}
+
+// WithIncarnationFile makes the incarnation survive a clock that steps back:
+// it is the greater of the wall clock in nanoseconds and the number stored in
+// the file at path plus one, and New stores it there before returning (a
+// temporary file in the same directory, synced and renamed over the old one,
+// so a crash leaves the old number or the new one). A missing file is
+// created; a file New cannot read, or that holds anything but a number, makes
+// New fail with ErrBadConfig. Give each id its own file, on local storage.
+// It cannot be combined with WithIncarnation. See WithIncarnation for the
+// default without either.
+func WithIncarnationFile(path string) Option {
+	return func(s *settings) error {
+		if path == "" {
+			return fmt.Errorf("%w: empty incarnation file path", ErrBadConfig)
+		}
+		s.cfg.IncarnationFile = path
+		return nil
+	}
 }
 
 // WithHeartbeat sets how often a session is pinged; default 1 s.
@@ -137,6 +179,9 @@ const (
 // WithProtocol sets the protocol this Server dials with: Connect, and the
 // reconnects of a kept peer not yet heard from. A peer it has heard from is
 // redialed in the protocol that peer last spoke. Default ProtocolV1.
+//
+// With Protocol041, New fails with ErrBadConfig if the id is not valid UTF-8:
+// 0.4.1's HELLO is JSON.
 //
 // Whatever it is set to, a Server accepts both protocols: it tells from a
 // connection's first bytes whether the dialer speaks v1 or 0.4.1, so one

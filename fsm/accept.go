@@ -17,7 +17,7 @@ func (n *Node) incoming(id ConnID) bool {
 	c := &conn{id: id, state: StateDetect, openedAt: n.now, lastRecv: n.now}
 	n.conns[id] = c
 	n.handshaking++
-	n.arm(c.openedAt + n.cfg.HandshakeTimeout)
+	n.armConn(c, c.openedAt+n.cfg.HandshakeTimeout)
 	return true
 }
 

@@ -48,6 +48,8 @@ type conn struct {
 	sentKeep bool   // follower: the keep flag this node put in its JOIN
 	lastRecv time.Duration
 	lastPing time.Duration
+
+	timer timer // its entry in the node's deadlines (deadlines.go)
 }
 
 // openConn registers a connection this node dialed and sends our HELLO on it.
@@ -56,7 +58,7 @@ func (n *Node) openConn(id ConnID, d *dial, legacy bool) {
 	c := &conn{id: id, state: StateHello, dial: d, openedAt: n.now, lastRecv: n.now, rules: rulesFor(legacy)}
 	n.conns[id] = c
 	n.handshaking++
-	n.arm(c.openedAt + n.cfg.HandshakeTimeout)
+	n.armConn(c, c.openedAt+n.cfg.HandshakeTimeout)
 	n.sendHello(c)
 }
 
@@ -120,7 +122,7 @@ func (n *Node) forget(c *conn, why error) {
 	if p.session == c {
 		n.sessionEnded(p, c, why)
 	} else if p.kept && p.session == nil {
-		n.arm(max(n.now, p.nextDialAt)) // a handshake failed: the redial is due again
+		n.armPeer(p, max(n.now, p.nextDialAt)) // a handshake failed: the redial is due again
 	}
 	n.maybeForgetPeer(p)
 }

@@ -3,6 +3,7 @@ package fsm
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -20,6 +21,10 @@ type dial struct {
 	forPeer   *peer      // the kept peer this dial reconnects, if any
 	reached   *peer      // the peer that answered, once its HELLO arrived
 	legacy    bool       // speaks masterless 0.4.1 (legacy.go)
+	timer     timer      // its entry in the node's deadlines (deadlines.go)
+	// blocked: kept peers whose redial waits for this dial to end, because it
+	// goes to the address they are redialed at (redialIfDue).
+	blocked []*peer
 }
 
 // request is a user's Connect, pending until the session with the node at
@@ -30,6 +35,7 @@ type request struct {
 	deadline time.Duration
 	dial     *dial
 	peer     *peer // set once the node at addr said who it is
+	timer    timer // its entry in the node's deadlines (deadlines.go)
 }
 
 func (n *Node) connect(id ReqID, addr string) error {
@@ -60,7 +66,7 @@ func (n *Node) connect(id ReqID, addr string) error {
 		return nil
 	}
 	d.reqs = append(d.reqs, r)
-	n.arm(r.deadline)
+	n.armRequest(r, r.deadline)
 	return nil
 }
 
@@ -87,7 +93,7 @@ func (n *Node) bindRequest(r *request, p *peer) {
 		return
 	}
 	p.waiters = append(p.waiters, r)
-	n.arm(r.deadline)
+	n.armRequest(r, r.deadline)
 }
 
 func (n *Node) finishRequest(r *request, peerID string, err error) {
@@ -136,7 +142,7 @@ func (n *Node) startDial(addr string, forPeer *peer) *dial {
 	if forPeer != nil {
 		forPeer.dialing = d
 	}
-	n.arm(d.startedAt + n.cfg.HandshakeTimeout)
+	n.armDial(d, d.startedAt+n.cfg.HandshakeTimeout)
 	n.emit(Action{Kind: ActDial, Dial: d.id, Addr: addr, Legacy: d.legacy})
 	return d
 }
@@ -172,6 +178,7 @@ func (n *Node) dialReached(d *dial, p *peer) {
 	if q := d.forPeer; q != nil && q != p {
 		// The address now hosts another node; q keeps waiting for its turn.
 		q.dialing, d.forPeer = nil, nil
+		n.dialGone(q)
 	}
 }
 
@@ -206,10 +213,14 @@ func (n *Node) endDial(d *dial, why error) {
 	}
 	if q := d.forPeer; q != nil && q.dialing == d {
 		q.dialing = nil
-		if why != nil && q.kept && q.session == nil {
-			n.arm(max(n.now, q.nextDialAt))
+		n.dialGone(q)
+	}
+	for _, q := range d.blocked {
+		if n.peers[q.id] == q && q.kept && q.session == nil {
+			n.armPeer(q, max(n.now, q.nextDialAt)) // its turn has come
 		}
 	}
+	d.blocked = nil
 	reqs := d.reqs
 	d.reqs = nil
 	if why == nil {
@@ -220,11 +231,23 @@ func (n *Node) endDial(d *dial, why error) {
 	}
 }
 
+// dialGone runs when peer q's redial ended or was given up: a kept peer
+// without a session is due for its next one (at once, if its backoff has
+// passed), and one no longer kept may be forgotten. (Nothing else would look
+// at q again: its timer only runs when armed.)
+func (n *Node) dialGone(q *peer) {
+	if q.kept && q.session == nil {
+		n.armPeer(q, max(n.now, q.nextDialAt))
+		return
+	}
+	n.maybeForgetPeer(q)
+}
+
 // scheduleRedial sets when kept peer p is next dialed, after a jittered
 // backoff drawn from the node's seeded generator.
 func (n *Node) scheduleRedial(p *peer) {
 	p.nextDialAt = n.now + n.jitter(p.backoff)
-	n.arm(p.nextDialAt)
+	n.armPeer(p, p.nextDialAt)
 }
 
 // jitter returns a duration drawn uniformly from [d/2, d).
@@ -247,11 +270,15 @@ func (n *Node) redialIfDue(p *peer) {
 		return // it dialed us and advertised nothing: wait for it to come back
 	}
 	if n.now < p.nextDialAt {
-		n.arm(p.nextDialAt)
+		n.armPeer(p, p.nextDialAt)
 		return
 	}
 	if d := n.dialsByAddr[addr]; d != nil {
-		return // a Connect to the same address is under way
+		// A Connect to the same address is under way: try again when it ends.
+		if !slices.Contains(d.blocked, p) {
+			d.blocked = append(d.blocked, p)
+		}
+		return
 	}
 	n.startDial(addr, p)
 	p.backoff = min(2*p.backoff, n.cfg.BackoffMax)

@@ -16,7 +16,8 @@
 // event), whose effects are collected and handed out together by Ready as
 // Actions (dial, write a frame, close, tell the user); time is always a
 // parameter; timers are data, read with NextDeadline and run by a Tick that
-// is harmless when early. The frame transitions live in one table
+// is harmless when early and visits only what is due (deadlines.go), so its
+// cost does not grow with the number of peers. The frame transitions live in one table
 // (table.go); a peer's protocol violation closes that connection with a
 // reason, never panics; a broken internal invariant panics with context.
 //

@@ -35,6 +35,9 @@ func FuzzNodeFrames(f *testing.F) {
 		must := func(ev fsm.Event) {
 			_ = n.Step(now, ev) // refusals are fine; panics are not
 			n.Ready()
+			if err := n.CheckTimers(); err != nil {
+				t.Fatalf("after %#v: %v", ev, err)
+			}
 		}
 		must(fsm.Listening{Info: "tcp://M"})
 		// c1: an established session with A (M leads A).
@@ -71,6 +74,9 @@ func FuzzNodeFrames(f *testing.F) {
 // checkLocal asserts what must hold of any single node at any time.
 func checkLocal(t *testing.T, n *fsm.Node) {
 	t.Helper()
+	if err := n.CheckTimers(); err != nil {
+		t.Fatal(err)
+	}
 	sessions := map[string]fsm.ConnID{}
 	handshaking := 0
 	for _, c := range n.Conns() {

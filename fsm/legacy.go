@@ -72,7 +72,7 @@ func (n *Node) legacyUpgrade(c *conn, f *wire.Frame) {
 		n.write(c, wire.Frame{Type: wire.Hello, ID: n.cfg.ID, Incarnation: n.cfg.Incarnation, Info: n.info})
 	}
 	p.nextDialAt = n.now
-	n.arm(n.now)
+	n.armPeer(p, n.now)
 	n.closeConn(c, wire.CodeDuplicate, fmt.Errorf("%w: %s is a masterless-go node; switching to protocol v1", ErrDuplicate, p.id))
 }
 

@@ -35,6 +35,9 @@ func (l *legacyT) step(ev fsm.Event) []string {
 	if err := l.n.Step(l.now, ev); err != nil {
 		l.t.Fatalf("step %T: %v", ev, err)
 	}
+	if err := l.n.CheckTimers(); err != nil {
+		l.t.Fatalf("after %T: %v", ev, err)
+	}
 	var out []string
 	for _, a := range l.n.Ready() {
 		out = append(out, a.String())

@@ -28,9 +28,12 @@ type Node struct {
 	handshaking int    // connections not yet established
 	shutdown    bool
 
+	// timers holds every deadline, per owner (deadlines.go).
+	timers deadlines
 	// next is a lower bound on the earliest deadline: it is lowered whenever a
-	// deadline is created and recomputed exactly on Tick, so NextDeadline may
-	// report a time too early (a spurious Tick is harmless) but never too late.
+	// deadline is armed and set to the earliest live timer on Tick, so
+	// NextDeadline may report a time too early (a spurious Tick is harmless)
+	// but never too late.
 	next time.Duration
 
 	now   time.Duration // time of the Step in progress
@@ -147,13 +150,6 @@ func (n *Node) emit(a Action) { n.out = append(n.out, a) }
 
 func (n *Node) write(c *conn, f wire.Frame) {
 	n.out = append(n.out, Action{Kind: ActWrite, Conn: c.id, Frame: f})
-}
-
-// arm records that something needs a Tick at t.
-func (n *Node) arm(t time.Duration) {
-	if t < n.next {
-		n.next = t
-	}
 }
 
 // invariant panics with full context when the node's own bookkeeping is

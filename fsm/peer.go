@@ -45,6 +45,8 @@ type peer struct {
 	// lingerUntil keeps an otherwise unused entry (and its closedSess) long
 	// enough to cover the leader noticing a session this follower closed.
 	lingerUntil time.Duration
+
+	timer timer // its entry in the node's deadlines (deadlines.go)
 }
 
 func (n *Node) peerFor(id string) *peer {
@@ -93,7 +95,7 @@ func (n *Node) sessionEnded(p *peer, c *conn, why error) {
 	if p.kept {
 		if !p.away {
 			p.away, p.awaySince = true, n.now
-			n.arm(n.now + n.cfg.ReconnectGrace)
+			n.armPeer(p, n.now+n.cfg.ReconnectGrace)
 		}
 		n.scheduleRedial(p)
 		return
@@ -126,7 +128,7 @@ func (n *Node) maybeForgetPeer(p *peer) {
 		return
 	}
 	if n.now < p.lingerUntil {
-		n.arm(p.lingerUntil)
+		n.armPeer(p, p.lingerUntil)
 		return
 	}
 	delete(n.peers, p.id)
@@ -199,7 +201,7 @@ func (n *Node) markKept(p *peer, keep bool) {
 		if p.session == nil {
 			if !p.away {
 				p.away, p.awaySince = true, n.now
-				n.arm(n.now + n.cfg.ReconnectGrace)
+				n.armPeer(p, n.now+n.cfg.ReconnectGrace)
 			}
 			n.scheduleRedial(p)
 		}
@@ -262,7 +264,7 @@ func (n *Node) peerTimers(p *peer) {
 		p.away, p.unreachable = false, true
 		n.peerDown(p, fmt.Errorf("%w: %s unreachable for %v", ErrNotConnected, p.id, n.cfg.ReconnectGrace))
 	} else if p.away {
-		n.arm(p.awaySince + n.cfg.ReconnectGrace)
+		n.armPeer(p, p.awaySince+n.cfg.ReconnectGrace)
 	}
 	if p.kept && p.session == nil {
 		n.redialIfDue(p)

@@ -20,7 +20,7 @@ func (n *Node) establish(p *peer, c *conn) {
 		n.dialEnded(c.dial, c, nil)
 	}
 	c.lastRecv, c.lastPing = n.now, n.now
-	n.arm(n.now + n.cfg.HeartbeatInterval)
+	n.armConn(c, n.now+n.cfg.HeartbeatInterval)
 	n.peerUp(p, c)
 	c.rules.established(n, c)
 }
@@ -103,5 +103,5 @@ func (n *Node) sessionTimers(c *conn) {
 		c.lastPing = n.now
 		n.write(c, wire.Frame{Type: wire.Ping})
 	}
-	n.arm(min(c.lastPing+n.cfg.HeartbeatInterval, c.lastRecv+n.cfg.PeerTimeout))
+	n.armConn(c, min(c.lastPing+n.cfg.HeartbeatInterval, c.lastRecv+n.cfg.PeerTimeout))
 }

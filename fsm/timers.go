@@ -8,16 +8,18 @@ import (
 	"github.com/masterless-go/masterless/wire"
 )
 
-// tick runs every deadline that has passed and recomputes the next one.
-// Deadlines live in the state itself (a connection's openedAt, lastRecv and
-// lastPing, a dial's startedAt, a peer's nextDialAt), so a Tick is safe at any
-// time: one that comes early simply finds nothing due.
+// tick runs every deadline that has passed and arms the next ones. The
+// deadlines themselves live in the state (a connection's openedAt, lastRecv
+// and lastPing, a dial's startedAt, a peer's nextDialAt), and each owner's
+// timer (deadlines.go) only says when to look, so a Tick is safe at any time:
+// an owner looked at early finds nothing due and arms again. Only the owners
+// due are looked at, kind by kind, each kind in id order.
 func (n *Node) tick() {
-	n.next = never
 	if n.shutdown {
+		n.resetTimers()
 		return
 	}
-	for _, c := range n.sortedConns() {
+	for _, c := range n.dueConns() {
 		if n.conns[c.id] != c {
 			continue // closed by an earlier step of this tick
 		}
@@ -30,31 +32,32 @@ func (n *Node) tick() {
 			n.closeConn(c, wire.CodeHandshake, fmt.Errorf("%w: c%d in state %s after %v", ErrHandshakeTimeout, c.id, c.state, n.now-c.openedAt))
 			continue
 		}
-		n.arm(deadline)
+		n.armConn(c, deadline)
 	}
-	for _, d := range n.sortedDials() {
+	for _, d := range n.dueDials() {
 		if d.conn != nil || n.dials[d.id] != d {
 			continue // its connection's own deadline covers it
 		}
 		if deadline := d.startedAt + n.cfg.HandshakeTimeout; n.now >= deadline {
 			n.endDial(d, fmt.Errorf("%w: dialing %s took longer than %v", ErrHandshakeTimeout, d.addr, n.cfg.HandshakeTimeout))
 		} else {
-			n.arm(deadline)
+			n.armDial(d, deadline)
 		}
 	}
-	for _, r := range n.sortedRequests() {
+	for _, r := range n.dueRequests() {
 		if n.now >= r.deadline {
 			n.detachRequest(r)
 			n.finishRequest(r, "", fmt.Errorf("%w: connecting to %s", ErrHandshakeTimeout, r.addr))
 		} else {
-			n.arm(r.deadline)
+			n.armRequest(r, r.deadline)
 		}
 	}
-	for _, p := range n.sortedPeers() {
+	for _, p := range n.duePeers() {
 		if n.peers[p.id] == p {
 			n.peerTimers(p)
 		}
 	}
+	n.settleTimers()
 }
 
 func (n *Node) stop() {
@@ -71,11 +74,12 @@ func (n *Node) stop() {
 	clear(n.dials)
 	clear(n.dialsByAddr)
 	clear(n.peers)
-	n.next = never
+	n.resetTimers()
 }
 
-// Map iteration order is random in Go; every loop that can emit actions goes
-// through sortedValues so the same inputs give the same outputs.
+// Map iteration order is random in Go; every loop over a table that can emit
+// actions goes through sortedValues so the same inputs give the same outputs.
+// (Tick does not: it visits only what is due, deadlines.go.)
 func sortedValues[K cmp.Ordered, V any](m map[K]V) []V {
 	keys := make([]K, 0, len(m))
 	for k := range m {

@@ -82,6 +82,9 @@ func (h *harness) step(id string, ev fsm.Event) {
 	if err := n.Step(h.now, ev); err != nil {
 		fmt.Fprintf(&h.out, "%s: refused: %v\n", id, err)
 	}
+	if err := n.CheckTimers(); err != nil {
+		h.t.Fatalf("%s after %#v at %v: %v", id, ev, h.now, err)
+	}
 	h.drain(id)
 }
 

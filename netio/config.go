@@ -1,10 +1,13 @@
 package netio
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
+	"unicode/utf8"
 
 	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/wire"
 )
 
 // Defaults for the zero values of Config.
@@ -20,16 +23,25 @@ const (
 // Config configures a Node. Zero values take defaults.
 type Config struct {
 	// FSM configures the protocol: ID (required), timeouts, queue bounds.
-	// Incarnation defaults to the wall clock in nanoseconds and Seed to a
-	// value from crypto/rand.
+	// Incarnation defaults to the wall clock in nanoseconds (see
+	// IncarnationFile) and Seed to a value from crypto/rand.
 	FSM fsm.Config
+
+	// IncarnationFile, when set, makes the incarnation the greater of the
+	// wall clock in nanoseconds and the number in this file plus one, and
+	// records it there (atomically) before Start returns; a missing file is
+	// created. Without it, a clock that steps back across a restart makes
+	// peers refuse the new process as stale until its old session times out
+	// (incarnation.go). It excludes FSM.Incarnation.
+	IncarnationFile string
 
 	// Host and Port to listen on; default 127.0.0.1 and port 0 (any free port).
 	Host string
 	Port int
 	// Advertise is the tcp://host:port address sent to peers and returned by
 	// Info. Default: the listener's own address. Set it when listening on
-	// 0.0.0.0 or behind a NAT.
+	// 0.0.0.0 or behind a NAT. It must be valid UTF-8 and at most
+	// wire.MaxInfoLen bytes, the most a HELLO carries.
 	Advertise string
 
 	// MaxFrameSize bounds a received frame; default wire.DefaultMaxFrameSize.
@@ -66,6 +78,40 @@ type Events struct {
 	Disconnected func(peer string, err error)
 	// Message: payload arrived from peer. The handler owns payload.
 	Message func(peer string, payload []byte)
+}
+
+// validate refuses what fsm.New cannot see: settings with which the node
+// could not encode its own HELLO, and conflicting incarnation settings. Every
+// error wraps fsm.ErrBadConfig and says what to change.
+func (c Config) validate() error {
+	if c.FSM.LegacyDial && !utf8.ValidString(c.FSM.ID) {
+		return fmt.Errorf("%w: id %q is not valid UTF-8, which masterless 0.4.1's JSON HELLO needs (it is set to dial with Protocol041)", fsm.ErrBadConfig, c.FSM.ID)
+	}
+	if c.Advertise != "" {
+		if err := checkInfo(c.Advertise); err != nil {
+			return err
+		}
+	}
+	if c.IncarnationFile != "" && c.FSM.Incarnation != 0 {
+		return fmt.Errorf("%w: an incarnation (%d) and an incarnation file (%s) are both set; use one", fsm.ErrBadConfig, c.FSM.Incarnation, c.IncarnationFile)
+	}
+	return nil
+}
+
+// checkInfo refuses an advertised address that is not tcp://host:port or
+// that no HELLO could carry: longer than wire.MaxInfoLen, or not UTF-8 (a
+// 0.4.1 HELLO is JSON, and no host name needs bytes that are not UTF-8).
+func checkInfo(info string) error {
+	if len(info) > wire.MaxInfoLen {
+		return fmt.Errorf("%w: the advertised address is %d bytes; a HELLO carries at most %d", fsm.ErrBadConfig, len(info), wire.MaxInfoLen)
+	}
+	if !utf8.ValidString(info) {
+		return fmt.Errorf("%w: the advertised address %q is not valid UTF-8", fsm.ErrBadConfig, info)
+	}
+	if _, err := ParseAddr(info); err != nil {
+		return fmt.Errorf("%w: the advertised address: %w", fsm.ErrBadConfig, err)
+	}
+	return nil
 }
 
 func (c Config) withDefaults() Config {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -53,8 +55,43 @@ func TestStartRejectsBadConfig(t *testing.T) {
 	require.ErrorIs(t, err, fsm.ErrBadConfig)
 	_, err = Start(Config{FSM: fsm.Config{ID: "x"}, Advertise: "nonsense", Logger: quiet()})
 	require.ErrorIs(t, err, ErrBadAddress)
+	require.ErrorIs(t, err, fsm.ErrBadConfig)
 	_, err = Start(Config{FSM: fsm.Config{ID: "x"}, Host: "256.0.0.1", Logger: quiet()})
 	require.Error(t, err)
+}
+
+// TestStartRefusesAnUnencodableHello: settings with which the node could not
+// encode its own HELLO fail in Start, not later at every handshake.
+func TestStartRefusesAnUnencodableHello(t *testing.T) {
+	long := "tcp://" + strings.Repeat("h", wire.MaxInfoLen) + ":1"
+	fit := "tcp://" + strings.Repeat("h", wire.MaxInfoLen-len("tcp://:1")) + ":1"
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"advertise too long", Config{FSM: fsm.Config{ID: "x"}, Advertise: long}, "a HELLO carries at most 1024"},
+		{"advertise not tcp://host:port", Config{FSM: fsm.Config{ID: "x"}, Advertise: "tcp://h"}, "not tcp://host:port"},
+		{"advertise not UTF-8", Config{FSM: fsm.Config{ID: "x"}, Advertise: "tcp://h\xff:1"}, "not valid UTF-8"},
+		{"advertise not UTF-8, 0.4.1", Config{FSM: fsm.Config{ID: "x", LegacyDial: true}, Advertise: "tcp://h\xff:1"}, "not valid UTF-8"},
+		{"id not UTF-8, 0.4.1", Config{FSM: fsm.Config{ID: "x\xff", LegacyDial: true}}, "0.4.1's JSON HELLO"},
+	} {
+		c.cfg.Logger = quiet()
+		_, err := Start(c.cfg)
+		require.ErrorIs(t, err, fsm.ErrBadConfig, c.name)
+		require.Contains(t, err.Error(), c.want, c.name)
+	}
+	// The limits themselves are fine, and a non-UTF-8 id is fine for v1.
+	for _, cfg := range []Config{
+		{FSM: fsm.Config{ID: "x"}, Advertise: fit},
+		{FSM: fsm.Config{ID: "x\xff"}},
+		{FSM: fsm.Config{ID: "été", LegacyDial: true}, Advertise: "tcp://été:1"},
+	} {
+		cfg.Logger = quiet()
+		n, err := Start(cfg)
+		require.NoError(t, err, "%q advertising %d bytes", cfg.FSM.ID, len(cfg.Advertise))
+		require.NoError(t, n.Close())
+	}
 }
 
 func TestConnectCancelled(t *testing.T) {

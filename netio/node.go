@@ -69,10 +69,23 @@ type connectResult struct {
 // event is the first one delivered. Stop it with Close.
 func Start(cfg Config) (*Node, error) {
 	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	fc := cfg.FSM
 	fc.MaxFrameSize = cfg.MaxFrameSize // one limit for what we send and what we accept
+	if cfg.IncarnationFile != "" {
+		if _, err := fsm.New(fc); err != nil {
+			return nil, err // a bad configuration leaves the file alone
+		}
+		inc, err := nextIncarnation(cfg.IncarnationFile, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		fc.Incarnation = inc
+	}
 	if fc.Incarnation == 0 {
-		fc.Incarnation = uint64(time.Now().UnixNano())
+		fc.Incarnation = uint64(time.Now().UnixNano()) // see incarnation.go for when this fails
 	}
 	if fc.Seed == 0 {
 		var b [8]byte
@@ -90,9 +103,10 @@ func Start(cfg Config) (*Node, error) {
 	info := cfg.Advertise
 	if info == "" {
 		info = "tcp://" + ln.Addr().String()
-	} else if _, err := ParseAddr(info); err != nil {
-		ln.Close()
-		return nil, err
+		if err := checkInfo(info); err != nil { // cannot fail for a listener's address; cheap to be sure
+			ln.Close()
+			return nil, err
+		}
 	}
 	n := &Node{
 		cfg:   cfg,

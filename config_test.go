@@ -1,0 +1,101 @@
+package masterless
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestNewRefusesBadConfigurations: each of these used to start and then fail
+// at every handshake (logging "bug: fsm asked to write a frame the codec
+// refuses"), or is a contradiction; New must refuse it and say what is wrong.
+func TestNewRefusesBadConfigurations(t *testing.T) {
+	dir := t.TempDir()
+	corrupt := filepath.Join(dir, "corrupt")
+	require.NoError(t, os.WriteFile(corrupt, []byte("twelve\n"), 0o600))
+	for _, c := range []struct {
+		name string
+		id   string
+		opts []Option
+		want string
+	}{
+		{"advertise longer than a HELLO carries", "a", []Option{WithAdvertise("tcp://" + strings.Repeat("h", 1020) + ":7000")}, "at most 1024"},
+		{"advertise not tcp://host:port", "a", []Option{WithAdvertise("127.0.0.1:7000")}, "does not start with tcp://"},
+		{"advertise not UTF-8", "a", []Option{WithAdvertise("tcp://h\xff:7000")}, "not valid UTF-8"},
+		{"advertise not UTF-8 with Protocol041", "a", []Option{WithProtocol(Protocol041), WithAdvertise("tcp://h\xff:7000")}, "not valid UTF-8"},
+		{"id not UTF-8 with Protocol041", "a\xff", []Option{WithProtocol(Protocol041)}, "0.4.1's JSON HELLO"},
+		{"incarnation zero", "a", []Option{WithIncarnation(0)}, "incarnation 0"},
+		{"corrupt incarnation file", "a", []Option{WithIncarnationFile(corrupt)}, "remove it"},
+		{"empty incarnation file path", "a", []Option{WithIncarnationFile("")}, "empty incarnation file path"},
+		{"incarnation and incarnation file", "a", []Option{WithIncarnation(9), WithIncarnationFile(filepath.Join(dir, "new"))}, "use one"},
+	} {
+		s, err := New(c.id, append(c.opts, WithLogger(newLogger(&logSink{})))...)
+		if err == nil {
+			s.Close()
+			t.Errorf("%s: New accepted it", c.name)
+			continue
+		}
+		require.ErrorIs(t, err, ErrBadConfig, c.name)
+		require.Contains(t, err.Error(), c.want, c.name)
+	}
+	_, err := os.Stat(filepath.Join(dir, "new"))
+	require.ErrorIs(t, err, os.ErrNotExist, "a refused configuration created an incarnation file")
+}
+
+// TestLongestAdvertiseHandshakes: an advertised address of exactly the limit
+// is accepted and carried by the HELLO (the check and the codec agree).
+func TestLongestAdvertiseHandshakes(t *testing.T) {
+	logs := &logSink{}
+	info := "tcp://" + strings.Repeat("h", 1024-len("tcp://:7000")) + ":7000"
+	require.Len(t, info, 1024)
+	a, _ := newServer(t, "a", WithAdvertise(info), WithLogger(newLogger(logs)))
+	require.Equal(t, info, a.Info())
+	b, _ := newServer(t, "b")
+	id, err := b.Connect(ctxT(t), "tcp://"+a.n.Addr().String())
+	require.NoError(t, err)
+	require.Equal(t, "a", id)
+	require.NotContains(t, logs.String(), "bug:")
+}
+
+func TestWithIncarnation(t *testing.T) {
+	s, _ := newServer(t, "a", WithIncarnation(42))
+	require.Equal(t, uint64(42), s.n.Incarnation())
+}
+
+// TestIncarnationFileOutrunsTheClock: a file holding an incarnation an hour
+// ahead of the clock (as after the clock stepped back an hour) gives a
+// greater one, and a restart a greater one again.
+func TestIncarnationFileOutrunsTheClock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.incarnation")
+	ahead := uint64(time.Now().Add(time.Hour).UnixNano())
+	require.NoError(t, os.WriteFile(path, []byte(strconv.FormatUint(ahead, 10)+"\n"), 0o600))
+	s, err := New("a", WithIncarnationFile(path), WithLogger(newLogger(&logSink{})))
+	require.NoError(t, err)
+	first := s.n.Incarnation()
+	require.NoError(t, s.Close())
+	require.Greater(t, first, ahead)
+
+	s, err = New("a", WithIncarnationFile(path), WithLogger(newLogger(&logSink{})))
+	require.NoError(t, err)
+	second := s.n.Incarnation()
+	require.NoError(t, s.Close())
+	require.Greater(t, second, first)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, strconv.FormatUint(second, 10)+"\n", string(b))
+
+	// A missing file is created, starting from the clock.
+	fresh := filepath.Join(t.TempDir(), "sub.incarnation")
+	before := uint64(time.Now().UnixNano())
+	s, err = New("a", WithIncarnationFile(fresh), WithLogger(newLogger(&logSink{})))
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, s.n.Incarnation(), before)
+	require.NoError(t, s.Close())
+	_, err = os.Stat(fresh)
+	require.NoError(t, err)
+}

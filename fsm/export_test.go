@@ -1,0 +1,97 @@
+package fsm
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// CheckTimers verifies what NextDeadline promises, owner by owner: every
+// deadline in the node's state (a handshake or peer timeout, a heartbeat, a
+// dial's or Connect request's deadline, a peer's redial, reconnect grace or
+// linger) has a live entry in the timers no later than it, and NextDeadline
+// is no later than any live entry. A Tick visits only armed owners, so a
+// deadline this misses would never run: the full scan that Tick replaced
+// hid such omissions, this finds them.
+func (n *Node) CheckTimers() error {
+	if n.shutdown {
+		if n.next != never {
+			return fmt.Errorf("shut down, but next deadline %v", n.next)
+		}
+		return nil
+	}
+	var err error
+	// armed checks one owner: a deadline already past when the step ended
+	// (made due by it) may be armed for now.
+	armed := func(tm *timer, inHeap bool, due time.Duration, what string) {
+		switch {
+		case err != nil:
+		case !tm.set || !inHeap:
+			err = fmt.Errorf("%s is due at %v but has no timer", what, due)
+		case tm.at > max(due, n.now):
+			err = fmt.Errorf("%s is due at %v but its timer is at %v", what, due, tm.at)
+		case n.next > tm.at:
+			err = fmt.Errorf("%s has a timer at %v but NextDeadline is %v", what, tm.at, n.next)
+		}
+	}
+	for id, c := range n.conns {
+		due := c.openedAt + n.cfg.HandshakeTimeout
+		if c.state == StateEstablished {
+			due = min(c.lastPing+n.cfg.HeartbeatInterval, c.lastRecv+n.cfg.PeerTimeout)
+		}
+		armed(&c.timer, inHeap(&n.timers.conns, c, c.timer.at), due, fmt.Sprintf("c%d (%s)", id, c.state))
+	}
+	for id, d := range n.dials {
+		if d.conn == nil {
+			armed(&d.timer, inHeap(&n.timers.dials, d, d.timer.at), d.startedAt+n.cfg.HandshakeTimeout, fmt.Sprintf("dial d%d", id))
+		}
+	}
+	for id, r := range n.reqs {
+		armed(&r.timer, inHeap(&n.timers.reqs, r, r.timer.at), r.deadline, fmt.Sprintf("request r%d", id))
+	}
+	for id, p := range n.peers {
+		due := never
+		if p.away {
+			due = p.awaySince + n.cfg.ReconnectGrace
+		}
+		if p.kept && p.session == nil && p.dialing == nil && p.handshakes == 0 && p.redialAddr() != "" {
+			// Its redial is due, unless a dial to the same address holds it
+			// back and will wake it when it ends.
+			if d := n.dialsByAddr[p.redialAddr()]; d == nil || !slices.Contains(d.blocked, p) {
+				due = min(due, p.nextDialAt)
+			}
+		}
+		if !p.kept && p.session == nil && p.handshakes == 0 && p.dialing == nil && len(p.waiters) == 0 && len(p.queue) == 0 {
+			due = min(due, p.lingerUntil)
+		}
+		if due != never {
+			armed(&p.timer, inHeap(&n.timers.peers, p, p.timer.at), due, "peer "+id)
+		}
+	}
+	return err
+}
+
+func inHeap[T comparable](h *deadlineHeap[T], v T, at time.Duration) bool {
+	for _, e := range h.es {
+		if e.v == v && e.at == at {
+			return true
+		}
+	}
+	return false
+}
+
+// TimerPops returns how many entries Ticks have taken off the node's
+// timers, live or stale: the work its Ticks did.
+func (n *Node) TimerPops() uint64 {
+	t := &n.timers
+	return t.conns.pops + t.dials.pops + t.reqs.pops + t.peers.pops
+}
+
+// DropPeerTimer forgets peer id's timer, as a missing arm would: the
+// negative control of CheckTimers.
+func (n *Node) DropPeerTimer(id string) {
+	if p := n.peers[id]; p != nil {
+		p.timer = timer{}
+		n.timers.peers.reset()
+	}
+}
