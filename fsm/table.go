@@ -13,7 +13,7 @@ import (
 type frameHandler func(n *Node, c *conn, f *wire.Frame)
 
 // transitions[state][type] handles frame type in state; nil means forbidden.
-var transitions = [StateEstablished + 1][wire.Bye + 1]frameHandler{
+var transitions = [StateEstablished + 1][wire.LastType + 1]frameHandler{
 	StateHello: {
 		wire.Hello: (*Node).onHello,
 		wire.Bye:   (*Node).onBye,
@@ -38,7 +38,7 @@ var transitions = [StateEstablished + 1][wire.Bye + 1]frameHandler{
 // legacyTransitions is the table for connections that speak masterless 0.4.1
 // (legacy.go, spec/PROTOCOL.md, appendix): the acceptor leads, there is no
 // BYE, and a heartbeat may arrive in any state (0.4.1 ignores it everywhere).
-var legacyTransitions = [StateEstablished + 1][wire.Bye + 1]frameHandler{
+var legacyTransitions = [StateEstablished + 1][wire.LastType + 1]frameHandler{
 	StateHello: {
 		wire.Hello: (*Node).onLegacyHello,
 		wire.Ping:  (*Node).onPing,
@@ -65,7 +65,7 @@ type rules struct {
 	// legacy: these are masterless 0.4.1's rules.
 	legacy bool
 	// frames is the transition table.
-	frames *[StateEstablished + 1][wire.Bye + 1]frameHandler
+	frames *[StateEstablished + 1][wire.LastType + 1]frameHandler
 	// acceptorHello: the acceptor sends HELLO as soon as it knows the
 	// protocol (v1); else only after the dialer's HELLO (0.4.1).
 	acceptorHello bool
@@ -110,7 +110,7 @@ func (n *Node) frameReceived(id ConnID, f *wire.Frame) {
 	}
 	c.lastRecv = n.now
 	var h frameHandler
-	if f.Type <= wire.Bye && c.rules != nil {
+	if f.Type <= wire.LastType && c.rules != nil {
 		h = c.rules.frames[c.state][f.Type]
 	}
 	if h == nil {

@@ -5,7 +5,7 @@ import "fmt"
 // Type is a frame's type byte.
 type Type uint8
 
-// Frame types of protocol v1 (spec/PROTOCOL.md, section 2.2).
+// Frame types of the protocol (spec/PROTOCOL.md, section 2.2).
 const (
 	Hello   Type = 0x01 // identity: id, incarnation, info
 	Join    Type = 0x02 // follower's claim: closed session, keep flag
@@ -14,6 +14,11 @@ const (
 	Ping    Type = 0x05 // heartbeat
 	Data    Type = 0x06 // application payload
 	Bye     Type = 0x07 // reason for the close that follows
+	Ack     Type = 0x08 // messages delivered and credit granted (v2)
+	Resume  Type = 0x09 // the sequence number of the next DATA on this session (v2)
+
+	// LastType is the greatest frame type this version defines.
+	LastType = Resume
 )
 
 // String returns the frame type's protocol name, or "type(0xNN)" when unknown.
@@ -33,6 +38,10 @@ func (t Type) String() string {
 		return "DATA"
 	case Bye:
 		return "BYE"
+	case Ack:
+		return "ACK"
+	case Resume:
+		return "RESUME"
 	}
 	return fmt.Sprintf("type(0x%02x)", uint8(t))
 }
@@ -93,6 +102,9 @@ type Frame struct {
 	Code        Code   // BYE
 	Text        string // BYE
 	Payload     []byte // DATA
+	Delivered   uint64 // ACK: DATA of the peer's stream delivered here, in total
+	Limit       uint64 // ACK: payload bytes of this stream the peer may have sent, in total
+	Next        uint64 // RESUME: sequence number of the next DATA
 }
 
 // String renders the frame the way transcripts show it, e.g. "WELCOME sess=3 keep=1".
@@ -110,6 +122,10 @@ func (f *Frame) String() string {
 		return "PING"
 	case Data:
 		return fmt.Sprintf("DATA %q", f.Payload)
+	case Ack:
+		return fmt.Sprintf("ACK delivered=%d limit=%d", f.Delivered, f.Limit)
+	case Resume:
+		return fmt.Sprintf("RESUME next=%d", f.Next)
 	case Bye:
 		if f.Sess != 0 {
 			return fmt.Sprintf("BYE %s sess=%d %q", f.Code, f.Sess, f.Text)

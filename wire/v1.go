@@ -7,7 +7,7 @@ import (
 
 // Preamble layout (spec/PROTOCOL.md, section 2.1).
 const (
-	Version      = 1 // the protocol version this package speaks
+	Version      = 2 // the protocol version this package speaks (spec/PROTOCOL.md, 1)
 	PreambleSize = 8 // bytes before the first frame
 	headerSize   = 5 // length u32 + type u8
 
@@ -107,6 +107,16 @@ func (V1) AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 		return appendHeader(dst, Ping, 0), nil
 	case Data:
 		return AppendData(dst, f.Payload), nil
+	case Ack:
+		dst = appendHeader(dst, Ack, 16)
+		dst = binary.BigEndian.AppendUint64(dst, f.Delivered)
+		return binary.BigEndian.AppendUint64(dst, f.Limit), nil
+	case Resume:
+		if f.Next == 0 {
+			return dst, fmt.Errorf("%w: RESUME with sequence number 0", ErrMalformedFrame)
+		}
+		dst = appendHeader(dst, Resume, 8)
+		return binary.BigEndian.AppendUint64(dst, f.Next), nil
 	case Bye:
 		text := f.Text
 		if len(text) > MaxTextLen {
@@ -226,6 +236,19 @@ func parseBody(t Type, body []byte) (Frame, error) {
 		}
 	case Data:
 		f.Payload = body
+	case Ack:
+		if len(body) != 16 {
+			return bad("want two 8-byte numbers")
+		}
+		f.Delivered = binary.BigEndian.Uint64(body)
+		f.Limit = binary.BigEndian.Uint64(body[8:])
+	case Resume:
+		if len(body) != 8 {
+			return bad("want an 8-byte sequence number")
+		}
+		if f.Next = binary.BigEndian.Uint64(body); f.Next == 0 {
+			return bad("sequence number 0")
+		}
 	case Bye:
 		if len(body) < 11 {
 			return bad("truncated")

@@ -23,6 +23,10 @@ func sampleFrames() []Frame {
 		{Type: Data, Payload: []byte{}},
 		{Type: Bye, Code: CodeDuplicate, Sess: 3, Text: "duplicate"},
 		{Type: Bye, Code: CodeShutdown},
+		{Type: Ack, Delivered: 1<<40 + 3, Limit: 1 << 62},
+		{Type: Ack},
+		{Type: Resume, Next: 1},
+		{Type: Resume, Next: 1<<64 - 1},
 	}
 }
 
@@ -107,10 +111,11 @@ func TestPreamble(t *testing.T) {
 	_, err = c.ParsePreamble([]byte{'M', 'X'})
 	require.ErrorIs(t, err, ErrBadMagic, "fails on the first wrong byte")
 
-	v2 := append([]byte("MLSS"), 0, 2, 0, 0)
-	_, err = c.ParsePreamble(v2)
-	require.ErrorIs(t, err, ErrVersionMismatch)
-	require.False(t, errors.Is(err, ErrBadMagic))
+	for _, v := range []byte{1, 3} { // v1 peers have no flow control: refused
+		_, err = c.ParsePreamble(append([]byte("MLSS"), 0, v, 0, 0))
+		require.ErrorIs(t, err, ErrVersionMismatch)
+		require.False(t, errors.Is(err, ErrBadMagic))
+	}
 }
 
 func TestEncodeRefusesBadFields(t *testing.T) {
