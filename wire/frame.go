@@ -14,7 +14,7 @@ const (
 	Ping    Type = 0x05 // heartbeat
 	Data    Type = 0x06 // application payload
 	Bye     Type = 0x07 // reason for the close that follows
-	Ack     Type = 0x08 // messages delivered and credit granted (v2)
+	Ack     Type = 0x08 // messages delivered, and credit for more (v2)
 	Resume  Type = 0x09 // the sequence number of the next DATA on this session (v2)
 
 	// LastType is the greatest frame type this version defines.
@@ -103,7 +103,7 @@ type Frame struct {
 	Text        string // BYE
 	Payload     []byte // DATA
 	Delivered   uint64 // ACK: DATA of the peer's stream delivered here, in total
-	Limit       uint64 // ACK: payload bytes of this stream the peer may have sent, in total
+	Credit      uint64 // ACK: payload bytes the peer may send past message Delivered
 	Next        uint64 // RESUME: sequence number of the next DATA
 }
 
@@ -123,7 +123,7 @@ func (f *Frame) String() string {
 	case Data:
 		return fmt.Sprintf("DATA %q", f.Payload)
 	case Ack:
-		return fmt.Sprintf("ACK delivered=%d limit=%d", f.Delivered, f.Limit)
+		return fmt.Sprintf("ACK delivered=%d credit=%d", f.Delivered, f.Credit)
 	case Resume:
 		return fmt.Sprintf("RESUME next=%d", f.Next)
 	case Bye:

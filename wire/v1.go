@@ -110,7 +110,7 @@ func (V1) AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 	case Ack:
 		dst = appendHeader(dst, Ack, 16)
 		dst = binary.BigEndian.AppendUint64(dst, f.Delivered)
-		return binary.BigEndian.AppendUint64(dst, f.Limit), nil
+		return binary.BigEndian.AppendUint64(dst, f.Credit), nil
 	case Resume:
 		if f.Next == 0 {
 			return dst, fmt.Errorf("%w: RESUME with sequence number 0", ErrMalformedFrame)
@@ -241,7 +241,7 @@ func parseBody(t Type, body []byte) (Frame, error) {
 			return bad("want two 8-byte numbers")
 		}
 		f.Delivered = binary.BigEndian.Uint64(body)
-		f.Limit = binary.BigEndian.Uint64(body[8:])
+		f.Credit = binary.BigEndian.Uint64(body[8:])
 	case Resume:
 		if len(body) != 8 {
 			return bad("want an 8-byte sequence number")

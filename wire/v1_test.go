@@ -23,7 +23,7 @@ func sampleFrames() []Frame {
 		{Type: Data, Payload: []byte{}},
 		{Type: Bye, Code: CodeDuplicate, Sess: 3, Text: "duplicate"},
 		{Type: Bye, Code: CodeShutdown},
-		{Type: Ack, Delivered: 1<<40 + 3, Limit: 1 << 62},
+		{Type: Ack, Delivered: 1<<40 + 3, Credit: 1 << 62},
 		{Type: Ack},
 		{Type: Resume, Next: 1},
 		{Type: Resume, Next: 1<<64 - 1},
