@@ -12,11 +12,17 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
+# The negative controls that need a deliberately broken fsm build with this
+# tag (fsm/mutation.go); a build without it cannot break the protocol.
+MUTATION = -tags masterless_mutation
+
 vet:
 	$(GO) vet ./...
+	$(GO) vet $(MUTATION) ./...
 
 unit:
 	$(GO) test -race -count=1 ./...
+	$(GO) test $(MUTATION) -count=1 -run 'Catches' ./sim
 
 # A short run of every fuzz target, seeded from testdata/fuzz corpora.
 fuzz-smoke:
