@@ -60,6 +60,10 @@ func TestRenegotiationWhileDataFlows(t *testing.T) {
 	require.Equal(t, 1, rb.connectCount("a"))
 }
 
+// TestAutomaticReconnect: a peer that keeps the other reconnects on its own
+// after the other's Disconnect, with no second Connect event at the keeping
+// end. Also a regression test: the Disconnect event of the end that called
+// Disconnect carries a nil error (it used to carry ErrDisconnected).
 func TestAutomaticReconnect(t *testing.T) {
 	left, rl := newServer(t, "left")
 	right, rr := newServer(t, "right")

@@ -47,7 +47,7 @@ func TestSweep(t *testing.T) {
 	}
 	t.Log(res.Summary())
 	require.LessOrEqual(t, res.Seeds, n)
-	require.Empty(t, res.Failures, "see the reports above and sim/FINDINGS.md")
+	require.Empty(t, res.Failures, "see the reports above")
 }
 
 // TestSweepLegacyDialers sweeps meshes where half the Go nodes dial with
