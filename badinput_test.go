@@ -134,20 +134,20 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 
 func TestHandshakeNeverFinished(t *testing.T) {
 	logs := &logSink{}
-	srv, _ := newServer(t, "srv", WithLogger(newLogger(logs)))
+	srv, _ := newServer(t, "srv", WithLogger(newLogger(logs)), WithHandshakeTimeout(shortHandshake))
 	c := rawDial(t, srv)
 	_, err := c.Write(preamble()) // and then nothing
 	require.NoError(t, err)
 	start := time.Now()
 	expectClosed(t, c)
-	require.GreaterOrEqual(t, time.Since(start), testHandshake/2, "closed by the handshake deadline, not earlier")
+	require.GreaterOrEqual(t, time.Since(start), shortHandshake/2, "closed by the handshake deadline, not earlier")
 	require.Contains(t, logs.String(), "handshake timed out")
 	require.Zero(t, srv.n.Handshaking())
 }
 
 func TestHalfOpenFlood(t *testing.T) {
 	logs := &logSink{}
-	srv, _ := newServer(t, "srv", WithLogger(newLogger(logs)), WithMaxHandshakes(8))
+	srv, _ := newServer(t, "srv", WithLogger(newLogger(logs)), WithMaxHandshakes(8), WithHandshakeTimeout(shortHandshake))
 	peer, rp := newServer(t, "peer")
 	_, err := peer.Connect(ctxT(t), srv.Info())
 	require.NoError(t, err)
@@ -211,7 +211,8 @@ func TestConnectFailures(t *testing.T) {
 	a, _ := newServer(t, "a")
 	_, err := a.Connect(ctxT(t), fakeListener(t, []byte("MLSS\x00\x02\x00\x00")))
 	require.ErrorIs(t, err, ErrVersionMismatch)
-	_, err = a.Connect(ctxT(t), fakeListener(t, nil))
+	impatient, _ := newServer(t, "impatient", WithHandshakeTimeout(shortHandshake))
+	_, err = impatient.Connect(ctxT(t), fakeListener(t, nil))
 	require.ErrorIs(t, err, ErrHandshakeTimeout)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
