@@ -1,11 +1,21 @@
 # make test runs every check; CI runs exactly that through .ci/run.
-GO      ?= go
+GO       ?= go
 FUZZTIME ?= 10s
-SEEDS   ?= 10000
+SEEDS    ?= 10000
+# Seeds per simulator sweep under the race detector (unit). The full sweeps
+# run without it (sweep).
+RACE_SEEDS ?= 300
+# The bound of every go test run. go test's default, 10m, is too tight when
+# the machine is loaded (a second make test beside this one); this one only
+# stops a hung run.
+TIMEOUT  ?= 30m
+# The negative controls that need a deliberately broken fsm build with this
+# tag (fsm/mutation.go); a build without it cannot break the protocol.
+MUTATION = -tags masterless_mutation
 
-.PHONY: test fmt-check vet unit fuzz-smoke bench sim tla interop
+.PHONY: test fmt-check vet unit sweep fuzz-smoke bench sim tla interop
 
-test: fmt-check vet interop unit fuzz-smoke tla
+test: fmt-check vet interop unit sweep fuzz-smoke tla
 	@echo "make test: all checks passed"
 
 fmt-check:
@@ -14,17 +24,28 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet $(MUTATION) ./...
 
+# Every package under the race detector, the simulator's sweeps with
+# RACE_SEEDS seeds each (-race makes them ten times slower and finds nothing
+# more in them: each seed runs on one goroutine).
 unit:
-	$(GO) test -race -count=1 ./...
+	SIM_SEEDS=$(RACE_SEEDS) $(GO) test -race -count=1 -timeout $(TIMEOUT) ./...
+
+# The simulator's full sweeps without the race detector (TestSweep: 10,000
+# seeds, TestSweepLegacyDialers: 2,000), then the negative controls that need
+# a deliberately broken fsm.
+sweep:
+	$(GO) test -count=1 -timeout $(TIMEOUT) -run '^TestSweep' ./sim
+	$(GO) test $(MUTATION) -count=1 -timeout $(TIMEOUT) -run 'Catches' ./sim
 
 # A short run of every fuzz target, seeded from testdata/fuzz corpora.
 fuzz-smoke:
-	$(GO) test -run '^$$' -fuzz '^FuzzParseFrame$$' -fuzztime $(FUZZTIME) ./wire
-	$(GO) test -run '^$$' -fuzz '^FuzzParsePreamble$$' -fuzztime $(FUZZTIME) ./wire
-	$(GO) test -run '^$$' -fuzz '^FuzzLegacyParse$$' -fuzztime $(FUZZTIME) ./wire
-	$(GO) test -run '^$$' -fuzz '^FuzzNodeFrames$$' -fuzztime $(FUZZTIME) ./fsm
-	$(GO) test -run '^$$' -fuzz '^FuzzChunking$$' -fuzztime $(FUZZTIME) ./link
+	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzParseFrame$$' -fuzztime $(FUZZTIME) ./wire
+	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzParsePreamble$$' -fuzztime $(FUZZTIME) ./wire
+	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzLegacyParse$$' -fuzztime $(FUZZTIME) ./wire
+	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzNodeFrames$$' -fuzztime $(FUZZTIME) ./fsm
+	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzChunking$$' -fuzztime $(FUZZTIME) ./link
 
 # Installs masterless@0.4.1 for the ./interop tests (run by unit). Prints a
 # SKIP line without node/npm; fails under CI=true.
@@ -41,4 +62,4 @@ tla:
 	bash tla/run.sh
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -timeout $(TIMEOUT) -run '^$$' -bench . -benchmem ./...

@@ -67,6 +67,8 @@ func TestSlowHandlerBackpressure(t *testing.T) {
 	require.Less(t, sent.Load(), int64(n/4), "sends in flight are bounded by the buffers")
 	close(gate)
 	wg.Wait()
-	eventually(t, "everything arrives", func() bool { return got.Load() == n })
+	// 200 MiB through loopback: about 1.5 s idle under -race, many times
+	// that on a loaded machine.
+	eventuallyWithin(t, 4*waitFor, "everything arrives", func() bool { return got.Load() == n })
 	require.False(t, bad.Load(), "messages arrived out of order")
 }

@@ -86,11 +86,14 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 	long = append(long, []byte(strings.Repeat("x", 20))...)
 
 	cases := []struct {
-		name  string
-		send  []byte
-		log   string
-		half  bool // half-close after sending
-		reply bool // the server must answer with its preamble and HELLO first
+		name string
+		send []byte
+		log  string
+		half bool // half-close after sending
+		// reply: the server must answer with its preamble and HELLO before it
+		// closes. Not after a half-close: the server takes the EOF for a lost
+		// connection and may close it before its greeting is written.
+		reply bool
 	}{
 		{"garbage", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), "did not send the masterless preamble", false, true},
 		{"wrong magic", []byte("MLSX\x00\x01\x00\x00"), "did not send the masterless preamble", false, true},
@@ -101,7 +104,7 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 		{"empty id", cat(preamble(), frame(wire.Hello, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)), "empty id", false, true},
 		{"overlong id", cat(preamble(), frame(wire.Hello, long...)), "truncated", false, true},
 		{"data before hello", cat(preamble(), frame(wire.Data, 'x')), "DATA not allowed in state hello", false, true},
-		{"truncated frame", cat(preamble(), hello("mallory", 1)[:9]), "connection lost", true, true},
+		{"truncated frame", cat(preamble(), hello("mallory", 1)[:9]), "connection lost", true, false},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -113,8 +116,13 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 				require.NoError(t, c.(*net.TCPConn).CloseWrite())
 			}
 			got := expectClosed(t, c)
-			if tc.reply && len(got) > 0 {
-				require.Equal(t, preamble(), got[:min(len(got), wire.PreambleSize)], "the server speaks first")
+			if tc.reply {
+				require.GreaterOrEqual(t, len(got), wire.PreambleSize, "the server greets before it closes")
+				require.Equal(t, preamble(), got[:wire.PreambleSize], "the server speaks first")
+				f, _, err := wire.V1{}.ParseFrame(got[wire.PreambleSize:])
+				require.NoError(t, err)
+				require.Equal(t, wire.Hello, f.Type)
+				require.Equal(t, "srv", f.ID)
 			}
 			eventually(t, "the reason is logged", func() bool { return strings.Count(logs.String(), tc.log) > before })
 			roundTrip(t, srv, peer, rp, fmt.Sprint("still here ", i))
@@ -126,20 +134,20 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 
 func TestHandshakeNeverFinished(t *testing.T) {
 	logs := &logSink{}
-	srv, _ := newServer(t, "srv", WithLogger(newLogger(logs)))
+	srv, _ := newServer(t, "srv", WithLogger(newLogger(logs)), WithHandshakeTimeout(shortHandshake))
 	c := rawDial(t, srv)
 	_, err := c.Write(preamble()) // and then nothing
 	require.NoError(t, err)
 	start := time.Now()
 	expectClosed(t, c)
-	require.GreaterOrEqual(t, time.Since(start), testHandshake/2, "closed by the handshake deadline, not earlier")
+	require.GreaterOrEqual(t, time.Since(start), shortHandshake/2, "closed by the handshake deadline, not earlier")
 	require.Contains(t, logs.String(), "handshake timed out")
 	require.Zero(t, srv.n.Handshaking())
 }
 
 func TestHalfOpenFlood(t *testing.T) {
 	logs := &logSink{}
-	srv, _ := newServer(t, "srv", WithLogger(newLogger(logs)), WithMaxHandshakes(8))
+	srv, _ := newServer(t, "srv", WithLogger(newLogger(logs)), WithMaxHandshakes(8), WithHandshakeTimeout(shortHandshake))
 	peer, rp := newServer(t, "peer")
 	_, err := peer.Connect(ctxT(t), srv.Info())
 	require.NoError(t, err)
@@ -203,7 +211,8 @@ func TestConnectFailures(t *testing.T) {
 	a, _ := newServer(t, "a")
 	_, err := a.Connect(ctxT(t), fakeListener(t, []byte("MLSS\x00\x02\x00\x00")))
 	require.ErrorIs(t, err, ErrVersionMismatch)
-	_, err = a.Connect(ctxT(t), fakeListener(t, nil))
+	impatient, _ := newServer(t, "impatient", WithHandshakeTimeout(shortHandshake))
+	_, err = impatient.Connect(ctxT(t), fakeListener(t, nil))
 	require.ErrorIs(t, err, ErrHandshakeTimeout)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -213,4 +222,28 @@ func TestConnectFailures(t *testing.T) {
 	_, err = a.Connect(ctxT(t), dead)
 	require.ErrorIs(t, err, ErrDialFailed)
 	require.Empty(t, a.Connections())
+}
+
+// TestPayloadOverPeerMaxFrameSize: the max frame size is each node's own and
+// is not negotiated (spec/PROTOCOL.md, 2.2). Send refuses a payload over the
+// sender's limit (ErrPayloadTooLarge in fsm); a payload within it but over
+// the receiver's closes that session at the receiver with ErrFrameTooLarge,
+// and that message is lost, as any message on a connection that dies. The
+// sender keeps the peer, so it reconnects and later messages arrive.
+func TestPayloadOverPeerMaxFrameSize(t *testing.T) {
+	a, _ := newServer(t, "a", WithMaxFrameSize(1<<20))
+	b, rb := newServer(t, "b", WithMaxFrameSize(1024))
+	_, err := a.Connect(ctxT(t), b.Info())
+	require.NoError(t, err)
+	eventually(t, "b connected", func() bool { return rb.connectCount("a") == 1 })
+
+	require.True(t, b.Send("a", make([]byte, 1023)), "1,023 bytes and the type byte fit b's own limit")
+	require.False(t, b.Send("a", make([]byte, 1024)), "1,024 bytes and the type byte exceed b's own limit")
+	require.True(t, a.Send("b", make([]byte, 2000)), "2,000 bytes fit a's limit")
+	eventually(t, "b drops the session", func() bool { return len(rb.disconnects("a")) == 1 })
+	require.ErrorIs(t, rb.disconnects("a")[0], ErrFrameTooLarge)
+	eventually(t, "a reconnects", func() bool { return rb.connectCount("a") == 2 && sameSet(b.Connections(), "a") })
+	require.True(t, a.Send("b", []byte("small")))
+	eventually(t, "a later message arrives", func() bool { return len(rb.messages("a")) == 1 })
+	require.Equal(t, "small", string(rb.messages("a")[0]), "the large message is lost, not delivered late")
 }

@@ -7,6 +7,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// TestDuplexData sends 1,000 messages each way at once over one session and
+// checks what the transport promises: every message at most once and in
+// order, and every message when the session never ended. b does not keep a,
+// so b reports an end of the session at once (Disconnect, and a second
+// Connect if a comes back); the long test peer timeout makes one unlikely
+// even on a loaded machine, and a run where it happened checks order only.
 func TestDuplexData(t *testing.T) {
 	a, ra := newServer(t, "a")
 	b, rb := newServer(t, "b")
@@ -14,24 +20,33 @@ func TestDuplexData(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "b", id)
 	require.True(t, a.IsKept("b"))
+	require.False(t, b.IsKept("a"))
 	eventually(t, "b sees a", func() bool { return sameSet(b.Connections(), "a") })
 	require.Equal(t, []string{"b"}, a.Connections())
+	ended := func() bool { return rb.sessionEnded("a") }
 
 	const n = 1000
 	for i := range n {
-		require.True(t, a.Send("b", fmt.Appendf(nil, "a%d", i)))
-		require.True(t, b.Send("a", fmt.Appendf(nil, "b%d", i)))
+		// a keeps b: its sends queue while it reconnects. b's fail only
+		// once the session is gone.
+		require.True(t, a.Send("b", fmt.Appendf(nil, "a%d", i)), "a's send %d refused", i)
+		if !b.Send("a", fmt.Appendf(nil, "b%d", i)) {
+			eventually(t, fmt.Sprintf("b, which refused send %d, reports the end of the session", i), ended)
+		}
 	}
-	eventually(t, "all messages", func() bool {
-		return len(rb.messages("a")) == n && len(ra.messages("b")) == n
+	eventually(t, "every message, or the end of the session", func() bool {
+		return ended() || (len(rb.messages("a")) == n && len(ra.messages("b")) == n)
 	})
-	for i, m := range rb.messages("a") {
-		require.Equal(t, fmt.Sprintf("a%d", i), string(m))
+	toB := checkInOrder(t, rb.messages("a"), "a") // at most once, in order
+	toA := checkInOrder(t, ra.messages("b"), "b")
+	if ended() {
+		t.Logf("the session ended (%v): checked at most once and in order; %d and %d of %d delivered",
+			rb.disconnects("a"), len(toB), len(toA), n)
+	} else {
+		require.Len(t, toB, n, "the session never ended, yet messages to b were lost")
+		require.Len(t, toA, n, "the session never ended, yet messages to a were lost")
+		require.Equal(t, 1, ra.connectCount("b"))
+		require.Equal(t, 1, rb.connectCount("a"))
 	}
-	for i, m := range ra.messages("b") {
-		require.Equal(t, fmt.Sprintf("b%d", i), string(m))
-	}
-	require.Equal(t, 1, ra.connectCount("b"))
-	require.Equal(t, 1, rb.connectCount("a"))
 	require.False(t, a.Send("nobody", []byte("x")))
 }

@@ -15,7 +15,9 @@ package masterless
 //     delays all of them. Events wait in a bounded queue (WithDispatchQueue);
 //     when it is full the Server stops reading from its peers, and TCP makes
 //     their Sends wait in turn. A callback that blocks for longer than the
-//     peer timeout may therefore cost sessions their heartbeat.
+//     peer timeout may therefore cost sessions their heartbeat: unread, a
+//     live peer's PINGs look like silence. This is the price of bounded
+//     memory.
 //   - A kept peer that reconnects transparently (within the reconnect grace)
 //     gets no second Connect and no Disconnect.
 //   - Close drops the events not yet delivered.

@@ -17,15 +17,24 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// Short timeouts so that failures and recoveries happen within a test; the
-// waits below are generous so that a loaded 2-core machine under -race does
-// not flake.
+// The timeouts every test server gets (newServer). They are long: on a
+// loaded machine under -race (a load average of 20 on 2 cores) a goroutine
+// can wait seconds for a CPU, and a session must not time out, nor a
+// handshake fail, only because the test ran slowly. A test that wants a
+// timeout to fire sets a short one on the servers concerned (shortPeerTO,
+// shortHandshake) and then asserts no more than the timeout promises.
 const (
-	testHeartbeat = 200 * time.Millisecond
-	testPeerTO    = time.Second
-	testHandshake = 2 * time.Second
-	waitFor       = 15 * time.Second
-	pollEvery     = 5 * time.Millisecond
+	testHeartbeat = time.Second
+	testPeerTO    = 15 * time.Second
+	testHandshake = 15 * time.Second
+	testGrace     = 15 * time.Second
+
+	shortHeartbeat = 200 * time.Millisecond
+	shortPeerTO    = time.Second
+	shortHandshake = 3 * time.Second
+
+	waitFor   = 30 * time.Second // bound of every wait for something that must happen
+	pollEvery = 5 * time.Millisecond
 )
 
 // recorder collects a server's events for assertions.
@@ -92,6 +101,14 @@ func (r *recorder) disconnects(id string) []error {
 	return out
 }
 
+// sessionEnded reports whether the session with peer ended after it began: a
+// Disconnect event, or a second Connect. It sees every end only at a server
+// that does not keep peer: one that keeps it reconnects within the grace
+// without any event.
+func (r *recorder) sessionEnded(peer string) bool {
+	return len(r.disconnects(peer)) > 0 || r.connectCount(peer) > 1
+}
+
 func (r *recorder) messages(from string) [][]byte {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -130,7 +147,7 @@ func newServer(t testing.TB, id string, opts ...Option) (*Server, *recorder) {
 	rec := newRecorder()
 	base := []Option{
 		WithHeartbeat(testHeartbeat), WithPeerTimeout(testPeerTO), WithHandshakeTimeout(testHandshake),
-		WithReconnectBackoff(20*time.Millisecond, 200*time.Millisecond), WithReconnectGrace(5 * time.Second),
+		WithReconnectBackoff(20*time.Millisecond, 200*time.Millisecond), WithReconnectGrace(testGrace),
 		WithLogger(newLogger(&logSink{})), WithEvents(rec.events()),
 	}
 	s, err := New(id, append(base, opts...)...)
@@ -148,10 +165,16 @@ func ctxT(t testing.TB) context.Context {
 // eventually polls cond until it holds or the generous deadline passes.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
+	eventuallyWithin(t, waitFor, what, cond)
+}
+
+// eventuallyWithin polls cond until it holds or d passes.
+func eventuallyWithin(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Fatalf("timed out after %v waiting for %s", d, what)
 		}
 		time.Sleep(pollEvery)
 	}

@@ -99,8 +99,11 @@ func WithHandshakeTimeout(d time.Duration) Option {
 	return func(s *settings) error { s.cfg.FSM.HandshakeTimeout = d; return nil }
 }
 
-// WithMaxFrameSize bounds a received frame in bytes (a payload plus 5);
-// default 16 MiB. A peer sending more is disconnected.
+// WithMaxFrameSize bounds a frame in bytes (type byte plus payload, for
+// DATA); default 16 MiB. Send refuses a payload that would not fit, and a
+// peer sending a larger frame is disconnected. The limit is not negotiated:
+// give every node of a mesh the same value, or a payload over a peer's limit
+// costs the session and is lost.
 func WithMaxFrameSize(n int) Option {
 	return func(s *settings) error { s.cfg.MaxFrameSize = n; return nil }
 }

@@ -49,28 +49,12 @@ type Config struct {
 	// is redialed in the protocol it last spoke). See legacy.go.
 	LegacyDial bool
 
-	// Mutation deliberately breaks the protocol. It exists only so that the
-	// checkers (simulator sweeps, rapid tests) can prove they catch a wrong
-	// rule; never set it elsewhere.
-	Mutation Mutation
+	// mutation is a deliberately wrong rule, for the checkers' negative
+	// controls. Only a build with the masterless_mutation tag can set it
+	// (Config.WithMutation in mutation.go); in any other build its type is
+	// empty and every check of it is the constant false (mutation_off.go).
+	mutation mutation
 }
-
-// Mutation selects a deliberately wrong variant of the protocol, for the
-// checkers' negative controls.
-type Mutation uint8
-
-const (
-	// MutationNone is the real protocol.
-	MutationNone Mutation = iota
-	// MutationDialerLeads makes the dialer of each connection its leader,
-	// instead of the node with the greater id: each end then grants the
-	// connection it dialed, and the two ends can hold different sessions.
-	MutationDialerLeads
-	// MutationNoLegacyUpgrade lets two Go nodes that meet over 0.4.1 keep
-	// that connection instead of moving to v1: a pair can then have two
-	// leaders, the 0.4.1 acceptor and the greater id (fsm/legacy.go).
-	MutationNoLegacyUpgrade
-)
 
 // ErrBadConfig reports an invalid Config field.
 var ErrBadConfig = errors.New("masterless: invalid configuration")

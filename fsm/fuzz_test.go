@@ -102,6 +102,11 @@ func checkLocal(t *testing.T, n *fsm.Node) {
 	}
 }
 
+// TestSendRefusesPayloadLargerThanAFrame: Send refuses, with
+// ErrPayloadTooLarge and before anything is queued, a payload whose DATA frame
+// (type byte plus payload) would exceed the node's MaxFrameSize; the largest
+// payload that fits is accepted. (A payload over the peer's smaller limit is
+// the root package's TestPayloadOverPeerMaxFrameSize.)
 func TestSendRefusesPayloadLargerThanAFrame(t *testing.T) {
 	n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1, MaxFrameSize: 64})
 	if err != nil {
@@ -118,6 +123,10 @@ func TestSendRefusesPayloadLargerThanAFrame(t *testing.T) {
 	}
 }
 
+// TestCommandsNamingOwnIDAreRefused: SetKeep, Send and Disconnect naming the
+// node's own id fail with ErrSelfConnect and create no peer record. Before,
+// they were accepted: a message to itself sat in the queue until the
+// reconnect grace ran out, since a node can never dial itself.
 func TestCommandsNamingOwnIDAreRefused(t *testing.T) {
 	n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1})
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 
 // leads reports whether this node leads the pair with peerID over c.
 func (n *Node) leads(c *conn, peerID string) bool {
-	if n.cfg.Mutation == MutationDialerLeads {
+	if n.cfg.mutation.dialerLeads() {
 		return c.dial != nil // deliberately wrong: see MutationDialerLeads
 	}
 	return n.cfg.ID > peerID

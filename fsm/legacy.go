@@ -81,7 +81,7 @@ func (n *Node) onLegacyHello(c *conn, f *wire.Frame) {
 		n.closeConn(c, wire.CodeSelfConnect, ErrSelfConnect)
 		return
 	}
-	if f.Incarnation != 0 && n.cfg.Mutation != MutationNoLegacyUpgrade {
+	if f.Incarnation != 0 && !n.cfg.mutation.noLegacyUpgrade() {
 		n.legacyUpgrade(c, f)
 		return
 	}

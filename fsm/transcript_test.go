@@ -48,7 +48,8 @@ type tconn struct {
 }
 
 type harness struct {
-	t     *testing.T
+	t     testing.TB
+	where string // file:line of the command being run
 	now   time.Duration
 	nodes map[string]*fsm.Node
 	conns []*tconn
@@ -58,7 +59,7 @@ type harness struct {
 	req   fsm.ReqID
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	return &harness{t: t, nodes: map[string]*fsm.Node{}}
 }
 
@@ -77,7 +78,7 @@ func (h *harness) sortedNodes() []string {
 func (h *harness) step(id string, ev fsm.Event) {
 	n := h.nodes[id]
 	if n == nil {
-		h.t.Fatalf("no node %s", id)
+		h.t.Fatalf("%s: no node %s", h.where, id)
 	}
 	if err := n.Step(h.now, ev); err != nil {
 		fmt.Fprintf(&h.out, "%s: refused: %v\n", id, err)
@@ -98,16 +99,16 @@ func (h *harness) drain(id string) {
 		case fsm.ActWrite:
 			c, side := h.find(id, a.Conn)
 			if c == nil || c.closed[side] {
-				h.t.Fatalf("%s wrote on unknown or closed c%d", id, a.Conn)
+				h.t.Fatalf("%s: %s wrote on unknown or closed c%d", h.where, id, a.Conn)
 			}
 			// Round-trip through the codec so transcripts exercise it too.
 			b, err := h.codec.AppendFrame(nil, &a.Frame)
 			if err != nil {
-				h.t.Fatalf("%s: encode %s: %v", id, a.Frame.String(), err)
+				h.t.Fatalf("%s: %s: encode %s: %v", h.where, id, a.Frame.String(), err)
 			}
 			f, nb, err := h.codec.ParseFrame(b)
 			if err != nil || nb != len(b) {
-				h.t.Fatalf("%s: decode %s: %v", id, a.Frame.String(), err)
+				h.t.Fatalf("%s: %s: decode %s: %v", h.where, id, a.Frame.String(), err)
 			}
 			h.push(c, side, &f)
 		case fsm.ActClose:
@@ -213,97 +214,233 @@ func (h *harness) state(id string) {
 	}
 }
 
-func kv(args []string, key, def string) string {
-	for _, a := range args {
-		if k, v, ok := strings.Cut(a, "="); ok && k == key {
-			return v
+// cmdArgs is one transcript command's arguments, parsed strictly: a missing
+// or extra positional argument, a key=value the command does not take, a bad
+// number or an unknown frame type fails the test at the command's file:line.
+type cmdArgs struct {
+	t     testing.TB
+	where string // file:line of the command
+	cmd   string
+	pos   []string
+	kv    map[string]string
+	keys  []string // the order the keys came in, for error messages
+	taken map[string]bool
+}
+
+func parseArgs(t testing.TB, where, cmd string, fields []string) *cmdArgs {
+	a := &cmdArgs{t: t, where: where, cmd: cmd, kv: map[string]string{}, taken: map[string]bool{}}
+	for _, f := range fields {
+		if k, v, ok := strings.Cut(f, "="); ok {
+			if _, dup := a.kv[k]; dup {
+				a.fatalf("%s given twice", k)
+			}
+			a.kv[k] = v
+			a.keys = append(a.keys, k)
+		} else {
+			a.pos = append(a.pos, f)
 		}
+	}
+	return a
+}
+
+func (a *cmdArgs) fatalf(format string, args ...any) {
+	a.t.Helper()
+	a.t.Fatalf("%s: %s: %s", a.where, a.cmd, fmt.Sprintf(format, args...))
+}
+
+// positional requires between min and max positional arguments (max < 0:
+// any number) and returns them.
+func (a *cmdArgs) positional(min, max int) []string {
+	a.t.Helper()
+	if len(a.pos) < min || (max >= 0 && len(a.pos) > max) {
+		want := fmt.Sprintf("%d to %d", min, max)
+		if max < 0 {
+			want = fmt.Sprintf("at least %d", min)
+		}
+		a.fatalf("takes %s positional arguments, got %q", want, a.pos)
+	}
+	return a.pos
+}
+
+// str returns key's value, or def when absent.
+func (a *cmdArgs) str(key, def string) string {
+	a.taken[key] = true
+	if v, ok := a.kv[key]; ok {
+		return v
 	}
 	return def
 }
 
-func (h *harness) run(cmd string, args []string) {
-	switch cmd {
-	case "node": // node ID [inc=N] [queue=N] -- creates and starts listening
-		inc, _ := strconv.ParseUint(kv(args, "inc", "1"), 10, 64)
-		q, _ := strconv.Atoi(kv(args, "queue", "0"))
-		hs, _ := strconv.Atoi(kv(args, "maxhandshakes", "0"))
-		n, err := fsm.New(fsm.Config{ID: args[0], Incarnation: inc, Seed: 1, QueueMessages: q, MaxHandshakes: hs})
-		if err != nil {
-			h.t.Fatal(err)
+// num returns key's value as a non-negative integer, or def when absent.
+func (a *cmdArgs) num(key string, def uint64) uint64 {
+	a.t.Helper()
+	v, ok := a.kv[key]
+	a.taken[key] = true
+	if !ok {
+		return def
+	}
+	return a.parseNum(key, v)
+}
+
+func (a *cmdArgs) parseNum(what, v string) uint64 {
+	a.t.Helper()
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		a.fatalf("%s: %q is not a number", what, v)
+	}
+	return n
+}
+
+// done fails on any key=value the command did not read.
+func (a *cmdArgs) done() {
+	a.t.Helper()
+	for _, k := range a.keys {
+		if !a.taken[k] {
+			a.fatalf("unknown argument %s=%s", k, a.kv[k])
 		}
-		h.nodes[args[0]] = n
-		h.step(args[0], fsm.Listening{Info: addrOf(args[0])})
+	}
+}
+
+// frameType returns the wire type named name (HELLO, JOIN, ...).
+func (a *cmdArgs) frameType(name string) wire.Type {
+	a.t.Helper()
+	for ty := wire.Type(1); ty != 0; ty++ {
+		if ty.String() == name {
+			return ty
+		}
+	}
+	a.fatalf("unknown frame type %q", name)
+	return 0
+}
+
+func (h *harness) run(a *cmdArgs) {
+	h.t.Helper()
+	h.where = a.where
+	switch a.cmd {
+	case "node": // node ID [inc=N] [queue=N] [maxhandshakes=N] -- creates and starts listening
+		id := a.positional(1, 1)[0]
+		inc := a.num("inc", 1)
+		q := int(a.num("queue", 0))
+		hs := int(a.num("maxhandshakes", 0))
+		a.done()
+		n, err := fsm.New(fsm.Config{ID: id, Incarnation: inc, Seed: 1, QueueMessages: q, MaxHandshakes: hs})
+		if err != nil {
+			a.fatalf("%v", err)
+		}
+		h.nodes[id] = n
+		h.step(id, fsm.Listening{Info: addrOf(id)})
 	case "crash": // crash ID [silent] -- the node vanishes; peers see EOF unless silent
-		delete(h.nodes, args[0])
+		p := a.positional(1, 2)
+		a.done()
+		silent := false
+		if len(p) == 2 {
+			if p[1] != "silent" {
+				a.fatalf("second argument must be silent, got %q", p[1])
+			}
+			silent = true
+		}
+		if h.nodes[p[0]] == nil {
+			a.fatalf("no node %s", p[0])
+		}
+		delete(h.nodes, p[0])
 		for _, c := range h.conns {
 			for side, e := range c.ends {
-				if e.node == args[0] && !c.closed[side] {
+				if e.node == p[0] && !c.closed[side] {
 					c.closed[side] = true
 					c.toward[side].frames = nil
-					if len(args) < 2 || args[1] != "silent" {
+					if !silent {
 						h.push(c, side, nil)
 					}
 				}
 			}
 		}
 	case "connect": // connect FROM TO  (TO may be an alias: B#2)
+		p := a.positional(2, 2)
+		a.done()
 		h.req++
-		h.step(args[0], fsm.Connect{Req: h.req, Addr: addrOf(args[1])})
+		h.step(p[0], fsm.Connect{Req: h.req, Addr: addrOf(p[1])})
 	case "send": // send FROM TO PAYLOAD
-		h.step(args[0], fsm.Send{Peer: args[1], Payload: []byte(args[2])})
+		p := a.positional(3, 3)
+		a.done()
+		h.step(p[0], fsm.Send{Peer: p[1], Payload: []byte(p[2])})
 	case "keep": // keep FROM TO true|false
-		h.step(args[0], fsm.SetKeep{Peer: args[1], Keep: args[2] == "true"})
+		p := a.positional(3, 3)
+		a.done()
+		keep, err := strconv.ParseBool(p[2])
+		if err != nil {
+			a.fatalf("keep flag must be true or false, got %q", p[2])
+		}
+		h.step(p[0], fsm.SetKeep{Peer: p[1], Keep: keep})
 	case "disconnect": // disconnect FROM TO
-		h.step(args[0], fsm.Disconnect{Peer: args[1]})
-	case "shutdown":
-		h.step(args[0], fsm.Shutdown{})
+		p := a.positional(2, 2)
+		a.done()
+		h.step(p[0], fsm.Disconnect{Peer: p[1]})
+	case "shutdown": // shutdown ID
+		p := a.positional(1, 1)
+		a.done()
+		h.step(p[0], fsm.Shutdown{})
 	case "lose": // lose conn=K to=X -- bytes in flight toward X on K vanish
-		num, _ := strconv.Atoi(kv(args, "conn", "0"))
+		a.positional(0, 0)
+		num := int(a.num("conn", 0))
+		to := a.str("to", "")
+		a.done()
+		if num < 1 || num > len(h.conns) || to == "" {
+			a.fatalf("needs conn=K of an existing connection and to=X")
+		}
+		found := false
 		for _, c := range h.conns {
 			for side, e := range c.ends {
-				if c.num == num && e.node == kv(args, "to", "") {
+				if c.num == num && e.node == to {
 					c.toward[side].frames = nil
+					found = true
 				}
 			}
 		}
+		if !found {
+			a.fatalf("c%d has no end at %s", num, to)
+		}
 	case "deliver": // deliver [all|N] [conn=K] [to=X]
-		num, _ := strconv.Atoi(kv(args, "conn", "0"))
-		to := kv(args, "to", "")
+		p := a.positional(0, 1)
+		num := int(a.num("conn", 0))
+		to := a.str("to", "")
+		a.done()
 		limit := 1
-		if len(args) > 0 && args[0] == "all" {
-			limit = 1 << 30
-		} else if len(args) > 0 {
-			if v, err := strconv.Atoi(args[0]); err == nil {
-				limit = v
+		if len(p) == 1 {
+			if p[0] == "all" {
+				limit = 1 << 30
+			} else {
+				limit = int(a.parseNum("count", p[0]))
 			}
 		}
 		for i := 0; i < limit && h.deliverOne(num, to); i++ {
 		}
 	case "advance": // advance DURATION -- time passes; every node ticks
-		d, err := time.ParseDuration(args[0])
-		if err != nil {
-			h.t.Fatal(err)
+		p := a.positional(1, 1)
+		a.done()
+		d, err := time.ParseDuration(p[0])
+		if err != nil || d < 0 {
+			a.fatalf("bad duration %q", p[0])
 		}
 		h.now += d
 		for _, id := range h.sortedNodes() {
 			h.step(id, fsm.Tick{})
 		}
 	case "inject": // inject NODE CONN TYPE -- a frame the peer should not send
-		conn, _ := strconv.Atoi(args[1])
-		var t wire.Type
-		for ty := wire.Hello; ty <= wire.Bye; ty++ {
-			if ty.String() == args[2] {
-				t = ty
+		p := a.positional(3, 3)
+		a.done()
+		conn := a.parseNum("conn", p[1])
+		h.step(p[0], fsm.FrameReceived{Conn: fsm.ConnID(conn), Frame: wire.Frame{Type: a.frameType(p[2]), Sess: 99}})
+	case "state": // state ID...
+		ids := a.positional(1, -1)
+		a.done()
+		for _, id := range ids {
+			if h.nodes[id] == nil {
+				a.fatalf("no node %s", id)
 			}
-		}
-		h.step(args[0], fsm.FrameReceived{Conn: fsm.ConnID(conn), Frame: wire.Frame{Type: t, Sess: 99}})
-	case "state":
-		for _, id := range args {
 			h.state(id)
 		}
 	default:
-		h.t.Fatalf("unknown command %q", cmd)
+		a.fatalf("unknown command")
 	}
 }
 
@@ -350,7 +487,7 @@ func runTranscript(t *testing.T, file string) {
 		}
 		fields := strings.Fields(cmdLine)
 		h.out.Reset()
-		h.run(fields[0], fields[1:])
+		h.run(parseArgs(t, fmt.Sprintf("%s:%d", file, cmdAt), fields[0], fields[1:]))
 		got := strings.TrimRight(h.out.String(), "\n")
 		if got == "" {
 			got = "ok"
@@ -364,6 +501,64 @@ func runTranscript(t *testing.T, file string) {
 		out := strings.TrimRight(rewritten.String(), "\n") + "\n"
 		if err := os.WriteFile(file, []byte(out), 0o644); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// fatalRecorder is a testing.TB whose Fatalf records the message and stops
+// the command, so a test can check that the harness refuses a line.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+type stopped struct{}
+
+func (r *fatalRecorder) Helper() {}
+
+func (r *fatalRecorder) Fatalf(format string, args ...any) {
+	r.msg = fmt.Sprintf(format, args...)
+	panic(stopped{})
+}
+
+// TestTranscriptCommandsParseStrictly: a transcript line with an unknown
+// argument, a bad number, an unknown frame type or a missing argument fails
+// the test at its file:line instead of running with a default.
+func TestTranscriptCommandsParseStrictly(t *testing.T) {
+	for _, tc := range []struct{ line, want string }{
+		{"node A bogus=1", "unknown argument bogus=1"},
+		{"node A inc=x", `inc: "x" is not a number`},
+		{"node A inc=-1", `inc: "-1" is not a number`},
+		{"node A queue=1 queue=2", "queue given twice"},
+		{"node", "takes 1 to 1 positional arguments"},
+		{"inject A 1 NOPE", `unknown frame type "NOPE"`},
+		{"inject A one DATA", `conn: "one" is not a number`},
+		{"deliver lots", `count: "lots" is not a number`},
+		{"deliver all conn=x", `conn: "x" is not a number`},
+		{"deliver all too=A", "unknown argument too=A"},
+		{"keep A B maybe", `keep flag must be true or false, got "maybe"`},
+		{"send A B", "takes 3 to 3 positional arguments"},
+		{"advance soon", `bad duration "soon"`},
+		{"lose conn=7 to=A", "needs conn=K of an existing connection"},
+		{"crash A loudly", "second argument must be silent"},
+		{"state Z", "no node Z"},
+		{"connect Z A", "no node Z"},
+		{"frobnicate A", "unknown command"},
+	} {
+		rec := &fatalRecorder{TB: t}
+		h := newHarness(rec)
+		func() {
+			defer func() {
+				if r := recover(); r != nil && r != (stopped{}) {
+					panic(r)
+				}
+			}()
+			h.run(parseArgs(rec, "x.txt:3", "node", []string{"A"}))
+			fields := strings.Fields(tc.line)
+			h.run(parseArgs(rec, "x.txt:7", fields[0], fields[1:]))
+		}()
+		if !strings.HasPrefix(rec.msg, "x.txt:7: ") || !strings.Contains(rec.msg, tc.want) {
+			t.Errorf("%q: got failure %q, want one at x.txt:7 containing %q", tc.line, rec.msg, tc.want)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -36,14 +37,19 @@ func TestParseAddr(t *testing.T) {
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func TestStartCloseLeavesNothing(t *testing.T) {
-	var listening string
-	n, err := Start(Config{FSM: fsm.Config{ID: "x"}, Logger: quiet(), Events: Events{Listening: func(info string) { listening = info }}})
+	listening := make(chan string, 1)
+	n, err := Start(Config{FSM: fsm.Config{ID: "x"}, Logger: quiet(), Events: Events{Listening: func(info string) { listening <- info }}})
 	require.NoError(t, err)
 	require.Equal(t, "tcp://"+n.Addr().String(), n.Info())
 	require.NotZero(t, n.Incarnation())
+	select {
+	case info := <-listening:
+		require.Equal(t, n.Info(), info, "Listening reports the address peers dial")
+	case <-time.After(30 * time.Second):
+		t.Fatal("no Listening event")
+	}
 	require.NoError(t, n.Close())
 	require.NoError(t, n.Close())
-	_ = listening // delivered or dropped: Close may win the race
 	require.ErrorIs(t, n.Send("y", nil), fsm.ErrClosed)
 	_, err = n.Connect(context.Background(), "tcp://127.0.0.1:1")
 	require.ErrorIs(t, err, fsm.ErrClosed)
@@ -94,18 +100,52 @@ func TestStartRefusesAnUnencodableHello(t *testing.T) {
 	}
 }
 
+// silentListener accepts TCP connections and never says a word, so a
+// handshake with it cannot finish before the handshake timeout.
+func silentListener(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return "tcp://" + ln.Addr().String()
+}
+
+// TestConnectCancelled: a Connect whose context ends before the handshake
+// can finish returns the context's error, well before the handshake timeout,
+// and establishes no session.
 func TestConnectCancelled(t *testing.T) {
-	a, err := Start(Config{FSM: fsm.Config{ID: "a"}, Logger: quiet()})
+	a, err := Start(Config{FSM: fsm.Config{ID: "a", HandshakeTimeout: time.Minute}, Logger: quiet()})
 	require.NoError(t, err)
 	defer a.Close()
-	// A context cancelled before the handshake ends the wait with its error.
-	b, err := Start(Config{FSM: fsm.Config{ID: "b", HandshakeTimeout: 10 * time.Second}, Logger: quiet()})
-	require.NoError(t, err)
-	defer b.Close()
+	addr := silentListener(t)
+
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err = a.Connect(ctx, b.Info())
-	if err != nil {
-		require.True(t, errors.Is(err, context.Canceled), "got %v", err)
-	}
+	_, err = a.Connect(ctx, addr)
+	require.True(t, errors.Is(err, context.Canceled), "got %v", err)
+
+	ctx, cancel = context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = a.Connect(ctx, addr)
+	require.True(t, errors.Is(err, context.DeadlineExceeded), "got %v", err)
+	require.Less(t, time.Since(start), 30*time.Second, "the context, not the handshake timeout, ended the wait")
+	require.Empty(t, a.Sessions())
 }

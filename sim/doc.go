@@ -32,13 +32,22 @@
 //
 // Running it:
 //
-//	go test ./sim                                  # scenarios, rapid, 10,000-seed sweep, negative controls
+//	go test ./sim                                  # scenarios, rapid, 10,000-seed sweep, a negative control
+//	go test -tags masterless_mutation ./sim -run Catches   # the negative controls that need a broken fsm
 //	SIM_SEEDS=100000 go test ./sim -run 'TestSweep$' -v
 //	go test ./sim -run 'TestSeed$' -v -seed=N ...  # replay: the command a failure prints
 //	go run ./sim/cmd/simsweep -seeds 10000         # ends with "sim: 10000 seeds, 0 failed"
 //	SIM_TRACE_DIR=dir SIM_SEEDS=50 go test ./sim -run 'TestSweep$'   # NDJSON traces for tla/
 //	go run ./sim/cmd/simsweep -seeds 50 -trace dir                    # the same
 //	go test ./sim -run XXX -bench Sweep            # simulated events per second
+//
+// What the sweeps found, each now a regression test: a keep change made by
+// the follower between its JOIN and the grant was never announced, so a pair
+// nobody kept lived forever (TestScenarioKeepChangeDuringHandshake,
+// testdata/fsm/keep_and_discard.txt; the rule is spec/PROTOCOL.md 3.4); and
+// two Go nodes meeting over 0.4.1 and v1 at once had two leaders and could
+// hold different sessions (TestSweepLegacyDialers, PROTOCOL.md 3.5's
+// single-leader argument).
 //
 // Connection ids: the simulator numbers every TCP connection with one global
 // id (g1, g2, ... in reports and traces). A node's fsm knows it as local id

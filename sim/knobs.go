@@ -95,14 +95,16 @@ type Knobs struct {
 	// never do.
 	Heartbeat, PeerTimeout, HandshakeTimeout, BackoffMin, BackoffMax, Grace time.Duration
 
-	Mutation fsm.Mutation // deliberately broken rule, for negative controls
+	// Mutation is a deliberately broken fsm rule, for negative controls; a
+	// nonzero one needs a build with the masterless_mutation tag (mutation.go).
+	Mutation Mutation
 }
 
 // Config returns the fsm configuration the knobs ask for (ID, Incarnation
 // and Seed are the world's to fill in).
 func (k Knobs) Config() fsm.Config {
-	return fsm.Config{HeartbeatInterval: k.Heartbeat, PeerTimeout: k.PeerTimeout, HandshakeTimeout: k.HandshakeTimeout,
-		BackoffMin: k.BackoffMin, BackoffMax: k.BackoffMax, ReconnectGrace: k.Grace, Mutation: k.Mutation}
+	return withMutation(fsm.Config{HeartbeatInterval: k.Heartbeat, PeerTimeout: k.PeerTimeout, HandshakeTimeout: k.HandshakeTimeout,
+		BackoffMin: k.BackoffMin, BackoffMax: k.BackoffMax, ReconnectGrace: k.Grace}, k.Mutation)
 }
 
 // DrawKnobs derives the knobs of a run from its seed.
@@ -201,7 +203,7 @@ func RegisterKnobs(fs *flag.FlagSet) *KnobFlags {
 	fs.DurationVar(&v.BackoffMax, "backoffmax", 0, "sim: fsm reconnect delay cap (0: default)")
 	fs.DurationVar(&v.Grace, "grace", 0, "sim: fsm reconnect grace (0: default)")
 	var mut uint
-	fs.UintVar(&mut, "mutation", 0, "sim: fsm mutation (1: dialer leads, 2: no 0.4.1-to-v1 upgrade), for negative controls")
+	fs.UintVar(&mut, "mutation", 0, "sim: fsm mutation (1: dialer leads, 2: no 0.4.1-to-v1 upgrade), for negative controls; needs -tags masterless_mutation")
 	kf.mut = &mut
 	return kf
 }
@@ -247,7 +249,14 @@ func (kf *KnobFlags) Resolve(seed uint64) (Knobs, error) {
 		case "grace":
 			k.Grace = kf.vals.Grace
 		case "mutation":
-			k.Mutation = fsm.Mutation(*kf.mut)
+			k.Mutation = Mutation(*kf.mut)
+			merr := checkMutation(k.Mutation)
+			if uint(k.Mutation) != *kf.mut {
+				merr = fmt.Errorf("sim: unknown mutation %d", *kf.mut)
+			}
+			if merr != nil && err == nil {
+				err = merr
+			}
 		}
 	})
 	return k, err

@@ -40,12 +40,12 @@ func (w *World) Result() Result {
 
 // ReplayTest is the command that replays the run with go test.
 func (r *Result) ReplayTest() string {
-	return "go test ./sim -run 'TestSeed$' -v " + r.Knobs.String()
+	return "go test" + mutationTags(r.Knobs.Mutation) + " ./sim -run 'TestSeed$' -v " + r.Knobs.String()
 }
 
 // ReplaySweep is the command that replays the run with simsweep.
 func (r *Result) ReplaySweep() string {
-	return "go run ./sim/cmd/simsweep -v " + r.Knobs.String()
+	return "go run" + mutationTags(r.Knobs.Mutation) + " ./sim/cmd/simsweep -v " + r.Knobs.String()
 }
 
 // Report writes a failure report: seed, knobs, the violated invariant, the

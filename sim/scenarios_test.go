@@ -378,9 +378,12 @@ func TestScenarioAllToAllEight(t *testing.T) {
 	requireQuiet(t, w)
 }
 
-// Regression (sim/FINDINGS.md 1): the follower stops keeping the leader
+// TestScenarioKeepChangeDuringHandshake is a regression test (found by the
+// 10,000-seed sweep, seed 9052): the follower stops keeping the leader
 // between sending JOIN(keep=1) and receiving WELCOME. The change must still
-// reach the leader, which then discards the pair that nobody keeps.
+// reach the leader (KEEP right after adopting, spec/PROTOCOL.md 3.4), which
+// then discards the pair that nobody keeps; before the fix the leader kept
+// its stale flag and the unwanted session lived forever.
 func TestScenarioKeepChangeDuringHandshake(t *testing.T) {
 	w := newScenario(t, 2)
 	w.Connect(0, w.Addr(1)) // n1 follows: n2 > n1

@@ -9,12 +9,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/masterless-go/masterless/fsm"
 	"github.com/masterless-go/masterless/sim"
 )
 
-// sweepSeeds is how many seeds TestSweep runs: $SIM_SEEDS, default 10000
-// (about 15 s on 2 cores; with -race use SIM_SEEDS=1000 or so).
+// sweepSeeds is how many seeds a sweep runs: $SIM_SEEDS if set, else def
+// (a tenth of it with -short). TestSweep's 10,000 take about 5 s of CPU
+// without the race detector and ten times that with it, so make test runs
+// the full sweeps without -race (target sweep) and SIM_SEEDS=300 with it
+// (target unit).
 func sweepSeeds(t *testing.T, def int) int {
 	if s := os.Getenv("SIM_SEEDS"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -48,12 +50,9 @@ func TestSweep(t *testing.T) {
 	}
 	t.Log(res.Summary())
 	require.LessOrEqual(t, res.Seeds, n)
-	require.Empty(t, res.Failures, "see the reports above and sim/FINDINGS.md")
+	require.Empty(t, res.Failures, "see the reports above")
 }
 
-// TestSweepCatchesDialerLeads is the negative control of the whole pipeline:
-// with a deliberately wrong leadership rule the sweep must find a violation
-// of the agreement invariant, and its report must be replayable.
 // TestSweepLegacyDialers sweeps meshes where half the Go nodes dial with
 // masterless 0.4.1's protocol. Two Go nodes that meet over 0.4.1 must move to
 // v1, or the pair has two leaders (acceptor on the 0.4.1 connection, greater
@@ -73,43 +72,6 @@ func TestSweepLegacyDialers(t *testing.T) {
 	}
 	t.Log(res.Summary())
 	require.Empty(t, res.Failures, "see the reports above")
-}
-
-// TestSweepLegacyDialersCatchesNoUpgrade is the negative control of
-// TestSweepLegacyDialers: without the move to v1, the same sweep must find
-// a pair whose ends hold different live sessions.
-func TestSweepLegacyDialersCatchesNoUpgrade(t *testing.T) {
-	res := sim.Sweep(sim.SweepConfig{First: 500_000, Seeds: 2000, StopAfter: 1, Knobs: func(seed uint64) sim.Knobs {
-		k := sim.DrawKnobs(seed)
-		k.LegacyPM = 500
-		k.Mutation = fsm.MutationNoLegacyUpgrade
-		return k
-	}})
-	require.NotEmpty(t, res.Failures, "the sweep did not notice Go nodes keeping a 0.4.1 session with each other")
-	require.ErrorContains(t, res.Failures[0].Err, "both-ends-agree")
-}
-
-func TestSweepCatchesDialerLeads(t *testing.T) {
-	res := sim.Sweep(sim.SweepConfig{First: 1, Seeds: 2000, StopAfter: 1, Knobs: func(seed uint64) sim.Knobs {
-		k := sim.DrawKnobs(seed)
-		k.Mutation = fsm.MutationDialerLeads
-		return k
-	}})
-	require.NotEmpty(t, res.Failures, "the sweep did not notice that the dialer leads")
-	f := res.Failures[0]
-	var b strings.Builder
-	f.Report(&b)
-	t.Log("\n" + b.String())
-	require.ErrorContains(t, f.Err, "both-ends-agree")
-	report := b.String()
-	require.Contains(t, report, "-seed="+strconv.FormatUint(f.Knobs.Seed, 10))
-	require.Contains(t, report, "-mutation=1")
-	require.Contains(t, report, "go test ./sim -run 'TestSeed$'")
-	require.NotEmpty(t, f.Recent)
-	// Replaying the failure gives the same failure at the same step.
-	again := sim.RunSeed(f.Knobs, sim.Options{})
-	require.Equal(t, f.Err.Error(), again.Err.Error())
-	require.Equal(t, f.Steps, again.Steps)
 }
 
 // BenchmarkSweep reports simulated fsm steps per second on one goroutine.

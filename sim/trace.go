@@ -254,7 +254,7 @@ func newTracer(out io.Writer) *tracer {
 // traceable reports whether the model can replay a run of k: not with
 // nodes that dial in 0.4.1 (the model has no 0.4.1 connections) nor with a
 // deliberately broken fsm.
-func traceable(k Knobs) bool { return k.LegacyPM == 0 && k.Mutation == fsm.MutationNone }
+func traceable(k Knobs) bool { return k.LegacyPM == 0 && k.Mutation == 0 }
 
 // traceLine is one line of spec/TRACE.md.
 type traceLine struct {

@@ -95,6 +95,9 @@ func NewWorld(k Knobs, opt Options) (*World, error) {
 	if k.Nodes < 1 {
 		return nil, fmt.Errorf("sim: need at least one node, got %d", k.Nodes)
 	}
+	if err := checkMutation(k.Mutation); err != nil {
+		return nil, err
+	}
 	if opt.Chooser == nil {
 		opt.Chooser = NewPRNG(k.Seed)
 	}

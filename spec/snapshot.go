@@ -54,9 +54,11 @@ type Peer struct {
 	// SessionGlobal is the global id of the session connection, 0 if none.
 	SessionGlobal ConnID
 	// Dialable: the node knows an address to redial the peer at (it heard
-	// the peer's HELLO since it last forgot it). fsm.PeerStatus does not
-	// show the address, so the observer fills this in. A node that keeps a
-	// peer it cannot dial can only wait for the peer to come to it.
+	// the peer's HELLO since it last forgot it). The observer infers it
+	// from the events it fed; fsm.PeerStatus.Addr now shows the address
+	// itself, and reading it instead is a pending simplification. A node
+	// that keeps a peer it cannot dial can only wait for the peer to come
+	// to it.
 	Dialable bool
 }
 

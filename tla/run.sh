@@ -55,7 +55,10 @@ tlc() { # dir module cfg log [extra args...]
     local meta
     meta="$(mktemp -d "$cache/states.XXXXXX")"
     set +e
-    (cd "$dir" && java -XX:+UseParallelGC -Xss4m -cp "$TLC_JAR" tlc2.TLC -workers 2 \
+    # A temporary folder of its own: TLC unpacks its standard modules there,
+    # and a second run (another make test beside this one) would otherwise
+    # delete them under this one's feet ("File does not exist: /tmp/FiniteSets.tla").
+    (cd "$dir" && java -XX:+UseParallelGC -Xss4m -Djava.io.tmpdir="$meta" -cp "$TLC_JAR" tlc2.TLC -workers 2 \
         -metadir "$meta" -config "$cfg" "$@" "$mod") >"$log" 2>&1
     local rc=$?
     set -e

@@ -1,0 +1,43 @@
+//go:build masterless_mutation
+
+package fsm
+
+// This file exists only in builds with the masterless_mutation tag (the
+// checkers' negative controls: make test passes the tag to the tests that
+// need it). A build without the tag has no way to break the protocol: see
+// mutation_off.go.
+
+// Mutation selects a deliberately wrong variant of the protocol, for the
+// checkers' negative controls (simulator sweeps, rapid tests): each must
+// catch every mutation.
+type Mutation uint8
+
+const (
+	// MutationNone is the real protocol.
+	MutationNone Mutation = iota
+	// MutationDialerLeads makes the dialer of each connection its leader,
+	// instead of the node with the greater id: each end then grants the
+	// connection it dialed, and the two ends can hold different sessions.
+	MutationDialerLeads
+	// MutationNoLegacyUpgrade lets two Go nodes that meet over 0.4.1 keep
+	// that connection instead of moving to v1: a pair can then have two
+	// leaders, the 0.4.1 acceptor and the greater id (fsm/legacy.go).
+	MutationNoLegacyUpgrade
+)
+
+// mutation is what Config holds: the Mutation itself.
+type mutation = Mutation
+
+// WithMutation returns c with the deliberately wrong rule m. Only for the
+// checkers' negative controls.
+func (c Config) WithMutation(m Mutation) Config {
+	c.mutation = m
+	return c
+}
+
+// Mutation returns the deliberately wrong rule c selects (MutationNone for
+// the real protocol).
+func (c Config) Mutation() Mutation { return c.mutation }
+
+func (m Mutation) dialerLeads() bool     { return m == MutationDialerLeads }
+func (m Mutation) noLegacyUpgrade() bool { return m == MutationNoLegacyUpgrade }

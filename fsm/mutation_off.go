@@ -1,0 +1,11 @@
+//go:build !masterless_mutation
+
+package fsm
+
+// mutation is empty in a build without the masterless_mutation tag: nothing
+// can select a deliberately wrong rule, and each check below is the constant
+// false, so the compiler removes the wrong branches. See mutation.go.
+type mutation struct{}
+
+func (mutation) dialerLeads() bool     { return false }
+func (mutation) noLegacyUpgrade() bool { return false }

@@ -1,0 +1,59 @@
+//go:build masterless_mutation
+
+package sim_test
+
+// The negative controls that need a deliberately broken fsm: they exist only
+// in builds with the masterless_mutation tag, which make test passes (see the
+// Makefile's sweep target).
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/sim"
+)
+
+// TestSweepLegacyDialersCatchesNoUpgrade is the negative control of
+// TestSweepLegacyDialers: without the move to v1, the same sweep must find
+// a pair whose ends hold different live sessions.
+func TestSweepLegacyDialersCatchesNoUpgrade(t *testing.T) {
+	res := sim.Sweep(sim.SweepConfig{First: 500_000, Seeds: 2000, StopAfter: 1, Knobs: func(seed uint64) sim.Knobs {
+		k := sim.DrawKnobs(seed)
+		k.LegacyPM = 500
+		k.Mutation = fsm.MutationNoLegacyUpgrade
+		return k
+	}})
+	require.NotEmpty(t, res.Failures, "the sweep did not notice Go nodes keeping a 0.4.1 session with each other")
+	require.ErrorContains(t, res.Failures[0].Err, "both-ends-agree")
+}
+
+// TestSweepCatchesDialerLeads is the negative control of the whole pipeline
+// (TestSweep): with a deliberately wrong leadership rule the sweep must find
+// a violation of the agreement invariant, and its report must be replayable.
+func TestSweepCatchesDialerLeads(t *testing.T) {
+	res := sim.Sweep(sim.SweepConfig{First: 1, Seeds: 2000, StopAfter: 1, Knobs: func(seed uint64) sim.Knobs {
+		k := sim.DrawKnobs(seed)
+		k.Mutation = fsm.MutationDialerLeads
+		return k
+	}})
+	require.NotEmpty(t, res.Failures, "the sweep did not notice that the dialer leads")
+	f := res.Failures[0]
+	var b strings.Builder
+	f.Report(&b)
+	t.Log("\n" + b.String())
+	require.ErrorContains(t, f.Err, "both-ends-agree")
+	report := b.String()
+	require.Contains(t, report, "-seed="+strconv.FormatUint(f.Knobs.Seed, 10))
+	require.Contains(t, report, "-mutation=1")
+	require.Contains(t, report, "go test -tags masterless_mutation ./sim -run 'TestSeed$'")
+	require.Contains(t, report, "go run -tags masterless_mutation ./sim/cmd/simsweep")
+	require.NotEmpty(t, f.Recent)
+	// Replaying the failure gives the same failure at the same step.
+	again := sim.RunSeed(f.Knobs, sim.Options{})
+	require.Equal(t, f.Err.Error(), again.Err.Error())
+	require.Equal(t, f.Steps, again.Steps)
+}
