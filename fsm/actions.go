@@ -30,11 +30,19 @@ const (
 	ActMessage
 	// ActConnectDone: the Connect request Req finished: Peer on success, else Err.
 	ActConnectDone
+	// ActLost: the messages in Lost, accepted for Peer (incarnation
+	// Incarnation), will never be delivered; Err wraps ErrMessagesLost and
+	// says why. The user owns the payloads.
+	ActLost
+	// ActRoom: Peer's send queue has room again after a Send was refused
+	// with ErrQueueFull.
+	ActRoom
 )
 
 var actionNames = [...]string{
 	ActDial: "dial", ActWrite: "write", ActClose: "close", ActConnected: "connected",
 	ActDisconnected: "disconnected", ActMessage: "message", ActConnectDone: "connect-done",
+	ActLost: "lost", ActRoom: "room",
 }
 
 // String returns the action kind's name as transcripts show it.
@@ -58,7 +66,8 @@ type Action struct {
 	Incarnation uint64
 	Frame       wire.Frame
 	Err         error
-	Legacy      bool // ActDial: the connection speaks masterless 0.4.1
+	Legacy      bool     // ActDial: the connection speaks masterless 0.4.1
+	Lost        [][]byte // ActLost: the payloads, in the order they were sent
 }
 
 // String renders the action the way transcripts show it.
@@ -87,6 +96,10 @@ func (a *Action) String() string {
 		}
 	case ActMessage:
 		fmt.Fprintf(&b, " from=%s %q", a.Peer, a.Frame.Payload)
+	case ActLost:
+		fmt.Fprintf(&b, " %s %d messages (%v)", a.Peer, len(a.Lost), a.Err)
+	case ActRoom:
+		fmt.Fprintf(&b, " %s", a.Peer)
 	case ActConnectDone:
 		fmt.Fprintf(&b, " r%d", a.Req)
 		if a.Err != nil {

@@ -18,6 +18,7 @@ const (
 	DefaultReconnectGrace    = 5 * time.Second
 	DefaultQueueMessages     = 4096
 	DefaultQueueBytes        = 4 << 20
+	DefaultWindow            = 1 << 20
 	DefaultMaxHandshakes     = 256
 )
 
@@ -38,9 +39,13 @@ type Config struct {
 	BackoffMin        time.Duration // first reconnect delay of a kept peer
 	BackoffMax        time.Duration // reconnect delay cap
 	ReconnectGrace    time.Duration // how long a kept peer may be away before it is reported disconnected
-	QueueMessages     int           // per-peer send queue bound while reconnecting, in messages
-	QueueBytes        int           // per-peer send queue bound while reconnecting, in payload bytes
-	MaxHandshakes     int           // connections handshaking at once; more are refused
+	QueueMessages     int           // per-peer bound on messages accepted but not yet acknowledged
+	QueueBytes        int           // per-peer bound on payload bytes accepted but not yet acknowledged
+	// Window is how many payload bytes from one peer this node lets wait for
+	// its user (delivered, not yet consumed), plus one message: the credit
+	// it grants (stream.go).
+	Window        int
+	MaxHandshakes int // connections handshaking at once; more are refused
 	// MaxFrameSize is the largest frame this node sends or accepts, in bytes
 	// (type byte plus body); Send refuses a payload that would not fit.
 	MaxFrameSize int
@@ -85,8 +90,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.QueueMessages <= 0 {
 		c.QueueMessages = DefaultQueueMessages
 	}
+	if c.Window <= 0 {
+		c.Window = DefaultWindow
+	}
 	if c.QueueBytes <= 0 {
-		c.QueueBytes = DefaultQueueBytes
+		c.QueueBytes = max(DefaultQueueBytes, 2*c.Window)
 	}
 	if c.MaxFrameSize <= 0 {
 		c.MaxFrameSize = wire.DefaultMaxFrameSize

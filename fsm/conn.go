@@ -46,8 +46,11 @@ type conn struct {
 	sess     uint64 // the session number; granted by the leader
 	peerKeep bool   // the peer's latest keep flag
 	sentKeep bool   // follower: the keep flag this node put in its JOIN
-	lastRecv time.Duration
-	lastPing time.Duration
+	// Reliable streams on a v2 session (stream.go).
+	resumed     bool // the peer's first ACK arrived: our stream goes out
+	peerResumed bool // the peer's RESUME arrived: its DATA may come
+	lastRecv    time.Duration
+	lastPing    time.Duration
 
 	timer timer // its entry in the node's deadlines (deadlines.go)
 }

@@ -42,9 +42,14 @@ var (
 	// ErrNotConnected: the peer is known but has no session and is not kept,
 	// or was unreachable for longer than the reconnect grace.
 	ErrNotConnected = errors.New("masterless: peer not connected")
-	// ErrQueueFull: the peer's send queue is full while it reconnects. Slow
-	// down, or raise the send queue bound.
-	ErrQueueFull = errors.New("masterless: send queue full while the peer reconnects")
+	// ErrQueueFull: the peer's send queue is full: it holds what the peer has
+	// not yet acknowledged (while it reconnects, or reads slowly). Slow down,
+	// wait for room (SendContext), or raise the send queue bound.
+	ErrQueueFull = errors.New("masterless: send queue full: the peer has not acknowledged enough of what was sent; retry later, or wait for room with SendContext")
+	// ErrMessagesLost: messages accepted for a peer will never be delivered:
+	// the peer restarted (a new incarnation) before acknowledging them, or
+	// stayed away longer than the reconnect grace. The Lost event carries them.
+	ErrMessagesLost = errors.New("masterless: messages lost")
 	// ErrPayloadTooLarge: the payload does not fit in one frame. Split it, or
 	// raise the max frame size on every node.
 	ErrPayloadTooLarge = errors.New("masterless: payload larger than the max frame size; split it or raise the max frame size on every node")

@@ -96,12 +96,26 @@ type SetKeep struct {
 	Keep bool
 }
 
-// Send is the user's request to send Payload to Peer. On a session it becomes
-// an ActWrite carrying Payload itself (not a copy), so the caller must encode
-// it before the buffer is reused; if queued, the fsm keeps a copy.
+// Send is the user's request to send Payload to Peer. The node keeps a copy
+// until the peer acknowledges it (stream.go); on a 0.4.1 session it becomes
+// an ActWrite carrying Payload itself, so the caller must encode it before
+// the buffer is reused. Reserve is set by a caller that can wait for room
+// (SendContext): it may not take the room kept for replies sent from event
+// callbacks, which cannot wait.
 type Send struct {
 	Peer    string
 	Payload []byte
+	Reserve bool
+}
+
+// Consumed: the user took Messages messages, with Bytes of payload, from
+// Peer's incarnation Incarnation off its delivery queue (the adapter handed
+// them to the event callback). The node grants the peer credit for as much.
+type Consumed struct {
+	Peer        string
+	Incarnation uint64
+	Messages    int
+	Bytes       int
 }
 
 // Shutdown is the user's request to close every connection and stop.
@@ -121,4 +135,5 @@ func (CancelConnect) isEvent() {}
 func (Disconnect) isEvent()    {}
 func (SetKeep) isEvent()       {}
 func (Send) isEvent()          {}
+func (Consumed) isEvent()      {}
 func (Shutdown) isEvent()      {}

@@ -61,7 +61,7 @@ func (n *Node) CheckTimers() error {
 				due = min(due, p.nextDialAt)
 			}
 		}
-		if !p.kept && p.session == nil && p.handshakes == 0 && p.dialing == nil && len(p.waiters) == 0 && len(p.queue) == 0 {
+		if !p.kept && p.session == nil && p.handshakes == 0 && p.dialing == nil && len(p.waiters) == 0 && len(p.out.msgs) == 0 {
 			due = min(due, p.lingerUntil)
 		}
 		if due != never {

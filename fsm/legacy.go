@@ -155,9 +155,15 @@ func (n *Node) onLegacyWelcome(c *conn, _ *wire.Frame) {
 	n.establish(c.peer, c)
 }
 
-// legacyEstablished: right after the handshake each 0.4.1 end sends its keep
-// flag (after the queued messages, which peerUp wrote).
+// legacyEstablished: right after the handshake a 0.4.1 session carries what
+// was queued for the peer, then each end sends its keep flag. 0.4.1 has no
+// acknowledgements: what is written is forgotten.
 func (n *Node) legacyEstablished(c *conn) {
+	o := &c.peer.out
+	for _, m := range o.msgs {
+		n.write(c, wire.Frame{Type: wire.Data, Payload: m.payload})
+	}
+	o.drop(len(o.msgs))
 	n.write(c, wire.Frame{Type: wire.Keep, Keep: c.peer.kept})
 }
 

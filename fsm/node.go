@@ -84,7 +84,9 @@ func (n *Node) Step(now time.Duration, ev Event) error {
 	}
 	switch e := ev.(type) {
 	case Send:
-		return n.send(e.Peer, e.Payload)
+		return n.send(e.Peer, e.Payload, e.Reserve)
+	case Consumed:
+		n.consumed(e.Peer, e.Incarnation, e.Messages, e.Bytes)
 	case FrameReceived:
 		n.frame = e.Frame // handlers get &n.frame: no per-frame allocation
 		n.frameReceived(e.Conn, &n.frame)

@@ -38,9 +38,12 @@ type peer struct {
 	nextDialAt time.Duration
 	dialing    *dial
 
-	queue      [][]byte
-	queueBytes int
-	waiters    []*request // Connect requests that complete when the session is up
+	// The two streams of the pair (stream.go): what this node sends, kept
+	// until acknowledged (it is also the queue while there is no session),
+	// and what it receives.
+	out     outStream
+	in      inStream
+	waiters []*request // Connect requests that complete when the session is up
 
 	// lingerUntil keeps an otherwise unused entry (and its closedSess) long
 	// enough to cover the leader noticing a session this follower closed.
@@ -75,10 +78,6 @@ func (n *Node) peerUp(p *peer, c *conn) {
 	}
 	p.away, p.unreachable = false, false
 	p.backoff = n.cfg.BackoffMin
-	for _, m := range p.queue {
-		n.write(c, wire.Frame{Type: wire.Data, Payload: m})
-	}
-	p.queue, p.queueBytes = nil, 0
 	for _, r := range p.waiters {
 		n.finishRequest(r, p.id, nil)
 	}
@@ -88,6 +87,7 @@ func (n *Node) peerUp(p *peer, c *conn) {
 // sessionEnded runs when p's session c closed for reason why.
 func (n *Node) sessionEnded(p *peer, c *conn, why error) {
 	p.session = nil
+	p.out.sent = 0 // what was sent on it goes again on the next session, unless acknowledged
 	n.noteClosedSession(p, c)
 	if n.shutdown {
 		return
@@ -103,14 +103,21 @@ func (n *Node) sessionEnded(p *peer, c *conn, why error) {
 	n.peerDown(p, why)
 }
 
-// peerDown tells the user p is gone and drops what was queued for it.
+// peerDown tells the user p is gone and hands back, as lost, what was not
+// acknowledged.
 func (n *Node) peerDown(p *peer, why error) {
 	if p.announced {
 		p.announced = false
 		n.emit(Action{Kind: ActDisconnected, Peer: p.id, Err: why})
 	}
 	p.away = false
-	p.queue, p.queueBytes = nil, 0
+	if k := len(p.out.msgs); k > 0 {
+		reason := "it is not connected and not kept"
+		if why != nil {
+			reason = why.Error()
+		}
+		n.reportLost(p, k, fmt.Errorf("%w: %d messages to %s: %s", ErrMessagesLost, k, p.id, reason))
+	}
 }
 
 // noteClosedSession records, as a follower, that session c is closed here.
@@ -124,7 +131,7 @@ func (n *Node) noteClosedSession(p *peer, c *conn) {
 // maybeForgetPeer drops p when nothing refers to it any more, so memory is
 // bounded by the peers in use.
 func (n *Node) maybeForgetPeer(p *peer) {
-	if p.kept || p.session != nil || p.handshakes > 0 || p.dialing != nil || len(p.waiters) > 0 || len(p.queue) > 0 {
+	if p.kept || p.session != nil || p.handshakes > 0 || p.dialing != nil || len(p.waiters) > 0 || len(p.out.msgs) > 0 {
 		return
 	}
 	if n.now < p.lingerUntil {
@@ -134,7 +141,7 @@ func (n *Node) maybeForgetPeer(p *peer) {
 	delete(n.peers, p.id)
 }
 
-func (n *Node) send(id string, payload []byte) error {
+func (n *Node) send(id string, payload []byte, reserve bool) error {
 	if err := n.refuseCommand(id, "send to"); err != nil {
 		return err
 	}
@@ -148,19 +155,14 @@ func (n *Node) send(id string, payload []byte) error {
 	if err := n.legacySendCheck(p, payload); err != nil {
 		return err // 0.4.1 carries only JSON objects (legacy.go)
 	}
-	if c := p.session; c != nil {
+	if c := p.session; c != nil && !reliable(c) {
 		n.out = append(n.out, Action{Kind: ActWrite, Conn: c.id, Frame: wire.Frame{Type: wire.Data, Payload: payload}})
-		return nil
+		return nil // 0.4.1: no acknowledgements, nothing to keep
 	}
-	if !p.kept || p.unreachable {
+	if p.session == nil && (!p.kept || p.unreachable) {
 		return fmt.Errorf("%w: %q", ErrNotConnected, id)
 	}
-	if len(p.queue) >= n.cfg.QueueMessages || p.queueBytes+len(payload) > n.cfg.QueueBytes {
-		return fmt.Errorf("%w: %q has %d messages, %d bytes queued", ErrQueueFull, id, len(p.queue), p.queueBytes)
-	}
-	p.queue = append(p.queue, append([]byte(nil), payload...))
-	p.queueBytes += len(payload)
-	return nil
+	return n.sendReliable(p, payload, reserve)
 }
 
 // refuseCommand checks what every user command naming a peer needs: a node

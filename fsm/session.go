@@ -26,16 +26,19 @@ func (n *Node) establish(p *peer, c *conn) {
 }
 
 // v1Established: the leader checks that someone wants the pair; a follower
-// whose keep flag changed since its JOIN says so.
+// whose keep flag changed since its JOIN says so; then the streams resume.
 func (n *Node) v1Established(c *conn) {
 	p := c.peer
 	if c.leader {
-		n.checkWanted(c)
+		if n.checkWanted(c); p.session != c {
+			return
+		}
 	} else if p.kept != c.sentKeep {
 		// The keep flag changed after our JOIN went out: the leader must hear
 		// it, or it may keep a pair that neither end wants (sim seed 9052).
 		n.write(c, wire.Frame{Type: wire.Keep, Keep: p.kept})
 	}
+	n.streamsStart(p, c)
 }
 
 func idOf(c *conn) ConnID {
@@ -47,8 +50,9 @@ func idOf(c *conn) ConnID {
 
 func (n *Node) onPing(*conn, *wire.Frame) {} // receiving it was the point
 
-func (n *Node) onData(c *conn, f *wire.Frame) {
-	n.emit(Action{Kind: ActMessage, Conn: c.id, Peer: c.peer.id, Frame: wire.Frame{Type: wire.Data, Payload: f.Payload}})
+// onLegacyData delivers a 0.4.1 message: no numbers, no credit.
+func (n *Node) onLegacyData(c *conn, f *wire.Frame) {
+	n.emit(Action{Kind: ActMessage, Conn: c.id, Peer: c.peer.id, Incarnation: c.peerInc, Frame: wire.Frame{Type: wire.Data, Payload: f.Payload}})
 }
 
 func (n *Node) onKeep(c *conn, f *wire.Frame) {
@@ -101,7 +105,11 @@ func (n *Node) sessionTimers(c *conn) {
 	}
 	if n.now >= c.lastPing+n.cfg.HeartbeatInterval {
 		c.lastPing = n.now
-		n.write(c, wire.Frame{Type: wire.Ping})
+		if reliable(c) && n.ackDue(c.peer) {
+			n.sendAck(c.peer, c) // acknowledges, grants, and serves as the heartbeat
+		} else {
+			n.write(c, wire.Frame{Type: wire.Ping})
+		}
 	}
 	n.armConn(c, min(c.lastPing+n.cfg.HeartbeatInterval, c.lastRecv+n.cfg.PeerTimeout))
 }

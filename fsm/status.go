@@ -27,7 +27,7 @@ type PeerStatus struct {
 	Session     ConnID // 0 when there is no session
 	Sess        uint64
 	Incarnation uint64 // of the current or last session
-	Queued      int    // messages waiting for the session
+	Queued      int    // messages accepted and not yet acknowledged (or, on a 0.4.1 peer, waiting for the session)
 	Unreachable bool   // kept, but away for longer than the reconnect grace
 	Addr        string // where the node would redial it; "" if it knows no address
 }
@@ -58,7 +58,7 @@ func (n *Node) Peers() []PeerStatus { return n.AppendPeers(nil) }
 func (n *Node) AppendPeers(dst []PeerStatus) []PeerStatus {
 	start := len(dst)
 	for _, p := range n.peers {
-		s := PeerStatus{ID: p.id, Kept: p.kept, Connected: p.announced, Incarnation: p.inc, Queued: len(p.queue), Unreachable: p.unreachable, Addr: p.redialAddr()}
+		s := PeerStatus{ID: p.id, Kept: p.kept, Connected: p.announced, Incarnation: p.inc, Queued: len(p.out.msgs), Unreachable: p.unreachable, Addr: p.redialAddr()}
 		if c := p.session; c != nil {
 			s.Session, s.Sess = c.id, c.sess
 		}

@@ -27,11 +27,13 @@ var transitions = [StateEstablished + 1][wire.LastType + 1]frameHandler{
 		wire.Bye:     (*Node).onBye,
 	},
 	StateEstablished: {
-		wire.Join: (*Node).onLateJoin, // leader: the grant raced the follower's JOIN
-		wire.Keep: (*Node).onKeep,
-		wire.Ping: (*Node).onPing,
-		wire.Data: (*Node).onData,
-		wire.Bye:  (*Node).onBye,
+		wire.Join:   (*Node).onLateJoin, // leader: the grant raced the follower's JOIN
+		wire.Keep:   (*Node).onKeep,
+		wire.Ping:   (*Node).onPing,
+		wire.Data:   (*Node).onReliableData,
+		wire.Ack:    (*Node).onAck,
+		wire.Resume: (*Node).onResume,
+		wire.Bye:    (*Node).onBye,
 	},
 }
 
@@ -54,7 +56,7 @@ var legacyTransitions = [StateEstablished + 1][wire.LastType + 1]frameHandler{
 	StateEstablished: {
 		wire.Keep: (*Node).onLegacyKeep,
 		wire.Ping: (*Node).onPing,
-		wire.Data: (*Node).onData,
+		wire.Data: (*Node).onLegacyData,
 	},
 }
 

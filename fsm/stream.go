@@ -1,0 +1,313 @@
+package fsm
+
+import (
+	"fmt"
+
+	"github.com/masterless-go/masterless/wire"
+)
+
+// Reliable sessions (spec/PROTOCOL.md, section 4.1): flow control by credit,
+// and exactly-once, in-order delivery across the sessions of one pair of
+// incarnations. Only v2 sessions have them; a 0.4.1 session writes DATA as
+// it comes (legacy.go).
+//
+// Each direction of a pair is a stream, numbered per incarnation of the
+// receiver: the sender numbers its DATA 1, 2, 3, ... implicitly (TCP keeps
+// them in order, so no number travels with a message) and keeps every
+// message until the receiver acknowledges it. The receiver counts what it
+// delivered into its user's queue and grants credit: a byte offset of the
+// stream the sender may reach. When a session starts, each end first sends
+// ACK with what it delivered of the other's stream and its credit; each
+// sender answers with RESUME, the number of the next DATA it sends on this
+// session, and sends from there: so a message is never delivered twice,
+// never out of order, and none is skipped unless its sender reported it lost.
+//
+// Why no wait can form a cycle: the receiving side never waits. A sender
+// never exceeds the credit it was given, and the receiver grants credit only
+// for space it has (at most Window bytes not yet consumed by its user, plus
+// one message), so reading a socket never has to stop for want of room, and
+// PING, KEEP, ACK and BYE are never stuck behind data. Send never blocks
+// either: past the queue bound it fails with ErrQueueFull. Only a caller
+// outside the event callbacks may wait (the adapter's SendContext), and it
+// waits for credit, which the peer grants as its user consumes, which never
+// waits for us. A callback that replies to each message with one no larger
+// is never refused: credit is granted only while the reply queue has room
+// for a reply to everything granted but not yet consumed (grantLimit), and
+// a waiting producer may not take that room (reserveFor).
+
+// msgCost is the credit each message costs beyond its payload, so that
+// credit also bounds how many messages may wait, empty ones included.
+const msgCost = 32
+
+// outMsg is one message not yet acknowledged.
+type outMsg struct {
+	payload []byte // the node's own copy
+	end     uint64 // stream byte offset at its end
+}
+
+// outStream is what this node sends to one peer.
+type outStream struct {
+	inc      uint64   // the peer incarnation the numbering is for; 0 before any
+	acked    uint64   // number of the last message the peer delivered
+	ackedEnd uint64   // stream byte offset at the end of message acked
+	limit    uint64   // the byte offset the peer lets us reach
+	msgs     []outMsg // unacknowledged, in order: numbers acked+1, acked+2, ...
+	bytes    int      // payload bytes in msgs
+	sent     int      // how many of msgs went out on the current session
+	everSent int      // how many of msgs went out to incarnation inc at all
+	refused  bool     // a Send was refused for want of room since the last room
+}
+
+// inStream is what this node receives from one peer.
+type inStream struct {
+	inc       uint64 // the peer incarnation it comes from
+	delivered uint64 // messages delivered into the user's queue
+	received  uint64 // their cost: payload bytes plus msgCost each
+	consumed  uint64 // the cost of those the user has taken off the queue
+	granted   uint64 // the credit limit last sent
+	ackSent   uint64 // delivered as last sent
+	largest   int    // the largest payload received: the room kept for one reply
+}
+
+// endOf returns the stream offset at the end of p's message i.
+func (o *outStream) endOf(i int) uint64 {
+	if i < 0 {
+		return o.ackedEnd
+	}
+	return o.msgs[i].end
+}
+
+// queue appends a copy of payload to p's stream.
+func (o *outStream) queue(payload []byte) {
+	end := o.endOf(len(o.msgs)-1) + uint64(len(payload)) + msgCost
+	o.msgs = append(o.msgs, outMsg{payload: append([]byte(nil), payload...), end: end})
+	o.bytes += len(payload)
+}
+
+// drop forgets the first k messages: the peer delivered them.
+func (o *outStream) drop(k int) {
+	if k <= 0 {
+		return
+	}
+	o.acked += uint64(k)
+	o.ackedEnd = o.msgs[k-1].end
+	for i := range k {
+		o.bytes -= len(o.msgs[i].payload)
+		o.msgs[i] = outMsg{}
+	}
+	o.msgs = o.msgs[k:]
+	o.sent = max(o.sent-k, 0)
+	o.everSent = max(o.everSent-k, 0)
+	if len(o.msgs) == 0 {
+		o.msgs = nil // let the backing array go
+	}
+}
+
+// reliable reports whether session c runs flow control and resend (v2).
+func reliable(c *conn) bool { return !c.legacy() }
+
+// sendReliable accepts payload for p under the queue bounds; reserve asks
+// for the room kept for callback replies to stay free (reserveFor).
+func (n *Node) sendReliable(p *peer, payload []byte, reserve bool) error {
+	o := &p.out
+	room := n.cfg.QueueBytes
+	if reserve {
+		room -= n.reserveFor(p)
+	}
+	if len(o.msgs) >= n.cfg.QueueMessages || o.bytes+len(payload) > room {
+		o.refused = true
+		return fmt.Errorf("%w: %q has %d messages, %d bytes not yet acknowledged", ErrQueueFull, p.id, len(o.msgs), o.bytes)
+	}
+	o.queue(payload)
+	if c := p.session; c != nil && c.resumed {
+		n.pump(p, c)
+	}
+	return nil
+}
+
+// reserveFor is the room in p's queue kept for replies to the messages p
+// may still send us: credit granted but not consumed, plus one message.
+func (n *Node) reserveFor(p *peer) int {
+	in := &p.in
+	return int(in.granted-in.consumed) + in.largest
+}
+
+// pump writes the messages of p's stream that the credit allows on session c.
+func (n *Node) pump(p *peer, c *conn) {
+	o := &p.out
+	for o.sent < len(o.msgs) && o.endOf(o.sent-1) < o.limit {
+		n.write(c, wire.Frame{Type: wire.Data, Payload: o.msgs[o.sent].payload})
+		o.sent++
+		o.everSent = max(o.everSent, o.sent)
+	}
+}
+
+// streamsStart runs when v2 session c with p is established: the incoming
+// stream starts over for a new incarnation of p, and this end tells p what
+// it delivered and how much p may send.
+func (n *Node) streamsStart(p *peer, c *conn) {
+	in := &p.in
+	if in.inc != c.peerInc {
+		*in = inStream{inc: c.peerInc}
+	}
+	c.resumed, c.peerResumed = false, false
+	n.sendAck(p, c)
+}
+
+// grantLimit returns the offset of p's stream (in bytes received here) up to
+// which p may send now: Window bytes past what the user consumed, but no
+// further than the reply queue can answer, and never less than granted.
+func (n *Node) grantLimit(p *peer) uint64 {
+	in := &p.in
+	limit := in.consumed + uint64(n.cfg.Window)
+	room := n.cfg.QueueBytes - p.out.bytes - in.largest
+	if room < 0 {
+		room = 0
+	}
+	return max(min(limit, in.consumed+uint64(room)), in.granted, in.received)
+}
+
+// onAck handles the peer's ACK: on a new session the first one resumes the
+// stream; later ones acknowledge and grant credit.
+func (n *Node) onAck(c *conn, f *wire.Frame) {
+	p := c.peer
+	o := &p.out
+	if !c.resumed {
+		n.resume(p, c, f)
+		return
+	}
+	if f.Delivered < o.acked || f.Delivered > o.acked+uint64(o.sent) {
+		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: ACK delivered=%d outside acked %d..%d", ErrProtocol, f.Delivered, o.acked, o.acked+uint64(o.sent)))
+		return
+	}
+	k := int(f.Delivered - o.acked)
+	o.drop(k)
+	o.limit = max(o.limit, o.ackedEnd+f.Credit)
+	n.pump(p, c)
+	if k > 0 {
+		n.maybeRoom(p)
+	}
+}
+
+// resume starts p's stream on session c from the peer's first ACK: the
+// messages p delivered are dropped, the rest are sent again in order, after
+// a RESUME saying which number comes next. If p is a new incarnation, the
+// messages sent to the old one are reported lost: they may or may not have
+// been delivered, and the new process knows nothing of them.
+func (n *Node) resume(p *peer, c *conn, f *wire.Frame) {
+	o := &p.out
+	switch {
+	case o.inc != c.peerInc:
+		if o.inc != 0 && o.everSent > 0 {
+			n.reportLost(p, o.everSent, fmt.Errorf("%w: %s restarted (incarnation %d, now %d)", ErrMessagesLost, p.id, o.inc, c.peerInc))
+		}
+		// A new stream continues the receiver's count of what it delivered;
+		// byte offsets are this node's own, only differences travel.
+		o.inc, o.acked, o.everSent = c.peerInc, f.Delivered, 0
+	case f.Delivered < o.acked || f.Delivered > o.acked+uint64(o.everSent):
+		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: resuming ACK delivered=%d outside acked %d..%d", ErrProtocol, f.Delivered, o.acked, o.acked+uint64(o.everSent)))
+		return
+	default:
+		o.drop(int(f.Delivered - o.acked))
+	}
+	o.limit = o.ackedEnd + f.Credit
+	o.sent = 0
+	c.resumed = true
+	n.write(c, wire.Frame{Type: wire.Resume, Next: o.acked + 1})
+	n.pump(p, c)
+	n.maybeRoom(p)
+}
+
+// reportLost hands the first k messages of p's stream back to the user as
+// lost, and forgets them; the stream's numbering goes on past them.
+func (n *Node) reportLost(p *peer, k int, why error) {
+	o := &p.out
+	if k <= 0 {
+		return
+	}
+	lost := make([][]byte, k)
+	for i := range k {
+		lost[i] = o.msgs[i].payload
+	}
+	o.drop(k)
+	n.emit(Action{Kind: ActLost, Peer: p.id, Incarnation: o.inc, Lost: lost, Err: why})
+	n.maybeRoom(p)
+}
+
+// maybeRoom tells the user p's queue has room again after a refusal (it
+// runs after messages left the queue).
+func (n *Node) maybeRoom(p *peer) {
+	if p.out.refused {
+		p.out.refused = false
+		n.emit(Action{Kind: ActRoom, Peer: p.id})
+	}
+}
+
+// onResume: the peer's next DATA on this session has number f.Next. It may
+// skip numbers only past messages the peer reported lost, never go back.
+func (n *Node) onResume(c *conn, f *wire.Frame) {
+	in := &c.peer.in
+	if c.peerResumed || f.Next < in.delivered+1 {
+		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: RESUME next=%d, delivered %d (resumed before: %t)", ErrProtocol, f.Next, in.delivered, c.peerResumed))
+		return
+	}
+	in.delivered = f.Next - 1
+	c.peerResumed = true
+}
+
+// onReliableData delivers one message of the peer's stream, within the
+// credit this node granted, and acknowledges when enough has arrived.
+func (n *Node) onReliableData(c *conn, f *wire.Frame) {
+	p := c.peer
+	in := &p.in
+	if !c.peerResumed {
+		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: DATA before RESUME", ErrProtocol))
+		return
+	}
+	if in.received >= in.granted {
+		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: DATA past the credit granted (%d bytes)", ErrProtocol, in.granted))
+		return
+	}
+	in.delivered++
+	in.received += uint64(len(f.Payload)) + msgCost
+	in.largest = max(in.largest, len(f.Payload))
+	n.emit(Action{Kind: ActMessage, Conn: c.id, Peer: p.id, Incarnation: in.inc, Frame: wire.Frame{Type: wire.Data, Payload: f.Payload}})
+	if in.delivered-in.ackSent >= ackEvery {
+		n.sendAck(p, c)
+	}
+}
+
+// ackEvery is how many messages may be delivered before an ACK must go,
+// without waiting for credit to be worth granting or for the heartbeat.
+const ackEvery = 64
+
+// consumed records that the user took msgs messages of incarnation inc,
+// with bytes of payload, off its queue; credit follows once it is worth an
+// ACK.
+func (n *Node) consumed(id string, inc uint64, msgs, bytes int) {
+	p := n.peers[id]
+	if p == nil || p.in.inc != inc || msgs <= 0 || bytes < 0 {
+		return // an older stream's message, or a peer forgotten since
+	}
+	in := &p.in
+	in.consumed = min(in.consumed+uint64(bytes)+uint64(msgs)*msgCost, in.received)
+	if c := p.session; c != nil && reliable(c) && n.grantLimit(p) >= in.granted+uint64(n.cfg.Window)/4 {
+		n.sendAck(p, c)
+	}
+}
+
+// sendAck tells p what was delivered and grants what credit there is room
+// for: the bytes it may send past the last message delivered.
+func (n *Node) sendAck(p *peer, c *conn) {
+	in := &p.in
+	in.granted = n.grantLimit(p)
+	in.ackSent = in.delivered
+	n.write(c, wire.Frame{Type: wire.Ack, Delivered: in.delivered, Credit: in.granted - in.received})
+}
+
+// ackDue reports whether p should hear an ACK with the heartbeat: messages
+// delivered or credit available since the last one.
+func (n *Node) ackDue(p *peer) bool {
+	in := &p.in
+	return in.delivered != in.ackSent || n.grantLimit(p) > in.granted
+}
