@@ -17,6 +17,7 @@ vet:
 
 unit:
 	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 -tags masterless_trace -run 'Trace|Deterministic' ./fsm ./sim
 
 # A short run of every fuzz target, seeded from testdata/fuzz corpora.
 fuzz-smoke:

@@ -102,9 +102,6 @@ func (w *World) step(n *simNode, ev fsm.Event, g spec.ConnID) error {
 	if n.dirty {
 		w.checkSafety(n)
 	}
-	if w.trace != nil {
-		w.trace.step(w, n, ev, g, acts)
-	}
 	return err
 }
 
