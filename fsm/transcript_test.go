@@ -45,12 +45,17 @@ type tconn struct {
 	toward  [2]pipe
 	closed  [2]bool // closed by that end
 	dropped bool
+	// legacy: the connection speaks masterless 0.4.1, each end through a
+	// codec of its own (wire.Legacy has state).
+	legacy bool
+	lcodec [2]*wire.Legacy
 }
 
 type harness struct {
 	t     *testing.T
 	now   time.Duration
 	nodes map[string]*fsm.Node
+	js    map[string]bool // scripted masterless 0.4.1 nodes: the transcript speaks for them
 	conns []*tconn
 	seq   int
 	out   strings.Builder
@@ -59,7 +64,7 @@ type harness struct {
 }
 
 func newHarness(t *testing.T) *harness {
-	return &harness{t: t, nodes: map[string]*fsm.Node{}}
+	return &harness{t: t, nodes: map[string]*fsm.Node{}, js: map[string]bool{}}
 }
 
 func addrOf(id string) string { return "tcp://" + id }
@@ -91,11 +96,15 @@ func (h *harness) drain(id string) {
 		fmt.Fprintf(&h.out, "%s: %s\n", id, a.String())
 		switch a.Kind {
 		case fsm.ActDial:
-			h.dial(id, a.Dial, a.Addr)
+			h.dial(id, a.Dial, a.Addr, a.Legacy)
 		case fsm.ActWrite:
 			c, side := h.find(id, a.Conn)
 			if c == nil || c.closed[side] {
 				h.t.Fatalf("%s wrote on unknown or closed c%d", id, a.Conn)
+			}
+			if c.legacy {
+				h.writeLegacy(c, side, &a.Frame)
+				continue
 			}
 			// Round-trip through the codec so transcripts exercise it too.
 			b, err := h.codec.AppendFrame(nil, &a.Frame)
@@ -135,9 +144,39 @@ func (h *harness) find(node string, id fsm.ConnID) (*tconn, int) {
 }
 
 // dial connects at once to the node listening at addr, or fails.
-func (h *harness) dial(from string, d fsm.DialID, addr string) {
+// writeLegacy encodes f as masterless 0.4.1 bytes on side's end of c; a
+// scripted peer's bytes are shown, a Go peer's are parsed by its own codec.
+func (h *harness) writeLegacy(c *tconn, side int, f *wire.Frame) {
+	b, err := c.lcodec[side].AppendFrame(nil, f)
+	if err != nil {
+		h.t.Fatalf("encode %s in 0.4.1: %v", f.String(), err)
+	}
+	if len(b) == 0 {
+		return // BYE: 0.4.1 has no close reason, the FIN says it all
+	}
+	if to := c.ends[1-side].node; h.js[to] {
+		fmt.Fprintf(&h.out, "  %s reads %s\n", to, strings.TrimSpace(string(b)))
+		return
+	}
+	g, nb, err := c.lcodec[1-side].ParseFrame(b)
+	if err != nil || nb != len(b) {
+		h.t.Fatalf("decode 0.4.1 %q: %v", b, err)
+	}
+	h.push(c, side, &g)
+}
+
+func (h *harness) dial(from string, d fsm.DialID, addr string, legacy bool) {
 	// "tcp://B#2" is another address of node B: an alias local dedup cannot see through.
 	to, _, _ := strings.Cut(strings.TrimPrefix(addr, "tcp://"), "#")
+	if h.js[to] {
+		if !legacy {
+			h.step(from, fsm.DialFailed{Dial: d, Err: fmt.Errorf("the 0.4.1 node refuses a v1 preamble")})
+			return
+		}
+		c := h.newConn(from, fsm.ConnID(len(h.conns)+1), to, 0, true)
+		h.step(from, fsm.Dialed{Dial: d, Conn: c.ends[0].id})
+		return
+	}
 	if h.nodes[to] == nil {
 		h.step(from, fsm.DialFailed{Dial: d, Err: fmt.Errorf("connection refused")})
 		return
@@ -147,10 +186,34 @@ func (h *harness) dial(from string, d fsm.DialID, addr string) {
 	if to == from {
 		accID += 100 // both ends on one node need distinct ids
 	}
-	c := &tconn{num: num, ends: [2]end{{from, fsm.ConnID(num)}, {to, accID}}}
-	h.conns = append(h.conns, c)
-	h.step(to, fsm.Accepted{Conn: accID})
+	h.newConn(from, fsm.ConnID(num), to, accID, legacy)
+	h.step(to, fsm.Accepted{Conn: accID, Legacy: legacy})
 	h.step(from, fsm.Dialed{Dial: d, Conn: fsm.ConnID(num)})
+}
+
+func (h *harness) newConn(from string, fromID fsm.ConnID, to string, toID fsm.ConnID, legacy bool) *tconn {
+	c := &tconn{num: len(h.conns) + 1, ends: [2]end{{from, fromID}, {to, toID}}, legacy: legacy}
+	if legacy {
+		c.lcodec = [2]*wire.Legacy{{}, {}}
+	}
+	h.conns = append(h.conns, c)
+	return c
+}
+
+// jsConn returns connection num and the side of scripted node id on it.
+func (h *harness) jsConn(id, num string) (*tconn, int) {
+	k, err := strconv.Atoi(num)
+	if err != nil || k < 1 || k > len(h.conns) || !h.js[id] {
+		h.t.Fatalf("no connection %q of scripted node %q", num, id)
+	}
+	c := h.conns[k-1]
+	for side, e := range c.ends {
+		if e.node == id {
+			return c, side
+		}
+	}
+	h.t.Fatalf("%s does not hold connection %d", id, k)
+	return nil, 0
 }
 
 // deliverOne delivers the oldest item in flight (optionally only on conn
@@ -221,11 +284,12 @@ func kv(args []string, key, def string) string {
 
 func (h *harness) run(cmd string, args []string) {
 	switch cmd {
-	case "node": // node ID [inc=N] [queue=N] -- creates and starts listening
+	case "node": // node ID [inc=N] [queue=N] [legacy=1] -- creates and starts listening
 		inc, _ := strconv.ParseUint(kv(args, "inc", "1"), 10, 64)
 		q, _ := strconv.Atoi(kv(args, "queue", "0"))
 		hs, _ := strconv.Atoi(kv(args, "maxhandshakes", "0"))
-		n, err := fsm.New(fsm.Config{ID: args[0], Incarnation: inc, Seed: 1, QueueMessages: q, MaxHandshakes: hs})
+		legacy := kv(args, "legacy", "0") == "1"
+		n, err := fsm.New(fsm.Config{ID: args[0], Incarnation: inc, Seed: 1, QueueMessages: q, MaxHandshakes: hs, LegacyDial: legacy})
 		if err != nil {
 			h.t.Fatal(err)
 		}
@@ -295,6 +359,34 @@ func (h *harness) run(cmd string, args []string) {
 			}
 		}
 		h.step(args[0], fsm.FrameReceived{Conn: fsm.ConnID(conn), Frame: wire.Frame{Type: t, Sess: 99}})
+	case "js": // js ID -- a masterless 0.4.1 node at tcp://ID whose bytes the transcript writes
+		h.js[args[0]] = true
+	case "jsdial": // jsdial FROM TO -- scripted FROM dials Go node TO (0.4.1: no preamble)
+		c := h.newConn(args[0], 0, args[1], fsm.ConnID(len(h.conns)+1), true)
+		h.step(args[1], fsm.Accepted{Conn: c.ends[1].id, Legacy: true})
+	case "say": // say FROM conn=K JSON -- scripted FROM sends one 0.4.1 line
+		if len(args) < 3 || !strings.HasPrefix(args[1], "conn=") {
+			h.t.Fatalf("say FROM conn=K JSON, got %q", args)
+		}
+		c, side := h.jsConn(args[0], strings.TrimPrefix(args[1], "conn="))
+		e := c.ends[1-side]
+		f, nb, err := c.lcodec[1-side].ParseFrame([]byte(strings.Join(args[2:], " ") + "\r\n"))
+		if err != nil || nb == 0 {
+			h.t.Fatalf("say %q: %v", args, err)
+		}
+		fmt.Fprintf(&h.out, "  %s parses %s\n", e.node, f.String())
+		h.step(e.node, fsm.FrameReceived{Conn: e.id, Frame: f})
+	case "hangup": // hangup FROM conn=K -- scripted FROM closes its end (FIN)
+		if len(args) != 2 || !strings.HasPrefix(args[1], "conn=") {
+			h.t.Fatalf("hangup FROM conn=K, got %q", args)
+		}
+		c, side := h.jsConn(args[0], strings.TrimPrefix(args[1], "conn="))
+		e := c.ends[1-side]
+		c.closed[side] = true
+		if !c.closed[1-side] {
+			c.closed[1-side] = true
+			h.step(e.node, fsm.ConnClosed{Conn: e.id, Err: fmt.Errorf("EOF")})
+		}
 	case "state":
 		for _, id := range args {
 			h.state(id)
