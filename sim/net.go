@@ -113,9 +113,6 @@ func (w *World) dialArrives(e *event) {
 	c.ends[1] = simEnd{node: acc.idx, inc: acc.inc, open: true, known: true}
 	w.conns = append(w.conns, c)
 	n.conns[localID(c.id, 0)] = c
-	if w.trace != nil {
-		w.trace.acceptor[c.id] = acc.id
-	}
 	acc.conns[localID(c.id, 1)] = c
 	// The dialer learns of the connection one latency later, with the
 	// SYN-ACK, and writes its preamble.

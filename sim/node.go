@@ -122,9 +122,6 @@ func (w *World) observe(n *simNode, ev fsm.Event, err error, acts []fsm.Action) 
 	if n.dirty {
 		w.checkSafety(n)
 	}
-	if w.trace != nil {
-		w.trace.step(w, n, ev, g, acts)
-	}
 }
 
 // eventConn returns the global id of the connection ev concerns, or 0.
