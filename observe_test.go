@@ -2,6 +2,7 @@ package masterless
 
 import (
 	"errors"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -29,11 +30,18 @@ func observe(servers []*Server, relays ...*proxy) *spec.Snapshot {
 		listen := strings.TrimPrefix(srv.Info(), "tcp://")
 		n := spec.Node{ID: srv.ID(), Alive: true}
 		sessions := map[string]spec.ConnEnd{}
+		addrs := map[string][2]net.Addr{}
+		for _, p := range srv.Stats().Peers {
+			if p.LocalAddr != nil {
+				addrs[p.ID] = [2]net.Addr{p.LocalAddr, p.RemoteAddr}
+			}
+		}
 		for i, peer := range srv.Connections() {
-			local, remote, ok := srv.sessionAddrs(peer)
+			a, ok := addrs[peer]
 			if !ok {
 				continue // closed meanwhile
 			}
+			local, remote := a[0], a[1]
 			dialed := local.String() != listen
 			key := local.String()
 			if !dialed {

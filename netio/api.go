@@ -141,32 +141,32 @@ func (n *Node) Sessions() []string {
 	return n.fsm.Sessions()
 }
 
-// SessionAddrs returns the local and remote addresses of the session's TCP
-// connection with peer, so that tests can check both ends chose the same one.
-func (n *Node) SessionAddrs(peer string) (local, remote net.Addr, ok bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	id, ok := n.fsm.Session(peer)
-	if !ok {
-		return nil, nil, false
-	}
-	c := n.conns[id]
-	if c == nil {
-		return nil, nil, false
-	}
-	return c.nc.LocalAddr(), c.nc.RemoteAddr(), true
+// PeerStats describes one peer a Node knows.
+type PeerStats struct {
+	fsm.PeerStatus
+	// LocalAddr and RemoteAddr are the ends of the session's TCP
+	// connection; nil without a session.
+	LocalAddr, RemoteAddr net.Addr
 }
 
-// Status returns the fsm's view of its peers, for diagnostics and tests.
-func (n *Node) Status() []fsm.PeerStatus {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.fsm.Peers()
+// Stats is a snapshot of a Node: its peers, sorted by id, and how many
+// connections are still handshaking.
+type Stats struct {
+	Peers       []PeerStats
+	Handshaking int
 }
 
-// Handshaking returns the number of connections still handshaking.
-func (n *Node) Handshaking() int {
+// Stats returns a snapshot of the node's peers and connections.
+func (n *Node) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.fsm.Handshaking()
+	st := Stats{Handshaking: n.fsm.Handshaking()}
+	for _, p := range n.fsm.Peers() {
+		ps := PeerStats{PeerStatus: p}
+		if c := n.conns[p.Session]; c != nil && p.Session != 0 {
+			ps.LocalAddr, ps.RemoteAddr = c.nc.LocalAddr(), c.nc.RemoteAddr()
+		}
+		st.Peers = append(st.Peers, ps)
+	}
+	return st
 }
