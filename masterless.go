@@ -14,7 +14,7 @@ type netioEvents = netio.Events
 // most one connection with every other node. All its methods are safe for
 // concurrent use, including from its own event callbacks (except Close).
 type Server struct {
-	n *netio.Node
+	n *netio.Runtime
 }
 
 // New creates a Server with the given id, unique among the nodes that will

@@ -28,7 +28,7 @@ func observe(servers []*Server, relays ...*proxy) *spec.Snapshot {
 	conns := map[spec.ConnID]*spec.Conn{}
 	for _, srv := range servers {
 		listen := strings.TrimPrefix(srv.Info(), "tcp://")
-		n := spec.Node{ID: srv.ID(), Alive: true}
+		n := spec.NodeView{ID: srv.ID(), Alive: true}
 		sessions := map[string]spec.ConnEnd{}
 		addrs := map[string][2]net.Addr{}
 		for _, p := range srv.Stats().Peers {
@@ -69,13 +69,13 @@ func observe(servers []*Server, relays ...*proxy) *spec.Snapshot {
 			}
 			p := spec.Peer{PeerStatus: fsm.PeerStatus{ID: o.ID(), Kept: srv.IsKept(o.ID())}, Dialable: true}
 			if has {
-				p.Session, p.SessionGlobal = e.ID, e.Global
+				p.SessionConn, p.SessionGlobal = e.ID, e.Global
 			}
 			n.Peers = append(n.Peers, p)
 		}
 		s.Nodes = append(s.Nodes, n)
 	}
-	slices.SortFunc(s.Nodes, func(a, b spec.Node) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(s.Nodes, func(a, b spec.NodeView) int { return strings.Compare(a.ID, b.ID) })
 	for _, c := range conns {
 		s.Conns = append(s.Conns, *c)
 	}

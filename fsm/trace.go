@@ -93,7 +93,7 @@ type TraceConn struct {
 
 // TracePeer is one peer the node knows, as a record lists it.
 type TracePeer struct {
-	Peer    string
-	Keep    bool
-	Session ConnID // the established session; 0 if none
+	Peer        string
+	Keep        bool
+	SessionConn ConnID // the connection that is the session; 0 if none
 }

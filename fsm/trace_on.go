@@ -219,7 +219,7 @@ func (n *Node) traceState() ([]TraceConn, []TracePeer) {
 	for _, p := range n.sortedPeers() {
 		tp := TracePeer{Peer: p.id, Keep: p.kept}
 		if p.session != nil {
-			tp.Session = p.session.id
+			tp.SessionConn = p.session.id
 		}
 		peers = append(peers, tp)
 	}
@@ -228,7 +228,7 @@ func (n *Node) traceState() ([]TraceConn, []TracePeer) {
 
 // shown drops the peers a record cannot tell from unknown ones.
 func shown(peers []TracePeer) []TracePeer {
-	return slices.DeleteFunc(slices.Clone(peers), func(p TracePeer) bool { return !p.Keep && p.Session == 0 })
+	return slices.DeleteFunc(slices.Clone(peers), func(p TracePeer) bool { return !p.Keep && p.SessionConn == 0 })
 }
 
 func (n *Node) traceEmit(r TraceRecord) {

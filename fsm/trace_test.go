@@ -51,7 +51,7 @@ func (l *traceLog) add(r *fsm.TraceRecord) {
 	}
 	s += " |"
 	for _, p := range r.Peers {
-		s += fmt.Sprintf(" %s:keep=%t:c%d", p.Peer, p.Keep, p.Session)
+		s += fmt.Sprintf(" %s:keep=%t:c%d", p.Peer, p.Keep, p.SessionConn)
 	}
 	l.recs = append(l.recs, s)
 }

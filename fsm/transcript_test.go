@@ -207,7 +207,7 @@ func (h *harness) state(id string) {
 		fmt.Fprintf(&h.out, "%s: conn c%d %s peer=%s %s sess=%d dialed=%v\n", id, c.ID, c.State, c.Peer, role, c.Sess, c.Dialed)
 	}
 	for _, p := range n.Peers() {
-		fmt.Fprintf(&h.out, "%s: peer %s kept=%v connected=%v session=c%d sess=%d queued=%d\n", id, p.ID, p.Kept, p.Connected, p.Session, p.Sess, p.Queued)
+		fmt.Fprintf(&h.out, "%s: peer %s kept=%v connected=%v session=c%d sess=%d queued=%d\n", id, p.ID, p.Kept, p.Connected, p.SessionConn, p.Sess, p.Queued)
 	}
 	if d, ok := n.NextDeadline(); ok {
 		fmt.Fprintf(&h.out, "%s: next deadline %v\n", id, d)

@@ -65,7 +65,7 @@ func (w *World) latency() time.Duration {
 
 // dial carries out the connection layer's Dial: the SYN travels to the
 // listener at addr.
-func (w *World) dial(n *simNode, id fsm.DialID, addr string) {
+func (w *World) dial(n *process, id fsm.DialID, addr string) {
 	to, known := w.byAddr[addr]
 	lat := w.latency()
 	if known && w.phase == PhaseSafety {

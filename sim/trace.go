@@ -33,7 +33,7 @@ type record struct {
 }
 
 // remember stores a step in the ring.
-func (w *World) remember(n *simNode, ev any, g spec.ConnID, err error, acts []fsm.Action) {
+func (w *World) remember(n *process, ev any, g spec.ConnID, err error, acts []fsm.Action) {
 	r := &w.ring[w.ringAt%len(w.ring)]
 	w.ringAt++
 	r.step, r.at, r.node, r.inc, r.g, r.err = w.steps, w.now, n.id, n.inc, g, err
@@ -278,7 +278,7 @@ type tracePeer struct {
 }
 
 // record writes one trace record of n's fsm.
-func (t *tracer) record(w *World, n *simNode, r *fsm.TraceRecord) {
+func (t *tracer) record(w *World, n *process, r *fsm.TraceRecord) {
 	if r.Kind == "shutdown" {
 		return // written as the crash that follows (see tracer)
 	}
@@ -298,8 +298,8 @@ func (t *tracer) record(w *World, n *simNode, r *fsm.TraceRecord) {
 	sess := map[string]spec.ConnID{}
 	for _, p := range r.Peers {
 		keep[p.Peer] = p.Keep
-		if p.Session != 0 {
-			sess[p.Peer] = globalOf(p.Session)
+		if p.SessionConn != 0 {
+			sess[p.Peer] = globalOf(p.SessionConn)
 		}
 	}
 	t.keep[n.idx] = keep
@@ -307,7 +307,7 @@ func (t *tracer) record(w *World, n *simNode, r *fsm.TraceRecord) {
 }
 
 // emit writes l for n, listing every other node in "peers".
-func (t *tracer) emit(w *World, n *simNode, l traceLine, keep map[string]bool, sess map[string]spec.ConnID) {
+func (t *tracer) emit(w *World, n *process, l traceLine, keep map[string]bool, sess map[string]spec.ConnID) {
 	t.line++
 	l.Step, l.T, l.Node = t.line, int64(w.now), n.id
 	l.Peers = []tracePeer{}
@@ -333,13 +333,13 @@ func (w *World) acceptorOf(g spec.ConnID) string {
 
 // crash writes the crash of n (after a Shutdown, or without one): every
 // connection closed, the keep flags of its last line.
-func (t *tracer) crash(w *World, n *simNode) {
+func (t *tracer) crash(w *World, n *process) {
 	t.emit(w, n, traceLine{Kind: "crash", Inc: n.inc, Conns: []traceConn{}}, t.keep[n.idx], nil)
 }
 
 // restart writes the start of n's new process (incarnation n.inc), whose
 // fsm knows nothing yet.
-func (t *tracer) restart(w *World, n *simNode) {
+func (t *tracer) restart(w *World, n *process) {
 	t.keep[n.idx] = map[string]bool{}
 	t.emit(w, n, traceLine{Kind: "restart", Inc: n.inc, Conns: []traceConn{}}, nil, nil)
 }

@@ -67,7 +67,7 @@ type World struct {
 	q     queue
 	phase Phase
 
-	nodes  []*simNode
+	nodes  []*process
 	byAddr map[string]int // listening address (and aliases) -> node index
 	conns  []*simConn     // connections with an end still open, by id
 	nextG  spec.ConnID
@@ -122,7 +122,7 @@ func NewWorld(k Knobs, opt Options) (*World, error) {
 	for i := 0; i < k.Nodes; i++ {
 		w.cut[i] = make([]time.Duration, k.Nodes)
 		w.noDial[i] = make([]time.Duration, k.Nodes)
-		n := &simNode{idx: i, id: fmt.Sprintf("n%d", i+1), conns: map[fsm.ConnID]*simConn{}, sendSeq: map[string]uint64{},
+		n := &process{idx: i, id: fmt.Sprintf("n%d", i+1), conns: map[fsm.ConnID]*simConn{}, sendSeq: map[string]uint64{},
 			connectAddrs: map[string]bool{}, keeps: map[string]bool{}}
 		n.addr = "tcp://" + n.id + ":7000"
 		w.byAddr[n.addr] = i
@@ -134,7 +134,7 @@ func NewWorld(k Knobs, opt Options) (*World, error) {
 	for _, n := range w.nodes {
 		n.legacy = chance(w.c, k.LegacyPM) // drawn only when the knob is set: other runs keep their draws
 	}
-	w.snap.Nodes = make([]spec.Node, len(w.nodes))
+	w.snap.Nodes = make([]spec.NodeView, len(w.nodes))
 	w.refreshAll()
 	for _, n := range w.nodes {
 		if err := w.start(n, 1); err != nil {
@@ -145,7 +145,7 @@ func NewWorld(k Knobs, opt Options) (*World, error) {
 }
 
 // start runs a new fsm for n with incarnation inc and tells it its address.
-func (w *World) start(n *simNode, inc uint64) error {
+func (w *World) start(n *process, inc uint64) error {
 	cfg := w.k.Config()
 	cfg.ID, cfg.Incarnation, cfg.LegacyDial = n.id, inc, n.legacy
 	cfg.Seed = uint64(w.c.Intn(1<<31))<<32 | uint64(w.c.Intn(1<<31))
