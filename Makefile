@@ -31,6 +31,7 @@ vet:
 # more in them: each seed runs on one goroutine).
 unit:
 	SIM_SEEDS=$(RACE_SEEDS) $(GO) test -race -count=1 -timeout $(TIMEOUT) ./...
+	$(GO) test -count=1 -timeout $(TIMEOUT) -tags masterless_trace -run 'Trace|Deterministic' ./fsm ./sim
 
 # The simulator's full sweeps without the race detector (TestSweep: 10,000
 # seeds, TestSweepLegacyDialers: 2,000), then the negative controls that need

@@ -142,7 +142,7 @@ func TestHandshakeNeverFinished(t *testing.T) {
 	expectClosed(t, c)
 	require.GreaterOrEqual(t, time.Since(start), shortHandshake/2, "closed by the handshake deadline, not earlier")
 	require.Contains(t, logs.String(), "handshake timed out")
-	require.Zero(t, srv.n.Handshaking())
+	require.Zero(t, srv.Stats().Handshaking)
 }
 
 func TestHalfOpenFlood(t *testing.T) {
@@ -170,7 +170,7 @@ func TestHalfOpenFlood(t *testing.T) {
 	wg.Wait() // every flood connection was closed: refused, or timed out
 	require.Contains(t, logs.String(), "too many connections handshaking")
 	require.Contains(t, logs.String(), "handshake timed out")
-	eventually(t, "no handshake left", func() bool { return srv.n.Handshaking() == 0 })
+	eventually(t, "no handshake left", func() bool { return srv.Stats().Handshaking == 0 })
 
 	// And new peers are welcome again.
 	late, _ := newServer(t, "late")

@@ -14,7 +14,7 @@ type netioEvents = netio.Events
 // most one connection with every other node. All its methods are safe for
 // concurrent use, including from its own event callbacks (except Close).
 type Server struct {
-	n *netio.Node
+	n *netio.Runtime
 }
 
 // New creates a Server with the given id, unique among the nodes that will
@@ -95,10 +95,33 @@ func (s *Server) Close() error { return s.n.Close() }
 // sendErr is Send with the reason for a refusal.
 func (s *Server) sendErr(id string, payload []byte) error { return s.n.Send(id, payload) }
 
-// sessionAddrs returns the local and remote address of the connection with
-// peer id, for tests that check both ends agree which connection survived.
-func (s *Server) sessionAddrs(id string) (local, remote net.Addr, ok bool) {
-	return s.n.SessionAddrs(id)
+// PeerStats describes one peer a server knows.
+type PeerStats struct {
+	ID          string
+	Kept        bool   // this server reconnects to it (Keep, Connect)
+	Connected   bool   // the Connect event was delivered and no Disconnect since
+	Incarnation uint64 // of its current or last session: it changes when the peer restarts
+	Queued      int    // messages waiting for it
+	// LocalAddr and RemoteAddr are the ends of the TCP connection that
+	// carries the session; nil without one.
+	LocalAddr, RemoteAddr net.Addr
+}
+
+// Stats is a snapshot of a server, for monitoring and diagnostics.
+type Stats struct {
+	Peers       []PeerStats // every peer the server knows, sorted by id
+	Handshaking int         // connections whose handshake is under way
+}
+
+// Stats returns a snapshot of the server's peers and connections.
+func (s *Server) Stats() Stats {
+	ns := s.n.Stats()
+	st := Stats{Handshaking: ns.Handshaking, Peers: make([]PeerStats, len(ns.Peers))}
+	for i, p := range ns.Peers {
+		st.Peers[i] = PeerStats{ID: p.ID, Kept: p.Kept, Connected: p.Connected, Incarnation: p.Incarnation,
+			Queued: p.Queued, LocalAddr: p.LocalAddr, RemoteAddr: p.RemoteAddr}
+	}
+	return st
 }
 
 // String describes the server for logs.

@@ -15,7 +15,7 @@ func established(b *testing.B) *fsm.Node {
 	}
 	_ = n.Step(0, fsm.Accepted{Conn: 1})
 	_ = n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Hello, ID: "A", Incarnation: 1}})
-	if _, ok := n.Session("A"); !ok {
+	if _, ok := n.SessionConn("A"); !ok {
 		b.Fatal("no session")
 	}
 	n.Ready()

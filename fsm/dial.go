@@ -87,6 +87,7 @@ func (n *Node) bindRequest(r *request, p *peer) {
 	p.addr = r.addr
 	if !p.kept {
 		n.markKept(p, true)
+		n.traceKeepBound(p)
 	}
 	if p.session != nil {
 		n.finishRequest(r, p.id, nil)

@@ -2,10 +2,12 @@ package fsm_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/spec"
 	"github.com/masterless-go/masterless/wire"
 )
 
@@ -71,34 +73,36 @@ func FuzzNodeFrames(f *testing.F) {
 	})
 }
 
-// checkLocal asserts what must hold of any single node at any time.
+// checkLocal asserts what must hold of any single node at any time: the
+// invariants of package spec that one node can be held to on its own.
 func checkLocal(t *testing.T, n *fsm.Node) {
 	t.Helper()
 	if err := n.CheckTimers(); err != nil {
 		t.Fatal(err)
 	}
-	sessions := map[string]fsm.ConnID{}
-	handshaking := 0
-	for _, c := range n.Conns() {
-		if c.Peer == n.ID() {
-			t.Fatalf("connection c%d to itself survived", c.ID)
-		}
-		if c.State != fsm.StateEstablished {
-			handshaking++
-			continue
-		}
-		if prev, dup := sessions[c.Peer]; dup {
-			t.Fatalf("two sessions with %s: c%d and c%d", c.Peer, prev, c.ID)
-		}
-		sessions[c.Peer] = c.ID
+	s := spec.FromFSM(n, func(c fsm.ConnID) spec.ConnID { return spec.ConnID(c) })
+	if err := spec.CheckLocal(&s); err != nil {
+		t.Fatal(err)
 	}
-	if handshaking != n.Handshaking() {
-		t.Fatalf("handshaking count %d, but %d connections handshake", n.Handshaking(), handshaking)
+}
+
+// TestCheckLocalCatches is checkLocal's negative control: the node of the
+// fuzz target with a second session forged into its view must fail it.
+func TestCheckLocalCatches(t *testing.T) {
+	n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, p := range n.Peers() {
-		if p.Session != sessions[p.ID] {
-			t.Fatalf("peer %s says session c%d, connections say c%d", p.ID, p.Session, sessions[p.ID])
-		}
+	_ = n.Step(0, fsm.Accepted{Conn: 1})
+	_ = n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Hello, ID: "A", Incarnation: 1}})
+	s := spec.FromFSM(n, func(c fsm.ConnID) spec.ConnID { return spec.ConnID(c) })
+	if err := spec.CheckLocal(&s); err != nil {
+		t.Fatalf("a healthy node fails: %v", err)
+	}
+	s.Conns = append(s.Conns, s.Conns[0])
+	s.Conns[1].ID, s.Conns[1].Global = 9, 9
+	if err := spec.CheckLocal(&s); err == nil || !strings.Contains(err.Error(), "2 established connections to A") {
+		t.Fatalf("a second session is not caught: %v", err)
 	}
 }
 

@@ -39,6 +39,8 @@ type Node struct {
 	now   time.Duration // time of the Step in progress
 	frame wire.Frame    // the frame being handled
 	out   []Action
+
+	trace tracer // trace points (trace.go); empty without the build tag masterless_trace
 }
 
 // New returns a Node for cfg, or an error wrapping ErrBadConfig.
@@ -79,6 +81,13 @@ func (n *Node) Config() Config { return n.cfg }
 // sentinel such as ErrUnknownPeer or ErrQueueFull. A peer's misbehaviour is
 // never an error here: it closes that connection with a reason.
 func (n *Node) Step(now time.Duration, ev Event) error {
+	if traceCompiled && n.trace.on() {
+		return n.tracedStep(now, ev)
+	}
+	return n.step(now, ev)
+}
+
+func (n *Node) step(now time.Duration, ev Event) error {
 	if now > n.now {
 		n.now = now
 	}

@@ -101,6 +101,7 @@ func (n *Node) v1KeepChanged(c *conn) {
 func (n *Node) sessionTimers(c *conn) {
 	if n.now >= c.lastRecv+n.cfg.PeerTimeout {
 		n.closeConn(c, wire.CodePeerTimeout, fmt.Errorf("%w: nothing from %s for %v", ErrPeerTimeout, c.peer.id, n.now-c.lastRecv))
+		n.traceTimeout(c)
 		return
 	}
 	if n.now >= c.lastPing+n.cfg.HeartbeatInterval {

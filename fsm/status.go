@@ -24,7 +24,7 @@ type PeerStatus struct {
 	ID          string
 	Kept        bool
 	Connected   bool   // the user was told Connected and not since Disconnected
-	Session     ConnID // 0 when there is no session
+	SessionConn ConnID // the connection that is the session; 0 when there is none
 	Sess        uint64
 	Incarnation uint64 // of the current or last session
 	Queued      int    // messages accepted and not yet acknowledged (or, on a 0.4.1 peer, waiting for the session)
@@ -60,7 +60,7 @@ func (n *Node) AppendPeers(dst []PeerStatus) []PeerStatus {
 	for _, p := range n.peers {
 		s := PeerStatus{ID: p.id, Kept: p.kept, Connected: p.announced, Incarnation: p.inc, Queued: len(p.out.msgs), Unreachable: p.unreachable, Addr: p.redialAddr()}
 		if c := p.session; c != nil {
-			s.Session, s.Sess = c.id, c.sess
+			s.SessionConn, s.Sess = c.id, c.sess
 		}
 		dst = append(dst, s)
 	}
@@ -68,8 +68,8 @@ func (n *Node) AppendPeers(dst []PeerStatus) []PeerStatus {
 	return dst
 }
 
-// Session returns the connection that is the session with peer, if any.
-func (n *Node) Session(peer string) (ConnID, bool) {
+// SessionConn returns the connection that is the session with peer, if any.
+func (n *Node) SessionConn(peer string) (ConnID, bool) {
 	if p := n.peers[peer]; p != nil && p.session != nil {
 		return p.session.id, true
 	}

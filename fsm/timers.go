@@ -30,6 +30,7 @@ func (n *Node) tick() {
 		deadline := c.openedAt + n.cfg.HandshakeTimeout
 		if n.now >= deadline {
 			n.closeConn(c, wire.CodeHandshake, fmt.Errorf("%w: c%d in state %s after %v", ErrHandshakeTimeout, c.id, c.state, n.now-c.openedAt))
+			n.traceTimeout(c)
 			continue
 		}
 		n.armConn(c, deadline)

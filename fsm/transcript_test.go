@@ -29,7 +29,8 @@ type pipe struct {
 
 type item struct {
 	seq   int         // global enqueue order, for fair delivery
-	frame *wire.Frame // nil: end of stream
+	frame *wire.Frame // a v1 frame; nil with raw: end of stream
+	raw   []byte      // one 0.4.1 message, parsed on delivery
 }
 
 // end is one end of a connection: which node holds it under which id.
@@ -45,6 +46,11 @@ type tconn struct {
 	toward  [2]pipe
 	closed  [2]bool // closed by that end
 	dropped bool
+	// legacy: the connection speaks masterless 0.4.1. A Go end parses each
+	// message in the phase its connection state gives (as package link
+	// does); a scripted end reads in the phase of what it has seen, jsPhase.
+	legacy  bool
+	jsPhase [2]wire.LegacyPhase
 }
 
 type harness struct {
@@ -52,6 +58,7 @@ type harness struct {
 	where string // file:line of the command being run
 	now   time.Duration
 	nodes map[string]*fsm.Node
+	js    map[string]bool // scripted masterless 0.4.1 nodes: the transcript speaks for them
 	conns []*tconn
 	seq   int
 	out   strings.Builder
@@ -60,7 +67,7 @@ type harness struct {
 }
 
 func newHarness(t testing.TB) *harness {
-	return &harness{t: t, nodes: map[string]*fsm.Node{}}
+	return &harness{t: t, nodes: map[string]*fsm.Node{}, js: map[string]bool{}}
 }
 
 func addrOf(id string) string { return "tcp://" + id }
@@ -95,11 +102,15 @@ func (h *harness) drain(id string) {
 		fmt.Fprintf(&h.out, "%s: %s\n", id, a.String())
 		switch a.Kind {
 		case fsm.ActDial:
-			h.dial(id, a.Dial, a.Addr)
+			h.dial(id, a.Dial, a.Addr, a.Legacy)
 		case fsm.ActWrite:
 			c, side := h.find(id, a.Conn)
 			if c == nil || c.closed[side] {
 				h.t.Fatalf("%s: %s wrote on unknown or closed c%d", h.where, id, a.Conn)
+			}
+			if c.legacy {
+				h.writeLegacy(c, side, &a.Frame)
+				continue
 			}
 			// Round-trip through the codec so transcripts exercise it too.
 			b, err := h.codec.AppendFrame(nil, &a.Frame)
@@ -138,10 +149,67 @@ func (h *harness) find(node string, id fsm.ConnID) (*tconn, int) {
 	return nil, 0
 }
 
-// dial connects at once to the node listening at addr, or fails.
-func (h *harness) dial(from string, d fsm.DialID, addr string) {
+// writeLegacy encodes f in masterless 0.4.1 on side's end of c. A scripted
+// peer reads the bytes at once: they are shown, and must parse in the phase
+// that peer is in. For a Go peer they travel, to be parsed on delivery.
+func (h *harness) writeLegacy(c *tconn, side int, f *wire.Frame) {
+	b, err := wire.Legacy{}.AppendFrame(nil, f)
+	if err != nil {
+		h.t.Fatalf("%s: %s: encode %s in 0.4.1: %v", h.where, c.ends[side].node, f.String(), err)
+	}
+	if len(b) == 0 {
+		return // BYE: 0.4.1 has no close reason, the FIN says it all
+	}
+	to := c.ends[1-side].node
+	if !h.js[to] {
+		h.seq++
+		p := &c.toward[1-side]
+		p.frames = append(p.frames, item{seq: h.seq, raw: b})
+		return
+	}
+	if c.closed[1-side] {
+		return // the scripted end hung up: nobody reads
+	}
+	g, nb, err := wire.Legacy{Phase: c.jsPhase[1-side]}.ParseFrame(b)
+	if err != nil || nb != len(b) {
+		h.t.Fatalf("%s: 0.4.1 node %s cannot read %q: %v", h.where, to, b, err)
+	}
+	switch g.Type { // what the scripted end has seen moves its phase on
+	case wire.Hello:
+		c.jsPhase[1-side] = wire.LegacyPhaseHandshake
+	case wire.Welcome:
+		c.jsPhase[1-side] = wire.LegacyPhaseEstablished
+	}
+	fmt.Fprintf(&h.out, "  %s reads %s\n", to, strings.TrimSpace(string(b)))
+}
+
+// legacyPhase is how a Go node reads the next 0.4.1 message on conn id: by
+// the connection's state, exactly as package link's parse does.
+func legacyPhase(n *fsm.Node, id fsm.ConnID) wire.LegacyPhase {
+	switch state, _, _ := n.ConnState(id); state {
+	case fsm.StateEstablished:
+		return wire.LegacyPhaseEstablished
+	case fsm.StateJoin, fsm.StateWelcome:
+		return wire.LegacyPhaseHandshake
+	default:
+		return wire.LegacyPhaseHello
+	}
+}
+
+// dial connects at once to the node listening at addr, or fails. A scripted
+// 0.4.1 node takes only a 0.4.1 dial.
+func (h *harness) dial(from string, d fsm.DialID, addr string, legacy bool) {
 	// "tcp://B#2" is another address of node B: an alias local dedup cannot see through.
 	to, _, _ := strings.Cut(strings.TrimPrefix(addr, "tcp://"), "#")
+	if h.js[to] {
+		if !legacy {
+			h.step(from, fsm.DialFailed{Dial: d, Err: fmt.Errorf("the 0.4.1 node refuses a v1 preamble")})
+			return
+		}
+		c := h.newConn(from, fsm.ConnID(len(h.conns)+1), to, 0, true)
+		h.step(from, fsm.Dialed{Dial: d, Conn: c.ends[0].id})
+		return
+	}
 	if h.nodes[to] == nil {
 		h.step(from, fsm.DialFailed{Dial: d, Err: fmt.Errorf("connection refused")})
 		return
@@ -151,10 +219,40 @@ func (h *harness) dial(from string, d fsm.DialID, addr string) {
 	if to == from {
 		accID += 100 // both ends on one node need distinct ids
 	}
-	c := &tconn{num: num, ends: [2]end{{from, fsm.ConnID(num)}, {to, accID}}}
-	h.conns = append(h.conns, c)
-	h.step(to, fsm.Accepted{Conn: accID})
+	h.newConn(from, fsm.ConnID(num), to, accID, legacy)
+	// Accepted for a connection the node does not know registers it, as an
+	// Incoming would first: the harness knows the protocol at once.
+	h.step(to, fsm.Accepted{Conn: accID, Legacy: legacy})
 	h.step(from, fsm.Dialed{Dial: d, Conn: fsm.ConnID(num)})
+}
+
+func (h *harness) newConn(from string, fromID fsm.ConnID, to string, toID fsm.ConnID, legacy bool) *tconn {
+	c := &tconn{num: len(h.conns) + 1, ends: [2]end{{from, fromID}, {to, toID}}, legacy: legacy}
+	h.conns = append(h.conns, c)
+	return c
+}
+
+// jsConn returns connection num and the side scripted node id holds on it,
+// failing the command unless id is a scripted node with an open end there.
+func (h *harness) jsConn(a *cmdArgs, id string, num uint64) (*tconn, int) {
+	a.t.Helper()
+	if !h.js[id] {
+		a.fatalf("no scripted 0.4.1 node %s", id)
+	}
+	if num < 1 || num > uint64(len(h.conns)) {
+		a.fatalf("needs conn=K of an existing connection, got %d", num)
+	}
+	c := h.conns[num-1]
+	for side, e := range c.ends {
+		if e.node == id {
+			if c.closed[side] {
+				a.fatalf("%s already hung up c%d", id, num)
+			}
+			return c, side
+		}
+	}
+	a.fatalf("%s does not hold c%d", id, num)
+	return nil, 0
 }
 
 // deliverOne delivers the oldest item in flight (optionally only on conn
@@ -185,10 +283,17 @@ func (h *harness) deliverOne(num int, to string) bool {
 	if h.nodes[e.node] == nil || best.closed[bestSide] {
 		return true // the receiving end is gone: the bytes fall on the floor
 	}
-	if it.frame == nil {
+	switch {
+	case it.raw != nil:
+		f, nb, err := wire.Legacy{Phase: legacyPhase(h.nodes[e.node], e.id)}.ParseFrame(it.raw)
+		if err != nil || nb != len(it.raw) {
+			h.t.Fatalf("%s: %s cannot read 0.4.1 %q on c%d: %v", h.where, e.node, it.raw, best.num, err)
+		}
+		h.step(e.node, fsm.FrameReceived{Conn: e.id, Frame: f})
+	case it.frame == nil:
 		best.closed[bestSide] = true
 		h.step(e.node, fsm.ConnClosed{Conn: e.id, Err: fmt.Errorf("EOF")})
-	} else {
+	default:
 		h.step(e.node, fsm.FrameReceived{Conn: e.id, Frame: *it.frame})
 	}
 	return true
@@ -207,7 +312,7 @@ func (h *harness) state(id string) {
 		fmt.Fprintf(&h.out, "%s: conn c%d %s peer=%s %s sess=%d dialed=%v\n", id, c.ID, c.State, c.Peer, role, c.Sess, c.Dialed)
 	}
 	for _, p := range n.Peers() {
-		fmt.Fprintf(&h.out, "%s: peer %s kept=%v connected=%v session=c%d sess=%d queued=%d\n", id, p.ID, p.Kept, p.Connected, p.Session, p.Sess, p.Queued)
+		fmt.Fprintf(&h.out, "%s: peer %s kept=%v connected=%v session=c%d sess=%d queued=%d\n", id, p.ID, p.Kept, p.Connected, p.SessionConn, p.Sess, p.Queued)
 	}
 	if d, ok := n.NextDeadline(); ok {
 		fmt.Fprintf(&h.out, "%s: next deadline %v\n", id, d)
@@ -230,7 +335,7 @@ type cmdArgs struct {
 func parseArgs(t testing.TB, where, cmd string, fields []string) *cmdArgs {
 	a := &cmdArgs{t: t, where: where, cmd: cmd, kv: map[string]string{}, taken: map[string]bool{}}
 	for _, f := range fields {
-		if k, v, ok := strings.Cut(f, "="); ok {
+		if k, v, ok := strings.Cut(f, "="); ok && isKey(k) {
 			if _, dup := a.kv[k]; dup {
 				a.fatalf("%s given twice", k)
 			}
@@ -241,6 +346,17 @@ func parseArgs(t testing.TB, where, cmd string, fields []string) *cmdArgs {
 		}
 	}
 	return a
+}
+
+// isKey reports whether k can name an argument: a JSON word such as
+// {"q":"a=b"} is positional even though it holds an "=".
+func isKey(k string) bool {
+	for _, r := range k {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return k != ""
 }
 
 func (a *cmdArgs) fatalf(format string, args ...any) {
@@ -317,13 +433,20 @@ func (h *harness) run(a *cmdArgs) {
 	h.t.Helper()
 	h.where = a.where
 	switch a.cmd {
-	case "node": // node ID [inc=N] [queue=N] [maxhandshakes=N] -- creates and starts listening
+	case "node": // node ID [inc=N] [queue=N] [maxhandshakes=N] [legacy=0|1] -- creates and starts listening; legacy=1 dials in 0.4.1
 		id := a.positional(1, 1)[0]
 		inc := a.num("inc", 1)
 		q := int(a.num("queue", 0))
 		hs := int(a.num("maxhandshakes", 0))
+		legacy := a.str("legacy", "0")
 		a.done()
-		n, err := fsm.New(fsm.Config{ID: id, Incarnation: inc, Seed: 1, QueueMessages: q, MaxHandshakes: hs})
+		if legacy != "0" && legacy != "1" {
+			a.fatalf("legacy must be 0 or 1, got %q", legacy)
+		}
+		if h.nodes[id] != nil || h.js[id] {
+			a.fatalf("node %s exists already", id)
+		}
+		n, err := fsm.New(fsm.Config{ID: id, Incarnation: inc, Seed: 1, QueueMessages: q, MaxHandshakes: hs, LegacyDial: legacy == "1"})
 		if err != nil {
 			a.fatalf("%v", err)
 		}
@@ -430,6 +553,54 @@ func (h *harness) run(a *cmdArgs) {
 		a.done()
 		conn := a.parseNum("conn", p[1])
 		h.step(p[0], fsm.FrameReceived{Conn: fsm.ConnID(conn), Frame: wire.Frame{Type: a.frameType(p[2]), Sess: 99}})
+	case "js": // js ID -- a masterless 0.4.1 node at tcp://ID whose bytes the transcript writes
+		id := a.positional(1, 1)[0]
+		a.done()
+		if h.nodes[id] != nil || h.js[id] {
+			a.fatalf("node %s exists already", id)
+		}
+		h.js[id] = true
+	case "jsdial": // jsdial FROM TO -- scripted FROM dials Go node TO (0.4.1: no preamble)
+		p := a.positional(2, 2)
+		a.done()
+		if !h.js[p[0]] {
+			a.fatalf("no scripted 0.4.1 node %s", p[0])
+		}
+		if h.nodes[p[1]] == nil {
+			a.fatalf("no node %s", p[1])
+		}
+		c := h.newConn(p[0], 0, p[1], fsm.ConnID(len(h.conns)+1), true)
+		h.step(p[1], fsm.Accepted{Conn: c.ends[1].id, Legacy: true})
+	case "say": // say FROM conn=K JSON -- scripted FROM sends one 0.4.1 line (JSON without spaces)
+		p := a.positional(2, 2)
+		num := a.num("conn", 0)
+		a.done()
+		c, side := h.jsConn(a, p[0], num)
+		e := c.ends[1-side]
+		if h.nodes[e.node] == nil || c.closed[1-side] {
+			fmt.Fprintf(&h.out, "  %s has closed c%d: the line falls on the floor\n", e.node, c.num)
+			return
+		}
+		line := []byte(p[1] + "\r\n")
+		f, nb, err := wire.Legacy{Phase: legacyPhase(h.nodes[e.node], e.id)}.ParseFrame(line)
+		if err != nil || nb != len(line) {
+			a.fatalf("%s cannot parse %s: %v", e.node, p[1], err)
+		}
+		if f.Type == wire.Welcome {
+			c.jsPhase[side] = wire.LegacyPhaseEstablished // a confirm sent establishes the sender
+		}
+		fmt.Fprintf(&h.out, "  %s parses %s\n", e.node, f.String())
+		h.step(e.node, fsm.FrameReceived{Conn: e.id, Frame: f})
+	case "hangup": // hangup FROM conn=K -- scripted FROM closes its end (FIN)
+		p := a.positional(1, 1)
+		num := a.num("conn", 0)
+		a.done()
+		c, side := h.jsConn(a, p[0], num)
+		c.closed[side] = true
+		if e := c.ends[1-side]; h.nodes[e.node] != nil && !c.closed[1-side] {
+			c.closed[1-side] = true
+			h.step(e.node, fsm.ConnClosed{Conn: e.id, Err: fmt.Errorf("EOF")})
+		}
 	case "state": // state ID...
 		ids := a.positional(1, -1)
 		a.done()
@@ -523,27 +694,54 @@ func (r *fatalRecorder) Fatalf(format string, args ...any) {
 
 // TestTranscriptCommandsParseStrictly: a transcript line with an unknown
 // argument, a bad number, an unknown frame type or a missing argument fails
-// the test at its file:line instead of running with a default.
+// the test at its file:line instead of running with a default. Each line
+// runs after node A and the case's setup lines.
 func TestTranscriptCommandsParseStrictly(t *testing.T) {
-	for _, tc := range []struct{ line, want string }{
-		{"node A bogus=1", "unknown argument bogus=1"},
-		{"node A inc=x", `inc: "x" is not a number`},
-		{"node A inc=-1", `inc: "-1" is not a number`},
-		{"node A queue=1 queue=2", "queue given twice"},
-		{"node", "takes 1 to 1 positional arguments"},
-		{"inject A 1 NOPE", `unknown frame type "NOPE"`},
-		{"inject A one DATA", `conn: "one" is not a number`},
-		{"deliver lots", `count: "lots" is not a number`},
-		{"deliver all conn=x", `conn: "x" is not a number`},
-		{"deliver all too=A", "unknown argument too=A"},
-		{"keep A B maybe", `keep flag must be true or false, got "maybe"`},
-		{"send A B", "takes 3 to 3 positional arguments"},
-		{"advance soon", `bad duration "soon"`},
-		{"lose conn=7 to=A", "needs conn=K of an existing connection"},
-		{"crash A loudly", "second argument must be silent"},
-		{"state Z", "no node Z"},
-		{"connect Z A", "no node Z"},
-		{"frobnicate A", "unknown command"},
+	// j is a scripted 0.4.1 node that has dialed A (c1).
+	jsOnC1 := []string{"js j", "jsdial j A"}
+	for _, tc := range []struct {
+		setup      []string
+		line, want string
+	}{
+		{nil, "node A bogus=1", "unknown argument bogus=1"},
+		{nil, "node A inc=x", `inc: "x" is not a number`},
+		{nil, "node A inc=-1", `inc: "-1" is not a number`},
+		{nil, "node A queue=1 queue=2", "queue given twice"},
+		{nil, "node", "takes 1 to 1 positional arguments"},
+		{nil, "node B legacy=yes", `legacy must be 0 or 1, got "yes"`},
+		{nil, "node A", "node A exists already"},
+		{nil, "inject A 1 NOPE", `unknown frame type "NOPE"`},
+		{nil, "inject A one DATA", `conn: "one" is not a number`},
+		{nil, "deliver lots", `count: "lots" is not a number`},
+		{nil, "deliver all conn=x", `conn: "x" is not a number`},
+		{nil, "deliver all too=A", "unknown argument too=A"},
+		{nil, "keep A B maybe", `keep flag must be true or false, got "maybe"`},
+		{nil, "send A B", "takes 3 to 3 positional arguments"},
+		{nil, "advance soon", `bad duration "soon"`},
+		{nil, "lose conn=7 to=A", "needs conn=K of an existing connection"},
+		{nil, "crash A loudly", "second argument must be silent"},
+		{nil, "state Z", "no node Z"},
+		{nil, "connect Z A", "no node Z"},
+		{nil, "frobnicate A", "unknown command"},
+		{nil, "js A", "node A exists already"},
+		{[]string{"js j"}, "node j", "node j exists already"},
+		{nil, "js j k", "takes 1 to 1 positional arguments"},
+		{nil, "jsdial A A", "no scripted 0.4.1 node A"},
+		{[]string{"js j"}, "jsdial j Z", "no node Z"},
+		{[]string{"js j"}, "jsdial j A legacy=1", "unknown argument legacy=1"},
+		{jsOnC1, "say A conn=1 {}", "no scripted 0.4.1 node A"},
+		{jsOnC1, "say j {}", "needs conn=K of an existing connection, got 0"},
+		{jsOnC1, "say j conn=x {}", `conn: "x" is not a number`},
+		{jsOnC1, "say j conn=2 {}", "needs conn=K of an existing connection, got 2"},
+		{[]string{"js j", "js k", "jsdial k A"}, "say j conn=1 {}", "j does not hold c1"},
+		{jsOnC1, `say j conn=1 {"id": "j"}`, "takes 2 to 2 positional arguments"},
+		{jsOnC1, `say j conn=1 {"id":"j"} to=A`, "unknown argument to=A"},
+		{jsOnC1, "say j conn=1 nope", "A cannot parse nope"},
+		{jsOnC1, `say j conn=1 {"priority":1}`, "the first message must carry an id"},
+		{jsOnC1, "hangup j", "needs conn=K of an existing connection, got 0"},
+		{jsOnC1, "hangup j conn=1 now", "takes 1 to 1 positional arguments"},
+		{append(jsOnC1, "hangup j conn=1"), "hangup j conn=1", "j already hung up c1"},
+		{append(jsOnC1, "hangup j conn=1"), `say j conn=1 {"id":"j"}`, "j already hung up c1"},
 	} {
 		rec := &fatalRecorder{TB: t}
 		h := newHarness(rec)
@@ -554,6 +752,10 @@ func TestTranscriptCommandsParseStrictly(t *testing.T) {
 				}
 			}()
 			h.run(parseArgs(rec, "x.txt:3", "node", []string{"A"}))
+			for _, line := range tc.setup {
+				fields := strings.Fields(line)
+				h.run(parseArgs(rec, "x.txt:5", fields[0], fields[1:]))
+			}
 			fields := strings.Fields(tc.line)
 			h.run(parseArgs(rec, "x.txt:7", fields[0], fields[1:]))
 		}()
@@ -561,4 +763,17 @@ func TestTranscriptCommandsParseStrictly(t *testing.T) {
 			t.Errorf("%q: got failure %q, want one at x.txt:7 containing %q", tc.line, rec.msg, tc.want)
 		}
 	}
+}
+
+// TestTranscriptJSONWordsArePositional: a JSON word holding an "=" is a
+// positional argument, not a key=value, so say can send it.
+func TestTranscriptJSONWordsArePositional(t *testing.T) {
+	a := parseArgs(t, "x.txt:1", "say", []string{"j", "conn=1", `{"q":"a=b"}`})
+	if got := a.positional(2, 2); got[1] != `{"q":"a=b"}` {
+		t.Errorf("positional = %q, want the JSON word second", got)
+	}
+	if got := a.num("conn", 0); got != 1 {
+		t.Errorf("conn = %d, want 1", got)
+	}
+	a.done()
 }

@@ -18,7 +18,7 @@ import (
 // the bound or the connection closes. A peer that reads nothing makes the
 // write fail after the peer timeout, which closes the connection, so Send
 // never waits much longer than the peer timeout.
-func (n *Node) Send(peer string, payload []byte) error {
+func (n *Runtime) Send(peer string, payload []byte) error {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -32,7 +32,7 @@ func (n *Node) Send(peer string, payload []byte) error {
 // SendMany sends payload to each of peers, encoding it once (see
 // link.Layer.SendMany). It returns how many peers accepted it (see Send),
 // with the same backpressure.
-func (n *Node) SendMany(peers []string, payload []byte) int {
+func (n *Runtime) SendMany(peers []string, payload []byte) int {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -45,7 +45,7 @@ func (n *Node) SendMany(peers []string, payload []byte) int {
 
 // settleAndWait settles, drops n.mu and waits on every connection the
 // caller's step left over its send bound.
-func (n *Node) settleAndWait() {
+func (n *Runtime) settleAndWait() {
 	if len(n.full) == 0 {
 		n.settle()
 		n.mu.Unlock()
@@ -64,7 +64,7 @@ func (n *Node) settleAndWait() {
 // already exists, Connect returns its id at once. A dial that turns out to
 // duplicate the pair's session is not an error. Cancelling ctx abandons the
 // wait (the node stays kept if it was reached).
-func (n *Node) Connect(ctx context.Context, addr string) (string, error) {
+func (n *Runtime) Connect(ctx context.Context, addr string) (string, error) {
 	if _, err := ParseAddr(addr); err != nil {
 		return "", err
 	}
@@ -108,7 +108,7 @@ func (n *Node) Connect(ctx context.Context, addr string) (string, error) {
 }
 
 // userStep steps a user command that may be refused.
-func (n *Node) userStep(ev fsm.Event) error {
+func (n *Runtime) userStep(ev fsm.Event) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -120,53 +120,53 @@ func (n *Node) userStep(ev fsm.Event) error {
 }
 
 // Disconnect closes the session with peer (BYE normal) and stops keeping it.
-func (n *Node) Disconnect(peer string) error { return n.userStep(fsm.Disconnect{Peer: peer}) }
+func (n *Runtime) Disconnect(peer string) error { return n.userStep(fsm.Disconnect{Peer: peer}) }
 
 // SetKeep sets whether the node reconnects to peer when its session ends.
-func (n *Node) SetKeep(peer string, keep bool) error {
+func (n *Runtime) SetKeep(peer string, keep bool) error {
 	return n.userStep(fsm.SetKeep{Peer: peer, Keep: keep})
 }
 
 // IsKept reports whether the node keeps peer.
-func (n *Node) IsKept(peer string) bool {
+func (n *Runtime) IsKept(peer string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.fsm.IsKept(peer)
 }
 
 // Sessions returns the sorted ids of the peers that have a session.
-func (n *Node) Sessions() []string {
+func (n *Runtime) Sessions() []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.fsm.Sessions()
 }
 
-// SessionAddrs returns the local and remote addresses of the session's TCP
-// connection with peer, so that tests can check both ends chose the same one.
-func (n *Node) SessionAddrs(peer string) (local, remote net.Addr, ok bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	id, ok := n.fsm.Session(peer)
-	if !ok {
-		return nil, nil, false
-	}
-	c := n.conns[id]
-	if c == nil {
-		return nil, nil, false
-	}
-	return c.nc.LocalAddr(), c.nc.RemoteAddr(), true
+// PeerStats describes one peer a Runtime knows.
+type PeerStats struct {
+	fsm.PeerStatus
+	// LocalAddr and RemoteAddr are the ends of the session's TCP
+	// connection; nil without a session.
+	LocalAddr, RemoteAddr net.Addr
 }
 
-// Status returns the fsm's view of its peers, for diagnostics and tests.
-func (n *Node) Status() []fsm.PeerStatus {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.fsm.Peers()
+// Stats is a snapshot of a Runtime: its peers, sorted by id, and how many
+// connections are still handshaking.
+type Stats struct {
+	Peers       []PeerStats
+	Handshaking int
 }
 
-// Handshaking returns the number of connections still handshaking.
-func (n *Node) Handshaking() int {
+// Stats returns a snapshot of the node's peers and connections.
+func (n *Runtime) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.fsm.Handshaking()
+	st := Stats{Handshaking: n.fsm.Handshaking()}
+	for _, p := range n.fsm.Peers() {
+		ps := PeerStats{PeerStatus: p}
+		if c := n.conns[p.SessionConn]; c != nil && p.SessionConn != 0 {
+			ps.LocalAddr, ps.RemoteAddr = c.nc.LocalAddr(), c.nc.RemoteAddr()
+		}
+		st.Peers = append(st.Peers, ps)
+	}
+	return st
 }

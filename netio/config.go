@@ -20,7 +20,7 @@ const (
 	maxLinger            = 2 * time.Second
 )
 
-// Config configures a Node. Zero values take defaults.
+// Config configures a Runtime. Zero values take defaults.
 type Config struct {
 	// FSM configures the protocol: ID (required), timeouts, queue bounds.
 	// Incarnation defaults to the wall clock in nanoseconds (see
@@ -47,7 +47,7 @@ type Config struct {
 	// MaxFrameSize bounds a received frame; default wire.DefaultMaxFrameSize.
 	MaxFrameSize int
 	// SendBuffer bounds the bytes waiting in one connection's output buffer.
-	// A Send that finds it over the bound waits for the writer (see Node.Send).
+	// A Send that finds it over the bound waits for the writer (see Runtime.Send).
 	SendBuffer int
 	// DispatchQueue and DispatchBytes bound the events (and their payload
 	// bytes) waiting for the handlers; past them readers stop reading.
@@ -58,17 +58,17 @@ type Config struct {
 	// normal events (Debug). Default slog.Default().
 	Logger *slog.Logger
 
-	// Events are called from the Node's dispatcher goroutine.
+	// Events are called from the Runtime's dispatcher goroutine.
 	Events Events
 	// EventsGate, when not nil, holds back every event until it is closed,
 	// so that a wrapper can finish building itself before its callbacks run.
 	EventsGate <-chan struct{}
 }
 
-// Events are the callbacks a Node delivers to. They are called one at a time,
+// Events are the callbacks a Runtime delivers to. They are called one at a time,
 // in the order the fsm produced them, from a single dispatcher goroutine per
-// Node; for one peer that order is Connected, Messages, Disconnected. A nil
-// callback drops its events. A callback may call any Node method except Close.
+// Runtime; for one peer that order is Connected, Messages, Disconnected. A nil
+// callback drops its events. A callback may call any Runtime method except Close.
 type Events struct {
 	// Listening: the listener is up at info (tcp://host:port).
 	Listening func(info string)

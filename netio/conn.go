@@ -14,7 +14,7 @@ import (
 // the connection layer, and a writer goroutine that flushes the output buffer.
 // The bytes themselves (framing, parsing, encoding) are the layer's.
 type conn struct {
-	n      *Node
+	n      *Runtime
 	id     fsm.ConnID
 	nc     net.Conn
 	remote string
@@ -46,7 +46,7 @@ const spareMax = 64 << 10
 
 // newConn registers nc under a fresh id (called with n.mu held). The caller
 // reports it to the layer, then calls run.
-func (n *Node) newConn(nc net.Conn) *conn {
+func (n *Runtime) newConn(nc net.Conn) *conn {
 	n.nextConn++
 	c := &conn{n: n, id: n.nextConn, nc: nc, remote: nc.RemoteAddr().String(), writerDone: make(chan struct{})}
 	c.data.L = &c.wmu

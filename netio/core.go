@@ -12,12 +12,12 @@ import (
 // The core: the connection layer (package link) and what it asks of the
 // sockets. Every function here runs with n.mu held and never blocks.
 
-// transport is the Node as the connection layer sees it (link.Transport).
-type transport Node
+// transport is the Runtime as the connection layer sees it (link.Transport).
+type transport Runtime
 
 // Write appends head and body to connection id's output buffer.
 func (t *transport) Write(id fsm.ConnID, head, body []byte) {
-	n := (*Node)(t)
+	n := (*Runtime)(t)
 	if c := n.conns[id]; c != nil {
 		c.write(head, body)
 	}
@@ -26,7 +26,7 @@ func (t *transport) Write(id fsm.ConnID, head, body []byte) {
 // Close carries out the layer's close: flush what was written, half-close,
 // and let the connection's goroutines finish.
 func (t *transport) Close(id fsm.ConnID, why error) {
-	n := (*Node)(t)
+	n := (*Runtime)(t)
 	c := n.conns[id]
 	if c == nil {
 		return
@@ -41,7 +41,7 @@ func (t *transport) Close(id fsm.ConnID, why error) {
 
 // Dial starts a goroutine that dials addr and reports back.
 func (t *transport) Dial(id fsm.DialID, addr string) {
-	n := (*Node)(t)
+	n := (*Runtime)(t)
 	n.wg.Add(1)
 	go n.dial(id, addr)
 }
@@ -49,7 +49,7 @@ func (t *transport) Dial(id fsm.DialID, addr string) {
 // Notify turns the state machine's news for the user into events for the
 // dispatcher, and completes Connect calls.
 func (t *transport) Notify(a *fsm.Action) {
-	n := (*Node)(t)
+	n := (*Runtime)(t)
 	switch a.Kind {
 	case fsm.ActConnected:
 		n.log.Debug("peer connected", "peer", a.Peer, "incarnation", a.Incarnation, "info", a.Addr)
@@ -72,7 +72,7 @@ const slabMax = 64 << 10
 
 // own copies a payload for the handler, who owns it: into the current read's
 // slab (one allocation for the messages of a read), or on its own.
-func (n *Node) own(p []byte) []byte {
+func (n *Runtime) own(p []byte) []byte {
 	if cap(n.slab)-len(n.slab) < len(p) {
 		if n.slabHint <= len(p) {
 			return append([]byte(nil), p...)
@@ -93,7 +93,7 @@ func (n *Node) own(p []byte) []byte {
 // all of it happens under the core lock), forgets the connections found over
 // their send bound (only Send and SendMany wait on them, see settleAndWait)
 // and re-arms the timer.
-func (n *Node) settle() {
+func (n *Runtime) settle() {
 	if len(n.events) > 0 {
 		n.disp.push(n.events)
 		clear(n.events)
@@ -109,7 +109,7 @@ func (n *Node) settle() {
 
 // rearm wakes the timer goroutine when the fsm's next deadline moved earlier
 // than the one it waits for.
-func (n *Node) rearm() {
+func (n *Runtime) rearm() {
 	if d, ok := n.fsm.NextDeadline(); ok && d < n.armed {
 		n.armed = d
 		select {

@@ -28,7 +28,7 @@ func ParseAddr(addr string) (string, error) {
 
 // dial carries out the layer's Dial: connect within the handshake timeout,
 // then report Dialed or DialFailed. Close cancels it.
-func (n *Node) dial(id fsm.DialID, addr string) {
+func (n *Runtime) dial(id fsm.DialID, addr string) {
 	defer n.wg.Done()
 	hostport, err := ParseAddr(addr)
 	var nc net.Conn

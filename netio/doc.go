@@ -11,7 +11,7 @@
 // so what it checks is what netio executes.
 //
 // Shape (etcd-raft style): the *fsm.Node is not safe for concurrent use, so a
-// Node wraps it exactly once behind one mutex, the "core". Every goroutine that
+// Runtime wraps it exactly once behind one mutex, the "core". Every goroutine that
 // has news for the fsm (a connection's reader, the accept loop, a dial, the
 // timer, a user call such as Send) takes the core lock, steps the fsm, carries
 // out the resulting actions without blocking, and releases the lock. A mutex
@@ -30,7 +30,7 @@
 // harmless, so the timer may fire early but is never late.
 //
 // Memory is bounded everywhere: a connection's output buffer has a byte bound
-// (senders wait, see [Node.Send]), the dispatch queue has a bound (readers stop
+// (senders wait, see [Runtime.Send]), the dispatch queue has a bound (readers stop
 // reading, which pushes back on the peer through TCP), a reader's buffer never
 // grows past the maximum frame size, and fsm bounds its reconnect queues and
 // handshaking connections.

@@ -11,7 +11,7 @@ import (
 // handshaking connections) and how long its dialer may take to say which
 // protocol it speaks (the handshake timeout); a refused connection is closed
 // before any goroutine or buffer is spent on it.
-func (n *Node) acceptLoop() {
+func (n *Runtime) acceptLoop() {
 	defer n.wg.Done()
 	var backoff time.Duration
 	for {

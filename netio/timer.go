@@ -9,7 +9,7 @@ import (
 // timerLoop keeps one timer armed to the fsm's next deadline and feeds it
 // Tick when it fires. The fsm may report a deadline earlier than needed; the
 // Tick then finds nothing due and the next deadline is recomputed.
-func (n *Node) timerLoop() {
+func (n *Runtime) timerLoop() {
 	defer n.wg.Done()
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()

@@ -65,7 +65,7 @@ func (w *World) latency() time.Duration {
 
 // dial carries out the connection layer's Dial: the SYN travels to the
 // listener at addr.
-func (w *World) dial(n *simNode, id fsm.DialID, addr string) {
+func (w *World) dial(n *process, id fsm.DialID, addr string) {
 	to, known := w.byAddr[addr]
 	lat := w.latency()
 	if known && w.phase == PhaseSafety {
@@ -113,9 +113,6 @@ func (w *World) dialArrives(e *event) {
 	c.ends[1] = simEnd{node: acc.idx, inc: acc.inc, open: true, known: true}
 	w.conns = append(w.conns, c)
 	n.conns[localID(c.id, 0)] = c
-	if w.trace != nil {
-		w.trace.acceptor[c.id] = acc.id
-	}
 	acc.conns[localID(c.id, 1)] = c
 	// The dialer learns of the connection one latency later, with the
 	// SYN-ACK, and writes its preamble.

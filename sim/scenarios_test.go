@@ -70,7 +70,7 @@ func seqs(from, to string, lo, hi int) []string {
 
 func session(t *testing.T, w *sim.World, i int, peer string) fsm.ConnID {
 	t.Helper()
-	id, ok := w.Node(i).Session(peer)
+	id, ok := w.Node(i).SessionConn(peer)
 	require.True(t, ok, "%s has no session with %s", w.ID(i), peer)
 	return id
 }
@@ -221,7 +221,7 @@ func TestScenarioReliableReconnect(t *testing.T) {
 		require.NoError(t, err)
 		sent = int(seq)
 		if reset {
-			if _, ok := w.Node(0).Session("n2"); !ok {
+			if _, ok := w.Node(0).SessionConn("n2"); !ok {
 				afterReset = append(afterReset, string(spec.Payload("n1", "n2", seq))) // queued: must arrive
 			}
 		}
@@ -279,12 +279,12 @@ func TestScenarioSilentPeerDetected(t *testing.T) {
 	at := w.Now()
 	w.Crash(1, true) // the machine vanishes: no FIN, no reset
 	for w.Now() < at+fsm.DefaultPeerTimeout+fsm.DefaultHeartbeatInterval {
-		if _, ok := w.Node(0).Session("n2"); !ok {
+		if _, ok := w.Node(0).SessionConn("n2"); !ok {
 			break
 		}
 		run(t, w, 10*time.Millisecond)
 	}
-	_, ok := w.Node(0).Session("n2")
+	_, ok := w.Node(0).SessionConn("n2")
 	require.False(t, ok, "silent peer still has a session after %v", w.Now()-at)
 	require.LessOrEqual(t, w.Now()-at, fsm.DefaultPeerTimeout+fsm.DefaultHeartbeatInterval)
 	// n1 keeps n2: it is reported after the reconnect grace.

@@ -3,6 +3,7 @@ package sim_test
 import (
 	"bytes"
 	"flag"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/masterless-go/masterless/fsm"
 	"github.com/masterless-go/masterless/sim"
 )
 
@@ -39,21 +41,44 @@ func TestSeed(t *testing.T) {
 	}
 }
 
-// TestDeterministic runs seeds twice with their NDJSON traces
-// (spec/TRACE.md) and requires identical bytes.
+// TestDeterministic runs seeds twice and requires identical runs; built
+// with -tags masterless_trace, it compares their NDJSON traces
+// (spec/TRACE.md) byte for byte too.
 func TestDeterministic(t *testing.T) {
 	for _, seed := range []uint64{1, 2, 3, 42, 9052} {
 		var a, b bytes.Buffer
 		k := sim.DrawKnobs(seed)
-		ra := sim.RunSeed(k, sim.Options{Trace: &a})
-		rb := sim.RunSeed(k, sim.Options{Trace: &b})
-		require.Greater(t, a.Len(), 1000, "seed %d: trace too short to mean anything", seed)
+		opt := func(buf *bytes.Buffer) sim.Options {
+			if fsm.TraceCompiled {
+				return sim.Options{Trace: buf}
+			}
+			return sim.Options{}
+		}
+		ra, rb := sim.RunSeed(k, opt(&a)), sim.RunSeed(k, opt(&b))
+		require.NoError(t, ra.Err, "seed %d", seed)
 		require.Equal(t, ra.Steps, rb.Steps, "seed %d", seed)
+		require.Equal(t, ra.Virtual, rb.Virtual, "seed %d", seed)
+		require.Equal(t, ra.Stats, rb.Stats, "seed %d", seed)
+		require.Equal(t, ra.Delivered, rb.Delivered, "seed %d", seed)
+		if !fsm.TraceCompiled {
+			continue
+		}
+		require.Greater(t, a.Len(), 1000, "seed %d: trace too short to mean anything", seed)
 		require.True(t, bytes.Equal(a.Bytes(), b.Bytes()), "seed %d: two runs of the same seed produced different traces", seed)
 		// The trace leaves out the steps the model does not track (PING,
 		// DATA, Send, heartbeats), so it has at most a few lines per step.
 		require.Less(t, bytes.Count(a.Bytes(), []byte("\n")), 3*ra.Steps, "seed %d", seed)
 	}
+}
+
+// TestTraceNeedsTheBuildTag: without the fsm's trace points a trace cannot
+// be written, and asking for one says how to get it.
+func TestTraceNeedsTheBuildTag(t *testing.T) {
+	if fsm.TraceCompiled {
+		t.Skip("built with -tags masterless_trace")
+	}
+	r := sim.RunSeed(sim.DrawKnobs(1), sim.Options{Trace: io.Discard})
+	require.ErrorContains(t, r.Err, "-tags masterless_trace")
 }
 
 // TestSweepIndependentOfWorkers: a sweep's outcome does not depend on how

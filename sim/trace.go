@@ -1,19 +1,16 @@
 package sim
 
 import (
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/masterless-go/masterless/fsm"
 	"github.com/masterless-go/masterless/spec"
-	"github.com/masterless-go/masterless/wire"
 )
 
 // record is one step in the ring of recent steps shown with a failure. It
@@ -36,7 +33,7 @@ type record struct {
 }
 
 // remember stores a step in the ring.
-func (w *World) remember(n *simNode, ev any, g spec.ConnID, err error, acts []fsm.Action) {
+func (w *World) remember(n *process, ev any, g spec.ConnID, err error, acts []fsm.Action) {
 	r := &w.ring[w.ringAt%len(w.ring)]
 	w.ringAt++
 	r.step, r.at, r.node, r.inc, r.g, r.err = w.steps, w.now, n.id, n.inc, g, err
@@ -205,50 +202,33 @@ func eventString(ev any) string {
 
 // tracer writes the trace of a run in the NDJSON format of spec/TRACE.md,
 // which tla/tracegen converts and tla/TraceMasterless.tla replays against
-// the model of PROTOCOL.md. It maps the simulator's steps onto the kinds of
-// TRACE.md:
+// the model of PROTOCOL.md. The lines are the fsm's own trace records
+// (fsm.TraceRecord, compiled in with the build tag masterless_trace): the
+// tracer only writes them down, adding what a node cannot know and the
+// network does:
 //
-//   - Steps that change nothing the model tracks write no line: Listening of
-//     a first incarnation, Send, PING and DATA received, heartbeat Ticks, and
-//     events for connections the node no longer holds.
-//   - A Connect to the address of a known node names that node in "peer".
-//     The fsm keeps the peer a Connect reaches only when the peer's HELLO
-//     arrives on the dial (or at once if it has a session with it), and tells
-//     it with KEEP if they have a session: exactly Keep(peer, true). So a
-//     Connect that binds at once is a "keep" line if it sent KEEP, and a HELLO
-//     that binds one is preceded by a "keep" line (the flag set, and the
-//     KEEP sent, before the HELLO is handled, as in the fsm).
-//   - A Tick that closes several connections is one "tick" line per
-//     connection closed, with the intermediate states.
-//   - A ConnClosed caused by a reset, and a Malformed stream, are "closed"
-//     lines with "reset": the connection failed at this end, bytes in flight
-//     may be lost (the model's fault of a live connection).
-//   - A Dialed or Accepted the fsm refuses (abandoned dial, shutdown, too many
-//     handshakes) opens the connection and closes it at once: two lines, the
-//     open and a "tick" that closes it.
-//   - Shutdown followed by the crash is the "crash" line; the restart's
-//     Listening is the "restart" line.
-//
-// Every line lists every other node of the world in "peers", with the fsm's
-// keep flag and the session (0 if none), so that the model's keep flags
-// follow the fsm's exactly.
+//   - global connection ids (the same at both ends) for the fsm's local ones;
+//   - on a "dialed" line, the node the dial reached;
+//   - on a "closed" line, whether the connection was reset (the simulator's
+//     own error);
+//   - in "peers", every other node of the world that the node does not list
+//     (keep false, no session), so the model checks those too;
+//   - the kinds no fsm sees: "crash" (the process dies; a Shutdown's record
+//     is left out, as the crash that follows closes the same connections
+//     with a FIN after what was sent) and "restart" (a new process, with a
+//     new incarnation).
 type tracer struct {
-	enc      *json.Encoder
-	line     int
-	ids      []string
-	prev     []traceState           // per node: the state its last line showed
-	acceptor map[spec.ConnID]string // the node that accepted a connection, until the dialer hears Dialed
+	enc  *json.Encoder
+	line int
+	keep []map[string]bool // per node: the keep flags of its last line, for its crash line
 }
 
-// traceState is one node's state as a line shows it.
-type traceState struct {
-	conns []traceConn
-	keep  map[string]bool
-	sess  map[string]spec.ConnID
-}
-
-func newTracer(out io.Writer) *tracer {
-	return &tracer{enc: json.NewEncoder(out), acceptor: map[spec.ConnID]string{}}
+func newTracer(out io.Writer, nodes int) *tracer {
+	t := &tracer{enc: json.NewEncoder(out), keep: make([]map[string]bool, nodes)}
+	for i := range t.keep {
+		t.keep[i] = map[string]bool{}
+	}
+	return t
 }
 
 // traceable reports whether the model can replay a run of k: not with
@@ -275,6 +255,8 @@ type traceLine struct {
 
 type traceFrame struct {
 	Type   string `json:"type"`
+	ID     string `json:"id,omitempty"`
+	Inc    uint64 `json:"inc,omitempty"`
 	Sess   uint64 `json:"sess,omitempty"`
 	Closed uint64 `json:"closed,omitempty"`
 	Keep   bool   `json:"keep,omitempty"`
@@ -284,9 +266,9 @@ type traceFrame struct {
 type traceConn struct {
 	Conn  spec.ConnID `json:"conn"`
 	Peer  string      `json:"peer"`
+	PInc  uint64      `json:"pinc"`
 	State string      `json:"state"`
 	Sess  uint64      `json:"sess"`
-	local fsm.ConnID  // the end: both ends of a self-dial are listed
 }
 
 type tracePeer struct {
@@ -295,216 +277,71 @@ type tracePeer struct {
 	Session spec.ConnID `json:"session"`
 }
 
-func (t *tracer) init(w *World) {
-	if t.ids != nil {
-		return
+// record writes one trace record of n's fsm.
+func (t *tracer) record(w *World, n *process, r *fsm.TraceRecord) {
+	if r.Kind == "shutdown" {
+		return // written as the crash that follows (see tracer)
 	}
-	for _, n := range w.nodes {
-		t.ids = append(t.ids, n.id)
-		t.prev = append(t.prev, traceState{keep: map[string]bool{}, sess: map[string]spec.ConnID{}})
+	g := globalOf(r.Conn)
+	l := traceLine{Kind: r.Kind, Inc: r.Incarnation, Conn: g, Dialer: r.Dialer, Peer: r.Peer, Keep: r.Keep,
+		Reset: r.Reset || errors.Is(r.Err, errReset), Conns: []traceConn{}}
+	if r.Kind == "dialed" {
+		l.Peer = w.acceptorOf(g)
 	}
-}
-
-// current is n's state after its step.
-func (t *tracer) current(w *World, n *simNode) traceState {
-	w.refresh(n)
-	s := &w.snap.Nodes[n.idx]
-	st := traceState{keep: map[string]bool{}, sess: map[string]spec.ConnID{}}
-	for _, c := range s.Conns {
-		if c.State == fsm.StateDetect {
-			continue // its protocol not known yet: the model has no such state
-		}
-		st.conns = append(st.conns, traceConn{Conn: c.Global, Peer: c.Peer, State: c.State.String(), Sess: c.Sess, local: c.ID})
+	if f := &r.Frame; f.Type != "" {
+		l.Frame = &traceFrame{Type: f.Type, ID: f.ID, Inc: f.Incarnation, Sess: f.Sess, Closed: f.Closed, Keep: f.Keep, Code: int(f.Code)}
 	}
-	slices.SortFunc(st.conns, func(a, b traceConn) int { return cmp.Compare(a.local, b.local) })
-	for _, p := range s.Peers {
-		st.keep[p.ID], st.sess[p.ID] = p.Kept, p.SessionGlobal
+	for _, c := range r.Conns {
+		l.Conns = append(l.Conns, traceConn{Conn: globalOf(c.Conn), Peer: c.Peer, PInc: c.PeerInc, State: c.State.String(), Sess: c.Sess})
 	}
-	return st
-}
-
-func (s traceState) has(local fsm.ConnID) bool {
-	return slices.ContainsFunc(s.conns, func(c traceConn) bool { return c.local == local })
-}
-
-func (s traceState) clone() traceState {
-	return traceState{conns: slices.Clone(s.conns), keep: maps.Clone(s.keep), sess: maps.Clone(s.sess)}
-}
-
-// same reports whether two states show the same thing to the model.
-func (t *tracer) same(a, b traceState) bool {
-	if !slices.Equal(a.conns, b.conns) {
-		return false
-	}
-	for _, id := range t.ids {
-		if a.keep[id] != b.keep[id] || a.sess[id] != b.sess[id] {
-			return false
+	keep := map[string]bool{}
+	sess := map[string]spec.ConnID{}
+	for _, p := range r.Peers {
+		keep[p.Peer] = p.Keep
+		if p.SessionConn != 0 {
+			sess[p.Peer] = globalOf(p.SessionConn)
 		}
 	}
-	return true
+	t.keep[n.idx] = keep
+	t.emit(w, n, l, keep, sess)
 }
 
-// emit writes one line for n showing st, which becomes n's last state.
-func (t *tracer) emit(w *World, n *simNode, l traceLine, st traceState) {
+// emit writes l for n, listing every other node in "peers".
+func (t *tracer) emit(w *World, n *process, l traceLine, keep map[string]bool, sess map[string]spec.ConnID) {
 	t.line++
 	l.Step, l.T, l.Node = t.line, int64(w.now), n.id
-	if l.Inc == 0 {
-		l.Inc = n.inc
-	}
-	l.Conns = append([]traceConn{}, st.conns...)
 	l.Peers = []tracePeer{}
-	for _, id := range t.ids {
-		if id != n.id {
-			l.Peers = append(l.Peers, tracePeer{Peer: id, Keep: st.keep[id], Session: st.sess[id]})
+	for _, o := range w.nodes {
+		if o != n {
+			l.Peers = append(l.Peers, tracePeer{Peer: o.id, Keep: keep[o.id], Session: sess[o.id]})
 		}
 	}
-	t.prev[n.idx] = st
 	if err := t.enc.Encode(&l); err != nil {
 		w.fail(fmt.Errorf("sim: writing trace: %w", err))
 	}
 }
 
-func isDialer(local fsm.ConnID) bool { return local%2 == 0 }
-
-// step writes the lines of one fsm step of n.
-func (t *tracer) step(w *World, n *simNode, ev fsm.Event, g spec.ConnID, acts []fsm.Action) {
-	t.init(w)
-	i := n.idx
-	before, after := t.prev[i], t.current(w, n)
-	switch e := ev.(type) {
-	case fsm.Listening:
-		if n.inc > 1 {
-			t.emit(w, n, traceLine{Kind: "restart"}, after)
-		} else {
-			t.prev[i] = after
-		}
-	case fsm.Connect:
-		peer := ""
-		if to, ok := w.byAddr[e.Addr]; ok {
-			peer = w.nodes[to].id
-		}
-		if slices.ContainsFunc(acts, func(a fsm.Action) bool { return a.Kind == fsm.ActWrite && a.Frame.Type == wire.Keep }) {
-			// It reached a peer it has a session with: Connect keeps it and
-			// says so with KEEP, as Keep(peer, true) does.
-			t.emit(w, n, traceLine{Kind: "keep", Peer: peer, Keep: true}, after)
-			return
-		}
-		t.emit(w, n, traceLine{Kind: "connect", Peer: peer}, after)
-	case fsm.CancelConnect, fsm.Send, fsm.DialFailed:
-		if _, failed := ev.(fsm.DialFailed); failed || !t.same(before, after) {
-			t.emit(w, n, traceLine{Kind: "dial-failed"}, after)
-		}
-	case fsm.Incoming:
-		// The model meets an accepted connection once its protocol is known
-		// (Accepted, below), unless it is refused right away.
-		if slices.ContainsFunc(acts, func(a fsm.Action) bool { return a.Kind == fsm.ActClose && a.Conn == e.Conn }) {
-			open := before.clone()
-			open.conns = append(open.conns, traceConn{Conn: g, State: "hello", local: e.Conn})
-			t.emit(w, n, traceLine{Kind: "accept", Conn: g, Dialer: isDialer(e.Conn)}, open)
-			t.emit(w, n, traceLine{Kind: "tick", Conn: g, Dialer: isDialer(e.Conn)}, after)
-		}
-	case fsm.Dialed, fsm.Accepted:
-		local, kind, peer := fsm.ConnID(0), "accept", ""
-		if d, ok := ev.(fsm.Dialed); ok {
-			local, kind, peer = d.Conn, "dialed", t.acceptor[g]
-			delete(t.acceptor, g)
-		} else {
-			local = ev.(fsm.Accepted).Conn
-		}
-		l := traceLine{Kind: kind, Conn: g, Dialer: isDialer(local), Peer: peer}
-		if after.has(local) {
-			if kind == "dialed" {
-				t.emit(w, n, l, after)
-			} else {
-				t.emit(w, n, l, after)
-			}
-			return
-		}
-		// Refused at once: opened, then closed.
-		open := before.clone()
-		open.conns = append(open.conns, traceConn{Conn: g, State: "hello", local: local})
-		t.emit(w, n, l, open)
-		t.emit(w, n, traceLine{Kind: "tick", Conn: g, Dialer: isDialer(local)}, after)
-	case fsm.FrameReceived:
-		if !before.has(e.Conn) || ((e.Frame.Type == wire.Ping || e.Frame.Type == wire.Data) && t.same(before, after)) {
-			return
-		}
-		f := &e.Frame
-		if f.Type == wire.Hello {
-			t.bind(w, n, before, after)
-			before = t.prev[i]
-		}
-		tf := &traceFrame{Type: f.Type.String()}
-		switch f.Type {
-		case wire.Join:
-			tf.Closed, tf.Keep = f.Closed, f.Keep
-		case wire.Welcome:
-			tf.Sess, tf.Keep = f.Sess, f.Keep
-		case wire.Keep:
-			tf.Keep = f.Keep
-		case wire.Bye:
-			tf.Code, tf.Sess = int(f.Code), f.Sess
-		}
-		t.emit(w, n, traceLine{Kind: "frame", Conn: g, Dialer: isDialer(e.Conn), Frame: tf}, after)
-	case fsm.Malformed:
-		if before.has(e.Conn) {
-			t.emit(w, n, traceLine{Kind: "closed", Reset: true, Conn: g, Dialer: isDialer(e.Conn)}, after)
-		}
-	case fsm.ConnClosed:
-		if before.has(e.Conn) {
-			t.emit(w, n, traceLine{Kind: "closed", Reset: errors.Is(e.Err, errReset), Conn: g, Dialer: isDialer(e.Conn)}, after)
-		}
-	case fsm.Tick:
-		cur := before.clone()
-		for _, c := range before.conns {
-			if after.has(c.local) {
-				continue
-			}
-			cur.conns = slices.DeleteFunc(cur.conns, func(x traceConn) bool { return x.local == c.local })
-			cur.sess = maps.Clone(cur.sess)
-			for id, s := range cur.sess {
-				if s == c.Conn {
-					cur.sess[id] = 0
-				}
-			}
-			t.emit(w, n, traceLine{Kind: "tick", Conn: c.Conn, Dialer: isDialer(c.local)}, cur)
-			cur = cur.clone()
-		}
-		if !t.same(cur, after) {
-			t.emit(w, n, traceLine{Kind: "tick"}, after)
-		}
-	case fsm.SetKeep:
-		if !t.same(before, after) {
-			t.emit(w, n, traceLine{Kind: "keep", Peer: e.Peer, Keep: e.Keep}, after)
-		}
-	case fsm.Disconnect:
-		if before.keep[e.Peer] || before.sess[e.Peer] != 0 || !t.same(before, after) {
-			t.emit(w, n, traceLine{Kind: "disconnect", Peer: e.Peer}, after)
-		}
-	case fsm.Shutdown:
-		// Written with the crash that follows: the model's crash closes every
-		// connection with a FIN after what was sent, as Shutdown's BYEs do.
-	}
-}
-
-// bind writes the "keep" line of a Connect bound by a HELLO: the fsm kept
-// the peer (and told it with KEEP on their session) before handling the
-// HELLO.
-func (t *tracer) bind(w *World, n *simNode, before, after traceState) {
-	for _, id := range t.ids {
-		if id != n.id && after.keep[id] && !before.keep[id] {
-			st := before.clone()
-			st.keep[id] = true
-			t.emit(w, n, traceLine{Kind: "keep", Peer: id, Keep: true}, st)
+// acceptorOf returns the id of the node that accepted connection g.
+func (w *World) acceptorOf(g spec.ConnID) string {
+	for _, c := range w.conns {
+		if c.id == g {
+			return w.nodes[c.ends[1].node].id
 		}
 	}
+	return ""
 }
 
-// crash writes the crash of n (after a Shutdown, or without one).
-func (t *tracer) crash(w *World, n *simNode) {
-	t.init(w)
-	st := traceState{keep: maps.Clone(t.prev[n.idx].keep), sess: map[string]spec.ConnID{}}
-	t.emit(w, n, traceLine{Kind: "crash"}, st)
+// crash writes the crash of n (after a Shutdown, or without one): every
+// connection closed, the keep flags of its last line.
+func (t *tracer) crash(w *World, n *process) {
+	t.emit(w, n, traceLine{Kind: "crash", Inc: n.inc, Conns: []traceConn{}}, t.keep[n.idx], nil)
+}
+
+// restart writes the start of n's new process (incarnation n.inc), whose
+// fsm knows nothing yet.
+func (t *tracer) restart(w *World, n *process) {
+	t.keep[n.idx] = map[string]bool{}
+	t.emit(w, n, traceLine{Kind: "restart", Inc: n.inc, Conns: []traceConn{}}, nil, nil)
 }
 
 // sortedConnIDs returns m's keys in order: every loop that can act does so

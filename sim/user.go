@@ -50,7 +50,7 @@ func (w *World) SetKeep(i int, peer string, keep bool) error {
 }
 
 // forget drops n's intent to keep peer, however it was expressed.
-func (w *World) forget(n *simNode, peer string) {
+func (w *World) forget(n *process, peer string) {
 	delete(n.keeps, peer)
 	for addr := range n.connectAddrs {
 		if to, ok := w.byAddr[addr]; ok && w.nodes[to].id == peer {
@@ -126,7 +126,7 @@ func (w *World) sessionConn(i int, peer string) *simConn {
 	if !n.alive {
 		return nil
 	}
-	l, ok := n.fsm.Session(peer)
+	l, ok := n.fsm.SessionConn(peer)
 	if !ok {
 		return nil
 	}

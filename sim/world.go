@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -31,7 +32,8 @@ type Options struct {
 	Chooser Chooser
 	// Trace, if set, receives the run's trace in the NDJSON format of
 	// spec/TRACE.md (see trace.go); nothing for runs the model cannot replay
-	// (0.4.1 dialers, mutations).
+	// (0.4.1 dialers, mutations). The trace is the fsm's own: it needs the
+	// build tag masterless_trace (fsm.TraceCompiled), else NewWorld fails.
 	Trace io.Writer
 	// MaxSteps bounds a run (0: 5 million); a run that needs more is a failure
 	// (a livelock, or a timer that never stops firing).
@@ -65,7 +67,7 @@ type World struct {
 	q     queue
 	phase Phase
 
-	nodes  []*simNode
+	nodes  []*process
 	byAddr map[string]int // listening address (and aliases) -> node index
 	conns  []*simConn     // connections with an end still open, by id
 	nextG  spec.ConnID
@@ -109,15 +111,18 @@ func NewWorld(k Knobs, opt Options) (*World, error) {
 	}
 	w := &World{k: k, opt: opt, c: opt.Chooser, phase: PhaseSafety, byAddr: map[string]int{}}
 	w.ring = make([]record, opt.Ring)
+	if opt.Trace != nil && !fsm.TraceCompiled {
+		return nil, errors.New("sim: a trace needs the fsm's trace points: build with -tags masterless_trace")
+	}
 	if opt.Trace != nil && traceable(k) { // see trace.go: other runs write no trace
-		w.trace = newTracer(opt.Trace)
+		w.trace = newTracer(opt.Trace, k.Nodes)
 	}
 	w.cut = make([][]time.Duration, k.Nodes)
 	w.noDial = make([][]time.Duration, k.Nodes)
 	for i := 0; i < k.Nodes; i++ {
 		w.cut[i] = make([]time.Duration, k.Nodes)
 		w.noDial[i] = make([]time.Duration, k.Nodes)
-		n := &simNode{idx: i, id: fmt.Sprintf("n%d", i+1), conns: map[fsm.ConnID]*simConn{}, sendSeq: map[string]uint64{},
+		n := &process{idx: i, id: fmt.Sprintf("n%d", i+1), conns: map[fsm.ConnID]*simConn{}, sendSeq: map[string]uint64{},
 			connectAddrs: map[string]bool{}, keeps: map[string]bool{}}
 		n.addr = "tcp://" + n.id + ":7000"
 		w.byAddr[n.addr] = i
@@ -129,7 +134,7 @@ func NewWorld(k Knobs, opt Options) (*World, error) {
 	for _, n := range w.nodes {
 		n.legacy = chance(w.c, k.LegacyPM) // drawn only when the knob is set: other runs keep their draws
 	}
-	w.snap.Nodes = make([]spec.Node, len(w.nodes))
+	w.snap.Nodes = make([]spec.NodeView, len(w.nodes))
 	w.refreshAll()
 	for _, n := range w.nodes {
 		if err := w.start(n, 1); err != nil {
@@ -140,7 +145,7 @@ func NewWorld(k Knobs, opt Options) (*World, error) {
 }
 
 // start runs a new fsm for n with incarnation inc and tells it its address.
-func (w *World) start(n *simNode, inc uint64) error {
+func (w *World) start(n *process, inc uint64) error {
 	cfg := w.k.Config()
 	cfg.ID, cfg.Incarnation, cfg.LegacyDial = n.id, inc, n.legacy
 	cfg.Seed = uint64(w.c.Intn(1<<31))<<32 | uint64(w.c.Intn(1<<31))
@@ -153,6 +158,12 @@ func (w *World) start(n *simNode, inc uint64) error {
 	n.link.SetObserver(func(ev fsm.Event, err error, acts []fsm.Action) { w.observe(n, ev, err, acts) })
 	n.heard = map[string]bool{}
 	n.tickAt, n.tickSet = 0, false
+	if w.trace != nil {
+		f.SetTracer(func(r *fsm.TraceRecord) { w.trace.record(w, n, r) })
+		if inc > 1 {
+			w.trace.restart(w, n)
+		}
+	}
 	w.step(n, fsm.Listening{Info: n.addr})
 	return nil
 }

@@ -10,15 +10,15 @@ import (
 // FromFSM snapshots one live fsm node. global maps its local connection ids
 // to global ones (the identity when there is no network, as in single-node
 // tests).
-func FromFSM(n *fsm.Node, global func(fsm.ConnID) ConnID) Node {
-	var out Node
+func FromFSM(n *fsm.Node, global func(fsm.ConnID) ConnID) NodeView {
+	var out NodeView
 	FillFromFSM(&out, n, global)
 	return out
 }
 
 // FillFromFSM is FromFSM into dst, reusing dst's slices: the simulator
 // snapshots a node after nearly every step.
-func FillFromFSM(dst *Node, n *fsm.Node, global func(fsm.ConnID) ConnID) {
+func FillFromFSM(dst *NodeView, n *fsm.Node, global func(fsm.ConnID) ConnID) {
 	dst.ID, dst.Incarnation, dst.Alive, dst.Handshaking = n.ID(), n.Incarnation(), true, n.Handshaking()
 	dst.connBuf = n.AppendConns(dst.connBuf[:0])
 	dst.Conns = dst.Conns[:0]
@@ -29,8 +29,8 @@ func FillFromFSM(dst *Node, n *fsm.Node, global func(fsm.ConnID) ConnID) {
 	dst.Peers = dst.Peers[:0]
 	for _, p := range dst.peerBuf {
 		q := Peer{PeerStatus: p}
-		if p.Session != 0 {
-			q.SessionGlobal = global(p.Session)
+		if p.SessionConn != 0 {
+			q.SessionGlobal = global(p.SessionConn)
 		}
 		dst.Peers = append(dst.Peers, q)
 	}
@@ -39,14 +39,14 @@ func FillFromFSM(dst *Node, n *fsm.Node, global func(fsm.ConnID) ConnID) {
 // CheckLocal runs the invariants one node can be held to on its own: no
 // connection to itself, at most one session per peer that its peer table
 // names, and a handshake count equal to its connections not yet established.
-func CheckLocal(n *Node) error {
-	s := &Snapshot{Nodes: []Node{*n}}
+func CheckLocal(n *NodeView) error {
+	s := &Snapshot{Nodes: []NodeView{*n}}
 	return errors.Join(NoSelfConnection(s), AtMostOneSession(s), HandshakeCount(n))
 }
 
 // HandshakeCount: the node's count of handshaking connections equals the
 // number of its connections that are not established.
-func HandshakeCount(n *Node) error {
+func HandshakeCount(n *NodeView) error {
 	k := 0
 	for _, c := range n.Conns {
 		if c.State != fsm.StateEstablished {

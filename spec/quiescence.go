@@ -48,7 +48,7 @@ func CheckQuiescent(s *Snapshot) error {
 	return errors.Join(errs...)
 }
 
-func quiescentPair(s *Snapshot, a, b *Node) error {
+func quiescentPair(s *Snapshot, a, b *NodeView) error {
 	pa, pb := a.Peer(b.ID), b.Peer(a.ID)
 	keptA, keptB := pa != nil && pa.Kept, pb != nil && pb.Kept
 	needA, needB := keptA && pa.Dialable, keptB && pb.Dialable

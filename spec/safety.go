@@ -34,7 +34,7 @@ func NoSelfConnection(s *Snapshot) error {
 			}
 		}
 		for _, p := range n.Peers {
-			if p.ID == n.ID && p.Session != 0 {
+			if p.ID == n.ID && p.SessionConn != 0 {
 				errs = append(errs, fmt.Errorf("no-self-connection: %s has a session g%d with itself", n.ID, p.SessionGlobal))
 			}
 		}
@@ -110,12 +110,12 @@ func AtMostOneSession(s *Snapshot) error {
 			switch {
 			case p == nil:
 				errs = append(errs, fmt.Errorf("at-most-one-session: %s has established g%d to %s, which is not in its peer table", n.ID, c.Global, c.Peer))
-			case p.Session == 0:
+			case p.SessionConn == 0:
 				errs = append(errs, fmt.Errorf("at-most-one-session: %s has established g%d to %s, but its peer table has no session", n.ID, c.Global, p.ID))
 			}
 		}
 		for _, p := range n.Peers {
-			if p.Session == 0 {
+			if p.SessionConn == 0 {
 				continue
 			}
 			j := firstEstablished(n, p.ID)
@@ -133,7 +133,7 @@ func AtMostOneSession(s *Snapshot) error {
 
 // firstEstablished returns the index of n's first established connection to
 // peer, or -1.
-func firstEstablished(n *Node, peer string) int {
+func firstEstablished(n *NodeView, peer string) int {
 	for j := range n.Conns {
 		if n.Conns[j].State == fsm.StateEstablished && n.Conns[j].Peer == peer {
 			return j

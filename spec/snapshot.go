@@ -14,7 +14,7 @@ type ConnID uint64
 type Snapshot struct {
 	// Nodes are the node processes, sorted by id. A crashed node that has not
 	// restarted is present with Alive false and no connections or peers.
-	Nodes []Node
+	Nodes []NodeView
 	// Conns are the connections that were ever opened and still have an end
 	// some node holds, sorted by id.
 	Conns []Conn
@@ -25,8 +25,8 @@ type Snapshot struct {
 	Delivered []Delivery
 }
 
-// Node is one node process as the checkers see it.
-type Node struct {
+// NodeView is one node process as the checkers see it.
+type NodeView struct {
 	ID          string
 	Incarnation uint64
 	Alive       bool
@@ -81,7 +81,7 @@ type End struct {
 func (c *Conn) Live() bool { return c.Ends[0].Open && c.Ends[1].Open }
 
 // Node returns the node with id, or nil.
-func (s *Snapshot) Node(id string) *Node {
+func (s *Snapshot) Node(id string) *NodeView {
 	for i := range s.Nodes {
 		if s.Nodes[i].ID == id {
 			return &s.Nodes[i]
@@ -109,7 +109,7 @@ func (s *Snapshot) Conn(id ConnID) *Conn {
 }
 
 // Peer returns n's view of peer id, or nil.
-func (n *Node) Peer(id string) *Peer {
+func (n *NodeView) Peer(id string) *Peer {
 	for i := range n.Peers {
 		if n.Peers[i].ID == id {
 			return &n.Peers[i]
@@ -119,7 +119,7 @@ func (n *Node) Peer(id string) *Peer {
 }
 
 // End returns n's end of global connection g, or nil.
-func (n *Node) End(g ConnID) *ConnEnd {
+func (n *NodeView) End(g ConnID) *ConnEnd {
 	for i := range n.Conns {
 		if n.Conns[i].Global == g {
 			return &n.Conns[i]
@@ -129,7 +129,7 @@ func (n *Node) End(g ConnID) *ConnEnd {
 }
 
 // String renders a node compactly for error messages.
-func (n *Node) String() string {
+func (n *NodeView) String() string {
 	s := fmt.Sprintf("%s(inc %d", n.ID, n.Incarnation)
 	if !n.Alive {
 		s += ", down"

@@ -16,13 +16,13 @@ func healthy() *spec.Snapshot {
 		return spec.ConnEnd{ConnStatus: fsm.ConnStatus{ID: id, State: fsm.StateEstablished, Dialed: dialed, Peer: peer, PeerIncarnation: 1, Leader: leader, Sess: 1}, Global: g}
 	}
 	return &spec.Snapshot{
-		Nodes: []spec.Node{
+		Nodes: []spec.NodeView{
 			{ID: "a", Incarnation: 1, Alive: true, Handshaking: 1,
 				Conns: []spec.ConnEnd{est(2, 1, "b", true, false), {ConnStatus: fsm.ConnStatus{ID: 6, State: fsm.StateHello, Dialed: true}, Global: 3}},
-				Peers: []spec.Peer{{PeerStatus: fsm.PeerStatus{ID: "b", Kept: true, Session: 2, Sess: 1}, SessionGlobal: 1, Dialable: true}}},
+				Peers: []spec.Peer{{PeerStatus: fsm.PeerStatus{ID: "b", Kept: true, SessionConn: 2, Sess: 1}, SessionGlobal: 1, Dialable: true}}},
 			{ID: "b", Incarnation: 1, Alive: true,
 				Conns: []spec.ConnEnd{est(3, 1, "a", false, true)},
-				Peers: []spec.Peer{{PeerStatus: fsm.PeerStatus{ID: "a", Session: 3, Sess: 1}, SessionGlobal: 1}}},
+				Peers: []spec.Peer{{PeerStatus: fsm.PeerStatus{ID: "a", SessionConn: 3, Sess: 1}, SessionGlobal: 1}}},
 		},
 		Conns: []spec.Conn{
 			{ID: 1, Ends: [2]spec.End{{"a", 1, true}, {"b", 1, true}}},
@@ -61,7 +61,7 @@ func TestSecondSessionCaught(t *testing.T) {
 
 func TestPeerTableMismatchCaught(t *testing.T) {
 	s := healthy()
-	s.Nodes[1].Peers[0].Session, s.Nodes[1].Peers[0].SessionGlobal = 0, 0
+	s.Nodes[1].Peers[0].SessionConn, s.Nodes[1].Peers[0].SessionGlobal = 0, 0
 	require.ErrorContains(t, spec.AtMostOneSession(s), "b has established g1 to a, but its peer table has no session")
 }
 
@@ -70,7 +70,7 @@ func TestDisagreementCaught(t *testing.T) {
 	// b switches to g3 while a keeps g1, and g3 becomes live at both ends.
 	s.Conns[2].Ends[1].Open = true
 	s.Nodes[1].Conns = []spec.ConnEnd{{ConnStatus: fsm.ConnStatus{ID: 7, State: fsm.StateEstablished, Peer: "a", Leader: true, Sess: 2}, Global: 3}}
-	s.Nodes[1].Peers[0].Session, s.Nodes[1].Peers[0].SessionGlobal, s.Nodes[1].Peers[0].Sess = 7, 3, 2
+	s.Nodes[1].Peers[0].SessionConn, s.Nodes[1].Peers[0].SessionGlobal, s.Nodes[1].Peers[0].Sess = 7, 3, 2
 	s.Conns[0].Ends[1].Open = true // g1 still open at b's end in the network, though b no longer holds it
 	err := spec.BothEndsAgree(s)
 	require.ErrorContains(t, err, "a's session with b is g1 (sess 1) but b's session with a is g3 (sess 2), both live")
@@ -117,7 +117,7 @@ func TestQuiescenceCatchesMissingAndUnwantedSessions(t *testing.T) {
 	// a keeps b but cannot dial it: no session is required.
 	s = healthy()
 	s.Nodes[0].Conns, s.Nodes[0].Handshaking = nil, 0
-	s.Nodes[0].Peers[0].Dialable, s.Nodes[0].Peers[0].Session, s.Nodes[0].Peers[0].SessionGlobal = false, 0, 0
+	s.Nodes[0].Peers[0].Dialable, s.Nodes[0].Peers[0].SessionConn, s.Nodes[0].Peers[0].SessionGlobal = false, 0, 0
 	s.Nodes[1].Conns, s.Nodes[1].Peers = nil, nil
 	s.Conns = nil
 	require.NoError(t, spec.CheckQuiescent(s))

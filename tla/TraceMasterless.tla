@@ -12,13 +12,32 @@ EXTENDS Masterless, TraceData
 VARIABLE ti    \* index of the last trace line replayed
 TVars == <<vars, ti>>
 
-\* What the trace records of node n: its open connections and, per peer
-\* listed, the keep flag and the session.
+\* What the trace records of node n: its open connections (with the peer and
+\* the peer's incarnation once its HELLO was handled) and, per peer listed,
+\* the keep flag and the session.
 ConnsOf(n) ==
     LET ends == {x \in Slots \X E : NodeOf(x[1], x[2]) = n
                                     /\ C[x[1]].st[x[2]] \in {"hello", "join", "welcome", "est"}}
-    IN {[c |-> x[1], p |-> IF C[x[1]].st[x[2]] = "hello" THEN 0 ELSE PeerOf(x[1], x[2]),
+        hello(x) == C[x[1]].st[x[2]] = "hello"
+    IN {[c |-> x[1], p |-> IF hello(x) THEN 0 ELSE PeerOf(x[1], x[2]),
+         pinc |-> IF hello(x) THEN 0 ELSE C[x[1]].pinc[x[2]],
          st |-> C[x[1]].st[x[2]], sess |-> C[x[1]].sess[x[2]]] : x \in ends}
+
+\* The frame a "frame" or "closed" line received is the one the model has in
+\* flight toward that end: same type and, for HELLO (incarnation), JOIN
+\* (closed), WELCOME (sess) and KEEP, the same fields (BYE codes are not
+\* modelled; a FIN is the model's BYE).  One gap: fsm/ forgets an idle peer
+\* record, and with it its follower memory, once it has lingered twice the
+\* peer timeout (fsm/peer.go, lingerUntil); the model never forgets fCl.  So
+\* a JOIN may say closed = 0 where the model remembers more; the leader's
+\* decision on it is still checked by the recorded states.
+FrameOK(r) ==
+    LET ch == C[r.conn].ch[Other(r.end)] IN
+    /\ ch # <<>>
+    /\ Head(ch).t = r.ftype
+    /\ r.ftype \in {"HELLO", "JOIN", "WELCOME", "KEEP"} => Head(ch).k = r.fk
+    /\ r.ftype \in {"HELLO", "WELCOME", "KEEP"} => Head(ch).x = r.fx
+    /\ r.ftype = "JOIN" => Head(ch).x = r.fx \/ r.fx = 0
 
 Matches(r) ==
     /\ inc'[r.node] = r.inc
@@ -40,13 +59,14 @@ Step(r) ==
             /\ keep' = KeepFrom(r)
             /\ UNCHANGED <<inc, ses, ctr, fInc, fCl, budget, ghost>>
       [] r.kind = "accept" -> Accept(r.conn) /\ NodeOf(r.conn, "a") = n
-      [] r.kind \in {"frame", "closed"} -> NodeOf(r.conn, r.end) = n /\ Recv(r.conn, r.end)
+      [] r.kind \in {"frame", "closed"} ->
+            NodeOf(r.conn, r.end) = n /\ FrameOK(r) /\ Recv(r.conn, r.end)
       [] r.kind = "reset" ->   \* the connection failed at n: what is in flight is lost
             NodeOf(r.conn, r.end) = n /\ Timeout(r.conn, r.end)
       [] r.kind = "tick" ->
             \/ \E c \in Slots, e \in E : NodeOf(c, e) = n /\ Timeout(c, e)
             \/ Quiet(r)
-      [] r.kind = "keep" -> SetKeep(n, r.peer, r.fkeep)
+      [] r.kind = "keep" -> SetKeep(n, r.peer, r.keepTo)
       [] r.kind = "disconnect" -> Disconnect(n, r.peer)
       [] r.kind = "crash" -> CrashRestart(n)
       [] OTHER -> Quiet(r)   \* connect, dial, dial-failed, restart, noop

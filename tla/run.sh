@@ -107,6 +107,9 @@ done <"$here/expected.txt"
 # Trace validation.
 if [[ -z "$only" || "trace" == $only ]]; then
     (cd "$here/.." && go build -o "$cache/tracegen" ./tla/tracegen)
+    # The simulator's traces are the fsm's own trace points, compiled in
+    # only with this build tag (fsm/trace.go).
+    (cd "$here/.." && go build -tags masterless_trace -o "$cache/simsweep" ./sim/cmd/simsweep)
     validate() { # file expect(0|11)
         local f=$1 want=$2 name dir rc=0
         name="trace:$(basename "$(dirname "$f")")/$(basename "$f" .ndjson)"
@@ -146,14 +149,14 @@ if [[ -z "$only" || "trace" == $only ]]; then
         reg() {
             local s
             for s in ${SIM_REG_SEEDS-129 135}; do
-                go run ./sim/cmd/simsweep -seeds 1 -first "$s" -nodes 3 -trace "$cache/simtraces-reg" || return 1
+                "$cache/simsweep" -seeds 1 -first "$s" -nodes 3 -trace "$cache/simtraces-reg" || return 1
             done
         }
-        if (cd "$here/.." && go run ./sim/cmd/simsweep -seeds "${SIM_TRACES:-16}" -first "${SIM_FIRST:-1}" \
+        if (cd "$here/.." && "$cache/simsweep" -seeds "${SIM_TRACES:-16}" -first "${SIM_FIRST:-1}" \
                 -nodes 3 -safety 6s -cmds 400ms -faultevery 800ms \
                 -faults reset,silence,crash,partition,dialfail -dialfail 100 \
                 -trace "$cache/simtraces" \
-            && go run ./sim/cmd/simsweep -seeds "${SIM_DEF_TRACES:-20}" -first "${SIM_DEF_FIRST:-1}" \
+            && "$cache/simsweep" -seeds "${SIM_DEF_TRACES:-20}" -first "${SIM_DEF_FIRST:-1}" \
                 -trace "$cache/simtraces-def" && reg) >"$cache/simsweep.log" 2>&1; then
             pass "simsweep: $(grep -E '^sim: [0-9]+ seeds' "$cache/simsweep.log" | paste -sd, -)," \
                 "$(cat "$cache"/simtraces*/*.ndjson | wc -l) trace lines"
@@ -161,20 +164,29 @@ if [[ -z "$only" || "trace" == $only ]]; then
             fail "simsweep: see $cache/simsweep.log"
         fi
         sim_dirs=("$cache/simtraces" "$cache/simtraces-def" "$cache/simtraces-reg")
-        # Negative control on a real trace: the first session seen gets
-        # another sess number; the model must reject the edited trace.
-        for f in "$cache"/simtraces/*.ndjson; do
-            ln=$(grep -n '"state":"established"' "$f" | head -1 | cut -d: -f1 || true)
-            [[ -n "$ln" ]] || continue
-            bad="$cache/simtraces-bad/bad-sess-$(basename "$f")"
-            sed "${ln}s/\"state\":\"established\",\"sess\":\([0-9]*\)/\"state\":\"established\",\"sess\":9\1/" "$f" >"$bad"
-            if cmp -s "$f" "$bad"; then
-                fail "trace: could not edit $f"
-            else
-                validate "$bad" 11
-            fi
-            break
-        done
+        # Negative controls on a real trace: the first session seen gets
+        # another sess number (bad-sess), and the first WELCOME received
+        # carries another sess in the frame only, the states left as they
+        # are (bad-frame: only the check of the frame against the model's
+        # can reject it). The model must reject both edited traces.
+        edit() { # name pattern sed-expression
+            local name=$1 pat=$2 expr=$3 f ln bad
+            for f in "$cache"/simtraces/*.ndjson; do
+                ln=$(grep -n "$pat" "$f" | head -1 | cut -d: -f1 || true)
+                [[ -n "$ln" ]] || continue
+                bad="$cache/simtraces-bad/bad-$name-$(basename "$f")"
+                sed "${ln}s/$expr" "$f" >"$bad"
+                if cmp -s "$f" "$bad"; then
+                    fail "trace: could not edit $f for bad-$name"
+                else
+                    validate "$bad" 11
+                fi
+                return
+            done
+            fail "trace: no trace to edit for bad-$name"
+        }
+        edit sess '"state":"established"' '"state":"established","sess":\([0-9]*\)/"state":"established","sess":9\1/'
+        edit frame '"type":"WELCOME"' '"type":"WELCOME","sess":\([0-9]*\)/"type":"WELCOME","sess":9\1/'
     else
         sim_dirs=("$SIM_TRACE_DIR")
     fi

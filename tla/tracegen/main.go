@@ -21,6 +21,8 @@ import (
 
 type frame struct {
 	Type   string `json:"type"`
+	ID     string `json:"id"`
+	Inc    uint64 `json:"inc"`
 	Sess   uint64 `json:"sess"`
 	Closed uint64 `json:"closed"`
 	Keep   bool   `json:"keep"`
@@ -30,6 +32,7 @@ type frame struct {
 type connView struct {
 	Conn  uint64 `json:"conn"`
 	Peer  string `json:"peer"`
+	PInc  uint64 `json:"pinc"`
 	State string `json:"state"`
 	Sess  uint64 `json:"sess"`
 }
@@ -103,6 +106,17 @@ func run(in, out string) error {
 		if l.Node == "" {
 			return fmt.Errorf("%s:%d: no node", in, n)
 		}
+		if (l.Frame != nil) != (l.Kind == "frame") {
+			return fmt.Errorf("%s:%d: a frame belongs on a frame line, and every frame line has one", in, n)
+		}
+		if l.Frame != nil && l.Frame.Type == "HELLO" && (l.Frame.ID == "" || l.Frame.Inc == 0) {
+			return fmt.Errorf("%s:%d: HELLO frame without the sender's id and incarnation", in, n)
+		}
+		for _, c := range l.Conns {
+			if c.State != "hello" && (c.Peer == "" || c.PInc == 0) {
+				return fmt.Errorf("%s:%d: conn %d in state %s without its peer and the peer's incarnation (pinc)", in, n, c.Conn, c.State)
+			}
+		}
 		lines = append(lines, l)
 	}
 	if err := sc.Err(); err != nil {
@@ -118,6 +132,9 @@ func run(in, out string) error {
 		idset[l.Node] = true
 		if l.Peer != "" {
 			idset[l.Peer] = true
+		}
+		if l.Frame != nil && l.Frame.ID != "" {
+			idset[l.Frame.ID] = true
 		}
 		for _, c := range l.Conns {
 			if c.Peer != "" {
@@ -184,11 +201,31 @@ func run(in, out string) error {
 		if l.Dialer {
 			end = "d"
 		}
-		ftype, fkeep := "", l.Keep
-		if l.Frame != nil {
-			ftype = l.Frame.Type
-			if l.Kind == "frame" && (ftype == "PING" || ftype == "DATA") {
+		// The frame received: type, x (HELLO: the sender's incarnation,
+		// JOIN: closed, WELCOME: sess) and k (keep), as the model's
+		// Msg(t, x, k). A "closed" line receives the model's BYE (BYE+FIN).
+		ftype, fx, fk := "", 0, false
+		if l.Kind == "closed" {
+			ftype = "BYE"
+		}
+		if f := l.Frame; f != nil {
+			ftype, fk = f.Type, f.Keep
+			switch f.Type {
+			case "HELLO":
+				if fx = incRank(f.ID, f.Inc); fx == 0 {
+					return fmt.Errorf("step %d: HELLO from %s with incarnation %d, which no line of %s shows", l.Step, f.ID, f.Inc, f.ID)
+				}
+			case "JOIN":
+				fx = int(f.Closed)
+			case "WELCOME":
+				fx = int(f.Sess)
+			case "KEEP":
+			case "PING", "DATA":
 				l.Kind = "noop" // not modelled: state must not change
+			case "BYE":
+				fk = false // the model's BYE carries nothing
+			default:
+				return fmt.Errorf("step %d: unknown frame type %q", l.Step, f.Type)
 			}
 		}
 		var cs []string
@@ -197,11 +234,13 @@ func run(in, out string) error {
 			if !ok {
 				return fmt.Errorf("step %d: unknown connection state %q", l.Step, c.State)
 			}
-			p := nodeNum[c.Peer]
+			p, pinc := nodeNum[c.Peer], 0
 			if st == "hello" {
 				p = 0 // the peer is known from its HELLO on
+			} else if pinc = incRank(c.Peer, c.PInc); pinc == 0 {
+				return fmt.Errorf("step %d: conn %d: incarnation %d of %s, which no line of %s shows", l.Step, c.Conn, c.PInc, c.Peer, c.Peer)
 			}
-			cs = append(cs, fmt.Sprintf("[c |-> %d, p |-> %d, st |-> %q, sess |-> %d]", cn(c.Conn), p, st, c.Sess))
+			cs = append(cs, fmt.Sprintf("[c |-> %d, p |-> %d, pinc |-> %d, st |-> %q, sess |-> %d]", cn(c.Conn), p, pinc, st, c.Sess))
 		}
 		var ks, ss []string
 		for _, p := range l.Peers {
@@ -212,8 +251,8 @@ func run(in, out string) error {
 		if i == len(lines)-1 {
 			sep = ""
 		}
-		fmt.Fprintf(&b, "  [step |-> %d, node |-> %d, inc |-> %d, kind |-> %q, conn |-> %d, end |-> %q, peer |-> %d, ftype |-> %q, fkeep |-> %s,\n   conns |-> {%s},\n   keep |-> %s, ses |-> %s]%s\n",
-			l.Step, nodeNum[l.Node], inc, l.Kind, cn(l.Conn), end, nodeNum[l.Peer], ftype, tlaBool(fkeep),
+		fmt.Fprintf(&b, "  [step |-> %d, node |-> %d, inc |-> %d, kind |-> %q, conn |-> %d, end |-> %q, peer |-> %d, keepTo |-> %s,\n   ftype |-> %q, fx |-> %d, fk |-> %s,\n   conns |-> {%s},\n   keep |-> %s, ses |-> %s]%s\n",
+			l.Step, nodeNum[l.Node], inc, l.Kind, cn(l.Conn), end, nodeNum[l.Peer], tlaBool(l.Keep), ftype, fx, tlaBool(fk),
 			strings.Join(cs, ", "), fn(ks), fn(ss), sep)
 	}
 	b.WriteString(">>\n")

@@ -11,9 +11,9 @@ import (
 	"github.com/masterless-go/masterless/wire"
 )
 
-// simNode is one node process slot: its current fsm (nil while crashed), its
+// process is one node process slot: its current fsm (nil while crashed), its
 // connections by local id, and its user's intent, which survives restarts.
-type simNode struct {
+type process struct {
 	idx    int
 	id     string
 	addr   string
@@ -78,14 +78,14 @@ func globalOf(l fsm.ConnID) spec.ConnID { return spec.ConnID(uint64(l) / 2) }
 // step feeds n an event that concerns no connection's bytes (a user
 // command, Listening, Tick). Connection events go to n's connection layer
 // from net.go, as netio's sockets report them.
-func (w *World) step(n *simNode, ev fsm.Event) error {
+func (w *World) step(n *process, ev fsm.Event) error {
 	return n.link.Step(w.now, ev)
 }
 
 // observe runs after every step of n's fsm, once the connection layer has
 // carried out its actions: it sends what was written, checks the safety
 // invariants, re-arms n's timer and writes the trace.
-func (w *World) observe(n *simNode, ev fsm.Event, err error, acts []fsm.Action) {
+func (w *World) observe(n *process, ev fsm.Event, err error, acts []fsm.Action) {
 	w.steps++
 	g := eventConn(ev)
 	if fr, ok := ev.(fsm.FrameReceived); ok {
@@ -122,9 +122,6 @@ func (w *World) observe(n *simNode, ev fsm.Event, err error, acts []fsm.Action) 
 	if n.dirty {
 		w.checkSafety(n)
 	}
-	if w.trace != nil {
-		w.trace.step(w, n, ev, g, acts)
-	}
 }
 
 // eventConn returns the global id of the connection ev concerns, or 0.
@@ -159,7 +156,7 @@ func eventConn(ev fsm.Event) spec.ConnID {
 // knew before it is kept or has a session: such a peer is never forgotten,
 // and every other change a Tick can make to what the checkers see (a timeout
 // closing a connection, a redial) comes with an action.
-func (w *World) cannotChangeState(n *simNode, ev fsm.Event, acts []fsm.Action) bool {
+func (w *World) cannotChangeState(n *process, ev fsm.Event, acts []fsm.Action) bool {
 	switch e := ev.(type) {
 	case fsm.FrameReceived:
 		if e.Frame.Type != wire.Ping && e.Frame.Type != wire.Data {
@@ -170,7 +167,7 @@ func (w *World) cannotChangeState(n *simNode, ev fsm.Event, acts []fsm.Action) b
 			return false
 		}
 		for _, p := range w.snap.Nodes[n.idx].Peers {
-			if !p.Kept && p.Session == 0 {
+			if !p.Kept && p.SessionConn == 0 {
 				return false
 			}
 		}
@@ -199,7 +196,7 @@ func (w *World) cannotChangeState(n *simNode, ev fsm.Event, acts []fsm.Action) b
 // (link.Transport): simulated streams.
 type transport struct {
 	w *World
-	n *simNode
+	n *process
 }
 
 // end returns the end of connection id that n holds, failing the run when
@@ -272,7 +269,7 @@ type pendingEnd struct {
 
 // flush sends what n's fsm wrote during the step, one segment per
 // connection, in the order the connections were first written to.
-func (w *World) flush(*simNode) {
+func (w *World) flush(*process) {
 	for _, p := range w.pending {
 		w.sendBytes(p.c, p.side)
 	}
@@ -280,13 +277,13 @@ func (w *World) flush(*simNode) {
 }
 
 // refresh re-reads n's status for the checkers, if it changed.
-func (w *World) refresh(n *simNode) {
+func (w *World) refresh(n *process) {
 	if !n.dirty {
 		return
 	}
 	n.dirty = false
 	if !n.alive {
-		w.snap.Nodes[n.idx] = spec.Node{ID: n.id, Incarnation: n.inc}
+		w.snap.Nodes[n.idx] = spec.NodeView{ID: n.id, Incarnation: n.inc}
 		return
 	}
 	s := &w.snap.Nodes[n.idx]
@@ -339,7 +336,7 @@ func (w *World) Snapshot() *spec.Snapshot {
 }
 
 // checkSafety runs the safety invariants after a step of n.
-func (w *World) checkSafety(n *simNode) {
+func (w *World) checkSafety(n *process) {
 	w.refresh(n)
 	if err := spec.CheckSafety(w.snapshot()); err != nil {
 		w.fail(fmt.Errorf("safety violated after %s stepped: %w", n.id, err))
@@ -348,7 +345,7 @@ func (w *World) checkSafety(n *simNode) {
 
 // crash discards n's fsm; its ends close, and the peers see a reset or,
 // when silent, nothing at all.
-func (w *World) crash(n *simNode, silent bool) {
+func (w *World) crash(n *process, silent bool) {
 	if !n.alive {
 		return
 	}
@@ -378,7 +375,7 @@ func (w *World) crash(n *simNode, silent bool) {
 
 // restart brings n back with a new incarnation at the same address, and
 // re-issues its user's Connect and keep commands.
-func (w *World) restart(n *simNode) {
+func (w *World) restart(n *process) {
 	if n.alive {
 		return
 	}

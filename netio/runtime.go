@@ -16,10 +16,10 @@ import (
 	"github.com/masterless-go/masterless/link"
 )
 
-// Node is one masterless node on TCP: a listener, its connections, and the
+// Runtime runs one masterless node on TCP: a listener, its connections, and the
 // *fsm.Node that decides everything about them, driven through the
 // connection layer (package link). All methods are safe for concurrent use.
-type Node struct {
+type Runtime struct {
 	cfg   Config
 	fcfg  fsm.Config // with defaults filled in by fsm
 	log   *slog.Logger
@@ -56,7 +56,7 @@ type Node struct {
 	done chan struct{} // closed by Close: stops the accept and timer loops
 	disp dispatcher
 
-	wg        sync.WaitGroup // every goroutine of the Node
+	wg        sync.WaitGroup // every goroutine of the Runtime
 	closeOnce sync.Once
 }
 
@@ -65,9 +65,9 @@ type connectResult struct {
 	err  error
 }
 
-// Start listens, starts the Node's goroutines and returns it. The Listening
+// Start listens, starts the Runtime's goroutines and returns it. The Listening
 // event is the first one delivered. Stop it with Close.
-func Start(cfg Config) (*Node, error) {
+func Start(cfg Config) (*Runtime, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -108,7 +108,7 @@ func Start(cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
-	n := &Node{
+	n := &Runtime{
 		cfg:   cfg,
 		fcfg:  core.Config(),
 		log:   cfg.Logger.With("node", fc.ID),
@@ -144,36 +144,36 @@ func Start(cfg Config) (*Node, error) {
 // never is the deadline of nothing.
 const never = time.Duration(1<<63 - 1)
 
-// now is the Node's monotonic clock, as fsm wants it. Call it under mu, so
+// now is the Runtime's monotonic clock, as fsm wants it. Call it under mu, so
 // that the times fed to Step never go backwards.
-func (n *Node) now() time.Duration {
+func (n *Runtime) now() time.Duration {
 	n.last = time.Since(n.start)
 	return n.last
 }
 
 // ID returns the node's id.
-func (n *Node) ID() string { return n.fcfg.ID }
+func (n *Runtime) ID() string { return n.fcfg.ID }
 
 // Incarnation returns the node's incarnation.
-func (n *Node) Incarnation() uint64 { return n.fcfg.Incarnation }
+func (n *Runtime) Incarnation() uint64 { return n.fcfg.Incarnation }
 
 // Info returns the tcp://host:port address the node advertises.
-func (n *Node) Info() string { return n.info }
+func (n *Runtime) Info() string { return n.info }
 
 // Addr returns the listener's address.
-func (n *Node) Addr() net.Addr { return n.ln.Addr() }
+func (n *Runtime) Addr() net.Addr { return n.ln.Addr() }
 
 // closeGrace bounds how long Close lets connections flush their BYE and wait
 // for the peer's FIN: a peer that stopped reading cannot hold Close up.
 const closeGrace = 200 * time.Millisecond
 
 // Close sends BYE on every connection, flushes and closes them, closes the
-// listener and returns once every goroutine of the Node has ended. Events not
+// listener and returns once every goroutine of the Runtime has ended. Events not
 // yet delivered are dropped. A peer that reads nothing cannot delay it: the
 // goodbyes get at most closeGrace (200 ms) to drain. It is idempotent and
 // must not be called from an event handler (it waits for the handler to
 // return).
-func (n *Node) Close() error {
+func (n *Runtime) Close() error {
 	n.closeOnce.Do(func() {
 		n.mu.Lock()
 		n.closed = true
