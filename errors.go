@@ -36,8 +36,12 @@ var (
 	ErrUnknownPeer = fsm.ErrUnknownPeer
 	// ErrNotConnected: the peer has no session and is not being reconnected.
 	ErrNotConnected = fsm.ErrNotConnected
-	// ErrQueueFull: the peer's reconnect queue is full.
+	// ErrQueueFull: the peer's send queue is full of messages it has not
+	// acknowledged yet (it reconnects, or its callbacks are slow).
 	ErrQueueFull = fsm.ErrQueueFull
+	// ErrMessagesLost: messages Send accepted will never be delivered; the
+	// Lost event carries them.
+	ErrMessagesLost = fsm.ErrMessagesLost
 	// ErrPayloadTooLarge: a payload does not fit in one frame (WithMaxFrameSize).
 	ErrPayloadTooLarge = fsm.ErrPayloadTooLarge
 	// ErrNotJSONObject: a masterless 0.4.1 peer was sent a payload that is

@@ -12,12 +12,13 @@ package masterless
 //     the callback to return. Calling Send from Message is the normal way to
 //     reply.
 //   - While a callback runs no other event is delivered, so a slow callback
-//     delays all of them. Events wait in a bounded queue (WithDispatchQueue);
-//     when it is full the Server stops reading from its peers, and TCP makes
-//     their Sends wait in turn. A callback that blocks for longer than the
-//     peer timeout may therefore cost sessions their heartbeat: unread, a
-//     live peer's PINGs look like silence. This is the price of bounded
-//     memory.
+//     delays all of them. It costs no session: the Server keeps reading its
+//     sockets (heartbeats included), and each peer may have at most its
+//     credit (WithWindow, default 1 MiB, plus one message) waiting for the
+//     callbacks; a peer that has used its credit holds further messages in
+//     its own send queue until the callbacks catch up. (0.4.1 peers have no
+//     credit: for them the queue is bounded by WithDispatchQueue, past which
+//     the Server stops reading them.)
 //   - A kept peer that reconnects transparently (within the reconnect grace)
 //     gets no second Connect and no Disconnect.
 //   - Close drops the events not yet delivered.
@@ -35,6 +36,12 @@ type Events struct {
 	// Message is called for every payload a peer sent. The callback owns
 	// payload: it may keep or modify it.
 	Message func(s *Server, from string, payload []byte)
+	// Lost is called with messages Send accepted for peer id that will
+	// never be delivered: the peer restarted (a new incarnation) before
+	// acknowledging them, or stayed away longer than the reconnect grace.
+	// They come in the order they were sent; err wraps ErrMessagesLost and
+	// says why. The callback owns the payloads. Nothing else is ever lost.
+	Lost func(s *Server, id string, payloads [][]byte, err error)
 }
 
 // bind turns e into netio's callbacks for s. (New holds events back with
@@ -51,6 +58,9 @@ func (e Events) bind(s *Server) (out netioEvents) {
 	}
 	if f := e.Message; f != nil {
 		out.Message = func(from string, p []byte) { f(s, from, p) }
+	}
+	if f := e.Lost; f != nil {
+		out.Lost = func(id string, p [][]byte, err error) { f(s, id, p, err) }
 	}
 	return out
 }

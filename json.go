@@ -13,7 +13,7 @@ func (s *Server) SendJSON(id string, v any) error {
 	if err != nil {
 		return fmt.Errorf("masterless: encoding message for %s: %w", id, err)
 	}
-	return s.sendErr(id, b)
+	return s.SendErr(id, b)
 }
 
 // SendManyJSON encodes v as JSON once and sends it to every peer in ids. It

@@ -72,15 +72,35 @@ func (s *Server) IsKept(id string) bool { return s.n.IsKept(id) }
 // Connections returns the sorted ids of the peers with a live connection.
 func (s *Server) Connections() []string { return s.n.Sessions() }
 
-// Send sends payload to peer id and reports whether it was accepted: written
-// to the connection's buffer, or queued while a kept peer reconnects. It
-// returns false for an unknown or disconnected peer, a full reconnect queue,
-// or a closed server. payload may be reused as soon as Send returns.
+// Send sends payload to peer id and reports whether it was accepted. It
+// never waits (but see 0.4.1 peers below), so it is safe from any event
+// callback. Accepted, the message is delivered exactly once and in order,
+// across reconnects, unless the peer restarts or stays away past the
+// reconnect grace, in which case the Lost event hands it back. Send returns
+// false for an unknown or disconnected peer, a closed server, or a full
+// send queue: the messages not yet acknowledged by the peer fill it
+// (WithSendQueue); retry, or wait for room with SendContext. SendErr says
+// which. payload may be reused as soon as Send returns.
 //
+// On a session with a masterless 0.4.1 peer, which has no flow control,
 // Send waits while the connection's output buffer is over its bound
 // (WithSendBuffer), until the peer reads; a peer that reads nothing for the
 // peer timeout is disconnected, which ends the wait.
 func (s *Server) Send(id string, payload []byte) bool { return s.n.Send(id, payload) == nil }
+
+// SendErr is Send with the reason for a refusal: an error wrapping
+// ErrUnknownPeer, ErrNotConnected, ErrQueueFull, ErrPayloadTooLarge,
+// ErrNotJSONObject or ErrClosed.
+func (s *Server) SendErr(id string, payload []byte) error { return s.n.Send(id, payload) }
+
+// SendContext is Send for producers that can wait: while the peer's send
+// queue is full it waits for room until ctx is done (returning an error
+// wrapping ctx.Err()) or the server closes. Never call it from an event
+// callback: it could wait for the callback itself to consume what the peer
+// sent. It leaves free the room kept for replies sent from callbacks.
+func (s *Server) SendContext(ctx context.Context, id string, payload []byte) error {
+	return s.n.SendContext(ctx, id, payload)
+}
 
 // SendMany sends payload to every peer in ids, encoding it once, and returns
 // how many accepted it (see Send).
@@ -92,8 +112,6 @@ func (s *Server) SendMany(ids []string, payload []byte) int { return s.n.SendMan
 // event callback.
 func (s *Server) Close() error { return s.n.Close() }
 
-// sendErr is Send with the reason for a refusal.
-func (s *Server) sendErr(id string, payload []byte) error { return s.n.Send(id, payload) }
 
 // PeerStats describes one peer a server knows.
 type PeerStats struct {

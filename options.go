@@ -118,19 +118,28 @@ func WithReconnectBackoff(first, max time.Duration) Option {
 }
 
 // WithReconnectGrace sets how long a kept peer may be away before it is
-// reported disconnected and its queued messages dropped; default 5 s.
+// reported disconnected and the messages not yet acknowledged handed back
+// with the Lost event; default 5 s.
 func WithReconnectGrace(d time.Duration) Option {
 	return func(s *settings) error { s.cfg.FSM.ReconnectGrace = d; return nil }
 }
 
-// WithSendQueue bounds the messages queued for a kept peer while it
-// reconnects, by count and payload bytes; default 4096 and 4 MiB. Past it
-// Send returns false.
+// WithSendQueue bounds, per peer, the messages accepted and not yet
+// acknowledged by it (sent and kept for a resend, or waiting for credit or
+// for the session), by count and payload bytes; default 4096 and 4 MiB (at
+// least twice the window). Past it Send returns false and SendContext waits.
 func WithSendQueue(messages, bytes int) Option {
 	return func(s *settings) error {
 		s.cfg.FSM.QueueMessages, s.cfg.FSM.QueueBytes = messages, bytes
 		return nil
 	}
+}
+
+// WithWindow sets the credit this server grants each peer: how many payload
+// bytes (plus 32 per message) from it may wait for the event callbacks at
+// once; default 1 MiB. It bounds the memory a peer can make this server hold.
+func WithWindow(bytes int) Option {
+	return func(s *settings) error { s.cfg.FSM.Window = bytes; return nil }
 }
 
 // WithSendBuffer bounds the bytes waiting in one connection's output buffer;

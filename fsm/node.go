@@ -22,6 +22,10 @@ type Node struct {
 	// dialsByAddr dedups dials locally: at most one in flight per address.
 	dialsByAddr map[string]*dial
 	reqs        map[ReqID]*request
+	// inbound remembers, per peer id, what was delivered of its stream,
+	// longer than the peer record (stream.go); inboundOrder is their age.
+	inbound      map[string]*inStream
+	inboundOrder []string
 
 	nextDial    DialID
 	sessCounter uint64 // session numbers this node granted as a leader
@@ -57,6 +61,7 @@ func New(cfg Config) (*Node, error) {
 		dials:       make(map[DialID]*dial),
 		dialsByAddr: make(map[string]*dial),
 		reqs:        make(map[ReqID]*request),
+		inbound:     make(map[string]*inStream),
 		next:        never,
 	}, nil
 }

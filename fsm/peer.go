@@ -42,7 +42,7 @@ type peer struct {
 	// until acknowledged (it is also the queue while there is no session),
 	// and what it receives.
 	out     outStream
-	in      inStream
+	in      *inStream  // n.inbound[id]
 	waiters []*request // Connect requests that complete when the session is up
 
 	// lingerUntil keeps an otherwise unused entry (and its closedSess) long
@@ -55,7 +55,7 @@ type peer struct {
 func (n *Node) peerFor(id string) *peer {
 	p := n.peers[id]
 	if p == nil {
-		p = &peer{id: id, backoff: n.cfg.BackoffMin, legacy: n.cfg.LegacyDial}
+		p = &peer{id: id, backoff: n.cfg.BackoffMin, legacy: n.cfg.LegacyDial, in: n.inboundFor(id)}
 		n.peers[id] = p
 	}
 	return p

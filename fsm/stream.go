@@ -58,8 +58,13 @@ type outStream struct {
 	refused  bool     // a Send was refused for want of room since the last room
 }
 
-// inStream is what this node receives from one peer.
+// inStream is what this node receives from one peer. It outlives the peer
+// record (Node.inbound): a peer that neither end keeps is forgotten after a
+// while, but if it comes back with messages this node delivered and never
+// managed to acknowledge, only this count keeps them from being delivered
+// twice.
 type inStream struct {
+	id        string // the peer
 	inc       uint64 // the peer incarnation it comes from
 	delivered uint64 // messages delivered into the user's queue
 	received  uint64 // their cost: payload bytes plus msgCost each
@@ -112,7 +117,10 @@ func (n *Node) sendReliable(p *peer, payload []byte, reserve bool) error {
 	o := &p.out
 	room := n.cfg.QueueBytes
 	if reserve {
-		room -= n.reserveFor(p)
+		// Never more than half the queue, so a waiting producer always
+		// gets on; the promise to callbacks holds while Window plus the
+		// largest message fits in that half (spec/PROTOCOL.md, 4.1).
+		room -= min(n.reserveFor(p), n.cfg.QueueBytes/2)
 	}
 	if len(o.msgs) >= n.cfg.QueueMessages || o.bytes+len(payload) > room {
 		o.refused = true
@@ -128,7 +136,7 @@ func (n *Node) sendReliable(p *peer, payload []byte, reserve bool) error {
 // reserveFor is the room in p's queue kept for replies to the messages p
 // may still send us: credit granted but not consumed, plus one message.
 func (n *Node) reserveFor(p *peer) int {
-	in := &p.in
+	in := p.in
 	return int(in.granted-in.consumed) + in.largest
 }
 
@@ -146,9 +154,9 @@ func (n *Node) pump(p *peer, c *conn) {
 // stream starts over for a new incarnation of p, and this end tells p what
 // it delivered and how much p may send.
 func (n *Node) streamsStart(p *peer, c *conn) {
-	in := &p.in
+	in := p.in
 	if in.inc != c.peerInc {
-		*in = inStream{inc: c.peerInc}
+		*in = inStream{id: p.id, inc: c.peerInc}
 	}
 	c.resumed, c.peerResumed = false, false
 	n.sendAck(p, c)
@@ -158,7 +166,7 @@ func (n *Node) streamsStart(p *peer, c *conn) {
 // which p may send now: Window bytes past what the user consumed, but no
 // further than the reply queue can answer, and never less than granted.
 func (n *Node) grantLimit(p *peer) uint64 {
-	in := &p.in
+	in := p.in
 	limit := in.consumed + uint64(n.cfg.Window)
 	room := n.cfg.QueueBytes - p.out.bytes - in.largest
 	if room < 0 {
@@ -204,9 +212,14 @@ func (n *Node) resume(p *peer, c *conn, f *wire.Frame) {
 		// A new stream continues the receiver's count of what it delivered;
 		// byte offsets are this node's own, only differences travel.
 		o.inc, o.acked, o.everSent = c.peerInc, f.Delivered, 0
-	case f.Delivered < o.acked || f.Delivered > o.acked+uint64(o.everSent):
-		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: resuming ACK delivered=%d outside acked %d..%d", ErrProtocol, f.Delivered, o.acked, o.acked+uint64(o.everSent)))
+	case f.Delivered > o.acked+uint64(o.everSent):
+		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: resuming ACK delivered=%d, but only %d were sent", ErrProtocol, f.Delivered, o.acked+uint64(o.everSent)))
 		return
+	case f.Delivered < o.acked:
+		// The peer forgot how much it delivered (it dropped its record of
+		// this node while neither kept the other); it had acknowledged up to
+		// acked, so nothing is resent below it, and RESUME tells it where
+		// the stream is.
 	default:
 		o.drop(int(f.Delivered - o.acked))
 	}
@@ -246,7 +259,7 @@ func (n *Node) maybeRoom(p *peer) {
 // onResume: the peer's next DATA on this session has number f.Next. It may
 // skip numbers only past messages the peer reported lost, never go back.
 func (n *Node) onResume(c *conn, f *wire.Frame) {
-	in := &c.peer.in
+	in := c.peer.in
 	if c.peerResumed || f.Next < in.delivered+1 {
 		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: RESUME next=%d, delivered %d (resumed before: %t)", ErrProtocol, f.Next, in.delivered, c.peerResumed))
 		return
@@ -259,7 +272,7 @@ func (n *Node) onResume(c *conn, f *wire.Frame) {
 // credit this node granted, and acknowledges when enough has arrived.
 func (n *Node) onReliableData(c *conn, f *wire.Frame) {
 	p := c.peer
-	in := &p.in
+	in := p.in
 	if !c.peerResumed {
 		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: DATA before RESUME", ErrProtocol))
 		return
@@ -285,21 +298,20 @@ const ackEvery = 64
 // with bytes of payload, off its queue; credit follows once it is worth an
 // ACK.
 func (n *Node) consumed(id string, inc uint64, msgs, bytes int) {
-	p := n.peers[id]
-	if p == nil || p.in.inc != inc || msgs <= 0 || bytes < 0 {
-		return // an older stream's message, or a peer forgotten since
+	in := n.inbound[id]
+	if in == nil || in.inc != inc || msgs <= 0 || bytes < 0 {
+		return // an older stream's message
 	}
-	in := &p.in
 	in.consumed = min(in.consumed+uint64(bytes)+uint64(msgs)*msgCost, in.received)
-	if c := p.session; c != nil && reliable(c) && n.grantLimit(p) >= in.granted+uint64(n.cfg.Window)/4 {
-		n.sendAck(p, c)
+	if p := n.peers[id]; p != nil && p.session != nil && reliable(p.session) && n.grantLimit(p) >= in.granted+uint64(n.cfg.Window)/4 {
+		n.sendAck(p, p.session)
 	}
 }
 
 // sendAck tells p what was delivered and grants what credit there is room
 // for: the bytes it may send past the last message delivered.
 func (n *Node) sendAck(p *peer, c *conn) {
-	in := &p.in
+	in := p.in
 	in.granted = n.grantLimit(p)
 	in.ackSent = in.delivered
 	n.write(c, wire.Frame{Type: wire.Ack, Delivered: in.delivered, Credit: in.granted - in.received})
@@ -308,6 +320,32 @@ func (n *Node) sendAck(p *peer, c *conn) {
 // ackDue reports whether p should hear an ACK with the heartbeat: messages
 // delivered or credit available since the last one.
 func (n *Node) ackDue(p *peer) bool {
-	in := &p.in
+	in := p.in
 	return in.delivered != in.ackSent || n.grantLimit(p) > in.granted
+}
+
+// maxInbound bounds the incoming streams a node remembers. Past it the
+// oldest one of a peer it no longer knows is forgotten: that peer, if it
+// comes back from the same incarnation with messages delivered but never
+// acknowledged, would have them delivered again.
+const maxInbound = 1 << 16
+
+// inboundFor returns the incoming stream of peer id, remembered or new.
+func (n *Node) inboundFor(id string) *inStream {
+	if in := n.inbound[id]; in != nil {
+		return in
+	}
+	for len(n.inbound) >= maxInbound && len(n.inboundOrder) > 0 {
+		old := n.inboundOrder[0]
+		n.inboundOrder = n.inboundOrder[1:]
+		if n.peers[old] == nil {
+			delete(n.inbound, old)
+		} else {
+			n.inboundOrder = append(n.inboundOrder, old) // in use: keep it
+		}
+	}
+	in := &inStream{id: id}
+	n.inbound[id] = in
+	n.inboundOrder = append(n.inboundOrder, id)
+	return in
 }

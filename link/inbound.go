@@ -76,6 +76,15 @@ func (l *Layer) Received(now time.Duration, id fsm.ConnID, k int) {
 	l.process(now, id, c)
 }
 
+// FlowControlled reports whether connection id speaks v2, whose peer sends
+// only within the credit the state machine grants (fsm/stream.go): its
+// reader never needs to wait for the user. False for a 0.4.1 connection,
+// one whose protocol is not known yet, and one the Layer no longer holds.
+func (l *Layer) FlowControlled(id fsm.ConnID) bool {
+	c := l.conns[id]
+	return c != nil && c.proto == protoV1
+}
+
 // Buffered returns how many bytes of connection id are read but not parsed
 // (a frame in progress).
 func (l *Layer) Buffered(id fsm.ConnID) int {

@@ -53,7 +53,8 @@ const maxFrame = 1 << 20
 // so it grants a connection from "a" as soon as a's HELLO arrives.
 func acceptor(t testing.TB) (*link.Layer, *recorder) {
 	t.Helper()
-	n, err := fsm.New(fsm.Config{ID: "b", Incarnation: 2, Seed: 1, MaxFrameSize: maxFrame})
+	// A window larger than everything a test sends: no test here consumes.
+	n, err := fsm.New(fsm.Config{ID: "b", Incarnation: 2, Seed: 1, MaxFrameSize: maxFrame, Window: 64 << 20})
 	require.NoError(t, err)
 	r := newRecorder()
 	l := link.New(n, r)
@@ -61,14 +62,22 @@ func acceptor(t testing.TB) (*link.Layer, *recorder) {
 	return l, r
 }
 
-// v1Stream is what a v1 dialer "a" sends: preamble, HELLO, then a DATA frame
+// v1Stream is what a dialer "a" sends: preamble, HELLO, the ACK and RESUME
+// that start its stream on the session b grants at once, then a DATA frame
 // per payload.
 func v1Stream(t testing.TB, payloads ...[]byte) []byte {
 	t.Helper()
 	var codec wire.V1
 	b := codec.AppendPreamble(nil)
-	b, err := codec.AppendFrame(b, &wire.Frame{Type: wire.Hello, ID: "a", Incarnation: 1, Info: "tcp://a:1"})
-	require.NoError(t, err)
+	var err error
+	for _, f := range []wire.Frame{
+		{Type: wire.Hello, ID: "a", Incarnation: 1, Info: "tcp://a:1"},
+		{Type: wire.Ack, Credit: 1 << 20},
+		{Type: wire.Resume, Next: 1},
+	} {
+		b, err = codec.AppendFrame(b, &f)
+		require.NoError(t, err)
+	}
 	for _, p := range payloads {
 		b = wire.AppendData(b, p)
 	}
@@ -236,6 +245,12 @@ func TestSendManyEncodesOnce(t *testing.T) {
 	feed(t, l, 2, welcome, 0, 4096)
 	feed(t, l, 3, welcome, 0, 4096)
 	require.Equal(t, []string{"a", "c", "d"}, l.Node().Sessions())
+	// Each peer's first ACK on the session lets b's stream to it start.
+	ack, err := codec.AppendFrame(nil, &wire.Frame{Type: wire.Ack, Credit: 1 << 20})
+	require.NoError(t, err)
+	for id := fsm.ConnID(1); id <= 3; id++ {
+		feed(t, l, id, ack, 0, 4096)
+	}
 	for id := range r.writes {
 		r.writes[id] = nil
 	}

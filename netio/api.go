@@ -2,22 +2,25 @@ package netio
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 
 	"github.com/masterless-go/masterless/fsm"
 )
 
-// Send queues payload for peer. It returns nil once the DATA frame is in the
-// session's output buffer (payload may be reused at once), or queued by the
-// fsm while a kept peer reconnects; otherwise an error wrapping
-// fsm.ErrUnknownPeer, fsm.ErrNotConnected, fsm.ErrQueueFull or fsm.ErrClosed.
+// Send accepts payload for peer without ever waiting on a v2 session: it
+// returns nil once the node holds its own copy, which it sends within the
+// credit the peer grants and keeps until the peer acknowledges it; otherwise
+// an error wrapping fsm.ErrUnknownPeer, fsm.ErrNotConnected,
+// fsm.ErrQueueFull (the messages not yet acknowledged fill the queue: retry,
+// or wait for room with SendContext), fsm.ErrPayloadTooLarge or
+// fsm.ErrClosed. payload may be reused at once.
 //
-// Backpressure: when the connection's output buffer holds more than
-// Config.SendBuffer bytes, Send waits until the writer has drained it below
-// the bound or the connection closes. A peer that reads nothing makes the
-// write fail after the peer timeout, which closes the connection, so Send
-// never waits much longer than the peer timeout.
+// On a session with a masterless 0.4.1 peer, which has no credit, Send waits
+// while that connection's output buffer holds more than Config.SendBuffer
+// bytes, until the writer has drained it or the connection closes (a peer
+// that reads nothing is closed after the peer timeout).
 func (n *Runtime) Send(peer string, payload []byte) error {
 	n.mu.Lock()
 	if n.closed {
@@ -27,6 +30,36 @@ func (n *Runtime) Send(peer string, payload []byte) error {
 	err := n.link.Send(n.now(), peer, payload)
 	n.settleAndWait()
 	return err
+}
+
+// SendContext is Send for a producer that can wait: while peer's queue is
+// full it waits for room, until ctx is done (its error is returned) or the
+// node closes. It leaves alone the room kept for replies sent from event
+// callbacks (fsm/stream.go), so it must not be called from a callback: a
+// callback waiting for room could wait for itself.
+func (n *Runtime) SendContext(ctx context.Context, peer string, payload []byte) error {
+	for {
+		n.mu.Lock()
+		if n.closed {
+			n.mu.Unlock()
+			return fsm.ErrClosed
+		}
+		err := n.link.Step(n.now(), fsm.Send{Peer: peer, Payload: payload, Reserve: true})
+		room := n.room
+		if !errors.Is(err, fsm.ErrQueueFull) {
+			n.settleAndWait()
+			return err
+		}
+		n.settle()
+		n.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return fmt.Errorf("masterless: sending to %s: %w (%w)", peer, ctx.Err(), err)
+		case <-n.done:
+			return fsm.ErrClosed
+		}
+	}
 }
 
 // SendMany sends payload to each of peers, encoding it once (see
@@ -51,7 +84,12 @@ func (n *Runtime) settleAndWait() {
 		n.mu.Unlock()
 		return
 	}
-	full := append([]*conn(nil), n.full...)
+	var full []*conn
+	for _, c := range n.full {
+		if !n.link.FlowControlled(c.id) {
+			full = append(full, c) // a 0.4.1 session: no credit bounds it
+		}
+	}
 	n.settle()
 	n.mu.Unlock()
 	for _, c := range full {

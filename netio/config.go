@@ -78,6 +78,10 @@ type Events struct {
 	Disconnected func(peer string, err error)
 	// Message: payload arrived from peer. The handler owns payload.
 	Message func(peer string, payload []byte)
+	// Lost: the payloads, accepted by Send for peer, will never be
+	// delivered (it restarted, or stayed away past the reconnect grace);
+	// err wraps fsm.ErrMessagesLost. The handler owns them.
+	Lost func(peer string, payloads [][]byte, err error)
 }
 
 // validate refuses what fsm.New cannot see: settings with which the node

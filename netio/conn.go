@@ -237,8 +237,12 @@ func (c *conn) readLoop() {
 		if err == nil {
 			buf = n.link.ReadBuffer(c.id)
 		}
+		// A v2 session never waits for the user: credit bounds what its
+		// peer may send. A 0.4.1 one has none, so it stops reading while
+		// the dispatch queue is over its bound and TCP pushes back.
+		metered := n.link.FlowControlled(c.id)
 		n.mu.Unlock()
-		if k > 0 {
+		if k > 0 && !metered {
 			n.disp.waitRoom()
 		}
 	}

@@ -58,13 +58,34 @@ func (t *transport) Notify(a *fsm.Action) {
 		n.log.Debug("peer disconnected", "peer", a.Peer, "reason", errText(a.Err))
 		n.events = append(n.events, event{kind: evDisconnected, peer: a.Peer, err: a.Err})
 	case fsm.ActMessage:
-		n.events = append(n.events, event{kind: evMessage, peer: a.Peer, payload: n.own(a.Frame.Payload)})
+		n.events = append(n.events, event{kind: evMessage, peer: a.Peer, inc: a.Incarnation, payload: n.own(a.Frame.Payload)})
+	case fsm.ActLost:
+		n.log.Info("messages lost", "peer", a.Peer, "count", len(a.Lost), "reason", errText(a.Err))
+		n.events = append(n.events, event{kind: evLost, peer: a.Peer, lost: a.Lost, err: a.Err})
+	case fsm.ActRoom:
+		close(n.room) // wakes every SendContext waiting for room
+		n.room = make(chan struct{})
 	case fsm.ActConnectDone:
 		if ch := n.reqs[a.Req]; ch != nil {
 			delete(n.reqs, a.Req)
 			ch <- connectResult{peer: a.Peer, err: a.Err}
 		}
 	}
+}
+
+// consumed steps what the dispatcher reports the user took off its queue,
+// so that the peers get credit for it. Called by the dispatcher goroutine.
+func (n *Runtime) consumed(used []consumption) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return
+	}
+	now := n.now()
+	for _, u := range used {
+		_ = n.link.Step(now, fsm.Consumed{Peer: u.peer, Incarnation: u.inc, Messages: u.msgs, Bytes: u.bytes})
+	}
+	n.settle()
 }
 
 // slabMax bounds the slab that the payloads of one read share.

@@ -17,18 +17,36 @@ const (
 	evConnected
 	evDisconnected
 	evMessage
+	evLost
 )
 
 type event struct {
 	kind    eventKind
 	peer    string
+	inc     uint64 // evMessage: the incarnation of the peer that sent it
 	info    string
 	err     error
 	payload []byte
+	lost    [][]byte
 }
+
+// consumption is what the user took off the queue from one peer's
+// incarnation, reported so that the peer gets credit for it.
+type consumption struct {
+	peer  string
+	inc   uint64
+	msgs  int
+	bytes int
+}
+
+// reportEvery is how many payload bytes the dispatcher hands to the user
+// before it reports them consumed, within a batch: credit flows back while a
+// large batch is still being delivered.
+const reportEvery = 64 << 10
 
 type dispatcher struct {
 	h         Events
+	consumed  func([]consumption) // reports what the user took off the queue
 	gate      <-chan struct{} // no delivery before it is closed
 	maxEvents int
 	maxBytes  int
@@ -45,8 +63,8 @@ type dispatcher struct {
 	stopFlag atomic.Bool // stopped, readable without mu
 }
 
-func (d *dispatcher) init(h Events, gate <-chan struct{}, maxEvents, maxBytes int) {
-	d.h, d.gate, d.maxEvents, d.maxBytes = h, gate, maxEvents, maxBytes
+func (d *dispatcher) init(h Events, gate <-chan struct{}, maxEvents, maxBytes int, consumed func([]consumption)) {
+	d.h, d.gate, d.maxEvents, d.maxBytes, d.consumed = h, gate, maxEvents, maxBytes, consumed
 	d.ready.L = &d.mu
 	d.room.L = &d.mu
 }
@@ -119,11 +137,24 @@ func (d *dispatcher) run(wg *sync.WaitGroup, done <-chan struct{}) {
 			d.room.Broadcast()
 		}
 		d.mu.Unlock()
+		var used []consumption
+		pending := 0
 		for i := range batch {
 			if d.isStopped() {
 				break
 			}
-			d.deliver(&batch[i])
+			ev := &batch[i]
+			d.deliver(ev)
+			if ev.kind == evMessage {
+				used = tally(used, ev)
+				if pending += len(ev.payload); pending >= reportEvery {
+					d.consumed(used)
+					used, pending = used[:0], 0
+				}
+			}
+		}
+		if len(used) > 0 && !d.isStopped() {
+			d.consumed(used)
 		}
 		clear(batch) // let the payloads go
 		d.mu.Lock()
@@ -134,6 +165,18 @@ func (d *dispatcher) run(wg *sync.WaitGroup, done <-chan struct{}) {
 }
 
 func (d *dispatcher) isStopped() bool { return d.stopFlag.Load() }
+
+// tally adds message ev to what was consumed from its sender.
+func tally(used []consumption, ev *event) []consumption {
+	for i := range used {
+		if u := &used[i]; u.peer == ev.peer && u.inc == ev.inc {
+			u.msgs++
+			u.bytes += len(ev.payload)
+			return used
+		}
+	}
+	return append(used, consumption{peer: ev.peer, inc: ev.inc, msgs: 1, bytes: len(ev.payload)})
+}
 
 func (d *dispatcher) deliver(ev *event) {
 	switch ev.kind {
@@ -152,6 +195,10 @@ func (d *dispatcher) deliver(ev *event) {
 	case evMessage:
 		if d.h.Message != nil {
 			d.h.Message(ev.peer, ev.payload)
+		}
+	case evLost:
+		if d.h.Lost != nil {
+			d.h.Lost(ev.peer, ev.lost, ev.err)
 		}
 	}
 }

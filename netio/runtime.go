@@ -47,6 +47,9 @@ type Runtime struct {
 	events   []event       // user events collected by Notify, handed over by settle
 	slab     []byte        // where the payloads of the current read are copied
 	slabHint int           // bytes the current read may deliver
+	// room is closed (and replaced) whenever a peer's send queue gets room
+	// after a refusal: SendContext waits on it.
+	room chan struct{}
 
 	// closeBy, once Close started, is the wall-clock time (unix ns) by which
 	// every connection's last writes and reads must end.
@@ -120,12 +123,13 @@ func Start(cfg Config) (*Runtime, error) {
 		live:  make(map[*conn]struct{}),
 		reqs:  make(map[fsm.ReqID]chan connectResult),
 		armed: never,
+		room:  make(chan struct{}),
 		kick:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
 	}
 	n.link = link.New(core, (*transport)(n))
 	n.dialCtx, n.cancelDial = context.WithCancel(context.Background())
-	n.disp.init(cfg.Events, cfg.EventsGate, cfg.DispatchQueue, cfg.DispatchBytes)
+	n.disp.init(cfg.Events, cfg.EventsGate, cfg.DispatchQueue, cfg.DispatchBytes, n.consumed)
 
 	n.mu.Lock()
 	n.events = append(n.events, event{kind: evListening, info: info})

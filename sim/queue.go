@@ -21,6 +21,7 @@ const (
 	evRestart                      // a crashed node comes back
 	evHeal                         // the healing phase starts
 	evFunc                         // a scenario's scripted action
+	evConsume                      // the simulated user consumes a delivered message
 )
 
 // event is one entry of the scheduler's queue. A plain struct in a slice
@@ -39,6 +40,11 @@ type event struct {
 	data []byte
 	dial fsm.DialID
 	fn   func()
+	// evConsume: the simulated user takes a message of bytes bytes from
+	// peer (incarnation pinc) off its queue.
+	peer  string
+	pinc  uint64
+	bytes int
 }
 
 // queue is a binary min-heap of events ordered by (at, seq). The heap holds

@@ -247,6 +247,10 @@ func (w *World) next() {
 		w.heal()
 	case evFunc:
 		e.fn()
+	case evConsume:
+		if n := w.nodes[e.node]; n.alive && n.inc == e.inc {
+			w.step(n, fsm.Consumed{Peer: e.peer, Incarnation: e.pinc, Messages: 1, Bytes: e.bytes})
+		}
 	}
 	if w.steps > w.opt.MaxSteps {
 		w.fail(fmt.Errorf("liveness: more than %d steps (a livelock, or a timer that keeps firing); virtual time %v", w.opt.MaxSteps, w.now))
