@@ -46,8 +46,8 @@ func TestSlowHandlerBackpressure(t *testing.T) {
 		p := make([]byte, 1024)
 		for i := range n {
 			p[0], p[1], p[2], p[3] = byte(i>>24), byte(i>>16), byte(i>>8), byte(i)
-			if !a.Send("b", p) {
-				t.Errorf("send %d refused", i)
+			if err := a.SendContext(ctxT(t), "b", p); err != nil {
+				t.Errorf("send %d: %v", i, err)
 				return
 			}
 			sent.Add(1)

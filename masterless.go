@@ -112,7 +112,6 @@ func (s *Server) SendMany(ids []string, payload []byte) int { return s.n.SendMan
 // event callback.
 func (s *Server) Close() error { return s.n.Close() }
 
-
 // PeerStats describes one peer a server knows.
 type PeerStats struct {
 	ID          string

@@ -38,9 +38,9 @@ func TestRenegotiationWhileDataFlows(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for i := range n {
-			if !a.Send("b", fmt.Appendf(nil, "m%d", i)) {
-				t.Errorf("send %d refused", i)
+		for i := range n { // a producer: waits for room when the queue is full
+			if err := a.SendContext(ctxT(t), "b", fmt.Appendf(nil, "m%d", i)); err != nil {
+				t.Errorf("send %d: %v", i, err)
 				return
 			}
 		}

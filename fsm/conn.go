@@ -40,6 +40,7 @@ type conn struct {
 	// Known once the peer's HELLO arrived.
 	peer    *peer
 	peerInc uint64
+	peerMax int  // the largest frame the peer accepts (its HELLO); 0 if unknown
 	leader  bool // this node leads the pair (decides which connection is the session)
 
 	// On a session.
@@ -66,7 +67,7 @@ func (n *Node) openConn(id ConnID, d *dial, legacy bool) {
 }
 
 func (n *Node) sendHello(c *conn) {
-	n.write(c, wire.Frame{Type: wire.Hello, ID: n.cfg.ID, Incarnation: n.cfg.Incarnation, Info: n.info})
+	n.write(c, wire.Frame{Type: wire.Hello, ID: n.cfg.ID, Incarnation: n.cfg.Incarnation, Info: n.info, MaxFrame: uint32(n.cfg.MaxFrameSize)})
 }
 
 // closeConn sends BYE with code and the reason, then closes c. A connection

@@ -28,7 +28,10 @@ func (n *Node) onHello(c *conn, f *wire.Frame) {
 	}
 	p := n.peerFor(f.ID)
 	p.legacy = false // it speaks v1: redial it in v1 (legacy.go)
-	c.peer, c.peerInc, c.leader = p, f.Incarnation, n.leads(c, f.ID)
+	c.peer, c.peerInc, c.leader, c.peerMax = p, f.Incarnation, n.leads(c, f.ID), int(f.MaxFrame)
+	if f.MaxFrame != 0 {
+		p.maxFrame = int(f.MaxFrame)
+	}
 	c.peerKeep = true // until the peer's JOIN or WELCOME says otherwise
 	p.handshakes++
 	if f.Info != "" {

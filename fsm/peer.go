@@ -12,6 +12,9 @@ type peer struct {
 	id   string
 	addr string // where to redial: the address the user dialed, else info
 	info string // the address the peer advertises in its HELLO
+	// maxFrame is the largest frame the peer accepts, from its last HELLO
+	// (0: not known); Send refuses a payload that would not fit.
+	maxFrame int
 
 	kept       bool
 	legacy     bool  // the protocol it last spoke (or Config.LegacyDial): how it is redialed
@@ -151,6 +154,9 @@ func (n *Node) send(id string, payload []byte, reserve bool) error {
 	p := n.peers[id]
 	if p == nil {
 		return fmt.Errorf("%w: %q", ErrUnknownPeer, id)
+	}
+	if p.maxFrame != 0 && len(payload) >= p.maxFrame {
+		return fmt.Errorf("%w: %d bytes, %s accepts at most %d", ErrPayloadTooLarge, len(payload), id, p.maxFrame-1)
 	}
 	if err := n.legacySendCheck(p, payload); err != nil {
 		return err // 0.4.1 carries only JSON objects (legacy.go)

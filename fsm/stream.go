@@ -108,6 +108,21 @@ func (o *outStream) drop(k int) {
 	}
 }
 
+// cut removes message i, which the peer never delivered, from the stream:
+// the ones after it move up a number (none of them was delivered either, as
+// delivery is in order) and their offsets back by its cost.
+func (o *outStream) cut(i int) {
+	cost := o.msgs[i].end - o.endOf(i-1)
+	o.bytes -= len(o.msgs[i].payload)
+	o.msgs = append(o.msgs[:i], o.msgs[i+1:]...)
+	for j := i; j < len(o.msgs); j++ {
+		o.msgs[j].end -= cost
+	}
+	if o.everSent > i {
+		o.everSent--
+	}
+}
+
 // reliable reports whether session c runs flow control and resend (v2).
 func reliable(c *conn) bool { return !c.legacy() }
 
@@ -141,9 +156,18 @@ func (n *Node) reserveFor(p *peer) int {
 }
 
 // pump writes the messages of p's stream that the credit allows on session c.
+// A message larger than the peer accepts (it was queued before its limit was
+// known) is handed back as lost rather than sent: it would close the session
+// and come back on every reconnect.
 func (n *Node) pump(p *peer, c *conn) {
 	o := &p.out
 	for o.sent < len(o.msgs) && o.endOf(o.sent-1) < o.limit {
+		if m := o.msgs[o.sent].payload; c.peerMax != 0 && len(m) >= c.peerMax {
+			o.cut(o.sent)
+			n.emit(Action{Kind: ActLost, Peer: p.id, Incarnation: o.inc, Lost: [][]byte{m},
+				Err: fmt.Errorf("%w: %d bytes, %s accepts at most %d: %w", ErrMessagesLost, len(m), p.id, c.peerMax-1, ErrPayloadTooLarge)})
+			continue
+		}
 		n.write(c, wire.Frame{Type: wire.Data, Payload: o.msgs[o.sent].payload})
 		o.sent++
 		o.everSent = max(o.everSent, o.sent)

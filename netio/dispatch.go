@@ -47,7 +47,7 @@ const reportEvery = 64 << 10
 type dispatcher struct {
 	h         Events
 	consumed  func([]consumption) // reports what the user took off the queue
-	gate      <-chan struct{} // no delivery before it is closed
+	gate      <-chan struct{}     // no delivery before it is closed
 	maxEvents int
 	maxBytes  int
 

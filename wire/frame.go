@@ -96,6 +96,7 @@ type Frame struct {
 	ID          string // HELLO
 	Incarnation uint64 // HELLO
 	Info        string // HELLO
+	MaxFrame    uint32 // HELLO: the largest frame the sender accepts (v2); 0 if it does not say
 	Closed      uint64 // JOIN: greatest session of this leader incarnation the follower closed
 	Sess        uint64 // WELCOME: granted session; BYE: winning session for CodeDuplicate
 	Keep        bool   // JOIN, WELCOME, KEEP
@@ -111,6 +112,9 @@ type Frame struct {
 func (f *Frame) String() string {
 	switch f.Type {
 	case Hello:
+		if f.MaxFrame != 0 {
+			return fmt.Sprintf("HELLO id=%s inc=%d info=%q max=%d", f.ID, f.Incarnation, f.Info, f.MaxFrame)
+		}
 		return fmt.Sprintf("HELLO id=%s inc=%d info=%q", f.ID, f.Incarnation, f.Info)
 	case Join:
 		return fmt.Sprintf("JOIN closed=%d keep=%d", f.Closed, b2i(f.Keep))

@@ -83,10 +83,11 @@ func (V1) AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 		if len(f.ID) == 0 || len(f.ID) > MaxIDLen || len(f.Info) > MaxInfoLen {
 			return dst, fmt.Errorf("%w: HELLO id length %d, info length %d", ErrMalformedFrame, len(f.ID), len(f.Info))
 		}
-		dst = appendHeader(dst, Hello, 1+len(f.ID)+8+2+len(f.Info))
+		dst = appendHeader(dst, Hello, 1+len(f.ID)+8+4+2+len(f.Info))
 		dst = append(dst, byte(len(f.ID)))
 		dst = append(dst, f.ID...)
 		dst = binary.BigEndian.AppendUint64(dst, f.Incarnation)
+		dst = binary.BigEndian.AppendUint32(dst, f.MaxFrame)
 		dst = binary.BigEndian.AppendUint16(dst, uint16(len(f.Info)))
 		return append(dst, f.Info...), nil
 	case Join:
@@ -197,20 +198,21 @@ func parseBody(t Type, body []byte) (Frame, error) {
 		if idLen == 0 {
 			return bad("empty id")
 		}
-		if len(body) < 1+idLen+8+2 {
+		if len(body) < 1+idLen+8+4+2 {
 			return bad("truncated")
 		}
 		f.ID = string(body[1 : 1+idLen])
 		rest := body[1+idLen:]
 		f.Incarnation = binary.BigEndian.Uint64(rest)
-		infoLen := int(binary.BigEndian.Uint16(rest[8:]))
+		f.MaxFrame = binary.BigEndian.Uint32(rest[8:])
+		infoLen := int(binary.BigEndian.Uint16(rest[12:]))
 		if infoLen > MaxInfoLen {
 			return bad("info too long")
 		}
-		if len(rest) != 10+infoLen {
+		if len(rest) != 14+infoLen {
 			return bad("length does not match fields")
 		}
-		f.Info = string(rest[10:])
+		f.Info = string(rest[14:])
 	case Join, Welcome:
 		if len(body) != 9 || body[8] > 1 {
 			return bad("want 8-byte number and keep flag 0 or 1")

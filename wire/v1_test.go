@@ -11,7 +11,7 @@ import (
 
 func sampleFrames() []Frame {
 	return []Frame{
-		{Type: Hello, ID: "node-a", Incarnation: 1<<63 + 5, Info: "tcp://127.0.0.1:4000"},
+		{Type: Hello, ID: "node-a", Incarnation: 1<<63 + 5, Info: "tcp://127.0.0.1:4000", MaxFrame: 16 << 20},
 		{Type: Hello, ID: string(bytes.Repeat([]byte{'x'}, MaxIDLen)), Incarnation: 0, Info: ""},
 		{Type: Join, Closed: 7, Keep: true},
 		{Type: Join, Closed: 0, Keep: false},
