@@ -126,8 +126,9 @@ func WithReconnectGrace(d time.Duration) Option {
 
 // WithSendQueue bounds, per peer, the messages accepted and not yet
 // acknowledged by it (sent and kept for a resend, or waiting for credit or
-// for the session), by count and payload bytes; default 4096 and 4 MiB (at
-// least twice the window). Past it Send returns false and SendContext waits.
+// for the session), by count and payload bytes; default 65,536 and 16 MiB (at
+// least twice the window). SendContext may fill half of it; the other half
+// is for Send from event callbacks (replies). Past it Send returns false and SendContext waits.
 func WithSendQueue(messages, bytes int) Option {
 	return func(s *settings) error {
 		s.cfg.FSM.QueueMessages, s.cfg.FSM.QueueBytes = messages, bytes

@@ -17,7 +17,9 @@ type proxy struct {
 	ln     net.Listener
 	target string
 	frozen atomic.Bool
-	stop   chan struct{}
+	// Connections opened before the last blackhole drop what they read.
+	holes atomic.Int64
+	stop  chan struct{}
 
 	mu    sync.Mutex
 	conns []net.Conn
@@ -52,13 +54,14 @@ func (p *proxy) accept() {
 		p.mu.Lock()
 		p.conns = append(p.conns, in, out)
 		p.mu.Unlock()
+		gen := p.holes.Load()
 		p.wg.Add(2)
-		go p.pipe(in, out)
-		go p.pipe(out, in)
+		go p.pipe(in, out, gen)
+		go p.pipe(out, in, gen)
 	}
 }
 
-func (p *proxy) pipe(from, to net.Conn) {
+func (p *proxy) pipe(from, to net.Conn, gen int64) {
 	defer p.wg.Done()
 	buf := make([]byte, 32<<10)
 	for {
@@ -66,6 +69,9 @@ func (p *proxy) pipe(from, to net.Conn) {
 		if p.frozen.Load() {
 			<-p.stop // silent: hold the bytes, close nothing
 			return
+		}
+		if p.holes.Load() > gen && err == nil {
+			continue // blackholed: swallow the bytes, close nothing
 		}
 		if n > 0 {
 			if _, werr := to.Write(buf[:n]); werr != nil {
@@ -100,6 +106,23 @@ func (p *proxy) relays(from, to string) bool {
 
 // freeze stops forwarding on every connection, present and future.
 func (p *proxy) freeze() { p.frozen.Store(true) }
+
+// blackhole makes every connection relayed so far swallow what it reads,
+// without closing anything; later connections are relayed as usual.
+func (p *proxy) blackhole() { p.holes.Add(1) }
+
+// reset closes every relayed connection with a TCP reset.
+func (p *proxy) reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0) // close sends RST
+		}
+		c.Close()
+	}
+	p.conns = nil
+}
 
 // cut closes every relayed connection at once.
 func (p *proxy) cut() {

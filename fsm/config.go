@@ -16,8 +16,8 @@ const (
 	DefaultBackoffMin        = 100 * time.Millisecond
 	DefaultBackoffMax        = 10 * time.Second
 	DefaultReconnectGrace    = 5 * time.Second
-	DefaultQueueMessages     = 4096
-	DefaultQueueBytes        = 4 << 20
+	DefaultQueueMessages     = 1 << 16
+	DefaultQueueBytes        = 16 << 20
 	DefaultWindow            = 1 << 20
 	DefaultMaxHandshakes     = 256
 )

@@ -30,6 +30,13 @@ type PeerStatus struct {
 	Queued      int    // messages accepted and not yet acknowledged (or, on a 0.4.1 peer, waiting for the session)
 	Unreachable bool   // kept, but away for longer than the reconnect grace
 	Addr        string // where the node would redial it; "" if it knows no address
+	// The streams (stream.go). SendCredit: bytes the peer still lets this
+	// node send (negative: the last message went past); Unconsumed: bytes of
+	// its messages delivered here and not yet consumed by the user;
+	// Refused: a Send to it was refused since it last had room.
+	SendCredit int64
+	Unconsumed uint64
+	Refused    bool
 }
 
 // Conns returns the node's open connections, sorted by id.
@@ -58,7 +65,8 @@ func (n *Node) Peers() []PeerStatus { return n.AppendPeers(nil) }
 func (n *Node) AppendPeers(dst []PeerStatus) []PeerStatus {
 	start := len(dst)
 	for _, p := range n.peers {
-		s := PeerStatus{ID: p.id, Kept: p.kept, Connected: p.announced, Incarnation: p.inc, Queued: len(p.out.msgs), Unreachable: p.unreachable, Addr: p.redialAddr()}
+		s := PeerStatus{ID: p.id, Kept: p.kept, Connected: p.announced, Incarnation: p.inc, Queued: len(p.out.msgs), Unreachable: p.unreachable, Addr: p.redialAddr(),
+			SendCredit: int64(p.out.limit) - int64(p.out.endOf(p.out.sent-1)), Unconsumed: p.in.received - p.in.consumed, Refused: p.out.refused}
 		if c := p.session; c != nil {
 			s.SessionConn, s.Sess = c.id, c.sess
 		}

@@ -22,18 +22,37 @@ import (
 // session, and sends from there: so a message is never delivered twice,
 // never out of order, and none is skipped unless its sender reported it lost.
 //
-// Why no wait can form a cycle: the receiving side never waits. A sender
-// never exceeds the credit it was given, and the receiver grants credit only
-// for space it has (at most Window bytes not yet consumed by its user, plus
-// one message), so reading a socket never has to stop for want of room, and
-// PING, KEEP, ACK and BYE are never stuck behind data. Send never blocks
-// either: past the queue bound it fails with ErrQueueFull. Only a caller
-// outside the event callbacks may wait (the adapter's SendContext), and it
-// waits for credit, which the peer grants as its user consumes, which never
-// waits for us. A callback that replies to each message with one no larger
-// is never refused: credit is granted only while the reply queue has room
-// for a reply to everything granted but not yet consumed (grantLimit), and
-// a waiting producer may not take that room (reserveFor).
+// Why no wait can form a cycle. A wait needs something that waits; here:
+//   - Reading a socket never waits: a sender never goes past the credit it
+//     was given, and a receiver grants credit only for room it has (Window
+//     bytes not yet consumed by its user, plus one message), so whatever
+//     arrives fits; PING, KEEP, ACK and BYE are never stuck behind data, and
+//     a slow user cannot make its healthy peer look dead.
+//   - Delivering to the user never waits for anything but the user's own
+//     callback, which may Send but never waits in Send: past the queue bound
+//     Send fails with ErrQueueFull.
+//   - Granting credit depends on the user's consumption alone, never on this
+//     node's own queue toward the peer (grantLimit): so credit flows as long
+//     as the users' callbacks return.
+//   - Only a producer outside the callbacks waits (the adapter's
+//     SendContext), for acknowledgements, which come from the peer's
+//     connection layer as it delivers, which waits for nothing of ours.
+// Every chain of waits therefore ends at a user's callback, and a callback
+// that returns ends it.
+//
+// Room for replies. A callback's Send may use the whole queue; a waiting
+// producer (SendContext) may keep at most two windows unacknowledged, and
+// waits while its own user is more than half a window behind on the peer's
+// messages: it may not make requests faster than its user takes in the
+// answers. Replies queued toward p wait only for p's credit; p withholds it
+// only while p's user is behind on our stream by about a window, and then
+// p's producer has stopped: it has at most two of p's windows of requests
+// unacknowledged, and we hold at most one of our windows of them
+// undelivered. So the replies queued toward p stay below 2 W(p) + W + one
+// message, inside the room producers leave (QueueBytes - 2 W) as long as
+// QueueBytes >= 5 W + the largest message (defaults: 16 MiB, 1 MiB). Both
+// waits of a producer are on its own user or on acknowledgements, neither
+// of which waits for anything of ours, so they close no cycle.
 
 // msgCost is the credit each message costs beyond its payload, so that
 // credit also bounds how many messages may wait, empty ones included.
@@ -71,7 +90,6 @@ type inStream struct {
 	consumed  uint64 // the cost of those the user has taken off the queue
 	granted   uint64 // the credit limit last sent
 	ackSent   uint64 // delivered as last sent
-	largest   int    // the largest payload received: the room kept for one reply
 }
 
 // endOf returns the stream offset at the end of p's message i.
@@ -127,17 +145,23 @@ func (o *outStream) cut(i int) {
 func reliable(c *conn) bool { return !c.legacy() }
 
 // sendReliable accepts payload for p under the queue bounds; reserve asks
-// for the room kept for callback replies to stay free (reserveFor).
+// for the half of the queue kept for replies sent from callbacks to stay
+// free.
 func (n *Node) sendReliable(p *peer, payload []byte, reserve bool) error {
 	o := &p.out
-	room := n.cfg.QueueBytes
+	bytes, msgs := n.cfg.QueueBytes, n.cfg.QueueMessages
 	if reserve {
-		// Never more than half the queue, so a waiting producer always
-		// gets on; the promise to callbacks holds while Window plus the
-		// largest message fits in that half (spec/PROTOCOL.md, 4.1).
-		room -= min(n.reserveFor(p), n.cfg.QueueBytes/2)
+		// A producer keeps at most two windows unacknowledged (more could
+		// not be sent sooner anyway: credit is one window), and waits while
+		// its own user is behind on the peer's messages; the rest of the
+		// queue is for replies sent from callbacks (see the top of the file).
+		bytes, msgs = min(bytes/2, 2*n.cfg.Window), msgs/2
+		if behind := p.in.received - p.in.consumed; behind > uint64(n.cfg.Window)/2 {
+			o.refused = true
+			return fmt.Errorf("%w: this node's user is %d bytes behind on %q's messages; a producer waits for it", ErrQueueFull, behind, p.id)
+		}
 	}
-	if len(o.msgs) >= n.cfg.QueueMessages || o.bytes+len(payload) > room {
+	if len(o.msgs) >= msgs || o.bytes+len(payload) > bytes {
 		o.refused = true
 		return fmt.Errorf("%w: %q has %d messages, %d bytes not yet acknowledged", ErrQueueFull, p.id, len(o.msgs), o.bytes)
 	}
@@ -148,12 +172,6 @@ func (n *Node) sendReliable(p *peer, payload []byte, reserve bool) error {
 	return nil
 }
 
-// reserveFor is the room in p's queue kept for replies to the messages p
-// may still send us: credit granted but not consumed, plus one message.
-func (n *Node) reserveFor(p *peer) int {
-	in := p.in
-	return int(in.granted-in.consumed) + in.largest
-}
 
 // pump writes the messages of p's stream that the credit allows on session c.
 // A message larger than the peer accepts (it was queued before its limit was
@@ -187,16 +205,14 @@ func (n *Node) streamsStart(p *peer, c *conn) {
 }
 
 // grantLimit returns the offset of p's stream (in bytes received here) up to
-// which p may send now: Window bytes past what the user consumed, but no
-// further than the reply queue can answer, and never less than granted.
+// which p may send now: Window bytes past what the user consumed, and never
+// less than granted. It depends on nothing else, in particular not on this
+// node's own queue toward p: two nodes that each waited for room in their
+// queue before granting could each wait for the other (a cycle the tests
+// found with two echoing nodes).
 func (n *Node) grantLimit(p *peer) uint64 {
 	in := p.in
-	limit := in.consumed + uint64(n.cfg.Window)
-	room := n.cfg.QueueBytes - p.out.bytes - in.largest
-	if room < 0 {
-		room = 0
-	}
-	return max(min(limit, in.consumed+uint64(room)), in.granted, in.received)
+	return max(in.consumed+uint64(n.cfg.Window), in.granted, in.received)
 }
 
 // onAck handles the peer's ACK: on a new session the first one resumes the
@@ -307,7 +323,6 @@ func (n *Node) onReliableData(c *conn, f *wire.Frame) {
 	}
 	in.delivered++
 	in.received += uint64(len(f.Payload)) + msgCost
-	in.largest = max(in.largest, len(f.Payload))
 	n.emit(Action{Kind: ActMessage, Conn: c.id, Peer: p.id, Incarnation: in.inc, Frame: wire.Frame{Type: wire.Data, Payload: f.Payload}})
 	if in.delivered-in.ackSent >= ackEvery {
 		n.sendAck(p, c)
@@ -327,8 +342,15 @@ func (n *Node) consumed(id string, inc uint64, msgs, bytes int) {
 		return // an older stream's message
 	}
 	in.consumed = min(in.consumed+uint64(bytes)+uint64(msgs)*msgCost, in.received)
-	if p := n.peers[id]; p != nil && p.session != nil && reliable(p.session) && n.grantLimit(p) >= in.granted+uint64(n.cfg.Window)/4 {
+	p := n.peers[id]
+	if p == nil {
+		return
+	}
+	if p.session != nil && reliable(p.session) && n.grantLimit(p) >= in.granted+uint64(n.cfg.Window)/4 {
 		n.sendAck(p, p.session)
+	}
+	if in.received-in.consumed <= uint64(n.cfg.Window)/2 {
+		n.maybeRoom(p) // a producer held back until the user caught up may go on
 	}
 }
 
