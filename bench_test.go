@@ -138,9 +138,10 @@ func BenchmarkOneWay(b *testing.B) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		start := time.Now()
-		for range b.N {
-			if !a.Send("b", payload) {
-				b.Fatal("send refused")
+		ctx := context.Background()
+		for range b.N { // a producer: it waits for credit, as a stream must
+			if err := a.SendContext(ctx, "b", payload); err != nil {
+				b.Fatal(err)
 			}
 		}
 		<-cnt.done
@@ -182,9 +183,10 @@ func BenchmarkSendMany16(b *testing.B) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		start := time.Now()
-		for range b.N {
-			if hub.SendMany(ids, payload) != fanout {
-				b.Fatal("send refused")
+		ctx := context.Background()
+		for range b.N { // a producer: it waits for credit, as a stream must
+			if k, err := hub.SendManyContext(ctx, ids, payload); k != fanout || err != nil {
+				b.Fatal(k, err)
 			}
 		}
 		<-cnt.done

@@ -93,6 +93,13 @@ func (s *Server) Send(id string, payload []byte) bool { return s.n.Send(id, payl
 // ErrNotJSONObject or ErrClosed.
 func (s *Server) SendErr(id string, payload []byte) error { return s.n.Send(id, payload) }
 
+// SendManyContext is SendMany for producers that can wait: it waits for room
+// where a peer's queue is full (see SendContext), and returns how many peers
+// got payload and the first error other than a full queue.
+func (s *Server) SendManyContext(ctx context.Context, ids []string, payload []byte) (int, error) {
+	return s.n.SendManyContext(ctx, ids, payload)
+}
+
 // SendContext is Send for producers that can wait: while the peer's send
 // queue is full it waits for room until ctx is done (returning an error
 // wrapping ctx.Err()) or the server closes. Never call it from an event

@@ -160,8 +160,8 @@ func (n *Node) onLegacyWelcome(c *conn, _ *wire.Frame) {
 // acknowledgements: what is written is forgotten.
 func (n *Node) legacyEstablished(c *conn) {
 	o := &c.peer.out
-	for _, m := range o.msgs {
-		n.write(c, wire.Frame{Type: wire.Data, Payload: m.payload})
+	for i := range o.msgs {
+		n.write(c, wire.Frame{Type: wire.Data, Payload: o.payload(i)})
 	}
 	o.drop(len(o.msgs))
 	n.write(c, wire.Frame{Type: wire.Keep, Keep: c.peer.kept})

@@ -58,10 +58,12 @@ import (
 // credit also bounds how many messages may wait, empty ones included.
 const msgCost = 32
 
-// outMsg is one message not yet acknowledged.
+// outMsg is one message not yet acknowledged: its payload is the node's own
+// copy, buf[at:at+n] of its stream (one buffer for all, so accepting a
+// message allocates nothing once the buffer has grown).
 type outMsg struct {
-	payload []byte // the node's own copy
-	end     uint64 // stream byte offset at its end
+	at, n int
+	end   uint64 // stream byte offset at its end
 }
 
 // outStream is what this node sends to one peer.
@@ -71,6 +73,7 @@ type outStream struct {
 	ackedEnd uint64   // stream byte offset at the end of message acked
 	limit    uint64   // the byte offset the peer lets us reach
 	msgs     []outMsg // unacknowledged, in order: numbers acked+1, acked+2, ...
+	buf      []byte   // their payloads
 	bytes    int      // payload bytes in msgs
 	sent     int      // how many of msgs went out on the current session
 	everSent int      // how many of msgs went out to incarnation inc at all
@@ -103,8 +106,39 @@ func (o *outStream) endOf(i int) uint64 {
 // queue appends a copy of payload to p's stream.
 func (o *outStream) queue(payload []byte) {
 	end := o.endOf(len(o.msgs)-1) + uint64(len(payload)) + msgCost
-	o.msgs = append(o.msgs, outMsg{payload: append([]byte(nil), payload...), end: end})
+	o.msgs = append(o.msgs, outMsg{at: len(o.buf), n: len(payload), end: end})
+	o.buf = append(o.buf, payload...)
 	o.bytes += len(payload)
+}
+
+// payload returns message i's payload; valid until the stream changes.
+func (o *outStream) payload(i int) []byte {
+	m := &o.msgs[i]
+	return o.buf[m.at : m.at+m.n : m.at+m.n]
+}
+
+// compact gives back the buffer space of acknowledged messages. It never
+// writes over bytes already in the buffer: payloads handed out in this step
+// (in ActWrite) alias them until the adapter has copied them.
+func (o *outStream) compact() {
+	if len(o.msgs) == 0 {
+		if cap(o.buf) > 64<<10 {
+			o.buf = nil // idle: let a big buffer go
+		} else {
+			o.buf = o.buf[len(o.buf):] // append after the dead bytes, over none
+		}
+		return
+	}
+	dead := o.msgs[0].at
+	if dead < 4<<10 || dead < len(o.buf)/2 {
+		return
+	}
+	live := make([]byte, len(o.buf)-dead, cap(o.buf)-dead)
+	copy(live, o.buf[dead:])
+	o.buf = live
+	for i := range o.msgs {
+		o.msgs[i].at -= dead
+	}
 }
 
 // drop forgets the first k messages: the peer delivered them.
@@ -115,15 +149,15 @@ func (o *outStream) drop(k int) {
 	o.acked += uint64(k)
 	o.ackedEnd = o.msgs[k-1].end
 	for i := range k {
-		o.bytes -= len(o.msgs[i].payload)
-		o.msgs[i] = outMsg{}
+		o.bytes -= o.msgs[i].n
 	}
 	o.msgs = o.msgs[k:]
 	o.sent = max(o.sent-k, 0)
 	o.everSent = max(o.everSent-k, 0)
 	if len(o.msgs) == 0 {
-		o.msgs = nil // let the backing array go
+		o.msgs = o.msgs[:0:0] // let the backing array go
 	}
+	o.compact()
 }
 
 // cut removes message i, which the peer never delivered, from the stream:
@@ -131,7 +165,7 @@ func (o *outStream) drop(k int) {
 // delivery is in order) and their offsets back by its cost.
 func (o *outStream) cut(i int) {
 	cost := o.msgs[i].end - o.endOf(i-1)
-	o.bytes -= len(o.msgs[i].payload)
+	o.bytes -= o.msgs[i].n
 	o.msgs = append(o.msgs[:i], o.msgs[i+1:]...)
 	for j := i; j < len(o.msgs); j++ {
 		o.msgs[j].end -= cost
@@ -172,7 +206,6 @@ func (n *Node) sendReliable(p *peer, payload []byte, reserve bool) error {
 	return nil
 }
 
-
 // pump writes the messages of p's stream that the credit allows on session c.
 // A message larger than the peer accepts (it was queued before its limit was
 // known) is handed back as lost rather than sent: it would close the session
@@ -180,13 +213,14 @@ func (n *Node) sendReliable(p *peer, payload []byte, reserve bool) error {
 func (n *Node) pump(p *peer, c *conn) {
 	o := &p.out
 	for o.sent < len(o.msgs) && o.endOf(o.sent-1) < o.limit {
-		if m := o.msgs[o.sent].payload; c.peerMax != 0 && len(m) >= c.peerMax {
+		if m := o.payload(o.sent); c.peerMax != 0 && len(m) >= c.peerMax {
+			m = append([]byte(nil), m...) // the user's to keep
 			o.cut(o.sent)
 			n.emit(Action{Kind: ActLost, Peer: p.id, Incarnation: o.inc, Lost: [][]byte{m},
 				Err: fmt.Errorf("%w: %d bytes, %s accepts at most %d: %w", ErrMessagesLost, len(m), p.id, c.peerMax-1, ErrPayloadTooLarge)})
 			continue
 		}
-		n.write(c, wire.Frame{Type: wire.Data, Payload: o.msgs[o.sent].payload})
+		n.write(c, wire.Frame{Type: wire.Data, Payload: o.payload(o.sent)})
 		o.sent++
 		o.everSent = max(o.everSent, o.sent)
 	}
@@ -280,7 +314,7 @@ func (n *Node) reportLost(p *peer, k int, why error) {
 	}
 	lost := make([][]byte, k)
 	for i := range k {
-		lost[i] = o.msgs[i].payload
+		lost[i] = append([]byte(nil), o.payload(i)...)
 	}
 	o.drop(k)
 	n.emit(Action{Kind: ActLost, Peer: p.id, Incarnation: o.inc, Lost: lost, Err: why})

@@ -76,6 +76,51 @@ func (n *Runtime) SendMany(peers []string, payload []byte) int {
 	return sent
 }
 
+// SendManyContext is SendMany for a producer that can wait: it sends payload
+// to every peer in peers, waiting for room where a queue is full, until ctx
+// is done or the node closes. It returns the number sent and the first
+// error other than a full queue (an unknown peer, say); the other peers
+// still get the payload.
+func (n *Runtime) SendManyContext(ctx context.Context, peers []string, payload []byte) (int, error) {
+	pending := append([]string(nil), peers...)
+	sent := 0
+	var first error
+	for {
+		n.mu.Lock()
+		if n.closed {
+			n.mu.Unlock()
+			return sent, fsm.ErrClosed
+		}
+		now := n.now()
+		rest := pending[:0]
+		for _, p := range pending {
+			switch err := n.link.Step(now, fsm.Send{Peer: p, Payload: payload, Reserve: true}); {
+			case err == nil:
+				sent++
+			case errors.Is(err, fsm.ErrQueueFull):
+				rest = append(rest, p)
+			case first == nil:
+				first = err
+			}
+		}
+		pending = rest
+		room := n.room
+		if len(pending) == 0 {
+			n.settleAndWait()
+			return sent, first
+		}
+		n.settle()
+		n.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return sent, fmt.Errorf("masterless: sending to %d peers: %w", len(pending), ctx.Err())
+		case <-n.done:
+			return sent, fsm.ErrClosed
+		}
+	}
+}
+
 // settleAndWait settles, drops n.mu and waits on every connection the
 // caller's step left over its send bound.
 func (n *Runtime) settleAndWait() {

@@ -47,6 +47,7 @@ const reportEvery = 64 << 10
 type dispatcher struct {
 	h         Events
 	consumed  func([]consumption) // reports what the user took off the queue
+	used      []consumption       // the run loop's tally, reused
 	gate      <-chan struct{}     // no delivery before it is closed
 	maxEvents int
 	maxBytes  int
@@ -137,7 +138,7 @@ func (d *dispatcher) run(wg *sync.WaitGroup, done <-chan struct{}) {
 			d.room.Broadcast()
 		}
 		d.mu.Unlock()
-		var used []consumption
+		used := d.used[:0]
 		pending := 0
 		for i := range batch {
 			if d.isStopped() {
@@ -156,6 +157,7 @@ func (d *dispatcher) run(wg *sync.WaitGroup, done <-chan struct{}) {
 		if len(used) > 0 && !d.isStopped() {
 			d.consumed(used)
 		}
+		d.used = used[:0]
 		clear(batch) // let the payloads go
 		d.mu.Lock()
 		if cap(batch) <= 4*d.maxEvents {
