@@ -257,12 +257,21 @@ func (t transport) Notify(a *fsm.Action) {
 		}
 		n.User = append(n.User, UserEvent{At: w.now, Incarnation: n.inc, Kind: a.Kind, Peer: a.Peer, Payload: string(a.Frame.Payload)})
 		w.fail(w.deliveries.Observe(spec.Delivery{Conn: globalOf(a.Conn), Receiver: n.id, Sender: a.Peer, Src: src, Dst: dst, Seq: seq}))
+		w.streams.Done(src, dst, seq)
 		// The simulated user takes it off its queue a little later, which
 		// grants the sender credit again.
-		w.schedule(event{at: w.now + between(w.c, 0, 2*w.k.Latency+1), kind: evConsume, node: n.idx, inc: n.inc,
+		w.schedule(event{at: w.now + between(w.c, 0, 2*w.k.Latency+1), kind: evConsume, ctl: true, node: n.idx, inc: n.inc,
 			peer: a.Peer, pinc: a.Incarnation, bytes: len(a.Frame.Payload)})
 	case fsm.ActLost:
 		n.User = append(n.User, UserEvent{At: w.now, Incarnation: n.inc, Kind: a.Kind, Peer: a.Peer, PeerInc: a.Incarnation, Err: a.Err, Lost: len(a.Lost)})
+		for _, p := range a.Lost {
+			src, dst, seq, err := spec.ParsePayload(p)
+			if err != nil || src != n.id || dst != a.Peer {
+				w.fail(fmt.Errorf("delivery: %s was handed back %q as lost to %s, which it never sent there", n.id, p, a.Peer))
+				return
+			}
+			w.streams.Done(src, dst, seq)
+		}
 	case fsm.ActRoom:
 	default:
 		w.fail(fmt.Errorf("adapter: %s was told of unknown action %v", n.id, a.Kind))

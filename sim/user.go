@@ -69,7 +69,11 @@ func (w *World) Send(i int, peer string) (uint64, error) {
 	if !n.alive {
 		return seq, fsm.ErrClosed
 	}
-	return seq, w.step(n, fsm.Send{Peer: peer, Payload: spec.Payload(n.id, peer, seq)})
+	err := w.step(n, fsm.Send{Peer: peer, Payload: spec.Payload(n.id, peer, seq)})
+	if err == nil {
+		w.streams.Accepted(n.id, n.inc, peer, seq)
+	}
+	return seq, err
 }
 
 // Crash kills node i's process: its fsm is discarded. Its peers see a reset

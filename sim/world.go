@@ -80,6 +80,7 @@ type World struct {
 	stats      Stats
 	pending    []pendingEnd // ends written to during the current step
 	deliveries spec.DeliveryChecker
+	streams    spec.StreamLedger // no accepted message vanishes
 	snap       spec.Snapshot
 	healStart  time.Duration
 	lastSettle time.Duration
@@ -331,7 +332,17 @@ func (w *World) unsettled() error {
 		}
 	}
 	w.refreshAll()
-	return spec.CheckQuiescent(w.snapshot())
+	if err := spec.CheckQuiescent(w.snapshot()); err != nil {
+		return err
+	}
+	return w.streams.CheckNoneVanished(func(src string, inc uint64) bool {
+		for _, n := range w.nodes {
+			if n.id == src {
+				return n.alive && n.inc == inc
+			}
+		}
+		return false
+	})
 }
 
 // Quiescent runs spec.CheckQuiescent on the current state, for scenarios.
