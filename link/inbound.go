@@ -39,11 +39,13 @@ const (
 type conn struct {
 	proto    proto
 	preamble bool // v1: the peer's preamble checked out
+	closed   bool // the Layer no longer holds it
 	// in[start:end] holds the bytes read but not yet parsed; in[end:] is
 	// free. Nothing refers into in between calls, so it may move.
 	in         []byte
 	start, end int
 	filled     bool // the last read filled all the free space
+	lastRead   int  // bytes the last read brought
 }
 
 // ReadBuffer returns where the driver reads connection id's next bytes: free
@@ -72,6 +74,7 @@ func (l *Layer) Received(now time.Duration, id fsm.ConnID, k int) {
 		panic(fmt.Sprintf("link: Received %d bytes on c%d, more than ReadBuffer offered (%d)", k, id, len(c.in)-c.end))
 	}
 	c.filled = c.end+k == len(c.in)
+	c.lastRead = k
 	c.end += k
 	l.process(now, id, c)
 }
@@ -109,7 +112,7 @@ func (l *Layer) process(now time.Duration, id fsm.ConnID, c *conn) {
 		}
 		l.step(now, fsm.Accepted{Conn: id, Legacy: legacy})
 	}
-	if c.proto == protoV1 && !c.preamble && l.conns[id] == c {
+	if c.proto == protoV1 && !c.preamble && !c.closed {
 		k, err := l.v1.ParsePreamble(c.in[c.start:c.end])
 		if err != nil {
 			l.malformed(now, id, err)
@@ -121,7 +124,7 @@ func (l *Layer) process(now time.Duration, id fsm.ConnID, c *conn) {
 		c.start += k
 		c.preamble = true
 	}
-	for l.conns[id] == c && c.start < c.end {
+	for !c.closed && c.start < c.end {
 		f, k, err := l.parse(id, c)
 		if err != nil {
 			l.malformed(now, id, err)
@@ -160,8 +163,8 @@ func (l *Layer) parse(id fsm.ConnID, c *conn) (wire.Frame, int, error) {
 // the connection, and nothing past them is ever parsed.
 func (l *Layer) malformed(now time.Duration, id fsm.ConnID, err error) {
 	l.step(now, fsm.Malformed{Conn: id, Err: err})
-	if l.conns[id] != nil { // the state machine did not know it: close it anyway
-		delete(l.conns, id)
+	if c := l.conns[id]; c != nil { // the state machine did not know it: close it anyway
+		l.forget(id, c)
 		l.tr.Close(id, err)
 	}
 }
@@ -171,8 +174,12 @@ func (l *Layer) malformed(now time.Duration, id fsm.ConnID, err error) {
 func (c *conn) space(l *Layer) []byte {
 	if c.start == c.end {
 		c.start, c.end = 0, 0
-		if len(c.in) > c.base() && !c.filled {
-			c.in = nil // a burst or a big frame passed: give the memory back
+		if len(c.in) > c.base() && c.lastRead < len(c.in)/16 {
+			// Reads have become small next to the buffer: the burst or big
+			// frame has passed, give the memory back. (Not after every read
+			// that fell short: a stream would reallocate its buffer again
+			// and again.)
+			c.in = nil
 		}
 	}
 	if c.in == nil {

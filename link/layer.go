@@ -118,16 +118,23 @@ func (l *Layer) DialFailed(now time.Duration, dial fsm.DialID, err error) {
 // reset, a write error); err says why. It is ignored for a connection the
 // Layer already closed.
 func (l *Layer) Closed(now time.Duration, id fsm.ConnID, err error) {
-	if l.conns[id] == nil {
+	c := l.conns[id]
+	if c == nil {
 		return
 	}
-	delete(l.conns, id)
+	l.forget(id, c)
 	l.step(now, fsm.ConnClosed{Conn: id, Err: err})
 }
 
 // Open reports whether the Layer still holds connection id: false once it
 // closed it or the driver reported it closed.
 func (l *Layer) Open(id fsm.ConnID) bool { return l.conns[id] != nil }
+
+// forget drops connection id: nothing more is parsed or written on it.
+func (l *Layer) forget(id fsm.ConnID, c *conn) {
+	delete(l.conns, id)
+	c.closed, c.in = true, nil
+}
 
 func (l *Layer) register(id fsm.ConnID, p proto) *conn {
 	if id == 0 || l.conns[id] != nil {
@@ -198,8 +205,8 @@ func (l *Layer) apply(a *fsm.Action) {
 	case fsm.ActWrite:
 		l.write(a.Conn, &a.Frame)
 	case fsm.ActClose:
-		if l.conns[a.Conn] != nil {
-			delete(l.conns, a.Conn)
+		if c := l.conns[a.Conn]; c != nil {
+			l.forget(a.Conn, c)
 			l.tr.Close(a.Conn, a.Err)
 		}
 	case fsm.ActDial:
