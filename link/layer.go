@@ -24,10 +24,12 @@ type Layer struct {
 
 	enc []byte // scratch for encoding control frames
 	hdr []byte // scratch for a DATA header
-	// During SendMany, the payload's 0.4.1 encoding once made, for the
-	// other 0.4.1 peers (SendMany encodes once).
-	many      bool
-	legacyEnc []byte
+	// During SendMany, the payload and its encodings, each made once for all
+	// the peers that speak it.
+	many        bool
+	manyPayload []byte
+	manyFrame   []byte // v1 DATA frame
+	legacyEnc   []byte // 0.4.1 JSON line
 }
 
 // New returns a Layer that drives node and carries out its actions through
@@ -74,17 +76,26 @@ func (l *Layer) Send(now time.Duration, peer string, payload []byte) error {
 // peers share one JSON-line encoding.
 func (l *Layer) SendMany(now time.Duration, peers []string, payload []byte) int {
 	sent := 0
-	l.many, l.legacyEnc = true, l.legacyEnc[:0]
+	l.many, l.manyPayload = true, payload
+	l.manyFrame, l.legacyEnc = l.manyFrame[:0], l.legacyEnc[:0]
 	for _, p := range peers {
 		if l.step(now, fsm.Send{Peer: p, Payload: payload}) == nil {
 			sent++
 		}
 	}
-	l.many = false
+	l.many, l.manyPayload = false, nil
+	if cap(l.manyFrame) > 64<<10 {
+		l.manyFrame = nil // do not keep a big payload's buffer
+	}
 	if cap(l.legacyEnc) > 64<<10 {
 		l.legacyEnc = nil
 	}
 	return sent
+}
+
+// sameBytes reports whether a and b are the same slice of memory.
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // Incoming reports a TCP connection the listener accepted, with a fresh id.
@@ -227,6 +238,12 @@ func (l *Layer) write(id fsm.ConnID, f *wire.Frame) {
 	}
 	var err error
 	switch {
+	case c.proto == protoV1 && f.Type == wire.Data && l.many && sameBytes(f.Payload, l.manyPayload):
+		if len(l.manyFrame) == 0 {
+			l.manyFrame = wire.AppendData(l.manyFrame, f.Payload)
+		}
+		l.tr.Write(id, l.manyFrame, nil) // one copy per peer, of a frame encoded once
+		return
 	case c.proto == protoV1 && f.Type == wire.Data:
 		l.hdr = wire.AppendDataHeader(l.hdr[:0], len(f.Payload))
 		l.tr.Write(id, l.hdr, f.Payload)

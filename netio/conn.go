@@ -41,9 +41,6 @@ const (
 	connAborted            // failed: stop writing now
 )
 
-// spareMax bounds the output buffer a writer keeps between bursts.
-const spareMax = 64 << 10
-
 // newConn registers nc under a fresh id (called with n.mu held). The caller
 // reports it to the layer, then calls run.
 func (n *Runtime) newConn(nc net.Conn) *conn {
@@ -196,8 +193,8 @@ func (c *conn) writeLoop() {
 		_, err := c.nc.Write(buf)
 
 		c.wmu.Lock()
-		if cap(buf) <= spareMax {
-			c.spare = buf[:0]
+		if cap(buf) <= 2*c.n.cfg.SendBuffer {
+			c.spare = buf[:0] // a stream keeps its two buffers: no reallocation per write
 		}
 		if c.waiting > 0 {
 			c.space.Broadcast()
