@@ -209,7 +209,6 @@ func rebox(ev fsm.Event) fsm.Event {
 	panic("link: rebox: an event kind is missing from its list")
 }
 
-
 func (l *Layer) apply(a *fsm.Action) {
 	switch a.Kind {
 	case fsm.ActWrite:
