@@ -353,3 +353,82 @@ func (c *bareConn) close() {
 	c.nc.Close()
 	c.wg.Wait()
 }
+
+// --- two-way echo: both sides stream 32-byte messages and reply to each
+// from the handler; msgs/s counts every delivery, originals and replies ---
+
+func BenchmarkEcho(b *testing.B) {
+	b.Run("masterless", func(b *testing.B) {
+		cnt := newCounter()
+		handler := func(s *Server, from string, p []byte) {
+			if p[0] == 'o' {
+				r := append([]byte(nil), p...)
+				r[0] = 'r'
+				if !s.Send(from, r) {
+					b.Error("a reply was refused")
+				}
+			}
+			cnt.hit()
+		}
+		x := benchServer(b, "x", handler)
+		y := benchServer(b, "y", handler)
+		benchConnect(b, x, y)
+		cnt.want.Store(4 * int64(b.N))
+		payload := make([]byte, benchPayload)
+		payload[0] = 'o'
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		var wg sync.WaitGroup
+		for _, pair := range [][2]*Server{{x, y}, {y, x}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx := context.Background()
+				for range b.N {
+					if err := pair[0].SendContext(ctx, pair[1].ID(), payload); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		<-cnt.done
+		report(b, 4*b.N, time.Since(start))
+	})
+	b.Run("bare", func(b *testing.B) {
+		cnt := newCounter()
+		cnt.want.Store(4 * int64(b.N))
+		var x, y *bareConn
+		echo := func(to **bareConn) func([]byte) {
+			return func(p []byte) {
+				if p[0] == 'o' {
+					r := append([]byte(nil), p...)
+					r[0] = 'r'
+					(*to).send(r)
+				}
+				cnt.hit()
+			}
+		}
+		x, y = barePair(b, echo(&x), echo(&y))
+		payload := make([]byte, benchPayload)
+		payload[0] = 'o'
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		var wg sync.WaitGroup
+		for _, c := range []*bareConn{x, y} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range b.N {
+					c.send(payload)
+				}
+			}()
+		}
+		wg.Wait()
+		<-cnt.done
+		report(b, 4*b.N, time.Since(start))
+	})
+}

@@ -23,6 +23,10 @@ const (
 	// that connection instead of moving to v1: a pair can then have two
 	// leaders, the 0.4.1 acceptor and the greater id (fsm/legacy.go).
 	MutationNoLegacyUpgrade
+	// MutationNoResend forgets, when a session resumes, the messages sent
+	// on earlier sessions and not acknowledged, without resending or
+	// reporting them: they vanish (stream.go).
+	MutationNoResend
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -41,3 +45,4 @@ func (c Config) Mutation() Mutation { return c.mutation }
 
 func (m Mutation) dialerLeads() bool     { return m == MutationDialerLeads }
 func (m Mutation) noLegacyUpgrade() bool { return m == MutationNoLegacyUpgrade }
+func (m Mutation) noResend() bool        { return m == MutationNoResend }

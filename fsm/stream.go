@@ -297,6 +297,9 @@ func (n *Node) resume(p *peer, c *conn, f *wire.Frame) {
 	default:
 		o.drop(int(f.Delivered - o.acked))
 	}
+	if n.cfg.mutation.noResend() {
+		o.drop(o.everSent) // deliberately wrong: see MutationNoResend
+	}
 	o.limit = o.ackedEnd + f.Credit
 	o.sent = 0
 	c.resumed = true

@@ -137,7 +137,9 @@ func (n *Node) traceFrame(e FrameReceived) {
 		return // closed by this node while the frame was in flight
 	}
 	r := TraceRecord{Kind: "frame", Conn: e.Conn, Dialer: n.trace.dialer, Frame: traceFrameOf(&e.Frame)}
-	if e.Frame.Type == wire.Ping || e.Frame.Type == wire.Data {
+	switch e.Frame.Type {
+	case wire.Ping, wire.Data, wire.Ack, wire.Resume:
+		// The stream frames (v2, stream.go) change nothing the model tracks.
 		n.traceIfChanged(r)
 		return
 	}

@@ -57,3 +57,17 @@ func TestSweepCatchesDialerLeads(t *testing.T) {
 	require.Equal(t, f.Err.Error(), again.Err.Error())
 	require.Equal(t, f.Steps, again.Steps)
 }
+
+// TestSweepCatchesNoResend is the negative control of reliable sessions in
+// the simulator: a node that forgets, when a session resumes, what it sent
+// on the last one and was not acknowledged must be caught: those messages
+// were accepted and are neither delivered nor reported lost.
+func TestSweepCatchesNoResend(t *testing.T) {
+	res := sim.Sweep(sim.SweepConfig{First: 1, Seeds: 2000, StopAfter: 1, Knobs: func(seed uint64) sim.Knobs {
+		k := sim.DrawKnobs(seed)
+		k.Mutation = fsm.MutationNoResend
+		return k
+	}})
+	require.NotEmpty(t, res.Failures, "the sweep did not notice messages vanishing")
+	require.ErrorContains(t, res.Failures[0].Err, "none-vanished")
+}
