@@ -21,14 +21,21 @@ import (
 // TestSweepLegacyDialers: without the move to v1, the same sweep must find
 // a pair whose ends hold different live sessions.
 func TestSweepLegacyDialersCatchesNoUpgrade(t *testing.T) {
-	res := sim.Sweep(sim.SweepConfig{First: 500_000, Seeds: 2000, StopAfter: 1, Knobs: func(seed uint64) sim.Knobs {
+	res := sim.Sweep(sim.SweepConfig{First: 500_000, Seeds: 2000, StopAfter: 50, Knobs: func(seed uint64) sim.Knobs {
 		k := sim.DrawKnobs(seed)
 		k.LegacyPM = 500
 		k.Mutation = fsm.MutationNoLegacyUpgrade
 		return k
 	}})
 	require.NotEmpty(t, res.Failures, "the sweep did not notice Go nodes keeping a 0.4.1 session with each other")
-	require.ErrorContains(t, res.Failures[0].Err, "both-ends-agree")
+	// Such sessions also lose messages (0.4.1 has no resend), which the
+	// stream ledger reports first in some seeds; the point here is the
+	// two leaders, so some seed must break both-ends-agree.
+	agree := false
+	for _, f := range res.Failures {
+		agree = agree || strings.Contains(f.Err.Error(), "both-ends-agree")
+	}
+	require.True(t, agree, "no seed broke both-ends-agree; first failure: %v", res.Failures[0].Err)
 }
 
 // TestSweepCatchesDialerLeads is the negative control of the whole pipeline
