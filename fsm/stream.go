@@ -73,6 +73,7 @@ type outStream struct {
 	ackedEnd uint64   // stream byte offset at the end of message acked
 	limit    uint64   // the byte offset the peer lets us reach
 	msgs     []outMsg // unacknowledged, in order: numbers acked+1, acked+2, ...
+	base     []outMsg // the array msgs lives in, reused from its start
 	buf      []byte   // their payloads
 	bytes    int      // payload bytes in msgs
 	sent     int      // how many of msgs went out on the current session
@@ -106,7 +107,11 @@ func (o *outStream) endOf(i int) uint64 {
 // queue appends a copy of payload to p's stream.
 func (o *outStream) queue(payload []byte) {
 	end := o.endOf(len(o.msgs)-1) + uint64(len(payload)) + msgCost
+	before := cap(o.msgs)
 	o.msgs = append(o.msgs, outMsg{at: len(o.buf), n: len(payload), end: end})
+	if cap(o.msgs) != before {
+		o.base = o.msgs[:cap(o.msgs)] // append moved them to a new array
+	}
 	o.buf = append(o.buf, payload...)
 	o.bytes += len(payload)
 }
@@ -117,9 +122,12 @@ func (o *outStream) payload(i int) []byte {
 	return o.buf[m.at : m.at+m.n : m.at+m.n]
 }
 
-// compact gives back the buffer space of acknowledged messages. It never
-// writes over bytes already in the buffer: payloads handed out in this step
-// (in ActWrite) alias them until the adapter has copied them.
+// compact gives back the buffer space of acknowledged messages. It runs
+// only from drop, and drop only runs before anything of this stream is
+// written in the same step (an ACK, a RESUME, a lost report all drop first
+// and pump after; legacyEstablished drops everything, which takes the first
+// branch), so no payload handed out in an ActWrite of this step aliases the
+// bytes it moves. The first branch never moves any.
 func (o *outStream) compact() {
 	if len(o.msgs) == 0 {
 		if cap(o.buf) > 64<<10 {
@@ -130,12 +138,10 @@ func (o *outStream) compact() {
 		return
 	}
 	dead := o.msgs[0].at
-	if dead < 4<<10 || dead < len(o.buf)/2 {
+	if dead < 4<<10 || dead < cap(o.buf)/2 {
 		return
 	}
-	live := make([]byte, len(o.buf)-dead, cap(o.buf)-dead)
-	copy(live, o.buf[dead:])
-	o.buf = live
+	o.buf = o.buf[:copy(o.buf, o.buf[dead:])]
 	for i := range o.msgs {
 		o.msgs[i].at -= dead
 	}
@@ -154,8 +160,13 @@ func (o *outStream) drop(k int) {
 	o.msgs = o.msgs[k:]
 	o.sent = max(o.sent-k, 0)
 	o.everSent = max(o.everSent-k, 0)
-	if len(o.msgs) == 0 {
-		o.msgs = o.msgs[:0:0] // let the backing array go
+	switch {
+	case len(o.msgs) == 0 && cap(o.base) > 4096:
+		o.msgs, o.base = nil, nil // idle: let a big array go
+	case len(o.msgs) == 0:
+		o.msgs = o.base[:0] // start over at the front, no allocation
+	case len(o.msgs) < cap(o.base)/4 && cap(o.msgs) < cap(o.base)/2:
+		o.msgs = o.base[:copy(o.base, o.msgs)] // few left, far from the front: move them there
 	}
 	o.compact()
 }

@@ -39,6 +39,10 @@ type consumption struct {
 	bytes int
 }
 
+// keepEvents is how large a queue the dispatcher keeps for the next batch
+// (about 8 MiB of events); a larger one, after a burst, is given back.
+const keepEvents = 1 << 16
+
 // reportEvery is how many payload bytes the dispatcher hands to the user
 // before it reports them consumed, within a batch: credit flows back while a
 // large batch is still being delivered.
@@ -160,7 +164,7 @@ func (d *dispatcher) run(wg *sync.WaitGroup, done <-chan struct{}) {
 		d.used = used[:0]
 		clear(batch) // let the payloads go
 		d.mu.Lock()
-		if cap(batch) <= 4*d.maxEvents {
+		if cap(batch) <= max(4*d.maxEvents, keepEvents) {
 			d.spare = batch[:0]
 		}
 	}
