@@ -42,7 +42,7 @@ func (w *World) remember(n *process, ev any, g spec.ConnID, err error, acts []fs
 		r.fr, r.isFr, r.ev = fr, true, nil
 		r.fr.Frame.Payload = r.keep(fr.Frame.Payload)
 	} else {
-		r.ev, r.isFr = copyEvent(ev), false
+		r.ev, r.isFr = ev, false // the connection layer hands the observer a box of its own (link.rebox)
 	}
 	r.acts = append(r.acts[:0], acts...)
 	for i := range r.acts {
@@ -66,45 +66,6 @@ func (r *record) keep(p []byte) []byte {
 	return r.bytes[start:len(r.bytes):len(r.bytes)]
 }
 
-// copyEvent returns a copy of ev in a box of its own. Storing ev itself in
-// the ring would make every event passed to World.step escape to the heap, a
-// allocation per simulated step; copying the concrete value keeps the frame
-// path, by far the most common, free of them.
-func copyEvent(ev any) any {
-	switch e := ev.(type) {
-	case fsm.Incoming:
-		return e
-	case fsm.Accepted:
-		return e
-	case fsm.Dialed:
-		return e
-	case fsm.DialFailed:
-		return e
-	case fsm.Malformed:
-		return e
-	case fsm.ConnClosed:
-		return e
-	case fsm.Tick:
-		return e
-	case fsm.Listening:
-		return e
-	case fsm.Connect:
-		return e
-	case fsm.Disconnect:
-		return e
-	case fsm.SetKeep:
-		return e
-	case fsm.Send:
-		return e
-	case fsm.CancelConnect:
-		return e
-	case fsm.Shutdown:
-		return e
-	case crashEvent:
-		return e
-	}
-	return note("(an event type copyEvent does not know: add it)")
-}
 
 // note is a ring entry that is not an fsm step: an injected fault.
 type note string
