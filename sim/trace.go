@@ -66,7 +66,6 @@ func (r *record) keep(p []byte) []byte {
 	return r.bytes[start:len(r.bytes):len(r.bytes)]
 }
 
-
 // note is a ring entry that is not an fsm step: an injected fault.
 type note string
 
