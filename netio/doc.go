@@ -29,9 +29,13 @@
 // fsm's NextDeadline and feeds fsm.Tick when it fires. A spurious Tick is
 // harmless, so the timer may fire early but is never late.
 //
-// Memory is bounded everywhere: a connection's output buffer has a byte bound
-// (senders wait, see [Runtime.Send]), the dispatch queue has a bound (readers stop
-// reading, which pushes back on the peer through TCP), a reader's buffer never
-// grows past the maximum frame size, and fsm bounds its reconnect queues and
-// handshaking connections.
+// Memory is bounded everywhere. On a v2 session fsm's credit does it: a peer
+// sends at most a window beyond what the user consumed, so the dispatch queue
+// holds at most that per peer and readers never stop reading; what this node
+// sends waits in fsm's bounded per-peer queue, and Send never waits. On a
+// masterless 0.4.1 session, which has no credit, a connection's output
+// buffer has a byte bound (Send waits, see [Runtime.Send]) and the dispatch
+// queue has one (the reader stops reading, which pushes back on the peer
+// through TCP). A reader's buffer never grows past the maximum frame size,
+// and fsm bounds handshaking connections.
 package netio
