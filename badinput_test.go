@@ -15,7 +15,7 @@ import (
 	"github.com/masterless-go/masterless/wire"
 )
 
-func preamble() []byte { return wire.V1{}.AppendPreamble(nil) }
+func preamble() []byte { return wire.Binary{}.AppendPreamble(nil) }
 
 func frame(t wire.Type, body ...byte) []byte {
 	b := binary.BigEndian.AppendUint32(nil, uint32(1+len(body)))
@@ -23,7 +23,7 @@ func frame(t wire.Type, body ...byte) []byte {
 }
 
 func hello(id string, inc uint64) []byte {
-	b, err := wire.V1{}.AppendFrame(nil, &wire.Frame{Type: wire.Hello, ID: id, Incarnation: inc})
+	b, err := wire.Binary{}.AppendFrame(nil, &wire.Frame{Type: wire.Hello, ID: id, Incarnation: inc})
 	if err != nil {
 		panic(err)
 	}
@@ -119,7 +119,7 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 			if tc.reply {
 				require.GreaterOrEqual(t, len(got), wire.PreambleSize, "the server greets before it closes")
 				require.Equal(t, preamble(), got[:wire.PreambleSize], "the server speaks first")
-				f, _, err := wire.V1{}.ParseFrame(got[wire.PreambleSize:])
+				f, _, err := wire.Binary{}.ParseFrame(got[wire.PreambleSize:])
 				require.NoError(t, err)
 				require.Equal(t, wire.Hello, f.Type)
 				require.Equal(t, "srv", f.ID)

@@ -230,7 +230,7 @@ type bareConn struct {
 	idle  bool
 	dead  bool
 	wg    sync.WaitGroup
-	codec wire.V1
+	codec wire.Binary
 }
 
 func barePair(b *testing.B, onX, onY func([]byte)) (x, y *bareConn) {

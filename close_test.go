@@ -22,7 +22,7 @@ func TestCloseWithPeerNotReading(t *testing.T) {
 	nc, err := net.Dial("tcp", strings.TrimPrefix(a.Info(), "tcp://"))
 	require.NoError(t, err)
 	defer nc.Close()
-	var codec wire.V1
+	var codec wire.Binary
 	out := codec.AppendPreamble(nil)
 	for _, f := range []wire.Frame{
 		{Type: wire.Hello, ID: "0", Incarnation: 1}, // "0" < "a": a leads and grants at once

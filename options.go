@@ -180,7 +180,8 @@ func WithEvents(e Events) Option {
 type Protocol uint8
 
 const (
-	// ProtocolV1 is masterless-go's own protocol (spec/PROTOCOL.md), the default.
+	// ProtocolV1 is masterless-go's own protocol (spec/PROTOCOL.md; its wire
+	// version is now 2: reliable sessions), the default.
 	ProtocolV1 Protocol = iota
 	// Protocol041 is the protocol of the npm package masterless 0.4.1 (JSON
 	// lines; spec/PROTOCOL.md, appendix), for meshes with 0.4.1 nodes.

@@ -16,7 +16,7 @@ import (
 // peer's bytes may close connections but must never panic the node or break
 // its bookkeeping.
 func FuzzNodeFrames(f *testing.F) {
-	var c wire.V1
+	var c wire.Binary
 	seed := func(frames ...wire.Frame) []byte {
 		var b []byte
 		for _, fr := range frames {

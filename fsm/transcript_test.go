@@ -62,7 +62,7 @@ type harness struct {
 	conns []*tconn
 	seq   int
 	out   strings.Builder
-	codec wire.V1
+	codec wire.Binary
 	req   fsm.ReqID
 }
 

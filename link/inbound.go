@@ -15,8 +15,8 @@ type proto uint8
 
 const (
 	protoUnknown proto = iota // accepted; the dialer's first bytes not seen yet
-	protoV1
-	protoLegacy // masterless 0.4.1
+	protoBinary               // masterless-go's own protocol (wire.Binary)
+	protoLegacy               // masterless 0.4.1
 )
 
 // Input buffer sizes.
@@ -85,7 +85,7 @@ func (l *Layer) Received(now time.Duration, id fsm.ConnID, k int) {
 // one whose protocol is not known yet, and one the Layer no longer holds.
 func (l *Layer) FlowControlled(id fsm.ConnID) bool {
 	c := l.conns[id]
-	return c != nil && c.proto == protoV1
+	return c != nil && c.proto == protoBinary
 }
 
 // Buffered returns how many bytes of connection id are read but not parsed
@@ -107,12 +107,12 @@ func (l *Layer) process(now time.Duration, id fsm.ConnID, c *conn) {
 		if legacy {
 			c.proto = protoLegacy
 		} else {
-			c.proto = protoV1
+			c.proto = protoBinary
 			l.tr.Write(id, l.v1.AppendPreamble(l.enc[:0]), nil)
 		}
 		l.step(now, fsm.Accepted{Conn: id, Legacy: legacy})
 	}
-	if c.proto == protoV1 && !c.preamble && !c.closed {
+	if c.proto == protoBinary && !c.preamble && !c.closed {
 		k, err := l.v1.ParsePreamble(c.in[c.start:c.end])
 		if err != nil {
 			l.malformed(now, id, err)
@@ -144,7 +144,7 @@ func (l *Layer) process(now time.Duration, id fsm.ConnID, c *conn) {
 // established every object is DATA.
 func (l *Layer) parse(id fsm.ConnID, c *conn) (wire.Frame, int, error) {
 	b := c.in[c.start:c.end]
-	if c.proto == protoV1 {
+	if c.proto == protoBinary {
 		return l.v1.ParseFrame(b)
 	}
 	codec := wire.Legacy{MaxFrameSize: l.maxFrame}
@@ -208,7 +208,7 @@ func (c *conn) space(l *Layer) []byte {
 
 // base is the buffer size c starts with and shrinks back to.
 func (c *conn) base() int {
-	if c.proto == protoUnknown || (c.proto == protoV1 && !c.preamble) {
+	if c.proto == protoUnknown || (c.proto == protoBinary && !c.preamble) {
 		return firstSize
 	}
 	return baseSize
@@ -218,7 +218,7 @@ func (c *conn) base() int {
 // known and within the limit (a frame over the limit fails to parse before
 // any buffer grows for it); else 0.
 func (c *conn) needed(l *Layer) int {
-	if c.proto != protoV1 || !c.preamble {
+	if c.proto != protoBinary || !c.preamble {
 		return 0
 	}
 	n, ok := wire.FrameLen(c.in[c.start:c.end])

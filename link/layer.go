@@ -14,7 +14,7 @@ type Layer struct {
 	node     *fsm.Node
 	tr       Transport
 	observe  StepObserver
-	v1       wire.V1
+	v1       wire.Binary
 	maxFrame int
 
 	conns map[fsm.ConnID]*conn
@@ -39,7 +39,7 @@ func New(node *fsm.Node, tr Transport) *Layer {
 	return &Layer{
 		node:     node,
 		tr:       tr,
-		v1:       wire.V1{MaxFrameSize: mf},
+		v1:       wire.Binary{MaxFrameSize: mf},
 		maxFrame: mf,
 		conns:    make(map[fsm.ConnID]*conn),
 		dials:    make(map[fsm.DialID]bool),
@@ -110,7 +110,7 @@ func (l *Layer) Incoming(now time.Duration, id fsm.ConnID) {
 func (l *Layer) Dialed(now time.Duration, dial fsm.DialID, id fsm.ConnID) {
 	legacy := l.dials[dial]
 	delete(l.dials, dial)
-	c := l.register(id, protoV1)
+	c := l.register(id, protoBinary)
 	if legacy {
 		c.proto = protoLegacy
 	} else {
@@ -238,17 +238,17 @@ func (l *Layer) write(id fsm.ConnID, f *wire.Frame) {
 	}
 	var err error
 	switch {
-	case c.proto == protoV1 && f.Type == wire.Data && l.many && sameBytes(f.Payload, l.manyPayload):
+	case c.proto == protoBinary && f.Type == wire.Data && l.many && sameBytes(f.Payload, l.manyPayload):
 		if len(l.manyFrame) == 0 {
 			l.manyFrame = wire.AppendData(l.manyFrame, f.Payload)
 		}
 		l.tr.Write(id, l.manyFrame, nil) // one copy per peer, of a frame encoded once
 		return
-	case c.proto == protoV1 && f.Type == wire.Data:
+	case c.proto == protoBinary && f.Type == wire.Data:
 		l.hdr = wire.AppendDataHeader(l.hdr[:0], len(f.Payload))
 		l.tr.Write(id, l.hdr, f.Payload)
 		return
-	case c.proto == protoV1:
+	case c.proto == protoBinary:
 		l.enc, err = l.v1.AppendFrame(l.enc[:0], f)
 	case c.proto == protoLegacy && f.Type == wire.Data && l.many:
 		if len(l.legacyEnc) == 0 {

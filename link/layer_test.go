@@ -67,7 +67,7 @@ func acceptor(t testing.TB) (*link.Layer, *recorder) {
 // per payload.
 func v1Stream(t testing.TB, payloads ...[]byte) []byte {
 	t.Helper()
-	var codec wire.V1
+	var codec wire.Binary
 	b := codec.AppendPreamble(nil)
 	var err error
 	for _, f := range []wire.Frame{
@@ -181,7 +181,7 @@ func TestDetection(t *testing.T) {
 		feed(t, l, 1, []byte(" \r\n"), 0, 128)
 		require.Empty(t, r.writes[1], "whitespace decides nothing")
 		feed(t, l, 1, []byte("MLSS"), 0, 128)
-		require.True(t, bytes.HasPrefix(r.writes[1], wire.V1{}.AppendPreamble(nil)), "preamble first: %q", r.writes[1])
+		require.True(t, bytes.HasPrefix(r.writes[1], wire.Binary{}.AppendPreamble(nil)), "preamble first: %q", r.writes[1])
 	})
 	t.Run("0.4.1 after whitespace", func(t *testing.T) {
 		l, r := acceptor(t)
@@ -232,7 +232,7 @@ func TestSendManyEncodesOnce(t *testing.T) {
 	for id := fsm.ConnID(1); id <= 3; id++ {
 		l.Incoming(0, id)
 	}
-	var codec wire.V1
+	var codec wire.Binary
 	for i, id := range []string{"a", "c", "d"} {
 		b := codec.AppendPreamble(nil)
 		b, err := codec.AppendFrame(b, &wire.Frame{Type: wire.Hello, ID: id, Incarnation: 1})

@@ -62,7 +62,7 @@ func (m *fsmMachine) step(t *rapid.T, ev fsm.Event) {
 			if _, ok := m.open[a.Conn]; !ok {
 				t.Fatalf("after %s: wrote %s on c%d, which is not open", evName(ev), a.Frame.String(), a.Conn)
 			}
-			if _, err := (wire.V1{}).AppendFrame(nil, &a.Frame); err != nil {
+			if _, err := (wire.Binary{}).AppendFrame(nil, &a.Frame); err != nil {
 				t.Fatalf("after %s: wrote an unencodable frame %s: %v", evName(ev), a.Frame.String(), err)
 			}
 		case fsm.ActClose:

@@ -282,7 +282,7 @@ func TestDetectLegacy(t *testing.T) {
 			t.Errorf("DetectLegacy(%q) = %v, %v; want %v, %v", tc.in, legacy, decided, tc.legacy, tc.decided)
 		}
 	}
-	var v1 V1
+	var v1 Binary
 	legacy, decided := DetectLegacy(v1.AppendPreamble(nil))
 	if legacy || !decided {
 		t.Errorf("v1 preamble detected as legacy=%v decided=%v", legacy, decided)

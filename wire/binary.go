@@ -20,7 +20,7 @@ var magic = [4]byte{'M', 'L', 'S', 'S'}
 // Codec turns frames into bytes and back for one framing. Implementations
 // must never panic on any input and must check lengths before allocating.
 type Codec interface {
-	// Name identifies the framing in logs, e.g. "v1".
+	// Name identifies the framing in logs, e.g. "binary".
 	Name() string
 	// AppendPreamble appends what a connection starts with.
 	AppendPreamble(dst []byte) []byte
@@ -34,17 +34,19 @@ type Codec interface {
 	ParseFrame(b []byte) (f Frame, n int, err error)
 }
 
-// V1 is the binary framing of protocol v1. The zero value uses
+// Binary is the binary framing of masterless-go's protocol (version 2,
+// spec/PROTOCOL.md section 2; the layout is version 1's, with two more frame
+// types and a field in HELLO). The zero value uses
 // DefaultMaxFrameSize.
-type V1 struct {
+type Binary struct {
 	// MaxFrameSize bounds the length prefix of a received frame, in bytes.
 	MaxFrameSize int
 }
 
 // Name implements Codec.
-func (V1) Name() string { return "v1" }
+func (Binary) Name() string { return "binary" }
 
-func (c V1) maxFrame() int {
+func (c Binary) maxFrame() int {
 	if c.MaxFrameSize <= 0 {
 		return DefaultMaxFrameSize
 	}
@@ -52,14 +54,14 @@ func (c V1) maxFrame() int {
 }
 
 // AppendPreamble implements Codec.
-func (V1) AppendPreamble(dst []byte) []byte {
+func (Binary) AppendPreamble(dst []byte) []byte {
 	dst = append(dst, magic[:]...)
 	dst = binary.BigEndian.AppendUint16(dst, Version)
 	return append(dst, 0, 0) // reserved
 }
 
 // ParsePreamble implements Codec.
-func (V1) ParsePreamble(b []byte) (int, error) {
+func (Binary) ParsePreamble(b []byte) (int, error) {
 	// Reject a wrong magic as soon as the first differing byte arrives.
 	for i := 0; i < len(b) && i < len(magic); i++ {
 		if b[i] != magic[i] {
@@ -77,7 +79,7 @@ func (V1) ParsePreamble(b []byte) (int, error) {
 
 // AppendFrame implements Codec. It fails only for a frame this node must not
 // send (an out-of-range field), which is a bug in the caller.
-func (V1) AppendFrame(dst []byte, f *Frame) ([]byte, error) {
+func (Binary) AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 	switch f.Type {
 	case Hello:
 		if len(f.ID) == 0 || len(f.ID) > MaxIDLen || len(f.Info) > MaxInfoLen {
@@ -152,7 +154,7 @@ func appendHeader(dst []byte, t Type, bodyLen int) []byte {
 }
 
 // ParseFrame implements Codec.
-func (c V1) ParseFrame(b []byte) (Frame, int, error) {
+func (c Binary) ParseFrame(b []byte) (Frame, int, error) {
 	if len(b) < 4 {
 		return Frame{}, 0, nil
 	}

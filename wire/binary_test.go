@@ -31,7 +31,7 @@ func sampleFrames() []Frame {
 }
 
 func TestRoundTripEveryFrameType(t *testing.T) {
-	var c V1
+	var c Binary
 	for _, f := range sampleFrames() {
 		b, err := c.AppendFrame(nil, &f)
 		require.NoError(t, err, f.String())
@@ -47,7 +47,7 @@ func TestRoundTripEveryFrameType(t *testing.T) {
 }
 
 func TestParseWaitsForWholeFrame(t *testing.T) {
-	var c V1
+	var c Binary
 	b, err := c.AppendFrame(nil, &Frame{Type: Hello, ID: "a", Incarnation: 9, Info: "tcp://x:1"})
 	require.NoError(t, err)
 	for i := range len(b) {
@@ -59,12 +59,12 @@ func TestParseWaitsForWholeFrame(t *testing.T) {
 }
 
 func TestOversizedLengthRejectedBeforeBody(t *testing.T) {
-	c := V1{MaxFrameSize: 1024}
+	c := Binary{MaxFrameSize: 1024}
 	hdr := binary.BigEndian.AppendUint32(nil, 1025)
 	_, _, err := c.ParseFrame(hdr) // only the prefix: nothing to allocate yet
 	require.ErrorIs(t, err, ErrFrameTooLarge)
 	hdr = binary.BigEndian.AppendUint32(nil, 0xFFFFFFFF)
-	_, _, err = V1{}.ParseFrame(hdr)
+	_, _, err = Binary{}.ParseFrame(hdr)
 	require.ErrorIs(t, err, ErrFrameTooLarge)
 }
 
@@ -89,13 +89,13 @@ func TestMalformedFrames(t *testing.T) {
 		"bye text mismatch":  frame(Bye, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 'a'),
 	}
 	for name, b := range cases {
-		_, _, err := V1{}.ParseFrame(b)
+		_, _, err := Binary{}.ParseFrame(b)
 		require.ErrorIs(t, err, ErrMalformedFrame, name)
 	}
 }
 
 func TestPreamble(t *testing.T) {
-	var c V1
+	var c Binary
 	p := c.AppendPreamble(nil)
 	require.Len(t, p, PreambleSize)
 	n, err := c.ParsePreamble(p)
@@ -119,17 +119,17 @@ func TestPreamble(t *testing.T) {
 }
 
 func TestEncodeRefusesBadFields(t *testing.T) {
-	_, err := V1{}.AppendFrame(nil, &Frame{Type: Hello, ID: ""})
+	_, err := Binary{}.AppendFrame(nil, &Frame{Type: Hello, ID: ""})
 	require.ErrorIs(t, err, ErrMalformedFrame)
-	_, err = V1{}.AppendFrame(nil, &Frame{Type: Welcome})
+	_, err = Binary{}.AppendFrame(nil, &Frame{Type: Welcome})
 	require.ErrorIs(t, err, ErrMalformedFrame)
-	_, err = V1{}.AppendFrame(nil, &Frame{Type: 99})
+	_, err = Binary{}.AppendFrame(nil, &Frame{Type: 99})
 	require.ErrorIs(t, err, ErrMalformedFrame)
 }
 
 // FuzzParseFrame: no input panics; whatever parses re-encodes to the same bytes.
 func FuzzParseFrame(f *testing.F) {
-	var c V1
+	var c Binary
 	for _, fr := range sampleFrames() {
 		b, _ := c.AppendFrame(nil, &fr)
 		f.Add(b)
@@ -137,7 +137,7 @@ func FuzzParseFrame(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		codec := V1{MaxFrameSize: 1 << 16}
+		codec := Binary{MaxFrameSize: 1 << 16}
 		fr, n, err := codec.ParseFrame(b)
 		if err != nil || n == 0 {
 			return
@@ -154,11 +154,11 @@ func FuzzParseFrame(f *testing.F) {
 
 // FuzzParsePreamble: no input panics, and only the exact v1 preamble passes.
 func FuzzParsePreamble(f *testing.F) {
-	f.Add(V1{}.AppendPreamble(nil))
+	f.Add(Binary{}.AppendPreamble(nil))
 	f.Add([]byte("MLSS\x00\x02\x00\x00"))
 	f.Add([]byte(`{"id":"x"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		n, err := V1{}.ParsePreamble(b)
+		n, err := Binary{}.ParsePreamble(b)
 		if err == nil && n == PreambleSize && !bytes.Equal(b[:4], []byte("MLSS")) {
 			t.Fatalf("accepted % x", b[:n])
 		}
