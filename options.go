@@ -143,15 +143,18 @@ func WithWindow(bytes int) Option {
 	return func(s *settings) error { s.cfg.FSM.Window = bytes; return nil }
 }
 
-// WithSendBuffer bounds the bytes waiting in one connection's output buffer;
-// default 4 MiB. Past it Send waits for the socket (see Server.Send).
+// WithSendBuffer bounds the bytes waiting in the output buffer of a
+// connection to a masterless 0.4.1 peer; default 4 MiB. Past it Send waits
+// for the socket (see Server.Send). On a v2 session the peer's credit bounds
+// that buffer instead.
 func WithSendBuffer(bytes int) Option {
 	return func(s *settings) error { s.cfg.SendBuffer = bytes; return nil }
 }
 
 // WithDispatchQueue bounds the events waiting for the handlers, by count and
 // payload bytes; default 4096 and 8 MiB. Past it the server stops reading
-// from its peers until the handlers catch up.
+// from its masterless 0.4.1 peers until the handlers catch up. A v2 peer may
+// have at most its credit waiting (WithWindow), so it is never stopped.
 func WithDispatchQueue(events, bytes int) Option {
 	return func(s *settings) error {
 		s.cfg.DispatchQueue, s.cfg.DispatchBytes = events, bytes

@@ -46,11 +46,15 @@ type Config struct {
 
 	// MaxFrameSize bounds a received frame; default wire.DefaultMaxFrameSize.
 	MaxFrameSize int
-	// SendBuffer bounds the bytes waiting in one connection's output buffer.
-	// A Send that finds it over the bound waits for the writer (see Runtime.Send).
+	// SendBuffer bounds the bytes waiting in the output buffer of a
+	// connection to a masterless 0.4.1 peer: a Send that finds it over the
+	// bound waits for the writer (see Runtime.Send). On a v2 session the
+	// peer's credit bounds that buffer and Send never waits.
 	SendBuffer int
 	// DispatchQueue and DispatchBytes bound the events (and their payload
-	// bytes) waiting for the handlers; past them readers stop reading.
+	// bytes) waiting for the handlers; past them the readers of 0.4.1
+	// connections stop reading. A v2 peer is bounded by the credit it was
+	// granted (fsm.Config.Window), so its reader never stops.
 	DispatchQueue int
 	DispatchBytes int
 
