@@ -201,70 +201,56 @@ func (n *Node) lowerNext(t time.Duration) {
 	}
 }
 
-// armConn makes connection c due for a Tick at t (its handshake timeout, or
-// its session's heartbeat and peer timeout: sessionTimers).
-func (n *Node) armConn(c *conn, t time.Duration) {
-	if c.timer.lower(t) {
-		n.timers.conns.push(t, c)
+// arm makes owner v, whose timer is tm, due in heap h for a Tick at t. A
+// new heap entry is pushed only when t is earlier than the owner's live one.
+func arm[T any](n *Node, h *deadlineHeap[T], tm *timer, v T, t time.Duration) {
+	if tm.lower(t) {
+		h.push(t, v)
 	}
 	n.lowerNext(t)
 }
+
+// armConn makes connection c due for a Tick at t (its handshake timeout, or
+// its session's heartbeat and peer timeout: sessionTimers).
+func (n *Node) armConn(c *conn, t time.Duration) { arm(n, &n.timers.conns, &c.timer, c, t) }
 
 // armDial makes dial d due for a Tick at t (its handshake timeout while it
 // has no connection).
-func (n *Node) armDial(d *dial, t time.Duration) {
-	if d.timer.lower(t) {
-		n.timers.dials.push(t, d)
-	}
-	n.lowerNext(t)
-}
+func (n *Node) armDial(d *dial, t time.Duration) { arm(n, &n.timers.dials, &d.timer, d, t) }
 
 // armRequest makes Connect request r due for a Tick at t (its deadline).
-func (n *Node) armRequest(r *request, t time.Duration) {
-	if r.timer.lower(t) {
-		n.timers.reqs.push(t, r)
-	}
-	n.lowerNext(t)
-}
+func (n *Node) armRequest(r *request, t time.Duration) { arm(n, &n.timers.reqs, &r.timer, r, t) }
 
 // armPeer makes peer p due for a Tick at t (peerTimers: its reconnect, its
 // reconnect grace, forgetting it).
-func (n *Node) armPeer(p *peer, t time.Duration) {
-	if p.timer.lower(t) {
-		n.timers.peers.push(t, p)
-	}
-	n.lowerNext(t)
+func (n *Node) armPeer(p *peer, t time.Duration) { arm(n, &n.timers.peers, &p.timer, p, t) }
+
+// due pops the owners of one kind due now, sorted by id (the order in which
+// Tick runs them), into buf.
+func due[T any, K cmp.Ordered](n *Node, h *deadlineHeap[T], timerOf func(T) *timer, live func(T) bool, id func(T) K, buf []T) []T {
+	s := drain(h, n.now, timerOf, live, buf[:0])
+	slices.SortFunc(s, func(a, b T) int { return cmp.Compare(id(a), id(b)) })
+	return s
 }
 
-// Each due* pops the owners of its kind due now, sorted by id: the order in
-// which Tick runs them.
-
 func (n *Node) dueConns() []*conn {
-	s := drain(&n.timers.conns, n.now, connTimer, n.connLive, n.timers.dueConns[:0])
-	slices.SortFunc(s, func(a, b *conn) int { return cmp.Compare(a.id, b.id) })
-	n.timers.dueConns = s
-	return s
+	n.timers.dueConns = due(n, &n.timers.conns, connTimer, n.connLive, func(c *conn) ConnID { return c.id }, n.timers.dueConns)
+	return n.timers.dueConns
 }
 
 func (n *Node) dueDials() []*dial {
-	s := drain(&n.timers.dials, n.now, dialTimer, n.dialLive, n.timers.dueDials[:0])
-	slices.SortFunc(s, func(a, b *dial) int { return cmp.Compare(a.id, b.id) })
-	n.timers.dueDials = s
-	return s
+	n.timers.dueDials = due(n, &n.timers.dials, dialTimer, n.dialLive, func(d *dial) DialID { return d.id }, n.timers.dueDials)
+	return n.timers.dueDials
 }
 
 func (n *Node) dueRequests() []*request {
-	s := drain(&n.timers.reqs, n.now, reqTimer, n.reqLive, n.timers.dueReqs[:0])
-	slices.SortFunc(s, func(a, b *request) int { return cmp.Compare(a.id, b.id) })
-	n.timers.dueReqs = s
-	return s
+	n.timers.dueReqs = due(n, &n.timers.reqs, reqTimer, n.reqLive, func(r *request) ReqID { return r.id }, n.timers.dueReqs)
+	return n.timers.dueReqs
 }
 
 func (n *Node) duePeers() []*peer {
-	s := drain(&n.timers.peers, n.now, peerTimer, n.peerLive, n.timers.duePeers[:0])
-	slices.SortFunc(s, func(a, b *peer) int { return cmp.Compare(a.id, b.id) })
-	n.timers.duePeers = s
-	return s
+	n.timers.duePeers = due(n, &n.timers.peers, peerTimer, n.peerLive, func(p *peer) string { return p.id }, n.timers.duePeers)
+	return n.timers.duePeers
 }
 
 // settleTimers ends a Tick: it lets go of the owners just run and sets the
