@@ -164,6 +164,7 @@ func (n *Node) legacyEstablished(c *conn) {
 		n.write(c, wire.Frame{Type: wire.Data, Payload: o.payload(i)})
 	}
 	o.drop(len(o.msgs))
+	o.buf = nil // the writes above alias it until the adapter copies them
 	n.write(c, wire.Frame{Type: wire.Keep, Keep: c.peer.kept})
 }
 

@@ -125,15 +125,15 @@ func (o *outStream) payload(i int) []byte {
 // compact gives back the buffer space of acknowledged messages. It runs
 // only from drop, and drop only runs before anything of this stream is
 // written in the same step (an ACK, a RESUME, a lost report all drop first
-// and pump after; legacyEstablished drops everything, which takes the first
-// branch), so no payload handed out in an ActWrite of this step aliases the
-// bytes it moves. The first branch never moves any.
+// and pump after; legacyEstablished, which writes first, lets go of the
+// buffer itself), so no payload handed out in an ActWrite of this step
+// aliases the bytes it moves or lets be written over.
 func (o *outStream) compact() {
 	if len(o.msgs) == 0 {
 		if cap(o.buf) > 64<<10 {
 			o.buf = nil // idle: let a big buffer go
 		} else {
-			o.buf = o.buf[len(o.buf):] // append after the dead bytes, over none
+			o.buf = o.buf[:0] // start over at the front
 		}
 		return
 	}
