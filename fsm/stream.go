@@ -275,7 +275,7 @@ func (n *Node) onAck(c *conn, f *wire.Frame) {
 	}
 	k := int(f.Delivered - o.acked)
 	o.drop(k)
-	o.limit = max(o.limit, o.ackedEnd+f.Credit)
+	o.limit = max(o.limit, addCapped(o.ackedEnd, f.Credit))
 	n.pump(p, c)
 	if k > 0 {
 		n.maybeRoom(p)
@@ -311,7 +311,7 @@ func (n *Node) resume(p *peer, c *conn, f *wire.Frame) {
 	if n.cfg.mutation.noResend() {
 		o.drop(o.everSent) // deliberately wrong: see MutationNoResend
 	}
-	o.limit = o.ackedEnd + f.Credit
+	o.limit = addCapped(o.ackedEnd, f.Credit)
 	o.sent = 0
 	c.resumed = true
 	n.write(c, wire.Frame{Type: wire.Resume, Next: o.acked + 1})
@@ -429,7 +429,9 @@ func (n *Node) inboundFor(id string) *inStream {
 	if in := n.inbound[id]; in != nil {
 		return in
 	}
-	for len(n.inbound) >= maxInbound && len(n.inboundOrder) > 0 {
+	// One pass at most: when every remembered stream belongs to a peer still
+	// known, none is forgotten (their number is bounded by the peers).
+	for tries := len(n.inboundOrder); len(n.inbound) >= maxInbound && tries > 0; tries-- {
 		old := n.inboundOrder[0]
 		n.inboundOrder = n.inboundOrder[1:]
 		if n.peers[old] == nil {
@@ -442,4 +444,13 @@ func (n *Node) inboundFor(id string) *inStream {
 	n.inbound[id] = in
 	n.inboundOrder = append(n.inboundOrder, id)
 	return in
+}
+
+// addCapped is a+b, or the largest uint64 where that would wrap (a credit a
+// peer sends is its own business, but must not wrap into a smaller limit).
+func addCapped(a, b uint64) uint64 {
+	if a+b < a {
+		return ^uint64(0)
+	}
+	return a + b
 }
