@@ -20,6 +20,10 @@
 // for byte, and a sweep over thousands of seeds explores more interleavings
 // in a minute than a real cluster sees in a year.
 //
+// A simulated user takes each delivered message off its queue after a short
+// random delay (the Consumed event), which is what grants the sender credit
+// again, so the flow control of reliable sessions runs as in production.
+//
 // Each run has two phases. In the safety phase users issue random commands
 // and faults are injected (swarm testing: each seed enables a random subset of
 // fault kinds, see [Knobs]); the safety invariants of package spec are checked

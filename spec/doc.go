@@ -22,6 +22,9 @@
 //   - quiescence ([CheckQuiescent]): must hold once nothing is in flight and no
 //     pending timer can change the state — the "eventually" half.
 //
-// Deliveries are checked incrementally by a [DeliveryChecker], so that a long
-// run does not rescan its whole history after each step.
+// Deliveries are checked incrementally by a [DeliveryChecker] (never twice,
+// never out of order), so that a long run does not rescan its whole history
+// after each step, and a [StreamLedger] says at quiescence that no accepted
+// message vanished (delivered, or reported lost to its sender): together,
+// exactly-once in-order delivery within a pair of incarnations.
 package spec
