@@ -41,6 +41,9 @@ type Codec interface {
 type Binary struct {
 	// MaxFrameSize bounds the length prefix of a received frame, in bytes.
 	MaxFrameSize int
+	// Features are the bits AppendPreamble writes in the preamble's reserved
+	// field (FeatureMembers); 0 writes the plain v2 preamble.
+	Features uint16
 }
 
 // Name implements Codec.
@@ -54,10 +57,10 @@ func (c Binary) maxFrame() int {
 }
 
 // AppendPreamble implements Codec.
-func (Binary) AppendPreamble(dst []byte) []byte {
+func (c Binary) AppendPreamble(dst []byte) []byte {
 	dst = append(dst, magic[:]...)
 	dst = binary.BigEndian.AppendUint16(dst, Version)
-	return append(dst, 0, 0) // reserved
+	return binary.BigEndian.AppendUint16(dst, c.Features) // reserved: feature bits, ignored by readers that know none
 }
 
 // ParsePreamble implements Codec.
@@ -120,6 +123,8 @@ func (Binary) AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 		}
 		dst = appendHeader(dst, Resume, 8)
 		return binary.BigEndian.AppendUint64(dst, f.Next), nil
+	case Members:
+		return appendMembers(dst, f)
 	case Bye:
 		text := f.Text
 		if len(text) > MaxTextLen {
@@ -253,6 +258,12 @@ func parseBody(t Type, body []byte) (Frame, error) {
 		if f.Next = binary.BigEndian.Uint64(body); f.Next == 0 {
 			return bad("sequence number 0")
 		}
+	case Members:
+		ms, err := parseMembers(body)
+		if err != nil {
+			return Frame{}, err
+		}
+		f.Members = ms
 	case Bye:
 		if len(body) < 11 {
 			return bad("truncated")

@@ -27,6 +27,8 @@ func sampleFrames() []Frame {
 		{Type: Ack},
 		{Type: Resume, Next: 1},
 		{Type: Resume, Next: 1<<64 - 1},
+		{Type: Members, Members: []Member{{ID: "a", Incarnation: 7, Addr: "tcp://127.0.0.1:4000"}}},
+		{Type: Members, Members: []Member{{ID: "b", Incarnation: 1 << 60, State: MemberLeft}, {ID: "c", Incarnation: 2, Addr: "tcp://c:1"}}},
 	}
 }
 
@@ -87,6 +89,15 @@ func TestMalformedFrames(t *testing.T) {
 		"ping with body":     frame(Ping, 1),
 		"bye truncated":      frame(Bye, 1),
 		"bye text mismatch":  frame(Bye, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 'a'),
+		"members empty":      frame(Members),
+		"members count 0":    frame(Members, 0, 0),
+		"members too many":   frame(Members, 0x01, 0x01),
+		"members cannot fit": frame(Members, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 'a', 0, 0),
+		"members bad state":  frame(Members, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0, 1, 1, 'a', 0, 0),
+		"members empty id":   frame(Members, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0),
+		"members addr long":  frame(Members, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 'a', 0xff, 0xff),
+		"members addr short": frame(Members, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 'a', 0, 3, 'x'),
+		"members trailing":   frame(Members, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 'a', 0, 0, 'z'),
 	}
 	for name, b := range cases {
 		_, _, err := Binary{}.ParseFrame(b)
@@ -118,6 +129,28 @@ func TestPreamble(t *testing.T) {
 	}
 }
 
+// A preamble's reserved field carries feature bits; a reader that knows
+// none (Features 0) still accepts it, as a v2 node without discovery does.
+func TestPreambleFeatures(t *testing.T) {
+	p := Binary{Features: FeatureMembers}.AppendPreamble(nil)
+	require.Len(t, p, PreambleSize)
+	n, err := Binary{}.ParsePreamble(p)
+	require.NoError(t, err)
+	require.Equal(t, PreambleSize, n)
+	require.Equal(t, FeatureMembers, PreambleFeatures(p))
+	require.Zero(t, PreambleFeatures(Binary{}.AppendPreamble(nil)))
+	require.Zero(t, PreambleFeatures(p[:7]), "too short to say")
+}
+
+// MembersSize is exactly what AppendFrame writes, so a sender can split a
+// view below a frame limit.
+func TestMembersSize(t *testing.T) {
+	ms := []Member{{ID: "node-1", Incarnation: 3, Addr: "tcp://h:1"}, {ID: "x", State: MemberLeft}}
+	b, err := Binary{}.AppendFrame(nil, &Frame{Type: Members, Members: ms})
+	require.NoError(t, err)
+	require.Equal(t, len(b), MembersSize(ms))
+}
+
 func TestEncodeRefusesBadFields(t *testing.T) {
 	_, err := Binary{}.AppendFrame(nil, &Frame{Type: Hello, ID: ""})
 	require.ErrorIs(t, err, ErrMalformedFrame)
@@ -125,6 +158,12 @@ func TestEncodeRefusesBadFields(t *testing.T) {
 	require.ErrorIs(t, err, ErrMalformedFrame)
 	_, err = Binary{}.AppendFrame(nil, &Frame{Type: 99})
 	require.ErrorIs(t, err, ErrMalformedFrame)
+	_, err = Binary{}.AppendFrame(nil, &Frame{Type: Members})
+	require.ErrorIs(t, err, ErrMalformedFrame, "no entries")
+	_, err = Binary{}.AppendFrame(nil, &Frame{Type: Members, Members: make([]Member, MaxMembersPerFrame+1)})
+	require.ErrorIs(t, err, ErrMalformedFrame, "too many entries")
+	_, err = Binary{}.AppendFrame(nil, &Frame{Type: Members, Members: []Member{{ID: "a", State: 9}}})
+	require.ErrorIs(t, err, ErrMalformedFrame, "unknown state")
 }
 
 // FuzzParseFrame: no input panics; whatever parses re-encodes to the same bytes.

@@ -1,6 +1,9 @@
 package wire
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Type is a frame's type byte.
 type Type uint8
@@ -16,9 +19,10 @@ const (
 	Bye     Type = 0x07 // reason for the close that follows
 	Ack     Type = 0x08 // messages delivered, and credit for more (v2)
 	Resume  Type = 0x09 // the sequence number of the next DATA on this session (v2)
+	Members Type = 0x0A // members the sender knows (discovery; only to a peer with wire.FeatureMembers)
 
 	// LastType is the greatest frame type this version defines.
-	LastType = Resume
+	LastType = Members
 )
 
 // String returns the frame type's protocol name, or "type(0xNN)" when unknown.
@@ -42,6 +46,8 @@ func (t Type) String() string {
 		return "ACK"
 	case Resume:
 		return "RESUME"
+	case Members:
+		return "MEMBERS"
 	}
 	return fmt.Sprintf("type(0x%02x)", uint8(t))
 }
@@ -106,12 +112,19 @@ type Frame struct {
 	Delivered   uint64 // ACK: DATA of the peer's stream delivered here, in total
 	Credit      uint64 // ACK: payload bytes the peer may send past message Delivered
 	Next        uint64 // RESUME: sequence number of the next DATA
+	// Features: HELLO, the feature bits of the sender's preamble (the
+	// connection layer copies them here; they do not travel in HELLO).
+	Features uint16
+	Members  []Member // MEMBERS
 }
 
 // String renders the frame the way transcripts show it, e.g. "WELCOME sess=3 keep=1".
 func (f *Frame) String() string {
 	switch f.Type {
 	case Hello:
+		if f.Features != 0 {
+			return fmt.Sprintf("HELLO id=%s inc=%d info=%q max=%d features=%#x", f.ID, f.Incarnation, f.Info, f.MaxFrame, f.Features)
+		}
 		if f.MaxFrame != 0 {
 			return fmt.Sprintf("HELLO id=%s inc=%d info=%q max=%d", f.ID, f.Incarnation, f.Info, f.MaxFrame)
 		}
@@ -130,6 +143,16 @@ func (f *Frame) String() string {
 		return fmt.Sprintf("ACK delivered=%d credit=%d", f.Delivered, f.Credit)
 	case Resume:
 		return fmt.Sprintf("RESUME next=%d", f.Next)
+	case Members:
+		var b strings.Builder
+		b.WriteString("MEMBERS")
+		for _, m := range f.Members {
+			fmt.Fprintf(&b, " %s/%d/%s", m.ID, m.Incarnation, m.State)
+			if m.Addr != "" {
+				fmt.Fprintf(&b, "@%s", m.Addr)
+			}
+		}
+		return b.String()
 	case Bye:
 		if f.Sess != 0 {
 			return fmt.Sprintf("BYE %s sess=%d %q", f.Code, f.Sess, f.Text)
