@@ -37,12 +37,21 @@ const (
 	// ActRoom: Peer's send queue has room again after a Send was refused
 	// with ErrQueueFull.
 	ActRoom
+	// ActMemberUp: discovery learned of member Peer, or of its newer
+	// incarnation Incarnation, advertised at Addr (discovery.go).
+	ActMemberUp
+	// ActMemberLeft: member Peer (incarnation Incarnation) left gracefully;
+	// it is not redialed.
+	ActMemberLeft
+	// ActMemberGone: member Peer was not heard of for the member timeout and
+	// is forgotten; Err says so.
+	ActMemberGone
 )
 
 var actionNames = [...]string{
 	ActDial: "dial", ActWrite: "write", ActClose: "close", ActConnected: "connected",
 	ActDisconnected: "disconnected", ActMessage: "message", ActConnectDone: "connect-done",
-	ActLost: "lost", ActRoom: "room",
+	ActLost: "lost", ActRoom: "room", ActMemberUp: "member-up", ActMemberLeft: "member-left", ActMemberGone: "member-gone",
 }
 
 // String returns the action kind's name as transcripts show it.
@@ -100,6 +109,8 @@ func (a *Action) String() string {
 		fmt.Fprintf(&b, " %s %d messages (%v)", a.Peer, len(a.Lost), a.Err)
 	case ActRoom:
 		fmt.Fprintf(&b, " %s", a.Peer)
+	case ActMemberUp, ActMemberLeft, ActMemberGone:
+		fmt.Fprintf(&b, " %s inc=%d %s", a.Peer, a.Incarnation, a.Addr)
 	case ActConnectDone:
 		fmt.Fprintf(&b, " r%d", a.Req)
 		if a.Err != nil {

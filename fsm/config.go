@@ -54,6 +54,29 @@ type Config struct {
 	// is redialed in the protocol it last spoke). See legacy.go.
 	LegacyDial bool
 
+	// Discovery turns on member discovery (discovery.go, spec/PROTOCOL.md
+	// section 7): the node announces wire.FeatureMembers, exchanges MEMBERS
+	// with peers that announce it too, and keeps every live member it learns
+	// of. Off by default.
+	Discovery bool
+	// DiscoveryDials bounds the discovery dials in flight at once.
+	DiscoveryDials int
+	// DiscoveryGap spaces successive discovery dials: each gap is drawn from
+	// [DiscoveryGap/2, DiscoveryGap).
+	DiscoveryGap time.Duration
+	// LeaderDelay is how long the leader of a discovered pair (the greater
+	// id) leaves the dialing to the follower before it dials too (default:
+	// the handshake timeout).
+	LeaderDelay time.Duration
+	// GossipInterval is the mean period at which the node pushes its full
+	// member view to one session drawn at random.
+	GossipInterval time.Duration
+	// MemberTimeout: a member not heard of for this long is forgotten, and a
+	// left member's record is dropped after it.
+	MemberTimeout time.Duration
+	// MaxMembers bounds the member table.
+	MaxMembers int
+
 	// mutation is a deliberately wrong rule, for the checkers' negative
 	// controls. Only a build with the masterless_mutation tag can set it
 	// (Config.WithMutation in mutation.go); in any other build its type is
@@ -104,6 +127,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.PeerTimeout <= c.HeartbeatInterval {
 		return c, fmt.Errorf("%w: peer timeout %v must exceed the heartbeat interval %v", ErrBadConfig, c.PeerTimeout, c.HeartbeatInterval)
+	}
+	if err := c.discoveryDefaults(); err != nil {
+		return c, err
 	}
 	if c.BackoffMax < c.BackoffMin {
 		return c, fmt.Errorf("%w: backoff max %v below min %v", ErrBadConfig, c.BackoffMax, c.BackoffMin)

@@ -42,6 +42,7 @@ type conn struct {
 	peerInc uint64
 	peerMax int  // the largest frame the peer accepts (its HELLO); 0 if unknown
 	leader  bool // this node leads the pair (decides which connection is the session)
+	members bool // both ends announced wire.FeatureMembers: MEMBERS may travel (discovery.go)
 
 	// On a session.
 	sess     uint64 // the session number; granted by the leader

@@ -266,6 +266,7 @@ func (n *Node) settleTimers() {
 		earliest(&t.dials, dialTimer, n.dialLive),
 		earliest(&t.reqs, reqTimer, n.reqLive),
 		earliest(&t.peers, peerTimer, n.peerLive),
+		n.discoveryDeadline(),
 	)
 }
 
@@ -276,5 +277,6 @@ func (n *Node) resetTimers() {
 	t.dials.reset()
 	t.reqs.reset()
 	t.peers.reset()
+	n.disc.gossipAt = 0
 	n.next = never
 }

@@ -25,6 +25,9 @@ type dial struct {
 	// blocked: kept peers whose redial waits for this dial to end, because it
 	// goes to the address they are redialed at (redialIfDue).
 	blocked []*peer
+	// discovery: a dial of a peer kept by discovery, counted against the
+	// discovery dials in flight (discovery.go).
+	discovery bool
 }
 
 // request is a user's Connect, pending until the session with the node at
@@ -85,6 +88,7 @@ func (n *Node) peerAt(addr string) *peer {
 func (n *Node) bindRequest(r *request, p *peer) {
 	r.peer = p
 	p.addr = r.addr
+	p.disc.byDiscovery = false // the user keeps it
 	if !p.kept {
 		n.markKept(p, true)
 		n.traceKeepBound(p)
@@ -212,6 +216,7 @@ func (n *Node) endDial(d *dial, why error) {
 	if n.dialsByAddr[d.addr] == d {
 		delete(n.dialsByAddr, d.addr)
 	}
+	n.discoveryDialEnded(d)
 	if q := d.forPeer; q != nil && q.dialing == d {
 		q.dialing = nil
 		n.dialGone(q)
@@ -281,7 +286,13 @@ func (n *Node) redialIfDue(p *peer) {
 		}
 		return
 	}
-	n.startDial(addr, p)
+	if p.disc.byDiscovery && !n.discoveryTurn(p) {
+		return // the follower dials first, and discovery dials are paced (discovery.go)
+	}
+	d := n.startDial(addr, p)
+	if p.disc.byDiscovery {
+		n.discoveryDialed(d)
+	}
 	p.backoff = min(2*p.backoff, n.cfg.BackoffMax)
 	n.scheduleRedial(p)
 }

@@ -58,17 +58,44 @@ func (n *Node) CheckTimers() error {
 			// Its redial is due, unless a dial to the same address holds it
 			// back and will wake it when it ends.
 			if d := n.dialsByAddr[p.redialAddr()]; d == nil || !slices.Contains(d.blocked, p) {
-				due = min(due, p.nextDialAt)
+				due = min(due, n.redialDue(p))
 			}
 		}
 		if !p.kept && p.session == nil && p.handshakes == 0 && p.dialing == nil && len(p.waiters) == 0 && len(p.out.msgs) == 0 {
 			due = min(due, p.lingerUntil)
+		}
+		if p.disc.byDiscovery && p.session == nil {
+			if m := n.disc.members[p.id]; m != nil && !m.left {
+				due = min(due, m.heardAt+n.cfg.MemberTimeout)
+			}
 		}
 		if due != never {
 			armed(&p.timer, inHeap(&n.timers.peers, p, p.timer.at), due, "peer "+id)
 		}
 	}
 	return err
+}
+
+// redialDue is when kept peer p's redial is due: its backoff, and for a
+// peer kept by discovery also the leader's delay and its turn in the queue
+// (a queued peer other than the head is woken by the queue, never by a timer
+// of its own; the head is armed for its turn while a dial slot is free).
+func (n *Node) redialDue(p *peer) time.Duration {
+	if !p.disc.byDiscovery {
+		return p.nextDialAt
+	}
+	q := &n.disc
+	if p.disc.queued {
+		if q.queue[0] != p || q.inFlight >= n.cfg.DiscoveryDials {
+			return never
+		}
+		return max(p.nextDialAt, q.nextAt)
+	}
+	due := p.nextDialAt
+	if n.cfg.ID > p.id {
+		due = max(due, p.disc.since+n.cfg.LeaderDelay)
+	}
+	return due
 }
 
 func inHeap[T comparable](h *deadlineHeap[T], v T, at time.Duration) bool {

@@ -33,6 +33,7 @@ func (n *Node) onHello(c *conn, f *wire.Frame) {
 		p.maxFrame = int(f.MaxFrame)
 	}
 	c.peerKeep = true // until the peer's JOIN or WELCOME says otherwise
+	n.helloFeatures(c, f)
 	p.handshakes++
 	if f.Info != "" {
 		p.info = f.Info

@@ -27,6 +27,11 @@ const (
 	// on earlier sessions and not acknowledged, without resending or
 	// reporting them: they vanish (stream.go).
 	MutationNoResend
+	// MutationDiscoveryBothDial makes both ends of a discovered pair dial
+	// at once (the leader does not leave the first dial to the follower):
+	// pairs then open two TCP connections where one would do, which the
+	// simulator's connection bound must catch (discovery.go).
+	MutationDiscoveryBothDial
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -46,3 +51,6 @@ func (c Config) Mutation() Mutation { return c.mutation }
 func (m Mutation) dialerLeads() bool     { return m == MutationDialerLeads }
 func (m Mutation) noLegacyUpgrade() bool { return m == MutationNoLegacyUpgrade }
 func (m Mutation) noResend() bool        { return m == MutationNoResend }
+func (m Mutation) discoveryBothDial() bool {
+	return m == MutationDiscoveryBothDial
+}

@@ -32,6 +32,8 @@ type Node struct {
 	handshaking int    // connections not yet established
 	shutdown    bool
 
+	disc discovery // member discovery (discovery.go)
+
 	// timers holds every deadline, per owner (deadlines.go).
 	timers deadlines
 	// next is a lower bound on the earliest deadline: it is lowered whenever a

@@ -53,6 +53,8 @@ type peer struct {
 	lingerUntil time.Duration
 
 	timer timer // its entry in the node's deadlines (deadlines.go)
+
+	disc peerDisc // discovery (discovery.go)
 }
 
 func (n *Node) peerFor(id string) *peer {
@@ -92,6 +94,7 @@ func (n *Node) sessionEnded(p *peer, c *conn, why error) {
 	p.session = nil
 	p.out.sent = 0 // what was sent on it goes again on the next session, unless acknowledged
 	n.noteClosedSession(p, c)
+	n.discoveryDown(p)
 	if n.shutdown {
 		return
 	}
@@ -194,6 +197,7 @@ func (n *Node) setKeep(id string, keep bool) error {
 		}
 		p = n.peerFor(id)
 	}
+	p.disc.byDiscovery = false // the user decides from now on
 	if p.kept == keep {
 		return nil
 	}
@@ -227,7 +231,7 @@ func (n *Node) disconnect(id string) error {
 	if p == nil {
 		return fmt.Errorf("%w: %q", ErrUnknownPeer, id)
 	}
-	p.kept = false
+	p.kept, p.disc.byDiscovery = false, false
 	for _, r := range p.waiters {
 		n.finishRequest(r, "", fmt.Errorf("%w: %q", ErrDisconnected, id))
 	}
@@ -268,6 +272,7 @@ func (p *peer) redialAddr() string {
 
 // peerTimers handles p's reconnect and grace deadlines.
 func (n *Node) peerTimers(p *peer) {
+	n.memberTimers(p)
 	if p.away && n.now >= p.awaySince+n.cfg.ReconnectGrace {
 		p.away, p.unreachable = false, true
 		n.peerDown(p, fmt.Errorf("%w: %s unreachable for %v", ErrNotConnected, p.id, n.cfg.ReconnectGrace))

@@ -39,6 +39,7 @@ func (n *Node) v1Established(c *conn) {
 		n.write(c, wire.Frame{Type: wire.Keep, Keep: p.kept})
 	}
 	n.streamsStart(p, c)
+	n.discoveryUp(p, c)
 }
 
 func idOf(c *conn) ConnID {

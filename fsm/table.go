@@ -27,13 +27,14 @@ var transitions = [StateEstablished + 1][wire.LastType + 1]frameHandler{
 		wire.Bye:     (*Node).onBye,
 	},
 	StateEstablished: {
-		wire.Join:   (*Node).onLateJoin, // leader: the grant raced the follower's JOIN
-		wire.Keep:   (*Node).onKeep,
-		wire.Ping:   (*Node).onPing,
-		wire.Data:   (*Node).onReliableData,
-		wire.Ack:    (*Node).onAck,
-		wire.Resume: (*Node).onResume,
-		wire.Bye:    (*Node).onBye,
+		wire.Join:    (*Node).onLateJoin, // leader: the grant raced the follower's JOIN
+		wire.Keep:    (*Node).onKeep,
+		wire.Ping:    (*Node).onPing,
+		wire.Data:    (*Node).onReliableData,
+		wire.Ack:     (*Node).onAck,
+		wire.Resume:  (*Node).onResume,
+		wire.Members: (*Node).onMembers,
+		wire.Bye:     (*Node).onBye,
 	},
 }
 

@@ -58,6 +58,7 @@ func (n *Node) tick() {
 			n.peerTimers(p)
 		}
 	}
+	n.discoveryTick()
 	n.settleTimers()
 }
 
@@ -65,6 +66,7 @@ func (n *Node) stop() {
 	if n.shutdown {
 		return
 	}
+	n.announceLeave() // MEMBERS left, before each BYE (discovery.go)
 	n.shutdown = true // first: closing sessions below must not announce or redial
 	for _, c := range n.sortedConns() {
 		n.closeConn(c, wire.CodeShutdown, ErrClosed)

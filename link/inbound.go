@@ -38,8 +38,9 @@ const (
 // conn is the Layer's view of one connection.
 type conn struct {
 	proto    proto
-	preamble bool // v1: the peer's preamble checked out
-	closed   bool // the Layer no longer holds it
+	preamble bool   // v1: the peer's preamble checked out
+	features uint16 // v1: the feature bits of the peer's preamble, handed over with its HELLO
+	closed   bool   // the Layer no longer holds it
 	// in[start:end] holds the bytes read but not yet parsed; in[end:] is
 	// free. Nothing refers into in between calls, so it may move.
 	in         []byte
@@ -121,6 +122,7 @@ func (l *Layer) process(now time.Duration, id fsm.ConnID, c *conn) {
 		if k == 0 {
 			return
 		}
+		c.features = wire.PreambleFeatures(c.in[c.start : c.start+k])
 		c.start += k
 		c.preamble = true
 	}
@@ -134,6 +136,9 @@ func (l *Layer) process(now time.Duration, id fsm.ConnID, c *conn) {
 			return
 		}
 		c.start += k
+		if f.Type == wire.Hello {
+			f.Features = c.features
+		}
 		l.step(now, fsm.FrameReceived{Conn: id, Frame: f})
 	}
 }

@@ -39,7 +39,7 @@ func New(node *fsm.Node, tr Transport) *Layer {
 	return &Layer{
 		node:     node,
 		tr:       tr,
-		v1:       wire.Binary{MaxFrameSize: mf},
+		v1:       wire.Binary{MaxFrameSize: mf, Features: node.Features()},
 		maxFrame: mf,
 		conns:    make(map[fsm.ConnID]*conn),
 		dials:    make(map[fsm.DialID]bool),

@@ -1,0 +1,492 @@
+package fsm
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/masterless-go/masterless/wire"
+)
+
+// Discovery (spec/PROTOCOL.md, section 7): nodes that enable it tell each
+// other, over their sessions, which members they know, and keep every member
+// they learn of, so that a node started with one seed address ends up with a
+// session to every member.
+//
+// Negotiation. A node with Config.Discovery sets wire.FeatureMembers in its
+// preamble (the connection layer writes it, and copies the peer's bits into
+// the HELLO it hands over as Frame.Features). MEMBERS frames go only over a
+// session whose two ends both set the bit (conn.members); a v2 peer without
+// discovery never sees one, and a MEMBERS frame on any other connection is a
+// protocol error.
+//
+// What travels. On every new discovery session each end sends its full view:
+// itself, every member it has a discovery session with, and the members it
+// knows to have left (not yet expired). Afterwards it forwards what was news
+// to it (a new member, a newer incarnation, a leave) to its other discovery
+// sessions, and every GossipInterval it pushes its full view to one session
+// drawn at random (anti-entropy: a node that forgot a member, or missed a
+// delta, learns it again). Only members with a live session are advertised
+// alive, so a dead member stops being advertised once its sessions time out.
+//
+// Learning. An entry is news when its member is unknown, or its incarnation
+// is greater than the one recorded; an entry for the recorded incarnation is
+// news only when it says left and the record does not. A left record stays
+// left (a late "alive" for the same incarnation changes nothing). A member
+// not heard of (no session, no news) for MemberTimeout is forgotten; a left
+// record is dropped after MemberTimeout too. The table holds at most
+// MaxMembers records.
+//
+// What a node does with a live member: it keeps it (as Keep(id, true) would,
+// marked as kept by discovery), at the address of its newest incarnation. If
+// it holds a session with an older incarnation, it closes it at once (BYE
+// replaced), without waiting for the peer timeout. With a member that left:
+// it stops keeping it, so it is never redialed.
+//
+// Who dials. Of a discovered pair only the follower (the smaller id) dials at
+// once; the leader dials only if the pair still has no session, and no
+// connection handshaking, LeaderDelay after it wanted one (the follower
+// cannot reach it, or is slow). So a pair whose follower reaches the leader
+// opens one TCP connection, and the dedup rule settles the rare pair where
+// both dial. Discovery dials are paced per node: at most DiscoveryDials in
+// flight, successive ones at least DiscoveryGap/2 apart (each gap drawn from
+// [DiscoveryGap/2, DiscoveryGap) with the node's seeded generator), in the
+// order they became due. A user's Connect and the redials of peers the user
+// keeps are not paced.
+
+// Discovery defaults (zero values of the Config fields).
+const (
+	DefaultDiscoveryDials = 8
+	DefaultDiscoveryGap   = 20 * time.Millisecond
+	DefaultGossipInterval = 2 * time.Second
+	DefaultMemberTimeout  = 30 * time.Second
+	DefaultMaxMembers     = 4096
+	// The default LeaderDelay is the handshake timeout.
+)
+
+// member is one record of the member table.
+type member struct {
+	id      string
+	inc     uint64
+	addr    string
+	left    bool
+	heardAt time.Duration // last news of it, or the end of its last session
+}
+
+// discovery is the node's discovery state.
+type discovery struct {
+	members  map[string]*member
+	inFlight int           // discovery dials not yet ended
+	nextAt   time.Duration // no discovery dial before this
+	queue    []*peer       // peers waiting for their turn to dial, in order
+	gossipAt time.Duration // next push of the full view; never while no discovery session exists
+	scratch  []wire.Member
+}
+
+// peerDisc is a peer's discovery state.
+type peerDisc struct {
+	byDiscovery bool          // kept because discovery found it (not by the user)
+	since       time.Duration // when its session was last wanted and missing: the leader waits LeaderDelay from here
+	queued      bool          // in discovery.queue
+}
+
+func (c *Config) discoveryDefaults() error {
+	if c.DiscoveryDials < 0 || c.DiscoveryGap < 0 || c.GossipInterval < 0 || c.MemberTimeout < 0 || c.LeaderDelay < 0 || c.MaxMembers < 0 {
+		return fmt.Errorf("%w: negative discovery setting", ErrBadConfig)
+	}
+	if c.DiscoveryDials == 0 {
+		c.DiscoveryDials = DefaultDiscoveryDials
+	}
+	if c.DiscoveryGap == 0 {
+		c.DiscoveryGap = DefaultDiscoveryGap
+	}
+	if c.GossipInterval == 0 {
+		c.GossipInterval = DefaultGossipInterval
+	}
+	if c.MemberTimeout == 0 {
+		c.MemberTimeout = DefaultMemberTimeout
+	}
+	if c.LeaderDelay == 0 {
+		c.LeaderDelay = c.HandshakeTimeout
+	}
+	if c.MaxMembers == 0 {
+		c.MaxMembers = DefaultMaxMembers
+	}
+	return nil
+}
+
+// helloFeatures notes whether c carries MEMBERS: both ends announced it.
+func (n *Node) helloFeatures(c *conn, f *wire.Frame) {
+	c.members = n.cfg.Discovery && f.Features&wire.FeatureMembers != 0
+}
+
+// Features returns the preamble feature bits this node announces
+// (wire.FeatureMembers with Config.Discovery): the connection layer writes
+// them.
+func (n *Node) Features() uint16 {
+	if n.cfg.Discovery {
+		return wire.FeatureMembers
+	}
+	return 0
+}
+
+// discoveryUp runs when session c with p is established: p is a member (news
+// goes to the other sessions), and p hears this node's full view.
+func (n *Node) discoveryUp(p *peer, c *conn) {
+	if n.disc.queued(p) {
+		n.unqueue(p)
+	}
+	if !c.members {
+		return
+	}
+	news := n.learn([]wire.Member{{ID: p.id, Incarnation: c.peerInc, Addr: p.info}}, n.disc.scratch[:0])
+	n.forward(news, c)
+	n.sendMembers(c, n.fullView())
+	if n.disc.gossipAt == 0 || n.disc.gossipAt == never {
+		n.disc.gossipAt = n.now + n.jitter(n.cfg.GossipInterval)
+		n.lowerNext(n.disc.gossipAt)
+	}
+}
+
+func (d *discovery) queued(p *peer) bool { return p.disc.queued }
+
+// discoveryDown runs when p's session ended (before any redial is scheduled).
+func (n *Node) discoveryDown(p *peer) {
+	if !n.cfg.Discovery {
+		return
+	}
+	p.disc.since = n.now
+	if m := n.disc.members[p.id]; m != nil && !m.left {
+		m.heardAt = n.now
+	}
+	if p.disc.byDiscovery {
+		n.armPeer(p, n.now+n.cfg.MemberTimeout)
+	}
+}
+
+func (n *Node) onMembers(c *conn, f *wire.Frame) {
+	if !c.members {
+		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: MEMBERS on a connection without discovery", ErrProtocol))
+		return
+	}
+	news := n.learn(f.Members, n.disc.scratch[:0])
+	n.forward(news, c)
+}
+
+// learn applies entries to the member table and returns those that were news.
+func (n *Node) learn(entries []wire.Member, news []wire.Member) []wire.Member {
+	if n.disc.members == nil {
+		n.disc.members = make(map[string]*member)
+	}
+	for _, e := range entries {
+		if e.ID == n.cfg.ID {
+			continue // about this node: it knows better
+		}
+		m := n.disc.members[e.ID]
+		switch {
+		case m == nil:
+			if len(n.disc.members) >= n.cfg.MaxMembers && !n.pruneMembers() {
+				continue // full: the entry comes again with a later view
+			}
+			m = &member{id: e.ID}
+			n.disc.members[e.ID] = m
+		case e.Incarnation > m.inc:
+		case e.Incarnation == m.inc && e.State == wire.MemberLeft && !m.left:
+		default:
+			continue // nothing new
+		}
+		m.inc, m.left, m.heardAt = e.Incarnation, e.State == wire.MemberLeft, n.now
+		if e.Addr != "" || m.left {
+			m.addr = e.Addr
+		}
+		news = append(news, wire.Member{ID: m.id, Incarnation: m.inc, Addr: m.addr, State: e.State})
+		n.applyMember(m)
+	}
+	n.disc.scratch = news[:0]
+	return news
+}
+
+// applyMember does what member m's new record asks of this node.
+func (n *Node) applyMember(m *member) {
+	p := n.peers[m.id]
+	if m.left {
+		n.emit(Action{Kind: ActMemberLeft, Peer: m.id, Incarnation: m.inc, Addr: m.addr})
+		if p != nil {
+			p.disc.byDiscovery = false
+			if p.kept {
+				n.markKept(p, false) // it left: never redial it
+				n.maybeForgetPeer(p)
+			}
+		}
+		return
+	}
+	n.emit(Action{Kind: ActMemberUp, Peer: m.id, Incarnation: m.inc, Addr: m.addr})
+	if p != nil && m.addr != "" {
+		p.info = m.addr
+		if p.addr != "" {
+			p.addr = m.addr // redial at the address its newest incarnation advertises
+		}
+	}
+	if p != nil && p.session != nil && p.session.peerInc < m.inc {
+		// A newer incarnation exists: the session is with a dead process.
+		n.closeConn(p.session, wire.CodeReplaced, fmt.Errorf("%w: %s restarted (incarnation %d is known)", ErrReplaced, m.id, m.inc))
+		p = n.peers[m.id]
+	}
+	if p == nil {
+		p = n.peerFor(m.id)
+		p.info = m.addr
+	}
+	if !p.kept {
+		p.disc.byDiscovery = true
+		p.disc.since = n.now
+		n.markKept(p, true)
+	}
+	if p.session == nil && p.disc.byDiscovery {
+		n.armPeer(p, n.now+n.cfg.MemberTimeout)
+	}
+}
+
+// forward sends news to every discovery session other than from.
+func (n *Node) forward(news []wire.Member, from *conn) {
+	if len(news) == 0 {
+		return
+	}
+	for _, p := range n.sortedPeers() {
+		if c := p.session; c != nil && c != from && c.members {
+			n.sendMembers(c, news)
+		}
+	}
+}
+
+// fullView returns this node, the members it has a discovery session with,
+// and the left members not yet expired, sorted by id.
+func (n *Node) fullView() []wire.Member {
+	n.pruneMembers()
+	view := []wire.Member{{ID: n.cfg.ID, Incarnation: n.cfg.Incarnation, Addr: n.info}}
+	for _, p := range n.sortedPeers() {
+		if c := p.session; c != nil && c.members {
+			view = append(view, wire.Member{ID: p.id, Incarnation: c.peerInc, Addr: p.info})
+		}
+	}
+	for _, m := range n.sortedMembers() {
+		if m.left {
+			view = append(view, wire.Member{ID: m.id, Incarnation: m.inc, Addr: m.addr, State: wire.MemberLeft})
+		}
+	}
+	return view
+}
+
+// sendMembers writes ms on c as MEMBERS frames, each within the entry bound
+// and the smaller of 64 KiB and the peer's frame limit.
+func (n *Node) sendMembers(c *conn, ms []wire.Member) {
+	limit := 64 << 10
+	if c.peerMax > 0 && c.peerMax < limit {
+		limit = c.peerMax
+	}
+	for len(ms) > 0 {
+		k, size := 0, wire.MembersSize(nil)
+		for k < len(ms) && k < wire.MaxMembersPerFrame && size+wire.MembersSize(ms[k:k+1])-wire.MembersSize(nil) <= limit {
+			size += wire.MembersSize(ms[k:k+1]) - wire.MembersSize(nil)
+			k++
+		}
+		if k == 0 {
+			ms = ms[1:] // one entry over the peer's limit: it cannot hear of this member
+			continue
+		}
+		n.write(c, wire.Frame{Type: wire.Members, Members: slices.Clone(ms[:k])})
+		ms = ms[k:]
+	}
+}
+
+// announceLeave tells every discovery session that this node leaves
+// (Shutdown), before the BYE that closes it.
+func (n *Node) announceLeave() {
+	if !n.cfg.Discovery {
+		return
+	}
+	leave := []wire.Member{{ID: n.cfg.ID, Incarnation: n.cfg.Incarnation, Addr: n.info, State: wire.MemberLeft}}
+	for _, c := range n.sortedConns() {
+		if c.state == StateEstablished && c.members {
+			n.sendMembers(c, leave)
+		}
+	}
+}
+
+// pruneMembers drops left records past MemberTimeout, and reports whether
+// the table has room.
+func (n *Node) pruneMembers() bool {
+	for id, m := range n.disc.members {
+		if m.left && n.now >= m.heardAt+n.cfg.MemberTimeout {
+			delete(n.disc.members, id)
+		}
+	}
+	return len(n.disc.members) < n.cfg.MaxMembers
+}
+
+// memberTimers forgets p's member record, and stops keeping p, when p was
+// kept by discovery and has not been heard of for MemberTimeout.
+func (n *Node) memberTimers(p *peer) {
+	if !n.cfg.Discovery || !p.disc.byDiscovery || p.session != nil {
+		return
+	}
+	m := n.disc.members[p.id]
+	if m != nil && !m.left && n.now < m.heardAt+n.cfg.MemberTimeout {
+		n.armPeer(p, m.heardAt+n.cfg.MemberTimeout)
+		return
+	}
+	if m != nil {
+		delete(n.disc.members, p.id)
+		n.emit(Action{Kind: ActMemberGone, Peer: m.id, Incarnation: m.inc, Addr: m.addr, Err: fmt.Errorf("%w: %s not heard of for %v", ErrNotConnected, m.id, n.cfg.MemberTimeout)})
+	}
+	p.disc.byDiscovery = false
+	if p.kept {
+		n.markKept(p, false)
+	}
+}
+
+// discoveryTurn reports whether kept-by-discovery peer p may be dialed now:
+// the leader of the pair waits LeaderDelay for the follower, and the pacing
+// bounds hold. If not, p waits (for its delay, or its turn in the queue).
+func (n *Node) discoveryTurn(p *peer) bool {
+	if n.cfg.ID > p.id && !n.cfg.mutation.discoveryBothDial() {
+		if at := p.disc.since + n.cfg.LeaderDelay; n.now < at {
+			n.armPeer(p, at)
+			return false
+		}
+	}
+	q := &n.disc
+	if q.inFlight >= n.cfg.DiscoveryDials || n.now < q.nextAt || (len(q.queue) > 0 && q.queue[0] != p) {
+		if !p.disc.queued {
+			p.disc.queued = true
+			q.queue = append(q.queue, p)
+		}
+		n.discWake()
+		return false
+	}
+	if p.disc.queued {
+		n.unqueue(p)
+	}
+	return true
+}
+
+// discoveryDialed records that d, a discovery dial for p, started.
+func (n *Node) discoveryDialed(d *dial) {
+	d.discovery = true
+	n.disc.inFlight++
+	n.disc.nextAt = n.now + n.jitter(n.cfg.DiscoveryGap)
+	n.discWake()
+}
+
+// discoveryDialEnded runs when discovery dial d ended.
+func (n *Node) discoveryDialEnded(d *dial) {
+	if d.discovery {
+		d.discovery = false
+		n.disc.inFlight--
+		n.invariant(n.disc.inFlight >= 0, "discovery dials in flight below zero after d%d", d.id)
+		n.discWake()
+	}
+}
+
+// discWake arms the first queued peer that can dial for its turn, dropping
+// those that no longer need one (they queue again when they do).
+func (n *Node) discWake() {
+	q := &n.disc
+	for len(q.queue) > 0 {
+		h := q.queue[0]
+		addr := h.redialAddr()
+		ready := n.peers[h.id] == h && h.kept && h.disc.byDiscovery && h.session == nil && h.dialing == nil &&
+			h.handshakes == 0 && n.now >= h.nextDialAt && addr != "" && n.dialsByAddr[addr] == nil
+		if !ready {
+			q.queue[0] = nil
+			q.queue = q.queue[1:]
+			h.disc.queued = false
+			continue
+		}
+		if q.inFlight < n.cfg.DiscoveryDials {
+			n.armPeer(h, max(n.now, q.nextAt))
+		}
+		return
+	}
+}
+
+func (n *Node) unqueue(p *peer) {
+	q := &n.disc
+	if i := slices.Index(q.queue, p); i >= 0 {
+		q.queue = slices.Delete(q.queue, i, i+1)
+	}
+	p.disc.queued = false
+	n.discWake()
+}
+
+// discoveryTick pushes the full view to one discovery session drawn at
+// random, every GossipInterval (jittered).
+func (n *Node) discoveryTick() {
+	if !n.cfg.Discovery || n.disc.gossipAt == 0 || n.now < n.disc.gossipAt {
+		return
+	}
+	var sessions []*conn
+	for _, p := range n.sortedPeers() {
+		if c := p.session; c != nil && c.members {
+			sessions = append(sessions, c)
+		}
+	}
+	if len(sessions) == 0 {
+		n.disc.gossipAt = 0 // off until the next discovery session
+		return
+	}
+	n.sendMembers(sessions[n.rng.below(uint64(len(sessions)))], n.fullView())
+	n.disc.gossipAt = n.now + n.jitter(n.cfg.GossipInterval)
+}
+
+// discoveryDeadline is the gossip timer, for NextDeadline.
+func (n *Node) discoveryDeadline() time.Duration {
+	if n.disc.gossipAt == 0 {
+		return never
+	}
+	return n.disc.gossipAt
+}
+
+func (n *Node) sortedMembers() []*member {
+	out := make([]*member, 0, len(n.disc.members))
+	for _, m := range n.disc.members {
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b *member) int {
+		if a.id < b.id {
+			return -1
+		}
+		if a.id > b.id {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// MemberStatus is one record of the member table (discovery).
+type MemberStatus struct {
+	ID          string
+	Incarnation uint64
+	Addr        string // where its newest known incarnation can be dialed
+	Left        bool   // it left gracefully: it is not redialed
+	Connected   bool   // this node has a session with it
+	Kept        bool   // this node keeps it (by discovery or by its user)
+}
+
+// Members returns the member table, sorted by id (empty without discovery).
+// A member that left stays listed, with Left set, until its record expires.
+func (n *Node) Members() []MemberStatus {
+	var out []MemberStatus
+	for _, m := range n.sortedMembers() {
+		if m.left && n.now >= m.heardAt+n.cfg.MemberTimeout {
+			continue
+		}
+		s := MemberStatus{ID: m.id, Incarnation: m.inc, Addr: m.addr, Left: m.left}
+		if p := n.peers[m.id]; p != nil {
+			s.Connected = p.session != nil && p.session.peerInc == m.inc
+			s.Kept = p.kept
+		}
+		out = append(out, s)
+	}
+	return out
+}

@@ -1,0 +1,254 @@
+package fsm_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/wire"
+)
+
+// discNode is one node with discovery, driven event by event.
+type discNode struct {
+	t    *testing.T
+	n    *fsm.Node
+	now  time.Duration
+	acts []fsm.Action // everything it did, in order
+}
+
+func newDiscNode(t *testing.T, id string, mod func(*fsm.Config)) *discNode {
+	cfg := fsm.Config{ID: id, Incarnation: 10, Seed: 1, Discovery: true}
+	if mod != nil {
+		mod(&cfg)
+	}
+	n, err := fsm.New(cfg)
+	require.NoError(t, err)
+	d := &discNode{t: t, n: n}
+	d.step(fsm.Listening{Info: "tcp://" + id})
+	return d
+}
+
+func (d *discNode) step(ev fsm.Event) []fsm.Action {
+	d.t.Helper()
+	require.NoError(d.t, d.n.Step(d.now, ev))
+	acts := slices.Clone(d.n.Ready())
+	d.acts = append(d.acts, acts...)
+	require.NoError(d.t, d.n.CheckTimers())
+	return acts
+}
+
+// advance ticks the node through every deadline up to now+dt.
+func (d *discNode) advance(dt time.Duration) []fsm.Action {
+	end := d.now + dt
+	var out []fsm.Action
+	for {
+		at, ok := d.n.NextDeadline()
+		if !ok || at > end {
+			break
+		}
+		d.now = max(d.now, at)
+		out = append(out, d.step(fsm.Tick{})...)
+	}
+	d.now = end
+	return out
+}
+
+// session establishes accepted connection cid with peer id (incarnation
+// inc, discovery announced or not) and returns the actions.
+func (d *discNode) session(cid fsm.ConnID, id string, inc uint64, features uint16) []fsm.Action {
+	d.step(fsm.Accepted{Conn: cid})
+	acts := d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Hello, ID: id, Incarnation: inc, Info: "tcp://" + id, Features: features}})
+	if id > d.n.ID() { // we follow: the leader grants
+		acts = append(acts, d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Welcome, Sess: 1, Keep: true}})...)
+	}
+	_, ok := d.n.SessionConn(id)
+	require.True(d.t, ok, "no session with %s", id)
+	return acts
+}
+
+func members(acts []fsm.Action, cid fsm.ConnID) []wire.Member {
+	var out []wire.Member
+	for _, a := range acts {
+		if a.Kind == fsm.ActWrite && a.Conn == cid && a.Frame.Type == wire.Members {
+			out = append(out, a.Frame.Members...)
+		}
+	}
+	return out
+}
+
+func kinds(acts []fsm.Action, k fsm.ActionKind) []fsm.Action {
+	var out []fsm.Action
+	for _, a := range acts {
+		if a.Kind == k {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func TestDiscoveryNegotiated(t *testing.T) {
+	// Both announce: the full view goes out on the new session.
+	d := newDiscNode(t, "m", nil)
+	view := members(d.session(1, "a", 1, wire.FeatureMembers), 1)
+	require.Equal(t, []wire.Member{{ID: "m", Incarnation: 10, Addr: "tcp://m"}, {ID: "a", Incarnation: 1, Addr: "tcp://a"}}, view)
+
+	// A v2 peer without discovery is never sent MEMBERS, and one it sends
+	// anyway is a protocol error.
+	acts := d.session(2, "b", 1, 0)
+	require.Empty(t, members(acts, 2))
+	acts = d.step(fsm.FrameReceived{Conn: 2, Frame: wire.Frame{Type: wire.Members, Members: []wire.Member{{ID: "x", Incarnation: 1}}}})
+	require.Len(t, kinds(acts, fsm.ActClose), 1)
+	require.ErrorIs(t, kinds(acts, fsm.ActClose)[0].Err, fsm.ErrProtocol)
+
+	// A node without discovery ignores the peer's bit.
+	plain := newDiscNode(t, "m", func(c *fsm.Config) { c.Discovery = false })
+	require.Empty(t, members(plain.session(1, "a", 1, wire.FeatureMembers), 1))
+	require.Zero(t, plain.n.Features())
+	require.Equal(t, wire.FeatureMembers, d.n.Features())
+}
+
+func TestDiscoveryLearnsForwardsAndDialsAsFollower(t *testing.T) {
+	d := newDiscNode(t, "m", nil)
+	d.session(1, "a", 1, wire.FeatureMembers)
+	d.session(2, "b", 1, wire.FeatureMembers)
+	// a tells of x (m follows x: it dials) and c (m leads c: it waits).
+	acts := d.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Members, Members: []wire.Member{
+		{ID: "x", Incarnation: 3, Addr: "tcp://x"}, {ID: "c", Incarnation: 4, Addr: "tcp://c"}, {ID: "m", Incarnation: 10, State: wire.MemberLeft}}}})
+	require.Len(t, kinds(acts, fsm.ActMemberUp), 2)
+	require.Equal(t, []wire.Member{{ID: "x", Incarnation: 3, Addr: "tcp://x"}, {ID: "c", Incarnation: 4, Addr: "tcp://c"}}, members(acts, 2), "news goes to the other sessions")
+	require.Empty(t, members(acts, 1), "not back to where it came from")
+	require.True(t, d.n.IsKept("x"))
+	require.True(t, d.n.IsKept("c"))
+
+	dials := kinds(d.advance(time.Second), fsm.ActDial)
+	require.Len(t, dials, 1, "only the follower side dials at once")
+	require.Equal(t, "tcp://x", dials[0].Addr)
+	dials = kinds(d.advance(fsm.DefaultHandshakeTimeout), fsm.ActDial)
+	require.NotEmpty(t, dials)
+	require.Equal(t, "tcp://c", dials[0].Addr, "the leader dials after LeaderDelay when the follower did not come")
+
+	// The same entries again are no news: nothing forwarded.
+	acts = d.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Members, Members: []wire.Member{{ID: "x", Incarnation: 3, Addr: "tcp://x"}}}})
+	require.Empty(t, members(acts, 2))
+}
+
+func TestDiscoveryLeftStaysLeftAndIsNotRedialed(t *testing.T) {
+	d := newDiscNode(t, "m", nil)
+	d.session(1, "a", 1, wire.FeatureMembers)
+	d.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Members, Members: []wire.Member{{ID: "x", Incarnation: 3, Addr: "tcp://x"}}}})
+	acts := d.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Members, Members: []wire.Member{{ID: "x", Incarnation: 3, Addr: "tcp://x", State: wire.MemberLeft}}}})
+	require.Len(t, kinds(acts, fsm.ActMemberLeft), 1)
+	require.False(t, d.n.IsKept("x"))
+	// A late "alive" of the same incarnation changes nothing.
+	acts = d.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Members, Members: []wire.Member{{ID: "x", Incarnation: 3, Addr: "tcp://x"}}}})
+	require.Empty(t, kinds(acts, fsm.ActMemberUp))
+	for _, a := range kinds(d.advance(20*time.Second), fsm.ActDial) {
+		require.NotEqual(t, "tcp://x", a.Addr, "a left member is never dialed")
+	}
+	ms := d.n.Members()
+	i := slices.IndexFunc(ms, func(m fsm.MemberStatus) bool { return m.ID == "x" })
+	require.GreaterOrEqual(t, i, 0)
+	require.True(t, ms[i].Left)
+	// Its record is dropped after the member timeout.
+	d.advance(fsm.DefaultMemberTimeout)
+	require.False(t, slices.ContainsFunc(d.n.Members(), func(m fsm.MemberStatus) bool { return m.ID == "x" }))
+	// A newer incarnation is news again.
+	d.session(3, "b", 1, wire.FeatureMembers)
+	acts = d.step(fsm.FrameReceived{Conn: 3, Frame: wire.Frame{Type: wire.Members, Members: []wire.Member{{ID: "x", Incarnation: 4, Addr: "tcp://x2"}}}})
+	require.Len(t, kinds(acts, fsm.ActMemberUp), 1)
+	require.True(t, d.n.IsKept("x"))
+}
+
+func TestDiscoveryShutdownAnnouncesLeaveBeforeBye(t *testing.T) {
+	d := newDiscNode(t, "m", nil)
+	d.session(1, "a", 1, wire.FeatureMembers)
+	d.session(2, "b", 1, 0)
+	acts := d.step(fsm.Shutdown{})
+	var on1 []string
+	for _, a := range acts {
+		if a.Kind == fsm.ActWrite && a.Conn == 1 {
+			on1 = append(on1, a.Frame.Type.String())
+		}
+	}
+	require.Equal(t, []string{"MEMBERS", "BYE"}, on1)
+	require.Equal(t, []wire.Member{{ID: "m", Incarnation: 10, Addr: "tcp://m", State: wire.MemberLeft}}, members(acts, 1))
+	require.Empty(t, members(acts, 2), "not to a peer without discovery")
+}
+
+func TestDiscoveryNewerIncarnationReplacesStaleSession(t *testing.T) {
+	d := newDiscNode(t, "m", nil)
+	d.session(1, "a", 1, wire.FeatureMembers)
+	d.session(2, "x", 3, wire.FeatureMembers)
+	acts := d.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Members, Members: []wire.Member{{ID: "x", Incarnation: 4, Addr: "tcp://x-new"}}}})
+	closes := kinds(acts, fsm.ActClose)
+	require.Len(t, closes, 1)
+	require.Equal(t, fsm.ConnID(2), closes[0].Conn)
+	require.ErrorIs(t, closes[0].Err, fsm.ErrReplaced)
+	require.True(t, d.n.IsKept("x"))
+	dials := kinds(d.advance(time.Second), fsm.ActDial)
+	require.Len(t, dials, 1)
+	require.Equal(t, "tcp://x-new", dials[0].Addr, "redialed at the newest incarnation's address")
+}
+
+func TestDiscoveryDialsArePaced(t *testing.T) {
+	const k, gap = 3, 40 * time.Millisecond
+	d := newDiscNode(t, "a", func(c *fsm.Config) { c.DiscoveryDials, c.DiscoveryGap = k, gap })
+	d.session(1, "b", 1, wire.FeatureMembers)
+	var ms []wire.Member
+	for i := range 20 {
+		id := "z" + string(rune('a'+i))
+		ms = append(ms, wire.Member{ID: id, Incarnation: 1, Addr: "tcp://" + id})
+	}
+	d.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Members, Members: ms}})
+	// Let every dial hang (never answered): only the handshake timeout ends them.
+	var at []time.Duration
+	inFlight := map[fsm.DialID]time.Duration{}
+	for d.now < 10*time.Second {
+		next, ok := d.n.NextDeadline()
+		require.True(t, ok)
+		d.now = max(d.now, next)
+		for _, a := range d.step(fsm.Tick{}) {
+			if a.Kind == fsm.ActDial {
+				at = append(at, d.now)
+				inFlight[a.Dial] = d.now
+			}
+		}
+		for id, t0 := range inFlight {
+			if d.now >= t0+fsm.DefaultHandshakeTimeout {
+				delete(inFlight, id)
+			}
+		}
+		require.LessOrEqual(t, len(inFlight), k, "at most %d discovery dials in flight", k)
+	}
+	require.GreaterOrEqual(t, len(at), 2*k, "the queue moves on as dials end")
+	for i := 1; i < len(at); i++ {
+		require.GreaterOrEqual(t, at[i]-at[i-1], gap/2, "dials %d and %d", i-1, i)
+	}
+}
+
+func TestDiscoveryForgetsMemberNotHeardOf(t *testing.T) {
+	d := newDiscNode(t, "m", nil)
+	d.session(1, "a", 1, wire.FeatureMembers)
+	d.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Members, Members: []wire.Member{{ID: "b", Incarnation: 3, Addr: "tcp://b"}}}})
+	require.True(t, d.n.IsKept("b"))
+	acts := d.advance(fsm.DefaultMemberTimeout + time.Second)
+	gone := kinds(acts, fsm.ActMemberGone)
+	require.Len(t, gone, 1)
+	require.Equal(t, "b", gone[0].Peer)
+	require.False(t, d.n.IsKept("b"))
+	require.Empty(t, kinds(d.advance(30*time.Second), fsm.ActDial), "a forgotten member is not dialed")
+}
+
+func TestDiscoveryGossipsFullView(t *testing.T) {
+	d := newDiscNode(t, "m", func(c *fsm.Config) { c.GossipInterval = 500 * time.Millisecond })
+	d.session(1, "a", 1, wire.FeatureMembers)
+	acts := d.advance(2 * time.Second)
+	got := members(acts, 1)
+	require.NotEmpty(t, got, "the full view is pushed periodically")
+	f := wire.Frame{Type: wire.Members, Members: got}
+	require.True(t, strings.Contains(f.String(), "m/10/alive"))
+}
