@@ -76,6 +76,9 @@ type Config struct {
 	MemberTimeout time.Duration
 	// MaxMembers bounds the member table.
 	MaxMembers int
+	// KeepAddresses keeps the address of every Connect until a node answers
+	// there, retrying with backoff (seeds.go); Discovery implies it.
+	KeepAddresses bool
 
 	// mutation is a deliberately wrong rule, for the checkers' negative
 	// controls. Only a build with the masterless_mutation tag can set it

@@ -267,6 +267,7 @@ func (n *Node) settleTimers() {
 		earliest(&t.reqs, reqTimer, n.reqLive),
 		earliest(&t.peers, peerTimer, n.peerLive),
 		n.discoveryDeadline(),
+		n.seedDeadline(),
 	)
 }
 

@@ -59,6 +59,7 @@ func (n *Node) connect(id ReqID, addr string) error {
 		n.bindRequest(r, p)
 		return nil
 	}
+	n.keepAddr(addr) // with KeepAddresses: tried again until a node answers (seeds.go)
 	d := n.dialsByAddr[addr]
 	if d == nil {
 		d = n.startDial(addr, nil)
@@ -175,6 +176,7 @@ func (n *Node) dialFailed(id DialID, err error) {
 // it is.
 func (n *Node) dialReached(d *dial, p *peer) {
 	d.reached = p
+	n.seedReached(d.addr, p)
 	reqs := d.reqs
 	d.reqs = nil
 	for _, r := range reqs {
@@ -217,6 +219,7 @@ func (n *Node) endDial(d *dial, why error) {
 		delete(n.dialsByAddr, d.addr)
 	}
 	n.discoveryDialEnded(d)
+	n.seedDialEnded(d)
 	if q := d.forPeer; q != nil && q.dialing == d {
 		q.dialing = nil
 		n.dialGone(q)

@@ -41,7 +41,8 @@ import (
 // marked as kept by discovery), at the address of its newest incarnation. If
 // it holds a session with an older incarnation, it closes it at once (BYE
 // replaced), without waiting for the peer timeout. With a member that left:
-// it stops keeping it, so it is never redialed.
+// it stops keeping it, if discovery was what kept it, so it is never
+// redialed (a peer its user keeps stays kept).
 //
 // Who dials. Of a discovered pair only the follower (the smaller id) dials at
 // once; the leader dials only if the pair still has no session, and no
@@ -211,12 +212,12 @@ func (n *Node) applyMember(m *member) {
 	p := n.peers[m.id]
 	if m.left {
 		n.emit(Action{Kind: ActMemberLeft, Peer: m.id, Incarnation: m.inc, Addr: m.addr})
-		if p != nil {
+		if p != nil && p.disc.byDiscovery {
+			// It left: never redial it. (A peer the user keeps stays kept:
+			// the user asked for it to be redialed whenever it is back.)
 			p.disc.byDiscovery = false
-			if p.kept {
-				n.markKept(p, false) // it left: never redial it
-				n.maybeForgetPeer(p)
-			}
+			n.markKept(p, false)
+			n.maybeForgetPeer(p)
 		}
 		return
 	}

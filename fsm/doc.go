@@ -62,6 +62,20 @@
 // closed before it carries any, so a duplicate dial while data flows loses,
 // reorders or repeats nothing on the session.
 //
+// # Discovery (optional)
+//
+// With Config.Discovery, nodes tell each other over their sessions which
+// members they know (MEMBERS frames, negotiated by a preamble feature bit so
+// that v2 nodes without it are unaffected), and keep every live member they
+// learn of; Shutdown announces a leave before each BYE. Discovery never
+// chooses a session: the rule above does. It only chooses who dials and
+// when: the follower of a discovered pair dials first, the leader only after
+// LeaderDelay without a session, and each node paces its discovery dials. So
+// a mesh forming from one seed opens one TCP connection per pair when
+// nothing fails. The rules and their bound are in discovery.go and
+// spec/PROTOCOL.md, section 7; seeds.go keeps a Connect's address until a
+// node answers there.
+//
 // The argument is checked three ways: exhaustively for small meshes by TLC
 // (tla/), over random interleavings with faults by the simulator's sweeps
 // (sim/), and against the invariants in package spec after every simulated

@@ -73,6 +73,9 @@ func (n *Node) CheckTimers() error {
 			armed(&p.timer, inHeap(&n.timers.peers, p, p.timer.at), due, "peer "+id)
 		}
 	}
+	if g := min(n.discoveryDeadline(), n.seedDeadline()); err == nil && n.next > g {
+		err = fmt.Errorf("the gossip or kept-address timer is at %v but NextDeadline is %v", g, n.next)
+	}
 	return err
 }
 

@@ -32,7 +32,8 @@ type Node struct {
 	handshaking int    // connections not yet established
 	shutdown    bool
 
-	disc discovery // member discovery (discovery.go)
+	disc  discovery            // member discovery (discovery.go)
+	seeds map[string]*seedAddr // addresses kept until a node answers there (seeds.go)
 
 	// timers holds every deadline, per owner (deadlines.go).
 	timers deadlines
@@ -141,6 +142,8 @@ func (n *Node) step(now time.Duration, ev Event) error {
 		return n.setKeep(e.Peer, e.Keep)
 	case Shutdown:
 		n.stop()
+	case StopConnecting:
+		delete(n.seeds, e.Addr)
 	default:
 		// Event is sealed; only a nil event gets here. (No %T of ev: that
 		// would make every event escape and cost an allocation per Step.)

@@ -59,6 +59,7 @@ func (n *Node) tick() {
 		}
 	}
 	n.discoveryTick()
+	n.seedTimers()
 	n.settleTimers()
 }
 

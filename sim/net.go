@@ -108,6 +108,7 @@ func (w *World) dialArrives(e *event) {
 	acc := w.nodes[to]
 	w.nextG++
 	w.stats.Conns++
+	w.countPair(n.idx, acc.idx)
 	c := &simConn{id: w.nextG}
 	c.ends[0] = simEnd{node: n.idx, inc: n.inc, open: true}
 	c.ends[1] = simEnd{node: acc.idx, inc: acc.inc, open: true, known: true}

@@ -272,6 +272,8 @@ func (t transport) Notify(a *fsm.Action) {
 			}
 			w.streams.Done(src, dst, seq)
 		}
+	case fsm.ActMemberUp, fsm.ActMemberLeft, fsm.ActMemberGone:
+		n.User = append(n.User, UserEvent{At: w.now, Incarnation: n.inc, Kind: a.Kind, Peer: a.Peer, PeerInc: a.Incarnation, Err: a.Err})
 	case fsm.ActRoom:
 	default:
 		w.fail(fmt.Errorf("adapter: %s was told of unknown action %v", n.id, a.Kind))

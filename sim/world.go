@@ -44,6 +44,9 @@ type Options struct {
 	// prove that the delivery invariants catch a transport that repeats or
 	// loses bytes. Never set it elsewhere.
 	AdapterBug AdapterBug
+	// Discovery turns on member discovery in every node (fsm.Config.Discovery).
+	// Such runs write no trace: the TLA+ model has no discovery.
+	Discovery bool
 }
 
 // AdapterBug selects a deliberately wrong adapter, for negative controls.
@@ -78,7 +81,9 @@ type World struct {
 	noDial    [][]time.Duration // noDial[i][j]: i cannot dial j until then (asymmetric)
 
 	stats      Stats
-	pending    []pendingEnd // ends written to during the current step
+	pairConns  map[[2]int]int // connections opened per pair of nodes (by index, smaller first)
+	healConns  map[[2]int]int // the same, counted from the start of the healing phase
+	pending    []pendingEnd   // ends written to during the current step
 	deliveries spec.DeliveryChecker
 	streams    spec.StreamLedger // no accepted message vanishes
 	snap       spec.Snapshot
@@ -115,7 +120,7 @@ func NewWorld(k Knobs, opt Options) (*World, error) {
 	if opt.Trace != nil && !fsm.TraceCompiled {
 		return nil, errors.New("sim: a trace needs the fsm's trace points: build with -tags masterless_trace")
 	}
-	if opt.Trace != nil && traceable(k) { // see trace.go: other runs write no trace
+	if opt.Trace != nil && traceable(k) && !opt.Discovery { // see trace.go: other runs write no trace
 		w.trace = newTracer(opt.Trace, k.Nodes)
 	}
 	w.cut = make([][]time.Duration, k.Nodes)
@@ -149,6 +154,7 @@ func NewWorld(k Knobs, opt Options) (*World, error) {
 func (w *World) start(n *process, inc uint64) error {
 	cfg := w.k.Config()
 	cfg.ID, cfg.Incarnation, cfg.LegacyDial = n.id, inc, n.legacy
+	cfg.Discovery = w.opt.Discovery
 	cfg.Seed = uint64(w.c.Intn(1<<31))<<32 | uint64(w.c.Intn(1<<31))
 	f, err := fsm.New(cfg)
 	if err != nil {

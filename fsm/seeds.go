@@ -1,0 +1,111 @@
+package fsm
+
+import (
+	"slices"
+	"time"
+)
+
+// Address-level keep (issue 10, item 5; spec/PROTOCOL.md, section 7.4):
+// with Config.KeepAddresses (implied by Discovery), an address the user
+// Connects to is kept until some dial to it reaches a node. A dial that fails
+// (refused, timed out, closed before the peer's HELLO) is tried again after a
+// backoff (BackoffMin doubling to BackoffMax, jittered like a kept peer's).
+// Once a node answers, the address is dropped from this list and the node is
+// kept, as a successful Connect keeps what it reaches: from then on it is
+// redialed as a kept peer, at the address it last advertised. The user's
+// Connect call still completes as before (an error when its first attempt
+// fails); StopConnecting drops the address.
+
+// seedAddr is an address kept until a node answers there.
+type seedAddr struct {
+	addr    string
+	backoff time.Duration
+	nextAt  time.Duration // when to dial it again; 0 while a dial is in flight or none is needed yet
+}
+
+// StopConnecting is the user's request to stop trying an address kept by
+// Config.KeepAddresses (a dial in flight goes on; a node reached by it is
+// not kept, unless a Connect request is bound to it).
+type StopConnecting struct{ Addr string }
+
+func (StopConnecting) isEvent() {}
+
+func (n *Node) keepsAddresses() bool { return n.cfg.Discovery || n.cfg.KeepAddresses }
+
+// keepAddr registers addr, the target of a Connect, as kept until reached.
+func (n *Node) keepAddr(addr string) {
+	if !n.keepsAddresses() || addr == "" {
+		return
+	}
+	if n.seeds == nil {
+		n.seeds = make(map[string]*seedAddr)
+	}
+	if n.seeds[addr] == nil {
+		n.seeds[addr] = &seedAddr{addr: addr, backoff: n.cfg.BackoffMin}
+	}
+}
+
+// seedReached runs when a dial to addr heard the HELLO of p: the address has
+// done its job, and p is kept.
+func (n *Node) seedReached(addr string, p *peer) {
+	if n.seeds[addr] == nil {
+		return
+	}
+	delete(n.seeds, addr)
+	p.addr = addr
+	p.disc.byDiscovery = false
+	if !p.kept {
+		n.markKept(p, true)
+	}
+}
+
+// seedDialEnded runs when a dial to addr ended without reaching anyone.
+func (n *Node) seedDialEnded(d *dial) {
+	s := n.seeds[d.addr]
+	if s == nil || d.reached != nil || n.shutdown {
+		return
+	}
+	s.nextAt = n.now + n.jitter(s.backoff)
+	s.backoff = min(2*s.backoff, n.cfg.BackoffMax)
+	n.lowerNext(s.nextAt)
+}
+
+// seedTimers dials the kept addresses whose retry is due.
+func (n *Node) seedTimers() {
+	if len(n.seeds) == 0 || n.shutdown {
+		return
+	}
+	for _, addr := range sortedKeys(n.seeds) {
+		s := n.seeds[addr]
+		if s.nextAt == 0 || n.now < s.nextAt {
+			continue
+		}
+		s.nextAt = 0
+		if n.dialsByAddr[addr] == nil {
+			n.startDial(addr, nil)
+		}
+	}
+}
+
+// seedDeadline is the earliest retry of a kept address, or never.
+func (n *Node) seedDeadline() time.Duration {
+	t := never
+	for _, s := range n.seeds {
+		if s.nextAt != 0 {
+			t = min(t, s.nextAt)
+		}
+	}
+	return t
+}
+
+// KeptAddresses returns the addresses kept until a node answers there, sorted.
+func (n *Node) KeptAddresses() []string { return sortedKeys(n.seeds) }
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
