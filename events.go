@@ -1,5 +1,7 @@
 package masterless
 
+import "github.com/masterless-go/masterless/fsm"
+
 // Events are a Server's callbacks, set with WithEvents. Any of them may be nil.
 //
 // Concurrency contract:
@@ -42,6 +44,11 @@ type Events struct {
 	// They come in the order they were sent; err wraps ErrMessagesLost and
 	// says why. The callback owns the payloads. Nothing else is ever lost.
 	Lost func(s *Server, id string, payloads [][]byte, err error)
+	// Member is called, with WithDiscovery, when a member joins (or is
+	// known in a newer incarnation), leaves gracefully, or is forgotten
+	// after the member timeout (err says so). m carries its id, address and
+	// incarnation; Members gives the whole table.
+	Member func(s *Server, m Member, change MemberChange, err error)
 }
 
 // bind turns e into netio's callbacks for s. (New holds events back with
@@ -61,6 +68,11 @@ func (e Events) bind(s *Server) (out netioEvents) {
 	}
 	if f := e.Lost; f != nil {
 		out.Lost = func(id string, p [][]byte, err error) { f(s, id, p, err) }
+	}
+	if f := e.Member; f != nil {
+		out.Member = func(k fsm.ActionKind, id string, inc uint64, addr string, err error) {
+			f(s, Member{ID: id, Addr: addr, Incarnation: inc, Left: k == fsm.ActMemberLeft}, memberChange(k), err)
+		}
 	}
 	return out
 }

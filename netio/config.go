@@ -86,6 +86,11 @@ type Events struct {
 	// delivered (it restarted, or stayed away past the reconnect grace);
 	// err wraps fsm.ErrMessagesLost. The handler owns them.
 	Lost func(peer string, payloads [][]byte, err error)
+	// Member (discovery): change is fsm.ActMemberUp (peer, or its newer
+	// incarnation inc, is known, advertised at addr), fsm.ActMemberLeft (it
+	// left gracefully) or fsm.ActMemberGone (forgotten: not heard of for the
+	// member timeout; err says so).
+	Member func(change fsm.ActionKind, peer string, inc uint64, addr string, err error)
 }
 
 // validate refuses what fsm.New cannot see: settings with which the node

@@ -62,6 +62,9 @@ func (t *transport) Notify(a *fsm.Action) {
 	case fsm.ActLost:
 		n.log.Info("messages lost", "peer", a.Peer, "count", len(a.Lost), "reason", errText(a.Err))
 		n.events = append(n.events, event{kind: evLost, peer: a.Peer, lost: a.Lost, err: a.Err})
+	case fsm.ActMemberUp, fsm.ActMemberLeft, fsm.ActMemberGone:
+		n.log.Debug("member "+a.Kind.String()[len("member-"):], "peer", a.Peer, "incarnation", a.Incarnation, "addr", a.Addr)
+		n.events = append(n.events, event{kind: evMember, change: a.Kind, peer: a.Peer, inc: a.Incarnation, info: a.Addr, err: a.Err})
 	case fsm.ActRoom:
 		close(n.room) // wakes every SendContext waiting for room
 		n.room = make(chan struct{})

@@ -3,6 +3,8 @@ package netio
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/masterless-go/masterless/fsm"
 )
 
 // The dispatcher delivers user events from one goroutine, one at a time, in
@@ -18,6 +20,7 @@ const (
 	evDisconnected
 	evMessage
 	evLost
+	evMember // discovery: a member joined, left or was forgotten (member.go)
 )
 
 type event struct {
@@ -28,6 +31,7 @@ type event struct {
 	err     error
 	payload []byte
 	lost    [][]byte
+	change  fsm.ActionKind // evMember: fsm.ActMemberUp, ActMemberLeft or ActMemberGone
 }
 
 // consumption is what the user took off the queue from one peer's
@@ -205,6 +209,10 @@ func (d *dispatcher) deliver(ev *event) {
 	case evLost:
 		if d.h.Lost != nil {
 			d.h.Lost(ev.peer, ev.lost, ev.err)
+		}
+	case evMember:
+		if d.h.Member != nil {
+			d.h.Member(ev.change, ev.peer, ev.inc, ev.info, ev.err)
 		}
 	}
 }

@@ -1,0 +1,17 @@
+package netio
+
+import "github.com/masterless-go/masterless/fsm"
+
+// Members returns the node's member table (discovery), sorted by id; empty
+// without discovery.
+func (n *Runtime) Members() []fsm.MemberStatus {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.fsm.Members()
+}
+
+// StopConnecting stops retrying addr, an address a Connect registered under
+// discovery or fsm.Config.KeepAddresses (fsm/seeds.go).
+func (n *Runtime) StopConnecting(addr string) error {
+	return n.userStep(fsm.StopConnecting{Addr: addr})
+}
