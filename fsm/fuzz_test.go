@@ -14,7 +14,8 @@ import (
 // FuzzNodeFrames feeds arbitrary bytes, parsed as v1 frames, to a node that
 // has a session and a handshake under way, interleaved with timer ticks. A
 // peer's bytes may close connections but must never panic the node or break
-// its bookkeeping.
+// its bookkeeping. A target with its high bit set runs discovery, with a
+// discovery session on c1, so MEMBERS frames reach the member table.
 func FuzzNodeFrames(f *testing.F) {
 	var c wire.Binary
 	seed := func(frames ...wire.Frame) []byte {
@@ -28,8 +29,13 @@ func FuzzNodeFrames(f *testing.F) {
 	f.Add(uint8(2), seed(wire.Frame{Type: wire.Hello, ID: "Z", Incarnation: 3}, wire.Frame{Type: wire.Welcome, Sess: 4}))
 	f.Add(uint8(1), seed(wire.Frame{Type: wire.Data, Payload: []byte("x")}, wire.Frame{Type: wire.Bye, Code: 200}))
 	f.Add(uint8(3), seed(wire.Frame{Type: wire.Hello, ID: "M", Incarnation: 1}, wire.Frame{Type: wire.Hello, ID: "M", Incarnation: 1}))
+	f.Add(uint8(0x81), seed(wire.Frame{Type: wire.Members, Members: []wire.Member{{ID: "B", Incarnation: 2, Addr: "tcp://B"}, {ID: "Z", Incarnation: 9, Addr: "tcp://Z2"}}},
+		wire.Frame{Type: wire.Members, Members: []wire.Member{{ID: "B", Incarnation: 2, State: wire.MemberLeft}, {ID: "A", Incarnation: 5, Addr: "tcp://A"}}}))
+	f.Add(uint8(0x82), seed(wire.Frame{Type: wire.Hello, ID: "Z", Incarnation: 3}, wire.Frame{Type: wire.Welcome, Sess: 4},
+		wire.Frame{Type: wire.Members, Members: []wire.Member{{ID: "M", Incarnation: 1, State: wire.MemberLeft}}}))
 	f.Fuzz(func(t *testing.T, target uint8, b []byte) {
-		n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1, Seed: 1})
+		disc := target&0x80 != 0
+		n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1, Seed: 1, Discovery: disc})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -44,7 +50,11 @@ func FuzzNodeFrames(f *testing.F) {
 		must(fsm.Listening{Info: "tcp://M"})
 		// c1: an established session with A (M leads A).
 		must(fsm.Accepted{Conn: 1})
-		must(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Hello, ID: "A", Incarnation: 1}})
+		var features uint16
+		if disc {
+			features = wire.FeatureMembers
+		}
+		must(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Hello, ID: "A", Incarnation: 1, Features: features}})
 		// c2: a dial to Z still handshaking (Z leads M).
 		must(fsm.Connect{Req: 1, Addr: "tcp://Z"})
 		must(fsm.Dialed{Dial: 1, Conn: 2})

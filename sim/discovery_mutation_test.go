@@ -10,12 +10,12 @@ import (
 	"github.com/masterless-go/masterless/fsm"
 )
 
-// TestDiscoveryBothDialExceedsBound is the negative control of
-// TestDiscoveryJoinOneConnectionPerPair: when both ends of a discovered pair
+// TestSweepDiscoveryCatchesBothDial is the negative control of
+// TestSweepDiscoveryJoinOneConnectionPerPair: when both ends of a discovered pair
 // dial at once (no follower-first rule), pairs whose two dials cross open two
 // connections, and the bound must catch it. (Not every pair: an end that has
 // already heard the other's HELLO does not dial, and pacing spreads the dials.)
-func TestDiscoveryBothDialExceedsBound(t *testing.T) {
+func TestSweepDiscoveryCatchesBothDial(t *testing.T) {
 	k := joinKnobs(1, 32)
 	k.Mutation = fsm.MutationDiscoveryBothDial
 	r := runJoin(t, k) // the mesh still converges: the dedup rule holds

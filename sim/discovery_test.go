@@ -98,21 +98,29 @@ func joinKnobs(seed uint64, nodes int) sim.Knobs {
 		Safety: 3 * time.Second, HealWithin: 2 * time.Minute}
 }
 
-// TestDiscoveryJoinOneConnectionPerPair: without faults, every pair opens
+// scaled shrinks a scenario's node count under the race detector (and
+// -short), where the O(N²) safety checks after every step would take
+// minutes; make test runs the full sizes in its sweep target.
+func scaled(nodes int) int {
+	if raceOn || testing.Short() {
+		return min(nodes, 16)
+	}
+	return nodes
+}
+
+// TestSweepDiscoveryJoinOneConnectionPerPair: without faults, every pair opens
 // exactly one TCP connection (the follower's dial, or the joiner's Connect to
 // the seed), and the mesh is full. Its negative control is
-// TestDiscoveryBothDialExceedsBound.
-func TestDiscoveryJoinOneConnectionPerPair(t *testing.T) {
+// TestSweepDiscoveryCatchesBothDial (build tag masterless_mutation).
+func TestSweepDiscoveryJoinOneConnectionPerPair(t *testing.T) {
 	for _, c := range []struct {
 		seed  uint64
 		nodes int
 	}{{1, 64}, {2, 32}} {
-		if testing.Short() && c.nodes > 32 {
-			continue // the safety checks after every step cost O(N²): about a minute at 64 nodes
-		}
-		r := runJoin(t, joinKnobs(c.seed, c.nodes))
-		t.Logf("seed %d, %d nodes: %s", c.seed, c.nodes, r)
-		require.NoError(t, checkJoinBound(r, c.nodes))
+		nodes := scaled(c.nodes)
+		r := runJoin(t, joinKnobs(c.seed, nodes))
+		t.Logf("seed %d, %d nodes: %s", c.seed, nodes, r)
+		require.NoError(t, checkJoinBound(r, nodes))
 	}
 }
 
@@ -139,17 +147,18 @@ func faultKnobs(seed uint64, nodes int) sim.Knobs {
 	return k
 }
 
-// TestDiscoveryJoinWithFaults: with faults the mesh still converges to one
+// TestSweepDiscoveryJoinWithFaults: with faults the mesh still converges to one
 // session per pair once they stop, and after they stop no pair opens more
 // than two connections (spec/PROTOCOL.md, 7.5).
-func TestDiscoveryJoinWithFaults(t *testing.T) {
+func TestSweepDiscoveryJoinWithFaults(t *testing.T) {
 	for _, c := range []struct {
 		seed  uint64
 		nodes int
 	}{{11, 40}, {12, 32}} {
-		r := runJoin(t, faultKnobs(c.seed, c.nodes))
+		nodes := scaled(c.nodes)
+		r := runJoin(t, faultKnobs(c.seed, nodes))
 		st := r.w.Result().Stats
-		t.Logf("seed %d, %d nodes: %s; %d crashes, %d resets", c.seed, c.nodes, r, st.Crashes, st.Resets)
+		t.Logf("seed %d, %d nodes: %s; %d crashes, %d resets", c.seed, nodes, r, st.Crashes, st.Resets)
 		require.LessOrEqual(t, r.healMost, 2, "bound after faults stop: %s", r)
 	}
 }
