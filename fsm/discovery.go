@@ -170,7 +170,7 @@ func (n *Node) onMembers(c *conn, f *wire.Frame) {
 		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: MEMBERS on a connection without discovery", ErrProtocol))
 		return
 	}
-	news := n.learn(f.Members, n.disc.scratch[:0])
+	news := n.learn(f.MemberEntries(), n.disc.scratch[:0])
 	n.forward(news, c)
 }
 
@@ -294,7 +294,7 @@ func (n *Node) sendMembers(c *conn, ms []wire.Member) {
 			ms = ms[1:] // one entry over the peer's limit: it cannot hear of this member
 			continue
 		}
-		n.write(c, wire.Frame{Type: wire.Members, Members: slices.Clone(ms[:k])})
+		n.write(c, wire.MembersFrame(slices.Clone(ms[:k])))
 		ms = ms[k:]
 	}
 }

@@ -74,7 +74,7 @@ func members(acts []fsm.Action, cid fsm.ConnID) []wire.Member {
 	var out []wire.Member
 	for _, a := range acts {
 		if a.Kind == fsm.ActWrite && a.Conn == cid && a.Frame.Type == wire.Members {
-			out = append(out, a.Frame.Members...)
+			out = append(out, a.Frame.MemberEntries()...)
 		}
 	}
 	return out
@@ -100,7 +100,7 @@ func TestDiscoveryNegotiated(t *testing.T) {
 	// anyway is a protocol error.
 	acts := d.session(2, "b", 1, 0)
 	require.Empty(t, members(acts, 2))
-	acts = d.step(fsm.FrameReceived{Conn: 2, Frame: wire.Frame{Type: wire.Members, Members: []wire.Member{{ID: "x", Incarnation: 1}}}})
+	acts = d.step(fsm.FrameReceived{Conn: 2, Frame: wire.MembersFrame([]wire.Member{{ID: "x", Incarnation: 1}})})
 	require.Len(t, kinds(acts, fsm.ActClose), 1)
 	require.ErrorIs(t, kinds(acts, fsm.ActClose)[0].Err, fsm.ErrProtocol)
 
@@ -116,8 +116,8 @@ func TestDiscoveryLearnsForwardsAndDialsAsFollower(t *testing.T) {
 	d.session(1, "a", 1, wire.FeatureMembers)
 	d.session(2, "b", 1, wire.FeatureMembers)
 	// a tells of x (m follows x: it dials) and c (m leads c: it waits).
-	acts := d.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Members, Members: []wire.Member{
-		{ID: "x", Incarnation: 3, Addr: "tcp://x"}, {ID: "c", Incarnation: 4, Addr: "tcp://c"}, {ID: "m", Incarnation: 10, State: wire.MemberLeft}}}})
+	acts := d.step(fsm.FrameReceived{Conn: 1, Frame: wire.MembersFrame([]wire.Member{
+		{ID: "x", Incarnation: 3, Addr: "tcp://x"}, {ID: "c", Incarnation: 4, Addr: "tcp://c"}, {ID: "m", Incarnation: 10, State: wire.MemberLeft}})})
 	require.Len(t, kinds(acts, fsm.ActMemberUp), 2)
 	require.Equal(t, []wire.Member{{ID: "x", Incarnation: 3, Addr: "tcp://x"}, {ID: "c", Incarnation: 4, Addr: "tcp://c"}}, members(acts, 2), "news goes to the other sessions")
 	require.Empty(t, members(acts, 1), "not back to where it came from")
@@ -132,19 +132,19 @@ func TestDiscoveryLearnsForwardsAndDialsAsFollower(t *testing.T) {
 	require.Equal(t, "tcp://c", dials[0].Addr, "the leader dials after LeaderDelay when the follower did not come")
 
 	// The same entries again are no news: nothing forwarded.
-	acts = d.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Members, Members: []wire.Member{{ID: "x", Incarnation: 3, Addr: "tcp://x"}}}})
+	acts = d.step(fsm.FrameReceived{Conn: 1, Frame: wire.MembersFrame([]wire.Member{{ID: "x", Incarnation: 3, Addr: "tcp://x"}})})
 	require.Empty(t, members(acts, 2))
 }
 
 func TestDiscoveryLeftStaysLeftAndIsNotRedialed(t *testing.T) {
 	d := newDiscNode(t, "m", nil)
 	d.session(1, "a", 1, wire.FeatureMembers)
-	d.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Members, Members: []wire.Member{{ID: "x", Incarnation: 3, Addr: "tcp://x"}}}})
-	acts := d.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Members, Members: []wire.Member{{ID: "x", Incarnation: 3, Addr: "tcp://x", State: wire.MemberLeft}}}})
+	d.step(fsm.FrameReceived{Conn: 1, Frame: wire.MembersFrame([]wire.Member{{ID: "x", Incarnation: 3, Addr: "tcp://x"}})})
+	acts := d.step(fsm.FrameReceived{Conn: 1, Frame: wire.MembersFrame([]wire.Member{{ID: "x", Incarnation: 3, Addr: "tcp://x", State: wire.MemberLeft}})})
 	require.Len(t, kinds(acts, fsm.ActMemberLeft), 1)
 	require.False(t, d.n.IsKept("x"))
 	// A late "alive" of the same incarnation changes nothing.
-	acts = d.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Members, Members: []wire.Member{{ID: "x", Incarnation: 3, Addr: "tcp://x"}}}})
+	acts = d.step(fsm.FrameReceived{Conn: 1, Frame: wire.MembersFrame([]wire.Member{{ID: "x", Incarnation: 3, Addr: "tcp://x"}})})
 	require.Empty(t, kinds(acts, fsm.ActMemberUp))
 	for _, a := range kinds(d.advance(20*time.Second), fsm.ActDial) {
 		require.NotEqual(t, "tcp://x", a.Addr, "a left member is never dialed")
@@ -158,7 +158,7 @@ func TestDiscoveryLeftStaysLeftAndIsNotRedialed(t *testing.T) {
 	require.False(t, slices.ContainsFunc(d.n.Members(), func(m fsm.MemberStatus) bool { return m.ID == "x" }))
 	// A newer incarnation is news again.
 	d.session(3, "b", 1, wire.FeatureMembers)
-	acts = d.step(fsm.FrameReceived{Conn: 3, Frame: wire.Frame{Type: wire.Members, Members: []wire.Member{{ID: "x", Incarnation: 4, Addr: "tcp://x2"}}}})
+	acts = d.step(fsm.FrameReceived{Conn: 3, Frame: wire.MembersFrame([]wire.Member{{ID: "x", Incarnation: 4, Addr: "tcp://x2"}})})
 	require.Len(t, kinds(acts, fsm.ActMemberUp), 1)
 	require.True(t, d.n.IsKept("x"))
 }
@@ -183,7 +183,7 @@ func TestDiscoveryNewerIncarnationReplacesStaleSession(t *testing.T) {
 	d := newDiscNode(t, "m", nil)
 	d.session(1, "a", 1, wire.FeatureMembers)
 	d.session(2, "x", 3, wire.FeatureMembers)
-	acts := d.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Members, Members: []wire.Member{{ID: "x", Incarnation: 4, Addr: "tcp://x-new"}}}})
+	acts := d.step(fsm.FrameReceived{Conn: 1, Frame: wire.MembersFrame([]wire.Member{{ID: "x", Incarnation: 4, Addr: "tcp://x-new"}})})
 	closes := kinds(acts, fsm.ActClose)
 	require.Len(t, closes, 1)
 	require.Equal(t, fsm.ConnID(2), closes[0].Conn)
@@ -203,7 +203,7 @@ func TestDiscoveryDialsArePaced(t *testing.T) {
 		id := "z" + string(rune('a'+i))
 		ms = append(ms, wire.Member{ID: id, Incarnation: 1, Addr: "tcp://" + id})
 	}
-	d.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Members, Members: ms}})
+	d.step(fsm.FrameReceived{Conn: 1, Frame: wire.MembersFrame(ms)})
 	// Let every dial hang (never answered): only the handshake timeout ends them.
 	var at []time.Duration
 	inFlight := map[fsm.DialID]time.Duration{}
@@ -233,7 +233,7 @@ func TestDiscoveryDialsArePaced(t *testing.T) {
 func TestDiscoveryForgetsMemberNotHeardOf(t *testing.T) {
 	d := newDiscNode(t, "m", nil)
 	d.session(1, "a", 1, wire.FeatureMembers)
-	d.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Members, Members: []wire.Member{{ID: "b", Incarnation: 3, Addr: "tcp://b"}}}})
+	d.step(fsm.FrameReceived{Conn: 1, Frame: wire.MembersFrame([]wire.Member{{ID: "b", Incarnation: 3, Addr: "tcp://b"}})})
 	require.True(t, d.n.IsKept("b"))
 	acts := d.advance(fsm.DefaultMemberTimeout + time.Second)
 	gone := kinds(acts, fsm.ActMemberGone)
@@ -249,7 +249,7 @@ func TestDiscoveryGossipsFullView(t *testing.T) {
 	acts := d.advance(2 * time.Second)
 	got := members(acts, 1)
 	require.NotEmpty(t, got, "the full view is pushed periodically")
-	f := wire.Frame{Type: wire.Members, Members: got}
+	f := wire.MembersFrame(got)
 	require.True(t, strings.Contains(f.String(), "m/10/alive"))
 }
 

@@ -29,10 +29,10 @@ func FuzzNodeFrames(f *testing.F) {
 	f.Add(uint8(2), seed(wire.Frame{Type: wire.Hello, ID: "Z", Incarnation: 3}, wire.Frame{Type: wire.Welcome, Sess: 4}))
 	f.Add(uint8(1), seed(wire.Frame{Type: wire.Data, Payload: []byte("x")}, wire.Frame{Type: wire.Bye, Code: 200}))
 	f.Add(uint8(3), seed(wire.Frame{Type: wire.Hello, ID: "M", Incarnation: 1}, wire.Frame{Type: wire.Hello, ID: "M", Incarnation: 1}))
-	f.Add(uint8(0x81), seed(wire.Frame{Type: wire.Members, Members: []wire.Member{{ID: "B", Incarnation: 2, Addr: "tcp://B"}, {ID: "Z", Incarnation: 9, Addr: "tcp://Z2"}}},
-		wire.Frame{Type: wire.Members, Members: []wire.Member{{ID: "B", Incarnation: 2, State: wire.MemberLeft}, {ID: "A", Incarnation: 5, Addr: "tcp://A"}}}))
+	f.Add(uint8(0x81), seed(wire.MembersFrame([]wire.Member{{ID: "B", Incarnation: 2, Addr: "tcp://B"}, {ID: "Z", Incarnation: 9, Addr: "tcp://Z2"}}),
+		wire.MembersFrame([]wire.Member{{ID: "B", Incarnation: 2, State: wire.MemberLeft}, {ID: "A", Incarnation: 5, Addr: "tcp://A"}})))
 	f.Add(uint8(0x82), seed(wire.Frame{Type: wire.Hello, ID: "Z", Incarnation: 3}, wire.Frame{Type: wire.Welcome, Sess: 4},
-		wire.Frame{Type: wire.Members, Members: []wire.Member{{ID: "M", Incarnation: 1, State: wire.MemberLeft}}}))
+		wire.MembersFrame([]wire.Member{{ID: "M", Incarnation: 1, State: wire.MemberLeft}})))
 	f.Fuzz(func(t *testing.T, target uint8, b []byte) {
 		disc := target&0x80 != 0
 		n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1, Seed: 1, Discovery: disc})

@@ -263,7 +263,7 @@ func parseBody(t Type, body []byte) (Frame, error) {
 		if err != nil {
 			return Frame{}, err
 		}
-		f.Members = ms
+		f.Members = &MemberList{Entries: ms}
 	case Bye:
 		if len(body) < 11 {
 			return bad("truncated")

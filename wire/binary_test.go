@@ -27,8 +27,8 @@ func sampleFrames() []Frame {
 		{Type: Ack},
 		{Type: Resume, Next: 1},
 		{Type: Resume, Next: 1<<64 - 1},
-		{Type: Members, Members: []Member{{ID: "a", Incarnation: 7, Addr: "tcp://127.0.0.1:4000"}}},
-		{Type: Members, Members: []Member{{ID: "b", Incarnation: 1 << 60, State: MemberLeft}, {ID: "c", Incarnation: 2, Addr: "tcp://c:1"}}},
+		MembersFrame([]Member{{ID: "a", Incarnation: 7, Addr: "tcp://127.0.0.1:4000"}}),
+		MembersFrame([]Member{{ID: "b", Incarnation: 1 << 60, State: MemberLeft}, {ID: "c", Incarnation: 2, Addr: "tcp://c:1"}}),
 	}
 }
 
@@ -146,7 +146,7 @@ func TestPreambleFeatures(t *testing.T) {
 // view below a frame limit.
 func TestMembersSize(t *testing.T) {
 	ms := []Member{{ID: "node-1", Incarnation: 3, Addr: "tcp://h:1"}, {ID: "x", State: MemberLeft}}
-	b, err := Binary{}.AppendFrame(nil, &Frame{Type: Members, Members: ms})
+	b, err := Binary{}.AppendFrame(nil, ptr(MembersFrame(ms)))
 	require.NoError(t, err)
 	require.Equal(t, len(b), MembersSize(ms))
 }
@@ -160,9 +160,9 @@ func TestEncodeRefusesBadFields(t *testing.T) {
 	require.ErrorIs(t, err, ErrMalformedFrame)
 	_, err = Binary{}.AppendFrame(nil, &Frame{Type: Members})
 	require.ErrorIs(t, err, ErrMalformedFrame, "no entries")
-	_, err = Binary{}.AppendFrame(nil, &Frame{Type: Members, Members: make([]Member, MaxMembersPerFrame+1)})
+	_, err = Binary{}.AppendFrame(nil, ptr(MembersFrame(make([]Member, MaxMembersPerFrame+1))))
 	require.ErrorIs(t, err, ErrMalformedFrame, "too many entries")
-	_, err = Binary{}.AppendFrame(nil, &Frame{Type: Members, Members: []Member{{ID: "a", State: 9}}})
+	_, err = Binary{}.AppendFrame(nil, ptr(MembersFrame([]Member{{ID: "a", State: 9}})))
 	require.ErrorIs(t, err, ErrMalformedFrame, "unknown state")
 }
 
@@ -203,3 +203,5 @@ func FuzzParsePreamble(f *testing.F) {
 		}
 	})
 }
+
+func ptr(f Frame) *Frame { return &f }

@@ -103,6 +103,7 @@ type Frame struct {
 	Incarnation uint64 // HELLO
 	Info        string // HELLO
 	MaxFrame    uint32 // HELLO: the largest frame the sender accepts (v2); 0 if it does not say
+	Features    uint16 // HELLO: the sender's preamble feature bits, copied here by the connection layer (not in HELLO's bytes)
 	Closed      uint64 // JOIN: greatest session of this leader incarnation the follower closed
 	Sess        uint64 // WELCOME: granted session; BYE: winning session for CodeDuplicate
 	Keep        bool   // JOIN, WELCOME, KEEP
@@ -112,10 +113,24 @@ type Frame struct {
 	Delivered   uint64 // ACK: DATA of the peer's stream delivered here, in total
 	Credit      uint64 // ACK: payload bytes the peer may send past message Delivered
 	Next        uint64 // RESUME: sequence number of the next DATA
-	// Features: HELLO, the feature bits of the sender's preamble (the
-	// connection layer copies them here; they do not travel in HELLO).
-	Features uint16
-	Members  []Member // MEMBERS
+
+	// Members: MEMBERS, its entries (behind a pointer, so that the frames
+	// of every other type, DATA above all, stay as small as they were).
+	Members *MemberList
+}
+
+// MemberList holds the entries of a MEMBERS frame.
+type MemberList struct{ Entries []Member }
+
+// MembersFrame returns a MEMBERS frame carrying ms.
+func MembersFrame(ms []Member) Frame { return Frame{Type: Members, Members: &MemberList{Entries: ms}} }
+
+// MemberEntries returns the entries of a MEMBERS frame (nil for any other).
+func (f *Frame) MemberEntries() []Member {
+	if f.Members == nil {
+		return nil
+	}
+	return f.Members.Entries
 }
 
 // String renders the frame the way transcripts show it, e.g. "WELCOME sess=3 keep=1".
@@ -146,7 +161,7 @@ func (f *Frame) String() string {
 	case Members:
 		var b strings.Builder
 		b.WriteString("MEMBERS")
-		for _, m := range f.Members {
+		for _, m := range f.MemberEntries() {
 			fmt.Fprintf(&b, " %s/%d/%s", m.ID, m.Incarnation, m.State)
 			if m.Addr != "" {
 				fmt.Fprintf(&b, "@%s", m.Addr)

@@ -67,19 +67,20 @@ func MembersSize(ms []Member) int {
 func memberSize(m *Member) int { return 1 + 8 + 1 + len(m.ID) + 2 + len(m.Addr) }
 
 func appendMembers(dst []byte, f *Frame) ([]byte, error) {
-	if len(f.Members) == 0 || len(f.Members) > MaxMembersPerFrame {
-		return dst, fmt.Errorf("%w: MEMBERS with %d entries (1 to %d)", ErrMalformedFrame, len(f.Members), MaxMembersPerFrame)
+	ms := f.MemberEntries()
+	if len(ms) == 0 || len(ms) > MaxMembersPerFrame {
+		return dst, fmt.Errorf("%w: MEMBERS with %d entries (1 to %d)", ErrMalformedFrame, len(ms), MaxMembersPerFrame)
 	}
-	for i := range f.Members {
-		m := &f.Members[i]
+	for i := range ms {
+		m := &ms[i]
 		if len(m.ID) == 0 || len(m.ID) > MaxIDLen || len(m.Addr) > MaxInfoLen || m.State > MemberLeft {
 			return dst, fmt.Errorf("%w: MEMBERS entry %d: id length %d, address length %d, state %d", ErrMalformedFrame, i, len(m.ID), len(m.Addr), m.State)
 		}
 	}
-	dst = appendHeader(dst, Members, MembersSize(f.Members)-headerSize)
-	dst = binary.BigEndian.AppendUint16(dst, uint16(len(f.Members)))
-	for i := range f.Members {
-		m := &f.Members[i]
+	dst = appendHeader(dst, Members, MembersSize(ms)-headerSize)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(ms)))
+	for i := range ms {
+		m := &ms[i]
 		dst = append(dst, byte(m.State))
 		dst = binary.BigEndian.AppendUint64(dst, m.Incarnation)
 		dst = append(dst, byte(len(m.ID)))
