@@ -31,7 +31,7 @@ import (
 //     yet; PlaintextLegacy is the user's acceptance of that.
 func (n *Node) authentic(c *conn, id string) bool {
 	switch {
-	case c.authID != "" && c.authID != id:
+	case c.authID != "" && c.authID != id && !n.cfg.mutation.noIDCheck(): // see MutationNoIDCheck
 		n.closeConn(c, wire.CodeUnauthenticated, fmt.Errorf("%w: HELLO says %q, key is %q's", ErrIDMismatch, id, c.authID))
 		return false
 	case c.authID != "":

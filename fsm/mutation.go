@@ -27,6 +27,10 @@ const (
 	// on earlier sessions and not acknowledged, without resending or
 	// reporting them: they vanish (stream.go).
 	MutationNoResend
+	// MutationNoIDCheck skips the first authentication rule (auth.go): an
+	// authenticated connection may name any id in its HELLO, so a node with
+	// a trusted key of its own (an insider) can speak for every other node.
+	MutationNoIDCheck
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -46,3 +50,4 @@ func (c Config) Mutation() Mutation { return c.mutation }
 func (m Mutation) dialerLeads() bool     { return m == MutationDialerLeads }
 func (m Mutation) noLegacyUpgrade() bool { return m == MutationNoLegacyUpgrade }
 func (m Mutation) noResend() bool        { return m == MutationNoResend }
+func (m Mutation) noIDCheck() bool       { return m == MutationNoIDCheck }

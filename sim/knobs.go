@@ -223,7 +223,7 @@ func RegisterKnobs(fs *flag.FlagSet) *KnobFlags {
 	fs.StringVar(&kf.astr, "attacks", "", "sim: comma-separated adversary attacks: "+strings.Join(attackNames, ",")+", all or none")
 	fs.DurationVar(&v.AttackEvery, "attackevery", 0, "sim: mean interval between an adversary's connections")
 	var mut uint
-	fs.UintVar(&mut, "mutation", 0, "sim: fsm mutation (1: dialer leads, 2: no 0.4.1-to-v1 upgrade), for negative controls; needs -tags masterless_mutation")
+	fs.UintVar(&mut, "mutation", 0, "sim: fsm mutation (1: dialer leads, 2: no 0.4.1-to-v1 upgrade, 3: no resend, 4: no HELLO id check), for negative controls; needs -tags masterless_mutation")
 	kf.mut = &mut
 	return kf
 }
