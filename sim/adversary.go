@@ -47,7 +47,8 @@ import (
 //
 // What it must never achieve is spec.NoImpersonation (checked after every
 // step) and spec.NoEviction (checked on every session an honest node
-// closes). A world with adversaries needs Auth: without it the adversary wins
+// closes); without faults, it must change nothing the honest users see
+// (TestSweepAdversaryChangesNothing). A world with adversaries needs Auth: without it the adversary wins
 // at once, which is the negative control (TestSweepCatchesUnauthenticated),
 // and only a test can ask for it (Options.unauthAdversary, export_test.go).
 
@@ -193,12 +194,32 @@ func (r *recorder) any(c Chooser, types ...wire.Type) *wire.Frame {
 }
 
 // startAdversaries creates the adversaries and schedules their first attacks.
+// Every draw of theirs, and the latency of their connections, comes from a
+// generator of their own (w.advC), so that the honest nodes draw exactly
+// what they would draw without them: with authentication and no faults,
+// their run must be the same (TestSweepAdversaryChangesNothing).
 func (w *World) startAdversaries() {
+	if w.k.Adversaries == 0 {
+		return
+	}
+	w.advC = NewPRNG(w.k.Seed ^ 0x78616476) // "xadv"
 	for i := range w.k.Adversaries {
 		a := &adversary{id: fmt.Sprintf("x%d", i+1)}
 		w.adv = append(w.adv, a)
-		w.schedule(event{at: w.now + w.interval(w.k.AttackEvery), kind: evFunc, fn: func() { w.attack(a) }})
+		w.schedule(event{at: w.now + w.advInterval(), kind: evFunc, fn: func() { w.attack(a) }})
 	}
+}
+
+// advInterval draws the wait before an adversary's next connection.
+func (w *World) advInterval() time.Duration { return between(w.advC, 1, 2*w.k.AttackEvery) }
+
+// connLatency draws one one-way delay on c: from the adversaries' generator
+// on theirs.
+func (w *World) connLatency(c *simConn) time.Duration {
+	if c.ends[0].adv != nil {
+		return w.k.Latency + between(w.advC, 0, w.k.Jitter) + 1
+	}
+	return w.latency()
 }
 
 // authAs is the id a connection end is reported authenticated as when the
@@ -216,8 +237,8 @@ func (w *World) attack(a *adversary) {
 	if w.phase != PhaseSafety {
 		return
 	}
-	w.schedule(event{at: w.now + w.interval(w.k.AttackEvery), kind: evFunc, fn: func() { w.attack(a) }})
-	t := w.nodes[w.c.Intn(len(w.nodes))]
+	w.schedule(event{at: w.now + w.advInterval(), kind: evFunc, fn: func() { w.attack(a) }})
+	t := w.nodes[w.advC.Intn(len(w.nodes))]
 	if !t.alive {
 		return
 	}
@@ -239,11 +260,11 @@ func (w *World) attack(a *adversary) {
 	at := w.now
 	for i, seg := range segs {
 		if i > 0 {
-			at += between(w.c, 0, 2*rtt+1)
+			at += between(w.advC, 0, 2*rtt+1)
 		}
 		w.schedule(event{at: at, kind: evFunc, fn: func() { w.advWrite(c, seg, i == 0) }})
 	}
-	w.schedule(event{at: at + between(w.c, 0, w.handshakeTimeout()), kind: evFunc, fn: func() { w.closeEnd(c, 0) }})
+	w.schedule(event{at: at + between(w.advC, 0, w.handshakeTimeout()), kind: evFunc, fn: func() { w.closeEnd(c, 0) }})
 	t.link.IncomingAuth(w.now, localID(c.id, 1), peer)
 }
 
@@ -280,11 +301,11 @@ func (w *World) script(t *process) [][]wire.Frame {
 		}
 	}
 	var segs [][]wire.Frame
-	if kinds[w.c.Intn(len(kinds))] == AttackForge {
-		v := w.nodes[w.c.Intn(len(w.nodes))]
-		inc := v.inc + uint64(between(w.c, 1, 1000))
-		if w.c.Intn(8) == 0 {
-			inc = uint64(between(w.c, 0, int(v.inc))) // now and then an old or equal one
+	if kinds[w.advC.Intn(len(kinds))] == AttackForge {
+		v := w.nodes[w.advC.Intn(len(w.nodes))]
+		inc := v.inc + uint64(between(w.advC, 1, 1000))
+		if w.advC.Intn(8) == 0 {
+			inc = uint64(between(w.advC, 0, int(v.inc))) // now and then an old or equal one
 		}
 		hello := wire.Frame{Type: wire.Hello, ID: v.id, Incarnation: inc, Info: v.addr, MaxFrame: wire.DefaultMaxFrameSize}
 		segs = append(segs, []wire.Frame{hello})
@@ -292,25 +313,25 @@ func (w *World) script(t *process) [][]wire.Frame {
 		if t.id > v.id {
 			claim = wire.Frame{Type: wire.Join, Keep: true} // t leads: it grants on HELLO or JOIN
 		} else {
-			claim = wire.Frame{Type: wire.Welcome, Sess: uint64(between(w.c, 1, 1<<20)), Keep: true} // t follows: the grant
+			claim = wire.Frame{Type: wire.Welcome, Sess: uint64(between(w.advC, 1, 1<<20)), Keep: true} // t follows: the grant
 		}
 		segs = append(segs, []wire.Frame{claim})
 		tail := []wire.Frame{{Type: wire.Resume, Next: 1}, {Type: wire.Ack, Delivered: 0, Credit: 1 << 20}}
-		if d := w.rec.any(w.c, wire.Data); d != nil {
+		if d := w.rec.any(w.advC, wire.Data); d != nil {
 			tail = append(tail, *d)
 		}
 		segs = append(segs, tail)
 	} else {
-		hello := w.rec.any(w.c, wire.Hello)
+		hello := w.rec.any(w.advC, wire.Hello)
 		if hello == nil {
-			v := w.nodes[w.c.Intn(len(w.nodes))]
+			v := w.nodes[w.advC.Intn(len(w.nodes))]
 			hello = &wire.Frame{Type: wire.Hello, ID: v.id, Incarnation: v.inc, Info: v.addr}
 		}
 		segs = append(segs, []wire.Frame{*hello})
-		for range between(w.c, 1, 2) {
+		for range between(w.advC, 1, 2) {
 			var seg []wire.Frame
-			for range between(w.c, 1, 4) {
-				if f := w.rec.any(w.c, wire.Join, wire.Welcome, wire.Keep, wire.Ping, wire.Data, wire.Bye, wire.Ack, wire.Resume); f != nil {
+			for range between(w.advC, 1, 4) {
+				if f := w.rec.any(w.advC, wire.Join, wire.Welcome, wire.Keep, wire.Ping, wire.Data, wire.Bye, wire.Ack, wire.Resume); f != nil {
 					seg = append(seg, *f)
 				}
 			}

@@ -47,7 +47,11 @@
 // controls: TestSweepCatchesUnauthenticatedAdversary runs the same adversary
 // against nodes without authentication (an option only tests can set), and
 // TestSweepAdversaryCatchesNoIDCheck (mutation tag) skips the fsm's HELLO id
-// check; both must be caught by the two invariants.
+// check; both must be caught by the two invariants. The strong form,
+// TestSweepAdversaryChangesNothing (200 seeds without faults): the honest
+// users are told exactly the same things at the same virtual times with the
+// adversaries as without them (the adversaries draw from a generator of
+// their own, so the honest draws do not move).
 //
 // On failure a [Result] carries the seed, every knob, the violated invariant,
 // the last events and a copy-paste command that replays exactly that run.

@@ -163,7 +163,7 @@ func (w *World) sendBytes(c *simConn, side int) {
 // partition between the two nodes heals.
 func (w *World) arrival(c *simConn, side int) time.Duration {
 	e := &c.ends[side]
-	at := max(w.now+w.latency(), e.lastSent)
+	at := max(w.now+w.connLatency(c), e.lastSent)
 	at = max(at, w.cut[e.node][c.ends[1-side].node])
 	e.lastSent = at
 	return at

@@ -90,8 +90,9 @@ type World struct {
 	healStart  time.Duration
 	lastSettle time.Duration
 
-	adv []*adversary // adversary processes (adversary.go)
-	rec recorder     // frames of honest connections, for them to replay
+	adv  []*adversary // adversary processes (adversary.go)
+	advC Chooser      // their own generator: the honest nodes' draws stay as without them
+	rec  recorder     // frames of honest connections, for them to replay
 
 	steps  int
 	ring   []record
