@@ -63,6 +63,7 @@
 //	SIM_SEEDS=100000 go test ./sim -run 'TestSweep$' -v
 //	go test ./sim -run 'TestSeed$' -v -seed=N ...  # replay: the command a failure prints
 //	go run ./sim/cmd/simsweep -seeds 10000         # ends with "sim: 10000 seeds, 0 failed"
+//	go run ./sim/cmd/simsweep -seeds 1000 -auth -adversaries=2 -attacks=all -attackevery=50ms   # adversaries
 //	SIM_TRACE_DIR=dir SIM_SEEDS=50 go test ./sim -run 'TestSweep$'   # NDJSON traces for tla/
 //	go run ./sim/cmd/simsweep -seeds 50 -trace dir                    # the same
 //	go test ./sim -run XXX -bench Sweep            # simulated events per second
