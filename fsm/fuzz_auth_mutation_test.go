@@ -20,10 +20,10 @@ func TestAuthFramesCatchesNoIDCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := authFrames(0, b, fsm.Config{}); err != nil {
+	if _, err := authFrames(0, b, fsm.Config{}); err != nil {
 		t.Fatalf("the real rule fails: %v", err)
 	}
-	err = authFrames(0, b, fsm.Config{}.WithMutation(fsm.MutationNoIDCheck))
+	_, err = authFrames(0, b, fsm.Config{}.WithMutation(fsm.MutationNoIDCheck))
 	if err == nil || !strings.Contains(err.Error(), "authenticated as B") {
 		t.Fatalf("a session with A over B's connection was not caught: %v", err)
 	}

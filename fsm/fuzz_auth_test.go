@@ -59,7 +59,7 @@ func FuzzAuthFrames(f *testing.F) {
 	// Dialed connections authenticated as B and as M whose acceptors claim M.
 	f.Add(uint8(0), cat(rec(0x80|0x40|1, hello("M", 2)), rec(0x80|0x40|3, hello("M", 1))))
 	f.Fuzz(func(t *testing.T, flags uint8, b []byte) {
-		if err := authFrames(flags, b, fsm.Config{}); err != nil {
+		if _, err := authFrames(flags, b, fsm.Config{}); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -77,15 +77,20 @@ type authConn struct {
 	legacy bool
 }
 
+// authReach counts, over the steps of one input, those after which node M
+// held a session over an authenticated connection and over a plaintext
+// 0.4.1 one: what the inputs reach, for the tests of the seeds.
+type authReach struct{ authSessions, legacySessions int }
+
 // authFrames runs one fuzz input against node M (cfg adds to its
 // configuration, for the negative controls) and returns the first broken
 // rule, or nil.
-func authFrames(flags uint8, b []byte, cfg fsm.Config) (err error) {
+func authFrames(flags uint8, b []byte, cfg fsm.Config) (reach authReach, err error) {
 	cfg.ID, cfg.Incarnation, cfg.Seed = "M", 5, 1
 	cfg.RequireAuth, cfg.PlaintextLegacy = true, flags&1 != 0
 	n, err := fsm.New(cfg)
 	if err != nil {
-		return err
+		return reach, err
 	}
 	now := time.Duration(0)
 	conns := map[fsm.ConnID]authConn{}
@@ -103,6 +108,13 @@ func authFrames(flags uint8, b []byte, cfg fsm.Config) (err error) {
 		}
 		if err := authFramesCheck(n, conns, cfg.PlaintextLegacy); err != nil {
 			return fmt.Errorf("after %#v: %w", ev, err)
+		}
+		for _, p := range n.Peers() {
+			if a, ok := conns[p.SessionConn]; ok && a.auth != "" {
+				reach.authSessions++
+			} else if ok && a.legacy {
+				reach.legacySessions++
+			}
 		}
 		return nil
 	}
@@ -124,23 +136,23 @@ func authFrames(flags uint8, b []byte, cfg fsm.Config) (err error) {
 		return step(fsm.Accepted{Conn: id, Legacy: a.legacy, Peer: a.auth})
 	}
 	if err := step(fsm.Listening{Info: "tcp://M:1"}); err != nil {
-		return err
+		return reach, err
 	}
 	// c1: a dial to Z, authenticated as Z, waiting for Z's HELLO.
 	if err := open(0x40 | 2); err != nil {
-		return err
+		return reach, err
 	}
 	var codec wire.Binary
 	for len(b) > 1 {
 		sel := b[0]
 		fr, used, perr := codec.ParseFrame(b[1:])
 		if perr != nil || used == 0 {
-			return nil // the rest is not a frame: a real link would close the connection
+			return reach, nil // the rest is not a frame: a real link would close the connection
 		}
 		b = b[1+used:]
 		if sel&0x80 != 0 {
 			if err := open(sel); err != nil {
-				return err
+				return reach, err
 			}
 		}
 		id := order[len(order)-1]
@@ -153,15 +165,15 @@ func authFrames(flags uint8, b []byte, cfg fsm.Config) (err error) {
 			}
 		}
 		if err := step(fsm.FrameReceived{Conn: id, Frame: fr}); err != nil {
-			return err
+			return reach, err
 		}
 		now += 300 * time.Millisecond
 		if err := step(fsm.Tick{}); err != nil {
-			return err
+			return reach, err
 		}
 	}
 	now += time.Minute
-	return step(fsm.Tick{})
+	return reach, step(fsm.Tick{})
 }
 
 // legacyShaped makes f a frame the 0.4.1 codec can yield, or reports that
@@ -169,7 +181,7 @@ func authFrames(flags uint8, b []byte, cfg fsm.Config) (err error) {
 func legacyShaped(f *wire.Frame) bool {
 	switch f.Type {
 	case wire.Join:
-		wire.SetLegacyPriority(f, float64(f.Closed%1001)/1000)
+		wire.SetLegacyPriority(f, float64((f.Closed+1000)%1001)/1000) // in [0, 1]; 1 for Closed 0
 		f.Keep = true
 	case wire.Hello, wire.Welcome, wire.Keep, wire.Ping, wire.Data:
 	default:
@@ -233,19 +245,35 @@ func TestAuthFramesCheckCatches(t *testing.T) {
 
 // TestAuthFramesSeedsPass runs the fuzz target's setups once with every
 // authentication id, so that plain go test covers what the fuzzer starts
-// from.
+// from, and checks that they reach what the check is about: sessions over
+// authenticated connections, and over plaintext 0.4.1 ones only where
+// PlaintextLegacy allows them.
 func TestAuthFramesSeedsPass(t *testing.T) {
 	var c wire.Binary
+	var total [2]authReach
 	for sel := byte(0x80); sel < 0x90; sel++ {
 		for _, id := range []string{"A", "B", "Z", "M", "C"} {
-			b, _ := c.AppendFrame([]byte{sel}, &wire.Frame{Type: wire.Hello, ID: id, Incarnation: 9})
+			inc := uint64(9)
+			if authIDs[sel&7] == "" && sel&8 != 0 {
+				inc = 0 // 0.4.1 (with an incarnation, a Go node speaking 0.4.1: moved to v1)
+			}
+			b, _ := c.AppendFrame([]byte{sel}, &wire.Frame{Type: wire.Hello, ID: id, Incarnation: inc})
 			b, _ = c.AppendFrame(append(b, 0), &wire.Frame{Type: wire.Join, Keep: true})
 			b, _ = c.AppendFrame(append(b, 0), &wire.Frame{Type: wire.Welcome, Sess: 3, Keep: true})
 			for flags := uint8(0); flags < 2; flags++ {
-				if err := authFrames(flags, b, fsm.Config{}); err != nil {
+				r, err := authFrames(flags, b, fsm.Config{})
+				if err != nil {
 					t.Fatalf("sel %#x id %s flags %d: %v", sel, id, flags, err)
 				}
+				total[flags].authSessions += r.authSessions
+				total[flags].legacySessions += r.legacySessions
 			}
 		}
+	}
+	if total[0].authSessions == 0 || total[1].authSessions == 0 {
+		t.Errorf("no seed reached a session over an authenticated connection: %+v", total)
+	}
+	if total[0].legacySessions != 0 || total[1].legacySessions == 0 {
+		t.Errorf("0.4.1 impostor sessions: %d without PlaintextLegacy (want none), %d with (want some)", total[0].legacySessions, total[1].legacySessions)
 	}
 }
