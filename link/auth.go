@@ -34,3 +34,22 @@ func (l *Layer) DialedAuth(now time.Duration, dial fsm.DialID, id fsm.ConnID, pe
 	}
 	l.step(now, fsm.Dialed{Dial: dial, Conn: id, Peer: peer})
 }
+
+// Authenticated reports that the driver ran a security handshake (TLS) on
+// accepted connection id after reporting it with Incoming, while the dialer's
+// first plaintext bytes are still to come, and that it proved node peer.
+// netio works this way: the connection holds a handshake slot (Incoming)
+// from the accept, before its first byte tells a TLS dialer from a
+// plaintext one. The Accepted the Layer steps once the decrypted bytes tell
+// the protocol carries peer (fsm.Accepted.Peer). Ignored for a connection
+// the Layer no longer holds or whose protocol is already known.
+func (l *Layer) Authenticated(id fsm.ConnID, peer string) {
+	if c := l.conns[id]; c != nil && c.proto == protoUnknown {
+		c.peer = peer
+	}
+}
+
+// DialLegacy reports whether dial, started by the state machine and not yet
+// reported Dialed or DialFailed, speaks masterless 0.4.1. A 0.4.1 peer
+// speaks plaintext only, so the driver runs no security handshake on it.
+func (l *Layer) DialLegacy(dial fsm.DialID) bool { return l.dials[dial] }
