@@ -28,6 +28,9 @@ func New(id string, opts ...Option) (*Server, error) {
 			return nil, err
 		}
 	}
+	if err := st.secure(); err != nil {
+		return nil, err
+	}
 	s := &Server{}
 	ready := make(chan struct{})
 	st.cfg.Events = st.events.bind(s)
