@@ -3,12 +3,21 @@ package masterless
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/masterless-go/masterless/wire"
 )
 
 // Authentication over real loopback TCP: nodes with identities, the attacks
@@ -105,4 +114,230 @@ func TestSecuredMeshExchangesMessages(t *testing.T) {
 	}
 	// Every node requires authentication (RequireAuth): a session exists
 	// only over a TLS connection that proved the peer's id.
+}
+
+// forge returns an identity naming id whose certificate holds key's public
+// key: what someone holding key (and not id's) can make.
+func forge(t testing.TB, id string, key ed25519.PrivateKey) *Identity {
+	t.Helper()
+	tmpl := nodeTemplate(id, time.Now().Add(-time.Hour), noExpiry)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	return &Identity{id: id, key: key, chain: []*x509.Certificate{cert}}
+}
+
+// refusedBothWays has intruder dial victim and victim dial intruder, and
+// checks that each dial fails (intruderErr for the intruder's Connect,
+// victimErr for the victim's, and victimErr in the victim's log for the
+// connection it accepted) and that no session exists at either end.
+func refusedBothWays(t *testing.T, victim *Server, victimLog *errLog, intruder *Server, victimErr, intruderErr error) {
+	t.Helper()
+	_, err := intruder.Connect(ctxT(t), victim.Info())
+	require.ErrorIs(t, err, intruderErr, "the intruder's Connect")
+	eventually(t, "the victim logs why it refused the connection", func() bool { return victimLog.has(victimErr) })
+	_, err = victim.Connect(ctxT(t), intruder.Info())
+	require.ErrorIs(t, err, victimErr, "the victim's Connect")
+	require.NotContains(t, victim.Connections(), intruder.ID())
+	require.Empty(t, intruder.Connections())
+	_ = victim.Disconnect(intruder.ID()) // stop redialing
+	_ = intruder.Disconnect(victim.ID())
+}
+
+// TestWrongKey: a node presenting a certificate for "b" with another key than
+// the one pinned for b is refused (ErrUntrusted), whichever end dials; so is
+// a certificate naming "b" for the key pinned for "m" (ErrIDMismatch: a
+// trusted node cannot claim another's id in its certificate either).
+func TestWrongKey(t *testing.T) {
+	ids, trust := identities(t, "a", "b", "m")
+	log := newErrLog()
+	a, _ := secured(t, ids["a"], trust, log.option())
+
+	impostor, err := NewIdentity("b") // a key of its own, not b's
+	require.NoError(t, err)
+	trustsA := TrustKeys(map[string]ed25519.PublicKey{"a": ids["a"].PublicKey()})
+	b2, _ := secured(t, impostor, trustsA)
+	refusedBothWays(t, a, log, b2, ErrUntrusted, ErrUntrusted)
+	b2.Close()
+
+	m := forge(t, "b", ids["m"].key) // m's key, b's name
+	m2, _ := secured(t, m, trustsA)
+	refusedBothWays(t, a, log, m2, ErrIDMismatch, ErrUntrusted)
+}
+
+// TestUnknownKey: a node whose key nobody pinned, or whose certificate no
+// trusted CA signed, is refused with ErrUntrusted.
+func TestUnknownKey(t *testing.T) {
+	ids, trust := identities(t, "a")
+	log := newErrLog()
+	a, _ := secured(t, ids["a"], trust, log.option())
+	x, err := NewIdentity("x")
+	require.NoError(t, err)
+	sx, _ := secured(t, x, TrustKeys(map[string]ed25519.PublicKey{"a": ids["a"].PublicKey()}))
+	refusedBothWays(t, a, log, sx, ErrUntrusted, ErrUntrusted)
+
+	// The same with CAs: nodes of two CAs do not trust each other.
+	ca1, err := NewCA("one", time.Hour)
+	require.NoError(t, err)
+	ca2, err := NewCA("two", time.Hour)
+	require.NoError(t, err)
+	c1, err := ca1.Issue("c1", time.Now().Add(time.Hour))
+	require.NoError(t, err)
+	c2, err := ca2.Issue("c2", time.Now().Add(time.Hour))
+	require.NoError(t, err)
+	log1 := newErrLog()
+	s1, _ := secured(t, c1, TrustCA(ca1.Certificate()), log1.option())
+	s2, _ := secured(t, c2, TrustCA(ca2.Certificate()))
+	refusedBothWays(t, s1, log1, s2, ErrUntrusted, ErrUntrusted)
+}
+
+// TestExpiredCertificate: a CA-issued certificate past its NotAfter is
+// refused with ErrCertificateExpired by the end that checks it; while nodes
+// with valid certificates of the same CA form a session.
+func TestExpiredCertificate(t *testing.T) {
+	ca, err := NewCA("cluster", time.Hour)
+	require.NoError(t, err)
+	trust := TrustCA(ca.Certificate())
+	issue := func(id string, notAfter time.Time) *Identity {
+		i, err := ca.Issue(id, notAfter)
+		require.NoError(t, err)
+		return i
+	}
+	log := newErrLog()
+	a, _ := secured(t, issue("a", time.Now().Add(time.Hour)), trust, log.option())
+	b, _ := secured(t, issue("b", time.Now().Add(time.Hour)), trust)
+	peer, err := b.Connect(ctxT(t), a.Info())
+	require.NoError(t, err)
+	require.Equal(t, "a", peer)
+	eventually(t, "a has b's session", func() bool { return sameSet(a.Connections(), "b") })
+
+	e, _ := secured(t, issue("e", time.Now().Add(-time.Minute)), trust)
+	// e's dial: a refuses e's certificate as expired (its log), and e hears
+	// a refusal (TLS says no more than "bad certificate").
+	refusedBothWays(t, a, log, e, ErrCertificateExpired, ErrUntrusted)
+	require.Equal(t, []string{"b"}, a.Connections(), "the valid session is untouched")
+}
+
+// TestPlaintextPeerRefused: a node without an identity cannot join a node
+// that has one, whichever dials: the secured acceptor refuses its plaintext
+// HELLO (BYE unauthenticated: the plaintext dialer's Connect fails with
+// ErrUnauthenticated too), and the secured dialer finds no TLS at the other
+// end (ErrUnauthenticated).
+func TestPlaintextPeerRefused(t *testing.T) {
+	ids, trust := identities(t, "a")
+	log := newErrLog()
+	a, _ := secured(t, ids["a"], trust, log.option())
+	p, _ := newServer(t, "p")
+	refusedBothWays(t, a, log, p, ErrUnauthenticated, ErrUnauthenticated)
+}
+
+// rawHello dials addr (over TLS as who, trusting trust, or in plaintext
+// when who is nil), sends the v1 preamble and hello, and returns the frames
+// the node answers with until it closes the connection (or 30 s pass).
+func rawHello(t *testing.T, addr string, who *Identity, trust *Trust, hello wire.Frame) []wire.Frame {
+	t.Helper()
+	hostport := strings.TrimPrefix(addr, "tcp://")
+	nc, err := net.DialTimeout("tcp", hostport, waitFor)
+	require.NoError(t, err)
+	defer nc.Close()
+	var c net.Conn = nc
+	if who != nil {
+		tc := tls.Client(nc, tlsConfig(who, trust))
+		require.NoError(t, tc.HandshakeContext(ctxT(t)))
+		c = tc
+	}
+	require.NoError(t, c.SetDeadline(time.Now().Add(waitFor)))
+	var codec wire.Binary
+	out, err := codec.AppendFrame(codec.AppendPreamble(nil), &hello)
+	require.NoError(t, err)
+	_, err = c.Write(out)
+	require.NoError(t, err)
+	in, _ := io.ReadAll(c) // until the node closes
+	k, err := codec.ParsePreamble(in)
+	require.NoError(t, err)
+	require.NotZero(t, k, "no preamble in %q", in)
+	in = in[k:]
+	var frames []wire.Frame
+	for len(in) > 0 {
+		f, k, err := codec.ParseFrame(in)
+		require.NoError(t, err)
+		if k == 0 {
+			break
+		}
+		frames = append(frames, f)
+		in = in[k:]
+	}
+	return frames
+}
+
+// bye returns the BYE among frames, failing the test if there is none.
+func bye(t *testing.T, frames []wire.Frame) wire.Frame {
+	t.Helper()
+	for _, f := range frames {
+		if f.Type == wire.Bye {
+			return f
+		}
+	}
+	t.Fatalf("no BYE in %v", frames)
+	return wire.Frame{}
+}
+
+// TestForgedID: a trusted node ("m", its own valid certificate) whose HELLO
+// claims another node's id ("b") is refused with BYE unauthenticated
+// (ErrIDMismatch in the victim's log), whether or not b has a session, and
+// b's session survives: a key speaks only for its own id.
+func TestForgedID(t *testing.T) {
+	ids, trust := identities(t, "a", "b", "m")
+	log := newErrLog()
+	a, ra := secured(t, ids["a"], trust, log.option())
+	b, _ := secured(t, ids["b"], trust, WithIncarnation(1000))
+	_, err := b.Connect(ctxT(t), a.Info())
+	require.NoError(t, err)
+	eventually(t, "a has b's session", func() bool { return sameSet(a.Connections(), "b") })
+
+	for _, inc := range []uint64{999, 1000, 1 << 62} { // older, same, newer than b's
+		frames := rawHello(t, a.Info(), ids["m"], trust, wire.Frame{Type: wire.Hello, ID: "b", Incarnation: inc, Info: b.Info()})
+		f := bye(t, frames)
+		require.Equal(t, wire.CodeUnauthenticated, f.Code, "inc %d: %v", inc, frames)
+		for _, g := range frames {
+			require.NotEqual(t, wire.Welcome, g.Type, "inc %d: the forger was granted a session", inc)
+		}
+	}
+	require.True(t, log.has(ErrIDMismatch))
+	require.Equal(t, []string{"b"}, a.Connections())
+	require.Equal(t, 1, ra.connectCount("b"), "b's session was never replaced")
+	require.Empty(t, ra.disconnects("b"))
+	require.True(t, a.Send("b", []byte("still here")))
+}
+
+// TestReplayedHello: the HELLO of an old incarnation of b, replayed in
+// plaintext (what anyone who recorded b's pre-TLS traffic could send) or
+// over TLS by a stale process holding b's key, takes nothing from b's
+// current session: plaintext is refused (ErrUnauthenticated), the old
+// incarnation as stale (ErrStaleIncarnation).
+func TestReplayedHello(t *testing.T) {
+	ids, trust := identities(t, "a", "b")
+	log := newErrLog()
+	a, ra := secured(t, ids["a"], trust, log.option())
+	b, rb := secured(t, ids["b"], trust, WithIncarnation(1000))
+	_, err := b.Connect(ctxT(t), a.Info())
+	require.NoError(t, err)
+	eventually(t, "a has b's session", func() bool { return sameSet(a.Connections(), "b") })
+
+	old := wire.Frame{Type: wire.Hello, ID: "b", Incarnation: 999, Info: b.Info()}
+	f := bye(t, rawHello(t, a.Info(), nil, nil, old))
+	require.Equal(t, wire.CodeUnauthenticated, f.Code)
+	require.True(t, log.has(ErrUnauthenticated))
+
+	f = bye(t, rawHello(t, a.Info(), ids["b"], trust, old))
+	require.Equal(t, wire.CodeStale, f.Code)
+	require.True(t, log.has(ErrStaleIncarnation))
+
+	require.Equal(t, []string{"b"}, a.Connections())
+	require.Equal(t, 1, ra.connectCount("b"))
+	require.Empty(t, ra.disconnects("b"))
+	require.Empty(t, rb.disconnects("a"))
+	require.True(t, b.Send("a", []byte("still here")))
+	eventually(t, "b's message on the surviving session", func() bool { return len(ra.messages("b")) == 1 })
 }

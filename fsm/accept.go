@@ -34,6 +34,9 @@ func (n *Node) accepted(id ConnID, legacy bool, authID string) {
 		n.invariant(false, "Accepted for c%d in state %s", id, c.state)
 	}
 	c.state, c.rules, c.authID = StateHello, rulesFor(legacy), authID
+	if !n.admit(c) {
+		return
+	}
 	if c.rules.acceptorHello {
 		n.sendHello(c)
 	}

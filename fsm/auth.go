@@ -46,3 +46,19 @@ func (n *Node) authentic(c *conn, id string) bool {
 	}
 	return true
 }
+
+// admit refuses an accepted v1 connection without an authenticated id as soon
+// as its protocol is known, when the node requires authentication: the
+// HELLO check would refuse it whatever id it names, and a v1 acceptor sends
+// its HELLO first, so waiting for the dialer's would hand a dialer that
+// proved nothing this node's id, incarnation and address, and would let such
+// a dialer, when it leads the pair, grant itself a session with this node
+// for a moment before the BYE. A 0.4.1 acceptor sends nothing before the
+// dialer's HELLO, which authentic checks (PlaintextLegacy may let it in).
+func (n *Node) admit(c *conn) bool {
+	if !n.cfg.RequireAuth || c.authID != "" || c.legacy() {
+		return true
+	}
+	n.closeConn(c, wire.CodeUnauthenticated, fmt.Errorf("%w: plaintext connection", ErrUnauthenticated))
+	return false
+}

@@ -59,8 +59,13 @@ func TestAuthHelloMustNameTheAuthenticatedID(t *testing.T) {
 
 func TestAuthRequiredRefusesPlaintext(t *testing.T) {
 	l := newAuthT(t, fsm.Config{RequireAuth: true})
-	l.step(fsm.Accepted{Conn: 1})
-	refused(t, l.step(on(1, hello("a", 9))), "not authenticated")
+	// A v1 plaintext connection is refused as soon as its protocol is known,
+	// before this node says anything of itself: a BYE, no HELLO.
+	got := l.step(fsm.Accepted{Conn: 1})
+	refused(t, got, "not authenticated")
+	if all := strings.Join(got, "\n"); strings.Contains(all, "HELLO") {
+		t.Fatalf("a HELLO went to an unauthenticated dialer:\n%s", all)
+	}
 	// A 0.4.1 dialer is refused too unless PlaintextLegacy allows it.
 	l.step(fsm.Accepted{Conn: 2, Legacy: true})
 	refused(t, l.step(on(2, hello("j", 0))), "not authenticated")
@@ -68,8 +73,7 @@ func TestAuthRequiredRefusesPlaintext(t *testing.T) {
 	l = newAuthT(t, fsm.Config{RequireAuth: true, PlaintextLegacy: true})
 	l.step(fsm.Accepted{Conn: 1, Legacy: true})
 	notRefused(t, l.step(on(1, hello("j", 0))))
-	l.step(fsm.Accepted{Conn: 2})
-	refused(t, l.step(on(2, hello("a", 9))), "not authenticated") // v1 never in plaintext
+	refused(t, l.step(fsm.Accepted{Conn: 2}), "not authenticated") // v1 never in plaintext
 }
 
 // An impostor over plaintext 0.4.1 cannot take over an id that has

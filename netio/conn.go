@@ -269,6 +269,20 @@ func (c *conn) readLoop() {
 	n.mu.Unlock()
 }
 
+// refuse ends a connection whose TLS handshake this node refused without
+// destroying the alert that says why: in TLS 1.3 the dialer has finished its
+// handshake and written its first frames before it reads the alert, and
+// closing with those unread would reset the connection, which can discard
+// the alert. So it half-closes and reads what still arrives for at most the
+// linger.
+func (c *conn) refuse() {
+	if tc, ok := c.nc.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+	_ = c.nc.SetReadDeadline(c.deadline(c.linger()))
+	_ = c.discard()
+}
+
 // pump reads into the buffer the layer hands out until the layer no longer
 // holds the connection (nil) or a read fails (its error).
 func (c *conn) pump() error {
@@ -339,6 +353,8 @@ func (c *conn) secure() error {
 				level = slog.LevelWarn // a certificate this node does not trust
 			}
 			n.log.Log(context.Background(), level, "TLS handshake failed", "conn", uint64(c.id), "remote", c.remote, "err", err)
+			c.fail(err) // the state machine frees the slot now
+			c.refuse()
 			return err
 		}
 	}

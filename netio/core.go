@@ -157,9 +157,12 @@ func closeLevel(why error) slog.Level {
 	return slog.LevelDebug
 }
 
-func errText(err error) string {
+// errText is the reason logged for err: the error itself (handlers render
+// its text; a handler can still test it with errors.Is), or "requested" for
+// a close this node asked for.
+func errText(err error) any {
 	if err == nil {
 		return "requested"
 	}
-	return err.Error()
+	return err
 }
