@@ -1,12 +1,15 @@
 package masterless
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -340,4 +343,148 @@ func TestReplayedHello(t *testing.T) {
 	require.Empty(t, rb.disconnects("a"))
 	require.True(t, b.Send("a", []byte("still here")))
 	eventually(t, "b's message on the surviving session", func() bool { return len(ra.messages("b")) == 1 })
+}
+
+// legacyDialer speaks to addr as a masterless 0.4.1 node with id would (JSON
+// lines in plaintext; a Go node dialing with Protocol041 would be upgraded
+// to v1 by the acceptor, so the bytes are written here by hand). It returns
+// the connection and a reader on it, after the HELLO.
+func legacyDialer(t *testing.T, addr, id string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", strings.TrimPrefix(addr, "tcp://"), waitFor)
+	require.NoError(t, err)
+	t.Cleanup(func() { nc.Close() })
+	require.NoError(t, nc.SetDeadline(time.Now().Add(waitFor)))
+	_, err = fmt.Fprintf(nc, "{\"id\":%q,\"info\":\"tcp://127.0.0.1:1\"}\r\n", id)
+	require.NoError(t, err)
+	return nc, bufio.NewReader(nc)
+}
+
+// TestPlaintextLegacyOptIn: a masterless 0.4.1 dialer, which can only speak
+// plaintext, is refused by a node with an identity (ErrUnauthenticated in
+// its log; 0.4.1 has no BYE, it sees the connection close), and let in with
+// WithPlaintextLegacy, where it can still not take the id of a node that
+// authenticated.
+func TestPlaintextLegacyOptIn(t *testing.T) {
+	ids, trust := identities(t, "a", "b")
+	log := newErrLog()
+	a, _ := secured(t, ids["a"], trust, log.option())
+	_, r := legacyDialer(t, a.Info(), "j")
+	line, err := r.ReadString('\n')
+	require.ErrorIs(t, err, io.EOF, "refused: closed without a word (got %q)", line)
+	require.True(t, log.has(ErrUnauthenticated))
+	require.Empty(t, a.Connections())
+
+	log = newErrLog()
+	a2, ra2 := secured(t, ids["a"], trust, WithPlaintextLegacy(), log.option())
+	nc, r := legacyDialer(t, a2.Info(), "j")
+	line, err = r.ReadString('\n')
+	require.NoError(t, err)
+	require.Contains(t, line, `"id":"a"`, "a answers the 0.4.1 HELLO with its id")
+	_, err = io.WriteString(nc, `{"priority":1}`+"\r\n")
+	require.NoError(t, err)
+	line, err = r.ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, `{"confirm":true}`+"\r\n", line)
+	eventually(t, "a has j's 0.4.1 session", func() bool { return sameSet(a2.Connections(), "j") })
+	_, err = io.WriteString(nc, `{"hi":"a"}`+"\r\n")
+	require.NoError(t, err)
+	eventually(t, "j's message", func() bool { return len(ra2.messages("j")) == 1 })
+
+	// b authenticates; a 0.4.1 dialer claiming "b" is refused.
+	b, _ := secured(t, ids["b"], trust)
+	_, err = b.Connect(ctxT(t), a2.Info())
+	require.NoError(t, err)
+	eventually(t, "a has b's session", func() bool { return sameSet(a2.Connections(), "b", "j") })
+	_, r = legacyDialer(t, a2.Info(), "b")
+	line, err = r.ReadString('\n')
+	require.ErrorIs(t, err, io.EOF, "refused (got %q)", line)
+	require.True(t, log.has(ErrUnauthenticated))
+	require.True(t, sameSet(a2.Connections(), "b", "j"))
+}
+
+// TestAuthConfig: the authentication options are checked together in New.
+func TestAuthConfig(t *testing.T) {
+	ids, trust := identities(t, "a")
+	for name, opts := range map[string][]Option{
+		"identity of another id":     {WithIdentity(ids["a"]), WithTrust(trust)},
+		"identity without trust":     {WithIdentity(ids["a"])},
+		"trust without identity":     {WithTrust(trust)},
+		"plaintext without identity": {WithPlaintextLegacy()},
+		"0.4.1 dials without opt-in": {WithIdentity(ids["a"]), WithTrust(trust), WithProtocol(Protocol041)},
+		"nil identity":               {WithIdentity(nil), WithTrust(trust)},
+	} {
+		id := "a"
+		if name == "identity of another id" {
+			id = "z"
+		}
+		_, err := New(id, append(opts, WithLogger(slog.New(slog.DiscardHandler)))...)
+		require.ErrorIs(t, err, ErrBadConfig, name)
+	}
+	s, err := New("a", WithIdentity(ids["a"]), WithTrust(trust), WithProtocol(Protocol041), WithPlaintextLegacy(),
+		WithLogger(slog.New(slog.DiscardHandler)))
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+}
+
+// TestIdentityPEM: identities and CAs survive a round trip through PEM and
+// files, ids of any bytes are named and read back exactly, and keys that do
+// not belong together are refused.
+func TestIdentityPEM(t *testing.T) {
+	for _, id := range []string{"a", "node-7", "a/b c:d%e?f#g", "\x00\xff\n", "été", strings.Repeat("x", 255)} {
+		i, err := NewIdentity(id)
+		require.NoError(t, err, "%q", id)
+		var buf strings.Builder
+		require.NoError(t, i.WritePEM(&buf))
+		j, err := ReadIdentity(strings.NewReader(buf.String()))
+		require.NoError(t, err, "%q", id)
+		require.Equal(t, id, j.ID())
+		require.True(t, i.PublicKey().Equal(j.PublicKey()))
+		got, err := certID(j.Certificate())
+		require.NoError(t, err)
+		require.Equal(t, id, got)
+	}
+	_, err := NewIdentity("")
+	require.ErrorIs(t, err, ErrBadConfig)
+	_, err = NewIdentity(strings.Repeat("x", 256))
+	require.ErrorIs(t, err, ErrBadConfig)
+
+	path := t.TempDir() + "/a.pem"
+	a, err := NewIdentity("a")
+	require.NoError(t, err)
+	require.NoError(t, a.WriteFile(path))
+	require.Error(t, a.WriteFile(path), "an existing identity file is not overwritten")
+	back, err := LoadIdentity(path)
+	require.NoError(t, err)
+	require.Equal(t, "a", back.ID())
+
+	// A certificate with another key than the private key is refused.
+	b, err := NewIdentity("b")
+	require.NoError(t, err)
+	var mixed strings.Builder
+	require.NoError(t, pem.Encode(&mixed, &pem.Block{Type: "CERTIFICATE", Bytes: a.Certificate().Raw}))
+	require.NoError(t, writeKey(&mixed, b.key))
+	_, err = ReadIdentity(strings.NewReader(mixed.String()))
+	require.ErrorIs(t, err, ErrBadConfig)
+
+	ca, err := NewCA("cluster", time.Hour)
+	require.NoError(t, err)
+	var cbuf, certOnly strings.Builder
+	require.NoError(t, ca.WritePEM(&cbuf))
+	require.NoError(t, ca.WriteCertificatePEM(&certOnly))
+	ca2, err := ReadCA(strings.NewReader(cbuf.String()))
+	require.NoError(t, err)
+	_, err = ReadCA(strings.NewReader(certOnly.String()))
+	require.ErrorIs(t, err, ErrBadConfig, "a CA without its key cannot issue")
+	root, err := ReadCertificate(strings.NewReader(certOnly.String()))
+	require.NoError(t, err)
+	n, err := ca2.Issue("n", time.Now().Add(time.Hour))
+	require.NoError(t, err)
+	got, err := TrustCA(root).verify(n.chain, time.Now())
+	require.NoError(t, err, "a node the read-back CA issued is trusted by the CA's certificate")
+	require.Equal(t, "n", got)
+	_, err = TrustCA(root).verify(n.chain, time.Now().Add(2*time.Hour))
+	require.ErrorIs(t, err, ErrCertificateExpired)
+	_, err = TrustCA(root).verify(b.chain, time.Now())
+	require.ErrorIs(t, err, ErrUntrusted, "a self-signed certificate is not the CA's")
 }
