@@ -52,6 +52,11 @@ func (t *TLS) validate() error {
 func (n *Runtime) clientHandshake(ctx context.Context, nc net.Conn) (*tls.Conn, string, error) {
 	sc := tls.Client(nc, n.cfg.TLS.Config)
 	if err := sc.HandshakeContext(ctx); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			// A peer that never answers the ClientHello (a 0.4.1 node waits
+			// for a line) is a handshake that did not finish in time.
+			return nil, "", fmt.Errorf("%w: TLS: %w", fsm.ErrHandshakeTimeout, err)
+		}
 		return nil, "", tlsError(err)
 	}
 	peer, err := n.cfg.TLS.PeerID(sc.ConnectionState())
