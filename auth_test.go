@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -478,6 +479,11 @@ func TestIdentityPEM(t *testing.T) {
 	require.ErrorIs(t, err, ErrBadConfig, "a CA without its key cannot issue")
 	root, err := ReadCertificate(strings.NewReader(certOnly.String()))
 	require.NoError(t, err)
+	caPath := t.TempDir() + "/ca.pem"
+	require.NoError(t, os.WriteFile(caPath, []byte(certOnly.String()), 0o644))
+	fromFile, err := LoadCertificate(caPath)
+	require.NoError(t, err)
+	require.True(t, fromFile.Equal(root))
 	n, err := ca2.Issue("n", time.Now().Add(time.Hour))
 	require.NoError(t, err)
 	got, err := TrustCA(root).verify(n.chain, time.Now())

@@ -270,5 +270,20 @@ func ReadCertificate(r io.Reader) (*x509.Certificate, error) {
 	return certs[0], nil
 }
 
+// LoadCertificate reads the first certificate of the PEM file at path
+// (ReadCertificate): the CA certificate every node of a CA trust loads.
+func LoadCertificate(path string) (*x509.Certificate, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: certificate: %w", ErrBadConfig, err)
+	}
+	defer f.Close()
+	c, err := ReadCertificate(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
 // errNoKey is returned by ReadCA for PEM data without the CA's key.
 var errNoKey = errors.New("no PRIVATE KEY block: the CA's key is needed to issue certificates")
