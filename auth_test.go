@@ -494,3 +494,36 @@ func TestIdentityPEM(t *testing.T) {
 	_, err = TrustCA(root).verify(b.chain, time.Now())
 	require.ErrorIs(t, err, ErrUntrusted, "a self-signed certificate is not the CA's")
 }
+
+// TestStalledTLSHandshake: a dialer that starts a TLS handshake and never
+// finishes it holds one handshake slot, and only until the handshake
+// timeout: meanwhile a node with one slot refuses others, then closes the
+// stalled connection and takes a real node.
+func TestStalledTLSHandshake(t *testing.T) {
+	ids, trust := identities(t, "a", "b")
+	a, _ := secured(t, ids["a"], trust, WithMaxHandshakes(1), WithHandshakeTimeout(shortHandshake))
+	b, _ := secured(t, ids["b"], trust, WithHandshakeTimeout(shortHandshake))
+	nc, err := net.DialTimeout("tcp", strings.TrimPrefix(a.Info(), "tcp://"), waitFor)
+	require.NoError(t, err)
+	defer nc.Close()
+	start := time.Now()
+	_, err = nc.Write([]byte{wire.TLSRecordHandshake, 3, 1}) // a TLS record header, cut short
+	require.NoError(t, err)
+	eventually(t, "the stalled connection holds a's slot", func() bool { return a.Stats().Handshaking == 1 })
+
+	_, err = b.Connect(ctxT(t), a.Info())
+	require.Error(t, err, "the only slot is taken")
+	require.Empty(t, a.Connections())
+
+	require.NoError(t, nc.SetReadDeadline(time.Now().Add(waitFor)))
+	_, err = io.ReadAll(nc)
+	require.NoError(t, err, "a closes the stalled connection (EOF), not the test's deadline")
+	held := time.Since(start)
+	require.GreaterOrEqual(t, held, shortHandshake-100*time.Millisecond, "closed before the handshake timeout")
+	require.Less(t, held, shortHandshake+10*time.Second, "held far past the handshake timeout")
+
+	eventually(t, "the slot is free", func() bool { return a.Stats().Handshaking == 0 })
+	peer, err := b.Connect(ctxT(t), a.Info())
+	require.NoError(t, err)
+	require.Equal(t, "a", peer)
+}

@@ -194,11 +194,12 @@ func (c *conn) writeLoop() {
 			return
 		}
 		if len(c.out) == 0 { // flushing, and everything is out
-			sc := c.sc
 			c.wmu.Unlock()
-			if sc != nil {
-				_ = sc.CloseWrite() // close_notify: the peer reads a clean EOF
-			}
+			// A TLS connection ends with the bare FIN too, without a
+			// close_notify alert: tls.Conn.CloseWrite sets a write deadline
+			// of its own (5 s) that would override closeGrace, and the peer's
+			// TLS reads a FIN at a record boundary as a clean EOF anyway. The
+			// protocol's own goodbye is the BYE frame, inside TLS.
 			if tc, ok := c.nc.(*net.TCPConn); ok {
 				_ = tc.CloseWrite()
 			}
