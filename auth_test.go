@@ -414,6 +414,8 @@ func TestAuthConfig(t *testing.T) {
 		"plaintext without identity": {WithPlaintextLegacy()},
 		"0.4.1 dials without opt-in": {WithIdentity(ids["a"]), WithTrust(trust), WithProtocol(Protocol041)},
 		"nil identity":               {WithIdentity(nil), WithTrust(trust)},
+		"empty pinned trust":         {WithIdentity(ids["a"]), WithTrust(TrustKeys(nil))},
+		"empty CA trust":             {WithIdentity(ids["a"]), WithTrust(TrustCA())},
 	} {
 		id := "a"
 		if name == "identity of another id" {

@@ -279,6 +279,8 @@ func (s *settings) secure() error {
 	switch {
 	case s.trust == nil:
 		return fmt.Errorf("%w: WithIdentity without WithTrust: say whose certificates to believe (TrustKeys or TrustCA)", ErrBadConfig)
+	case s.trust.empty():
+		return fmt.Errorf("%w: the trust pins no key and names no CA: it would believe nobody", ErrBadConfig)
 	case s.identity.ID() != s.cfg.FSM.ID:
 		return fmt.Errorf("%w: the identity is %q's, the server's id is %q", ErrBadConfig, s.identity.ID(), s.cfg.FSM.ID)
 	case s.cfg.FSM.LegacyDial && !s.plaintextLegacy:

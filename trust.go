@@ -16,7 +16,11 @@ import (
 type Trust struct {
 	keys  map[string]ed25519.PublicKey // pinned; nil for a CA trust
 	roots *x509.CertPool               // nil for pinned keys
+	cas   int                          // CA certificates in roots
 }
+
+// empty reports whether t believes nobody: no key pinned, no CA.
+func (t *Trust) empty() bool { return len(t.keys) == 0 && t.cas == 0 }
 
 // TrustKeys trusts exactly the nodes of keys: a peer is taken for node id
 // only if its certificate names id and holds keys[id] (the certificate's
@@ -41,7 +45,10 @@ func TrustKeys(keys map[string]ed25519.PublicKey) *Trust {
 func TrustCA(cas ...*x509.Certificate) *Trust {
 	t := &Trust{roots: x509.NewCertPool()}
 	for _, c := range cas {
-		t.roots.AddCert(c)
+		if c != nil {
+			t.roots.AddCert(c)
+			t.cas++
+		}
 	}
 	return t
 }
