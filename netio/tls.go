@@ -94,6 +94,7 @@ type prefixed struct {
 	first []byte
 }
 
+// Read returns the bytes read ahead first, then reads the connection.
 func (p *prefixed) Read(b []byte) (int, error) {
 	if len(p.first) > 0 {
 		k := copy(b, p.first)
