@@ -514,8 +514,10 @@ func TestStalledTLSHandshake(t *testing.T) {
 	eventually(t, "the stalled connection holds a's slot", func() bool { return a.Stats().Handshaking == 1 })
 
 	_, err = b.Connect(ctxT(t), a.Info())
-	require.Error(t, err, "the only slot is taken")
-	require.Empty(t, a.Connections())
+	if time.Since(start) < shortHandshake-500*time.Millisecond { // else a slow machine let the timeout pass first
+		require.Error(t, err, "the only slot is taken")
+		require.Empty(t, a.Connections())
+	}
 
 	require.NoError(t, nc.SetReadDeadline(time.Now().Add(waitFor)))
 	_, err = io.ReadAll(nc)
