@@ -10,7 +10,7 @@ import (
 // Discovery: a Server started with WithDiscovery learns the other members of
 // the mesh from its peers and connects to each of them, so that every node
 // needs only one address (a seed) to join. See the README and
-// spec/PROTOCOL.md, section 7.
+// spec/PROTOCOL.md, section 8.
 
 // DiscoveryOptions tune discovery; zero fields take the defaults named.
 type DiscoveryOptions struct {

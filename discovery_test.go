@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Discovery over real TCP on loopback (spec/PROTOCOL.md, section 7).
+// Discovery over real TCP on loopback (spec/PROTOCOL.md, section 8).
 
 // joinMesh starts n servers with discovery; servers 1..n-1 Connect to
 // server 0 only. It returns them (closed at cleanup).

@@ -53,9 +53,16 @@ type Config struct {
 	// of v1 (Connect, and redials of a peer not yet heard from; a known peer
 	// is redialed in the protocol it last spoke). See legacy.go.
 	LegacyDial bool
+	// RequireAuth refuses the HELLO of any connection the adapter did not
+	// authenticate (Dialed.Peer and Accepted.Peer empty): only nodes that
+	// proved they hold their id's key take part. PlaintextLegacy relaxes it
+	// for masterless 0.4.1 connections, which cannot authenticate; see
+	// auth.go for what an unauthenticated 0.4.1 peer can still do.
+	RequireAuth     bool
+	PlaintextLegacy bool
 
 	// Discovery turns on member discovery (discovery.go, spec/PROTOCOL.md
-	// section 7): the node announces wire.FeatureMembers, exchanges MEMBERS
+	// section 8): the node announces wire.FeatureMembers, exchanges MEMBERS
 	// with peers that announce it too, and keeps every live member it learns
 	// of. Off by default.
 	Discovery bool

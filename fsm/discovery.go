@@ -8,7 +8,7 @@ import (
 	"github.com/masterless-go/masterless/wire"
 )
 
-// Discovery (spec/PROTOCOL.md, section 7): nodes that enable it tell each
+// Discovery (spec/PROTOCOL.md, section 8): nodes that enable it tell each
 // other, over their sessions, which members they know, and keep every member
 // they learn of, so that a node started with one seed address ends up with a
 // session to every member.

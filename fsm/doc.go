@@ -73,7 +73,7 @@
 // LeaderDelay without a session, and each node paces its discovery dials. So
 // a mesh forming from one seed opens one TCP connection per pair when
 // nothing fails. The rules and their bound are in discovery.go and
-// spec/PROTOCOL.md, section 7; seeds.go keeps a Connect's address until a
+// spec/PROTOCOL.md, section 8; seeds.go keeps a Connect's address until a
 // node answers there.
 //
 // The argument is checked three ways: exhaustively for small meshes by TLC

@@ -27,6 +27,10 @@ const (
 	// on earlier sessions and not acknowledged, without resending or
 	// reporting them: they vanish (stream.go).
 	MutationNoResend
+	// MutationNoIDCheck skips the first authentication rule (auth.go): an
+	// authenticated connection may name any id in its HELLO, so a node with
+	// a trusted key of its own (an insider) can speak for every other node.
+	MutationNoIDCheck
 	// MutationDiscoveryBothDial makes both ends of a discovered pair dial
 	// at once (the leader does not leave the first dial to the follower):
 	// pairs then open two TCP connections where one would do, which the
@@ -51,6 +55,7 @@ func (c Config) Mutation() Mutation { return c.mutation }
 func (m Mutation) dialerLeads() bool     { return m == MutationDialerLeads }
 func (m Mutation) noLegacyUpgrade() bool { return m == MutationNoLegacyUpgrade }
 func (m Mutation) noResend() bool        { return m == MutationNoResend }
+func (m Mutation) noIDCheck() bool       { return m == MutationNoIDCheck }
 func (m Mutation) discoveryBothDial() bool {
 	return m == MutationDiscoveryBothDial
 }

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Address-level keep (issue 10, item 5; spec/PROTOCOL.md, section 7.4):
+// Address-level keep (issue 10, item 5; spec/PROTOCOL.md, section 8.4):
 // with Config.KeepAddresses (implied by Discovery), an address the user
 // Connects to is kept until some dial to it reaches a node. A dial that fails
 // (refused, timed out, closed before the peer's HELLO) is tried again after a

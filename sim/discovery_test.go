@@ -16,7 +16,7 @@ import (
 // faults stop, every pair of live nodes must hold exactly one session, the
 // same at both ends (checked with spec.CheckQuiescent and a full-mesh check
 // of our own), and the TCP connections each pair opened are counted against
-// the bound of spec/PROTOCOL.md, section 7.
+// the bound of spec/PROTOCOL.md, section 8.
 
 type joinResult struct {
 	w        *sim.World
@@ -124,7 +124,7 @@ func TestSweepDiscoveryJoinOneConnectionPerPair(t *testing.T) {
 	}
 }
 
-// checkJoinBound is the bound of a fault-free join (spec/PROTOCOL.md, 7.5):
+// checkJoinBound is the bound of a fault-free join (spec/PROTOCOL.md, 8.5):
 // every pair opened exactly one TCP connection.
 func checkJoinBound(r joinResult, nodes int) error {
 	if len(r.pairs) != nodes*(nodes-1)/2 {
@@ -149,7 +149,7 @@ func faultKnobs(seed uint64, nodes int) sim.Knobs {
 
 // TestSweepDiscoveryJoinWithFaults: with faults the mesh still converges to one
 // session per pair once they stop, and after they stop no pair opens more
-// than two connections (spec/PROTOCOL.md, 7.5).
+// than two connections (spec/PROTOCOL.md, 8.5).
 func TestSweepDiscoveryJoinWithFaults(t *testing.T) {
 	for _, c := range []struct {
 		seed  uint64

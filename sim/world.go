@@ -47,6 +47,11 @@ type Options struct {
 	// Discovery turns on member discovery in every node (fsm.Config.Discovery).
 	// Such runs write no trace: the TLA+ model has no discovery.
 	Discovery bool
+
+	// unauthAdversary lets adversaries into a world without authentication:
+	// the negative control of the adversary invariants. Only tests can set
+	// it (export_test.go).
+	unauthAdversary bool
 }
 
 // AdapterBug selects a deliberately wrong adapter, for negative controls.
@@ -90,6 +95,10 @@ type World struct {
 	healStart  time.Duration
 	lastSettle time.Duration
 
+	adv  []*adversary // adversary processes (adversary.go)
+	advC Chooser      // their own generator: the honest nodes' draws stay as without them
+	rec  recorder     // frames of honest connections, for them to replay
+
 	steps  int
 	ring   []record
 	ringAt int
@@ -104,6 +113,9 @@ func NewWorld(k Knobs, opt Options) (*World, error) {
 		return nil, fmt.Errorf("sim: need at least one node, got %d", k.Nodes)
 	}
 	if err := checkMutation(k.Mutation); err != nil {
+		return nil, err
+	}
+	if err := checkAdversaryKnobs(k, opt); err != nil {
 		return nil, err
 	}
 	if opt.Chooser == nil {
@@ -147,6 +159,7 @@ func NewWorld(k Knobs, opt Options) (*World, error) {
 			return nil, err
 		}
 	}
+	w.startAdversaries()
 	return w, nil
 }
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// Discovery (spec/PROTOCOL.md, section 7): the MEMBERS frame and the
+// Discovery (spec/PROTOCOL.md, section 8): the MEMBERS frame and the
 // preamble's feature bit that says a node sends and accepts it.
 
 // FeatureMembers is the preamble feature bit (the reserved field, offset 6)
