@@ -136,13 +136,14 @@ func checkJoinBound(r joinResult, nodes int) error {
 	return nil
 }
 
-// faultKnobs: resets, refused and unanswered dials, asymmetric blocks,
-// partitions and crashes (with restarts) for the safety phase, then none.
+// faultKnobs: resets, silent connections, refused and unanswered dials,
+// asymmetric blocks, partitions and crashes (with restarts) for the safety
+// phase, then none.
 func faultKnobs(seed uint64, nodes int) sim.Knobs {
 	k := joinKnobs(seed, nodes)
 	k.Safety = 15 * time.Second
 	k.FaultEvery = 300 * time.Millisecond
-	k.Faults = sim.FaultReset | sim.FaultDialFail | sim.FaultDialTimeout | sim.FaultAsym | sim.FaultPartition | sim.FaultCrash
+	k.Faults = sim.FaultReset | sim.FaultSilence | sim.FaultDialFail | sim.FaultDialTimeout | sim.FaultAsym | sim.FaultPartition | sim.FaultCrash
 	k.DialFailPM, k.DialTimeoutPM = 50, 20
 	return k
 }
