@@ -190,3 +190,57 @@ func TestDiscoveryOffByDefault(t *testing.T) {
 	require.Equal(t, []string{"oa"}, b.Connections(), "a, without discovery, told b of no one")
 	require.Equal(t, []string{"oa"}, c.Connections())
 }
+
+// TestDiscoveryCrashRestartReplacesStaleSessions: x crashes without a word
+// (its connections go silent: no leave, no BYE, no FIN) and comes back as a
+// new incarnation on another port, knowing only s0. Every member replaces
+// its stale session with x as soon as it hears of the new incarnation, well
+// before the peer timeout (15 s here), though x keeps only s0.
+func TestDiscoveryCrashRestartReplacesStaleSessions(t *testing.T) {
+	s := make([]*Server, 3)
+	for i := range s {
+		s[i], _ = newServer(t, fmt.Sprintf("s%d", i), WithDiscovery())
+	}
+	// x leads every pair (the greatest id), so the others dial it at its
+	// advertised address: through p1. x reaches s0 through p2.
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // a free port for x, known before the proxy starts
+	require.NoError(t, err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	require.NoError(t, ln.Close())
+	p1 := newProxy(t, fmt.Sprintf("tcp://127.0.0.1:%d", port))
+	x, _ := newServer(t, "x", WithDiscovery(), WithPort(port), WithAdvertise(p1.info()))
+	p2 := newProxy(t, s[0].Info())
+	for _, c := range []*Server{s[1], s[2]} {
+		_, err := c.Connect(ctxT(t), s[0].Info())
+		require.NoError(t, err)
+	}
+	_, err = x.Connect(ctxT(t), p2.info())
+	require.NoError(t, err)
+	all := append(s[:3:3], x)
+	eventually(t, "the full mesh", func() bool { return sessions(all) == 6 })
+	oldInc := x.n.Incarnation()
+
+	p1.blackhole()
+	p2.blackhole()
+	require.NoError(t, x.Close()) // its leave and BYEs vanish in the proxies: a crash, as the others see it
+
+	start := time.Now()
+	back, _ := newServer(t, "x", WithDiscovery())
+	require.Greater(t, back.n.Incarnation(), oldInc)
+	_, err = back.Connect(ctxT(t), s[0].Info())
+	require.NoError(t, err)
+	for _, c := range s {
+		eventuallyWithin(t, 10*time.Second, c.ID()+" holds a session with the new x", func() bool {
+			for _, m := range c.Members() {
+				if m.ID == "x" {
+					return m.Incarnation == back.n.Incarnation() && m.Connected
+				}
+			}
+			return false
+		})
+	}
+	took := time.Since(start)
+	t.Logf("every member replaced its stale session with x in %v (peer timeout %v)", took, testPeerTO)
+	require.Less(t, took, testPeerTO/2, "the stale sessions waited for the peer timeout")
+	require.Len(t, back.Connections(), 3)
+}
