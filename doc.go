@@ -17,6 +17,12 @@
 // ends' certificates, and a node can speak only for the id its key is
 // trusted for (spec/PROTOCOL.md, section 7).
 //
+// To join a whole mesh through one address, turn on discovery in every node
+// ([WithDiscovery]): nodes tell each other which members they know, the
+// node with the smaller id of each new pair dials, dials are paced, and
+// Close announces the leave ([Server.Members], the Member event;
+// spec/PROTOCOL.md, section 8).
+//
 // Events are delivered one at a time, in order, from one goroutine per
 // Server; see [Events] for the contract. Sends never re-encode a payload per
 // peer ([Server.SendMany]) and are coalesced into few syscalls per connection.

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -134,7 +135,7 @@ func (n *Node) Features() uint16 {
 // discoveryUp runs when session c with p is established: p is a member (news
 // goes to the other sessions), and p hears this node's full view.
 func (n *Node) discoveryUp(p *peer, c *conn) {
-	if n.disc.queued(p) {
+	if p.disc.queued {
 		n.unqueue(p)
 	}
 	if !c.members {
@@ -148,8 +149,6 @@ func (n *Node) discoveryUp(p *peer, c *conn) {
 		n.lowerNext(n.disc.gossipAt)
 	}
 }
-
-func (d *discovery) queued(p *peer) bool { return p.disc.queued }
 
 // discoveryDown runs when p's session ended (before any redial is scheduled).
 func (n *Node) discoveryDown(p *peer) {
@@ -452,15 +451,7 @@ func (n *Node) sortedMembers() []*member {
 	for _, m := range n.disc.members {
 		out = append(out, m)
 	}
-	slices.SortFunc(out, func(a, b *member) int {
-		if a.id < b.id {
-			return -1
-		}
-		if a.id > b.id {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b *member) int { return cmp.Compare(a.id, b.id) })
 	return out
 }
 
