@@ -209,6 +209,12 @@ func (n *Node) learn(entries []wire.Member, news []wire.Member) []wire.Member {
 // applyMember does what member m's new record asks of this node.
 func (n *Node) applyMember(m *member) {
 	p := n.peers[m.id]
+	if p != nil && p.session != nil && p.session.peerInc < m.inc {
+		// A newer incarnation exists (alive or already gone): the session is
+		// with a dead process. (TLC found the left case: tla/Discovery.tla.)
+		n.closeConn(p.session, wire.CodeReplaced, fmt.Errorf("%w: %s restarted (incarnation %d is known)", ErrReplaced, m.id, m.inc))
+		p = n.peers[m.id]
+	}
 	if m.left {
 		n.emit(Action{Kind: ActMemberLeft, Peer: m.id, Incarnation: m.inc, Addr: m.addr})
 		if p != nil && p.disc.byDiscovery {
@@ -226,11 +232,6 @@ func (n *Node) applyMember(m *member) {
 		if p.addr != "" {
 			p.addr = m.addr // redial at the address its newest incarnation advertises
 		}
-	}
-	if p != nil && p.session != nil && p.session.peerInc < m.inc {
-		// A newer incarnation exists: the session is with a dead process.
-		n.closeConn(p.session, wire.CodeReplaced, fmt.Errorf("%w: %s restarted (incarnation %d is known)", ErrReplaced, m.id, m.inc))
-		p = n.peers[m.id]
 	}
 	if p == nil {
 		p = n.peerFor(m.id)

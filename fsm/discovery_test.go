@@ -292,3 +292,17 @@ func TestKeepAddressRetriesUntilReached(t *testing.T) {
 	plain.step(fsm.Connect{Req: 1, Addr: "tcp://s"})
 	require.Empty(t, plain.n.KeptAddresses())
 }
+
+// A newer incarnation learned as already left also ends the session with
+// the older one (TLC found the gap: tla/Discovery.tla, NoStaleSession).
+func TestDiscoveryNewerIncarnationLeftClosesStaleSession(t *testing.T) {
+	d := newDiscNode(t, "m", nil)
+	d.session(1, "a", 1, wire.FeatureMembers)
+	d.session(2, "x", 3, wire.FeatureMembers)
+	acts := d.step(fsm.FrameReceived{Conn: 1, Frame: wire.MembersFrame([]wire.Member{{ID: "x", Incarnation: 4, Addr: "tcp://x-new", State: wire.MemberLeft}})})
+	closes := kinds(acts, fsm.ActClose)
+	require.Len(t, closes, 1)
+	require.Equal(t, fsm.ConnID(2), closes[0].Conn)
+	require.ErrorIs(t, closes[0].Err, fsm.ErrReplaced)
+	require.False(t, d.n.IsKept("x"), "it left: not redialed")
+}
