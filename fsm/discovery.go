@@ -35,7 +35,11 @@ import (
 // news only when it says left and the record does not. A left record stays
 // left (a late "alive" for the same incarnation changes nothing). A member
 // not heard of (no session, no news) for MemberTimeout is forgotten; a left
-// record is dropped after MemberTimeout too. The table holds at most
+// record is dropped after MemberTimeout too; a forgotten one stays as a
+// tombstone for another MemberTimeout, so that a late entry about that
+// incarnation, or an older one, does not bring it back (TLC found that: a
+// node forgot a crashed newer incarnation, then re-learned the older, left
+// one as alive from a stale entry). The table holds at most
 // MaxMembers records.
 //
 // What a node does with a live member: it keeps it (as Keep(id, true) would,
@@ -68,11 +72,16 @@ const (
 
 // member is one record of the member table.
 type member struct {
-	id      string
-	inc     uint64
-	addr    string
-	left    bool
-	heardAt time.Duration // last news of it, or the end of its last session
+	id   string
+	inc  uint64
+	addr string
+	left bool
+	// forgotten: not heard of for MemberTimeout (ActMemberGone). The record
+	// stays as a tombstone for another MemberTimeout, neither advertised
+	// nor listed, so that a late entry about this incarnation or an older
+	// one does not bring it back; a newer incarnation, or a leave, is news.
+	forgotten bool
+	heardAt   time.Duration // last news of it, the end of its last session, or when it was forgotten
 }
 
 // discovery is the node's discovery state.
@@ -141,6 +150,9 @@ func (n *Node) discoveryUp(p *peer, c *conn) {
 	if !c.members {
 		return
 	}
+	if m := n.disc.members[p.id]; m != nil && m.forgotten && m.inc <= c.peerInc {
+		delete(n.disc.members, p.id) // a session with it: it is back, whatever the tombstone says
+	}
 	news := n.learn([]wire.Member{{ID: p.id, Incarnation: c.peerInc, Addr: p.info}}, n.disc.scratch[:0])
 	n.forward(news, c)
 	n.sendMembers(c, n.fullView())
@@ -156,7 +168,7 @@ func (n *Node) discoveryDown(p *peer) {
 		return
 	}
 	p.disc.since = n.now
-	if m := n.disc.members[p.id]; m != nil && !m.left {
+	if m := n.disc.members[p.id]; m != nil && !m.left && !m.forgotten {
 		m.heardAt = n.now
 	}
 	if p.disc.byDiscovery {
@@ -195,7 +207,7 @@ func (n *Node) learn(entries []wire.Member, news []wire.Member) []wire.Member {
 		default:
 			continue // nothing new
 		}
-		m.inc, m.left, m.heardAt = e.Incarnation, e.State == wire.MemberLeft, n.now
+		m.inc, m.left, m.forgotten, m.heardAt = e.Incarnation, e.State == wire.MemberLeft, false, n.now
 		if e.Addr != "" || m.left {
 			m.addr = e.Addr
 		}
@@ -317,7 +329,7 @@ func (n *Node) announceLeave() {
 // the table has room.
 func (n *Node) pruneMembers() bool {
 	for id, m := range n.disc.members {
-		if m.left && n.now >= m.heardAt+n.cfg.MemberTimeout {
+		if (m.left || m.forgotten) && n.now >= m.heardAt+n.cfg.MemberTimeout {
 			delete(n.disc.members, id)
 		}
 	}
@@ -331,12 +343,12 @@ func (n *Node) memberTimers(p *peer) {
 		return
 	}
 	m := n.disc.members[p.id]
-	if m != nil && !m.left && n.now < m.heardAt+n.cfg.MemberTimeout {
+	if m != nil && !m.left && !m.forgotten && n.now < m.heardAt+n.cfg.MemberTimeout {
 		n.armPeer(p, m.heardAt+n.cfg.MemberTimeout)
 		return
 	}
-	if m != nil {
-		delete(n.disc.members, p.id)
+	if m != nil && !m.left && !m.forgotten {
+		m.forgotten, m.heardAt = true, n.now // a tombstone (pruneMembers drops it)
 		n.emit(Action{Kind: ActMemberGone, Peer: m.id, Incarnation: m.inc, Addr: m.addr, Err: fmt.Errorf("%w: %s not heard of for %v", ErrNotConnected, m.id, n.cfg.MemberTimeout)})
 	}
 	p.disc.byDiscovery = false
@@ -471,7 +483,7 @@ type MemberStatus struct {
 func (n *Node) Members() []MemberStatus {
 	var out []MemberStatus
 	for _, m := range n.sortedMembers() {
-		if m.left && n.now >= m.heardAt+n.cfg.MemberTimeout {
+		if m.forgotten || (m.left && n.now >= m.heardAt+n.cfg.MemberTimeout) {
 			continue
 		}
 		s := MemberStatus{ID: m.id, Incarnation: m.inc, Addr: m.addr, Left: m.left}

@@ -306,3 +306,24 @@ func TestDiscoveryNewerIncarnationLeftClosesStaleSession(t *testing.T) {
 	require.ErrorIs(t, closes[0].Err, fsm.ErrReplaced)
 	require.False(t, d.n.IsKept("x"), "it left: not redialed")
 }
+
+// A forgotten member stays a tombstone: a late entry about the same (or an
+// older) incarnation does not bring it back; a newer one does, and so does
+// a session with it.
+func TestDiscoveryForgottenIsATombstone(t *testing.T) {
+	d := newDiscNode(t, "m", func(c *fsm.Config) { c.MemberTimeout = 10 * time.Second })
+	d.session(1, "a", 1, wire.FeatureMembers)
+	d.step(fsm.FrameReceived{Conn: 1, Frame: wire.MembersFrame([]wire.Member{{ID: "b", Incarnation: 3, Addr: "tcp://b"}})})
+	for range 15 { // keep a's session alive while b is forgotten
+		d.advance(time.Second)
+		d.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Ping}})
+	}
+	require.False(t, d.n.IsKept("b"))
+	require.Empty(t, slices.DeleteFunc(d.n.Members(), func(m fsm.MemberStatus) bool { return m.ID != "b" }))
+	acts := d.step(fsm.FrameReceived{Conn: 1, Frame: wire.MembersFrame([]wire.Member{{ID: "b", Incarnation: 3, Addr: "tcp://b"}, {ID: "b", Incarnation: 2, Addr: "tcp://b"}})})
+	require.Empty(t, kinds(acts, fsm.ActMemberUp), "a late entry revived a forgotten member")
+	require.False(t, d.n.IsKept("b"))
+	acts = d.step(fsm.FrameReceived{Conn: 1, Frame: wire.MembersFrame([]wire.Member{{ID: "b", Incarnation: 4, Addr: "tcp://b2"}})})
+	require.Len(t, kinds(acts, fsm.ActMemberUp), 1)
+	require.True(t, d.n.IsKept("b"))
+}

@@ -65,7 +65,7 @@ func (n *Node) CheckTimers() error {
 			due = min(due, p.lingerUntil)
 		}
 		if p.disc.byDiscovery && p.session == nil {
-			if m := n.disc.members[p.id]; m != nil && !m.left {
+			if m := n.disc.members[p.id]; m != nil && !m.left && !m.forgotten {
 				due = min(due, m.heardAt+n.cfg.MemberTimeout)
 			}
 		}
