@@ -27,6 +27,15 @@ const (
 	// on earlier sessions and not acknowledged, without resending or
 	// reporting them: they vanish (stream.go).
 	MutationNoResend
+	// MutationNoCredit brings back the blocking design that credit replaced
+	// (issue 9): the receiver grants unlimited credit, a producer's Send
+	// (SendContext) keeps no room for replies, and v2 sessions say
+	// they are not flow controlled (Node.FlowControl), so the adapter's
+	// reader stops reading while the delivery queue is over its bound and a
+	// Send waits while the connection's output buffer is over its bound, as
+	// on a 0.4.1 session. Two nodes whose callbacks reply can then wait for
+	// each other for ever, and the peer timeout drops healthy sessions.
+	MutationNoCredit
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -46,3 +55,4 @@ func (c Config) Mutation() Mutation { return c.mutation }
 func (m Mutation) dialerLeads() bool     { return m == MutationDialerLeads }
 func (m Mutation) noLegacyUpgrade() bool { return m == MutationNoLegacyUpgrade }
 func (m Mutation) noResend() bool        { return m == MutationNoResend }
+func (m Mutation) noCredit() bool        { return m == MutationNoCredit }

@@ -186,6 +186,12 @@ func (o *outStream) cut(i int) {
 	}
 }
 
+// FlowControl reports whether this node's v2 sessions run flow control:
+// their peers send only within the credit granted, so the adapter's reader
+// never waits for the user (link.Layer.FlowControlled). Always true, except
+// under the negative control MutationNoCredit.
+func (n *Node) FlowControl() bool { return !n.cfg.mutation.noCredit() }
+
 // reliable reports whether session c runs flow control and resend (v2).
 func reliable(c *conn) bool { return !c.legacy() }
 
@@ -195,7 +201,7 @@ func reliable(c *conn) bool { return !c.legacy() }
 func (n *Node) sendReliable(p *peer, payload []byte, reserve bool) error {
 	o := &p.out
 	bytes, msgs := n.cfg.QueueBytes, n.cfg.QueueMessages
-	if reserve {
+	if reserve && !n.cfg.mutation.noCredit() { // the blocking design had no room for replies: see MutationNoCredit
 		// A producer keeps at most two windows unacknowledged (more could
 		// not be sent sooner anyway: credit is one window), and waits while
 		// its own user is behind on the peer's messages; the rest of the
@@ -257,6 +263,9 @@ func (n *Node) streamsStart(p *peer, c *conn) {
 // found with two echoing nodes).
 func (n *Node) grantLimit(p *peer) uint64 {
 	in := p.in
+	if n.cfg.mutation.noCredit() {
+		return max(in.granted, in.received+1<<62) // deliberately wrong: see MutationNoCredit
+	}
 	return max(in.consumed+uint64(n.cfg.Window), in.granted, in.received)
 }
 

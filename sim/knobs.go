@@ -95,6 +95,24 @@ type Knobs struct {
 	// never do.
 	Heartbeat, PeerTimeout, HandshakeTimeout, BackoffMin, BackoffMax, Grace time.Duration
 
+	// The load run (load.go): with a workload, the run forms the full mesh
+	// and puts it under continuous load for LoadFor instead of random
+	// commands and faults. Payload is the size of its messages, AppDelay the
+	// mean time a Message callback takes, ProduceGap the mean time between
+	// two sends of a producer.
+	Workload   Workload
+	LoadFor    time.Duration
+	Payload    int
+	AppDelay   time.Duration
+	ProduceGap time.Duration
+	// The adapter's bounds (sockets.go): SockBuf is the bytes per direction
+	// of a connection that the kernel buffers (send and receive buffers
+	// together), 0 for unbounded; SendBuffer, DispatchQueue and
+	// DispatchBytes are netio's (zero: its defaults).
+	SockBuf, SendBuffer, DispatchQueue, DispatchBytes int
+	// Window is the fsm's credit window (zero: its default).
+	Window int
+
 	// Mutation is a deliberately broken fsm rule, for negative controls; a
 	// nonzero one needs a build with the masterless_mutation tag (mutation.go).
 	Mutation Mutation
@@ -104,7 +122,7 @@ type Knobs struct {
 // and Seed are the world's to fill in).
 func (k Knobs) Config() fsm.Config {
 	return withMutation(fsm.Config{HeartbeatInterval: k.Heartbeat, PeerTimeout: k.PeerTimeout, HandshakeTimeout: k.HandshakeTimeout,
-		BackoffMin: k.BackoffMin, BackoffMax: k.BackoffMax, ReconnectGrace: k.Grace}, k.Mutation)
+		BackoffMin: k.BackoffMin, BackoffMax: k.BackoffMax, ReconnectGrace: k.Grace, Window: k.Window}, k.Mutation)
 }
 
 // DrawKnobs derives the knobs of a run from its seed.
@@ -164,6 +182,16 @@ func (k Knobs) Args() []string {
 		fmt.Sprintf("-backoffmin=%v", k.BackoffMin),
 		fmt.Sprintf("-backoffmax=%v", k.BackoffMax),
 		fmt.Sprintf("-grace=%v", k.Grace),
+		fmt.Sprintf("-workload=%v", k.Workload),
+		fmt.Sprintf("-loadfor=%v", k.LoadFor),
+		fmt.Sprintf("-payload=%d", k.Payload),
+		fmt.Sprintf("-appdelay=%v", k.AppDelay),
+		fmt.Sprintf("-producegap=%v", k.ProduceGap),
+		fmt.Sprintf("-sockbuf=%d", k.SockBuf),
+		fmt.Sprintf("-sendbuf=%d", k.SendBuffer),
+		fmt.Sprintf("-dispatchq=%d", k.DispatchQueue),
+		fmt.Sprintf("-dispatchbytes=%d", k.DispatchBytes),
+		fmt.Sprintf("-window=%d", k.Window),
 		fmt.Sprintf("-mutation=%d", k.Mutation),
 	}
 }
@@ -177,6 +205,7 @@ type KnobFlags struct {
 	fs   *flag.FlagSet
 	vals Knobs
 	fstr string
+	wstr string
 	mut  *uint
 }
 
@@ -202,15 +231,27 @@ func RegisterKnobs(fs *flag.FlagSet) *KnobFlags {
 	fs.DurationVar(&v.BackoffMin, "backoffmin", 0, "sim: fsm first reconnect delay (0: default)")
 	fs.DurationVar(&v.BackoffMax, "backoffmax", 0, "sim: fsm reconnect delay cap (0: default)")
 	fs.DurationVar(&v.Grace, "grace", 0, "sim: fsm reconnect grace (0: default)")
+	fs.StringVar(&kf.wstr, "workload", "", "sim: load run workload: "+strings.Join(workloadNames, ", "))
+	fs.DurationVar(&v.LoadFor, "loadfor", 0, "sim: load run: how long the producers send")
+	fs.IntVar(&v.Payload, "payload", 0, "sim: load run: payload bytes per message")
+	fs.DurationVar(&v.AppDelay, "appdelay", 0, "sim: load run: mean time of a Message callback")
+	fs.DurationVar(&v.ProduceGap, "producegap", 0, "sim: load run: mean time between a producer's sends")
+	fs.IntVar(&v.SockBuf, "sockbuf", 0, "sim: socket buffer bytes per direction of a connection (0: unbounded)")
+	fs.IntVar(&v.SendBuffer, "sendbuf", 0, "sim: the adapter's SendBuffer (0: netio's default)")
+	fs.IntVar(&v.DispatchQueue, "dispatchq", 0, "sim: the adapter's DispatchQueue (0: netio's default)")
+	fs.IntVar(&v.DispatchBytes, "dispatchbytes", 0, "sim: the adapter's DispatchBytes (0: netio's default)")
+	fs.IntVar(&v.Window, "window", 0, "sim: fsm credit window (0: default)")
 	var mut uint
-	fs.UintVar(&mut, "mutation", 0, "sim: fsm mutation (1: dialer leads, 2: no 0.4.1-to-v1 upgrade), for negative controls; needs -tags masterless_mutation")
+	fs.UintVar(&mut, "mutation", 0, "sim: fsm mutation (1: dialer leads, 2: no 0.4.1-to-v1 upgrade, 3: no resend, 4: no credit), for negative controls; needs -tags masterless_mutation")
 	kf.mut = &mut
 	return kf
 }
 
 // Resolve returns DrawKnobs(seed) with every flag the user set applied.
-func (kf *KnobFlags) Resolve(seed uint64) (Knobs, error) {
-	k := DrawKnobs(seed)
+func (kf *KnobFlags) Resolve(seed uint64) (Knobs, error) { return kf.ResolveOn(DrawKnobs(seed)) }
+
+// ResolveOn returns k with every flag the user set applied.
+func (kf *KnobFlags) ResolveOn(k Knobs) (Knobs, error) {
 	var err error
 	kf.fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
@@ -248,6 +289,30 @@ func (kf *KnobFlags) Resolve(seed uint64) (Knobs, error) {
 			k.BackoffMax = kf.vals.BackoffMax
 		case "grace":
 			k.Grace = kf.vals.Grace
+		case "workload":
+			i := slices.Index(workloadNames, kf.wstr)
+			if i < 0 && err == nil {
+				err = fmt.Errorf("sim: unknown workload %q (known: %s)", kf.wstr, strings.Join(workloadNames, ", "))
+			}
+			k.Workload = Workload(max(i, 0))
+		case "loadfor":
+			k.LoadFor = kf.vals.LoadFor
+		case "payload":
+			k.Payload = kf.vals.Payload
+		case "appdelay":
+			k.AppDelay = kf.vals.AppDelay
+		case "producegap":
+			k.ProduceGap = kf.vals.ProduceGap
+		case "sockbuf":
+			k.SockBuf = kf.vals.SockBuf
+		case "sendbuf":
+			k.SendBuffer = kf.vals.SendBuffer
+		case "dispatchq":
+			k.DispatchQueue = kf.vals.DispatchQueue
+		case "dispatchbytes":
+			k.DispatchBytes = kf.vals.DispatchBytes
+		case "window":
+			k.Window = kf.vals.Window
 		case "mutation":
 			k.Mutation = Mutation(*kf.mut)
 			merr := checkMutation(k.Mutation)

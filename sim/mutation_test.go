@@ -78,3 +78,27 @@ func TestSweepCatchesNoResend(t *testing.T) {
 	require.NotEmpty(t, res.Failures, "the sweep did not notice messages vanishing")
 	require.ErrorContains(t, res.Failures[0].Err, "none-vanished")
 }
+
+// TestSweepLoadCatchesNoCredit is the negative control of TestSweepLoad:
+// with the blocking design that credit replaced (MutationNoCredit: no
+// credit, a reader that waits for room in the delivery queue, a Send that
+// waits for the output buffer), callbacks that answer what they receive
+// wedge two nodes, and the load sweep must see it: a session dropped by
+// the peer timeout, or delivery stalled past its bound.
+func TestSweepLoadCatchesNoCredit(t *testing.T) {
+	res := sim.Sweep(sim.SweepConfig{First: 1, Seeds: 40, StopAfter: 1, Knobs: func(seed uint64) sim.Knobs {
+		k := sim.DrawLoadKnobs(seed)
+		k.Mutation = fsm.MutationNoCredit
+		return k
+	}})
+	require.NotEmpty(t, res.Failures, "the load sweep did not notice the blocking design")
+	f := res.Failures[0]
+	var b strings.Builder
+	f.Report(&b)
+	t.Log("\n" + b.String())
+	require.ErrorContains(t, f.Err, "steady-under-load")
+	require.Contains(t, b.String(), "-workload=")
+	require.Contains(t, b.String(), "-mutation=4")
+	again := sim.RunSeed(f.Knobs, sim.Options{})
+	require.Equal(t, f.Err.Error(), again.Err.Error(), "the report replays")
+}
