@@ -18,6 +18,10 @@ import (
 //     destination) pair with messages accepted by Send and not yet handed to
 //     the destination's application, the time since the pair's last message
 //     was handed over, or since it had none outstanding, stays within Bound.
+//     With ByReceiver, the same for every destination over all its sources:
+//     its application is never kept waiting while messages are due to it.
+//     (The delivery queue is one FIFO: per pair, a stall includes the time
+//     to drain what the other sources queued before, up to a window each.)
 //
 // "Handed over" is the application's callback being called with the message
 // (not its arrival in the delivery queue): a dispatcher stuck in a Send is a
@@ -28,6 +32,8 @@ type LoadChecker struct {
 	// Bound is the longest a pair with messages outstanding may go without
 	// one handed over.
 	Bound time.Duration
+	// ByReceiver checks per destination rather than per pair.
+	ByReceiver bool
 
 	pairs    map[[2]string]*loadPair
 	ended    []string
@@ -42,6 +48,9 @@ type loadPair struct {
 }
 
 func (c *LoadChecker) pair(src, dst string) *loadPair {
+	if c.ByReceiver {
+		src = "*"
+	}
 	if c.pairs == nil {
 		c.pairs = map[[2]string]*loadPair{}
 	}
@@ -67,6 +76,9 @@ func (c *LoadChecker) Accepted(now time.Duration, src, dst string) {
 // now. A stall longer than Bound that it ends is recorded as a violation.
 func (c *LoadChecker) Handed(now time.Duration, src, dst string) {
 	p := c.pair(src, dst)
+	if c.ByReceiver {
+		src = "*"
+	}
 	c.observe(now, src, dst, p)
 	p.since = now
 	if p.outstanding > 0 {

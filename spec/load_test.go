@@ -44,6 +44,21 @@ func TestLoadChecker(t *testing.T) {
 	d.Handed(150*ms, "a", "b")
 	require.ErrorContains(t, spec.CheckLoadProgress(d, 150*ms), "nothing handed over for 150ms")
 
+	// By receiver: b's application is kept busy by a while c>b waits; a
+	// stall of the pair, not of the receiver.
+	r := &spec.LoadChecker{Bound: 100 * ms, ByReceiver: true}
+	p := &spec.LoadChecker{Bound: 100 * ms}
+	for _, x := range []*spec.LoadChecker{r, p} {
+		x.Accepted(0, "c", "b")
+		for i := range 10 {
+			x.Accepted(time.Duration(i)*50*ms, "a", "b")
+			x.Handed(time.Duration(i)*50*ms+10*ms, "a", "b")
+		}
+		x.Handed(490*ms, "c", "b")
+	}
+	require.NoError(t, spec.CheckLoadProgress(r, 500*ms))
+	require.ErrorContains(t, spec.CheckLoadProgress(p, 500*ms), "c>b: nothing handed over for 490ms")
+
 	// A session that ends is a violation, whatever the timing.
 	e := &spec.LoadChecker{Bound: time.Hour}
 	e.SessionEnded(3*time.Second, "a", "b", errors.New("peer silent"))
