@@ -34,11 +34,15 @@ unit:
 	$(GO) test -count=1 -timeout $(TIMEOUT) -tags masterless_trace -run 'Trace|Deterministic' ./fsm ./sim
 
 # The simulator's full sweeps without the race detector (TestSweep: 10,000
-# seeds, TestSweepLegacyDialers: 2,000), then the negative controls that need
-# a deliberately broken fsm.
+# seeds, TestSweepLegacyDialers: 2,000, TestSweepLoad: 40 load runs), then
+# the negative controls that need a deliberately broken fsm, then the echo
+# storms over TCP for STORM each (four of them, run one after the other;
+# skipped when the variable is unset, as under unit).
+STORM ?= 20s
 sweep:
 	$(GO) test -count=1 -timeout $(TIMEOUT) -run '^TestSweep' ./sim
 	$(GO) test $(MUTATION) -count=1 -timeout $(TIMEOUT) -run 'Catches' ./sim
+	MASTERLESS_STORM=$(STORM) $(GO) test -count=1 -timeout $(TIMEOUT) -run '^TestEchoStormFor$$' -v .
 
 # A short run of every fuzz target, seeded from testdata/fuzz corpora.
 fuzz-smoke:
