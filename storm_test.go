@@ -1,6 +1,7 @@
 package masterless
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"sync"
@@ -153,9 +154,13 @@ func stormFor(t *testing.T, n, size int, dur time.Duration) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				// One context for the whole run (ctxT registers a cleanup
+				// per call: one per message would hold gigabytes).
+				ctx, cancel := context.WithTimeout(context.Background(), dur+waitFor)
+				defer cancel()
 				for seq := uint64(1); time.Now().Before(stop); seq++ {
 					chk.accepted(s.ID(), o.ID())
-					if err := s.SendContext(ctxT(t), o.ID(), msg('o', s.ID(), seq, size)); err != nil {
+					if err := s.SendContext(ctx, o.ID(), msg('o', s.ID(), seq, size)); err != nil {
 						t.Errorf("%s to %s #%d: %v", s.ID(), o.ID(), seq, err)
 						return
 					}

@@ -210,7 +210,8 @@ func (w *World) lingerEnds(ev *event) {
 }
 
 // failEnd fails side of c from its own adapter: its layer hears Closed now
-// (if it still held it) and the connection is reset.
+// (if it still held it) and the connection is reset (a silent one carries
+// no reset either).
 func (w *World) failEnd(c *simConn, side int, err error) {
 	e := &c.ends[side]
 	n := w.nodes[e.node]
@@ -222,7 +223,9 @@ func (w *World) failEnd(c *simConn, side int, err error) {
 			n.link.Closed(w.now, localID(c.id, side), err)
 		}
 	}
-	w.resetConn(c)
+	if !c.silent {
+		w.resetConn(c)
+	}
 }
 
 // linger is how long a closing connection may take to drain (netio's
