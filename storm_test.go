@@ -48,16 +48,46 @@ func TestEchoStormFor(t *testing.T) {
 	}
 }
 
-// stormChecker is spec.LoadChecker behind a lock, on the wall clock: c by
-// receiver, the asserted one, and pairs per pair, for the log.
+// stormChecker is spec.LoadChecker behind a lock, on the wall clock less
+// the time the test process itself could not run: c by receiver, the
+// asserted one, and pairs per pair, for the log.
+//
+// Eight nodes share this one process (and its collector), and the machine
+// may be shared too (make test beside other work on 2 cores): a stall of
+// the process is not a stall of the protocol. A goroutine that wakes every
+// 5 ms measures how late it wakes; lateness past 20 ms is counted as a
+// pause of the process and taken off the checker's clock, and the pauses
+// are logged.
 type stormChecker struct {
-	mu    sync.Mutex
-	start time.Time
-	c     spec.LoadChecker
-	pairs spec.LoadChecker
+	mu     sync.Mutex
+	start  time.Time
+	paused time.Duration // the process's pauses so far
+	worst  time.Duration // the longest
+	c      spec.LoadChecker
+	pairs  spec.LoadChecker
 }
 
-func (s *stormChecker) now() time.Duration { return time.Since(s.start) }
+func (s *stormChecker) now() time.Duration { return time.Since(s.start) - s.paused }
+
+// watchPauses measures the process's pauses until done is closed.
+func (s *stormChecker) watchPauses(done <-chan struct{}) {
+	const tick, slack = 5 * time.Millisecond, 20 * time.Millisecond
+	for {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		t0 := time.Now()
+		time.Sleep(tick)
+		if late := time.Since(t0) - tick; late > slack {
+			s.mu.Lock()
+			s.paused += late
+			s.worst = max(s.worst, late)
+			s.mu.Unlock()
+		}
+	}
+}
 
 func (s *stormChecker) accepted(src, dst string) {
 	s.mu.Lock()
@@ -96,7 +126,8 @@ func (s *stormChecker) stalls() string {
 	defer s.mu.Unlock()
 	r, rw := s.c.MaxStall()
 	p, pw := s.pairs.MaxStall()
-	return fmt.Sprintf("longest stall of a receiver %v (%s), of a pair %v (%s)", r.Round(time.Millisecond), rw, p.Round(time.Millisecond), pw)
+	return fmt.Sprintf("longest stall of a receiver %v (%s), of a pair %v (%s); the process paused %v in all, %v at most (not counted)",
+		r.Round(time.Millisecond), rw, p.Round(time.Millisecond), pw, s.paused.Round(time.Millisecond), s.worst.Round(time.Millisecond))
 }
 
 func stormFor(t *testing.T, n, size int, dur time.Duration) {
@@ -142,6 +173,9 @@ func stormFor(t *testing.T, n, size int, dur time.Duration) {
 	chk.mu.Lock()
 	chk.start = time.Now()
 	chk.mu.Unlock()
+	watchDone := make(chan struct{})
+	defer close(watchDone)
+	go chk.watchPauses(watchDone)
 	stop := time.Now().Add(dur)
 	sent := make([][]atomic.Uint64, n) // sent[i][j]: originals i sent j
 	var wg sync.WaitGroup
@@ -184,10 +218,14 @@ func stormFor(t *testing.T, n, size int, dur time.Duration) {
 	var total int64
 	for i, l := range ledgers {
 		total += l.count.Load()
-		l.check(t)
-		require.Zero(t, l.refused.Load(), "%s: an answer sent from the callback was refused", servers[i].ID())
+		if k := l.refused.Load(); k > 0 {
+			t.Errorf("%s: %d answers sent from the callback were refused (the others then see a gap)", servers[i].ID(), k)
+		}
 	}
 	t.Logf("%d nodes, %d B: %d messages handed over in %v (originals and answers); %s", n, size, total, dur, chk.stalls())
+	for _, l := range ledgers {
+		l.check(t)
+	}
 	require.NoError(t, err)
 	require.True(t, drained, "%d messages not handed over %v after the producers stopped", out, waitFor)
 	// Every original was echoed exactly once: its sender got as many

@@ -110,8 +110,9 @@ type Knobs struct {
 	// together), 0 for unbounded; SendBuffer, DispatchQueue and
 	// DispatchBytes are netio's (zero: its defaults).
 	SockBuf, SendBuffer, DispatchQueue, DispatchBytes int
-	// Window is the fsm's credit window (zero: its default).
-	Window int
+	// Window is the fsm's credit window, QueueMessages its bound on the
+	// messages not yet acknowledged per peer (zero: the defaults).
+	Window, QueueMessages int
 
 	// Mutation is a deliberately broken fsm rule, for negative controls; a
 	// nonzero one needs a build with the masterless_mutation tag (mutation.go).
@@ -122,7 +123,7 @@ type Knobs struct {
 // and Seed are the world's to fill in).
 func (k Knobs) Config() fsm.Config {
 	return withMutation(fsm.Config{HeartbeatInterval: k.Heartbeat, PeerTimeout: k.PeerTimeout, HandshakeTimeout: k.HandshakeTimeout,
-		BackoffMin: k.BackoffMin, BackoffMax: k.BackoffMax, ReconnectGrace: k.Grace, Window: k.Window}, k.Mutation)
+		BackoffMin: k.BackoffMin, BackoffMax: k.BackoffMax, ReconnectGrace: k.Grace, Window: k.Window, QueueMessages: k.QueueMessages}, k.Mutation)
 }
 
 // DrawKnobs derives the knobs of a run from its seed.
@@ -192,6 +193,7 @@ func (k Knobs) Args() []string {
 		fmt.Sprintf("-dispatchq=%d", k.DispatchQueue),
 		fmt.Sprintf("-dispatchbytes=%d", k.DispatchBytes),
 		fmt.Sprintf("-window=%d", k.Window),
+		fmt.Sprintf("-queuemsgs=%d", k.QueueMessages),
 		fmt.Sprintf("-mutation=%d", k.Mutation),
 	}
 }
@@ -241,6 +243,7 @@ func RegisterKnobs(fs *flag.FlagSet) *KnobFlags {
 	fs.IntVar(&v.DispatchQueue, "dispatchq", 0, "sim: the adapter's DispatchQueue (0: netio's default)")
 	fs.IntVar(&v.DispatchBytes, "dispatchbytes", 0, "sim: the adapter's DispatchBytes (0: netio's default)")
 	fs.IntVar(&v.Window, "window", 0, "sim: fsm credit window (0: default)")
+	fs.IntVar(&v.QueueMessages, "queuemsgs", 0, "sim: fsm bound on unacknowledged messages per peer (0: default)")
 	var mut uint
 	fs.UintVar(&mut, "mutation", 0, "sim: fsm mutation (1: dialer leads, 2: no 0.4.1-to-v1 upgrade, 3: no resend, 4: no credit), for negative controls; needs -tags masterless_mutation")
 	kf.mut = &mut
@@ -313,6 +316,8 @@ func (kf *KnobFlags) ResolveOn(k Knobs) (Knobs, error) {
 			k.DispatchBytes = kf.vals.DispatchBytes
 		case "window":
 			k.Window = kf.vals.Window
+		case "queuemsgs":
+			k.QueueMessages = kf.vals.QueueMessages
 		case "mutation":
 			k.Mutation = Mutation(*kf.mut)
 			merr := checkMutation(k.Mutation)

@@ -156,8 +156,12 @@ func (w *World) readEnd(c *simConn, side int) {
 	local := localID(c.id, side)
 	for len(e.rq) > 0 && e.open && !e.blocked && w.err == nil {
 		buf := n.link.ReadBuffer(local)
-		if buf == nil {
-			break // closed by its fsm: the rest is discarded
+		if buf == nil { // closed by its fsm: the rest is discarded
+			for _, b := range e.rq {
+				w.discarded(c, side, len(b))
+			}
+			e.rq = nil
+			break
 		}
 		k := copy(buf, e.rq[0])
 		if k == len(e.rq[0]) {
