@@ -135,6 +135,7 @@ func stormFor(t *testing.T, n, size int, dur time.Duration) {
 	var active atomic.Bool // the mesh is up: from now on a session that ends is a failure
 	servers := make([]*Server, n)
 	ledgers := make([]*ledger, n)
+	firstRefusal := make([]error, n)
 	for i := range servers {
 		l := newLedger()
 		ledgers[i] = l
@@ -147,7 +148,9 @@ func stormFor(t *testing.T, n, size int, dur time.Duration) {
 				if kind, _, seq := parseMsg(p); kind == 'o' {
 					chk.accepted(s.ID(), from)
 					if err := s.SendErr(from, msg('r', s.ID(), seq, len(p))); err != nil {
-						l.refused.Add(1)
+						if l.refused.Add(1) == 1 {
+							firstRefusal[i] = err // only this callback writes it; read after Close
+						}
 					}
 				}
 			},
@@ -219,7 +222,8 @@ func stormFor(t *testing.T, n, size int, dur time.Duration) {
 	for i, l := range ledgers {
 		total += l.count.Load()
 		if k := l.refused.Load(); k > 0 {
-			t.Errorf("%s: %d answers sent from the callback were refused (the others then see a gap)", servers[i].ID(), k)
+			servers[i].Close() // its callbacks are done: firstRefusal[i] is written
+			t.Errorf("%s: %d answers sent from the callback were refused (the others then see a gap); the first: %v", servers[i].ID(), k, firstRefusal[i])
 		}
 	}
 	t.Logf("%d nodes, %d B: %d messages handed over in %v (originals and answers); %s", n, size, total, dur, chk.stalls())

@@ -206,7 +206,7 @@ func (w *World) dispatch(n *process) {
 			m := &a.batch[a.i]
 			w.handed(n, m)
 			a.inCallback = true
-			a.until = w.now + between(w.c, 0, 2*w.k.AppDelay)
+			a.until = w.now + between(w.c, 0, 2*w.appDelay(n))
 			a.targets = w.replyTargets(n, m, a.targets[:0])
 		default:
 			if len(a.used) > 0 {
@@ -230,6 +230,15 @@ func (w *World) dispatch(n *process) {
 			}
 		}
 	}
+}
+
+// appDelay is the mean time n's callbacks take: AppDelay, and SlowApp times
+// that on the first node (a node whose user is slower than the others').
+func (w *World) appDelay(n *process) time.Duration {
+	if n.idx == 0 && w.k.SlowApp > 1 {
+		return time.Duration(w.k.SlowApp) * w.k.AppDelay
+	}
+	return w.k.AppDelay
 }
 
 // tally adds message m to what was consumed from its sender.

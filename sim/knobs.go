@@ -105,6 +105,7 @@ type Knobs struct {
 	Payload    int
 	AppDelay   time.Duration
 	ProduceGap time.Duration
+	SlowApp    int // the first node's callbacks take this many times longer (0, 1: as long)
 	// The adapter's bounds (sockets.go): SockBuf is the bytes per direction
 	// of a connection that the kernel buffers (send and receive buffers
 	// together), 0 for unbounded; SendBuffer, DispatchQueue and
@@ -188,6 +189,7 @@ func (k Knobs) Args() []string {
 		fmt.Sprintf("-payload=%d", k.Payload),
 		fmt.Sprintf("-appdelay=%v", k.AppDelay),
 		fmt.Sprintf("-producegap=%v", k.ProduceGap),
+		fmt.Sprintf("-slowapp=%d", k.SlowApp),
 		fmt.Sprintf("-sockbuf=%d", k.SockBuf),
 		fmt.Sprintf("-sendbuf=%d", k.SendBuffer),
 		fmt.Sprintf("-dispatchq=%d", k.DispatchQueue),
@@ -238,6 +240,7 @@ func RegisterKnobs(fs *flag.FlagSet) *KnobFlags {
 	fs.IntVar(&v.Payload, "payload", 0, "sim: load run: payload bytes per message")
 	fs.DurationVar(&v.AppDelay, "appdelay", 0, "sim: load run: mean time of a Message callback")
 	fs.DurationVar(&v.ProduceGap, "producegap", 0, "sim: load run: mean time between a producer's sends")
+	fs.IntVar(&v.SlowApp, "slowapp", 0, "sim: load run: the first node's callbacks take this many times longer")
 	fs.IntVar(&v.SockBuf, "sockbuf", 0, "sim: socket buffer bytes per direction of a connection (0: unbounded)")
 	fs.IntVar(&v.SendBuffer, "sendbuf", 0, "sim: the adapter's SendBuffer (0: netio's default)")
 	fs.IntVar(&v.DispatchQueue, "dispatchq", 0, "sim: the adapter's DispatchQueue (0: netio's default)")
@@ -306,6 +309,8 @@ func (kf *KnobFlags) ResolveOn(k Knobs) (Knobs, error) {
 			k.AppDelay = kf.vals.AppDelay
 		case "producegap":
 			k.ProduceGap = kf.vals.ProduceGap
+		case "slowapp":
+			k.SlowApp = kf.vals.SlowApp
 		case "sockbuf":
 			k.SockBuf = kf.vals.SockBuf
 		case "sendbuf":

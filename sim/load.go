@@ -35,7 +35,8 @@ type loadRun struct {
 // was not worth sending at once goes with the next one), the round trips
 // for bytes that wait behind a window's worth of data in a socket buffer,
 // and twice the time for an application to drain what its peers may have
-// queued for it (a window from each, one callback of up to 2 AppDelay each).
+// queued for it (a window from each, one callback of up to 2 AppDelay each,
+// SlowApp times that on the slow node).
 func (k Knobs) StallBound() time.Duration {
 	hb := k.Heartbeat
 	if hb == 0 {
@@ -47,7 +48,7 @@ func (k Knobs) StallBound() time.Duration {
 	}
 	oneWay := k.Latency + k.Jitter + 1
 	rtts := 8 + 2*(window+k.Payload)/max(k.SockBuf, 1)
-	drain := time.Duration((k.Nodes-1)*(window/(k.Payload+32)+2)) * 2 * k.AppDelay
+	drain := time.Duration((k.Nodes-1)*(window/(k.Payload+32)+2)) * 2 * k.AppDelay * time.Duration(max(k.SlowApp, 1))
 	return 2*hb + time.Duration(rtts)*2*oneWay + 2*drain
 }
 
@@ -85,6 +86,9 @@ func DrawLoadKnobs(seed uint64) Knobs {
 	lo := max(20*time.Microsecond, k.LoadFor/20000, time.Duration(int64(k.LoadFor)*int64(k.Payload)/(128<<20)))
 	k.AppDelay = between(c, lo, max(200*time.Microsecond, 2*lo))
 	k.ProduceGap = between(c, time.Microsecond, k.AppDelay)
+	if c.Intn(3) == 0 { // a third of the seeds have one user slower than the others
+		k.SlowApp = between(c, 2, 10)
+	}
 	if c.Intn(2) == 0 { // half the seeds run small adapter bounds, which v2 sessions must not notice
 		k.SendBuffer = between(c, 64<<10, 4<<20)
 		k.DispatchQueue = between(c, 64, 4096)

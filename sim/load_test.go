@@ -84,3 +84,29 @@ func TestLoadDeterministic(t *testing.T) {
 	require.Positive(t, a.Delivered)
 	require.Equal(t, []any{a.Steps, a.Virtual, a.Delivered, a.MaxStall}, []any{b.Steps, b.Virtual, b.Delivered, b.MaxStall})
 }
+
+// TestLoadAnswersHaveRoomSmallMessages: fsm/stream.go argues that answers
+// sent from callbacks always have room in the queue ("Room for replies"),
+// in bytes: QueueBytes >= 5 W + the largest message. The queue is also
+// bounded in messages, and the argument does not cover that bound: toward a
+// peer whose user is slow, a producer may hold QueueMessages/2 messages and
+// the answers up to 3 W of credit, which with messages under 64 bytes is
+// more than the other half (each costs payload + 32 bytes of credit; 3 MiB
+// of 32-byte messages is 49,152 of them, against 32,768). This load run has
+// the defaults' proportions scaled down (a 16 KiB window, 1,024 messages)
+// and one user four times slower: answers are refused. The echo storm over
+// TCP with 8 nodes and 32-byte messages sees the same at default options
+// (some runs). Known failure: set SIM_KNOWN=1 to run it.
+func TestLoadAnswersHaveRoomSmallMessages(t *testing.T) {
+	if os.Getenv("SIM_KNOWN") == "" {
+		t.Skip("known failure (fsm: no room in messages for answers to small messages); SIM_KNOWN=1 runs it")
+	}
+	k := sim.DrawLoadKnobs(1)
+	k.Nodes, k.Workload, k.Payload, k.Window, k.QueueMessages = 4, sim.WorkloadEcho, 32, 16<<10, 1024
+	k.ProduceGap, k.AppDelay, k.SlowApp = time.Microsecond, 50*time.Microsecond, 4
+	r := sim.RunSeed(k, sim.Options{})
+	var b strings.Builder
+	r.Report(&b)
+	t.Log("\n" + b.String())
+	require.NoError(t, r.Err)
+}
