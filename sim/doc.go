@@ -24,10 +24,14 @@
 // random delay (the Consumed event), which is what grants the sender credit
 // again, so the flow control of reliable sessions runs as in production.
 //
-// Load runs (Knobs.Workload, load.go) model the rest of the adapter, after
-// netio: bounded socket buffers per direction of a connection (what a
-// writer cannot hand to the kernel waits in the output buffer; a Write that
-// cannot complete within the peer timeout fails the connection), one
+// Half the seeds of the random sweeps, and every load run, bound the socket
+// buffers of each direction of a connection (Knobs.SockBuf, sockets.go):
+// what a writer cannot hand to the kernel waits in the adapter's output
+// buffer, a Write that cannot complete within the peer timeout fails the
+// connection, and a closing connection that cannot drain within the linger
+// time is reset, as in netio.
+//
+// Load runs (Knobs.Workload, load.go) model the rest of the adapter: one
 // delivery queue per node drained by a dispatcher that calls a Message
 // callback per message, callbacks that answer what they receive (echo, or
 // fan-out to every node) with Send, producers that send with SendContext's

@@ -160,6 +160,11 @@ func DrawKnobs(seed uint64) Knobs {
 		k.BackoffMax = between(c, k.BackoffMin, 10*time.Second)
 		k.Grace = between(c, 10*time.Millisecond, 5*time.Second)
 	}
+	if c.Intn(2) == 0 { // drawn last: the knobs above are what they were before it
+		// Bounded socket buffers (sockets.go), small enough that a silent
+		// connection fills them and a Write times out.
+		k.SockBuf = between(c, 64, 64<<10)
+	}
 	return k
 }
 

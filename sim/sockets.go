@@ -29,7 +29,8 @@ import (
 //     SendContext also waits for room in the fsm's queue (app.go).
 //
 // With SockBuf zero, bytes go out as one segment per step and are read on
-// arrival: unbounded buffers, as in the random sweeps.
+// arrival: unbounded buffers (half the random sweeps' seeds; the other half
+// and every load run have bounded ones).
 
 var (
 	errWriteTimeout = errors.New("sim: write timed out: the peer reads nothing (i/o timeout)")
@@ -198,6 +199,7 @@ func (w *World) writeDeadline(ev *event) {
 	if ev.ep != c.ep || e.wseq != ev.wseq || len(e.wcur) == 0 {
 		return
 	}
+	w.stats.WriteTimeouts++
 	w.failEnd(c, ev.side, errWriteTimeout)
 }
 
@@ -210,6 +212,7 @@ func (w *World) lingerEnds(ev *event) {
 		return
 	}
 	e.flushing = false
+	w.stats.Lingers++
 	w.failEnd(c, ev.side, errLinger)
 }
 

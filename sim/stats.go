@@ -15,6 +15,9 @@ type Stats struct {
 	Byes                                [12]int // BYE frames received, by code (11: unknown codes)
 	Conns                               int     // connections opened
 	Crashes, Restarts, Resets, Silences int
+	// With bounded socket buffers: Writes that timed out (the peer read
+	// nothing for the peer timeout) and closes whose linger expired.
+	WriteTimeouts, Lingers int
 }
 
 // Add adds o to s.
@@ -30,12 +33,15 @@ func (s *Stats) Add(o *Stats) {
 	s.Restarts += o.Restarts
 	s.Resets += o.Resets
 	s.Silences += o.Silences
+	s.WriteTimeouts += o.WriteTimeouts
+	s.Lingers += o.Lingers
 }
 
 // String renders the counts on one line, as simsweep prints them.
 func (s *Stats) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "conns=%d crashes=%d restarts=%d resets=%d silences=%d frames:", s.Conns, s.Crashes, s.Restarts, s.Resets, s.Silences)
+	fmt.Fprintf(&b, "conns=%d crashes=%d restarts=%d resets=%d silences=%d write-timeouts=%d lingers=%d frames:",
+		s.Conns, s.Crashes, s.Restarts, s.Resets, s.Silences, s.WriteTimeouts, s.Lingers)
 	for t := wire.Hello; t <= wire.Bye; t++ {
 		fmt.Fprintf(&b, " %s=%d", t, s.Frames[t])
 	}
