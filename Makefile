@@ -34,14 +34,16 @@ unit:
 	$(GO) test -count=1 -timeout $(TIMEOUT) -tags masterless_trace -run 'Trace|Deterministic' ./fsm ./sim
 
 # The simulator's full sweeps without the race detector (TestSweep: 10,000
-# seeds, TestSweepLegacyDialers: 2,000, TestSweepLoad: 40 load runs), then
-# the negative controls that need a deliberately broken fsm, then the echo
-# storms over TCP for STORM each (four of them, run one after the other;
-# skipped when the variable is unset, as under unit).
+# seeds, TestSweepLegacyDialers: 2,000, TestSweepAdversary: 1,000,
+# TestSweepLoad: 40 load runs), then the negative controls that need a
+# deliberately broken fsm (the simulator's, and the fuzz target
+# FuzzAuthFrames's check against a skipped HELLO id check), then the echo
+# storms over TCP for STORM each (four of them, one after the other; skipped
+# when the variable is unset, as under unit).
 STORM ?= 20s
 sweep:
 	$(GO) test -count=1 -timeout $(TIMEOUT) -run '^TestSweep' ./sim
-	$(GO) test $(MUTATION) -count=1 -timeout $(TIMEOUT) -run 'Catches' ./sim
+	$(GO) test $(MUTATION) -count=1 -timeout $(TIMEOUT) -run 'Catches' ./sim ./fsm
 	MASTERLESS_STORM=$(STORM) $(GO) test -count=1 -timeout $(TIMEOUT) -run '^TestEchoStormFor$$' -v .
 
 # A short run of every fuzz target, seeded from testdata/fuzz corpora.
@@ -50,6 +52,7 @@ fuzz-smoke:
 	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzParsePreamble$$' -fuzztime $(FUZZTIME) ./wire
 	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzLegacyParse$$' -fuzztime $(FUZZTIME) ./wire
 	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzNodeFrames$$' -fuzztime $(FUZZTIME) ./fsm
+	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzAuthFrames$$' -fuzztime $(FUZZTIME) ./fsm
 	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzChunking$$' -fuzztime $(FUZZTIME) ./link
 
 # Installs masterless@0.4.1 for the ./interop tests (run by unit). Prints a

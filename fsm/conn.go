@@ -36,6 +36,9 @@ type conn struct {
 	openedAt time.Duration
 	rules    *rules  // the protocol it speaks; nil until known (table.go)
 	prio     float64 // 0.4.1 dialer: the priority sent in our JOIN
+	// authID is the id the adapter's security handshake proved the remote
+	// holds the key of (Dialed.Peer, Accepted.Peer); empty for plaintext.
+	authID string
 
 	// Known once the peer's HELLO arrived.
 	peer    *peer
@@ -57,9 +60,9 @@ type conn struct {
 }
 
 // openConn registers a connection this node dialed and sends our HELLO on it.
-func (n *Node) openConn(id ConnID, d *dial, legacy bool) {
+func (n *Node) openConn(id ConnID, d *dial, legacy bool, authID string) {
 	n.invariant(id != 0 && n.conns[id] == nil, "connection id c%d is zero or reused", id)
-	c := &conn{id: id, state: StateHello, dial: d, openedAt: n.now, lastRecv: n.now, rules: rulesFor(legacy)}
+	c := &conn{id: id, state: StateHello, dial: d, openedAt: n.now, lastRecv: n.now, rules: rulesFor(legacy), authID: authID}
 	n.conns[id] = c
 	n.handshaking++
 	n.armConn(c, c.openedAt+n.cfg.HandshakeTimeout)

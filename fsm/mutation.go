@@ -27,6 +27,10 @@ const (
 	// on earlier sessions and not acknowledged, without resending or
 	// reporting them: they vanish (stream.go).
 	MutationNoResend
+	// MutationNoIDCheck skips the first authentication rule (auth.go): an
+	// authenticated connection may name any id in its HELLO, so a node with
+	// a trusted key of its own (an insider) can speak for every other node.
+	MutationNoIDCheck
 	// MutationNoCredit brings back the blocking design that credit replaced
 	// (issue 9): the receiver grants unlimited credit, a producer's Send
 	// (SendContext) keeps no room for replies, and v2 sessions say
@@ -55,4 +59,5 @@ func (c Config) Mutation() Mutation { return c.mutation }
 func (m Mutation) dialerLeads() bool     { return m == MutationDialerLeads }
 func (m Mutation) noLegacyUpgrade() bool { return m == MutationNoLegacyUpgrade }
 func (m Mutation) noResend() bool        { return m == MutationNoResend }
+func (m Mutation) noIDCheck() bool       { return m == MutationNoIDCheck }
 func (m Mutation) noCredit() bool        { return m == MutationNoCredit }

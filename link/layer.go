@@ -100,23 +100,14 @@ func sameBytes(a, b []byte) bool {
 
 // Incoming reports a TCP connection the listener accepted, with a fresh id.
 // Nothing is written on it until the dialer's first bytes tell its protocol.
-func (l *Layer) Incoming(now time.Duration, id fsm.ConnID) {
-	l.register(id, protoUnknown)
-	l.step(now, fsm.Incoming{Conn: id})
-}
+// It is IncomingAuth for a plaintext connection.
+func (l *Layer) Incoming(now time.Duration, id fsm.ConnID) { l.IncomingAuth(now, id, "") }
 
 // Dialed reports that dial succeeded with a connection of a fresh id. The
-// preamble (v1) goes out before anything the state machine writes.
+// preamble (v1) goes out before anything the state machine writes. It is
+// DialedAuth for a plaintext connection.
 func (l *Layer) Dialed(now time.Duration, dial fsm.DialID, id fsm.ConnID) {
-	legacy := l.dials[dial]
-	delete(l.dials, dial)
-	c := l.register(id, protoBinary)
-	if legacy {
-		c.proto = protoLegacy
-	} else {
-		l.tr.Write(id, l.v1.AppendPreamble(l.enc[:0]), nil)
-	}
-	l.step(now, fsm.Dialed{Dial: dial, Conn: id})
+	l.DialedAuth(now, dial, id, "")
 }
 
 // DialFailed reports that dial failed with err.

@@ -60,7 +60,8 @@ type simEnd struct {
 	// read; blocked while the reader waits for room in the delivery queue.
 	rq      [][]byte
 	blocked bool
-	fin     error // the FIN arrived behind bytes not read yet
+	fin     error      // the FIN arrived behind bytes not read yet
+	adv     *adversary // an adversary holds it, not node (adversary.go)
 }
 
 func (c *simConn) String() string {
@@ -138,7 +139,7 @@ func (w *World) dialArrives(e *event) {
 	dialedAt := w.now + w.latency()
 	c.ends[1].lastSent = dialedAt
 	w.schedule(event{at: dialedAt, kind: evDialed, ctl: true, node: n.idx, inc: n.inc, dial: e.dial, conn: c})
-	acc.link.Incoming(w.now, localID(c.id, 1))
+	acc.link.IncomingAuth(w.now, localID(c.id, 1), w.authAs(n))
 }
 
 // dialedArrives tells the dialer its connection is up.
@@ -153,7 +154,7 @@ func (w *World) dialedArrives(e *event) {
 		return
 	}
 	c.ends[0].known = true
-	n.link.Dialed(w.now, e.dial, localID(c.id, 0))
+	n.link.DialedAuth(w.now, e.dial, localID(c.id, 0), w.authAs(w.nodes[c.ends[1].node]))
 }
 
 // sendBytes puts what side wrote on c onto the stream toward the other end.
@@ -185,7 +186,7 @@ func (w *World) sendBytes(c *simConn, side int) {
 // partition between the two nodes heals.
 func (w *World) arrival(c *simConn, side int) time.Duration {
 	e := &c.ends[side]
-	at := max(w.now+w.latency(), e.lastSent)
+	at := max(w.now+w.connLatency(c), e.lastSent)
 	at = max(at, w.cut[e.node][c.ends[1-side].node])
 	e.lastSent = at
 	return at
@@ -200,6 +201,9 @@ func (w *World) deliver(ev *event) {
 	e := &c.ends[ev.side]
 	if ev.ep != c.ep {
 		return // lost in a reset
+	}
+	if e.adv != nil {
+		return // an adversary reads nothing: what it replays it saw elsewhere
 	}
 	if !e.open {
 		w.discarded(c, ev.side, len(ev.data)) // a real stack would drop them too (netio's reader discards them)
@@ -244,6 +248,10 @@ func (w *World) closeArrives(ev *event) {
 	c := ev.conn
 	e := &c.ends[ev.side]
 	if !e.open || (ev.kind == evFIN && ev.ep != c.ep) {
+		return
+	}
+	if e.adv != nil {
+		e.open = false
 		return
 	}
 	err := errEOF

@@ -135,7 +135,7 @@ func (w *World) read(c *simConn, side, k int) {
 		return
 	}
 	from, to := c.ends[side].node, c.ends[1-side].node
-	at := max(w.now+w.latency(), w.cut[from][to])
+	at := max(w.now+w.connLatency(c), w.cut[from][to]) // an adversary's connection draws from its own generator
 	w.schedule(event{at: at, kind: evWindow, conn: c, side: 1 - side, ep: c.ep, bytes: k})
 }
 
@@ -222,7 +222,9 @@ func (w *World) lingerEnds(ev *event) {
 func (w *World) failEnd(c *simConn, side int, err error) {
 	e := &c.ends[side]
 	n := w.nodes[e.node]
-	if e.open {
+	if e.open && e.adv != nil {
+		e.open = false // an adversary's end: no layer to tell
+	} else if e.open {
 		e.open = false
 		delete(n.conns, localID(c.id, side))
 		w.wakeWaiters(e)

@@ -15,6 +15,7 @@ type Stats struct {
 	Byes                                [12]int // BYE frames received, by code (11: unknown codes)
 	Conns                               int     // connections opened
 	Crashes, Restarts, Resets, Silences int
+	Adversary                           AdversaryStats // what adversaries did (adversary.go)
 	// With bounded socket buffers: Writes that timed out (the peer read
 	// nothing for the peer timeout) and closes whose linger expired.
 	WriteTimeouts, Lingers int
@@ -33,6 +34,7 @@ func (s *Stats) Add(o *Stats) {
 	s.Restarts += o.Restarts
 	s.Resets += o.Resets
 	s.Silences += o.Silences
+	s.Adversary.Add(&o.Adversary)
 	s.WriteTimeouts += o.WriteTimeouts
 	s.Lingers += o.Lingers
 }
@@ -50,6 +52,9 @@ func (s *Stats) String() string {
 		if s.Byes[c] > 0 {
 			fmt.Fprintf(&b, " %s=%d", wire.Code(c), s.Byes[c])
 		}
+	}
+	if a := s.Adversary; a.Conns > 0 {
+		fmt.Fprintf(&b, " adversary: conns=%d frames=%d refused=%d", a.Conns, a.Frames, a.Refused)
 	}
 	return b.String()
 }
