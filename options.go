@@ -163,9 +163,20 @@ func WithDispatchQueue(events, bytes int) Option {
 }
 
 // WithMaxHandshakes bounds the connections handshaking at once; default 256.
-// More are refused, which bounds a flood of half-open connections.
+// When they are full, a new accepted connection evicts the oldest accepted
+// one that has not sent its HELLO (ErrEvicted), so a flood of silent
+// connections cannot keep a real node out (spec/PROTOCOL.md, 3.6); it is
+// refused only when there is none to evict.
 func WithMaxHandshakes(n int) Option {
 	return func(s *settings) error { s.cfg.FSM.MaxHandshakes = n; return nil }
+}
+
+// WithMaxHandshakesPerSource bounds the accepted connections handshaking at
+// once from one source address (an IPv4 address, or an IPv6 /64); default
+// 64, or WithMaxHandshakes if lower. Past it, a new connection from that
+// address evicts that address's oldest one that has not sent its HELLO.
+func WithMaxHandshakesPerSource(n int) Option {
+	return func(s *settings) error { s.cfg.FSM.MaxHandshakesPerSource = n; return nil }
 }
 
 // WithLogger sets the logger: protocol violations at Warn, abnormal closes at

@@ -20,6 +20,10 @@ const (
 	DefaultQueueBytes        = 16 << 20
 	DefaultWindow            = 1 << 20
 	DefaultMaxHandshakes     = 256
+	// DefaultMaxHandshakesPerSource is a quarter of the slots: one source
+	// address flooding leaves three quarters to the others, and a real node
+	// behind the flooding address still gets a slot for 64 / rate (slots.go).
+	DefaultMaxHandshakesPerSource = 64
 )
 
 // Config fixes a Node's identity and limits. Zero durations and sizes take
@@ -44,8 +48,14 @@ type Config struct {
 	// Window is how many payload bytes from one peer this node lets wait for
 	// its user (delivered, not yet consumed), plus one message: the credit
 	// it grants (stream.go).
-	Window        int
-	MaxHandshakes int // connections handshaking at once; more are refused
+	Window int
+	// MaxHandshakes bounds the connections handshaking at once, and
+	// MaxHandshakesPerSource the accepted ones from one source address
+	// (Incoming.Source). Past either bound a new accepted connection evicts
+	// the oldest accepted one that has not sent its HELLO, or is refused if
+	// there is none (slots.go).
+	MaxHandshakes          int
+	MaxHandshakesPerSource int
 	// MaxFrameSize is the largest frame this node sends or accepts, in bytes
 	// (type byte plus body); Send refuses a payload that would not fit.
 	MaxFrameSize int
@@ -101,6 +111,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxHandshakes <= 0 {
 		c.MaxHandshakes = DefaultMaxHandshakes
+	}
+	if c.MaxHandshakesPerSource <= 0 {
+		c.MaxHandshakesPerSource = min(DefaultMaxHandshakesPerSource, c.MaxHandshakes)
 	}
 	if c.PeerTimeout <= c.HeartbeatInterval {
 		return c, fmt.Errorf("%w: peer timeout %v must exceed the heartbeat interval %v", ErrBadConfig, c.PeerTimeout, c.HeartbeatInterval)

@@ -34,12 +34,22 @@ type DialFailed struct {
 	Err  error
 }
 
-// Incoming: the listener accepted TCP connection Conn, whose protocol is not
-// known yet. The node counts it against MaxHandshakes (refusing it with
-// ActClose past the bound) and against the handshake timeout, and writes
-// nothing: the acceptor must first read the dialer's first bytes to tell v1
-// from 0.4.1 (spec/PROTOCOL.md, 2.1), which ends with Accepted.
-type Incoming struct{ Conn ConnID }
+// Incoming: the listener accepted TCP connection Conn from Source, whose
+// protocol is not known yet. The node counts it against MaxHandshakes and
+// MaxHandshakesPerSource, evicting the oldest accepted connection that has
+// not sent its HELLO when they are full (slots.go; ActClose on the newcomer
+// only when none can be evicted), and against the handshake timeout, and
+// writes nothing: the acceptor must first read the dialer's first bytes to
+// tell v1 from 0.4.1 (spec/PROTOCOL.md, 2.1), which ends with Accepted.
+//
+// Source names the dialer's address as the adapter sees it: the remote IP
+// without the port (netio), the simulated host (sim). Connections with the
+// same Source share MaxHandshakesPerSource slots; an empty Source is not
+// limited per source (only by MaxHandshakes).
+type Incoming struct {
+	Conn   ConnID
+	Source string
+}
 
 // Accepted: the dialer's first bytes on accepted connection Conn told its
 // protocol; the connection layer has already written the codec's preamble.

@@ -26,6 +26,7 @@ type timerMachine struct {
 	nextReq  fsm.ReqID
 	open     []fsm.ConnID
 	dials    []fsm.DialID
+	shutdown bool
 }
 
 func newTimerMachine(t *rapid.T) *timerMachine {
@@ -34,6 +35,7 @@ func newTimerMachine(t *rapid.T) *timerMachine {
 		HeartbeatInterval: 300 * time.Millisecond, PeerTimeout: time.Second,
 		HandshakeTimeout: 700 * time.Millisecond, BackoffMin: 50 * time.Millisecond,
 		BackoffMax: 400 * time.Millisecond, ReconnectGrace: 900 * time.Millisecond,
+		MaxHandshakes: 4, MaxHandshakesPerSource: 2, // so that the slots fill often (slots.go)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -54,6 +56,9 @@ func (m *timerMachine) step(t *rapid.T, ev fsm.Event) {
 		}
 	}
 	if err := m.n.CheckTimers(); err != nil {
+		t.Fatalf("after %T%+v at %v: %v", ev, ev, m.now, err)
+	}
+	if err := m.n.CheckSlots(); err != nil {
 		t.Fatalf("after %T%+v at %v: %v", ev, ev, m.now, err)
 	}
 }
@@ -77,12 +82,63 @@ func (m *timerMachine) hello(t *rapid.T, c fsm.ConnID) {
 	}
 }
 
+// Accept opens a connection from a drawn source address. The handshake
+// slots must let it in by evicting the oldest connection that has not sent
+// its HELLO, of its source when the source's slots are full, else of all;
+// it may be refused only when there is none such to evict.
 func (m *timerMachine) Accept(t *rapid.T) {
 	m.nextConn++
 	c := m.nextConn
+	src := rapid.SampledFrom([]string{"", "s1", "s2"}).Draw(t, "source")
+	// What the rule (slots.go) must do, from the state before the step:
+	// make room in the source by evicting its oldest silent connection,
+	// then in the node by evicting the oldest silent one of all, and refuse
+	// only when a step finds none.
+	cfg := m.n.Config()
+	oldestFrom, waitingFrom := m.n.Oldest(src)
+	oldest, waiting := m.n.Oldest("")
+	busy, refuse := m.n.Handshaking(), m.shutdown
+	var evict []fsm.ConnID
+	if src != "" && m.n.HandshakingFrom(src) >= cfg.MaxHandshakesPerSource && !refuse {
+		if waitingFrom == 0 {
+			refuse = true
+		} else {
+			evict = append(evict, oldestFrom)
+			busy, waiting = busy-1, waiting-1
+			if oldestFrom == oldest {
+				oldest = 0 // the next oldest of all: found below
+			}
+		}
+	}
+	if busy >= cfg.MaxHandshakes && !refuse {
+		if waiting == 0 {
+			refuse = true
+		} else {
+			evict = append(evict, oldest) // 0: the second oldest, not checked by id
+		}
+	}
+	evicted := m.n.Evicted()
 	m.open = append(m.open, c)
+	m.step(t, fsm.Incoming{Conn: c, Source: src})
+	if got := !slices.Contains(m.open, c); got != refuse {
+		t.Fatalf("c%d from %q: refused %v, want %v (oldest silent: c%d of %d of its source, c%d of %d of all)", c, src, got, refuse, oldestFrom, waitingFrom, oldest, waiting)
+	}
+	if refuse {
+		evict = nil // a refused newcomer evicts nobody
+	}
+	if got := m.n.Evicted() - evicted; got != uint64(len(evict)) {
+		t.Fatalf("c%d from %q: evicted %d, want %d", c, src, got, len(evict))
+	}
+	for _, e := range evict {
+		if e != 0 && slices.Contains(m.open, e) {
+			t.Fatalf("c%d from %q: the oldest silent c%d was not evicted", c, src, e)
+		}
+	}
+	if refuse || !rapid.Bool().Draw(t, "preamble") {
+		return
+	}
 	m.step(t, fsm.Accepted{Conn: c})
-	if rapid.Bool().Draw(t, "speaks") {
+	if slices.Contains(m.open, c) && rapid.Bool().Draw(t, "speaks") {
 		m.hello(t, c)
 	}
 }
@@ -174,6 +230,7 @@ func (m *timerMachine) Tick(t *rapid.T) {
 func (m *timerMachine) Shutdown(t *rapid.T) {
 	if rapid.IntRange(0, 30).Draw(t, "rare") == 0 {
 		m.step(t, fsm.Shutdown{})
+		m.shutdown = true
 	}
 }
 

@@ -3,6 +3,7 @@ package netio
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -132,7 +133,7 @@ func (c *conn) fail(err error) {
 	n.mu.Lock()
 	if n.conns[c.id] == c {
 		delete(n.conns, c.id)
-		n.log.Debug("connection lost", "conn", uint64(c.id), "remote", c.remote, "reason", errText(err))
+		n.logPeer(slog.LevelDebug, "connection lost", err, "conn", uint64(c.id), "remote", c.remote)
 		n.link.Closed(n.now(), c.id, err)
 		n.settle()
 	}

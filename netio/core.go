@@ -1,7 +1,6 @@
 package netio
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 
@@ -32,10 +31,7 @@ func (t *transport) Close(id fsm.ConnID, why error) {
 		return
 	}
 	delete(n.conns, id)
-	level := closeLevel(why)
-	if n.log.Enabled(context.Background(), level) {
-		n.log.Log(context.Background(), level, "closing connection", "conn", uint64(id), "remote", c.remote, "reason", errText(why))
-	}
+	n.logPeer(closeLevel(why), "closing connection", why, "conn", uint64(id), "remote", c.remote)
 	c.closeGraceful()
 }
 
@@ -150,7 +146,7 @@ func closeLevel(why error) slog.Level {
 		errors.Is(why, wire.ErrMalformedFrame):
 		return slog.LevelWarn
 	case errors.Is(why, fsm.ErrHandshakeTimeout), errors.Is(why, fsm.ErrPeerTimeout),
-		errors.Is(why, fsm.ErrTooManyHandshakes), errors.Is(why, fsm.ErrSelfConnect),
+		errors.Is(why, fsm.ErrTooManyHandshakes), errors.Is(why, fsm.ErrEvicted), errors.Is(why, fsm.ErrSelfConnect),
 		errors.Is(why, fsm.ErrDuplicateID), errors.Is(why, fsm.ErrStaleIncarnation):
 		return slog.LevelInfo
 	}

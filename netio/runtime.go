@@ -45,6 +45,7 @@ type Runtime struct {
 	last     time.Duration // the latest time fed to the fsm
 	full     []*conn       // connections over their send bound, for the caller to wait on
 	events   []event       // user events collected by Notify, handed over by settle
+	logs     *logLimiter   // rate limits the lines peers cause (ratelog.go)
 	slab     []byte        // where the payloads of the current read are copied
 	slabHint int           // bytes the current read may deliver
 	// room is closed (and replaced) whenever a peer's send queue gets room
@@ -123,6 +124,7 @@ func Start(cfg Config) (*Runtime, error) {
 		live:  make(map[*conn]struct{}),
 		reqs:  make(map[fsm.ReqID]chan connectResult),
 		armed: never,
+		logs:  newLogLimiter(logBurst, logWindow),
 		room:  make(chan struct{}),
 		kick:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
@@ -198,6 +200,9 @@ func (n *Runtime) Close() error {
 		n.cancelDial()
 		close(n.done)
 		n.wg.Wait()
+		n.mu.Lock()
+		n.logSuppressed()
+		n.mu.Unlock()
 		n.log.Debug("closed")
 	})
 	return nil

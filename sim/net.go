@@ -119,7 +119,7 @@ func (w *World) dialArrives(e *event) {
 	dialedAt := w.now + w.latency()
 	c.ends[1].lastSent = dialedAt
 	w.schedule(event{at: dialedAt, kind: evDialed, ctl: true, node: n.idx, inc: n.inc, dial: e.dial, conn: c})
-	acc.link.Incoming(w.now, localID(c.id, 1))
+	acc.link.Incoming(w.now, localID(c.id, 1), n.id) // the dialer's simulated host is its id
 }
 
 // dialedArrives tells the dialer its connection is up.
