@@ -28,6 +28,8 @@ type conn struct {
 	out     []byte // bytes waiting for the writer; allocated on demand
 	spare   []byte // the writer's other buffer, swapped with out
 	state   connState
+	wrote   bool // anything was ever written: a close lingers for it (core.go)
+	lingers bool // closed gracefully, counted in Runtime.lingering until its reader ends
 	idle    bool // the writer waits on data
 	waiting int  // senders waiting on space
 
@@ -76,6 +78,7 @@ func (c *conn) run() {
 func (c *conn) write(head, body []byte) {
 	c.wmu.Lock()
 	if c.state == connOpen {
+		c.wrote = true
 		c.out = append(append(c.out, head...), body...)
 		if c.idle {
 			c.idle = false
@@ -258,6 +261,9 @@ func (c *conn) readLoop() {
 	_ = c.nc.Close()
 	n.mu.Lock()
 	delete(n.live, c)
+	if c.lingers {
+		n.lingering--
+	}
 	n.mu.Unlock()
 }
 

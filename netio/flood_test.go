@@ -51,11 +51,12 @@ func floodSources(n int) []net.IP {
 // goroutines and sockets then do not compete with the node's inside one Go
 // scheduler, nor count in the node's memory.
 type flooder struct {
-	addr    string
-	sources []net.IP
-	rate    int
-	garbage bool
-	hold    time.Duration
+	addr     string
+	sources  []net.IP
+	rate     int
+	garbage  bool
+	stubborn bool // never closes before hold, even when the server has
+	hold     time.Duration
 
 	stop           chan struct{}
 	wg             sync.WaitGroup
@@ -124,6 +125,10 @@ func (f *flooder) hang(c net.Conn, k int) {
 			return
 		}
 	}
+	if f.stubborn {
+		time.Sleep(f.hold)
+		return
+	}
 	if _, err := io.Copy(io.Discard, c); err == nil {
 		f.closedByServer.Add(1) // EOF: the server closed it
 	}
@@ -151,7 +156,7 @@ func TestFloodHelper(t *testing.T) {
 	if _, err := fmt.Sscanf(spec, "%s %d %d %d %d %d", &f.addr, &f.rate, &sources, &garbage, &hold, &run); err != nil {
 		t.Fatalf("bad %s %q: %v", floodHelperEnv, spec, err)
 	}
-	f.sources, f.garbage, f.hold = floodSources(sources), garbage == 1, time.Duration(hold)
+	f.sources, f.garbage, f.stubborn, f.hold = floodSources(sources), garbage&1 != 0, garbage&2 != 0, time.Duration(hold)
 	if sources == 0 {
 		f.sources = []net.IP{net.IPv4(127, 0, 0, 1)}
 	}
@@ -171,14 +176,18 @@ type flood struct {
 	took                           time.Duration
 }
 
+// Kinds of flood connection.
+const (
+	floodIdle     = 0 // sends nothing
+	floodGarbage  = 1 // sends 256 random bytes
+	floodStubborn = 2 // with either: never closes before its hold time
+)
+
 // startFlood floods addr for run from a helper process: rate connections per
-// second from the sources addresses 127.0.0.2... (0: from 127.0.0.1).
-func startFlood(t *testing.T, addr string, rate, sources int, garbage bool, hold, run time.Duration) *flood {
+// second of kind g, from the sources addresses 127.0.0.2... (0: from
+// 127.0.0.1), each held at most hold.
+func startFlood(t *testing.T, addr string, rate, sources, g int, hold, run time.Duration) *flood {
 	t.Helper()
-	g := 0
-	if garbage {
-		g = 1
-	}
 	f := &flood{cmd: exec.Command(os.Args[0], "-test.run=^TestFloodHelper$", "-test.count=1")}
 	f.cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %d %d %d %d", floodHelperEnv, addr, rate, sources, g, hold, run))
 	f.cmd.Stdout, f.cmd.Stderr = &f.out, &f.out
@@ -270,7 +279,7 @@ func idleFlood(t *testing.T, cfg fsm.Config, sources, tries int, limit time.Dura
 	if raceEnabled {
 		rate /= 5
 	}
-	f := startFlood(t, srv.Addr().String(), rate, sources, false, 3*time.Second, 2500*time.Millisecond)
+	f := startFlood(t, srv.Addr().String(), rate, sources, floodIdle, 3*time.Second, 2500*time.Millisecond)
 	time.Sleep(500 * time.Millisecond) // the slots fill
 	var times []time.Duration
 	all := true
@@ -460,7 +469,7 @@ func garbageFlood(t *testing.T, phase time.Duration, limits *logLimiter) garbage
 			r.memBase = memUse()
 			lines.Store(0)
 		}
-		f := startFlood(t, target, rate, 8, true, 2*time.Second, phase)
+		f := startFlood(t, target, rate, 8, floodGarbage, 2*time.Second, phase)
 		for end := time.Now().Add(phase); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
 			if i == 1 {
 				r.memMax = max(r.memMax, memUse())
@@ -523,4 +532,52 @@ func TestGarbageFlood(t *testing.T) {
 func TestGarbageFloodCatchesUnlimitedLogs(t *testing.T) {
 	r := garbageFlood(t, time.Second, newLogLimiter(1<<30, time.Second))
 	require.Greater(t, r.lines, int64(floodLogLines), "without the limiter the log bound must fail")
+}
+
+// stubbornFlood floods a node with connections whose dialers never close
+// them before 1.5 s, of kind g, and returns the most sockets the node held.
+// lingerCap, when not 0, replaces the bound on lingering closes.
+func stubbornFlood(t *testing.T, g, lingerCap int) int {
+	srv := startNode(t, fsm.Config{ID: "srv"}, nil, Events{})
+	if lingerCap != 0 {
+		srv.mu.Lock()
+		srv.lingerCap = lingerCap
+		srv.mu.Unlock()
+	}
+	rate := floodRate
+	if raceEnabled {
+		rate /= 5
+	}
+	f := startFlood(t, srv.Addr().String(), rate, 8, g|floodStubborn, 1500*time.Millisecond, 2*time.Second)
+	most := 0
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		srv.mu.Lock()
+		most = max(most, len(srv.live))
+		srv.mu.Unlock()
+	}
+	f.Wait(t)
+	t.Logf("stubborn flood (kind %d): %.0f connections/s; the node held at most %d sockets; load average %s", g, f.Rate(), most, loadAverage())
+	require.Greater(t, f.Rate(), float64(rate)/2, "the flood did not reach half its rate: the test measured nothing")
+	return most
+}
+
+// TestStubbornFlood: dialers that never close their connections cannot make
+// the node hold more sockets than its handshake slots and its bound on
+// lingering closes: a connection closed before its protocol was known closes
+// at once, and past maxLingering every close does.
+func TestStubbornFlood(t *testing.T) {
+	bound := fsm.DefaultMaxHandshakes + maxLingering + 16
+	for _, g := range []int{floodIdle, floodGarbage} {
+		require.Less(t, stubbornFlood(t, g, 0), bound, "sockets held during a stubborn flood of kind %d", g)
+	}
+}
+
+// TestStubbornFloodCatchesUnboundedLinger is the negative control: without
+// the bound, every garbage connection lingers and the node holds thousands.
+func TestStubbornFloodCatchesUnboundedLinger(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the flood is too slow under the race detector to outgrow the bound")
+	}
+	bound := fsm.DefaultMaxHandshakes + maxLingering + 16
+	require.Greater(t, stubbornFlood(t, floodGarbage, 1<<30), bound, "without the bound on lingering, the sockets bound must fail")
 }
