@@ -1,7 +1,7 @@
 package fsm
 
 // incoming registers an accepted connection from source src whose protocol
-// is not known yet, evicting an older one if the slots are full (slots.go).
+// is not known yet, evicting a silent one if the slots are full (slots.go).
 // It reports whether the node took it.
 func (n *Node) incoming(id ConnID, src string) bool {
 	if n.shutdown {
@@ -9,7 +9,7 @@ func (n *Node) incoming(id ConnID, src string) bool {
 		return false
 	}
 	n.invariant(id != 0 && n.conns[id] == nil, "connection id c%d is zero or reused", id)
-	if err := n.makeRoom(src); err != nil {
+	if err := n.makeRoom(); err != nil {
 		n.emit(Action{Kind: ActClose, Conn: id, Err: err})
 		return false
 	}

@@ -20,9 +20,9 @@ const (
 	DefaultQueueBytes        = 16 << 20
 	DefaultWindow            = 1 << 20
 	DefaultMaxHandshakes     = 256
-	// DefaultMaxHandshakesPerSource is a quarter of the slots: one source
-	// address flooding leaves three quarters to the others, and a real node
-	// behind the flooding address still gets a slot for 64 / rate (slots.go).
+	// DefaultMaxHandshakesPerSource is a quarter of the slots: while a
+	// source address holds more when the slots are full, its own silent
+	// connections are evicted first (slots.go).
 	DefaultMaxHandshakesPerSource = 64
 )
 
@@ -49,11 +49,11 @@ type Config struct {
 	// its user (delivered, not yet consumed), plus one message: the credit
 	// it grants (stream.go).
 	Window int
-	// MaxHandshakes bounds the connections handshaking at once, and
-	// MaxHandshakesPerSource the accepted ones from one source address
-	// (Incoming.Source). Past either bound a new accepted connection evicts
-	// the oldest accepted one that has not sent its HELLO, or is refused if
-	// there is none (slots.go).
+	// MaxHandshakes bounds the connections handshaking at once. When they
+	// are full, a new accepted connection evicts a silent one (accepted,
+	// no HELLO yet): the oldest of the source address holding the most,
+	// if that is more than MaxHandshakesPerSource, else the oldest of all;
+	// with none to evict it is refused (slots.go).
 	MaxHandshakes          int
 	MaxHandshakesPerSource int
 	// MaxFrameSize is the largest frame this node sends or accepts, in bytes

@@ -35,17 +35,17 @@ type DialFailed struct {
 }
 
 // Incoming: the listener accepted TCP connection Conn from Source, whose
-// protocol is not known yet. The node counts it against MaxHandshakes and
-// MaxHandshakesPerSource, evicting the oldest accepted connection that has
-// not sent its HELLO when they are full (slots.go; ActClose on the newcomer
-// only when none can be evicted), and against the handshake timeout, and
-// writes nothing: the acceptor must first read the dialer's first bytes to
-// tell v1 from 0.4.1 (spec/PROTOCOL.md, 2.1), which ends with Accepted.
+// protocol is not known yet. It takes a handshake slot; when they are full
+// it evicts a silent connection (slots.go; ActClose on the newcomer only
+// when none can be evicted). It counts against the handshake timeout, and
+// nothing is written on it: the acceptor must first read the dialer's first
+// bytes to tell v1 from 0.4.1 (spec/PROTOCOL.md, 2.1), which ends with
+// Accepted.
 //
 // Source names the dialer's address as the adapter sees it: the remote IP
-// without the port (netio), the simulated host (sim). Connections with the
-// same Source share MaxHandshakesPerSource slots; an empty Source is not
-// limited per source (only by MaxHandshakes).
+// without the port (netio; an IPv6 /64), the simulated host (sim). When the
+// slots are full, a Source holding more than MaxHandshakesPerSource has its
+// own silent connections evicted first. An empty Source is no address's.
 type Incoming struct {
 	Conn   ConnID
 	Source string

@@ -31,12 +31,14 @@ type Node struct {
 	sessCounter uint64 // session numbers this node granted as a leader
 	handshaking int    // connections not yet established
 	// The handshake slots (slots.go): accepted connections that have not
-	// sent their HELLO, oldest first; each source address's share; and how
-	// many connections were evicted.
-	waiting  waitList
-	sources  map[string]*source
-	evicted  uint64
-	shutdown bool
+	// sent their HELLO, oldest first; what each source address holds, and
+	// how many hold more than their share; how many connections were
+	// evicted.
+	waiting   waitList
+	sources   map[string]*source
+	overShare int
+	evicted   uint64
+	shutdown  bool
 
 	// timers holds every deadline, per owner (deadlines.go).
 	timers deadlines

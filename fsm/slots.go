@@ -8,24 +8,28 @@ import (
 )
 
 // Handshake slots (spec/PROTOCOL.md, 3.6). Every connection not yet
-// established holds one of MaxHandshakes slots, and the accepted ones also
-// one of MaxHandshakesPerSource slots of their source address. A connection
-// that arrives when its source's slots, or all slots, are taken does not
-// wait and is not refused: the oldest accepted connection that has not sent
-// its HELLO (of that source, or of any) makes room for it. Our own dials
-// and connections past their peer's HELLO are never evicted; only when none
-// is left to evict is the newcomer refused.
+// established holds one of MaxHandshakes slots. A connection accepted when
+// they are all taken neither waits nor is refused: an accepted connection
+// that has not sent its HELLO (a silent one) makes room for it, the oldest
+// of the source address holding the most slots if that source holds more
+// than its share (MaxHandshakesPerSource), else the oldest of all. Our own
+// dials, sessions and connections past their peer's HELLO are never
+// evicted; only when no silent connection is left is the newcomer refused.
+// Below capacity nothing is evicted, whatever a source holds: a burst of
+// real dials from one host (a NAT, a mesh on one machine) costs nothing.
 //
-// Why: a refused newcomer lets anyone who opens connections faster than the
-// handshake timeout keep every real node out (issue 11 measured 17.6 s).
-// With eviction each silent connection lives at most about slots / arrival
+// Why: a refused newcomer lets anyone who opens connections faster than
+// slots per handshake timeout keep every real node out (issue 11 measured
+// 17.6 s). With eviction a silent connection lives about slots / arrival
 // rate (256 / 5,000 per second = 51 ms), while a real dialer sends its
-// preamble and HELLO in its first segment and so leaves the evictable set as
-// soon as the acceptor reads it.
+// preamble and HELLO in its first segment and stops being silent as soon as
+// the acceptor reads it; and one address holding more than its share has
+// its own connections evicted first, never another address's.
 
 // ErrEvicted: an accepted connection was closed before its handshake to make
-// room for a newer one: every handshake slot (or every slot of its source
-// address) was taken, and it was the oldest that had not sent its HELLO.
+// room for a newer one: the handshake slots were full, and it was the oldest
+// that had not sent its HELLO (of its source address, when that address
+// held more than its share of the slots).
 var ErrEvicted = errors.New("masterless: handshake slot given to a newer connection: the slots were full and this was the oldest connection that had not sent its HELLO")
 
 // waitList holds accepted connections that have not sent their HELLO,
@@ -70,33 +74,47 @@ func (l *waitList) remove(c *conn, at func(*conn) *links) {
 func allLinks(c *conn) *links { return &c.all }
 func srcLinks(c *conn) *links { return &c.src }
 
-// makeRoom frees a slot for a connection accepted from src, evicting if it
-// must; it returns why the newcomer is refused when nothing can be evicted,
-// and then evicts nothing.
-func (n *Node) makeRoom(src string) error {
-	var fromSrc, fromAll *conn
-	busy := n.handshaking
-	if s := n.sources[src]; src != "" && s != nil && s.handshaking >= n.cfg.MaxHandshakesPerSource {
-		if fromSrc = s.waiting.head; fromSrc == nil || n.cfg.mutation.noEviction() {
-			return fmt.Errorf("%w: %d from %s already, every one past its HELLO", ErrTooManyHandshakes, s.handshaking, src)
+// makeRoom frees a slot for a newly accepted connection, evicting one if
+// they are full; it returns why the newcomer is refused when nothing can be
+// evicted.
+func (n *Node) makeRoom() error {
+	if n.handshaking < n.cfg.MaxHandshakes {
+		return nil
+	}
+	if n.cfg.mutation.noEviction() {
+		return fmt.Errorf("%w: %d already", ErrTooManyHandshakes, n.handshaking)
+	}
+	if src, s := n.greediest(); s != nil {
+		n.evict(s.waiting.head, fmt.Errorf("%w: %d slots, all taken; %s held %d, more than its share of %d", ErrEvicted, n.cfg.MaxHandshakes, src, s.handshaking, n.cfg.MaxHandshakesPerSource))
+		return nil
+	}
+	if c := n.waiting.head; c != nil {
+		n.evict(c, fmt.Errorf("%w: %d slots, all taken", ErrEvicted, n.cfg.MaxHandshakes))
+		return nil
+	}
+	return fmt.Errorf("%w: %d already, none of them evictable", ErrTooManyHandshakes, n.handshaking)
+}
+
+// greediest returns the source holding the most slots among those holding
+// more than their share and having a silent connection; ties go to the one
+// whose oldest silent connection is older. nil when there is none (most of
+// the time: the scan runs only while some source is over its share).
+func (n *Node) greediest() (string, *source) {
+	if n.overShare == 0 {
+		return "", nil
+	}
+	var best *source
+	bestSrc := ""
+	for src, s := range n.sources {
+		if s.handshaking <= n.cfg.MaxHandshakesPerSource || s.waiting.head == nil {
+			continue
 		}
-		busy--
-	}
-	if busy >= n.cfg.MaxHandshakes {
-		if fromAll = n.waiting.head; fromAll == fromSrc && fromAll != nil {
-			fromAll = fromAll.all.next
-		}
-		if fromAll == nil || n.cfg.mutation.noEviction() {
-			return fmt.Errorf("%w: %d already, none of them evictable", ErrTooManyHandshakes, n.handshaking)
+		if best == nil || s.handshaking > best.handshaking ||
+			s.handshaking == best.handshaking && s.waiting.head.id < best.waiting.head.id {
+			best, bestSrc = s, src
 		}
 	}
-	if fromSrc != nil {
-		n.evict(fromSrc, fmt.Errorf("%w: %d slots per source address, all taken by %s", ErrEvicted, n.cfg.MaxHandshakesPerSource, src))
-	}
-	if fromAll != nil {
-		n.evict(fromAll, fmt.Errorf("%w: %d slots, all taken", ErrEvicted, n.cfg.MaxHandshakes))
-	}
-	return nil
+	return bestSrc, best
 }
 
 // evict closes c, which holds a slot a newer connection needs. To the model
@@ -124,7 +142,9 @@ func (n *Node) takeSlot(c *conn) {
 		s = &source{}
 		n.sources[c.source] = s
 	}
-	s.handshaking++
+	if s.handshaking++; s.handshaking == n.cfg.MaxHandshakesPerSource+1 {
+		n.overShare++
+	}
 	s.waiting.push(c, srcLinks)
 }
 
@@ -150,6 +170,9 @@ func (n *Node) freeSlot(c *conn) {
 	}
 	s := n.sources[c.source]
 	n.invariant(s != nil && s.handshaking > 0, "source %q of c%d has no handshake counted", c.source, c.id)
+	if s.handshaking == n.cfg.MaxHandshakesPerSource+1 {
+		n.overShare--
+	}
 	if s.handshaking--; s.handshaking == 0 {
 		delete(n.sources, c.source)
 	}

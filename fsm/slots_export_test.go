@@ -6,9 +6,10 @@ import "fmt"
 // against the connections themselves: the handshaking count is the number
 // of connections not established; each source's count is the number of its
 // accepted connections not established, and no source is listed without
-// one; the evictable lists hold exactly the accepted connections whose
-// peer's HELLO has not arrived, oldest first, each linked both ways; and no
-// bound is exceeded by accepted connections (our own dials are not bounded).
+// one, and the count of sources over their share is right; the evictable
+// lists hold exactly the accepted connections whose peer's HELLO has not
+// arrived, oldest first, each linked both ways; and accepted connections
+// never exceed the slots (our own dials are not bounded).
 func (n *Node) CheckSlots() error {
 	handshaking, accepted := 0, 0
 	perSource := map[string]int{}
@@ -45,12 +46,13 @@ func (n *Node) CheckSlots() error {
 	if accepted > n.cfg.MaxHandshakes {
 		return fmt.Errorf("%d accepted connections handshaking, more than the %d slots", accepted, n.cfg.MaxHandshakes)
 	}
+	over := 0
 	for src, s := range n.sources {
 		if s.handshaking != perSource[src] {
 			return fmt.Errorf("source %q counts %d handshaking, but %d of its connections are", src, s.handshaking, perSource[src])
 		}
 		if s.handshaking > n.cfg.MaxHandshakesPerSource {
-			return fmt.Errorf("source %q has %d connections handshaking, more than its %d slots", src, s.handshaking, n.cfg.MaxHandshakesPerSource)
+			over++
 		}
 		if err := n.checkList(&s.waiting, srcLinks, waitingFrom[src], "of source "+src); err != nil {
 			return err
@@ -60,6 +62,9 @@ func (n *Node) CheckSlots() error {
 		if n.sources[src] == nil {
 			return fmt.Errorf("source %q has %d connections handshaking but no count", src, k)
 		}
+	}
+	if over != n.overShare {
+		return fmt.Errorf("%d sources hold more than their share, but the count says %d", over, n.overShare)
 	}
 	return n.checkList(&n.waiting, allLinks, waiting, "of all")
 }
@@ -95,7 +100,7 @@ func (n *Node) checkList(l *waitList, at func(*conn) *links, want int, what stri
 
 // BreakSlots corrupts the bookkeeping of the handshake slots the way a
 // missed update would: the negative control of CheckSlots. what is
-// "count", "source" or "list".
+// "count", "source", "share" or "list".
 func (n *Node) BreakSlots(what string) {
 	switch what {
 	case "count":
@@ -105,6 +110,8 @@ func (n *Node) BreakSlots(what string) {
 			s.handshaking++
 			return
 		}
+	case "share":
+		n.overShare++
 	case "list":
 		if c := n.waiting.head; c != nil {
 			n.waiting.head = c.all.next // c is dropped from the list but still says it is in it

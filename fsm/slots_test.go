@@ -92,38 +92,34 @@ func TestEvictionLetsARealNodeIn(t *testing.T) {
 	}
 }
 
-// TestPerSourceSlots: one address's connections take at most its share of
-// the slots, evicting their own oldest; the others' connections stay, and
-// a source whose connections are all past their HELLO is refused.
+// TestPerSourceSlots: below capacity one address may hold any number of
+// slots; at capacity, an address holding more than its share has its own
+// oldest silent connection evicted, never another address's, however old.
 func TestPerSourceSlots(t *testing.T) {
-	s := newSlotNode(t, slotConfig())
+	s := newSlotNode(t, slotConfig()) // 8 slots, a share of 2
 	s.step(fsm.Incoming{Conn: 1, Source: "good"})
-	for id := fsm.ConnID(2); id <= 100; id++ {
+	for id := fsm.ConnID(2); id <= 8; id++ {
 		s.step(fsm.Incoming{Conn: id, Source: "bad"})
-		if got := s.n.HandshakingFrom("bad"); got > 2 {
-			t.Fatalf("after c%d the flooding source holds %d slots, want at most 2", id, got)
+	}
+	if s.n.Evicted() != 0 || s.n.HandshakingFrom("bad") != 7 {
+		t.Fatalf("below capacity: evicted %d, bad holds %d; want 0 and 7", s.n.Evicted(), s.n.HandshakingFrom("bad"))
+	}
+	for id := fsm.ConnID(9); id <= 100; id++ {
+		s.step(fsm.Incoming{Conn: id, Source: "bad"})
+		if !s.open(1) {
+			t.Fatalf("after c%d: another address's silent connection was evicted: %v", id, s.closed[1])
 		}
 	}
-	if !s.open(1) {
-		t.Fatalf("another source's silent connection was evicted: %v", s.closed[1])
+	if err := s.closed[2]; !errors.Is(err, fsm.ErrEvicted) || !strings.Contains(err.Error(), "bad held 7, more than its share of 2") {
+		t.Fatalf("c2 closed with %v, want ErrEvicted naming the address", err)
 	}
-	if !s.open(99) || !s.open(100) || s.open(98) {
-		t.Fatalf("the flooding source should keep its two newest connections")
+	if s.n.Evicted() != 92 || s.n.HandshakingFrom("bad") != 7 {
+		t.Fatalf("evicted %d, bad holds %d; want 92 and 7", s.n.Evicted(), s.n.HandshakingFrom("bad"))
 	}
-	if err := s.closed[2]; !errors.Is(err, fsm.ErrEvicted) || !strings.Contains(err.Error(), "per source address, all taken by bad") {
-		t.Fatalf("c2 closed with %v, want ErrEvicted naming the source", err)
-	}
-	if s.n.Evicted() != 97 {
-		t.Fatalf("evicted %d, want 97", s.n.Evicted())
-	}
-	// Past their HELLO the two are no longer evictable: a third is refused.
-	for id := fsm.ConnID(99); id <= 100; id++ { // y and z lead: m sends JOIN and waits
-		s.step(fsm.Accepted{Conn: id})
-		s.step(fsm.FrameReceived{Conn: id, Frame: wire.Frame{Type: wire.Hello, ID: []string{"y", "z"}[id-99], Incarnation: 1}})
-	}
-	s.step(fsm.Incoming{Conn: 101, Source: "bad"})
-	if s.open(101) || !errors.Is(s.closed[101], fsm.ErrTooManyHandshakes) {
-		t.Fatalf("c101 from a source whose slots hold handshakes past their HELLO: open=%v, closed with %v; want refused", s.open(101), s.closed[101])
+	// Whoever arrives, the address over its share pays.
+	s.step(fsm.Incoming{Conn: 101, Source: "other"})
+	if !s.open(1) || s.open(94) || s.n.HandshakingFrom("bad") != 6 {
+		t.Fatalf("c101 from another address: bad's oldest (c94) should go, not c1; bad holds %d", s.n.HandshakingFrom("bad"))
 	}
 }
 
@@ -170,6 +166,7 @@ func TestCheckSlotsCatches(t *testing.T) {
 	for what, want := range map[string]string{
 		"count":  "handshaking count",
 		"source": `source "b"`,
+		"share":  "more than their share",
 		"list":   "evictable list of all",
 	} {
 		s := newSlotNode(t, slotConfig())

@@ -6,7 +6,7 @@ import (
 )
 
 // sourceOf names the address an accepted connection comes from, for the
-// state machine's per-source handshake slots (fsm.Incoming): the remote IPv4
+// state machine's shares of the handshake slots (fsm.Incoming): the remote IPv4
 // address, or the /64 an IPv6 address belongs to (a single host commonly
 // holds a whole /64, so counting its addresses one by one would bound
 // nothing). The port is left out: one host dials from many.
