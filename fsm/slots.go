@@ -40,7 +40,7 @@ type waitList struct{ head, tail *conn }
 // links are one connection's place in a waitList.
 type links struct{ prev, next *conn }
 
-// source is one source address's share of the handshake slots.
+// source is what one source address holds of the handshake slots.
 type source struct {
 	handshaking int      // accepted connections from it not yet established
 	waiting     waitList // of those, the ones that have not sent their HELLO
@@ -110,11 +110,17 @@ func (n *Node) greediest() (string, *source) {
 			continue
 		}
 		if best == nil || s.handshaking > best.handshaking ||
-			s.handshaking == best.handshaking && s.waiting.head.id < best.waiting.head.id {
+			s.handshaking == best.handshaking && older(s.waiting.head, best.waiting.head) {
 			best, bestSrc = s, src
 		}
 	}
 	return bestSrc, best
+}
+
+// older reports whether a was opened before b (by id on a tie: the
+// adapters number connections in the order they open).
+func older(a, b *conn) bool {
+	return a.openedAt < b.openedAt || a.openedAt == b.openedAt && a.id < b.id
 }
 
 // evict closes c, which holds a slot a newer connection needs. To the model

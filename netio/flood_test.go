@@ -295,7 +295,7 @@ func idleFlood(t *testing.T, cfg fsm.Config, sources, tries int, limit time.Dura
 	f.Wait(t)
 	t.Logf("flood: %.0f connections/s from %d addresses (%d dials failed), %d evicted, %d handshaking at the end; load average %s",
 		f.Rate(), max(sources, 1), f.failed, evicted, busy, loadAverage())
-	require.Greater(t, f.Rate(), float64(rate)/2, "the flood did not reach half its rate: the test measured nothing")
+	require.Greater(t, f.Rate(), float64(rate)/4, "the flood did not reach a quarter of its rate (a machine far too busy?): the test measured nothing")
 	require.GreaterOrEqual(t, busy, min(cfg.MaxHandshakes, 64), "the flood did not fill the slots: the test measured nothing")
 	return times, all
 }
@@ -476,7 +476,7 @@ func garbageFlood(t *testing.T, rounds int, phase time.Duration, limits *logLimi
 			}
 			f.Wait(t)
 			t.Logf("round %d: %.0f connections/s to the %s", round, f.Rate(), []string{"bare TCP server", "node"}[i])
-			require.Greater(t, f.Rate(), float64(rate)/2, "the flood did not reach half its rate: the test measured nothing")
+			require.Greater(t, f.Rate(), float64(rate)/4, "the flood did not reach a quarter of its rate (a machine far too busy?): the test measured nothing")
 		}
 	}
 	r.lines = lines.Load()
@@ -567,7 +567,7 @@ func stubbornFlood(t *testing.T, g, lingerCap int) int {
 	}
 	f.Wait(t)
 	t.Logf("stubborn flood (kind %d): %.0f connections/s; the node held at most %d sockets; load average %s", g, f.Rate(), most, loadAverage())
-	require.Greater(t, f.Rate(), float64(rate)/2, "the flood did not reach half its rate: the test measured nothing")
+	require.Greater(t, f.Rate(), float64(rate)/4, "the flood did not reach a quarter of its rate (a machine far too busy?): the test measured nothing")
 	return most
 }
 
