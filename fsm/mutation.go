@@ -27,10 +27,10 @@ const (
 	// on earlier sessions and not acknowledged, without resending or
 	// reporting them: they vanish (stream.go).
 	MutationNoResend
-	// MutationNoEviction refuses a new accepted connection when the
+	// MutationRefuseWhenFull refuses a new accepted connection when the
 	// handshake slots (or its source's) are full, instead of evicting the
 	// oldest silent one (slots.go): an idle flood then keeps real nodes out.
-	MutationNoEviction
+	MutationRefuseWhenFull
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -50,4 +50,4 @@ func (c Config) Mutation() Mutation { return c.mutation }
 func (m Mutation) dialerLeads() bool     { return m == MutationDialerLeads }
 func (m Mutation) noLegacyUpgrade() bool { return m == MutationNoLegacyUpgrade }
 func (m Mutation) noResend() bool        { return m == MutationNoResend }
-func (m Mutation) noEviction() bool      { return m == MutationNoEviction }
+func (m Mutation) refuseWhenFull() bool  { return m == MutationRefuseWhenFull }

@@ -10,4 +10,4 @@ type mutation struct{}
 func (mutation) dialerLeads() bool     { return false }
 func (mutation) noLegacyUpgrade() bool { return false }
 func (mutation) noResend() bool        { return false }
-func (mutation) noEviction() bool      { return false }
+func (mutation) refuseWhenFull() bool  { return false }

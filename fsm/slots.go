@@ -81,7 +81,7 @@ func (n *Node) makeRoom() error {
 	if n.handshaking < n.cfg.MaxHandshakes {
 		return nil
 	}
-	if n.cfg.mutation.noEviction() {
+	if n.cfg.mutation.refuseWhenFull() {
 		return fmt.Errorf("%w: %d already", ErrTooManyHandshakes, n.handshaking)
 	}
 	if src, s := n.greediest(); s != nil {

@@ -9,11 +9,11 @@ import (
 	"github.com/masterless-go/masterless/fsm"
 )
 
-// TestEvictionCatchesNoEviction is the negative control of
+// TestEvictionCatchesRefuseWhenFull is the negative control of
 // TestEvictionLetsARealNodeIn: with the old rule (a full node refuses the
 // newcomer) the same flood keeps the real node out.
-func TestEvictionCatchesNoEviction(t *testing.T) {
-	ok, err := floodThenHello(t, slotConfig().WithMutation(fsm.MutationNoEviction))
+func TestEvictionCatchesRefuseWhenFull(t *testing.T) {
+	ok, err := floodThenHello(t, slotConfig().WithMutation(fsm.MutationRefuseWhenFull))
 	if ok || !errors.Is(err, fsm.ErrTooManyHandshakes) {
 		t.Fatalf("without eviction the real node got in (%v, closed with %v): the test cannot fail", ok, err)
 	}

@@ -11,12 +11,12 @@ import (
 	"github.com/masterless-go/masterless/fsm"
 )
 
-// TestIdleFloodCatchesNoEviction is the negative control of TestIdleFlood:
+// TestIdleFloodCatchesRefuseWhenFull is the negative control of TestIdleFlood:
 // with the rule it replaced (a node whose slots are full refuses the
-// newcomer, fsm.MutationNoEviction) the same flood keeps the real node out
+// newcomer, fsm.MutationRefuseWhenFull) the same flood keeps the real node out
 // for the whole second.
-func TestIdleFloodCatchesNoEviction(t *testing.T) {
-	cfg := fsm.Config{ID: "srv"}.WithMutation(fsm.MutationNoEviction)
+func TestIdleFloodCatchesRefuseWhenFull(t *testing.T) {
+	cfg := fsm.Config{ID: "srv"}.WithMutation(fsm.MutationRefuseWhenFull)
 	times, ok := idleFlood(t, cfg, 8, 1, time.Second)
 	require.False(t, ok, "without eviction a real node still connected during the idle flood (%v): the test cannot fail", times)
 }
