@@ -34,11 +34,12 @@ unit:
 	$(GO) test -count=1 -timeout $(TIMEOUT) -tags masterless_trace -run 'Trace|Deterministic' ./fsm ./sim
 
 # The simulator's full sweeps without the race detector (TestSweep: 10,000
-# seeds, TestSweepLegacyDialers: 2,000), then the negative controls that need
-# a deliberately broken fsm.
+# seeds, TestSweepLegacyDialers: 2,000, TestSweepAdversary: 1,000), then the
+# negative controls that need a deliberately broken fsm (the simulator's, and
+# the fuzz target FuzzAuthFrames's check against a skipped HELLO id check).
 sweep:
 	$(GO) test -count=1 -timeout $(TIMEOUT) -run '^TestSweep' ./sim
-	$(GO) test $(MUTATION) -count=1 -timeout $(TIMEOUT) -run 'Catches' ./sim
+	$(GO) test $(MUTATION) -count=1 -timeout $(TIMEOUT) -run 'Catches' ./sim ./fsm
 
 # A short run of every fuzz target, seeded from testdata/fuzz corpora.
 fuzz-smoke:
@@ -46,6 +47,7 @@ fuzz-smoke:
 	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzParsePreamble$$' -fuzztime $(FUZZTIME) ./wire
 	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzLegacyParse$$' -fuzztime $(FUZZTIME) ./wire
 	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzNodeFrames$$' -fuzztime $(FUZZTIME) ./fsm
+	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzAuthFrames$$' -fuzztime $(FUZZTIME) ./fsm
 	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzChunking$$' -fuzztime $(FUZZTIME) ./link
 
 # Installs masterless@0.4.1 for the ./interop tests (run by unit). Prints a

@@ -2,6 +2,8 @@ package masterless
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -24,9 +26,9 @@ import (
 
 const benchPayload = 32
 
-func benchServer(b *testing.B, id string, onMsg func(s *Server, from string, p []byte)) *Server {
+func benchServer(b *testing.B, id string, onMsg func(s *Server, from string, p []byte), opts ...Option) *Server {
 	b.Helper()
-	s, err := New(id, WithLogger(slog.New(slog.DiscardHandler)), WithEvents(Events{Message: onMsg}))
+	s, err := New(id, append([]Option{WithLogger(slog.New(slog.DiscardHandler)), WithEvents(Events{Message: onMsg})}, opts...)...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -77,7 +79,13 @@ func report(b *testing.B, msgs int, el time.Duration) {
 // --- ping-pong: one message in flight, answered from the handler ---
 
 func BenchmarkPingPong(b *testing.B) {
-	b.Run("masterless", func(b *testing.B) {
+	for _, v := range benchVariants {
+		b.Run(v.name, func(b *testing.B) { benchPingPong(b, v) })
+	}
+}
+
+func benchPingPong(b *testing.B, v benchVariant) {
+	if !v.bare {
 		var n atomic.Int64
 		done := make(chan struct{})
 		payload := make([]byte, benchPayload)
@@ -90,8 +98,8 @@ func BenchmarkPingPong(b *testing.B) {
 			}
 			s.Send(from, p)
 		}
-		a := benchServer(b, "a", count)
-		bb := benchServer(b, "b", echo)
+		a := benchServer(b, "a", count, v.opts(b, "a")...)
+		bb := benchServer(b, "b", echo, v.opts(b, "b")...)
 		benchConnect(b, a, bb)
 		left = int64(b.N)
 		b.ReportAllocs()
@@ -100,13 +108,14 @@ func BenchmarkPingPong(b *testing.B) {
 		a.Send("b", payload)
 		<-done
 		report(b, b.N, time.Since(start))
-	})
-	b.Run("bare", func(b *testing.B) {
+		return
+	}
+	{
 		var n atomic.Int64
 		done := make(chan struct{})
 		left := int64(b.N)
 		var x, y *bareConn
-		x, y = barePair(b,
+		x, y = v.pair(b,
 			func(p []byte) {
 				if n.Add(1) == left {
 					close(done)
@@ -121,17 +130,23 @@ func BenchmarkPingPong(b *testing.B) {
 		x.send(make([]byte, benchPayload))
 		<-done
 		report(b, b.N, time.Since(start))
-	})
+	}
 }
 
 // --- one-way streaming of 32-byte payloads ---
 
 func BenchmarkOneWay(b *testing.B) {
-	b.Run("masterless", func(b *testing.B) {
+	for _, v := range benchVariants {
+		b.Run(v.name, func(b *testing.B) { benchOneWay(b, v) })
+	}
+}
+
+func benchOneWay(b *testing.B, v benchVariant) {
+	if !v.bare {
 		cnt := newCounter()
 		sink := func(*Server, string, []byte) { cnt.hit() }
-		a := benchServer(b, "a", nil)
-		bb := benchServer(b, "b", sink)
+		a := benchServer(b, "a", nil, v.opts(b, "a")...)
+		bb := benchServer(b, "b", sink, v.opts(b, "b")...)
 		benchConnect(b, a, bb)
 		cnt.want.Store(int64(b.N))
 		payload := make([]byte, benchPayload)
@@ -146,21 +161,20 @@ func BenchmarkOneWay(b *testing.B) {
 		}
 		<-cnt.done
 		report(b, b.N, time.Since(start))
-	})
-	b.Run("bare", func(b *testing.B) {
-		cnt := newCounter()
-		cnt.want.Store(int64(b.N))
-		x, _ := barePair(b, nil, func([]byte) { cnt.hit() })
-		payload := make([]byte, benchPayload)
-		b.ReportAllocs()
-		b.ResetTimer()
-		start := time.Now()
-		for range b.N {
-			x.send(payload)
-		}
-		<-cnt.done
-		report(b, b.N, time.Since(start))
-	})
+		return
+	}
+	cnt := newCounter()
+	cnt.want.Store(int64(b.N))
+	x, _ := v.pair(b, nil, func([]byte) { cnt.hit() })
+	payload := make([]byte, benchPayload)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		x.send(payload)
+	}
+	<-cnt.done
+	report(b, b.N, time.Since(start))
 }
 
 // --- SendMany to 16 peers: msgs/s counts deliveries ---
@@ -235,6 +249,13 @@ type bareConn struct {
 
 func barePair(b *testing.B, onX, onY func([]byte)) (x, y *bareConn) {
 	b.Helper()
+	return wrappedPair(b, onX, onY, nil)
+}
+
+// wrappedPair is barePair over the connections wrap returns for the TCP
+// pair (dialer, acceptor), or the TCP pair itself when wrap is nil.
+func wrappedPair(b *testing.B, onX, onY func([]byte), wrap func(d, a net.Conn) (net.Conn, net.Conn)) (x, y *bareConn) {
+	b.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -250,6 +271,11 @@ func barePair(b *testing.B, onX, onY func([]byte)) (x, y *bareConn) {
 		b.Fatal(err)
 	}
 	a := <-accepted
+	d.(*net.TCPConn).SetNoDelay(true)
+	a.(*net.TCPConn).SetNoDelay(true)
+	if wrap != nil {
+		d, a = wrap(d, a)
+	}
 	x, y = newBare(d, onX), newBare(a, onY)
 	b.Cleanup(func() { x.close(); y.close() })
 	return x, y
@@ -258,7 +284,6 @@ func barePair(b *testing.B, onX, onY func([]byte)) (x, y *bareConn) {
 func newBare(nc net.Conn, on func([]byte)) *bareConn {
 	c := &bareConn{nc: nc}
 	c.cond.L = &c.mu
-	nc.(*net.TCPConn).SetNoDelay(true)
 	c.wg.Add(2)
 	go c.writeLoop()
 	go c.readLoop(on)
@@ -430,5 +455,66 @@ func BenchmarkEcho(b *testing.B) {
 		wg.Wait()
 		<-cnt.done
 		report(b, 4*b.N, time.Since(start))
+	})
+}
+
+// --- TLS: the same benchmarks with identities on both nodes, beside bare
+// crypto/tls with the same framing and buffering ---
+
+// benchVariant is one column of the ping-pong and one-way benchmarks.
+type benchVariant struct {
+	name string
+	bare bool // the baseline, no masterless
+	tls  bool
+}
+
+// benchVariants run in this order in every round, so that a round measures
+// each variant once, interleaved with the others.
+var benchVariants = []benchVariant{
+	{name: "masterless"}, {name: "bare", bare: true},
+	{name: "masterless-tls", tls: true}, {name: "bare-tls", bare: true, tls: true},
+}
+
+// benchTrust holds the identities of the benchmark nodes, made once.
+var benchTrust = sync.OnceValues(func() (map[string]*Identity, *Trust) {
+	ids := map[string]*Identity{}
+	keys := map[string]ed25519.PublicKey{}
+	for _, id := range []string{"a", "b"} {
+		i, err := NewIdentity(id)
+		if err != nil {
+			panic(err)
+		}
+		ids[id], keys[id] = i, i.PublicKey()
+	}
+	return ids, TrustKeys(keys)
+})
+
+// opts returns the options of node id for v: an identity and the trust.
+func (v benchVariant) opts(b *testing.B, id string) []Option {
+	if !v.tls {
+		return nil
+	}
+	ids, trust := benchTrust()
+	return []Option{WithIdentity(ids[id]), WithTrust(trust)}
+}
+
+// pair returns the baseline connection pair for v: bare TCP, or TLS 1.3
+// with the nodes' certificates and the same configuration as masterless.
+func (v benchVariant) pair(b *testing.B, onX, onY func([]byte)) (x, y *bareConn) {
+	if !v.tls {
+		return barePair(b, onX, onY)
+	}
+	ids, trust := benchTrust()
+	return wrappedPair(b, onX, onY, func(d, a net.Conn) (net.Conn, net.Conn) {
+		tc, ts := tls.Client(d, tlsConfig(ids["a"], trust)), tls.Server(a, tlsConfig(ids["b"], trust))
+		errc := make(chan error, 1)
+		go func() { errc <- ts.Handshake() }()
+		if err := tc.Handshake(); err != nil {
+			b.Fatal(err)
+		}
+		if err := <-errc; err != nil {
+			b.Fatal(err)
+		}
+		return tc, ts
 	})
 }

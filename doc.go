@@ -12,6 +12,11 @@
 // the seed's calls (Connect, Disconnect, Keep, Send, Info, Close) and its
 // events delivered to [Events] callbacks.
 //
+// Across machines, give every node an [Identity] and a [Trust]
+// ([WithIdentity], [WithTrust]): every connection is then TLS 1.3 with both
+// ends' certificates, and a node can speak only for the id its key is
+// trusted for (spec/PROTOCOL.md, section 7).
+//
 // Events are delivered one at a time, in order, from one goroutine per
 // Server; see [Events] for the contract. Sends never re-encode a payload per
 // peer ([Server.SendMany]) and are coalesced into few syscalls per connection.

@@ -68,4 +68,23 @@ var (
 	ErrFrameTooLarge = wire.ErrFrameTooLarge
 	// ErrMalformedFrame: a peer sent bytes that are not a valid frame.
 	ErrMalformedFrame = wire.ErrMalformedFrame
+
+	// Authentication (WithIdentity, WithTrust). Connect returns them when
+	// its dial's TLS handshake or HELLO is refused; for accepted connections
+	// they are in the logs (Warn).
+
+	// ErrUnauthenticated: a peer did not prove which node it is: it speaks
+	// plaintext to a node that requires TLS (or this node dialed one that
+	// does not speak TLS), or it is a plaintext 0.4.1 peer naming a node that
+	// has authenticated before.
+	ErrUnauthenticated = fsm.ErrUnauthenticated
+	// ErrIDMismatch: a peer's HELLO (or certificate) names another id than
+	// the one its key is trusted for: it tried to speak for another node.
+	ErrIDMismatch = fsm.ErrIDMismatch
+	// ErrUntrusted: a certificate is not trusted: no key is pinned for its
+	// id, its key is not the pinned one, or no trusted CA signed it; or the
+	// peer refused this node's certificate.
+	ErrUntrusted = netio.ErrUntrusted
+	// ErrCertificateExpired: a certificate is outside its validity period.
+	ErrCertificateExpired = netio.ErrCertificateExpired
 )

@@ -1,7 +1,9 @@
 package masterless_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -132,4 +134,80 @@ func ExampleServer_Keep() {
 	_ = a.Keep("b", false)
 	fmt.Println(<-events)
 	// Output: lost b
+}
+
+// Three nodes that prove who they are: each has an identity (an Ed25519 key
+// and a certificate naming its id) and pins the others' public keys. Every
+// connection is TLS 1.3 with both certificates, and a node without a pinned
+// key cannot join.
+func ExampleWithIdentity() {
+	ids := map[string]*masterless.Identity{}
+	keys := map[string]ed25519.PublicKey{}
+	for _, id := range []string{"a", "b", "c"} {
+		ids[id], _ = masterless.NewIdentity(id) // or masterless.LoadIdentity("a.pem")
+		keys[id] = ids[id].PublicKey()
+	}
+	trust := masterless.TrustKeys(keys)
+	var nodes []*masterless.Server
+	for _, id := range []string{"a", "b", "c"} {
+		s, err := masterless.New(id, quiet, masterless.WithIdentity(ids[id]), masterless.WithTrust(trust))
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		defer s.Close()
+		nodes = append(nodes, s)
+	}
+	ctx := context.Background()
+	for _, pair := range [][2]*masterless.Server{{nodes[0], nodes[1]}, {nodes[1], nodes[2]}, {nodes[2], nodes[0]}} {
+		peer, err := pair[0].Connect(ctx, pair[1].Info())
+		fmt.Println(pair[0].ID(), "->", peer, err)
+	}
+
+	// A node whose key nobody pinned is refused.
+	stranger, _ := masterless.NewIdentity("x")
+	x, _ := masterless.New("x", quiet, masterless.WithIdentity(stranger), masterless.WithTrust(trust))
+	defer x.Close()
+	_, err := x.Connect(ctx, nodes[0].Info())
+	fmt.Println("x:", errors.Is(err, masterless.ErrUntrusted))
+	// Output:
+	// a -> b <nil>
+	// b -> c <nil>
+	// c -> a <nil>
+	// x: true
+}
+
+// A cluster CA issues node identities that expire; nodes trust the CA's
+// certificate instead of a list of keys.
+func ExampleCA() {
+	ca, _ := masterless.NewCA("my cluster", 10*365*24*time.Hour)
+	a, _ := ca.Issue("a", time.Now().Add(90*24*time.Hour))
+	b, _ := ca.Issue("b", time.Now().Add(90*24*time.Hour))
+	old, _ := ca.Issue("old", time.Now().Add(-time.Hour)) // already expired
+	trust := masterless.TrustCA(ca.Certificate())
+
+	sa, _ := masterless.New("a", quiet, masterless.WithIdentity(a), masterless.WithTrust(trust))
+	defer sa.Close()
+	sb, _ := masterless.New("b", quiet, masterless.WithIdentity(b), masterless.WithTrust(trust))
+	defer sb.Close()
+	so, _ := masterless.New("old", quiet, masterless.WithIdentity(old), masterless.WithTrust(trust))
+	defer so.Close()
+
+	peer, err := sb.Connect(context.Background(), sa.Info())
+	fmt.Println(peer, err)
+	_, err = sa.Connect(context.Background(), so.Info())
+	fmt.Println("expired:", errors.Is(err, masterless.ErrCertificateExpired))
+	// Output:
+	// a <nil>
+	// expired: true
+}
+
+// An identity is written and read as PEM, for instance to a file per node.
+func ExampleReadIdentity() {
+	id, _ := masterless.NewIdentity("node-1")
+	var pemData bytes.Buffer
+	_ = id.WritePEM(&pemData) // or id.WriteFile("node-1.pem")
+	back, err := masterless.ReadIdentity(&pemData)
+	fmt.Println(back.ID(), back.PublicKey().Equal(id.PublicKey()), err)
+	// Output: node-1 true <nil>
 }

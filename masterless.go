@@ -28,6 +28,9 @@ func New(id string, opts ...Option) (*Server, error) {
 			return nil, err
 		}
 	}
+	if err := st.secure(); err != nil {
+		return nil, err
+	}
 	s := &Server{}
 	ready := make(chan struct{})
 	st.cfg.Events = st.events.bind(s)
@@ -53,7 +56,11 @@ func (s *Server) Info() string { return s.n.Info() }
 // connection with that server already exists — it dialed us first, or our
 // dial duplicated a session — Connect returns its id and nil. It fails with
 // ErrSelfConnect for this server's own address, ErrHandshakeTimeout,
-// ErrDialFailed, ErrVersionMismatch and the like, or ctx's error.
+// ErrDialFailed, ErrVersionMismatch and the like, or ctx's error. With an
+// identity (WithIdentity) it also fails with ErrUntrusted (the peer's
+// certificate is not trusted here, or this server's is not there),
+// ErrCertificateExpired, ErrIDMismatch (the peer's HELLO names another id
+// than its certificate) or ErrUnauthenticated (the peer speaks no TLS).
 func (s *Server) Connect(ctx context.Context, uri string) (peerID string, err error) {
 	return s.n.Connect(ctx, uri)
 }

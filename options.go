@@ -15,6 +15,10 @@ type Option func(*settings) error
 type settings struct {
 	cfg    netio.Config
 	events Events
+	// Authentication (auth options below), checked together in secure.
+	identity        *Identity
+	trust           *Trust
+	plaintextLegacy bool
 }
 
 // WithHost sets the address to listen on; default 127.0.0.1. Use "0.0.0.0"
@@ -227,4 +231,76 @@ func WithProtocol(p Protocol) Option {
 		}
 		return fmt.Errorf("%w: unknown protocol %d", ErrBadConfig, p)
 	}
+}
+
+// WithIdentity makes the server prove itself with id (NewIdentity, CA.Issue,
+// LoadIdentity) and require the same of its peers: every v1 connection,
+// dialed or accepted, runs TLS 1.3 before the first protocol byte, both ends
+// present certificates, each checks the other's against its trust
+// (WithTrust, required), and a peer's HELLO must name the id its certificate
+// proved (else ErrIDMismatch). Plaintext peers are refused
+// (ErrUnauthenticated); WithPlaintextLegacy lets masterless 0.4.1 ones in.
+// The identity must name the server's own id, or New fails with
+// ErrBadConfig.
+func WithIdentity(id *Identity) Option {
+	return func(s *settings) error {
+		if id == nil {
+			return fmt.Errorf("%w: nil identity", ErrBadConfig)
+		}
+		s.identity = id
+		return nil
+	}
+}
+
+// WithTrust sets whose certificates the server believes: TrustKeys (pinned
+// keys) or TrustCA (a cluster CA). It goes with WithIdentity; New fails with
+// ErrBadConfig for either without the other.
+func WithTrust(t *Trust) Option {
+	return func(s *settings) error {
+		if t == nil {
+			return fmt.Errorf("%w: nil trust", ErrBadConfig)
+		}
+		s.trust = t
+		return nil
+	}
+}
+
+// WithPlaintextLegacy lets masterless 0.4.1 peers, which speak plaintext
+// only, into a server with an identity; without it a server with an
+// identity refuses every plaintext connection. A 0.4.1 peer proves nothing:
+// whoever reaches the port can claim any id no authenticated node has used
+// with this server, read what is sent to that id and send as it. It can
+// neither take nor evict the session of a node that authenticated (see the
+// README). Dials with WithProtocol(Protocol041) need it. It requires
+// WithIdentity.
+func WithPlaintextLegacy() Option {
+	return func(s *settings) error { s.plaintextLegacy = true; return nil }
+}
+
+// secure checks the authentication options together and sets the runtime's
+// configuration from them.
+func (s *settings) secure() error {
+	if s.identity == nil {
+		switch {
+		case s.trust != nil:
+			return fmt.Errorf("%w: WithTrust without WithIdentity: a server proves itself with an identity before it checks others", ErrBadConfig)
+		case s.plaintextLegacy:
+			return fmt.Errorf("%w: WithPlaintextLegacy without WithIdentity: a server without an identity speaks plaintext anyway", ErrBadConfig)
+		}
+		return nil
+	}
+	switch {
+	case s.trust == nil:
+		return fmt.Errorf("%w: WithIdentity without WithTrust: say whose certificates to believe (TrustKeys or TrustCA)", ErrBadConfig)
+	case s.trust.empty():
+		return fmt.Errorf("%w: the trust pins no key and names no CA: it would believe nobody", ErrBadConfig)
+	case s.identity.ID() != s.cfg.FSM.ID:
+		return fmt.Errorf("%w: the identity is %q's, the server's id is %q", ErrBadConfig, s.identity.ID(), s.cfg.FSM.ID)
+	case s.cfg.FSM.LegacyDial && !s.plaintextLegacy:
+		return fmt.Errorf("%w: WithProtocol(Protocol041) dials 0.4.1 peers, which speak plaintext only: add WithPlaintextLegacy", ErrBadConfig)
+	}
+	s.cfg.TLS = &netio.TLS{Config: tlsConfig(s.identity, s.trust), PeerID: peerID}
+	s.cfg.FSM.RequireAuth = true
+	s.cfg.FSM.PlaintextLegacy = s.plaintextLegacy
+	return nil
 }

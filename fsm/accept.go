@@ -22,7 +22,7 @@ func (n *Node) incoming(id ConnID, src string) bool {
 
 // accepted starts the handshake on an accepted connection once its protocol
 // is known: v1 sends HELLO at once, a 0.4.1 acceptor waits for the dialer's.
-func (n *Node) accepted(id ConnID, legacy bool) {
+func (n *Node) accepted(id ConnID, legacy bool, authID string) {
 	c := n.conns[id]
 	if c == nil {
 		if !n.incoming(id, "") {
@@ -32,7 +32,10 @@ func (n *Node) accepted(id ConnID, legacy bool) {
 	} else if c.state != StateDetect || c.dial != nil {
 		n.invariant(false, "Accepted for c%d in state %s", id, c.state)
 	}
-	c.state, c.rules = StateHello, rulesFor(legacy)
+	c.state, c.rules, c.authID = StateHello, rulesFor(legacy), authID
+	if !n.admit(c) {
+		return
+	}
 	if c.rules.acceptorHello {
 		n.sendHello(c)
 	}

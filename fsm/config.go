@@ -63,6 +63,13 @@ type Config struct {
 	// of v1 (Connect, and redials of a peer not yet heard from; a known peer
 	// is redialed in the protocol it last spoke). See legacy.go.
 	LegacyDial bool
+	// RequireAuth refuses the HELLO of any connection the adapter did not
+	// authenticate (Dialed.Peer and Accepted.Peer empty): only nodes that
+	// proved they hold their id's key take part. PlaintextLegacy relaxes it
+	// for masterless 0.4.1 connections, which cannot authenticate; see
+	// auth.go for what an unauthenticated 0.4.1 peer can still do.
+	RequireAuth     bool
+	PlaintextLegacy bool
 
 	// mutation is a deliberately wrong rule, for the checkers' negative
 	// controls. Only a build with the masterless_mutation tag can set it

@@ -42,6 +42,9 @@ type conn struct {
 	all, src links
 	rules    *rules  // the protocol it speaks; nil until known (table.go)
 	prio     float64 // 0.4.1 dialer: the priority sent in our JOIN
+	// authID is the id the adapter's security handshake proved the remote
+	// holds the key of (Dialed.Peer, Accepted.Peer); empty for plaintext.
+	authID string
 
 	// Known once the peer's HELLO arrived.
 	peer    *peer
@@ -63,9 +66,9 @@ type conn struct {
 }
 
 // openConn registers a connection this node dialed and sends our HELLO on it.
-func (n *Node) openConn(id ConnID, d *dial, legacy bool) {
+func (n *Node) openConn(id ConnID, d *dial, legacy bool, authID string) {
 	n.invariant(id != 0 && n.conns[id] == nil, "connection id c%d is zero or reused", id)
-	c := &conn{id: id, state: StateHello, dial: d, openedAt: n.now, lastRecv: n.now, rules: rulesFor(legacy)}
+	c := &conn{id: id, state: StateHello, dial: d, openedAt: n.now, lastRecv: n.now, rules: rulesFor(legacy), authID: authID}
 	n.conns[id] = c
 	n.takeSlot(c)
 	n.armConn(c, c.openedAt+n.cfg.HandshakeTimeout)

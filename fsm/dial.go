@@ -148,14 +148,14 @@ func (n *Node) startDial(addr string, forPeer *peer) *dial {
 	return d
 }
 
-func (n *Node) dialed(id DialID, cid ConnID) {
+func (n *Node) dialed(id DialID, cid ConnID, authID string) {
 	d := n.dials[id]
 	if d == nil || d.conn != nil || n.shutdown {
 		// Abandoned (timed out, shut down) while the adapter was dialing.
 		n.emit(Action{Kind: ActClose, Conn: cid, Err: fmt.Errorf("%w: dial d%d abandoned", ErrClosed, id)})
 		return
 	}
-	n.openConn(cid, d, d.legacy)
+	n.openConn(cid, d, d.legacy, authID)
 	d.conn = n.conns[cid]
 }
 

@@ -58,6 +58,14 @@ var (
 	ErrTooManyHandshakes = errors.New("masterless: too many connections handshaking; connection refused")
 	// ErrDialFailed: the TCP dial failed. The wrapped error says why.
 	ErrDialFailed = errors.New("masterless: dial failed")
+	// ErrUnauthenticated: the connection did not prove which node it comes
+	// from (no TLS, or no certificate this node trusts), and this node
+	// requires it; or it is a plaintext 0.4.1 connection naming a node that
+	// has authenticated here before.
+	ErrUnauthenticated = errors.New("masterless: peer not authenticated; configure an identity and trust on every node")
+	// ErrIDMismatch: the peer's HELLO names another id than the one its key
+	// authenticated: it tried to speak for a node it has not the key of.
+	ErrIDMismatch = errors.New("masterless: the peer's id differs from the id its key authenticates")
 	// ErrDisconnected: the user disconnected the peer while the request was pending.
 	ErrDisconnected = errors.New("masterless: peer disconnected by this node")
 )
@@ -65,16 +73,17 @@ var (
 // byeSentinel maps a BYE code received from a peer onto the sentinel a local
 // caller tests for; codes not listed (protocol error, unknown) give ErrProtocol.
 var byeSentinel = map[wire.Code]error{
-	wire.CodeNormal:      ErrPeerClosed,
-	wire.CodeShutdown:    ErrPeerClosed,
-	wire.CodeDuplicate:   ErrDuplicate,
-	wire.CodeUnwanted:    ErrUnwanted,
-	wire.CodeStale:       ErrStaleIncarnation,
-	wire.CodeReplaced:    ErrReplaced,
-	wire.CodeSelfConnect: ErrSelfConnect,
-	wire.CodeDuplicateID: ErrDuplicateID,
-	wire.CodeHandshake:   ErrHandshakeTimeout,
-	wire.CodePeerTimeout: ErrPeerTimeout,
+	wire.CodeNormal:          ErrPeerClosed,
+	wire.CodeShutdown:        ErrPeerClosed,
+	wire.CodeDuplicate:       ErrDuplicate,
+	wire.CodeUnwanted:        ErrUnwanted,
+	wire.CodeStale:           ErrStaleIncarnation,
+	wire.CodeReplaced:        ErrReplaced,
+	wire.CodeSelfConnect:     ErrSelfConnect,
+	wire.CodeDuplicateID:     ErrDuplicateID,
+	wire.CodeHandshake:       ErrHandshakeTimeout,
+	wire.CodePeerTimeout:     ErrPeerTimeout,
+	wire.CodeUnauthenticated: ErrUnauthenticated,
 }
 
 func errForCode(c wire.Code, text string) error {

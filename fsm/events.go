@@ -23,9 +23,13 @@ type Listening struct{ Info string }
 
 // Dialed: the dial Dial succeeded and its connection is Conn. The adapter has
 // already written the codec's preamble (of the protocol the ActDial asked for).
+// Peer is the node id the connection's security handshake authenticated (the
+// acceptor proved it holds that id's key: TLS, spec/PROTOCOL.md section 7), or
+// empty for a plaintext connection.
 type Dialed struct {
 	Dial DialID
 	Conn ConnID
+	Peer string
 }
 
 // DialFailed: the dial Dial failed with Err.
@@ -56,10 +60,13 @@ type Incoming struct {
 // Legacy says the dialer speaks masterless 0.4.1 (wire.DetectLegacy); the
 // zero value is protocol v1. Conn is normally announced by Incoming first;
 // an Accepted for a connection the node does not know registers it as an
-// Incoming would (transcripts and unit tests start there).
+// Incoming would (transcripts and unit tests start there). Peer is the node id
+// the connection's security handshake authenticated, or empty for plaintext
+// (as for Dialed).
 type Accepted struct {
 	Conn   ConnID
 	Legacy bool
+	Peer   string
 }
 
 // FrameReceived: a whole frame arrived on Conn.

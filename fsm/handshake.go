@@ -18,6 +18,9 @@ func (n *Node) leads(c *conn, peerID string) bool {
 }
 
 func (n *Node) onHello(c *conn, f *wire.Frame) {
+	if !n.authentic(c, f.ID) {
+		return
+	}
 	if f.ID == n.cfg.ID {
 		if f.Incarnation == n.cfg.Incarnation {
 			n.closeConn(c, wire.CodeSelfConnect, ErrSelfConnect)
@@ -28,6 +31,7 @@ func (n *Node) onHello(c *conn, f *wire.Frame) {
 	}
 	p := n.peerFor(f.ID)
 	p.legacy = false // it speaks v1: redial it in v1 (legacy.go)
+	p.authed = p.authed || c.authID != ""
 	c.peer, c.peerInc, c.leader, c.peerMax = p, f.Incarnation, n.leads(c, f.ID), int(f.MaxFrame)
 	if f.MaxFrame != 0 {
 		p.maxFrame = int(f.MaxFrame)

@@ -61,6 +61,7 @@ func (n *Node) legacyDuplicate(c *conn, why string) {
 func (n *Node) legacyUpgrade(c *conn, f *wire.Frame) {
 	p := n.peerFor(f.ID)
 	p.legacy = false
+	p.authed = p.authed || c.authID != ""
 	c.peer, c.peerInc, c.leader = p, f.Incarnation, false
 	p.handshakes++
 	if f.Info != "" {
@@ -77,6 +78,9 @@ func (n *Node) legacyUpgrade(c *conn, f *wire.Frame) {
 }
 
 func (n *Node) onLegacyHello(c *conn, f *wire.Frame) {
+	if !n.authentic(c, f.ID) {
+		return
+	}
 	if f.ID == n.cfg.ID {
 		n.closeConn(c, wire.CodeSelfConnect, ErrSelfConnect)
 		return
@@ -86,6 +90,7 @@ func (n *Node) onLegacyHello(c *conn, f *wire.Frame) {
 		return
 	}
 	p := n.peerFor(f.ID)
+	p.authed = p.authed || c.authID != ""
 	c.peer, c.peerInc, c.leader = p, 0, c.dial == nil
 	c.peerKeep = true // 0.4.1's default until the peer's [KEEP] arrives
 	p.handshakes++

@@ -31,6 +31,10 @@ const (
 	// handshake slots (or its source's) are full, instead of evicting the
 	// oldest silent one (slots.go): an idle flood then keeps real nodes out.
 	MutationRefuseWhenFull
+	// MutationNoIDCheck skips the first authentication rule (auth.go): an
+	// authenticated connection may name any id in its HELLO, so a node with
+	// a trusted key of its own (an insider) can speak for every other node.
+	MutationNoIDCheck
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -51,3 +55,4 @@ func (m Mutation) dialerLeads() bool     { return m == MutationDialerLeads }
 func (m Mutation) noLegacyUpgrade() bool { return m == MutationNoLegacyUpgrade }
 func (m Mutation) noResend() bool        { return m == MutationNoResend }
 func (m Mutation) refuseWhenFull() bool  { return m == MutationRefuseWhenFull }
+func (m Mutation) noIDCheck() bool       { return m == MutationNoIDCheck }

@@ -11,3 +11,4 @@ func (mutation) dialerLeads() bool     { return false }
 func (mutation) noLegacyUpgrade() bool { return false }
 func (mutation) noResend() bool        { return false }
 func (mutation) refuseWhenFull() bool  { return false }
+func (mutation) noIDCheck() bool       { return false }

@@ -119,9 +119,9 @@ func (n *Node) step(now time.Duration, ev Event) error {
 	case Incoming:
 		n.incoming(e.Conn, e.Source)
 	case Accepted:
-		n.accepted(e.Conn, e.Legacy)
+		n.accepted(e.Conn, e.Legacy, e.Peer)
 	case Dialed:
-		n.dialed(e.Dial, e.Conn)
+		n.dialed(e.Dial, e.Conn, e.Peer)
 	case DialFailed:
 		n.dialFailed(e.Dial, e.Err)
 	case Malformed:

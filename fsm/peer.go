@@ -17,6 +17,7 @@ type peer struct {
 	maxFrame int
 
 	kept       bool
+	authed     bool  // a connection authenticated as this id said HELLO (auth.go)
 	legacy     bool  // the protocol it last spoke (or Config.LegacyDial): how it is redialed
 	session    *conn // the established connection, if any
 	inc        uint64

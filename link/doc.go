@@ -21,7 +21,9 @@
 // A Layer owns one *fsm.Node and is driven like it: by one goroutine at a
 // time (netio holds its core lock), with the time always a parameter. The
 // driver reports what its sockets did (Incoming, Dialed, DialFailed,
-// Received, Closed) and the user's commands (Step, Send, SendMany); the Layer
+// Received, Closed; DialedAuth, IncomingAuth and Authenticated when a security
+// handshake below the Layer proved the peer's id, so the bytes it reports
+// are the decrypted ones) and the user's commands (Step, Send, SendMany); the Layer
 // steps the state machine and carries out its actions through the driver's
 // Transport: bytes to write, connections to close, dials to start, and the
 // notifications meant for the user. Reading is zero-copy: the driver reads a

@@ -40,6 +40,9 @@ type conn struct {
 	proto    proto
 	preamble bool // v1: the peer's preamble checked out
 	closed   bool // the Layer no longer holds it
+	// peer is the id the security handshake authenticated the remote as
+	// (IncomingAuth, DialedAuth); empty for plaintext.
+	peer string
 	// in[start:end] holds the bytes read but not yet parsed; in[end:] is
 	// free. Nothing refers into in between calls, so it may move.
 	in         []byte
@@ -110,7 +113,7 @@ func (l *Layer) process(now time.Duration, id fsm.ConnID, c *conn) {
 			c.proto = protoBinary
 			l.tr.Write(id, l.v1.AppendPreamble(l.enc[:0]), nil)
 		}
-		l.step(now, fsm.Accepted{Conn: id, Legacy: legacy})
+		l.step(now, fsm.Accepted{Conn: id, Legacy: legacy, Peer: c.peer})
 	}
 	if c.proto == protoBinary && !c.preamble && !c.closed {
 		k, err := l.v1.ParsePreamble(c.in[c.start:c.end])

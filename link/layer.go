@@ -101,23 +101,16 @@ func sameBytes(a, b []byte) bool {
 // Incoming reports a TCP connection the listener accepted, with a fresh id,
 // from source (the dialer's address without its port; see fsm.Incoming).
 // Nothing is written on it until the dialer's first bytes tell its protocol.
+// It is IncomingAuth for a plaintext connection.
 func (l *Layer) Incoming(now time.Duration, id fsm.ConnID, source string) {
-	l.register(id, protoUnknown)
-	l.step(now, fsm.Incoming{Conn: id, Source: source})
+	l.IncomingAuth(now, id, source, "")
 }
 
 // Dialed reports that dial succeeded with a connection of a fresh id. The
-// preamble (v1) goes out before anything the state machine writes.
+// preamble (v1) goes out before anything the state machine writes. It is
+// DialedAuth for a plaintext connection.
 func (l *Layer) Dialed(now time.Duration, dial fsm.DialID, id fsm.ConnID) {
-	legacy := l.dials[dial]
-	delete(l.dials, dial)
-	c := l.register(id, protoBinary)
-	if legacy {
-		c.proto = protoLegacy
-	} else {
-		l.tr.Write(id, l.v1.AppendPreamble(l.enc[:0]), nil)
-	}
-	l.step(now, fsm.Dialed{Dial: dial, Conn: id})
+	l.DialedAuth(now, dial, id, "")
 }
 
 // DialFailed reports that dial failed with err.

@@ -298,3 +298,39 @@ func FuzzChunking(f *testing.F) {
 		require.Equal(t, whole, chunked, "the same bytes in other chunks must do the same")
 	})
 }
+
+// TestAuthenticatedReachesTheStateMachine: the id a driver's security
+// handshake proved on an accepted connection travels with the Accepted the
+// layer steps (fsm.Accepted.Peer), and only with that connection's: an
+// acceptor that requires authentication refuses the plaintext HELLO and the
+// HELLO naming another id than the proven one, and takes the matching one.
+func TestAuthenticatedReachesTheStateMachine(t *testing.T) {
+	n, err := fsm.New(fsm.Config{ID: "b", Incarnation: 2, Seed: 1, RequireAuth: true})
+	require.NoError(t, err)
+	r := newRecorder()
+	l := link.New(n, r)
+	require.NoError(t, l.Step(0, fsm.Listening{Info: "tcp://b:1"}))
+	hello := func(id string) []byte {
+		var codec wire.Binary
+		b, err := codec.AppendFrame(codec.AppendPreamble(nil), &wire.Frame{Type: wire.Hello, ID: id, Incarnation: 1, Info: "tcp://" + id + ":1"})
+		require.NoError(t, err)
+		return b
+	}
+	for id := fsm.ConnID(1); id <= 3; id++ {
+		l.Incoming(0, id, "")
+	}
+	l.Authenticated(2, "a")
+	l.Authenticated(3, "c")
+	feed(t, l, 1, hello("a"), 0, 4<<10) // plaintext
+	feed(t, l, 3, hello("a"), 0, 4<<10) // c's key, a's name
+	feed(t, l, 2, hello("a"), 0, 4<<10) // a's key, a's name
+	require.ErrorIs(t, r.closed[1], fsm.ErrUnauthenticated)
+	require.ErrorIs(t, r.closed[3], fsm.ErrIDMismatch)
+	require.NotContains(t, r.closed, fsm.ConnID(2))
+	require.True(t, l.Open(2))
+	state, _, _ := n.ConnState(2)
+	require.NotEqual(t, fsm.StateHello, state, "the authenticated HELLO was taken")
+	// Authenticated for a connection the layer no longer holds is ignored.
+	l.Authenticated(1, "a")
+	require.False(t, l.Open(1))
+}

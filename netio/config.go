@@ -44,6 +44,10 @@ type Config struct {
 	// wire.MaxInfoLen bytes, the most a HELLO carries.
 	Advertise string
 
+	// TLS, when set, secures the connections: see TLS. With it set,
+	// FSM.RequireAuth normally is too (the masterless package does so).
+	TLS *TLS
+
 	// MaxFrameSize bounds a received frame; default wire.DefaultMaxFrameSize.
 	MaxFrameSize int
 	// SendBuffer bounds the bytes waiting in the output buffer of a
@@ -97,6 +101,11 @@ func (c Config) validate() error {
 	}
 	if c.Advertise != "" {
 		if err := checkInfo(c.Advertise); err != nil {
+			return err
+		}
+	}
+	if c.TLS != nil {
+		if err := c.TLS.validate(); err != nil {
 			return err
 		}
 	}

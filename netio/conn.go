@@ -1,7 +1,9 @@
 package netio
 
 import (
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/wire"
 )
 
 // conn is one TCP connection: a reader goroutine that hands what it reads to
@@ -17,8 +20,16 @@ import (
 type conn struct {
 	n      *Runtime
 	id     fsm.ConnID
-	nc     net.Conn
+	nc     net.Conn // the TCP connection: deadlines, addresses, half-close, close
 	remote string
+	// sc is the TLS session over nc, whose plaintext the layer reads and
+	// writes; nil on a plaintext connection. A dial sets it before the
+	// goroutines start; on an accepted connection the reader sets it, under
+	// wmu, once the handshake is done (secure).
+	sc *tls.Conn
+	// detect: accepted by a node with TLS; the reader reads the first byte
+	// itself to tell a TLS dialer from a plaintext one (secure).
+	detect bool
 
 	wmu sync.Mutex
 	// data wakes the writer: bytes to write, or a state change.
@@ -69,6 +80,13 @@ func (c *conn) run() {
 		return
 	}
 	n.live[c] = struct{}{}
+	if c.detect {
+		// Detection and the TLS handshake end by the handshake timeout
+		// (sooner once Close has started, which sets its own deadline
+		// later, also under n.mu): a dialer that never finishes holds its
+		// slot no longer than the state machine would.
+		_ = c.nc.SetDeadline(c.deadline(n.fcfg.HandshakeTimeout))
+	}
 	n.wg.Add(2)
 	go c.writeLoop()
 	go c.readLoop()
@@ -179,6 +197,11 @@ func (c *conn) writeLoop() {
 		}
 		if len(c.out) == 0 { // flushing, and everything is out
 			c.wmu.Unlock()
+			// A TLS connection ends with the bare FIN too, without a
+			// close_notify alert: tls.Conn.CloseWrite sets a write deadline
+			// of its own (5 s) that would override closeGrace, and the peer's
+			// TLS reads a FIN at a record boundary as a clean EOF anyway. The
+			// protocol's own goodbye is the BYE frame, inside TLS.
 			if tc, ok := c.nc.(*net.TCPConn); ok {
 				_ = tc.CloseWrite()
 			}
@@ -187,6 +210,10 @@ func (c *conn) writeLoop() {
 		}
 		buf := c.out
 		c.out, c.spare = c.spare[:0], nil
+		var w io.Writer = c.nc
+		if c.sc != nil {
+			w = c.sc
+		}
 		timeout := c.n.fcfg.PeerTimeout
 		if c.state == connFlushing {
 			timeout = c.linger()
@@ -194,7 +221,7 @@ func (c *conn) writeLoop() {
 		c.wmu.Unlock()
 
 		_ = c.nc.SetWriteDeadline(c.deadline(timeout))
-		_, err := c.nc.Write(buf)
+		_, err := w.Write(buf)
 
 		c.wmu.Lock()
 		if cap(buf) <= 2*c.n.cfg.SendBuffer {
@@ -221,31 +248,12 @@ func (c *conn) writeLoop() {
 func (c *conn) readLoop() {
 	n := c.n
 	defer n.wg.Done()
-	n.mu.Lock()
-	buf := n.link.ReadBuffer(c.id)
-	n.mu.Unlock()
 	var err error
-	for buf != nil {
-		var k int
-		k, err = c.nc.Read(buf)
-		n.mu.Lock()
-		if k > 0 {
-			n.slabHint = n.link.Buffered(c.id) + k
-			n.link.Received(n.now(), c.id, k)
-			n.settle()
-		}
-		buf = nil
-		if err == nil {
-			buf = n.link.ReadBuffer(c.id)
-		}
-		// A v2 session never waits for the user: credit bounds what its
-		// peer may send. A 0.4.1 one has none, so it stops reading while
-		// the dispatch queue is over its bound and TCP pushes back.
-		metered := n.link.FlowControlled(c.id)
-		n.mu.Unlock()
-		if k > 0 && !metered {
-			n.disp.waitRoom()
-		}
+	if c.detect {
+		err = c.secure()
+	}
+	if err == nil {
+		err = c.pump()
 	}
 	if err == nil {
 		err = c.discard()
@@ -265,6 +273,129 @@ func (c *conn) readLoop() {
 		n.lingering--
 	}
 	n.mu.Unlock()
+}
+
+// refuse ends a connection whose TLS handshake this node refused without
+// destroying the alert that says why: in TLS 1.3 the dialer has finished its
+// handshake and written its first frames before it reads the alert, and
+// closing with those unread would reset the connection, which can discard
+// the alert. So it half-closes and reads what still arrives for at most the
+// linger.
+func (c *conn) refuse() {
+	if tc, ok := c.nc.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+	_ = c.nc.SetReadDeadline(c.deadline(c.linger()))
+	_ = c.discard()
+}
+
+// pump reads into the buffer the layer hands out until the layer no longer
+// holds the connection (nil) or a read fails (its error).
+func (c *conn) pump() error {
+	n := c.n
+	var r io.Reader = c.nc
+	if c.sc != nil {
+		r = c.sc
+	}
+	n.mu.Lock()
+	buf := n.link.ReadBuffer(c.id)
+	n.mu.Unlock()
+	var err error
+	for buf != nil {
+		var k int
+		k, err = r.Read(buf)
+		n.mu.Lock()
+		if k > 0 {
+			n.slabHint = n.link.Buffered(c.id) + k
+			n.link.Received(n.now(), c.id, k)
+			n.settle()
+		}
+		buf = nil
+		if err == nil {
+			buf = n.link.ReadBuffer(c.id)
+		}
+		// A v2 session never waits for the user: credit bounds what its
+		// peer may send. A 0.4.1 one has none, so it stops reading while
+		// the dispatch queue is over its bound and TCP pushes back.
+		metered := n.link.FlowControlled(c.id)
+		n.mu.Unlock()
+		if k > 0 && !metered {
+			n.disp.waitRoom()
+		}
+	}
+	if err != nil && c.sc != nil && !errors.Is(err, io.EOF) {
+		err = tlsError(err) // a dialer hears its certificate was refused here
+	}
+	return err
+}
+
+// secure runs on a connection accepted by a node with TLS, before the
+// connection layer sees a byte of it: the dialer's first byte tells TLS
+// from plaintext (wire.DetectTLS). A TLS dialer gets the server handshake,
+// bounded by the deadline run set, and the id its certificate proved goes to
+// the layer (link.Authenticated), which hands it to the state machine with
+// Accepted; the plaintext that follows is the layer's, as on any connection.
+// A plaintext dialer's byte goes to the layer as read, and the state machine
+// judges the connection (it refuses it when it requires authentication).
+// Nothing here runs under the core lock but the reporting.
+func (c *conn) secure() error {
+	n := c.n
+	var first [1]byte
+	if _, err := io.ReadFull(c.nc, first[:]); err != nil {
+		return err
+	}
+	var sc *tls.Conn
+	var peer string
+	if wire.DetectTLS(first[0]) {
+		sc = tls.Server(&prefixed{Conn: c.nc, first: first[:]}, n.cfg.TLS.Config)
+		err := sc.Handshake()
+		if err == nil {
+			peer, err = n.cfg.TLS.PeerID(sc.ConnectionState())
+		}
+		if err != nil {
+			err = fmt.Errorf("TLS handshake with %s: %w", c.remote, tlsError(err))
+			level := slog.LevelInfo // a dialer that left, or timed out
+			if errors.Is(err, ErrUntrusted) || errors.Is(err, ErrCertificateExpired) || errors.Is(err, fsm.ErrIDMismatch) {
+				level = slog.LevelWarn // a certificate this node does not trust
+			}
+			n.mu.Lock()
+			n.logPeer(level, "TLS handshake failed", err, "conn", uint64(c.id), "remote", c.remote)
+			// Linger for the alert only on a connection the state machine
+			// still held (not one it evicted) and within the bound on
+			// lingering closes (core.go).
+			linger := n.conns[c.id] == c && n.lingering < n.lingerCap
+			if linger {
+				c.lingers = true
+				n.lingering++
+			}
+			n.mu.Unlock()
+			c.fail(err) // the state machine frees the slot now
+			if linger {
+				c.refuse()
+			}
+			return err
+		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.closed && n.link.Open(c.id) {
+		// The state machine's timers bound the rest. (A connection it has
+		// closed keeps the deadline its writer set for the linger, and one
+		// Close is ending keeps Close's.)
+		_ = c.nc.SetDeadline(time.Time{})
+	}
+	if sc != nil {
+		c.wmu.Lock()
+		c.sc = sc
+		c.wmu.Unlock()
+		n.link.Authenticated(c.id, peer)
+		n.log.Debug("TLS handshake done", "conn", uint64(c.id), "remote", c.remote, "peer", peer)
+	} else if buf := n.link.ReadBuffer(c.id); buf != nil {
+		buf[0] = first[0]
+		n.link.Received(n.now(), c.id, 1)
+		n.settle()
+	}
+	return nil
 }
 
 // discard reads and drops what still arrives on a connection the layer

@@ -164,7 +164,8 @@ func closeLevel(why error) slog.Level {
 	switch {
 	case errors.Is(why, fsm.ErrProtocol), errors.Is(why, wire.ErrBadMagic),
 		errors.Is(why, wire.ErrVersionMismatch), errors.Is(why, wire.ErrFrameTooLarge),
-		errors.Is(why, wire.ErrMalformedFrame):
+		errors.Is(why, wire.ErrMalformedFrame),
+		errors.Is(why, fsm.ErrUnauthenticated), errors.Is(why, fsm.ErrIDMismatch):
 		return slog.LevelWarn
 	case errors.Is(why, fsm.ErrHandshakeTimeout), errors.Is(why, fsm.ErrPeerTimeout),
 		errors.Is(why, fsm.ErrTooManyHandshakes), errors.Is(why, fsm.ErrEvicted), errors.Is(why, fsm.ErrSelfConnect),
@@ -174,9 +175,12 @@ func closeLevel(why error) slog.Level {
 	return slog.LevelDebug
 }
 
-func errText(err error) string {
+// errText is the reason logged for err: the error itself (handlers render
+// its text; a handler can still test it with errors.Is), or "requested" for
+// a close this node asked for.
+func errText(err error) any {
 	if err == nil {
 		return "requested"
 	}
-	return err.Error()
+	return err
 }

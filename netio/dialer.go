@@ -1,6 +1,8 @@
 package netio
 
 import (
+	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/url"
@@ -32,9 +34,21 @@ func (n *Runtime) dial(id fsm.DialID, addr string) {
 	defer n.wg.Done()
 	hostport, err := ParseAddr(addr)
 	var nc net.Conn
+	var sc *tls.Conn
+	var peer string
 	if err == nil {
-		d := net.Dialer{Timeout: n.fcfg.HandshakeTimeout}
-		nc, err = d.DialContext(n.dialCtx, "tcp", hostport)
+		ctx, cancel := context.WithTimeout(n.dialCtx, n.fcfg.HandshakeTimeout)
+		var d net.Dialer
+		nc, err = d.DialContext(ctx, "tcp", hostport)
+		if err == nil && n.cfg.TLS != nil && !n.dialLegacy(id) {
+			// The handshake runs here, off the core lock; Close cancels it.
+			sc, peer, err = n.clientHandshake(ctx, nc)
+			if err != nil {
+				nc.Close()
+				nc = nil
+			}
+		}
+		cancel()
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -49,9 +63,17 @@ func (n *Runtime) dial(id fsm.DialID, addr string) {
 		n.link.DialFailed(n.now(), id, err)
 	} else {
 		c := n.newConn(nc)
-		n.log.Debug("dialed", "dial", uint64(id), "addr", addr, "conn", uint64(c.id))
-		n.link.Dialed(n.now(), id, c.id)
+		c.sc = sc
+		n.log.Debug("dialed", "dial", uint64(id), "addr", addr, "conn", uint64(c.id), "tls", sc != nil, "peer", peer)
+		n.link.DialedAuth(n.now(), id, c.id, peer)
 		c.run()
 	}
 	n.settle()
+}
+
+// dialLegacy reports whether dial speaks masterless 0.4.1, which has no TLS.
+func (n *Runtime) dialLegacy(id fsm.DialID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.link.DialLegacy(id)
 }

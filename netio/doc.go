@@ -29,6 +29,17 @@
 // fsm's NextDeadline and feeds fsm.Tick when it fires. A spurious Tick is
 // harmless, so the timer may fire early but is never late.
 //
+// With Config.TLS (an identity: spec/PROTOCOL.md, section 7.2) a dial runs
+// the TLS 1.3 client handshake right after the TCP connect, and an accepted
+// connection's reader reads its first byte itself: a TLS record (0x16,
+// wire.DetectTLS) gets the server handshake, anything else goes to the
+// connection layer as read. Both handshakes run on the dial goroutine or the
+// reader, never under the core lock, and an accepted one is bounded by the
+// handshake timeout from the accept. netio reports the id the peer's
+// certificate proved (link.DialedAuth, link.Authenticated) and
+// decides nothing with it: the state machine refuses a HELLO naming another
+// id, and plaintext when it requires authentication.
+//
 // Memory is bounded everywhere. On a v2 session fsm's credit does it: a peer
 // sends at most a window beyond what the user consumed, so the dispatch queue
 // holds at most that per peer and readers never stop reading; what this node

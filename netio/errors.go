@@ -5,3 +5,16 @@ import "errors"
 // ErrBadAddress: an address is not of the form tcp://host:port. Use the
 // string another node's Info returns.
 var ErrBadAddress = errors.New("masterless: bad address; want tcp://host:port, as returned by Info")
+
+// TLS errors: why a connection's TLS handshake failed. The verification
+// (TLS.Config's VerifyConnection) returns errors wrapping them; netio wraps
+// a peer's refusal of this node's certificate in ErrUntrusted.
+var (
+	// ErrUntrusted: a certificate is not trusted: its key is not the one
+	// pinned for its id, no id is pinned for it, or no trusted CA signed it;
+	// or the peer refused this node's certificate.
+	ErrUntrusted = errors.New("masterless: untrusted certificate")
+	// ErrCertificateExpired: a certificate is outside its validity period
+	// (expired, or not valid yet). Issue a new one.
+	ErrCertificateExpired = errors.New("masterless: certificate expired or not yet valid")
+)

@@ -41,6 +41,7 @@ func (n *Runtime) acceptLoop() {
 			continue
 		}
 		c := n.newConn(nc)
+		c.detect = n.cfg.TLS != nil
 		n.log.Debug("accepted", "conn", uint64(c.id), "remote", c.remote)
 		n.link.Incoming(n.now(), c.id, sourceOf(nc.RemoteAddr()))
 		c.run()

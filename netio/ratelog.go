@@ -101,6 +101,7 @@ var reasonClasses = []error{
 	wire.ErrBadMagic, wire.ErrVersionMismatch, wire.ErrFrameTooLarge, wire.ErrMalformedFrame,
 	fsm.ErrProtocol, fsm.ErrSelfConnect, fsm.ErrDuplicateID, fsm.ErrStaleIncarnation,
 	fsm.ErrDuplicate, fsm.ErrReplaced, fsm.ErrUnwanted, fsm.ErrPeerClosed, fsm.ErrClosed,
+	ErrUntrusted, ErrCertificateExpired, fsm.ErrIDMismatch, fsm.ErrUnauthenticated,
 }
 
 func reasonClass(err error) string {

@@ -98,13 +98,24 @@ type Knobs struct {
 	// Mutation is a deliberately broken fsm rule, for negative controls; a
 	// nonzero one needs a build with the masterless_mutation tag (mutation.go).
 	Mutation Mutation
+
+	// Auth runs every node with authentication (fsm.Config.RequireAuth), and
+	// the network reports each connection between honest processes
+	// authenticated as the process at its other end (adversary.go).
+	Auth bool
+	// Adversaries is how many adversary processes attack the honest nodes
+	// (adversary.go); they need Auth. Attacks is what they do, AttackEvery
+	// the mean interval between the connections each opens.
+	Adversaries int
+	Attacks     Attack
+	AttackEvery time.Duration
 }
 
 // Config returns the fsm configuration the knobs ask for (ID, Incarnation
 // and Seed are the world's to fill in).
 func (k Knobs) Config() fsm.Config {
 	return withMutation(fsm.Config{HeartbeatInterval: k.Heartbeat, PeerTimeout: k.PeerTimeout, HandshakeTimeout: k.HandshakeTimeout,
-		BackoffMin: k.BackoffMin, BackoffMax: k.BackoffMax, ReconnectGrace: k.Grace}, k.Mutation)
+		BackoffMin: k.BackoffMin, BackoffMax: k.BackoffMax, ReconnectGrace: k.Grace, RequireAuth: k.Auth}, k.Mutation)
 }
 
 // DrawKnobs derives the knobs of a run from its seed.
@@ -165,6 +176,10 @@ func (k Knobs) Args() []string {
 		fmt.Sprintf("-backoffmax=%v", k.BackoffMax),
 		fmt.Sprintf("-grace=%v", k.Grace),
 		fmt.Sprintf("-mutation=%d", k.Mutation),
+		fmt.Sprintf("-auth=%t", k.Auth),
+		fmt.Sprintf("-adversaries=%d", k.Adversaries),
+		fmt.Sprintf("-attacks=%v", k.Attacks),
+		fmt.Sprintf("-attackevery=%v", k.AttackEvery),
 	}
 }
 
@@ -177,6 +192,7 @@ type KnobFlags struct {
 	fs   *flag.FlagSet
 	vals Knobs
 	fstr string
+	astr string
 	mut  *uint
 }
 
@@ -202,8 +218,12 @@ func RegisterKnobs(fs *flag.FlagSet) *KnobFlags {
 	fs.DurationVar(&v.BackoffMin, "backoffmin", 0, "sim: fsm first reconnect delay (0: default)")
 	fs.DurationVar(&v.BackoffMax, "backoffmax", 0, "sim: fsm reconnect delay cap (0: default)")
 	fs.DurationVar(&v.Grace, "grace", 0, "sim: fsm reconnect grace (0: default)")
+	fs.BoolVar(&v.Auth, "auth", false, "sim: nodes require authentication; the network authenticates honest processes")
+	fs.IntVar(&v.Adversaries, "adversaries", 0, "sim: number of adversary processes (need -auth)")
+	fs.StringVar(&kf.astr, "attacks", "", "sim: comma-separated adversary attacks: "+strings.Join(attackNames, ",")+", all or none")
+	fs.DurationVar(&v.AttackEvery, "attackevery", 0, "sim: mean interval between an adversary's connections")
 	var mut uint
-	fs.UintVar(&mut, "mutation", 0, "sim: fsm mutation (1: dialer leads, 2: no 0.4.1-to-v1 upgrade), for negative controls; needs -tags masterless_mutation")
+	fs.UintVar(&mut, "mutation", 0, "sim: fsm mutation (1: dialer leads, 2: no 0.4.1-to-v1 upgrade, 3: no resend, 4: no HELLO id check), for negative controls; needs -tags masterless_mutation")
 	kf.mut = &mut
 	return kf
 }
@@ -248,6 +268,17 @@ func (kf *KnobFlags) Resolve(seed uint64) (Knobs, error) {
 			k.BackoffMax = kf.vals.BackoffMax
 		case "grace":
 			k.Grace = kf.vals.Grace
+		case "auth":
+			k.Auth = kf.vals.Auth
+		case "adversaries":
+			k.Adversaries = kf.vals.Adversaries
+		case "attacks":
+			var aerr error
+			if k.Attacks, aerr = ParseAttacks(kf.astr); aerr != nil && err == nil {
+				err = aerr
+			}
+		case "attackevery":
+			k.AttackEvery = kf.vals.AttackEvery
 		case "mutation":
 			k.Mutation = Mutation(*kf.mut)
 			merr := checkMutation(k.Mutation)

@@ -78,3 +78,30 @@ func TestSweepCatchesNoResend(t *testing.T) {
 	require.NotEmpty(t, res.Failures, "the sweep did not notice messages vanishing")
 	require.ErrorContains(t, res.Failures[0].Err, "none-vanished")
 }
+
+// TestSweepAdversaryCatchesNoIDCheck is the negative control of the fsm's
+// authentication rule in the adversary sweep: with the HELLO id check
+// skipped (fsm.MutationNoIDCheck), an insider, authenticated as its own id,
+// forges honest ids; the adversary invariants must catch it taking an
+// honest id and evicting an honest pair's session.
+func TestSweepAdversaryCatchesNoIDCheck(t *testing.T) {
+	res := sim.Sweep(sim.SweepConfig{First: 900_000, Seeds: 300, StopAfter: 20, Knobs: func(seed uint64) sim.Knobs {
+		k := sim.DrawAdversaryKnobs(seed)
+		k.Attacks |= sim.AttackInsider
+		k.Mutation = fsm.MutationNoIDCheck
+		return k
+	}})
+	require.NotEmpty(t, res.Failures, "an insider speaking for other nodes went unnoticed")
+	var imp, evict bool
+	for _, f := range res.Failures {
+		imp = imp || strings.Contains(f.Err.Error(), "no-impersonation")
+		evict = evict || strings.Contains(f.Err.Error(), "no-eviction")
+	}
+	require.True(t, imp, "no seed broke no-impersonation; first failure: %v", res.Failures[0].Err)
+	require.True(t, evict, "no seed broke no-eviction; first failure: %v", res.Failures[0].Err)
+	// The same seed without the mutation passes.
+	k := res.Failures[0].Knobs
+	k.Mutation = 0
+	r := sim.RunSeed(k, sim.Options{})
+	require.NoError(t, r.Err)
+}

@@ -42,6 +42,7 @@ type simEnd struct {
 	wctl     bool          // wbuf holds something other than PINGs
 	segments int           // segments sent from here
 	lastSent time.Duration // arrival time of the last segment sent from here (FIFO)
+	adv      *adversary    // an adversary holds it, not node (adversary.go)
 }
 
 func (c *simConn) String() string {
@@ -119,7 +120,7 @@ func (w *World) dialArrives(e *event) {
 	dialedAt := w.now + w.latency()
 	c.ends[1].lastSent = dialedAt
 	w.schedule(event{at: dialedAt, kind: evDialed, ctl: true, node: n.idx, inc: n.inc, dial: e.dial, conn: c})
-	acc.link.Incoming(w.now, localID(c.id, 1), n.id) // the dialer's simulated host is its id
+	acc.link.IncomingAuth(w.now, localID(c.id, 1), n.id, w.authAs(n)) // the dialer's simulated host is its id
 }
 
 // dialedArrives tells the dialer its connection is up.
@@ -134,7 +135,7 @@ func (w *World) dialedArrives(e *event) {
 		return
 	}
 	c.ends[0].known = true
-	n.link.Dialed(w.now, e.dial, localID(c.id, 0))
+	n.link.DialedAuth(w.now, e.dial, localID(c.id, 0), w.authAs(w.nodes[c.ends[1].node]))
 }
 
 // sendBytes puts what side wrote on c onto the stream toward the other end.
@@ -162,7 +163,7 @@ func (w *World) sendBytes(c *simConn, side int) {
 // partition between the two nodes heals.
 func (w *World) arrival(c *simConn, side int) time.Duration {
 	e := &c.ends[side]
-	at := max(w.now+w.latency(), e.lastSent)
+	at := max(w.now+w.connLatency(c), e.lastSent)
 	at = max(at, w.cut[e.node][c.ends[1-side].node])
 	e.lastSent = at
 	return at
@@ -176,6 +177,9 @@ func (w *World) deliver(ev *event) {
 	e := &c.ends[ev.side]
 	if ev.ep != c.ep || !e.open {
 		return // lost in a reset, or the end is closed: a real stack would drop them too
+	}
+	if e.adv != nil {
+		return // an adversary reads nothing: what it replays it saw elsewhere
 	}
 	n := w.nodes[e.node]
 	local := localID(c.id, ev.side)
@@ -212,6 +216,10 @@ func (w *World) closeArrives(ev *event) {
 	c := ev.conn
 	e := &c.ends[ev.side]
 	if !e.open || (ev.kind == evFIN && ev.ep != c.ep) {
+		return
+	}
+	if e.adv != nil {
+		e.open = false
 		return
 	}
 	e.open = false

@@ -91,7 +91,7 @@ func (w *World) observe(n *process, ev fsm.Event, err error, acts []fsm.Action) 
 	g := eventConn(ev)
 	if fr, ok := ev.(fsm.FrameReceived); ok {
 		f := &fr.Frame
-		if f.Type == wire.Hello && f.Info != "" {
+		if f.Type == wire.Hello && f.Info != "" && !authRefused(fr.Conn, acts) {
 			n.heard[f.ID] = true
 		}
 		w.stats.Frames[min(int(f.Type), len(w.stats.Frames)-1)]++
@@ -100,6 +100,9 @@ func (w *World) observe(n *process, ev fsm.Event, err error, acts []fsm.Action) 
 		}
 	}
 	w.remember(n, ev, g, err, acts)
+	if len(w.adv) > 0 {
+		w.watchAdversary(n, ev, acts)
+	}
 	for i := range acts {
 		if a := &acts[i]; a.Kind == fsm.ActWrite && a.Frame.Type != wire.Ping {
 			if c := n.conns[a.Conn]; c != nil {
@@ -335,7 +338,7 @@ func (w *World) snapshot() *spec.Snapshot {
 		sc := spec.Conn{ID: c.id}
 		for s := range c.ends {
 			e := &c.ends[s]
-			sc.Ends[s] = spec.End{Node: w.nodes[e.node].id, Incarnation: e.inc, Open: e.open}
+			sc.Ends[s] = spec.End{Node: w.endName(c, s), Incarnation: e.inc, Open: e.open}
 		}
 		w.snap.Conns = append(w.snap.Conns, sc)
 	}
@@ -355,7 +358,12 @@ func (w *World) Snapshot() *spec.Snapshot {
 // checkSafety runs the safety invariants after a step of n.
 func (w *World) checkSafety(n *process) {
 	w.refresh(n)
-	if err := spec.CheckSafety(w.snapshot()); err != nil {
+	s := w.snapshot()
+	err := spec.CheckSafety(s)
+	if len(w.adv) > 0 {
+		err = errors.Join(err, spec.CheckAdversary(s))
+	}
+	if err != nil {
 		w.fail(fmt.Errorf("safety violated after %s stepped: %w", n.id, err))
 	}
 }

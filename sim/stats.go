@@ -15,6 +15,7 @@ type Stats struct {
 	Byes                                [12]int // BYE frames received, by code (11: unknown codes)
 	Conns                               int     // connections opened
 	Crashes, Restarts, Resets, Silences int
+	Adversary                           AdversaryStats // what adversaries did (adversary.go)
 }
 
 // Add adds o to s.
@@ -30,6 +31,7 @@ func (s *Stats) Add(o *Stats) {
 	s.Restarts += o.Restarts
 	s.Resets += o.Resets
 	s.Silences += o.Silences
+	s.Adversary.Add(&o.Adversary)
 }
 
 // String renders the counts on one line, as simsweep prints them.
@@ -44,6 +46,9 @@ func (s *Stats) String() string {
 		if s.Byes[c] > 0 {
 			fmt.Fprintf(&b, " %s=%d", wire.Code(c), s.Byes[c])
 		}
+	}
+	if a := s.Adversary; a.Conns > 0 {
+		fmt.Fprintf(&b, " adversary: conns=%d frames=%d refused=%d", a.Conns, a.Frames, a.Refused)
 	}
 	return b.String()
 }

@@ -44,6 +44,11 @@ type Options struct {
 	// prove that the delivery invariants catch a transport that repeats or
 	// loses bytes. Never set it elsewhere.
 	AdapterBug AdapterBug
+
+	// unauthAdversary lets adversaries into a world without authentication:
+	// the negative control of the adversary invariants. Only tests can set
+	// it (export_test.go).
+	unauthAdversary bool
 }
 
 // AdapterBug selects a deliberately wrong adapter, for negative controls.
@@ -85,6 +90,10 @@ type World struct {
 	healStart  time.Duration
 	lastSettle time.Duration
 
+	adv  []*adversary // adversary processes (adversary.go)
+	advC Chooser      // their own generator: the honest nodes' draws stay as without them
+	rec  recorder     // frames of honest connections, for them to replay
+
 	steps  int
 	ring   []record
 	ringAt int
@@ -99,6 +108,9 @@ func NewWorld(k Knobs, opt Options) (*World, error) {
 		return nil, fmt.Errorf("sim: need at least one node, got %d", k.Nodes)
 	}
 	if err := checkMutation(k.Mutation); err != nil {
+		return nil, err
+	}
+	if err := checkAdversaryKnobs(k, opt); err != nil {
 		return nil, err
 	}
 	if opt.Chooser == nil {
@@ -142,6 +154,7 @@ func NewWorld(k Knobs, opt Options) (*World, error) {
 			return nil, err
 		}
 	}
+	w.startAdversaries()
 	return w, nil
 }
 

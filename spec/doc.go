@@ -22,6 +22,16 @@
 //   - quiescence ([CheckQuiescent]): must hold once nothing is in flight and no
 //     pending timer can change the state — the "eventually" half.
 //
+// With an adversary in the network (processes that are not in
+// Snapshot.Nodes: spec/PROTOCOL.md 7.1), two more invariants say it gets
+// nowhere: [NoImpersonation] (via [CheckAdversary], after every step: no
+// honest node takes an adversary's connection for an honest id's, so the
+// adversary never holds a session of an honest pair) and [NoEviction] (on
+// every session an honest node closes: never while it handles an
+// adversary's connection). The simulator's TestSweepAdversary checks them
+// with authentication on, and its negative controls without it and with the
+// fsm's HELLO id check skipped.
+//
 // Deliveries are checked incrementally by a [DeliveryChecker] (never twice,
 // never out of order), so that a long run does not rescan its whole history
 // after each step, and a [StreamLedger] says at quiescence that no accepted

@@ -31,6 +31,8 @@ var mirror = []struct {
 	{"EndsMatchNetwork", "", "by construction in the model: an end is a slot of the network (NodeOf, PeerOf)"},
 	{"HandshakeCount", "", "the model keeps no handshake counter; it is fsm's own bookkeeping"},
 	{"CheckDeliveries", "", "the model has no DATA; deliveries are checked by the simulator"},
+	{"NoImpersonation", "", "the model has no adversary and no authentication: the simulator's adversary sweep checks it (PROTOCOL.md 7.1)"},
+	{"NoEviction", "", "the model has no adversary and no authentication: the simulator's adversary sweep checks it (PROTOCOL.md 7.1)"},
 	{"", "NoProtocolError", "fsm answers a frame its state does not allow by closing the connection (fsm/table.go); the model flags it as a ghost"},
 	{"", "RestartImmediate", "a timing guarantee: the simulator's scenarios and TestRestartedPeerConnectsAtOnce check it"},
 	// Reliable.tla: reliable sessions (issue 9), modelled ahead of fsm.
@@ -45,7 +47,7 @@ var mirror = []struct {
 }
 
 // aggregates are the spec functions that only join invariants.
-var aggregates = []string{"CheckSafety", "CheckLocal"}
+var aggregates = []string{"CheckSafety", "CheckLocal", "CheckAdversary"}
 
 // specInvariants returns the invariants of package spec in the Go files
 // srcs (name -> source): exported functions returning only an error, and,

@@ -51,18 +51,19 @@ type Code uint8
 
 // BYE codes (spec/PROTOCOL.md, section 2.2).
 const (
-	CodeNormal      Code = 0  // the sender disconnected the peer
-	CodeDuplicate   Code = 1  // another connection is the pair's session
-	CodeUnwanted    Code = 2  // neither end keeps the pair
-	CodeStale       Code = 3  // the connection comes from an older incarnation
-	CodeReplaced    Code = 4  // a newer connection or incarnation took over
-	CodeSelfConnect Code = 5  // both ends are the same node
-	CodeDuplicateID Code = 6  // two live processes use the same id
-	CodeProtocol    Code = 7  // the receiver broke the protocol
-	CodeHandshake   Code = 8  // the handshake did not finish in time
-	CodeShutdown    Code = 9  // the sender is closing
-	CodePeerTimeout Code = 10 // the sender heard nothing for the peer timeout
-	maxKnownCode    Code = CodePeerTimeout
+	CodeNormal          Code = 0  // the sender disconnected the peer
+	CodeDuplicate       Code = 1  // another connection is the pair's session
+	CodeUnwanted        Code = 2  // neither end keeps the pair
+	CodeStale           Code = 3  // the connection comes from an older incarnation
+	CodeReplaced        Code = 4  // a newer connection or incarnation took over
+	CodeSelfConnect     Code = 5  // both ends are the same node
+	CodeDuplicateID     Code = 6  // two live processes use the same id
+	CodeProtocol        Code = 7  // the receiver broke the protocol
+	CodeHandshake       Code = 8  // the handshake did not finish in time
+	CodeShutdown        Code = 9  // the sender is closing
+	CodePeerTimeout     Code = 10 // the sender heard nothing for the peer timeout
+	CodeUnauthenticated Code = 11 // the receiver did not prove the id it claims
+	maxKnownCode        Code = CodeUnauthenticated
 )
 
 var codeNames = [...]string{
@@ -70,6 +71,7 @@ var codeNames = [...]string{
 	CodeStale: "stale incarnation", CodeReplaced: "replaced", CodeSelfConnect: "self-connect",
 	CodeDuplicateID: "duplicate id", CodeProtocol: "protocol error",
 	CodeHandshake: "handshake timeout", CodeShutdown: "shutdown", CodePeerTimeout: "peer timeout",
+	CodeUnauthenticated: "unauthenticated",
 }
 
 // String returns the code's name as used in logs and transcripts.
