@@ -35,11 +35,13 @@ unit:
 
 # The simulator's full sweeps without the race detector (TestSweep: 10,000
 # seeds, TestSweepLegacyDialers: 2,000, TestSweepAdversary: 1,000), then the
-# negative controls that need a deliberately broken fsm (the simulator's, and
-# the fuzz target FuzzAuthFrames's check against a skipped HELLO id check).
+# negative controls that need a deliberately broken fsm (the simulator's, the
+# fuzz target FuzzAuthFrames's check against a skipped HELLO id check, and
+# the flood tests' against a node that refuses newcomers when its handshake
+# slots are full).
 sweep:
 	$(GO) test -count=1 -timeout $(TIMEOUT) -run '^TestSweep' ./sim
-	$(GO) test $(MUTATION) -count=1 -timeout $(TIMEOUT) -run 'Catches' ./sim ./fsm
+	$(GO) test $(MUTATION) -count=1 -timeout $(TIMEOUT) -run 'Catches' ./sim ./fsm ./netio
 
 # A short run of every fuzz target, seeded from testdata/fuzz corpora.
 fuzz-smoke:

@@ -3,10 +3,16 @@ package netio
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -56,6 +62,7 @@ type flooder struct {
 	rate     int
 	garbage  bool
 	stubborn bool // never closes before hold, even when the server has
+	tlsStall bool // starts a TLS record and stops
 	hold     time.Duration
 
 	stop           chan struct{}
@@ -119,6 +126,11 @@ func (f *flooder) hang(c net.Conn, k int) {
 	defer f.wg.Done()
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(f.hold))
+	if f.tlsStall {
+		if _, err := c.Write([]byte{0x16, 0x03, 0x01}); err != nil {
+			return
+		}
+	}
 	if f.garbage {
 		off := (k * 977) % (len(junk) - 512)
 		if _, err := c.Write(junk[off : off+256]); err != nil {
@@ -156,7 +168,7 @@ func TestFloodHelper(t *testing.T) {
 	if _, err := fmt.Sscanf(spec, "%s %d %d %d %d %d", &f.addr, &f.rate, &sources, &garbage, &hold, &run); err != nil {
 		t.Fatalf("bad %s %q: %v", floodHelperEnv, spec, err)
 	}
-	f.sources, f.garbage, f.stubborn, f.hold = floodSources(sources), garbage&1 != 0, garbage&2 != 0, time.Duration(hold)
+	f.sources, f.garbage, f.stubborn, f.tlsStall, f.hold = floodSources(sources), garbage&floodGarbage != 0, garbage&floodStubborn != 0, garbage&floodTLSStall != 0, time.Duration(hold)
 	if sources == 0 {
 		f.sources = []net.IP{net.IPv4(127, 0, 0, 1)}
 	}
@@ -181,6 +193,7 @@ const (
 	floodIdle     = 0 // sends nothing
 	floodGarbage  = 1 // sends 256 random bytes
 	floodStubborn = 2 // with either: never closes before its hold time
+	floodTLSStall = 4 // sends the first 3 bytes of a TLS record, then nothing
 )
 
 // startFlood floods addr for run from a helper process: rate connections per
@@ -238,10 +251,15 @@ func loadAverage() string {
 
 func startNode(t *testing.T, cfg fsm.Config, log *slog.Logger, ev Events) *Runtime {
 	t.Helper()
-	if log == nil {
-		log = quiet()
+	return startNodeWith(t, Config{FSM: cfg, Logger: log, Events: ev})
+}
+
+func startNodeWith(t *testing.T, cfg Config) *Runtime {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = quiet()
 	}
-	n, err := Start(Config{FSM: cfg, Logger: log, Events: ev})
+	n, err := Start(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { n.Close() })
 	return n
@@ -250,8 +268,12 @@ func startNode(t *testing.T, cfg fsm.Config, log *slog.Logger, ev Events) *Runti
 // connectWithin connects a new node to srv, trying again at once after a
 // failed attempt, and reports how long it took, how many attempts, and
 // whether it made it within limit.
-func connectWithin(t *testing.T, id, srv string, limit time.Duration) (time.Duration, int, bool) {
-	n := startNode(t, fsm.Config{ID: id}, nil, Events{})
+func connectWithin(t *testing.T, id, srv string, secure bool, limit time.Duration) (time.Duration, int, bool) {
+	cfg := Config{FSM: fsm.Config{ID: id}}
+	if secure {
+		cfg.TLS = testTLS(t, id)
+	}
+	n := startNodeWith(t, cfg)
 	defer n.Close()
 	start := time.Now()
 	for attempts := 1; ; attempts++ {
@@ -274,17 +296,27 @@ func connectWithin(t *testing.T, id, srv string, limit time.Duration) (time.Dura
 // returns each real node's time to connect (limit if it did not), and
 // whether all made it within limit.
 func idleFlood(t *testing.T, cfg fsm.Config, sources, tries int, limit time.Duration) ([]time.Duration, bool) {
-	srv := startNode(t, cfg, nil, Events{})
+	return idleFloodOf(t, cfg, false, floodIdle, sources, tries, limit)
+}
+
+// idleFloodOf is idleFlood with a node that speaks TLS when secure, and
+// flood connections of kind g.
+func idleFloodOf(t *testing.T, cfg fsm.Config, secure bool, g, sources, tries int, limit time.Duration) ([]time.Duration, bool) {
+	rc := Config{FSM: cfg}
+	if secure {
+		rc.TLS = testTLS(t, cfg.ID)
+	}
+	srv := startNodeWith(t, rc)
 	rate := floodRate
 	if raceEnabled {
 		rate /= 5
 	}
-	f := startFlood(t, srv.Addr().String(), rate, sources, floodIdle, 3*time.Second, 2500*time.Millisecond)
+	f := startFlood(t, srv.Addr().String(), rate, sources, g, 3*time.Second, 2500*time.Millisecond)
 	time.Sleep(500 * time.Millisecond) // the slots fill
 	var times []time.Duration
 	all := true
 	for i := range tries {
-		took, attempts, ok := connectWithin(t, fmt.Sprint("real", i), srv.Info(), limit)
+		took, attempts, ok := connectWithin(t, fmt.Sprint("real", i), srv.Info(), secure, limit)
 		t.Logf("real node %d: connected=%v after %v, %d attempts", i, ok, took.Round(time.Microsecond), attempts)
 		times = append(times, took)
 		all = all && ok
@@ -321,6 +353,47 @@ func TestIdleFlood(t *testing.T) {
 			times, ok := idleFlood(t, fsm.Config{ID: "srv"}, tc.sources, 3, limit)
 			require.True(t, ok, "a real node did not connect within %v during the idle flood: %v", limit, times)
 		})
+	}
+}
+
+// TestIdleFloodTLS: the same with a node that speaks TLS, flooded with
+// connections that start a TLS handshake and stall in it: each holds a slot
+// (the handshake runs while the state machine holds the connection in
+// detect) only until it is evicted, and a real node, over TLS, gets in.
+func TestIdleFloodTLS(t *testing.T) {
+	limit := time.Second
+	if raceEnabled {
+		limit = 3 * time.Second
+	}
+	times, ok := idleFloodOf(t, fsm.Config{ID: "srv", RequireAuth: true}, true, floodTLSStall, 8, 3, limit)
+	require.True(t, ok, "a real node did not connect within %v during the TLS-stalling flood: %v", limit, times)
+}
+
+// testTLS is a TLS setting for node id: a self-signed Ed25519 certificate
+// naming id, and trust in any certificate (what is tested here is the
+// slots, not the trust).
+func testTLS(t *testing.T, id string) *TLS {
+	t.Helper()
+	pub, key, err := ed25519.GenerateKey(nil)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: id},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(nil, tmpl, tmpl, pub, key)
+	require.NoError(t, err)
+	return &TLS{
+		Config: &tls.Config{
+			Certificates:       []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+			ClientAuth:         tls.RequireAnyClientCert,
+			MinVersion:         tls.VersionTLS13,
+			InsecureSkipVerify: true, // VerifyConnection below: any certificate will do
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				if len(cs.PeerCertificates) == 0 {
+					return errors.New("no certificate")
+				}
+				return nil
+			},
+		},
+		PeerID: func(cs tls.ConnectionState) (string, error) { return cs.PeerCertificates[0].Subject.CommonName, nil },
 	}
 }
 
