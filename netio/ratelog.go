@@ -126,7 +126,11 @@ func (n *Runtime) logPeer(level slog.Level, msg string, why error, args ...any) 
 	if !ok {
 		return
 	}
-	args = append(args, "reason", errText(why))
+	if why != nil {
+		args = append(args, "reason", why) // the error itself: handlers may test it with errors.Is
+	} else {
+		args = append(args, "reason", errText(why))
+	}
 	if suppressed > 0 {
 		args = append(args, "suppressed", suppressed)
 	}
