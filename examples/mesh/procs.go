@@ -32,13 +32,14 @@ import (
 // limit open files: a node holds a socket per peer once converged and, while
 // the mesh forms, its own dials under way and the ones of other nodes that
 // reach it (each at most inflight), so a block of k nodes needs about
-// k(n-1+2*inflight) descriptors. One process if the limit is unknown.
+// k(n-1+2*inflight) descriptors, and a tenth of the limit is kept spare.
+// One process if the limit is unknown.
 func procsFor(n, inflight int, limit uint64) int {
-	if limit == 0 || uint64(n)*uint64(n-1)+64 <= limit {
+	if limit == 0 {
 		return 1
 	}
 	perNode := n - 1 + 2*inflight
-	k := max((int(limit)*9/10-64)/perNode, 1)
+	k := max((int(min(limit, 1<<30))*9/10-64)/perNode, 1)
 	return (n + k - 1) / k
 }
 
