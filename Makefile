@@ -28,10 +28,12 @@ vet:
 
 # Every package under the race detector, the simulator's sweeps with
 # RACE_SEEDS seeds each (-race makes them ten times slower and finds nothing
-# more in them: each seed runs on one goroutine).
+# more in them: each seed runs on one goroutine); then the heap per idle peer,
+# which the race detector would distort (it skips itself under -race).
 unit:
 	SIM_SEEDS=$(RACE_SEEDS) $(GO) test -race -count=1 -timeout $(TIMEOUT) ./...
 	$(GO) test -count=1 -timeout $(TIMEOUT) -tags masterless_trace -run 'Trace|Deterministic' ./fsm ./sim
+	$(GO) test -count=1 -timeout $(TIMEOUT) -run '^TestIdlePeerMemory$$' -v .
 
 # The simulator's full sweeps without the race detector (TestSweep: 10,000
 # seeds, TestSweepLegacyDialers: 2,000, TestSweepAdversary: 1,000,

@@ -106,6 +106,7 @@ func (n *Node) sessionTimers(c *conn) {
 	}
 	if n.now >= c.lastPing+n.cfg.HeartbeatInterval {
 		c.lastPing = n.now
+		c.peer.out.release() // idle since the last heartbeat? then give its buffers back
 		if reliable(c) && n.ackDue(c.peer) {
 			n.sendAck(c.peer, c) // acknowledges, grants, and serves as the heartbeat
 		} else {

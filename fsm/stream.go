@@ -147,6 +147,18 @@ func (o *outStream) compact() {
 	}
 }
 
+// release gives back the buffers of a stream with nothing unacknowledged,
+// whatever their size: a burst that grew them is over. The heartbeat calls
+// it (sessionTimers), so an idle peer costs no stream buffer past one
+// heartbeat interval, while a stream that keeps sending still reuses its
+// buffers (compact, drop) and allocates nothing per message. Nothing of this
+// stream is in flight in an ActWrite: it holds no message.
+func (o *outStream) release() {
+	if len(o.msgs) == 0 {
+		o.msgs, o.base, o.buf = nil, nil, nil
+	}
+}
+
 // drop forgets the first k messages: the peer delivered them.
 func (o *outStream) drop(k int) {
 	if k <= 0 {

@@ -35,14 +35,17 @@ type conn struct {
 	// data wakes the writer: bytes to write, or a state change.
 	data sync.Cond
 	// space wakes senders waiting for the buffer to drain below the bound.
-	space   sync.Cond
-	out     []byte // bytes waiting for the writer; allocated on demand
-	spare   []byte // the writer's other buffer, swapped with out
-	state   connState
-	wrote   bool // anything was ever written: a close lingers for it (core.go)
-	lingers bool // closed gracefully, counted in Runtime.lingering until its reader ends
-	idle    bool // the writer waits on data
-	waiting int  // senders waiting on space
+	space sync.Cond
+	out   []byte // bytes waiting for the writer; allocated on demand
+	spare []byte // the writer's other buffer, swapped with out
+	// lastBatch is how many bytes the writer's last write carried: once
+	// writes are small again, an idle writer gives its big buffers back.
+	lastBatch int
+	state     connState
+	wrote     bool // anything was ever written: a close lingers for it (core.go)
+	lingers   bool // closed gracefully, counted in Runtime.lingering until its reader ends
+	idle      bool // the writer waits on data
+	waiting   int  // senders waiting on space
 
 	writerDone chan struct{}
 }
@@ -188,6 +191,7 @@ func (c *conn) writeLoop() {
 	c.wmu.Lock()
 	for {
 		for len(c.out) == 0 && c.state == connOpen {
+			c.trimIdle()
 			c.idle = true
 			c.data.Wait()
 		}
@@ -214,6 +218,7 @@ func (c *conn) writeLoop() {
 		if c.sc != nil {
 			w = c.sc
 		}
+		c.lastBatch = len(buf)
 		timeout := c.n.fcfg.PeerTimeout
 		if c.state == connFlushing {
 			timeout = c.linger()
@@ -236,6 +241,28 @@ func (c *conn) writeLoop() {
 			c.abort()
 			return
 		}
+	}
+}
+
+// idleKeep is the largest output buffer an idle connection keeps (a
+// heartbeat takes 29 bytes; a small request or reply fits).
+const idleKeep = 1 << 10
+
+// trimIdle gives back the writer's buffers before it waits, once they are
+// big and the last write was small: a burst has passed (the writer learns it
+// at the latest with the next heartbeat), so an idle connection holds at most
+// idleKeep bytes of output buffer, while a stream that keeps writing large
+// batches keeps its two buffers and allocates nothing per write. Called with
+// c.wmu held and c.out empty.
+func (c *conn) trimIdle() {
+	if c.lastBatch >= idleKeep {
+		return
+	}
+	if cap(c.out) > idleKeep {
+		c.out = nil
+	}
+	if cap(c.spare) > idleKeep {
+		c.spare = nil
 	}
 }
 
