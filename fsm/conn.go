@@ -61,6 +61,10 @@ type conn struct {
 	peerResumed bool // the peer's RESUME arrived: its DATA may come
 	lastRecv    time.Duration
 	lastPing    time.Duration
+	// The peer's latest PING stamp, to echo in our next PING, and when it
+	// arrived (observe.go); echo 0: none to echo.
+	echo   uint64
+	echoAt time.Duration
 
 	timer timer // its entry in the node's deadlines (deadlines.go)
 }
@@ -116,6 +120,7 @@ func (n *Node) closeQuietly(c *conn, why error) {
 // forget removes c from every table and lets its dial, its peer and the
 // requests waiting on it react.
 func (n *Node) forget(c *conn, why error) {
+	n.countClose(c, why)
 	delete(n.conns, c.id)
 	if c.state != StateEstablished {
 		n.freeSlot(c)

@@ -52,6 +52,8 @@ type Node struct {
 	frame wire.Frame    // the frame being handled
 	out   []Action
 
+	counters nodeCounters // for Stats (observe.go)
+
 	trace tracer // trace points (trace.go); empty without the build tag masterless_trace
 }
 
@@ -117,7 +119,9 @@ func (n *Node) step(now time.Duration, ev Event) error {
 	case Tick:
 		n.tick()
 	case Incoming:
-		n.incoming(e.Conn, e.Source)
+		if !n.incoming(e.Conn, e.Source) && !n.shutdown {
+			n.countRefused()
+		}
 	case Accepted:
 		n.accepted(e.Conn, e.Legacy, e.Peer)
 	case Dialed:
@@ -174,6 +178,7 @@ func (n *Node) NextDeadline() (time.Duration, bool) {
 func (n *Node) emit(a Action) { n.out = append(n.out, a) }
 
 func (n *Node) write(c *conn, f wire.Frame) {
+	n.countOut(c, &f)
 	n.out = append(n.out, Action{Kind: ActWrite, Conn: c.id, Frame: f})
 }
 

@@ -20,6 +20,9 @@ func (n *Node) establish(p *peer, c *conn) {
 		n.dialEnded(c.dial, c, nil)
 	}
 	c.lastRecv, c.lastPing = n.now, n.now
+	p.counters.sessions++
+	p.counters.since = n.now
+	n.counters.handshakes++
 	n.armConn(c, n.now+n.cfg.HeartbeatInterval)
 	n.peerUp(p, c)
 	c.rules.established(n, c)
@@ -48,10 +51,9 @@ func idOf(c *conn) ConnID {
 	return c.id
 }
 
-func (n *Node) onPing(*conn, *wire.Frame) {} // receiving it was the point
-
 // onLegacyData delivers a 0.4.1 message: no numbers, no credit.
 func (n *Node) onLegacyData(c *conn, f *wire.Frame) {
+	n.countIn(c.peer, f.Payload)
 	n.emit(Action{Kind: ActMessage, Conn: c.id, Peer: c.peer.id, Incarnation: c.peerInc, Frame: wire.Frame{Type: wire.Data, Payload: f.Payload}})
 }
 
@@ -107,10 +109,18 @@ func (n *Node) sessionTimers(c *conn) {
 	if n.now >= c.lastPing+n.cfg.HeartbeatInterval {
 		c.lastPing = n.now
 		c.peer.out.release() // idle since the last heartbeat? then give its buffers back
-		if reliable(c) && n.ackDue(c.peer) {
+		acked := reliable(c) && n.ackDue(c.peer)
+		if acked {
 			n.sendAck(c.peer, c) // acknowledges, grants, and serves as the heartbeat
-		} else {
-			n.write(c, wire.Frame{Type: wire.Ping})
+		}
+		// A PING goes when no ACK did, or when the peer's stamp waits for
+		// its echo: its round-trip time must not depend on its traffic.
+		if !acked || c.echo != 0 {
+			f := wire.Frame{Type: wire.Ping}
+			if reliable(c) {
+				n.stampPing(c, &f) // for the round-trip time (observe.go)
+			}
+			n.write(c, f)
 		}
 	}
 	n.armConn(c, min(c.lastPing+n.cfg.HeartbeatInterval, c.lastRecv+n.cfg.PeerTimeout))

@@ -392,6 +392,7 @@ func (n *Node) onReliableData(c *conn, f *wire.Frame) {
 	}
 	in.delivered++
 	in.received += uint64(len(f.Payload)) + msgCost
+	n.countIn(p, f.Payload)
 	n.emit(Action{Kind: ActMessage, Conn: c.id, Peer: p.id, Incarnation: in.inc, Frame: wire.Frame{Type: wire.Data, Payload: f.Payload}})
 	if in.delivered-in.ackSent >= ackEvery {
 		n.sendAck(p, c)

@@ -107,7 +107,13 @@ func (Binary) AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 		dst = appendHeader(dst, Keep, 1)
 		return append(dst, byte(b2i(f.Keep))), nil
 	case Ping:
-		return appendHeader(dst, Ping, 0), nil
+		if f.Stamp == 0 && f.Echo == 0 && f.Held == 0 {
+			return appendHeader(dst, Ping, 0), nil
+		}
+		dst = appendHeader(dst, Ping, 24)
+		dst = binary.BigEndian.AppendUint64(dst, f.Stamp)
+		dst = binary.BigEndian.AppendUint64(dst, f.Echo)
+		return binary.BigEndian.AppendUint64(dst, f.Held), nil
 	case Data:
 		return AppendData(dst, f.Payload), nil
 	case Ack:
@@ -235,8 +241,17 @@ func parseBody(t Type, body []byte) (Frame, error) {
 		}
 		f.Keep = body[0] == 1
 	case Ping:
-		if len(body) != 0 {
-			return bad("PING has no body")
+		switch len(body) {
+		case 0:
+		case 24:
+			f.Stamp = binary.BigEndian.Uint64(body)
+			f.Echo = binary.BigEndian.Uint64(body[8:])
+			f.Held = binary.BigEndian.Uint64(body[16:])
+			if f.Stamp == 0 {
+				return bad("PING stamp 0")
+			}
+		default:
+			return bad("want an empty PING or stamp, echo and held (24 bytes)")
 		}
 	case Data:
 		f.Payload = body

@@ -19,6 +19,8 @@ func sampleFrames() []Frame {
 		{Type: Keep, Keep: true},
 		{Type: Keep, Keep: false},
 		{Type: Ping},
+		{Type: Ping, Stamp: 1<<40 + 7, Echo: 1 << 39, Held: 500},
+		{Type: Ping, Stamp: 1},
 		{Type: Data, Payload: []byte("hello")},
 		{Type: Data, Payload: []byte{}},
 		{Type: Bye, Code: CodeDuplicate, Sess: 3, Text: "duplicate"},
@@ -85,6 +87,8 @@ func TestMalformedFrames(t *testing.T) {
 		"welcome sess 0":     frame(Welcome, 0, 0, 0, 0, 0, 0, 0, 0, 1),
 		"keep bad flag":      frame(Keep, 7),
 		"ping with body":     frame(Ping, 1),
+		"ping stamp 0":       frame(Ping, make([]byte, 24)...),
+		"ping short stamp":   frame(Ping, make([]byte, 16)...),
 		"bye truncated":      frame(Bye, 1),
 		"bye text mismatch":  frame(Bye, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 'a'),
 	}

@@ -1,6 +1,9 @@
 package wire
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Type is a frame's type byte.
 type Type uint8
@@ -108,6 +111,11 @@ type Frame struct {
 	Delivered   uint64 // ACK: DATA of the peer's stream delivered here, in total
 	Credit      uint64 // ACK: payload bytes the peer may send past message Delivered
 	Next        uint64 // RESUME: sequence number of the next DATA
+	// PING (v2), for the round-trip time (spec/PROTOCOL.md, 4): Stamp is
+	// the sender's clock when it sent the PING, nonzero; Echo is the Stamp
+	// of the latest PING it received (0: none) and Held how long it held
+	// that Stamp before this PING, in nanoseconds. All three 0: a bare PING.
+	Stamp, Echo, Held uint64
 }
 
 // String renders the frame the way transcripts show it, e.g. "WELCOME sess=3 keep=1".
@@ -125,7 +133,13 @@ func (f *Frame) String() string {
 	case Keep:
 		return fmt.Sprintf("KEEP keep=%d", b2i(f.Keep))
 	case Ping:
-		return "PING"
+		if f.Stamp == 0 && f.Echo == 0 && f.Held == 0 {
+			return "PING"
+		}
+		if f.Echo == 0 && f.Held == 0 {
+			return fmt.Sprintf("PING stamp=%v", time.Duration(f.Stamp))
+		}
+		return fmt.Sprintf("PING stamp=%v echo=%v held=%v", time.Duration(f.Stamp), time.Duration(f.Echo), time.Duration(f.Held))
 	case Data:
 		return fmt.Sprintf("DATA %q", f.Payload)
 	case Ack:
