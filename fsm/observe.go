@@ -27,11 +27,11 @@ type peerCounters struct {
 
 // nodeCounters are the node-wide facts.
 type nodeCounters struct {
-	handshakes       uint64 // sessions established
-	handshakesFailed uint64 // connections closed before they became the session
-	msgsIn, msgsOut  uint64
+	handshakes        uint64 // sessions established
+	handshakesFailed  uint64 // connections closed before they became the session
+	msgsIn, msgsOut   uint64
 	bytesIn, bytesOut uint64
-	rttSamples       uint64
+	rttSamples        uint64
 	// closed counts the connections this node closed, by reason; byPeer
 	// those the peer closed, by the code of its BYE; lost those that ended
 	// without a BYE from either end (EOF, reset, a failed write).
@@ -50,19 +50,19 @@ type Reason uint8
 // Reasons for closing a connection. Each matches the sentinel error the close
 // wraps.
 const (
-	ReasonOther              Reason = iota // none of the below
-	ReasonDisconnected                     // the user disconnected the peer (ErrDisconnected)
-	ReasonDuplicate                        // another connection is the session (ErrDuplicate)
-	ReasonStaleIncarnation                 // from an older incarnation of the peer (ErrStaleIncarnation)
-	ReasonReplaced                         // a newer connection or incarnation took over (ErrReplaced)
-	ReasonSelfConnect                      // both ends are this node (ErrSelfConnect)
-	ReasonDuplicateID                      // another live node uses this node's id (ErrDuplicateID)
-	ReasonUnwanted                         // neither end keeps the pair (ErrUnwanted)
-	ReasonProtocol                         // the peer broke the protocol (ErrProtocol)
-	ReasonHandshakeTimeout                 // the handshake took too long (ErrHandshakeTimeout)
-	ReasonPeerTimeout                      // nothing heard for the peer timeout (ErrPeerTimeout)
-	ReasonShutdown                         // this node is closing (ErrClosed)
-	ReasonTooManyHandshakes                // refused when accepted: too many handshaking (ErrTooManyHandshakes)
+	ReasonOther             Reason = iota // none of the below
+	ReasonDisconnected                    // the user disconnected the peer (ErrDisconnected)
+	ReasonDuplicate                       // another connection is the session (ErrDuplicate)
+	ReasonStaleIncarnation                // from an older incarnation of the peer (ErrStaleIncarnation)
+	ReasonReplaced                        // a newer connection or incarnation took over (ErrReplaced)
+	ReasonSelfConnect                     // both ends are this node (ErrSelfConnect)
+	ReasonDuplicateID                     // another live node uses this node's id (ErrDuplicateID)
+	ReasonUnwanted                        // neither end keeps the pair (ErrUnwanted)
+	ReasonProtocol                        // the peer broke the protocol (ErrProtocol)
+	ReasonHandshakeTimeout                // the handshake took too long (ErrHandshakeTimeout)
+	ReasonPeerTimeout                     // nothing heard for the peer timeout (ErrPeerTimeout)
+	ReasonShutdown                        // this node is closing (ErrClosed)
+	ReasonTooManyHandshakes               // refused when accepted: too many handshaking (ErrTooManyHandshakes)
 	numReasons
 )
 
