@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/masterless-go/masterless/fsm"
 )
@@ -224,30 +225,50 @@ func (n *Runtime) Sessions() []string {
 	return n.fsm.Sessions()
 }
 
-// PeerStats describes one peer a Runtime knows.
+// PeerStats describes one peer a Runtime knows: what the state machine
+// counts (fsm.PeerStatus) and what only the socket knows.
 type PeerStats struct {
 	fsm.PeerStatus
+	// SessionAge is how long the current session has lasted; 0 without one.
+	SessionAge time.Duration
+	// LastEndTime is when the last session ended (LastEnd); zero if none did.
+	LastEndTime time.Time
 	// LocalAddr and RemoteAddr are the ends of the session's TCP
 	// connection; nil without a session.
 	LocalAddr, RemoteAddr net.Addr
+	// WireIn and WireOut are the bytes read from and written to the
+	// session's socket so far (preamble, handshake, framing and control
+	// frames included); 0 without a session.
+	WireIn, WireOut uint64
 }
 
-// Stats is a snapshot of a Runtime: its peers, sorted by id, and how many
-// connections are still handshaking.
+// Stats is a snapshot of a Runtime: its peers, sorted by id, how many
+// connections are still handshaking, the state machine's node-wide counts
+// and the bytes of every socket.
 type Stats struct {
 	Peers       []PeerStats
 	Handshaking int
+	Counters    fsm.NodeCounters
+	// WireIn and WireOut are the bytes read from and written to every
+	// socket since Start.
+	WireIn, WireOut uint64
 }
 
-// Stats returns a snapshot of the node's peers and connections.
+// Stats returns a snapshot of the node's peers, connections and counts.
 func (n *Runtime) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	st := Stats{Handshaking: n.fsm.Handshaking()}
+	now := n.now()
+	st := Stats{Handshaking: n.fsm.Handshaking(), Counters: n.fsm.Counters(), WireIn: n.bytesIn.Load(), WireOut: n.bytesOut.Load()}
 	for _, p := range n.fsm.Peers() {
 		ps := PeerStats{PeerStatus: p}
+		if p.LastEnd != nil {
+			ps.LastEndTime = n.start.Add(p.LastEndAt)
+		}
 		if c := n.conns[p.SessionConn]; c != nil && p.SessionConn != 0 {
+			ps.SessionAge = now - p.Since
 			ps.LocalAddr, ps.RemoteAddr = c.nc.LocalAddr(), c.nc.RemoteAddr()
+			ps.WireIn, ps.WireOut = c.bytesIn.Load(), c.bytesOut.Load()
 		}
 		st.Peers = append(st.Peers, ps)
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/masterless-go/masterless/fsm"
@@ -48,6 +49,9 @@ type conn struct {
 	waiting   int  // senders waiting on space
 
 	writerDone chan struct{}
+
+	// Bytes read from and written to the socket, for Stats.
+	bytesIn, bytesOut atomic.Uint64
 }
 
 type connState uint8
@@ -226,7 +230,8 @@ func (c *conn) writeLoop() {
 		c.wmu.Unlock()
 
 		_ = c.nc.SetWriteDeadline(c.deadline(timeout))
-		_, err := w.Write(buf)
+		k, err := w.Write(buf)
+		c.countOut(k)
 
 		c.wmu.Lock()
 		if cap(buf) <= 2*c.n.cfg.SendBuffer {
@@ -331,6 +336,7 @@ func (c *conn) pump() error {
 	for buf != nil {
 		var k int
 		k, err = r.Read(buf)
+		c.countIn(k)
 		n.mu.Lock()
 		if k > 0 {
 			n.slabHint = n.link.Buffered(c.id) + k
@@ -434,6 +440,22 @@ func (c *conn) discard() error {
 		if _, err := c.nc.Read(sink[:]); err != nil {
 			return err
 		}
+	}
+}
+
+// countIn and countOut count bytes read and written, on the connection and
+// for the Runtime.
+func (c *conn) countIn(k int) {
+	if k > 0 {
+		c.bytesIn.Add(uint64(k))
+		c.n.bytesIn.Add(uint64(k))
+	}
+}
+
+func (c *conn) countOut(k int) {
+	if k > 0 {
+		c.bytesOut.Add(uint64(k))
+		c.n.bytesOut.Add(uint64(k))
 	}
 }
 

@@ -56,6 +56,9 @@ type Runtime struct {
 	// after a refusal: SendContext waits on it.
 	room chan struct{}
 
+	// Bytes read from and written to every socket, for Stats.
+	bytesIn, bytesOut atomic.Uint64
+
 	// closeBy, once Close started, is the wall-clock time (unix ns) by which
 	// every connection's last writes and reads must end.
 	closeBy atomic.Int64
