@@ -259,7 +259,11 @@ func (n *Runtime) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	now := n.now()
-	st := Stats{Handshaking: n.fsm.Handshaking(), Counters: n.fsm.Counters(), WireIn: n.bytesIn.Load(), WireOut: n.bytesOut.Load()}
+	st := Stats{Handshaking: n.fsm.Handshaking(), Counters: n.fsm.Counters(), WireIn: n.wireIn, WireOut: n.wireOut}
+	for c := range n.live {
+		st.WireIn += c.bytesIn.Load()
+		st.WireOut += c.bytesOut.Load()
+	}
 	for _, p := range n.fsm.Peers() {
 		ps := PeerStats{PeerStatus: p}
 		if p.LastEnd != nil {

@@ -304,6 +304,8 @@ func (c *conn) readLoop() {
 	if c.lingers {
 		n.lingering--
 	}
+	n.wireIn += c.bytesIn.Load()
+	n.wireOut += c.bytesOut.Load()
 	n.mu.Unlock()
 }
 
@@ -443,19 +445,18 @@ func (c *conn) discard() error {
 	}
 }
 
-// countIn and countOut count bytes read and written, on the connection and
-// for the Runtime.
+// countIn and countOut count bytes read and written on the connection. The
+// Runtime's totals add them up when asked (Stats) and when the connection
+// ends, so no counter is shared between connections.
 func (c *conn) countIn(k int) {
 	if k > 0 {
 		c.bytesIn.Add(uint64(k))
-		c.n.bytesIn.Add(uint64(k))
 	}
 }
 
 func (c *conn) countOut(k int) {
 	if k > 0 {
 		c.bytesOut.Add(uint64(k))
-		c.n.bytesOut.Add(uint64(k))
 	}
 }
 

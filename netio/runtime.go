@@ -52,12 +52,11 @@ type Runtime struct {
 	logs      *logLimiter   // rate limits the lines peers cause (ratelog.go)
 	slab      []byte        // where the payloads of the current read are copied
 	slabHint  int           // bytes the current read may deliver
+	// wireIn and wireOut add up the bytes of the connections no longer live.
+	wireIn, wireOut uint64
 	// room is closed (and replaced) whenever a peer's send queue gets room
 	// after a refusal: SendContext waits on it.
 	room chan struct{}
-
-	// Bytes read from and written to every socket, for Stats.
-	bytesIn, bytesOut atomic.Uint64
 
 	// closeBy, once Close started, is the wall-clock time (unix ns) by which
 	// every connection's last writes and reads must end.
