@@ -247,6 +247,43 @@ func (p *peer) state() PeerState {
 	return PeerIdle
 }
 
+// PeerCounters are what a node counts about one peer for monitoring (the
+// checkers' view is PeerStatus), since it learned of the peer: a peer record
+// forgotten when unused takes its counts with it.
+type PeerCounters struct {
+	State       PeerState
+	QueuedBytes int           // payload bytes of the messages queued for it (PeerStatus.Queued)
+	Since       time.Duration // when the current session was established (the node's clock)
+	Sessions    uint64        // sessions established with it: more than one means it reconnected
+	// MessagesIn, BytesIn: messages from it delivered to the user, and their
+	// payload bytes; MessagesOut, BytesOut: DATA frames sent to it (resends
+	// included), and theirs.
+	MessagesIn, MessagesOut uint64
+	BytesIn, BytesOut       uint64
+	// RTT is the last round-trip sample taken from the heartbeat and
+	// SmoothedRTT their moving average (gain 1/8); 0 before the first.
+	RTT, SmoothedRTT time.Duration
+	// LastEnd is why its last session ended (nil before one did), at
+	// LastEndAt.
+	LastEnd   error
+	LastEndAt time.Duration
+}
+
+// PeerCounters returns what the node counted about peer id; false for a
+// peer it does not know.
+func (n *Node) PeerCounters(id string) (PeerCounters, bool) {
+	p := n.peers[id]
+	if p == nil {
+		return PeerCounters{}, false
+	}
+	k := &p.counters
+	return PeerCounters{
+		State: p.state(), QueuedBytes: p.out.bytes, Since: k.since, Sessions: k.sessions,
+		MessagesIn: k.msgsIn, MessagesOut: k.msgsOut, BytesIn: k.bytesIn, BytesOut: k.bytesOut,
+		RTT: k.rtt, SmoothedRTT: k.srtt, LastEnd: k.lastEnd, LastEndAt: k.lastEndAt,
+	}, true
+}
+
 // NodeCounters are the node-wide counts since the node started.
 type NodeCounters struct {
 	Handshakes       uint64 // sessions established

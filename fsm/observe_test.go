@@ -35,15 +35,13 @@ func observed(t *testing.T) *fsm.Node {
 	return n
 }
 
-func peerA(t *testing.T, n *fsm.Node) fsm.PeerStatus {
+func peerA(t *testing.T, n *fsm.Node) fsm.PeerCounters {
 	t.Helper()
-	for _, p := range n.Peers() {
-		if p.ID == "A" {
-			return p
-		}
+	c, ok := n.PeerCounters("A")
+	if !ok {
+		t.Fatal("no peer A")
 	}
-	t.Fatal("no peer A")
-	return fsm.PeerStatus{}
+	return c
 }
 
 // pings returns the PINGs in acts.
@@ -118,8 +116,8 @@ func TestCountersCountWhatHappened(t *testing.T) {
 	if s.MessagesOut != 3 || s.BytesOut != 11 || s.MessagesIn != 2 || s.BytesIn != 3 {
 		t.Fatalf("A: out %d msgs %d B, in %d msgs %d B; want 3/11 and 2/3", s.MessagesOut, s.BytesOut, s.MessagesIn, s.BytesIn)
 	}
-	if s.Queued != 3 || s.QueuedBytes != 11 {
-		t.Fatalf("A: %d queued (%d B), want 3 (11 B) until acknowledged", s.Queued, s.QueuedBytes)
+	if q := n.Peers()[0].Queued; q != 3 || s.QueuedBytes != 11 {
+		t.Fatalf("A: %d queued (%d B), want 3 (11 B) until acknowledged", q, s.QueuedBytes)
 	}
 	c := n.Counters()
 	if c.MessagesOut != 3 || c.MessagesIn != 2 || c.BytesOut != 11 || c.BytesIn != 3 || c.Handshakes != 1 {
@@ -173,5 +171,27 @@ func TestCountersOfCloses(t *testing.T) {
 	s := peerA(t, n)
 	if !errors.Is(s.LastEnd, fsm.ErrProtocol) || s.State != fsm.PeerReconnecting {
 		t.Fatalf("A after the protocol error: last end %v, state %s", s.LastEnd, s.State)
+	}
+}
+
+// A connection refused as it is accepted (too many handshaking) is counted
+// as a failed handshake, under its reason.
+func TestCountersOfRefusedAtAccept(t *testing.T) {
+	n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1, MaxHandshakes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = n.Step(0, fsm.Incoming{Conn: 1})
+	_ = n.Step(0, fsm.Incoming{Conn: 2}) // over the bound
+	n.Ready()
+	c := n.Counters()
+	if c.Closed[fsm.ReasonTooManyHandshakes] != 1 || c.HandshakesFailed != 1 {
+		t.Fatalf("closed %v, %d failed handshakes; want one refusal", c.Closed, c.HandshakesFailed)
+	}
+	_ = n.Step(0, fsm.Shutdown{})
+	_ = n.Step(0, fsm.Incoming{Conn: 3}) // refused for the shutdown, not counted as a refusal
+	n.Ready()
+	if c := n.Counters(); c.Closed[fsm.ReasonTooManyHandshakes] != 1 || c.Closed[fsm.ReasonShutdown] != 1 {
+		t.Fatalf("after shutdown: closed %v", c.Closed)
 	}
 }

@@ -3,7 +3,6 @@ package fsm
 import (
 	"cmp"
 	"slices"
-	"time"
 )
 
 // Read-only views of a Node, for the checkers in package spec, the simulator
@@ -38,25 +37,6 @@ type PeerStatus struct {
 	SendCredit int64
 	Unconsumed uint64
 	Refused    bool
-
-	// For monitoring (observe.go), counted since the node learned of the
-	// peer: a peer record forgotten when unused takes its counts with it.
-	State       PeerState
-	QueuedBytes int           // payload bytes of the Queued messages
-	Since       time.Duration // when the current session was established (the node's clock)
-	Sessions    uint64        // sessions established with it: more than one means it reconnected
-	// MessagesIn, BytesIn: messages from it delivered to the user, and their
-	// payload bytes; MessagesOut, BytesOut: DATA frames sent to it (resends
-	// included), and theirs.
-	MessagesIn, MessagesOut uint64
-	BytesIn, BytesOut       uint64
-	// RTT is the last round-trip sample taken from the heartbeat and
-	// SmoothedRTT their moving average (gain 1/8); 0 before the first.
-	RTT, SmoothedRTT time.Duration
-	// LastEnd is why its last session ended (nil before one did), at
-	// LastEndAt.
-	LastEnd   error
-	LastEndAt time.Duration
 }
 
 // Conns returns the node's open connections, sorted by id.
@@ -90,10 +70,6 @@ func (n *Node) AppendPeers(dst []PeerStatus) []PeerStatus {
 		if c := p.session; c != nil {
 			s.SessionConn, s.Sess = c.id, c.sess
 		}
-		k := &p.counters
-		s.State, s.QueuedBytes, s.Since, s.Sessions = p.state(), p.out.bytes, k.since, k.sessions
-		s.MessagesIn, s.MessagesOut, s.BytesIn, s.BytesOut = k.msgsIn, k.msgsOut, k.bytesIn, k.bytesOut
-		s.RTT, s.SmoothedRTT, s.LastEnd, s.LastEndAt = k.rtt, k.srtt, k.lastEnd, k.lastEndAt
 		dst = append(dst, s)
 	}
 	slices.SortFunc(dst[start:], func(a, b PeerStatus) int { return cmp.Compare(a.ID, b.ID) })

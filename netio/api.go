@@ -229,6 +229,7 @@ func (n *Runtime) Sessions() []string {
 // counts (fsm.PeerStatus) and what only the socket knows.
 type PeerStats struct {
 	fsm.PeerStatus
+	fsm.PeerCounters
 	// SessionAge is how long the current session has lasted; 0 without one.
 	SessionAge time.Duration
 	// LastEndTime is when the last session ended (LastEnd); zero if none did.
@@ -266,11 +267,12 @@ func (n *Runtime) Stats() Stats {
 	}
 	for _, p := range n.fsm.Peers() {
 		ps := PeerStats{PeerStatus: p}
-		if p.LastEnd != nil {
-			ps.LastEndTime = n.start.Add(p.LastEndAt)
+		ps.PeerCounters, _ = n.fsm.PeerCounters(p.ID)
+		if ps.LastEnd != nil {
+			ps.LastEndTime = n.start.Add(ps.LastEndAt)
 		}
 		if c := n.conns[p.SessionConn]; c != nil && p.SessionConn != 0 {
-			ps.SessionAge = now - p.Since
+			ps.SessionAge = now - ps.Since
 			ps.LocalAddr, ps.RemoteAddr = c.nc.LocalAddr(), c.nc.RemoteAddr()
 			ps.WireIn, ps.WireOut = c.bytesIn.Load(), c.bytesOut.Load()
 		}
