@@ -167,7 +167,7 @@ func (n *Node) countIn(p *peer, payload []byte) {
 // session carries the sender's clock (Stamp) and echoes the Stamp of the
 // latest PING it received (Echo) with how long it held it (Held). The echo
 // comes back at most one heartbeat interval later, on the peer's own
-// heartbeat: no frame is added for it. The sender of a Stamp takes
+// heartbeat: it needs no frame of its own. The sender of a Stamp takes
 // now − Echo − Held as a sample: the time its PING and the echo spent on the
 // way and in both ends' queues, without the time the peer held it.
 

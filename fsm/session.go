@@ -109,19 +109,18 @@ func (n *Node) sessionTimers(c *conn) {
 	if n.now >= c.lastPing+n.cfg.HeartbeatInterval {
 		c.lastPing = n.now
 		c.peer.out.release() // idle since the last heartbeat? then give its buffers back
-		acked := reliable(c) && n.ackDue(c.peer)
-		if acked {
-			n.sendAck(c.peer, c) // acknowledges, grants, and serves as the heartbeat
-		}
-		// A PING goes when no ACK did, or when the peer's stamp waits for
-		// its echo: its round-trip time must not depend on its traffic.
-		if !acked || c.echo != 0 {
-			f := wire.Frame{Type: wire.Ping}
-			if reliable(c) {
-				n.stampPing(c, &f) // for the round-trip time (observe.go)
+		f := wire.Frame{Type: wire.Ping}
+		if reliable(c) {
+			if n.ackDue(c.peer) {
+				n.sendAck(c.peer, c) // acknowledges and grants what the heartbeat finds due
 			}
-			n.write(c, f)
+			// The PING goes even after an ACK: it carries the clock stamps of
+			// the round-trip time, which must not depend on the traffic (ends
+			// that both acknowledge at every heartbeat would otherwise send
+			// no stamp at all). It costs 29 bytes per heartbeat interval.
+			n.stampPing(c, &f) // observe.go
 		}
+		n.write(c, f)
 	}
 	n.armConn(c, min(c.lastPing+n.cfg.HeartbeatInterval, c.lastRecv+n.cfg.PeerTimeout))
 }
