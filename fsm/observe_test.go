@@ -195,3 +195,23 @@ func TestCountersOfRefusedAtAccept(t *testing.T) {
 		t.Fatalf("after shutdown: closed %v", c.Closed)
 	}
 }
+
+// A heartbeat that finds an ACK due still sends its stamped PING: ends that
+// both acknowledge at every heartbeat must still measure a round trip.
+func TestHeartbeatWithAckStillStamps(t *testing.T) {
+	n := observed(t)
+	_ = n.Step(time.Millisecond, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Data, Payload: []byte("x")}})
+	n.Ready()
+	_ = n.Step(time.Second, fsm.Tick{})
+	var types []wire.Type
+	var stamp uint64
+	for _, a := range n.Ready() {
+		if a.Kind == fsm.ActWrite {
+			types = append(types, a.Frame.Type)
+			stamp = max(stamp, a.Frame.Stamp)
+		}
+	}
+	if len(types) != 2 || types[0] != wire.Ack || types[1] != wire.Ping || stamp != uint64(time.Second) {
+		t.Fatalf("heartbeat wrote %v (stamp %d), want ACK then PING stamp=1s", types, stamp)
+	}
+}
