@@ -65,7 +65,8 @@ type Stats struct {
 	// Duplicates counts the connections this server refused because they
 	// duplicated a session or could not be one, by reason: "duplicate",
 	// "stale incarnation", "replaced" (an older session gave way to a newer
-	// one), "self-connect", "duplicate id". They are also in Closed.
+	// one), "self-connect", "duplicate id", "unauthenticated" (it did not
+	// prove the id it claimed). They are also in Closed.
 	Duplicates map[string]uint64
 	// Closed counts the connections this server closed, by reason (the
 	// reasons of Duplicates, and "disconnected", "unwanted", "protocol

@@ -63,6 +63,7 @@ const (
 	ReasonPeerTimeout                     // nothing heard for the peer timeout (ErrPeerTimeout)
 	ReasonShutdown                        // this node is closing (ErrClosed)
 	ReasonTooManyHandshakes               // refused when accepted: too many handshaking (ErrTooManyHandshakes)
+	ReasonUnauthenticated                 // the peer did not prove the id it claims (ErrUnauthenticated, ErrIDMismatch)
 	numReasons
 )
 
@@ -71,7 +72,7 @@ var reasonNames = [numReasons]string{
 	ReasonStaleIncarnation: "stale incarnation", ReasonReplaced: "replaced", ReasonSelfConnect: "self-connect",
 	ReasonDuplicateID: "duplicate id", ReasonUnwanted: "unwanted", ReasonProtocol: "protocol error",
 	ReasonHandshakeTimeout: "handshake timeout", ReasonPeerTimeout: "peer timeout", ReasonShutdown: "shutdown",
-	ReasonTooManyHandshakes: "too many handshakes",
+	ReasonTooManyHandshakes: "too many handshakes", ReasonUnauthenticated: "unauthenticated",
 }
 
 // String names the reason.
@@ -86,7 +87,7 @@ func (r Reason) String() string {
 // cannot be one: the duplicate-refusal reasons Stats groups.
 func (r Reason) Refusal() bool {
 	switch r {
-	case ReasonDuplicate, ReasonStaleIncarnation, ReasonReplaced, ReasonSelfConnect, ReasonDuplicateID:
+	case ReasonDuplicate, ReasonStaleIncarnation, ReasonReplaced, ReasonSelfConnect, ReasonDuplicateID, ReasonUnauthenticated:
 		return true
 	}
 	return false
@@ -104,6 +105,7 @@ var reasonSentinels = [...]struct {
 	{ReasonUnwanted, ErrUnwanted}, {ReasonProtocol, ErrProtocol},
 	{ReasonHandshakeTimeout, ErrHandshakeTimeout}, {ReasonPeerTimeout, ErrPeerTimeout},
 	{ReasonShutdown, ErrClosed}, {ReasonTooManyHandshakes, ErrTooManyHandshakes},
+	{ReasonUnauthenticated, ErrUnauthenticated}, {ReasonUnauthenticated, ErrIDMismatch},
 }
 
 func reasonOf(why error) Reason {

@@ -215,3 +215,19 @@ func TestHeartbeatWithAckStillStamps(t *testing.T) {
 		t.Fatalf("heartbeat wrote %v (stamp %d), want ACK then PING stamp=1s", types, stamp)
 	}
 }
+
+// A plaintext HELLO to a node that requires authentication is refused, and
+// counted under "unauthenticated", one of the refusals.
+func TestCountersOfUnauthenticated(t *testing.T) {
+	n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1, RequireAuth: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = n.Step(0, fsm.Accepted{Conn: 1})
+	_ = n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Hello, ID: "A", Incarnation: 1}})
+	n.Ready()
+	c := n.Counters()
+	if c.Closed[fsm.ReasonUnauthenticated] != 1 || len(c.Closed) != 1 || !fsm.ReasonUnauthenticated.Refusal() {
+		t.Fatalf("closed %v; want one unauthenticated", c.Closed)
+	}
+}
