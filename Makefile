@@ -13,7 +13,7 @@ TIMEOUT  ?= 30m
 # tag (fsm/mutation.go); a build without it cannot break the protocol.
 MUTATION = -tags masterless_mutation
 
-.PHONY: test fmt-check vet unit sweep fuzz-smoke bench sim tla interop
+.PHONY: test fmt-check vet unit sweep fuzz-smoke bench idlecpu sim tla interop
 
 test: fmt-check vet interop unit sweep fuzz-smoke tla
 	@echo "make test: all checks passed"
@@ -71,6 +71,11 @@ sim:
 # the negative controls, and trace validation. Ends with "tla: N passed, M failed".
 tla:
 	bash tla/run.sh
+
+# The CPU of 1,000 idle sessions next to a bare-TCP baseline (about 45 s of
+# real time; not part of test).
+idlecpu:
+	$(GO) test -count=1 -timeout $(TIMEOUT) -run '^TestIdleCPU$$' -idlecpu -v .
 
 bench:
 	$(GO) test -timeout $(TIMEOUT) -run '^$$' -bench . -benchmem ./...

@@ -29,9 +29,10 @@ import (
 // itself: runtime.MemStats and getrusage(RUSAGE_SELF) cover one process.
 
 const (
-	envChild     = "MASTERLESS_IDLE_CHILD" // "masterless" or "bare"
-	envChildAddr = "MASTERLESS_IDLE_ADDR"  // where the peers connect
-	envChildN    = "MASTERLESS_IDLE_N"     // how many peers
+	envChild     = "MASTERLESS_IDLE_CHILD"  // "masterless" or "bare"
+	envChildAddr = "MASTERLESS_IDLE_ADDR"   // where the peers connect
+	envChildN    = "MASTERLESS_IDLE_N"      // how many peers
+	envChildTO   = "MASTERLESS_IDLE_PEERTO" // the peers' peer timeout, if not the default
 )
 
 // idleChild is a child process holding n idle peers of the node at addr.
@@ -44,10 +45,11 @@ type idleChild struct {
 // startIdleChild starts the child in mode ("masterless": n Servers that each
 // Connect to addr; "bare": n TCP connections to addr that exchange bare
 // heartbeats) and returns once it reports all n connected.
-func startIdleChild(t testing.TB, mode, addr string, n int) *idleChild {
+func startIdleChild(t testing.TB, mode, addr string, n int, peerTimeout time.Duration) *idleChild {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestIdlePeersChild$", "-test.count=1", "-test.timeout=10m")
-	cmd.Env = append(os.Environ(), envChild+"="+mode, envChildAddr+"="+addr, envChildN+"="+strconv.Itoa(n))
+	cmd.Env = append(os.Environ(), envChild+"="+mode, envChildAddr+"="+addr, envChildN+"="+strconv.Itoa(n),
+		envChildTO+"="+peerTimeout.String())
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	require.NoError(t, err)
@@ -113,12 +115,16 @@ func TestIdlePeersChild(t *testing.T) {
 		fmt.Println("failed: bad", envChildN)
 		t.Fatal(err)
 	}
+	var opts []Option
+	if to, _ := time.ParseDuration(os.Getenv(envChildTO)); to > 0 {
+		opts = append(opts, WithPeerTimeout(to))
+	}
 	var stop func()
 	switch mode {
 	case "masterless":
-		stop, err = childServers(addr, n, 0)
+		stop, err = childServers(addr, n, 0, opts...)
 	case "masterless-burst":
-		stop, err = childServers(addr, n, burstSize)
+		stop, err = childServers(addr, n, burstSize, opts...)
 	case "bare":
 		stop, err = childBare(addr, n)
 	default:
@@ -140,7 +146,7 @@ const burstSize = 256 << 10
 // childServers opens n Servers, each of which Connects to addr (and so keeps
 // the node), with default heartbeats, and sends it a message of burst bytes
 // if burst > 0.
-func childServers(addr string, n, burst int) (func(), error) {
+func childServers(addr string, n, burst int, opts ...Option) (func(), error) {
 	servers := make([]*Server, 0, n)
 	stop := func() {
 		var wg sync.WaitGroup
@@ -153,7 +159,7 @@ func childServers(addr string, n, burst int) (func(), error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	for i := range n {
-		s, err := New(fmt.Sprintf("idle-peer-%05d", i), WithLogger(quietLogger()))
+		s, err := New(fmt.Sprintf("idle-peer-%05d", i), append([]Option{WithLogger(quietLogger())}, opts...)...)
 		if err != nil {
 			stop()
 			return nil, err

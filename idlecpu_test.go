@@ -69,7 +69,7 @@ func idleCPUMasterless(t *testing.T, n int, window time.Duration) float64 {
 	s, err := New("idle-cpu-node", WithLogger(quietLogger()))
 	require.NoError(t, err)
 	defer s.Close()
-	child := startIdleChild(t, "masterless", s.Info(), n)
+	child := startIdleChild(t, "masterless", s.Info(), n, 0)
 	defer child.stop(t)
 	eventuallyWithin(t, 2*time.Minute, "every session up at the node", func() bool { return len(s.Connections()) == n })
 	time.Sleep(settleTime)
@@ -85,7 +85,7 @@ func idleCPUMasterless(t *testing.T, n int, window time.Duration) float64 {
 func idleCPUBare(t *testing.T, n int, window time.Duration) float64 {
 	b := startBareNode(t)
 	defer b.close()
-	child := startIdleChild(t, "bare", b.ln.Addr().String(), n)
+	child := startIdleChild(t, "bare", b.ln.Addr().String(), n, 0)
 	defer child.stop(t)
 	eventuallyWithin(t, 2*time.Minute, "every connection accepted", func() bool { return b.count() == n })
 	time.Sleep(settleTime)

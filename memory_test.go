@@ -52,7 +52,9 @@ func settledMem() runtime.MemStats {
 func measureIdle(t *testing.T, n int, burst bool, extra func() any) idleFootprint {
 	t.Helper()
 	var got atomic.Int64
-	s, err := New("idle-node", WithLogger(quietLogger()), WithEvents(Events{
+	// Default heartbeats, but a long peer timeout at both ends: a loaded
+	// machine must not end a session during the measurement.
+	s, err := New("idle-node", WithLogger(quietLogger()), WithPeerTimeout(testPeerTO), WithEvents(Events{
 		Message: func(_ *Server, _ string, p []byte) { got.Add(int64(len(p))) },
 	}))
 	require.NoError(t, err)
@@ -64,7 +66,7 @@ func measureIdle(t *testing.T, n int, burst bool, extra func() any) idleFootprin
 	if burst {
 		mode = "masterless-burst"
 	}
-	child := startIdleChild(t, mode, s.Info(), n)
+	child := startIdleChild(t, mode, s.Info(), n, testPeerTO)
 	defer child.stop(t)
 	eventuallyWithin(t, 2*time.Minute, "every peer connected at the node", func() bool { return len(s.Connections()) == n })
 	if burst {
