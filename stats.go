@@ -36,7 +36,9 @@ type PeerStats struct {
 	MessagesIn, MessagesOut uint64
 	BytesIn, BytesOut       uint64
 	// WireIn and WireOut are the bytes read from and written to the current
-	// session's TCP connection: framing, handshake and heartbeats included.
+	// session's connection: framing, handshake and heartbeats included (on a
+	// TLS connection, the protocol's bytes inside TLS, without its records'
+	// overhead or its handshake).
 	WireIn, WireOut uint64
 	// RTT is the latest round-trip time measured by the heartbeat, and
 	// SmoothedRTT the moving average of the samples; 0 until the first

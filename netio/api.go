@@ -238,8 +238,9 @@ type PeerStats struct {
 	// connection; nil without a session.
 	LocalAddr, RemoteAddr net.Addr
 	// WireIn and WireOut are the bytes read from and written to the
-	// session's socket so far (preamble, handshake, framing and control
-	// frames included); 0 without a session.
+	// session's connection so far (preamble, handshake, framing and control
+	// frames included; with TLS, the plaintext the layer reads and writes);
+	// 0 without a session.
 	WireIn, WireOut uint64
 }
 
@@ -251,7 +252,7 @@ type Stats struct {
 	Handshaking int
 	Counters    fsm.NodeCounters
 	// WireIn and WireOut are the bytes read from and written to every
-	// socket since Start.
+	// connection since Start (with TLS, the plaintext; see PeerStats).
 	WireIn, WireOut uint64
 }
 
