@@ -148,3 +148,28 @@ func peerStats(t testing.TB, s *Server, id string) PeerStats {
 	t.Fatalf("%s does not know %s", s.ID(), id)
 	return PeerStats{}
 }
+
+// Over TLS too, both ends count the same bytes of their connection (the
+// protocol's, inside TLS), the messages are counted, and a plaintext peer
+// refused for want of authentication is counted among the refusals.
+func TestStatsOverTLS(t *testing.T) {
+	ids, trust := identities(t, "a", "b")
+	a, _ := secured(t, ids["a"], trust)
+	b, rb := secured(t, ids["b"], trust)
+	_, err := a.Connect(ctxT(t), b.Info())
+	require.NoError(t, err)
+	for i := range 10 {
+		require.True(t, a.Send("b", []byte(fmt.Sprint(i))))
+	}
+	eventually(t, "delivered", func() bool { return len(rb.messages("a")) == 10 })
+	eventually(t, "both ends count the same bytes", func() bool {
+		pa, pb := peerStats(t, a, "b"), peerStats(t, b, "a")
+		return pa.WireOut > 0 && pa.WireOut == pb.WireIn && pa.WireIn == pb.WireOut
+	})
+	require.Equal(t, uint64(10), peerStats(t, b, "a").MessagesIn)
+
+	p, _ := newServer(t, "p")
+	_, err = p.Connect(ctxT(t), b.Info())
+	require.Error(t, err)
+	eventually(t, "the plaintext peer counted", func() bool { return b.Stats().Duplicates["unauthenticated"] == 1 })
+}
