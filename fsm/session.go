@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"time"
+
 	"fmt"
 
 	"github.com/masterless-go/masterless/wire"
@@ -23,7 +25,7 @@ func (n *Node) establish(p *peer, c *conn) {
 	p.counters.sessions++
 	p.counters.since = n.now
 	n.counters.handshakes++
-	n.armConn(c, n.now+n.cfg.HeartbeatInterval)
+	n.armConn(c, n.heartbeatAt(c))
 	n.peerUp(p, c)
 	c.rules.established(n, c)
 }
@@ -106,7 +108,7 @@ func (n *Node) sessionTimers(c *conn) {
 		n.traceTimeout(c)
 		return
 	}
-	if n.now >= c.lastPing+n.cfg.HeartbeatInterval {
+	if n.now >= n.heartbeatAt(c) {
 		c.lastPing = n.now
 		c.peer.out.release() // idle since the last heartbeat? then give its buffers back
 		f := wire.Frame{Type: wire.Ping}
@@ -122,5 +124,22 @@ func (n *Node) sessionTimers(c *conn) {
 		}
 		n.write(c, f)
 	}
-	n.armConn(c, min(c.lastPing+n.cfg.HeartbeatInterval, c.lastRecv+n.cfg.PeerTimeout))
+	n.armConn(c, min(n.heartbeatAt(c), c.lastRecv+n.cfg.PeerTimeout))
+}
+
+// heartbeatSlots is how many heartbeat deadlines an interval holds.
+const heartbeatSlots = 16
+
+// heartbeatAt is when session c's next heartbeat is due: a heartbeat
+// interval after its last one, rounded up to a grid of 1/heartbeatSlots of
+// the interval. Sessions' heartbeats then fall due together, a few slots per
+// interval, and one Tick sends each slot's: a node with N idle sessions
+// wakes about heartbeatSlots times per interval rather than N times (the
+// idle CPU, README). A heartbeat goes at most one slot late, never early.
+func (n *Node) heartbeatAt(c *conn) time.Duration {
+	t := c.lastPing + n.cfg.HeartbeatInterval
+	if slot := n.cfg.HeartbeatInterval / heartbeatSlots; slot > 0 {
+		t = (t + slot - 1) / slot * slot
+	}
+	return t
 }
