@@ -73,7 +73,8 @@ type Stats struct {
 	// Closed counts the connections this server closed, by reason (the
 	// reasons of Duplicates, and "disconnected", "unwanted", "protocol
 	// error", "handshake timeout", "peer timeout", "shutdown", "too many
-	// handshakes", "other"); PeerClosed those a peer closed with a reason,
+	// handshakes", "evicted" (a silent handshake closed to make room for a
+	// new connection), "other"); PeerClosed those a peer closed with a reason,
 	// by that reason ("normal", "shutdown", "duplicate", ...); Lost those
 	// that ended with no reason from either end (EOF, reset, a failed
 	// write). Each connection counts once.

@@ -64,6 +64,7 @@ const (
 	ReasonShutdown                        // this node is closing (ErrClosed)
 	ReasonTooManyHandshakes               // refused when accepted: too many handshaking (ErrTooManyHandshakes)
 	ReasonUnauthenticated                 // the peer did not prove the id it claims (ErrUnauthenticated, ErrIDMismatch)
+	ReasonEvicted                         // a silent handshake evicted to make room for a new connection (ErrEvicted)
 	numReasons
 )
 
@@ -72,7 +73,7 @@ var reasonNames = [numReasons]string{
 	ReasonStaleIncarnation: "stale incarnation", ReasonReplaced: "replaced", ReasonSelfConnect: "self-connect",
 	ReasonDuplicateID: "duplicate id", ReasonUnwanted: "unwanted", ReasonProtocol: "protocol error",
 	ReasonHandshakeTimeout: "handshake timeout", ReasonPeerTimeout: "peer timeout", ReasonShutdown: "shutdown",
-	ReasonTooManyHandshakes: "too many handshakes", ReasonUnauthenticated: "unauthenticated",
+	ReasonTooManyHandshakes: "too many handshakes", ReasonUnauthenticated: "unauthenticated", ReasonEvicted: "evicted",
 }
 
 // String names the reason.
@@ -106,6 +107,7 @@ var reasonSentinels = [...]struct {
 	{ReasonHandshakeTimeout, ErrHandshakeTimeout}, {ReasonPeerTimeout, ErrPeerTimeout},
 	{ReasonShutdown, ErrClosed}, {ReasonTooManyHandshakes, ErrTooManyHandshakes},
 	{ReasonUnauthenticated, ErrUnauthenticated}, {ReasonUnauthenticated, ErrIDMismatch},
+	{ReasonEvicted, ErrEvicted},
 }
 
 func reasonOf(why error) Reason {

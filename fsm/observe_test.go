@@ -174,45 +174,29 @@ func TestCountersOfCloses(t *testing.T) {
 	}
 }
 
-// A connection refused as it is accepted (too many handshaking) is counted
-// as a failed handshake, under its reason.
-func TestCountersOfRefusedAtAccept(t *testing.T) {
+// A silent handshake evicted to make room for a new connection, and a
+// connection refused as it is accepted because no handshake is silent, are
+// counted as failed handshakes, under their reasons.
+func TestCountersOfEvictedAndRefusedAtAccept(t *testing.T) {
 	n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1, MaxHandshakes: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = n.Step(0, fsm.Incoming{Conn: 1})
-	_ = n.Step(0, fsm.Incoming{Conn: 2}) // over the bound
+	_ = n.Step(0, fsm.Incoming{Conn: 2}) // evicts c1, which said nothing
+	_ = n.Step(0, fsm.Accepted{Conn: 2})
+	_ = n.Step(0, fsm.FrameReceived{Conn: 2, Frame: wire.Frame{Type: wire.Hello, ID: "Z", Incarnation: 1}}) // M follows Z: a JOIN goes, c2 waits for WELCOME
+	_ = n.Step(0, fsm.Incoming{Conn: 3}) // c2 is not silent: refused
 	n.Ready()
 	c := n.Counters()
-	if c.Closed[fsm.ReasonTooManyHandshakes] != 1 || c.HandshakesFailed != 1 {
-		t.Fatalf("closed %v, %d failed handshakes; want one refusal", c.Closed, c.HandshakesFailed)
+	if c.Closed[fsm.ReasonEvicted] != 1 || c.Closed[fsm.ReasonTooManyHandshakes] != 1 || c.HandshakesFailed != 2 {
+		t.Fatalf("closed %v, %d failed handshakes; want one eviction and one refusal", c.Closed, c.HandshakesFailed)
 	}
 	_ = n.Step(0, fsm.Shutdown{})
-	_ = n.Step(0, fsm.Incoming{Conn: 3}) // refused for the shutdown, not counted as a refusal
+	_ = n.Step(0, fsm.Incoming{Conn: 4}) // refused for the shutdown, not counted as a refusal
 	n.Ready()
 	if c := n.Counters(); c.Closed[fsm.ReasonTooManyHandshakes] != 1 || c.Closed[fsm.ReasonShutdown] != 1 {
 		t.Fatalf("after shutdown: closed %v", c.Closed)
-	}
-}
-
-// A heartbeat that finds an ACK due still sends its stamped PING: ends that
-// both acknowledge at every heartbeat must still measure a round trip.
-func TestHeartbeatWithAckStillStamps(t *testing.T) {
-	n := observed(t)
-	_ = n.Step(time.Millisecond, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Data, Payload: []byte("x")}})
-	n.Ready()
-	_ = n.Step(time.Second, fsm.Tick{})
-	var types []wire.Type
-	var stamp uint64
-	for _, a := range n.Ready() {
-		if a.Kind == fsm.ActWrite {
-			types = append(types, a.Frame.Type)
-			stamp = max(stamp, a.Frame.Stamp)
-		}
-	}
-	if len(types) != 2 || types[0] != wire.Ack || types[1] != wire.Ping || stamp != uint64(time.Second) {
-		t.Fatalf("heartbeat wrote %v (stamp %d), want ACK then PING stamp=1s", types, stamp)
 	}
 }
 
