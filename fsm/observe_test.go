@@ -186,7 +186,7 @@ func TestCountersOfEvictedAndRefusedAtAccept(t *testing.T) {
 	_ = n.Step(0, fsm.Incoming{Conn: 2}) // evicts c1, which said nothing
 	_ = n.Step(0, fsm.Accepted{Conn: 2})
 	_ = n.Step(0, fsm.FrameReceived{Conn: 2, Frame: wire.Frame{Type: wire.Hello, ID: "Z", Incarnation: 1}}) // M follows Z: a JOIN goes, c2 waits for WELCOME
-	_ = n.Step(0, fsm.Incoming{Conn: 3}) // c2 is not silent: refused
+	_ = n.Step(0, fsm.Incoming{Conn: 3})                                                                    // c2 is not silent: refused
 	n.Ready()
 	c := n.Counters()
 	if c.Closed[fsm.ReasonEvicted] != 1 || c.Closed[fsm.ReasonTooManyHandshakes] != 1 || c.HandshakesFailed != 2 {
