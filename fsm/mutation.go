@@ -40,6 +40,12 @@ const (
 	// on a 0.4.1 session. Two nodes whose callbacks reply can then wait for
 	// each other for ever, and the peer timeout drops healthy sessions.
 	MutationNoCredit
+	// MutationNoPacing makes producers ignore the peer's backlog flag (ACK,
+	// stream.go: "Room for answers"), the pacing before the flag existed: a
+	// producer stops only while its own user is behind, so answers toward a
+	// user slower than its peers pile up past the room kept for them and,
+	// with small messages, a callback's answer is refused.
+	MutationNoPacing
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -61,3 +67,4 @@ func (m Mutation) noLegacyUpgrade() bool { return m == MutationNoLegacyUpgrade }
 func (m Mutation) noResend() bool        { return m == MutationNoResend }
 func (m Mutation) noIDCheck() bool       { return m == MutationNoIDCheck }
 func (m Mutation) noCredit() bool        { return m == MutationNoCredit }
+func (m Mutation) noPacing() bool        { return m == MutationNoPacing }

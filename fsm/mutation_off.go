@@ -12,3 +12,4 @@ func (mutation) noLegacyUpgrade() bool { return false }
 func (mutation) noResend() bool        { return false }
 func (mutation) noIDCheck() bool       { return false }
 func (mutation) noCredit() bool        { return false }
+func (mutation) noPacing() bool        { return false }

@@ -62,8 +62,9 @@ const msgCost = 32
 // copy, buf[at:at+n] of its stream (one buffer for all, so accepting a
 // message allocates nothing once the buffer has grown).
 type outMsg struct {
-	at, n int
-	end   uint64 // stream byte offset at its end
+	at, n   int
+	end     uint64 // stream byte offset at its end
+	reserve bool   // a producer's (Send.Reserve), not an answer from a callback
 }
 
 // outStream is what this node sends to one peer.
@@ -79,6 +80,10 @@ type outStream struct {
 	sent     int      // how many of msgs went out on the current session
 	everSent int      // how many of msgs went out to incarnation inc at all
 	refused  bool     // a Send was refused for want of room since the last room
+	// Pacing (see "Room for answers" above).
+	reserved uint64 // the cost (payload + msgCost each) of the producers' messages in msgs
+	backlog  bool   // this node tells the peer its answers back up here (the last ACK said so, or the next will)
+	held     bool   // the peer's last ACK said its answers to us back up there: our producers wait
 }
 
 // inStream is what this node receives from one peer. It outlives the peer
@@ -104,11 +109,14 @@ func (o *outStream) endOf(i int) uint64 {
 	return o.msgs[i].end
 }
 
-// queue appends a copy of payload to p's stream.
-func (o *outStream) queue(payload []byte) {
+// queue appends a copy of payload to p's stream; reserve: a producer's.
+func (o *outStream) queue(payload []byte, reserve bool) {
 	end := o.endOf(len(o.msgs)-1) + uint64(len(payload)) + msgCost
+	if reserve {
+		o.reserved += uint64(len(payload)) + msgCost
+	}
 	before := cap(o.msgs)
-	o.msgs = append(o.msgs, outMsg{at: len(o.buf), n: len(payload), end: end})
+	o.msgs = append(o.msgs, outMsg{at: len(o.buf), n: len(payload), end: end, reserve: reserve})
 	if cap(o.msgs) != before {
 		o.base = o.msgs[:cap(o.msgs)] // append moved them to a new array
 	}
@@ -156,6 +164,9 @@ func (o *outStream) drop(k int) {
 	o.ackedEnd = o.msgs[k-1].end
 	for i := range k {
 		o.bytes -= o.msgs[i].n
+		if o.msgs[i].reserve {
+			o.reserved -= uint64(o.msgs[i].n) + msgCost
+		}
 	}
 	o.msgs = o.msgs[k:]
 	o.sent = max(o.sent-k, 0)
@@ -177,6 +188,9 @@ func (o *outStream) drop(k int) {
 func (o *outStream) cut(i int) {
 	cost := o.msgs[i].end - o.endOf(i-1)
 	o.bytes -= o.msgs[i].n
+	if o.msgs[i].reserve {
+		o.reserved -= cost
+	}
 	o.msgs = append(o.msgs[:i], o.msgs[i+1:]...)
 	for j := i; j < len(o.msgs); j++ {
 		o.msgs[j].end -= cost
@@ -195,32 +209,120 @@ func (n *Node) FlowControl() bool { return !n.cfg.mutation.noCredit() }
 // reliable reports whether session c runs flow control and resend (v2).
 func reliable(c *conn) bool { return !c.legacy() }
 
-// sendReliable accepts payload for p under the queue bounds; reserve asks
-// for the half of the queue kept for replies sent from callbacks to stay
-// free.
+// sendReliable accepts payload for p under the queue bounds; reserve: a
+// producer's Send (SendContext), which leaves the rest of the queue to
+// answers sent from callbacks and waits while the peer says its answers to
+// this node back up (see "Room for answers" above).
 func (n *Node) sendReliable(p *peer, payload []byte, reserve bool) error {
 	o := &p.out
-	bytes, msgs := n.cfg.QueueBytes, n.cfg.QueueMessages
 	if reserve && !n.cfg.mutation.noCredit() { // the blocking design had no room for replies: see MutationNoCredit
-		// A producer keeps at most two windows unacknowledged (more could
-		// not be sent sooner anyway: credit is one window), and waits while
-		// its own user is behind on the peer's messages; the rest of the
-		// queue is for replies sent from callbacks (see the top of the file).
-		bytes, msgs = min(bytes/2, 2*n.cfg.Window), msgs/2
-		if behind := p.in.received - p.in.consumed; behind > uint64(n.cfg.Window)/2 {
+		if err := n.producerWaits(p, uint64(len(payload))+msgCost); err != nil {
 			o.refused = true
-			return fmt.Errorf("%w: this node's user is %d bytes behind on %q's messages; a producer waits for it", ErrQueueFull, behind, p.id)
+			return err
 		}
 	}
-	if len(o.msgs) >= msgs || o.bytes+len(payload) > bytes {
+	if len(o.msgs) >= n.cfg.QueueMessages || o.bytes+len(payload) > n.cfg.QueueBytes {
 		o.refused = true
 		return fmt.Errorf("%w: %q has %d messages, %d bytes not yet acknowledged", ErrQueueFull, p.id, len(o.msgs), o.bytes)
 	}
-	o.queue(payload)
+	o.queue(payload, reserve)
 	if c := p.session; c != nil && c.resumed {
 		n.pump(p, c)
 	}
+	n.pace(p)
 	return nil
+}
+
+// producerWaits returns why a producer's message of the given cost toward p
+// must wait, or nil: the peer says its answers to this node back up there;
+// this node's user is more than half a window behind on p's messages; or
+// the producers' share of the queue (producerShare) is used.
+func (n *Node) producerWaits(p *peer, cost uint64) error {
+	o := &p.out
+	if n.cfg.mutation.noPacing() { // deliberately wrong: see MutationNoPacing
+		return n.oldPacing(p, cost)
+	}
+	if o.held {
+		return fmt.Errorf("%w: %q says its answers to this node back up there; a producer waits for them to drain", ErrQueueFull, p.id)
+	}
+	if behind := p.in.received - p.in.consumed; behind > uint64(n.cfg.Window)/2 {
+		return fmt.Errorf("%w: this node's user is %d bytes behind on %q's messages; a producer waits for it", ErrQueueFull, behind, p.id)
+	}
+	if share := n.producerShare(); len(o.msgs) >= n.cfg.QueueMessages/2 || o.queued()+cost > share {
+		return fmt.Errorf("%w: %q has %d messages, %d bytes with their overhead not yet acknowledged; a producer may keep %d", ErrQueueFull, p.id, len(o.msgs), o.queued(), share)
+	}
+	return nil
+}
+
+// oldPacing is producerWaits before the backlog flag, for MutationNoPacing:
+// the peer's flag ignored, the producers' share counted in payload bytes
+// and half the queue's messages.
+func (n *Node) oldPacing(p *peer, cost uint64) error {
+	o := &p.out
+	if behind := p.in.received - p.in.consumed; behind > uint64(n.cfg.Window)/2 {
+		return fmt.Errorf("%w: this node's user is %d bytes behind on %q's messages; a producer waits for it", ErrQueueFull, behind, p.id)
+	}
+	if len(o.msgs) >= n.cfg.QueueMessages/2 || o.bytes+int(cost-msgCost) > min(n.cfg.QueueBytes/2, 2*n.cfg.Window) {
+		return fmt.Errorf("%w: %q has %d messages, %d bytes not yet acknowledged", ErrQueueFull, p.id, len(o.msgs), o.bytes)
+	}
+	return nil
+}
+
+// producerShare is the cost (payload plus msgCost per message) of the queue
+// toward one peer up to which producers may add: two windows (more could
+// not go out sooner anyway, credit being one window), at most half the
+// queue's bytes.
+func (n *Node) producerShare() uint64 {
+	return uint64(min(2*n.cfg.Window, n.cfg.QueueBytes/2))
+}
+
+// queued returns the cost of the messages in the queue.
+func (o *outStream) queued() uint64 { return o.endOf(len(o.msgs)-1) - o.ackedEnd }
+
+// answersBacklog returns by how much the cost of the answers (messages not
+// sent by a producer) queued toward the peer exceeds the room its credit
+// leaves: what must wait for the peer's user however the queue is ordered.
+func (o *outStream) answersBacklog() uint64 {
+	answers := o.queued() - o.reserved
+	var room uint64
+	if o.limit > o.ackedEnd {
+		room = o.limit - o.ackedEnd
+	}
+	if answers <= room {
+		return 0
+	}
+	return answers - room
+}
+
+// pace sets the backlog flag this node shows p once the answers queued
+// toward p go past p's credit by more than a window, and clears it once
+// they are back within half a window (answersBacklog); each flip goes to p
+// at once in an ACK, every other ACK repeats it.
+func (n *Node) pace(p *peer) {
+	o := &p.out
+	b, hi := o.answersBacklog(), uint64(n.cfg.Window)
+	switch {
+	case !o.backlog && b > hi:
+		o.backlog = true
+	case o.backlog && b <= hi/2:
+		o.backlog = false
+	default:
+		return
+	}
+	if c := p.session; c != nil && reliable(c) {
+		n.sendAck(p, c)
+	}
+}
+
+// heard records the backlog flag of p's ACK: while it is set, this node's
+// producers toward p wait; when it clears they may go on.
+func (n *Node) heard(p *peer, f *wire.Frame) {
+	o := &p.out
+	was := o.held
+	o.held = f.Backlog
+	if was && !o.held {
+		n.maybeRoom(p)
+	}
 }
 
 // pump writes the messages of p's stream that the credit allows on session c.
@@ -289,6 +391,8 @@ func (n *Node) onAck(c *conn, f *wire.Frame) {
 	if k > 0 {
 		n.maybeRoom(p)
 	}
+	n.heard(p, f)
+	n.pace(p)
 }
 
 // resume starts p's stream on session c from the peer's first ACK: the
@@ -326,6 +430,8 @@ func (n *Node) resume(p *peer, c *conn, f *wire.Frame) {
 	n.write(c, wire.Frame{Type: wire.Resume, Next: o.acked + 1})
 	n.pump(p, c)
 	n.maybeRoom(p)
+	n.heard(p, f)
+	n.pace(p)
 }
 
 // reportLost hands the first k messages of p's stream back to the user as
@@ -342,6 +448,7 @@ func (n *Node) reportLost(p *peer, k int, why error) {
 	o.drop(k)
 	n.emit(Action{Kind: ActLost, Peer: p.id, Incarnation: o.inc, Lost: lost, Err: why})
 	n.maybeRoom(p)
+	n.pace(p)
 }
 
 // maybeRoom tells the user p's queue has room again after a refusal (it
@@ -417,7 +524,7 @@ func (n *Node) sendAck(p *peer, c *conn) {
 	in := p.in
 	in.granted = n.grantLimit(p)
 	in.ackSent = in.delivered
-	n.write(c, wire.Frame{Type: wire.Ack, Delivered: in.delivered, Credit: in.granted - in.received})
+	n.write(c, wire.Frame{Type: wire.Ack, Delivered: in.delivered, Credit: in.granted - in.received, Backlog: p.out.backlog})
 }
 
 // ackDue reports whether p should hear an ACK with the heartbeat: messages

@@ -137,3 +137,16 @@ func TestSweepLoadCatchesNoCredit(t *testing.T) {
 		require.NotContains(t, r.Err.Error(), "steady-under-load", "without bounded socket buffers")
 	}
 }
+
+// TestLoadAnswersRefusedWithoutPacing is the negative control of
+// TestLoadAnswersHaveRoomSmallMessages: with producers that ignore the
+// peer's backlog flag (MutationNoPacing, the pacing before it), the answers
+// toward the slow user pile up until a callback's answer is refused.
+func TestLoadAnswersRefusedWithoutPacing(t *testing.T) {
+	k := answersHaveRoomKnobs()
+	k.Mutation = fsm.MutationNoPacing
+	r := sim.RunSeed(k, sim.Options{})
+	require.Error(t, r.Err, "answers kept room without the backlog flag")
+	require.ErrorContains(t, r.Err, "answers sent from a callback were refused")
+	require.ErrorIs(t, r.Err, fsm.ErrQueueFull)
+}
