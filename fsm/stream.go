@@ -35,24 +35,93 @@ import (
 //     node's own queue toward the peer (grantLimit): so credit flows as long
 //     as the users' callbacks return.
 //   - Only a producer outside the callbacks waits (the adapter's
-//     SendContext), for acknowledgements, which come from the peer's
-//     connection layer as it delivers, which waits for nothing of ours.
+//     SendContext): for acknowledgements, which come from the peer's
+//     connection layer as it delivers, which waits for nothing of ours; for
+//     its own user to catch up; and while the peer says its answers to us
+//     back up (the backlog flag, below), which clears as our user consumes
+//     them. None of these is a callback, and neither credit nor the flag
+//     waits for a producer.
 // Every chain of waits therefore ends at a user's callback, and a callback
 // that returns ends it.
 //
-// Room for replies. A callback's Send may use the whole queue; a waiting
-// producer (SendContext) may keep at most two windows unacknowledged, and
-// waits while its own user is more than half a window behind on the peer's
-// messages: it may not make requests faster than its user takes in the
-// answers. Replies queued toward p wait only for p's credit; p withholds it
-// only while p's user is behind on our stream by about a window, and then
-// p's producer has stopped: it has at most two of p's windows of requests
-// unacknowledged, and we hold at most one of our windows of them
-// undelivered. So the replies queued toward p stay below 2 W(p) + W + one
-// message, inside the room producers leave (QueueBytes - 2 W) as long as
-// QueueBytes >= 5 W + the largest message (defaults: 16 MiB, 1 MiB). Both
-// waits of a producer are on its own user or on acknowledgements, neither
-// of which waits for anything of ours, so they close no cycle.
+// Room for answers. An answer sent from a callback (Send) is never held
+// back by this node; only the queue's bounds refuse it. The producers of
+// both ends are paced so that the answers never reach those bounds, under
+// one assumption about the application:
+//
+//	(A) a callback answers only requests (messages its peer's producers
+//	sent with SendContext), each at most once, to its sender, from the
+//	callback itself, with a payload no larger than the request's;
+//	answers are not answered.
+//
+// Echo and request/response are such applications. A fan-out application,
+// whose callbacks send to other peers than the sender, is not: it must
+// send its fan-out from a producer (SendContext, e.g. handed to a
+// goroutine), or treat Send's ErrQueueFull as a signal to do so.
+//
+// The pacing. Costs count payload plus msgCost per message, as credit
+// does; c is the cost of the largest message. Node A, toward peer S:
+//   - Producers (Send.Reserve) may add to the queue only while it costs at
+//     most Π = min(2 W, QueueBytes/2) and holds fewer than QueueMessages/2
+//     messages (producerShare): the producers' messages cost at most Π.
+//   - The backlog flag (pace). B = the cost of the answers in A's queue
+//     toward S, minus the room S's credit leaves (limit - ackedEnd, at most
+//     W(S): S grants at most its window past what it received). A sets the
+//     flag when B > W(A) and clears it when B <= W(A)/2, sending an ACK on
+//     each flip; every ACK carries it. While the flag S last heard from A
+//     is set, S's producers toward A wait (producerWaits); an ACK that
+//     clears it wakes them (ActRoom). A producer also waits while its own
+//     user is more than half a window behind on the peer's messages (an
+//     early brake; the bound below does not need it).
+//
+// The bound. Answers leave A's queue only when S acknowledges them. At any
+// time t, before A adds an answer: if the flag is clear, the answers cost at
+// most W(S) + W(A). Otherwise let t0 be when A last set it: then they cost
+// at most W(S) + W(A) + c (the Send that crossed the threshold; a resume
+// that shrank the room leaves them as they were). Answers added since t0
+// answer, by (A), S's requests unanswered at t0:
+//   - those delivered here and not yet consumed: the user reports a message
+//     consumed after its callback returned, so they are among the
+//     unconsumed, which cost at most W(A) + c (this node's credit);
+//   - those not yet delivered here. Every ACK A sent since t0 sets the
+//     flag; S applies each ACK in order (one session's in TCP's order, and
+//     a new session's first one before S sends anything on it), keeps the
+//     flag it heard last with its count of A's stream (inStream.held, which
+//     outlives S's record of A), and its producers add nothing while it is
+//     set. So these requests were added by S's producers before S applied
+//     the first ACK A sent since t0; until then S's count of what A
+//     acknowledged is at most what A had delivered at t0, so they were all
+//     in S's queue at once (a record of A that S forgot meanwhile held none
+//     of them: S forgets a peer only with an empty queue), and cost at most
+//     Π(S).
+// With the answer being added, the answers cost at most
+// W(S) + 2 W(A) + Π(S) + 2 c, and the whole queue (the producers' Π(A)
+// besides) at most W(S) + 2 W(A) + Π(S) + Π(A) + 2 c: 7 W + 2 c when both
+// ends have the same window W. As every message costs at least msgCost,
+// and the two messages counted by c are one each, no answer is refused as
+// long as
+//
+//	QueueMessages >= 7 W / msgCost + 5 and QueueBytes >= 7 W + 2 L,
+//
+// L the largest payload. The defaults hold it for payloads up to a window
+// (QueueMessages at least W/4, QueueBytes at least 9 W; config.go), if the
+// peers use the same window and queue bounds (the peer's W and Π enter the
+// bound: a peer with a larger window or producer share needs a larger
+// queue here). Raising the queue bounds alone could not do it: without the
+// flag, each time a slow user catches up a little its producer sends a
+// round trip's worth of requests at full speed, faster than the user takes
+// in their answers, and the answers toward it grow without bound
+// (sim.TestLoadAnswersHaveRoomSmallMessages, and its negative control
+// with MutationNoPacing).
+//
+// Why the flag closes no cycle. S's producer waits for A's answers to
+// drain; they drain as S acknowledges them, within S's credit, which grows
+// as S's user consumes; S's user waits for nothing (its callbacks never
+// wait in Send). New answers stop once the requests already sent are
+// answered, since S's producer is held, and A's callbacks wait for nothing
+// either. The flag holds producers only: never a callback's Send, and
+// never credit, which still depends on the user's consumption alone
+// (grantLimit; tying credit to one's own queue made a cycle before).
 
 // msgCost is the credit each message costs beyond its payload, so that
 // credit also bounds how many messages may wait, empty ones included.
@@ -83,7 +152,6 @@ type outStream struct {
 	// Pacing (see "Room for answers" above).
 	reserved uint64 // the cost (payload + msgCost each) of the producers' messages in msgs
 	backlog  bool   // this node tells the peer its answers back up here (the last ACK said so, or the next will)
-	held     bool   // the peer's last ACK said its answers to us back up there: our producers wait
 }
 
 // inStream is what this node receives from one peer. It outlives the peer
@@ -99,6 +167,11 @@ type inStream struct {
 	consumed  uint64 // the cost of those the user has taken off the queue
 	granted   uint64 // the credit limit last sent
 	ackSent   uint64 // delivered as last sent
+	// held: the peer's last ACK said its answers to this node back up there
+	// (its backlog flag): this node's producers toward it wait. It lives
+	// here, not in the peer record, so that it outlives that record as the
+	// count does ("Room for answers").
+	held bool
 }
 
 // endOf returns the stream offset at the end of p's message i.
@@ -242,7 +315,7 @@ func (n *Node) producerWaits(p *peer, cost uint64) error {
 	if n.cfg.mutation.noPacing() { // deliberately wrong: see MutationNoPacing
 		return n.oldPacing(p, cost)
 	}
-	if o.held {
+	if p.in.held {
 		return fmt.Errorf("%w: %q says its answers to this node back up there; a producer waits for them to drain", ErrQueueFull, p.id)
 	}
 	if behind := p.in.received - p.in.consumed; behind > uint64(n.cfg.Window)/2 {
@@ -317,10 +390,10 @@ func (n *Node) pace(p *peer) {
 // heard records the backlog flag of p's ACK: while it is set, this node's
 // producers toward p wait; when it clears they may go on.
 func (n *Node) heard(p *peer, f *wire.Frame) {
-	o := &p.out
-	was := o.held
-	o.held = f.Backlog
-	if was && !o.held {
+	in := p.in
+	was := in.held
+	in.held = f.Backlog
+	if was && !in.held {
 		n.maybeRoom(p)
 	}
 }
