@@ -57,7 +57,11 @@ import (
 // Echo and request/response are such applications. A fan-out application,
 // whose callbacks send to other peers than the sender, is not: it must
 // send its fan-out from a producer (SendContext, e.g. handed to a
-// goroutine), or treat Send's ErrQueueFull as a signal to do so.
+// goroutine), or treat Send's ErrQueueFull as a signal to do so. This node
+// cannot tell an answer from any other Send without Reserve (one from
+// outside the callbacks, a fan-out): it counts them all as answers, so
+// they may hold the peer's producers for a while (the flag below), never
+// wedge anything.
 //
 // The pacing. Costs count payload plus msgCost per message, as credit
 // does; c is the cost of the largest message. Node A, toward peer S:
@@ -76,9 +80,11 @@ import (
 //
 // The bound. Answers leave A's queue only when S acknowledges them. At any
 // time t, before A adds an answer: if the flag is clear, the answers cost at
-// most W(S) + W(A). Otherwise let t0 be when A last set it: then they cost
-// at most W(S) + W(A) + c (the Send that crossed the threshold; a resume
-// that shrank the room leaves them as they were). Answers added since t0
+// most W(S) + W(A) (pace runs after every step that changes B). Otherwise
+// let t0 be when A last set it: then they cost at most W(S) + W(A) + c
+// (the flag was clear before that step, which added at most one answer:
+// the other steps that raise B, a resume that shrinks the room or an ACK
+// that drops a producer's messages, add none). Answers added since t0
 // answer, by (A), S's requests unanswered at t0:
 //   - those delivered here and not yet consumed: the user reports a message
 //     consumed after its callback returned, so they are among the
