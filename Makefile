@@ -36,14 +36,15 @@ unit:
 # The simulator's full sweeps without the race detector (TestSweep: 10,000
 # seeds, TestSweepLegacyDialers: 2,000, TestSweepAdversary: 1,000,
 # TestSweepLoad: 40 load runs), then the negative controls that need a
-# deliberately broken fsm (the simulator's, and the fuzz target
-# FuzzAuthFrames's check against a skipped HELLO id check), then the echo
+# deliberately broken fsm (the simulator's, the fuzz target FuzzAuthFrames's
+# check against a skipped HELLO id check, and the flood tests' against a node
+# that refuses newcomers when its handshake slots are full), then the echo
 # storms over TCP for STORM each (four of them, one after the other; skipped
 # when the variable is unset, as under unit).
 STORM ?= 20s
 sweep:
 	$(GO) test -count=1 -timeout $(TIMEOUT) -run '^TestSweep' ./sim
-	$(GO) test $(MUTATION) -count=1 -timeout $(TIMEOUT) -run 'Catches' ./sim ./fsm
+	$(GO) test $(MUTATION) -count=1 -timeout $(TIMEOUT) -run 'Catches' ./sim ./fsm ./netio
 	MASTERLESS_STORM=$(STORM) $(GO) test -count=1 -timeout $(TIMEOUT) -run '^TestEchoStormFor$$' -v .
 
 # A short run of every fuzz target, seeded from testdata/fuzz corpora.

@@ -171,9 +171,22 @@ func WithDispatchQueue(events, bytes int) Option {
 }
 
 // WithMaxHandshakes bounds the connections handshaking at once; default 256.
-// More are refused, which bounds a flood of half-open connections.
+// When they are full, a new accepted connection evicts a silent one (no
+// HELLO read yet, ErrEvicted): the oldest of the address holding the most,
+// if that is more than its share (WithMaxHandshakesPerSource), else the
+// oldest of all; so a flood of silent connections cannot keep a real node
+// out (spec/PROTOCOL.md, 3.6). It is refused only when none is silent.
 func WithMaxHandshakes(n int) Option {
 	return func(s *settings) error { s.cfg.FSM.MaxHandshakes = n; return nil }
+}
+
+// WithMaxHandshakesPerSource sets a source address's share of the handshake
+// slots (an IPv4 address, or an IPv6 /64); default 64, or WithMaxHandshakes
+// if lower. Below capacity an address may hold more; when the slots are
+// full, the silent connections of the address holding the most beyond its
+// share are evicted first.
+func WithMaxHandshakesPerSource(n int) Option {
+	return func(s *settings) error { s.cfg.FSM.MaxHandshakesPerSource = n; return nil }
 }
 
 // WithLogger sets the logger: protocol violations at Warn, abnormal closes at

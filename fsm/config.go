@@ -20,6 +20,10 @@ const (
 	DefaultQueueBytes        = 16 << 20 // and at least 9 Window (room for answers: stream.go)
 	DefaultWindow            = 1 << 20
 	DefaultMaxHandshakes     = 256
+	// DefaultMaxHandshakesPerSource is a quarter of the slots: while a
+	// source address holds more when the slots are full, its own silent
+	// connections are evicted first (slots.go).
+	DefaultMaxHandshakesPerSource = 64
 )
 
 // Config fixes a Node's identity and limits. Zero durations and sizes take
@@ -49,8 +53,14 @@ type Config struct {
 	// Window is how many payload bytes from one peer this node lets wait for
 	// its user (delivered, not yet consumed), plus one message: the credit
 	// it grants (stream.go).
-	Window        int
-	MaxHandshakes int // connections handshaking at once; more are refused
+	Window int
+	// MaxHandshakes bounds the connections handshaking at once. When they
+	// are full, a new accepted connection evicts a silent one (accepted,
+	// no HELLO yet): the oldest of the source address holding the most,
+	// if that is more than MaxHandshakesPerSource, else the oldest of all;
+	// with none to evict it is refused (slots.go).
+	MaxHandshakes          int
+	MaxHandshakesPerSource int
 	// MaxFrameSize is the largest frame this node sends or accepts, in bytes
 	// (type byte plus body); Send refuses a payload that would not fit.
 	MaxFrameSize int
@@ -113,6 +123,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxHandshakes <= 0 {
 		c.MaxHandshakes = DefaultMaxHandshakes
+	}
+	if c.MaxHandshakesPerSource <= 0 {
+		c.MaxHandshakesPerSource = min(DefaultMaxHandshakesPerSource, c.MaxHandshakes)
 	}
 	if c.PeerTimeout <= c.HeartbeatInterval {
 		return c, fmt.Errorf("%w: peer timeout %v must exceed the heartbeat interval %v", ErrBadConfig, c.PeerTimeout, c.HeartbeatInterval)

@@ -34,6 +34,12 @@ type conn struct {
 	state    ConnState
 	dial     *dial // the dial that opened it; nil when accepted
 	openedAt time.Duration
+	// Accepted: the source address the adapter reported (Incoming), and
+	// while its peer's HELLO has not arrived, its place among the
+	// connections that may be evicted, of all and of its source (slots.go).
+	source   string
+	waiting  bool
+	all, src links
 	rules    *rules  // the protocol it speaks; nil until known (table.go)
 	prio     float64 // 0.4.1 dialer: the priority sent in our JOIN
 	// authID is the id the adapter's security handshake proved the remote
@@ -64,7 +70,7 @@ func (n *Node) openConn(id ConnID, d *dial, legacy bool, authID string) {
 	n.invariant(id != 0 && n.conns[id] == nil, "connection id c%d is zero or reused", id)
 	c := &conn{id: id, state: StateHello, dial: d, openedAt: n.now, lastRecv: n.now, rules: rulesFor(legacy), authID: authID}
 	n.conns[id] = c
-	n.handshaking++
+	n.takeSlot(c)
 	n.armConn(c, c.openedAt+n.cfg.HandshakeTimeout)
 	n.sendHello(c)
 }
@@ -112,8 +118,7 @@ func (n *Node) closeQuietly(c *conn, why error) {
 func (n *Node) forget(c *conn, why error) {
 	delete(n.conns, c.id)
 	if c.state != StateEstablished {
-		n.handshaking--
-		n.invariant(n.handshaking >= 0, "handshaking count below zero after closing c%d", c.id)
+		n.freeSlot(c)
 	}
 	if d := c.dial; d != nil {
 		n.dialEnded(d, c, why)

@@ -38,12 +38,22 @@ type DialFailed struct {
 	Err  error
 }
 
-// Incoming: the listener accepted TCP connection Conn, whose protocol is not
-// known yet. The node counts it against MaxHandshakes (refusing it with
-// ActClose past the bound) and against the handshake timeout, and writes
-// nothing: the acceptor must first read the dialer's first bytes to tell v1
-// from 0.4.1 (spec/PROTOCOL.md, 2.1), which ends with Accepted.
-type Incoming struct{ Conn ConnID }
+// Incoming: the listener accepted TCP connection Conn from Source, whose
+// protocol is not known yet. It takes a handshake slot; when they are full
+// it evicts a silent connection (slots.go; ActClose on the newcomer only
+// when none can be evicted). It counts against the handshake timeout, and
+// nothing is written on it: the acceptor must first read the dialer's first
+// bytes to tell v1 from 0.4.1 (spec/PROTOCOL.md, 2.1), which ends with
+// Accepted.
+//
+// Source names the dialer's address as the adapter sees it: the remote IP
+// without the port (netio; an IPv6 /64), the simulated host (sim). When the
+// slots are full, a Source holding more than MaxHandshakesPerSource has its
+// own silent connections evicted first. An empty Source is no address's.
+type Incoming struct {
+	Conn   ConnID
+	Source string
+}
 
 // Accepted: the dialer's first bytes on accepted connection Conn told its
 // protocol; the connection layer has already written the codec's preamble.

@@ -27,6 +27,10 @@ const (
 	// on earlier sessions and not acknowledged, without resending or
 	// reporting them: they vanish (stream.go).
 	MutationNoResend
+	// MutationRefuseWhenFull refuses a new accepted connection when the
+	// handshake slots (or its source's) are full, instead of evicting the
+	// oldest silent one (slots.go): an idle flood then keeps real nodes out.
+	MutationRefuseWhenFull
 	// MutationNoIDCheck skips the first authentication rule (auth.go): an
 	// authenticated connection may name any id in its HELLO, so a node with
 	// a trusted key of its own (an insider) can speak for every other node.
@@ -65,6 +69,7 @@ func (c Config) Mutation() Mutation { return c.mutation }
 func (m Mutation) dialerLeads() bool     { return m == MutationDialerLeads }
 func (m Mutation) noLegacyUpgrade() bool { return m == MutationNoLegacyUpgrade }
 func (m Mutation) noResend() bool        { return m == MutationNoResend }
+func (m Mutation) refuseWhenFull() bool  { return m == MutationRefuseWhenFull }
 func (m Mutation) noIDCheck() bool       { return m == MutationNoIDCheck }
 func (m Mutation) noCredit() bool        { return m == MutationNoCredit }
 func (m Mutation) noPacing() bool        { return m == MutationNoPacing }

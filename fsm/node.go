@@ -30,7 +30,15 @@ type Node struct {
 	nextDial    DialID
 	sessCounter uint64 // session numbers this node granted as a leader
 	handshaking int    // connections not yet established
-	shutdown    bool
+	// The handshake slots (slots.go): accepted connections that have not
+	// sent their HELLO, oldest first; what each source address holds, and
+	// how many hold more than their share; how many connections were
+	// evicted.
+	waiting   waitList
+	sources   map[string]*source
+	overShare int
+	evicted   uint64
+	shutdown  bool
 
 	// timers holds every deadline, per owner (deadlines.go).
 	timers deadlines
@@ -62,6 +70,7 @@ func New(cfg Config) (*Node, error) {
 		dialsByAddr: make(map[string]*dial),
 		reqs:        make(map[ReqID]*request),
 		inbound:     make(map[string]*inStream),
+		sources:     make(map[string]*source),
 		next:        never,
 	}, nil
 }
@@ -108,7 +117,7 @@ func (n *Node) step(now time.Duration, ev Event) error {
 	case Tick:
 		n.tick()
 	case Incoming:
-		n.incoming(e.Conn)
+		n.incoming(e.Conn, e.Source)
 	case Accepted:
 		n.accepted(e.Conn, e.Legacy, e.Peer)
 	case Dialed:

@@ -13,7 +13,7 @@ func (n *Node) establish(p *peer, c *conn) {
 	n.invariant(p.session == nil, "establishing c%d with %s while session c%d exists", c.id, p.id, idOf(p.session))
 	n.invariant(c.state != StateEstablished, "c%d established twice", c.id)
 	c.state = StateEstablished
-	n.handshaking--
+	n.freeSlot(c)
 	p.handshakes--
 	p.session = c
 	if c.dial != nil {

@@ -1,7 +1,6 @@
 package netio
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -40,6 +39,8 @@ type conn struct {
 	out     []byte // bytes waiting for the writer; allocated on demand
 	spare   []byte // the writer's other buffer, swapped with out
 	state   connState
+	wrote   bool // anything was ever written: a close lingers for it (core.go)
+	lingers bool // closed gracefully, counted in Runtime.lingering until its reader ends
 	idle    bool // the writer waits on data
 	waiting int  // senders waiting on space
 
@@ -95,6 +96,7 @@ func (c *conn) run() {
 func (c *conn) write(head, body []byte) {
 	c.wmu.Lock()
 	if c.state == connOpen {
+		c.wrote = true
 		c.out = append(append(c.out, head...), body...)
 		if c.idle {
 			c.idle = false
@@ -152,7 +154,7 @@ func (c *conn) fail(err error) {
 	n.mu.Lock()
 	if n.conns[c.id] == c {
 		delete(n.conns, c.id)
-		n.log.Debug("connection lost", "conn", uint64(c.id), "remote", c.remote, "reason", errText(err))
+		n.logPeer(slog.LevelDebug, "connection lost", err, "conn", uint64(c.id), "remote", c.remote)
 		n.link.Closed(n.now(), c.id, err)
 		n.settle()
 	}
@@ -267,6 +269,9 @@ func (c *conn) readLoop() {
 	_ = c.nc.Close()
 	n.mu.Lock()
 	delete(n.live, c)
+	if c.lingers {
+		n.lingering--
+	}
 	n.mu.Unlock()
 }
 
@@ -353,9 +358,21 @@ func (c *conn) secure() error {
 			if errors.Is(err, ErrUntrusted) || errors.Is(err, ErrCertificateExpired) || errors.Is(err, fsm.ErrIDMismatch) {
 				level = slog.LevelWarn // a certificate this node does not trust
 			}
-			n.log.Log(context.Background(), level, "TLS handshake failed", "conn", uint64(c.id), "remote", c.remote, "err", err)
+			n.mu.Lock()
+			n.logPeer(level, "TLS handshake failed", err, "conn", uint64(c.id), "remote", c.remote)
+			// Linger for the alert only on a connection the state machine
+			// still held (not one it evicted) and within the bound on
+			// lingering closes (core.go).
+			linger := n.conns[c.id] == c && n.lingering < n.lingerCap
+			if linger {
+				c.lingers = true
+				n.lingering++
+			}
+			n.mu.Unlock()
 			c.fail(err) // the state machine frees the slot now
-			c.refuse()
+			if linger {
+				c.refuse()
+			}
 			return err
 		}
 	}

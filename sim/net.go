@@ -139,7 +139,7 @@ func (w *World) dialArrives(e *event) {
 	dialedAt := w.now + w.latency()
 	c.ends[1].lastSent = dialedAt
 	w.schedule(event{at: dialedAt, kind: evDialed, ctl: true, node: n.idx, inc: n.inc, dial: e.dial, conn: c})
-	acc.link.IncomingAuth(w.now, localID(c.id, 1), w.authAs(n))
+	acc.link.IncomingAuth(w.now, localID(c.id, 1), n.id, w.authAs(n)) // the dialer's simulated host is its id
 }
 
 // dialedArrives tells the dialer its connection is up.
