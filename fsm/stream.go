@@ -393,9 +393,9 @@ func (n *Node) pace(p *peer) {
 	}
 }
 
-// heard records the backlog flag of p's ACK: while it is set, this node's
-// producers toward p wait; when it clears they may go on.
-func (n *Node) heard(p *peer, f *wire.Frame) {
+// heardBacklog records the backlog flag of p's ACK: while it is set, this
+// node's producers toward p wait; when it clears they may go on.
+func (n *Node) heardBacklog(p *peer, f *wire.Frame) {
 	in := p.in
 	was := in.held
 	in.held = f.Backlog
@@ -470,7 +470,7 @@ func (n *Node) onAck(c *conn, f *wire.Frame) {
 	if k > 0 {
 		n.maybeRoom(p)
 	}
-	n.heard(p, f)
+	n.heardBacklog(p, f)
 	n.pace(p)
 }
 
@@ -509,7 +509,7 @@ func (n *Node) resume(p *peer, c *conn, f *wire.Frame) {
 	n.write(c, wire.Frame{Type: wire.Resume, Next: o.acked + 1})
 	n.pump(p, c)
 	n.maybeRoom(p)
-	n.heard(p, f)
+	n.heardBacklog(p, f)
 	n.pace(p)
 }
 

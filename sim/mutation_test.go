@@ -125,7 +125,7 @@ func TestSweepLoadCatchesNoCredit(t *testing.T) {
 	t.Log("\n" + b.String())
 	require.ErrorContains(t, f.Err, "steady-under-load")
 	require.Contains(t, b.String(), "-workload=")
-	require.Contains(t, b.String(), "-mutation=5")
+	require.Contains(t, b.String(), "-mutation="+strconv.Itoa(int(fsm.MutationNoCredit)))
 	again := sim.RunSeed(f.Knobs, sim.Options{})
 	require.Equal(t, f.Err.Error(), again.Err.Error(), "the report replays")
 	// The wedge needs what the simulator did not model before: with
