@@ -16,8 +16,8 @@ const (
 	DefaultBackoffMin        = 100 * time.Millisecond
 	DefaultBackoffMax        = 10 * time.Second
 	DefaultReconnectGrace    = 5 * time.Second
-	DefaultQueueMessages     = 1 << 16
-	DefaultQueueBytes        = 16 << 20
+	DefaultQueueMessages     = 1 << 18  // and at least Window/4 (room for answers: stream.go)
+	DefaultQueueBytes        = 16 << 20 // and at least 9 Window (room for answers: stream.go)
 	DefaultWindow            = 1 << 20
 	DefaultMaxHandshakes     = 256
 	// DefaultMaxHandshakesPerSource is a quarter of the slots: while a
@@ -43,8 +43,13 @@ type Config struct {
 	BackoffMin        time.Duration // first reconnect delay of a kept peer
 	BackoffMax        time.Duration // reconnect delay cap
 	ReconnectGrace    time.Duration // how long a kept peer may be away before it is reported disconnected
-	QueueMessages     int           // per-peer bound on messages accepted but not yet acknowledged
-	QueueBytes        int           // per-peer bound on payload bytes accepted but not yet acknowledged
+	// QueueMessages and QueueBytes bound, per peer, the messages accepted
+	// and not yet acknowledged, by count and payload bytes. Answers sent
+	// from callbacks always have room when QueueMessages >= 7 Window/32 + 5
+	// and QueueBytes >= 7 Window + twice the largest message (stream.go,
+	// "Room for answers"); the defaults hold it for messages up to a window.
+	QueueMessages int
+	QueueBytes    int
 	// Window is how many payload bytes from one peer this node lets wait for
 	// its user (delivered, not yet consumed), plus one message: the credit
 	// it grants (stream.go).
@@ -104,14 +109,14 @@ func (c Config) withDefaults() (Config, error) {
 			*d.p = d.def
 		}
 	}
-	if c.QueueMessages <= 0 {
-		c.QueueMessages = DefaultQueueMessages
-	}
 	if c.Window <= 0 {
 		c.Window = DefaultWindow
 	}
+	if c.QueueMessages <= 0 {
+		c.QueueMessages = max(DefaultQueueMessages, c.Window/4)
+	}
 	if c.QueueBytes <= 0 {
-		c.QueueBytes = max(DefaultQueueBytes, 2*c.Window)
+		c.QueueBytes = max(DefaultQueueBytes, 9*c.Window)
 	}
 	if c.MaxFrameSize <= 0 {
 		c.MaxFrameSize = wire.DefaultMaxFrameSize

@@ -117,8 +117,9 @@ type SetKeep struct {
 // until the peer acknowledges it (stream.go); on a 0.4.1 session it becomes
 // an ActWrite carrying Payload itself, so the caller must encode it before
 // the buffer is reused. Reserve is set by a caller that can wait for room
-// (SendContext): it may not take the room kept for replies sent from event
-// callbacks, which cannot wait.
+// (SendContext): it may not take the room kept for answers sent from event
+// callbacks, which cannot wait, and is refused while the peer says its
+// answers to this node back up (stream.go, "Room for answers").
 type Send struct {
 	Peer    string
 	Payload []byte

@@ -44,6 +44,12 @@ const (
 	// on a 0.4.1 session. Two nodes whose callbacks reply can then wait for
 	// each other for ever, and the peer timeout drops healthy sessions.
 	MutationNoCredit
+	// MutationNoPacing makes producers ignore the peer's backlog flag (ACK,
+	// stream.go: "Room for answers"), the pacing before the flag existed: a
+	// producer stops only while its own user is behind, so answers toward a
+	// user slower than its peers pile up past the room kept for them and,
+	// with small messages, a callback's answer is refused.
+	MutationNoPacing
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -66,3 +72,4 @@ func (m Mutation) noResend() bool        { return m == MutationNoResend }
 func (m Mutation) refuseWhenFull() bool  { return m == MutationRefuseWhenFull }
 func (m Mutation) noIDCheck() bool       { return m == MutationNoIDCheck }
 func (m Mutation) noCredit() bool        { return m == MutationNoCredit }
+func (m Mutation) noPacing() bool        { return m == MutationNoPacing }

@@ -13,3 +13,4 @@ func (mutation) noResend() bool        { return false }
 func (mutation) refuseWhenFull() bool  { return false }
 func (mutation) noIDCheck() bool       { return false }
 func (mutation) noCredit() bool        { return false }
+func (mutation) noPacing() bool        { return false }

@@ -35,9 +35,10 @@ func (n *Runtime) Send(peer string, payload []byte) error {
 
 // SendContext is Send for a producer that can wait: while peer's queue is
 // full it waits for room, until ctx is done (its error is returned) or the
-// node closes. It leaves alone the room kept for replies sent from event
-// callbacks (fsm/stream.go), so it must not be called from a callback: a
-// callback waiting for room could wait for itself.
+// node closes. It leaves alone the room kept for answers sent from event
+// callbacks, and waits while the peer says its answers to this node back
+// up (fsm/stream.go, "Room for answers"), so it must not be called from a
+// callback: a callback waiting for room could wait for itself.
 func (n *Runtime) SendContext(ctx context.Context, peer string, payload []byte) error {
 	for {
 		n.mu.Lock()

@@ -17,7 +17,7 @@ import (
 // than Knobs.StallBound. Then the producers stop, every accepted message
 // must be handed to its application, and, for the echo workload, no answer
 // sent from a callback may have been refused (fsm/stream.go, "Room for
-// replies"). The safety invariants and the delivery checker run after every
+// answers"). The safety invariants and the delivery checker run after every
 // step, as in every run.
 
 // loadRun is a load run's state.

@@ -86,31 +86,32 @@ func TestLoadDeterministic(t *testing.T) {
 }
 
 // TestLoadAnswersHaveRoomSmallMessages: fsm/stream.go argues that answers
-// sent from callbacks always have room in the queue ("Room for replies"):
-// toward a peer p, answers wait only for p's credit, and p withholds it
-// only while its user is behind, "and then p's producer has stopped". This
-// run finds the answers toward a slow user piling up past that bound: p's
-// producer stops only while its user is more than half a window behind,
-// and its two windows of requests are acknowledged as soon as the fast peer
-// delivers them, so each time p's user catches up a little the producer
-// sends requests at full speed for a round trip, faster than p's user takes
-// in their answers. The queue's message bound is reached first with small
-// messages: here the defaults' proportions scaled down (a 16 KiB window,
-// 1,024 messages; 4,096 fail too), 32-byte messages, one user four times
-// slower. The echo storms over TCP see it at default options with 32-byte
-// messages (the 8-node mesh in some runs, both when run in parallel):
-// "has 65536 messages, 2097152 bytes not yet acknowledged". Known failure,
-// for fsm: SIM_KNOWN=1 runs it.
+// sent from callbacks always have room in the queue ("Room for answers").
+// This run once found answers toward a slow user piling up past the room
+// kept for them: a producer then stopped only while its own user was more
+// than half a window behind, and its requests were acknowledged as soon as
+// the fast peer delivered them, so each time its user caught up a little it
+// sent at full speed for a round trip, faster than its user took in the
+// answers. Now the fast peer's ACK says when its answers back up (the
+// backlog flag) and the producer waits for them to drain. The run: the
+// defaults' proportions scaled down (a 16 KiB window, a queue of Window/4 =
+// 4,096 messages), 32-byte messages, whose count bound is reached first,
+// and one user four times slower than the others. Its negative control,
+// with the producers ignoring the flag (MutationNoPacing), is
+// TestLoadAnswersRefusedWithoutPacing in mutation_test.go.
 func TestLoadAnswersHaveRoomSmallMessages(t *testing.T) {
-	if os.Getenv("SIM_KNOWN") == "" {
-		t.Skip("known failure (fsm: no room in messages for answers to small messages); SIM_KNOWN=1 runs it")
-	}
-	k := sim.DrawLoadKnobs(1)
-	k.Nodes, k.Workload, k.Payload, k.Window, k.QueueMessages = 4, sim.WorkloadEcho, 32, 16<<10, 1024
-	k.ProduceGap, k.AppDelay, k.SlowApp = time.Microsecond, 50*time.Microsecond, 4
-	r := sim.RunSeed(k, sim.Options{})
+	r := sim.RunSeed(answersHaveRoomKnobs(), sim.Options{})
 	var b strings.Builder
 	r.Report(&b)
 	t.Log("\n" + b.String())
 	require.NoError(t, r.Err)
+}
+
+// answersHaveRoomKnobs are TestLoadAnswersHaveRoomSmallMessages's knobs.
+func answersHaveRoomKnobs() sim.Knobs {
+	k := sim.DrawLoadKnobs(1)
+	k.Nodes, k.Workload, k.Payload, k.Window = 4, sim.WorkloadEcho, 32, 16<<10
+	k.QueueMessages = k.Window / 4 // fsm.Config's default proportion
+	k.ProduceGap, k.AppDelay, k.SlowApp, k.LoadFor = time.Microsecond, 50*time.Microsecond, 4, 5*time.Second
+	return k
 }

@@ -125,7 +125,7 @@ func TestSweepLoadCatchesNoCredit(t *testing.T) {
 	t.Log("\n" + b.String())
 	require.ErrorContains(t, f.Err, "steady-under-load")
 	require.Contains(t, b.String(), "-workload=")
-	require.Contains(t, b.String(), "-mutation=5")
+	require.Contains(t, b.String(), "-mutation="+strconv.Itoa(int(fsm.MutationNoCredit)))
 	again := sim.RunSeed(f.Knobs, sim.Options{})
 	require.Equal(t, f.Err.Error(), again.Err.Error(), "the report replays")
 	// The wedge needs what the simulator did not model before: with
@@ -136,4 +136,17 @@ func TestSweepLoadCatchesNoCredit(t *testing.T) {
 	if r := sim.RunSeed(k, sim.Options{}); r.Err != nil {
 		require.NotContains(t, r.Err.Error(), "steady-under-load", "without bounded socket buffers")
 	}
+}
+
+// TestLoadAnswersRefusedWithoutPacing is the negative control of
+// TestLoadAnswersHaveRoomSmallMessages: with producers that ignore the
+// peer's backlog flag (MutationNoPacing, the pacing before it), the answers
+// toward the slow user pile up until a callback's answer is refused.
+func TestLoadAnswersRefusedWithoutPacing(t *testing.T) {
+	k := answersHaveRoomKnobs()
+	k.Mutation = fsm.MutationNoPacing
+	r := sim.RunSeed(k, sim.Options{})
+	require.Error(t, r.Err, "answers kept room without the backlog flag")
+	require.ErrorContains(t, r.Err, "answers sent from a callback were refused")
+	require.ErrorIs(t, r.Err, fsm.ErrQueueFull)
 }

@@ -117,9 +117,10 @@ func (Binary) AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 	case Data:
 		return AppendData(dst, f.Payload), nil
 	case Ack:
-		dst = appendHeader(dst, Ack, 16)
+		dst = appendHeader(dst, Ack, 17)
 		dst = binary.BigEndian.AppendUint64(dst, f.Delivered)
-		return binary.BigEndian.AppendUint64(dst, f.Credit), nil
+		dst = binary.BigEndian.AppendUint64(dst, f.Credit)
+		return append(dst, byte(b2i(f.Backlog))), nil
 	case Resume:
 		if f.Next == 0 {
 			return dst, fmt.Errorf("%w: RESUME with sequence number 0", ErrMalformedFrame)
@@ -256,11 +257,12 @@ func parseBody(t Type, body []byte) (Frame, error) {
 	case Data:
 		f.Payload = body
 	case Ack:
-		if len(body) != 16 {
-			return bad("want two 8-byte numbers")
+		if len(body) != 17 || body[16] > 1 {
+			return bad("want two 8-byte numbers and a flags byte 0 or 1")
 		}
 		f.Delivered = binary.BigEndian.Uint64(body)
 		f.Credit = binary.BigEndian.Uint64(body[8:])
+		f.Backlog = body[16] == 1
 	case Resume:
 		if len(body) != 8 {
 			return bad("want an 8-byte sequence number")

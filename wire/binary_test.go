@@ -27,6 +27,7 @@ func sampleFrames() []Frame {
 		{Type: Bye, Code: CodeShutdown},
 		{Type: Ack, Delivered: 1<<40 + 3, Credit: 1 << 62},
 		{Type: Ack},
+		{Type: Ack, Delivered: 5, Credit: 1 << 20, Backlog: true},
 		{Type: Resume, Next: 1},
 		{Type: Resume, Next: 1<<64 - 1},
 	}
@@ -90,6 +91,8 @@ func TestMalformedFrames(t *testing.T) {
 		"ping stamp 0":       frame(Ping, make([]byte, 24)...),
 		"ping short stamp":   frame(Ping, make([]byte, 16)...),
 		"bye truncated":      frame(Bye, 1),
+		"ack without flags":  frame(Ack, make([]byte, 16)...),
+		"ack unknown flag":   frame(Ack, append(make([]byte, 16), 2)...),
 		"bye text mismatch":  frame(Bye, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 'a'),
 	}
 	for name, b := range cases {

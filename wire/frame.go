@@ -110,6 +110,7 @@ type Frame struct {
 	Payload     []byte // DATA
 	Delivered   uint64 // ACK: DATA of the peer's stream delivered here, in total
 	Credit      uint64 // ACK: payload bytes the peer may send past message Delivered
+	Backlog     bool   // ACK: the sender's answers to the receiver back up past its credit: its producers wait (4.1)
 	Next        uint64 // RESUME: sequence number of the next DATA
 	// PING (v2), for the round-trip time (spec/PROTOCOL.md, 4): Stamp is
 	// the sender's clock when it sent the PING, nonzero; Echo is the Stamp
@@ -143,6 +144,9 @@ func (f *Frame) String() string {
 	case Data:
 		return fmt.Sprintf("DATA %q", f.Payload)
 	case Ack:
+		if f.Backlog {
+			return fmt.Sprintf("ACK delivered=%d credit=%d backlog", f.Delivered, f.Credit)
+		}
 		return fmt.Sprintf("ACK delivered=%d credit=%d", f.Delivered, f.Credit)
 	case Resume:
 		return fmt.Sprintf("RESUME next=%d", f.Next)
