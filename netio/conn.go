@@ -39,9 +39,11 @@ type conn struct {
 	space sync.Cond
 	out   []byte // bytes waiting for the writer; allocated on demand
 	spare []byte // the writer's other buffer, swapped with out
-	// lastBatch is how many bytes the writer's last write carried: once
-	// writes are small again, an idle writer gives its big buffers back.
+	// lastBatch is how many bytes the writer's last write carried, and
+	// bigAt when it last carried idleKeep or more: once writes have been
+	// small for idleTrimAfter, an idle writer gives its big buffers back.
 	lastBatch int
+	bigAt     time.Time
 	state     connState
 	wrote     bool // anything was ever written: a close lingers for it (core.go)
 	lingers   bool // closed gracefully, counted in Runtime.lingering until its reader ends
@@ -223,6 +225,9 @@ func (c *conn) writeLoop() {
 			w = c.sc
 		}
 		c.lastBatch = len(buf)
+		if len(buf) >= idleKeep {
+			c.bigAt = time.Now()
+		}
 		timeout := c.n.fcfg.PeerTimeout
 		if c.state == connFlushing {
 			timeout = c.linger()
@@ -253,14 +258,21 @@ func (c *conn) writeLoop() {
 // heartbeat takes 29 bytes; a small request or reply fits).
 const idleKeep = 1 << 10
 
+// idleTrimAfter is how long writes must have stayed small before an idle
+// writer gives back its big buffers: a stream whose batches are sometimes
+// big and sometimes small (a producer and a fan-out alternating) keeps them
+// and allocates nothing per write, while a burst that has passed is given
+// back at the next small write after it, a heartbeat at the latest.
+const idleTrimAfter = 250 * time.Millisecond
+
 // trimIdle gives back the writer's buffers before it waits, once they are
-// big and the last write was small: a burst has passed (the writer learns it
-// at the latest with the next heartbeat), so an idle connection holds at most
-// idleKeep bytes of output buffer, while a stream that keeps writing large
-// batches keeps its two buffers and allocates nothing per write. Called with
-// c.wmu held and c.out empty.
+// big, the last write was small and no write was big for idleTrimAfter: a
+// burst has passed (the writer learns it at the latest with the next
+// heartbeat), so an idle connection holds at most idleKeep bytes of output
+// buffer, while a stream that keeps writing allocates nothing per write.
+// Called with c.wmu held and c.out empty.
 func (c *conn) trimIdle() {
-	if c.lastBatch >= idleKeep {
+	if c.lastBatch >= idleKeep || (cap(c.out) <= idleKeep && cap(c.spare) <= idleKeep) || time.Since(c.bigAt) < idleTrimAfter {
 		return
 	}
 	if cap(c.out) > idleKeep {
