@@ -194,6 +194,11 @@ func (o *outStream) queue(payload []byte, reserve bool) {
 	if reserve {
 		o.reserved += uint64(len(payload)) + msgCost
 	}
+	if len(o.msgs) == cap(o.msgs) && len(o.msgs) <= cap(o.base)/2 {
+		// Full up to the array's end, room at its front (drop took
+		// messages off there): move them to the front, no allocation.
+		o.msgs = o.base[:copy(o.base, o.msgs)]
+	}
 	before := cap(o.msgs)
 	o.msgs = append(o.msgs, outMsg{at: len(o.buf), n: len(payload), end: end, reserve: reserve})
 	if cap(o.msgs) != before {
@@ -217,11 +222,11 @@ func (o *outStream) payload(i int) []byte {
 // aliases the bytes it moves or lets be written over.
 func (o *outStream) compact() {
 	if len(o.msgs) == 0 {
-		if cap(o.buf) > 64<<10 {
-			o.buf = nil // idle: let a big buffer go
-		} else {
-			o.buf = o.buf[:0] // start over at the front
-		}
+		// Start over at the front. A big buffer stays while the stream is
+		// busy (letting it go here made a stream acknowledged in bursts
+		// allocate it again and again); release gives it back once a
+		// heartbeat finds the stream idle.
+		o.buf = o.buf[:0]
 		return
 	}
 	dead := o.msgs[0].at
@@ -263,10 +268,11 @@ func (o *outStream) drop(k int) {
 	o.sent = max(o.sent-k, 0)
 	o.everSent = max(o.everSent-k, 0)
 	switch {
-	case len(o.msgs) == 0 && cap(o.base) > 4096:
-		o.msgs, o.base = nil, nil // idle: let a big array go
 	case len(o.msgs) == 0:
-		o.msgs = o.base[:0] // start over at the front, no allocation
+		// Start over at the front, no allocation. A big array stays while
+		// the stream is busy; release lets it go once a heartbeat finds the
+		// stream idle.
+		o.msgs = o.base[:0]
 	case len(o.msgs) < cap(o.base)/4 && cap(o.msgs) < cap(o.base)/2:
 		o.msgs = o.base[:copy(o.base, o.msgs)] // few left, far from the front: move them there
 	}
