@@ -13,7 +13,7 @@ TIMEOUT  ?= 30m
 # tag (fsm/mutation.go); a build without it cannot break the protocol.
 MUTATION = -tags masterless_mutation
 
-.PHONY: test fmt-check vet unit sweep fuzz-smoke bench sim tla interop
+.PHONY: test fmt-check vet unit sweep fuzz-smoke bench idlecpu sim tla interop
 
 test: fmt-check vet interop unit sweep fuzz-smoke tla
 	@echo "make test: all checks passed"
@@ -28,18 +28,26 @@ vet:
 
 # Every package under the race detector, the simulator's sweeps with
 # RACE_SEEDS seeds each (-race makes them ten times slower and finds nothing
-# more in them: each seed runs on one goroutine).
+# more in them: each seed runs on one goroutine); then the heap per idle peer,
+# which the race detector would distort (it skips itself under -race).
 unit:
 	SIM_SEEDS=$(RACE_SEEDS) $(GO) test -race -count=1 -timeout $(TIMEOUT) ./...
 	$(GO) test -count=1 -timeout $(TIMEOUT) -tags masterless_trace -run 'Trace|Deterministic' ./fsm ./sim
+	$(GO) test -count=1 -timeout $(TIMEOUT) -run '^TestIdlePeerMemory$$' -v .
 
 # The simulator's full sweeps without the race detector (TestSweep: 10,000
-# seeds, TestSweepLegacyDialers: 2,000, TestSweepAdversary: 1,000), then the
-# negative controls that need a deliberately broken fsm (the simulator's, and
-# the fuzz target FuzzAuthFrames's check against a skipped HELLO id check).
+# seeds, TestSweepLegacyDialers: 2,000, TestSweepAdversary: 1,000,
+# TestSweepLoad: 40 load runs), then the negative controls that need a
+# deliberately broken fsm (the simulator's, the fuzz target FuzzAuthFrames's
+# check against a skipped HELLO id check, and the flood tests' against a node
+# that refuses newcomers when its handshake slots are full), then the echo
+# storms over TCP for STORM each (four of them, one after the other; skipped
+# when the variable is unset, as under unit).
+STORM ?= 20s
 sweep:
 	$(GO) test -count=1 -timeout $(TIMEOUT) -run '^TestSweep' ./sim
-	$(GO) test $(MUTATION) -count=1 -timeout $(TIMEOUT) -run 'Catches' ./sim ./fsm
+	$(GO) test $(MUTATION) -count=1 -timeout $(TIMEOUT) -run 'Catches' ./sim ./fsm ./netio
+	MASTERLESS_STORM=$(STORM) $(GO) test -count=1 -timeout $(TIMEOUT) -run '^TestEchoStormFor$$' -v .
 
 # A short run of every fuzz target, seeded from testdata/fuzz corpora.
 fuzz-smoke:
@@ -63,6 +71,11 @@ sim:
 # the negative controls, and trace validation. Ends with "tla: N passed, M failed".
 tla:
 	bash tla/run.sh
+
+# The CPU of 1,000 idle sessions next to a bare-TCP baseline (about 45 s of
+# real time; not part of test).
+idlecpu:
+	$(GO) test -count=1 -timeout $(TIMEOUT) -run '^TestIdleCPU$$' -idlecpu -v .
 
 bench:
 	$(GO) test -timeout $(TIMEOUT) -run '^$$' -bench . -benchmem ./...

@@ -49,6 +49,9 @@ var (
 	ErrNotJSONObject = fsm.ErrNotJSONObject
 	// ErrTooManyHandshakes: too many connections were handshaking at once.
 	ErrTooManyHandshakes = fsm.ErrTooManyHandshakes
+	// ErrEvicted: an accepted connection that had not sent its HELLO was
+	// closed to make room for a newer one (the handshake slots were full).
+	ErrEvicted = fsm.ErrEvicted
 	// ErrDialFailed: the TCP dial failed; the wrapped error says why.
 	ErrDialFailed = fsm.ErrDialFailed
 	// ErrDisconnected: the peer was disconnected while a Connect waited.

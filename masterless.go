@@ -3,7 +3,6 @@ package masterless
 import (
 	"context"
 	"fmt"
-	"net"
 
 	"github.com/masterless-go/masterless/netio"
 )
@@ -125,35 +124,6 @@ func (s *Server) SendMany(ids []string, payload []byte) int { return s.n.SendMan
 // delivered are dropped. Close is idempotent; it must not be called from an
 // event callback.
 func (s *Server) Close() error { return s.n.Close() }
-
-// PeerStats describes one peer a server knows.
-type PeerStats struct {
-	ID          string
-	Kept        bool   // this server reconnects to it (Keep, Connect)
-	Connected   bool   // the Connect event was delivered and no Disconnect since
-	Incarnation uint64 // of its current or last session: it changes when the peer restarts
-	Queued      int    // messages waiting for it
-	// LocalAddr and RemoteAddr are the ends of the TCP connection that
-	// carries the session; nil without one.
-	LocalAddr, RemoteAddr net.Addr
-}
-
-// Stats is a snapshot of a server, for monitoring and diagnostics.
-type Stats struct {
-	Peers       []PeerStats // every peer the server knows, sorted by id
-	Handshaking int         // connections whose handshake is under way
-}
-
-// Stats returns a snapshot of the server's peers and connections.
-func (s *Server) Stats() Stats {
-	ns := s.n.Stats()
-	st := Stats{Handshaking: ns.Handshaking, Peers: make([]PeerStats, len(ns.Peers))}
-	for i, p := range ns.Peers {
-		st.Peers[i] = PeerStats{ID: p.ID, Kept: p.Kept, Connected: p.Connected, Incarnation: p.Incarnation,
-			Queued: p.Queued, LocalAddr: p.LocalAddr, RemoteAddr: p.RemoteAddr}
-	}
-	return st
-}
 
 // String describes the server for logs.
 func (s *Server) String() string { return fmt.Sprintf("masterless.Server(%s at %s)", s.ID(), s.Info()) }

@@ -14,9 +14,9 @@ import (
 
 // observe builds a spec.Snapshot of servers from what each one shows: its
 // sessions (the peer, and the TCP connection's two addresses) and its keep
-// flags. A TCP connection is named by its dialer's address; one relayed by
-// a proxy in relays, by the dialer's address on the relay's inbound leg, so
-// that both of its ends get the same id. What a Server does not show
+// flags. A TCP connection is named by its dialer's two addresses; one
+// relayed by a proxy in relays, by those of the relay's inbound leg, so that
+// both of its ends get the same id. What a Server does not show
 // (handshakes in progress, incarnations, session numbers) is left out, and
 // every end a server holds counts as open. The servers are read one after
 // the other, not at one instant, so only a settled mesh is judged by it:
@@ -43,9 +43,13 @@ func observe(servers []*Server, relays ...*proxy) *spec.Snapshot {
 			}
 			local, remote := a[0], a[1]
 			dialed := local.String() != listen
-			key := local.String()
+			// The dialer's two addresses: its local address alone is not
+			// unique, as Linux gives one local port to connections to
+			// different destinations (often when floods elsewhere crowd
+			// the ephemeral ports).
+			key := local.String() + " > " + remote.String()
 			if !dialed {
-				key = dialerOf(remote.String(), relays)
+				key = dialerOf(remote.String(), local.String(), relays)
 			}
 			g, ok := ids[key]
 			if !ok {
@@ -83,19 +87,21 @@ func observe(servers []*Server, relays ...*proxy) *spec.Snapshot {
 	return s
 }
 
-// dialerOf returns the dialer's address of the connection whose acceptor
-// sees remote: remote itself, unless a relay's outbound leg has it.
-func dialerOf(remote string, relays []*proxy) string {
+// dialerOf returns the dialer's two addresses ("local > remote") of the
+// connection whose acceptor sees remote and local: remote and local
+// themselves, unless a relay's outbound leg has it: then the dialer's
+// address on the relay's inbound leg, and the relay's address it dialed.
+func dialerOf(remote, local string, relays []*proxy) string {
 	for _, p := range relays {
 		p.mu.Lock()
 		for i := 0; i+1 < len(p.conns); i += 2 {
 			if p.conns[i+1].LocalAddr().String() == remote {
-				remote = p.conns[i].RemoteAddr().String()
+				remote, local = p.conns[i].RemoteAddr().String(), p.conns[i].LocalAddr().String()
 			}
 		}
 		p.mu.Unlock()
 	}
-	return remote
+	return remote + " > " + local
 }
 
 // settled reports why servers are not yet a correct, quiescent mesh by

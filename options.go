@@ -130,9 +130,13 @@ func WithReconnectGrace(d time.Duration) Option {
 
 // WithSendQueue bounds, per peer, the messages accepted and not yet
 // acknowledged by it (sent and kept for a resend, or waiting for credit or
-// for the session), by count and payload bytes; default 65,536 and 16 MiB (at
-// least twice the window). SendContext may fill half of it; the other half
-// is for Send from event callbacks (replies). Past it Send returns false and SendContext waits.
+// for the session), by count and payload bytes; default 262,144 and 16 MiB
+// (at least a quarter of the window in messages and nine windows in bytes).
+// SendContext may fill two windows of it (payload plus 32 bytes a message);
+// the rest is for Send from event callbacks (answers), which always has room
+// under the conditions of fsm/stream.go ("Room for answers"): bounds smaller
+// than 7 windows / 32 + 5 messages and 7 windows + twice the largest payload
+// trade that away. Past it Send returns false and SendContext waits.
 func WithSendQueue(messages, bytes int) Option {
 	return func(s *settings) error {
 		s.cfg.FSM.QueueMessages, s.cfg.FSM.QueueBytes = messages, bytes
@@ -167,9 +171,22 @@ func WithDispatchQueue(events, bytes int) Option {
 }
 
 // WithMaxHandshakes bounds the connections handshaking at once; default 256.
-// More are refused, which bounds a flood of half-open connections.
+// When they are full, a new accepted connection evicts a silent one (no
+// HELLO read yet, ErrEvicted): the oldest of the address holding the most,
+// if that is more than its share (WithMaxHandshakesPerSource), else the
+// oldest of all; so a flood of silent connections cannot keep a real node
+// out (spec/PROTOCOL.md, 3.6). It is refused only when none is silent.
 func WithMaxHandshakes(n int) Option {
 	return func(s *settings) error { s.cfg.FSM.MaxHandshakes = n; return nil }
+}
+
+// WithMaxHandshakesPerSource sets a source address's share of the handshake
+// slots (an IPv4 address, or an IPv6 /64); default 64, or WithMaxHandshakes
+// if lower. Below capacity an address may hold more; when the slots are
+// full, the silent connections of the address holding the most beyond its
+// share are evicted first.
+func WithMaxHandshakesPerSource(n int) Option {
+	return func(s *settings) error { s.cfg.FSM.MaxHandshakesPerSource = n; return nil }
 }
 
 // WithLogger sets the logger: protocol violations at Warn, abnormal closes at

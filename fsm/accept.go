@@ -1,22 +1,21 @@
 package fsm
 
-import "fmt"
-
-// incoming registers an accepted connection whose protocol is not known yet.
+// incoming registers an accepted connection from source src whose protocol
+// is not known yet, evicting a silent one if the slots are full (slots.go).
 // It reports whether the node took it.
-func (n *Node) incoming(id ConnID) bool {
+func (n *Node) incoming(id ConnID, src string) bool {
 	if n.shutdown {
 		n.emit(Action{Kind: ActClose, Conn: id, Err: ErrClosed})
 		return false
 	}
-	if n.handshaking >= n.cfg.MaxHandshakes {
-		n.emit(Action{Kind: ActClose, Conn: id, Err: fmt.Errorf("%w: %d already", ErrTooManyHandshakes, n.handshaking)})
+	n.invariant(id != 0 && n.conns[id] == nil, "connection id c%d is zero or reused", id)
+	if err := n.makeRoom(); err != nil {
+		n.emit(Action{Kind: ActClose, Conn: id, Err: err})
 		return false
 	}
-	n.invariant(id != 0 && n.conns[id] == nil, "connection id c%d is zero or reused", id)
-	c := &conn{id: id, state: StateDetect, openedAt: n.now, lastRecv: n.now}
+	c := &conn{id: id, state: StateDetect, openedAt: n.now, lastRecv: n.now, source: src}
 	n.conns[id] = c
-	n.handshaking++
+	n.takeSlot(c)
 	n.armConn(c, c.openedAt+n.cfg.HandshakeTimeout)
 	return true
 }
@@ -26,7 +25,7 @@ func (n *Node) incoming(id ConnID) bool {
 func (n *Node) accepted(id ConnID, legacy bool, authID string) {
 	c := n.conns[id]
 	if c == nil {
-		if !n.incoming(id) {
+		if !n.incoming(id, "") {
 			return
 		}
 		c = n.conns[id]

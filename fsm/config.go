@@ -16,10 +16,14 @@ const (
 	DefaultBackoffMin        = 100 * time.Millisecond
 	DefaultBackoffMax        = 10 * time.Second
 	DefaultReconnectGrace    = 5 * time.Second
-	DefaultQueueMessages     = 1 << 16
-	DefaultQueueBytes        = 16 << 20
+	DefaultQueueMessages     = 1 << 18  // and at least Window/4 (room for answers: stream.go)
+	DefaultQueueBytes        = 16 << 20 // and at least 9 Window (room for answers: stream.go)
 	DefaultWindow            = 1 << 20
 	DefaultMaxHandshakes     = 256
+	// DefaultMaxHandshakesPerSource is a quarter of the slots: while a
+	// source address holds more when the slots are full, its own silent
+	// connections are evicted first (slots.go).
+	DefaultMaxHandshakesPerSource = 64
 )
 
 // Config fixes a Node's identity and limits. Zero durations and sizes take
@@ -39,13 +43,24 @@ type Config struct {
 	BackoffMin        time.Duration // first reconnect delay of a kept peer
 	BackoffMax        time.Duration // reconnect delay cap
 	ReconnectGrace    time.Duration // how long a kept peer may be away before it is reported disconnected
-	QueueMessages     int           // per-peer bound on messages accepted but not yet acknowledged
-	QueueBytes        int           // per-peer bound on payload bytes accepted but not yet acknowledged
+	// QueueMessages and QueueBytes bound, per peer, the messages accepted
+	// and not yet acknowledged, by count and payload bytes. Answers sent
+	// from callbacks always have room when QueueMessages >= 7 Window/32 + 5
+	// and QueueBytes >= 7 Window + twice the largest message (stream.go,
+	// "Room for answers"); the defaults hold it for messages up to a window.
+	QueueMessages int
+	QueueBytes    int
 	// Window is how many payload bytes from one peer this node lets wait for
 	// its user (delivered, not yet consumed), plus one message: the credit
 	// it grants (stream.go).
-	Window        int
-	MaxHandshakes int // connections handshaking at once; more are refused
+	Window int
+	// MaxHandshakes bounds the connections handshaking at once. When they
+	// are full, a new accepted connection evicts a silent one (accepted,
+	// no HELLO yet): the oldest of the source address holding the most,
+	// if that is more than MaxHandshakesPerSource, else the oldest of all;
+	// with none to evict it is refused (slots.go).
+	MaxHandshakes          int
+	MaxHandshakesPerSource int
 	// MaxFrameSize is the largest frame this node sends or accepts, in bytes
 	// (type byte plus body); Send refuses a payload that would not fit.
 	MaxFrameSize int
@@ -120,20 +135,23 @@ func (c Config) withDefaults() (Config, error) {
 			*d.p = d.def
 		}
 	}
-	if c.QueueMessages <= 0 {
-		c.QueueMessages = DefaultQueueMessages
-	}
 	if c.Window <= 0 {
 		c.Window = DefaultWindow
 	}
+	if c.QueueMessages <= 0 {
+		c.QueueMessages = max(DefaultQueueMessages, c.Window/4)
+	}
 	if c.QueueBytes <= 0 {
-		c.QueueBytes = max(DefaultQueueBytes, 2*c.Window)
+		c.QueueBytes = max(DefaultQueueBytes, 9*c.Window)
 	}
 	if c.MaxFrameSize <= 0 {
 		c.MaxFrameSize = wire.DefaultMaxFrameSize
 	}
 	if c.MaxHandshakes <= 0 {
 		c.MaxHandshakes = DefaultMaxHandshakes
+	}
+	if c.MaxHandshakesPerSource <= 0 {
+		c.MaxHandshakesPerSource = min(DefaultMaxHandshakesPerSource, c.MaxHandshakes)
 	}
 	if c.PeerTimeout <= c.HeartbeatInterval {
 		return c, fmt.Errorf("%w: peer timeout %v must exceed the heartbeat interval %v", ErrBadConfig, c.PeerTimeout, c.HeartbeatInterval)

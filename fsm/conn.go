@@ -34,6 +34,12 @@ type conn struct {
 	state    ConnState
 	dial     *dial // the dial that opened it; nil when accepted
 	openedAt time.Duration
+	// Accepted: the source address the adapter reported (Incoming), and
+	// while its peer's HELLO has not arrived, its place among the
+	// connections that may be evicted, of all and of its source (slots.go).
+	source   string
+	waiting  bool
+	all, src links
 	rules    *rules  // the protocol it speaks; nil until known (table.go)
 	prio     float64 // 0.4.1 dialer: the priority sent in our JOIN
 	// authID is the id the adapter's security handshake proved the remote
@@ -56,6 +62,10 @@ type conn struct {
 	peerResumed bool // the peer's RESUME arrived: its DATA may come
 	lastRecv    time.Duration
 	lastPing    time.Duration
+	// The peer's latest PING stamp, to echo in our next PING, and when it
+	// arrived (observe.go); echo 0: none to echo.
+	echo   uint64
+	echoAt time.Duration
 
 	timer timer // its entry in the node's deadlines (deadlines.go)
 }
@@ -65,7 +75,7 @@ func (n *Node) openConn(id ConnID, d *dial, legacy bool, authID string) {
 	n.invariant(id != 0 && n.conns[id] == nil, "connection id c%d is zero or reused", id)
 	c := &conn{id: id, state: StateHello, dial: d, openedAt: n.now, lastRecv: n.now, rules: rulesFor(legacy), authID: authID}
 	n.conns[id] = c
-	n.handshaking++
+	n.takeSlot(c)
 	n.armConn(c, c.openedAt+n.cfg.HandshakeTimeout)
 	n.sendHello(c)
 }
@@ -111,10 +121,10 @@ func (n *Node) closeQuietly(c *conn, why error) {
 // forget removes c from every table and lets its dial, its peer and the
 // requests waiting on it react.
 func (n *Node) forget(c *conn, why error) {
+	n.countClose(c, why)
 	delete(n.conns, c.id)
 	if c.state != StateEstablished {
-		n.handshaking--
-		n.invariant(n.handshaking >= 0, "handshaking count below zero after closing c%d", c.id)
+		n.freeSlot(c)
 	}
 	if d := c.dial; d != nil {
 		n.dialEnded(d, c, why)

@@ -80,4 +80,53 @@
 // (tla/), over random interleavings with faults by the simulator's sweeps
 // (sim/), and against the invariants in package spec after every simulated
 // step. spec/PROTOCOL.md is the normative description.
+//
+// # Flow control: no wait cycle, and room for answers
+//
+// Reliable sessions (stream.go, spec/PROTOCOL.md 4.1) bound every buffer,
+// and a cycle of bounded buffers across nodes is how a mesh wedges (issue
+// 9). Three rules keep every chain of waits open-ended. A receiver grants
+// credit for what its user consumed, never for room in its own queue, so a
+// reader never waits and credit waits only for a user. A callback's Send
+// never waits: past the queue's bounds it fails with ErrQueueFull. Only a
+// producer outside the callbacks (SendContext) waits: for
+// acknowledgements, for its own user, and while the peer says its answers
+// back up. Each ends at a user's callback, which waits for nothing.
+//
+// That a callback's answer is then never refused needs the producers paced
+// by the answers they cause, which a node cannot see from its own side: a
+// producer's requests are acknowledged as soon as the peer delivers them,
+// however long the answers then wait for its own slow user. So the peer
+// tells it. Node A keeps B, the cost (payload plus 32 per message) of the
+// answers it has queued toward S, less the room S's credit leaves; past one
+// window it sets the backlog flag in its ACKs to S, and clears it within
+// half a window, sending an ACK on each flip. S's producers toward A wait
+// while the flag S heard last is set. The bound, for an application whose
+// callbacks answer each request (a producer's message) at most once, to its
+// sender, from the callback, no larger than the request, and do not answer
+// answers:
+//
+//   - While the flag is clear, A's answers toward S cost at most W(S) + W(A):
+//     the room S's credit leaves is at most its window W(S), and B at most
+//     W(A). When A sets it, at most one answer more.
+//   - Answers added after A set it (at t0) answer requests unanswered at t0:
+//     those in A's delivery queue (unconsumed: at most A's window, as a
+//     message is reported consumed after its callback returned) and those
+//     S's producers sent before S applied an ACK sent after t0. Those ACKs
+//     all carry the flag, S applies them in order, and until it applies the
+//     first, S's count of what A acknowledged is at most what A had
+//     delivered at t0: those requests were all in S's queue at once, within
+//     the producers' share of it, two windows.
+//   - So the queue toward S, A's own producers' share included, costs at
+//     most 7 W plus two messages with one window W for both ends; the
+//     default bounds (QueueMessages at least W/4, QueueBytes at least 9 W)
+//     hold that for messages up to a window.
+//
+// The flag closes no cycle: it holds producers only, never a callback's
+// Send and never credit, and it clears as S's user consumes, which waits for
+// nothing. A fan-out application, whose callbacks answer to other peers,
+// is outside the assumption: it sends its fan-out from a producer. The
+// simulator's load runs check it (sim.TestLoadAnswersHaveRoomSmallMessages,
+// whose negative control runs the old pacing: fsm.MutationNoPacing), and
+// the echo storms over TCP count every refused answer.
 package fsm

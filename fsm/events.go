@@ -38,12 +38,22 @@ type DialFailed struct {
 	Err  error
 }
 
-// Incoming: the listener accepted TCP connection Conn, whose protocol is not
-// known yet. The node counts it against MaxHandshakes (refusing it with
-// ActClose past the bound) and against the handshake timeout, and writes
-// nothing: the acceptor must first read the dialer's first bytes to tell v1
-// from 0.4.1 (spec/PROTOCOL.md, 2.1), which ends with Accepted.
-type Incoming struct{ Conn ConnID }
+// Incoming: the listener accepted TCP connection Conn from Source, whose
+// protocol is not known yet. It takes a handshake slot; when they are full
+// it evicts a silent connection (slots.go; ActClose on the newcomer only
+// when none can be evicted). It counts against the handshake timeout, and
+// nothing is written on it: the acceptor must first read the dialer's first
+// bytes to tell v1 from 0.4.1 (spec/PROTOCOL.md, 2.1), which ends with
+// Accepted.
+//
+// Source names the dialer's address as the adapter sees it: the remote IP
+// without the port (netio; an IPv6 /64), the simulated host (sim). When the
+// slots are full, a Source holding more than MaxHandshakesPerSource has its
+// own silent connections evicted first. An empty Source is no address's.
+type Incoming struct {
+	Conn   ConnID
+	Source string
+}
 
 // Accepted: the dialer's first bytes on accepted connection Conn told its
 // protocol; the connection layer has already written the codec's preamble.
@@ -107,8 +117,9 @@ type SetKeep struct {
 // until the peer acknowledges it (stream.go); on a 0.4.1 session it becomes
 // an ActWrite carrying Payload itself, so the caller must encode it before
 // the buffer is reused. Reserve is set by a caller that can wait for room
-// (SendContext): it may not take the room kept for replies sent from event
-// callbacks, which cannot wait.
+// (SendContext): it may not take the room kept for answers sent from event
+// callbacks, which cannot wait, and is refused while the peer says its
+// answers to this node back up (stream.go, "Room for answers").
 type Send struct {
 	Peer    string
 	Payload []byte

@@ -46,6 +46,9 @@ func FuzzNodeFrames(f *testing.F) {
 			if err := n.CheckTimers(); err != nil {
 				t.Fatalf("after %#v: %v", ev, err)
 			}
+			if err := n.CheckSlots(); err != nil {
+				t.Fatalf("after %#v: %v", ev, err)
+			}
 		}
 		must(fsm.Listening{Info: "tcp://M"})
 		// c1: an established session with A (M leads A).

@@ -170,6 +170,8 @@ func (n *Node) legacyEstablished(c *conn) {
 	}
 	o.drop(len(o.msgs))
 	o.buf = nil // the writes above alias it until the adapter copies them
+	// 0.4.1 has no ACK, hence no backlog flag: its producers never wait for one.
+	o.backlog, c.peer.in.held = false, false
 	n.write(c, wire.Frame{Type: wire.Keep, Keep: c.peer.kept})
 }
 

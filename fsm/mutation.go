@@ -27,10 +27,29 @@ const (
 	// on earlier sessions and not acknowledged, without resending or
 	// reporting them: they vanish (stream.go).
 	MutationNoResend
+	// MutationRefuseWhenFull refuses a new accepted connection when the
+	// handshake slots (or its source's) are full, instead of evicting the
+	// oldest silent one (slots.go): an idle flood then keeps real nodes out.
+	MutationRefuseWhenFull
 	// MutationNoIDCheck skips the first authentication rule (auth.go): an
 	// authenticated connection may name any id in its HELLO, so a node with
 	// a trusted key of its own (an insider) can speak for every other node.
 	MutationNoIDCheck
+	// MutationNoCredit brings back the blocking design that credit replaced
+	// (issue 9): the receiver grants unlimited credit, a producer's Send
+	// (SendContext) keeps no room for replies, and v2 sessions say
+	// they are not flow controlled (Node.FlowControl), so the adapter's
+	// reader stops reading while the delivery queue is over its bound and a
+	// Send waits while the connection's output buffer is over its bound, as
+	// on a 0.4.1 session. Two nodes whose callbacks reply can then wait for
+	// each other for ever, and the peer timeout drops healthy sessions.
+	MutationNoCredit
+	// MutationNoPacing makes producers ignore the peer's backlog flag (ACK,
+	// stream.go: "Room for answers"), the pacing before the flag existed: a
+	// producer stops only while its own user is behind, so answers toward a
+	// user slower than its peers pile up past the room kept for them and,
+	// with small messages, a callback's answer is refused.
+	MutationNoPacing
 	// MutationDiscoveryBothDial makes both ends of a discovered pair dial
 	// at once (the leader does not leave the first dial to the follower):
 	// pairs then open two TCP connections where one would do, which the
@@ -55,7 +74,10 @@ func (c Config) Mutation() Mutation { return c.mutation }
 func (m Mutation) dialerLeads() bool     { return m == MutationDialerLeads }
 func (m Mutation) noLegacyUpgrade() bool { return m == MutationNoLegacyUpgrade }
 func (m Mutation) noResend() bool        { return m == MutationNoResend }
+func (m Mutation) refuseWhenFull() bool  { return m == MutationRefuseWhenFull }
 func (m Mutation) noIDCheck() bool       { return m == MutationNoIDCheck }
+func (m Mutation) noCredit() bool        { return m == MutationNoCredit }
+func (m Mutation) noPacing() bool        { return m == MutationNoPacing }
 func (m Mutation) discoveryBothDial() bool {
 	return m == MutationDiscoveryBothDial
 }

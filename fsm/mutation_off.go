@@ -10,7 +10,10 @@ type mutation struct{}
 func (mutation) dialerLeads() bool     { return false }
 func (mutation) noLegacyUpgrade() bool { return false }
 func (mutation) noResend() bool        { return false }
+func (mutation) refuseWhenFull() bool  { return false }
 func (mutation) noIDCheck() bool       { return false }
+func (mutation) noCredit() bool        { return false }
+func (mutation) noPacing() bool        { return false }
 func (mutation) discoveryBothDial() bool {
 	return false
 }

@@ -30,7 +30,15 @@ type Node struct {
 	nextDial    DialID
 	sessCounter uint64 // session numbers this node granted as a leader
 	handshaking int    // connections not yet established
-	shutdown    bool
+	// The handshake slots (slots.go): accepted connections that have not
+	// sent their HELLO, oldest first; what each source address holds, and
+	// how many hold more than their share; how many connections were
+	// evicted.
+	waiting   waitList
+	sources   map[string]*source
+	overShare int
+	evicted   uint64
+	shutdown  bool
 
 	disc  discovery            // member discovery (discovery.go)
 	seeds map[string]*seedAddr // addresses kept until a node answers there (seeds.go)
@@ -46,6 +54,8 @@ type Node struct {
 	now   time.Duration // time of the Step in progress
 	frame wire.Frame    // the frame being handled
 	out   []Action
+
+	counters nodeCounters // for Stats (observe.go)
 
 	trace tracer // trace points (trace.go); empty without the build tag masterless_trace
 }
@@ -65,6 +75,7 @@ func New(cfg Config) (*Node, error) {
 		dialsByAddr: make(map[string]*dial),
 		reqs:        make(map[ReqID]*request),
 		inbound:     make(map[string]*inStream),
+		sources:     make(map[string]*source),
 		next:        never,
 	}, nil
 }
@@ -111,7 +122,9 @@ func (n *Node) step(now time.Duration, ev Event) error {
 	case Tick:
 		n.tick()
 	case Incoming:
-		n.incoming(e.Conn)
+		if !n.incoming(e.Conn, e.Source) && !n.shutdown {
+			n.countRefused()
+		}
 	case Accepted:
 		n.accepted(e.Conn, e.Legacy, e.Peer)
 	case Dialed:
@@ -170,6 +183,7 @@ func (n *Node) NextDeadline() (time.Duration, bool) {
 func (n *Node) emit(a Action) { n.out = append(n.out, a) }
 
 func (n *Node) write(c *conn, f wire.Frame) {
+	n.countOut(c, &f)
 	n.out = append(n.out, Action{Kind: ActWrite, Conn: c.id, Frame: f})
 }
 

@@ -53,6 +53,8 @@ type peer struct {
 	// enough to cover the leader noticing a session this follower closed.
 	lingerUntil time.Duration
 
+	counters peerCounters // for Stats (observe.go)
+
 	timer timer // its entry in the node's deadlines (deadlines.go)
 
 	disc peerDisc // discovery (discovery.go)
@@ -93,6 +95,7 @@ func (n *Node) peerUp(p *peer, c *conn) {
 // sessionEnded runs when p's session c closed for reason why.
 func (n *Node) sessionEnded(p *peer, c *conn, why error) {
 	p.session = nil
+	p.counters.lastEnd, p.counters.lastEndAt = why, n.now
 	p.out.sent = 0 // what was sent on it goes again on the next session, unless acknowledged
 	n.noteClosedSession(p, c)
 	n.discoveryDown(p)
@@ -166,7 +169,7 @@ func (n *Node) send(id string, payload []byte, reserve bool) error {
 		return err // 0.4.1 carries only JSON objects (legacy.go)
 	}
 	if c := p.session; c != nil && !reliable(c) {
-		n.out = append(n.out, Action{Kind: ActWrite, Conn: c.id, Frame: wire.Frame{Type: wire.Data, Payload: payload}})
+		n.write(c, wire.Frame{Type: wire.Data, Payload: payload})
 		return nil // 0.4.1: no acknowledgements, nothing to keep
 	}
 	if p.session == nil && (!p.kept || p.unreachable) {

@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"time"
+
 	"fmt"
 
 	"github.com/masterless-go/masterless/wire"
@@ -13,14 +15,17 @@ func (n *Node) establish(p *peer, c *conn) {
 	n.invariant(p.session == nil, "establishing c%d with %s while session c%d exists", c.id, p.id, idOf(p.session))
 	n.invariant(c.state != StateEstablished, "c%d established twice", c.id)
 	c.state = StateEstablished
-	n.handshaking--
+	n.freeSlot(c)
 	p.handshakes--
 	p.session = c
 	if c.dial != nil {
 		n.dialEnded(c.dial, c, nil)
 	}
 	c.lastRecv, c.lastPing = n.now, n.now
-	n.armConn(c, n.now+n.cfg.HeartbeatInterval)
+	p.counters.sessions++
+	p.counters.since = n.now
+	n.counters.handshakes++
+	n.armConn(c, n.heartbeatAt(c))
 	n.peerUp(p, c)
 	c.rules.established(n, c)
 }
@@ -49,10 +54,9 @@ func idOf(c *conn) ConnID {
 	return c.id
 }
 
-func (n *Node) onPing(*conn, *wire.Frame) {} // receiving it was the point
-
 // onLegacyData delivers a 0.4.1 message: no numbers, no credit.
 func (n *Node) onLegacyData(c *conn, f *wire.Frame) {
+	n.countIn(c.peer, f.Payload)
 	n.emit(Action{Kind: ActMessage, Conn: c.id, Peer: c.peer.id, Incarnation: c.peerInc, Frame: wire.Frame{Type: wire.Data, Payload: f.Payload}})
 }
 
@@ -105,13 +109,38 @@ func (n *Node) sessionTimers(c *conn) {
 		n.traceTimeout(c)
 		return
 	}
-	if n.now >= c.lastPing+n.cfg.HeartbeatInterval {
+	if n.now >= n.heartbeatAt(c) {
 		c.lastPing = n.now
-		if reliable(c) && n.ackDue(c.peer) {
-			n.sendAck(c.peer, c) // acknowledges, grants, and serves as the heartbeat
-		} else {
-			n.write(c, wire.Frame{Type: wire.Ping})
+		c.peer.out.release() // idle since the last heartbeat? then give its buffers back
+		f := wire.Frame{Type: wire.Ping}
+		if reliable(c) {
+			if n.ackDue(c.peer) {
+				n.sendAck(c.peer, c) // acknowledges and grants what the heartbeat finds due
+			}
+			// The PING goes even after an ACK: it carries the clock stamps of
+			// the round-trip time, which must not depend on the traffic (ends
+			// that both acknowledge at every heartbeat would otherwise send
+			// no stamp at all). It costs 29 bytes per heartbeat interval.
+			n.stampPing(c, &f) // observe.go
 		}
+		n.write(c, f)
 	}
-	n.armConn(c, min(c.lastPing+n.cfg.HeartbeatInterval, c.lastRecv+n.cfg.PeerTimeout))
+	n.armConn(c, min(n.heartbeatAt(c), c.lastRecv+n.cfg.PeerTimeout))
+}
+
+// heartbeatSlots is how many heartbeat deadlines an interval holds.
+const heartbeatSlots = 16
+
+// heartbeatAt is when session c's next heartbeat is due: a heartbeat
+// interval after its last one, rounded up to a grid of 1/heartbeatSlots of
+// the interval. Sessions' heartbeats then fall due together, a few slots per
+// interval, and one Tick sends each slot's: a node with N idle sessions
+// wakes about heartbeatSlots times per interval rather than N times (the
+// idle CPU, README). A heartbeat goes at most one slot late, never early.
+func (n *Node) heartbeatAt(c *conn) time.Duration {
+	t := c.lastPing + n.cfg.HeartbeatInterval
+	if slot := n.cfg.HeartbeatInterval / heartbeatSlots; slot > 0 {
+		t = (t + slot - 1) / slot * slot
+	}
+	return t
 }

@@ -33,10 +33,14 @@ type PeerStatus struct {
 	// The streams (stream.go). SendCredit: bytes the peer still lets this
 	// node send (negative: the last message went past); Unconsumed: bytes of
 	// its messages delivered here and not yet consumed by the user;
-	// Refused: a Send to it was refused since it last had room.
+	// Refused: a Send to it was refused since it last had room; Backlog:
+	// this node tells it that its answers to it back up here; Held: it
+	// tells this node so, and this node's producers wait.
 	SendCredit int64
 	Unconsumed uint64
 	Refused    bool
+	Backlog    bool
+	Held       bool
 }
 
 // Conns returns the node's open connections, sorted by id.
@@ -66,7 +70,8 @@ func (n *Node) AppendPeers(dst []PeerStatus) []PeerStatus {
 	start := len(dst)
 	for _, p := range n.peers {
 		s := PeerStatus{ID: p.id, Kept: p.kept, Connected: p.announced, Incarnation: p.inc, Queued: len(p.out.msgs), Unreachable: p.unreachable, Addr: p.redialAddr(),
-			SendCredit: int64(p.out.limit) - int64(p.out.endOf(p.out.sent-1)), Unconsumed: p.in.received - p.in.consumed, Refused: p.out.refused}
+			SendCredit: int64(p.out.limit) - int64(p.out.endOf(p.out.sent-1)), Unconsumed: p.in.received - p.in.consumed, Refused: p.out.refused,
+			Backlog: p.out.backlog, Held: p.in.held}
 		if c := p.session; c != nil {
 			s.SessionConn, s.Sess = c.id, c.sess
 		}

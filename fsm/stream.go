@@ -35,24 +35,99 @@ import (
 //     node's own queue toward the peer (grantLimit): so credit flows as long
 //     as the users' callbacks return.
 //   - Only a producer outside the callbacks waits (the adapter's
-//     SendContext), for acknowledgements, which come from the peer's
-//     connection layer as it delivers, which waits for nothing of ours.
+//     SendContext): for acknowledgements, which come from the peer's
+//     connection layer as it delivers, which waits for nothing of ours; for
+//     its own user to catch up; and while the peer says its answers to us
+//     back up (the backlog flag, below), which clears as our user consumes
+//     them. None of these is a callback, and neither credit nor the flag
+//     waits for a producer.
 // Every chain of waits therefore ends at a user's callback, and a callback
 // that returns ends it.
 //
-// Room for replies. A callback's Send may use the whole queue; a waiting
-// producer (SendContext) may keep at most two windows unacknowledged, and
-// waits while its own user is more than half a window behind on the peer's
-// messages: it may not make requests faster than its user takes in the
-// answers. Replies queued toward p wait only for p's credit; p withholds it
-// only while p's user is behind on our stream by about a window, and then
-// p's producer has stopped: it has at most two of p's windows of requests
-// unacknowledged, and we hold at most one of our windows of them
-// undelivered. So the replies queued toward p stay below 2 W(p) + W + one
-// message, inside the room producers leave (QueueBytes - 2 W) as long as
-// QueueBytes >= 5 W + the largest message (defaults: 16 MiB, 1 MiB). Both
-// waits of a producer are on its own user or on acknowledgements, neither
-// of which waits for anything of ours, so they close no cycle.
+// Room for answers. An answer sent from a callback (Send) is never held
+// back by this node; only the queue's bounds refuse it. The producers of
+// both ends are paced so that the answers never reach those bounds, under
+// one assumption about the application:
+//
+//	(A) a callback answers only requests (messages its peer's producers
+//	sent with SendContext), each at most once, to its sender, from the
+//	callback itself, with a payload no larger than the request's;
+//	answers are not answered.
+//
+// Echo and request/response are such applications. A fan-out application,
+// whose callbacks send to other peers than the sender, is not: it must
+// send its fan-out from a producer (SendContext, e.g. handed to a
+// goroutine), or treat Send's ErrQueueFull as a signal to do so. This node
+// cannot tell an answer from any other Send without Reserve (one from
+// outside the callbacks, a fan-out): it counts them all as answers, so
+// they may hold the peer's producers for a while (the flag below), never
+// wedge anything.
+//
+// The pacing. Costs count payload plus msgCost per message, as credit
+// does; c is the cost of the largest message. Node A, toward peer S:
+//   - Producers (Send.Reserve) may add to the queue only while it costs at
+//     most Π = min(2 W, QueueBytes/2) and holds fewer than QueueMessages/2
+//     messages (producerShare): the producers' messages cost at most Π.
+//   - The backlog flag (pace). B = the cost of the answers in A's queue
+//     toward S, minus the room S's credit leaves (limit - ackedEnd, at most
+//     W(S): S grants at most its window past what it received). A sets the
+//     flag when B > W(A) and clears it when B <= W(A)/2, sending an ACK on
+//     each flip; every ACK carries it. While the flag S last heard from A
+//     is set, S's producers toward A wait (producerWaits); an ACK that
+//     clears it wakes them (ActRoom). A producer also waits while its own
+//     user is more than half a window behind on the peer's messages (an
+//     early brake; the bound below does not need it).
+//
+// The bound. Answers leave A's queue only when S acknowledges them. At any
+// time t, before A adds an answer: if the flag is clear, the answers cost at
+// most W(S) + W(A) (pace runs after every step that changes B). Otherwise
+// let t0 be when A last set it: then they cost at most W(S) + W(A) + c
+// (the flag was clear before that step, which added at most one answer:
+// the other steps that raise B, a resume that shrinks the room or an ACK
+// that drops a producer's messages, add none). Answers added since t0
+// answer, by (A), S's requests unanswered at t0:
+//   - those delivered here and not yet consumed: the user reports a message
+//     consumed after its callback returned, so they are among the
+//     unconsumed, which cost at most W(A) + c (this node's credit);
+//   - those not yet delivered here. Every ACK A sent since t0 sets the
+//     flag; S applies each ACK in order (one session's in TCP's order, and
+//     a new session's first one before S sends anything on it), keeps the
+//     flag it heard last with its count of A's stream (inStream.held, which
+//     outlives S's record of A), and its producers add nothing while it is
+//     set. So these requests were added by S's producers before S applied
+//     the first ACK A sent since t0; until then S's count of what A
+//     acknowledged is at most what A had delivered at t0, so they were all
+//     in S's queue at once (a record of A that S forgot meanwhile held none
+//     of them: S forgets a peer only with an empty queue), and cost at most
+//     Π(S).
+// With the answer being added, the answers cost at most
+// W(S) + 2 W(A) + Π(S) + 2 c, and the whole queue (the producers' Π(A)
+// besides) at most W(S) + 2 W(A) + Π(S) + Π(A) + 2 c: 7 W + 2 c when both
+// ends have the same window W. As every message costs at least msgCost,
+// and the two messages counted by c are one each, no answer is refused as
+// long as
+//
+//	QueueMessages >= 7 W / msgCost + 5 and QueueBytes >= 7 W + 2 L,
+//
+// L the largest payload. The defaults hold it for payloads up to a window
+// (QueueMessages at least W/4, QueueBytes at least 9 W; config.go), if the
+// peers use the same window and queue bounds (the peer's W and Π enter the
+// bound: a peer with a larger window or producer share needs a larger
+// queue here). Raising the queue bounds alone could not do it: without the
+// flag, each time a slow user catches up a little its producer sends a
+// round trip's worth of requests at full speed, faster than the user takes
+// in their answers, and the answers toward it grow without bound
+// (sim.TestLoadAnswersHaveRoomSmallMessages, and its negative control
+// with MutationNoPacing).
+//
+// Why the flag closes no cycle. S's producer waits for A's answers to
+// drain; they drain as S acknowledges them, within S's credit, which grows
+// as S's user consumes; S's user waits for nothing (its callbacks never
+// wait in Send). New answers stop once the requests already sent are
+// answered, since S's producer is held, and A's callbacks wait for nothing
+// either. The flag holds producers only: never a callback's Send, and
+// never credit, which still depends on the user's consumption alone
+// (grantLimit; tying credit to one's own queue made a cycle before).
 
 // msgCost is the credit each message costs beyond its payload, so that
 // credit also bounds how many messages may wait, empty ones included.
@@ -62,8 +137,9 @@ const msgCost = 32
 // copy, buf[at:at+n] of its stream (one buffer for all, so accepting a
 // message allocates nothing once the buffer has grown).
 type outMsg struct {
-	at, n int
-	end   uint64 // stream byte offset at its end
+	at, n   int
+	end     uint64 // stream byte offset at its end
+	reserve bool   // a producer's (Send.Reserve), not an answer from a callback
 }
 
 // outStream is what this node sends to one peer.
@@ -79,6 +155,9 @@ type outStream struct {
 	sent     int      // how many of msgs went out on the current session
 	everSent int      // how many of msgs went out to incarnation inc at all
 	refused  bool     // a Send was refused for want of room since the last room
+	// Pacing (see "Room for answers" above).
+	reserved uint64 // the cost (payload + msgCost each) of the producers' messages in msgs
+	backlog  bool   // this node tells the peer its answers back up here (the last ACK said so, or the next will)
 }
 
 // inStream is what this node receives from one peer. It outlives the peer
@@ -94,6 +173,11 @@ type inStream struct {
 	consumed  uint64 // the cost of those the user has taken off the queue
 	granted   uint64 // the credit limit last sent
 	ackSent   uint64 // delivered as last sent
+	// held: the peer's last ACK said its answers to this node back up there
+	// (its backlog flag): this node's producers toward it wait. It lives
+	// here, not in the peer record, so that it outlives that record as the
+	// count does ("Room for answers").
+	held bool
 }
 
 // endOf returns the stream offset at the end of p's message i.
@@ -104,11 +188,19 @@ func (o *outStream) endOf(i int) uint64 {
 	return o.msgs[i].end
 }
 
-// queue appends a copy of payload to p's stream.
-func (o *outStream) queue(payload []byte) {
+// queue appends a copy of payload to p's stream; reserve: a producer's.
+func (o *outStream) queue(payload []byte, reserve bool) {
 	end := o.endOf(len(o.msgs)-1) + uint64(len(payload)) + msgCost
+	if reserve {
+		o.reserved += uint64(len(payload)) + msgCost
+	}
+	if len(o.msgs) == cap(o.msgs) && len(o.msgs) <= cap(o.base)/2 {
+		// Full up to the array's end, room at its front (drop took
+		// messages off there): move them to the front, no allocation.
+		o.msgs = o.base[:copy(o.base, o.msgs)]
+	}
 	before := cap(o.msgs)
-	o.msgs = append(o.msgs, outMsg{at: len(o.buf), n: len(payload), end: end})
+	o.msgs = append(o.msgs, outMsg{at: len(o.buf), n: len(payload), end: end, reserve: reserve})
 	if cap(o.msgs) != before {
 		o.base = o.msgs[:cap(o.msgs)] // append moved them to a new array
 	}
@@ -130,11 +222,11 @@ func (o *outStream) payload(i int) []byte {
 // aliases the bytes it moves or lets be written over.
 func (o *outStream) compact() {
 	if len(o.msgs) == 0 {
-		if cap(o.buf) > 64<<10 {
-			o.buf = nil // idle: let a big buffer go
-		} else {
-			o.buf = o.buf[:0] // start over at the front
-		}
+		// Start over at the front. A big buffer stays while the stream is
+		// busy (letting it go here made a stream acknowledged in bursts
+		// allocate it again and again); release gives it back once a
+		// heartbeat finds the stream idle.
+		o.buf = o.buf[:0]
 		return
 	}
 	dead := o.msgs[0].at
@@ -147,6 +239,18 @@ func (o *outStream) compact() {
 	}
 }
 
+// release gives back the buffers of a stream with nothing unacknowledged,
+// whatever their size: a burst that grew them is over. The heartbeat calls
+// it (sessionTimers), so an idle peer costs no stream buffer past one
+// heartbeat interval, while a stream that keeps sending still reuses its
+// buffers (compact, drop) and allocates nothing per message. Nothing of this
+// stream is in flight in an ActWrite: it holds no message.
+func (o *outStream) release() {
+	if len(o.msgs) == 0 {
+		o.msgs, o.base, o.buf = nil, nil, nil
+	}
+}
+
 // drop forgets the first k messages: the peer delivered them.
 func (o *outStream) drop(k int) {
 	if k <= 0 {
@@ -156,15 +260,19 @@ func (o *outStream) drop(k int) {
 	o.ackedEnd = o.msgs[k-1].end
 	for i := range k {
 		o.bytes -= o.msgs[i].n
+		if o.msgs[i].reserve {
+			o.reserved -= uint64(o.msgs[i].n) + msgCost
+		}
 	}
 	o.msgs = o.msgs[k:]
 	o.sent = max(o.sent-k, 0)
 	o.everSent = max(o.everSent-k, 0)
 	switch {
-	case len(o.msgs) == 0 && cap(o.base) > 4096:
-		o.msgs, o.base = nil, nil // idle: let a big array go
 	case len(o.msgs) == 0:
-		o.msgs = o.base[:0] // start over at the front, no allocation
+		// Start over at the front, no allocation. A big array stays while
+		// the stream is busy; release lets it go once a heartbeat finds the
+		// stream idle.
+		o.msgs = o.base[:0]
 	case len(o.msgs) < cap(o.base)/4 && cap(o.msgs) < cap(o.base)/2:
 		o.msgs = o.base[:copy(o.base, o.msgs)] // few left, far from the front: move them there
 	}
@@ -177,6 +285,9 @@ func (o *outStream) drop(k int) {
 func (o *outStream) cut(i int) {
 	cost := o.msgs[i].end - o.endOf(i-1)
 	o.bytes -= o.msgs[i].n
+	if o.msgs[i].reserve {
+		o.reserved -= cost
+	}
 	o.msgs = append(o.msgs[:i], o.msgs[i+1:]...)
 	for j := i; j < len(o.msgs); j++ {
 		o.msgs[j].end -= cost
@@ -186,35 +297,129 @@ func (o *outStream) cut(i int) {
 	}
 }
 
+// FlowControl reports whether this node's v2 sessions run flow control:
+// their peers send only within the credit granted, so the adapter's reader
+// never waits for the user (link.Layer.FlowControlled). Always true, except
+// under the negative control MutationNoCredit.
+func (n *Node) FlowControl() bool { return !n.cfg.mutation.noCredit() }
+
 // reliable reports whether session c runs flow control and resend (v2).
 func reliable(c *conn) bool { return !c.legacy() }
 
-// sendReliable accepts payload for p under the queue bounds; reserve asks
-// for the half of the queue kept for replies sent from callbacks to stay
-// free.
+// sendReliable accepts payload for p under the queue bounds; reserve: a
+// producer's Send (SendContext), which leaves the rest of the queue to
+// answers sent from callbacks and waits while the peer says its answers to
+// this node back up (see "Room for answers" above).
 func (n *Node) sendReliable(p *peer, payload []byte, reserve bool) error {
 	o := &p.out
-	bytes, msgs := n.cfg.QueueBytes, n.cfg.QueueMessages
-	if reserve {
-		// A producer keeps at most two windows unacknowledged (more could
-		// not be sent sooner anyway: credit is one window), and waits while
-		// its own user is behind on the peer's messages; the rest of the
-		// queue is for replies sent from callbacks (see the top of the file).
-		bytes, msgs = min(bytes/2, 2*n.cfg.Window), msgs/2
-		if behind := p.in.received - p.in.consumed; behind > uint64(n.cfg.Window)/2 {
+	if reserve && !n.cfg.mutation.noCredit() { // the blocking design had no room for replies: see MutationNoCredit
+		if err := n.producerWaits(p, uint64(len(payload))+msgCost); err != nil {
 			o.refused = true
-			return fmt.Errorf("%w: this node's user is %d bytes behind on %q's messages; a producer waits for it", ErrQueueFull, behind, p.id)
+			return err
 		}
 	}
-	if len(o.msgs) >= msgs || o.bytes+len(payload) > bytes {
+	if len(o.msgs) >= n.cfg.QueueMessages || o.bytes+len(payload) > n.cfg.QueueBytes {
 		o.refused = true
 		return fmt.Errorf("%w: %q has %d messages, %d bytes not yet acknowledged", ErrQueueFull, p.id, len(o.msgs), o.bytes)
 	}
-	o.queue(payload)
+	o.queue(payload, reserve)
 	if c := p.session; c != nil && c.resumed {
 		n.pump(p, c)
 	}
+	n.pace(p)
 	return nil
+}
+
+// producerWaits returns why a producer's message of the given cost toward p
+// must wait, or nil: the peer says its answers to this node back up there;
+// this node's user is more than half a window behind on p's messages; or
+// the producers' share of the queue (producerShare) is used.
+func (n *Node) producerWaits(p *peer, cost uint64) error {
+	o := &p.out
+	if n.cfg.mutation.noPacing() { // deliberately wrong: see MutationNoPacing
+		return n.oldPacing(p, cost)
+	}
+	if p.in.held {
+		return fmt.Errorf("%w: %q says its answers to this node back up there; a producer waits for them to drain", ErrQueueFull, p.id)
+	}
+	if behind := p.in.received - p.in.consumed; behind > uint64(n.cfg.Window)/2 {
+		return fmt.Errorf("%w: this node's user is %d bytes behind on %q's messages; a producer waits for it", ErrQueueFull, behind, p.id)
+	}
+	if share := n.producerShare(); len(o.msgs) >= n.cfg.QueueMessages/2 || o.queued()+cost > share {
+		return fmt.Errorf("%w: %q has %d messages, %d bytes with their overhead not yet acknowledged; a producer may keep %d", ErrQueueFull, p.id, len(o.msgs), o.queued(), share)
+	}
+	return nil
+}
+
+// oldPacing is producerWaits before the backlog flag, for MutationNoPacing:
+// the peer's flag ignored, the producers' share counted in payload bytes
+// and half the queue's messages.
+func (n *Node) oldPacing(p *peer, cost uint64) error {
+	o := &p.out
+	if behind := p.in.received - p.in.consumed; behind > uint64(n.cfg.Window)/2 {
+		return fmt.Errorf("%w: this node's user is %d bytes behind on %q's messages; a producer waits for it", ErrQueueFull, behind, p.id)
+	}
+	if len(o.msgs) >= n.cfg.QueueMessages/2 || o.bytes+int(cost-msgCost) > min(n.cfg.QueueBytes/2, 2*n.cfg.Window) {
+		return fmt.Errorf("%w: %q has %d messages, %d bytes not yet acknowledged", ErrQueueFull, p.id, len(o.msgs), o.bytes)
+	}
+	return nil
+}
+
+// producerShare is the cost (payload plus msgCost per message) of the queue
+// toward one peer up to which producers may add: two windows (more could
+// not go out sooner anyway, credit being one window), at most half the
+// queue's bytes.
+func (n *Node) producerShare() uint64 {
+	return uint64(min(2*n.cfg.Window, n.cfg.QueueBytes/2))
+}
+
+// queued returns the cost of the messages in the queue.
+func (o *outStream) queued() uint64 { return o.endOf(len(o.msgs)-1) - o.ackedEnd }
+
+// answersBacklog returns by how much the cost of the answers (messages not
+// sent by a producer) queued toward the peer exceeds the room its credit
+// leaves: what must wait for the peer's user however the queue is ordered.
+func (o *outStream) answersBacklog() uint64 {
+	answers := o.queued() - o.reserved
+	var room uint64
+	if o.limit > o.ackedEnd {
+		room = o.limit - o.ackedEnd
+	}
+	if answers <= room {
+		return 0
+	}
+	return answers - room
+}
+
+// pace sets the backlog flag this node shows p once the answers queued
+// toward p go past p's credit by more than a window, and clears it once
+// they are back within half a window (answersBacklog); each flip goes to p
+// at once in an ACK, every other ACK repeats it.
+func (n *Node) pace(p *peer) {
+	o := &p.out
+	b, hi := o.answersBacklog(), uint64(n.cfg.Window)
+	switch {
+	case !o.backlog && b > hi:
+		o.backlog = true
+	case o.backlog && b <= hi/2:
+		o.backlog = false
+	default:
+		return
+	}
+	if c := p.session; c != nil && reliable(c) {
+		n.sendAck(p, c)
+	}
+}
+
+// heardBacklog records the backlog flag of p's ACK: while it is set, this
+// node's producers toward p wait; when it clears they may go on.
+func (n *Node) heardBacklog(p *peer, f *wire.Frame) {
+	in := p.in
+	was := in.held
+	in.held = f.Backlog
+	if was && !in.held {
+		n.maybeRoom(p)
+	}
 }
 
 // pump writes the messages of p's stream that the credit allows on session c.
@@ -257,6 +462,9 @@ func (n *Node) streamsStart(p *peer, c *conn) {
 // found with two echoing nodes).
 func (n *Node) grantLimit(p *peer) uint64 {
 	in := p.in
+	if n.cfg.mutation.noCredit() {
+		return max(in.granted, in.received+1<<62) // deliberately wrong: see MutationNoCredit
+	}
 	return max(in.consumed+uint64(n.cfg.Window), in.granted, in.received)
 }
 
@@ -280,6 +488,8 @@ func (n *Node) onAck(c *conn, f *wire.Frame) {
 	if k > 0 {
 		n.maybeRoom(p)
 	}
+	n.heardBacklog(p, f)
+	n.pace(p)
 }
 
 // resume starts p's stream on session c from the peer's first ACK: the
@@ -317,6 +527,8 @@ func (n *Node) resume(p *peer, c *conn, f *wire.Frame) {
 	n.write(c, wire.Frame{Type: wire.Resume, Next: o.acked + 1})
 	n.pump(p, c)
 	n.maybeRoom(p)
+	n.heardBacklog(p, f)
+	n.pace(p)
 }
 
 // reportLost hands the first k messages of p's stream back to the user as
@@ -333,6 +545,7 @@ func (n *Node) reportLost(p *peer, k int, why error) {
 	o.drop(k)
 	n.emit(Action{Kind: ActLost, Peer: p.id, Incarnation: o.inc, Lost: lost, Err: why})
 	n.maybeRoom(p)
+	n.pace(p)
 }
 
 // maybeRoom tells the user p's queue has room again after a refusal (it
@@ -371,6 +584,7 @@ func (n *Node) onReliableData(c *conn, f *wire.Frame) {
 	}
 	in.delivered++
 	in.received += uint64(len(f.Payload)) + msgCost
+	n.countIn(p, f.Payload)
 	n.emit(Action{Kind: ActMessage, Conn: c.id, Peer: p.id, Incarnation: in.inc, Frame: wire.Frame{Type: wire.Data, Payload: f.Payload}})
 	if in.delivered-in.ackSent >= ackEvery {
 		n.sendAck(p, c)
@@ -408,7 +622,7 @@ func (n *Node) sendAck(p *peer, c *conn) {
 	in := p.in
 	in.granted = n.grantLimit(p)
 	in.ackSent = in.delivered
-	n.write(c, wire.Frame{Type: wire.Ack, Delivered: in.delivered, Credit: in.granted - in.received})
+	n.write(c, wire.Frame{Type: wire.Ack, Delivered: in.delivered, Credit: in.granted - in.received, Backlog: p.out.backlog})
 }
 
 // ackDue reports whether p should hear an ACK with the heartbeat: messages

@@ -1,6 +1,7 @@
 package fsm_test
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -74,5 +75,156 @@ func TestHugeCreditDoesNotWrap(t *testing.T) {
 	}
 	if len(data) != 1 || data[0] != "second" {
 		t.Fatalf("DATA written after the resuming ACK: %q, want the queued message", data)
+	}
+}
+
+// pacedSession returns node M (window 1 KiB) with a resumed session with A
+// on connection 1, whose credit for M's stream is credit bytes.
+func pacedSession(t *testing.T, credit uint64) *fsm.Node {
+	t.Helper()
+	n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1, Window: 1 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range []fsm.Event{
+		fsm.SetKeep{Peer: "A", Keep: true},
+		fsm.Accepted{Conn: 1},
+		fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Hello, ID: "A", Incarnation: 1}},
+		fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Ack, Credit: credit}},
+	} {
+		if err := n.Step(0, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.Ready()
+	return n
+}
+
+// acks returns the ACKs among actions, as "backlog" or "clear".
+func acks(actions []fsm.Action) []string {
+	var out []string
+	for _, a := range actions {
+		if a.Kind == fsm.ActWrite && a.Frame.Type == wire.Ack {
+			out = append(out, map[bool]string{true: "backlog", false: "clear"}[a.Frame.Backlog])
+		}
+	}
+	return out
+}
+
+// The backlog flag (stream.go, "Room for answers"): a node whose answers
+// toward a peer go past the peer's credit by more than a window sets it
+// in an ACK sent at once, and clears it, again at once, when they are back
+// within half a window; a producer's own messages never set it, and between
+// the two thresholds nothing is sent.
+func TestBacklogFlagFollowsAnswers(t *testing.T) {
+	n := pacedSession(t, 0) // A's user is behind: no credit
+	msg := make([]byte, 32) // cost 64: a window is 16 of them
+	for i := range 20 {
+		if err := n.Step(0, fsm.Send{Peer: "A", Payload: msg, Reserve: true}); err != nil {
+			t.Fatalf("producer message %d: %v", i, err)
+		}
+	}
+	if got := acks(n.Ready()); len(got) != 0 {
+		t.Fatalf("a producer's own messages set the flag: %v", got)
+	}
+	for i := range 16 { // 16 answers: exactly a window past the credit
+		if err := n.Step(0, fsm.Send{Peer: "A", Payload: msg}); err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+	}
+	if got := acks(n.Ready()); len(got) != 0 {
+		t.Fatalf("a window of answers past the credit flipped the flag: %v", got)
+	}
+	if err := n.Step(0, fsm.Send{Peer: "A", Payload: msg}); err != nil {
+		t.Fatal(err)
+	}
+	if got := acks(n.Ready()); len(got) != 1 || got[0] != "backlog" {
+		t.Fatalf("past a window of answers beyond the credit: ACKs %v, want one that sets the flag", got)
+	}
+	// The flag counts the answers' cost past the room the credit leaves,
+	// however the queue is ordered (a producer's messages do not hide
+	// answers): 17 answers, 1,088 bytes. Credit for 7 messages leaves 640
+	// past it, for 8 576, both above half a window; for 9, 512: clear.
+	for i, want := range [][]string{nil, nil, {"clear"}} {
+		_ = n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Ack, Credit: uint64(7+i) * 64}})
+		if got := acks(n.Ready()); len(got) != len(want) || (len(want) > 0 && got[0] != want[0]) {
+			t.Fatalf("credit for %d messages: ACKs %v, want %v", 7+i, got, want)
+		}
+	}
+	if ps := n.Peers(); ps[0].Backlog {
+		t.Fatal("status still shows the flag set")
+	}
+}
+
+// A peer's backlog flag holds this node's producers (Send.Reserve) and
+// nothing else: answers from callbacks still go; when an ACK clears it the
+// producers hear of it (ActRoom) and may send again.
+func TestBacklogFlagHoldsProducers(t *testing.T) {
+	n := pacedSession(t, 1<<20)
+	_ = n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20, Backlog: true}})
+	n.Ready()
+	if err := n.Step(0, fsm.Send{Peer: "A", Payload: []byte("request"), Reserve: true}); !errors.Is(err, fsm.ErrQueueFull) {
+		t.Fatalf("a producer's Send while A's answers back up: %v, want ErrQueueFull", err)
+	}
+	if err := n.Step(0, fsm.Send{Peer: "A", Payload: []byte("answer")}); err != nil {
+		t.Fatalf("an answer while A's answers back up: %v", err)
+	}
+	if ps := n.Peers(); !ps[0].Held {
+		t.Fatal("status does not show the producers held")
+	}
+	n.Ready()
+	_ = n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20}})
+	room := false
+	for _, a := range n.Ready() {
+		room = room || a.Kind == fsm.ActRoom
+	}
+	if !room {
+		t.Fatal("the flag cleared without telling the waiting producers (ActRoom)")
+	}
+	if err := n.Step(0, fsm.Send{Peer: "A", Payload: []byte("request"), Reserve: true}); err != nil {
+		t.Fatalf("a producer's Send after the flag cleared: %v", err)
+	}
+}
+
+// The flag travels on a new session too: the first ACK carries it, and a
+// session that starts while the answers back up sets it in that ACK.
+func TestBacklogFlagOnNewSession(t *testing.T) {
+	n := pacedSession(t, 0)
+	for range 17 {
+		if err := n.Step(0, fsm.Send{Peer: "A", Payload: make([]byte, 32)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.Ready()
+	_ = n.Step(0, fsm.ConnClosed{Conn: 1})
+	_ = n.Step(0, fsm.Accepted{Conn: 2})
+	_ = n.Step(0, fsm.FrameReceived{Conn: 2, Frame: wire.Frame{Type: wire.Hello, ID: "A", Incarnation: 1}})
+	if got := acks(n.Ready()); len(got) != 1 || got[0] != "backlog" {
+		t.Fatalf("first ACK of the new session: %v, want the flag set", got)
+	}
+	// A's first ACK gives credit for everything: the flag clears.
+	_ = n.Step(0, fsm.FrameReceived{Conn: 2, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20}})
+	if got := acks(n.Ready()); len(got) != 1 || got[0] != "clear" {
+		t.Fatalf("after the resuming ACK: %v, want the flag cleared", got)
+	}
+}
+
+// The defaults satisfy the condition under which answers from callbacks
+// always have room (stream.go, "Room for answers"): QueueMessages >= 7
+// Window/32 + 5, and QueueBytes >= 7 Window + twice the largest payload,
+// for payloads up to a window, whatever the window.
+func TestDefaultsLeaveRoomForAnswers(t *testing.T) {
+	for _, w := range []int{1 << 10, 16 << 10, 1 << 20, 4 << 20, 64 << 20} {
+		n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1, Window: w})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := n.Config()
+		if c.QueueMessages < 7*w/32+5 {
+			t.Errorf("window %d: %d messages, want at least %d", w, c.QueueMessages, 7*w/32+5)
+		}
+		if c.QueueBytes < 7*w+2*w {
+			t.Errorf("window %d: %d bytes, want at least %d", w, c.QueueBytes, 7*w+2*w)
+		}
 	}
 }

@@ -112,6 +112,9 @@ func (n *Node) frameReceived(id ConnID, f *wire.Frame) {
 		return // closed by us while the frame was in flight
 	}
 	c.lastRecv = n.now
+	if f.Type == wire.Hello {
+		n.heard(c) // the dialer spoke: it may no longer be evicted (slots.go)
+	}
 	var h frameHandler
 	if f.Type <= wire.LastType && c.rules != nil {
 		h = c.rules.frames[c.state][f.Type]

@@ -64,7 +64,8 @@ func idleRound(tb testing.TB, n *fsm.Node, pinged []fsm.ConnID) (time.Duration, 
 
 // BenchmarkTickIdleSessions measures the timers of a node with idle
 // sessions whose heartbeats are staggered: one op is one Tick at the node's
-// next deadline (plus the PING it answers). ns/interval is the cost of one
+// next deadline, which sends the heartbeats due in its slot (pings/op; see
+// heartbeatAt), plus the PINGs that answer them. ns/interval is the cost of one
 // heartbeat interval of virtual time, the node's idle CPU per second.
 func BenchmarkTickIdleSessions(b *testing.B) {
 	for _, sessions := range []int{10, 100, 1000} {

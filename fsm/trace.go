@@ -23,7 +23,10 @@ type Tracer func(*TraceRecord)
 //
 // A Step reports:
 //
-//   - Accepted: "accept"; refused at once (shutdown, too many handshakes):
+//   - Incoming: "tick" for the connection it evicted to make room
+//     (slots.go), if a record lists that one: to the model an early
+//     handshake timeout. Refused at once: as for Accepted.
+//   - Accepted: "accept"; refused at once (shutdown, no slot to be had):
 //     "accept" listing the connection in state hello, then "tick" closing it.
 //   - Dialed: "dialed" (Peer is empty: the adapter knows which node it
 //     reached); refused at once (an abandoned dial): "dialed", then "tick".

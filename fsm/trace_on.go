@@ -24,7 +24,7 @@ type tracer struct {
 	lastConns []TraceConn
 	lastPeers []TracePeer // only peers kept or with a session: the others show nothing
 	emitted   int         // records emitted by the step in progress
-	held      bool        // the step's connection was open before the step
+	held      bool        // the step's connection was open, and the model's, before the step
 	dialer    bool        // and this node dialed it
 }
 
@@ -44,7 +44,9 @@ func (n *Node) tracedStep(now time.Duration, ev Event) error {
 	t := &n.trace
 	t.emitted, t.held, t.dialer = 0, false, false
 	if id := eventConn(ev); id != 0 {
-		if c := n.conns[id]; c != nil {
+		// A connection still in detect is not the model's yet (traceListed):
+		// its end is no step of the model's.
+		if c := n.conns[id]; c != nil && traceListed(c) {
 			t.held, t.dialer = true, c.dial != nil
 		}
 	}

@@ -86,21 +86,33 @@ func TestTraceRecords(t *testing.T) {
 		"frame c2 HELLO | c1:established:Z/9#4 c2:established:A/1#1 | A:keep=true:c2 Z:keep=false:c1")
 	// PING and DATA change nothing shown: no record.
 	wantRecs(t, l.step(fsm.FrameReceived{Conn: 2, Frame: wire.Frame{Type: wire.Ping}}))
-	// Two handshakes; a third is refused at once: opened, then closed.
+	// Two handshakes fill the slots; a third evicts the oldest silent one
+	// (spec/PROTOCOL.md 3.6), which the model sees as an early handshake
+	// timeout, then is accepted.
 	l.step(fsm.Accepted{Conn: 3})
 	l.step(fsm.Accepted{Conn: 5})
+	wantRecs(t, l.step(fsm.Incoming{Conn: 7}),
+		"tick c3 | c1:established:Z/9#4 c2:established:A/1#1 c5:hello:/0#0 | A:keep=true:c2 Z:keep=false:c1")
 	wantRecs(t, l.step(fsm.Accepted{Conn: 7}),
-		"accept c7 | c1:established:Z/9#4 c2:established:A/1#1 c3:hello:/0#0 c5:hello:/0#0 c7:hello:/0#0 | A:keep=true:c2 Z:keep=false:c1",
-		"tick c7 | c1:established:Z/9#4 c2:established:A/1#1 c3:hello:/0#0 c5:hello:/0#0 | A:keep=true:c2 Z:keep=false:c1")
+		"accept c7 | c1:established:Z/9#4 c2:established:A/1#1 c5:hello:/0#0 c7:hello:/0#0 | A:keep=true:c2 Z:keep=false:c1")
 	// A Tick that times out both handshakes and both sessions: one record per close.
 	l.now += time.Minute
 	wantRecs(t, l.step(fsm.Tick{}),
-		"tick c1 | c2:established:A/1#1 c3:hello:/0#0 c5:hello:/0#0 | A:keep=true:c2 Z:keep=false:c0",
-		"tick c2 | c3:hello:/0#0 c5:hello:/0#0 | A:keep=true:c0 Z:keep=false:c0",
-		"tick c3 | c5:hello:/0#0 | A:keep=true:c0 Z:keep=false:c0",
-		"tick c5 | | A:keep=true:c0 Z:keep=false:c0")
+		"tick c1 | c2:established:A/1#1 c5:hello:/0#0 c7:hello:/0#0 | A:keep=true:c2 Z:keep=false:c0",
+		"tick c2 | c5:hello:/0#0 c7:hello:/0#0 | A:keep=true:c0 Z:keep=false:c0",
+		"tick c5 | c7:hello:/0#0 | A:keep=true:c0 Z:keep=false:c0",
+		"tick c7 | | A:keep=true:c0 Z:keep=false:c0")
+	// Two dials of our own hold both slots, and cannot be evicted: an
+	// accepted connection is refused at once: opened, then closed.
+	l.step(fsm.Connect{Req: 2, Addr: "tcp://B"})
+	l.step(fsm.Connect{Req: 3, Addr: "tcp://C"})
+	l.step(fsm.Dialed{Dial: 2, Conn: 8})
+	l.step(fsm.Dialed{Dial: 3, Conn: 9})
+	wantRecs(t, l.step(fsm.Accepted{Conn: 11}),
+		"accept c11 | c8:hello:/0#0 c9:hello:/0#0 c11:hello:/0#0 | A:keep=true:c0 Z:keep=false:c0",
+		"tick c11 | c8:hello:/0#0 c9:hello:/0#0 | A:keep=true:c0 Z:keep=false:c0")
 	// A frame for a connection already closed here: nothing.
 	wantRecs(t, l.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Keep}}))
-	wantRecs(t, l.step(fsm.Disconnect{Peer: "A"}), "disconnect A | | A:keep=false:c0 Z:keep=false:c0")
+	wantRecs(t, l.step(fsm.Disconnect{Peer: "A"}), "disconnect A | c8:hello:/0#0 c9:hello:/0#0 | A:keep=false:c0 Z:keep=false:c0")
 	wantRecs(t, l.step(fsm.Disconnect{Peer: "A"}))
 }

@@ -93,6 +93,9 @@ func (h *harness) step(id string, ev fsm.Event) {
 	if err := n.CheckTimers(); err != nil {
 		h.t.Fatalf("%s after %#v at %v: %v", id, ev, h.now, err)
 	}
+	if err := n.CheckSlots(); err != nil {
+		h.t.Fatalf("%s after %#v at %v: %v", id, ev, h.now, err)
+	}
 	h.drain(id)
 }
 
@@ -220,9 +223,12 @@ func (h *harness) dial(from string, d fsm.DialID, addr string, legacy bool) {
 		accID += 100 // both ends on one node need distinct ids
 	}
 	h.newConn(from, fsm.ConnID(num), to, accID, legacy)
-	// Accepted for a connection the node does not know registers it, as an
-	// Incoming would first: the harness knows the protocol at once.
-	h.step(to, fsm.Accepted{Conn: accID, Legacy: legacy})
+	// The dialer's source address is its id; the harness knows the
+	// protocol at once, unless the acceptor refused the connection.
+	h.step(to, fsm.Incoming{Conn: accID, Source: from})
+	if _, _, open := h.nodes[to].ConnState(accID); open {
+		h.step(to, fsm.Accepted{Conn: accID, Legacy: legacy})
+	}
 	h.step(from, fsm.Dialed{Dial: d, Conn: fsm.ConnID(num)})
 }
 
@@ -433,11 +439,12 @@ func (h *harness) run(a *cmdArgs) {
 	h.t.Helper()
 	h.where = a.where
 	switch a.cmd {
-	case "node": // node ID [inc=N] [queue=N] [maxhandshakes=N] [legacy=0|1] -- creates and starts listening; legacy=1 dials in 0.4.1
+	case "node": // node ID [inc=N] [queue=N] [maxhandshakes=N] [persource=N] [legacy=0|1] -- creates and starts listening; legacy=1 dials in 0.4.1
 		id := a.positional(1, 1)[0]
 		inc := a.num("inc", 1)
 		q := int(a.num("queue", 0))
 		hs := int(a.num("maxhandshakes", 0))
+		ps := int(a.num("persource", 0))
 		legacy := a.str("legacy", "0")
 		a.done()
 		if legacy != "0" && legacy != "1" {
@@ -446,7 +453,7 @@ func (h *harness) run(a *cmdArgs) {
 		if h.nodes[id] != nil || h.js[id] {
 			a.fatalf("node %s exists already", id)
 		}
-		n, err := fsm.New(fsm.Config{ID: id, Incarnation: inc, Seed: 1, QueueMessages: q, MaxHandshakes: hs, LegacyDial: legacy == "1"})
+		n, err := fsm.New(fsm.Config{ID: id, Incarnation: inc, Seed: 1, QueueMessages: q, MaxHandshakes: hs, MaxHandshakesPerSource: ps, LegacyDial: legacy == "1"})
 		if err != nil {
 			a.fatalf("%v", err)
 		}
@@ -601,6 +608,21 @@ func (h *harness) run(a *cmdArgs) {
 			c.closed[1-side] = true
 			h.step(e.node, fsm.ConnClosed{Conn: e.id, Err: fmt.Errorf("EOF")})
 		}
+	case "silent": // silent TO src=S [preamble] -- S opens a connection to Go node TO and never sends a HELLO; with preamble, TO has read a v1 preamble (state hello)
+		p := a.positional(1, 2)
+		src := a.str("src", "")
+		a.done()
+		if h.nodes[p[0]] == nil {
+			a.fatalf("no node %s", p[0])
+		}
+		if len(p) == 2 && p[1] != "preamble" {
+			a.fatalf("second argument must be preamble, got %q", p[1])
+		}
+		c := h.newConn("~"+src, 0, p[0], fsm.ConnID(len(h.conns)+1), false)
+		h.step(p[0], fsm.Incoming{Conn: c.ends[1].id, Source: src})
+		if _, _, open := h.nodes[p[0]].ConnState(c.ends[1].id); open && len(p) == 2 {
+			h.step(p[0], fsm.Accepted{Conn: c.ends[1].id})
+		}
 	case "state": // state ID...
 		ids := a.positional(1, -1)
 		a.done()
@@ -723,6 +745,10 @@ func TestTranscriptCommandsParseStrictly(t *testing.T) {
 		{nil, "state Z", "no node Z"},
 		{nil, "connect Z A", "no node Z"},
 		{nil, "frobnicate A", "unknown command"},
+		{nil, "silent Z src=x", "no node Z"},
+		{nil, "silent A src=x hello", "second argument must be preamble"},
+		{nil, "silent A srcs=x", "unknown argument srcs=x"},
+		{nil, "node B persource=x", `persource: "x" is not a number`},
 		{nil, "js A", "node A exists already"},
 		{[]string{"js j"}, "node j", "node j exists already"},
 		{nil, "js j k", "takes 1 to 1 positional arguments"},

@@ -12,12 +12,13 @@ import (
 // it to the state machine on the connection's Accepted or Dialed event, where
 // the authentication rule (fsm/auth.go) holds every HELLO to it.
 
-// IncomingAuth is Incoming for a connection whose security handshake proved
-// that the dialer holds the key of node peer ("" for plaintext).
-func (l *Layer) IncomingAuth(now time.Duration, id fsm.ConnID, peer string) {
+// IncomingAuth is Incoming for a connection from source whose security
+// handshake proved that the dialer holds the key of node peer ("" for
+// plaintext).
+func (l *Layer) IncomingAuth(now time.Duration, id fsm.ConnID, source, peer string) {
 	c := l.register(id, protoUnknown)
 	c.peer = peer
-	l.step(now, fsm.Incoming{Conn: id})
+	l.step(now, fsm.Incoming{Conn: id, Source: source})
 }
 
 // DialedAuth is Dialed for a connection whose security handshake proved that

@@ -30,7 +30,7 @@ func TestIncomingAuthReportsThePeer(t *testing.T) {
 		session bool
 	}{{"a", true}, {"", false}, {"z", false}} {
 		l, r := authAcceptor(t)
-		l.IncomingAuth(0, 1, tc.peer)
+		l.IncomingAuth(0, 1, "", tc.peer)
 		feed(t, l, 1, v1Stream(t), 1<<10, 1<<20)
 		_, ok := l.Node().SessionConn("a")
 		require.Equal(t, tc.session, ok, "peer %q: %v", tc.peer, r.log)

@@ -89,7 +89,7 @@ func (l *Layer) Received(now time.Duration, id fsm.ConnID, k int) {
 // one whose protocol is not known yet, and one the Layer no longer holds.
 func (l *Layer) FlowControlled(id fsm.ConnID) bool {
 	c := l.conns[id]
-	return c != nil && c.proto == protoBinary
+	return c != nil && c.proto == protoBinary && l.node.FlowControl()
 }
 
 // Buffered returns how many bytes of connection id are read but not parsed

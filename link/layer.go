@@ -98,10 +98,13 @@ func sameBytes(a, b []byte) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
-// Incoming reports a TCP connection the listener accepted, with a fresh id.
+// Incoming reports a TCP connection the listener accepted, with a fresh id,
+// from source (the dialer's address without its port; see fsm.Incoming).
 // Nothing is written on it until the dialer's first bytes tell its protocol.
 // It is IncomingAuth for a plaintext connection.
-func (l *Layer) Incoming(now time.Duration, id fsm.ConnID) { l.IncomingAuth(now, id, "") }
+func (l *Layer) Incoming(now time.Duration, id fsm.ConnID, source string) {
+	l.IncomingAuth(now, id, source, "")
+}
 
 // Dialed reports that dial succeeded with a connection of a fresh id. The
 // preamble (v1) goes out before anything the state machine writes. It is

@@ -138,7 +138,7 @@ func TestFramesAtEveryBoundary(t *testing.T) {
 				}
 				want = append(want, p)
 			}
-			l.Incoming(0, 1)
+			l.Incoming(0, 1, "")
 			feed(t, l, 1, v1Stream(t, want...), chunk, 128<<10+16)
 			require.Len(t, r.msgs, len(want))
 			for i := range want {
@@ -153,7 +153,7 @@ func TestFramesAtEveryBoundary(t *testing.T) {
 // as fast as the buffer allows, as netio does.
 func TestOneLargeFrameGreedyReads(t *testing.T) {
 	l, r := acceptor(t)
-	l.Incoming(0, 1)
+	l.Incoming(0, 1, "")
 	p := bytes.Repeat([]byte{7}, 64<<10)
 	feed(t, l, 1, v1Stream(t, p, p, []byte("x")), 0, 64<<10+16)
 	require.Len(t, r.msgs, 3)
@@ -163,7 +163,7 @@ func TestOneLargeFrameGreedyReads(t *testing.T) {
 // checks out, and a big frame's buffer is given back once it has passed.
 func TestBuffersStaySmall(t *testing.T) {
 	l, _ := acceptor(t)
-	l.Incoming(0, 1)
+	l.Incoming(0, 1, "")
 	require.LessOrEqual(t, len(l.ReadBuffer(1)), 128, "before the dialer's first bytes")
 	stream := v1Stream(t, bytes.Repeat([]byte{1}, 1<<19))
 	feed(t, l, 1, stream, 0, 1<<19+16)
@@ -176,7 +176,7 @@ func TestBuffersStaySmall(t *testing.T) {
 func TestDetection(t *testing.T) {
 	t.Run("v1", func(t *testing.T) {
 		l, r := acceptor(t)
-		l.Incoming(0, 1)
+		l.Incoming(0, 1, "")
 		require.Empty(t, r.writes[1], "nothing written before the protocol is known")
 		feed(t, l, 1, []byte(" \r\n"), 0, 128)
 		require.Empty(t, r.writes[1], "whitespace decides nothing")
@@ -185,7 +185,7 @@ func TestDetection(t *testing.T) {
 	})
 	t.Run("0.4.1 after whitespace", func(t *testing.T) {
 		l, r := acceptor(t)
-		l.Incoming(0, 1)
+		l.Incoming(0, 1, "")
 		feed(t, l, 1, []byte(strings.Repeat(" ", 60)), 7, 128)
 		require.Empty(t, r.writes[1])
 		feed(t, l, 1, []byte(`{"id":"a","info":"tcp://a:1"}`+"\r\n"), 3, 8<<10)
@@ -196,7 +196,7 @@ func TestDetection(t *testing.T) {
 	})
 	t.Run("garbage", func(t *testing.T) {
 		l, r := acceptor(t)
-		l.Incoming(0, 1)
+		l.Incoming(0, 1, "")
 		feed(t, l, 1, []byte("GET / HTTP/1.1\r\n\r\n"), 0, 128)
 		require.ErrorIs(t, r.closed[1], wire.ErrBadMagic)
 		require.False(t, l.Open(1))
@@ -204,24 +204,25 @@ func TestDetection(t *testing.T) {
 	})
 }
 
-// TestHandshakeCapIsFSMs: the bound on handshaking connections applies from
-// the moment a connection is accepted, before its protocol is known.
+// TestHandshakeCapIsFSMs: the handshake slots apply from the moment a
+// connection is accepted, before its protocol is known: a third silent
+// connection evicts the oldest (fsm's rule), and the layer carries it out.
 func TestHandshakeCapIsFSMs(t *testing.T) {
 	n, err := fsm.New(fsm.Config{ID: "b", Incarnation: 2, MaxHandshakes: 2})
 	require.NoError(t, err)
 	r := newRecorder()
 	l := link.New(n, r)
 	for id := fsm.ConnID(1); id <= 3; id++ {
-		l.Incoming(0, id)
+		l.Incoming(0, id, "10.0.0.1")
 	}
-	require.True(t, l.Open(1))
+	require.False(t, l.Open(1))
+	require.ErrorIs(t, r.closed[1], fsm.ErrEvicted)
 	require.True(t, l.Open(2))
-	require.False(t, l.Open(3))
-	require.ErrorIs(t, r.closed[3], fsm.ErrTooManyHandshakes)
+	require.True(t, l.Open(3))
 	// A dialer that never speaks is closed at the handshake timeout.
 	require.NoError(t, l.Step(fsm.DefaultHandshakeTimeout, fsm.Tick{}))
-	require.False(t, l.Open(1))
-	require.ErrorIs(t, r.closed[1], fsm.ErrHandshakeTimeout)
+	require.False(t, l.Open(2))
+	require.ErrorIs(t, r.closed[2], fsm.ErrHandshakeTimeout)
 	require.Empty(t, r.writes, "no byte, not even a BYE, to a dialer whose protocol is unknown")
 }
 
@@ -230,7 +231,7 @@ func TestHandshakeCapIsFSMs(t *testing.T) {
 func TestSendManyEncodesOnce(t *testing.T) {
 	l, r := acceptor(t)
 	for id := fsm.ConnID(1); id <= 3; id++ {
-		l.Incoming(0, id)
+		l.Incoming(0, id, "")
 	}
 	var codec wire.Binary
 	for i, id := range []string{"a", "c", "d"} {
@@ -272,7 +273,7 @@ func FuzzChunking(f *testing.F) {
 	f.Fuzz(func(t *testing.T, stream []byte, seed uint64) {
 		run := func(chunks bool) []string {
 			l, r := acceptor(t)
-			l.Incoming(0, 1)
+			l.Incoming(0, 1, "")
 			rng := rand.New(rand.NewPCG(seed, 7))
 			rest := stream
 			for len(rest) > 0 {
@@ -316,7 +317,7 @@ func TestAuthenticatedReachesTheStateMachine(t *testing.T) {
 		return b
 	}
 	for id := fsm.ConnID(1); id <= 3; id++ {
-		l.Incoming(0, id)
+		l.Incoming(0, id, "")
 	}
 	l.Authenticated(2, "a")
 	l.Authenticated(3, "c")

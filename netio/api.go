@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/masterless-go/masterless/fsm"
 )
@@ -34,9 +35,10 @@ func (n *Runtime) Send(peer string, payload []byte) error {
 
 // SendContext is Send for a producer that can wait: while peer's queue is
 // full it waits for room, until ctx is done (its error is returned) or the
-// node closes. It leaves alone the room kept for replies sent from event
-// callbacks (fsm/stream.go), so it must not be called from a callback: a
-// callback waiting for room could wait for itself.
+// node closes. It leaves alone the room kept for answers sent from event
+// callbacks, and waits while the peer says its answers to this node back
+// up (fsm/stream.go, "Room for answers"), so it must not be called from a
+// callback: a callback waiting for room could wait for itself.
 func (n *Runtime) SendContext(ctx context.Context, peer string, payload []byte) error {
 	for {
 		n.mu.Lock()
@@ -224,30 +226,57 @@ func (n *Runtime) Sessions() []string {
 	return n.fsm.Sessions()
 }
 
-// PeerStats describes one peer a Runtime knows.
+// PeerStats describes one peer a Runtime knows: what the state machine
+// counts (fsm.PeerStatus) and what only the socket knows.
 type PeerStats struct {
 	fsm.PeerStatus
+	fsm.PeerCounters
+	// SessionAge is how long the current session has lasted; 0 without one.
+	SessionAge time.Duration
+	// LastEndTime is when the last session ended (LastEnd); zero if none did.
+	LastEndTime time.Time
 	// LocalAddr and RemoteAddr are the ends of the session's TCP
 	// connection; nil without a session.
 	LocalAddr, RemoteAddr net.Addr
+	// WireIn and WireOut are the bytes read from and written to the
+	// session's connection so far (preamble, handshake, framing and control
+	// frames included; with TLS, the plaintext the layer reads and writes);
+	// 0 without a session.
+	WireIn, WireOut uint64
 }
 
-// Stats is a snapshot of a Runtime: its peers, sorted by id, and how many
-// connections are still handshaking.
+// Stats is a snapshot of a Runtime: its peers, sorted by id, how many
+// connections are still handshaking, the state machine's node-wide counts
+// and the bytes of every socket.
 type Stats struct {
 	Peers       []PeerStats
 	Handshaking int
+	Counters    fsm.NodeCounters
+	// WireIn and WireOut are the bytes read from and written to every
+	// connection since Start (with TLS, the plaintext; see PeerStats).
+	WireIn, WireOut uint64
 }
 
-// Stats returns a snapshot of the node's peers and connections.
+// Stats returns a snapshot of the node's peers, connections and counts.
 func (n *Runtime) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	st := Stats{Handshaking: n.fsm.Handshaking()}
+	now := n.now()
+	st := Stats{Handshaking: n.fsm.Handshaking(), Counters: n.fsm.Counters(), WireIn: n.wireIn, WireOut: n.wireOut}
+	for c := range n.live {
+		st.WireIn += c.bytesIn.Load()
+		st.WireOut += c.bytesOut.Load()
+	}
 	for _, p := range n.fsm.Peers() {
 		ps := PeerStats{PeerStatus: p}
+		ps.PeerCounters, _ = n.fsm.PeerCounters(p.ID)
+		if ps.LastEnd != nil {
+			ps.LastEndTime = n.start.Add(ps.LastEndAt)
+		}
 		if c := n.conns[p.SessionConn]; c != nil && p.SessionConn != 0 {
+			ps.SessionAge = now - ps.Since
 			ps.LocalAddr, ps.RemoteAddr = c.nc.LocalAddr(), c.nc.RemoteAddr()
+			ps.WireIn, ps.WireOut = c.bytesIn.Load(), c.bytesOut.Load()
 		}
 		st.Peers = append(st.Peers, ps)
 	}

@@ -1,7 +1,6 @@
 package netio
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/masterless-go/masterless/fsm"
@@ -36,14 +36,24 @@ type conn struct {
 	// data wakes the writer: bytes to write, or a state change.
 	data sync.Cond
 	// space wakes senders waiting for the buffer to drain below the bound.
-	space   sync.Cond
-	out     []byte // bytes waiting for the writer; allocated on demand
-	spare   []byte // the writer's other buffer, swapped with out
-	state   connState
-	idle    bool // the writer waits on data
-	waiting int  // senders waiting on space
+	space sync.Cond
+	out   []byte // bytes waiting for the writer; allocated on demand
+	spare []byte // the writer's other buffer, swapped with out
+	// lastBatch is how many bytes the writer's last write carried, and
+	// bigAt when it last carried idleKeep or more: once writes have been
+	// small for idleTrimAfter, an idle writer gives its big buffers back.
+	lastBatch int
+	bigAt     time.Time
+	state     connState
+	wrote     bool // anything was ever written: a close lingers for it (core.go)
+	lingers   bool // closed gracefully, counted in Runtime.lingering until its reader ends
+	idle      bool // the writer waits on data
+	waiting   int  // senders waiting on space
 
 	writerDone chan struct{}
+
+	// Bytes read from and written to the socket, for Stats.
+	bytesIn, bytesOut atomic.Uint64
 }
 
 type connState uint8
@@ -95,6 +105,7 @@ func (c *conn) run() {
 func (c *conn) write(head, body []byte) {
 	c.wmu.Lock()
 	if c.state == connOpen {
+		c.wrote = true
 		c.out = append(append(c.out, head...), body...)
 		if c.idle {
 			c.idle = false
@@ -152,7 +163,7 @@ func (c *conn) fail(err error) {
 	n.mu.Lock()
 	if n.conns[c.id] == c {
 		delete(n.conns, c.id)
-		n.log.Debug("connection lost", "conn", uint64(c.id), "remote", c.remote, "reason", errText(err))
+		n.logPeer(slog.LevelDebug, "connection lost", err, "conn", uint64(c.id), "remote", c.remote)
 		n.link.Closed(n.now(), c.id, err)
 		n.settle()
 	}
@@ -186,6 +197,7 @@ func (c *conn) writeLoop() {
 	c.wmu.Lock()
 	for {
 		for len(c.out) == 0 && c.state == connOpen {
+			c.trimIdle()
 			c.idle = true
 			c.data.Wait()
 		}
@@ -212,6 +224,10 @@ func (c *conn) writeLoop() {
 		if c.sc != nil {
 			w = c.sc
 		}
+		c.lastBatch = len(buf)
+		if len(buf) >= idleKeep {
+			c.bigAt = time.Now()
+		}
 		timeout := c.n.fcfg.PeerTimeout
 		if c.state == connFlushing {
 			timeout = c.linger()
@@ -219,7 +235,8 @@ func (c *conn) writeLoop() {
 		c.wmu.Unlock()
 
 		_ = c.nc.SetWriteDeadline(c.deadline(timeout))
-		_, err := w.Write(buf)
+		k, err := w.Write(buf)
+		c.countOut(k)
 
 		c.wmu.Lock()
 		if cap(buf) <= 2*c.n.cfg.SendBuffer {
@@ -234,6 +251,35 @@ func (c *conn) writeLoop() {
 			c.abort()
 			return
 		}
+	}
+}
+
+// idleKeep is the largest output buffer an idle connection keeps (a
+// heartbeat takes 29 bytes; a small request or reply fits).
+const idleKeep = 1 << 10
+
+// idleTrimAfter is how long writes must have stayed small before an idle
+// writer gives back its big buffers: a stream whose batches are sometimes
+// big and sometimes small (a producer and a fan-out alternating) keeps them
+// and allocates nothing per write, while a burst that has passed is given
+// back at the next small write after it, a heartbeat at the latest.
+const idleTrimAfter = 250 * time.Millisecond
+
+// trimIdle gives back the writer's buffers before it waits, once they are
+// big, the last write was small and no write was big for idleTrimAfter: a
+// burst has passed (the writer learns it at the latest with the next
+// heartbeat), so an idle connection holds at most idleKeep bytes of output
+// buffer, while a stream that keeps writing allocates nothing per write.
+// Called with c.wmu held and c.out empty.
+func (c *conn) trimIdle() {
+	if c.lastBatch >= idleKeep || (cap(c.out) <= idleKeep && cap(c.spare) <= idleKeep) || time.Since(c.bigAt) < idleTrimAfter {
+		return
+	}
+	if cap(c.out) > idleKeep {
+		c.out = nil
+	}
+	if cap(c.spare) > idleKeep {
+		c.spare = nil
 	}
 }
 
@@ -267,6 +313,11 @@ func (c *conn) readLoop() {
 	_ = c.nc.Close()
 	n.mu.Lock()
 	delete(n.live, c)
+	if c.lingers {
+		n.lingering--
+	}
+	n.wireIn += c.bytesIn.Load()
+	n.wireOut += c.bytesOut.Load()
 	n.mu.Unlock()
 }
 
@@ -299,6 +350,7 @@ func (c *conn) pump() error {
 	for buf != nil {
 		var k int
 		k, err = r.Read(buf)
+		c.countIn(k)
 		n.mu.Lock()
 		if k > 0 {
 			n.slabHint = n.link.Buffered(c.id) + k
@@ -353,9 +405,21 @@ func (c *conn) secure() error {
 			if errors.Is(err, ErrUntrusted) || errors.Is(err, ErrCertificateExpired) || errors.Is(err, fsm.ErrIDMismatch) {
 				level = slog.LevelWarn // a certificate this node does not trust
 			}
-			n.log.Log(context.Background(), level, "TLS handshake failed", "conn", uint64(c.id), "remote", c.remote, "err", err)
+			n.mu.Lock()
+			n.logPeer(level, "TLS handshake failed", err, "conn", uint64(c.id), "remote", c.remote)
+			// Linger for the alert only on a connection the state machine
+			// still held (not one it evicted) and within the bound on
+			// lingering closes (core.go).
+			linger := n.conns[c.id] == c && n.lingering < n.lingerCap
+			if linger {
+				c.lingers = true
+				n.lingering++
+			}
+			n.mu.Unlock()
 			c.fail(err) // the state machine frees the slot now
-			c.refuse()
+			if linger {
+				c.refuse()
+			}
 			return err
 		}
 	}
@@ -390,6 +454,21 @@ func (c *conn) discard() error {
 		if _, err := c.nc.Read(sink[:]); err != nil {
 			return err
 		}
+	}
+}
+
+// countIn and countOut count bytes read and written on the connection. The
+// Runtime's totals add them up when asked (Stats) and when the connection
+// ends, so no counter is shared between connections.
+func (c *conn) countIn(k int) {
+	if k > 0 {
+		c.bytesIn.Add(uint64(k))
+	}
+}
+
+func (c *conn) countOut(k int) {
+	if k > 0 {
+		c.bytesOut.Add(uint64(k))
 	}
 }
 

@@ -1,7 +1,6 @@
 package netio
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 
@@ -32,12 +31,30 @@ func (t *transport) Close(id fsm.ConnID, why error) {
 		return
 	}
 	delete(n.conns, id)
-	level := closeLevel(why)
-	if n.log.Enabled(context.Background(), level) {
-		n.log.Log(context.Background(), level, "closing connection", "conn", uint64(id), "remote", c.remote, "reason", errText(why))
+	n.logPeer(closeLevel(why), "closing connection", why, "conn", uint64(id), "remote", c.remote)
+	c.wmu.Lock()
+	wrote := c.wrote
+	c.wmu.Unlock()
+	if !wrote || (!n.closed && n.lingering >= n.lingerCap) {
+		// Nothing of ours is in flight (a connection closed before its
+		// protocol was known), or too many closes linger already (a flood
+		// whose dialers never close): close at once, and if the peer's
+		// unread bytes make that a reset, no BYE of ours is lost to it
+		// that mattered more than bounding the sockets a flood holds.
+		c.abort()
+		return
 	}
+	c.lingers = true
+	n.lingering++
 	c.closeGraceful()
 }
+
+// maxLingering bounds the connections lingering after a graceful close
+// (at most min(handshake timeout, 2 s) each, for our BYE to drain and the
+// peer's FIN to come): past it a close is immediate, so that a flood of
+// dialers that never close cannot hold more sockets than this beside the
+// handshake slots.
+const maxLingering = 1024
 
 // Dial starts a goroutine that dials addr and reports back.
 func (t *transport) Dial(id fsm.DialID, addr string) {
@@ -154,7 +171,7 @@ func closeLevel(why error) slog.Level {
 		errors.Is(why, fsm.ErrUnauthenticated), errors.Is(why, fsm.ErrIDMismatch):
 		return slog.LevelWarn
 	case errors.Is(why, fsm.ErrHandshakeTimeout), errors.Is(why, fsm.ErrPeerTimeout),
-		errors.Is(why, fsm.ErrTooManyHandshakes), errors.Is(why, fsm.ErrSelfConnect),
+		errors.Is(why, fsm.ErrTooManyHandshakes), errors.Is(why, fsm.ErrEvicted), errors.Is(why, fsm.ErrSelfConnect),
 		errors.Is(why, fsm.ErrDuplicateID), errors.Is(why, fsm.ErrStaleIncarnation):
 		return slog.LevelInfo
 	}

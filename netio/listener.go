@@ -2,6 +2,7 @@ package netio
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"time"
 )
@@ -22,7 +23,9 @@ func (n *Runtime) acceptLoop() {
 			}
 			// Out of file descriptors and the like: wait, but stop on Close.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			n.log.Warn("accept failed", "err", err, "retry_in", backoff)
+			n.mu.Lock()
+			n.logPeer(slog.LevelWarn, "accept failed", err, "retry_in", backoff)
+			n.mu.Unlock()
 			select {
 			case <-time.After(backoff):
 			case <-n.done:
@@ -40,7 +43,7 @@ func (n *Runtime) acceptLoop() {
 		c := n.newConn(nc)
 		c.detect = n.cfg.TLS != nil
 		n.log.Debug("accepted", "conn", uint64(c.id), "remote", c.remote)
-		n.link.Incoming(n.now(), c.id)
+		n.link.Incoming(n.now(), c.id, sourceOf(nc.RemoteAddr()))
 		c.run()
 		n.settle()
 		n.mu.Unlock()

@@ -32,21 +32,28 @@ type Runtime struct {
 
 	// mu is the core lock: it guards everything below it, and is the only
 	// way to reach the connection layer and the fsm.
-	mu       sync.Mutex
-	link     *link.Layer
-	fsm      *fsm.Node // the layer's state machine, for read-only views
-	closed   bool
-	conns    map[fsm.ConnID]*conn // the connections the layer holds
-	live     map[*conn]struct{}   // every connection whose goroutines run
-	nextConn fsm.ConnID
-	reqs     map[fsm.ReqID]chan connectResult
-	nextReq  fsm.ReqID
-	armed    time.Duration // the deadline the timer goroutine waits for
-	last     time.Duration // the latest time fed to the fsm
-	full     []*conn       // connections over their send bound, for the caller to wait on
-	events   []event       // user events collected by Notify, handed over by settle
-	slab     []byte        // where the payloads of the current read are copied
-	slabHint int           // bytes the current read may deliver
+	mu     sync.Mutex
+	link   *link.Layer
+	fsm    *fsm.Node // the layer's state machine, for read-only views
+	closed bool
+	conns  map[fsm.ConnID]*conn // the connections the layer holds
+	live   map[*conn]struct{}   // every connection whose goroutines run
+	// lingering counts the connections closed gracefully whose goroutines
+	// still run (core.go, maxLingering).
+	lingering int
+	lingerCap int // maxLingering; tests change it
+	nextConn  fsm.ConnID
+	reqs      map[fsm.ReqID]chan connectResult
+	nextReq   fsm.ReqID
+	armed     time.Duration // the deadline the timer goroutine waits for
+	last      time.Duration // the latest time fed to the fsm
+	full      []*conn       // connections over their send bound, for the caller to wait on
+	events    []event       // user events collected by Notify, handed over by settle
+	logs      *logLimiter   // rate limits the lines peers cause (ratelog.go)
+	slab      []byte        // where the payloads of the current read are copied
+	slabHint  int           // bytes the current read may deliver
+	// wireIn and wireOut add up the bytes of the connections no longer live.
+	wireIn, wireOut uint64
 	// room is closed (and replaced) whenever a peer's send queue gets room
 	// after a refusal: SendContext waits on it.
 	room chan struct{}
@@ -112,20 +119,22 @@ func Start(cfg Config) (*Runtime, error) {
 		}
 	}
 	n := &Runtime{
-		cfg:   cfg,
-		fcfg:  core.Config(),
-		log:   cfg.Logger.With("node", fc.ID),
-		start: time.Now(),
-		ln:    ln,
-		info:  info,
-		fsm:   core,
-		conns: make(map[fsm.ConnID]*conn),
-		live:  make(map[*conn]struct{}),
-		reqs:  make(map[fsm.ReqID]chan connectResult),
-		armed: never,
-		room:  make(chan struct{}),
-		kick:  make(chan struct{}, 1),
-		done:  make(chan struct{}),
+		cfg:       cfg,
+		fcfg:      core.Config(),
+		log:       cfg.Logger.With("node", fc.ID),
+		start:     time.Now(),
+		ln:        ln,
+		info:      info,
+		fsm:       core,
+		conns:     make(map[fsm.ConnID]*conn),
+		live:      make(map[*conn]struct{}),
+		reqs:      make(map[fsm.ReqID]chan connectResult),
+		armed:     never,
+		logs:      newLogLimiter(logBurst, logWindow),
+		lingerCap: maxLingering,
+		room:      make(chan struct{}),
+		kick:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
 	}
 	n.link = link.New(core, (*transport)(n))
 	n.dialCtx, n.cancelDial = context.WithCancel(context.Background())
@@ -198,6 +207,9 @@ func (n *Runtime) Close() error {
 		n.cancelDial()
 		close(n.done)
 		n.wg.Wait()
+		n.mu.Lock()
+		n.logSuppressed()
+		n.mu.Unlock()
 		n.log.Debug("closed")
 	})
 	return nil

@@ -265,7 +265,7 @@ func (w *World) attack(a *adversary) {
 		w.schedule(event{at: at, kind: evFunc, fn: func() { w.advWrite(c, seg, i == 0) }})
 	}
 	w.schedule(event{at: at + between(w.advC, 0, w.handshakeTimeout()), kind: evFunc, fn: func() { w.closeEnd(c, 0) }})
-	t.link.IncomingAuth(w.now, localID(c.id, 1), peer)
+	t.link.IncomingAuth(w.now, localID(c.id, 1), a.id, peer) // its simulated host is its id
 }
 
 // advWrite sends frames from the adversary's end of c, if still open, after

@@ -102,7 +102,7 @@ func joinKnobs(seed uint64, nodes int) sim.Knobs {
 // -short), where the O(N²) safety checks after every step would take
 // minutes; make test runs the full sizes in its sweep target.
 func scaled(nodes int) int {
-	if raceOn || testing.Short() {
+	if raceEnabled || testing.Short() {
 		return min(nodes, 16)
 	}
 	return nodes

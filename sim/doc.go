@@ -24,6 +24,32 @@
 // random delay (the Consumed event), which is what grants the sender credit
 // again, so the flow control of reliable sessions runs as in production.
 //
+// Half the seeds of the random sweeps, and every load run, bound the socket
+// buffers of each direction of a connection (Knobs.SockBuf, sockets.go):
+// what a writer cannot hand to the kernel waits in the adapter's output
+// buffer, a Write that cannot complete within the peer timeout fails the
+// connection, and a closing connection that cannot drain within the linger
+// time is reset, as in netio.
+//
+// Load runs (Knobs.Workload, load.go) model the rest of the adapter: one
+// delivery queue per node drained by a dispatcher that calls a Message
+// callback per message, callbacks that answer what they receive (echo, or
+// fan-out to every node) with Send, producers that send with SendContext's
+// semantics (wait for room), and netio's blocking rules exactly where netio
+// has them: on a connection that is not flow controlled (0.4.1), the reader
+// stops reading while the delivery queue is over its bound and a Send waits
+// while the output buffer is over SendBuffer (sockets.go, app.go). The full
+// mesh is put under continuous two-way load without faults, and
+// spec.CheckLoadProgress (steady-under-load) must hold throughout: no session
+// ends, and no pair's delivery to its callback stalls longer than
+// Knobs.StallBound (two heartbeats, the round trips for bytes behind a
+// window in the socket buffers, twice the time to drain a window from every
+// peer from the delivery queue). TestSweepLoad runs 40 such seeds; its
+// negative control, TestSweepLoadCatchesNoCredit, brings back the blocking
+// design (fsm.MutationNoCredit) and must see the wedge of issue 9: callbacks
+// waiting in Send on each other, readers that stop reading, and the peer
+// timeout dropping healthy sessions.
+//
 // Each run has two phases. In the safety phase users issue random commands
 // and faults are injected (swarm testing: each seed enables a random subset of
 // fault kinds, see [Knobs]); the safety invariants of package spec are checked
@@ -58,12 +84,13 @@
 //
 // Running it:
 //
-//	go test ./sim                                  # scenarios, rapid, the sweeps, the negative controls without a mutation
+//	go test ./sim                                  # scenarios, rapid, the sweeps (the load sweep too), the negative controls without a mutation
 //	go test -tags masterless_mutation ./sim -run Catches   # the negative controls that need a broken fsm
 //	SIM_SEEDS=100000 go test ./sim -run 'TestSweep$' -v
 //	go test ./sim -run 'TestSeed$' -v -seed=N ...  # replay: the command a failure prints
 //	go run ./sim/cmd/simsweep -seeds 10000         # ends with "sim: 10000 seeds, 0 failed"
 //	go run ./sim/cmd/simsweep -seeds 1000 -auth -adversaries=2 -attacks=all -attackevery=50ms   # adversaries
+//	go run ./sim/cmd/simsweep -load -seeds 100     # load runs (TestSweepLoad's knobs)
 //	SIM_TRACE_DIR=dir SIM_SEEDS=50 go test ./sim -run 'TestSweep$'   # NDJSON traces for tla/
 //	go run ./sim/cmd/simsweep -seeds 50 -trace dir                    # the same
 //	go test ./sim -run XXX -bench Sweep            # simulated events per second

@@ -95,6 +95,26 @@ type Knobs struct {
 	// never do.
 	Heartbeat, PeerTimeout, HandshakeTimeout, BackoffMin, BackoffMax, Grace time.Duration
 
+	// The load run (load.go): with a workload, the run forms the full mesh
+	// and puts it under continuous load for LoadFor instead of random
+	// commands and faults. Payload is the size of its messages, AppDelay the
+	// mean time a Message callback takes, ProduceGap the mean time between
+	// two sends of a producer.
+	Workload   Workload
+	LoadFor    time.Duration
+	Payload    int
+	AppDelay   time.Duration
+	ProduceGap time.Duration
+	SlowApp    int // the first node's callbacks take this many times longer (0, 1: as long)
+	// The adapter's bounds (sockets.go): SockBuf is the bytes per direction
+	// of a connection that the kernel buffers (send and receive buffers
+	// together), 0 for unbounded; SendBuffer, DispatchQueue and
+	// DispatchBytes are netio's (zero: its defaults).
+	SockBuf, SendBuffer, DispatchQueue, DispatchBytes int
+	// Window is the fsm's credit window, QueueMessages its bound on the
+	// messages not yet acknowledged per peer (zero: the defaults).
+	Window, QueueMessages int
+
 	// Mutation is a deliberately broken fsm rule, for negative controls; a
 	// nonzero one needs a build with the masterless_mutation tag (mutation.go).
 	Mutation Mutation
@@ -115,7 +135,8 @@ type Knobs struct {
 // and Seed are the world's to fill in).
 func (k Knobs) Config() fsm.Config {
 	return withMutation(fsm.Config{HeartbeatInterval: k.Heartbeat, PeerTimeout: k.PeerTimeout, HandshakeTimeout: k.HandshakeTimeout,
-		BackoffMin: k.BackoffMin, BackoffMax: k.BackoffMax, ReconnectGrace: k.Grace, RequireAuth: k.Auth}, k.Mutation)
+		BackoffMin: k.BackoffMin, BackoffMax: k.BackoffMax, ReconnectGrace: k.Grace, RequireAuth: k.Auth,
+		Window: k.Window, QueueMessages: k.QueueMessages}, k.Mutation)
 }
 
 // DrawKnobs derives the knobs of a run from its seed.
@@ -151,6 +172,11 @@ func DrawKnobs(seed uint64) Knobs {
 		k.BackoffMax = between(c, k.BackoffMin, 10*time.Second)
 		k.Grace = between(c, 10*time.Millisecond, 5*time.Second)
 	}
+	if c.Intn(2) == 0 { // drawn last: the knobs above are what they were before it
+		// Bounded socket buffers (sockets.go), small enough that a silent
+		// connection fills them and a Write times out.
+		k.SockBuf = between(c, 64, 64<<10)
+	}
 	return k
 }
 
@@ -175,6 +201,18 @@ func (k Knobs) Args() []string {
 		fmt.Sprintf("-backoffmin=%v", k.BackoffMin),
 		fmt.Sprintf("-backoffmax=%v", k.BackoffMax),
 		fmt.Sprintf("-grace=%v", k.Grace),
+		fmt.Sprintf("-workload=%v", k.Workload),
+		fmt.Sprintf("-loadfor=%v", k.LoadFor),
+		fmt.Sprintf("-payload=%d", k.Payload),
+		fmt.Sprintf("-appdelay=%v", k.AppDelay),
+		fmt.Sprintf("-producegap=%v", k.ProduceGap),
+		fmt.Sprintf("-slowapp=%d", k.SlowApp),
+		fmt.Sprintf("-sockbuf=%d", k.SockBuf),
+		fmt.Sprintf("-sendbuf=%d", k.SendBuffer),
+		fmt.Sprintf("-dispatchq=%d", k.DispatchQueue),
+		fmt.Sprintf("-dispatchbytes=%d", k.DispatchBytes),
+		fmt.Sprintf("-window=%d", k.Window),
+		fmt.Sprintf("-queuemsgs=%d", k.QueueMessages),
 		fmt.Sprintf("-mutation=%d", k.Mutation),
 		fmt.Sprintf("-auth=%t", k.Auth),
 		fmt.Sprintf("-adversaries=%d", k.Adversaries),
@@ -193,6 +231,7 @@ type KnobFlags struct {
 	vals Knobs
 	fstr string
 	astr string
+	wstr string
 	mut  *uint
 }
 
@@ -222,15 +261,29 @@ func RegisterKnobs(fs *flag.FlagSet) *KnobFlags {
 	fs.IntVar(&v.Adversaries, "adversaries", 0, "sim: number of adversary processes (need -auth)")
 	fs.StringVar(&kf.astr, "attacks", "", "sim: comma-separated adversary attacks: "+strings.Join(attackNames, ",")+", all or none")
 	fs.DurationVar(&v.AttackEvery, "attackevery", 0, "sim: mean interval between an adversary's connections")
+	fs.StringVar(&kf.wstr, "workload", "", "sim: load run workload: "+strings.Join(workloadNames, ", "))
+	fs.DurationVar(&v.LoadFor, "loadfor", 0, "sim: load run: how long the producers send")
+	fs.IntVar(&v.Payload, "payload", 0, "sim: load run: payload bytes per message")
+	fs.DurationVar(&v.AppDelay, "appdelay", 0, "sim: load run: mean time of a Message callback")
+	fs.DurationVar(&v.ProduceGap, "producegap", 0, "sim: load run: mean time between a producer's sends")
+	fs.IntVar(&v.SlowApp, "slowapp", 0, "sim: load run: the first node's callbacks take this many times longer")
+	fs.IntVar(&v.SockBuf, "sockbuf", 0, "sim: socket buffer bytes per direction of a connection (0: unbounded)")
+	fs.IntVar(&v.SendBuffer, "sendbuf", 0, "sim: the adapter's SendBuffer (0: netio's default)")
+	fs.IntVar(&v.DispatchQueue, "dispatchq", 0, "sim: the adapter's DispatchQueue (0: netio's default)")
+	fs.IntVar(&v.DispatchBytes, "dispatchbytes", 0, "sim: the adapter's DispatchBytes (0: netio's default)")
+	fs.IntVar(&v.Window, "window", 0, "sim: fsm credit window (0: default)")
+	fs.IntVar(&v.QueueMessages, "queuemsgs", 0, "sim: fsm bound on unacknowledged messages per peer (0: default)")
 	var mut uint
-	fs.UintVar(&mut, "mutation", 0, "sim: fsm mutation (1: dialer leads, 2: no 0.4.1-to-v1 upgrade, 3: no resend, 4: no HELLO id check), for negative controls; needs -tags masterless_mutation")
+	fs.UintVar(&mut, "mutation", 0, "sim: fsm mutation (1: dialer leads, 2: no 0.4.1-to-v1 upgrade, 3: no resend, 4: refuse when the handshake slots are full, 5: no HELLO id check, 6: no credit, 7: no pacing by the peer's backlog), for negative controls; needs -tags masterless_mutation")
 	kf.mut = &mut
 	return kf
 }
 
 // Resolve returns DrawKnobs(seed) with every flag the user set applied.
-func (kf *KnobFlags) Resolve(seed uint64) (Knobs, error) {
-	k := DrawKnobs(seed)
+func (kf *KnobFlags) Resolve(seed uint64) (Knobs, error) { return kf.ResolveOn(DrawKnobs(seed)) }
+
+// ResolveOn returns k with every flag the user set applied.
+func (kf *KnobFlags) ResolveOn(k Knobs) (Knobs, error) {
 	var err error
 	kf.fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
@@ -279,6 +332,34 @@ func (kf *KnobFlags) Resolve(seed uint64) (Knobs, error) {
 			}
 		case "attackevery":
 			k.AttackEvery = kf.vals.AttackEvery
+		case "workload":
+			i := slices.Index(workloadNames, kf.wstr)
+			if i < 0 && err == nil {
+				err = fmt.Errorf("sim: unknown workload %q (known: %s)", kf.wstr, strings.Join(workloadNames, ", "))
+			}
+			k.Workload = Workload(max(i, 0))
+		case "loadfor":
+			k.LoadFor = kf.vals.LoadFor
+		case "payload":
+			k.Payload = kf.vals.Payload
+		case "appdelay":
+			k.AppDelay = kf.vals.AppDelay
+		case "producegap":
+			k.ProduceGap = kf.vals.ProduceGap
+		case "slowapp":
+			k.SlowApp = kf.vals.SlowApp
+		case "sockbuf":
+			k.SockBuf = kf.vals.SockBuf
+		case "sendbuf":
+			k.SendBuffer = kf.vals.SendBuffer
+		case "dispatchq":
+			k.DispatchQueue = kf.vals.DispatchQueue
+		case "dispatchbytes":
+			k.DispatchBytes = kf.vals.DispatchBytes
+		case "window":
+			k.Window = kf.vals.Window
+		case "queuemsgs":
+			k.QueueMessages = kf.vals.QueueMessages
 		case "mutation":
 			k.Mutation = Mutation(*kf.mut)
 			merr := checkMutation(k.Mutation)

@@ -105,3 +105,48 @@ func TestSweepAdversaryCatchesNoIDCheck(t *testing.T) {
 	r := sim.RunSeed(k, sim.Options{})
 	require.NoError(t, r.Err)
 }
+
+// TestSweepLoadCatchesNoCredit is the negative control of TestSweepLoad:
+// with the blocking design that credit replaced (MutationNoCredit: no
+// credit, a reader that waits for room in the delivery queue, a Send that
+// waits for the output buffer), callbacks that answer what they receive
+// wedge two nodes, and the load sweep must see it: a session dropped by
+// the peer timeout, or delivery stalled past its bound.
+func TestSweepLoadCatchesNoCredit(t *testing.T) {
+	res := sim.Sweep(sim.SweepConfig{First: 1, Seeds: 40, StopAfter: 1, Knobs: func(seed uint64) sim.Knobs {
+		k := sim.DrawLoadKnobs(seed)
+		k.Mutation = fsm.MutationNoCredit
+		return k
+	}})
+	require.NotEmpty(t, res.Failures, "the load sweep did not notice the blocking design")
+	f := res.Failures[0]
+	var b strings.Builder
+	f.Report(&b)
+	t.Log("\n" + b.String())
+	require.ErrorContains(t, f.Err, "steady-under-load")
+	require.Contains(t, b.String(), "-workload=")
+	require.Contains(t, b.String(), "-mutation="+strconv.Itoa(int(fsm.MutationNoCredit)))
+	again := sim.RunSeed(f.Knobs, sim.Options{})
+	require.Equal(t, f.Err.Error(), again.Err.Error(), "the report replays")
+	// The wedge needs what the simulator did not model before: with
+	// unbounded socket buffers the same seed never wedges (bytes always
+	// flow; queues grow instead).
+	k := f.Knobs
+	k.SockBuf = 0
+	if r := sim.RunSeed(k, sim.Options{}); r.Err != nil {
+		require.NotContains(t, r.Err.Error(), "steady-under-load", "without bounded socket buffers")
+	}
+}
+
+// TestLoadAnswersRefusedWithoutPacing is the negative control of
+// TestLoadAnswersHaveRoomSmallMessages: with producers that ignore the
+// peer's backlog flag (MutationNoPacing, the pacing before it), the answers
+// toward the slow user pile up until a callback's answer is refused.
+func TestLoadAnswersRefusedWithoutPacing(t *testing.T) {
+	k := answersHaveRoomKnobs()
+	k.Mutation = fsm.MutationNoPacing
+	r := sim.RunSeed(k, sim.Options{})
+	require.Error(t, r.Err, "answers kept room without the backlog flag")
+	require.ErrorContains(t, r.Err, "answers sent from a callback were refused")
+	require.ErrorIs(t, r.Err, fsm.ErrQueueFull)
+}

@@ -33,6 +33,9 @@ type simConn struct {
 // simEnd is one end of a connection: the node process holding it, whether
 // its connection layer still holds it, and what it sent but not yet flushed.
 // What it received but not yet parsed is the connection layer's, as in netio.
+// With bounded socket buffers (Knobs.SockBuf, sockets.go) it also holds the
+// adapter's output buffer and writer, and the bytes that arrived but the
+// reader has not read yet.
 type simEnd struct {
 	node     int
 	inc      uint64
@@ -42,7 +45,23 @@ type simEnd struct {
 	wctl     bool          // wbuf holds something other than PINGs
 	segments int           // segments sent from here
 	lastSent time.Duration // arrival time of the last segment sent from here (FIFO)
-	adv      *adversary    // an adversary holds it, not node (adversary.go)
+
+	// The writing side (sockets.go).
+	out      []byte // netio's conn.out: written, not yet taken by the writer
+	wcur     []byte // the writer's Write in progress: what the kernel has not taken yet
+	wseq     uint64 // Writes started, to match a write deadline with its Write
+	written  uint64 // stream offset: bytes ever put in out
+	pushed   uint64 // stream offset: bytes the kernel took
+	ctlUpto  uint64 // stream offset at the end of the last bytes other than PINGs
+	inPipe   int    // bytes the kernel took and the peer's reader has not read (window in use)
+	flushing bool   // the layer closed it: the writer drains out, then the FIN goes
+	waiters  []waiter
+	// The reading side: bytes arrived (the kernel's receive buffer), not yet
+	// read; blocked while the reader waits for room in the delivery queue.
+	rq      [][]byte
+	blocked bool
+	fin     error      // the FIN arrived behind bytes not read yet
+	adv     *adversary // an adversary holds it, not node (adversary.go)
 }
 
 func (c *simConn) String() string {
@@ -121,7 +140,7 @@ func (w *World) dialArrives(e *event) {
 	dialedAt := w.now + w.latency()
 	c.ends[1].lastSent = dialedAt
 	w.schedule(event{at: dialedAt, kind: evDialed, ctl: true, node: n.idx, inc: n.inc, dial: e.dial, conn: c})
-	acc.link.IncomingAuth(w.now, localID(c.id, 1), w.authAs(n))
+	acc.link.IncomingAuth(w.now, localID(c.id, 1), n.id, w.authAs(n)) // the dialer's simulated host is its id
 }
 
 // dialedArrives tells the dialer its connection is up.
@@ -147,6 +166,10 @@ func (w *World) sendBytes(c *simConn, side int) {
 	}
 	data, ctl := e.wbuf, e.wctl
 	e.wbuf, e.wctl = nil, false
+	if w.k.SockBuf > 0 {
+		w.queueOut(c, side, data, ctl) // through the output buffer and a bounded socket
+		return
+	}
 	if c.reset || c.silent {
 		return
 	}
@@ -170,34 +193,30 @@ func (w *World) arrival(c *simConn, side int) time.Duration {
 	return at
 }
 
-// deliver runs when bytes reach an end: they are read into the connection
-// layer's buffer, as netio's reader does, in as many reads as its free space
-// asks for; the layer parses them and steps the fsm.
+// deliver runs when bytes reach an end: they wait in its receive buffer for
+// the reader, which reads them into the connection layer's buffer as
+// netio's reader does (sockets.go): at once, unless it waits for room in the
+// delivery queue.
 func (w *World) deliver(ev *event) {
 	c := ev.conn
 	e := &c.ends[ev.side]
-	if ev.ep != c.ep || !e.open {
-		return // lost in a reset, or the end is closed: a real stack would drop them too
+	if ev.ep != c.ep {
+		return // lost in a reset
 	}
 	if e.adv != nil {
 		return // an adversary reads nothing: what it replays it saw elsewhere
 	}
-	n := w.nodes[e.node]
-	local := localID(c.id, ev.side)
-	data := ev.data
-	for len(data) > 0 && e.open && w.err == nil {
-		buf := n.link.ReadBuffer(local)
-		if buf == nil {
-			return // closed by its fsm: the rest is discarded
-		}
-		k := copy(buf, data)
-		data = data[k:]
-		n.link.Received(w.now, local, k)
+	if !e.open {
+		w.discarded(c, ev.side, len(ev.data)) // a real stack would drop them too (netio's reader discards them)
+		return
 	}
+	e.rq = append(e.rq, ev.data)
+	w.readEnd(c, ev.side)
 }
 
 // closeEnd closes side of c because its connection layer closed it: the FIN
-// follows the bytes already sent.
+// follows the bytes already sent (with bounded buffers, once the writer has
+// drained the output buffer: sockets.go).
 func (w *World) closeEnd(c *simConn, side int) {
 	e := &c.ends[side]
 	if !e.open {
@@ -205,6 +224,17 @@ func (w *World) closeEnd(c *simConn, side int) {
 	}
 	e.open = false
 	delete(w.nodes[e.node].conns, localID(c.id, side))
+	w.wakeWaiters(e)
+	if w.k.SockBuf > 0 && (len(e.out) > 0 || len(e.wcur) > 0) {
+		e.flushing = true
+		w.schedule(event{at: w.now + w.linger(), kind: evLinger, conn: c, side: side, ep: c.ep})
+		return
+	}
+	w.sendFIN(c, side)
+}
+
+// sendFIN sends side's FIN to the other end.
+func (w *World) sendFIN(c *simConn, side int) {
 	if c.reset || c.silent || !c.ends[1-side].open {
 		return
 	}
@@ -212,7 +242,9 @@ func (w *World) closeEnd(c *simConn, side int) {
 }
 
 // closeArrives runs when a FIN or a reset reaches an end still open: its
-// fsm hears ConnClosed.
+// fsm hears ConnClosed. A FIN comes after the bytes before it: while the
+// reader has not read them (it waits for room in the delivery queue), the
+// EOF waits too; a reset discards them.
 func (w *World) closeArrives(ev *event) {
 	c := ev.conn
 	e := &c.ends[ev.side]
@@ -223,16 +255,28 @@ func (w *World) closeArrives(ev *event) {
 		e.open = false
 		return
 	}
-	e.open = false
-	n := w.nodes[e.node]
-	local := localID(c.id, ev.side)
-	delete(n.conns, local)
-	if !e.known {
-		return // the fsm never heard of it; dialedArrives reports the failed dial
-	}
 	err := errEOF
 	if ev.kind == evReset {
 		err = errReset
+		e.rq, e.fin = nil, nil
+	} else if len(e.rq) > 0 {
+		e.fin = err
+		return
+	}
+	w.closeNow(c, ev.side, err)
+}
+
+// closeNow closes side of c, which its layer still holds, because the peer
+// closed or reset it.
+func (w *World) closeNow(c *simConn, side int, err error) {
+	e := &c.ends[side]
+	e.open = false
+	n := w.nodes[e.node]
+	local := localID(c.id, side)
+	delete(n.conns, local)
+	w.wakeWaiters(e)
+	if !e.known {
+		return // the fsm never heard of it; dialedArrives reports the failed dial
 	}
 	n.link.Closed(w.now, local, err)
 }

@@ -35,6 +35,8 @@ type process struct {
 	nextReq      fsm.ReqID
 	sendSeq      map[string]uint64
 
+	app *app // the load run's application (app.go), per incarnation
+
 	// User is what the node's user was told, in order.
 	User []UserEvent
 }
@@ -102,6 +104,9 @@ func (w *World) observe(n *process, ev fsm.Event, err error, acts []fsm.Action) 
 	w.remember(n, ev, g, err, acts)
 	if len(w.adv) > 0 {
 		w.watchAdversary(n, ev, acts)
+	}
+	if w.load != nil && w.load.sessions != nil {
+		w.sessionEvents(n, ev, acts)
 	}
 	for i := range acts {
 		if a := &acts[i]; a.Kind == fsm.ActWrite && a.Frame.Type != wire.Ping {
@@ -258,9 +263,18 @@ func (t transport) Notify(a *fsm.Action) {
 			w.fail(fmt.Errorf("delivery: %s got a payload the simulator never sent: %w", n.id, err))
 			return
 		}
-		n.User = append(n.User, UserEvent{At: w.now, Incarnation: n.inc, Kind: a.Kind, Peer: a.Peer, Payload: string(a.Frame.Payload)})
+		if w.load == nil {
+			n.User = append(n.User, UserEvent{At: w.now, Incarnation: n.inc, Kind: a.Kind, Peer: a.Peer, Payload: string(a.Frame.Payload)})
+		}
 		w.fail(w.deliveries.Observe(spec.Delivery{Conn: globalOf(a.Conn), Receiver: n.id, Sender: a.Peer, Src: src, Dst: dst, Seq: seq}))
 		w.streams.Done(src, dst, seq)
+		if w.app(n) != nil {
+			k := msgKey{src, dst, seq}
+			reply := w.load.replies[k]
+			delete(w.load.replies, k)
+			w.push(n, appMsg{peer: a.Peer, pinc: a.Incarnation, bytes: len(a.Frame.Payload), reply: reply})
+			return
+		}
 		// The simulated user takes it off its queue a little later, which
 		// grants the sender credit again.
 		w.schedule(event{at: w.now + between(w.c, 0, 2*w.k.Latency+1), kind: evConsume, ctl: true, node: n.idx, inc: n.inc,
@@ -278,6 +292,9 @@ func (t transport) Notify(a *fsm.Action) {
 	case fsm.ActMemberUp, fsm.ActMemberLeft, fsm.ActMemberGone:
 		n.User = append(n.User, UserEvent{At: w.now, Incarnation: n.inc, Kind: a.Kind, Peer: a.Peer, PeerInc: a.Incarnation, Err: a.Err})
 	case fsm.ActRoom:
+		if w.app(n) != nil {
+			w.roomFor(n)
+		}
 	default:
 		w.fail(fmt.Errorf("adapter: %s was told of unknown action %v", n.id, a.Kind))
 	}

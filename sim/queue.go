@@ -10,18 +10,25 @@ import (
 type evKind uint8
 
 const (
-	evDeliver    evKind = iota + 1 // bytes arrive at one end of a connection
-	evFIN                          // the other end closed: ConnClosed after the bytes before it
-	evReset                        // the connection was reset: ConnClosed at once
-	evDialResult                   // a dial's SYN reached the listener (or not)
-	evDialed                       // the SYN-ACK reached the dialer
-	evTick                         // a node's deadline
-	evCommand                      // the random user issues a command
-	evFault                        // the next injected fault
-	evRestart                      // a crashed node comes back
-	evHeal                         // the healing phase starts
-	evFunc                         // a scenario's scripted action
-	evConsume                      // the simulated user consumes a delivered message
+	evDeliver       evKind = iota + 1 // bytes arrive at one end of a connection
+	evFIN                             // the other end closed: ConnClosed after the bytes before it
+	evReset                           // the connection was reset: ConnClosed at once
+	evDialResult                      // a dial's SYN reached the listener (or not)
+	evDialed                          // the SYN-ACK reached the dialer
+	evTick                            // a node's deadline
+	evCommand                         // the random user issues a command
+	evFault                           // the next injected fault
+	evRestart                         // a crashed node comes back
+	evHeal                            // the healing phase starts
+	evFunc                            // a scenario's scripted action
+	evConsume                         // the simulated user consumes a delivered message
+	evWindow                          // a window update: the other end's reader read bytes (sockets.go)
+	evWriteDeadline                   // a Write's deadline (sockets.go)
+	evLinger                          // a closing end's linger time is over (sockets.go)
+	evWake                            // an application or producer waiting on an output buffer looks again
+	evApp                             // the application's dispatcher goes on (app.go)
+	evProduce                         // a producer sends its next message (app.go)
+	evLoadCheck                       // the load run checks steady-under-load (load.go)
 )
 
 // event is one entry of the scheduler's queue. A plain struct in a slice
@@ -44,7 +51,8 @@ type event struct {
 	// peer (incarnation pinc) off its queue.
 	peer  string
 	pinc  uint64
-	bytes int
+	bytes int // evConsume; evWindow: the bytes read
+	wseq  uint64
 }
 
 // queue is a binary min-heap of events ordered by (at, seq). The heap holds

@@ -2,5 +2,5 @@
 
 package sim_test
 
-// raceOn: built with the race detector (see race_on_test.go).
-const raceOn = false
+// raceEnabled: this test binary runs under the race detector.
+const raceEnabled = false

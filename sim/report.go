@@ -17,6 +17,10 @@ type Result struct {
 	Recent    []string      // the last steps before the end, oldest first
 	Delivered int           // messages delivered
 	Stats     Stats         // what the run exercised
+	// A load run's longest stall (spec.LoadChecker), where, and its bound.
+	MaxStall   time.Duration
+	StallWhere string
+	StallBound time.Duration
 }
 
 // RunSeed plays the random run of k (usually DrawKnobs(seed)) to the end.
@@ -25,7 +29,11 @@ func RunSeed(k Knobs, opt Options) Result {
 	if err != nil {
 		return Result{Knobs: k, Err: err}
 	}
-	w.Run()
+	if k.Workload != WorkloadNone {
+		w.RunLoad()
+	} else {
+		w.Run()
+	}
 	return w.Result()
 }
 
@@ -34,6 +42,10 @@ func (w *World) Result() Result {
 	r := Result{Knobs: w.k, Err: w.err, Where: w.errAt, Steps: w.steps, Virtual: w.now, Delivered: w.deliveries.Count(), Stats: w.stats}
 	if w.err != nil {
 		r.Recent = w.Recent()
+	}
+	if w.load != nil {
+		r.MaxStall, r.StallWhere = w.load.chk.MaxStall()
+		r.StallBound = w.load.chk.Bound
 	}
 	return r
 }

@@ -16,6 +16,9 @@ type Stats struct {
 	Conns                               int     // connections opened
 	Crashes, Restarts, Resets, Silences int
 	Adversary                           AdversaryStats // what adversaries did (adversary.go)
+	// With bounded socket buffers: Writes that timed out (the peer read
+	// nothing for the peer timeout) and closes whose linger expired.
+	WriteTimeouts, Lingers int
 }
 
 // Add adds o to s.
@@ -32,12 +35,15 @@ func (s *Stats) Add(o *Stats) {
 	s.Resets += o.Resets
 	s.Silences += o.Silences
 	s.Adversary.Add(&o.Adversary)
+	s.WriteTimeouts += o.WriteTimeouts
+	s.Lingers += o.Lingers
 }
 
 // String renders the counts on one line, as simsweep prints them.
 func (s *Stats) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "conns=%d crashes=%d restarts=%d resets=%d silences=%d frames:", s.Conns, s.Crashes, s.Restarts, s.Resets, s.Silences)
+	fmt.Fprintf(&b, "conns=%d crashes=%d restarts=%d resets=%d silences=%d write-timeouts=%d lingers=%d frames:",
+		s.Conns, s.Crashes, s.Restarts, s.Resets, s.Silences, s.WriteTimeouts, s.Lingers)
 	for t := wire.Hello; t <= wire.Bye; t++ {
 		fmt.Fprintf(&b, " %s=%d", t, s.Frames[t])
 	}

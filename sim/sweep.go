@@ -25,12 +25,16 @@ type SweepConfig struct {
 	TraceDir string
 	// StopAfter stops early after this many failures (0: never).
 	StopAfter int
+	// Keep keeps every seed's Result in SweepResult.All, not only the
+	// failures.
+	Keep bool
 }
 
 // SweepResult sums up a sweep.
 type SweepResult struct {
 	Seeds     int
 	Failures  []Result // in seed order
+	All       []Result // every seed's, in seed order, with SweepConfig.Keep
 	Steps     int64
 	Elapsed   time.Duration
 	Stats     Stats // summed over all seeds
@@ -101,6 +105,9 @@ func Sweep(cfg SweepConfig) SweepResult {
 		out.Delivered += r.Delivered
 		if r.Err != nil {
 			out.Failures = append(out.Failures, *r)
+		}
+		if cfg.Keep {
+			out.All = append(out.All, *r)
 		}
 	}
 	return out

@@ -58,6 +58,9 @@ func (r *record) keep(p []byte) []byte {
 	if len(p) == 0 {
 		return p
 	}
+	if len(p) > 64 { // a load run's large payload: its start names it
+		p = fmt.Appendf(p[:40:40], "…(%d bytes)", len(p))
+	}
 	if cap(r.bytes)-len(r.bytes) < len(p) {
 		r.bytes = make([]byte, 0, max(2*cap(r.bytes), len(p), 256))
 	}

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -33,13 +34,41 @@ func Payload(src, dst string, seq uint64) []byte {
 	return append(b, `"}`...)
 }
 
-// ParsePayload reverses [Payload].
-func ParsePayload(p []byte) (src, dst string, seq uint64, err error) {
-	s, okPrefix := strings.CutPrefix(string(p), `{"m":"`)
-	s, okSuffix := strings.CutSuffix(s, `"}`)
-	if !okPrefix || !okSuffix {
-		return "", "", 0, fmt.Errorf("payload %q is not {\"m\":\"src>dst#seq\"}", p)
+// PaddedPayload is [Payload] padded with spaces before its closing brace to
+// size bytes (still a JSON object), for load runs with large messages.
+func PaddedPayload(src, dst string, seq uint64, size int) []byte {
+	return AppendPaddedPayload(nil, src, dst, seq, size)
+}
+
+// AppendPaddedPayload appends [PaddedPayload] to b.
+func AppendPaddedPayload(b []byte, src, dst string, seq uint64, size int) []byte {
+	start := len(b)
+	b = append(b, `{"m":"`...)
+	b = append(b, src...)
+	b = append(b, '>')
+	b = append(b, dst...)
+	b = append(b, '#')
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, '"')
+	for len(b)-start < size-1 {
+		b = append(b, spaces[:min(len(spaces), size-1-(len(b)-start))]...)
 	}
+	return append(b, '}')
+}
+
+var spaces = bytes.Repeat([]byte{' '}, 4096)
+
+// ParsePayload reverses [Payload] and [PaddedPayload]. It reads the padding
+// of the latter no further than its first and last bytes.
+func ParsePayload(p []byte) (src, dst string, seq uint64, err error) {
+	rest, okPrefix := bytes.CutPrefix(p, []byte(`{"m":"`))
+	end := bytes.IndexByte(rest, '"')
+	okSuffix := end >= 0 && len(p) > 0 && p[len(p)-1] == '}' &&
+		(end+1 == len(rest)-1 || (end+1 < len(rest)-1 && rest[end+1] == ' '))
+	if !okPrefix || !okSuffix {
+		return "", "", 0, fmt.Errorf("payload %q is not {\"m\":\"src>dst#seq\"}", p[:min(len(p), 100)])
+	}
+	s := string(rest[:end])
 	gt, hash := strings.IndexByte(s, '>'), strings.LastIndexByte(s, '#')
 	if gt < 0 || hash < gt {
 		return "", "", 0, fmt.Errorf("payload %q is not src>dst#seq", p)

@@ -37,4 +37,11 @@
 // after each step, and a [StreamLedger] says at quiescence that no accepted
 // message vanished (delivered, or reported lost to its sender): together,
 // exactly-once in-order delivery within a pair of incarnations.
+//
+// Under load, a [LoadChecker] and [CheckLoadProgress] state steady-under-load
+// (PROTOCOL.md 4.1): under continuous two-way load without faults, no
+// session ends and no pair's delivery to the user stalls past a bound. The
+// simulator's load sweep checks it in virtual time against bounded socket
+// buffers and delivery queues; the echo storms over TCP check it on the wall
+// clock.
 package spec

@@ -33,8 +33,14 @@ var mirror = []struct {
 	{"CheckDeliveries", "", "the model has no DATA; deliveries are checked by the simulator"},
 	{"NoImpersonation", "", "the model has no adversary and no authentication: the simulator's adversary sweep checks it (PROTOCOL.md 7.1)"},
 	{"NoEviction", "", "the model has no adversary and no authentication: the simulator's adversary sweep checks it (PROTOCOL.md 7.1)"},
+	{"CheckLoadProgress", "", "none: steady-under-load is about time and bounded buffers (socket buffers, the delivery queue, a callback that replies); Reliable.tla has no clock and unbounded channels. The simulator's load sweep (TestSweepLoad) and the 20 s echo storms over TCP check it"},
 	{"", "NoProtocolError", "fsm answers a frame its state does not allow by closing the connection (fsm/table.go); the model flags it as a ghost"},
 	{"", "RestartImmediate", "a timing guarantee: the simulator's scenarios and TestRestartedPeerConnectsAtOnce check it"},
+	// Discovery.tla: discovery's leave and announce rules (spec/PROTOCOL.md, 8).
+	{"", "NoStaleSession", "discovery: fsm closes a session with an older incarnation as soon as a newer one is learned (fsm/discovery.go applyMember); its unit tests check it, and the simulator's safety invariants hold in the discovery sweeps"},
+	{"", "LeftStaysLeft", "discovery: a rule of fsm's member table (learn), checked by its unit tests; the simulator has no member-table invariant"},
+	{"", "DepartedForgotten", "discovery: liveness of the member table; the TCP test TestDiscoveryLeaveIsNotRedialed and fsm's unit tests check that a left or forgotten member is not dialed"},
+	{"", "Adopted", "discovery: the simulator's discovery sweeps check the full mesh after faults (sim/discovery_test.go fullMesh, with CheckQuiescent), and TestDiscoveryCrashRestartReplacesStaleSessions over TCP"},
 	// Reliable.tla: reliable sessions (issue 9), modelled ahead of fsm.
 	{"", "ExactlyOnceInOrder", "reliable sessions: the simulator's DeliveryChecker checks never twice and in order on DATA"},
 	{"", "NoGap", "reliable sessions: a gap closes the connection in fsm; the simulator's DeliveryChecker sees any reordering"},

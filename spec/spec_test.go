@@ -1,6 +1,7 @@
 package spec_test
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -149,6 +150,13 @@ func TestPayloadRoundTrip(t *testing.T) {
 	src, dst, seq, err := spec.ParsePayload(spec.Payload("n01", "n02", 42))
 	require.NoError(t, err)
 	require.Equal(t, []any{"n01", "n02", uint64(42)}, []any{src, dst, seq})
+	padded := spec.PaddedPayload("n01", "n02", 42, 1000)
+	require.Len(t, padded, 1000)
+	require.True(t, json.Valid(padded), "a padded payload is still a JSON object")
+	src, dst, seq, err = spec.ParsePayload(padded)
+	require.NoError(t, err)
+	require.Equal(t, []any{"n01", "n02", uint64(42)}, []any{src, dst, seq})
+	require.Equal(t, spec.Payload("n01", "n02", 42), spec.PaddedPayload("n01", "n02", 42, 5), "too small a size pads nothing")
 	_, _, _, err = spec.ParsePayload([]byte("garbage"))
 	require.Error(t, err)
 }

@@ -110,13 +110,20 @@ func (Binary) AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 		dst = appendHeader(dst, Keep, 1)
 		return append(dst, byte(b2i(f.Keep))), nil
 	case Ping:
-		return appendHeader(dst, Ping, 0), nil
+		if f.Stamp == 0 && f.Echo == 0 && f.Held == 0 {
+			return appendHeader(dst, Ping, 0), nil
+		}
+		dst = appendHeader(dst, Ping, 24)
+		dst = binary.BigEndian.AppendUint64(dst, f.Stamp)
+		dst = binary.BigEndian.AppendUint64(dst, f.Echo)
+		return binary.BigEndian.AppendUint64(dst, f.Held), nil
 	case Data:
 		return AppendData(dst, f.Payload), nil
 	case Ack:
-		dst = appendHeader(dst, Ack, 16)
+		dst = appendHeader(dst, Ack, 17)
 		dst = binary.BigEndian.AppendUint64(dst, f.Delivered)
-		return binary.BigEndian.AppendUint64(dst, f.Credit), nil
+		dst = binary.BigEndian.AppendUint64(dst, f.Credit)
+		return append(dst, byte(b2i(f.Backlog))), nil
 	case Resume:
 		if f.Next == 0 {
 			return dst, fmt.Errorf("%w: RESUME with sequence number 0", ErrMalformedFrame)
@@ -240,17 +247,27 @@ func parseBody(t Type, body []byte) (Frame, error) {
 		}
 		f.Keep = body[0] == 1
 	case Ping:
-		if len(body) != 0 {
-			return bad("PING has no body")
+		switch len(body) {
+		case 0:
+		case 24:
+			f.Stamp = binary.BigEndian.Uint64(body)
+			f.Echo = binary.BigEndian.Uint64(body[8:])
+			f.Held = binary.BigEndian.Uint64(body[16:])
+			if f.Stamp == 0 {
+				return bad("PING stamp 0")
+			}
+		default:
+			return bad("want an empty PING or stamp, echo and held (24 bytes)")
 		}
 	case Data:
 		f.Payload = body
 	case Ack:
-		if len(body) != 16 {
-			return bad("want two 8-byte numbers")
+		if len(body) != 17 || body[16] > 1 {
+			return bad("want two 8-byte numbers and a flags byte 0 or 1")
 		}
 		f.Delivered = binary.BigEndian.Uint64(body)
 		f.Credit = binary.BigEndian.Uint64(body[8:])
+		f.Backlog = body[16] == 1
 	case Resume:
 		if len(body) != 8 {
 			return bad("want an 8-byte sequence number")

@@ -3,6 +3,7 @@ package wire
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Type is a frame's type byte.
@@ -114,7 +115,13 @@ type Frame struct {
 	Payload     []byte // DATA
 	Delivered   uint64 // ACK: DATA of the peer's stream delivered here, in total
 	Credit      uint64 // ACK: payload bytes the peer may send past message Delivered
+	Backlog     bool   // ACK: the sender's answers to the receiver back up past its credit: its producers wait (4.1)
 	Next        uint64 // RESUME: sequence number of the next DATA
+	// PING (v2), for the round-trip time (spec/PROTOCOL.md, 4): Stamp is
+	// the sender's clock when it sent the PING, nonzero; Echo is the Stamp
+	// of the latest PING it received (0: none) and Held how long it held
+	// that Stamp before this PING, in nanoseconds. All three 0: a bare PING.
+	Stamp, Echo, Held uint64
 
 	// Members: MEMBERS, its entries (behind a pointer, so that the frames
 	// of every other type, DATA above all, stay as small as they were).
@@ -153,10 +160,19 @@ func (f *Frame) String() string {
 	case Keep:
 		return fmt.Sprintf("KEEP keep=%d", b2i(f.Keep))
 	case Ping:
-		return "PING"
+		if f.Stamp == 0 && f.Echo == 0 && f.Held == 0 {
+			return "PING"
+		}
+		if f.Echo == 0 && f.Held == 0 {
+			return fmt.Sprintf("PING stamp=%v", time.Duration(f.Stamp))
+		}
+		return fmt.Sprintf("PING stamp=%v echo=%v held=%v", time.Duration(f.Stamp), time.Duration(f.Echo), time.Duration(f.Held))
 	case Data:
 		return fmt.Sprintf("DATA %q", f.Payload)
 	case Ack:
+		if f.Backlog {
+			return fmt.Sprintf("ACK delivered=%d credit=%d backlog", f.Delivered, f.Credit)
+		}
 		return fmt.Sprintf("ACK delivered=%d credit=%d", f.Delivered, f.Credit)
 	case Resume:
 		return fmt.Sprintf("RESUME next=%d", f.Next)

@@ -1,23 +1,28 @@
-// Command mesh starts N servers in one process, has every one dial every
-// other at the same moment, and waits until the mesh has exactly one
-// connection per pair: N(N-1)/2 in all. It exits non-zero if that does not
-// happen within the timeout.
+// Command mesh starts N servers, has every one dial every other at the same
+// moment, and waits until the mesh has exactly one connection per pair:
+// N(N-1)/2 in all. It exits non-zero if that does not happen within the
+// timeout. It prints the time to converge, the peak heap and the goroutines.
 //
 //	go run ./examples/mesh -n 16
 //
 // Each server has at most -inflight Connect calls under way at once (all of
 // them at once up to 33 nodes), so that a large mesh does not need every
-// TCP connection of every pair open at the same moment (both directions of
-// 128 nodes are 32,512 sockets; a process often may open 20,000), and a
-// Connect that fails (out of descriptors, a handshake that timed out) is
-// tried again after a pause until the timeout. (Without -join the example
-// does this itself; WithConnectRetry would have the library do it.)
+// TCP connection of every pair open at the same moment, and a Connect that
+// fails (out of descriptors, a handshake that timed out) is tried again
+// after a pause until the timeout. (The example does this itself;
+// WithConnectRetry would have the library do it.)
+//
+// A mesh of N nodes holds N(N-1) sockets once it has converged (65,280 for
+// 256) and more while it forms. When one process may not open that many
+// files, the example runs the nodes in several processes of itself (-procs,
+// chosen from the limit when 0), each holding a block of nodes and dialing
+// every node of every block; the parent gathers the counts (procs.go).
 //
 // With -join, every server runs discovery (masterless.WithDiscovery) and
 // knows only node 0's address: servers 1..N-1 each Connect to node 0 once,
-// and learn every other member from their peers. Of each new pair only the
-// node with the smaller id dials, so the mesh opens one TCP connection per
-// pair when nothing fails:
+// and learn every other member from their peers (join.go). Of each new pair
+// only the node with the smaller id dials, so the mesh opens one TCP
+// connection per pair when nothing fails. It runs in one process.
 //
 //	go run ./examples/mesh -n 64 -join
 package main
@@ -29,7 +34,7 @@ import (
 	"log"
 	"log/slog"
 	"os"
-	"sync"
+	"slices"
 	"time"
 
 	"github.com/masterless-go/masterless"
@@ -40,7 +45,9 @@ func main() {
 	timeout := flag.Duration("timeout", 30*time.Second, "give up after this long")
 	verbose := flag.Bool("v", false, "log protocol events")
 	inflight := flag.Int("inflight", 32, "Connect calls under way at once per server")
-	join := flag.Bool("join", false, "discovery: every node knows only node 0's address")
+	procs := flag.Int("procs", 0, "processes to run the nodes in (0: one if the open-file limit allows, else as many as needed)")
+	child := flag.String("child", "", "internal: run nodes FIRST,COUNT of the mesh for a parent process")
+	join := flag.Bool("join", false, "discovery: every node knows only node 0's address (one process)")
 	flag.Parse()
 	if *n < 2 {
 		log.Fatal("-n must be at least 2")
@@ -50,116 +57,142 @@ func main() {
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if limit := raiseFileLimit(); limit != 0 && limit < uint64(*n)*uint64(*n-1)+64 {
+	limit := raiseFileLimit()
+	if *child != "" {
+		runChild(*child, *n, *inflight, *timeout, logger)
+		return
+	}
+	if *join {
+		*procs = 1
+	}
+	if *procs <= 0 {
+		*procs = procsFor(*n, *inflight, limit)
+	}
+	if *procs > 1 {
+		os.Exit(runParent(*n, *procs, *inflight, *timeout, *verbose))
+	}
+	if limit != 0 && limit < uint64(*n)*uint64(*n-1)+64 {
 		log.Printf("warning: %d open files allowed, a mesh of %d needs about %d: it may not converge", limit, *n, *n*(*n-1))
 	}
+	os.Exit(runLocal(*n, *inflight, *timeout, logger, *join))
+}
 
-	servers := make([]*masterless.Server, *n)
-	for i := range servers {
-		opts := []masterless.Option{masterless.WithLogger(logger)}
-		if *join {
-			opts = append(opts, masterless.WithDiscovery())
-		}
-		s, err := masterless.New(fmt.Sprintf("node-%03d", i), opts...)
-		if err != nil {
-			log.Fatal(err)
-		}
-		defer s.Close()
-		servers[i] = s
+// runLocal runs the whole mesh in this process; with join, through
+// discovery from node 0's address alone.
+func runLocal(n, inflight int, timeout time.Duration, logger *slog.Logger, join bool) int {
+	var opts []masterless.Option
+	if join {
+		opts = append(opts, masterless.WithDiscovery())
 	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
-	start := time.Now()
-	var wg sync.WaitGroup
-	gate := make(chan struct{})
-	errs := make(chan error, *n**n)
+	servers, err := startServers(0, n, logger, opts...)
+	if err != nil {
+		log.Print(err)
+		return 1
+	}
+	defer closeAll(servers)
+	addrs := make([]string, n)
 	for i, s := range servers {
-		if *join {
-			if i == 0 {
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-gate
-				// One call: with discovery the library keeps node 0's
-				// address until it answers, and finds every other member.
-				if _, err := s.Connect(ctx, servers[0].Info()); err != nil {
-					log.Printf("%s: first Connect to node 0 failed (retried by the library): %v", s.ID(), err)
-				}
-			}()
-			continue
-		}
-		slots := make(chan struct{}, max(*inflight, 1))
-		for j, t := range servers {
-			if i == j {
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-gate // everyone dials at the same moment
-				slots <- struct{}{}
-				defer func() { <-slots }()
-				pause := 50 * time.Millisecond
-				for {
-					_, err := s.Connect(ctx, t.Info())
-					if err == nil {
-						return
-					}
-					select {
-					case <-ctx.Done():
-						errs <- fmt.Errorf("%s -> %s: %w", s.ID(), t.ID(), err)
-						return
-					case <-time.After(pause):
-						pause = min(2*pause, time.Second)
-					}
-				}
-			}()
+		addrs[i] = s.Info()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	peak := sampleUsage(ctx)
+	start := time.Now()
+	var errs <-chan error
+	if join {
+		errs = joinAll(ctx, servers)
+	} else {
+		errs = dialAll(ctx, servers, 0, addrs, inflight)
+	}
+
+	counts := make([]int, n)
+	countAll := func() {
+		for i, s := range servers {
+			counts[i] = len(s.Connections())
 		}
 	}
-	close(gate)
-	wg.Wait()
-	close(errs)
-	failed := false
+	for countAll(); !converged(counts); countAll() {
+		if ctx.Err() != nil {
+			report(counts, n, time.Since(start), false)
+			return 1
+		}
+		time.Sleep(time.Millisecond)
+	}
+	took := time.Since(start)
+	at := slices.Clone(counts)
+	time.Sleep(time.Second) // does it hold?
+	countAll()
+	report(at, n, took, true)
+	fmt.Printf("one second later: %s\n", holds(converged(counts)))
+	if join {
+		fmt.Printf("discovery: every node started knowing only %s\n", servers[0].Info())
+	}
+	u := peak()
+	fmt.Printf("peak heap %.1f MiB, %d goroutines at most\n", float64(u.heap)/(1<<20), u.goroutines)
+	if failed := drain(errs); failed || !converged(counts) {
+		return 1
+	}
+	return 0
+}
+
+// startServers starts count servers, node-FIRST onwards, with opts.
+func startServers(first, count int, logger *slog.Logger, opts ...masterless.Option) ([]*masterless.Server, error) {
+	servers := make([]*masterless.Server, 0, count)
+	for i := first; i < first+count; i++ {
+		s, err := masterless.New(nodeID(i), append([]masterless.Option{masterless.WithLogger(logger)}, opts...)...)
+		if err != nil {
+			closeAll(servers)
+			return nil, err
+		}
+		servers = append(servers, s)
+	}
+	return servers, nil
+}
+
+func nodeID(i int) string { return fmt.Sprintf("node-%03d", i) }
+
+func closeAll(servers []*masterless.Server) {
+	for _, s := range servers {
+		s.Close()
+	}
+}
+
+// converged reports whether every node has a connection to every other.
+func converged(counts []int) bool {
+	for _, c := range counts {
+		if c != len(counts)-1 {
+			return false
+		}
+	}
+	return true
+}
+
+// report prints every node's connections and the total.
+func report(counts []int, n int, took time.Duration, ok bool) {
+	total := 0
+	for i, c := range counts {
+		fmt.Printf("%s: %d connections\n", nodeID(i), c)
+		total += c
+	}
+	want := n * (n - 1) / 2
+	if !ok {
+		fmt.Printf("did not converge within %v: %d connection ends, want %d\n", took.Round(time.Millisecond), total, 2*want)
+		return
+	}
+	fmt.Printf("total: %d connections (N(N-1)/2 = %d), converged in %v\n", total/2, want, took.Round(time.Microsecond))
+}
+
+func holds(ok bool) string {
+	if ok {
+		return "every node still has N-1 connections"
+	}
+	return "the mesh no longer has every connection (see the log)"
+}
+
+func drain(errs <-chan error) (failed bool) {
 	for err := range errs {
 		log.Print(err)
 		failed = true
 	}
-
-	want := *n * (*n - 1) / 2
-	for {
-		total, agreed := 0, true
-		for _, s := range servers {
-			c := len(s.Connections())
-			total += c
-			agreed = agreed && c == *n-1
-		}
-		if total%2 == 0 && total/2 == want && agreed {
-			break
-		}
-		if ctx.Err() != nil {
-			for _, s := range servers {
-				fmt.Printf("%s: %d connections\n", s.ID(), len(s.Connections()))
-			}
-			fmt.Printf("did not converge within %v: %d connection ends, want %d\n", *timeout, total, 2*want)
-			os.Exit(1)
-		}
-		time.Sleep(time.Millisecond)
-	}
-	converged := time.Since(start)
-	total := 0
-	for _, s := range servers {
-		c := len(s.Connections())
-		fmt.Printf("%s: %d connections\n", s.ID(), c)
-		total += c
-	}
-	fmt.Printf("total: %d connections (N(N-1)/2 = %d), converged in %v\n", total/2, want, converged.Round(time.Microsecond))
-	if *join {
-		fmt.Printf("discovery: every node started knowing only %s\n", servers[0].Info())
-	}
-	if failed {
-		os.Exit(1)
-	}
+	return failed
 }

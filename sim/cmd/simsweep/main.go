@@ -4,6 +4,7 @@
 //	go run ./sim/cmd/simsweep -seeds 10000          # seeds 1..10000
 //	go run ./sim/cmd/simsweep -seed 123 -v           # replay one seed, print its report
 //	go run ./sim/cmd/simsweep -seeds 100 -trace DIR  # also write seed-N.ndjson traces
+//	go run ./sim/cmd/simsweep -load -seeds 100      # load runs (TestSweepLoad's knobs)
 //
 // It ends with the line "sim: N seeds, M failed", after the report and the
 // replay command of every failure, and exits 1 if any failed. Knob flags
@@ -26,6 +27,7 @@ func main() {
 	traceDir := flag.String("trace", os.Getenv("SIM_TRACE_DIR"), "directory for one NDJSON trace per seed (default $SIM_TRACE_DIR)")
 	verbose := flag.Bool("v", false, "print a report for every seed, not only failures")
 	maxFail := flag.Int("maxfail", 20, "stop after this many failures (0: never)")
+	load := flag.Bool("load", false, "load runs: each seed's knobs from sim.DrawLoadKnobs (TestSweepLoad's)")
 	flag.Parse()
 
 	cfg := sim.SweepConfig{First: *first, Seeds: *seeds, Workers: *workers, TraceDir: *traceDir, StopAfter: *maxFail}
@@ -40,7 +42,11 @@ func main() {
 	}
 	var knobErr error
 	cfg.Knobs = func(seed uint64) sim.Knobs {
-		k, err := kf.Resolve(seed)
+		base := sim.DrawKnobs(seed)
+		if *load {
+			base = sim.DrawLoadKnobs(seed)
+		}
+		k, err := kf.ResolveOn(base)
 		if err != nil {
 			knobErr = err
 		}

@@ -1,0 +1,150 @@
+package fsm
+
+import "fmt"
+
+// CheckSlots verifies the bookkeeping of the handshake slots (slots.go)
+// against the connections themselves: the handshaking count is the number
+// of connections not established; each source's count is the number of its
+// accepted connections not established, and no source is listed without
+// one, and the count of sources over their share is right; the evictable
+// lists hold exactly the accepted connections whose peer's HELLO has not
+// arrived, oldest first, each linked both ways; and accepted connections
+// never exceed the slots (our own dials are not bounded).
+func (n *Node) CheckSlots() error {
+	handshaking, accepted := 0, 0
+	perSource := map[string]int{}
+	waiting, waitingFrom := 0, map[string]int{}
+	for id, c := range n.conns {
+		if c.state == StateEstablished {
+			if c.waiting {
+				return fmt.Errorf("c%d is established but still evictable", id)
+			}
+			continue
+		}
+		handshaking++
+		if c.dial != nil {
+			if c.waiting || c.source != "" {
+				return fmt.Errorf("c%d is our own dial but evictable or from source %q", id, c.source)
+			}
+			continue
+		}
+		accepted++
+		if c.source != "" {
+			perSource[c.source]++
+		}
+		if silent := c.peer == nil; silent != c.waiting {
+			return fmt.Errorf("c%d (%s) has heard its peer's HELLO: %v, but is evictable: %v", id, c.state, !silent, c.waiting)
+		}
+		if c.waiting {
+			waiting++
+			waitingFrom[c.source]++
+		}
+	}
+	if handshaking != n.handshaking {
+		return fmt.Errorf("handshaking count %d, but %d connections are not established", n.handshaking, handshaking)
+	}
+	if accepted > n.cfg.MaxHandshakes {
+		return fmt.Errorf("%d accepted connections handshaking, more than the %d slots", accepted, n.cfg.MaxHandshakes)
+	}
+	over := 0
+	for src, s := range n.sources {
+		if s.handshaking != perSource[src] {
+			return fmt.Errorf("source %q counts %d handshaking, but %d of its connections are", src, s.handshaking, perSource[src])
+		}
+		if s.handshaking > n.cfg.MaxHandshakesPerSource {
+			over++
+		}
+		if err := n.checkList(&s.waiting, srcLinks, waitingFrom[src], "of source "+src); err != nil {
+			return err
+		}
+	}
+	for src, k := range perSource {
+		if n.sources[src] == nil {
+			return fmt.Errorf("source %q has %d connections handshaking but no count", src, k)
+		}
+	}
+	if over != n.overShare {
+		return fmt.Errorf("%d sources hold more than their share, but the count says %d", over, n.overShare)
+	}
+	return n.checkList(&n.waiting, allLinks, waiting, "of all")
+}
+
+// checkList walks l forward and checks its links, its length and its order.
+func (n *Node) checkList(l *waitList, at func(*conn) *links, want int, what string) error {
+	var prev *conn
+	k := 0
+	for c := l.head; c != nil; c = at(c).next {
+		switch {
+		case n.conns[c.id] != c:
+			return fmt.Errorf("evictable list %s holds c%d, which is closed", what, c.id)
+		case !c.waiting:
+			return fmt.Errorf("evictable list %s holds c%d, which is not evictable", what, c.id)
+		case at(c).prev != prev:
+			return fmt.Errorf("evictable list %s: c%d's back link is wrong", what, c.id)
+		case prev != nil && prev.openedAt > c.openedAt:
+			return fmt.Errorf("evictable list %s: c%d is older than c%d before it", what, c.id, prev.id)
+		}
+		prev = c
+		if k++; k > len(n.conns) {
+			return fmt.Errorf("evictable list %s loops", what)
+		}
+	}
+	if l.tail != prev {
+		return fmt.Errorf("evictable list %s: the tail is not the last connection", what)
+	}
+	if k != want {
+		return fmt.Errorf("evictable list %s holds %d connections, want %d", what, k, want)
+	}
+	return nil
+}
+
+// BreakSlots corrupts the bookkeeping of the handshake slots the way a
+// missed update would: the negative control of CheckSlots. what is
+// "count", "source", "share" or "list".
+func (n *Node) BreakSlots(what string) {
+	switch what {
+	case "count":
+		n.handshaking++
+	case "source":
+		for _, s := range n.sources {
+			s.handshaking++
+			return
+		}
+	case "share":
+		n.overShare++
+	case "list":
+		if c := n.waiting.head; c != nil {
+			n.waiting.head = c.all.next // c is dropped from the list but still says it is in it
+		}
+	}
+}
+
+// Oldest returns the oldest evictable connection, of source src or of all
+// (src ""), and how many are evictable there; 0, 0 when none is.
+func (n *Node) Oldest(src string) (ConnID, int) {
+	l, at := &n.waiting, allLinks
+	if src != "" {
+		s := n.sources[src]
+		if s == nil {
+			return 0, 0
+		}
+		l, at = &s.waiting, srcLinks
+	}
+	k := 0
+	for c := l.head; c != nil; c = at(c).next {
+		k++
+	}
+	if l.head == nil {
+		return 0, 0
+	}
+	return l.head.id, k
+}
+
+// HandshakingFrom returns how many accepted connections from src are
+// handshaking, by the node's count.
+func (n *Node) HandshakingFrom(src string) int {
+	if s := n.sources[src]; s != nil {
+		return s.handshaking
+	}
+	return 0
+}

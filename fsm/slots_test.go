@@ -1,0 +1,180 @@
+package fsm_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/wire"
+)
+
+// slotNode is a node with few handshake slots, stepped with checks.
+type slotNode struct {
+	t      *testing.T
+	n      *fsm.Node
+	now    time.Duration
+	closed map[fsm.ConnID]error
+}
+
+func newSlotNode(t *testing.T, cfg fsm.Config) *slotNode {
+	t.Helper()
+	n, err := fsm.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &slotNode{t: t, n: n, closed: map[fsm.ConnID]error{}}
+	s.step(fsm.Listening{Info: "tcp://m"})
+	return s
+}
+
+func (s *slotNode) step(ev fsm.Event) {
+	s.t.Helper()
+	_ = s.n.Step(s.now, ev)
+	for _, a := range s.n.Ready() {
+		if a.Kind == fsm.ActClose {
+			s.closed[a.Conn] = a.Err
+		}
+	}
+	if err := s.n.CheckSlots(); err != nil {
+		s.t.Fatalf("after %#v: %v", ev, err)
+	}
+	if err := s.n.CheckTimers(); err != nil {
+		s.t.Fatalf("after %#v: %v", ev, err)
+	}
+}
+
+func (s *slotNode) open(id fsm.ConnID) bool {
+	_, _, ok := s.n.ConnState(id)
+	return ok
+}
+
+// floodThenHello: silent connections arrive every millisecond from 20
+// source addresses, 1,000 in all; a real node's connection arrives in the
+// middle and its HELLO is read after 3 more flood connections (fewer than
+// the 8 slots). It reports whether the real connection got its session.
+func floodThenHello(t *testing.T, cfg fsm.Config) (bool, error) {
+	s := newSlotNode(t, cfg)
+	const real = fsm.ConnID(500)
+	for id := fsm.ConnID(1); id <= 1000; id++ {
+		s.now += time.Millisecond
+		src := fmt.Sprintf("10.0.0.%d", id%20)
+		if id == real {
+			src = "10.0.1.1"
+		}
+		s.step(fsm.Incoming{Conn: id, Source: src})
+		if id%2 == 0 && s.open(id) {
+			s.step(fsm.Accepted{Conn: id}) // half the flood sends a preamble, then nothing
+		}
+		if id == real+3 && s.open(real) {
+			if real%2 != 0 {
+				s.step(fsm.Accepted{Conn: real})
+			}
+			s.step(fsm.FrameReceived{Conn: real, Frame: wire.Frame{Type: wire.Hello, ID: "a", Incarnation: 1}})
+		}
+	}
+	st, _, ok := s.n.ConnState(real)
+	return ok && st == fsm.StateEstablished, s.closed[real]
+}
+
+func slotConfig() fsm.Config {
+	return fsm.Config{ID: "m", Incarnation: 1, MaxHandshakes: 8, MaxHandshakesPerSource: 2}
+}
+
+// TestEvictionLetsARealNodeIn: during a flood of silent connections, from
+// many addresses, a real node's connection survives until its HELLO is read
+// and gets its session: each silent one lives only until 8 newer ones came.
+func TestEvictionLetsARealNodeIn(t *testing.T) {
+	if ok, err := floodThenHello(t, slotConfig()); !ok {
+		t.Fatalf("the real connection did not get its session during the flood: %v", err)
+	}
+}
+
+// TestPerSourceSlots: below capacity one address may hold any number of
+// slots; at capacity, an address holding more than its share has its own
+// oldest silent connection evicted, never another address's, however old.
+func TestPerSourceSlots(t *testing.T) {
+	s := newSlotNode(t, slotConfig()) // 8 slots, a share of 2
+	s.step(fsm.Incoming{Conn: 1, Source: "good"})
+	for id := fsm.ConnID(2); id <= 8; id++ {
+		s.step(fsm.Incoming{Conn: id, Source: "bad"})
+	}
+	if s.n.Evicted() != 0 || s.n.HandshakingFrom("bad") != 7 {
+		t.Fatalf("below capacity: evicted %d, bad holds %d; want 0 and 7", s.n.Evicted(), s.n.HandshakingFrom("bad"))
+	}
+	for id := fsm.ConnID(9); id <= 100; id++ {
+		s.step(fsm.Incoming{Conn: id, Source: "bad"})
+		if !s.open(1) {
+			t.Fatalf("after c%d: another address's silent connection was evicted: %v", id, s.closed[1])
+		}
+	}
+	if err := s.closed[2]; !errors.Is(err, fsm.ErrEvicted) || !strings.Contains(err.Error(), "bad held 7, more than its share of 2") {
+		t.Fatalf("c2 closed with %v, want ErrEvicted naming the address", err)
+	}
+	if s.n.Evicted() != 92 || s.n.HandshakingFrom("bad") != 7 {
+		t.Fatalf("evicted %d, bad holds %d; want 92 and 7", s.n.Evicted(), s.n.HandshakingFrom("bad"))
+	}
+	// Whoever arrives, the address over its share pays.
+	s.step(fsm.Incoming{Conn: 101, Source: "other"})
+	if !s.open(1) || s.open(94) || s.n.HandshakingFrom("bad") != 6 {
+		t.Fatalf("c101 from another address: bad's oldest (c94) should go, not c1; bad holds %d", s.n.HandshakingFrom("bad"))
+	}
+}
+
+// TestSlotsNeverEvictDialsOrSessions: the node's own dials and its sessions
+// hold no evictable slot; when every slot is held by them or by connections
+// past their HELLO, a newcomer is refused, whatever its source.
+func TestSlotsNeverEvictDialsOrSessions(t *testing.T) {
+	cfg := slotConfig()
+	cfg.MaxHandshakes = 3
+	s := newSlotNode(t, cfg)
+	// c1 becomes a session (m leads a), c2 is past its HELLO, c3 and c4 are our dials.
+	s.step(fsm.Incoming{Conn: 1, Source: "x"})
+	s.step(fsm.Accepted{Conn: 1})
+	s.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Hello, ID: "a", Incarnation: 1}})
+	if st, _, _ := s.n.ConnState(1); st != fsm.StateEstablished {
+		t.Fatalf("c1 is %s, want established", st)
+	}
+	s.step(fsm.Incoming{Conn: 2, Source: "y"})
+	s.step(fsm.Accepted{Conn: 2})
+	s.step(fsm.FrameReceived{Conn: 2, Frame: wire.Frame{Type: wire.Hello, ID: "z", Incarnation: 1}}) // z leads: m sends JOIN
+	s.step(fsm.Connect{Req: 1, Addr: "tcp://p"})
+	s.step(fsm.Connect{Req: 2, Addr: "tcp://q"})
+	s.step(fsm.Dialed{Dial: 1, Conn: 3})
+	s.step(fsm.Dialed{Dial: 2, Conn: 4}) // over the bound: dials are not refused
+	for id := fsm.ConnID(5); id <= 8; id++ {
+		s.step(fsm.Incoming{Conn: id, Source: fmt.Sprint("s", id)})
+		if s.open(id) || !errors.Is(s.closed[id], fsm.ErrTooManyHandshakes) {
+			t.Fatalf("c%d: open=%v, closed with %v; want refused", id, s.open(id), s.closed[id])
+		}
+	}
+	for id := fsm.ConnID(1); id <= 4; id++ {
+		if !s.open(id) {
+			t.Fatalf("c%d was closed (%v): sessions, dials and handshakes past HELLO are never evicted", id, s.closed[id])
+		}
+	}
+	if s.n.Evicted() != 0 {
+		t.Fatalf("evicted %d, want 0", s.n.Evicted())
+	}
+}
+
+// TestCheckSlotsCatches is CheckSlots' negative control: each kind of
+// broken bookkeeping is reported.
+func TestCheckSlotsCatches(t *testing.T) {
+	for what, want := range map[string]string{
+		"count":  "handshaking count",
+		"source": `source "b"`,
+		"share":  "more than their share",
+		"list":   "evictable list of all",
+	} {
+		s := newSlotNode(t, slotConfig())
+		s.step(fsm.Incoming{Conn: 1, Source: "b"})
+		s.step(fsm.Incoming{Conn: 2, Source: "b"})
+		s.n.BreakSlots(what)
+		if err := s.n.CheckSlots(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s broken: CheckSlots said %v, want an error about %q", what, err, want)
+		}
+	}
+}

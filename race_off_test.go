@@ -1,0 +1,5 @@
+//go:build !race
+
+package masterless
+
+const raceEnabled = false

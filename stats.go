@@ -1,0 +1,127 @@
+package masterless
+
+import (
+	"net"
+	"time"
+
+	"github.com/masterless-go/masterless/fsm"
+)
+
+// PeerStats describes one peer a server knows. The counts run from when the
+// server learned of the peer: a peer that neither end keeps is forgotten a
+// while after its session ends (two peer timeouts), and its counts with it.
+type PeerStats struct {
+	ID string
+	// State is where the peer stands: "connected" (it has a session),
+	// "connecting" (a dial or handshake with it is under way),
+	// "reconnecting" (kept, waiting to redial, within the reconnect grace),
+	// "unreachable" (kept, away for longer than the grace) or "idle"
+	// (neither kept nor connected; it will be forgotten).
+	State       string
+	Kept        bool   // this server reconnects to it (Keep, Connect)
+	Connected   bool   // the Connect event was delivered and no Disconnect since
+	Incarnation uint64 // of its current or last session: it changes when the peer restarts
+	// Queued and QueuedBytes are the messages waiting for it (sent and not
+	// yet acknowledged, or waiting for a session) and their payload bytes.
+	Queued      int
+	QueuedBytes int
+	// SessionAge is how long the current session has lasted; 0 without one.
+	SessionAge time.Duration
+	// Reconnects counts the sessions with it after the first.
+	Reconnects uint64
+	// MessagesIn and BytesIn count the messages from it delivered to this
+	// server's callbacks (each once) and their payload bytes; MessagesOut
+	// and BytesOut the messages sent to it (a message resent after a
+	// reconnect counts again) and theirs.
+	MessagesIn, MessagesOut uint64
+	BytesIn, BytesOut       uint64
+	// WireIn and WireOut are the bytes read from and written to the current
+	// session's connection: framing, handshake and heartbeats included (on a
+	// TLS connection, the protocol's bytes inside TLS, without its records'
+	// overhead or its handshake).
+	WireIn, WireOut uint64
+	// RTT is the latest round-trip time measured by the heartbeat, and
+	// SmoothedRTT the moving average of the samples; 0 until the first
+	// sample (about two heartbeat intervals into a session) and with
+	// masterless 0.4.1 peers, whose heartbeat carries no time.
+	RTT, SmoothedRTT time.Duration
+	// LastEnd is why the last session with it ended (nil if none did; test
+	// it with errors.Is: ErrDisconnected after this server's Disconnect,
+	// ErrPeerClosed when the peer disconnected or shut down, ErrPeerTimeout,
+	// ErrReplaced, ErrProtocol, ...), at LastEndTime.
+	LastEnd     error
+	LastEndTime time.Time
+	// LocalAddr and RemoteAddr are the ends of the TCP connection that
+	// carries the session; nil without one.
+	LocalAddr, RemoteAddr net.Addr
+}
+
+// Stats is a snapshot of a server, for monitoring and diagnostics. The
+// counts are totals since New.
+type Stats struct {
+	Peers       []PeerStats // every peer the server knows, sorted by id
+	Handshaking int         // connections whose handshake is under way
+
+	Handshakes       uint64 // sessions established
+	HandshakesFailed uint64 // connections closed before they became a session (the refused duplicates among them)
+	// Duplicates counts the connections this server refused because they
+	// duplicated a session or could not be one, by reason: "duplicate",
+	// "stale incarnation", "replaced" (an older session gave way to a newer
+	// one), "self-connect", "duplicate id", "unauthenticated" (it did not
+	// prove the id it claimed). They are also in Closed.
+	Duplicates map[string]uint64
+	// Closed counts the connections this server closed, by reason (the
+	// reasons of Duplicates, and "disconnected", "unwanted", "protocol
+	// error", "handshake timeout", "peer timeout", "shutdown", "too many
+	// handshakes", "evicted" (a silent handshake closed to make room for a
+	// new connection), "other"); PeerClosed those a peer closed with a reason,
+	// by that reason ("normal", "shutdown", "duplicate", ...); Lost those
+	// that ended with no reason from either end (EOF, reset, a failed
+	// write). Each connection counts once.
+	Closed     map[string]uint64
+	PeerClosed map[string]uint64
+	Lost       uint64
+	// ProtocolErrors counts the connections closed because the peer broke
+	// the protocol (garbage, oversized or out-of-order frames); also in
+	// Closed as "protocol error".
+	ProtocolErrors uint64
+	// Messages and payload bytes delivered to the callbacks and sent, and
+	// the bytes of every socket, as in PeerStats but for all peers.
+	MessagesIn, MessagesOut uint64
+	BytesIn, BytesOut       uint64
+	WireIn, WireOut         uint64
+}
+
+// Stats returns a snapshot of the server's peers, connections and counts.
+// It works after Close too, showing the counts as they ended.
+func (s *Server) Stats() Stats {
+	ns := s.n.Stats()
+	k := ns.Counters
+	st := Stats{
+		Handshaking: ns.Handshaking, Peers: make([]PeerStats, len(ns.Peers)),
+		Handshakes: k.Handshakes, HandshakesFailed: k.HandshakesFailed,
+		Duplicates: map[string]uint64{}, Closed: map[string]uint64{}, PeerClosed: map[string]uint64{},
+		Lost: k.Lost, ProtocolErrors: k.Closed[fsm.ReasonProtocol],
+		MessagesIn: k.MessagesIn, MessagesOut: k.MessagesOut, BytesIn: k.BytesIn, BytesOut: k.BytesOut,
+		WireIn: ns.WireIn, WireOut: ns.WireOut,
+	}
+	for r, v := range k.Closed {
+		st.Closed[r.String()] = v
+		if r.Refusal() {
+			st.Duplicates[r.String()] = v
+		}
+	}
+	for c, v := range k.PeerClosed {
+		st.PeerClosed[c.String()] = v
+	}
+	for i, p := range ns.Peers {
+		st.Peers[i] = PeerStats{
+			ID: p.ID, State: p.State.String(), Kept: p.Kept, Connected: p.Connected, Incarnation: p.Incarnation,
+			Queued: p.Queued, QueuedBytes: p.QueuedBytes, SessionAge: p.SessionAge, Reconnects: max(p.Sessions, 1) - 1,
+			MessagesIn: p.MessagesIn, MessagesOut: p.MessagesOut, BytesIn: p.BytesIn, BytesOut: p.BytesOut,
+			WireIn: p.WireIn, WireOut: p.WireOut, RTT: p.RTT, SmoothedRTT: p.SmoothedRTT,
+			LastEnd: p.LastEnd, LastEndTime: p.LastEndTime, LocalAddr: p.LocalAddr, RemoteAddr: p.RemoteAddr,
+		}
+	}
+	return st
+}
