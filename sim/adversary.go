@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/masterless-go/masterless/fsm"
@@ -66,39 +65,13 @@ const (
 var attackNames = []string{"forge", "replay", "insider"}
 
 // String lists the attack kinds in a, comma-separated, as -attacks reads them.
-func (a Attack) String() string {
-	var names []string
-	for i, name := range attackNames {
-		if a&(1<<i) != 0 {
-			names = append(names, name)
-		}
-	}
-	if len(names) == 0 {
-		return "none"
-	}
-	return strings.Join(names, ",")
-}
+func (a Attack) String() string { return flagNames(uint(a), attackNames) }
 
 // ParseAttacks parses a comma-separated list of attack names ("none" or ""
 // for none, "all" for all).
 func ParseAttacks(s string) (Attack, error) {
-	var a Attack
-	for _, name := range strings.Split(s, ",") {
-		name = strings.TrimSpace(name)
-		switch name {
-		case "", "none":
-			continue
-		case "all":
-			a |= attackEnd - 1
-			continue
-		}
-		i := slices.Index(attackNames, name)
-		if i < 0 {
-			return 0, fmt.Errorf("sim: unknown attack %q (known: %s)", name, strings.Join(attackNames, ","))
-		}
-		a |= 1 << i
-	}
-	return a, nil
+	a, err := parseFlags(s, "attack", attackNames)
+	return Attack(a), err
 }
 
 // DrawAdversaryKnobs is DrawKnobs(seed) with authentication on and one or

@@ -29,39 +29,51 @@ const (
 var faultNames = []string{"reset", "silence", "dialfail", "dialtimeout", "asym", "partition", "crash"}
 
 // String lists the fault kinds in f, comma-separated, as -faults reads them.
-func (f Fault) String() string {
-	var names []string
-	for i, name := range faultNames {
-		if f&(1<<i) != 0 {
-			names = append(names, name)
-		}
-	}
-	if len(names) == 0 {
-		return "none"
-	}
-	return strings.Join(names, ",")
-}
+func (f Fault) String() string { return flagNames(uint(f), faultNames) }
 
 // ParseFaults parses a comma-separated list of fault names ("none" or "" for
 // no faults, "all" for all).
 func ParseFaults(s string) (Fault, error) {
-	var f Fault
+	f, err := parseFlags(s, "fault", faultNames)
+	return Fault(f), err
+}
+
+// flagNames lists the names of the bits set in bits (bit i is names[i]),
+// comma-separated; "none" for none.
+func flagNames(bits uint, names []string) string {
+	var set []string
+	for i, name := range names {
+		if bits&(1<<i) != 0 {
+			set = append(set, name)
+		}
+	}
+	if len(set) == 0 {
+		return "none"
+	}
+	return strings.Join(set, ",")
+}
+
+// parseFlags parses a comma-separated list of names into bits (bit i is
+// names[i]): "none" or "" for none, "all" for all; what names the kind in
+// the error.
+func parseFlags(s, what string, names []string) (uint, error) {
+	var bits uint
 	for _, name := range strings.Split(s, ",") {
 		name = strings.TrimSpace(name)
 		switch name {
 		case "", "none":
 			continue
 		case "all":
-			f |= faultEnd - 1
+			bits |= 1<<len(names) - 1
 			continue
 		}
-		i := slices.Index(faultNames, name)
+		i := slices.Index(names, name)
 		if i < 0 {
-			return 0, fmt.Errorf("sim: unknown fault %q (known: %s)", name, strings.Join(faultNames, ","))
+			return 0, fmt.Errorf("sim: unknown %s %q (known: %s)", what, name, strings.Join(names, ","))
 		}
-		f |= 1 << i
+		bits |= 1 << i
 	}
-	return f, nil
+	return bits, nil
 }
 
 // Knobs are every parameter of a run. [DrawKnobs] derives them all from the
