@@ -518,3 +518,138 @@ func (v benchVariant) pair(b *testing.B, onX, onY func([]byte)) (x, y *bareConn)
 		return tc, ts
 	})
 }
+
+// --- churn: Connect, one message, Disconnect, until both ends have seen the
+// session end; cycles/s. The bare twin dials, writes one frame that the
+// acceptor reads and answers with one frame, and closes both ends ---
+
+func reportCycles(b *testing.B, n int, el time.Duration) {
+	b.ReportMetric(float64(n)/el.Seconds(), "cycles/s")
+}
+
+func BenchmarkChurn(b *testing.B) {
+	b.Run("masterless", func(b *testing.B) {
+		got := make(chan struct{}, 1)
+		goneA := make(chan struct{}, 1)
+		goneB := make(chan struct{}, 1)
+		a, err := New("a", WithLogger(slog.New(slog.DiscardHandler)), WithEvents(Events{
+			Disconnect: func(*Server, string, error) { goneA <- struct{}{} },
+		}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { a.Close() })
+		bb, err := New("b", WithLogger(slog.New(slog.DiscardHandler)), WithEvents(Events{
+			Message:    func(*Server, string, []byte) { got <- struct{}{} },
+			Disconnect: func(*Server, string, error) { goneB <- struct{}{} },
+		}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { bb.Close() })
+		info := bb.Info()
+		payload := make([]byte, benchPayload)
+		wait := func(c chan struct{}, what string) {
+			select {
+			case <-c:
+			case <-time.After(10 * time.Second):
+				b.Fatalf("no %s within 10s", what)
+			}
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		for range b.N {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			id, err := a.Connect(ctx, info)
+			cancel()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !a.Send(id, payload) {
+				b.Fatal("Send refused")
+			}
+			wait(got, "delivery")
+			if err := a.Disconnect(id); err != nil {
+				b.Fatal(err)
+			}
+			wait(goneA, "Disconnect event at the dialer")
+			wait(goneB, "Disconnect event at the acceptor")
+		}
+		reportCycles(b, b.N, time.Since(start))
+		if n := len(a.Connections()) + len(bb.Connections()); n != 0 {
+			b.Fatalf("%d sessions left after the last cycle", n)
+		}
+	})
+	b.Run("bare", func(b *testing.B) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		b.Cleanup(func() { ln.Close(); wg.Wait() })
+		wg.Add(1)
+		go func() { // the acceptor: read one frame, answer it, close
+			defer wg.Done()
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.(*net.TCPConn).SetNoDelay(true)
+				if p := bareReadFrame(c); p != nil {
+					c.Write(wire.AppendData(nil, p))
+				}
+				c.Close()
+			}
+		}()
+		addr := ln.Addr().String()
+		frame := wire.AppendData(nil, make([]byte, benchPayload))
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		for range b.N {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.(*net.TCPConn).SetNoDelay(true)
+			if _, err := c.Write(frame); err != nil {
+				b.Fatal(err)
+			}
+			if p := bareReadFrame(c); len(p) != benchPayload {
+				b.Fatalf("reply of %d bytes", len(p))
+			}
+			var one [1]byte
+			if n, _ := c.Read(one[:]); n != 0 { // wait for the acceptor's close
+				b.Fatal("bytes after the reply")
+			}
+			c.Close()
+		}
+		reportCycles(b, b.N, time.Since(start))
+	})
+}
+
+// bareReadFrame reads from c until one whole data frame is in and returns
+// a copy of its payload, or nil on an error or a malformed frame.
+func bareReadFrame(c net.Conn) []byte {
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer c.SetReadDeadline(time.Time{})
+	var codec wire.Binary
+	buf := make([]byte, 4<<10)
+	end := 0
+	for {
+		n, err := c.Read(buf[end:])
+		end += n
+		f, k, perr := codec.ParseFrame(buf[:end])
+		if perr != nil {
+			return nil
+		}
+		if k > 0 {
+			return append([]byte{}, f.Payload...)
+		}
+		if err != nil || end == len(buf) {
+			return nil
+		}
+	}
+}
