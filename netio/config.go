@@ -20,6 +20,14 @@ const (
 	maxLinger            = 2 * time.Second
 )
 
+// noTCPKeepAlive turns off the kernel's TCP keep-alive probes on the
+// connections netio dials and accepts (Go enables them by default, four
+// setsockopt calls per connection): the protocol's heartbeats and peer
+// timeout (fsm.Config) already detect a dead peer and keep middleboxes
+// from forgetting an idle connection, much sooner than the probes would.
+// TCP_NODELAY is Go's default too, so netio sets no socket option at all.
+const noTCPKeepAlive = -1
+
 // Config configures a Runtime. Zero values take defaults.
 type Config struct {
 	// FSM configures the protocol: ID (required), timeouts, queue bounds.

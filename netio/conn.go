@@ -71,9 +71,6 @@ func (n *Runtime) newConn(nc net.Conn) *conn {
 	c := &conn{n: n, id: n.nextConn, nc: nc, remote: nc.RemoteAddr().String(), writerDone: make(chan struct{})}
 	c.data.L = &c.wmu
 	c.space.L = &c.wmu
-	if tc, ok := nc.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
 	n.conns[c.id] = c
 	return c
 }

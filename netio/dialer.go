@@ -38,7 +38,7 @@ func (n *Runtime) dial(id fsm.DialID, addr string) {
 	var peer string
 	if err == nil {
 		ctx, cancel := context.WithTimeout(n.dialCtx, n.fcfg.HandshakeTimeout)
-		var d net.Dialer
+		d := net.Dialer{KeepAlive: noTCPKeepAlive}
 		nc, err = d.DialContext(ctx, "tcp", hostport)
 		if err == nil && n.cfg.TLS != nil && !n.dialLegacy(id) {
 			// The handshake runs here, off the core lock; Close cancels it.

@@ -106,7 +106,8 @@ func Start(cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
+	lc := net.ListenConfig{KeepAlive: noTCPKeepAlive}
+	ln, err := lc.Listen(context.Background(), "tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return nil, fmt.Errorf("masterless: listen on %s:%d: %w", cfg.Host, cfg.Port, err)
 	}
