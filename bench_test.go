@@ -582,10 +582,14 @@ func BenchmarkChurn(b *testing.B) {
 		}
 	})
 	b.Run("bare", func(b *testing.B) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		// The socket options of netio: Go's default TCP_NODELAY, no
+		// keep-alive probes (netio/config.go).
+		lc := net.ListenConfig{KeepAlive: -1}
+		ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 		if err != nil {
 			b.Fatal(err)
 		}
+		d := net.Dialer{KeepAlive: -1}
 		var wg sync.WaitGroup
 		b.Cleanup(func() { ln.Close(); wg.Wait() })
 		wg.Add(1)
@@ -596,7 +600,6 @@ func BenchmarkChurn(b *testing.B) {
 				if err != nil {
 					return
 				}
-				c.(*net.TCPConn).SetNoDelay(true)
 				if p := bareReadFrame(c); p != nil {
 					c.Write(wire.AppendData(nil, p))
 				}
@@ -609,11 +612,10 @@ func BenchmarkChurn(b *testing.B) {
 		b.ResetTimer()
 		start := time.Now()
 		for range b.N {
-			c, err := net.Dial("tcp", addr)
+			c, err := d.Dial("tcp", addr)
 			if err != nil {
 				b.Fatal(err)
 			}
-			c.(*net.TCPConn).SetNoDelay(true)
 			if _, err := c.Write(frame); err != nil {
 				b.Fatal(err)
 			}
