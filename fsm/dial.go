@@ -173,8 +173,10 @@ func (n *Node) dialFailed(id DialID, err error) {
 }
 
 // dialReached runs when the peer at the other end of d's connection said who
-// it is.
-func (n *Node) dialReached(d *dial, p *peer) {
+// it is. It returns an error when d was only a redial of another kept peer
+// and nothing on this node wants the node that answered: the caller closes
+// the connection before it becomes a session (spec/PROTOCOL.md, section 5).
+func (n *Node) dialReached(d *dial, p *peer) error {
 	d.reached = p
 	n.seedReached(d.addr, p)
 	reqs := d.reqs
@@ -182,11 +184,20 @@ func (n *Node) dialReached(d *dial, p *peer) {
 	for _, r := range reqs {
 		n.bindRequest(r, p)
 	}
-	if q := d.forPeer; q != nil && q != p {
-		// The address now hosts another node; q keeps waiting for its turn.
-		q.dialing, d.forPeer = nil, nil
-		n.dialGone(q)
+	q := d.forPeer
+	if q == nil || q == p {
+		return nil
 	}
+	// The address now hosts another node; q keeps waiting for its turn, with
+	// the backoff its redial already doubled (only q's own session resets it),
+	// and its next redial goes to its other address, if it has one.
+	q.dialing, d.forPeer = nil, nil
+	n.redialMissed(q, d.addr)
+	n.dialGone(q)
+	if len(reqs) > 0 || p.kept {
+		return nil // a Connect, a kept address or this node's user wants p
+	}
+	return fmt.Errorf("%w: the redial of %s at %s reached %s instead", ErrUnwanted, q.id, d.addr, p.id)
 }
 
 // dialEnded runs when d's connection closed (or got established, why == nil).
@@ -222,6 +233,9 @@ func (n *Node) endDial(d *dial, why error) {
 	n.seedDialEnded(d)
 	if q := d.forPeer; q != nil && q.dialing == d {
 		q.dialing = nil
+		if d.reached != q {
+			n.redialMissed(q, d.addr)
+		}
 		n.dialGone(q)
 	}
 	for _, q := range d.blocked {

@@ -39,11 +39,14 @@ func (n *Node) onHello(c *conn, f *wire.Frame) {
 	c.peerKeep = true // until the peer's JOIN or WELCOME says otherwise
 	n.helloFeatures(c, f)
 	p.handshakes++
-	if f.Info != "" {
-		p.info = f.Info
+	if f.Info != "" && f.Info != p.info {
+		p.info, p.atInfo = f.Info, false // a new address: the dialed one first again
 	}
 	if c.dial != nil {
-		n.dialReached(c.dial, p)
+		if why := n.dialReached(c.dial, p); why != nil {
+			n.closeConn(c, wire.CodeUnwanted, why)
+			return
+		}
 	}
 	if s := p.session; s != nil && s.peerInc > f.Incarnation {
 		n.closeConn(c, wire.CodeStale, fmt.Errorf("%w: %s incarnation %d, session has %d", ErrStaleIncarnation, p.id, f.Incarnation, s.peerInc))

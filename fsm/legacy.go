@@ -64,11 +64,11 @@ func (n *Node) legacyUpgrade(c *conn, f *wire.Frame) {
 	p.authed = p.authed || c.authID != ""
 	c.peer, c.peerInc, c.leader = p, f.Incarnation, false
 	p.handshakes++
-	if f.Info != "" {
-		p.info = f.Info
+	if f.Info != "" && f.Info != p.info {
+		p.info, p.atInfo = f.Info, false
 	}
 	if c.dial != nil {
-		n.dialReached(c.dial, p) // its Connect requests now wait for the v1 session
+		_ = n.dialReached(c.dial, p) // its Connect requests now wait for the v1 session
 	} else {
 		n.write(c, wire.Frame{Type: wire.Hello, ID: n.cfg.ID, Incarnation: n.cfg.Incarnation, Info: n.info})
 	}
@@ -95,11 +95,14 @@ func (n *Node) onLegacyHello(c *conn, f *wire.Frame) {
 	c.peerKeep = true // 0.4.1's default until the peer's [KEEP] arrives
 	p.handshakes++
 	p.legacy = true
-	if f.Info != "" {
-		p.info = f.Info
+	if f.Info != "" && f.Info != p.info {
+		p.info, p.atInfo = f.Info, false
 	}
 	if c.dial != nil {
-		n.dialReached(c.dial, p)
+		if why := n.dialReached(c.dial, p); why != nil {
+			n.closeConn(c, wire.CodeUnwanted, why)
+			return
+		}
 	}
 	if c.leader { // we accepted: answer with our id, then wait for the priority
 		switch {
@@ -210,7 +213,7 @@ func (n *Node) legacyClosedByPeer(c *conn, why error) error {
 		if p == nil {
 			return why
 		}
-		n.dialReached(d, p)
+		_ = n.dialReached(d, p) // refused as a duplicate: d reached p, closed already
 	default:
 		return why
 	}

@@ -10,8 +10,10 @@ import (
 // peer is everything this node knows about one other node id.
 type peer struct {
 	id   string
-	addr string // where to redial: the address the user dialed, else info
+	addr string // the address the user dialed (Connect), if any
 	info string // the address the peer advertises in its HELLO
+	// atInfo: the next redial goes to info rather than addr (redialAddr).
+	atInfo bool
 	// maxFrame is the largest frame the peer accepts, from its last HELLO
 	// (0: not known); Send refuses a payload that would not fit.
 	maxFrame int
@@ -265,13 +267,32 @@ func (n *Node) disconnect(id string) error {
 	return nil
 }
 
-// redialAddr is where kept peer p is redialed: the address the user dialed,
-// else the one it advertised; "" when neither is known.
+// redialAddr is where kept peer p is redialed (spec/PROTOCOL.md, section 5):
+// the address the user dialed, known to route from here (it may be a proxy
+// or a NAT the advertised address is not reachable through); after a redial
+// there missed (failed, or reached another node), the address p advertised
+// in its last HELLO, so that a peer that restarted on another port and said
+// so is found there; and so on in turn. "" when neither is known.
 func (p *peer) redialAddr() string {
-	if p.addr != "" {
+	switch {
+	case p.addr == "":
+		return p.info
+	case p.info == "" || p.info == p.addr || !p.atInfo:
 		return p.addr
+	default:
+		return p.info
 	}
-	return p.info
+}
+
+// redialMissed runs when a redial of kept peer p at addr ended without
+// reaching p: the next one goes to p's other address.
+func (n *Node) redialMissed(p *peer, addr string) {
+	switch addr {
+	case p.addr:
+		p.atInfo = p.info != ""
+	case p.info:
+		p.atInfo = false
+	}
 }
 
 // peerTimers handles p's reconnect and grace deadlines.
