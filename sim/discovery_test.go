@@ -23,7 +23,8 @@ type joinResult struct {
 	pairs    map[[2]int]int // connections opened per pair
 	total    int
 	most     int
-	healMost int // most connections a pair opened after faults stopped
+	healMost int            // most connections a pair opened after faults stopped
+	heal     map[[2]int]int // connections opened per pair after faults stopped
 }
 
 func (r joinResult) String() string {

@@ -48,6 +48,10 @@ type Options struct {
 	// Discovery turns on member discovery in every node (fsm.Config.Discovery).
 	// Such runs write no trace: the TLA+ model has no discovery.
 	Discovery bool
+	// ConnectRetry keeps the address of every Connect until a node answers
+	// there (fsm.Config.KeepAddresses, the public WithConnectRetry), so a
+	// static mesh whose first dials fail still converges.
+	ConnectRetry bool
 
 	// unauthAdversary lets adversaries into a world without authentication:
 	// the negative control of the adversary invariants. Only tests can set
@@ -172,6 +176,7 @@ func (w *World) start(n *process, inc uint64) error {
 	cfg := w.k.Config()
 	cfg.ID, cfg.Incarnation, cfg.LegacyDial = n.id, inc, n.legacy
 	cfg.Discovery = w.opt.Discovery
+	cfg.KeepAddresses = w.opt.ConnectRetry
 	cfg.Seed = uint64(w.c.Intn(1<<31))<<32 | uint64(w.c.Intn(1<<31))
 	f, err := fsm.New(cfg)
 	if err != nil {

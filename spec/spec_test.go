@@ -160,3 +160,23 @@ func TestPayloadRoundTrip(t *testing.T) {
 	_, _, _, err = spec.ParsePayload([]byte("garbage"))
 	require.Error(t, err)
 }
+
+// TestCheckPairConns: the bound holds at the limit and fails past it, and
+// with all set a pair that opened nothing is reported.
+func TestCheckPairConns(t *testing.T) {
+	ok := map[[2]int]int{{0, 1}: 2, {0, 2}: 1, {1, 2}: 2}
+	if err := spec.CheckPairConns(ok, 3, 2, true); err != nil {
+		t.Fatal(err)
+	}
+	over := map[[2]int]int{{0, 1}: 3, {0, 2}: 1, {1, 2}: 2}
+	if err := spec.CheckPairConns(over, 3, 2, true); err == nil {
+		t.Fatal("3 connections for a pair passed a bound of 2")
+	}
+	missing := map[[2]int]int{{0, 1}: 2, {1, 2}: 2}
+	if err := spec.CheckPairConns(missing, 3, 2, true); err == nil {
+		t.Fatal("a pair without a connection passed")
+	}
+	if err := spec.CheckPairConns(missing, 3, 2, false); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,119 @@
+package sim_test
+
+import (
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/masterless-go/masterless/sim"
+	"github.com/masterless-go/masterless/spec"
+)
+
+// The plain mesh at scale (the README's main job, examples/mesh): N nodes,
+// every one Connects to every other at the same virtual moment, without
+// discovery, with connect retry (the public WithConnectRetry). Once the run
+// is quiescent (spec.CheckQuiescent, inside Run) and every pair shares one
+// session (fullMesh), the TCP connections each pair opened are checked
+// against spec.CheckPairConns (spec/PROTOCOL.md 5.1).
+
+// runMesh runs k.Nodes nodes that all Connect to each other at virtual time
+// 0 (each also to the other's first alias address when alias is set: the
+// negative control) and checks the full mesh once quiescent.
+func runMesh(t *testing.T, k sim.Knobs, alias bool) joinResult {
+	t.Helper()
+	w, err := sim.NewWorld(k, sim.Options{ConnectRetry: true, MaxSteps: 50_000_000})
+	require.NoError(t, err)
+	for i := 0; i < k.Nodes; i++ {
+		for j := 0; j < k.Nodes; j++ {
+			if i != j {
+				w.Connect(i, w.Addr(j))
+				if alias {
+					w.Connect(i, w.AliasAddr(j, 1))
+				}
+			}
+		}
+	}
+	if err := w.Run(); err != nil {
+		r := w.Result()
+		r.Report(testWriter{t})
+		t.FailNow()
+	}
+	require.NoError(t, fullMesh(w, k.Nodes))
+	res := joinResult{w: w, pairs: w.PairConns(), heal: w.HealPairConns()}
+	for _, c := range res.pairs {
+		res.total += c
+		res.most = max(res.most, c)
+	}
+	for _, c := range res.heal {
+		res.healMost = max(res.healMost, c)
+	}
+	return res
+}
+
+// meshNodes is the size of the fault-free mesh: $SIM_MESH_NODES if set,
+// else 48. The per-step safety checks cost O(connections) per step, so the
+// run grows with about N⁴: 32 nodes take about 5 s, 48 about 20 s, 64 about
+// 80 s (one core, measured on a busy 2-core machine); SIM_MESH_NODES=64 runs
+// the largest size of issue 10.
+func meshNodes(t *testing.T) int {
+	if s := os.Getenv("SIM_MESH_NODES"); s != "" {
+		n, err := strconv.Atoi(s)
+		require.NoError(t, err, "SIM_MESH_NODES")
+		return n
+	}
+	return 48
+}
+
+// meshKnobs: no faults, and a short safety phase: the mesh forms within a
+// few round trips, heartbeats after it only cost time.
+func meshKnobs(seed uint64, nodes int) sim.Knobs {
+	k := joinKnobs(seed, nodes)
+	k.Safety = 300 * time.Millisecond
+	return k
+}
+
+// TestSweepMeshScale: N nodes all Connect to each other at once, without
+// faults; the mesh converges and every pair opens one or two connections,
+// never more (both ends dial, the handshake keeps one:
+// spec/PROTOCOL.md 5.1). Its negative control is
+// TestSweepMeshCatchesExtraDials.
+func TestSweepMeshScale(t *testing.T) {
+	nodes := scaled(meshNodes(t))
+	start := time.Now()
+	r := runMesh(t, meshKnobs(1, nodes), false)
+	t.Logf("seed 1, %d nodes, %v: %s", nodes, time.Since(start).Round(time.Millisecond), r)
+	require.NoError(t, spec.CheckPairConns(r.pairs, nodes, 2, true))
+}
+
+// TestSweepMeshScaleWithFaults: 32 nodes all Connect to each other at once,
+// with resets, silent connections, refused and unanswered dials, one-way
+// blocks, partitions and crashes for 15 s, then none: the mesh converges,
+// and after the faults stop no pair opens more than 2 connections
+// (spec/PROTOCOL.md 5.1).
+func TestSweepMeshScaleWithFaults(t *testing.T) {
+	nodes := scaled(32)
+	start := time.Now()
+	r := runMesh(t, faultKnobs(21, nodes), false)
+	st := r.w.Result().Stats
+	t.Logf("seed 21, %d nodes, %v: %s; %d crashes, %d resets", nodes, time.Since(start).Round(time.Millisecond), r, st.Crashes, st.Resets)
+	require.NoError(t, spec.CheckPairConns(r.heal, nodes, 2, false))
+}
+
+// TestSweepMeshCatchesExtraDials is the negative control of the bound:
+// every node also Connects to every other's alias address (a second
+// address of the same node, which the fsm cannot know leads to the same
+// peer before the HELLO), so each pair opens up to four connections. The
+// handshake still keeps one session per pair, and spec.CheckPairConns must
+// notice the extra connections.
+func TestSweepMeshCatchesExtraDials(t *testing.T) {
+	nodes := scaled(16)
+	r := runMesh(t, meshKnobs(1, nodes), true)
+	t.Logf("seed 1, %d nodes, two addresses each: %s", nodes, r)
+	err := spec.CheckPairConns(r.pairs, nodes, 2, true)
+	require.Error(t, err, "the bound on connections per pair did not notice extra dials")
+	require.ErrorContains(t, err, "pair-conns")
+	require.Greater(t, r.most, 2)
+}
