@@ -34,6 +34,7 @@ var mirror = []struct {
 	{"NoImpersonation", "", "the model has no adversary and no authentication: the simulator's adversary sweep checks it (PROTOCOL.md 7.1)"},
 	{"NoEviction", "", "the model has no adversary and no authentication: the simulator's adversary sweep checks it (PROTOCOL.md 7.1)"},
 	{"CheckLoadProgress", "", "none: steady-under-load is about time and bounded buffers (socket buffers, the delivery queue, a callback that replies); Reliable.tla has no clock and unbounded channels. The simulator's load sweep (TestSweepLoad) and the 20 s echo storms over TCP check it"},
+	{"CheckPairConns", "", "none: a bound on TCP connections opened per pair, which the model does not count; the simulator's mesh sweeps (sim/meshscale_test.go) check it, PROTOCOL.md 5.1"},
 	{"", "NoProtocolError", "fsm answers a frame its state does not allow by closing the connection (fsm/table.go); the model flags it as a ghost"},
 	{"", "RestartImmediate", "a timing guarantee: the simulator's scenarios and TestRestartedPeerConnectsAtOnce check it"},
 	// Discovery.tla: discovery's leave and announce rules (spec/PROTOCOL.md, 8).
