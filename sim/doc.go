@@ -89,8 +89,9 @@
 // with spec.CheckPairConns: exactly two per pair without faults (both ends
 // dial, the handshake keeps one), at most two per pair after the faults
 // stop. The safety checks after every step cost O(connections), so these
-// runs grow with about N⁴: 5 s for 32 nodes, 20 s for 48, 80 s for 64 (one
-// seed, a loaded machine); under the race detector they shrink to 16 nodes.
+// runs grow with about N⁴: 5 s for 32 nodes, 19 s for 48, 79–106 s for 64
+// (one seed, measured at a load average near 3); under the race detector
+// they shrink to 16 nodes (3.6 s for the three mesh tests).
 // The negative control, TestSweepMeshCatchesExtraDials, has every node also
 // connect to a second address of each peer and must break the bound.
 //

@@ -55,9 +55,9 @@ func runMesh(t *testing.T, k sim.Knobs, alias bool) joinResult {
 
 // meshNodes is the size of the fault-free mesh: $SIM_MESH_NODES if set,
 // else 48. The per-step safety checks cost O(connections) per step, so the
-// run grows with about N⁴: 32 nodes take about 5 s, 48 about 20 s, 64 about
-// 80 s (one core, measured on a busy 2-core machine); SIM_MESH_NODES=64 runs
-// the largest size of issue 10.
+// run grows with about N⁴: 32 nodes take about 5 s, 48 about 19 s, 64
+// 79–106 s (one core, measured at a load average near 3); SIM_MESH_NODES=64
+// runs the largest size of issue 10.
 func meshNodes(t *testing.T) int {
 	if s := os.Getenv("SIM_MESH_NODES"); s != "" {
 		n, err := strconv.Atoi(s)
