@@ -15,8 +15,8 @@ import (
 	"net"
 	"os"
 	"strings"
-	"syscall"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
