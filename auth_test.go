@@ -566,27 +566,5 @@ func TestCloseWithTLSPeerNotReading(t *testing.T) {
 	defer nc.Close()
 	tc := tls.Client(nc, tlsConfig(ids["0"], trust))
 	require.NoError(t, tc.HandshakeContext(ctxT(t)))
-	var codec wire.Binary
-	out := codec.AppendPreamble(nil)
-	for _, f := range []wire.Frame{
-		{Type: wire.Hello, ID: "0", Incarnation: 1}, // "0" < "a": a leads and grants at once
-		{Type: wire.Ack, Credit: 1 << 40},
-		{Type: wire.Resume, Next: 1},
-	} {
-		out, err = codec.AppendFrame(out, &f)
-		require.NoError(t, err)
-	}
-	_, err = tc.Write(out)
-	require.NoError(t, err)
-	eventually(t, "the session", func() bool { return len(a.Connections()) == 1 })
-
-	p := make([]byte, 256<<10)
-	for range 64 { // 16 MiB: far more than the socket buffers hold
-		require.True(t, a.Send("0", p))
-	}
-	time.Sleep(200 * time.Millisecond) // let the writer fill the socket and block
-	start := time.Now()
-	require.NoError(t, a.Close())
-	took := time.Since(start)
-	require.Less(t, took, time.Second, "Close took %v", took)
+	closePromptWithPeerNotReading(t, a, tc)
 }

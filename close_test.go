@@ -2,6 +2,7 @@ package masterless
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -22,6 +23,15 @@ func TestCloseWithPeerNotReading(t *testing.T) {
 	nc, err := net.Dial("tcp", strings.TrimPrefix(a.Info(), "tcp://"))
 	require.NoError(t, err)
 	defer nc.Close()
+	closePromptWithPeerNotReading(t, a, nc)
+}
+
+// closePromptWithPeerNotReading has the peer at the other end of conn (a
+// raw v1 connection to a, after its preamble exchange or TLS handshake)
+// open a session with a huge credit and then read nothing, fills a's socket
+// with 16 MiB of messages, and checks that a.Close returns within a second.
+func closePromptWithPeerNotReading(t *testing.T, a *Server, conn io.Writer) {
+	t.Helper()
 	var codec wire.Binary
 	out := codec.AppendPreamble(nil)
 	for _, f := range []wire.Frame{
@@ -29,10 +39,11 @@ func TestCloseWithPeerNotReading(t *testing.T) {
 		{Type: wire.Ack, Credit: 1 << 40},
 		{Type: wire.Resume, Next: 1},
 	} {
+		var err error
 		out, err = codec.AppendFrame(out, &f)
 		require.NoError(t, err)
 	}
-	_, err = nc.Write(out)
+	_, err := conn.Write(out)
 	require.NoError(t, err)
 	eventually(t, "the session", func() bool { return len(a.Connections()) == 1 })
 
