@@ -180,6 +180,21 @@ func eventuallyWithin(t testing.TB, d time.Duration, what string, cond func() bo
 	}
 }
 
+// connectFullMesh has every server Connect to every later one and waits
+// until each has a session with all the others.
+func connectFullMesh(t testing.TB, servers []*Server) {
+	t.Helper()
+	for i := range servers {
+		for j := i + 1; j < len(servers); j++ {
+			_, err := servers[i].Connect(ctxT(t), servers[j].Info())
+			require.NoError(t, err)
+		}
+	}
+	for _, s := range servers {
+		eventually(t, "the full mesh", func() bool { return len(s.Connections()) == len(servers)-1 })
+	}
+}
+
 func sameSet(got []string, want ...string) bool {
 	sort.Strings(want)
 	if len(got) != len(want) {

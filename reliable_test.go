@@ -119,15 +119,7 @@ func echoMesh(t *testing.T, n, msgs, size int, opts ...Option) time.Duration {
 		require.NoError(t, err)
 		t.Cleanup(func() { servers[i].Close() })
 	}
-	for i := range servers {
-		for j := i + 1; j < n; j++ {
-			_, err := servers[i].Connect(ctxT(t), servers[j].Info())
-			require.NoError(t, err)
-		}
-	}
-	for i := range servers {
-		eventually(t, "the full mesh", func() bool { return len(servers[i].Connections()) == n-1 })
-	}
+	connectFullMesh(t, servers)
 	start := time.Now()
 	for _, l := range ledgers {
 		l.reset()

@@ -171,15 +171,7 @@ func stormFor(t *testing.T, n, size int, dur time.Duration) {
 		require.NoError(t, err)
 		t.Cleanup(func() { servers[i].Close() })
 	}
-	for i := range servers {
-		for j := i + 1; j < n; j++ {
-			_, err := servers[i].Connect(ctxT(t), servers[j].Info())
-			require.NoError(t, err)
-		}
-	}
-	for i := range servers {
-		eventually(t, "the full mesh", func() bool { return len(servers[i].Connections()) == n-1 })
-	}
+	connectFullMesh(t, servers)
 	active.Store(true)
 	chk.mu.Lock()
 	chk.start = time.Now()

@@ -21,32 +21,23 @@ import (
 // TestSweepLegacyDialers: without the move to v1, the same sweep must find
 // a pair whose ends hold different live sessions.
 func TestSweepLegacyDialersCatchesNoUpgrade(t *testing.T) {
-	res := sim.Sweep(sim.SweepConfig{First: 500_000, Seeds: 2000, StopAfter: 50, Knobs: func(seed uint64) sim.Knobs {
+	res := mutated(500_000, 2000, 50, fsm.MutationNoLegacyUpgrade, func(seed uint64) sim.Knobs {
 		k := sim.DrawKnobs(seed)
 		k.LegacyPM = 500
-		k.Mutation = fsm.MutationNoLegacyUpgrade
 		return k
-	}})
+	})
 	require.NotEmpty(t, res.Failures, "the sweep did not notice Go nodes keeping a 0.4.1 session with each other")
 	// Such sessions also lose messages (0.4.1 has no resend), which the
 	// stream ledger reports first in some seeds; the point here is the
 	// two leaders, so some seed must break both-ends-agree.
-	agree := false
-	for _, f := range res.Failures {
-		agree = agree || strings.Contains(f.Err.Error(), "both-ends-agree")
-	}
-	require.True(t, agree, "no seed broke both-ends-agree; first failure: %v", res.Failures[0].Err)
+	require.True(t, anyFailure(res.Failures, "both-ends-agree"), "no seed broke both-ends-agree; first failure: %v", res.Failures[0].Err)
 }
 
 // TestSweepCatchesDialerLeads is the negative control of the whole pipeline
 // (TestSweep): with a deliberately wrong leadership rule the sweep must find
 // a violation of the agreement invariant, and its report must be replayable.
 func TestSweepCatchesDialerLeads(t *testing.T) {
-	res := sim.Sweep(sim.SweepConfig{First: 1, Seeds: 2000, StopAfter: 1, Knobs: func(seed uint64) sim.Knobs {
-		k := sim.DrawKnobs(seed)
-		k.Mutation = fsm.MutationDialerLeads
-		return k
-	}})
+	res := mutated(1, 2000, 1, fsm.MutationDialerLeads, sim.DrawKnobs)
 	require.NotEmpty(t, res.Failures, "the sweep did not notice that the dialer leads")
 	f := res.Failures[0]
 	var b strings.Builder
@@ -70,11 +61,7 @@ func TestSweepCatchesDialerLeads(t *testing.T) {
 // on the last one and was not acknowledged must be caught: those messages
 // were accepted and are neither delivered nor reported lost.
 func TestSweepCatchesNoResend(t *testing.T) {
-	res := sim.Sweep(sim.SweepConfig{First: 1, Seeds: 2000, StopAfter: 1, Knobs: func(seed uint64) sim.Knobs {
-		k := sim.DrawKnobs(seed)
-		k.Mutation = fsm.MutationNoResend
-		return k
-	}})
+	res := mutated(1, 2000, 1, fsm.MutationNoResend, sim.DrawKnobs)
 	require.NotEmpty(t, res.Failures, "the sweep did not notice messages vanishing")
 	require.ErrorContains(t, res.Failures[0].Err, "none-vanished")
 }
@@ -85,20 +72,14 @@ func TestSweepCatchesNoResend(t *testing.T) {
 // forges honest ids; the adversary invariants must catch it taking an
 // honest id and evicting an honest pair's session.
 func TestSweepAdversaryCatchesNoIDCheck(t *testing.T) {
-	res := sim.Sweep(sim.SweepConfig{First: 900_000, Seeds: 300, StopAfter: 20, Knobs: func(seed uint64) sim.Knobs {
+	res := mutated(900_000, 300, 20, fsm.MutationNoIDCheck, func(seed uint64) sim.Knobs {
 		k := sim.DrawAdversaryKnobs(seed)
 		k.Attacks |= sim.AttackInsider
-		k.Mutation = fsm.MutationNoIDCheck
 		return k
-	}})
+	})
 	require.NotEmpty(t, res.Failures, "an insider speaking for other nodes went unnoticed")
-	var imp, evict bool
-	for _, f := range res.Failures {
-		imp = imp || strings.Contains(f.Err.Error(), "no-impersonation")
-		evict = evict || strings.Contains(f.Err.Error(), "no-eviction")
-	}
-	require.True(t, imp, "no seed broke no-impersonation; first failure: %v", res.Failures[0].Err)
-	require.True(t, evict, "no seed broke no-eviction; first failure: %v", res.Failures[0].Err)
+	require.True(t, anyFailure(res.Failures, "no-impersonation"), "no seed broke no-impersonation; first failure: %v", res.Failures[0].Err)
+	require.True(t, anyFailure(res.Failures, "no-eviction"), "no seed broke no-eviction; first failure: %v", res.Failures[0].Err)
 	// The same seed without the mutation passes.
 	k := res.Failures[0].Knobs
 	k.Mutation = 0
@@ -113,11 +94,7 @@ func TestSweepAdversaryCatchesNoIDCheck(t *testing.T) {
 // wedge two nodes, and the load sweep must see it: a session dropped by
 // the peer timeout, or delivery stalled past its bound.
 func TestSweepLoadCatchesNoCredit(t *testing.T) {
-	res := sim.Sweep(sim.SweepConfig{First: 1, Seeds: 40, StopAfter: 1, Knobs: func(seed uint64) sim.Knobs {
-		k := sim.DrawLoadKnobs(seed)
-		k.Mutation = fsm.MutationNoCredit
-		return k
-	}})
+	res := mutated(1, 40, 1, fsm.MutationNoCredit, sim.DrawLoadKnobs)
 	require.NotEmpty(t, res.Failures, "the load sweep did not notice the blocking design")
 	f := res.Failures[0]
 	var b strings.Builder
@@ -149,4 +126,24 @@ func TestLoadAnswersRefusedWithoutPacing(t *testing.T) {
 	require.Error(t, r.Err, "answers kept room without the backlog flag")
 	require.ErrorContains(t, r.Err, "answers sent from a callback were refused")
 	require.ErrorIs(t, r.Err, fsm.ErrQueueFull)
+}
+
+// mutated sweeps seeds first to first+seeds-1, stopping after stop
+// failures, with each seed's knobs from draw and the protocol broken by m.
+func mutated(first uint64, seeds, stop int, m fsm.Mutation, draw func(uint64) sim.Knobs) sim.SweepResult {
+	return sim.Sweep(sim.SweepConfig{First: first, Seeds: seeds, StopAfter: stop, Knobs: func(seed uint64) sim.Knobs {
+		k := draw(seed)
+		k.Mutation = m
+		return k
+	}})
+}
+
+// anyFailure reports whether some failure names the invariant.
+func anyFailure(fs []sim.Result, invariant string) bool {
+	for _, f := range fs {
+		if strings.Contains(f.Err.Error(), invariant) {
+			return true
+		}
+	}
+	return false
 }
