@@ -78,47 +78,71 @@ func EndsMatchNetwork(s *Snapshot) error {
 
 // AtMostOneSession: each node holds at most one established connection per
 // peer, and its peer table names exactly that connection as the session.
+//
+// It runs after every simulated step, over every node: its cost is linear in
+// each node's connections and peers (one tally per peer id, in a map the
+// snapshot reuses), not quadratic, which a full mesh of 48 nodes (about 94
+// connections each) would feel.
 func AtMostOneSession(s *Snapshot) error {
 	var errs []error
+	if s.tally == nil {
+		s.tally = map[string]sessionTally{}
+	}
+	tally := s.tally
 	for i := range s.Nodes {
 		n := &s.Nodes[i]
-		// Connections and peers are few per node: scans beat maps here, and
-		// this runs after every simulated step.
+		clear(tally)
+		for k := range n.Peers {
+			tally[n.Peers[k].ID] = sessionTally{first: -1, peer: k}
+		}
 		for j := range n.Conns {
 			c := &n.Conns[j]
-			if c.State != fsm.StateEstablished || firstEstablished(n, c.Peer) != j {
+			if c.State != fsm.StateEstablished {
 				continue
 			}
-			// Count first: the list of connections is built only to report a
-			// violation (this runs after every simulated step).
-			count := 0
-			for k := j; k < len(n.Conns); k++ {
-				if n.Conns[k].State == fsm.StateEstablished && n.Conns[k].Peer == c.Peer {
-					count++
-				}
+			t, ok := tally[c.Peer]
+			if !ok {
+				t = sessionTally{first: -1, peer: -1}
 			}
-			if count > 1 {
+			if t.first < 0 {
+				t.first = j
+			}
+			t.established++
+			tally[c.Peer] = t
+		}
+		for j := range n.Conns {
+			c := &n.Conns[j]
+			if c.State != fsm.StateEstablished {
+				continue
+			}
+			t := tally[c.Peer]
+			if t.first != j {
+				continue // reported with the first
+			}
+			if t.established > 1 {
+				// The list of connections is built only to report a
+				// violation.
 				var gs []ConnID
 				for k := j; k < len(n.Conns); k++ {
 					if n.Conns[k].State == fsm.StateEstablished && n.Conns[k].Peer == c.Peer {
 						gs = append(gs, n.Conns[k].Global)
 					}
 				}
-				errs = append(errs, fmt.Errorf("at-most-one-session: %s has %d established connections to %s: %v", n.ID, count, c.Peer, gs))
+				errs = append(errs, fmt.Errorf("at-most-one-session: %s has %d established connections to %s: %v", n.ID, t.established, c.Peer, gs))
 			}
-			p := n.Peer(c.Peer)
 			switch {
-			case p == nil:
+			case t.peer < 0:
 				errs = append(errs, fmt.Errorf("at-most-one-session: %s has established g%d to %s, which is not in its peer table", n.ID, c.Global, c.Peer))
-			case p.SessionConn == 0:
-				errs = append(errs, fmt.Errorf("at-most-one-session: %s has established g%d to %s, but its peer table has no session", n.ID, c.Global, p.ID))
+			case n.Peers[t.peer].SessionConn == 0:
+				errs = append(errs, fmt.Errorf("at-most-one-session: %s has established g%d to %s, but its peer table has no session", n.ID, c.Global, c.Peer))
 			}
 		}
-		for _, p := range n.Peers {
+		for k := range n.Peers {
+			p := &n.Peers[k]
 			if p.SessionConn == 0 {
 				continue
 			}
-			j := firstEstablished(n, p.ID)
+			j := tally[p.ID].first
 			if j < 0 || n.Conns[j].Global != p.SessionGlobal {
 				var gs []ConnID
 				if j >= 0 {
@@ -131,15 +155,11 @@ func AtMostOneSession(s *Snapshot) error {
 	return errors.Join(errs...)
 }
 
-// firstEstablished returns the index of n's first established connection to
-// peer, or -1.
-func firstEstablished(n *NodeView, peer string) int {
-	for j := range n.Conns {
-		if n.Conns[j].State == fsm.StateEstablished && n.Conns[j].Peer == peer {
-			return j
-		}
-	}
-	return -1
+// sessionTally is what AtMostOneSession counts of one peer id at one node.
+type sessionTally struct {
+	first       int // index in Conns of the first established connection to it; -1 if none
+	established int // its established connections
+	peer        int // its index in Peers; -1 if the peer table does not name it
 }
 
 // BothEndsAgree: if A's session with B is g and B's session with A is g',

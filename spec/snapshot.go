@@ -23,6 +23,10 @@ type Snapshot struct {
 	// simulator) checks deliveries incrementally with a [DeliveryChecker]
 	// instead and leaves it empty; a trace checker can fill it.
 	Delivered []Delivery
+
+	// Scratch for AtMostOneSession, reused from one node and one check to
+	// the next: the checkers of one Snapshot must not run concurrently.
+	tally map[string]sessionTally
 }
 
 // NodeView is one node process as the checkers see it.

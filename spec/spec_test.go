@@ -66,6 +66,38 @@ func TestPeerTableMismatchCaught(t *testing.T) {
 	require.ErrorContains(t, spec.AtMostOneSession(s), "b has established g1 to a, but its peer table has no session")
 }
 
+func TestSessionOutsidePeerTableCaught(t *testing.T) {
+	s := healthy()
+	s.Nodes[1].Peers = nil
+	require.ErrorContains(t, spec.AtMostOneSession(s), "b has established g1 to a, which is not in its peer table")
+}
+
+func TestSessionNotEstablishedCaught(t *testing.T) {
+	s := healthy()
+	s.Nodes[0].Peers[0].SessionConn, s.Nodes[0].Peers[0].SessionGlobal = 6, 3 // the handshaking g3
+	require.ErrorContains(t, spec.AtMostOneSession(s), "a's session with b is g3, which is not an established connection to it (established: [1])")
+	s.Nodes[0].Conns[0].State = fsm.StateWelcome
+	require.ErrorContains(t, spec.AtMostOneSession(s), "a's session with b is g3, which is not an established connection to it (established: [])")
+}
+
+// TestSecondSessionCaughtAmongMany: AtMostOneSession tallies by peer id
+// (it runs after every simulated step): among many peers, a second session
+// with one of them is reported once, whatever its place, and nothing else.
+func TestSecondSessionCaughtAmongMany(t *testing.T) {
+	n := spec.NodeView{ID: "a", Alive: true}
+	for i := range 40 {
+		peer := string(rune('b' + i))
+		id := fsm.ConnID(i + 1)
+		n.Conns = append(n.Conns, spec.ConnEnd{ConnStatus: fsm.ConnStatus{ID: id, State: fsm.StateEstablished, Peer: peer, Sess: 1}, Global: spec.ConnID(id)})
+		n.Peers = append(n.Peers, spec.Peer{PeerStatus: fsm.PeerStatus{ID: peer, SessionConn: id, Sess: 1}, SessionGlobal: spec.ConnID(id)})
+	}
+	s := &spec.Snapshot{Nodes: []spec.NodeView{n}}
+	require.NoError(t, spec.AtMostOneSession(s))
+	s.Nodes[0].Conns = append(s.Nodes[0].Conns, spec.ConnEnd{ConnStatus: fsm.ConnStatus{ID: 99, State: fsm.StateEstablished, Peer: "q", Sess: 2}, Global: 99})
+	err := spec.AtMostOneSession(s)
+	require.EqualError(t, err, "at-most-one-session: a has 2 established connections to q: [16 99]")
+}
+
 func TestDisagreementCaught(t *testing.T) {
 	s := healthy()
 	// b switches to g3 while a keeps g1, and g3 becomes live at both ends.
