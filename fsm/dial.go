@@ -194,7 +194,7 @@ func (n *Node) dialReached(d *dial, p *peer) error {
 	q.dialing, d.forPeer = nil, nil
 	n.redialMissed(q, d.addr)
 	n.dialGone(q)
-	if len(reqs) > 0 || p.kept {
+	if len(reqs) > 0 || p.kept || n.cfg.mutation.redialStranger() { // see MutationRedialStranger
 		return nil // a Connect, a kept address or this node's user wants p
 	}
 	return fmt.Errorf("%w: the redial of %s at %s reached %s instead", ErrUnwanted, q.id, d.addr, p.id)

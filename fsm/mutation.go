@@ -55,6 +55,12 @@ const (
 	// pairs then open two TCP connections where one would do, which the
 	// simulator's connection bound must catch (discovery.go).
 	MutationDiscoveryBothDial
+	// MutationRedialStranger lets a redial of a kept peer that another node
+	// answers go on to a session with that node, although nothing on this
+	// node wants it (dial.go, dialReached; spec/PROTOCOL.md, section 5:
+	// "Another node at the address"): a node that took over a kept peer's
+	// port gets a session it was never asked for.
+	MutationRedialStranger
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -81,3 +87,4 @@ func (m Mutation) noPacing() bool        { return m == MutationNoPacing }
 func (m Mutation) discoveryBothDial() bool {
 	return m == MutationDiscoveryBothDial
 }
+func (m Mutation) redialStranger() bool { return m == MutationRedialStranger }

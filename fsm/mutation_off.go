@@ -17,3 +17,4 @@ func (mutation) noPacing() bool        { return false }
 func (mutation) discoveryBothDial() bool {
 	return false
 }
+func (mutation) redialStranger() bool { return false }

@@ -1,0 +1,35 @@
+//go:build masterless_mutation
+
+package fsm_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/masterless-go/masterless/fsm"
+)
+
+// TestRedialCatchesStrangerSession is the negative control of
+// TestRedialReachingAnotherNodeIsClosedBeforeSession: when a redial that
+// another node answers goes on to a session with it
+// (fsm.MutationRedialStranger), the same check must report it, whichever
+// end leads the pair; the real rule passes it.
+func TestRedialCatchesStrangerSession(t *testing.T) {
+	for _, other := range []string{"c", "0"} { // c leads the pair, 0 follows
+		t.Run(other, func(t *testing.T) {
+			real := plainNode(t, "a")
+			keepAt(t, real, "b", "tcp://b", "tcp://b")
+			require.NoError(t, redialReachesOther(t, real, other, 10))
+
+			d := newDiscNode(t, "a", func(c *fsm.Config) {
+				*c = c.WithMutation(fsm.MutationRedialStranger)
+				c.Discovery = false
+			})
+			keepAt(t, d, "b", "tcp://b", "tcp://b")
+			err := redialReachesOther(t, d, other, 10)
+			require.Error(t, err, "a redial reaching another node went on unnoticed")
+			t.Log(err)
+		})
+	}
+}
