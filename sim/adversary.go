@@ -38,6 +38,11 @@ import (
 //     trusted member with a key of its own that forges other ids in its
 //     HELLOs. An outsider's connections are plaintext (no id), as a TLS
 //     handshake without a trusted key would leave them.
+//   - idle: connections that say nothing at all (an idle flood): each holds
+//     one of the target's handshake slots (spec/PROTOCOL.md, 3.6) until it
+//     is closed or evicted. DrawAdversaryKnobs never draws it (the sweeps'
+//     seeds are what they were before it); -attacks=idle asks for it, with
+//     a short -attackevery to fill the slots.
 //
 // It writes in up to three segments, some round trips apart, and closes the
 // connection within a handshake timeout. It never reads: the frames it needs
@@ -59,10 +64,11 @@ const (
 	AttackForge   Attack = 1 << iota // HELLOs forging honest ids with larger incarnations
 	AttackReplay                     // frames recorded from honest connections
 	AttackInsider                    // authenticated as its own id (a trusted key), forging others in HELLO
+	AttackIdle                       // connections that say nothing, holding handshake slots
 	attackEnd
 )
 
-var attackNames = []string{"forge", "replay", "insider"}
+var attackNames = []string{"forge", "replay", "insider", "idle"}
 
 // String lists the attack kinds in a, comma-separated, as -attacks reads them.
 func (a Attack) String() string { return flagNames(uint(a), attackNames) }
@@ -83,7 +89,7 @@ func DrawAdversaryKnobs(seed uint64) Knobs {
 	c := NewPRNG(seed ^ 0x6164766572736172) // "adversar"
 	k.Auth = true
 	k.Adversaries = between(c, 1, 2)
-	k.Attacks = Attack(between(c, 1, int(attackEnd)-1))
+	k.Attacks = Attack(between(c, 1, int(AttackInsider)<<1-1)) // forge, replay, insider: never idle
 	if k.Attacks&(AttackForge|AttackReplay) == 0 {
 		k.Attacks |= AttackForge
 	}
@@ -97,8 +103,8 @@ func checkAdversaryKnobs(k Knobs, opt Options) error {
 	switch {
 	case k.Adversaries < 0:
 		return fmt.Errorf("sim: negative number of adversaries %d", k.Adversaries)
-	case k.Adversaries > 0 && k.Attacks&(AttackForge|AttackReplay) == 0:
-		return fmt.Errorf("sim: adversaries need an attack: -attacks=forge, replay or both (insider is a property of either)")
+	case k.Adversaries > 0 && k.Attacks&(AttackForge|AttackReplay|AttackIdle) == 0:
+		return fmt.Errorf("sim: adversaries need an attack: -attacks=forge, replay, idle or several (insider is a property of the first two)")
 	case k.Adversaries > 0 && k.AttackEvery <= 0:
 		return fmt.Errorf("sim: adversaries need -attackevery > 0")
 	case k.Adversaries > 0 && !k.Auth && !opt.unauthAdversary:
@@ -118,6 +124,7 @@ type AdversaryStats struct {
 	Conns   int // connections opened to honest nodes
 	Frames  int // frames written on them
 	Refused int // of those connections, closed by an honest node for failing authentication (ErrUnauthenticated, ErrIDMismatch)
+	Evicted int // of those connections, evicted by an honest node whose handshake slots were full (ErrEvicted)
 }
 
 // Add adds o to s.
@@ -125,6 +132,7 @@ func (s *AdversaryStats) Add(o *AdversaryStats) {
 	s.Conns += o.Conns
 	s.Frames += o.Frames
 	s.Refused += o.Refused
+	s.Evicted += o.Evicted
 }
 
 // recordedPerType bounds the frames of each type kept for replay.
@@ -265,16 +273,20 @@ func (w *World) advWrite(c *simConn, frames []wire.Frame, first bool) {
 	w.sendBytes(c, 0)
 }
 
-// script draws what the adversary writes on a connection to t, in segments.
+// script draws what the adversary writes on a connection to t, in segments
+// (none on an idle connection).
 func (w *World) script(t *process) [][]wire.Frame {
 	kinds := []Attack{}
-	for _, k := range []Attack{AttackForge, AttackReplay} {
+	for _, k := range []Attack{AttackForge, AttackReplay, AttackIdle} {
 		if w.k.Attacks&k != 0 {
 			kinds = append(kinds, k)
 		}
 	}
 	var segs [][]wire.Frame
-	if kinds[w.advC.Intn(len(kinds))] == AttackForge {
+	switch kinds[w.advC.Intn(len(kinds))] {
+	case AttackIdle:
+		return nil
+	case AttackForge:
 		v := w.nodes[w.advC.Intn(len(w.nodes))]
 		inc := v.inc + uint64(between(w.advC, 1, 1000))
 		if w.advC.Intn(8) == 0 {
@@ -294,7 +306,7 @@ func (w *World) script(t *process) [][]wire.Frame {
 			tail = append(tail, *d)
 		}
 		segs = append(segs, tail)
-	} else {
+	default:
 		hello := w.rec.any(w.advC, wire.Hello)
 		if hello == nil {
 			v := w.nodes[w.advC.Intn(len(w.nodes))]
@@ -319,7 +331,7 @@ func (w *World) script(t *process) [][]wire.Frame {
 // watchAdversary runs after every step of an honest node n in a world with
 // adversaries, before the snapshot is refreshed (so the cached view is the
 // node before the step): it records the frames honest connections carry for
-// replay, counts authentication refusals, and checks spec.NoEviction on
+// replay, counts authentication refusals and evictions, and checks spec.NoEviction on
 // every session the step closed.
 func (w *World) watchAdversary(n *process, ev fsm.Event, acts []fsm.Action) {
 	cause, causeSide := eventLocal(ev)
@@ -343,6 +355,9 @@ func (w *World) watchAdversary(n *process, ev fsm.Event, acts []fsm.Action) {
 		side := int(a.Conn % 2)
 		if c.ends[1-side].adv != nil && authError(a.Err) {
 			w.stats.Adversary.Refused++
+		}
+		if c.ends[1-side].adv != nil && errors.Is(a.Err, fsm.ErrEvicted) {
+			w.stats.Adversary.Evicted++
 		}
 		for _, p := range view.Peers {
 			if p.SessionConn != a.Conn {

@@ -54,7 +54,7 @@ func (s *Stats) String() string {
 		}
 	}
 	if a := s.Adversary; a.Conns > 0 {
-		fmt.Fprintf(&b, " adversary: conns=%d frames=%d refused=%d", a.Conns, a.Frames, a.Refused)
+		fmt.Fprintf(&b, " adversary: conns=%d frames=%d refused=%d evicted=%d", a.Conns, a.Frames, a.Refused, a.Evicted)
 	}
 	return b.String()
 }
