@@ -61,6 +61,16 @@ const (
 	// "Another node at the address"): a node that took over a kept peer's
 	// port gets a session it was never asked for.
 	MutationRedialStranger
+	// MutationRedialWithSession lets a kept peer's redial timer dial it
+	// although the pair has its session (peer.go, peerTimers;
+	// spec/PROTOCOL.md 5.1: "once the pair has its session, a kept peer is
+	// not redialed"): a redial scheduled before the session came (when the
+	// peer was first kept, or its last session was lost) dials on, and so
+	// does every one after it. The handshake closes each such connection as
+	// a duplicate, so agreement holds and the mesh converges, but pairs open
+	// more connections than the bound allows, after faults too, which the
+	// simulator's count after faults must catch.
+	MutationRedialWithSession
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -87,4 +97,5 @@ func (m Mutation) noPacing() bool        { return m == MutationNoPacing }
 func (m Mutation) discoveryBothDial() bool {
 	return m == MutationDiscoveryBothDial
 }
-func (m Mutation) redialStranger() bool { return m == MutationRedialStranger }
+func (m Mutation) redialStranger() bool    { return m == MutationRedialStranger }
+func (m Mutation) redialWithSession() bool { return m == MutationRedialWithSession }

@@ -17,4 +17,5 @@ func (mutation) noPacing() bool        { return false }
 func (mutation) discoveryBothDial() bool {
 	return false
 }
-func (mutation) redialStranger() bool { return false }
+func (mutation) redialStranger() bool    { return false }
+func (mutation) redialWithSession() bool { return false }

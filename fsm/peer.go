@@ -304,7 +304,7 @@ func (n *Node) peerTimers(p *peer) {
 	} else if p.away {
 		n.armPeer(p, p.awaySince+n.cfg.ReconnectGrace)
 	}
-	if p.kept && p.session == nil {
+	if p.kept && (p.session == nil || n.cfg.mutation.redialWithSession()) { // see MutationRedialWithSession
 		n.redialIfDue(p)
 	}
 	n.maybeForgetPeer(p)
