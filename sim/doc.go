@@ -77,7 +77,12 @@
 // TestSweepAdversaryChangesNothing (200 seeds without faults): the honest
 // users are told exactly the same things at the same virtual times with the
 // adversaries as without them (the adversaries draw from a generator of
-// their own, so the honest draws do not move).
+// their own, so the honest draws do not move). The same holds of an idle
+// flood (-attacks=idle, which DrawAdversaryKnobs never draws) that fills
+// every node's handshake slots (TestSweepAdversaryIdleFloodChangesNothing);
+// against the old rule that refused newcomers when the slots were full
+// (fsm.MutationRefuseWhenFull) no invariant notices anything, and the
+// comparison must (TestSweepAdversaryCatchesRefuseWhenFull, mutation tag).
 //
 // The plain mesh at scale (meshscale_test.go, spec/PROTOCOL.md 5.1): every
 // node Connects to every other at the same virtual moment, without
@@ -92,8 +97,11 @@
 // runs grow with about N⁴: 5 s for 32 nodes, 19 s for 48, 79–106 s for 64
 // (one seed, measured at a load average near 3); under the race detector
 // they shrink to 16 nodes (3.6 s for the three mesh tests).
-// The negative control, TestSweepMeshCatchesExtraDials, has every node also
-// connect to a second address of each peer and must break the bound.
+// The negative controls: TestSweepMeshCatchesExtraDials has every node also
+// connect to a second address of each peer and must break the bound
+// without faults; TestSweepMeshCatchesRedialWithSession (mutation tag) lets
+// a kept peer's redial timer dial it although the pair has its session, and
+// must break the bound after faults.
 //
 // On failure a [Result] carries the seed, every knob, the violated invariant,
 // the last events and a copy-paste command that replays exactly that run.
