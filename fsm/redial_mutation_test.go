@@ -18,9 +18,9 @@ import (
 func TestRedialCatchesStrangerSession(t *testing.T) {
 	for _, other := range []string{"c", "0"} { // c leads the pair, 0 follows
 		t.Run(other, func(t *testing.T) {
-			real := plainNode(t, "a")
-			keepAt(t, real, "b", "tcp://b", "tcp://b")
-			require.NoError(t, redialReachesOther(t, real, other, 10))
+			correct := plainNode(t, "a")
+			keepAt(t, correct, "b", "tcp://b", "tcp://b")
+			require.NoError(t, redialReachesOther(t, correct, other, 10))
 
 			d := newDiscNode(t, "a", func(c *fsm.Config) {
 				*c = c.WithMutation(fsm.MutationRedialStranger)
