@@ -94,9 +94,11 @@
 // with spec.CheckPairConns: exactly two per pair without faults (both ends
 // dial, the handshake keeps one), at most two per pair after the faults
 // stop. The safety checks after every step cost O(connections), so these
-// runs grow with about N⁴: 5 s for 32 nodes, 19 s for 48, 79–106 s for 64
-// (one seed, measured at a load average near 3); under the race detector
-// they shrink to 16 nodes (3.6 s for the three mesh tests).
+// runs grow with about N⁴: 1.1 s of CPU for 32 nodes, 10–11 s for 48 (one
+// seed, measured 2026-11-30 at a load average of 10–12; 2.8 s and 19 s
+// before spec.AtMostOneSession counted by peer id, and 79–106 s for 64,
+// not measured since); under the race detector they shrink to 16 nodes
+// (3.6 s for the three mesh tests, measured before that change).
 // The negative controls: TestSweepMeshCatchesExtraDials has every node also
 // connect to a second address of each peer and must break the bound
 // without faults; TestSweepMeshCatchesRedialWithSession (mutation tag) lets
