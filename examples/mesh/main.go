@@ -128,6 +128,7 @@ func runLocal(n, inflight int, timeout time.Duration, logger *slog.Logger, join 
 		fmt.Printf("discovery: every node started knowing only %s\n", servers[0].Info())
 	}
 	u := peak()
+	printOpened(connEnds(servers), n)
 	fmt.Printf("peak heap %.1f MiB, %d goroutines at most\n", float64(u.heap)/(1<<20), u.goroutines)
 	if failed := drain(errs); failed || !converged(counts) {
 		return 1
@@ -180,6 +181,27 @@ func report(counts []int, n int, took time.Duration, ok bool) {
 		return
 	}
 	fmt.Printf("total: %d connections (N(N-1)/2 = %d), converged in %v\n", total/2, want, took.Round(time.Microsecond))
+}
+
+// connEnds counts the connection ends of servers that ended their
+// handshake: those that became a session (Stats.Handshakes) and those closed
+// before (Stats.HandshakesFailed: duplicates, timeouts, refusals). Every TCP
+// connection both ends saw counts once at each end; dials refused or never
+// answered count nowhere.
+func connEnds(servers []*masterless.Server) uint64 {
+	var ends uint64
+	for _, s := range servers {
+		st := s.Stats()
+		ends += st.Handshakes + st.HandshakesFailed
+	}
+	return ends
+}
+
+// printOpened prints the TCP connections the mesh opened, from the
+// connection ends of every server (connEnds).
+func printOpened(ends uint64, n int) {
+	pairs := n * (n - 1) / 2
+	fmt.Printf("TCP connections opened: %d (%.2f per pair; half the connection ends counted by Stats)\n", ends/2, float64(ends)/2/float64(pairs))
 }
 
 func holds(ok bool) string {

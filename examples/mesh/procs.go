@@ -121,6 +121,7 @@ func runParent(n, procs, inflight int, timeout time.Duration, verbose bool) int 
 	var mu sync.Mutex
 	counts := make([]int, n)
 	var total usage
+	var ends uint64 // connection ends, summed over the children (connEnds)
 	failed := false
 	var readers sync.WaitGroup
 	for _, c := range children {
@@ -135,11 +136,13 @@ func runParent(n, procs, inflight int, timeout time.Duration, verbose bool) int 
 					for k, s := range f[1:] {
 						counts[c.first+k], _ = strconv.Atoi(s)
 					}
-				case len(f) == 3 && f[0] == "usage":
+				case len(f) == 4 && f[0] == "usage":
 					h, _ := strconv.ParseUint(f[1], 10, 64)
 					g, _ := strconv.Atoi(f[2])
+					e, _ := strconv.ParseUint(f[3], 10, 64)
 					total.heap += h
 					total.goroutines += g
+					ends += e
 				case len(f) > 0 && f[0] == "err":
 					log.Print(strings.TrimPrefix(c.out.Text(), "err "))
 					failed = true
@@ -180,6 +183,7 @@ func runParent(n, procs, inflight int, timeout time.Duration, verbose bool) int 
 	defer mu.Unlock()
 	report(at, n, took, true)
 	fmt.Printf("one second later: %s\n", holds(held))
+	printOpened(ends, n)
 	fmt.Printf("peak heap %.1f MiB, %d goroutines at most (sums over the %d processes)\n", float64(total.heap)/(1<<20), total.goroutines, len(children))
 	if failed || !held {
 		return 1
@@ -250,7 +254,7 @@ func runChild(spec string, n, inflight int, timeout time.Duration, logger *slog.
 		case <-stop:
 			u := peak()
 			outMu.Lock()
-			fmt.Fprintf(out, "usage %d %d\n", u.heap, u.goroutines)
+			fmt.Fprintf(out, "usage %d %d %d\n", u.heap, u.goroutines, connEnds(servers))
 			out.Flush()
 			outMu.Unlock()
 			return
