@@ -44,7 +44,8 @@ type DiscoveryOptions struct {
 // fails. Close tells the peers the server leaves: they do not redial it. A
 // restarted server (a new incarnation) is adopted by every member as soon as
 // one of them hears of it. With discovery, the address of every Connect is
-// also kept until a node answers there (see StopConnecting). Peers without
+// kept until a node answers there even under WithConnectOnce (see
+// StopConnecting). Peers without
 // discovery (or masterless 0.4.1 nodes) still connect as before; they are
 // neither told of members nor advertised. At most one DiscoveryOptions.
 func WithDiscovery(opts ...DiscoveryOptions) Option {
@@ -63,19 +64,26 @@ func WithDiscovery(opts ...DiscoveryOptions) Option {
 	}
 }
 
-// WithConnectRetry makes the server keep the address of every Connect until
-// a node answers there, retrying with the reconnect backoff: a cluster
-// started from a static list of addresses then converges even when some
-// nodes start late or refuse dials for a while. The Connect call itself
-// still returns as before (an error when its first attempt fails); once a
-// node answers, it is kept like any node Connect reached. StopConnecting
-// ends the retries of an address. WithDiscovery implies it.
+// WithConnectRetry keeps the address of every Connect until a node answers
+// there, retrying with the reconnect backoff. It is the default; the option
+// remains for code written when it was not, and undoes WithConnectOnce.
 func WithConnectRetry() Option {
-	return func(s *settings) error { s.cfg.FSM.KeepAddresses = true; return nil }
+	return func(s *settings) error { s.cfg.FSM.ConnectOnce = false; return nil }
 }
 
-// StopConnecting stops retrying uri, an address a Connect registered under
-// WithDiscovery or WithConnectRetry. A dial in flight goes on.
+// WithConnectOnce makes a Connect whose attempt fails leave nothing behind,
+// as in masterless 0.4.1: the address is not retried, and only a peer that
+// answered is kept. By default (without this option) the address of every
+// Connect is kept until a node answers there, retried with the reconnect
+// backoff (see Server.Connect). WithDiscovery keeps addresses regardless.
+func WithConnectOnce() Option {
+	return func(s *settings) error { s.cfg.FSM.ConnectOnce = true; return nil }
+}
+
+// StopConnecting stops retrying uri, an address kept since a Connect to it
+// failed (see Server.Connect). A dial in flight goes on, but the node it
+// reaches is not kept unless a Connect call is still waiting for it. An
+// address that is not kept is ignored.
 func (s *Server) StopConnecting(uri string) error { return s.n.StopConnecting(uri) }
 
 // Member is one member of the mesh as this server knows it (discovery).

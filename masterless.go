@@ -60,6 +60,18 @@ func (s *Server) Info() string { return s.n.Info() }
 // certificate is not trusted here, or this server's is not there),
 // ErrCertificateExpired, ErrIDMismatch (the peer's HELLO names another id
 // than its certificate) or ErrUnauthenticated (the peer speaks no TLS).
+//
+// A failed Connect still leaves uri kept: the server dials it again with
+// the reconnect backoff (WithReconnectBackoff) until a node answers there,
+// which is then kept as if this Connect had reached it, so a cluster started
+// from a static list of addresses converges after refused dials, timeouts
+// and peers that start late. The retries end with StopConnecting(uri), when
+// a node answers (Disconnect that node to stop keeping it), or at once when
+// the first failure says retrying cannot help without a change of
+// configuration: ErrSelfConnect, ErrDuplicateID, ErrVersionMismatch,
+// ErrUntrusted, ErrCertificateExpired, ErrIDMismatch, ErrUnauthenticated.
+// When ctx ends first, Connect stops waiting but the address stays kept, as
+// after a handshake timeout. WithConnectOnce turns the retries off.
 func (s *Server) Connect(ctx context.Context, uri string) (peerID string, err error) {
 	return s.n.Connect(ctx, uri)
 }

@@ -98,9 +98,11 @@ type Config struct {
 	MemberTimeout time.Duration
 	// MaxMembers bounds the member table.
 	MaxMembers int
-	// KeepAddresses keeps the address of every Connect until a node answers
-	// there, retrying with backoff (seeds.go); Discovery implies it.
-	KeepAddresses bool
+	// ConnectOnce makes a Connect whose dial fails leave nothing behind, as
+	// in masterless 0.4.1. By default the address of every Connect is kept
+	// until a node answers there, retried with the reconnect backoff
+	// (seeds.go). Discovery keeps addresses regardless.
+	ConnectOnce bool
 
 	// mutation is a deliberately wrong rule, for the checkers' negative
 	// controls. Only a build with the masterless_mutation tag can set it

@@ -59,7 +59,7 @@ func (n *Node) connect(id ReqID, addr string) error {
 		n.bindRequest(r, p)
 		return nil
 	}
-	n.keepAddr(addr) // with KeepAddresses: tried again until a node answers (seeds.go)
+	n.keepAddr(addr) // unless ConnectOnce: tried again until a node answers (seeds.go)
 	d := n.dialsByAddr[addr]
 	if d == nil {
 		d = n.startDial(addr, nil)
@@ -230,7 +230,7 @@ func (n *Node) endDial(d *dial, why error) {
 		delete(n.dialsByAddr, d.addr)
 	}
 	n.discoveryDialEnded(d)
-	n.seedDialEnded(d)
+	n.seedDialEnded(d, why)
 	if q := d.forPeer; q != nil && q.dialing == d {
 		q.dialing = nil
 		if d.reached != q {

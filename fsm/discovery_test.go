@@ -253,46 +253,6 @@ func TestDiscoveryGossipsFullView(t *testing.T) {
 	require.True(t, strings.Contains(f.String(), "m/10/alive"))
 }
 
-// With KeepAddresses (implied by Discovery), a Connect whose dial fails is
-// tried again with backoff until a node answers; the node is then kept.
-// StopConnecting ends it.
-func TestKeepAddressRetriesUntilReached(t *testing.T) {
-	d := newDiscNode(t, "m", nil)
-	d.step(fsm.Connect{Req: 1, Addr: "tcp://s"})
-	var dials []fsm.Action
-	for range 3 {
-		acts := d.advance(15 * time.Second)
-		dials = append(dials, kinds(acts, fsm.ActDial)...)
-		for _, a := range kinds(acts, fsm.ActDial) {
-			d.step(fsm.DialFailed{Dial: a.Dial, Err: fsm.ErrDialFailed})
-		}
-	}
-	require.GreaterOrEqual(t, len(dials), 2, "a failed address is dialed again")
-	require.Equal(t, []string{"tcp://s"}, d.n.KeptAddresses())
-	// The next attempt reaches node s: it is kept, and the address is done.
-	var dial fsm.DialID
-	for dial == 0 {
-		for _, a := range kinds(d.advance(time.Second), fsm.ActDial) {
-			dial = a.Dial
-		}
-	}
-	d.step(fsm.Dialed{Dial: dial, Conn: 7})
-	d.step(fsm.FrameReceived{Conn: 7, Frame: wire.Frame{Type: wire.Hello, ID: "s", Incarnation: 1, Info: "tcp://s"}})
-	require.True(t, d.n.IsKept("s"))
-	require.Empty(t, d.n.KeptAddresses())
-
-	// StopConnecting drops an address.
-	d.step(fsm.Connect{Req: 2, Addr: "tcp://t"})
-	require.Equal(t, []string{"tcp://t"}, d.n.KeptAddresses())
-	d.step(fsm.StopConnecting{Addr: "tcp://t"})
-	require.Empty(t, d.n.KeptAddresses())
-
-	// Without discovery or KeepAddresses, Connect keeps nothing (0.4.1).
-	plain := newDiscNode(t, "m", func(c *fsm.Config) { c.Discovery = false })
-	plain.step(fsm.Connect{Req: 1, Addr: "tcp://s"})
-	require.Empty(t, plain.n.KeptAddresses())
-}
-
 // A newer incarnation learned as already left also ends the session with
 // the older one (TLC found the gap: tla/Discovery.tla, NoStaleSession).
 func TestDiscoveryNewerIncarnationLeftClosesStaleSession(t *testing.T) {

@@ -66,6 +66,14 @@ var (
 	// ErrIDMismatch: the peer's HELLO names another id than the one its key
 	// authenticated: it tried to speak for a node it has not the key of.
 	ErrIDMismatch = errors.New("masterless: the peer's id differs from the id its key authenticates")
+	// ErrUntrusted: a certificate is not trusted: its key is not the one
+	// pinned for its id, no id is pinned for it, or no trusted CA signed it;
+	// or the peer refused this node's certificate. The adapter's TLS
+	// verification reports it (netio).
+	ErrUntrusted = errors.New("masterless: untrusted certificate")
+	// ErrCertificateExpired: a certificate is outside its validity period
+	// (expired, or not valid yet). Issue a new one.
+	ErrCertificateExpired = errors.New("masterless: certificate expired or not yet valid")
 	// ErrDisconnected: the user disconnected the peer while the request was pending.
 	ErrDisconnected = errors.New("masterless: peer disconnected by this node")
 )

@@ -252,7 +252,10 @@ func (n *Node) disconnect(id string) error {
 		d.forPeer, p.dialing = nil, nil
 	}
 	// Connect requests still dialing one of its addresses, not yet answered,
-	// are withdrawn too: otherwise the HELLO would make the peer kept again.
+	// are withdrawn too, and so are its addresses kept since a Connect
+	// (seeds.go): otherwise the HELLO would make the peer kept again.
+	delete(n.seeds, p.addr)
+	delete(n.seeds, p.info)
 	for _, d := range n.sortedDials() {
 		if d.reached == nil && d.addr != "" && (d.addr == p.addr || d.addr == p.info) {
 			reqs := d.reqs

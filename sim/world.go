@@ -49,8 +49,11 @@ type Options struct {
 	// Such runs write no trace: the TLA+ model has no discovery.
 	Discovery bool
 	// ConnectRetry keeps the address of every Connect until a node answers
-	// there (fsm.Config.KeepAddresses, the public WithConnectRetry), so a
-	// static mesh whose first dials fail still converges.
+	// there, so a static mesh whose first dials fail still converges: the
+	// library's default (fsm.Config.ConnectOnce false). Without it the nodes
+	// run with fsm.Config.ConnectOnce, as the runs whose traces the TLA+
+	// model replays need: the model keeps a Connect's peer by id from the
+	// start and has no kept addresses.
 	ConnectRetry bool
 
 	// unauthAdversary lets adversaries into a world without authentication:
@@ -176,7 +179,7 @@ func (w *World) start(n *process, inc uint64) error {
 	cfg := w.k.Config()
 	cfg.ID, cfg.Incarnation, cfg.LegacyDial = n.id, inc, n.legacy
 	cfg.Discovery = w.opt.Discovery
-	cfg.KeepAddresses = w.opt.ConnectRetry
+	cfg.ConnectOnce = !w.opt.ConnectRetry
 	cfg.Seed = uint64(w.c.Intn(1<<31))<<32 | uint64(w.c.Intn(1<<31))
 	f, err := fsm.New(cfg)
 	if err != nil {
