@@ -74,14 +74,37 @@ func (n *Node) connect(id ReqID, addr string) error {
 	return nil
 }
 
-// peerAt returns the peer with a session that is known at addr.
+// peerAt returns the peer known at addr with which this node has a session
+// (at the address the user dialed it or the one it advertises), or a
+// connection past its HELLO that advertised addr: a Connect to addr binds to
+// that peer instead of dialing (spec/PROTOCOL.md 5.1). So when two nodes
+// Connect to each other one after the other, the second finds the first's
+// connection handshaking and opens no second one. This only removes dials:
+// which connection becomes the session is decided as always (handshake.go),
+// and a kept peer is redialed if that handshake fails.
 func (n *Node) peerAt(addr string) *peer {
-	for _, p := range n.sortedPeers() {
-		if p.session != nil && (p.addr == addr || p.info == addr) {
-			return p
+	if addr == "" {
+		return nil
+	}
+	// The smallest id among the matches, so that the choice does not depend
+	// on map order (two peers at one address: a misconfiguration).
+	var found, handshaking *peer
+	for _, p := range n.peers {
+		switch {
+		case p.session != nil && (p.addr == addr || p.info == addr):
+			if found == nil || p.id < found.id {
+				found = p
+			}
+		case p.handshakes > 0 && p.info == addr:
+			if handshaking == nil || p.id < handshaking.id {
+				handshaking = p
+			}
 		}
 	}
-	return nil
+	if found != nil || n.cfg.mutation.dialWhileHandshaking() {
+		return found // the mutation dials anyway: see MutationDialWhileHandshaking
+	}
+	return handshaking
 }
 
 // bindRequest ties r to the peer that answered at r.addr: the peer becomes

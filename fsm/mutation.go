@@ -71,6 +71,12 @@ const (
 	// more connections than the bound allows, after faults too, which the
 	// simulator's count after faults must catch.
 	MutationRedialWithSession
+	// MutationDialWhileHandshaking makes a Connect dial its address even
+	// when a connection whose HELLO advertised that address is already
+	// handshaking (dial.go, peerAt): two nodes that Connect to each other
+	// one after the other then open two TCP connections where one would do,
+	// which the simulator's connection bound must catch.
+	MutationDialWhileHandshaking
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -99,3 +105,6 @@ func (m Mutation) discoveryBothDial() bool {
 }
 func (m Mutation) redialStranger() bool    { return m == MutationRedialStranger }
 func (m Mutation) redialWithSession() bool { return m == MutationRedialWithSession }
+func (m Mutation) dialWhileHandshaking() bool {
+	return m == MutationDialWhileHandshaking
+}

@@ -19,3 +19,6 @@ func (mutation) discoveryBothDial() bool {
 }
 func (mutation) redialStranger() bool    { return false }
 func (mutation) redialWithSession() bool { return false }
+func (mutation) dialWhileHandshaking() bool {
+	return false
+}

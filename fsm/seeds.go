@@ -116,6 +116,10 @@ func (n *Node) seedTimers() {
 			continue
 		}
 		s.nextAt = 0
+		if p := n.peerAt(addr); p != nil {
+			n.seedReached(addr, p) // a node there reached us meanwhile
+			continue
+		}
 		if n.dialsByAddr[addr] == nil {
 			n.startDial(addr, nil)
 		}

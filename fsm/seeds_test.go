@@ -121,3 +121,35 @@ func TestKeepAddressGivesUpOnPermanentRefusal(t *testing.T) {
 		require.Equal(t, []string{"tcp://s"}, d.n.KeptAddresses())
 	}
 }
+
+// A Connect to an address whose node is already handshaking with this one
+// (its HELLO, on a connection it dialed, advertised that address) opens no
+// second connection: the request waits for that handshake's session
+// (spec/PROTOCOL.md 5.1). Here m follows z: it answered z's HELLO with JOIN
+// and waits for WELCOME when its user Connects to z's address.
+func TestConnectJoinsHandshakeInProgress(t *testing.T) {
+	d := newDiscNode(t, "m", func(c *fsm.Config) { c.Discovery = false })
+	d.step(fsm.Incoming{Conn: 5, Source: "10.0.0.9"})
+	d.step(fsm.Accepted{Conn: 5})
+	d.step(fsm.FrameReceived{Conn: 5, Frame: wire.Frame{Type: wire.Hello, ID: "z", Incarnation: 1, Info: "tcp://z"}})
+	acts := d.step(fsm.Connect{Req: 1, Addr: "tcp://z"})
+	require.Empty(t, kinds(acts, fsm.ActDial), "no second connection while one is handshaking")
+	require.Empty(t, kinds(acts, fsm.ActConnectDone))
+	require.True(t, d.n.IsKept("z"), "Connect keeps the node it reaches")
+	acts = d.step(fsm.FrameReceived{Conn: 5, Frame: wire.Frame{Type: wire.Welcome, Sess: 1, Keep: true}})
+	done := kinds(acts, fsm.ActConnectDone)
+	require.Len(t, done, 1)
+	require.Equal(t, "z", done[0].Peer)
+	require.NoError(t, done[0].Err)
+
+	// If that handshake fails instead, the kept peer is redialed at the
+	// address it advertised.
+	d2 := newDiscNode(t, "m", func(c *fsm.Config) { c.Discovery = false })
+	d2.step(fsm.Accepted{Conn: 5})
+	d2.step(fsm.FrameReceived{Conn: 5, Frame: wire.Frame{Type: wire.Hello, ID: "z", Incarnation: 1, Info: "tcp://z"}})
+	require.Empty(t, kinds(d2.step(fsm.Connect{Req: 1, Addr: "tcp://z"}), fsm.ActDial))
+	d2.step(fsm.ConnClosed{Conn: 5, Err: fsm.ErrPeerClosed})
+	dials := kinds(d2.advance(time.Second), fsm.ActDial)
+	require.NotEmpty(t, dials)
+	require.Equal(t, "tcp://z", dials[0].Addr)
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/spec"
 )
 
 // TestSweepDiscoveryCatchesBothDial is the negative control of
@@ -21,5 +22,20 @@ func TestSweepDiscoveryCatchesBothDial(t *testing.T) {
 	r := runJoin(t, k) // the mesh still converges: the dedup rule holds
 	t.Logf("both dial: %s", r)
 	require.Error(t, checkJoinBound(r, 32), "the connection bound did not notice both ends dialing")
+	require.Greater(t, r.most, 1)
+}
+
+// TestSweepMeshCatchesDialWhileHandshaking is the negative control of
+// TestSweepMeshStaggered: when a Connect dials even though the node at its
+// address is handshaking with this one (fsm.MutationDialWhileHandshaking),
+// pairs whose Connects come one after the other open two connections, and
+// the bound must catch it. The mesh still converges: the dedup rule holds.
+func TestSweepMeshCatchesDialWhileHandshaking(t *testing.T) {
+	k, gap := staggerKnobs(1, scaled(16))
+	k.Mutation = fsm.MutationDialWhileHandshaking
+	r := runStaggeredMesh(t, k, gap)
+	t.Logf("dial while handshaking: %s", r)
+	err := spec.CheckPairConns(r.pairs, k.Nodes, 1, true)
+	require.Error(t, err, "the bound on connections per pair did not notice the extra dials")
 	require.Greater(t, r.most, 1)
 }

@@ -2,7 +2,9 @@ package sim_test
 
 import (
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,4 +121,67 @@ func TestSweepMeshCatchesExtraDials(t *testing.T) {
 	require.Error(t, err, "the bound on connections per pair did not notice extra dials")
 	require.ErrorContains(t, err, "pair-conns")
 	require.Greater(t, r.most, 2)
+}
+
+// runStaggeredMesh runs k.Nodes nodes that Connect to every other node in
+// waves, one node per wave, gap apart, the greatest id first: each later
+// node follows every earlier one (the smaller id), so when its wave comes
+// it has heard the HELLO of every earlier node's dial and, for the node
+// of the wave just before, is still waiting for that node's WELCOME.
+func runStaggeredMesh(t *testing.T, k sim.Knobs, gap time.Duration) joinResult {
+	t.Helper()
+	w, err := sim.NewWorld(k, sim.Options{ConnectRetry: true, MaxSteps: 50_000_000})
+	require.NoError(t, err)
+	snap := w.Snapshot()
+	order := make([]int, k.Nodes)
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(snap.Nodes[b].ID, snap.Nodes[a].ID) })
+	for wave, i := range order {
+		require.NoError(t, w.RunUntil(time.Duration(wave)*gap))
+		for j := 0; j < k.Nodes; j++ {
+			if i != j {
+				w.Connect(i, w.Addr(j))
+			}
+		}
+	}
+	if err := w.Run(); err != nil {
+		r := w.Result()
+		r.Report(testWriter{t})
+		t.FailNow()
+	}
+	require.NoError(t, fullMesh(w, k.Nodes))
+	res := joinResult{w: w, pairs: w.PairConns()}
+	for _, c := range res.pairs {
+		res.total += c
+		res.most = max(res.most, c)
+	}
+	return res
+}
+
+// staggerKnobs: a fixed one-way latency L (no jitter, no faults). A dial
+// made at t reaches its acceptor at t+L, the dialer hears of it at t+2L
+// and its HELLO arrives at t+3L; the follower's JOIN reaches the leader at
+// t+4L and the WELCOME comes back at t+5L. A wave gap of 4L puts each
+// node's Connect to the node of the previous wave inside that window: the
+// previous node's connection is handshaking, past its HELLO, not yet a
+// session.
+func staggerKnobs(seed uint64, nodes int) (sim.Knobs, time.Duration) {
+	k := meshKnobs(seed, nodes)
+	k.Latency, k.Jitter = 5*time.Millisecond, 0
+	return k, 4 * k.Latency
+}
+
+// TestSweepMeshStaggered: N nodes Connect to every other one node after the
+// other (the greatest id first, a wave every 4 latencies): a node that
+// Connects to an address whose node already dialed it, and whose HELLO it
+// has heard, opens no connection of its own (spec/PROTOCOL.md 5.1), so
+// every pair opens exactly one. Its negative control is
+// TestSweepMeshCatchesDialWhileHandshaking (build tag masterless_mutation).
+func TestSweepMeshStaggered(t *testing.T) {
+	k, gap := staggerKnobs(1, scaled(16))
+	r := runStaggeredMesh(t, k, gap)
+	t.Logf("seed 1, %d nodes in waves %v apart: %s", k.Nodes, gap, r)
+	require.NoError(t, spec.CheckPairConns(r.pairs, k.Nodes, 1, true))
 }
