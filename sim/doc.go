@@ -86,8 +86,10 @@
 //
 // The plain mesh at scale (meshscale_test.go, spec/PROTOCOL.md 5.1): every
 // node Connects to every other at the same virtual moment, without
-// discovery and with connect retry (Options.ConnectRetry, the public
-// WithConnectRetry). TestSweepMeshScale runs 48 nodes without faults
+// discovery and with connect retry (Options.ConnectRetry, the library's
+// default; the other runs keep no addresses, fsm.Config.ConnectOnce, since
+// the TLA+ model that replays their traces has none). TestSweepMeshScale
+// runs 48 nodes without faults
 // ($SIM_MESH_NODES=64 for 64) and TestSweepMeshScaleWithFaults 32 nodes
 // with every fault kind for 15 s; both must end in a full mesh, and the TCP
 // connections each pair opened (World.PairConns, HealPairConns) are checked
@@ -104,6 +106,11 @@
 // without faults; TestSweepMeshCatchesRedialWithSession (mutation tag) lets
 // a kept peer's redial timer dial it although the pair has its session, and
 // must break the bound after faults.
+// TestSweepMeshStaggered has 16 nodes Connect one after the other, each
+// four one-way delays after the previous one, so that every Connect to the
+// node of the wave before lands while that node's connection is past its
+// HELLO: no pair may open more than one connection. Its negative control,
+// TestSweepMeshCatchesDialWhileHandshaking (mutation tag), dials anyway.
 //
 // On failure a [Result] carries the seed, every knob, the violated invariant,
 // the last events and a copy-paste command that replays exactly that run.

@@ -14,8 +14,10 @@ import (
 //
 // Without faults, a mesh where every node Connects to every other at once
 // opens at most 2 connections per pair (both ends dial; the handshake keeps
-// one, 3.5 and 6.2); after faults stop, at most 2 more per pair (both ends
-// redial a lost session once, section 5).
+// one, 3.5 and 6.2), and exactly 1 when the two ends of every pair Connect
+// at least a dial and a HELLO apart (the later end finds the earlier one's
+// connection past its HELLO and opens none, section 5); after faults stop,
+// at most 2 more per pair (both ends redial a lost session once, section 5).
 func CheckPairConns(opened map[[2]int]int, nodes, most int, all bool) error {
 	pairs := make([][2]int, 0, len(opened))
 	for p := range opened {

@@ -9,8 +9,10 @@
 // them at once up to 33 nodes), so that a large mesh does not need every
 // TCP connection of every pair open at the same moment, and a Connect that
 // fails (out of descriptors, a handshake that timed out) is tried again
-// after a pause until the timeout. (The example does this itself;
-// WithConnectRetry would have the library do it.)
+// after a pause until the timeout. (The library itself also keeps the
+// address of a failed Connect and dials it again with its reconnect
+// backoff; the example's own retries only make each Connect call wait for
+// the peer, so that at most -inflight are under way.)
 //
 // A mesh of N nodes holds N(N-1) sockets once it has converged (65,280 for
 // 256) and more while it forms. When one process may not open that many
