@@ -13,7 +13,7 @@ func (n *Node) incoming(id ConnID, src string) bool {
 		n.emit(Action{Kind: ActClose, Conn: id, Err: err})
 		return false
 	}
-	c := &conn{id: id, state: StateDetect, openedAt: n.now, lastRecv: n.now, source: src}
+	c := &conn{id: id, state: StateDetect, openedAt: n.now, lastRecv: n.now, source: sourceOf(src)}
 	n.conns[id] = c
 	n.takeSlot(c)
 	n.armConn(c, c.openedAt+n.cfg.HandshakeTimeout)

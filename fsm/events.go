@@ -46,10 +46,13 @@ type DialFailed struct {
 // bytes to tell v1 from 0.4.1 (spec/PROTOCOL.md, 2.1), which ends with
 // Accepted.
 //
-// Source names the dialer's address as the adapter sees it: the remote IP
-// without the port (netio; an IPv6 /64), the simulated host (sim). When the
-// slots are full, a Source holding more than MaxHandshakesPerSource has its
-// own silent connections evicted first. An empty Source is no address's.
+// Source is the dialer's address as the adapter sees it: the remote
+// address of the TCP connection, port included (netio:
+// net.Conn.RemoteAddr().String()), or the simulated host's name (sim). The
+// node groups it into a source (source.go): an IPv4 address, an IPv6 /64,
+// or a name as it is. When the slots are full, a source holding more than
+// MaxHandshakesPerSource has its own silent connections evicted first. An
+// empty Source is no source's.
 type Incoming struct {
 	Conn   ConnID
 	Source string

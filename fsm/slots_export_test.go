@@ -140,8 +140,11 @@ func (n *Node) Oldest(src string) (ConnID, int) {
 	return l.head.id, k
 }
 
-// HandshakingFrom returns how many accepted connections from src are
-// handshaking, by the node's count.
+// SourceOf exposes sourceOf: the source a remote address counts against.
+func SourceOf(remote string) string { return sourceOf(remote) }
+
+// HandshakingFrom returns how many accepted connections from source src
+// (as sourceOf groups them) are handshaking, by the node's count.
 func (n *Node) HandshakingFrom(src string) int {
 	if s := n.sources[src]; s != nil {
 		return s.handshaking

@@ -178,3 +178,30 @@ func TestCheckSlotsCatches(t *testing.T) {
 		}
 	}
 }
+
+// TestPerSourceSlotsGroupIPv6By64: the connections of one IPv6 /64 count as
+// one source, whatever their addresses and ports (fsm/source.go), so a host
+// that floods from many addresses of its /64 is over its share and pays
+// alone; the oldest connections, from another /64 and from an IPv4 address,
+// are never evicted. (Counted address by address, each flood address would
+// hold one slot, within its share, and the oldest of all would go.)
+func TestPerSourceSlotsGroupIPv6By64(t *testing.T) {
+	s := newSlotNode(t, slotConfig()) // 8 slots, a share of 2
+	s.step(fsm.Incoming{Conn: 1, Source: "[2001:db8:1:3::1]:4000"})
+	s.step(fsm.Incoming{Conn: 2, Source: "10.0.0.1:4000"})
+	for id := fsm.ConnID(3); id <= 200; id++ {
+		s.step(fsm.Incoming{Conn: id, Source: fmt.Sprintf("[2001:db8:1:2:%x::%x]:%d", id, id*7, 1000+id)})
+		if !s.open(1) || !s.open(2) {
+			t.Fatalf("after c%d: a connection of another source was evicted: %v, %v", id, s.closed[1], s.closed[2])
+		}
+	}
+	if got := s.n.HandshakingFrom("2001:db8:1:2::/64"); got != 6 {
+		t.Fatalf("the flooding /64 holds %d slots, want 6", got)
+	}
+	if s.n.HandshakingFrom("2001:db8:1:3::/64") != 1 || s.n.HandshakingFrom("10.0.0.1") != 1 {
+		t.Fatal("the other sources are not counted as one each")
+	}
+	if err := s.closed[3]; !errors.Is(err, fsm.ErrEvicted) || !strings.Contains(err.Error(), "2001:db8:1:2::/64 held 6, more than its share") {
+		t.Fatalf("c3 closed with %v, want ErrEvicted naming the /64", err)
+	}
+}
