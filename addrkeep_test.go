@@ -1,6 +1,8 @@
 package masterless
 
 import (
+	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"testing"
@@ -80,4 +82,57 @@ func TestKeptPeerFoundAtAdvertisedAddress(t *testing.T) {
 	require.Empty(t, b3.Connections())
 	eventually(t, "k redials b at its advertised address", func() bool { return r3.connectCount("k") == 1 })
 	require.Equal(t, []string{"b"}, k.Connections())
+}
+
+// freeAddr returns the address of a free loopback port: nothing listens
+// there until a test starts a server on it.
+func freeAddr(t *testing.T) (string, int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	require.NoError(t, ln.Close())
+	return fmt.Sprintf("tcp://127.0.0.1:%d", port), port
+}
+
+// TestConnectRetriedUntilAnswered: a Connect to an address where nobody
+// listens yet fails, but the address stays kept and is dialed again with
+// the reconnect backoff: once a node starts there, it is connected and
+// kept, with no further call. With WithConnectOnce the failure leaves
+// nothing behind; StopConnecting ends the retries.
+func TestConnectRetriedUntilAnswered(t *testing.T) {
+	t.Run("default", func(t *testing.T) {
+		k, rk := newServer(t, "k")
+		addr, port := freeAddr(t)
+		_, err := k.Connect(ctxT(t), addr)
+		require.ErrorIs(t, err, ErrDialFailed, "Connect returns its first attempt's error")
+		time.Sleep(100 * time.Millisecond) // a few refused retries (backoff from 20 ms)
+		late, _ := newServer(t, "late", WithPort(port))
+		eventually(t, "k connected to the node that started late", func() bool { return rk.connectCount("late") == 1 })
+		require.True(t, k.IsKept("late"))
+		require.Equal(t, []string{"late"}, k.Connections())
+		require.NoError(t, late.Close()) // kept: k redials it when it comes back
+		_, rl := newServer(t, "late", WithPort(port))
+		eventually(t, "k reconnected to the restarted node", func() bool { return rl.connectCount("k") == 1 })
+	})
+	for _, c := range []struct {
+		name string
+		opt  Option
+		stop bool
+	}{{"WithConnectOnce", WithConnectOnce(), false}, {"StopConnecting", WithConnectRetry(), true}} {
+		t.Run(c.name, func(t *testing.T) {
+			k, rk := newServer(t, "k", c.opt)
+			addr, port := freeAddr(t)
+			_, err := k.Connect(ctxT(t), addr)
+			require.ErrorIs(t, err, ErrDialFailed)
+			if c.stop {
+				require.NoError(t, k.StopConnecting(addr))
+			}
+			_, rl := newServer(t, "late", WithPort(port))
+			time.Sleep(500 * time.Millisecond) // many backoff periods
+			require.Zero(t, rk.connectCount("late"))
+			require.Zero(t, rl.connectCount("k"))
+			require.False(t, k.IsKept("late"))
+		})
+	}
 }

@@ -568,3 +568,24 @@ func TestCloseWithTLSPeerNotReading(t *testing.T) {
 	require.NoError(t, tc.HandshakeContext(ctxT(t)))
 	closePromptWithPeerNotReading(t, a, tc)
 }
+
+// TestUntrustedConnectIsNotRetried: a Connect refused because the two nodes
+// cannot authenticate each other does not leave its address kept: retrying
+// cannot help until someone changes a configuration, so the victim sees no
+// further handshake from the intruder (a refused dial or a timeout, by
+// contrast, is retried: TestConnectRetriedUntilAnswered).
+func TestUntrustedConnectIsNotRetried(t *testing.T) {
+	ids, trust := identities(t, "a")
+	log := newErrLog()
+	a, _ := secured(t, ids["a"], trust, log.option())
+	x, err := NewIdentity("x")
+	require.NoError(t, err)
+	intruder, _ := secured(t, x, TrustKeys(map[string]ed25519.PublicKey{"a": ids["a"].PublicKey()}))
+	_, err = intruder.Connect(ctxT(t), a.Info())
+	require.ErrorIs(t, err, ErrUntrusted)
+	eventually(t, "a counts the refused handshake", func() bool { return a.Stats().HandshakesFailed >= 1 })
+	before := a.Stats().HandshakesFailed
+	time.Sleep(500 * time.Millisecond) // many reconnect backoffs (20 ms doubling to 200 ms)
+	require.Equal(t, before, a.Stats().HandshakesFailed, "the intruder dialed again")
+	require.False(t, intruder.IsKept("a"))
+}
