@@ -71,6 +71,7 @@ func (n *Node) seedReached(addr string, p *peer) {
 	p.disc.byDiscovery = false
 	if !p.kept {
 		n.markKept(p, true)
+		n.traceKeepBound(p) // as a Connect bound to p: a Keep(p, true)
 	}
 }
 
