@@ -86,10 +86,8 @@
 //
 // The plain mesh at scale (meshscale_test.go, spec/PROTOCOL.md 5.1): every
 // node Connects to every other at the same virtual moment, without
-// discovery and with connect retry (Options.ConnectRetry, the library's
-// default; the other runs keep no addresses, fsm.Config.ConnectOnce, since
-// the TLA+ model that replays their traces has none). TestSweepMeshScale
-// runs 48 nodes without faults
+// discovery (a Connect whose dial fails is retried, as in every run unless
+// Options.ConnectOnce). TestSweepMeshScale runs 48 nodes without faults
 // ($SIM_MESH_NODES=64 for 64) and TestSweepMeshScaleWithFaults 32 nodes
 // with every fault kind for 15 s; both must end in a full mesh, and the TCP
 // connections each pair opened (World.PairConns, HealPairConns) are checked

@@ -16,7 +16,7 @@ import (
 
 // The plain mesh at scale (the README's main job, examples/mesh): N nodes,
 // every one Connects to every other at the same virtual moment, without
-// discovery, with connect retry (the public WithConnectRetry). Once the run
+// discovery; a Connect whose dial fails is retried (the default). Once the run
 // is quiescent (spec.CheckQuiescent, inside Run) and every pair shares one
 // session (fullMesh), the TCP connections each pair opened are checked
 // against spec.CheckPairConns (spec/PROTOCOL.md 5.1).
@@ -26,7 +26,7 @@ import (
 // negative control) and checks the full mesh once quiescent.
 func runMesh(t *testing.T, k sim.Knobs, alias bool) joinResult {
 	t.Helper()
-	w, err := sim.NewWorld(k, sim.Options{ConnectRetry: true, MaxSteps: 50_000_000})
+	w, err := sim.NewWorld(k, sim.Options{MaxSteps: 50_000_000})
 	require.NoError(t, err)
 	for i := 0; i < k.Nodes; i++ {
 		for j := 0; j < k.Nodes; j++ {
@@ -130,7 +130,7 @@ func TestSweepMeshCatchesExtraDials(t *testing.T) {
 // of the wave just before, is still waiting for that node's WELCOME.
 func runStaggeredMesh(t *testing.T, k sim.Knobs, gap time.Duration) joinResult {
 	t.Helper()
-	w, err := sim.NewWorld(k, sim.Options{ConnectRetry: true, MaxSteps: 50_000_000})
+	w, err := sim.NewWorld(k, sim.Options{MaxSteps: 50_000_000})
 	require.NoError(t, err)
 	snap := w.Snapshot()
 	order := make([]int, k.Nodes)

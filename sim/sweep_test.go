@@ -74,6 +74,22 @@ func TestSweepLegacyDialers(t *testing.T) {
 	require.Empty(t, res.Failures, "see the reports above")
 }
 
+// TestSweepConnectOnce sweeps nodes whose failed Connects leave nothing
+// behind (Options.ConnectOnce, the public WithConnectOnce: masterless
+// 0.4.1's Connect), the default before addresses were kept; TestSweep runs
+// the default.
+func TestSweepConnectOnce(t *testing.T) {
+	n := sweepSeeds(t, 1000)
+	res := sim.Sweep(sim.SweepConfig{First: 700_000, Seeds: n, StopAfter: 5, Options: sim.Options{ConnectOnce: true}})
+	for i := range res.Failures {
+		var b strings.Builder
+		res.Failures[i].Report(&b)
+		t.Log("\n" + b.String())
+	}
+	t.Log(res.Summary())
+	require.Empty(t, res.Failures, "see the reports above")
+}
+
 // BenchmarkSweep reports simulated fsm steps per second on one goroutine.
 func BenchmarkSweep(b *testing.B) {
 	steps := 0

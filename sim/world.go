@@ -48,13 +48,13 @@ type Options struct {
 	// Discovery turns on member discovery in every node (fsm.Config.Discovery).
 	// Such runs write no trace: the TLA+ model has no discovery.
 	Discovery bool
-	// ConnectRetry keeps the address of every Connect until a node answers
-	// there, so a static mesh whose first dials fail still converges: the
-	// library's default (fsm.Config.ConnectOnce false). Without it the nodes
-	// run with fsm.Config.ConnectOnce, as the runs whose traces the TLA+
-	// model replays need: the model keeps a Connect's peer by id from the
-	// start and has no kept addresses.
-	ConnectRetry bool
+	// ConnectOnce runs every node with fsm.Config.ConnectOnce (the public
+	// WithConnectOnce): a Connect whose dial fails leaves nothing behind.
+	// By default, as in the library, the address of every Connect is kept
+	// until a node answers there, so a mesh whose first dials fail still
+	// converges (the TLA+ model replays such traces: a retry is a dial, the
+	// node it reaches is kept as by a Connect).
+	ConnectOnce bool
 
 	// unauthAdversary lets adversaries into a world without authentication:
 	// the negative control of the adversary invariants. Only tests can set
@@ -179,7 +179,7 @@ func (w *World) start(n *process, inc uint64) error {
 	cfg := w.k.Config()
 	cfg.ID, cfg.Incarnation, cfg.LegacyDial = n.id, inc, n.legacy
 	cfg.Discovery = w.opt.Discovery
-	cfg.ConnectOnce = !w.opt.ConnectRetry
+	cfg.ConnectOnce = w.opt.ConnectOnce
 	cfg.Seed = uint64(w.c.Intn(1<<31))<<32 | uint64(w.c.Intn(1<<31))
 	f, err := fsm.New(cfg)
 	if err != nil {
