@@ -10,8 +10,8 @@ func (n *Runtime) Members() []fsm.MemberStatus {
 	return n.fsm.Members()
 }
 
-// StopConnecting stops retrying addr, an address a Connect registered under
-// discovery or fsm.Config.KeepAddresses (fsm/seeds.go).
+// StopConnecting stops retrying addr, an address a failed Connect left kept
+// (unless fsm.Config.ConnectOnce without discovery: fsm/seeds.go).
 func (n *Runtime) StopConnecting(addr string) error {
 	return n.userStep(fsm.StopConnecting{Addr: addr})
 }
