@@ -530,6 +530,11 @@ func garbageFlood(t *testing.T, rounds int, phase time.Duration, limits *logLimi
 			}
 		}
 	}()
+	// stopSession ends the session's traffic; deferred too, so that a
+	// require failing below does not leave the sender running (and calling
+	// t.Errorf) after the test has returned.
+	stopSession := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopSession()
 	var r garbageResult
 	rate := floodRate
 	if raceEnabled {
@@ -554,8 +559,7 @@ func garbageFlood(t *testing.T, rounds int, phase time.Duration, limits *logLimi
 	}
 	r.lines = lines.Load()
 	lat.next()
-	close(stop)
-	wg.Wait()
+	stopSession()
 	lat.mu.Lock()
 	defer lat.mu.Unlock()
 	r.alone = percentile(lat.d[0], 0.99)
