@@ -106,11 +106,13 @@ func TestConnectRetriedUntilAnswered(t *testing.T) {
 		addr, port := freeAddr(t)
 		_, err := k.Connect(ctxT(t), addr)
 		require.ErrorIs(t, err, ErrDialFailed, "Connect returns its first attempt's error")
+		require.Equal(t, []string{addr}, k.Stats().Connecting, "Stats shows the address being retried")
 		time.Sleep(100 * time.Millisecond) // a few refused retries (backoff from 20 ms)
 		late, _ := newServer(t, "late", WithPort(port))
 		eventually(t, "k connected to the node that started late", func() bool { return rk.connectCount("late") == 1 })
 		require.True(t, k.IsKept("late"))
 		require.Equal(t, []string{"late"}, k.Connections())
+		require.Empty(t, k.Stats().Connecting, "the address answered: the peer is kept instead")
 		require.NoError(t, late.Close()) // kept: k redials it when it comes back
 		_, rl := newServer(t, "late", WithPort(port))
 		eventually(t, "k reconnected to the restarted node", func() bool { return rl.connectCount("k") == 1 })
@@ -128,6 +130,7 @@ func TestConnectRetriedUntilAnswered(t *testing.T) {
 			if c.stop {
 				require.NoError(t, k.StopConnecting(addr))
 			}
+			require.Empty(t, k.Stats().Connecting)
 			_, rl := newServer(t, "late", WithPort(port))
 			time.Sleep(500 * time.Millisecond) // many backoff periods
 			require.Zero(t, rk.connectCount("late"))

@@ -61,6 +61,11 @@ type PeerStats struct {
 type Stats struct {
 	Peers       []PeerStats // every peer the server knows, sorted by id
 	Handshaking int         // connections whose handshake is under way
+	// Connecting lists, sorted, the addresses this server keeps trying
+	// because a Connect to them has not reached a node yet (see Connect,
+	// StopConnecting and WithConnectOnce); an address leaves the list when
+	// a node answers there (that node is then a kept peer).
+	Connecting []string
 
 	Handshakes       uint64 // sessions established
 	HandshakesFailed uint64 // connections closed before they became a session (the refused duplicates among them)
@@ -98,7 +103,7 @@ func (s *Server) Stats() Stats {
 	ns := s.n.Stats()
 	k := ns.Counters
 	st := Stats{
-		Handshaking: ns.Handshaking, Peers: make([]PeerStats, len(ns.Peers)),
+		Handshaking: ns.Handshaking, Peers: make([]PeerStats, len(ns.Peers)), Connecting: ns.Connecting,
 		Handshakes: k.Handshakes, HandshakesFailed: k.HandshakesFailed,
 		Duplicates: map[string]uint64{}, Closed: map[string]uint64{}, PeerClosed: map[string]uint64{},
 		Lost: k.Lost, ProtocolErrors: k.Closed[fsm.ReasonProtocol],

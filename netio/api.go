@@ -252,6 +252,8 @@ type Stats struct {
 	Peers       []PeerStats
 	Handshaking int
 	Counters    fsm.NodeCounters
+	// Connecting lists the addresses kept without a peer (fsm.Node.KeptAddresses).
+	Connecting []string
 	// WireIn and WireOut are the bytes read from and written to every
 	// connection since Start (with TLS, the plaintext; see PeerStats).
 	WireIn, WireOut uint64
@@ -262,7 +264,7 @@ func (n *Runtime) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	now := n.now()
-	st := Stats{Handshaking: n.fsm.Handshaking(), Counters: n.fsm.Counters(), WireIn: n.wireIn, WireOut: n.wireOut}
+	st := Stats{Handshaking: n.fsm.Handshaking(), Counters: n.fsm.Counters(), Connecting: n.fsm.KeptAddresses(), WireIn: n.wireIn, WireOut: n.wireOut}
 	for c := range n.live {
 		st.WireIn += c.bytesIn.Load()
 		st.WireOut += c.bytesOut.Load()
