@@ -199,11 +199,15 @@ func (o *outStream) queue(payload []byte, reserve bool) {
 		// messages off there): move them to the front, no allocation.
 		o.msgs = o.base[:copy(o.base, o.msgs)]
 	}
-	before := cap(o.msgs)
-	o.msgs = append(o.msgs, outMsg{at: len(o.buf), n: len(payload), end: end, reserve: reserve})
-	if cap(o.msgs) != before {
-		o.base = o.msgs[:cap(o.msgs)] // append moved them to a new array
+	if len(o.msgs) == cap(o.msgs) {
+		// Full past half the array: a new one, twice as long as they are.
+		// (append would grow it by a quarter past its length, which can be
+		// less than the array it leaves: a stream that wraps around half
+		// full would get a new array every time.)
+		o.base = make([]outMsg, max(2*len(o.msgs), 16))
+		o.msgs = o.base[:copy(o.base, o.msgs)]
 	}
+	o.msgs = append(o.msgs, outMsg{at: len(o.buf), n: len(payload), end: end, reserve: reserve})
 	o.buf = append(o.buf, payload...)
 	o.bytes += len(payload)
 }
@@ -324,7 +328,9 @@ func (n *Node) sendReliable(p *peer, payload []byte, reserve bool) error {
 	}
 	o.queue(payload, reserve)
 	if c := p.session; c != nil && c.resumed {
+		n.fresh = payload
 		n.pump(p, c)
+		n.fresh = nil
 	}
 	n.pace(p)
 	return nil
@@ -429,14 +435,23 @@ func (n *Node) heardBacklog(p *peer, f *wire.Frame) {
 func (n *Node) pump(p *peer, c *conn) {
 	o := &p.out
 	for o.sent < len(o.msgs) && o.endOf(o.sent-1) < o.limit {
-		if m := o.payload(o.sent); c.peerMax != 0 && len(m) >= c.peerMax {
-			m = append([]byte(nil), m...) // the user's to keep
+		if c.peerMax != 0 && o.msgs[o.sent].n >= c.peerMax {
+			m := append([]byte(nil), o.payload(o.sent)...) // the user's to keep
 			o.cut(o.sent)
 			n.emit(Action{Kind: ActLost, Peer: p.id, Incarnation: o.inc, Lost: [][]byte{m},
 				Err: fmt.Errorf("%w: %d bytes, %s accepts at most %d: %w", ErrMessagesLost, len(m), p.id, c.peerMax-1, ErrPayloadTooLarge)})
 			continue
 		}
-		n.write(c, wire.Frame{Type: wire.Data, Payload: o.payload(o.sent)})
+		var m []byte
+		if n.fresh != nil && o.sent == len(o.msgs)-1 {
+			// The message the Send in progress just queued: the caller's
+			// bytes (the same slice for every peer of a SendMany, so the
+			// connection layer encodes it once), equal to the copy kept.
+			m = n.fresh
+		} else {
+			m = o.payload(o.sent)
+		}
+		n.writeData(c, m)
 		o.sent++
 		o.everSent = max(o.everSent, o.sent)
 	}
@@ -585,7 +600,7 @@ func (n *Node) onReliableData(c *conn, f *wire.Frame) {
 	in.delivered++
 	in.received += uint64(len(f.Payload)) + msgCost
 	n.countIn(p, f.Payload)
-	n.emit(Action{Kind: ActMessage, Conn: c.id, Peer: p.id, Incarnation: in.inc, Frame: wire.Frame{Type: wire.Data, Payload: f.Payload}})
+	n.emitMessage(c, p, in.inc, f.Payload)
 	if in.delivered-in.ackSent >= ackEvery {
 		n.sendAck(p, c)
 	}
