@@ -109,14 +109,34 @@ func (n *Node) Config() Config { return n.cfg }
 // sentinel such as ErrUnknownPeer or ErrQueueFull. A peer's misbehaviour is
 // never an error here: it closes that connection with a reason.
 func (n *Node) Step(now time.Duration, ev Event) error {
-	if n.dirty > 0 {
-		clear(n.out[:n.dirty]) // what the last Ready handed over is no longer valid
-		n.dirty = 0
-	}
+	n.clean()
 	if traceCompiled && n.trace.on() {
 		return n.tracedStep(now, ev)
 	}
 	return n.step(now, ev)
+}
+
+// ReceiveFrame is Step(now, FrameReceived{Conn: id, Frame: *f}) without
+// copying the frame into an event and out of it (the path of every message
+// received): the node reads *f during the call only, and never changes it.
+func (n *Node) ReceiveFrame(now time.Duration, id ConnID, f *wire.Frame) {
+	n.clean()
+	if traceCompiled && n.trace.on() {
+		_ = n.tracedStep(now, FrameReceived{Conn: id, Frame: *f})
+		return
+	}
+	if now > n.now {
+		n.now = now
+	}
+	n.frameReceived(id, f)
+}
+
+// clean clears the action slots the last Ready handed over (dirty).
+func (n *Node) clean() {
+	if n.dirty > 0 {
+		clear(n.out[:n.dirty]) // what the last Ready handed over is no longer valid
+		n.dirty = 0
+	}
 }
 
 func (n *Node) step(now time.Duration, ev Event) error {

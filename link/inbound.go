@@ -142,7 +142,9 @@ func (l *Layer) process(now time.Duration, id fsm.ConnID, c *conn) {
 		if f.Type == wire.Hello {
 			f.Features = c.features
 		}
-		l.step(now, fsm.FrameReceived{Conn: id, Frame: f})
+		l.frame = f
+		l.receiveFrame(now, id, &l.frame)
+		l.frame.Payload = nil // it points into c.in, which may move
 	}
 }
 

@@ -28,9 +28,10 @@ type Layer struct {
 	// the peers that speak it.
 	many        bool
 	manyPayload []byte
-	manyFrame   []byte  // v1 DATA frame
-	legacyEnc   []byte  // 0.4.1 JSON line
-	errs        []error // scratch for SendMany's results
+	manyFrame   []byte     // v1 DATA frame
+	legacyEnc   []byte     // 0.4.1 JSON line
+	errs        []error    // scratch for SendMany's results
+	frame       wire.Frame // the frame being received: the node reads it in place
 }
 
 // New returns a Layer that drives node and carries out its actions through
@@ -178,6 +179,20 @@ func (l *Layer) step(now time.Duration, ev fsm.Event) error {
 		l.observe(rebox(ev), err, acts)
 	}
 	return err
+}
+
+// receiveFrame steps a FrameReceived of *f on connection id
+// (fsm.Node.ReceiveFrame: no copy of the frame in an event) and carries out
+// the actions.
+func (l *Layer) receiveFrame(now time.Duration, id fsm.ConnID, f *wire.Frame) {
+	l.node.ReceiveFrame(now, id, f)
+	acts := l.node.Ready()
+	for i := range acts {
+		l.apply(&acts[i])
+	}
+	if l.observe != nil {
+		l.observe(fsm.FrameReceived{Conn: id, Frame: *f}, nil, acts)
+	}
 }
 
 // rebox returns a copy of ev in a box of its own. Handing ev itself to the
