@@ -54,9 +54,6 @@ type Node struct {
 
 	now   time.Duration // time of the Step in progress
 	frame wire.Frame    // the frame being handled
-	// fresh, while a Send pumps the message it just queued, is the caller's
-	// payload: the DATA carries it rather than the stream's copy (pump).
-	fresh []byte
 	out   []Action
 	// dirty counts the slots of out the last Ready handed over: the next
 	// Step clears them, so that out[len(out):cap(out)] is zero whenever an

@@ -144,9 +144,15 @@ type outMsg struct {
 
 // outStream is what this node sends to one peer.
 type outStream struct {
-	inc      uint64   // the peer incarnation the numbering is for; 0 before any
-	acked    uint64   // number of the last message the peer delivered
-	ackedEnd uint64   // stream byte offset at the end of message acked
+	inc      uint64 // the peer incarnation the numbering is for; 0 before any
+	acked    uint64 // number of the last message the peer delivered
+	ackedEnd uint64 // stream byte offset at the end of message acked
+	// tail is the stream byte offset at the end of the last message,
+	// endOf(len(msgs)-1), kept apart so that a Send reads no entry of msgs:
+	// the one it writes is often on a cache line the stream had not touched
+	// for a lap of the array, and reading it (or its neighbour) back in the
+	// same step waits for that write (stream.go, pump).
+	tail     uint64
 	limit    uint64   // the byte offset the peer lets us reach
 	msgs     []outMsg // unacknowledged, in order: numbers acked+1, acked+2, ...
 	base     []outMsg // the array msgs lives in, reused from its start
@@ -190,7 +196,8 @@ func (o *outStream) endOf(i int) uint64 {
 
 // queue appends a copy of payload to p's stream; reserve: a producer's.
 func (o *outStream) queue(payload []byte, reserve bool) {
-	end := o.endOf(len(o.msgs)-1) + uint64(len(payload)) + msgCost
+	end := o.tail + uint64(len(payload)) + msgCost
+	o.tail = end
 	if reserve {
 		o.reserved += uint64(len(payload)) + msgCost
 	}
@@ -296,6 +303,7 @@ func (o *outStream) cut(i int) {
 	for j := i; j < len(o.msgs); j++ {
 		o.msgs[j].end -= cost
 	}
+	o.tail -= cost
 	if o.everSent > i {
 		o.everSent--
 	}
@@ -328,9 +336,7 @@ func (n *Node) sendReliable(p *peer, payload []byte, reserve bool) error {
 	}
 	o.queue(payload, reserve)
 	if c := p.session; c != nil && c.resumed {
-		n.fresh = payload
-		n.pump(p, c)
-		n.fresh = nil
+		n.pump(p, c, payload)
 	}
 	n.pace(p)
 	return nil
@@ -380,7 +386,7 @@ func (n *Node) producerShare() uint64 {
 }
 
 // queued returns the cost of the messages in the queue.
-func (o *outStream) queued() uint64 { return o.endOf(len(o.msgs)-1) - o.ackedEnd }
+func (o *outStream) queued() uint64 { return o.tail - o.ackedEnd }
 
 // answersBacklog returns by how much the cost of the answers (messages not
 // sent by a producer) queued toward the peer exceeds the room its credit
@@ -431,25 +437,34 @@ func (n *Node) heardBacklog(p *peer, f *wire.Frame) {
 // pump writes the messages of p's stream that the credit allows on session c.
 // A message larger than the peer accepts (it was queued before its limit was
 // known) is handed back as lost rather than sent: it would close the session
-// and come back on every reconnect.
-func (n *Node) pump(p *peer, c *conn) {
+// and come back on every reconnect. fresh, when a Send just queued its
+// message, is the caller's payload: its DATA carries it rather than the
+// stream's copy.
+func (n *Node) pump(p *peer, c *conn, fresh []byte) {
 	o := &p.out
-	for o.sent < len(o.msgs) && o.endOf(o.sent-1) < o.limit {
-		if c.peerMax != 0 && o.msgs[o.sent].n >= c.peerMax {
-			m := append([]byte(nil), o.payload(o.sent)...) // the user's to keep
+	for o.sent < len(o.msgs) {
+		var m []byte
+		if fresh != nil && o.sent == len(o.msgs)-1 {
+			// The message the Send in progress just queued: the caller's
+			// bytes (the same slice for every peer of a SendMany, so the
+			// connection layer encodes it once), equal to the copy kept.
+			// Its entry in o.msgs is not read back (see tail).
+			m = fresh
+			if o.tail-uint64(len(m))-msgCost >= o.limit {
+				break
+			}
+		} else {
+			if o.endOf(o.sent-1) >= o.limit {
+				break
+			}
+			m = o.payload(o.sent)
+		}
+		if c.peerMax != 0 && len(m) >= c.peerMax {
+			m = append([]byte(nil), m...) // the user's to keep
 			o.cut(o.sent)
 			n.emit(Action{Kind: ActLost, Peer: p.id, Incarnation: o.inc, Lost: [][]byte{m},
 				Err: fmt.Errorf("%w: %d bytes, %s accepts at most %d: %w", ErrMessagesLost, len(m), p.id, c.peerMax-1, ErrPayloadTooLarge)})
 			continue
-		}
-		var m []byte
-		if n.fresh != nil && o.sent == len(o.msgs)-1 {
-			// The message the Send in progress just queued: the caller's
-			// bytes (the same slice for every peer of a SendMany, so the
-			// connection layer encodes it once), equal to the copy kept.
-			m = n.fresh
-		} else {
-			m = o.payload(o.sent)
 		}
 		n.writeData(c, m)
 		o.sent++
@@ -499,7 +514,7 @@ func (n *Node) onAck(c *conn, f *wire.Frame) {
 	k := int(f.Delivered - o.acked)
 	o.drop(k)
 	o.limit = max(o.limit, addCapped(o.ackedEnd, f.Credit))
-	n.pump(p, c)
+	n.pump(p, c, nil)
 	if k > 0 {
 		n.maybeRoom(p)
 	}
@@ -540,7 +555,7 @@ func (n *Node) resume(p *peer, c *conn, f *wire.Frame) {
 	o.sent = 0
 	c.resumed = true
 	n.write(c, wire.Frame{Type: wire.Resume, Next: o.acked + 1})
-	n.pump(p, c)
+	n.pump(p, c, nil)
 	n.maybeRoom(p)
 	n.heardBacklog(p, f)
 	n.pace(p)
