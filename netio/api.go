@@ -87,7 +87,6 @@ func (n *Runtime) SendMany(peers []string, payload []byte) int {
 // once.
 func (n *Runtime) SendManyContext(ctx context.Context, peers []string, payload []byte) (int, error) {
 	pending := peers // the caller's until a queue is full: then a copy of ours
-	var errs []error
 	sent := 0
 	var first error
 	for {
@@ -99,7 +98,7 @@ func (n *Runtime) SendManyContext(ctx context.Context, peers []string, payload [
 		if cap(n.manyErrs) < len(pending) {
 			n.manyErrs = make([]error, len(pending))
 		}
-		errs = n.manyErrs[:len(pending)]
+		errs := n.manyErrs[:len(pending)] // cleared below: it keeps no error past the call
 		_ = n.link.Step(n.now(), fsm.SendMany{Peers: pending, Payload: payload, Reserve: true, Errs: errs})
 		var rest []string
 		for i, err := range errs {
