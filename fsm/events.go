@@ -129,6 +129,25 @@ type Send struct {
 	Reserve bool
 }
 
+// SendMany is the user's request to send Payload to each of Peers, in one
+// step: for each peer, in order, exactly what a Send with the same Payload
+// and Reserve does (its checks, its queue, its DATA written when credit
+// allows). The DATA frames this step writes for the new message carry
+// Payload itself, the same slice for every peer, so the connection layer
+// can encode it once (link.Layer.SendMany); as for Send, the caller must
+// encode it before the buffer is reused.
+//
+// Errs, when not nil, must be as long as Peers: the step sets Errs[i] to
+// what a Send to Peers[i] would have returned (nil: accepted), so that a
+// producer can retry only the peers whose queue was full. Step returns the
+// first of them that is not nil.
+type SendMany struct {
+	Peers   []string
+	Payload []byte
+	Reserve bool
+	Errs    []error
+}
+
 // Consumed: the user took Messages messages, with Bytes of payload, from
 // Peer's incarnation Incarnation off its delivery queue (the adapter handed
 // them to the event callback). The node grants the peer credit for as much.
@@ -156,5 +175,6 @@ func (CancelConnect) isEvent() {}
 func (Disconnect) isEvent()    {}
 func (SetKeep) isEvent()       {}
 func (Send) isEvent()          {}
+func (SendMany) isEvent()      {}
 func (Consumed) isEvent()      {}
 func (Shutdown) isEvent()      {}

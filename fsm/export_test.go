@@ -125,3 +125,28 @@ func (n *Node) DropPeerTimer(id string) {
 		n.timers.peers.reset()
 	}
 }
+
+// CheckStreams verifies the bookkeeping a Send relies on without reading
+// the stream's entries: every outgoing stream's tail is the end offset of
+// its last message (or of the last one acknowledged, when none waits), and
+// its cost counters match its messages.
+func (n *Node) CheckStreams() error {
+	for id, p := range n.peers {
+		o := &p.out
+		if want := o.endOf(len(o.msgs) - 1); o.tail != want {
+			return fmt.Errorf("stream to %s: tail %d, but its last message ends at %d", id, o.tail, want)
+		}
+		bytes := 0
+		for i := range o.msgs {
+			bytes += o.msgs[i].n
+		}
+		if bytes != o.bytes {
+			return fmt.Errorf("stream to %s: %d payload bytes counted, %d in its messages", id, o.bytes, bytes)
+		}
+	}
+	return nil
+}
+
+// BreakStreamTail moves the tail of the stream to peer off its last message,
+// for CheckStreams' negative control.
+func (n *Node) BreakStreamTail(peer string) { n.peers[peer].out.tail++ }

@@ -46,6 +46,9 @@ func FuzzNodeFrames(f *testing.F) {
 			if err := n.CheckTimers(); err != nil {
 				t.Fatalf("after %#v: %v", ev, err)
 			}
+			if err := n.CheckStreams(); err != nil {
+				t.Fatalf("after %#v: %v", ev, err)
+			}
 			if err := n.CheckSlots(); err != nil {
 				t.Fatalf("after %#v: %v", ev, err)
 			}
@@ -91,6 +94,9 @@ func FuzzNodeFrames(f *testing.F) {
 func checkLocal(t *testing.T, n *fsm.Node) {
 	t.Helper()
 	if err := n.CheckTimers(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.CheckStreams(); err != nil {
 		t.Fatal(err)
 	}
 	s := spec.FromFSM(n, func(c fsm.ConnID) spec.ConnID { return spec.ConnID(c) })

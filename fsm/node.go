@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/masterless-go/masterless/wire"
@@ -54,6 +55,11 @@ type Node struct {
 	now   time.Duration // time of the Step in progress
 	frame wire.Frame    // the frame being handled
 	out   []Action
+	// dirty counts the slots of out the last Ready handed over: the next
+	// Step clears them, so that out[len(out):cap(out)] is zero whenever an
+	// action is added, and the hot ones (writeData, emitMessage) are filled
+	// in place rather than built and copied (an Action is 300 bytes).
+	dirty int
 
 	counters nodeCounters // for Stats (observe.go)
 
@@ -100,10 +106,34 @@ func (n *Node) Config() Config { return n.cfg }
 // sentinel such as ErrUnknownPeer or ErrQueueFull. A peer's misbehaviour is
 // never an error here: it closes that connection with a reason.
 func (n *Node) Step(now time.Duration, ev Event) error {
+	n.clean()
 	if traceCompiled && n.trace.on() {
 		return n.tracedStep(now, ev)
 	}
 	return n.step(now, ev)
+}
+
+// ReceiveFrame is Step(now, FrameReceived{Conn: id, Frame: *f}) without
+// copying the frame into an event and out of it (the path of every message
+// received): the node reads *f during the call only, and never changes it.
+func (n *Node) ReceiveFrame(now time.Duration, id ConnID, f *wire.Frame) {
+	n.clean()
+	if traceCompiled && n.trace.on() {
+		_ = n.tracedStep(now, FrameReceived{Conn: id, Frame: *f})
+		return
+	}
+	if now > n.now {
+		n.now = now
+	}
+	n.frameReceived(id, f)
+}
+
+// clean clears the action slots the last Ready handed over (dirty).
+func (n *Node) clean() {
+	if n.dirty > 0 {
+		clear(n.out[:n.dirty]) // what the last Ready handed over is no longer valid
+		n.dirty = 0
+	}
 }
 
 func (n *Node) step(now time.Duration, ev Event) error {
@@ -113,6 +143,8 @@ func (n *Node) step(now time.Duration, ev Event) error {
 	switch e := ev.(type) {
 	case Send:
 		return n.send(e.Peer, e.Payload, e.Reserve)
+	case SendMany:
+		return n.sendMany(e)
 	case Consumed:
 		n.consumed(e.Peer, e.Incarnation, e.Messages, e.Bytes)
 	case FrameReceived:
@@ -171,6 +203,7 @@ func (n *Node) step(now time.Duration, ev Event) error {
 func (n *Node) Ready() []Action {
 	out := n.out
 	n.out = n.out[:0]
+	n.dirty = max(n.dirty, len(out))
 	return out
 }
 
@@ -185,6 +218,39 @@ func (n *Node) emit(a Action) { n.out = append(n.out, a) }
 func (n *Node) write(c *conn, f wire.Frame) {
 	n.countOut(c, &f)
 	n.out = append(n.out, Action{Kind: ActWrite, Conn: c.id, Frame: f})
+}
+
+// addAction adds a zero action of the given kind and returns it to be filled in.
+func (n *Node) addAction(kind ActionKind) *Action {
+	if len(n.out) == cap(n.out) {
+		n.out = slices.Grow(n.out, 1)
+	}
+	n.out = n.out[:len(n.out)+1]
+	a := &n.out[len(n.out)-1]
+	a.Kind = kind
+	return a
+}
+
+// writeData writes a DATA frame with payload on c: write, without building
+// a frame and an action to copy (the path of every message sent).
+func (n *Node) writeData(c *conn, payload []byte) {
+	if p := c.peer; p != nil {
+		p.counters.msgsOut++
+		p.counters.bytesOut += uint64(len(payload))
+		n.counters.msgsOut++
+		n.counters.bytesOut += uint64(len(payload))
+	}
+	a := n.addAction(ActWrite)
+	a.Conn = c.id
+	a.Frame.Type, a.Frame.Payload = wire.Data, payload
+}
+
+// emitMessage delivers payload from p (incarnation inc), received on c, to
+// the user: an ActMessage, filled in place (see writeData).
+func (n *Node) emitMessage(c *conn, p *peer, inc uint64, payload []byte) {
+	a := n.addAction(ActMessage)
+	a.Conn, a.Peer, a.Incarnation = c.id, p.id, inc
+	a.Frame.Type, a.Frame.Payload = wire.Data, payload
 }
 
 // invariant panics with full context when the node's own bookkeeping is

@@ -180,6 +180,24 @@ func (n *Node) send(id string, payload []byte, reserve bool) error {
 	return n.sendReliable(p, payload, reserve)
 }
 
+// sendMany steps a Send of e.Payload to each of e.Peers (SendMany).
+func (n *Node) sendMany(e SendMany) error {
+	if e.Errs != nil && len(e.Errs) != len(e.Peers) {
+		panic(fmt.Sprintf("fsm: node %s: SendMany with %d peers and %d error slots", n.cfg.ID, len(e.Peers), len(e.Errs)))
+	}
+	var first error
+	for i, id := range e.Peers {
+		err := n.send(id, e.Payload, e.Reserve)
+		if e.Errs != nil {
+			e.Errs[i] = err
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
 // refuseCommand checks what every user command naming a peer needs: a node
 // not shut down, and an id other than its own.
 func (n *Node) refuseCommand(id, verb string) error {

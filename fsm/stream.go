@@ -144,9 +144,15 @@ type outMsg struct {
 
 // outStream is what this node sends to one peer.
 type outStream struct {
-	inc      uint64   // the peer incarnation the numbering is for; 0 before any
-	acked    uint64   // number of the last message the peer delivered
-	ackedEnd uint64   // stream byte offset at the end of message acked
+	inc      uint64 // the peer incarnation the numbering is for; 0 before any
+	acked    uint64 // number of the last message the peer delivered
+	ackedEnd uint64 // stream byte offset at the end of message acked
+	// tail is the stream byte offset at the end of the last message,
+	// endOf(len(msgs)-1), kept apart so that a Send reads no entry of msgs:
+	// the one it writes is often on a cache line the stream had not touched
+	// for a lap of the array, and reading it (or its neighbour) back in the
+	// same step waits for that write (stream.go, pump).
+	tail     uint64
 	limit    uint64   // the byte offset the peer lets us reach
 	msgs     []outMsg // unacknowledged, in order: numbers acked+1, acked+2, ...
 	base     []outMsg // the array msgs lives in, reused from its start
@@ -190,7 +196,8 @@ func (o *outStream) endOf(i int) uint64 {
 
 // queue appends a copy of payload to p's stream; reserve: a producer's.
 func (o *outStream) queue(payload []byte, reserve bool) {
-	end := o.endOf(len(o.msgs)-1) + uint64(len(payload)) + msgCost
+	end := o.tail + uint64(len(payload)) + msgCost
+	o.tail = end
 	if reserve {
 		o.reserved += uint64(len(payload)) + msgCost
 	}
@@ -199,11 +206,15 @@ func (o *outStream) queue(payload []byte, reserve bool) {
 		// messages off there): move them to the front, no allocation.
 		o.msgs = o.base[:copy(o.base, o.msgs)]
 	}
-	before := cap(o.msgs)
-	o.msgs = append(o.msgs, outMsg{at: len(o.buf), n: len(payload), end: end, reserve: reserve})
-	if cap(o.msgs) != before {
-		o.base = o.msgs[:cap(o.msgs)] // append moved them to a new array
+	if len(o.msgs) == cap(o.msgs) {
+		// Full past half the array: a new one, twice as long as they are.
+		// (append would grow it by a quarter past its length, which can be
+		// less than the array it leaves: a stream that wraps around half
+		// full would get a new array every time.)
+		o.base = make([]outMsg, max(2*len(o.msgs), 16))
+		o.msgs = o.base[:copy(o.base, o.msgs)]
 	}
+	o.msgs = append(o.msgs, outMsg{at: len(o.buf), n: len(payload), end: end, reserve: reserve})
 	o.buf = append(o.buf, payload...)
 	o.bytes += len(payload)
 }
@@ -292,6 +303,7 @@ func (o *outStream) cut(i int) {
 	for j := i; j < len(o.msgs); j++ {
 		o.msgs[j].end -= cost
 	}
+	o.tail -= cost
 	if o.everSent > i {
 		o.everSent--
 	}
@@ -324,7 +336,7 @@ func (n *Node) sendReliable(p *peer, payload []byte, reserve bool) error {
 	}
 	o.queue(payload, reserve)
 	if c := p.session; c != nil && c.resumed {
-		n.pump(p, c)
+		n.pump(p, c, payload)
 	}
 	n.pace(p)
 	return nil
@@ -374,7 +386,7 @@ func (n *Node) producerShare() uint64 {
 }
 
 // queued returns the cost of the messages in the queue.
-func (o *outStream) queued() uint64 { return o.endOf(len(o.msgs)-1) - o.ackedEnd }
+func (o *outStream) queued() uint64 { return o.tail - o.ackedEnd }
 
 // answersBacklog returns by how much the cost of the answers (messages not
 // sent by a producer) queued toward the peer exceeds the room its credit
@@ -425,18 +437,36 @@ func (n *Node) heardBacklog(p *peer, f *wire.Frame) {
 // pump writes the messages of p's stream that the credit allows on session c.
 // A message larger than the peer accepts (it was queued before its limit was
 // known) is handed back as lost rather than sent: it would close the session
-// and come back on every reconnect.
-func (n *Node) pump(p *peer, c *conn) {
+// and come back on every reconnect. fresh, when a Send just queued its
+// message, is the caller's payload: its DATA carries it rather than the
+// stream's copy.
+func (n *Node) pump(p *peer, c *conn, fresh []byte) {
 	o := &p.out
-	for o.sent < len(o.msgs) && o.endOf(o.sent-1) < o.limit {
-		if m := o.payload(o.sent); c.peerMax != 0 && len(m) >= c.peerMax {
+	for o.sent < len(o.msgs) {
+		var m []byte
+		if fresh != nil && o.sent == len(o.msgs)-1 {
+			// The message the Send in progress just queued: the caller's
+			// bytes (the same slice for every peer of a SendMany, so the
+			// connection layer encodes it once), equal to the copy kept.
+			// Its entry in o.msgs is not read back (see tail).
+			m = fresh
+			if o.tail-uint64(len(m))-msgCost >= o.limit {
+				break
+			}
+		} else {
+			if o.endOf(o.sent-1) >= o.limit {
+				break
+			}
+			m = o.payload(o.sent)
+		}
+		if c.peerMax != 0 && len(m) >= c.peerMax {
 			m = append([]byte(nil), m...) // the user's to keep
 			o.cut(o.sent)
 			n.emit(Action{Kind: ActLost, Peer: p.id, Incarnation: o.inc, Lost: [][]byte{m},
 				Err: fmt.Errorf("%w: %d bytes, %s accepts at most %d: %w", ErrMessagesLost, len(m), p.id, c.peerMax-1, ErrPayloadTooLarge)})
 			continue
 		}
-		n.write(c, wire.Frame{Type: wire.Data, Payload: o.payload(o.sent)})
+		n.writeData(c, m)
 		o.sent++
 		o.everSent = max(o.everSent, o.sent)
 	}
@@ -484,7 +514,7 @@ func (n *Node) onAck(c *conn, f *wire.Frame) {
 	k := int(f.Delivered - o.acked)
 	o.drop(k)
 	o.limit = max(o.limit, addCapped(o.ackedEnd, f.Credit))
-	n.pump(p, c)
+	n.pump(p, c, nil)
 	if k > 0 {
 		n.maybeRoom(p)
 	}
@@ -525,7 +555,7 @@ func (n *Node) resume(p *peer, c *conn, f *wire.Frame) {
 	o.sent = 0
 	c.resumed = true
 	n.write(c, wire.Frame{Type: wire.Resume, Next: o.acked + 1})
-	n.pump(p, c)
+	n.pump(p, c, nil)
 	n.maybeRoom(p)
 	n.heardBacklog(p, f)
 	n.pace(p)
@@ -585,7 +615,7 @@ func (n *Node) onReliableData(c *conn, f *wire.Frame) {
 	in.delivered++
 	in.received += uint64(len(f.Payload)) + msgCost
 	n.countIn(p, f.Payload)
-	n.emit(Action{Kind: ActMessage, Conn: c.id, Peer: p.id, Incarnation: in.inc, Frame: wire.Frame{Type: wire.Data, Payload: f.Payload}})
+	n.emitMessage(c, p, in.inc, f.Payload)
 	if in.delivered-in.ackSent >= ackEvery {
 		n.sendAck(p, c)
 	}

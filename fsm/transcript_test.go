@@ -96,6 +96,9 @@ func (h *harness) step(id string, ev fsm.Event) {
 	if err := n.CheckSlots(); err != nil {
 		h.t.Fatalf("%s after %#v at %v: %v", id, ev, h.now, err)
 	}
+	if err := n.CheckStreams(); err != nil {
+		h.t.Fatalf("%s after %#v at %v: %v", id, ev, h.now, err)
+	}
 	h.drain(id)
 }
 

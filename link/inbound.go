@@ -130,6 +130,15 @@ func (l *Layer) process(now time.Duration, id fsm.ConnID, c *conn) {
 		c.preamble = true
 	}
 	for !c.closed && c.start < c.end {
+		if c.proto == protoBinary {
+			if p, k, ok := l.v1.ParseData(c.in[c.start:c.end]); ok {
+				c.start += k
+				l.frame.Type, l.frame.Payload = wire.Data, p
+				l.receiveFrame(now, id, &l.frame)
+				l.frame.Payload = nil // it points into c.in, which may move
+				continue
+			}
+		}
 		f, k, err := l.parse(id, c)
 		if err != nil {
 			l.malformed(now, id, err)
@@ -142,7 +151,9 @@ func (l *Layer) process(now time.Duration, id fsm.ConnID, c *conn) {
 		if f.Type == wire.Hello {
 			f.Features = c.features
 		}
-		l.step(now, fsm.FrameReceived{Conn: id, Frame: f})
+		l.frame = f
+		l.receiveFrame(now, id, &l.frame)
+		l.frame = wire.Frame{} // zero but for Type and Payload, which DATA sets
 	}
 }
 

@@ -28,8 +28,10 @@ type Layer struct {
 	// the peers that speak it.
 	many        bool
 	manyPayload []byte
-	manyFrame   []byte // v1 DATA frame
-	legacyEnc   []byte // 0.4.1 JSON line
+	manyFrame   []byte     // v1 DATA frame
+	legacyEnc   []byte     // 0.4.1 JSON line
+	errs        []error    // scratch for SendMany's results
+	frame       wire.Frame // the frame being received: the node reads it in place
 }
 
 // New returns a Layer that drives node and carries out its actions through
@@ -55,12 +57,14 @@ func (l *Layer) Node() *fsm.Node { return l.node }
 
 // Step feeds the state machine an event that concerns no connection's bytes:
 // a user command (Connect, CancelConnect, Disconnect, SetKeep, Send,
-// Shutdown), Listening or Tick. Connection events have methods of their own.
-// It returns what fsm.Node.Step returns.
+// SendMany, Shutdown), Listening or Tick. Connection events have methods of
+// their own. It returns what fsm.Node.Step returns.
 func (l *Layer) Step(now time.Duration, ev fsm.Event) error {
-	switch ev.(type) {
+	switch e := ev.(type) {
 	case fsm.Incoming, fsm.Accepted, fsm.Dialed, fsm.DialFailed, fsm.FrameReceived, fsm.Malformed, fsm.ConnClosed:
 		panic("link: Step: connection events go through the Layer's own methods")
+	case fsm.SendMany:
+		return l.sendMany(now, e)
 	}
 	return l.step(now, ev)
 }
@@ -71,18 +75,32 @@ func (l *Layer) Send(now time.Duration, peer string, payload []byte) error {
 	return l.step(now, fsm.Send{Peer: peer, Payload: payload})
 }
 
-// SendMany sends payload to each of peers and returns how many accepted it.
-// The payload is encoded once: v1 peers get it behind a 5-byte header, 0.4.1
-// peers share one JSON-line encoding.
+// SendMany sends payload to each of peers in one step (fsm.SendMany) and
+// returns how many accepted it.
 func (l *Layer) SendMany(now time.Duration, peers []string, payload []byte) int {
+	if cap(l.errs) < len(peers) {
+		l.errs = make([]error, len(peers))
+	}
+	errs := l.errs[:len(peers)]
+	_ = l.sendMany(now, fsm.SendMany{Peers: peers, Payload: payload, Errs: errs})
 	sent := 0
-	l.many, l.manyPayload = true, payload
-	l.manyFrame, l.legacyEnc = l.manyFrame[:0], l.legacyEnc[:0]
-	for _, p := range peers {
-		if l.step(now, fsm.Send{Peer: p, Payload: payload}) == nil {
+	for _, err := range errs {
+		if err == nil {
 			sent++
 		}
 	}
+	clear(errs)
+	return sent
+}
+
+// sendMany steps e with the payload encoded once: the state machine writes
+// the new message's DATA with e.Payload itself to every peer whose credit
+// allows it; v1 peers get the same encoded frame, 0.4.1 peers share one
+// JSON-line encoding.
+func (l *Layer) sendMany(now time.Duration, e fsm.SendMany) error {
+	l.many, l.manyPayload = true, e.Payload
+	l.manyFrame, l.legacyEnc = l.manyFrame[:0], l.legacyEnc[:0]
+	err := l.step(now, e)
 	l.many, l.manyPayload = false, nil
 	if cap(l.manyFrame) > 64<<10 {
 		l.manyFrame = nil // do not keep a big payload's buffer
@@ -90,7 +108,7 @@ func (l *Layer) SendMany(now time.Duration, peers []string, payload []byte) int 
 	if cap(l.legacyEnc) > 64<<10 {
 		l.legacyEnc = nil
 	}
-	return sent
+	return err
 }
 
 // sameBytes reports whether a and b are the same slice of memory.
@@ -163,6 +181,20 @@ func (l *Layer) step(now time.Duration, ev fsm.Event) error {
 	return err
 }
 
+// receiveFrame steps a FrameReceived of *f on connection id
+// (fsm.Node.ReceiveFrame: no copy of the frame in an event) and carries out
+// the actions.
+func (l *Layer) receiveFrame(now time.Duration, id fsm.ConnID, f *wire.Frame) {
+	l.node.ReceiveFrame(now, id, f)
+	acts := l.node.Ready()
+	for i := range acts {
+		l.apply(&acts[i])
+	}
+	if l.observe != nil {
+		l.observe(fsm.FrameReceived{Conn: id, Frame: *f}, nil, acts)
+	}
+}
+
 // rebox returns a copy of ev in a box of its own. Handing ev itself to the
 // observer would make every event escape to the heap, an allocation per
 // step (the box of a FrameReceived is 150 bytes) on the data path of every
@@ -172,6 +204,8 @@ func rebox(ev fsm.Event) fsm.Event {
 	case fsm.FrameReceived:
 		return e
 	case fsm.Send:
+		return e
+	case fsm.SendMany:
 		return e
 	case fsm.Consumed:
 		return e
@@ -244,7 +278,7 @@ func (l *Layer) write(id fsm.ConnID, f *wire.Frame) {
 		return
 	case c.proto == protoBinary:
 		l.enc, err = l.v1.AppendFrame(l.enc[:0], f)
-	case c.proto == protoLegacy && f.Type == wire.Data && l.many:
+	case c.proto == protoLegacy && f.Type == wire.Data && l.many && sameBytes(f.Payload, l.manyPayload):
 		if len(l.legacyEnc) == 0 {
 			l.legacyEnc, err = wire.Legacy{}.AppendFrame(l.legacyEnc[:0], f)
 		}

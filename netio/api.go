@@ -82,9 +82,11 @@ func (n *Runtime) SendMany(peers []string, payload []byte) int {
 // to every peer in peers, waiting for room where a queue is full, until ctx
 // is done or the node closes. It returns the number sent and the first
 // error other than a full queue (an unknown peer, say); the other peers
-// still get the payload.
+// still get the payload. Each try is one step of the state machine
+// (fsm.SendMany) for all the peers still to send to, the payload encoded
+// once.
 func (n *Runtime) SendManyContext(ctx context.Context, peers []string, payload []byte) (int, error) {
-	pending := append([]string(nil), peers...)
+	pending := peers // the caller's until a queue is full: then a copy of ours
 	sent := 0
 	var first error
 	for {
@@ -93,18 +95,26 @@ func (n *Runtime) SendManyContext(ctx context.Context, peers []string, payload [
 			n.mu.Unlock()
 			return sent, fsm.ErrClosed
 		}
-		now := n.now()
-		rest := pending[:0]
-		for _, p := range pending {
-			switch err := n.link.Step(now, fsm.Send{Peer: p, Payload: payload, Reserve: true}); {
+		if cap(n.manyErrs) < len(pending) {
+			n.manyErrs = make([]error, len(pending))
+		}
+		errs := n.manyErrs[:len(pending)] // cleared below: it keeps no error past the call
+		_ = n.link.Step(n.now(), fsm.SendMany{Peers: pending, Payload: payload, Reserve: true, Errs: errs})
+		var rest []string
+		for i, err := range errs {
+			switch {
 			case err == nil:
 				sent++
 			case errors.Is(err, fsm.ErrQueueFull):
-				rest = append(rest, p)
+				if rest == nil {
+					rest = make([]string, 0, len(pending)-i)
+				}
+				rest = append(rest, pending[i])
 			case first == nil:
 				first = err
 			}
 		}
+		clear(errs)
 		pending = rest
 		room := n.room
 		if len(pending) == 0 {

@@ -188,6 +188,26 @@ func (c Binary) ParseFrame(b []byte) (Frame, int, error) {
 	return f, total, nil
 }
 
+// ParseData is ParseFrame for the frame most often parsed, a DATA frame:
+// when b starts with a whole DATA frame within the size limit, it returns
+// its payload (as ParseFrame would: a slice of b) and its encoded length,
+// with ok; otherwise ok is false and the caller uses ParseFrame, which
+// reports what is wrong or missing. It builds no Frame.
+func (c Binary) ParseData(b []byte) (payload []byte, n int, ok bool) {
+	if len(b) < headerSize || Type(b[4]) != Data {
+		return nil, 0, false
+	}
+	length := binary.BigEndian.Uint32(b)
+	if length == 0 || uint64(length) > uint64(c.maxFrame()) {
+		return nil, 0, false
+	}
+	total := 4 + int(length)
+	if len(b) < total {
+		return nil, 0, false
+	}
+	return b[headerSize:total], total, true
+}
+
 // FrameLen reports the total encoded length of the frame starting at b, once
 // its length prefix is complete, so a reader can size its buffer. ok is false
 // while fewer than 4 bytes are available.

@@ -181,10 +181,19 @@ func FuzzParseFrame(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte{0, 0, 0, 0})
+	f.Add([]byte{0, 0, 0, 0, byte(Data)})
+	f.Add([]byte{0, 0, 0, 3, byte(Data), 'x'})
+	f.Add([]byte{0, 1, 0, 1, byte(Data), 'x'})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		codec := Binary{MaxFrameSize: 1 << 16}
 		fr, n, err := codec.ParseFrame(b)
+		// ParseData takes exactly the whole DATA frames ParseFrame parses.
+		p, k, ok := codec.ParseData(b)
+		whole := err == nil && n > 0 && fr.Type == Data
+		if ok != whole || ok && (k != n || !bytes.Equal(p, fr.Payload) || len(p) > 0 && &p[0] != &b[5]) {
+			t.Fatalf("ParseData gave %q, %d, %t; ParseFrame %s, %d, %v", p, k, ok, fr.String(), n, err)
+		}
 		if err != nil || n == 0 {
 			return
 		}

@@ -1,0 +1,121 @@
+package fsm_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/wire"
+)
+
+// hub returns a node "M" with a resumed v2 session with each of peers, on
+// connections 1, 2, ... in order (every peer id must sort before "M", which
+// then leads each pair), each peer granting credit.
+func hub(t *testing.T, cfg fsm.Config, credit uint64, peers ...string) *fsm.Node {
+	t.Helper()
+	cfg.ID, cfg.Incarnation = "M", 1
+	n, err := fsm.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range peers {
+		c := fsm.ConnID(i + 1)
+		for _, ev := range []fsm.Event{
+			fsm.Accepted{Conn: c},
+			fsm.FrameReceived{Conn: c, Frame: wire.Frame{Type: wire.Hello, ID: id, Incarnation: 1}},
+			fsm.FrameReceived{Conn: c, Frame: wire.Frame{Type: wire.Ack, Credit: credit}},
+			fsm.FrameReceived{Conn: c, Frame: wire.Frame{Type: wire.Resume, Next: 1}},
+		} {
+			if err := n.Step(0, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, ok := n.SessionConn(id); !ok {
+			t.Fatalf("no session with %s", id)
+		}
+	}
+	n.Ready()
+	return n
+}
+
+// TestSendManyIsSendToEach: one SendMany step does what a Send to each peer
+// in turn does (the same actions, the same refusals, the same streams),
+// reports each peer's result, and writes the caller's payload itself in
+// every DATA of the new message, so that the connection layer can encode
+// it once.
+func TestSendManyIsSendToEach(t *testing.T) {
+	// A small window: a producer may queue only a few messages per peer.
+	cfg := fsm.Config{Window: 1 << 10}
+	peers := []string{"A", "B", "C"}
+	many, each := hub(t, cfg, 1<<20, peers...), hub(t, cfg, 1<<20, peers...)
+	payload := make([]byte, 100)
+	// Fill B's producer share so that it refuses, with A and C still open.
+	for {
+		if err := many.Step(0, fsm.Send{Peer: "B", Payload: payload, Reserve: true}); err != nil {
+			break
+		}
+		_ = each.Step(0, fsm.Send{Peer: "B", Payload: payload, Reserve: true})
+	}
+	many.Ready()
+	each.Ready()
+	to := []string{"A", "B", "ghost", "C", "M"}
+	errs := make([]error, len(to))
+	first := many.Step(0, fsm.SendMany{Peers: to, Payload: payload, Reserve: true, Errs: errs})
+	got := many.Ready()
+	var want []string
+	for i, id := range to {
+		err := each.Step(0, fsm.Send{Peer: id, Payload: payload, Reserve: true})
+		if (err == nil) != (errs[i] == nil) || err != nil && err.Error() != errs[i].Error() {
+			t.Errorf("to %s: SendMany said %v, Send says %v", id, errs[i], err)
+		}
+		for _, a := range each.Ready() {
+			want = append(want, a.String())
+		}
+	}
+	if !errors.Is(errs[1], fsm.ErrQueueFull) || !errors.Is(errs[2], fsm.ErrUnknownPeer) || !errors.Is(errs[4], fsm.ErrSelfConnect) || errs[0] != nil || errs[3] != nil {
+		t.Fatalf("results %v", errs)
+	}
+	if first != errs[1] {
+		t.Errorf("Step returned %v, want the first refusal %v", first, errs[1])
+	}
+	if len(got) != len(want) {
+		t.Fatalf("SendMany made %d actions, the Sends %d", len(got), len(want))
+	}
+	data := 0
+	for i := range got {
+		if s := got[i].String(); s != want[i] {
+			t.Errorf("action %d: SendMany %s, Send %s", i, s, want[i])
+		}
+		if a := &got[i]; a.Kind == fsm.ActWrite && a.Frame.Type == wire.Data {
+			data++
+			if &a.Frame.Payload[0] != &payload[0] {
+				t.Errorf("action %d: the DATA carries a copy, not the caller's payload", i)
+			}
+		}
+	}
+	if data != 2 {
+		t.Errorf("%d DATA written, want 2 (A and C)", data)
+	}
+	for _, n := range []*fsm.Node{many, each} {
+		if err := n.CheckStreams(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Negative control: the check sees a stream whose tail is off.
+	many.BreakStreamTail("A")
+	if many.CheckStreams() == nil {
+		t.Fatal("CheckStreams missed a broken tail")
+	}
+}
+
+// TestSendManyErrsLength: a results slice of the wrong length is a bug of
+// the caller's, refused loudly.
+func TestSendManyErrsLength(t *testing.T) {
+	n := hub(t, fsm.Config{}, 1<<20, "A")
+	defer func() {
+		if recover() == nil {
+			t.Fatal("no panic")
+		}
+	}()
+	_ = n.Step(0, fsm.SendMany{Peers: []string{"A"}, Payload: []byte("x"), Errs: make([]error, 2)})
+}
