@@ -1,0 +1,156 @@
+package link_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
+
+	"github.com/masterless-go/masterless/link"
+)
+
+// turnItem is what the tests queue: a message of src (src != "") with its
+// number among src's, or barrier number seq.
+type turnItem struct {
+	src string
+	seq int
+}
+
+// TestTurnsOrder checks, over random pushes and pops, what Turns promises:
+// every item comes out once; each source's messages in order; a barrier
+// after everything pushed before it and before everything pushed after it;
+// and a message whose turn can come (its source's earlier messages and the
+// barriers before it are out) waits for at most one message of each other
+// source.
+func TestTurnsOrder(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		var q link.Turns[turnItem]
+		nsrc := rapid.IntRange(1, 6).Draw(t, "sources")
+		pushedAt := map[turnItem]int{} // push order
+		var pushed []turnItem
+		next := map[string]int{} // per source: next number pushed
+		want := map[string]int{} // per source: next number popped
+		var popped []turnItem
+		eligible := map[turnItem]int{} // pops done when the message could first come out
+		lastBarrier := -1              // index in pushed of the last barrier popped
+		barriers := 0
+		queued := 0
+		// markEligible notes, for the head message of every source, when
+		// its turn could first come (after the barriers pushed before it).
+		heads := func() {
+			for s := range nsrc {
+				src := fmt.Sprintf("s%d", s)
+				it := turnItem{src: src, seq: want[src]}
+				at, ok := pushedAt[it]
+				if !ok || at < lastBarrier {
+					continue
+				}
+				if _, seen := eligible[it]; seen {
+					continue
+				}
+				free := true
+				for _, b := range pushed[lastBarrier+1 : at] {
+					if b.src == "" {
+						free = false
+						break
+					}
+				}
+				if free {
+					eligible[it] = len(popped)
+				}
+			}
+		}
+		steps := rapid.IntRange(0, 400).Draw(t, "steps")
+		for range steps {
+			switch op := rapid.IntRange(0, 9).Draw(t, "op"); {
+			case op < 5:
+				src := fmt.Sprintf("s%d", rapid.IntRange(0, nsrc-1).Draw(t, "src"))
+				it := turnItem{src: src, seq: next[src]}
+				next[src]++
+				pushedAt[it] = len(pushed)
+				pushed = append(pushed, it)
+				q.PushMessage(src, it)
+				queued++
+			case op == 5:
+				it := turnItem{seq: barriers}
+				barriers++
+				pushedAt[it] = len(pushed)
+				pushed = append(pushed, it)
+				q.PushBarrier(it)
+				queued++
+			default:
+				heads()
+				it, ok := q.Pop()
+				require.Equal(t, queued > 0, ok, "Pop with %d queued", queued)
+				if !ok {
+					continue
+				}
+				queued--
+				at := pushedAt[it]
+				if it.src == "" {
+					// Everything pushed before it is out, nothing after.
+					for _, b := range pushed[:at] {
+						_, out := find(popped, b)
+						require.True(t, out, "barrier %d before %v, pushed before it", it.seq, b)
+					}
+					lastBarrier = at
+				} else {
+					require.Equal(t, want[it.src], it.seq, "%s's messages in order", it.src)
+					want[it.src]++
+					for _, b := range pushed[:at] {
+						if b.src == "" {
+							_, out := find(popped, b)
+							require.True(t, out, "message %v before barrier %d, pushed before it", it, b.seq)
+						}
+					}
+					e, ok := eligible[it]
+					require.True(t, ok, "%v came out before its turn could come", it)
+					others := 0
+					for _, o := range popped[e:] {
+						if o.src != "" && o.src != it.src {
+							others++
+						}
+					}
+					require.LessOrEqual(t, others, nsrc-1, "%v waited for %d messages of other sources", it, others)
+				}
+				popped = append(popped, it)
+			}
+			require.Equal(t, queued, q.Len())
+		}
+		for q.Len() > 0 {
+			_, ok := q.Pop()
+			require.True(t, ok)
+			queued--
+		}
+		require.Zero(t, queued)
+		_, ok := q.Pop()
+		require.False(t, ok)
+	})
+}
+
+func find(items []turnItem, it turnItem) (int, bool) {
+	for i, o := range items {
+		if o == it {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// TestTurnsBalance: a run of one source's messages pushed first does not
+// make the others wait for it; they alternate.
+func TestTurnsBalance(t *testing.T) {
+	var q link.Turns[turnItem]
+	for i := range 1000 {
+		q.PushMessage("a", turnItem{src: "a", seq: i})
+	}
+	q.PushMessage("b", turnItem{src: "b", seq: 0})
+	q.PushMessage("b", turnItem{src: "b", seq: 1})
+	var got []string
+	for range 5 {
+		it, _ := q.Pop()
+		got = append(got, fmt.Sprintf("%s%d", it.src, it.seq))
+	}
+	require.Equal(t, []string{"a0", "b0", "a1", "b1", "a2"}, got)
+}
