@@ -82,9 +82,11 @@ type Config struct {
 }
 
 // Events are the callbacks a Runtime delivers to. They are called one at a time,
-// in the order the fsm produced them, from a single dispatcher goroutine per
-// Runtime; for one peer that order is Connected, Messages, Disconnected. A nil
-// callback drops its events. A callback may call any Runtime method except Close.
+// from a single dispatcher goroutine per Runtime, in the order the fsm
+// produced them, except that messages from different peers are handed over
+// taking turns among the peers (dispatch.go); for one peer the order is
+// Connected, Messages, Disconnected. A nil callback drops its events. A
+// callback may call any Runtime method except Close.
 type Events struct {
 	// Listening: the listener is up at info (tcp://host:port).
 	Listening func(info string)

@@ -5,12 +5,20 @@ import (
 	"sync/atomic"
 
 	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/link"
 )
 
-// The dispatcher delivers user events from one goroutine, one at a time, in
-// the order the fsm produced them. Producers (under the core lock) append to a
-// queue and never block; readers then wait outside the lock while the queue
-// is over its bound, which stops them reading and pushes back on the peer.
+// The dispatcher delivers user events from one goroutine, one at a time.
+// Producers (under the core lock) append to a queue and never block; the
+// readers of 0.4.1 connections then wait outside the lock while the queue is
+// over its bound, which stops them reading and pushes back on the peer.
+//
+// The queue is a link.Turns: messages are handed over taking turns among the
+// peers that sent them, each peer's in the order the fsm produced them, and
+// every other event (Connected, Disconnected, Lost, Member, Listening) in
+// the order the fsm produced it relative to everything else. So no peer's
+// messages wait behind a window's worth of every other peer's (see Turns for
+// the stall a single first-in first-out queue caused).
 
 type eventKind uint8
 
@@ -43,19 +51,17 @@ type consumption struct {
 	bytes int
 }
 
-// keepEvents is how large a queue the dispatcher keeps for the next batch
-// (about 8 MiB of events); a larger one, after a burst, is given back.
-const keepEvents = 1 << 16
-
 // reportEvery is how many payload bytes the dispatcher hands to the user
-// before it reports them consumed, within a batch: credit flows back while a
-// large batch is still being delivered.
+// before it reports them consumed, when its queue does not run empty before
+// (it reports what is left whenever it does): credit flows back while the
+// queue is still being delivered.
 const reportEvery = 64 << 10
 
 type dispatcher struct {
 	h         Events
 	consumed  func([]consumption) // reports what the user took off the queue
 	used      []consumption       // the run loop's tally, reused
+	chunk     []event             // the events being delivered, reused
 	gate      <-chan struct{}     // no delivery before it is closed
 	maxEvents int
 	maxBytes  int
@@ -63,8 +69,7 @@ type dispatcher struct {
 	mu       sync.Mutex
 	ready    sync.Cond // the dispatcher waits for events
 	room     sync.Cond // readers wait for the queue to drain
-	q        []event
-	spare    []event
+	q        link.Turns[event]
 	bytes    int
 	idle     bool
 	waiters  int
@@ -82,8 +87,12 @@ func (d *dispatcher) init(h Events, gate <-chan struct{}, maxEvents, maxBytes in
 func (d *dispatcher) push(evs []event) {
 	d.mu.Lock()
 	if !d.stopped {
-		d.q = append(d.q, evs...)
 		for i := range evs {
+			if evs[i].kind == evMessage {
+				d.q.PushMessage(evs[i].peer, evs[i])
+			} else {
+				d.q.PushBarrier(evs[i])
+			}
 			d.bytes += len(evs[i].payload)
 		}
 		if d.idle {
@@ -94,12 +103,12 @@ func (d *dispatcher) push(evs []event) {
 	d.mu.Unlock()
 }
 
-// waitRoom blocks while the queue is over its bound. With the batch being
-// delivered, at most about twice the bound (plus one read per connection) is
-// held.
+// waitRoom blocks while the queue is over its bound, until it is back to
+// half of it. At most the bound plus one read per connection is held (and a
+// chunk being delivered).
 func (d *dispatcher) waitRoom() {
 	d.mu.Lock()
-	for !d.stopped && (len(d.q) >= d.maxEvents || d.bytes >= d.maxBytes) {
+	for !d.stopped && (d.q.Len() >= d.maxEvents || d.bytes >= d.maxBytes) {
 		d.waiters++
 		d.room.Wait()
 		d.waiters--
@@ -113,8 +122,7 @@ func (d *dispatcher) stop() {
 	d.mu.Lock()
 	d.stopped = true
 	d.stopFlag.Store(true)
-	clear(d.q)
-	d.q = nil
+	d.q.Reset()
 	d.ready.Signal()
 	d.room.Broadcast()
 	d.mu.Unlock()
@@ -129,9 +137,20 @@ func (d *dispatcher) run(wg *sync.WaitGroup, done <-chan struct{}) {
 			return
 		}
 	}
+	used, pending := d.used[:0], 0
 	d.mu.Lock()
 	for {
-		for len(d.q) == 0 && !d.stopped {
+		for d.q.Len() == 0 && !d.stopped {
+			if len(used) > 0 {
+				// The queue ran empty: report what the user took before
+				// waiting (not under d.mu: consumed takes the core lock,
+				// which push's callers hold before d.mu).
+				d.mu.Unlock()
+				d.consumed(used)
+				used, pending = used[:0], 0
+				d.mu.Lock()
+				continue
+			}
 			d.idle = true
 			d.ready.Wait()
 		}
@@ -139,20 +158,25 @@ func (d *dispatcher) run(wg *sync.WaitGroup, done <-chan struct{}) {
 			d.mu.Unlock()
 			return
 		}
-		batch := d.q
-		d.q, d.spare = d.spare, nil
-		d.bytes = 0
-		if d.waiters > 0 {
+		// A chunk in turn order, delivered without the lock.
+		chunk := d.chunk[:0]
+		for len(chunk) < link.DeliveryChunk {
+			ev, ok := d.q.Pop()
+			if !ok {
+				break
+			}
+			d.bytes -= len(ev.payload)
+			chunk = append(chunk, ev)
+		}
+		if d.waiters > 0 && d.q.Len() <= d.maxEvents/2 && d.bytes <= d.maxBytes/2 {
 			d.room.Broadcast()
 		}
 		d.mu.Unlock()
-		used := d.used[:0]
-		pending := 0
-		for i := range batch {
+		for i := range chunk {
 			if d.isStopped() {
 				break
 			}
-			ev := &batch[i]
+			ev := &chunk[i]
 			d.deliver(ev)
 			if ev.kind == evMessage {
 				used = tally(used, ev)
@@ -162,15 +186,9 @@ func (d *dispatcher) run(wg *sync.WaitGroup, done <-chan struct{}) {
 				}
 			}
 		}
-		if len(used) > 0 && !d.isStopped() {
-			d.consumed(used)
-		}
-		d.used = used[:0]
-		clear(batch) // let the payloads go
+		clear(chunk) // let the payloads go
+		d.chunk = chunk[:0]
 		d.mu.Lock()
-		if cap(batch) <= max(4*d.maxEvents, keepEvents) {
-			d.spare = batch[:0]
-		}
 	}
 }
 

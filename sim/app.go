@@ -2,22 +2,26 @@ package sim
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/link"
 	"github.com/masterless-go/masterless/spec"
 )
 
 // The simulated application of a load run (Knobs.Workload), modelled on
 // netio's dispatcher (dispatch.go) and API (api.go):
 //
-//   - Every message the fsm delivers goes into the node's delivery queue.
-//     One dispatcher takes the whole queue as a batch, which wakes the
-//     readers waiting for room (sockets.go), and calls the Message callback
-//     for each message in turn; a callback takes a random time around
-//     AppDelay. What the callbacks took is reported to the fsm (Consumed,
-//     which grants the peers credit) every ReportEvery payload bytes and at
-//     the end of the batch.
+//   - Every message the fsm delivers goes into the node's delivery queue,
+//     a link.Turns as netio's: messages are handed over taking turns among
+//     their senders. One dispatcher takes up to link.DeliveryChunk messages
+//     off it at a time, which wakes the readers waiting for room
+//     (sockets.go) once the queue is back to half its bound, and calls the
+//     Message callback for each message in turn; a callback takes a random
+//     time around AppDelay. What the callbacks took is reported to the fsm
+//     (Consumed, which grants the peers credit) every ReportEvery payload
+//     bytes and whenever the queue runs empty.
 //   - The callback replies (WorkloadEcho: to the sender of every original
 //     message; WorkloadFanout: to every other node) with Send, which never
 //     waits for the fsm's queue: a refused reply is counted. After it, like
@@ -49,8 +53,8 @@ func (l Workload) String() string {
 }
 
 // ReportEvery is how many payload bytes the dispatcher hands to the
-// callbacks before it reports them consumed within a batch (netio's
-// reportEvery).
+// callbacks before it reports them consumed, when its queue does not run
+// empty before (netio's reportEvery).
 const ReportEvery = 64 << 10
 
 // The adapter's bounds by default (netio's DefaultSendBuffer,
@@ -71,11 +75,11 @@ type appMsg struct {
 
 // app is one node process's dispatcher, callbacks and producers.
 type app struct {
-	q      []appMsg // the delivery queue
+	q      link.Turns[appMsg] // the delivery queue
 	qBytes int
-	batch  []appMsg // the batch being delivered
+	chunk  []appMsg // the messages being delivered, taken off q
 	i      int      // its next message
-	busy   bool     // a batch is being delivered
+	busy   bool     // the dispatcher is delivering
 	// scheduled: an evApp is pending.
 	scheduled bool
 	// The callback in progress: it ends at until, once its replies are sent.
@@ -100,6 +104,10 @@ type consumed struct {
 type producer struct {
 	waits []endRef // output buffers it waits on
 	room  bool     // it waits for room in the fsm's queue (ActRoom)
+	// refused: its message was refused for want of room since refusedAt
+	// (how long producers wait is reported, not bounded).
+	refused   bool
+	refusedAt time.Duration
 }
 
 // app returns n's application in a load run, or nil.
@@ -116,7 +124,7 @@ func (w *World) app(n *process) *app {
 // overBound reports whether the delivery queue is over its bound
 // (netio's waitRoom condition).
 func (a *app) overBound(w *World) bool {
-	return len(a.q) >= w.dispatchQueue() || a.qBytes >= w.dispatchBytes()
+	return a.q.Len() >= w.dispatchQueue() || a.qBytes >= w.dispatchBytes()
 }
 
 func (w *World) dispatchQueue() int {
@@ -136,7 +144,7 @@ func (w *World) dispatchBytes() int {
 // push queues a delivered message for n's callbacks.
 func (w *World) push(n *process, m appMsg) {
 	a := w.app(n)
-	a.q = append(a.q, m)
+	a.q.PushMessage(m.peer, m)
 	a.qBytes += m.bytes
 	if !a.busy && !a.scheduled {
 		a.scheduled = true
@@ -196,37 +204,48 @@ func (w *World) dispatch(n *process) {
 				return
 			}
 			a.inCallback = false
-			m := &a.batch[a.i]
+			m := &a.chunk[a.i]
 			a.i++
 			a.used = tally(a.used, m)
 			if a.pending += m.bytes; a.pending >= ReportEvery {
 				w.reportConsumed(n)
 			}
-		case a.i < len(a.batch):
-			m := &a.batch[a.i]
+		case a.i < len(a.chunk):
+			m := &a.chunk[a.i]
 			w.handed(n, m)
 			a.inCallback = true
 			a.until = w.now + between(w.c, 0, 2*w.appDelay(n))
 			a.targets = w.replyTargets(n, m, a.targets[:0])
 		default:
-			if len(a.used) > 0 {
-				w.reportConsumed(n)
-			}
-			clear(a.batch)
-			a.batch, a.i = a.batch[:0], 0
-			if len(a.q) == 0 {
+			clear(a.chunk)
+			a.chunk, a.i = a.chunk[:0], 0
+			if a.q.Len() == 0 {
+				// The queue ran empty: what the callbacks took is reported
+				// before the dispatcher waits.
+				if len(a.used) > 0 {
+					w.reportConsumed(n)
+				}
 				a.busy = false
 				return
 			}
-			// The next batch: the queue is empty again, and the readers that
-			// waited for room go on.
+			// The next chunk; the readers that waited for room go on once
+			// the queue is back to half its bound (netio's dispatcher).
 			a.busy = true
-			a.batch, a.q, a.qBytes = a.q, a.batch, 0
-			readers := a.roomWait
-			a.roomWait = nil
-			for _, r := range readers {
-				r.end().blocked = false
-				w.readEnd(r.c, r.side)
+			for len(a.chunk) < link.DeliveryChunk {
+				m, ok := a.q.Pop()
+				if !ok {
+					break
+				}
+				a.qBytes -= m.bytes
+				a.chunk = append(a.chunk, m)
+			}
+			if len(a.roomWait) > 0 && a.q.Len() <= w.dispatchQueue()/2 && a.qBytes <= w.dispatchBytes()/2 {
+				readers := a.roomWait
+				a.roomWait = nil
+				for _, r := range readers {
+					r.end().blocked = false
+					w.readEnd(r.c, r.side)
+				}
 			}
 		}
 	}
@@ -295,12 +314,21 @@ func (w *World) produce(n *process, peer string) {
 	switch {
 	case errors.Is(err, fsm.ErrQueueFull):
 		p.room = true // until ActRoom
+		if !p.refused {
+			p.refused, p.refusedAt = true, w.now
+		}
 		return
 	case err != nil:
 		// Not connected: in a load run without faults that is a session
 		// lost, which the checker reports; try again later.
 		w.schedule(event{at: w.now + w.heartbeat(), kind: evProduce, node: n.idx, inc: n.inc, peer: peer})
 		return
+	}
+	if p.refused {
+		p.refused = false
+		if wait := w.now - p.refusedAt; wait > w.load.maxProducerWait {
+			w.load.maxProducerWait, w.load.producerWhere = wait, fmt.Sprintf("%s>%s at %v", n.id, peer, w.now)
+		}
 	}
 	p.waits = waits
 	if len(waits) > 0 {

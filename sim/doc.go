@@ -44,7 +44,8 @@
 // ends, and no pair's delivery to its callback stalls longer than
 // Knobs.StallBound (two heartbeats, the round trips for bytes behind a
 // window in the socket buffers, twice the time to drain a window from every
-// peer from the delivery queue). TestSweepLoad runs 40 such seeds; its
+// peer from the delivery queue: a loose bound since that queue takes turns
+// among the peers, link.Turns, as netio's does). TestSweepLoad runs 40 such seeds; its
 // negative control, TestSweepLoadCatchesNoCredit, brings back the blocking
 // design (fsm.MutationNoCredit) and must see the wedge of issue 9: callbacks
 // waiting in Send on each other, readers that stop reading, and the peer

@@ -28,6 +28,10 @@ type loadRun struct {
 	stopped      bool                    // the producers stopped
 	refused      int                     // answers a callback's Send had refused
 	firstRefusal error
+	// The longest a producer's message waited for room before the fsm
+	// accepted it (SendContext's wait: flow control, not a stall), and where.
+	maxProducerWait time.Duration
+	producerWhere   string
 }
 
 // StallBound is the longest a pair may go without a message handed to its

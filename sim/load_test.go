@@ -54,9 +54,9 @@ func TestSweepLoad(t *testing.T) {
 	for _, r := range res.All {
 		ratio := float64(r.MaxStall) / float64(r.StallBound)
 		worst = max(worst, ratio)
-		t.Logf("seed %d: %s; %d delivered in %v virtual, longest stall %v (%.1f%% of the bound %v)\n  knobs: %s",
+		t.Logf("seed %d: %s; %d delivered in %v virtual, longest stall %v (%.1f%% of the bound %v), longest wait of a producer for room %v\n  knobs: %s",
 			r.Knobs.Seed, outcome(r.Err), r.Delivered, r.Virtual.Round(time.Millisecond), r.MaxStall.Round(time.Microsecond),
-			100*ratio, r.StallBound.Round(time.Millisecond), r.Knobs)
+			100*ratio, r.StallBound.Round(time.Millisecond), r.MaxProducerWait.Round(time.Microsecond), r.Knobs)
 	}
 	for i := range res.Failures {
 		var b strings.Builder

@@ -21,6 +21,10 @@ type Result struct {
 	MaxStall   time.Duration
 	StallWhere string
 	StallBound time.Duration
+	// A load run's longest wait of a producer for room (SendContext's), and
+	// where: flow control, reported, not bounded.
+	MaxProducerWait time.Duration
+	ProducerWhere   string
 }
 
 // RunSeed plays the random run of k (usually DrawKnobs(seed)) to the end.
@@ -46,6 +50,7 @@ func (w *World) Result() Result {
 	if w.load != nil {
 		r.MaxStall, r.StallWhere = w.load.chk.MaxStall()
 		r.StallBound = w.load.chk.Bound
+		r.MaxProducerWait, r.ProducerWhere = w.load.maxProducerWait, w.load.producerWhere
 	}
 	return r
 }

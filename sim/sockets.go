@@ -174,7 +174,7 @@ func (w *World) readEnd(c *simConn, side int) {
 		n.link.Received(w.now, local, k)
 		w.read(c, side, k)
 		if w.app(n) != nil && e.open && !n.link.FlowControlled(local) && n.app.overBound(w) {
-			e.blocked = true // netio's waitRoom: until the dispatcher takes a batch
+			e.blocked = true // netio's waitRoom: until the queue is back to half its bound
 			n.app.roomWait = append(n.app.roomWait, endRef{c, side})
 		}
 	}
