@@ -59,6 +59,18 @@ func TestLoadChecker(t *testing.T) {
 	require.NoError(t, spec.CheckLoadProgress(r, 500*ms))
 	require.ErrorContains(t, spec.CheckLoadProgress(p, 500*ms), "c>b: nothing handed over for 490ms")
 
+	// Handed before its Accepted was recorded (two goroutines over real
+	// sockets): nothing is left outstanding, and a later stall is still
+	// seen.
+	h := &spec.LoadChecker{Bound: 100 * ms}
+	h.Handed(10*ms, "a", "b")
+	h.Accepted(20*ms, "a", "b")
+	require.Zero(t, h.Outstanding())
+	require.NoError(t, spec.CheckLoadProgress(h, time.Second))
+	h.Accepted(time.Second, "a", "b")
+	require.Equal(t, 1, h.Outstanding())
+	require.ErrorContains(t, spec.CheckLoadProgress(h, time.Second+101*ms), "a>b: nothing handed over for 101ms")
+
 	// A session that ends is a violation, whatever the timing.
 	e := &spec.LoadChecker{Bound: time.Hour}
 	e.SessionEnded(3*time.Second, "a", "b", errors.New("peer silent"))
