@@ -2,12 +2,14 @@ package masterless
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -206,4 +208,45 @@ func sameSet(got []string, want ...string) bool {
 		}
 	}
 	return true
+}
+
+// pauseWatch measures how long the test process could not run: a goroutine
+// that wakes every 5 ms notes how late it wakes, and lateness past 20 ms
+// counts as a pause. Tests that bound a stall on the wall clock take the
+// pauses off it: on a loaded machine (make test beside other work on 2
+// cores) a stall of the process is not a stall of the protocol.
+type pauseWatch struct {
+	paused atomic.Int64 // ns, in all
+	worst  atomic.Int64 // ns, the longest
+}
+
+// watch measures pauses until done is closed.
+func (p *pauseWatch) watch(done <-chan struct{}) {
+	const tick, slack = 5 * time.Millisecond, 20 * time.Millisecond
+	for {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		t0 := time.Now()
+		time.Sleep(tick)
+		if late := time.Since(t0) - tick; late > slack {
+			p.paused.Add(int64(late))
+			if late > time.Duration(p.worst.Load()) {
+				p.worst.Store(int64(late))
+			}
+		}
+	}
+}
+
+// total returns the pauses so far.
+func (p *pauseWatch) total() time.Duration { return time.Duration(p.paused.Load()) }
+
+// since is the time since start less the pauses.
+func (p *pauseWatch) since(start time.Time) time.Duration { return time.Since(start) - p.total() }
+
+func (p *pauseWatch) String() string {
+	return fmt.Sprintf("the process paused %v in all, %v at most (not counted)",
+		p.total().Round(time.Millisecond), time.Duration(p.worst.Load()).Round(time.Millisecond))
 }

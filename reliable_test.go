@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -41,9 +42,13 @@ type ledger struct {
 	next    map[string]uint64 // kind+sender -> next expected seq
 	bad     []string
 	last    time.Time
-	maxGap  time.Duration
+	maxGap  time.Duration // less the process's pauses meanwhile, with pause
 	count   atomic.Int64
 	refused atomic.Int64 // replies a callback's Send refused
+	// pause, if set, measures the process's pauses (lastPaused: as of the
+	// last message), which a gap does not count.
+	pause      *pauseWatch
+	lastPaused time.Duration
 }
 
 func newLedger() *ledger { return &ledger{next: map[string]uint64{}, last: time.Now()} }
@@ -53,8 +58,12 @@ func (l *ledger) see(p []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
-	l.maxGap = max(l.maxGap, now.Sub(l.last))
-	l.last = now
+	var paused time.Duration
+	if l.pause != nil {
+		paused = l.pause.total()
+	}
+	l.maxGap = max(l.maxGap, now.Sub(l.last)-(paused-l.lastPaused))
+	l.last, l.lastPaused = now, paused
 	k := string(kind) + from
 	if want := l.next[k] + 1; seq != want && len(l.bad) < 5 {
 		l.bad = append(l.bad, fmt.Sprintf("%c from %s: got #%d, want #%d", kind, from, seq, want))
@@ -75,10 +84,24 @@ func waitUntil(cond func() bool) bool {
 	return true
 }
 
+// gaps returns the ledgers' longest gaps.
+func gaps(ls []*ledger) []time.Duration {
+	out := make([]time.Duration, len(ls))
+	for i, l := range ls {
+		l.mu.Lock()
+		out[i] = l.maxGap
+		l.mu.Unlock()
+	}
+	return out
+}
+
 // reset starts the stall measurement now: the traffic starts.
 func (l *ledger) reset() {
 	l.mu.Lock()
 	l.last, l.maxGap = time.Now(), 0
+	if l.pause != nil {
+		l.lastPaused = l.pause.total()
+	}
 	l.mu.Unlock()
 }
 
@@ -92,13 +115,21 @@ func (l *ledger) check(t *testing.T) {
 // echoMesh starts n servers in a full mesh. Each sends msgs originals of
 // size bytes to every other from a producer goroutine (SendContext), and its
 // Message callback replies to every original with Send. It returns when
-// every reply has come back, checking that no session ever dropped.
+// every reply has come back, checking that no session ever dropped and that
+// no node went a second without a message, less the pauses of the test
+// process meanwhile (pauseWatch: under -race on a loaded machine, eight
+// nodes in one process may not run for a while).
 func echoMesh(t *testing.T, n, msgs, size int, opts ...Option) time.Duration {
 	servers := make([]*Server, n)
 	ledgers := make([]*ledger, n)
 	var drops atomic.Int64
+	var pause pauseWatch
+	watchDone := make(chan struct{})
+	defer close(watchDone)
+	go pause.watch(watchDone)
 	for i := range servers {
 		l := newLedger()
+		l.pause = &pause
 		ledgers[i] = l
 		var err error
 		servers[i], err = New(fmt.Sprintf("n%02d", i), append([]Option{
@@ -156,11 +187,15 @@ func echoMesh(t *testing.T, n, msgs, size int, opts ...Option) time.Duration {
 		}
 	}
 	took := time.Since(start)
-	for _, l := range ledgers {
+	for i, l := range ledgers {
 		l.check(t)
 		require.Zero(t, l.refused.Load(), "a reply sent from the callback was refused")
-		require.Less(t, l.maxGap, time.Second, "delivery stalled")
+		l.mu.Lock()
+		gap := l.maxGap
+		l.mu.Unlock()
+		require.Less(t, gap, time.Second, "%s: delivery stalled for %v; %s", servers[i].ID(), gap, &pause)
 	}
+	t.Logf("longest gap between two messages to a node %v; %s", slices.Max(gaps(ledgers)).Round(time.Millisecond), &pause)
 	require.Zero(t, drops.Load(), "a session dropped")
 	return took
 }
