@@ -21,8 +21,8 @@ type turnItem struct {
 // every item comes out once; each source's messages in order; a barrier
 // after everything pushed before it and before everything pushed after it;
 // and a message whose turn can come (its source's earlier messages and the
-// barriers before it are out) waits for at most one message of each other
-// source.
+// barriers before it are out) waits for at most TurnQuantum messages of
+// each other source.
 func TestTurnsOrder(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		var q link.Turns[turnItem]
@@ -81,40 +81,42 @@ func TestTurnsOrder(t *testing.T) {
 				queued++
 			default:
 				heads()
-				it, ok := q.Pop()
-				require.Equal(t, queued > 0, ok, "Pop with %d queued", queued)
-				if !ok {
-					continue
-				}
-				queued--
-				at := pushedAt[it]
-				if it.src == "" {
-					// Everything pushed before it is out, nothing after.
-					for _, b := range pushed[:at] {
-						_, out := find(popped, b)
-						require.True(t, out, "barrier %d before %v, pushed before it", it.seq, b)
+				chunk := q.PopChunk(nil, rapid.IntRange(1, 40).Draw(t, "chunk"))
+				require.Equal(t, queued > 0, len(chunk) > 0, "PopChunk with %d queued", queued)
+				for k, it := range chunk {
+					if k > 0 {
+						heads() // as if popped one after the other
 					}
-					lastBarrier = at
-				} else {
-					require.Equal(t, want[it.src], it.seq, "%s's messages in order", it.src)
-					want[it.src]++
-					for _, b := range pushed[:at] {
-						if b.src == "" {
+					queued--
+					at := pushedAt[it]
+					if it.src == "" {
+						// Everything pushed before it is out, nothing after.
+						for _, b := range pushed[:at] {
 							_, out := find(popped, b)
-							require.True(t, out, "message %v before barrier %d, pushed before it", it, b.seq)
+							require.True(t, out, "barrier %d before %v, pushed before it", it.seq, b)
 						}
-					}
-					e, ok := eligible[it]
-					require.True(t, ok, "%v came out before its turn could come", it)
-					others := 0
-					for _, o := range popped[e:] {
-						if o.src != "" && o.src != it.src {
-							others++
+						lastBarrier = at
+					} else {
+						require.Equal(t, want[it.src], it.seq, "%s's messages in order", it.src)
+						want[it.src]++
+						for _, b := range pushed[:at] {
+							if b.src == "" {
+								_, out := find(popped, b)
+								require.True(t, out, "message %v before barrier %d, pushed before it", it, b.seq)
+							}
 						}
+						e, ok := eligible[it]
+						require.True(t, ok, "%v came out before its turn could come", it)
+						others := 0
+						for _, o := range popped[e:] {
+							if o.src != "" && o.src != it.src {
+								others++
+							}
+						}
+						require.LessOrEqual(t, others, (nsrc-1)*link.TurnQuantum, "%v waited for %d messages of other sources", it, others)
 					}
-					require.LessOrEqual(t, others, nsrc-1, "%v waited for %d messages of other sources", it, others)
+					popped = append(popped, it)
 				}
-				popped = append(popped, it)
 			}
 			require.Equal(t, queued, q.Len())
 		}
@@ -153,4 +155,16 @@ func TestTurnsBalance(t *testing.T) {
 		got = append(got, fmt.Sprintf("%s%d", it.src, it.seq))
 	}
 	require.Equal(t, []string{"a0", "b0", "a1", "b1", "a2"}, got)
+
+	// In chunks: up to TurnQuantum of a source per turn.
+	var c link.Turns[turnItem]
+	for i := range 100 {
+		c.PushMessage("a", turnItem{src: "a", seq: i})
+	}
+	c.PushMessages("b", []turnItem{{src: "b", seq: 0}, {src: "b", seq: 1}})
+	chunk := c.PopChunk(nil, link.TurnQuantum+3)
+	require.Len(t, chunk, link.TurnQuantum+3)
+	require.Equal(t, turnItem{src: "a", seq: link.TurnQuantum - 1}, chunk[link.TurnQuantum-1])
+	require.Equal(t, []turnItem{{src: "b", seq: 0}, {src: "b", seq: 1}, {src: "a", seq: link.TurnQuantum}}, chunk[link.TurnQuantum:])
+	require.Equal(t, 100+2-len(chunk), c.Len())
 }

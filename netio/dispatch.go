@@ -87,13 +87,20 @@ func (d *dispatcher) init(h Events, gate <-chan struct{}, maxEvents, maxBytes in
 func (d *dispatcher) push(evs []event) {
 	d.mu.Lock()
 	if !d.stopped {
-		for i := range evs {
-			if evs[i].kind == evMessage {
-				d.q.PushMessage(evs[i].peer, evs[i])
-			} else {
-				d.q.PushBarrier(evs[i])
-			}
+		for i := 0; i < len(evs); {
 			d.bytes += len(evs[i].payload)
+			if evs[i].kind != evMessage {
+				d.q.PushBarrier(evs[i])
+				i++
+				continue
+			}
+			// A run of one peer's messages (a read's worth) in one go.
+			j := i + 1
+			for ; j < len(evs) && evs[j].kind == evMessage && evs[j].peer == evs[i].peer; j++ {
+				d.bytes += len(evs[j].payload)
+			}
+			d.q.PushMessages(evs[i].peer, evs[i:j])
+			i = j
 		}
 		if d.idle {
 			d.idle = false
@@ -159,14 +166,9 @@ func (d *dispatcher) run(wg *sync.WaitGroup, done <-chan struct{}) {
 			return
 		}
 		// A chunk in turn order, delivered without the lock.
-		chunk := d.chunk[:0]
-		for len(chunk) < link.DeliveryChunk {
-			ev, ok := d.q.Pop()
-			if !ok {
-				break
-			}
-			d.bytes -= len(ev.payload)
-			chunk = append(chunk, ev)
+		chunk := d.q.PopChunk(d.chunk[:0], link.DeliveryChunk)
+		for i := range chunk {
+			d.bytes -= len(chunk[i].payload)
 		}
 		if d.waiters > 0 && d.q.Len() <= d.maxEvents/2 && d.bytes <= d.maxBytes/2 {
 			d.room.Broadcast()

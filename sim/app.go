@@ -15,8 +15,8 @@ import (
 //
 //   - Every message the fsm delivers goes into the node's delivery queue,
 //     a link.Turns as netio's: messages are handed over taking turns among
-//     their senders. One dispatcher takes up to link.DeliveryChunk messages
-//     off it at a time, which wakes the readers waiting for room
+//     their senders (up to link.TurnQuantum of one in a turn). One
+//     dispatcher takes up to link.DeliveryChunk messages off it at a time, which wakes the readers waiting for room
 //     (sockets.go) once the queue is back to half its bound, and calls the
 //     Message callback for each message in turn; a callback takes a random
 //     time around AppDelay. What the callbacks took is reported to the fsm
@@ -231,13 +231,9 @@ func (w *World) dispatch(n *process) {
 			// The next chunk; the readers that waited for room go on once
 			// the queue is back to half its bound (netio's dispatcher).
 			a.busy = true
-			for len(a.chunk) < link.DeliveryChunk {
-				m, ok := a.q.Pop()
-				if !ok {
-					break
-				}
-				a.qBytes -= m.bytes
-				a.chunk = append(a.chunk, m)
+			a.chunk = a.q.PopChunk(a.chunk, link.DeliveryChunk)
+			for i := range a.chunk {
+				a.qBytes -= a.chunk[i].bytes
 			}
 			if len(a.roomWait) > 0 && a.q.Len() <= w.dispatchQueue()/2 && a.qBytes <= w.dispatchBytes()/2 {
 				readers := a.roomWait
