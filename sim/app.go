@@ -16,12 +16,13 @@ import (
 //   - Every message the fsm delivers goes into the node's delivery queue,
 //     a link.Turns as netio's: messages are handed over taking turns among
 //     their senders (up to link.TurnQuantum of one in a turn). One
-//     dispatcher takes up to link.DeliveryChunk messages off it at a time, which wakes the readers waiting for room
-//     (sockets.go) once the queue is back to half its bound, and calls the
-//     Message callback for each message in turn; a callback takes a random
-//     time around AppDelay. What the callbacks took is reported to the fsm
-//     (Consumed, which grants the peers credit) every ReportEvery payload
-//     bytes and whenever the queue runs empty.
+//     dispatcher takes up to link.DeliveryChunk messages off it at a time,
+//     which wakes the readers waiting for room (sockets.go) once the queue
+//     is back to half its bound, and calls the Message callback for each
+//     message in turn; a callback takes a random time around AppDelay.
+//     What the callbacks took is reported to the fsm (Consumed, which
+//     grants the peers credit) every ReportEvery payload bytes and whenever
+//     the queue runs empty.
 //   - The callback replies (WorkloadEcho: to the sender of every original
 //     message; WorkloadFanout: to every other node) with Send, which never
 //     waits for the fsm's queue: a refused reply is counted. After it, like

@@ -21,8 +21,8 @@ import (
 //     With ByReceiver, the same for every destination over all its sources:
 //     its application is never kept waiting while messages are due to it.
 //     (The delivery queue takes turns among the sources, link.Turns: a
-//     pair's messages in it wait for at most one message of each other
-//     source, not for what the others queued before them.)
+//     pair's messages in it wait for at most a turn's worth of each other
+//     source's, not for what the others queued before them.)
 //
 // "Handed over" is the application's callback being called with the message
 // (not its arrival in the delivery queue): a dispatcher stuck in a Send is a
