@@ -36,6 +36,11 @@ var mirror = []struct {
 	{"CheckLoadProgress", "", "none: steady-under-load is about time and bounded buffers (socket buffers, the delivery queue, a callback that replies); Reliable.tla has no clock and unbounded channels. The simulator's load sweep (TestSweepLoad) and the 20 s echo storms over TCP check it"},
 	{"CheckPairConns", "", "none: a bound on TCP connections opened per pair, which the model does not count; the simulator's mesh sweeps (sim/meshscale_test.go) check it, PROTOCOL.md 5.1"},
 	{"", "NoProtocolError", "fsm answers a frame its state does not allow by closing the connection (fsm/table.go); the model flags it as a ghost"},
+	// GoLegacy.tla: a Go node's rules for 0.4.1 connections (fsm/legacy.go),
+	// the 0.4.1 nodes as environment. AtMostOne, Agreement, NoProtocolError
+	// and QuiescentAgreement there are the rows above, with a 0.4.1 node as
+	// the other end; GoAtMostOne is AtMostOne at the Go node only.
+	{"AtMostOneSession", "GoAtMostOne", ""},
 	{"", "RestartImmediate", "a timing guarantee: the simulator's scenarios and TestRestartedPeerConnectsAtOnce check it"},
 	// Discovery.tla: discovery's leave and announce rules (spec/PROTOCOL.md, 8).
 	{"", "NoStaleSession", "discovery: fsm closes a session with an older incarnation as soon as a newer one is learned (fsm/discovery.go applyMember); its unit tests check it, and the simulator's safety invariants hold in the discovery sweeps"},
