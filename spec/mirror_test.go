@@ -41,6 +41,7 @@ var mirror = []struct {
 	// and QuiescentAgreement there are the rows above, with a 0.4.1 node as
 	// the other end; GoAtMostOne is AtMostOne at the Go node only.
 	{"AtMostOneSession", "GoAtMostOne", ""},
+	{"", "TraceNotReplayed", "not a property: trace validation of 0.4.1 connections (TraceGoLegacy.tla) accepts a trace when TLC finds it violated, i.e. a behaviour of the model replays every line"},
 	{"", "RestartImmediate", "a timing guarantee: the simulator's scenarios and TestRestartedPeerConnectsAtOnce check it"},
 	// Discovery.tla: discovery's leave and announce rules (spec/PROTOCOL.md, 8).
 	{"", "NoStaleSession", "discovery: fsm closes a session with an older incarnation as soon as a newer one is learned (fsm/discovery.go applyMember); its unit tests check it, and the simulator's safety invariants hold in the discovery sweeps"},

@@ -3,6 +3,10 @@
 //
 //	go run ./tla/tracegen -in trace.ndjson -out DIR/TraceData.tla
 //
+// With -legacy the trace is one Go node's, whose connections all speak
+// masterless 0.4.1 ("legacy": true), and the module is the one
+// TraceGoLegacy.tla replays against GoLegacy.tla (legacy.go).
+//
 // Node ids become 1..N in byte-string order (so the greater id still leads),
 // each node's incarnations become 1, 2, ... in increasing order (a crash line
 // takes the next one, as the model restarts at once), and connection ids
@@ -35,6 +39,8 @@ type connView struct {
 	PInc  uint64 `json:"pinc"`
 	State string `json:"state"`
 	Sess  uint64 `json:"sess"`
+	// Legacy: the connection speaks masterless 0.4.1 (only with -legacy).
+	Legacy bool `json:"legacy"`
 }
 
 type peerView struct {
@@ -68,14 +74,15 @@ var states = map[string]string{"hello": "hello", "join": "join", "welcome": "wel
 func main() {
 	in := flag.String("in", "", "NDJSON trace")
 	out := flag.String("out", "TraceData.tla", "module to write")
+	legacy := flag.Bool("legacy", false, "one Go node's trace of 0.4.1 connections, for TraceGoLegacy.tla")
 	flag.Parse()
-	if err := run(*in, *out); err != nil {
+	if err := run(*in, *out, *legacy); err != nil {
 		fmt.Fprintln(os.Stderr, "tracegen:", err)
 		os.Exit(2)
 	}
 }
 
-func run(in, out string) error {
+func run(in, out string, legacy bool) error {
 	f, err := os.Open(in)
 	if err != nil {
 		return err
@@ -109,10 +116,22 @@ func run(in, out string) error {
 		if (l.Frame != nil) != (l.Kind == "frame") {
 			return fmt.Errorf("%s:%d: a frame belongs on a frame line, and every frame line has one", in, n)
 		}
-		if l.Frame != nil && l.Frame.Type == "HELLO" && (l.Frame.ID == "" || l.Frame.Inc == 0) {
+		if legacy && (l.Kind == "crash" || l.Kind == "restart") {
+			return fmt.Errorf("%s:%d: %s: the legacy model has no restart of the Go node", in, n, l.Kind)
+		}
+		if l.Frame != nil && l.Frame.Type == "HELLO" && (l.Frame.ID == "" || l.Frame.Inc == 0) && !legacy {
 			return fmt.Errorf("%s:%d: HELLO frame without the sender's id and incarnation", in, n)
 		}
 		for _, c := range l.Conns {
+			if c.Legacy != legacy {
+				return fmt.Errorf("%s:%d: conn %d: legacy %v in a trace read with -legacy=%v", in, n, c.Conn, c.Legacy, legacy)
+			}
+			if legacy {
+				if c.State != "hello" && (c.Peer == "" || c.PInc != 0) {
+					return fmt.Errorf("%s:%d: 0.4.1 conn %d in state %s without its peer, or with an incarnation", in, n, c.Conn, c.State)
+				}
+				continue
+			}
 			if c.State != "hello" && (c.Peer == "" || c.PInc == 0) {
 				return fmt.Errorf("%s:%d: conn %d in state %s without its peer and the peer's incarnation (pinc)", in, n, c.Conn, c.State)
 			}
@@ -124,6 +143,9 @@ func run(in, out string) error {
 	}
 	if len(lines) == 0 {
 		return fmt.Errorf("%s: empty trace", in)
+	}
+	if legacy {
+		return writeLegacy(in, out, lines)
 	}
 
 	// Node ids, in byte-string order.

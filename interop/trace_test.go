@@ -1,0 +1,265 @@
+//go:build masterless_trace
+
+package interop
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/netio"
+)
+
+// TestRecordLegacyTraces records the Go node's own trace (spec/TRACE.md,
+// the fsm's trace points, build tag masterless_trace) of connections with
+// the real masterless 0.4.1, for trace validation against tla/GoLegacy.tla
+// (tla/TraceGoLegacy.tla). One trace per scenario: Go dials the 0.4.1 node
+// and discards the pair; the 0.4.1 node dials Go and disconnects; both dial
+// at once, with the Go id below and above the 0.4.1 id.
+//
+// With MASTERLESS_TRACE_DIR set, the traces are written there (that is how
+// tla/traces/legacy-*.ndjson were made); otherwise to a temporary folder.
+// Run: MASTERLESS_TRACE_DIR=DIR go test -tags masterless_trace -run
+// TestRecordLegacyTraces ./interop, then SIM_TRACE_DIR is not needed:
+// LEGACY_TRACE_DIR=DIR TLA_ONLY=trace bash tla/run.sh validates them.
+func TestRecordLegacyTraces(t *testing.T) {
+	Require(t)
+	if !fsm.TraceCompiled {
+		t.Fatal("built without the trace points")
+	}
+	dir := os.Getenv("MASTERLESS_TRACE_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	for _, sc := range []struct {
+		name string
+		goID string
+		run  func(t *testing.T, g *tracedGo, node *Driver)
+	}{
+		{"legacy-go-dials", "go-a", func(t *testing.T, g *tracedGo, node *Driver) {
+			g.connect(t, node.Info)
+			node.Expect(waitLong, "connect from go-a", isConnect("go-a"))
+			g.waitSession(t, node.ID, true)
+			if err := g.rt.Send(node.ID, []byte(`{"n":1}`)); err != nil {
+				t.Fatal(err)
+			}
+			node.Expect(waitLong, "message", isMessage("go-a", `{"n":1}`))
+			// Neither keeps the pair now: Go says [false] and closes.
+			if err := g.rt.SetKeep(node.ID, false); err != nil {
+				t.Fatal(err)
+			}
+			g.waitSession(t, node.ID, false)
+			node.Expect(waitLong, "disconnect", isDisconnect("go-a"))
+		}},
+		{"legacy-node-dials", "go-a", func(t *testing.T, g *tracedGo, node *Driver) {
+			node.Connect(g.rt.Info())
+			node.Keep("go-a", true)
+			node.Expect(waitLong, "connect to go-a", isConnect("go-a"))
+			g.waitSession(t, node.ID, true)
+			node.Send("go-a", map[string]any{"to": "go"})
+			node.Disconnect("go-a")
+			g.waitSession(t, node.ID, false)
+		}},
+		{"legacy-crossed-nodeleads", "go-a", crossed},
+		{"legacy-crossed-goleads", "zz-go", crossed},
+	} {
+		t.Run(sc.name, func(t *testing.T) {
+			node := Start(t, "node-b")
+			g := startTracedGo(t, sc.goID, node.ID)
+			sc.run(t, g, node)
+			g.rt.SetTracer(nil)
+			lines := g.lines()
+			if !slices.ContainsFunc(lines, func(l traceLine) bool { return l.Kind == "frame" }) {
+				t.Fatalf("trace has no frame line: %+v", lines)
+			}
+			f, err := os.Create(filepath.Join(dir, sc.name+".ndjson"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			enc := json.NewEncoder(f)
+			for i := range lines {
+				if err := enc.Encode(&lines[i]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// crossed: both dial at once; one connection survives, the same at both ends.
+func crossed(t *testing.T, g *tracedGo, node *Driver) {
+	node.Connect(g.rt.Info())
+	node.Keep(g.rt.ID(), true)
+	g.connect(t, node.Info)
+	node.Expect(waitLong, "connect", isConnect(g.rt.ID()))
+	g.waitSession(t, node.ID, true)
+	// Wait until node-b holds one stream and no handshake: the loser is closed.
+	deadline := time.Now().Add(waitLong)
+	for {
+		n := node.State().Nodes[g.rt.ID()]
+		if n.Stream && (n.Remote == 2) != (n.Local == 2) && n.Remote != 1 && n.Local != 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node-b's record of %s: %+v", g.rt.ID(), n)
+		}
+		time.Sleep(pollEvery)
+	}
+	if err := g.rt.Send(node.ID, []byte(`{"after":"dedup"}`)); err != nil {
+		t.Fatal(err)
+	}
+	node.Expect(waitLong, "message", isMessage(g.rt.ID(), `{"after":"dedup"}`))
+}
+
+// tracedGo is a Go node (netio, dialing in 0.4.1) whose fsm trace is written
+// down in the lines of spec/TRACE.md.
+type tracedGo struct {
+	rt   *netio.Runtime
+	peer string // the 0.4.1 node: every dial reaches it
+	t0   time.Time
+
+	mu  sync.Mutex
+	out []traceLine
+}
+
+// traceLine is one line of spec/TRACE.md; legacy marks a connection that
+// speaks masterless 0.4.1.
+type traceLine struct {
+	Step   int         `json:"step"`
+	T      int64       `json:"t"`
+	Node   string      `json:"node"`
+	Inc    uint64      `json:"inc"`
+	Kind   string      `json:"kind"`
+	Conn   fsm.ConnID  `json:"conn"`
+	Dialer bool        `json:"dialer"`
+	Reset  bool        `json:"reset,omitempty"`
+	Peer   string      `json:"peer"`
+	Frame  *traceFrame `json:"frame,omitempty"`
+	Keep   bool        `json:"keep"`
+	Conns  []traceConn `json:"conns"`
+	Peers  []tracePeer `json:"peers"`
+}
+
+type traceFrame struct {
+	Type   string `json:"type"`
+	ID     string `json:"id,omitempty"`
+	Inc    uint64 `json:"inc,omitempty"`
+	Sess   uint64 `json:"sess,omitempty"`
+	Closed uint64 `json:"closed,omitempty"`
+	Keep   bool   `json:"keep,omitempty"`
+	Code   int    `json:"code,omitempty"`
+}
+
+type traceConn struct {
+	Conn   fsm.ConnID `json:"conn"`
+	Peer   string     `json:"peer"`
+	PInc   uint64     `json:"pinc"`
+	State  string     `json:"state"`
+	Sess   uint64     `json:"sess"`
+	Legacy bool       `json:"legacy,omitempty"`
+}
+
+type tracePeer struct {
+	Peer    string     `json:"peer"`
+	Keep    bool       `json:"keep"`
+	Session fsm.ConnID `json:"session"`
+}
+
+func startTracedGo(t *testing.T, id, peer string) *tracedGo {
+	t.Helper()
+	rt, err := netio.Start(netio.Config{
+		FSM: fsm.Config{
+			ID: id, LegacyDial: true,
+			HeartbeatInterval: 200 * time.Millisecond,
+			PeerTimeout:       3 * time.Second,
+			HandshakeTimeout:  3 * time.Second,
+			ReconnectGrace:    3 * time.Second,
+		},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &tracedGo{rt: rt, peer: peer, t0: time.Now()}
+	if !rt.SetTracer(g.record) {
+		t.Fatal("SetTracer: no trace points in this build")
+	}
+	t.Cleanup(func() {
+		rt.SetTracer(nil)
+		rt.Close()
+	})
+	return g
+}
+
+// record writes one fsm trace record down. The node's connection ids serve
+// as the trace's (only this node's end is traced); a dial always reaches
+// the 0.4.1 node; a connection that failed with an error other than EOF
+// was reset.
+func (g *tracedGo) record(r *fsm.TraceRecord) {
+	if r.Kind == "shutdown" {
+		return
+	}
+	l := traceLine{Node: g.rt.ID(), Inc: r.Incarnation, Kind: r.Kind, Conn: r.Conn, Dialer: r.Dialer,
+		Peer: r.Peer, Keep: r.Keep, Conns: []traceConn{}, Peers: []tracePeer{},
+		Reset: r.Reset || (r.Kind == "closed" && r.Err != nil && !errors.Is(r.Err, fsm.ErrPeerClosed) && !errors.Is(r.Err, io.EOF)),
+		T:     int64(time.Since(g.t0))}
+	if r.Kind == "dialed" {
+		l.Peer = g.peer
+	}
+	if f := &r.Frame; f.Type != "" {
+		l.Frame = &traceFrame{Type: f.Type, ID: f.ID, Inc: f.Incarnation, Sess: f.Sess, Closed: f.Closed, Keep: f.Keep, Code: int(f.Code)}
+	}
+	for _, c := range r.Conns {
+		l.Conns = append(l.Conns, traceConn{Conn: c.Conn, Peer: c.Peer, PInc: c.PeerInc, State: c.State.String(), Sess: c.Sess, Legacy: c.Legacy})
+	}
+	listed := false
+	for _, p := range r.Peers {
+		l.Peers = append(l.Peers, tracePeer{Peer: p.Peer, Keep: p.Keep, Session: p.SessionConn})
+		listed = listed || p.Peer == g.peer
+	}
+	if !listed {
+		l.Peers = append(l.Peers, tracePeer{Peer: g.peer})
+	}
+	g.mu.Lock()
+	l.Step = len(g.out) + 1
+	g.out = append(g.out, l)
+	g.mu.Unlock()
+}
+
+func (g *tracedGo) lines() []traceLine {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.out)
+}
+
+func (g *tracedGo) connect(t *testing.T, uri string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	if _, err := g.rt.Connect(ctx, uri); err != nil {
+		t.Fatalf("Connect(%s): %v", uri, err)
+	}
+}
+
+func (g *tracedGo) waitSession(t *testing.T, peer string, up bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for slices.Contains(g.rt.Sessions(), peer) != up {
+		if time.Now().After(deadline) {
+			t.Fatalf("session with %s up=%v not reached; sessions %v", peer, up, g.rt.Sessions())
+		}
+		time.Sleep(pollEvery)
+	}
+}
