@@ -8,9 +8,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -71,6 +73,8 @@ func TestRecordLegacyTraces(t *testing.T) {
 		}},
 		{"legacy-crossed-nodeleads", "go-a", crossed},
 		{"legacy-crossed-goleads", "zz-go", crossed},
+		{"legacy-priorities-nodeleads", "go-a", priorities},
+		{"legacy-priorities-goleads", "zz-go", priorities},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			node := Start(t, "node-b")
@@ -103,6 +107,11 @@ func crossed(t *testing.T, g *tracedGo, node *Driver) {
 	node.Connect(g.rt.Info())
 	node.Keep(g.rt.ID(), true)
 	g.connect(t, node.Info)
+	crossedSettled(t, g, node)
+}
+
+// crossedSettled waits for the one session both ends hold, and sends on it.
+func crossedSettled(t *testing.T, g *tracedGo, node *Driver) {
 	node.Expect(waitLong, "connect", isConnect(g.rt.ID()))
 	g.waitSession(t, node.ID, true)
 	// Wait until node-b holds one stream and no handshake: the loser is closed.
@@ -121,6 +130,88 @@ func crossed(t *testing.T, g *tracedGo, node *Driver) {
 		t.Fatal(err)
 	}
 	node.Expect(waitLong, "message", isMessage(g.rt.ID(), `{"after":"dedup"}`))
+}
+
+// priorities: the crossing that 0.4.1 settles by priorities. Go dials the
+// 0.4.1 node (x) through a proxy that holds its answers back 300 ms; once
+// the node has answered x it dials Go (y) through a proxy that holds its
+// bytes to Go back 200 ms. Go then has y waiting for its priority when x's answer
+// arrives, so it sends the smallest positive number on x if its id is the
+// smaller, else 1; the node, which has answered x, sends a random priority
+// on y. Both ends compare the same two numbers: the id-leader's dial
+// survives.
+func priorities(t *testing.T, g *tracedGo, node *Driver) {
+	toNode := delayProxy(t, node.Info, 0, 300*time.Millisecond)
+	toGo := delayProxy(t, g.rt.Info(), 200*time.Millisecond, 0)
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+		defer cancel()
+		_, err := g.rt.Connect(ctx, toNode)
+		done <- err
+	}()
+	deadline := time.Now().Add(waitLong)
+	for node.State().Nodes[g.rt.ID()].Remote != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("node-b never answered Go's dial")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	node.Connect(toGo)
+	node.Keep(g.rt.ID(), true)
+	if err := <-done; err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	crossedSettled(t, g, node)
+}
+
+// delayProxy forwards connections to the node at info (tcp://host:port),
+// holding back each chunk the dialer writes for toTarget and each chunk the
+// node writes for fromTarget.
+func delayProxy(t *testing.T, info string, toTarget, fromTarget time.Duration) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	target := strings.TrimPrefix(info, "tcp://")
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			t.Cleanup(func() { in.Close(); out.Close() })
+			go delayedCopy(out.(*net.TCPConn), in, toTarget)
+			go delayedCopy(in.(*net.TCPConn), out, fromTarget)
+		}
+	}()
+	return "tcp://" + ln.Addr().String()
+}
+
+// delayedCopy copies src to dst, each chunk delay late, then closes dst's
+// write side.
+func delayedCopy(dst *net.TCPConn, src net.Conn, delay time.Duration) {
+	defer dst.CloseWrite()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			time.Sleep(delay)
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // tracedGo is a Go node (netio, dialing in 0.4.1) whose fsm trace is written
