@@ -51,6 +51,12 @@ type Tracer func(*TraceRecord)
 //   - Listening, Send, CancelConnect: nothing, unless the state changed
 //     ("dial-failed", a step the model takes as no protocol action).
 //
+// Connections that speak masterless 0.4.1 are reported the same way
+// (TraceConn.Legacy; PeerInc is 0, Sess is 1 once established, and a JOIN's
+// Closed carries the 0.4.1 priority as wire.SetLegacyPriority stores it);
+// tla/TraceGoLegacy.tla replays them (spec/TRACE.md, "Connections in
+// masterless 0.4.1").
+//
 // Steps that change nothing the trace shows write nothing, except the
 // user's Connect and a DialFailed. Peers the node does not know, or knows
 // with neither keep flag nor session, are equivalent in that comparison.

@@ -26,13 +26,15 @@ import (
 // the real masterless 0.4.1, for trace validation against tla/GoLegacy.tla
 // (tla/TraceGoLegacy.tla). One trace per scenario: Go dials the 0.4.1 node
 // and discards the pair; the 0.4.1 node dials Go and disconnects; both dial
-// at once, with the Go id below and above the 0.4.1 id.
+// at once; the crossing settled by priorities; the last two with the Go id
+// below and above the 0.4.1 id.
 //
 // With MASTERLESS_TRACE_DIR set, the traces are written there (that is how
-// tla/traces/legacy-*.ndjson were made); otherwise to a temporary folder.
-// Run: MASTERLESS_TRACE_DIR=DIR go test -tags masterless_trace -run
-// TestRecordLegacyTraces ./interop, then SIM_TRACE_DIR is not needed:
-// LEGACY_TRACE_DIR=DIR TLA_ONLY=trace bash tla/run.sh validates them.
+// testdata/interop/traces/legacy-*.ndjson were made); otherwise to a
+// temporary folder. Record, then validate with TLC:
+//
+//	MASTERLESS_TRACE_DIR=DIR go test -tags masterless_trace -run TestRecordLegacyTraces ./interop
+//	LEGACY_TRACE_DIR=DIR TLA_ONLY=trace bash tla/run.sh
 func TestRecordLegacyTraces(t *testing.T) {
 	Require(t)
 	if !fsm.TraceCompiled {
