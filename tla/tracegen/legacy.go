@@ -39,6 +39,9 @@ func writeLegacy(in, out string, lines []line) error {
 			return fmt.Errorf("step %d: node %q; a legacy trace is one Go node's (%q)", lines[i].Step, l.Node, g)
 		}
 		counts[l.Kind]++
+		if (l.Kind == "tick" && l.Conn != 0) || l.Kind == "reset" {
+			counts["timeout"]++ // Go closed a connection: a fault if it was live
+		}
 		for _, id := range []string{l.Peer} {
 			if id != "" {
 				idset[id] = true
@@ -135,6 +138,7 @@ func writeLegacy(in, out string, lines []line) error {
 	// plus room for what the 0.4.1 nodes did unseen.
 	fmt.Fprintf(&b, "TraceMaxConns == %d\n", len(connNum)-1+1)
 	fmt.Fprintf(&b, "TraceGoDials == %d\nTracePeerDials == %d\n", counts["dialed"], counts["accept"]+1)
-	fmt.Fprintf(&b, "TraceUserOps == %d\n====\n", counts["keep"]+counts["disconnect"])
+	fmt.Fprintf(&b, "TraceUserOps == %d\n", counts["keep"]+counts["disconnect"])
+	fmt.Fprintf(&b, "TraceFaults == %d\n====\n", counts["timeout"]+2)
 	return os.WriteFile(out, []byte(b.String()), 0o644)
 }
