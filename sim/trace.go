@@ -195,8 +195,10 @@ func newTracer(out io.Writer, nodes int) *tracer {
 }
 
 // traceable reports whether the model can replay a run of k: not with
-// nodes that dial in 0.4.1 (the model has no 0.4.1 connections), nor with a
-// deliberately broken fsm, nor with adversaries (the model has none).
+// nodes that dial in 0.4.1 (Masterless.tla has no 0.4.1 connections, and
+// GoLegacy.tla's other ends are real 0.4.1 nodes, not Go nodes that dial in
+// 0.4.1; spec/TRACE.md), nor with a deliberately broken fsm, nor with
+// adversaries (the model has none).
 func traceable(k Knobs) bool { return k.LegacyPM == 0 && k.Mutation == 0 && k.Adversaries == 0 }
 
 // traceLine is one line of spec/TRACE.md.
