@@ -51,16 +51,21 @@ failed=0
 pass() { passed=$((passed + 1)); echo "PASS $*"; }
 fail() { failed=$((failed + 1)); echo "FAIL $*"; }
 
+# quick=1: a small model (a few thousand states), for which the JVM's start
+# is most of the time: only the first JIT tier, which starts sooner (about
+# 0.7 s less per run here) and would slow a large model down.
+quick=0
 tlc() { # dir module cfg log [extra args...]
-    local dir=$1 mod=$2 cfg=$3 log=$4
+    local dir=$1 mod=$2 cfg=$3 log=$4 jvm=()
     shift 4
+    [[ "$quick" == 1 ]] && jvm=(-XX:TieredStopAtLevel=1)
     local meta
     meta="$(mktemp -d "$cache/states.XXXXXX")"
     set +e
     # A temporary folder of its own: TLC unpacks its standard modules there,
     # and a second run (another make test beside this one) would otherwise
     # delete them under this one's feet ("File does not exist: /tmp/FiniteSets.tla").
-    (cd "$dir" && java -XX:+UseParallelGC -Xss4m -Djava.io.tmpdir="$meta" -cp "$TLC_JAR" tlc2.TLC -workers 2 \
+    (cd "$dir" && java -XX:+UseParallelGC "${jvm[@]}" -Xss4m -Djava.io.tmpdir="$meta" -cp "$TLC_JAR" tlc2.TLC -workers 2 \
         -metadir "$meta" -config "$cfg" "$@" "$mod") >"$log" 2>&1
     local rc=$?
     set -e
@@ -85,9 +90,11 @@ while IFS='|' read -r name kind mod cfg want viol; do
     log="$cache/$name.log"
     extra=()
     [[ "$kind" == sim ]] && extra=(-simulate "num=$SIM_NUM" -depth "$SIM_DEPTH" -seed "$SIM_SEED")
+    quick=0; [[ "$kind" == quick ]] && quick=1
     start=$(date +%s)
     rc=0
     tlc "$here" "$mod" "$cfg" "$log" "${extra[@]}" || rc=$?
+    quick=0
     secs=$(( $(date +%s) - start ))
     ok=1
     [[ "$rc" == "$want" ]] || ok=0
@@ -145,7 +152,9 @@ if [[ -z "$only" || "trace" == $only ]]; then
             return
         fi
         cp "$here/GoLegacy.tla" "$here/TraceGoLegacy.tla" "$here/TraceGoLegacy.cfg" "$dir/"
+        quick=1
         tlc "$dir" TraceGoLegacy.tla TraceGoLegacy.cfg "$dir/tlc.log" || rc=$?
+        quick=0
         got=other
         if [[ "$rc" == 12 ]] && grep -q 'Invariant TraceNotReplayed is violated' "$dir/tlc.log"; then
             got=accept
