@@ -44,13 +44,20 @@ func (s *Snapshot) honest(id string) bool { return s.Node(id) != nil }
 // its business.
 func NoImpersonation(s *Snapshot) error {
 	var errs []error
+	s.indexConns()
+	s.indexNodes()
+	ix := &s.ix
 	for i := range s.Nodes {
 		n := &s.Nodes[i]
-		for _, e := range n.Conns {
-			if e.Peer == "" || !s.honest(e.Peer) {
+		for j := range n.Conns {
+			e := &n.Conns[j]
+			if e.Peer == "" {
 				continue
 			}
-			c := s.Conn(e.Global)
+			if m, _ := ix.node(s, e.Peer); m == nil { // not honest
+				continue
+			}
+			c := ix.conn(s, e.Global)
 			if c == nil {
 				continue
 			}

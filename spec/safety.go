@@ -3,6 +3,7 @@ package spec
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/masterless-go/masterless/fsm"
 )
@@ -28,13 +29,13 @@ func NoSelfConnection(s *Snapshot) error {
 	var errs []error
 	for i := range s.Nodes {
 		n := &s.Nodes[i]
-		for _, c := range n.Conns {
-			if c.Peer == n.ID {
+		for j := range n.Conns {
+			if c := &n.Conns[j]; c.Peer == n.ID {
 				errs = append(errs, fmt.Errorf("no-self-connection: %s holds g%d (local c%d, %s) with itself as peer", n.ID, c.Global, c.ID, c.State))
 			}
 		}
-		for _, p := range n.Peers {
-			if p.ID == n.ID && p.SessionConn != 0 {
+		for k := range n.Peers {
+			if p := &n.Peers[k]; p.ID == n.ID && p.SessionConn != 0 {
 				errs = append(errs, fmt.Errorf("no-self-connection: %s has a session g%d with itself", n.ID, p.SessionGlobal))
 			}
 		}
@@ -47,13 +48,16 @@ func NoSelfConnection(s *Snapshot) error {
 // other end is that peer. This ties the fsm's bookkeeping to the network.
 func EndsMatchNetwork(s *Snapshot) error {
 	var errs []error
+	s.indexConns()
+	ix := &s.ix
 	for i := range s.Nodes {
 		n := &s.Nodes[i]
 		if !n.Alive && len(n.Conns) > 0 {
 			errs = append(errs, fmt.Errorf("ends-match-network: %s is down but holds %d connections", n.ID, len(n.Conns)))
 		}
-		for _, e := range n.Conns {
-			c := s.Conn(e.Global)
+		for j := range n.Conns {
+			e := &n.Conns[j]
+			c := ix.conn(s, e.Global)
 			if c == nil {
 				errs = append(errs, fmt.Errorf("ends-match-network: %s holds g%d, which the network does not know", n.ID, e.Global))
 				continue
@@ -80,42 +84,63 @@ func EndsMatchNetwork(s *Snapshot) error {
 // peer, and its peer table names exactly that connection as the session.
 //
 // It runs after every simulated step, over every node: its cost is linear in
-// each node's connections and peers (one tally per peer id, in a map the
-// snapshot reuses), not quadratic, which a full mesh of 48 nodes (about 94
-// connections each) would feel.
+// each node's connections and peers (one tally per peer id, found by a binary
+// search of the peer table that FillFromFSM leaves sorted, or in a map when
+// it is not sorted or does not name the peer), not quadratic, which a full
+// mesh of 48 nodes (about 94 connections each) would feel. Its buffers live
+// in the snapshot.
 func AtMostOneSession(s *Snapshot) error {
 	var errs []error
 	if s.tally == nil {
-		s.tally = map[string]sessionTally{}
+		s.tally = map[string]int{}
 	}
-	tally := s.tally
+	byID := s.tally // peer id -> slot in tallies, for the ids a search does not find
 	for i := range s.Nodes {
 		n := &s.Nodes[i]
-		clear(tally)
+		clear(byID)
+		tallies := s.tallies[:0]
 		for k := range n.Peers {
-			tally[n.Peers[k].ID] = sessionTally{first: -1, peer: k}
+			tallies = append(tallies, sessionTally{first: -1, peer: k})
 		}
+		sorted := peersAreSorted(n.Peers)
+		if !sorted {
+			for k := range n.Peers {
+				byID[n.Peers[k].ID] = k // the last of equal ids, as a map keeps it
+			}
+		}
+		slot := slices.Grow(s.slots[:0], len(n.Conns))[:len(n.Conns)]
 		for j := range n.Conns {
 			c := &n.Conns[j]
+			slot[j] = -1
 			if c.State != fsm.StateEstablished {
 				continue
 			}
-			t, ok := tally[c.Peer]
-			if !ok {
-				t = sessionTally{first: -1, peer: -1}
+			k := -1
+			if sorted {
+				k = searchPeer(n.Peers, c.Peer)
 			}
+			if k < 0 {
+				var ok bool
+				if k, ok = byID[c.Peer]; !ok {
+					k = len(tallies)
+					tallies = append(tallies, sessionTally{first: -1, peer: -1})
+					byID[c.Peer] = k
+				}
+			}
+			slot[j] = k
+			t := &tallies[k]
 			if t.first < 0 {
 				t.first = j
 			}
 			t.established++
-			tally[c.Peer] = t
 		}
+		s.tallies, s.slots = tallies, slot
 		for j := range n.Conns {
 			c := &n.Conns[j]
-			if c.State != fsm.StateEstablished {
-				continue
+			if slot[j] < 0 {
+				continue // not established
 			}
-			t := tally[c.Peer]
+			t := &tallies[slot[j]]
 			if t.first != j {
 				continue // reported with the first
 			}
@@ -142,7 +167,11 @@ func AtMostOneSession(s *Snapshot) error {
 			if p.SessionConn == 0 {
 				continue
 			}
-			j := tally[p.ID].first
+			at := k
+			if !sorted {
+				at = byID[p.ID]
+			}
+			j := tallies[at].first
 			if j < 0 || n.Conns[j].Global != p.SessionGlobal {
 				var gs []ConnID
 				if j >= 0 {
@@ -169,21 +198,25 @@ type sessionTally struct {
 // flight (PROTOCOL.md 3.5); that connection is not live, so it is allowed.
 func BothEndsAgree(s *Snapshot) error {
 	var errs []error
+	s.indexConns()
+	s.indexNodes()
+	ix := &s.ix
 	for i := range s.Nodes {
 		a := &s.Nodes[i]
-		for _, pa := range a.Peers {
+		for k := range a.Peers {
+			pa := &a.Peers[k]
 			if pa.SessionGlobal == 0 || pa.ID <= a.ID {
 				continue // each pair once, from its smaller id
 			}
-			b := s.Node(pa.ID)
+			b, bi := ix.node(s, pa.ID)
 			if b == nil || !b.Alive {
 				continue
 			}
-			pb := b.Peer(a.ID)
+			pb := ix.peer(s, bi, a.ID)
 			if pb == nil || pb.SessionGlobal == 0 {
 				continue
 			}
-			ga, gb := s.Conn(pa.SessionGlobal), s.Conn(pb.SessionGlobal)
+			ga, gb := ix.conn(s, pa.SessionGlobal), ix.conn(s, pb.SessionGlobal)
 			if ga == nil || gb == nil || !ga.Live() || !gb.Live() {
 				continue
 			}

@@ -2,6 +2,8 @@ package spec
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/masterless-go/masterless/fsm"
 )
@@ -24,9 +26,12 @@ type Snapshot struct {
 	// instead and leaves it empty; a trace checker can fill it.
 	Delivered []Delivery
 
-	// Scratch for AtMostOneSession, reused from one node and one check to
-	// the next: the checkers of one Snapshot must not run concurrently.
-	tally map[string]sessionTally
+	// Scratch of the checkers, reused from one check to the next: the
+	// checkers of one Snapshot must not run concurrently.
+	tally   map[string]int // AtMostOneSession's slot of a peer id a search does not find
+	tallies []sessionTally // AtMostOneSession's tally of one node's peer ids
+	slots   []int          // AtMostOneSession's slot of each of one node's connections
+	ix      index
 }
 
 // NodeView is one node process as the checkers see it.
@@ -153,4 +158,162 @@ func (n *NodeView) String() string {
 		s += fmt.Sprintf(" [%s kept=%t dialable=%t sess=g%d]", p.ID, p.Kept, p.Dialable, p.SessionGlobal)
 	}
 	return s
+}
+
+// index is what the checkers look up in a snapshot: connections by id, nodes
+// by id, a node's peer by id. It lives in the snapshot so that its buffers
+// are reused, but each invariant rebuilds the part it uses every time it
+// runs: a caller may change the snapshot between two checks, and nothing
+// built for one check is trusted in the next.
+//
+// The simulator checks the whole snapshot after every step; without the
+// index, finding the connection of each end (EndsMatchNetwork) and the other
+// end of each session (BothEndsAgree) costs a binary search or a scan per
+// end, quadratic per step in a large mesh.
+type index struct {
+	// connAt[id-connBase] is 1 + the position of connection id in Conns, 0
+	// if there is none; nil when the ids are too sparse for a table (then
+	// conn falls back to Snapshot.Conn's binary search).
+	connBase ConnID
+	connAt   []int32
+	// nodeAt is the first position of each id in Nodes; nil for a few nodes,
+	// which a scan finds as fast.
+	nodeAt map[string]int
+	// peers[i] says whether Nodes[i].Peers is sorted by id, so that a binary
+	// search finds any peer: peersUnknown until a lookup needs it.
+	peers []peerOrder
+}
+
+// peerOrder is what index knows of the order of one node's peers.
+type peerOrder uint8
+
+const (
+	peersUnknown  peerOrder = iota
+	peersSorted             // strictly increasing ids
+	peersUnsorted           // found by a scan
+)
+
+// nodeIndexFrom is the number of nodes from which index keeps a map of them.
+const nodeIndexFrom = 12
+
+// indexConns rebuilds the connection table of s.ix for s as it is now.
+func (s *Snapshot) indexConns() {
+	ix := &s.ix
+	ix.connAt = ix.connAt[:0]
+	if n := len(s.Conns); n > 0 {
+		lo, hi := s.Conns[0].ID, s.Conns[0].ID
+		for i := range s.Conns {
+			lo, hi = min(lo, s.Conns[i].ID), max(hi, s.Conns[i].ID)
+		}
+		if span := uint64(hi - lo); span < uint64(4*n+64) {
+			ix.connBase = lo
+			ix.connAt = slices.Grow(ix.connAt, int(span)+1)[:span+1]
+			clear(ix.connAt)
+			for i := range s.Conns {
+				if at := &ix.connAt[s.Conns[i].ID-lo]; *at == 0 {
+					*at = int32(i + 1)
+				}
+			}
+		} else {
+			ix.connAt = nil
+		}
+	}
+}
+
+// indexNodes rebuilds the node and peer lookups of s.ix for s as it is now.
+func (s *Snapshot) indexNodes() {
+	ix := &s.ix
+	if len(s.Nodes) >= nodeIndexFrom {
+		if ix.nodeAt == nil {
+			ix.nodeAt = make(map[string]int, len(s.Nodes))
+		}
+		clear(ix.nodeAt)
+		for i := range s.Nodes {
+			if _, ok := ix.nodeAt[s.Nodes[i].ID]; !ok {
+				ix.nodeAt[s.Nodes[i].ID] = i
+			}
+		}
+	} else {
+		ix.nodeAt = nil
+	}
+	ix.peers = slices.Grow(ix.peers[:0], len(s.Nodes))[:len(s.Nodes)]
+	clear(ix.peers)
+}
+
+// conn is s.Conn(id), after indexConns.
+func (ix *index) conn(s *Snapshot, id ConnID) *Conn {
+	if ix.connAt == nil {
+		return s.Conn(id)
+	}
+	if id < ix.connBase || uint64(id-ix.connBase) >= uint64(len(ix.connAt)) {
+		return nil
+	}
+	if at := ix.connAt[id-ix.connBase]; at > 0 {
+		return &s.Conns[at-1]
+	}
+	return nil
+}
+
+// node is s.Node(id) and its position in Nodes (-1 if none), after
+// indexNodes.
+func (ix *index) node(s *Snapshot, id string) (*NodeView, int) {
+	if ix.nodeAt == nil {
+		for i := range s.Nodes {
+			if s.Nodes[i].ID == id {
+				return &s.Nodes[i], i
+			}
+		}
+		return nil, -1
+	}
+	if i, ok := ix.nodeAt[id]; ok {
+		return &s.Nodes[i], i
+	}
+	return nil, -1
+}
+
+// peer is s.Nodes[i].Peer(id), after indexNodes: by binary search when the
+// node's peers are sorted (as FillFromFSM leaves them).
+func (ix *index) peer(s *Snapshot, i int, id string) *Peer {
+	n := &s.Nodes[i]
+	if ix.peers[i] == peersUnknown {
+		ix.peers[i] = peersUnsorted
+		if peersAreSorted(n.Peers) {
+			ix.peers[i] = peersSorted
+		}
+	}
+	if ix.peers[i] == peersUnsorted {
+		return n.Peer(id)
+	}
+	if k := searchPeer(n.Peers, id); k >= 0 {
+		return &n.Peers[k]
+	}
+	return nil
+}
+
+// peersAreSorted reports whether ps's ids strictly increase.
+func peersAreSorted(ps []Peer) bool {
+	for k := 1; k < len(ps); k++ {
+		if ps[k-1].ID >= ps[k].ID {
+			return false
+		}
+	}
+	return true
+}
+
+// searchPeer returns the position of id in ps, sorted by strictly
+// increasing id, or -1.
+func searchPeer(ps []Peer, id string) int {
+	lo, hi := 0, len(ps)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		switch c := strings.Compare(ps[m].ID, id); {
+		case c == 0:
+			return m
+		case c < 0:
+			lo = m + 1
+		default:
+			hi = m
+		}
+	}
+	return -1
 }
