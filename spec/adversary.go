@@ -44,9 +44,7 @@ func (s *Snapshot) honest(id string) bool { return s.Node(id) != nil }
 // its business.
 func NoImpersonation(s *Snapshot) error {
 	var errs []error
-	s.indexConns()
-	s.indexNodes()
-	ix := &s.ix
+	ix := s.index()
 	for i := range s.Nodes {
 		n := &s.Nodes[i]
 		for j := range n.Conns {

@@ -42,6 +42,9 @@ func compareCheckers(t *rapid.T, s *Snapshot) {
 		{"AtMostOneSession", AtMostOneSession, refAtMostOneSession},
 		{"BothEndsAgree", BothEndsAgree, refBothEndsAgree},
 		{"NoImpersonation", NoImpersonation, refNoImpersonation},
+		{"CheckSafety", CheckSafety, func(s *Snapshot) error {
+			return errors.Join(NoSelfConnection(s), refEndsMatchNetwork(s), refAtMostOneSession(s), refBothEndsAgree(s), CheckDeliveries(s.Delivered))
+		}},
 	} {
 		got, want := errText(c.got(s)), errText(c.want(s))
 		if got != want {
@@ -95,13 +98,30 @@ func genSnapshot(t *rapid.T) *Snapshot {
 			if rapid.IntRange(0, 5).Draw(t, "unknown") == 0 {
 				peer = ""
 			}
-			n.Conns = append(n.Conns, ConnEnd{ConnStatus: fsm.ConnStatus{State: st, Dialed: rapid.Bool().Draw(t, "dialed"), Peer: peer, Sess: uint64(rapid.IntRange(1, 2).Draw(t, "connSess"))}, Global: g("global")})
+			c := ConnEnd{ConnStatus: fsm.ConnStatus{State: st, Dialed: rapid.Bool().Draw(t, "dialed"), Peer: peer, Sess: uint64(rapid.IntRange(1, 2).Draw(t, "connSess"))}, Global: g("global")}
+			c.ID = fsm.ConnID(2 * c.Global) // local ids as the simulator numbers them
+			if !c.Dialed {
+				c.ID++
+			}
+			n.Conns = append(n.Conns, c)
+		}
+		if rapid.IntRange(0, 3).Draw(t, "connsUnsorted") > 0 {
+			slices.SortFunc(n.Conns, func(a, b ConnEnd) int { return int(a.ID) - int(b.ID) })
 		}
 		for k := rapid.IntRange(0, 8).Draw(t, "peers"); k > 0; k-- {
 			p := Peer{PeerStatus: fsm.PeerStatus{ID: id("peerID"), Sess: uint64(rapid.IntRange(1, 2).Draw(t, "sess"))}}
-			if rapid.Bool().Draw(t, "session") {
+			switch rapid.IntRange(0, 2).Draw(t, "session") {
+			case 1: // any connection
 				p.SessionGlobal = g("session")
 				p.SessionConn = fsm.ConnID(2*p.SessionGlobal + 1)
+			case 2: // one of the node's, mostly as it should be
+				if len(n.Conns) > 0 {
+					c := n.Conns[rapid.IntRange(0, len(n.Conns)-1).Draw(t, "sessionConn")]
+					p.SessionConn, p.SessionGlobal = c.ID, c.Global
+					if c.Peer != "" && rapid.IntRange(0, 4).Draw(t, "otherID") > 0 {
+						p.ID = c.Peer
+					}
+				}
 			}
 			n.Peers = append(n.Peers, p)
 		}

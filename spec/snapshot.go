@@ -162,15 +162,19 @@ func (n *NodeView) String() string {
 
 // index is what the checkers look up in a snapshot: connections by id, nodes
 // by id, a node's peer by id. It lives in the snapshot so that its buffers
-// are reused, but each invariant rebuilds the part it uses every time it
-// runs: a caller may change the snapshot between two checks, and nothing
-// built for one check is trusted in the next.
+// are reused, but it is rebuilt for every check: by each invariant called on
+// its own, once by CheckSafety for all of its invariants (which do not change
+// the snapshot). A caller may change the snapshot between two checks, and
+// nothing built for one check is trusted in the next.
 //
 // The simulator checks the whole snapshot after every step; without the
 // index, finding the connection of each end (EndsMatchNetwork) and the other
 // end of each session (BothEndsAgree) costs a binary search or a scan per
 // end, quadratic per step in a large mesh.
 type index struct {
+	// held: an aggregate check (CheckSafety) built the index for the
+	// invariants it runs; they use it as it is.
+	held bool
 	// connAt[id-connBase] is 1 + the position of connection id in Conns, 0
 	// if there is none; nil when the ids are too sparse for a table (then
 	// conn falls back to Snapshot.Conn's binary search).
@@ -196,9 +200,27 @@ const (
 // nodeIndexFrom is the number of nodes from which index keeps a map of them.
 const nodeIndexFrom = 12
 
-// indexConns rebuilds the connection table of s.ix for s as it is now.
-func (s *Snapshot) indexConns() {
-	ix := &s.ix
+// index returns s.ix for s as it is now: rebuilt, unless an aggregate check
+// holds it.
+func (s *Snapshot) index() *index {
+	if !s.ix.held {
+		s.ix.build(s)
+	}
+	return &s.ix
+}
+
+// holdIndex builds s.ix for the invariants of one aggregate check, which
+// calls releaseIndex when they are done.
+func (s *Snapshot) holdIndex() {
+	s.ix.build(s)
+	s.ix.held = true
+}
+
+// releaseIndex ends holdIndex: the next check rebuilds the index.
+func (s *Snapshot) releaseIndex() { s.ix.held = false }
+
+// build rebuilds ix for s.
+func (ix *index) build(s *Snapshot) {
 	ix.connAt = ix.connAt[:0]
 	if n := len(s.Conns); n > 0 {
 		lo, hi := s.Conns[0].ID, s.Conns[0].ID
@@ -218,11 +240,6 @@ func (s *Snapshot) indexConns() {
 			ix.connAt = nil
 		}
 	}
-}
-
-// indexNodes rebuilds the node and peer lookups of s.ix for s as it is now.
-func (s *Snapshot) indexNodes() {
-	ix := &s.ix
 	if len(s.Nodes) >= nodeIndexFrom {
 		if ix.nodeAt == nil {
 			ix.nodeAt = make(map[string]int, len(s.Nodes))
@@ -240,7 +257,7 @@ func (s *Snapshot) indexNodes() {
 	clear(ix.peers)
 }
 
-// conn is s.Conn(id), after indexConns.
+// conn is s.Conn(id).
 func (ix *index) conn(s *Snapshot, id ConnID) *Conn {
 	if ix.connAt == nil {
 		return s.Conn(id)
@@ -254,8 +271,7 @@ func (ix *index) conn(s *Snapshot, id ConnID) *Conn {
 	return nil
 }
 
-// node is s.Node(id) and its position in Nodes (-1 if none), after
-// indexNodes.
+// node is s.Node(id) and its position in Nodes (-1 if none).
 func (ix *index) node(s *Snapshot, id string) (*NodeView, int) {
 	if ix.nodeAt == nil {
 		for i := range s.Nodes {
@@ -271,17 +287,23 @@ func (ix *index) node(s *Snapshot, id string) (*NodeView, int) {
 	return nil, -1
 }
 
-// peer is s.Nodes[i].Peer(id), after indexNodes: by binary search when the
-// node's peers are sorted (as FillFromFSM leaves them).
-func (ix *index) peer(s *Snapshot, i int, id string) *Peer {
-	n := &s.Nodes[i]
+// sortedPeers reports whether s.Nodes[i].Peers is sorted by strictly
+// increasing id (as FillFromFSM leaves it).
+func (ix *index) sortedPeers(s *Snapshot, i int) bool {
 	if ix.peers[i] == peersUnknown {
 		ix.peers[i] = peersUnsorted
-		if peersAreSorted(n.Peers) {
+		if peersAreSorted(s.Nodes[i].Peers) {
 			ix.peers[i] = peersSorted
 		}
 	}
-	if ix.peers[i] == peersUnsorted {
+	return ix.peers[i] == peersSorted
+}
+
+// peer is s.Nodes[i].Peer(id): by binary search when the node's peers are
+// sorted.
+func (ix *index) peer(s *Snapshot, i int, id string) *Peer {
+	n := &s.Nodes[i]
+	if !ix.sortedPeers(s, i) {
 		return n.Peer(id)
 	}
 	if k := searchPeer(n.Peers, id); k >= 0 {
