@@ -3,6 +3,7 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/masterless-go/masterless/fsm"
@@ -234,7 +235,7 @@ func (t transport) Write(id fsm.ConnID, head, body []byte) {
 	if len(e.wbuf) == 0 {
 		t.w.pending = append(t.w.pending, pendingEnd{c, int(id % 2)})
 	}
-	e.wbuf = append(append(e.wbuf, head...), body...)
+	e.wbuf = append(append(slices.Grow(e.wbuf, len(head)+len(body)), head...), body...) // one allocation, not one per part
 }
 
 // Close sends what was written, then the FIN.
