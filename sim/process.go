@@ -322,6 +322,10 @@ func (w *World) refresh(n *process) {
 		return
 	}
 	n.dirty = false
+	if w.snap.Unchanged[n.idx] {
+		w.snap.Unchanged[n.idx] = false
+		w.changed = append(w.changed, n.idx)
+	}
 	if !n.alive {
 		w.snap.Nodes[n.idx] = spec.NodeView{ID: n.id, Incarnation: n.inc}
 		return
@@ -385,7 +389,19 @@ func (w *World) checkSafety(n *process) {
 	}
 	if err != nil {
 		w.fail(fmt.Errorf("safety violated after %s stepped: %w", n.id, err))
+		return
 	}
+	w.checkedSafety()
+}
+
+// checkedSafety records that spec.CheckSafety found nothing: the views of
+// the nodes refreshed since the previous check are now as they were then
+// (spec.Snapshot.Unchanged), until a refresh re-reads one.
+func (w *World) checkedSafety() {
+	for _, i := range w.changed {
+		w.snap.Unchanged[i] = true
+	}
+	w.changed = w.changed[:0]
 }
 
 // crash discards n's fsm; its ends close, and the peers see a reset or,

@@ -103,6 +103,7 @@ type World struct {
 	deliveries spec.DeliveryChecker
 	streams    spec.StreamLedger // no accepted message vanishes
 	snap       spec.Snapshot
+	changed    []int // nodes whose views were refreshed since the last passing safety check
 	healStart  time.Duration
 	lastSettle time.Duration
 
@@ -164,6 +165,10 @@ func NewWorld(k Knobs, opt Options) (*World, error) {
 		n.legacy = chance(w.c, k.LegacyPM) // drawn only when the knob is set: other runs keep their draws
 	}
 	w.snap.Nodes = make([]spec.NodeView, len(w.nodes))
+	w.snap.Unchanged = make([]bool, len(w.nodes)) // none checked yet
+	for i := range w.nodes {
+		w.changed = append(w.changed, i)
+	}
 	w.refreshAll()
 	for _, n := range w.nodes {
 		if err := w.start(n, 1); err != nil {

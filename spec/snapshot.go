@@ -25,6 +25,15 @@ type Snapshot struct {
 	// simulator) checks deliveries incrementally with a [DeliveryChecker]
 	// instead and leaves it empty; a trace checker can fill it.
 	Delivered []Delivery
+	// Unchanged, if set, marks the nodes whose views are exactly as they
+	// were at the previous CheckSafety of this snapshot, which found
+	// nothing: CheckSafety skips them in the invariants of one node alone
+	// (NoSelfConnection, AtMostOneSession), whose verdict on the same view
+	// cannot change. Those invariants called on their own, and the others,
+	// check every node. An observer that checks after every step and
+	// re-reads only the nodes that stepped (the simulator) sets it; nil
+	// checks every node.
+	Unchanged []bool
 
 	// Scratch of the checkers, reused from one check to the next: the
 	// checkers of one Snapshot must not run concurrently.
@@ -218,6 +227,12 @@ func (s *Snapshot) holdIndex() {
 
 // releaseIndex ends holdIndex: the next check rebuilds the index.
 func (s *Snapshot) releaseIndex() { s.ix.held = false }
+
+// skipLocal reports whether an invariant of one node alone may skip node i:
+// CheckSafety runs it, and Unchanged marks the node.
+func (s *Snapshot) skipLocal(i int) bool {
+	return s.ix.held && i < len(s.Unchanged) && s.Unchanged[i]
+}
 
 // build rebuilds ix for s.
 func (ix *index) build(s *Snapshot) {

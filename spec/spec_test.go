@@ -212,3 +212,23 @@ func TestCheckPairConns(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestUnchangedSkipsOnlyLocalInvariants: CheckSafety skips the nodes
+// Snapshot.Unchanged marks in the invariants of one node alone, and only
+// there; the invariants called on their own still check every node.
+func TestUnchangedSkipsOnlyLocalInvariants(t *testing.T) {
+	s := healthy()
+	s.Nodes[1].Conns = append(s.Nodes[1].Conns, spec.ConnEnd{ConnStatus: fsm.ConnStatus{ID: 11, State: fsm.StateEstablished, Peer: "b", Sess: 3}, Global: 5})
+	s.Conns = append(s.Conns, spec.Conn{ID: 5, Ends: [2]spec.End{{"b", 1, true}, {"b", 1, true}}})
+	all := spec.CheckSafety(s)
+	require.ErrorContains(t, all, "no-self-connection: b holds g5")
+	require.ErrorContains(t, all, "at-most-one-session: b has established g5 to b")
+
+	s.Unchanged = []bool{false, true}
+	require.NoError(t, spec.CheckSafety(s)) // the network agrees with b's end: only the local invariants see it
+	require.ErrorContains(t, spec.NoSelfConnection(s), "no-self-connection: b holds g5")
+	require.ErrorContains(t, spec.AtMostOneSession(s), "at-most-one-session: b has established g5 to b")
+
+	s.Unchanged = []bool{true, false}
+	require.Equal(t, all.Error(), spec.CheckSafety(s).Error())
+}
