@@ -95,11 +95,15 @@
 // with spec.CheckPairConns: exactly two per pair without faults (both ends
 // dial, the handshake keeps one), at most two per pair after the faults
 // stop. The safety checks after every step cost O(connections), so these
-// runs grow with about N⁴: 1.1 s of CPU for 32 nodes, 10–11 s for 48 (one
-// seed, measured 2026-11-30 at a load average of 10–12; 2.8 s and 19 s
-// before spec.AtMostOneSession counted by peer id, and 79–106 s for 64,
-// not measured since); under the race detector they shrink to 16 nodes
-// (3.6 s for the three mesh tests, measured before that change).
+// runs grow with about N⁴: 2.2 s of CPU for 48 nodes and 0.9 s for the 32
+// with faults (one seed each, measured 2026-11-30 at a load average of
+// 4.3–4.6; 2.8 s together, 11.8 s in the same conditions before the
+// checkers looked connections, nodes and peers up through an index and
+// skipped the invariants of one node alone at the nodes that did not step
+// (spec.Snapshot.Unchanged); 19 s for 48 nodes before spec.AtMostOneSession
+// counted by peer id, and 79–106 s for 64, not measured since); under the
+// race detector they shrink to 16 nodes (3.6 s for the three mesh tests,
+// measured before those changes).
 // The negative controls: TestSweepMeshCatchesExtraDials has every node also
 // connect to a second address of each peer and must break the bound
 // without faults; TestSweepMeshCatchesRedialWithSession (mutation tag) lets

@@ -57,12 +57,13 @@ func runMesh(t *testing.T, k sim.Knobs, alias bool) joinResult {
 
 // meshNodes is the size of the fault-free mesh: $SIM_MESH_NODES if set,
 // else 48. The per-step safety checks cost O(connections) per step, so the
-// run grows with about N⁴: 32 nodes take about 1.1 s of CPU, 48 about
-// 10–11 s (measured 2026-11-30 at a load average of 10–12, 26–28 s of wall
-// time there; 2.8 s and 19 s before spec.AtMostOneSession counted by peer
-// id); 64 took 79–106 s before that change (one core, load average near 3)
-// and has not been measured since. SIM_MESH_NODES=64 runs the largest size
-// of issue 10.
+// run grows with about N⁴: 48 nodes take about 2.2 s of CPU (measured
+// 2026-11-30 at a load average of 4.3–4.6, 2.2 s of wall time there; 9.9 s
+// in the same conditions before the checkers' index and
+// spec.Snapshot.Unchanged, 19 s before spec.AtMostOneSession counted by
+// peer id); 64 took 79–106 s before all that (one core, load average near
+// 3) and has not been measured since. SIM_MESH_NODES=64 runs the largest
+// size of issue 10.
 func meshNodes(t *testing.T) int {
 	if s := os.Getenv("SIM_MESH_NODES"); s != "" {
 		n, err := strconv.Atoi(s)
