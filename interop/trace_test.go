@@ -19,6 +19,7 @@ import (
 
 	"github.com/masterless-go/masterless/fsm"
 	"github.com/masterless-go/masterless/netio"
+	"github.com/masterless-go/masterless/spec"
 )
 
 // TestRecordLegacyTraces records the Go node's own trace (spec/TRACE.md,
@@ -84,7 +85,7 @@ func TestRecordLegacyTraces(t *testing.T) {
 			sc.run(t, g, node)
 			g.rt.SetTracer(nil)
 			lines := g.lines()
-			if !slices.ContainsFunc(lines, func(l traceLine) bool { return l.Kind == "frame" }) {
+			if !slices.ContainsFunc(lines, func(l spec.TraceLine) bool { return l.Kind == "frame" }) {
 				t.Fatalf("trace has no frame line: %+v", lines)
 			}
 			f, err := os.Create(filepath.Join(dir, sc.name+".ndjson"))
@@ -224,50 +225,7 @@ type tracedGo struct {
 	t0   time.Time
 
 	mu  sync.Mutex
-	out []traceLine
-}
-
-// traceLine is one line of spec/TRACE.md; legacy marks a connection that
-// speaks masterless 0.4.1.
-type traceLine struct {
-	Step   int         `json:"step"`
-	T      int64       `json:"t"`
-	Node   string      `json:"node"`
-	Inc    uint64      `json:"inc"`
-	Kind   string      `json:"kind"`
-	Conn   fsm.ConnID  `json:"conn"`
-	Dialer bool        `json:"dialer"`
-	Reset  bool        `json:"reset,omitempty"`
-	Peer   string      `json:"peer"`
-	Frame  *traceFrame `json:"frame,omitempty"`
-	Keep   bool        `json:"keep"`
-	Conns  []traceConn `json:"conns"`
-	Peers  []tracePeer `json:"peers"`
-}
-
-type traceFrame struct {
-	Type   string `json:"type"`
-	ID     string `json:"id,omitempty"`
-	Inc    uint64 `json:"inc,omitempty"`
-	Sess   uint64 `json:"sess,omitempty"`
-	Closed uint64 `json:"closed,omitempty"`
-	Keep   bool   `json:"keep,omitempty"`
-	Code   int    `json:"code,omitempty"`
-}
-
-type traceConn struct {
-	Conn   fsm.ConnID `json:"conn"`
-	Peer   string     `json:"peer"`
-	PInc   uint64     `json:"pinc"`
-	State  string     `json:"state"`
-	Sess   uint64     `json:"sess"`
-	Legacy bool       `json:"legacy,omitempty"`
-}
-
-type tracePeer struct {
-	Peer    string     `json:"peer"`
-	Keep    bool       `json:"keep"`
-	Session fsm.ConnID `json:"session"`
+	out []spec.TraceLine
 }
 
 func startTracedGo(t *testing.T, id, peer string) *tracedGo {
@@ -304,26 +262,26 @@ func (g *tracedGo) record(r *fsm.TraceRecord) {
 	if r.Kind == "shutdown" {
 		return
 	}
-	l := traceLine{Node: g.rt.ID(), Inc: r.Incarnation, Kind: r.Kind, Conn: r.Conn, Dialer: r.Dialer,
-		Peer: r.Peer, Keep: r.Keep, Conns: []traceConn{}, Peers: []tracePeer{},
+	l := spec.TraceLine{Node: g.rt.ID(), Inc: r.Incarnation, Kind: r.Kind, Conn: spec.ConnID(r.Conn), Dialer: r.Dialer,
+		Peer: r.Peer, Keep: r.Keep, Conns: []spec.TraceConn{}, Peers: []spec.TracePeer{},
 		Reset: r.Reset || (r.Kind == "closed" && r.Err != nil && !errors.Is(r.Err, fsm.ErrPeerClosed) && !errors.Is(r.Err, io.EOF)),
 		T:     int64(time.Since(g.t0))}
 	if r.Kind == "dialed" {
 		l.Peer = g.peer
 	}
 	if f := &r.Frame; f.Type != "" {
-		l.Frame = &traceFrame{Type: f.Type, ID: f.ID, Inc: f.Incarnation, Sess: f.Sess, Closed: f.Closed, Keep: f.Keep, Code: int(f.Code)}
+		l.Frame = &spec.TraceFrame{Type: f.Type, ID: f.ID, Inc: f.Incarnation, Sess: f.Sess, Closed: f.Closed, Keep: f.Keep, Code: int(f.Code)}
 	}
 	for _, c := range r.Conns {
-		l.Conns = append(l.Conns, traceConn{Conn: c.Conn, Peer: c.Peer, PInc: c.PeerInc, State: c.State.String(), Sess: c.Sess, Legacy: c.Legacy})
+		l.Conns = append(l.Conns, spec.TraceConn{Conn: spec.ConnID(c.Conn), Peer: c.Peer, PInc: c.PeerInc, State: c.State.String(), Sess: c.Sess, Legacy: c.Legacy})
 	}
 	listed := false
 	for _, p := range r.Peers {
-		l.Peers = append(l.Peers, tracePeer{Peer: p.Peer, Keep: p.Keep, Session: p.SessionConn})
+		l.Peers = append(l.Peers, spec.TracePeer{Peer: p.Peer, Keep: p.Keep, Session: spec.ConnID(p.SessionConn)})
 		listed = listed || p.Peer == g.peer
 	}
 	if !listed {
-		l.Peers = append(l.Peers, tracePeer{Peer: g.peer})
+		l.Peers = append(l.Peers, spec.TracePeer{Peer: g.peer})
 	}
 	g.mu.Lock()
 	l.Step = len(g.out) + 1
@@ -331,7 +289,7 @@ func (g *tracedGo) record(r *fsm.TraceRecord) {
 	g.mu.Unlock()
 }
 
-func (g *tracedGo) lines() []traceLine {
+func (g *tracedGo) lines() []spec.TraceLine {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return slices.Clone(g.out)

@@ -201,63 +201,22 @@ func newTracer(out io.Writer, nodes int) *tracer {
 // adversaries (the model has none).
 func traceable(k Knobs) bool { return k.LegacyPM == 0 && k.Mutation == 0 && k.Adversaries == 0 }
 
-// traceLine is one line of spec/TRACE.md.
-type traceLine struct {
-	Step   int         `json:"step"`
-	T      int64       `json:"t"`
-	Node   string      `json:"node"`
-	Inc    uint64      `json:"inc"`
-	Kind   string      `json:"kind"`
-	Conn   spec.ConnID `json:"conn"`
-	Dialer bool        `json:"dialer"`
-	Reset  bool        `json:"reset,omitempty"`
-	Peer   string      `json:"peer"`
-	Frame  *traceFrame `json:"frame,omitempty"`
-	Keep   bool        `json:"keep"`
-	Conns  []traceConn `json:"conns"`
-	Peers  []tracePeer `json:"peers"`
-}
-
-type traceFrame struct {
-	Type   string `json:"type"`
-	ID     string `json:"id,omitempty"`
-	Inc    uint64 `json:"inc,omitempty"`
-	Sess   uint64 `json:"sess,omitempty"`
-	Closed uint64 `json:"closed,omitempty"`
-	Keep   bool   `json:"keep,omitempty"`
-	Code   int    `json:"code,omitempty"`
-}
-
-type traceConn struct {
-	Conn  spec.ConnID `json:"conn"`
-	Peer  string      `json:"peer"`
-	PInc  uint64      `json:"pinc"`
-	State string      `json:"state"`
-	Sess  uint64      `json:"sess"`
-}
-
-type tracePeer struct {
-	Peer    string      `json:"peer"`
-	Keep    bool        `json:"keep"`
-	Session spec.ConnID `json:"session"`
-}
-
 // record writes one trace record of n's fsm.
 func (t *tracer) record(w *World, n *process, r *fsm.TraceRecord) {
 	if r.Kind == "shutdown" {
 		return // written as the crash that follows (see tracer)
 	}
 	g := globalOf(r.Conn)
-	l := traceLine{Kind: r.Kind, Inc: r.Incarnation, Conn: g, Dialer: r.Dialer, Peer: r.Peer, Keep: r.Keep,
-		Reset: r.Reset || errors.Is(r.Err, errReset), Conns: []traceConn{}}
+	l := spec.TraceLine{Kind: r.Kind, Inc: r.Incarnation, Conn: g, Dialer: r.Dialer, Peer: r.Peer, Keep: r.Keep,
+		Reset: r.Reset || errors.Is(r.Err, errReset), Conns: []spec.TraceConn{}}
 	if r.Kind == "dialed" {
 		l.Peer = w.acceptorOf(g)
 	}
 	if f := &r.Frame; f.Type != "" {
-		l.Frame = &traceFrame{Type: f.Type, ID: f.ID, Inc: f.Incarnation, Sess: f.Sess, Closed: f.Closed, Keep: f.Keep, Code: int(f.Code)}
+		l.Frame = &spec.TraceFrame{Type: f.Type, ID: f.ID, Inc: f.Incarnation, Sess: f.Sess, Closed: f.Closed, Keep: f.Keep, Code: int(f.Code)}
 	}
 	for _, c := range r.Conns {
-		l.Conns = append(l.Conns, traceConn{Conn: globalOf(c.Conn), Peer: c.Peer, PInc: c.PeerInc, State: c.State.String(), Sess: c.Sess})
+		l.Conns = append(l.Conns, spec.TraceConn{Conn: globalOf(c.Conn), Peer: c.Peer, PInc: c.PeerInc, State: c.State.String(), Sess: c.Sess})
 	}
 	keep := map[string]bool{}
 	sess := map[string]spec.ConnID{}
@@ -272,13 +231,13 @@ func (t *tracer) record(w *World, n *process, r *fsm.TraceRecord) {
 }
 
 // emit writes l for n, listing every other node in "peers".
-func (t *tracer) emit(w *World, n *process, l traceLine, keep map[string]bool, sess map[string]spec.ConnID) {
+func (t *tracer) emit(w *World, n *process, l spec.TraceLine, keep map[string]bool, sess map[string]spec.ConnID) {
 	t.line++
 	l.Step, l.T, l.Node = t.line, int64(w.now), n.id
-	l.Peers = []tracePeer{}
+	l.Peers = []spec.TracePeer{}
 	for _, o := range w.nodes {
 		if o != n {
-			l.Peers = append(l.Peers, tracePeer{Peer: o.id, Keep: keep[o.id], Session: sess[o.id]})
+			l.Peers = append(l.Peers, spec.TracePeer{Peer: o.id, Keep: keep[o.id], Session: sess[o.id]})
 		}
 	}
 	if err := t.enc.Encode(&l); err != nil {
@@ -299,14 +258,14 @@ func (w *World) acceptorOf(g spec.ConnID) string {
 // crash writes the crash of n (after a Shutdown, or without one): every
 // connection closed, the keep flags of its last line.
 func (t *tracer) crash(w *World, n *process) {
-	t.emit(w, n, traceLine{Kind: "crash", Inc: n.inc, Conns: []traceConn{}}, t.keep[n.idx], nil)
+	t.emit(w, n, spec.TraceLine{Kind: "crash", Inc: n.inc, Conns: []spec.TraceConn{}}, t.keep[n.idx], nil)
 }
 
 // restart writes the start of n's new process (incarnation n.inc), whose
 // fsm knows nothing yet.
 func (t *tracer) restart(w *World, n *process) {
 	t.keep[n.idx] = map[string]bool{}
-	t.emit(w, n, traceLine{Kind: "restart", Inc: n.inc, Conns: []traceConn{}}, nil, nil)
+	t.emit(w, n, spec.TraceLine{Kind: "restart", Inc: n.inc, Conns: []spec.TraceConn{}}, nil, nil)
 }
 
 // sortedConnIDs returns m's keys in order: every loop that can act does so
