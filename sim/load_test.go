@@ -58,11 +58,7 @@ func TestSweepLoad(t *testing.T) {
 			r.Knobs.Seed, outcome(r.Err), r.Delivered, r.Virtual.Round(time.Millisecond), r.MaxStall.Round(time.Microsecond),
 			100*ratio, r.StallBound.Round(time.Millisecond), r.MaxProducerWait.Round(time.Microsecond), r.Knobs)
 	}
-	for i := range res.Failures {
-		var b strings.Builder
-		res.Failures[i].Report(&b)
-		t.Log("\n" + b.String())
-	}
+	logFailures(t, &res)
 	t.Logf("%d steps in %v; the longest stall was %.1f%% of its bound", res.Steps, res.Elapsed.Round(time.Millisecond), 100*worst)
 	t.Log(res.Summary())
 	require.Equal(t, n, res.Seeds, "every seed ran")

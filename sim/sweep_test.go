@@ -29,6 +29,16 @@ func sweepSeeds(t *testing.T, def int) int {
 	return def
 }
 
+// logFailures logs the report of every failed seed of res.
+func logFailures(t *testing.T, res *sim.SweepResult) {
+	t.Helper()
+	for i := range res.Failures {
+		var b strings.Builder
+		res.Failures[i].Report(&b)
+		t.Log("\n" + b.String())
+	}
+}
+
 // TestSweep runs many random seeds of 2 to 5 nodes with random faults and
 // commands; every one must keep the safety invariants at every step and reach
 // quiescence once healed. $SIM_TRACE_DIR, if set, receives their traces.
@@ -43,11 +53,7 @@ func TestSweep(t *testing.T) {
 	res := sim.Sweep(sim.SweepConfig{First: first, Seeds: n, TraceDir: os.Getenv("SIM_TRACE_DIR"), StopAfter: 20})
 	t.Logf("%d steps in %v: %.0f steps/s, %.0f seeds/s", res.Steps, res.Elapsed.Round(time.Millisecond),
 		float64(res.Steps)/res.Elapsed.Seconds(), float64(res.Seeds)/res.Elapsed.Seconds())
-	for i := range res.Failures {
-		var b strings.Builder
-		res.Failures[i].Report(&b)
-		t.Log("\n" + b.String())
-	}
+	logFailures(t, &res)
 	t.Log(res.Summary())
 	require.LessOrEqual(t, res.Seeds, n)
 	require.Empty(t, res.Failures, "see the reports above")
@@ -65,11 +71,7 @@ func TestSweepLegacyDialers(t *testing.T) {
 		k.LegacyPM = 500
 		return k
 	}})
-	for i := range res.Failures {
-		var b strings.Builder
-		res.Failures[i].Report(&b)
-		t.Log("\n" + b.String())
-	}
+	logFailures(t, &res)
 	t.Log(res.Summary())
 	require.Empty(t, res.Failures, "see the reports above")
 }
@@ -81,11 +83,7 @@ func TestSweepLegacyDialers(t *testing.T) {
 func TestSweepConnectOnce(t *testing.T) {
 	n := sweepSeeds(t, 1000)
 	res := sim.Sweep(sim.SweepConfig{First: 700_000, Seeds: n, StopAfter: 5, Options: sim.Options{ConnectOnce: true}})
-	for i := range res.Failures {
-		var b strings.Builder
-		res.Failures[i].Report(&b)
-		t.Log("\n" + b.String())
-	}
+	logFailures(t, &res)
 	t.Log(res.Summary())
 	require.Empty(t, res.Failures, "see the reports above")
 }
@@ -123,11 +121,7 @@ func TestSweepCatchesRepeatedBytes(t *testing.T) {
 func TestSweepAdversary(t *testing.T) {
 	n := sweepSeeds(t, 1000)
 	res := sim.Sweep(sim.SweepConfig{First: 900_000, Seeds: n, StopAfter: 5, Knobs: sim.DrawAdversaryKnobs})
-	for i := range res.Failures {
-		var b strings.Builder
-		res.Failures[i].Report(&b)
-		t.Log("\n" + b.String())
-	}
+	logFailures(t, &res)
 	t.Logf("exercised: %s", &res.Stats)
 	t.Log(res.Summary())
 	require.Empty(t, res.Failures, "see the reports above")
