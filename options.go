@@ -132,7 +132,7 @@ func WithReconnectGrace(d time.Duration) Option {
 // acknowledged by it (sent and kept for a resend, or waiting for credit or
 // for the session), by count and payload bytes; default 262,144 and 16 MiB
 // (at least a quarter of the window in messages and nine windows in bytes).
-// SendContext may fill two windows of it (payload plus 32 bytes a message);
+// SendContext may fill one window of it (payload plus 32 bytes a message);
 // the rest is for Send from event callbacks (answers), which always has room
 // under the conditions of fsm/stream.go ("Room for answers"): bounds smaller
 // than 7 windows / 32 + 5 messages and 7 windows + twice the largest payload

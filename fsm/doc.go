@@ -90,8 +90,7 @@
 // reader never waits and credit waits only for a user. A callback's Send
 // never waits: past the queue's bounds it fails with ErrQueueFull. Only a
 // producer outside the callbacks (SendContext) waits: for
-// acknowledgements, for its own user, and while the peer says its answers
-// back up. Each ends at a user's callback, which waits for nothing.
+// acknowledgements, and while the peer says its answers back up. Each ends at a user's callback, which waits for nothing.
 //
 // That a callback's answer is then never refused needs the producers paced
 // by the answers they cause, which a node cannot see from its own side: a
@@ -116,9 +115,10 @@
 //     all carry the flag, S applies them in order, and until it applies the
 //     first, S's count of what A acknowledged is at most what A had
 //     delivered at t0: those requests were all in S's queue at once, within
-//     the producers' share of it, two windows.
+//     the producers' share of it, one window.
 //   - So the queue toward S, A's own producers' share included, costs at
-//     most 7 W plus two messages with one window W for both ends; the
+//     most 5 W plus two messages with one window W for both ends (7 W with
+//     a peer whose producers keep two windows, as earlier builds did); the
 //     default bounds (QueueMessages at least W/4, QueueBytes at least 9 W)
 //     hold that for messages up to a window.
 //

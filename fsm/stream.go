@@ -36,10 +36,9 @@ import (
 //     as the users' callbacks return.
 //   - Only a producer outside the callbacks waits (the adapter's
 //     SendContext): for acknowledgements, which come from the peer's
-//     connection layer as it delivers, which waits for nothing of ours; for
-//     its own user to catch up; and while the peer says its answers to us
-//     back up (the backlog flag, below), which clears as our user consumes
-//     them. None of these is a callback, and neither credit nor the flag
+//     connection layer as it delivers, which waits for nothing of ours;
+//     and while the peer says its answers to us back up (the backlog flag,
+//     below), which clears as our user consumes them. None of these is a callback, and neither credit nor the flag
 //     waits for a producer.
 // Every chain of waits therefore ends at a user's callback, and a callback
 // that returns ends it.
@@ -66,7 +65,7 @@ import (
 // The pacing. Costs count payload plus msgCost per message, as credit
 // does; c is the cost of the largest message. Node A, toward peer S:
 //   - Producers (Send.Reserve) may add to the queue only while it costs at
-//     most Π = min(2 W, QueueBytes/2) and holds fewer than QueueMessages/2
+//     most Π = min(W, QueueBytes/2) and holds fewer than QueueMessages/2
 //     messages (producerShare): the producers' messages cost at most Π.
 //   - The backlog flag (pace). B = the cost of the answers in A's queue
 //     toward S, minus the room S's credit leaves (limit - ackedEnd, at most
@@ -74,9 +73,12 @@ import (
 //     flag when B > W(A) and clears it when B <= W(A)/2, sending an ACK on
 //     each flip; every ACK carries it. While the flag S last heard from A
 //     is set, S's producers toward A wait (producerWaits); an ACK that
-//     clears it wakes them (ActRoom). A producer also waits while its own
-//     user is more than half a window behind on the peer's messages (an
-//     early brake; the bound below does not need it).
+//     clears it wakes them (ActRoom). Nothing else holds a producer: an
+//     earlier rule also held it while its own user was more than half a
+//     window behind on the peer's messages, which the bound below does not
+//     need, and under sustained load (every peer's stream a full window
+//     behind at the receiver) it held producers almost all the time while
+//     the pair's stream emptied (issue 9).
 //
 // The bound. Answers leave A's queue only when S acknowledges them. At any
 // time t, before A adds an answer: if the flag is clear, the answers cost at
@@ -102,10 +104,11 @@ import (
 //     Π(S).
 // With the answer being added, the answers cost at most
 // W(S) + 2 W(A) + Π(S) + 2 c, and the whole queue (the producers' Π(A)
-// besides) at most W(S) + 2 W(A) + Π(S) + Π(A) + 2 c: 7 W + 2 c when both
-// ends have the same window W. As every message costs at least msgCost,
-// and the two messages counted by c are one each, no answer is refused as
-// long as
+// besides) at most W(S) + 2 W(A) + Π(S) + Π(A) + 2 c: 5 W + 2 c when both
+// ends have the same window W (7 W + 2 c with a peer whose producers keep
+// two windows, as builds before Π was one window did). As every message
+// costs at least msgCost, and the two messages counted by c are one each,
+// no answer is refused, whatever the peer's build, as long as
 //
 //	QueueMessages >= 7 W / msgCost + 5 and QueueBytes >= 7 W + 2 L,
 //
@@ -343,9 +346,8 @@ func (n *Node) sendReliable(p *peer, payload []byte, reserve bool) error {
 }
 
 // producerWaits returns why a producer's message of the given cost toward p
-// must wait, or nil: the peer says its answers to this node back up there;
-// this node's user is more than half a window behind on p's messages; or
-// the producers' share of the queue (producerShare) is used.
+// must wait, or nil: the peer says its answers to this node back up there,
+// or the producers' share of the queue (producerShare) is used.
 func (n *Node) producerWaits(p *peer, cost uint64) error {
 	o := &p.out
 	if n.cfg.mutation.noPacing() { // deliberately wrong: see MutationNoPacing
@@ -354,9 +356,6 @@ func (n *Node) producerWaits(p *peer, cost uint64) error {
 	if p.in.held {
 		return fmt.Errorf("%w: %q says its answers to this node back up there; a producer waits for them to drain", ErrQueueFull, p.id)
 	}
-	if behind := p.in.received - p.in.consumed; behind > uint64(n.cfg.Window)/2 {
-		return fmt.Errorf("%w: this node's user is %d bytes behind on %q's messages; a producer waits for it", ErrQueueFull, behind, p.id)
-	}
 	if share := n.producerShare(); len(o.msgs) >= n.cfg.QueueMessages/2 || o.queued()+cost > share {
 		return fmt.Errorf("%w: %q has %d messages, %d bytes with their overhead not yet acknowledged; a producer may keep %d", ErrQueueFull, p.id, len(o.msgs), o.queued(), share)
 	}
@@ -364,8 +363,9 @@ func (n *Node) producerWaits(p *peer, cost uint64) error {
 }
 
 // oldPacing is producerWaits before the backlog flag, for MutationNoPacing:
-// the peer's flag ignored, the producers' share counted in payload bytes
-// and half the queue's messages.
+// the peer's flag ignored, a producer held while its own user is more than
+// half a window behind on p's messages, the producers' share counted in
+// payload bytes (two windows) and half the queue's messages.
 func (n *Node) oldPacing(p *peer, cost uint64) error {
 	o := &p.out
 	if behind := p.in.received - p.in.consumed; behind > uint64(n.cfg.Window)/2 {
@@ -378,11 +378,14 @@ func (n *Node) oldPacing(p *peer, cost uint64) error {
 }
 
 // producerShare is the cost (payload plus msgCost per message) of the queue
-// toward one peer up to which producers may add: two windows (more could
-// not go out sooner anyway, credit being one window), at most half the
-// queue's bytes.
+// toward one peer up to which producers may add: one window, at most half
+// the queue's bytes. Credit lets at most a window past what the peer's user
+// consumed go out, so more could not go out sooner; it would only wait in
+// this queue, ahead of the answers queued after it, and lengthen the
+// peer's backlog flag (a share of two windows made producers of the 8-node
+// echo storms wait 4 s and more, issue 9).
 func (n *Node) producerShare() uint64 {
-	return uint64(min(2*n.cfg.Window, n.cfg.QueueBytes/2))
+	return uint64(min(n.cfg.Window, n.cfg.QueueBytes/2))
 }
 
 // queued returns the cost of the messages in the queue.
@@ -641,8 +644,8 @@ func (n *Node) consumed(id string, inc uint64, msgs, bytes int) {
 	if p.session != nil && reliable(p.session) && n.grantLimit(p) >= in.granted+uint64(n.cfg.Window)/4 {
 		n.sendAck(p, p.session)
 	}
-	if in.received-in.consumed <= uint64(n.cfg.Window)/2 {
-		n.maybeRoom(p) // a producer held back until the user caught up may go on
+	if n.cfg.mutation.noPacing() && in.received-in.consumed <= uint64(n.cfg.Window)/2 {
+		n.maybeRoom(p) // oldPacing held a producer until its user caught up
 	}
 }
 

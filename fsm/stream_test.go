@@ -119,7 +119,7 @@ func acks(actions []fsm.Action) []string {
 func TestBacklogFlagFollowsAnswers(t *testing.T) {
 	n := pacedSession(t, 0) // A's user is behind: no credit
 	msg := make([]byte, 32) // cost 64: a window is 16 of them
-	for i := range 20 {
+	for i := range 16 {     // the producers' share: a window
 		if err := n.Step(0, fsm.Send{Peer: "A", Payload: msg, Reserve: true}); err != nil {
 			t.Fatalf("producer message %d: %v", i, err)
 		}
@@ -226,5 +226,30 @@ func TestDefaultsLeaveRoomForAnswers(t *testing.T) {
 		if c.QueueBytes < 7*w+2*w {
 			t.Errorf("window %d: %d bytes, want at least %d", w, c.QueueBytes, 7*w+2*w)
 		}
+	}
+}
+
+// A producer waits for the peer's backlog flag and for its share of the
+// queue (one window), not for its own user: with more than half a window
+// of A's messages not yet consumed here, a producer's message toward A
+// still goes (an earlier rule held it there, issue 9), and the message
+// past a window is refused.
+func TestProducerNotHeldByItsOwnUser(t *testing.T) {
+	n := pacedSession(t, 1<<20)
+	_ = n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Resume, Next: 1}})
+	msg := make([]byte, 32) // cost 64: a window is 16 of them
+	for i := range 12 {     // 768 bytes unconsumed: past half the window
+		if err := n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Data, Payload: msg}}); err != nil {
+			t.Fatalf("A's message %d: %v", i, err)
+		}
+	}
+	n.Ready()
+	for i := range 16 {
+		if err := n.Step(0, fsm.Send{Peer: "A", Payload: msg, Reserve: true}); err != nil {
+			t.Fatalf("producer message %d, this node's user behind on A's: %v", i, err)
+		}
+	}
+	if err := n.Step(0, fsm.Send{Peer: "A", Payload: msg, Reserve: true}); !errors.Is(err, fsm.ErrQueueFull) {
+		t.Fatalf("a producer's message past its share of a window: %v, want ErrQueueFull", err)
 	}
 }
