@@ -42,9 +42,10 @@ import (
 // flow control (the peer's backlog flag holding it until this node's user
 // has taken in the answers queued for it, fsm/stream.go), and with 32-byte
 // messages, where those answers may be a window or two taken in at a
-// seventh of the callbacks' pace, it lasts seconds (3.2-3.4 s; 4.1-7.5 s
-// while a producer kept two windows and also waited for its own user to
-// catch up on the peer's messages).
+// seventh of the callbacks' pace, it lasts seconds (1.5 s at load 1-2,
+// 3.2-3.4 s at load 6-8; 1.8-1.9 s and 4.1-7.5 s while a producer kept two
+// windows and also waited for its own user to catch up on the peer's
+// messages).
 func TestEchoStormFor(t *testing.T) {
 	d := os.Getenv("MASTERLESS_STORM")
 	if d == "" {
