@@ -54,18 +54,26 @@ func runJoin(t *testing.T, k sim.Knobs) joinResult {
 		i := i
 		w.At(time.Duration(k.Seed*7919+uint64(i)*104729)%time.Second, func() { w.Connect(i, w.Addr(0)) })
 	}
+	return finishMesh(t, w, k.Nodes)
+}
+
+// finishMesh runs w to its end (failing t with the run's report if an
+// invariant broke), checks that its nodes hold a full mesh, and counts the
+// TCP connections each pair opened, in all and after the faults stopped.
+func finishMesh(t *testing.T, w *sim.World, nodes int) joinResult {
+	t.Helper()
 	if err := w.Run(); err != nil {
 		r := w.Result()
 		r.Report(testWriter{t})
 		t.FailNow()
 	}
-	require.NoError(t, fullMesh(w, k.Nodes))
-	res := joinResult{w: w, pairs: w.PairConns()}
+	require.NoError(t, fullMesh(w, nodes))
+	res := joinResult{w: w, pairs: w.PairConns(), heal: w.HealPairConns()}
 	for _, c := range res.pairs {
 		res.total += c
 		res.most = max(res.most, c)
 	}
-	for _, c := range w.HealPairConns() {
+	for _, c := range res.heal {
 		res.healMost = max(res.healMost, c)
 	}
 	return res

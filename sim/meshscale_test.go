@@ -38,21 +38,7 @@ func runMesh(t *testing.T, k sim.Knobs, alias bool) joinResult {
 			}
 		}
 	}
-	if err := w.Run(); err != nil {
-		r := w.Result()
-		r.Report(testWriter{t})
-		t.FailNow()
-	}
-	require.NoError(t, fullMesh(w, k.Nodes))
-	res := joinResult{w: w, pairs: w.PairConns(), heal: w.HealPairConns()}
-	for _, c := range res.pairs {
-		res.total += c
-		res.most = max(res.most, c)
-	}
-	for _, c := range res.heal {
-		res.healMost = max(res.healMost, c)
-	}
-	return res
+	return finishMesh(t, w, k.Nodes)
 }
 
 // meshNodes is the size of the fault-free mesh: $SIM_MESH_NODES if set,
@@ -147,18 +133,7 @@ func runStaggeredMesh(t *testing.T, k sim.Knobs, gap time.Duration) joinResult {
 			}
 		}
 	}
-	if err := w.Run(); err != nil {
-		r := w.Result()
-		r.Report(testWriter{t})
-		t.FailNow()
-	}
-	require.NoError(t, fullMesh(w, k.Nodes))
-	res := joinResult{w: w, pairs: w.PairConns()}
-	for _, c := range res.pairs {
-		res.total += c
-		res.most = max(res.most, c)
-	}
-	return res
+	return finishMesh(t, w, k.Nodes)
 }
 
 // staggerKnobs: a fixed one-way latency L (no jitter, no faults). A dial
