@@ -1,9 +1,10 @@
 package fsm
 
-// incoming registers an accepted connection from source src whose protocol
+// incoming registers accepted connection ev.Conn, from ev.Source, whose protocol
 // is not known yet, evicting a silent one if the slots are full (slots.go).
 // It reports whether the node took it.
-func (n *Node) incoming(id ConnID, src string) bool {
+func (n *Node) incoming(ev Incoming) bool {
+	id := ev.Conn
 	if n.shutdown {
 		n.emit(Action{Kind: ActClose, Conn: id, Err: ErrClosed})
 		return false
@@ -13,7 +14,7 @@ func (n *Node) incoming(id ConnID, src string) bool {
 		n.emit(Action{Kind: ActClose, Conn: id, Err: err})
 		return false
 	}
-	c := &conn{id: id, state: StateDetect, openedAt: n.now, lastRecv: n.now, source: sourceOf(src)}
+	c := &conn{id: id, state: StateDetect, openedAt: n.now, lastRecv: n.now, source: sourceOf(ev)}
 	n.conns[id] = c
 	n.takeSlot(c)
 	n.armConn(c, c.openedAt+n.cfg.HandshakeTimeout)
@@ -25,7 +26,7 @@ func (n *Node) incoming(id ConnID, src string) bool {
 func (n *Node) accepted(id ConnID, legacy bool, authID string) {
 	c := n.conns[id]
 	if c == nil {
-		if !n.incoming(id, "") {
+		if !n.incoming(Incoming{Conn: id}) {
 			return
 		}
 		c = n.conns[id]

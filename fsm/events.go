@@ -56,6 +56,13 @@ type DialFailed struct {
 type Incoming struct {
 	Conn   ConnID
 	Source string
+	// IP is the dialer's IP address when Source is one, as 16 bytes (an
+	// IPv4 address in its IPv4-mapped form, an IPv6 zone dropped), and
+	// HasIP says it is set: the connection layer parses Source
+	// (link.IncomingEvent), so that the state machine needs no address
+	// parser to group dialers into sources (source.go).
+	IP    [16]byte
+	HasIP bool
 }
 
 // Accepted: the dialer's first bytes on accepted connection Conn told its

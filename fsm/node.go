@@ -154,7 +154,7 @@ func (n *Node) step(now time.Duration, ev Event) error {
 	case Tick:
 		n.tick()
 	case Incoming:
-		if !n.incoming(e.Conn, e.Source) && !n.shutdown {
+		if !n.incoming(e) && !n.shutdown {
 			n.countRefused()
 		}
 	case Accepted:

@@ -140,8 +140,8 @@ func (n *Node) Oldest(src string) (ConnID, int) {
 	return l.head.id, k
 }
 
-// SourceOf exposes sourceOf: the source a remote address counts against.
-func SourceOf(remote string) string { return sourceOf(remote) }
+// SourceOf exposes sourceOf: the source the dialer of ev counts against.
+func SourceOf(ev Incoming) string { return sourceOf(ev) }
 
 // HandshakingFrom returns how many accepted connections from source src
 // (as sourceOf groups them) are handshaking, by the node's count.

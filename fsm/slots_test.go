@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/link"
 	"github.com/masterless-go/masterless/wire"
 )
 
@@ -187,10 +188,10 @@ func TestCheckSlotsCatches(t *testing.T) {
 // hold one slot, within its share, and the oldest of all would go.)
 func TestPerSourceSlotsGroupIPv6By64(t *testing.T) {
 	s := newSlotNode(t, slotConfig()) // 8 slots, a share of 2
-	s.step(fsm.Incoming{Conn: 1, Source: "[2001:db8:1:3::1]:4000"})
-	s.step(fsm.Incoming{Conn: 2, Source: "10.0.0.1:4000"})
+	s.step(link.IncomingEvent(1, "[2001:db8:1:3::1]:4000"))
+	s.step(link.IncomingEvent(2, "10.0.0.1:4000"))
 	for id := fsm.ConnID(3); id <= 200; id++ {
-		s.step(fsm.Incoming{Conn: id, Source: fmt.Sprintf("[2001:db8:1:2:%x::%x]:%d", id, id*7, 1000+id)})
+		s.step(link.IncomingEvent(id, fmt.Sprintf("[2001:db8:1:2:%x::%x]:%d", id, id*7, 1000+id)))
 		if !s.open(1) || !s.open(2) {
 			t.Fatalf("after c%d: a connection of another source was evicted: %v, %v", id, s.closed[1], s.closed[2])
 		}

@@ -7,11 +7,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/link"
 )
 
 // TestSourceOf: what counts as one source for the shares of the handshake
-// slots, from a remote address as an adapter reports it: net.Addr.String()
-// of a TCP connection (netio), or a host name (the simulator).
+// slots, from a remote address as an adapter reports it and the connection
+// layer parses it: net.Addr.String() of a TCP connection (netio), or a host
+// name (the simulator).
 func TestSourceOf(t *testing.T) {
 	tcp := map[string]string{
 		"127.0.0.1:5000":            "127.0.0.1",
@@ -26,7 +28,7 @@ func TestSourceOf(t *testing.T) {
 	for addr, want := range tcp {
 		a, err := net.ResolveTCPAddr("tcp", addr)
 		require.NoError(t, err, addr)
-		require.Equal(t, want, fsm.SourceOf(a.String()), addr)
+		require.Equal(t, want, fsm.SourceOf(link.IncomingEvent(1, a.String())), addr)
 	}
 	for addr, want := range map[string]string{
 		"":                  "",
@@ -39,6 +41,8 @@ func TestSourceOf(t *testing.T) {
 		"host.example:80":   "host.example",
 		"adversary-3":       "adversary-3",
 	} {
-		require.Equal(t, want, fsm.SourceOf(addr), addr)
+		require.Equal(t, want, fsm.SourceOf(link.IncomingEvent(1, addr)), addr)
 	}
+	// Without the connection layer's parse, an address is a host name.
+	require.Equal(t, "10.1.2.3", fsm.SourceOf(fsm.Incoming{Source: "10.1.2.3:80"}))
 }

@@ -18,7 +18,7 @@ import (
 func (l *Layer) IncomingAuth(now time.Duration, id fsm.ConnID, source, peer string) {
 	c := l.register(id, protoUnknown)
 	c.peer = peer
-	l.step(now, fsm.Incoming{Conn: id, Source: source})
+	l.step(now, IncomingEvent(id, source))
 }
 
 // DialedAuth is Dialed for a connection whose security handshake proved that
