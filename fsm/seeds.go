@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"time"
 
@@ -111,7 +112,7 @@ func (n *Node) seedTimers() {
 	if len(n.seeds) == 0 || n.shutdown {
 		return
 	}
-	for _, addr := range sortedKeys(n.seeds) {
+	for _, addr := range slices.Sorted(maps.Keys(n.seeds)) {
 		s := n.seeds[addr]
 		if s.nextAt == 0 || n.now < s.nextAt {
 			continue
@@ -139,13 +140,4 @@ func (n *Node) seedDeadline() time.Duration {
 }
 
 // KeptAddresses returns the addresses kept until a node answers there, sorted.
-func (n *Node) KeptAddresses() []string { return sortedKeys(n.seeds) }
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
+func (n *Node) KeptAddresses() []string { return slices.Sorted(maps.Keys(n.seeds)) }

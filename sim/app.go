@@ -3,6 +3,8 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/masterless-go/masterless/fsm"
@@ -339,7 +341,7 @@ func (w *World) produce(n *process, peer string) {
 // roomFor wakes n's producers that wait for room (SendContext wakes on
 // every ActRoom).
 func (w *World) roomFor(n *process) {
-	for _, peer := range sortedKeys(n.app.producers) {
+	for _, peer := range slices.Sorted(maps.Keys(n.app.producers)) {
 		if p := n.app.producers[peer]; p.room {
 			p.room = false
 			w.schedule(event{at: w.now, kind: evProduce, node: n.idx, inc: n.inc, peer: peer})

@@ -3,6 +3,7 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -445,11 +446,11 @@ func (w *World) restart(n *process) {
 		w.fail(err)
 		return
 	}
-	for _, addr := range sortedKeys(n.connectAddrs) {
+	for _, addr := range slices.Sorted(maps.Keys(n.connectAddrs)) {
 		n.nextReq++
 		w.step(n, fsm.Connect{Req: n.nextReq, Addr: addr})
 	}
-	for _, id := range sortedKeys(n.keeps) {
+	for _, id := range slices.Sorted(maps.Keys(n.keeps)) {
 		w.step(n, fsm.SetKeep{Peer: id, Keep: true})
 	}
 }

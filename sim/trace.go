@@ -278,12 +278,3 @@ func sortedConnIDs(m map[fsm.ConnID]*simConn) []fsm.ConnID {
 	slices.Sort(out)
 	return out
 }
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
