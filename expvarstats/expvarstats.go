@@ -46,6 +46,7 @@ func Publish(name string, s *masterless.Server) error {
 type Stats struct {
 	Peers            []PeerStats       `json:"peers"`
 	Handshaking      int               `json:"handshaking"`
+	Connecting       []string          `json:"connecting"` // addresses a failed Connect left being retried
 	Handshakes       uint64            `json:"handshakes"`
 	HandshakesFailed uint64            `json:"handshakes_failed"`
 	Duplicates       map[string]uint64 `json:"duplicates"`
@@ -89,7 +90,7 @@ type PeerStats struct {
 // JSON returns st in the form Publish shows.
 func JSON(st masterless.Stats) Stats {
 	j := Stats{
-		Peers: make([]PeerStats, len(st.Peers)), Handshaking: st.Handshaking,
+		Peers: make([]PeerStats, len(st.Peers)), Handshaking: st.Handshaking, Connecting: st.Connecting,
 		Handshakes: st.Handshakes, HandshakesFailed: st.HandshakesFailed,
 		Duplicates: st.Duplicates, Closed: st.Closed, PeerClosed: st.PeerClosed,
 		Lost: st.Lost, ProtocolErrors: st.ProtocolErrors,

@@ -83,3 +83,11 @@ func TestPublish(t *testing.T) {
 		t.Fatalf("after Disconnect: %+v", p)
 	}
 }
+
+// JSON carries the addresses being retried.
+func TestJSONConnecting(t *testing.T) {
+	got := expvarstats.JSON(masterless.Stats{Connecting: []string{"tcp://127.0.0.1:1"}})
+	if len(got.Connecting) != 1 || got.Connecting[0] != "tcp://127.0.0.1:1" {
+		t.Fatalf("connecting: %v", got.Connecting)
+	}
+}

@@ -100,6 +100,7 @@ func families(nodes []nodeStats) []*metric {
 
 	peers := fam("peers", "gauge", "Peers the node knows, by state.")
 	handshaking := fam("handshaking", "gauge", "Connections whose handshake is under way.")
+	retrying := fam("connect_retrying_addresses", "gauge", "Addresses a failed Connect left being retried.")
 	handshakes := fam("handshakes_total", "counter", "Sessions established.")
 	failed := fam("handshakes_failed_total", "counter", "Connections closed before they became a session.")
 	dups := fam("duplicates_refused_total", "counter", "Connections refused because they duplicated a session or could not be one, by reason.")
@@ -128,6 +129,7 @@ func families(nodes []nodeStats) []*metric {
 		}
 		byKey(peers, id, "state", byState)
 		add(handshaking, float64(st.Handshaking), "node", id)
+		add(retrying, float64(len(st.Connecting)), "node", id)
 		add(handshakes, float64(st.Handshakes), "node", id)
 		add(failed, float64(st.HandshakesFailed), "node", id)
 		byKey(dups, id, "reason", st.Duplicates)
