@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/masterless-go/masterless/netio"
 	"github.com/masterless-go/masterless/wire"
 )
 
@@ -121,9 +122,9 @@ func benchPingPong(b *testing.B, v benchVariant) {
 					close(done)
 					return
 				}
-				x.send(p)
+				x.reply(p)
 			},
-			func(p []byte) { y.send(p) })
+			func(p []byte) { y.reply(p) })
 		b.ReportAllocs()
 		b.ResetTimer()
 		start := time.Now()
@@ -236,16 +237,30 @@ func BenchmarkSendMany16(b *testing.B) {
 // bareConn is the baseline: frames over a raw TCP connection with a writer
 // goroutine flushing a buffer and a reader parsing a 64 KiB read at a time,
 // calling the handler inline with a copy of each payload.
+//
+// Its output buffer has masterless's bound (netio.DefaultSendBuffer): a
+// producer (send, sendEncoded) waits while more than that is waiting, as
+// SendContext waits for room, so that neither side measures how fast memory
+// fills. Without the bound a one-way producer outruns the socket and grows
+// the buffer to the whole run (hundreds of MiB), and the figure is memcpy,
+// not TCP. A reply from the handler (reply) never waits, as masterless
+// never refuses one: the handler runs on the reader, and a reader waiting
+// on its own peer's reader is the wedge of issue 9.
 type bareConn struct {
-	nc    net.Conn
-	mu    sync.Mutex
-	cond  sync.Cond
-	out   []byte
-	idle  bool
-	dead  bool
-	wg    sync.WaitGroup
-	codec wire.Binary
+	nc      net.Conn
+	mu      sync.Mutex
+	cond    sync.Cond // the writer waits for data
+	space   sync.Cond // producers wait for room
+	waiting int       // producers waiting on space
+	out     []byte
+	idle    bool
+	dead    bool
+	wg      sync.WaitGroup
+	codec   wire.Binary
 }
+
+// bareBound is the bare output buffer's bound: masterless's default.
+const bareBound = netio.DefaultSendBuffer
 
 func barePair(b *testing.B, onX, onY func([]byte)) (x, y *bareConn) {
 	b.Helper()
@@ -284,30 +299,54 @@ func wrappedPair(b *testing.B, onX, onY func([]byte), wrap func(d, a net.Conn) (
 func newBare(nc net.Conn, on func([]byte)) *bareConn {
 	c := &bareConn{nc: nc}
 	c.cond.L = &c.mu
+	c.space.L = &c.mu
 	c.wg.Add(2)
 	go c.writeLoop()
 	go c.readLoop(on)
 	return c
 }
 
+// send is a producer's send: it waits for room, then appends a frame.
 func (c *bareConn) send(p []byte) {
 	c.mu.Lock()
+	c.waitRoom()
 	c.out = wire.AppendData(c.out, p)
-	if c.idle {
-		c.idle = false
-		c.cond.Signal()
-	}
+	c.wake()
 	c.mu.Unlock()
 }
 
+// sendEncoded is send of a frame encoded once for many connections.
 func (c *bareConn) sendEncoded(f []byte) {
 	c.mu.Lock()
+	c.waitRoom()
 	c.out = append(c.out, f...)
+	c.wake()
+	c.mu.Unlock()
+}
+
+// reply is the handler's send: it never waits (see bareConn).
+func (c *bareConn) reply(p []byte) {
+	c.mu.Lock()
+	c.out = wire.AppendData(c.out, p)
+	c.wake()
+	c.mu.Unlock()
+}
+
+// waitRoom waits, under c.mu, while the output buffer is over the bound.
+func (c *bareConn) waitRoom() {
+	for len(c.out) > bareBound && !c.dead {
+		c.waiting++
+		c.space.Wait()
+		c.waiting--
+	}
+}
+
+// wake signals an idle writer (under c.mu).
+func (c *bareConn) wake() {
 	if c.idle {
 		c.idle = false
 		c.cond.Signal()
 	}
-	c.mu.Unlock()
 }
 
 func (c *bareConn) writeLoop() {
@@ -331,6 +370,9 @@ func (c *bareConn) writeLoop() {
 		}
 		spare = buf
 		c.mu.Lock()
+		if c.waiting > 0 {
+			c.space.Broadcast()
+		}
 	}
 }
 
@@ -376,6 +418,7 @@ func (c *bareConn) close() {
 	c.mu.Lock()
 	c.dead = true
 	c.cond.Signal()
+	c.space.Broadcast()
 	c.mu.Unlock()
 	c.nc.Close()
 	c.wg.Wait()
@@ -433,7 +476,7 @@ func BenchmarkEcho(b *testing.B) {
 				if p[0] == 'o' {
 					r := append([]byte(nil), p...)
 					r[0] = 'r'
-					(*to).send(r)
+					(*to).reply(r)
 				}
 				cnt.hit()
 			}
