@@ -15,7 +15,10 @@
 // The shape follows etcd's raft and quinn-proto: one entry point, Step(now,
 // event), whose effects are collected and handed out together by Ready as
 // Actions (dial, write a frame, close, tell the user); time is always a
-// parameter; timers are data, read with NextDeadline and run by a Tick that
+// parameter, except for the sends (Send, SendMany), which are time-free: no
+// rule they run reads the clock, so Step ignores their now and an adapter
+// need not read its clock per message (TestSendIsTimeFree holds the node to
+// it, with a negative control); timers are data, read with NextDeadline and run by a Tick that
 // is harmless when early and visits only what is due (deadlines.go), so its
 // cost does not grow with the number of peers. The frame transitions live in one table
 // (table.go); a peer's protocol violation closes that connection with a

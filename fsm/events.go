@@ -130,6 +130,13 @@ type SetKeep struct {
 // (SendContext): it may not take the room kept for answers sent from event
 // callbacks, which cannot wait, and is refused while the peer says its
 // answers to this node back up (stream.go, "Room for answers").
+//
+// A Send is time-free: no rule it runs depends on the time (it queues,
+// spends credit and writes; deadlines are kept by the other events), so Step
+// ignores its now and the node's clock stays where the previous event left
+// it. A Send stepped at a time t and one stepped at any other time have the
+// same outcome (TestSendIsTimeFree), which lets an adapter skip reading the
+// clock for each message.
 type Send struct {
 	Peer    string
 	Payload []byte
@@ -142,7 +149,7 @@ type Send struct {
 // allows). The DATA frames this step writes for the new message carry
 // Payload itself, the same slice for every peer, so the connection layer
 // can encode it once (link.Layer.SendMany); as for Send, the caller must
-// encode it before the buffer is reused.
+// encode it before the buffer is reused. It is time-free, as Send.
 //
 // Errs, when not nil, must be as long as Peers: the step sets Errs[i] to
 // what a Send to Peers[i] would have returned (nil: accepted), so that a

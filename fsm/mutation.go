@@ -77,6 +77,12 @@ const (
 	// one after the other then open two TCP connections where one would do,
 	// which the simulator's connection bound must catch.
 	MutationDialWhileHandshaking
+	// MutationSendKeepsTime makes Step keep the now of a Send or SendMany as
+	// the node's clock, as it did before sends were time-free (events.go,
+	// Send): an adapter that passes its latest step's time, or any other,
+	// then moves the node's clock, and the time-free check must see the
+	// difference.
+	MutationSendKeepsTime
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -108,3 +114,4 @@ func (m Mutation) redialWithSession() bool { return m == MutationRedialWithSessi
 func (m Mutation) dialWhileHandshaking() bool {
 	return m == MutationDialWhileHandshaking
 }
+func (m Mutation) sendKeepsTime() bool { return m == MutationSendKeepsTime }

@@ -22,3 +22,4 @@ func (mutation) redialWithSession() bool { return false }
 func (mutation) dialWhileHandshaking() bool {
 	return false
 }
+func (mutation) sendKeepsTime() bool { return false }

@@ -28,7 +28,7 @@ func (n *Runtime) Send(peer string, payload []byte) error {
 		n.mu.Unlock()
 		return fsm.ErrClosed
 	}
-	err := n.link.Send(n.now(), peer, payload)
+	err := n.link.Send(n.sendTime(), peer, payload)
 	n.settleAndWait()
 	return err
 }
@@ -46,7 +46,7 @@ func (n *Runtime) SendContext(ctx context.Context, peer string, payload []byte) 
 			n.mu.Unlock()
 			return fsm.ErrClosed
 		}
-		err := n.link.Step(n.now(), fsm.Send{Peer: peer, Payload: payload, Reserve: true})
+		err := n.link.Step(n.sendTime(), fsm.Send{Peer: peer, Payload: payload, Reserve: true})
 		room := n.room
 		if !errors.Is(err, fsm.ErrQueueFull) {
 			n.settleAndWait()
@@ -73,7 +73,7 @@ func (n *Runtime) SendMany(peers []string, payload []byte) int {
 		n.mu.Unlock()
 		return 0
 	}
-	sent := n.link.SendMany(n.now(), peers, payload)
+	sent := n.link.SendMany(n.sendTime(), peers, payload)
 	n.settleAndWait()
 	return sent
 }
@@ -99,7 +99,7 @@ func (n *Runtime) SendManyContext(ctx context.Context, peers []string, payload [
 			n.manyErrs = make([]error, len(pending))
 		}
 		errs := n.manyErrs[:len(pending)] // cleared below: it keeps no error past the call
-		_ = n.link.Step(n.now(), fsm.SendMany{Peers: pending, Payload: payload, Reserve: true, Errs: errs})
+		_ = n.link.Step(n.sendTime(), fsm.SendMany{Peers: pending, Payload: payload, Reserve: true, Errs: errs})
 		var rest []string
 		for i, err := range errs {
 			switch {
