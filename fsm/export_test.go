@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 )
@@ -150,3 +151,17 @@ func (n *Node) CheckStreams() error {
 // BreakStreamTail moves the tail of the stream to peer off its last message,
 // for CheckStreams' negative control.
 func (n *Node) BreakStreamTail(peer string) { n.peers[peer].out.tail++ }
+
+// CheckActionSlots cleans the action slots the last Ready handed over, as
+// the next Step does, and reports a slot left with a field set: clean
+// clears only some fields of DATA writes and messages, which holds only
+// while nothing else sets another field of those actions.
+func (n *Node) CheckActionSlots() error {
+	n.clean()
+	for i, a := range n.out[:cap(n.out)] {
+		if !reflect.ValueOf(a).IsZero() {
+			return fmt.Errorf("action slot %d not clear after clean: %+v", i, a)
+		}
+	}
+	return nil
+}

@@ -52,6 +52,9 @@ func FuzzNodeFrames(f *testing.F) {
 			if err := n.CheckSlots(); err != nil {
 				t.Fatalf("after %#v: %v", ev, err)
 			}
+			if err := n.CheckActionSlots(); err != nil {
+				t.Fatalf("after %#v: %v", ev, err)
+			}
 		}
 		must(fsm.Listening{Info: "tcp://M"})
 		// c1: an established session with A (M leads A).
