@@ -70,18 +70,18 @@ func (t *transport) Notify(a *fsm.Action) {
 	switch a.Kind {
 	case fsm.ActConnected:
 		n.log.Debug("peer connected", "peer", a.Peer, "incarnation", a.Incarnation, "info", a.Addr)
-		n.events = append(n.events, event{kind: evConnected, peer: a.Peer, info: a.Addr})
+		n.events = append(n.events, event{kind: evConnected, peer: a.Peer, more: &eventMore{info: a.Addr}})
 	case fsm.ActDisconnected:
 		n.log.Debug("peer disconnected", "peer", a.Peer, "reason", errText(a.Err))
-		n.events = append(n.events, event{kind: evDisconnected, peer: a.Peer, err: a.Err})
+		n.events = append(n.events, event{kind: evDisconnected, peer: a.Peer, more: &eventMore{err: a.Err}})
 	case fsm.ActMessage:
 		n.events = append(n.events, event{kind: evMessage, peer: a.Peer, inc: a.Incarnation, payload: n.own(a.Frame.Payload)})
 	case fsm.ActLost:
 		n.log.Info("messages lost", "peer", a.Peer, "count", len(a.Lost), "reason", errText(a.Err))
-		n.events = append(n.events, event{kind: evLost, peer: a.Peer, lost: a.Lost, err: a.Err})
+		n.events = append(n.events, event{kind: evLost, peer: a.Peer, more: &eventMore{lost: a.Lost, err: a.Err}})
 	case fsm.ActMemberUp, fsm.ActMemberLeft, fsm.ActMemberGone:
 		n.log.Debug("member "+a.Kind.String()[len("member-"):], "peer", a.Peer, "incarnation", a.Incarnation, "addr", a.Addr)
-		n.events = append(n.events, event{kind: evMember, change: a.Kind, peer: a.Peer, inc: a.Incarnation, info: a.Addr, err: a.Err})
+		n.events = append(n.events, event{kind: evMember, change: a.Kind, peer: a.Peer, inc: a.Incarnation, more: &eventMore{info: a.Addr, err: a.Err}})
 	case fsm.ActRoom:
 		close(n.room) // wakes every SendContext waiting for room
 		n.room = make(chan struct{})

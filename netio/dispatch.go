@@ -31,15 +31,24 @@ const (
 	evMember // discovery: a member joined, left or was forgotten (member.go)
 )
 
+// event is one event for the user. A message, the event of every message
+// received, is 64 bytes, copied three times on its way to the user (into
+// the Runtime's list, the queue, the chunk being delivered); what the other
+// kinds carry besides sits behind more.
 type event struct {
 	kind    eventKind
-	peer    string
-	inc     uint64 // evMessage: the incarnation of the peer that sent it
-	info    string
-	err     error
-	payload []byte
-	lost    [][]byte
 	change  fsm.ActionKind // evMember: fsm.ActMemberUp, ActMemberLeft or ActMemberGone
+	peer    string
+	inc     uint64 // evMessage, evMember: the peer's incarnation
+	payload []byte
+	more    *eventMore // every kind but evMessage
+}
+
+// eventMore is what an event other than a message carries besides.
+type eventMore struct {
+	info string
+	err  error
+	lost [][]byte
 }
 
 // consumption is what the user took off the queue from one peer's
@@ -212,15 +221,15 @@ func (d *dispatcher) deliver(ev *event) {
 	switch ev.kind {
 	case evListening:
 		if d.h.Listening != nil {
-			d.h.Listening(ev.info)
+			d.h.Listening(ev.more.info)
 		}
 	case evConnected:
 		if d.h.Connected != nil {
-			d.h.Connected(ev.peer, ev.info)
+			d.h.Connected(ev.peer, ev.more.info)
 		}
 	case evDisconnected:
 		if d.h.Disconnected != nil {
-			d.h.Disconnected(ev.peer, ev.err)
+			d.h.Disconnected(ev.peer, ev.more.err)
 		}
 	case evMessage:
 		if d.h.Message != nil {
@@ -228,11 +237,11 @@ func (d *dispatcher) deliver(ev *event) {
 		}
 	case evLost:
 		if d.h.Lost != nil {
-			d.h.Lost(ev.peer, ev.lost, ev.err)
+			d.h.Lost(ev.peer, ev.more.lost, ev.more.err)
 		}
 	case evMember:
 		if d.h.Member != nil {
-			d.h.Member(ev.change, ev.peer, ev.inc, ev.info, ev.err)
+			d.h.Member(ev.change, ev.peer, ev.inc, ev.more.info, ev.more.err)
 		}
 	}
 }

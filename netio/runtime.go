@@ -143,7 +143,7 @@ func Start(cfg Config) (*Runtime, error) {
 	n.disp.init(cfg.Events, cfg.EventsGate, cfg.DispatchQueue, cfg.DispatchBytes, n.consumed)
 
 	n.mu.Lock()
-	n.events = append(n.events, event{kind: evListening, info: info})
+	n.events = append(n.events, event{kind: evListening, more: &eventMore{info: info}})
 	_ = n.link.Step(n.now(), fsm.Listening{Info: info})
 	n.settle()
 	n.mu.Unlock()
