@@ -130,8 +130,12 @@ func (n *Node) DropPeerTimer(id string) {
 // CheckStreams verifies the bookkeeping a Send relies on without reading
 // the stream's entries: every outgoing stream's tail is the end offset of
 // its last message (or of the last one acknowledged, when none waits), and
-// its cost counters match its messages.
+// its cost counters match its messages; and the peer a Send remembers
+// (sendPeer) is the record the node holds for that id, not a forgotten one.
 func (n *Node) CheckStreams() error {
+	if p := n.sentTo; p != nil && n.peers[p.id] != p {
+		return fmt.Errorf("the peer of the latest Send, %s, is not the node's record for that id", p.id)
+	}
 	for id, p := range n.peers {
 		o := &p.out
 		if want := o.endOf(len(o.msgs) - 1); o.tail != want {
@@ -151,6 +155,14 @@ func (n *Node) CheckStreams() error {
 // BreakStreamTail moves the tail of the stream to peer off its last message,
 // for CheckStreams' negative control.
 func (n *Node) BreakStreamTail(peer string) { n.peers[peer].out.tail++ }
+
+// ForgetSendPeer drops peer's record as maybeForgetPeer does, but leaves it
+// remembered as the peer of the latest Send, for CheckStreams' negative
+// control.
+func (n *Node) ForgetSendPeer(peer string) {
+	n.sentTo = n.peers[peer]
+	delete(n.peers, peer)
+}
 
 // CheckActionSlots cleans the action slots the last Ready handed over, as
 // the next Step does, and reports a slot left with a field set: clean

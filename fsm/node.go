@@ -19,7 +19,9 @@ type Node struct {
 
 	conns map[ConnID]*conn
 	peers map[string]*peer
-	dials map[DialID]*dial
+	// sentTo is the peer of the latest Send (sendPeer), nil once forgotten.
+	sentTo *peer
+	dials  map[DialID]*dial
 	// dialsByAddr dedups dials locally: at most one in flight per address.
 	dialsByAddr map[string]*dial
 	reqs        map[ReqID]*request

@@ -151,6 +151,25 @@ func (n *Node) maybeForgetPeer(p *peer) {
 		return
 	}
 	delete(n.peers, p.id)
+	if n.sentTo == p {
+		n.sentTo = nil
+	}
+}
+
+// sendPeer returns the peer record a Send to id is for, or nil: the peer
+// of the previous send when id names it (a stream sends to one peer over
+// and over, and comparing an id that is the same string is cheaper than
+// hashing it), else the record in peers, remembered for the next send.
+// maybeForgetPeer, the one place a record leaves peers, forgets it here too.
+func (n *Node) sendPeer(id string) *peer {
+	if p := n.sentTo; p != nil && p.id == id {
+		return p
+	}
+	p := n.peers[id]
+	if p != nil {
+		n.sentTo = p
+	}
+	return p
 }
 
 func (n *Node) send(id string, payload []byte, reserve bool) error {
@@ -160,7 +179,7 @@ func (n *Node) send(id string, payload []byte, reserve bool) error {
 	if len(payload) >= n.cfg.MaxFrameSize {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrPayloadTooLarge, len(payload), n.cfg.MaxFrameSize-1)
 	}
-	p := n.peers[id]
+	p := n.sendPeer(id)
 	if p == nil {
 		return fmt.Errorf("%w: %q", ErrUnknownPeer, id)
 	}

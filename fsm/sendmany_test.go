@@ -106,6 +106,11 @@ func TestSendManyIsSendToEach(t *testing.T) {
 	if many.CheckStreams() == nil {
 		t.Fatal("CheckStreams missed a broken tail")
 	}
+	// And one that a Send would reach through a forgotten record.
+	each.ForgetSendPeer("C")
+	if each.CheckStreams() == nil {
+		t.Fatal("CheckStreams missed a forgotten peer remembered as the latest Send's")
+	}
 }
 
 // TestSendManyErrsLength: a results slice of the wrong length is a bug of

@@ -38,6 +38,7 @@ const (
 	twinTick
 	twinConsumed
 	twinReconnect
+	twinKeep // keep or let go of A (reserve says which), so that its record can be forgotten
 	twinKinds
 )
 
@@ -88,6 +89,9 @@ func runTwins(cfg fsm.Config, script []twinStep) error {
 			d, ok := n.NextDeadline()
 			outs[i] = fmt.Sprintf("err=%v deadline=%v,%v actions=%+v", err, d, ok, acts)
 			if err := n.CheckActionSlots(); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+			if err := n.CheckStreams(); err != nil {
 				return fmt.Errorf("%s: %w", what, err)
 			}
 		}
@@ -142,6 +146,8 @@ func runTwins(cfg fsm.Config, script []twinStep) error {
 			conn++
 			written = delivered // what was not acknowledged is sent again on the new session
 			err = session()
+		case twinKeep:
+			err = step(what, fsm.SetKeep{Peer: "A", Keep: s.reserve}, false)
 		}
 		if err != nil {
 			return err
