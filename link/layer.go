@@ -18,6 +18,10 @@ type Layer struct {
 	maxFrame int
 
 	conns map[fsm.ConnID]*conn
+	// wrote is the connection of the latest write and wroteID its id (a
+	// stream writes on one connection over and over); forget clears it.
+	wrote   *conn
+	wroteID fsm.ConnID
 	// dials maps a dial in flight to whether it speaks 0.4.1, which decides
 	// the codec of the connection it opens.
 	dials map[fsm.DialID]bool
@@ -156,6 +160,9 @@ func (l *Layer) Open(id fsm.ConnID) bool { return l.conns[id] != nil }
 // forget drops connection id: nothing more is parsed or written on it.
 func (l *Layer) forget(id fsm.ConnID, c *conn) {
 	delete(l.conns, id)
+	if l.wrote == c {
+		l.wrote, l.wroteID = nil, 0
+	}
 	c.closed, c.in = true, nil
 }
 
@@ -260,7 +267,11 @@ func (l *Layer) apply(a *fsm.Action) {
 // codec refuses is a bug of this module (the configuration was checked when
 // the node started), so it panics with the frame.
 func (l *Layer) write(id fsm.ConnID, f *wire.Frame) {
-	c := l.conns[id]
+	c := l.wrote
+	if c == nil || l.wroteID != id {
+		c = l.conns[id]
+		l.wrote, l.wroteID = c, id
+	}
 	if c == nil {
 		panic(fmt.Sprintf("link: fsm wrote %s on c%d, which the layer does not hold", f.String(), id))
 	}

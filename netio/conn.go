@@ -81,7 +81,7 @@ func (n *Runtime) newConn(nc net.Conn) *conn {
 func (c *conn) run() {
 	n := c.n
 	if !n.link.Open(c.id) {
-		delete(n.conns, c.id)
+		n.forgetConn(c)
 		_ = c.nc.Close()
 		return
 	}
@@ -159,7 +159,7 @@ func (c *conn) fail(err error) {
 	n := c.n
 	n.mu.Lock()
 	if n.conns[c.id] == c {
-		delete(n.conns, c.id)
+		n.forgetConn(c)
 		n.logPeer(slog.LevelDebug, "connection lost", err, "conn", uint64(c.id), "remote", c.remote)
 		n.link.Closed(n.now(), c.id, err)
 		n.settle()

@@ -17,8 +17,21 @@ type transport Runtime
 // Write appends head and body to connection id's output buffer.
 func (t *transport) Write(id fsm.ConnID, head, body []byte) {
 	n := (*Runtime)(t)
-	if c := n.conns[id]; c != nil {
+	c := n.wrote
+	if c == nil || c.id != id {
+		c = n.conns[id]
+		n.wrote = c
+	}
+	if c != nil {
 		c.write(head, body)
+	}
+}
+
+// forgetConn takes c out of the connections the layer writes on (under mu).
+func (n *Runtime) forgetConn(c *conn) {
+	delete(n.conns, c.id)
+	if n.wrote == c {
+		n.wrote = nil
 	}
 }
 
@@ -30,7 +43,7 @@ func (t *transport) Close(id fsm.ConnID, why error) {
 	if c == nil {
 		return
 	}
-	delete(n.conns, id)
+	n.forgetConn(c)
 	n.logPeer(closeLevel(why), "closing connection", why, "conn", uint64(id), "remote", c.remote)
 	c.wmu.Lock()
 	wrote := c.wrote
