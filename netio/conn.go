@@ -99,20 +99,27 @@ func (c *conn) run() {
 }
 
 // write appends head and body to the output buffer (called under n.mu).
+//
+// An idle writer is woken after wmu is released: woken under it, the
+// writer would run only to wait for wmu, and the release would then have
+// to wake it a second time (with a fan-out, the producer's writes then
+// spent a quarter of their time releasing wmu). The writer registered its
+// wait before it let go of wmu (sync.Cond), so the signal reaches it.
 func (c *conn) write(head, body []byte) {
 	c.wmu.Lock()
+	wake := false
 	if c.state == connOpen {
 		c.wrote = true
 		c.out = append(append(c.out, head...), body...)
-		if c.idle {
-			c.idle = false
-			c.data.Signal()
-		}
+		wake, c.idle = c.idle, false
 		if len(c.out) > c.n.cfg.SendBuffer {
 			c.n.full = append(c.n.full, c) // for the sender to wait on once it drops n.mu
 		}
 	}
 	c.wmu.Unlock()
+	if wake {
+		c.data.Signal()
+	}
 }
 
 // waitSpace blocks while c's output buffer is over the send bound. The wait
