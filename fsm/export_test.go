@@ -177,3 +177,17 @@ func (n *Node) CheckActionSlots() error {
 	}
 	return nil
 }
+
+// SharedCopies returns, for each message queued toward peer, the shared
+// copy it keeps (nil when the stream holds its own), for the tests of
+// SendMany's shared payloads.
+func (n *Node) SharedCopies(peer string) []*[]byte {
+	var out []*[]byte
+	for _, m := range n.peers[peer].out.msgs {
+		out = append(out, m.shared)
+	}
+	return out
+}
+
+// SharedMin is sharedMin, for tests.
+const SharedMin = sharedMin

@@ -21,7 +21,11 @@ type Node struct {
 	peers map[string]*peer
 	// sentTo is the peer of the latest Send (sendPeer), nil once forgotten.
 	sentTo *peer
-	dials  map[DialID]*dial
+	// sharing: a SendMany is in progress; sharedCopy is the copy of its
+	// payload its peers' streams share, once made (shareFor).
+	sharing    bool
+	sharedCopy *[]byte
+	dials      map[DialID]*dial
 	// dialsByAddr dedups dials locally: at most one in flight per address.
 	dialsByAddr map[string]*dial
 	reqs        map[ReqID]*request

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 
@@ -205,6 +206,8 @@ func (n *Node) sendMany(e SendMany) error {
 		panic(fmt.Sprintf("fsm: node %s: SendMany with %d peers and %d error slots", n.cfg.ID, len(e.Peers), len(e.Errs)))
 	}
 	var first error
+	n.sharing = true
+	defer func() { n.sharing, n.sharedCopy = false, nil }()
 	for i, id := range e.Peers {
 		err := n.send(id, e.Payload, e.Reserve)
 		if e.Errs != nil {
@@ -215,6 +218,20 @@ func (n *Node) sendMany(e SendMany) error {
 		}
 	}
 	return first
+}
+
+// shareFor returns the copy of payload that the streams of the SendMany in
+// progress share, made on the first call, or nil outside a SendMany and
+// below sharedMin (stream.go).
+func (n *Node) shareFor(payload []byte) *[]byte {
+	if !n.sharing || len(payload) < sharedMin {
+		return nil
+	}
+	if n.sharedCopy == nil {
+		c := bytes.Clone(payload)
+		n.sharedCopy = &c
+	}
+	return n.sharedCopy
 }
 
 // refuseCommand checks what every user command naming a peer needs: a node

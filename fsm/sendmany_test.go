@@ -1,8 +1,11 @@
 package fsm_test
 
 import (
+	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/masterless-go/masterless/fsm"
 	"github.com/masterless-go/masterless/wire"
@@ -123,4 +126,67 @@ func TestSendManyErrsLength(t *testing.T) {
 		}
 	}()
 	_ = n.Step(0, fsm.SendMany{Peers: []string{"A"}, Payload: []byte("x"), Errs: make([]error, 2)})
+}
+
+// TestSendManySharesOneCopy: a SendMany of sharedMin bytes or more keeps one
+// copy of its payload for all its peers' streams (a small one, a copy in
+// each); the copy is the node's own (the caller may reuse its buffer), a
+// resend after a reconnect writes the original bytes, and a stream lets go
+// of the copy once its peer acknowledges.
+func TestSendManySharesOneCopy(t *testing.T) {
+	peers := []string{"A", "B", "C"}
+	n := hub(t, fsm.Config{}, 1<<20, peers...)
+	require.NoError(t, n.Step(0, fsm.SetKeep{Peer: "B", Keep: true})) // B's messages wait for its next session
+	small := bytes.Repeat([]byte("s"), fsm.SharedMin-1)
+	big := bytes.Repeat([]byte("b"), fsm.SharedMin)
+	for _, p := range [][]byte{small, big} {
+		require.NoError(t, n.Step(0, fsm.SendMany{Peers: peers, Payload: p}))
+		n.Ready()
+	}
+	shared := n.SharedCopies("A")
+	require.Len(t, shared, 2)
+	require.Nil(t, shared[0], "a payload below sharedMin is copied into each stream")
+	require.NotNil(t, shared[1], "a payload of sharedMin bytes is shared")
+	for _, id := range peers[1:] {
+		require.Same(t, shared[1], n.SharedCopies(id)[1], "%s keeps its own copy of the shared payload", id)
+	}
+	want := bytes.Clone(big)
+	clear(big) // the caller reuses its buffer
+	// B's connection drops; its new session resends both messages.
+	require.NoError(t, n.Step(0, fsm.ConnClosed{Conn: 2}))
+	var resent [][]byte
+	for _, ev := range []fsm.Event{
+		fsm.Accepted{Conn: 9},
+		fsm.FrameReceived{Conn: 9, Frame: wire.Frame{Type: wire.Hello, ID: "B", Incarnation: 1}},
+		fsm.FrameReceived{Conn: 9, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20}},
+		fsm.FrameReceived{Conn: 9, Frame: wire.Frame{Type: wire.Resume, Next: 1}},
+	} {
+		require.NoError(t, n.Step(0, ev))
+		for _, a := range n.Ready() {
+			if a.Kind == fsm.ActWrite && a.Conn == 9 && a.Frame.Type == wire.Data {
+				resent = append(resent, bytes.Clone(a.Frame.Payload))
+			}
+		}
+	}
+	require.Equal(t, [][]byte{bytes.Repeat([]byte("s"), fsm.SharedMin-1), want}, resent, "what B's new session resends")
+	// A acknowledges both: its stream keeps neither copy; B and C still share theirs.
+	require.NoError(t, n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Ack, Delivered: 2, Credit: 1 << 20}}))
+	n.Ready()
+	require.Empty(t, n.SharedCopies("A"))
+	require.Same(t, n.SharedCopies("B")[1], n.SharedCopies("C")[1])
+	require.NoError(t, n.CheckStreams())
+	// C, not kept, drops: its messages go back to the user as lost, in copies of their own.
+	require.NoError(t, n.Step(0, fsm.ConnClosed{Conn: 3}))
+	var lost [][]byte
+	for _, a := range n.Ready() {
+		if a.Kind == fsm.ActLost {
+			lost = a.Lost
+		}
+	}
+	require.Equal(t, [][]byte{bytes.Repeat([]byte("s"), fsm.SharedMin-1), want}, lost, "C's messages reported lost")
+	require.NotSame(t, &lost[1][0], &(*n.SharedCopies("B")[1])[0], "a lost payload is the user's own copy")
+	// A Send of a big payload (not a SendMany) keeps a copy of its own.
+	require.NoError(t, n.Step(0, fsm.Send{Peer: "A", Payload: want}))
+	n.Ready()
+	require.Equal(t, []*[]byte{nil}, n.SharedCopies("A"))
 }

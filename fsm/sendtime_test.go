@@ -48,7 +48,7 @@ func twinScript(draw func(k int) int, steps int) []twinStep {
 	for i := range s {
 		s[i] = twinStep{
 			kind:    draw(twinKinds),
-			size:    draw(200),
+			size:    draw(200) + draw(2)*(draw(1200)+400), // some past sharedMin: SendMany shares them
 			reserve: draw(2) == 0,
 			n:       uint64(draw(40)),
 			dt:      time.Duration(draw(3000)) * time.Millisecond,

@@ -138,12 +138,22 @@ const msgCost = 32
 
 // outMsg is one message not yet acknowledged: its payload is the node's own
 // copy, buf[at:at+n] of its stream (one buffer for all, so accepting a
-// message allocates nothing once the buffer has grown).
+// message allocates nothing once the buffer has grown), or, for a SendMany
+// of sharedMin bytes or more, the one copy its peers' streams share.
 type outMsg struct {
 	at, n   int
-	end     uint64 // stream byte offset at its end
-	reserve bool   // a producer's (Send.Reserve), not an answer from a callback
+	end     uint64  // stream byte offset at its end
+	shared  *[]byte // the copy a SendMany's streams share; nil: buf[at:at+n]
+	reserve bool    // a producer's (Send.Reserve), not an answer from a callback
 }
+
+// sharedMin is the payload size from which a SendMany keeps one copy for
+// all its peers' streams, not one per peer: a fan-out of a 1 MiB payload to
+// 16 peers holds 1 MiB until the last of them acknowledges it, not 16.
+// Below it, copies into each stream's buffer cost less than allocating one.
+// The copy is immutable: the streams and the DATA frames written from it
+// only read it, and what goes back to the user as lost is copied out.
+const sharedMin = 512
 
 // outStream is what this node sends to one peer.
 type outStream struct {
@@ -198,7 +208,9 @@ func (o *outStream) endOf(i int) uint64 {
 }
 
 // queue appends a copy of payload to p's stream; reserve: a producer's.
-func (o *outStream) queue(payload []byte, reserve bool) {
+// shared, when not nil, is a copy of payload that the stream keeps instead
+// of one of its own (sharedMin).
+func (o *outStream) queue(payload []byte, reserve bool, shared *[]byte) {
 	end := o.tail + uint64(len(payload)) + msgCost
 	o.tail = end
 	if reserve {
@@ -208,6 +220,7 @@ func (o *outStream) queue(payload []byte, reserve bool) {
 		// Full up to the array's end, room at its front (drop took
 		// messages off there): move them to the front, no allocation.
 		o.msgs = o.base[:copy(o.base, o.msgs)]
+		clear(o.base[len(o.msgs):]) // let go of the shared copies left behind
 	}
 	if len(o.msgs) == cap(o.msgs) {
 		// Full past half the array: a new one, twice as long as they are.
@@ -217,14 +230,21 @@ func (o *outStream) queue(payload []byte, reserve bool) {
 		o.base = make([]outMsg, max(2*len(o.msgs), 16))
 		o.msgs = o.base[:copy(o.base, o.msgs)]
 	}
-	o.msgs = append(o.msgs, outMsg{at: len(o.buf), n: len(payload), end: end, reserve: reserve})
-	o.buf = append(o.buf, payload...)
+	if shared != nil {
+		o.msgs = append(o.msgs, outMsg{n: len(payload), end: end, shared: shared, reserve: reserve})
+	} else {
+		o.msgs = append(o.msgs, outMsg{at: len(o.buf), n: len(payload), end: end, reserve: reserve})
+		o.buf = append(o.buf, payload...)
+	}
 	o.bytes += len(payload)
 }
 
 // payload returns message i's payload; valid until the stream changes.
 func (o *outStream) payload(i int) []byte {
 	m := &o.msgs[i]
+	if m.shared != nil {
+		return (*m.shared)[:m.n:m.n]
+	}
 	return o.buf[m.at : m.at+m.n : m.at+m.n]
 }
 
@@ -243,13 +263,25 @@ func (o *outStream) compact() {
 		o.buf = o.buf[:0]
 		return
 	}
-	dead := o.msgs[0].at
+	dead := -1 // the buffer offset of the first message kept in it
+	for i := range o.msgs {
+		if o.msgs[i].shared == nil {
+			dead = o.msgs[i].at
+			break
+		}
+	}
+	if dead < 0 { // every message left is a shared copy
+		o.buf = o.buf[:0]
+		return
+	}
 	if dead < 4<<10 || dead < cap(o.buf)/2 {
 		return
 	}
 	o.buf = o.buf[:copy(o.buf, o.buf[dead:])]
 	for i := range o.msgs {
-		o.msgs[i].at -= dead
+		if o.msgs[i].shared == nil {
+			o.msgs[i].at -= dead
+		}
 	}
 }
 
@@ -277,6 +309,7 @@ func (o *outStream) drop(k int) {
 		if o.msgs[i].reserve {
 			o.reserved -= uint64(o.msgs[i].n) + msgCost
 		}
+		o.msgs[i].shared = nil // the array keeps the entry until it is written over
 	}
 	o.msgs = o.msgs[k:]
 	o.sent = max(o.sent-k, 0)
@@ -289,6 +322,7 @@ func (o *outStream) drop(k int) {
 		o.msgs = o.base[:0]
 	case len(o.msgs) < cap(o.base)/4 && cap(o.msgs) < cap(o.base)/2:
 		o.msgs = o.base[:copy(o.base, o.msgs)] // few left, far from the front: move them there
+		clear(o.base[len(o.msgs):])            // let go of the shared copies left behind
 	}
 	o.compact()
 }
@@ -303,6 +337,7 @@ func (o *outStream) cut(i int) {
 		o.reserved -= cost
 	}
 	o.msgs = append(o.msgs[:i], o.msgs[i+1:]...)
+	o.msgs[:len(o.msgs)+1][len(o.msgs)] = outMsg{} // its old last entry, now a copy
 	for j := i; j < len(o.msgs); j++ {
 		o.msgs[j].end -= cost
 	}
@@ -337,7 +372,7 @@ func (n *Node) sendReliable(p *peer, payload []byte, reserve bool) error {
 		o.refused = true
 		return fmt.Errorf("%w: %q has %d messages, %d bytes not yet acknowledged", ErrQueueFull, p.id, len(o.msgs), o.bytes)
 	}
-	o.queue(payload, reserve)
+	o.queue(payload, reserve, n.shareFor(payload))
 	if c := p.session; c != nil && c.resumed {
 		n.pump(p, c, payload)
 	}
