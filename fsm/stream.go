@@ -309,7 +309,9 @@ func (o *outStream) drop(k int) {
 		if o.msgs[i].reserve {
 			o.reserved -= uint64(o.msgs[i].n) + msgCost
 		}
-		o.msgs[i].shared = nil // the array keeps the entry until it is written over
+		if o.msgs[i].shared != nil {
+			o.msgs[i].shared = nil // the array keeps the entry until it is written over
+		}
 	}
 	o.msgs = o.msgs[k:]
 	o.sent = max(o.sent-k, 0)
