@@ -182,7 +182,13 @@ func benchOneWay(b *testing.B, v benchVariant) {
 
 const fanout = 16
 
-func BenchmarkSendMany16(b *testing.B) {
+func BenchmarkSendMany16(b *testing.B) { benchSendMany(b, benchPayload) }
+
+// BenchmarkSendMany16Large is BenchmarkSendMany16 with 16 KiB payloads, past
+// the size from which a SendMany keeps one copy for all its peers' streams.
+func BenchmarkSendMany16Large(b *testing.B) { benchSendMany(b, 16<<10) }
+
+func benchSendMany(b *testing.B, size int) {
 	b.Run("masterless", func(b *testing.B) {
 		cnt := newCounter()
 		sink := func(*Server, string, []byte) { cnt.hit() }
@@ -194,7 +200,7 @@ func BenchmarkSendMany16(b *testing.B) {
 			ids = append(ids, leaf.ID())
 		}
 		cnt.want.Store(int64(b.N) * fanout)
-		payload := make([]byte, benchPayload)
+		payload := make([]byte, size)
 		b.ReportAllocs()
 		b.ResetTimer()
 		start := time.Now()
@@ -216,7 +222,7 @@ func BenchmarkSendMany16(b *testing.B) {
 			x, _ := barePair(b, nil, sink)
 			hub = append(hub, x)
 		}
-		payload := make([]byte, benchPayload)
+		payload := make([]byte, size)
 		var frame []byte
 		b.ReportAllocs()
 		b.ResetTimer()
