@@ -193,12 +193,22 @@ func echoMesh(t *testing.T, n, msgs, size int, opts ...Option) time.Duration {
 		l.mu.Lock()
 		gap := l.maxGap
 		l.mu.Unlock()
-		require.Less(t, gap, time.Second, "%s: delivery stalled for %v; %s", servers[i].ID(), gap, &pause)
+		require.Less(t, gap, stallBound, "%s: delivery stalled for %v; %s", servers[i].ID(), gap, &pause)
 	}
 	t.Logf("longest gap between two messages to a node %v; %s", slices.Max(gaps(ledgers)).Round(time.Millisecond), &pause)
 	require.Zero(t, drops.Load(), "a session dropped")
 	return took
 }
+
+// stallBound is the longest a node may go without a delivery in echoMesh:
+// issue 9's bound, one second. Under the race detector, which makes the
+// nodes several times slower and runs beside the rest of make test's unit
+// step, three: a loaded machine (load average 17) once took the 8-node
+// mesh to 1.17 s there, with the process's pauses of over 20 ms taken off.
+// The one-second bound itself is asserted without the detector: these tests
+// under go test, and the 20-second storms of make test's sweep step
+// (storm_test.go).
+var stallBound = map[bool]time.Duration{false: time.Second, true: 3 * time.Second}[raceEnabled]
 
 // The echo storm that wedged before credit: two servers, default options,
 // replying to every message from the callback, with 64 KiB payloads.
