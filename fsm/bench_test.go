@@ -9,7 +9,8 @@ import (
 
 // established returns a node M with a session with peer A on connection 1,
 // whose streams both ways have resumed (A's ACK and RESUME arrived).
-func established(b *testing.B) *fsm.Node {
+func established(b testing.TB) *fsm.Node {
+	b.Helper()
 	n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1})
 	if err != nil {
 		b.Fatal(err)
@@ -29,7 +30,7 @@ func established(b *testing.B) *fsm.Node {
 	return n
 }
 
-func requireSession(b *testing.B, n *fsm.Node) {
+func requireSession(b testing.TB, n *fsm.Node) {
 	b.Helper()
 	if _, ok := n.SessionConn("A"); !ok {
 		b.Fatal("no session: the benchmark broke the protocol")

@@ -161,20 +161,7 @@ func runTwins(cfg fsm.Config, script []twinStep) error {
 // (run by the twins above and the fuzz harness): a DATA write with a field
 // that clean does not clear must be reported.
 func TestCheckActionSlotsCatches(t *testing.T) {
-	n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ev := range []fsm.Event{
-		fsm.Accepted{Conn: 1},
-		fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Hello, ID: "A", Incarnation: 1}},
-		fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20}},
-	} {
-		if err := n.Step(0, ev); err != nil {
-			t.Fatal(err)
-		}
-		n.Ready()
-	}
+	n := established(t)
 	if err := n.Step(0, fsm.Send{Peer: "A", Payload: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
