@@ -128,7 +128,8 @@ func (s *Server) SendContext(ctx context.Context, id string, payload []byte) err
 }
 
 // SendMany sends payload to every peer in ids, encoding it once, and returns
-// how many accepted it (see Send).
+// how many accepted it (see Send). A payload of 512 bytes or more is kept
+// once for all of them until the last acknowledges it, not once per peer.
 func (s *Server) SendMany(ids []string, payload []byte) int { return s.n.SendMany(ids, payload) }
 
 // Close says goodbye to every peer, closes all connections and the listener,
