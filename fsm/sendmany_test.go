@@ -3,7 +3,9 @@ package fsm_test
 import (
 	"bytes"
 	"errors"
+	"runtime"
 	"testing"
+	"weak"
 
 	"github.com/stretchr/testify/require"
 
@@ -189,4 +191,23 @@ func TestSendManySharesOneCopy(t *testing.T) {
 	require.NoError(t, n.Step(0, fsm.Send{Peer: "A", Payload: want}))
 	n.Ready()
 	require.Equal(t, []*[]byte{nil}, n.SharedCopies("A"))
+}
+
+// TestSharedCopyIsReleased: once every peer acknowledged a shared payload,
+// nothing in the node holds it (the collector frees it), although the
+// streams' arrays keep their entries until they are written over.
+func TestSharedCopyIsReleased(t *testing.T) {
+	peers := []string{"A", "B"}
+	n := hub(t, fsm.Config{}, 1<<20, peers...)
+	require.NoError(t, n.Step(0, fsm.SendMany{Peers: peers, Payload: make([]byte, fsm.SharedMin)}))
+	n.Ready()
+	w := weak.Make(n.SharedCopies("A")[0])
+	require.NotNil(t, w.Value())
+	for i := range peers {
+		require.NoError(t, n.Step(0, fsm.FrameReceived{Conn: fsm.ConnID(i + 1), Frame: wire.Frame{Type: wire.Ack, Delivered: 1, Credit: 1 << 20}}))
+		n.Ready()
+	}
+	runtime.GC()
+	require.Nil(t, w.Value(), "the shared copy outlived the last acknowledgement")
+	runtime.KeepAlive(n)
 }
