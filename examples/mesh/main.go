@@ -42,6 +42,9 @@ import (
 	"github.com/masterless-go/masterless"
 )
 
+// hold is how long the mesh must still hold once it has formed (-hold).
+var hold time.Duration
+
 func main() {
 	n := flag.Int("n", 16, "number of nodes")
 	timeout := flag.Duration("timeout", 30*time.Second, "give up after this long")
@@ -50,6 +53,10 @@ func main() {
 	procs := flag.Int("procs", 0, "processes to run the nodes in (0: one if the open-file limit allows, else as many as needed)")
 	child := flag.String("child", "", "internal: run nodes FIRST,COUNT of the mesh for a parent process")
 	join := flag.Bool("join", false, "discovery: every node knows only node 0's address (one process)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file (a child process to FILE.P)")
+	progress := flag.Bool("progress", false, "print the connections made every second while the mesh forms")
+	flag.DurationVar(&hold, "hold", time.Second, "how long the mesh must hold once formed")
+	statsOn := flag.Bool("stats", false, "print the connections closed, by reason, once the mesh has formed")
 	flag.Parse()
 	if *n < 2 {
 		log.Fatal("-n must be at least 2")
@@ -61,7 +68,7 @@ func main() {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	limit := raiseFileLimit()
 	if *child != "" {
-		runChild(*child, *n, *inflight, *timeout, logger)
+		runChild(*child, *n, *inflight, *timeout, logger, *cpuprofile, *statsOn)
 		return
 	}
 	if *join {
@@ -71,26 +78,27 @@ func main() {
 		*procs = procsFor(*n, *inflight, limit)
 	}
 	if *procs > 1 {
-		os.Exit(runParent(*n, *procs, *inflight, *timeout, *verbose))
+		os.Exit(runParent(*n, *procs, *inflight, *timeout, *verbose, *cpuprofile, *progress, *statsOn))
 	}
 	if limit != 0 && limit < uint64(*n)*uint64(*n-1)+64 {
 		log.Printf("warning: %d open files allowed, a mesh of %d needs about %d: it may not converge", limit, *n, *n*(*n-1))
 	}
-	os.Exit(runLocal(*n, *inflight, *timeout, logger, *join))
+	os.Exit(runLocal(*n, *inflight, *timeout, logger, *join, *cpuprofile, *progress, *statsOn))
 }
 
 // runLocal runs the whole mesh in this process; with join, through
 // discovery from node 0's address alone.
-func runLocal(n, inflight int, timeout time.Duration, logger *slog.Logger, join bool) int {
+func runLocal(n, inflight int, timeout time.Duration, logger *slog.Logger, join bool, cpuprofile string, progressOn, statsOn bool) int {
 	var opts []masterless.Option
 	if join {
 		opts = append(opts, masterless.WithDiscovery())
 	}
-	servers, err := startServers(0, n, logger, opts...)
+	cnt, err := startCounted(0, n, n, logger, opts...)
 	if err != nil {
 		log.Print(err)
 		return 1
 	}
+	servers := cnt.servers
 	defer closeAll(servers)
 	addrs := make([]string, n)
 	for i, s := range servers {
@@ -99,7 +107,9 @@ func runLocal(n, inflight int, timeout time.Duration, logger *slog.Logger, join 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	peak := sampleUsage(ctx)
+	defer startProfile(cpuprofile)()
 	start := time.Now()
+	prog := newProgress(progressOn, start)
 	var errs <-chan error
 	if join {
 		errs = joinAll(ctx, servers)
@@ -108,13 +118,10 @@ func runLocal(n, inflight int, timeout time.Duration, logger *slog.Logger, join 
 	}
 
 	counts := make([]int, n)
-	countAll := func() {
-		for i, s := range servers {
-			counts[i] = len(s.Connections())
-		}
-	}
-	for countAll(); !converged(counts); countAll() {
+	for cnt.count(counts); !converged(counts); cnt.count(counts) {
+		prog.update(counts)
 		if ctx.Err() != nil {
+			cnt.exact(counts)
 			report(counts, n, time.Since(start), false)
 			return 1
 		}
@@ -122,34 +129,23 @@ func runLocal(n, inflight int, timeout time.Duration, logger *slog.Logger, join 
 	}
 	took := time.Since(start)
 	at := slices.Clone(counts)
-	time.Sleep(time.Second) // does it hold?
-	countAll()
+	time.Sleep(hold) // does it hold?
+	cnt.exact(counts)
 	report(at, n, took, true)
-	fmt.Printf("one second later: %s\n", holds(converged(counts)))
+	fmt.Printf("%v later: %s\n", hold, holds(converged(counts)))
 	if join {
 		fmt.Printf("discovery: every node started knowing only %s\n", servers[0].Info())
 	}
 	u := peak()
+	if statsOn {
+		printStats(os.Stdout, "all nodes", servers)
+	}
 	printOpened(connEnds(servers), n)
 	fmt.Printf("peak heap %.1f MiB, %d goroutines at most\n", float64(u.heap)/(1<<20), u.goroutines)
 	if failed := drain(errs); failed || !converged(counts) {
 		return 1
 	}
 	return 0
-}
-
-// startServers starts count servers, node-FIRST onwards, with opts.
-func startServers(first, count int, logger *slog.Logger, opts ...masterless.Option) ([]*masterless.Server, error) {
-	servers := make([]*masterless.Server, 0, count)
-	for i := first; i < first+count; i++ {
-		s, err := masterless.New(nodeID(i), append([]masterless.Option{masterless.WithLogger(logger)}, opts...)...)
-		if err != nil {
-			closeAll(servers)
-			return nil, err
-		}
-		servers = append(servers, s)
-	}
-	return servers, nil
 }
 
 func nodeID(i int) string { return fmt.Sprintf("node-%03d", i) }

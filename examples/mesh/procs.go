@@ -52,7 +52,7 @@ type child struct {
 }
 
 // runParent runs the mesh in procs children and waits until it converges.
-func runParent(n, procs, inflight int, timeout time.Duration, verbose bool) int {
+func runParent(n, procs, inflight int, timeout time.Duration, verbose bool, cpuprofile string, progressOn, statsOn bool) int {
 	self, err := os.Executable()
 	if err != nil {
 		log.Print(err)
@@ -71,6 +71,12 @@ func runParent(n, procs, inflight int, timeout time.Duration, verbose bool) int 
 		first, end := p*n/procs, (p+1)*n/procs
 		args := []string{"-child", fmt.Sprintf("%d,%d", first, end-first), "-n", strconv.Itoa(n),
 			"-inflight", strconv.Itoa(inflight), "-timeout", timeout.String(), "-v=" + strconv.FormatBool(verbose)}
+		if statsOn {
+			args = append(args, "-stats")
+		}
+		if cpuprofile != "" {
+			args = append(args, "-cpuprofile", fmt.Sprintf("%s.%d", cpuprofile, p))
+		}
 		c := &child{first: first, count: end - first, cmd: exec.Command(self, args...)}
 		c.cmd.Stderr = os.Stderr
 		if c.in, err = c.cmd.StdinPipe(); err != nil {
@@ -152,9 +158,11 @@ func runParent(n, procs, inflight int, timeout time.Duration, verbose bool) int 
 		}()
 	}
 	deadline := start.Add(timeout)
+	prog := newProgress(progressOn, start)
 	for {
 		mu.Lock()
 		done := converged(counts)
+		prog.update(counts)
 		mu.Unlock()
 		if done {
 			break
@@ -171,7 +179,7 @@ func runParent(n, procs, inflight int, timeout time.Duration, verbose bool) int 
 	mu.Lock()
 	at := slices.Clone(counts)
 	mu.Unlock()
-	time.Sleep(time.Second) // does it hold?
+	time.Sleep(hold) // does it hold?
 	mu.Lock()
 	held := converged(counts)
 	mu.Unlock()
@@ -182,7 +190,7 @@ func runParent(n, procs, inflight int, timeout time.Duration, verbose bool) int 
 	mu.Lock()
 	defer mu.Unlock()
 	report(at, n, took, true)
-	fmt.Printf("one second later: %s\n", holds(held))
+	fmt.Printf("%v later: %s\n", hold, holds(held))
 	printOpened(ends, n)
 	fmt.Printf("peak heap %.1f MiB, %d goroutines at most (sums over the %d processes)\n", float64(total.heap)/(1<<20), total.goroutines, len(children))
 	if failed || !held {
@@ -192,15 +200,16 @@ func runParent(n, procs, inflight int, timeout time.Duration, verbose bool) int 
 }
 
 // runChild runs nodes FIRST to FIRST+COUNT-1 of a mesh of n for the parent.
-func runChild(spec string, n, inflight int, timeout time.Duration, logger *slog.Logger) {
+func runChild(spec string, n, inflight int, timeout time.Duration, logger *slog.Logger, cpuprofile string, statsOn bool) {
 	var first, count int
 	if _, err := fmt.Sscanf(spec, "%d,%d", &first, &count); err != nil || first < 0 || count < 1 || first+count > n {
 		log.Fatalf("bad -child %q", spec)
 	}
-	servers, err := startServers(first, count, logger)
+	cnt, err := startCounted(first, count, n, logger)
 	if err != nil {
 		log.Fatal(err)
 	}
+	servers := cnt.servers
 	defer closeAll(servers)
 	out := bufio.NewWriter(os.Stdout)
 	var outMu sync.Mutex
@@ -223,6 +232,7 @@ func runChild(spec string, n, inflight int, timeout time.Duration, logger *slog.
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	peak := sampleUsage(ctx)
+	stopProfile := startProfile(cpuprofile)
 	errs := dialAll(ctx, servers, first, addrs, inflight)
 	go func() {
 		for err := range errs {
@@ -240,18 +250,24 @@ func runChild(spec string, n, inflight int, timeout time.Duration, logger *slog.
 	}()
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
+	counts := make([]int, count)
 	for {
 		select {
 		case <-t.C:
+			cnt.count(counts)
 			outMu.Lock()
 			fmt.Fprint(out, "count")
-			for _, s := range servers {
-				fmt.Fprintf(out, " %d", len(s.Connections()))
+			for _, c := range counts {
+				fmt.Fprintf(out, " %d", c)
 			}
 			fmt.Fprintln(out)
 			out.Flush()
 			outMu.Unlock()
 		case <-stop:
+			stopProfile()
+			if statsOn {
+				printStats(os.Stderr, fmt.Sprintf("nodes %d-%d", first, first+count-1), servers)
+			}
 			u := peak()
 			outMu.Lock()
 			fmt.Fprintf(out, "usage %d %d %d\n", u.heap, u.goroutines, connEnds(servers))
