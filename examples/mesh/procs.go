@@ -267,6 +267,7 @@ func runChild(spec string, n, inflight int, timeout time.Duration, logger *slog.
 			stopProfile()
 			if statsOn {
 				printStats(os.Stderr, fmt.Sprintf("nodes %d-%d", first, first+count-1), servers)
+				printSchedLatency(os.Stderr, fmt.Sprintf("nodes %d-%d", first, first+count-1))
 			}
 			u := peak()
 			outMu.Lock()
