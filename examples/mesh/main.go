@@ -66,7 +66,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file (a child process to FILE.P)")
 	progress := flag.Bool("progress", false, "print the connections made every second while the mesh forms")
 	flag.DurationVar(&hold, "hold", time.Second, "how long the mesh must hold once formed")
-	statsOn := flag.Bool("stats", false, "print the connections closed, by reason, once the mesh has formed")
+	statsOn := flag.Bool("stats", false, "print the connections closed by reason, and how long goroutines waited to run, once the mesh has held")
 	flag.Parse()
 	if *n < 2 {
 		log.Fatal("-n must be at least 2")
