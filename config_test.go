@@ -33,7 +33,11 @@ func TestNewRefusesBadConfigurations(t *testing.T) {
 		{"corrupt incarnation file", "a", []Option{WithIncarnationFile(corrupt)}, "remove it"},
 		{"empty incarnation file path", "a", []Option{WithIncarnationFile("")}, "empty incarnation file path"},
 		{"incarnation and incarnation file", "a", []Option{WithIncarnation(9), WithIncarnationFile(filepath.Join(dir, "new"))}, "use one"},
+		{"frame longer than its 32-bit length", "a", []Option{WithMaxFrameSize(int(uint64(1) << 32 & uint64(^uint(0))))}, "32 bits"},
 	} {
+		if c.want == "32 bits" && strconv.IntSize < 64 {
+			continue // an int cannot hold it
+		}
 		s, err := New(c.id, append(c.opts, WithLogger(newLogger(&logSink{})))...)
 		if err == nil {
 			s.Close()

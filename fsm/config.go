@@ -3,6 +3,7 @@ package fsm
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/masterless-go/masterless/wire"
@@ -62,7 +63,8 @@ type Config struct {
 	MaxHandshakes          int
 	MaxHandshakesPerSource int
 	// MaxFrameSize is the largest frame this node sends or accepts, in bytes
-	// (type byte plus body); Send refuses a payload that would not fit.
+	// (type byte plus body), at most 4 GiB - 1 (the frame length is 32
+	// bits); Send refuses a payload that would not fit.
 	MaxFrameSize int
 	// LegacyDial makes this node dial with masterless 0.4.1's protocol instead
 	// of v1 (Connect, and redials of a peer not yet heard from; a known peer
@@ -148,6 +150,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxFrameSize <= 0 {
 		c.MaxFrameSize = wire.DefaultMaxFrameSize
+	}
+	if uint64(c.MaxFrameSize) > math.MaxUint32 {
+		return c, fmt.Errorf("%w: max frame size %d: a frame's length is 32 bits (at most %d)", ErrBadConfig, c.MaxFrameSize, uint32(math.MaxUint32))
 	}
 	if c.MaxHandshakes <= 0 {
 		c.MaxHandshakes = DefaultMaxHandshakes

@@ -143,7 +143,7 @@ func (n *Node) CheckStreams() error {
 		}
 		bytes := 0
 		for i := range o.msgs {
-			bytes += o.msgs[i].n
+			bytes += int(o.msgs[i].n)
 		}
 		if bytes != o.bytes {
 			return fmt.Errorf("stream to %s: %d payload bytes counted, %d in its messages", id, o.bytes, bytes)

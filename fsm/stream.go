@@ -140,10 +140,15 @@ const msgCost = 32
 // copy, buf[at:at+n] of its stream (one buffer for all, so accepting a
 // message allocates nothing once the buffer has grown), or, for a SendMany
 // of sharedMin bytes or more, the one copy its peers' streams share.
+//
+// It is 32 bytes, a message's share of the array a stream appends to for
+// every message (n fits 32 bits: a payload is shorter than MaxFrameSize,
+// which Config holds to the 32-bit frame length).
 type outMsg struct {
-	at, n   int
+	at      int
 	end     uint64  // stream byte offset at its end
 	shared  *[]byte // the copy a SendMany's streams share; nil: buf[at:at+n]
+	n       uint32  // payload bytes
 	reserve bool    // a producer's (Send.Reserve), not an answer from a callback
 }
 
@@ -231,9 +236,9 @@ func (o *outStream) queue(payload []byte, reserve bool, shared *[]byte) {
 		o.msgs = o.base[:copy(o.base, o.msgs)]
 	}
 	if shared != nil {
-		o.msgs = append(o.msgs, outMsg{n: len(payload), end: end, shared: shared, reserve: reserve})
+		o.msgs = append(o.msgs, outMsg{n: uint32(len(payload)), end: end, shared: shared, reserve: reserve})
 	} else {
-		o.msgs = append(o.msgs, outMsg{at: len(o.buf), n: len(payload), end: end, reserve: reserve})
+		o.msgs = append(o.msgs, outMsg{at: len(o.buf), n: uint32(len(payload)), end: end, reserve: reserve})
 		o.buf = append(o.buf, payload...)
 	}
 	o.bytes += len(payload)
@@ -245,7 +250,8 @@ func (o *outStream) payload(i int) []byte {
 	if m.shared != nil {
 		return (*m.shared)[:m.n:m.n]
 	}
-	return o.buf[m.at : m.at+m.n : m.at+m.n]
+	end := m.at + int(m.n)
+	return o.buf[m.at:end:end]
 }
 
 // compact gives back the buffer space of acknowledged messages. It runs
@@ -305,7 +311,7 @@ func (o *outStream) drop(k int) {
 	o.acked += uint64(k)
 	o.ackedEnd = o.msgs[k-1].end
 	for i := range k {
-		o.bytes -= o.msgs[i].n
+		o.bytes -= int(o.msgs[i].n)
 		if o.msgs[i].reserve {
 			o.reserved -= uint64(o.msgs[i].n) + msgCost
 		}
@@ -334,7 +340,7 @@ func (o *outStream) drop(k int) {
 // delivery is in order) and their offsets back by its cost.
 func (o *outStream) cut(i int) {
 	cost := o.msgs[i].end - o.endOf(i-1)
-	o.bytes -= o.msgs[i].n
+	o.bytes -= int(o.msgs[i].n)
 	if o.msgs[i].reserve {
 		o.reserved -= cost
 	}
