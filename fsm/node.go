@@ -122,6 +122,17 @@ func (n *Node) Step(now time.Duration, ev Event) error {
 	return n.step(now, ev)
 }
 
+// Send is Step(now, *e) without boxing the event in an interface and
+// switching on its type (the path of every message a producer sends). The
+// node reads *e during the call only.
+func (n *Node) Send(now time.Duration, e *Send) error {
+	n.clean()
+	if traceCompiled && n.trace.on() || n.cfg.mutation.sendKeepsTime() {
+		return n.Step(now, *e)
+	}
+	return n.send(e.Peer, e.Payload, e.Reserve)
+}
+
 // ReceiveFrame is Step(now, FrameReceived{Conn: id, Frame: *f}) without
 // copying the frame into an event and out of it (the path of every message
 // received): the node reads *f during the call only, and never changes it.

@@ -76,7 +76,26 @@ func (l *Layer) Step(now time.Duration, ev fsm.Event) error {
 // Send steps a Send of payload to peer. On a session the DATA goes out
 // without copying payload beyond the driver's Write.
 func (l *Layer) Send(now time.Duration, peer string, payload []byte) error {
-	return l.step(now, fsm.Send{Peer: peer, Payload: payload})
+	return l.send(now, fsm.Send{Peer: peer, Payload: payload})
+}
+
+// SendReserve is Send for a producer that can wait for room
+// (fsm.Send.Reserve): it leaves alone the room kept for answers.
+func (l *Layer) SendReserve(now time.Duration, peer string, payload []byte) error {
+	return l.send(now, fsm.Send{Peer: peer, Payload: payload, Reserve: true})
+}
+
+// send is step for a Send, through fsm.Node.Send (no event boxed).
+func (l *Layer) send(now time.Duration, e fsm.Send) error {
+	err := l.node.Send(now, &e)
+	acts := l.node.Ready()
+	for i := range acts {
+		l.apply(&acts[i])
+	}
+	if l.observe != nil {
+		l.observe(e, err, acts)
+	}
+	return err
 }
 
 // SendMany sends payload to each of peers in one step (fsm.SendMany) and

@@ -46,7 +46,7 @@ func (n *Runtime) SendContext(ctx context.Context, peer string, payload []byte) 
 			n.mu.Unlock()
 			return fsm.ErrClosed
 		}
-		err := n.link.Step(n.sendTime(), fsm.Send{Peer: peer, Payload: payload, Reserve: true})
+		err := n.link.SendReserve(n.sendTime(), peer, payload)
 		room := n.room
 		if !errors.Is(err, fsm.ErrQueueFull) {
 			n.settleAndWait()
