@@ -176,8 +176,11 @@ func (c *conn) fail(err error) {
 
 // deadline returns when an I/O that may take d must end: d from now, or
 // sooner once Close has started.
-func (c *conn) deadline(d time.Duration) time.Time {
-	t := time.Now().Add(d)
+func (c *conn) deadline(d time.Duration) time.Time { return c.deadlineFrom(time.Now(), d) }
+
+// deadlineFrom is deadline for an I/O that starts at now.
+func (c *conn) deadlineFrom(now time.Time, d time.Duration) time.Time {
+	t := now.Add(d)
 	if by := c.n.closeBy.Load(); by != 0 && by < t.UnixNano() {
 		return time.Unix(0, by)
 	}
@@ -229,20 +232,24 @@ func (c *conn) writeLoop() {
 			w = c.sc
 		}
 		c.lastBatch = len(buf)
-		if len(buf) >= idleKeep {
-			c.bigAt = time.Now()
-		}
+		big := len(buf) >= idleKeep
 		timeout := c.n.fcfg.PeerTimeout
 		if c.state == connFlushing {
 			timeout = c.linger()
 		}
 		c.wmu.Unlock()
 
-		_ = c.nc.SetWriteDeadline(c.deadline(timeout))
+		// The clock is read outside wmu: a producer appending meanwhile
+		// would wait for it.
+		now := time.Now()
+		_ = c.nc.SetWriteDeadline(c.deadlineFrom(now, timeout))
 		k, err := w.Write(buf)
 		c.countOut(k)
 
 		c.wmu.Lock()
+		if big {
+			c.bigAt = now
+		}
 		if cap(buf) <= 2*c.n.cfg.SendBuffer {
 			c.spare = buf[:0] // a stream keeps its two buffers: no reallocation per write
 		}
