@@ -21,11 +21,7 @@ type Node struct {
 	peers map[string]*peer
 	// sentTo is the peer of the latest Send (sendPeer), nil once forgotten.
 	sentTo *peer
-	// sharing: a SendMany is in progress; sharedCopy is the copy of its
-	// payload its peers' streams share, once made (shareFor).
-	sharing    bool
-	sharedCopy *[]byte
-	dials      map[DialID]*dial
+	dials  map[DialID]*dial
 	// dialsByAddr dedups dials locally: at most one in flight per address.
 	dialsByAddr map[string]*dial
 	reqs        map[ReqID]*request
@@ -130,7 +126,7 @@ func (n *Node) Send(now time.Duration, e *Send) error {
 	if traceCompiled && n.trace.on() || n.cfg.mutation.sendKeepsTime() {
 		return n.Step(now, *e)
 	}
-	return n.send(e.Peer, e.Payload, e.Reserve)
+	return n.send(e.Peer, e.Payload, e.Reserve, nil)
 }
 
 // ReceiveFrame is Step(now, FrameReceived{Conn: id, Frame: *f}) without
@@ -175,7 +171,7 @@ func (n *Node) step(now time.Duration, ev Event) error {
 	}
 	switch e := ev.(type) {
 	case Send: // time-free: now is not read (see Send)
-		return n.send(e.Peer, e.Payload, e.Reserve)
+		return n.send(e.Peer, e.Payload, e.Reserve, nil)
 	case SendMany: // time-free, as Send
 		return n.sendMany(e)
 	}

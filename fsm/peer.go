@@ -173,7 +173,9 @@ func (n *Node) sendPeer(id string) *peer {
 	return p
 }
 
-func (n *Node) send(id string, payload []byte, reserve bool) error {
+// send accepts payload for peer id (Send); share is the SendMany's shared
+// copy in progress, nil for a Send.
+func (n *Node) send(id string, payload []byte, reserve bool, share *sharedPayload) error {
 	if err := n.refuseCommand(id, "send to"); err != nil {
 		return err
 	}
@@ -197,7 +199,7 @@ func (n *Node) send(id string, payload []byte, reserve bool) error {
 	if p.session == nil && (!p.kept || p.unreachable) {
 		return fmt.Errorf("%w: %q", ErrNotConnected, id)
 	}
-	return n.sendReliable(p, payload, reserve)
+	return n.sendReliable(p, payload, reserve, share)
 }
 
 // sendMany steps a Send of e.Payload to each of e.Peers (SendMany).
@@ -206,10 +208,9 @@ func (n *Node) sendMany(e SendMany) error {
 		panic(fmt.Sprintf("fsm: node %s: SendMany with %d peers and %d error slots", n.cfg.ID, len(e.Peers), len(e.Errs)))
 	}
 	var first error
-	n.sharing = true
-	defer func() { n.sharing, n.sharedCopy = false, nil }()
+	var share sharedPayload
 	for i, id := range e.Peers {
-		err := n.send(id, e.Payload, e.Reserve)
+		err := n.send(id, e.Payload, e.Reserve, &share)
 		if e.Errs != nil {
 			e.Errs[i] = err
 		}
@@ -220,18 +221,22 @@ func (n *Node) sendMany(e SendMany) error {
 	return first
 }
 
-// shareFor returns the copy of payload that the streams of the SendMany in
-// progress share, made on the first call, or nil outside a SendMany and
-// below sharedMin (stream.go).
-func (n *Node) shareFor(payload []byte) *[]byte {
-	if !n.sharing || len(payload) < sharedMin {
+// sharedPayload is the copy of a SendMany's payload that its peers'
+// streams share (stream.go, sharedMin), made when the first of them keeps
+// the message.
+type sharedPayload struct{ copy *[]byte }
+
+// of returns the shared copy of payload, making it on the first call; nil
+// for a Send (s nil) and below sharedMin, where each stream keeps its own.
+func (s *sharedPayload) of(payload []byte) *[]byte {
+	if s == nil || len(payload) < sharedMin {
 		return nil
 	}
-	if n.sharedCopy == nil {
+	if s.copy == nil {
 		c := bytes.Clone(payload)
-		n.sharedCopy = &c
+		s.copy = &c
 	}
-	return n.sharedCopy
+	return s.copy
 }
 
 // refuseCommand checks what every user command naming a peer needs: a node

@@ -153,7 +153,7 @@ type outMsg struct {
 }
 
 // sharedMin is the payload size from which a SendMany keeps one copy for
-// all its peers' streams, not one per peer: a fan-out of a 1 MiB payload to
+// all its peers' streams (sharedPayload), not one per peer: a fan-out of a 1 MiB payload to
 // 16 peers holds 1 MiB until the last of them acknowledges it, not 16.
 // Below it, copies into each stream's buffer cost less than allocating one.
 // The copy is immutable: the streams and the DATA frames written from it
@@ -367,8 +367,9 @@ func reliable(c *conn) bool { return !c.legacy() }
 // sendReliable accepts payload for p under the queue bounds; reserve: a
 // producer's Send (SendContext), which leaves the rest of the queue to
 // answers sent from callbacks and waits while the peer says its answers to
-// this node back up (see "Room for answers" above).
-func (n *Node) sendReliable(p *peer, payload []byte, reserve bool) error {
+// this node back up (see "Room for answers" above). share: a SendMany's
+// shared copy in progress (nil for a Send).
+func (n *Node) sendReliable(p *peer, payload []byte, reserve bool, share *sharedPayload) error {
 	o := &p.out
 	if reserve && !n.cfg.mutation.noCredit() { // the blocking design had no room for replies: see MutationNoCredit
 		if err := n.producerWaits(p, uint64(len(payload))+msgCost); err != nil {
@@ -380,7 +381,7 @@ func (n *Node) sendReliable(p *peer, payload []byte, reserve bool) error {
 		o.refused = true
 		return fmt.Errorf("%w: %q has %d messages, %d bytes not yet acknowledged", ErrQueueFull, p.id, len(o.msgs), o.bytes)
 	}
-	o.queue(payload, reserve, n.shareFor(payload))
+	o.queue(payload, reserve, share.of(payload))
 	if c := p.session; c != nil && c.resumed {
 		n.pump(p, c, payload)
 	}
