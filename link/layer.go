@@ -88,10 +88,7 @@ func (l *Layer) SendReserve(now time.Duration, peer string, payload []byte) erro
 // send is step for a Send, through fsm.Node.Send (no event boxed).
 func (l *Layer) send(now time.Duration, e fsm.Send) error {
 	err := l.node.Send(now, &e)
-	acts := l.node.Ready()
-	for i := range acts {
-		l.apply(&acts[i])
-	}
+	acts := l.carryOut()
 	if l.observe != nil {
 		l.observe(e, err, acts)
 	}
@@ -197,10 +194,7 @@ func (l *Layer) register(id fsm.ConnID, p proto) *conn {
 // step feeds ev to the state machine and carries out its actions.
 func (l *Layer) step(now time.Duration, ev fsm.Event) error {
 	err := l.node.Step(now, ev)
-	acts := l.node.Ready()
-	for i := range acts {
-		l.apply(&acts[i])
-	}
+	acts := l.carryOut()
 	if l.observe != nil {
 		l.observe(rebox(ev), err, acts)
 	}
@@ -212,13 +206,20 @@ func (l *Layer) step(now time.Duration, ev fsm.Event) error {
 // the actions.
 func (l *Layer) receiveFrame(now time.Duration, id fsm.ConnID, f *wire.Frame) {
 	l.node.ReceiveFrame(now, id, f)
+	acts := l.carryOut()
+	if l.observe != nil {
+		l.observe(fsm.FrameReceived{Conn: id, Frame: *f}, nil, acts)
+	}
+}
+
+// carryOut carries out the actions of the step just taken and returns them
+// (for the observer).
+func (l *Layer) carryOut() []fsm.Action {
 	acts := l.node.Ready()
 	for i := range acts {
 		l.apply(&acts[i])
 	}
-	if l.observe != nil {
-		l.observe(fsm.FrameReceived{Conn: id, Frame: *f}, nil, acts)
-	}
+	return acts
 }
 
 // rebox returns a copy of ev in a box of its own. Handing ev itself to the
