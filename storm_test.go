@@ -151,14 +151,10 @@ func (s *stormChecker) shards(src, dst string) (r, p *stormShard) {
 func (s *stormChecker) accepted(src, dst string) {
 	r, p := s.shards(src, dst)
 	now := s.now()
-	r.mu.Lock()
-	r.c.Accepted(now, src, dst)
-	r.mu.Unlock()
+	r.accept(now, src, dst)
 	p.mu.Lock()
-	p.c.Accepted(r.activeAt(now), src, dst)
-	p.wall.Accepted(now, src, dst)
 	p.waits.Accepted(now, src, dst)
-	p.count.Accepted(time.Duration(r.handed.Load()), src, dst)
+	p.acceptPair(r, now, src, dst)
 	p.mu.Unlock()
 }
 
@@ -167,9 +163,7 @@ func (s *stormChecker) accepted(src, dst string) {
 func (s *stormChecker) producing(src, dst string) time.Duration {
 	r, p := s.shards(src, dst)
 	now := s.now()
-	r.mu.Lock()
-	r.c.Accepted(now, src, dst)
-	r.mu.Unlock()
+	r.accept(now, src, dst)
 	p.mu.Lock()
 	p.waits.Accepted(now, src, dst)
 	p.mu.Unlock()
@@ -182,13 +176,27 @@ func (s *stormChecker) produced(src, dst string, began time.Duration) {
 	r, p := s.shards(src, dst)
 	now := s.now()
 	p.mu.Lock()
-	p.c.Accepted(r.activeAt(now), src, dst)
-	p.wall.Accepted(now, src, dst)
-	p.count.Accepted(time.Duration(r.handed.Load()), src, dst)
+	p.acceptPair(r, now, src, dst)
 	if w := now - began; w > p.prodWait {
 		p.prodWait, p.prodAt = w, now
 	}
 	p.mu.Unlock()
+}
+
+// accept records, on receiver shard r, a message from src accepted at now.
+func (r *stormShard) accept(now time.Duration, src, dst string) {
+	r.mu.Lock()
+	r.c.Accepted(now, src, dst)
+	r.mu.Unlock()
+}
+
+// acceptPair records, on pair shard p (its lock held), a message accepted
+// at now, on the clocks of the pair's checkers: receiver r's activity, the
+// wall clock, and r's count of messages handed over.
+func (p *stormShard) acceptPair(r *stormShard, now time.Duration, src, dst string) {
+	p.c.Accepted(r.activeAt(now), src, dst)
+	p.wall.Accepted(now, src, dst)
+	p.count.Accepted(time.Duration(r.handed.Load()), src, dst)
 }
 
 // handed: dst's callback was called with a message from src.
