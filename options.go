@@ -104,7 +104,8 @@ func WithHandshakeTimeout(d time.Duration) Option {
 }
 
 // WithMaxFrameSize bounds a frame in bytes (type byte plus payload, for
-// DATA); default 16 MiB. Send refuses a payload that would not fit, and a
+// DATA); default 16 MiB, at most 4 GiB - 1 (a frame's length is 32 bits:
+// New refuses more with ErrBadConfig). Send refuses a payload that would not fit, and a
 // peer sending a larger frame is disconnected. The limit is not negotiated:
 // give every node of a mesh the same value, or a payload over a peer's limit
 // costs the session and is lost.
