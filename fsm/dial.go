@@ -117,7 +117,7 @@ func (n *Node) bindRequest(r *request, p *peer) {
 		n.markKept(p, true)
 		n.traceKeepBound(p)
 	}
-	if p.session != nil {
+	if p.session != nil && !p.session.unconfirmed {
 		n.finishRequest(r, p.id, nil)
 		return
 	}

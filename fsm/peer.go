@@ -102,6 +102,9 @@ func (n *Node) sessionEnded(p *peer, c *conn, why error) {
 	p.out.sent = 0 // what was sent on it goes again on the next session, unless acknowledged
 	n.noteClosedSession(p, c)
 	n.discoveryDown(p)
+	if c.unconfirmed {
+		n.failWaiters(p, why) // the user never heard of it (confirm)
+	}
 	if n.shutdown {
 		return
 	}
@@ -114,6 +117,19 @@ func (n *Node) sessionEnded(p *peer, c *conn, why error) {
 		return
 	}
 	n.peerDown(p, why)
+}
+
+// failWaiters fails, with why, the Connect requests waiting for p's session
+// that no dial in flight may still answer: the session they waited for
+// ended before the follower confirmed it (confirm).
+func (n *Node) failWaiters(p *peer, why error) {
+	for _, r := range append([]*request(nil), p.waiters...) {
+		if d := r.dial; d != nil && n.dials[d.id] == d {
+			continue // its own dial is still under way
+		}
+		p.waiters = removeReq(p.waiters, r)
+		n.finishRequest(r, "", why)
+	}
 }
 
 // peerDown tells the user p is gone and hands back, as lost, what was not

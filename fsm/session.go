@@ -26,8 +26,32 @@ func (n *Node) establish(p *peer, c *conn) {
 	p.counters.since = n.now
 	n.counters.handshakes++
 	n.armConn(c, n.heartbeatAt(c))
-	n.peerUp(p, c)
+	if c.leader && !c.legacy() {
+		c.unconfirmed = true // the user hears of it once the follower speaks (confirm)
+	} else {
+		n.peerUp(p, c)
+	}
 	c.rules.established(n, c)
+}
+
+// confirm runs when the follower's first frame since the grant arrives on
+// the leader's session c: the follower took the grant (it answers a WELCOME
+// with ACK, or KEEP, at once), so the session is real and the user hears of
+// it (peerUp: Connected, Connect returns, the backoff starts over). Until
+// then the session carries frames like any other, but the follower may
+// still refuse it: a leader grants on the follower's HELLO without waiting
+// for its JOIN, and the follower may meanwhile have refused our HELLO (as
+// stale, when it still holds a session with a newer process of this id) or
+// refuse the WELCOME. Such a session ends unconfirmed (sessionEnded): the
+// user never hears of it, a Connect waiting for it fails with the reason,
+// and the backoff keeps growing, as after any failed handshake.
+func (n *Node) confirm(c *conn, f *wire.Frame) {
+	switch f.Type {
+	case wire.Bye, wire.Join, wire.Hello:
+		return // a refusal, or what the follower sent before the grant
+	}
+	c.unconfirmed = false
+	n.peerUp(c.peer, c)
 }
 
 // v1Established: the leader checks that someone wants the pair; a follower

@@ -123,5 +123,8 @@ func (n *Node) frameReceived(id ConnID, f *wire.Frame) {
 		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: %s not allowed in state %s", ErrProtocol, f.Type, c.state))
 		return
 	}
+	if c.unconfirmed {
+		n.confirm(c, f) // before the frame's own rule: Connected precedes what it carries
+	}
 	h(n, c, f)
 }
