@@ -55,7 +55,34 @@ func closePromptWithPeerNotReading(t *testing.T, a *Server, conn io.Writer) {
 	start := time.Now()
 	require.NoError(t, a.Close())
 	took := time.Since(start)
+	t.Logf("Close took %v", took)
+	// The README promises 200 ms (the goodbyes get 150 ms, netio.closeGrace);
+	// the bound here leaves room for a machine that starves the goroutines
+	// of CPU, which the promise does not cover.
 	require.Less(t, took, time.Second, "Close took %v", took)
+}
+
+// Close does not wait for connections with nothing of ours in flight: a
+// dialer that never sent a byte (nothing was written to it) is closed at
+// once. It used to hold Close for the whole grace (200 ms then): Close set
+// the grace's deadline on every socket after the shutdown had set "now" on
+// these, and so undid it.
+func TestCloseDoesNotWaitForSilentDialers(t *testing.T) {
+	a, err := New("a", WithLogger(newLogger(&logSink{})))
+	require.NoError(t, err)
+	var silent []net.Conn
+	for range 4 {
+		nc, err := net.Dial("tcp", strings.TrimPrefix(a.Info(), "tcp://"))
+		require.NoError(t, err)
+		defer nc.Close()
+		silent = append(silent, nc)
+	}
+	eventually(t, "the dialers accepted", func() bool { return a.Stats().Handshaking == len(silent) })
+	start := time.Now()
+	require.NoError(t, a.Close())
+	took := time.Since(start)
+	t.Logf("Close took %v", took)
+	require.Less(t, took, 100*time.Millisecond, "Close waited for dialers with nothing in flight")
 }
 
 // Messages of 64 KiB and around it cross both ways over real TCP: the
