@@ -27,6 +27,9 @@ func TestNewRefusesBadConfigurations(t *testing.T) {
 		{"advertise longer than a HELLO carries", "a", []Option{WithAdvertise("tcp://" + strings.Repeat("h", 1020) + ":7000")}, "at most 1024"},
 		{"advertise not tcp://host:port", "a", []Option{WithAdvertise("127.0.0.1:7000")}, "does not start with tcp://"},
 		{"advertise not UTF-8", "a", []Option{WithAdvertise("tcp://h\xff:7000")}, "not valid UTF-8"},
+		{"advertise without a host", "a", []Option{WithAdvertise("tcp://:7000")}, "no host"},
+		{"advertise port 0", "a", []Option{WithAdvertise("tcp://127.0.0.1:0")}, "from 1 to 65535"},
+		{"advertise port past 65535", "a", []Option{WithAdvertise("tcp://127.0.0.1:99999")}, "from 1 to 65535"},
 		{"advertise not UTF-8 with Protocol041", "a", []Option{WithProtocol(Protocol041), WithAdvertise("tcp://h\xff:7000")}, "not valid UTF-8"},
 		{"id not UTF-8 with Protocol041", "a\xff", []Option{WithProtocol(Protocol041)}, "0.4.1's JSON HELLO"},
 		{"incarnation zero", "a", []Option{WithIncarnation(0)}, "incarnation 0"},
@@ -103,3 +106,4 @@ func TestIncarnationFileOutrunsTheClock(t *testing.T) {
 	_, err = os.Stat(fresh)
 	require.NoError(t, err)
 }
+

@@ -6,14 +6,23 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/wire"
 )
 
 // ParseAddr turns a tcp://host:port address into the host:port net.Dial
-// wants, or an error wrapping ErrBadAddress.
+// wants, or an error wrapping ErrBadAddress: one that no dial could reach
+// (no host, a port outside 1-65535, a host that is not UTF-8) or that no
+// HELLO could advertise (longer than wire.MaxInfoLen) is refused here, so
+// that Connect fails at once instead of keeping it to redial forever.
 func ParseAddr(addr string) (string, error) {
+	if len(addr) > wire.MaxInfoLen {
+		return "", fmt.Errorf("%w: %d bytes, at most %d", ErrBadAddress, len(addr), wire.MaxInfoLen)
+	}
 	rest, ok := strings.CutPrefix(addr, "tcp://")
 	if !ok {
 		return "", fmt.Errorf("%w: %q does not start with tcp://", ErrBadAddress, addr)
@@ -21,6 +30,12 @@ func ParseAddr(addr string) (string, error) {
 	host, port, err := net.SplitHostPort(rest)
 	if err != nil || port == "" || strings.ContainsAny(rest, "/?#@") {
 		return "", fmt.Errorf("%w: %q is not tcp://host:port", ErrBadAddress, addr)
+	}
+	if host == "" || !utf8.ValidString(host) {
+		return "", fmt.Errorf("%w: %q has no host, or one that is not UTF-8", ErrBadAddress, addr)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return "", fmt.Errorf("%w: %q: the port must be a number from 1 to 65535", ErrBadAddress, addr)
 	}
 	if _, err := url.Parse("tcp://" + rest); err != nil {
 		return "", fmt.Errorf("%w: %q: %v", ErrBadAddress, addr, err)

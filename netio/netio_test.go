@@ -28,7 +28,11 @@ func TestParseAddr(t *testing.T) {
 		require.NoError(t, err, addr)
 		require.Equal(t, want, got)
 	}
-	for _, bad := range []string{"", "127.0.0.1:80", "udp://h:1", "tcp://h", "tcp://h:", "tcp://h:1/x", "tcp://u@h:1"} {
+	for _, bad := range []string{"", "127.0.0.1:80", "udp://h:1", "tcp://h", "tcp://h:", "tcp://h:1/x", "tcp://u@h:1",
+		// No dial could reach these (a black-box audit found Connect
+		// keeping them to redial forever, and WithAdvertise taking them).
+		"tcp://:7000", "tcp://h:0", "tcp://h:65536", "tcp://h:99999", "tcp://h:-1", "tcp://h:http", "tcp://\xff:1",
+		"tcp://" + strings.Repeat("h", 1<<20) + ":1"} {
 		_, err := ParseAddr(bad)
 		require.ErrorIs(t, err, ErrBadAddress, bad)
 	}
