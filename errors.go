@@ -60,6 +60,10 @@ var (
 	ErrBadConfig = fsm.ErrBadConfig
 	// ErrBadAddress: an address is not tcp://host:port.
 	ErrBadAddress = netio.ErrBadAddress
+	// ErrListen: New could not listen on the host and port it was given
+	// (WithHost, WithPort): the port is taken, or the host is not an
+	// address of this machine; the wrapped error says which.
+	ErrListen = netio.ErrListen
 	// ErrVersionMismatch: the peer speaks another protocol version.
 	ErrVersionMismatch = wire.ErrVersionMismatch
 	// ErrBadMagic: the peer is not a masterless node.

@@ -10,6 +10,11 @@ import (
 // string another node's Info returns.
 var ErrBadAddress = errors.New("masterless: bad address; want tcp://host:port, as returned by Info")
 
+// ErrListen: the node could not listen where it was told to (WithHost,
+// WithPort): the port is taken, the host is not an address of this machine
+// or does not resolve. The wrapped error says which.
+var ErrListen = errors.New("masterless: cannot listen")
+
 // TLS errors: why a connection's TLS handshake failed. The verification
 // (TLS.Config's VerifyConnection) returns errors wrapping them; netio wraps
 // a peer's refusal of this node's certificate in ErrUntrusted. They are the

@@ -111,7 +111,7 @@ func Start(cfg Config) (*Runtime, error) {
 	lc := net.ListenConfig{KeepAlive: noTCPKeepAlive}
 	ln, err := lc.Listen(context.Background(), "tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
-		return nil, fmt.Errorf("masterless: listen on %s:%d: %w", cfg.Host, cfg.Port, err)
+		return nil, fmt.Errorf("%w on %s:%d: %w", ErrListen, cfg.Host, cfg.Port, err)
 	}
 	info := cfg.Advertise
 	if info == "" {
