@@ -31,6 +31,7 @@ func TestNewRefusesBadConfigurations(t *testing.T) {
 		{"advertise without a host", "a", []Option{WithAdvertise("tcp://:7000")}, "no host"},
 		{"advertise port 0", "a", []Option{WithAdvertise("tcp://127.0.0.1:0")}, "from 1 to 65535"},
 		{"advertise port past 65535", "a", []Option{WithAdvertise("tcp://127.0.0.1:99999")}, "from 1 to 65535"},
+		{"frame limit below the HELLO", "a", []Option{WithMaxFrameSize(1)}, "smaller than this node's HELLO"},
 		{"advertise not UTF-8 with Protocol041", "a", []Option{WithProtocol(Protocol041), WithAdvertise("tcp://h\xff:7000")}, "not valid UTF-8"},
 		{"id not UTF-8 with Protocol041", "a\xff", []Option{WithProtocol(Protocol041)}, "0.4.1's JSON HELLO"},
 		{"incarnation zero", "a", []Option{WithIncarnation(0)}, "incarnation 0"},

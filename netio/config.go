@@ -146,6 +146,22 @@ func checkInfo(info string) error {
 	return nil
 }
 
+// checkHelloFits refuses a frame limit (WithMaxFrameSize) too small for the
+// node's own HELLO: no handshake of it could ever complete, as the peer
+// refuses a frame over the limit the HELLO announces (and the node refuses
+// to receive one over its own).
+func checkHelloFits(fc fsm.Config, info string) error {
+	hello := wire.Frame{Type: wire.Hello, ID: fc.ID, Incarnation: fc.Incarnation, Info: info, MaxFrame: uint32(fc.MaxFrameSize)}
+	enc, err := wire.Binary{}.AppendFrame(nil, &hello)
+	if err != nil {
+		return fmt.Errorf("%w: the HELLO: %w", fsm.ErrBadConfig, err)
+	}
+	if size := len(enc) - 4; size > fc.MaxFrameSize { // the 32-bit length is not part of the frame
+		return fmt.Errorf("%w: max frame size %d is smaller than this node's HELLO (%d bytes with its id and address); raise WithMaxFrameSize", fsm.ErrBadConfig, fc.MaxFrameSize, size)
+	}
+	return nil
+}
+
 func (c Config) withDefaults() Config {
 	if c.Host == "" {
 		c.Host = DefaultHost

@@ -121,6 +121,10 @@ func Start(cfg Config) (*Runtime, error) {
 			return nil, err
 		}
 	}
+	if err := checkHelloFits(core.Config(), info); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	n := &Runtime{
 		cfg:       cfg,
 		fcfg:      core.Config(),
