@@ -90,7 +90,7 @@ type PeerStats struct {
 // JSON returns st in the form Publish shows.
 func JSON(st masterless.Stats) Stats {
 	j := Stats{
-		Peers: make([]PeerStats, len(st.Peers)), Handshaking: st.Handshaking, Connecting: st.Connecting,
+		Peers: make([]PeerStats, len(st.Peers)), Handshaking: st.Handshaking, Connecting: append([]string{}, st.Connecting...), // [] rather than null when none
 		Handshakes: st.Handshakes, HandshakesFailed: st.HandshakesFailed,
 		Duplicates: st.Duplicates, Closed: st.Closed, PeerClosed: st.PeerClosed,
 		Lost: st.Lost, ProtocolErrors: st.ProtocolErrors,

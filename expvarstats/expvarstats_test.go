@@ -6,6 +6,7 @@ import (
 	"errors"
 	"expvar"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,5 +90,17 @@ func TestJSONConnecting(t *testing.T) {
 	got := expvarstats.JSON(masterless.Stats{Connecting: []string{"tcp://127.0.0.1:1"}})
 	if len(got.Connecting) != 1 || got.Connecting[0] != "tcp://127.0.0.1:1" {
 		t.Fatalf("connecting: %v", got.Connecting)
+	}
+}
+
+// With no address being retried, connecting is an empty list in the JSON,
+// not null, as peers is: a consumer iterates it without a nil check.
+func TestJSONConnectingEmpty(t *testing.T) {
+	b, err := json.Marshal(expvarstats.JSON(masterless.Stats{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"connecting":[]`) {
+		t.Fatalf("connecting is not an empty list: %s", b)
 	}
 }
