@@ -67,6 +67,11 @@ import (
 //   - Producers (Send.Reserve) may add to the queue only while it costs at
 //     most Π = min(W, QueueBytes/2) and holds fewer than QueueMessages/2
 //     messages (producerShare): the producers' messages cost at most Π.
+//     Except into an empty queue, which takes one message of any cost: a
+//     message over the share could never go otherwise. Within the bound's
+//     domain (payloads up to a window, below) that message's payload is at
+//     most Π when QueueBytes >= 2W, as the defaults have it, so the payload
+//     bytes below do not grow; its cost passes Π by at most msgCost.
 //   - The backlog flag (pace). B = the cost of the answers in A's queue
 //     toward S, minus the room S's credit leaves (limit - ackedEnd, at most
 //     W(S): S grants at most its window past what it received). A sets the
@@ -391,7 +396,12 @@ func (n *Node) sendReliable(p *peer, payload []byte, reserve bool, share *shared
 
 // producerWaits returns why a producer's message of the given cost toward p
 // must wait, or nil: the peer says its answers to this node back up there,
-// or the producers' share of the queue (producerShare) is used.
+// or the producers' share of the queue (producerShare) is used. A message
+// that costs more than the whole share still goes into an empty queue, as
+// credit lets it go (a message may start anywhere within the credit): it
+// would otherwise wait for ever, with nothing queued that could free room
+// (a black-box audit found SendContext of a payload over a window minus
+// msgCost waiting until its context ended, the queue empty).
 func (n *Node) producerWaits(p *peer, cost uint64) error {
 	o := &p.out
 	if n.cfg.mutation.noPacing() { // deliberately wrong: see MutationNoPacing
@@ -400,8 +410,9 @@ func (n *Node) producerWaits(p *peer, cost uint64) error {
 	if p.in.held {
 		return fmt.Errorf("%w: %q says its answers to this node back up there; a producer waits for them to drain", ErrQueueFull, p.id)
 	}
-	if share := n.producerShare(); len(o.msgs) >= n.cfg.QueueMessages/2 || o.queued()+cost > share {
-		return fmt.Errorf("%w: %q has %d messages, %d bytes with their overhead not yet acknowledged; a producer may keep %d", ErrQueueFull, p.id, len(o.msgs), o.queued(), share)
+	share := n.producerShare()
+	if len(o.msgs) >= n.cfg.QueueMessages/2 || (o.queued()+cost > share && len(o.msgs) > 0) {
+		return fmt.Errorf("%w: %q has %d messages, %d bytes with their overhead not yet acknowledged; a producer may keep %d (or one message of any size)", ErrQueueFull, p.id, len(o.msgs), o.queued(), share)
 	}
 	return nil
 }

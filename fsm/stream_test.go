@@ -253,3 +253,36 @@ func TestProducerNotHeldByItsOwnUser(t *testing.T) {
 		t.Fatalf("a producer's message past its share of a window: %v, want ErrQueueFull", err)
 	}
 }
+
+// A producer's message that costs more than its whole share (a window) goes
+// into an empty queue, and is written as far as the credit lets it start:
+// it used to be refused for ever, with nothing queued that could make room,
+// so SendContext of a payload over a window minus msgCost waited until its
+// context ended (a black-box audit). A second such message waits for the
+// first to be acknowledged.
+func TestProducerMessageOverItsShare(t *testing.T) {
+	n := pacedSession(t, 1<<10) // window 1 KiB, credit for a window
+	_ = n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Resume, Next: 1}})
+	n.Ready()
+	big := make([]byte, 4<<10) // four windows
+	if err := n.Step(0, fsm.Send{Peer: "A", Payload: big, Reserve: true}); err != nil {
+		t.Fatalf("a producer's message over its share into an empty queue: %v", err)
+	}
+	written := 0
+	for _, a := range n.Ready() {
+		if a.Kind == fsm.ActWrite && a.Frame.Type == wire.Data && len(a.Frame.Payload) == len(big) {
+			written++
+		}
+	}
+	if written != 1 {
+		t.Fatalf("%d DATA of the big message written, want 1: it starts within the credit", written)
+	}
+	if err := n.Step(0, fsm.Send{Peer: "A", Payload: big, Reserve: true}); !errors.Is(err, fsm.ErrQueueFull) {
+		t.Fatalf("a second message over the share while the first is queued: %v, want ErrQueueFull", err)
+	}
+	_ = n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Ack, Delivered: 1, Credit: 1 << 10}})
+	n.Ready()
+	if err := n.Step(0, fsm.Send{Peer: "A", Payload: big, Reserve: true}); err != nil {
+		t.Fatalf("the next one once the first is acknowledged: %v", err)
+	}
+}
