@@ -206,7 +206,15 @@ func (c *conn) space(l *Layer) []byte {
 	}
 	size := len(c.in)
 	if need := c.needed(l); need > size {
-		size = need // a frame larger than the buffer: room for all of it
+		// A frame larger than the buffer. Once its start fills the
+		// buffer, double toward its size as its bytes come: a header
+		// alone must not make the node hold the size it announces (13
+		// bytes used to reserve 16 MiB, on every connection of a flood,
+		// before a byte of the body arrived). The copies cost at most
+		// twice the frame.
+		if c.start == 0 && c.end == size {
+			size = min(need, 2*size)
+		}
 	} else if c.filled && size < chunkSize && c.preamble {
 		size = min(2*size, chunkSize) // reads fill it: read more at once
 	}

@@ -171,6 +171,31 @@ func TestBuffersStaySmall(t *testing.T) {
 	require.LessOrEqual(t, len(l.ReadBuffer(1)), 4<<10, "after a big frame passed and a small read")
 }
 
+// TestHeaderDoesNotReserveItsFrame: a frame header announcing the largest
+// frame (1 MiB here, 16 MiB by default) makes the buffer grow only as the
+// frame's bytes arrive, at most to twice what arrived (it used to reserve
+// the announced size at once: 13 bytes held 16 MiB of heap, on every
+// connection of a flood); the frame still arrives whole.
+func TestHeaderDoesNotReserveItsFrame(t *testing.T) {
+	l, r := acceptor(t)
+	l.Incoming(0, 1, "")
+	big := bytes.Repeat([]byte{9}, maxFrame-1)
+	stream := v1Stream(t, big)
+	head := len(stream) - len(big) // everything up to the payload: preamble, frames, the DATA header
+	feed(t, l, 1, stream[:head], 0, 1<<20)
+	require.LessOrEqual(t, l.Buffered(1)+len(l.ReadBuffer(1)), 4<<10, "a header alone")
+	for sent := head; sent < len(stream); {
+		buf := l.ReadBuffer(1)
+		require.NotEmpty(t, buf, "sent %d of %d, buffered %d", sent, len(stream), l.Buffered(1))
+		require.LessOrEqual(t, l.Buffered(1)+len(buf), max(4<<10, 2*l.Buffered(1)), "more than twice the bytes of the frame that arrived")
+		k := copy(buf, stream[sent:])
+		sent += k
+		l.Received(0, 1, k)
+	}
+	require.Len(t, r.msgs, 1)
+	require.True(t, bytes.Equal(big, r.msgs[0]))
+}
+
 // TestDetection: the acceptor tells 0.4.1 from v1 by the first bytes,
 // writes nothing before, and writes the v1 preamble before its HELLO.
 func TestDetection(t *testing.T) {
