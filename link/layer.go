@@ -159,14 +159,21 @@ func (l *Layer) DialFailed(now time.Duration, dial fsm.DialID, err error) {
 
 // Closed reports that connection id was closed by the peer or failed (EOF,
 // reset, a write error); err says why. It is ignored for a connection the
-// Layer already closed.
-func (l *Layer) Closed(now time.Duration, id fsm.ConnID, err error) {
+// Layer already closed (and returns nil). It returns the reason the state
+// machine was given: err, or, when the connection ended in the middle of a
+// frame, err wrapped with wire.ErrMalformedFrame and saying so (a truncated
+// frame: the peer's mistake, its crash mid-write, or a cut).
+func (l *Layer) Closed(now time.Duration, id fsm.ConnID, err error) error {
 	c := l.conns[id]
 	if c == nil {
-		return
+		return nil
+	}
+	if k := c.end - c.start; k > 0 && c.proto != protoUnknown {
+		err = fmt.Errorf("%w: %w: the connection ended %d bytes into a frame", err, wire.ErrMalformedFrame, k)
 	}
 	l.forget(id, c)
 	l.step(now, fsm.ConnClosed{Conn: id, Err: err})
+	return err
 }
 
 // Open reports whether the Layer still holds connection id: false once it

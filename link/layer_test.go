@@ -359,3 +359,27 @@ func TestAuthenticatedReachesTheStateMachine(t *testing.T) {
 	l.Authenticated(1, "a")
 	require.False(t, l.Open(1))
 }
+
+// TestTruncatedFrameThenClose: a connection that ends in the middle of a
+// frame (here a HELLO) is told apart from one that ends between frames: the
+// reason wraps wire.ErrMalformedFrame as well as the peer's close, so the
+// adapter logs it as a failure (a black-box audit found it logged as an
+// ordinary close at Debug).
+func TestTruncatedFrameThenClose(t *testing.T) {
+	l, r := acceptor(t)
+	l.Incoming(0, 1, "")
+	stream := v1Stream(t, []byte("whole"))
+	feed(t, l, 1, stream, 0, 1<<20)
+	l.Incoming(0, 2, "")
+	hello := v1Stream(t)[:wire.PreambleSize+7] // the preamble, then 7 bytes of a HELLO
+	feed(t, l, 2, hello, 0, 1<<20)
+	require.Empty(t, r.closed, "nothing is wrong yet")
+
+	between := l.Closed(0, 1, fsm.ErrPeerClosed)
+	require.ErrorIs(t, between, fsm.ErrPeerClosed)
+	require.NotErrorIs(t, between, wire.ErrMalformedFrame, "closed between frames")
+	mid := l.Closed(0, 2, fsm.ErrPeerClosed)
+	require.ErrorIs(t, mid, fsm.ErrPeerClosed)
+	require.ErrorIs(t, mid, wire.ErrMalformedFrame, "closed 7 bytes into a HELLO")
+	require.Nil(t, l.Closed(0, 2, fsm.ErrPeerClosed), "a connection closed already")
+}

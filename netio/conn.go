@@ -167,8 +167,12 @@ func (c *conn) fail(err error) {
 	n.mu.Lock()
 	if n.conns[c.id] == c {
 		n.forgetConn(c)
-		n.logPeer(slog.LevelDebug, "connection lost", err, "conn", uint64(c.id), "remote", c.remote)
-		n.link.Closed(n.now(), c.id, err)
+		why := n.link.Closed(n.now(), c.id, err)
+		level := slog.LevelDebug // a peer going away is the protocol's business
+		if errors.Is(why, wire.ErrMalformedFrame) {
+			level = slog.LevelInfo // it went away in the middle of a frame
+		}
+		n.logPeer(level, "connection lost", why, "conn", uint64(c.id), "remote", c.remote)
 		n.settle()
 	}
 	n.mu.Unlock()
