@@ -26,8 +26,9 @@ func portOf(t *testing.T, info string) int {
 // is not b: k closes each at c's HELLO, before it becomes a session
 // (spec/PROTOCOL.md, section 5), and b's backoff keeps growing. When k leads
 // the pair neither end sets up a session; when c leads, c grants on k's
-// HELLO (section 3.3) and sees one short session per redial, no more than
-// the backoff allows.
+// HELLO (section 3.3), and k's BYE ends each grant before k confirmed it:
+// c's user hears of none of them (before confirmation it saw one short
+// session, a Connect and a Disconnect, per redial).
 func TestKeptAddressAnsweredByAnotherNode(t *testing.T) {
 	for _, keeper := range []string{"a", "z"} { // c leads a; z leads c
 		t.Run(keeper, func(t *testing.T) {
@@ -45,12 +46,15 @@ func TestKeptAddressAnsweredByAnotherNode(t *testing.T) {
 			require.Zero(t, rk.connectCount("c"), "the keeper set up a session with the wrong node")
 			require.False(t, k.IsKept("c"))
 			require.True(t, k.IsKept("b"))
-			if keeper > "c" {
-				require.Zero(t, rc.connectCount(keeper), "the leader closes before granting")
-			} else {
-				// Redial gaps of at least d/2 with d = 20 ms doubling to 1 s:
-				// 10, 20, 40, ..., 320, then 500 ms: at most 11 in 3 s.
-				require.LessOrEqual(t, rc.connectCount(keeper), 12)
+			require.Zero(t, rc.connectCount(keeper), "c's user heard of a session k refused")
+			require.Empty(t, rc.disconnects(keeper))
+			if keeper < "c" {
+				// c granted each redial: gaps of at least d/2 with d = 20 ms
+				// doubling to 1 s (10, 20, 40, ..., 320, then 500 ms) make
+				// at most 11 in 3 s.
+				require.Zero(t, cs.Handshakes, "a refused grant counts as a failed handshake")
+				require.NotZero(t, cs.HandshakesFailed, "c granted none of k's redials")
+				require.LessOrEqual(t, cs.HandshakesFailed, uint64(12))
 			}
 		})
 	}

@@ -67,8 +67,8 @@ type Stats struct {
 	// a node answers there (that node is then a kept peer).
 	Connecting []string
 
-	Handshakes       uint64 // sessions established
-	HandshakesFailed uint64 // connections closed before they became a session (the refused duplicates among them)
+	Handshakes       uint64 // sessions established (a leader's once the follower confirmed it: spec/PROTOCOL.md 3.3)
+	HandshakesFailed uint64 // connections closed before they became a session (the refused duplicates and grants among them)
 	// Duplicates counts the connections this server refused because they
 	// duplicated a session or could not be one, by reason: "duplicate",
 	// "stale incarnation", "replaced" (an older session gave way to a newer

@@ -74,6 +74,9 @@ func (n *Node) peerFor(id string) *peer {
 
 // peerUp runs when p gets a session c.
 func (n *Node) peerUp(p *peer, c *conn) {
+	p.counters.sessions++ // counted once the user hears of it (confirm)
+	p.counters.since = n.now
+	n.counters.handshakes++
 	restarted := p.announced && p.inc != c.peerInc
 	if restarted {
 		n.emit(Action{Kind: ActDisconnected, Peer: p.id, Err: fmt.Errorf("%w: %s restarted (incarnation %d, now %d)", ErrReplaced, p.id, p.inc, c.peerInc)})

@@ -22,9 +22,6 @@ func (n *Node) establish(p *peer, c *conn) {
 		n.dialEnded(c.dial, c, nil)
 	}
 	c.lastRecv, c.lastPing = n.now, n.now
-	p.counters.sessions++
-	p.counters.since = n.now
-	n.counters.handshakes++
 	n.armConn(c, n.heartbeatAt(c))
 	if c.leader && !c.legacy() {
 		c.unconfirmed = true // the user hears of it once the follower speaks (confirm)
