@@ -81,6 +81,8 @@ type dispatcher struct {
 	q        link.Turns[event]
 	bytes    int
 	idle     bool
+	pops     uint64 // chunks taken off q, so far
+	trimmed  uint64 // pops at the last trimIdle
 	waiters  int
 	stopped  bool
 	stopFlag atomic.Bool // stopped, readable without mu
@@ -132,6 +134,20 @@ func (d *dispatcher) waitRoom() {
 	d.mu.Unlock()
 }
 
+// trimIdle gives back the queue's spare buffers once nothing has been
+// taken off it since the previous call and it is empty: the timer calls it
+// after each tick (several times per heartbeat interval while there are
+// sessions), so a node idle for a tick or two holds no buffer a burst grew,
+// and a busy one keeps reusing them.
+func (d *dispatcher) trimIdle() {
+	d.mu.Lock()
+	if d.q.Len() == 0 && d.pops == d.trimmed {
+		d.q.Trim()
+	}
+	d.trimmed = d.pops
+	d.mu.Unlock()
+}
+
 // stop drops what is queued, releases waiting readers and ends run after the
 // handler in progress returns.
 func (d *dispatcher) stop() {
@@ -176,6 +192,7 @@ func (d *dispatcher) run(wg *sync.WaitGroup, done <-chan struct{}) {
 		}
 		// A chunk in turn order, delivered without the lock.
 		chunk := d.q.PopChunk(d.chunk[:0], link.DeliveryChunk)
+		d.pops++
 		for i := range chunk {
 			d.bytes -= len(chunk[i].payload)
 		}

@@ -34,6 +34,7 @@ func (n *Runtime) timerLoop() {
 				n.settle()
 			}
 			n.mu.Unlock()
+			n.disp.trimIdle()
 		case <-n.kick:
 		case <-n.done:
 			return
