@@ -207,13 +207,17 @@ func (c *conn) space(l *Layer) []byte {
 	size := len(c.in)
 	if need := c.needed(l); need > size {
 		// A frame larger than the buffer. Once its start fills the
-		// buffer, double toward its size as its bytes come: a header
-		// alone must not make the node hold the size it announces (13
-		// bytes used to reserve 16 MiB, on every connection of a flood,
-		// before a byte of the body arrived). The copies cost at most
-		// twice the frame.
+		// buffer, grow toward its size as its bytes come, to at most
+		// chunkSize or twice what arrived: a header alone must not make
+		// the node hold the size it announces (13 bytes used to reserve
+		// 16 MiB, on every connection of a flood, before a byte of the
+		// body arrived). A frame up to chunkSize still gets its room in
+		// one step (growing by doubling from the base made a 16-KiB
+		// fan-out twice as slow: an idle buffer shrinks back to the base,
+		// and every frame then grew it three times); a larger one costs
+		// copies of at most twice its size.
 		if c.start == 0 && c.end == size {
-			size = min(need, 2*size)
+			size = min(need, max(2*size, chunkSize))
 		}
 	} else if c.filled && size < chunkSize && c.preamble {
 		size = min(2*size, chunkSize) // reads fill it: read more at once
