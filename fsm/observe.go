@@ -239,8 +239,10 @@ func (s PeerState) String() string {
 
 func (p *peer) state() PeerState {
 	switch {
-	case p.session != nil:
+	case p.session != nil && !p.session.unconfirmed:
 		return PeerConnected
+	case p.session != nil:
+		return PeerConnecting // granted, not yet confirmed by the follower (session.go, confirm)
 	case p.unreachable:
 		return PeerUnreachable
 	case p.handshakes > 0 || p.dialing != nil:
