@@ -121,6 +121,8 @@ func TestNewListenErrorsWrapErrListen(t *testing.T) {
 	require.NoError(t, err)
 	_, err = New("b", WithPort(p))
 	require.ErrorIs(t, err, ErrListen, "port taken")
-	_, err = New("b", WithHost("192.0.2.1")) // TEST-NET-1: no machine's own address
+	require.NotErrorIs(t, err, ErrBadConfig, "a port taken is the machine's state, not a wrong option")
+	_, err = New("b", WithHost("192.0.2.1")) // TEST-NET-1: no machine's own address (and no DNS lookup)
 	require.ErrorIs(t, err, ErrListen, "host not this machine's")
+	require.ErrorIs(t, err, ErrBadConfig, "a host not this machine's is an option wrong for it")
 }

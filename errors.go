@@ -62,7 +62,8 @@ var (
 	ErrBadAddress = netio.ErrBadAddress
 	// ErrListen: New could not listen on the host and port it was given
 	// (WithHost, WithPort): the port is taken, or the host is not an
-	// address of this machine; the wrapped error says which.
+	// address of this machine (then the error wraps ErrBadConfig too); the
+	// wrapped error says which.
 	ErrListen = netio.ErrListen
 	// ErrVersionMismatch: the peer speaks another protocol version.
 	ErrVersionMismatch = wire.ErrVersionMismatch

@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/masterless-go/masterless/fsm"
@@ -111,7 +113,12 @@ func Start(cfg Config) (*Runtime, error) {
 	lc := net.ListenConfig{KeepAlive: noTCPKeepAlive}
 	ln, err := lc.Listen(context.Background(), "tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
-		return nil, fmt.Errorf("%w on %s:%d: %w", ErrListen, cfg.Host, cfg.Port, err)
+		if errors.Is(err, syscall.EADDRINUSE) { // the machine's state, not the option's value
+			return nil, fmt.Errorf("%w on %s:%d: %w", ErrListen, cfg.Host, cfg.Port, err)
+		}
+		// A host that does not resolve or is not this machine's, a port
+		// this process may not use: the options are wrong for this machine.
+		return nil, fmt.Errorf("%w on %s:%d (%w: check WithHost and WithPort): %w", ErrListen, cfg.Host, cfg.Port, fsm.ErrBadConfig, err)
 	}
 	info := cfg.Advertise
 	if info == "" {
