@@ -239,10 +239,8 @@ func (s PeerState) String() string {
 
 func (p *peer) state() PeerState {
 	switch {
-	case p.session != nil && !p.session.unconfirmed:
-		return PeerConnected
 	case p.session != nil:
-		return PeerConnecting // granted, not yet confirmed by the follower (session.go, confirm)
+		return PeerConnected
 	case p.unreachable:
 		return PeerUnreachable
 	case p.handshakes > 0 || p.dialing != nil:
