@@ -57,8 +57,8 @@ type conn struct {
 	sess     uint64 // the session number; granted by the leader
 	peerKeep bool   // the peer's latest keep flag
 	sentKeep bool   // follower: the keep flag this node put in its JOIN
-	// unconfirmed: a leader's v1 session the follower has not yet spoken on
-	// since the grant (session.go, confirm): the user hears of it only then.
+	// unconfirmed: a v1 session the other end has not yet confirmed
+	// (session.go, confirm): the user hears of it only then.
 	unconfirmed bool
 	// Reliable streams on a v2 session (stream.go).
 	resumed     bool // the peer's first ACK arrived: our stream goes out

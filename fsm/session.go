@@ -23,29 +23,40 @@ func (n *Node) establish(p *peer, c *conn) {
 	}
 	c.lastRecv, c.lastPing = n.now, n.now
 	n.armConn(c, n.heartbeatAt(c))
-	if c.leader && !c.legacy() {
-		c.unconfirmed = true // the user hears of it once the follower speaks (confirm)
+	if !c.legacy() {
+		c.unconfirmed = true // the user hears of it once the other end confirms it (confirm)
 	} else {
 		n.peerUp(p, c)
 	}
 	c.rules.established(n, c)
 }
 
-// confirm runs when the follower's first frame since the grant arrives on
-// the leader's session c: the follower took the grant (it answers a WELCOME
-// with ACK, or KEEP, at once), so the session is real and the user hears of
-// it (peerUp: Connected, Connect returns, the backoff starts over). Until
-// then the session carries frames like any other, but the follower may
-// still refuse it: a leader grants on the follower's HELLO without waiting
-// for its JOIN, and the follower may meanwhile have refused our HELLO (as
-// stale, when it still holds a session with a newer process of this id) or
-// refuse the WELCOME. Such a session ends unconfirmed (sessionEnded): the
-// user never hears of it, a Connect waiting for it fails with the reason,
-// and the backoff keeps growing, as after any failed handshake.
+// confirm runs for each frame on v1 session c until the other end has
+// confirmed it; then the user hears of the session (peerUp: Connected,
+// Connect returns, the backoff starts over). Until then the session carries
+// frames like any other, but may still be refused: a leader grants on the
+// follower's HELLO without waiting for its JOIN, and the follower may
+// meanwhile have refused our HELLO (as stale, when it still holds a session
+// with a newer process of this id) or refuse the WELCOME. Such a session
+// ends unconfirmed (sessionEnded): the user never hears of it, a Connect
+// waiting for it fails with the reason, and the backoff keeps growing, as
+// after any failed handshake.
+//
+// The leader's session is confirmed by the follower's first frame since the
+// grant: the follower answers a WELCOME it adopts with ACK (or KEEP) at once,
+// and a refusal is a BYE. The follower's is confirmed by the leader's
+// RESUME, which the leader sends in answer to that ACK, so after it
+// confirmed: when either end's user hears of the session, the leader's
+// already has (a follower's Connect returns only once the leader shows the
+// session as connected, as it did when the leader reported it at the grant).
 func (n *Node) confirm(c *conn, f *wire.Frame) {
-	switch f.Type {
-	case wire.Bye, wire.Join, wire.Hello:
-		return // a refusal, or what the follower sent before the grant
+	if c.leader {
+		switch f.Type {
+		case wire.Bye, wire.Join, wire.Hello:
+			return // a refusal, or what the follower sent before the grant
+		}
+	} else if f.Type != wire.Resume {
+		return
 	}
 	c.unconfirmed = false
 	n.peerUp(c.peer, c)
