@@ -60,6 +60,9 @@ type conn struct {
 	// unconfirmed: a v1 session the other end has not yet confirmed
 	// (session.go, confirm): the user hears of it only then.
 	unconfirmed bool
+	// readPaused: the adapter stopped reading it for its user (ReadPaused):
+	// no peer timeout until it reads again.
+	readPaused bool
 	// Reliable streams on a v2 session (stream.go).
 	resumed     bool // the peer's first ACK arrived: our stream goes out
 	peerResumed bool // the peer's RESUME arrived: its DATA may come

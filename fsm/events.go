@@ -175,6 +175,16 @@ type Consumed struct {
 // Shutdown is the user's request to close every connection and stop.
 type Shutdown struct{}
 
+// ReadPaused: the adapter stopped reading connection Conn (Paused) or
+// started again (not Paused) for its own user's sake: a 0.4.1 session has no
+// credit, so its reader waits while the user's delivery queue is over its
+// bound. Silence while paused is this node's, not the peer's: the session is
+// not timed out then, and its peer timeout starts over when reading resumes.
+type ReadPaused struct {
+	Conn   ConnID
+	Paused bool
+}
+
 func (Listening) isEvent()     {}
 func (Dialed) isEvent()        {}
 func (DialFailed) isEvent()    {}
@@ -192,3 +202,4 @@ func (Send) isEvent()          {}
 func (SendMany) isEvent()      {}
 func (Consumed) isEvent()      {}
 func (Shutdown) isEvent()      {}
+func (ReadPaused) isEvent()    {}

@@ -221,6 +221,8 @@ func (n *Node) step(now time.Duration, ev Event) error {
 		return n.setKeep(e.Peer, e.Keep)
 	case Shutdown:
 		n.stop()
+	case ReadPaused:
+		n.readPaused(e)
 	case StopConnecting:
 		delete(n.seeds, e.Addr)
 	default:

@@ -134,9 +134,35 @@ func (n *Node) v1KeepChanged(c *conn) {
 	n.write(c, wire.Frame{Type: wire.Keep, Keep: p.kept})
 }
 
+// readPaused records that the adapter stopped or resumed reading c for its
+// user's sake (ReadPaused). When reading resumes, the peer gets a full peer
+// timeout from now: what it sent meanwhile was waiting in our socket.
+func (n *Node) readPaused(e ReadPaused) {
+	c := n.conns[e.Conn]
+	if c == nil || c.readPaused == e.Paused {
+		return
+	}
+	c.readPaused = e.Paused
+	if !e.Paused {
+		c.lastRecv = n.now
+	}
+	if c.state == StateEstablished {
+		n.armConn(c, n.sessionDeadline(c))
+	}
+}
+
+// sessionDeadline is when session c's timers next need a look: its next
+// heartbeat, or its peer timeout unless its reading is paused (readPaused).
+func (n *Node) sessionDeadline(c *conn) time.Duration {
+	if c.readPaused {
+		return n.heartbeatAt(c)
+	}
+	return min(n.heartbeatAt(c), c.lastRecv+n.cfg.PeerTimeout)
+}
+
 // sessionTimers runs the heartbeat and dead-peer deadline of session c.
 func (n *Node) sessionTimers(c *conn) {
-	if n.now >= c.lastRecv+n.cfg.PeerTimeout {
+	if !c.readPaused && n.now >= c.lastRecv+n.cfg.PeerTimeout {
 		n.closeConn(c, wire.CodePeerTimeout, fmt.Errorf("%w: nothing from %s for %v", ErrPeerTimeout, c.peer.id, n.now-c.lastRecv))
 		n.traceTimeout(c)
 		return
@@ -157,7 +183,7 @@ func (n *Node) sessionTimers(c *conn) {
 		}
 		n.write(c, f)
 	}
-	n.armConn(c, min(n.heartbeatAt(c), c.lastRecv+n.cfg.PeerTimeout))
+	n.armConn(c, n.sessionDeadline(c))
 }
 
 // heartbeatSlots is how many heartbeat deadlines an interval holds.

@@ -286,3 +286,42 @@ func TestProducerMessageOverItsShare(t *testing.T) {
 		t.Fatalf("the next one once the first is acknowledged: %v", err)
 	}
 }
+
+// While the adapter has paused reading a session for its user (ReadPaused:
+// a 0.4.1 session's reader waits for room in the delivery queue), the
+// session is not timed out, and no timer is due in the past meanwhile;
+// once reading resumes, the peer gets a full peer timeout from then (a slow
+// callback used to cost a 0.4.1 session while its peer kept sending).
+func TestReadPausedHoldsThePeerTimeout(t *testing.T) {
+	n := pacedSession(t, 1<<20)
+	to := n.Config().PeerTimeout
+	closed := func(acts []fsm.Action) bool {
+		for _, a := range acts {
+			if a.Kind == fsm.ActClose {
+				return true
+			}
+		}
+		return false
+	}
+	_ = n.Step(0, fsm.ReadPaused{Conn: 1, Paused: true})
+	n.Ready()
+	for now := time.Duration(0); now <= 3*to; now += to / 4 {
+		_ = n.Step(now, fsm.Tick{})
+		if closed(n.Ready()) {
+			t.Fatalf("timed out at %v while its reading was paused", now)
+		}
+		if d, ok := n.NextDeadline(); !ok || d <= now {
+			t.Fatalf("next deadline %v (ok %v) at %v: due in the past while paused", d, ok, now)
+		}
+	}
+	_ = n.Step(3*to, fsm.ReadPaused{Conn: 1, Paused: false})
+	n.Ready()
+	_ = n.Step(4*to-time.Millisecond, fsm.Tick{})
+	if closed(n.Ready()) {
+		t.Fatal("timed out less than a peer timeout after reading resumed")
+	}
+	_ = n.Step(4*to+time.Millisecond, fsm.Tick{})
+	if !closed(n.Ready()) {
+		t.Fatal("not timed out a peer timeout after reading resumed")
+	}
+}

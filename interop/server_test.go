@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -490,5 +492,58 @@ func TestGoDetectsKilledNode(t *testing.T) {
 	g.eventually("node-k reported gone after the grace", func() bool { return len(g.disconnects("node-k")) == 1 })
 	if g.Send("node-k", []byte(`{"x":1}`)) {
 		t.Error("Send to a node gone for longer than the grace was accepted")
+	}
+}
+
+// A slow callback costs a 0.4.1 session nothing. 0.4.1 has no credit, so
+// past the delivery queue's bound the Go node stops reading the socket and
+// TCP pushes back; the peer's heartbeats then wait in the socket too, and
+// the session used to be timed out as if the peer had gone silent (a
+// black-box audit: 8 s in a callback, 4,170 of 20,000 messages, then a peer
+// timeout). Now the state machine hears that reading is paused
+// (fsm.ReadPaused) and holds the peer timeout.
+func TestSlowCallbackKeepsLegacySession(t *testing.T) {
+	node := Start(t, "node-s")
+	var got, discs atomic.Int64
+	var first atomic.Bool
+	g, err := masterless.New("go-slow",
+		masterless.WithProtocol(masterless.Protocol041),
+		masterless.WithHeartbeat(200*time.Millisecond), masterless.WithPeerTimeout(time.Second),
+		masterless.WithDispatchQueue(4, 1<<20), masterless.WithLogger(slog.New(slog.DiscardHandler)),
+		masterless.WithEvents(masterless.Events{
+			Disconnect: func(*masterless.Server, string, error) { discs.Add(1) },
+			Message: func(_ *masterless.Server, _ string, p []byte) {
+				if first.CompareAndSwap(false, true) {
+					time.Sleep(2500 * time.Millisecond) // two and a half peer timeouts
+				}
+				if strings.Contains(string(p), `"i":`) { // not the node's greeting
+					got.Add(1)
+				}
+			},
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	if _, err := g.Connect(ctx, node.Info); err != nil {
+		t.Fatal(err)
+	}
+	node.Expect(waitLong, "connect from go-slow", isConnect("go-slow"))
+	const n = 200
+	for i := range n {
+		node.Send("go-slow", map[string]any{"i": i})
+	}
+	deadline := time.Now().Add(waitLong)
+	for got.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	var reconnects uint64
+	for _, p := range g.Stats().Peers {
+		reconnects += p.Reconnects
+	}
+	if got.Load() != n || discs.Load() != 0 || reconnects != 0 {
+		t.Fatalf("%d of %d messages, %d Disconnect events, %d reconnects: the slow callback cost the session", got.Load(), n, discs.Load(), reconnects)
 	}
 }

@@ -269,6 +269,8 @@ func rebox(ev fsm.Event) fsm.Event {
 		return e
 	case fsm.Shutdown:
 		return e
+	case fsm.ReadPaused:
+		return e
 	}
 	panic("link: rebox: an event kind is missing from its list")
 }

@@ -381,14 +381,35 @@ func (c *conn) pump() error {
 		// the dispatch queue is over its bound and TCP pushes back.
 		metered := n.link.FlowControlled(c.id)
 		n.mu.Unlock()
-		if k > 0 && !metered {
-			n.disp.waitRoom()
+		if k > 0 && !metered && n.disp.full() {
+			c.pauseFor(n.disp.waitRoom)
 		}
 	}
 	if err != nil && c.sc != nil && !errors.Is(err, io.EOF) {
 		err = tlsError(err) // a dialer hears its certificate was refused here
 	}
 	return err
+}
+
+// pauseFor runs wait, which stops this connection's reading, with the state
+// machine told (fsm.ReadPaused): the peer's silence meanwhile is ours, so
+// the session is not timed out for it (a slow callback used to cost a 0.4.1
+// session its peer timeout while the peer kept sending).
+func (c *conn) pauseFor(wait func()) {
+	n := c.n
+	n.mu.Lock()
+	if !n.closed {
+		_ = n.link.Step(n.now(), fsm.ReadPaused{Conn: c.id, Paused: true})
+		n.settle()
+	}
+	n.mu.Unlock()
+	wait()
+	n.mu.Lock()
+	if !n.closed {
+		_ = n.link.Step(n.now(), fsm.ReadPaused{Conn: c.id, Paused: false})
+		n.settle()
+	}
+	n.mu.Unlock()
 }
 
 // secure runs on a connection accepted by a node with TLS, before the

@@ -121,6 +121,13 @@ func (d *dispatcher) push(evs []event) {
 	d.mu.Unlock()
 }
 
+// full reports whether waitRoom would block now.
+func (d *dispatcher) full() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return !d.stopped && (d.q.Len() >= d.maxEvents || d.bytes >= d.maxBytes)
+}
+
 // waitRoom blocks while the queue is over its bound, until it is back to
 // half of it. At most the bound plus one read per connection is held (and a
 // chunk being delivered).
