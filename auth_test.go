@@ -589,3 +589,38 @@ func TestUntrustedConnectIsNotRetried(t *testing.T) {
 	require.Equal(t, before, a.Stats().HandshakesFailed, "the intruder dialed again")
 	require.False(t, intruder.IsKept("a"))
 }
+
+// A Connect in 0.4.1 (Protocol041) between two Go nodes switches to v1 once
+// they recognise each other; when only one of them has an identity, the v1
+// attempt fails its authentication, and that must end the Connect with
+// ErrUnauthenticated at once and leave nothing retried, as for a v1 Connect.
+// (A black-box audit: the Connect waited for the handshake timeout, 5 s, and
+// returned ErrHandshakeTimeout; the peer was redialed, even under
+// WithConnectOnce.) Both ways: a secured dialer and a plaintext target, and
+// a plaintext dialer and a secured target that takes 0.4.1.
+func TestLegacyConnectSwitchedToV1FailsAuthentication(t *testing.T) {
+	ids, trust := identities(t, "a", "b")
+	cases := map[string]func() (dialer *Server, target string){
+		"secured dialer": func() (*Server, string) {
+			plain, _ := newServer(t, "b")
+			d, _ := secured(t, ids["a"], trust, WithPlaintextLegacy(), WithProtocol(Protocol041), WithHandshakeTimeout(10*time.Second))
+			return d, plain.Info()
+		},
+		"secured target": func() (*Server, string) {
+			target, _ := secured(t, ids["b"], trust, WithPlaintextLegacy())
+			d, _ := newServer(t, "a", WithProtocol(Protocol041), WithHandshakeTimeout(10*time.Second))
+			return d, target.Info()
+		},
+	}
+	for name, setup := range cases {
+		t.Run(name, func(t *testing.T) {
+			d, target := setup()
+			start := time.Now()
+			_, err := d.Connect(ctxT(t), target)
+			require.ErrorIs(t, err, ErrUnauthenticated)
+			require.Less(t, time.Since(start), 5*time.Second, "the Connect waited for a timeout")
+			require.Empty(t, d.Stats().Connecting)
+			require.False(t, d.IsKept("b"), "a peer nothing can reach stays kept, redialed on")
+		})
+	}
+}

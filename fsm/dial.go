@@ -259,6 +259,9 @@ func (n *Node) endDial(d *dial, why error) {
 		if d.reached != q {
 			n.redialMissed(q, d.addr)
 		}
+		if seedGivesUp(why) && len(q.waiters) > 0 && q.session == nil {
+			n.connectGivesUp(q, why)
+		}
 		n.dialGone(q)
 	}
 	for _, q := range d.blocked {
@@ -274,6 +277,26 @@ func (n *Node) endDial(d *dial, why error) {
 	}
 	for _, r := range reqs {
 		n.finishRequest(r, "", why)
+	}
+}
+
+// connectGivesUp runs when a redial of q ended for a reason retrying cannot
+// mend (seedGivesUp) while a Connect still waits for q's session: the case
+// of a Connect that reached q over 0.4.1, where both turned out to be Go
+// nodes and switched to v1 (legacyUpgrade), whose v1 attempt then failed
+// its authentication. The Connect fails with that reason and q is no longer
+// kept, as when a Connect's first attempt fails so (seeds.go); before, the
+// Connect waited for its deadline and q was redialed on, even under
+// WithConnectOnce (a black-box audit).
+func (n *Node) connectGivesUp(q *peer, why error) {
+	waiters := q.waiters
+	q.waiters = nil
+	for _, r := range waiters {
+		n.finishRequest(r, "", why)
+	}
+	if q.kept {
+		n.markKept(q, false)
+		n.traceKeepSet(q, false)
 	}
 }
 

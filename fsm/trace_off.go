@@ -23,4 +23,6 @@ func (n *Node) tracedStep(now time.Duration, ev Event) error { return n.step(now
 
 func (n *Node) traceKeepBound(*peer) {}
 
+func (n *Node) traceKeepSet(*peer, bool) {}
+
 func (n *Node) traceTimeout(*conn) {}

@@ -197,6 +197,14 @@ func (n *Node) traceKeepBound(p *peer) {
 	}
 }
 
+// traceKeepSet is the trace point of the node itself setting whether it
+// keeps p (connectGivesUp): exactly a Keep(p, keep) of its user.
+func (n *Node) traceKeepSet(p *peer, keep bool) {
+	if n.trace.on() {
+		n.traceEmit(TraceRecord{Kind: "keep", Peer: p.id, Keep: keep})
+	}
+}
+
 // traceTimeout is the trace point of a Tick closing c (handshake or peer
 // timeout): one "tick" record per connection closed.
 func (n *Node) traceTimeout(c *conn) {
