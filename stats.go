@@ -29,8 +29,10 @@ type PeerStats struct {
 	SessionAge time.Duration
 	// Reconnects counts the sessions with it after the first.
 	Reconnects uint64
-	// MessagesIn and BytesIn count the messages from it delivered to this
-	// server's callbacks (each once) and their payload bytes; MessagesOut
+	// MessagesIn and BytesIn count the messages from it accepted into this
+	// server's delivery queue, each once (a slow callback may not have been
+	// handed them yet: the queue holds up to a window of them), and their
+	// payload bytes; MessagesOut
 	// and BytesOut the messages sent to it (a message resent after a
 	// reconnect counts again) and theirs.
 	MessagesIn, MessagesOut uint64
