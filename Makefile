@@ -1,6 +1,13 @@
 # make test runs every check; CI runs exactly that through .ci/run.
 GO       ?= go
-FUZZTIME ?= 10s
+# Fuzz budgets in executions, not seconds: a duration budget races Go
+# 1.26's fuzz coordinator, which can report "context deadline exceeded" at
+# the deadline with no failing input (golang/go#75804, fixed in Go 1.27; it
+# failed a make test here once). Each is about 10 s on an idle 2-core machine
+# (about 50k executions/s for wire, 20-25k for fsm and link); a busy one just takes longer.
+FUZZ_WIRE ?= 500000x
+FUZZ_FSM  ?= 200000x
+FUZZ_LINK ?= 200000x
 SEEDS    ?= 10000
 # Seeds per simulator sweep under the race detector (unit). The full sweeps
 # run without it (sweep).
@@ -51,12 +58,12 @@ sweep:
 
 # A short run of every fuzz target, seeded from testdata/fuzz corpora.
 fuzz-smoke:
-	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzParseFrame$$' -fuzztime $(FUZZTIME) ./wire
-	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzParsePreamble$$' -fuzztime $(FUZZTIME) ./wire
-	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzLegacyParse$$' -fuzztime $(FUZZTIME) ./wire
-	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzNodeFrames$$' -fuzztime $(FUZZTIME) ./fsm
-	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzAuthFrames$$' -fuzztime $(FUZZTIME) ./fsm
-	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzChunking$$' -fuzztime $(FUZZTIME) ./link
+	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzParseFrame$$' -fuzztime $(FUZZ_WIRE) ./wire
+	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzParsePreamble$$' -fuzztime $(FUZZ_WIRE) ./wire
+	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzLegacyParse$$' -fuzztime $(FUZZ_WIRE) ./wire
+	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzNodeFrames$$' -fuzztime $(FUZZ_FSM) ./fsm
+	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzAuthFrames$$' -fuzztime $(FUZZ_FSM) ./fsm
+	$(GO) test -timeout $(TIMEOUT) -run '^$$' -fuzz '^FuzzChunking$$' -fuzztime $(FUZZ_LINK) ./link
 
 # Installs masterless@0.4.1 for the ./interop tests (run by unit). Prints a
 # SKIP line without node/npm; fails under CI=true.
