@@ -289,11 +289,7 @@ func (n *Node) endDial(d *dial, why error) {
 // Connect waited for its deadline and q was redialed on, even under
 // WithConnectOnce (a black-box audit).
 func (n *Node) connectGivesUp(q *peer, why error) {
-	waiters := q.waiters
-	q.waiters = nil
-	for _, r := range waiters {
-		n.finishRequest(r, "", why)
-	}
+	n.failWaiters(q, why) // their dials are over: the 0.4.1 one and this redial
 	if q.kept {
 		n.markKept(q, false)
 		n.traceKeepSet(q, false)

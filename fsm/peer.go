@@ -124,7 +124,8 @@ func (n *Node) sessionEnded(p *peer, c *conn, why error) {
 
 // failWaiters fails, with why, the Connect requests waiting for p's session
 // that no dial in flight may still answer: the session they waited for
-// ended before the follower confirmed it (confirm).
+// ended before the other end confirmed it (confirm), or p's redial failed
+// for a reason no retry mends (connectGivesUp).
 func (n *Node) failWaiters(p *peer, why error) {
 	for _, r := range append([]*request(nil), p.waiters...) {
 		if d := r.dial; d != nil && n.dials[d.id] == d {

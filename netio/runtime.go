@@ -198,18 +198,15 @@ func (n *Runtime) Addr() net.Addr { return n.ln.Addr() }
 
 // closeGrace bounds how long Close lets connections flush their BYE and wait
 // for the peer's FIN: a peer that stopped reading cannot hold Close up. The
-// README promises Close returns within closeBound; the rest of it is for the
+// README promises Close returns within 200 ms; the other 50 ms are for the
 // goroutines to see their deadline pass and end.
-const (
-	closeGrace = 150 * time.Millisecond
-	closeBound = 200 * time.Millisecond
-)
+const closeGrace = 150 * time.Millisecond
 
 // Close sends BYE on every connection, flushes and closes them, closes the
 // listener and returns once every goroutine of the Runtime has ended. Events not
 // yet delivered are dropped. A peer that reads nothing cannot delay it: the
 // goodbyes get at most closeGrace (150 ms) to drain, so that Close returns
-// within closeBound (200 ms) on a machine that is not starved. It is idempotent and
+// within 200 ms on a machine that is not starved. It is idempotent and
 // must not be called from an event handler (it waits for the handler to
 // return).
 func (n *Runtime) Close() error {
