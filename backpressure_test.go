@@ -98,3 +98,31 @@ func TestSendContextOverTheWindow(t *testing.T) {
 		require.Equal(t, byte(i), m[0])
 	}
 }
+
+// A payload larger than the whole send queue (WithSendQueue's bytes) could
+// never be accepted: Send, SendContext and SendMany refuse it at once with
+// ErrPayloadTooLarge. SendContext used to retry its ErrQueueFull until its
+// context ended, the queue empty. One byte less still goes.
+func TestPayloadOverTheSendQueue(t *testing.T) {
+	const bound = 64 << 10
+	a, _ := newServer(t, "a", WithSendQueue(1024, bound))
+	b, rb := newServer(t, "b")
+	_, err := a.Connect(ctxT(t), b.Info())
+	require.NoError(t, err)
+
+	over := make([]byte, bound+1)
+	require.ErrorIs(t, a.SendErr("b", over), ErrPayloadTooLarge)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	err = a.SendContext(ctx, "b", over)
+	require.ErrorIs(t, err, ErrPayloadTooLarge)
+	require.Less(t, time.Since(start), 5*time.Second, "SendContext waited for room that could never come")
+	k, err := a.SendManyContext(ctx, []string{"b"}, over)
+	require.Zero(t, k)
+	require.ErrorIs(t, err, ErrPayloadTooLarge)
+
+	require.NoError(t, a.SendContext(ctx, "b", make([]byte, bound)))
+	eventually(t, "the message that fits arrives", func() bool { return len(rb.messages("a")) == 1 })
+	require.Len(t, rb.messages("a")[0], bound)
+}

@@ -42,7 +42,8 @@ var (
 	// ErrMessagesLost: messages Send accepted will never be delivered; the
 	// Lost event carries them.
 	ErrMessagesLost = fsm.ErrMessagesLost
-	// ErrPayloadTooLarge: a payload does not fit in one frame (WithMaxFrameSize).
+	// ErrPayloadTooLarge: a payload does not fit in one frame (WithMaxFrameSize),
+	// or is larger than the whole send queue toward a peer (WithSendQueue).
 	ErrPayloadTooLarge = fsm.ErrPayloadTooLarge
 	// ErrNotJSONObject: a masterless 0.4.1 peer was sent a payload that is
 	// not one JSON object, the only kind of message 0.4.1 carries.

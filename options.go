@@ -137,7 +137,9 @@ func WithReconnectGrace(d time.Duration) Option {
 // the rest is for Send from event callbacks (answers), which always has room
 // under the conditions of fsm/stream.go ("Room for answers"): bounds smaller
 // than 7 windows / 32 + 5 messages and 7 windows + twice the largest payload
-// trade that away. Past it Send returns false and SendContext waits.
+// trade that away. Past it Send returns false and SendContext waits; a
+// payload larger than the byte bound could never fit and is refused at once
+// with ErrPayloadTooLarge.
 func WithSendQueue(messages, bytes int) Option {
 	return func(s *settings) error {
 		s.cfg.FSM.QueueMessages, s.cfg.FSM.QueueBytes = messages, bytes

@@ -50,9 +50,10 @@ var (
 	// the peer restarted (a new incarnation) before acknowledging them, or
 	// stayed away longer than the reconnect grace. The Lost event carries them.
 	ErrMessagesLost = errors.New("masterless: messages lost")
-	// ErrPayloadTooLarge: the payload does not fit in one frame. Split it, or
-	// raise the max frame size on every node.
-	ErrPayloadTooLarge = errors.New("masterless: payload larger than the max frame size; split it or raise the max frame size on every node")
+	// ErrPayloadTooLarge: the payload does not fit in one frame, or is larger
+	// than the whole send queue toward a peer (Config.QueueBytes). Split it,
+	// or raise the max frame size on every node (or the queue bound).
+	ErrPayloadTooLarge = errors.New("masterless: payload too large for one frame or for the whole send queue; split it, or raise the limit it names")
 	// ErrTooManyHandshakes: more connections are handshaking than allowed; the
 	// new one was refused.
 	ErrTooManyHandshakes = errors.New("masterless: too many connections handshaking; connection refused")

@@ -219,6 +219,11 @@ func (n *Node) send(id string, payload []byte, reserve bool, share *sharedPayloa
 	if p.session == nil && (!p.kept || p.unreachable) {
 		return fmt.Errorf("%w: %q", ErrNotConnected, id)
 	}
+	if len(payload) > n.cfg.QueueBytes {
+		// It could never fit in the queue, however empty: refusing it with
+		// ErrQueueFull would have a SendContext wait for ever.
+		return fmt.Errorf("%w: %d bytes, larger than the send queue's %d bytes (the queue bound)", ErrPayloadTooLarge, len(payload), n.cfg.QueueBytes)
+	}
 	return n.sendReliable(p, payload, reserve, share)
 }
 
