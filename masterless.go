@@ -82,6 +82,8 @@ func (s *Server) Disconnect(id string) error { return s.n.Disconnect(id) }
 
 // Keep sets whether this server keeps peer id: reconnects to it whenever its
 // connection is lost. When neither end keeps a pair, its connection is closed.
+// Keeping an id no node can have (empty, or over 255 bytes) fails with
+// ErrUnknownPeer.
 func (s *Server) Keep(id string, keep bool) error { return s.n.SetKeep(id, keep) }
 
 // IsKept reports whether this server keeps peer id.

@@ -149,6 +149,28 @@ func TestSendRefusesPayloadLargerThanAFrame(t *testing.T) {
 	}
 }
 
+// TestKeepOfAnImpossibleIDIsRefused: SetKeep of an id no node can have
+// (empty, or longer than wire.MaxIDLen) fails with ErrUnknownPeer and
+// creates no record; it returned nil and kept a record for a peer that could
+// never come.
+func TestKeepOfAnImpossibleIDIsRefused(t *testing.T) {
+	n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"", strings.Repeat("x", wire.MaxIDLen+1)} {
+		if err := n.Step(0, fsm.SetKeep{Peer: id, Keep: true}); !errors.Is(err, fsm.ErrUnknownPeer) {
+			t.Errorf("keep of a %d-byte id: got %v, want ErrUnknownPeer", len(id), err)
+		}
+	}
+	if err := n.Step(0, fsm.SetKeep{Peer: strings.Repeat("x", wire.MaxIDLen), Keep: true}); err != nil {
+		t.Errorf("keep of a %d-byte id: %v", wire.MaxIDLen, err)
+	}
+	if len(n.Peers()) != 1 {
+		t.Errorf("want one record, for the id of the longest length; got %+v", n.Peers())
+	}
+}
+
 // TestCommandsNamingOwnIDAreRefused: SetKeep, Send and Disconnect naming the
 // node's own id fail with ErrSelfConnect and create no peer record. Before,
 // they were accepted: a message to itself sat in the queue until the

@@ -276,6 +276,14 @@ func (n *Node) refuseCommand(id, verb string) error {
 	return nil
 }
 
+// truncID is id shortened for an error message.
+func truncID(id string) string {
+	if len(id) > 64 {
+		return id[:64] + "..."
+	}
+	return id
+}
+
 func (n *Node) setKeep(id string, keep bool) error {
 	if err := n.refuseCommand(id, "keep"); err != nil {
 		return err
@@ -284,6 +292,11 @@ func (n *Node) setKeep(id string, keep bool) error {
 	if p == nil {
 		if !keep {
 			return nil
+		}
+		if id == "" || len(id) > wire.MaxIDLen {
+			// No node can have it: a record kept for it would wait for
+			// a peer that can never come.
+			return fmt.Errorf("%w: %q: no node can have this id (1 to %d bytes)", ErrUnknownPeer, truncID(id), wire.MaxIDLen)
 		}
 		p = n.peerFor(id)
 	}
