@@ -42,7 +42,7 @@ func WithPort(port int) Option {
 // told to redial; default the listener's address. Needed when listening on
 // 0.0.0.0 or behind NAT. New fails with ErrBadConfig if it is not
 // tcp://host:port, not valid UTF-8, or longer than 1024 bytes (the most a
-// HELLO carries).
+// HELLO carries). An empty info keeps the default.
 func WithAdvertise(info string) Option {
 	return func(s *settings) error { s.cfg.Advertise = info; return nil }
 }
