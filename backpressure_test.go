@@ -126,3 +126,25 @@ func TestPayloadOverTheSendQueue(t *testing.T) {
 	eventually(t, "the message that fits arrives", func() bool { return len(rb.messages("a")) == 1 })
 	require.Len(t, rb.messages("a")[0], bound)
 }
+
+// A send queue of one message: SendContext sends one message at a time,
+// each once the previous one is acknowledged. It used to wait for ever,
+// the queue empty, as a producer's share is half the queue's messages.
+func TestSendQueueOfOneMessage(t *testing.T) {
+	a, _ := newServer(t, "a", WithSendQueue(1, 1<<20))
+	b, rb := newServer(t, "b")
+	_, err := a.Connect(ctxT(t), b.Info())
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 3 {
+		require.NoError(t, a.SendContext(ctx, "b", []byte{byte(i)}), "message %d", i)
+	}
+	k, err := a.SendManyContext(ctx, []string{"b"}, []byte{3})
+	require.NoError(t, err)
+	require.Equal(t, 1, k)
+	eventually(t, "every message delivered", func() bool { return len(rb.messages("a")) == 4 })
+	for i, m := range rb.messages("a") {
+		require.Equal(t, []byte{byte(i)}, m)
+	}
+}

@@ -204,6 +204,10 @@ func TestRestartedPeerConnectsAtOnce(t *testing.T) {
 	require.Equal(t, "a", id)
 	eventually(t, "a reports the restart", func() bool { return len(ra.disconnects("b")) == 1 })
 	require.ErrorIs(t, ra.disconnects("b")[0], ErrReplaced, "replaced at once, not after a peer timeout")
+	// Stats says so too (LastEnd was left nil by a replacement).
+	ps := peerStats(t, a, "b")
+	require.ErrorIs(t, ps.LastEnd, ErrReplaced)
+	require.WithinDuration(t, time.Now(), ps.LastEndTime, waitFor)
 	require.Equal(t, 2, ra.connectCount("b"))
 	requireOneAgreedSession(t, a, b2)
 	require.True(t, a.Send("b", []byte("hello again")))

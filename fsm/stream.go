@@ -396,8 +396,9 @@ func (n *Node) sendReliable(p *peer, payload []byte, reserve bool, share *shared
 
 // producerWaits returns why a producer's message of the given cost toward p
 // must wait, or nil: the peer says its answers to this node back up there,
-// or the producers' share of the queue (producerShare) is used. A message
-// that costs more than the whole share still goes into an empty queue, as
+// or the producers' share of the queue (producerShare, and half its
+// messages) is used. A message that costs more than the whole share, or a
+// queue of one message whose half is none, still goes into an empty queue, as
 // credit lets it go (a message may start anywhere within the credit): it
 // would otherwise wait for ever, with nothing queued that could free room
 // (a black-box audit found SendContext of a payload over a window minus
@@ -411,8 +412,8 @@ func (n *Node) producerWaits(p *peer, cost uint64) error {
 		return fmt.Errorf("%w: %q says its answers to this node back up there; a producer waits for them to drain", ErrQueueFull, p.id)
 	}
 	share := n.producerShare()
-	if len(o.msgs) >= n.cfg.QueueMessages/2 || (o.queued()+cost > share && len(o.msgs) > 0) {
-		return fmt.Errorf("%w: %q has %d messages, %d bytes with their overhead not yet acknowledged; a producer may keep %d (or one message of any size)", ErrQueueFull, p.id, len(o.msgs), o.queued(), share)
+	if len(o.msgs) > 0 && (len(o.msgs) >= n.cfg.QueueMessages/2 || o.queued()+cost > share) {
+		return fmt.Errorf("%w: %q has %d messages, %d bytes with their overhead not yet acknowledged; producers may keep %d bytes with overhead in fewer than %d messages (or one message of any size)", ErrQueueFull, p.id, len(o.msgs), o.queued(), share, n.cfg.QueueMessages/2)
 	}
 	return nil
 }
