@@ -150,3 +150,15 @@ func (n *Node) forget(c *conn, why error) {
 	}
 	n.maybeForgetPeer(p)
 }
+
+// where says where c goes or comes from, for an error message: the address
+// it dialed, or the source the adapter reported for an accepted one.
+func (c *conn) where() string {
+	switch {
+	case c.dial != nil:
+		return "dialed to " + c.dial.addr
+	case c.source != "":
+		return "accepted from " + c.source
+	}
+	return "accepted"
+}

@@ -29,7 +29,7 @@ func (n *Node) tick() {
 		}
 		deadline := c.openedAt + n.cfg.HandshakeTimeout
 		if n.now >= deadline {
-			n.closeConn(c, wire.CodeHandshake, fmt.Errorf("%w: c%d in state %s after %v", ErrHandshakeTimeout, c.id, c.state, n.now-c.openedAt))
+			n.closeConn(c, wire.CodeHandshake, fmt.Errorf("%w: c%d %s, in state %s after %v", ErrHandshakeTimeout, c.id, c.where(), c.state, n.now-c.openedAt))
 			n.traceTimeout(c)
 			continue
 		}
