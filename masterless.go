@@ -82,6 +82,9 @@ func (s *Server) Disconnect(id string) error { return s.n.Disconnect(id) }
 
 // Keep sets whether this server keeps peer id: reconnects to it whenever its
 // connection is lost. When neither end keeps a pair, its connection is closed.
+// Keeping an id this server does not know yet makes a record for it, as for
+// a kept peer away: sends to it are queued until it connects (it dials this
+// server, or discovery finds it) or the reconnect grace ends them with Lost.
 // Keeping an id no node can have (empty, or over 255 bytes) fails with
 // ErrUnknownPeer.
 func (s *Server) Keep(id string, keep bool) error { return s.n.SetKeep(id, keep) }
@@ -95,8 +98,9 @@ func (s *Server) Connections() []string { return s.n.Sessions() }
 // Send sends payload to peer id and reports whether it was accepted. It
 // never waits (but see 0.4.1 peers below), so it is safe from any event
 // callback. Accepted, the message is delivered exactly once and in order,
-// across reconnects, unless the peer restarts or stays away past the
-// reconnect grace, in which case the Lost event hands it back. Send returns
+// across reconnects, unless the peer restarts, stays away past the
+// reconnect grace or cannot take it (see Events.Lost), in which case the
+// Lost event hands it back. Send returns
 // false for an unknown or disconnected peer, a closed server, or a full
 // send queue: the messages not yet acknowledged by the peer fill it
 // (WithSendQueue); retry, or wait for room with SendContext. SendErr says

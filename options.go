@@ -106,9 +106,10 @@ func WithHandshakeTimeout(d time.Duration) Option {
 // WithMaxFrameSize bounds a frame in bytes (type byte plus payload, for
 // DATA); default 16 MiB, at most 4 GiB - 1 (a frame's length is 32 bits:
 // New refuses more with ErrBadConfig). Send refuses a payload that would not fit, and a
-// peer sending a larger frame is disconnected. The limit is not negotiated:
-// give every node of a mesh the same value, or a payload over a peer's limit
-// costs the session and is lost.
+// peer sending a larger frame is disconnected. Each node announces its limit
+// in its HELLO: Send also refuses, with ErrPayloadTooLarge, a payload over
+// the limit of the peer it goes to, and a message queued while the peer was
+// away that its new session cannot take comes back with the Lost event.
 func WithMaxFrameSize(n int) Option {
 	return func(s *settings) error { s.cfg.MaxFrameSize = n; return nil }
 }
@@ -133,8 +134,10 @@ func WithReconnectGrace(d time.Duration) Option {
 // acknowledged by it (sent and kept for a resend, or waiting for credit or
 // for the session), by count and payload bytes; default 262,144 and 16 MiB
 // (at least a quarter of the window in messages and nine windows in bytes).
-// SendContext may fill one window of it (payload plus 32 bytes a message);
-// the rest is for Send from event callbacks (answers), which always has room
+// SendContext may fill one window of it, and at most half of its bytes and
+// half of its messages (payload plus 32 bytes a message; one
+// message of any size into an empty queue); the rest is for Send from event
+// callbacks (answers), which always has room
 // under the conditions of fsm/stream.go ("Room for answers"): bounds smaller
 // than 7 windows / 32 + 5 messages and 7 windows + twice the largest payload
 // trade that away. Past it Send returns false and SendContext waits; a
