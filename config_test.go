@@ -39,6 +39,17 @@ func TestNewRefusesBadConfigurations(t *testing.T) {
 		{"empty incarnation file path", "a", []Option{WithIncarnationFile("")}, "empty incarnation file path"},
 		{"incarnation and incarnation file", "a", []Option{WithIncarnation(9), WithIncarnationFile(filepath.Join(dir, "new"))}, "use one"},
 		{"frame longer than its 32-bit length", "a", []Option{WithMaxFrameSize(int(uint64(1) << 32 & uint64(^uint(0))))}, "32 bits"},
+		// Negative sizes and counts were taken as the default, silently.
+		{"negative frame size", "a", []Option{WithMaxFrameSize(-1)}, "WithMaxFrameSize(-1): negative"},
+		{"negative queue messages", "a", []Option{WithSendQueue(-1, 0)}, "WithSendQueue(-1): negative"},
+		{"negative queue bytes", "a", []Option{WithSendQueue(0, -5)}, "WithSendQueue(-5): negative"},
+		{"negative window", "a", []Option{WithWindow(-1)}, "WithWindow(-1): negative"},
+		{"negative send buffer", "a", []Option{WithSendBuffer(-1)}, "WithSendBuffer(-1): negative"},
+		{"negative dispatch queue", "a", []Option{WithDispatchQueue(-1, 0)}, "WithDispatchQueue(-1): negative"},
+		{"negative handshakes", "a", []Option{WithMaxHandshakes(-1)}, "WithMaxHandshakes(-1): negative"},
+		{"negative handshakes per source", "a", []Option{WithMaxHandshakesPerSource(-1)}, "WithMaxHandshakesPerSource(-1): negative"},
+		{"negative heartbeat", "a", []Option{WithHeartbeat(-time.Second)}, "negative duration"},
+		{"a nil option", "a", []Option{nil}, "option 1 of 2 is nil"}, // the logger below is the second
 	} {
 		if c.want == "32 bits" && strconv.IntSize < 64 {
 			continue // an int cannot hold it

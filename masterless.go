@@ -22,7 +22,10 @@ type Server struct {
 func New(id string, opts ...Option) (*Server, error) {
 	var st settings
 	st.cfg.FSM.ID = id
-	for _, o := range opts {
+	for i, o := range opts {
+		if o == nil {
+			return nil, fmt.Errorf("%w: option %d of %d is nil", ErrBadConfig, i+1, len(opts))
+		}
 		if err := o(&st); err != nil {
 			return nil, err
 		}

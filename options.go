@@ -8,8 +8,20 @@ import (
 	"github.com/masterless-go/masterless/netio"
 )
 
-// Option configures a Server in New.
+// Option configures a Server in New. A zero value (0, "", nil) keeps the
+// default; a negative size, count or duration is refused by New with
+// ErrBadConfig.
 type Option func(*settings) error
+
+// notNegative refuses a negative size or count given to the option named.
+func notNegative(option string, values ...int) error {
+	for _, v := range values {
+		if v < 0 {
+			return fmt.Errorf("%w: %s(%d): negative (0 keeps the default)", ErrBadConfig, option, v)
+		}
+	}
+	return nil
+}
 
 // settings collects what the options set.
 type settings struct {
@@ -111,7 +123,7 @@ func WithHandshakeTimeout(d time.Duration) Option {
 // the limit of the peer it goes to, and a message queued while the peer was
 // away that its new session cannot take comes back with the Lost event.
 func WithMaxFrameSize(n int) Option {
-	return func(s *settings) error { s.cfg.MaxFrameSize = n; return nil }
+	return func(s *settings) error { s.cfg.MaxFrameSize = n; return notNegative("WithMaxFrameSize", n) }
 }
 
 // WithReconnectBackoff sets the first and the largest delay before redialing
@@ -146,7 +158,7 @@ func WithReconnectGrace(d time.Duration) Option {
 func WithSendQueue(messages, bytes int) Option {
 	return func(s *settings) error {
 		s.cfg.FSM.QueueMessages, s.cfg.FSM.QueueBytes = messages, bytes
-		return nil
+		return notNegative("WithSendQueue", messages, bytes)
 	}
 }
 
@@ -154,7 +166,7 @@ func WithSendQueue(messages, bytes int) Option {
 // bytes (plus 32 per message) from it may wait for the event callbacks at
 // once; default 1 MiB. It bounds the memory a peer can make this server hold.
 func WithWindow(bytes int) Option {
-	return func(s *settings) error { s.cfg.FSM.Window = bytes; return nil }
+	return func(s *settings) error { s.cfg.FSM.Window = bytes; return notNegative("WithWindow", bytes) }
 }
 
 // WithSendBuffer bounds the bytes waiting in the output buffer of a
@@ -162,7 +174,7 @@ func WithWindow(bytes int) Option {
 // for the socket (see Server.Send). On a v2 session the peer's credit bounds
 // that buffer instead.
 func WithSendBuffer(bytes int) Option {
-	return func(s *settings) error { s.cfg.SendBuffer = bytes; return nil }
+	return func(s *settings) error { s.cfg.SendBuffer = bytes; return notNegative("WithSendBuffer", bytes) }
 }
 
 // WithDispatchQueue bounds the events waiting for the handlers, by count and
@@ -172,7 +184,7 @@ func WithSendBuffer(bytes int) Option {
 func WithDispatchQueue(events, bytes int) Option {
 	return func(s *settings) error {
 		s.cfg.DispatchQueue, s.cfg.DispatchBytes = events, bytes
-		return nil
+		return notNegative("WithDispatchQueue", events, bytes)
 	}
 }
 
@@ -183,7 +195,7 @@ func WithDispatchQueue(events, bytes int) Option {
 // oldest of all; so a flood of silent connections cannot keep a real node
 // out (spec/PROTOCOL.md, 3.6). It is refused only when none is silent.
 func WithMaxHandshakes(n int) Option {
-	return func(s *settings) error { s.cfg.FSM.MaxHandshakes = n; return nil }
+	return func(s *settings) error { s.cfg.FSM.MaxHandshakes = n; return notNegative("WithMaxHandshakes", n) }
 }
 
 // WithMaxHandshakesPerSource sets a source address's share of the handshake
@@ -192,7 +204,10 @@ func WithMaxHandshakes(n int) Option {
 // full, the silent connections of the address holding the most beyond its
 // share are evicted first.
 func WithMaxHandshakesPerSource(n int) Option {
-	return func(s *settings) error { s.cfg.FSM.MaxHandshakesPerSource = n; return nil }
+	return func(s *settings) error {
+		s.cfg.FSM.MaxHandshakesPerSource = n
+		return notNegative("WithMaxHandshakesPerSource", n)
+	}
 }
 
 // WithLogger sets the logger: protocol violations at Warn, abnormal closes at
