@@ -128,8 +128,9 @@ func TestPayloadOverTheSendQueue(t *testing.T) {
 }
 
 // A send queue of one message: SendContext sends one message at a time,
-// each once the previous one is acknowledged. It used to wait for ever,
-// the queue empty, as a producer's share is half the queue's messages.
+// each once the previous one is acknowledged, a round trip. It used to
+// wait for ever, the queue empty, as a producer's share is half the
+// queue's messages; then a heartbeat per message.
 func TestSendQueueOfOneMessage(t *testing.T) {
 	a, _ := newServer(t, "a", WithSendQueue(1, 1<<20))
 	b, rb := newServer(t, "b")
@@ -137,13 +138,20 @@ func TestSendQueueOfOneMessage(t *testing.T) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for i := range 3 {
+	// Each waits for the ACK of the one before: a's empty PING asks b for
+	// it at once (fsm/stream.go, askForAck). Before, it came with b's next
+	// heartbeat: a message a second.
+	start := time.Now()
+	const msgs = 100
+	for i := range msgs - 1 {
 		require.NoError(t, a.SendContext(ctx, "b", []byte{byte(i)}), "message %d", i)
 	}
-	k, err := a.SendManyContext(ctx, []string{"b"}, []byte{3})
+	k, err := a.SendManyContext(ctx, []string{"b"}, []byte{msgs - 1})
 	require.NoError(t, err)
 	require.Equal(t, 1, k)
-	eventually(t, "every message delivered", func() bool { return len(rb.messages("a")) == 4 })
+	took := time.Since(start)
+	require.Less(t, took, 5*time.Second, "%d messages, one at a time, each waiting for a heartbeat's ACK?", msgs)
+	eventually(t, "every message delivered", func() bool { return len(rb.messages("a")) == msgs })
 	for i, m := range rb.messages("a") {
 		require.Equal(t, []byte{byte(i)}, m)
 	}

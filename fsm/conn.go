@@ -66,6 +66,7 @@ type conn struct {
 	// Reliable streams on a v2 session (stream.go).
 	resumed     bool // the peer's first ACK arrived: our stream goes out
 	peerResumed bool // the peer's RESUME arrived: its DATA may come
+	askedAck    bool // an empty PING asked the peer for an ACK, none came since (askForAck)
 	lastRecv    time.Duration
 	lastPing    time.Duration
 	// The peer's latest PING stamp, to echo in our next PING, and when it

@@ -189,6 +189,11 @@ func (n *Node) stampPing(c *conn, f *wire.Frame) {
 // the future, before the session, held longer than it was away) is ignored:
 // it only ever feeds Stats.
 func (n *Node) onPing(c *conn, f *wire.Frame) {
+	if !c.legacy() && c.state == StateEstablished && n.ackDue(c.peer) {
+		// A PING is answered with an ACK when one is due: a sender whose
+		// producers wait for room asks so (stream.go, askForAck).
+		n.sendAck(c.peer, c)
+	}
 	if f.Stamp != 0 && !c.legacy() {
 		c.echo, c.echoAt = f.Stamp, n.now
 	}

@@ -56,10 +56,12 @@ func TestSendManyIsSendToEach(t *testing.T) {
 	payload := make([]byte, 100)
 	// Fill B's producer share so that it refuses, with A and C still open.
 	for {
-		if err := many.Step(0, fsm.Send{Peer: "B", Payload: payload, Reserve: true}); err != nil {
+		err := many.Step(0, fsm.Send{Peer: "B", Payload: payload, Reserve: true})
+		// each is refused too, and asks B for an ACK as many did (askForAck).
+		_ = each.Step(0, fsm.Send{Peer: "B", Payload: payload, Reserve: true})
+		if err != nil {
 			break
 		}
-		_ = each.Step(0, fsm.Send{Peer: "B", Payload: payload, Reserve: true})
 	}
 	many.Ready()
 	each.Ready()

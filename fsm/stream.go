@@ -379,11 +379,13 @@ func (n *Node) sendReliable(p *peer, payload []byte, reserve bool, share *shared
 	if reserve && !n.cfg.mutation.noCredit() { // the blocking design had no room for replies: see MutationNoCredit
 		if err := n.producerWaits(p, uint64(len(payload))+msgCost); err != nil {
 			o.refused = true
+			n.askForAck(p)
 			return err
 		}
 	}
 	if len(o.msgs) >= n.cfg.QueueMessages || o.bytes+len(payload) > n.cfg.QueueBytes {
 		o.refused = true
+		n.askForAck(p)
 		return fmt.Errorf("%w: %q has %d messages, %d bytes not yet acknowledged", ErrQueueFull, p.id, len(o.msgs), o.bytes)
 	}
 	o.queue(payload, reserve, share.of(payload))
@@ -392,6 +394,22 @@ func (n *Node) sendReliable(p *peer, payload []byte, reserve bool, share *shared
 	}
 	n.pace(p)
 	return nil
+}
+
+// askForAck asks p for an ACK, with an empty PING, when a Send was refused
+// for want of room and p may not acknowledge soon by itself: fewer than
+// ackEvery messages are out on the session, so p's count rule sends none,
+// and its credit rule (a quarter of p's window consumed) may not either, as
+// the queue here can hold less than that. Without it, a small queue
+// (WithSendQueue) or a peer with a larger window held a producer until
+// p's next heartbeat: one queue's worth a second. Once per ACK received.
+func (n *Node) askForAck(p *peer) {
+	c, o := p.session, &p.out
+	if c == nil || !reliable(c) || !c.resumed || c.askedAck || len(o.msgs) == 0 || o.sent >= ackEvery {
+		return
+	}
+	c.askedAck = true
+	n.write(c, wire.Frame{Type: wire.Ping}) // empty: it disturbs no round-trip sample (observe.go)
 }
 
 // producerWaits returns why a producer's message of the given cost toward p
@@ -566,6 +584,7 @@ func (n *Node) onAck(c *conn, f *wire.Frame) {
 		n.resume(p, c, f)
 		return
 	}
+	c.askedAck = false
 	if f.Delivered < o.acked || f.Delivered > o.acked+uint64(o.sent) {
 		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: ACK delivered=%d outside acked %d..%d", ErrProtocol, f.Delivered, o.acked, o.acked+uint64(o.sent)))
 		return

@@ -325,3 +325,68 @@ func TestReadPausedHoldsThePeerTimeout(t *testing.T) {
 		t.Fatal("not timed out a peer timeout after reading resumed")
 	}
 }
+
+// A producer refused for want of room asks the peer for an ACK with one
+// empty PING, while fewer than 64 messages are out (the peer's count rule
+// would send none), and asks again only after an ACK; a node answers a PING
+// with an ACK when one is due. Before, the ACK came with the peer's next
+// heartbeat, so a small queue sent a queue's worth a second.
+func TestRefusedProducerAsksForAnAck(t *testing.T) {
+	n := pacedSession(t, 1<<20)
+	_ = n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Resume, Next: 1}})
+	n.Ready()
+	pings := func(acts []fsm.Action) (k int) {
+		for _, a := range acts {
+			if a.Kind == fsm.ActWrite && a.Frame.Type == wire.Ping {
+				if a.Frame.Stamp != 0 {
+					t.Errorf("the request is an empty PING, got stamp %d", a.Frame.Stamp)
+				}
+				k++
+			}
+		}
+		return k
+	}
+	p := make([]byte, 200) // the window is 1 KiB: a few fill the producers' share
+	sent, asked := 0, 0
+	for range 10 {
+		if n.Step(0, fsm.Send{Peer: "A", Payload: p, Reserve: true}) == nil {
+			sent++
+		}
+		asked += pings(n.Ready())
+	}
+	if sent == 0 || sent == 10 || asked != 1 {
+		t.Fatalf("%d sent, %d PINGs asking: want some refused and one PING", sent, asked)
+	}
+	_ = n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Ack, Delivered: 1, Credit: 1 << 20}})
+	n.Ready()
+	asked = 0
+	for range 10 {
+		_ = n.Step(0, fsm.Send{Peer: "A", Payload: p, Reserve: true})
+		asked += pings(n.Ready())
+	}
+	if asked != 1 {
+		t.Fatalf("%d PINGs after an ACK, want one more", asked)
+	}
+
+	// The receiving side: an empty PING with nothing due gets no ACK; after
+	// a DATA, it gets one.
+	ackOf := func(acts []fsm.Action) int {
+		k := 0
+		for _, a := range acts {
+			if a.Kind == fsm.ActWrite && a.Frame.Type == wire.Ack {
+				k++
+			}
+		}
+		return k
+	}
+	_ = n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Ping}})
+	if k := ackOf(n.Ready()); k != 0 {
+		t.Fatalf("%d ACKs for a PING with nothing due", k)
+	}
+	_ = n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Data, Payload: []byte("x")}})
+	n.Ready()
+	_ = n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Ping}})
+	if k := ackOf(n.Ready()); k != 1 {
+		t.Fatalf("%d ACKs for a PING with a message unacknowledged, want 1", k)
+	}
+}
