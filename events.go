@@ -21,8 +21,10 @@ import "github.com/masterless-go/masterless/fsm"
 //     its own send queue until the callbacks catch up. (0.4.1 peers have no
 //     credit: for them the queue is bounded by WithDispatchQueue, past which
 //     the Server stops reading them.)
-//   - A kept peer that reconnects transparently (within the reconnect grace)
-//     gets no second Connect and no Disconnect.
+//   - A peer that reconnects transparently (within the reconnect grace)
+//     gets no second Connect and no Disconnect: one this Server keeps, or
+//     one that keeps this Server and did not say it stops (Disconnect,
+//     Close), which this Server waits for the grace as for a kept one.
 //   - Close drops the events not yet delivered.
 type Events struct {
 	// Listening is called once, with the address from Info.

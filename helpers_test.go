@@ -45,6 +45,7 @@ type recorder struct {
 	connects []string
 	discs    []discEvent
 	msgs     map[string][][]byte
+	lostMsgs map[string][][]byte
 	onMsg    func(s *Server, from string, p []byte)
 }
 
@@ -53,7 +54,9 @@ type discEvent struct {
 	err error
 }
 
-func newRecorder() *recorder { return &recorder{msgs: map[string][][]byte{}} }
+func newRecorder() *recorder {
+	return &recorder{msgs: map[string][][]byte{}, lostMsgs: map[string][][]byte{}}
+}
 
 func (r *recorder) events() Events {
 	return Events{
@@ -65,6 +68,11 @@ func (r *recorder) events() Events {
 		Disconnect: func(_ *Server, id string, err error) {
 			r.mu.Lock()
 			r.discs = append(r.discs, discEvent{id, err})
+			r.mu.Unlock()
+		},
+		Lost: func(_ *Server, id string, payloads [][]byte, _ error) {
+			r.mu.Lock()
+			r.lostMsgs[id] = append(r.lostMsgs[id], payloads...)
 			r.mu.Unlock()
 		},
 		Message: func(s *Server, from string, p []byte) {
@@ -104,11 +112,17 @@ func (r *recorder) disconnects(id string) []error {
 }
 
 // sessionEnded reports whether the session with peer ended after it began: a
-// Disconnect event, or a second Connect. It sees every end only at a server
-// that does not keep peer: one that keeps it reconnects within the grace
-// without any event.
+// Disconnect event, or a second Connect. A server sees no end of a session
+// whose peer came back within its grace, when either end keeps the pair.
 func (r *recorder) sessionEnded(peer string) bool {
 	return len(r.disconnects(peer)) > 0 || r.connectCount(peer) > 1
+}
+
+// lost returns the messages to id handed back by the Lost event.
+func (r *recorder) lost(id string) [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([][]byte(nil), r.lostMsgs[id]...)
 }
 
 func (r *recorder) messages(from string) [][]byte {

@@ -156,10 +156,12 @@ func TestPeerCloseReported(t *testing.T) {
 }
 
 // TestSilentPeerDetected: a peer that goes silent without FIN or RST is
-// detected by the peer timeout, at both ends.
+// detected by the peer timeout, at both ends. b does not keep a, but a keeps
+// the pair and may come back, so b reports it once its reconnect grace has
+// passed too (its messages to a would be resent on a's next session).
 func TestSilentPeerDetected(t *testing.T) {
-	short := []Option{WithHeartbeat(shortHeartbeat), WithPeerTimeout(shortPeerTO)}
-	a, ra := newServer(t, "a", append(short, WithReconnectGrace(300*time.Millisecond))...)
+	short := []Option{WithHeartbeat(shortHeartbeat), WithPeerTimeout(shortPeerTO), WithReconnectGrace(300 * time.Millisecond)}
+	a, ra := newServer(t, "a", short...)
 	b, rb := newServer(t, "b", short...)
 	relay := newProxy(t, b.Info())
 	_, err := a.Connect(ctxT(t), relay.info())
@@ -168,9 +170,12 @@ func TestSilentPeerDetected(t *testing.T) {
 
 	relay.freeze() // no FIN, no RST: the peers just go quiet
 	start := time.Now()
-	eventually(t, "b detects the silence", func() bool { return len(rb.disconnects("a")) == 1 })
-	require.ErrorIs(t, rb.disconnects("a")[0], ErrPeerTimeout)
+	eventually(t, "b detects the silence", func() bool { return peerStats(t, b, "a").LastEnd != nil })
+	require.ErrorIs(t, peerStats(t, b, "a").LastEnd, ErrPeerTimeout)
 	require.Less(t, time.Since(start), waitFor/2, "detection is bounded by the peer timeout (%v, with slack for a loaded machine)", shortPeerTO)
+	eventually(t, "b reports a after its grace", func() bool { return len(rb.disconnects("a")) == 1 })
+	require.ErrorIs(t, rb.disconnects("a")[0], ErrNotConnected)
+	require.ErrorIs(t, rb.disconnects("a")[0], ErrPeerTimeout, "the report says how the session ended")
 	eventually(t, "a gives up after its grace", func() bool { return len(ra.disconnects("b")) == 1 })
 	errA := ra.disconnects("b")[0]
 	require.True(t, errors.Is(errA, ErrNotConnected) || errors.Is(errA, ErrPeerTimeout), "got %v", errA)
@@ -214,4 +219,36 @@ func TestRestartedPeerConnectsAtOnce(t *testing.T) {
 	eventually(t, "data to the new process", func() bool { return len(rb2.messages("a")) == 1 })
 	relay.cut() // let the old process close without waiting out its linger
 	b.Close()
+}
+
+// TestUnkeptEndResendsAfterReset: a keeps b, b does not keep a. b's messages
+// that a never acknowledged (the connection swallowed them) are resent on
+// the session a's redial brings after a reset, exactly once, not handed
+// back as lost: one end keeps the pair and both processes live (README,
+// "Exactly once"). The end that does not keep used to report them lost the
+// moment the connection broke (a black-box audit).
+func TestUnkeptEndResendsAfterReset(t *testing.T) {
+	a, ra := newServer(t, "a")
+	b, rb := newServer(t, "b")
+	relay := newProxy(t, b.Info())
+	_, err := a.Connect(ctxT(t), relay.info())
+	require.NoError(t, err)
+	eventually(t, "b connected", func() bool { return rb.connectCount("a") == 1 })
+	require.False(t, b.IsKept("a"))
+
+	relay.blackhole() // the connection swallows what it carries from now on
+	for i := range 10 {
+		require.True(t, b.Send("a", []byte{byte(i)}))
+	}
+	time.Sleep(100 * time.Millisecond)
+	relay.reset()
+	eventually(t, "a has all ten", func() bool { return len(ra.messages("b")) == 10 })
+	for i, m := range ra.messages("b") {
+		require.Equal(t, []byte{byte(i)}, m)
+	}
+	time.Sleep(200 * time.Millisecond)
+	require.Len(t, ra.messages("b"), 10, "delivered twice")
+	require.Empty(t, rb.lost("a"), "b handed back messages that a received")
+	require.Empty(t, rb.disconnects("a"), "a came back within b's grace: no Disconnect, as for a kept peer")
+	require.Equal(t, "connected", peerStats(t, b, "a").State)
 }

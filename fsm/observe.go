@@ -227,7 +227,7 @@ const (
 	PeerIdle         PeerState = iota // known, without a session, not kept (it will be forgotten)
 	PeerConnecting                    // no session; a dial or handshake with it is under way
 	PeerConnected                     // it has a session
-	PeerReconnecting                  // kept, without a session, within the reconnect grace
+	PeerReconnecting                  // kept, or keeping this node, without a session, within the reconnect grace
 	PeerUnreachable                   // kept, away for longer than the reconnect grace
 )
 
@@ -250,7 +250,7 @@ func (p *peer) state() PeerState {
 		return PeerUnreachable
 	case p.handshakes > 0 || p.dialing != nil:
 		return PeerConnecting
-	case p.kept:
+	case p.kept || p.away:
 		return PeerReconnecting
 	}
 	return PeerIdle

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"time"
 
@@ -111,15 +112,40 @@ func (n *Node) sessionEnded(p *peer, c *conn, why error) {
 	if n.shutdown {
 		return
 	}
-	if p.kept {
+	if p.kept || peerComesBack(c, why) {
 		if !p.away {
 			p.away, p.awaySince = true, n.now
 			n.armPeer(p, n.now+n.cfg.ReconnectGrace)
 		}
-		n.scheduleRedial(p)
+		if p.kept {
+			n.scheduleRedial(p)
+		}
 		return
 	}
 	n.peerDown(p, why)
+}
+
+// peerComesBack reports whether the peer of session c, which ended for why,
+// will dial again although this node does not keep it: it keeps the pair
+// (its latest keep flag), it did not end the session itself saying it stops
+// (a BYE normal, shutdown or unwanted), and this node's user did not end it
+// (Disconnect, which reported the peer gone). Such a peer is waited for as a
+// kept one is, for the reconnect grace: the messages it has not
+// acknowledged are resent on its next session, not handed back as lost the
+// moment a connection breaks (a black-box audit found the replies of the
+// end that does not keep lost on every reset).
+func peerComesBack(c *conn, why error) bool {
+	if !c.peerKeep || !reliable(c) || errors.Is(why, ErrDisconnected) {
+		return false
+	}
+	var bye *ByeError
+	if errors.As(why, &bye) {
+		switch bye.Code {
+		case wire.CodeNormal, wire.CodeShutdown, wire.CodeUnwanted:
+			return false
+		}
+	}
+	return true
 }
 
 // failWaiters fails, with why, the Connect requests waiting for p's session
@@ -164,8 +190,8 @@ func (n *Node) noteClosedSession(p *peer, c *conn) {
 // maybeForgetPeer drops p when nothing refers to it any more, so memory is
 // bounded by the peers in use.
 func (n *Node) maybeForgetPeer(p *peer) {
-	if p.kept || p.session != nil || p.handshakes > 0 || p.dialing != nil || len(p.waiters) > 0 || len(p.out.msgs) > 0 {
-		return
+	if p.kept || p.away || p.session != nil || p.handshakes > 0 || p.dialing != nil || len(p.waiters) > 0 || len(p.out.msgs) > 0 {
+		return // an away peer is forgotten only once peerTimers reported it gone
 	}
 	if n.now < p.lingerUntil {
 		n.armPeer(p, p.lingerUntil)
@@ -216,8 +242,8 @@ func (n *Node) send(id string, payload []byte, reserve bool, share *sharedPayloa
 		n.write(c, wire.Frame{Type: wire.Data, Payload: payload})
 		return nil // 0.4.1: no acknowledgements, nothing to keep
 	}
-	if p.session == nil && (!p.kept || p.unreachable) {
-		return fmt.Errorf("%w: %q", ErrNotConnected, id)
+	if p.session == nil && ((!p.kept && !p.away) || p.unreachable) {
+		return fmt.Errorf("%w: %q", ErrNotConnected, id) // a peer away is waited for (sessionEnded)
 	}
 	if len(payload) > n.cfg.QueueBytes {
 		// It could never fit in the queue, however empty: refusing it with
@@ -400,7 +426,11 @@ func (n *Node) peerTimers(p *peer) {
 	n.memberTimers(p)
 	if p.away && n.now >= p.awaySince+n.cfg.ReconnectGrace {
 		p.away, p.unreachable = false, true
-		n.peerDown(p, fmt.Errorf("%w: %s unreachable for %v", ErrNotConnected, p.id, n.cfg.ReconnectGrace))
+		why := fmt.Errorf("%w: %s unreachable for %v", ErrNotConnected, p.id, n.cfg.ReconnectGrace)
+		if last := p.counters.lastEnd; last != nil {
+			why = fmt.Errorf("%w: %s unreachable for %v since its session ended: %w", ErrNotConnected, p.id, n.cfg.ReconnectGrace, last)
+		}
+		n.peerDown(p, why)
 	} else if p.away {
 		n.armPeer(p, p.awaySince+n.cfg.ReconnectGrace)
 	}

@@ -179,14 +179,22 @@ func TestSendManySharesOneCopy(t *testing.T) {
 	require.Empty(t, n.SharedCopies("A"))
 	require.Same(t, n.SharedCopies("B")[1], n.SharedCopies("C")[1])
 	require.NoError(t, n.CheckStreams())
-	// C, not kept, drops: its messages go back to the user as lost, in copies of their own.
+	// C, not kept, drops; it keeps the pair (it sent no JOIN saying
+	// otherwise), so its messages wait for it for the reconnect grace, then
+	// go back to the user as lost, in copies of their own.
 	require.NoError(t, n.Step(0, fsm.ConnClosed{Conn: 3}))
 	var lost [][]byte
-	for _, a := range n.Ready() {
-		if a.Kind == fsm.ActLost {
-			lost = a.Lost
+	collect := func() {
+		for _, a := range n.Ready() {
+			if a.Kind == fsm.ActLost {
+				lost = a.Lost
+			}
 		}
 	}
+	collect()
+	require.Nil(t, lost, "lost before the reconnect grace, although C keeps the pair")
+	require.NoError(t, n.Step(n.Config().ReconnectGrace, fsm.Tick{}))
+	collect()
 	require.Equal(t, [][]byte{bytes.Repeat([]byte("s"), fsm.SharedMin-1), want}, lost, "C's messages reported lost")
 	require.NotSame(t, &lost[1][0], &(*n.SharedCopies("B")[1])[0], "a lost payload is the user's own copy")
 	// A Send of a big payload (not a SendMany) keeps a copy of its own.

@@ -255,19 +255,42 @@ func TestScenarioUnwantedDiscarded(t *testing.T) {
 	}
 }
 
-// A peer that closes is reported to a user that does not keep it at once.
+// A peer that disconnects is reported at once to a user that does not keep
+// it: its BYE says it stops.
 func TestScenarioPeerCloseReported(t *testing.T) {
 	w := newScenario(t, 2)
 	w.Connect(1, w.Addr(0)) // n2 keeps n1; n1 does not keep n2
 	run(t, w, time.Second)
 	session(t, w, 0, "n2")
 	at := w.Now()
-	w.Crash(1, false)
+	require.NoError(t, w.Disconnect(1, "n1"))
 	run(t, w, time.Second)
 	d := events(w, 0, fsm.ActDisconnected, "n2")
 	require.Len(t, d, 1)
-	require.Error(t, d[0].Err)
+	require.ErrorIs(t, d[0].Err, fsm.ErrPeerClosed)
 	require.Less(t, d[0].At-at, 100*time.Millisecond)
+	require.Empty(t, w.Node(0).Conns())
+}
+
+// A peer that crashes while it keeps the pair may come back (the node cannot
+// tell a crash from a connection reset): a user that does not keep it hears
+// of it after the reconnect grace, not at once, so that the messages the
+// peer has not acknowledged are resent on its next session, not lost.
+func TestScenarioCrashedKeeperWaitedFor(t *testing.T) {
+	w := newScenario(t, 2)
+	w.Connect(1, w.Addr(0)) // n2 keeps n1; n1 does not keep n2
+	run(t, w, time.Second)
+	session(t, w, 0, "n2")
+	at := w.Now()
+	w.Crash(1, false)
+	grace := w.Node(0).Config().ReconnectGrace
+	run(t, w, grace-100*time.Millisecond)
+	require.Empty(t, events(w, 0, fsm.ActDisconnected, "n2"), "reported before the reconnect grace")
+	run(t, w, time.Second)
+	d := events(w, 0, fsm.ActDisconnected, "n2")
+	require.Len(t, d, 1)
+	require.ErrorIs(t, d[0].Err, fsm.ErrNotConnected)
+	require.Less(t, d[0].At-at, grace+100*time.Millisecond)
 	require.Empty(t, w.Node(0).Conns())
 }
 
