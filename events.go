@@ -11,8 +11,9 @@ import "github.com/masterless-go/masterless/fsm"
 //     sent them, then Disconnect.
 //   - Listening is the first event of every Server.
 //   - A callback may call any Server method except Close, which waits for
-//     the callback to return. Calling Send from Message is the normal way to
-//     reply.
+//     the callback to return, and SendContext and SendManyContext, which may
+//     wait for room that only the callbacks' progress frees. Calling Send
+//     from Message is the normal way to reply.
 //   - While a callback runs no other event is delivered, so a slow callback
 //     delays all of them. It costs no session: the Server keeps reading its
 //     sockets (heartbeats included), and each peer may have at most its
