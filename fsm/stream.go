@@ -405,8 +405,8 @@ func (n *Node) sendReliable(p *peer, payload []byte, reserve bool, share *shared
 // p's next heartbeat: one queue's worth a second. Once per ACK received.
 func (n *Node) askForAck(p *peer) {
 	c, o := p.session, &p.out
-	if c == nil || !reliable(c) || !c.resumed || c.askedAck || len(o.msgs) == 0 || o.sent >= ackEvery {
-		return
+	if c == nil || !reliable(c) || !c.resumed || c.askedAck || len(o.msgs) == 0 || o.sent >= ackEvery || p.in.held {
+		return // (held: the ACK that clears the peer's flag comes at once anyway)
 	}
 	c.askedAck = true
 	n.write(c, wire.Frame{Type: wire.Ping}) // empty: it disturbs no round-trip sample (observe.go)
