@@ -27,8 +27,8 @@ type DiscoveryOptions struct {
 	// of the members to one peer drawn at random (default 2 s).
 	GossipInterval time.Duration
 	// MemberTimeout: a member not heard of for this long is forgotten and
-	// no longer dialed; a member that left is remembered this long (default
-	// 30 s).
+	// no longer dialed (unless the user keeps it); a member that left is
+	// remembered this long (default 30 s).
 	MemberTimeout time.Duration
 	// MaxMembers bounds the member table (default 4,096).
 	MaxMembers int

@@ -141,8 +141,9 @@ func (n *Node) Features() uint16 {
 	return 0
 }
 
-// discoveryUp runs when session c with p is established: p is a member (news
-// goes to the other sessions), and p hears this node's full view.
+// discoveryUp runs when session c with p is confirmed (session.go,
+// confirm): p is a member (news goes to the other sessions), and p hears
+// this node's full view.
 func (n *Node) discoveryUp(p *peer, c *conn) {
 	if p.disc.queued {
 		n.unqueue(p)
@@ -196,6 +197,13 @@ func (n *Node) learn(entries []wire.Member, news []wire.Member) []wire.Member {
 		}
 		m := n.disc.members[e.ID]
 		switch {
+		case m == nil && e.State == wire.MemberLeft:
+			// No news: this node does not know it (or forgot it once the
+			// record expired). Taking it as news re-created a record that a
+			// peer with a later expiry sent back, and every node reported
+			// the same member left again, once per member timeout, for ever
+			// (a black-box audit).
+			continue
 		case m == nil:
 			if len(n.disc.members) >= n.cfg.MaxMembers && !n.pruneMembers() {
 				continue // full: the entry comes again with a later view

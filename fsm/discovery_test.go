@@ -62,8 +62,12 @@ func (d *discNode) advance(dt time.Duration) []fsm.Action {
 func (d *discNode) session(cid fsm.ConnID, id string, inc uint64, features uint16) []fsm.Action {
 	d.step(fsm.Accepted{Conn: cid})
 	acts := d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Hello, ID: id, Incarnation: inc, Info: "tcp://" + id, Features: features}})
-	if id > d.n.ID() { // we follow: the leader grants
+	if id > d.n.ID() { // we follow: the leader grants, and confirms with its RESUME
 		acts = append(acts, d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Welcome, Sess: 1, Keep: true}})...)
+		acts = append(acts, d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20}})...)
+		acts = append(acts, d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Resume, Next: 1}})...)
+	} else { // we lead: the follower's first frame since the grant confirms
+		acts = append(acts, d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20}})...)
 	}
 	_, ok := d.n.SessionConn(id)
 	require.True(d.t, ok, "no session with %s", id)
@@ -286,4 +290,43 @@ func TestDiscoveryForgottenIsATombstone(t *testing.T) {
 	acts = d.step(fsm.FrameReceived{Conn: 1, Frame: wire.MembersFrame([]wire.Member{{ID: "b", Incarnation: 4, Addr: "tcp://b2"}})})
 	require.Len(t, kinds(acts, fsm.ActMemberUp), 1)
 	require.True(t, d.n.IsKept("b"))
+}
+
+// A session the follower refuses before confirming it (here a redial that
+// reached this node at another node's old address: BYE unwanted) makes no
+// member: no MemberUp, nothing kept by discovery, no view sent. Discovery
+// used to learn the dialer at the grant, keep it and dial it later, merging
+// meshes that never asked to meet (a black-box audit).
+func TestDiscoveryWaitsForConfirmation(t *testing.T) {
+	d := newDiscNode(t, "m", nil)
+	d.step(fsm.Accepted{Conn: 1})
+	acts := d.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Hello, ID: "a", Incarnation: 1, Info: "tcp://a", Features: wire.FeatureMembers}})
+	_, granted := d.n.SessionConn("a")
+	require.True(t, granted, "m leads a: it grants on the HELLO")
+	acts = append(acts, d.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Bye, Code: wire.CodeUnwanted, Text: "not the node I dialed"}})...)
+	require.Empty(t, kinds(acts, fsm.ActMemberUp))
+	require.Empty(t, members(acts, 1), "no view for a session the follower refused")
+	require.False(t, d.n.IsKept("a"))
+	require.Empty(t, kinds(d.advance(10*time.Second), fsm.ActDial))
+
+	// Confirmed, the same session makes a member.
+	acts = d.session(2, "a", 2, wire.FeatureMembers)
+	require.Len(t, kinds(acts, fsm.ActMemberUp), 1)
+	require.NotEmpty(t, members(acts, 2))
+}
+
+// A left record of a member this node does not know (or forgot) is no
+// news: no MemberLeft, no record. Taking it as news re-created records
+// that expired, and the members reported the same member left once per
+// member timeout, for ever (a black-box audit).
+func TestDiscoveryLeftOfUnknownIsNoNews(t *testing.T) {
+	d := newDiscNode(t, "m", nil)
+	d.session(1, "a", 1, wire.FeatureMembers)
+	d.session(2, "b", 1, wire.FeatureMembers)
+	acts := d.step(fsm.FrameReceived{Conn: 1, Frame: wire.MembersFrame([]wire.Member{{ID: "x", Incarnation: 3, Addr: "tcp://x", State: wire.MemberLeft}})})
+	require.Empty(t, kinds(acts, fsm.ActMemberLeft))
+	require.Empty(t, members(acts, 2), "nothing to forward")
+	for _, m := range d.n.Members() {
+		require.NotEqual(t, "x", m.ID)
+	}
 }

@@ -60,6 +60,12 @@ func (n *Node) confirm(c *conn, f *wire.Frame) {
 	}
 	c.unconfirmed = false
 	n.peerUp(c.peer, c)
+	// Discovery learns the peer as a member, and sends it this node's view,
+	// only now too: a session refused unconfirmed (a redial answered by
+	// another node, a stale restart) made its user hear of a member, which
+	// discovery then kept and dialed, merging meshes that never asked to
+	// meet (a black-box audit).
+	n.discoveryUp(c.peer, c)
 }
 
 // v1Established: the leader checks that someone wants the pair; a follower
@@ -76,7 +82,6 @@ func (n *Node) v1Established(c *conn) {
 		n.write(c, wire.Frame{Type: wire.Keep, Keep: p.kept})
 	}
 	n.streamsStart(p, c)
-	n.discoveryUp(p, c)
 }
 
 func idOf(c *conn) ConnID {
