@@ -3,6 +3,7 @@ package masterless
 import (
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,7 +16,7 @@ import (
 // connection abruptly.
 type proxy struct {
 	ln     net.Listener
-	target string
+	target atomic.Pointer[string] // host:port (retarget)
 	frozen atomic.Bool
 	// Connections opened before the last blackhole drop what they read.
 	holes atomic.Int64
@@ -30,7 +31,8 @@ func newProxy(t testing.TB, targetInfo string) *proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	p := &proxy{ln: ln, target: targetInfo[len("tcp://"):], stop: make(chan struct{})}
+	p := &proxy{ln: ln, stop: make(chan struct{})}
+	p.retarget(targetInfo)
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.close)
@@ -39,6 +41,15 @@ func newProxy(t testing.TB, targetInfo string) *proxy {
 
 func (p *proxy) info() string { return "tcp://" + p.ln.Addr().String() }
 
+// retarget makes the proxy relay later connections to targetInfo
+// (tcp://host:port); "" refuses them. A test that needs a server to
+// advertise its proxy makes the proxy first, then the server, then points
+// the proxy at it.
+func (p *proxy) retarget(targetInfo string) {
+	t := strings.TrimPrefix(targetInfo, "tcp://")
+	p.target.Store(&t)
+}
+
 func (p *proxy) accept() {
 	defer p.wg.Done()
 	for {
@@ -46,7 +57,12 @@ func (p *proxy) accept() {
 		if err != nil {
 			return
 		}
-		out, err := net.Dial("tcp", p.target)
+		target := *p.target.Load()
+		if target == "" {
+			in.Close()
+			continue
+		}
+		out, err := net.Dial("tcp", target)
 		if err != nil {
 			in.Close()
 			continue

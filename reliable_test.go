@@ -281,11 +281,17 @@ func TestCutMidStream(t *testing.T) {
 		WithReconnectBackoff(10*time.Millisecond, 100*time.Millisecond)}
 	la, lb := newLedger(), newLedger()
 	alog := &logSink{}
-	a, _ := newServer(t, "a", append(short, WithLogger(newLogger(alog)), WithEvents(Events{Message: func(_ *Server, _ string, p []byte) { la.see(p) }}))...)
-	b, _ := newServer(t, "b", append(short, WithEvents(Events{Message: func(_ *Server, _ string, p []byte) { lb.see(p) }}))...)
-	// Each keeps the other at a proxy's address, so that every connection
-	// between them, whoever dials, goes through one the test can break.
-	pb, pa := newProxy(t, b.Info()), newProxy(t, a.Info())
+	// Each keeps the other at a proxy's address, and advertises its own
+	// proxy, so that every connection between them, whoever dials and
+	// whichever address a redial tries, goes through one the test can
+	// break. (Advertising its real address, a redial that missed at the
+	// proxy turned to it, and a session that bypassed the proxies made the
+	// test fail now and then: "no new session after the blackhole".)
+	pb, pa := newProxy(t, ""), newProxy(t, "")
+	a, _ := newServer(t, "a", append(short, WithAdvertise(pa.info()), WithLogger(newLogger(alog)), WithEvents(Events{Message: func(_ *Server, _ string, p []byte) { la.see(p) }}))...)
+	b, _ := newServer(t, "b", append(short, WithAdvertise(pb.info()), WithEvents(Events{Message: func(_ *Server, _ string, p []byte) { lb.see(p) }}))...)
+	pa.retarget("tcp://" + a.n.Addr().String())
+	pb.retarget("tcp://" + b.n.Addr().String())
 	_, err := a.Connect(ctxT(t), pb.info())
 	require.NoError(t, err)
 	_, err = b.Connect(ctxT(t), pa.info())

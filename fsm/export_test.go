@@ -62,7 +62,7 @@ func (n *Node) CheckTimers() error {
 				due = min(due, n.redialDue(p))
 			}
 		}
-		if !p.kept && p.session == nil && p.handshakes == 0 && p.dialing == nil && len(p.waiters) == 0 && len(p.out.msgs) == 0 {
+		if !p.kept && !p.away && p.session == nil && p.handshakes == 0 && p.dialing == nil && len(p.waiters) == 0 && len(p.out.msgs) == 0 {
 			due = min(due, p.lingerUntil)
 		}
 		if p.disc.byDiscovery && p.session == nil {

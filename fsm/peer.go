@@ -112,7 +112,7 @@ func (n *Node) sessionEnded(p *peer, c *conn, why error) {
 	if n.shutdown {
 		return
 	}
-	if p.kept || peerComesBack(c, why) {
+	if p.kept || peerMayComeBack(c, why) {
 		if !p.away {
 			p.away, p.awaySince = true, n.now
 			n.armPeer(p, n.now+n.cfg.ReconnectGrace)
@@ -125,25 +125,27 @@ func (n *Node) sessionEnded(p *peer, c *conn, why error) {
 	n.peerDown(p, why)
 }
 
-// peerComesBack reports whether the peer of session c, which ended for why,
-// will dial again although this node does not keep it: it keeps the pair
-// (its latest keep flag), it did not end the session itself saying it stops
-// (a BYE normal, shutdown or unwanted), and this node's user did not end it
-// (Disconnect, which reported the peer gone). Such a peer is waited for as a
-// kept one is, for the reconnect grace: the messages it has not
+// peerMayComeBack reports whether this node waits for the peer of session
+// c, which ended for why, although it does not keep it: unless a user said
+// stop (this node's Disconnect, or the peer's BYE normal or shutdown: its
+// Disconnect or Close) or the peer, as leader, found that neither end keeps
+// the pair (BYE unwanted: it knew this node's flag), the peer may keep the
+// pair and redial, whatever flag this node last heard from it: a KEEP can
+// be lost with the connection that carried it, or cross this node's own
+// "unwanted" as leader, when the follower has just started keeping. Such a peer is waited
+// for as a kept one is, for the reconnect grace: the messages it has not
 // acknowledged are resent on its next session, not handed back as lost the
-// moment a connection breaks (a black-box audit found the replies of the
-// end that does not keep lost on every reset).
-func peerComesBack(c *conn, why error) bool {
-	if !c.peerKeep || !reliable(c) || errors.Is(why, ErrDisconnected) {
-		return false
+// moment a connection breaks (black-box audits found the replies of the
+// end that does not keep lost on every reset, and on every change of the
+// keeping end). If it does not come back, the grace ends in Disconnect and
+// Lost as for a kept peer.
+func peerMayComeBack(c *conn, why error) bool {
+	if !reliable(c) || errors.Is(why, ErrDisconnected) {
+		return false // 0.4.1 resends nothing; the user asked
 	}
 	var bye *ByeError
-	if errors.As(why, &bye) {
-		switch bye.Code {
-		case wire.CodeNormal, wire.CodeShutdown, wire.CodeUnwanted:
-			return false
-		}
+	if errors.As(why, &bye) && (bye.Code == wire.CodeNormal || bye.Code == wire.CodeShutdown || bye.Code == wire.CodeUnwanted) {
+		return false
 	}
 	return true
 }
@@ -346,9 +348,9 @@ func (n *Node) markKept(p *peer, keep bool) {
 			}
 			n.scheduleRedial(p)
 		}
-	} else if p.session == nil {
+	} else if p.session == nil && !p.away {
 		n.peerDown(p, ErrNotConnected)
-	}
+	} // (away: it may still come back, and is waited for until its grace ends: sessionEnded)
 	n.keepChanged(p)
 }
 

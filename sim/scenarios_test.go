@@ -249,7 +249,13 @@ func TestScenarioUnwantedDiscarded(t *testing.T) {
 			run(t, w, time.Second)
 			require.Empty(t, w.Node(0).Conns())
 			require.Empty(t, w.Node(1).Conns())
-			require.Len(t, events(w, dialer, fsm.ActDisconnected, w.ID(other)), 1)
+			// The follower, told "unwanted", reports it at once; the leader
+			// once its reconnect grace has passed (a KEEP may have crossed
+			// its decision: fsm/peer.go, peerMayComeBack).
+			leader, follower := 1, 0 // n2 leads
+			require.Len(t, events(w, follower, fsm.ActDisconnected, w.ID(leader)), 1)
+			run(t, w, w.Node(leader).Config().ReconnectGrace)
+			require.Len(t, events(w, leader, fsm.ActDisconnected, w.ID(follower)), 1)
 			requireQuiet(t, w)
 		})
 	}
