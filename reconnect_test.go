@@ -252,3 +252,35 @@ func TestUnkeptEndResendsAfterReset(t *testing.T) {
 	require.Empty(t, rb.disconnects("a"), "a came back within b's grace: no Disconnect, as for a kept peer")
 	require.Equal(t, "connected", peerStats(t, b, "a").State)
 }
+
+// TestUnkeepWhileAwayWaitsForThePeer: both ends keep the pair; while the
+// connection is down, a stops keeping b. b still keeps a and redials, so
+// a's messages queued meanwhile reach b on that session, exactly once; a
+// does not hand them back as lost. Un-keeping an away peer used to end the
+// wait at once (Lost, Disconnect), although the pair was kept throughout (a
+// black-box audit).
+func TestUnkeepWhileAwayWaitsForThePeer(t *testing.T) {
+	a, ra := newServer(t, "a")
+	b, rb := newServer(t, "b")
+	relay := newProxy(t, b.Info())
+	_, err := a.Connect(ctxT(t), relay.info())
+	require.NoError(t, err)
+	require.NoError(t, b.Keep("a", true))
+	eventually(t, "b connected", func() bool { return rb.connectCount("a") == 1 })
+
+	relay.blackhole()
+	for i := range 10 {
+		require.True(t, a.Send("b", []byte{byte(i)}))
+	}
+	time.Sleep(100 * time.Millisecond)
+	relay.reset()
+	require.NoError(t, a.Keep("b", false))
+	eventually(t, "b has all ten", func() bool { return len(rb.messages("a")) == 10 })
+	for i, m := range rb.messages("a") {
+		require.Equal(t, []byte{byte(i)}, m)
+	}
+	time.Sleep(200 * time.Millisecond)
+	require.Len(t, rb.messages("a"), 10, "delivered twice")
+	require.Empty(t, ra.lost("b"), "a handed back messages that b received")
+	require.Empty(t, ra.disconnects("b"))
+}
