@@ -23,9 +23,11 @@ import "github.com/masterless-go/masterless/fsm"
 //     credit: for them the queue is bounded by WithDispatchQueue, past which
 //     the Server stops reading them.)
 //   - A peer that reconnects transparently (within the reconnect grace)
-//     gets no second Connect and no Disconnect: one this Server keeps, or
-//     one that keeps this Server and did not say it stops (Disconnect,
-//     Close), which this Server waits for the grace as for a kept one.
+//     gets no second Connect and no Disconnect. A Server waits the grace
+//     for every peer whose session ended without a user saying stop (its
+//     own Disconnect, the peer's Disconnect or Close) or, as leader, the
+//     peer finding that neither end keeps the pair: kept or not, the peer
+//     may keep the pair and come back.
 //   - Close drops the events not yet delivered.
 type Events struct {
 	// Listening is called once, with the address from Info.
