@@ -23,11 +23,13 @@ import "github.com/masterless-go/masterless/fsm"
 //     credit: for them the queue is bounded by WithDispatchQueue, past which
 //     the Server stops reading them.)
 //   - A peer that reconnects transparently (within the reconnect grace)
-//     gets no second Connect and no Disconnect. A Server waits the grace
-//     for every peer whose session ended without a user saying stop (its
+//     gets no second Connect and no Disconnect: one this Server keeps, and
+//     one it does not keep but holds messages for that the peer has not
+//     acknowledged, when the session ended without a user saying stop (its
 //     own Disconnect, the peer's Disconnect or Close) or, as leader, the
-//     peer finding that neither end keeps the pair: kept or not, the peer
-//     may keep the pair and come back.
+//     peer finding that neither end keeps the pair: the peer may keep the
+//     pair and come back for them. Without such messages, a peer this
+//     Server does not keep is reported gone when its session ends.
 //   - Close drops the events not yet delivered.
 type Events struct {
 	// Listening is called once, with the address from Info.

@@ -86,7 +86,8 @@ func (s *Server) Disconnect(id string) error { return s.n.Disconnect(id) }
 // Keep sets whether this server keeps peer id: reconnects to it whenever its
 // connection is lost. When neither end keeps a pair, its connection is closed.
 // Ceasing to keep a peer whose connection is down does not end the wait
-// for it: it may keep the pair and come back within the reconnect grace.
+// for it while messages to it are not yet acknowledged: it may keep the
+// pair and come back for them within the reconnect grace.
 // Keeping an id this server does not know yet makes a record for it, as for
 // a kept peer away: sends to it are queued until it connects (it dials this
 // server, or discovery finds it) or the reconnect grace ends them with Lost.

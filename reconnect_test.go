@@ -156,12 +156,10 @@ func TestPeerCloseReported(t *testing.T) {
 }
 
 // TestSilentPeerDetected: a peer that goes silent without FIN or RST is
-// detected by the peer timeout, at both ends. b does not keep a, but a keeps
-// the pair and may come back, so b reports it once its reconnect grace has
-// passed too (its messages to a would be resent on a's next session).
+// detected by the peer timeout, at both ends.
 func TestSilentPeerDetected(t *testing.T) {
-	short := []Option{WithHeartbeat(shortHeartbeat), WithPeerTimeout(shortPeerTO), WithReconnectGrace(300 * time.Millisecond)}
-	a, ra := newServer(t, "a", short...)
+	short := []Option{WithHeartbeat(shortHeartbeat), WithPeerTimeout(shortPeerTO)}
+	a, ra := newServer(t, "a", append(short, WithReconnectGrace(300*time.Millisecond))...)
 	b, rb := newServer(t, "b", short...)
 	relay := newProxy(t, b.Info())
 	_, err := a.Connect(ctxT(t), relay.info())
@@ -170,12 +168,9 @@ func TestSilentPeerDetected(t *testing.T) {
 
 	relay.freeze() // no FIN, no RST: the peers just go quiet
 	start := time.Now()
-	eventually(t, "b detects the silence", func() bool { return peerStats(t, b, "a").LastEnd != nil })
-	require.ErrorIs(t, peerStats(t, b, "a").LastEnd, ErrPeerTimeout)
+	eventually(t, "b detects the silence", func() bool { return len(rb.disconnects("a")) == 1 })
+	require.ErrorIs(t, rb.disconnects("a")[0], ErrPeerTimeout)
 	require.Less(t, time.Since(start), waitFor/2, "detection is bounded by the peer timeout (%v, with slack for a loaded machine)", shortPeerTO)
-	eventually(t, "b reports a after its grace", func() bool { return len(rb.disconnects("a")) == 1 })
-	require.ErrorIs(t, rb.disconnects("a")[0], ErrNotConnected)
-	require.ErrorIs(t, rb.disconnects("a")[0], ErrPeerTimeout, "the report says how the session ended")
 	eventually(t, "a gives up after its grace", func() bool { return len(ra.disconnects("b")) == 1 })
 	errA := ra.disconnects("b")[0]
 	require.True(t, errors.Is(errA, ErrNotConnected) || errors.Is(errA, ErrPeerTimeout), "got %v", errA)

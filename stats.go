@@ -10,8 +10,8 @@ import (
 // PeerStats describes one peer a server knows. The counts run from when the
 // server learned of the peer: a peer that neither end keeps is forgotten a
 // while after its session ends (two peer timeouts), and its counts with it;
-// one that keeps this server, not before the reconnect grace has passed
-// without it coming back.
+// one this server holds unacknowledged messages for, not before the
+// reconnect grace has passed without it coming back.
 type PeerStats struct {
 	ID string
 	// State is where the peer stands: "connected" (it has a session),

@@ -112,7 +112,7 @@ func (n *Node) sessionEnded(p *peer, c *conn, why error) {
 	if n.shutdown {
 		return
 	}
-	if p.kept || peerMayComeBack(c, why) {
+	if p.kept || (peerMayComeBack(c, why) && len(p.out.msgs) > 0) {
 		if !p.away {
 			p.away, p.awaySince = true, n.now
 			n.armPeer(p, n.now+n.cfg.ReconnectGrace)
@@ -125,8 +125,10 @@ func (n *Node) sessionEnded(p *peer, c *conn, why error) {
 	n.peerDown(p, why)
 }
 
-// peerMayComeBack reports whether this node waits for the peer of session
-// c, which ended for why, although it does not keep it: unless a user said
+// peerMayComeBack reports whether the peer of session c, which ended for
+// why, may come back although this node does not keep it; this node then
+// waits for it while it holds messages the peer has not acknowledged (with
+// none, nothing is lost, and the peer is reported at once). Unless a user said
 // stop (this node's Disconnect, or the peer's BYE normal or shutdown: its
 // Disconnect or Close) or the peer, as leader, found that neither end keeps
 // the pair (BYE unwanted: it knew this node's flag), the peer may keep the
@@ -348,9 +350,9 @@ func (n *Node) markKept(p *peer, keep bool) {
 			}
 			n.scheduleRedial(p)
 		}
-	} else if p.session == nil && !p.away {
+	} else if p.session == nil && !(p.away && len(p.out.msgs) > 0) {
 		n.peerDown(p, ErrNotConnected)
-	} // (away: it may still come back, and is waited for until its grace ends: sessionEnded)
+	} // (away with messages: it may still come back for them, and is waited for until its grace ends: sessionEnded)
 	n.keepChanged(p)
 }
 

@@ -249,13 +249,7 @@ func TestScenarioUnwantedDiscarded(t *testing.T) {
 			run(t, w, time.Second)
 			require.Empty(t, w.Node(0).Conns())
 			require.Empty(t, w.Node(1).Conns())
-			// The follower, told "unwanted", reports it at once; the leader
-			// once its reconnect grace has passed (a KEEP may have crossed
-			// its decision: fsm/peer.go, peerMayComeBack).
-			leader, follower := 1, 0 // n2 leads
-			require.Len(t, events(w, follower, fsm.ActDisconnected, w.ID(leader)), 1)
-			run(t, w, w.Node(leader).Config().ReconnectGrace)
-			require.Len(t, events(w, leader, fsm.ActDisconnected, w.ID(follower)), 1)
+			require.Len(t, events(w, dialer, fsm.ActDisconnected, w.ID(other)), 1)
 			requireQuiet(t, w)
 		})
 	}
@@ -279,25 +273,42 @@ func TestScenarioPeerCloseReported(t *testing.T) {
 }
 
 // A peer that crashes while it keeps the pair may come back (the node cannot
-// tell a crash from a connection reset): a user that does not keep it hears
-// of it after the reconnect grace, not at once, so that the messages the
-// peer has not acknowledged are resent on its next session, not lost.
+// tell a crash from a connection reset): a user that does not keep it, and
+// has messages the peer has not acknowledged, hears of it after the
+// reconnect grace, not at once, so that those messages are resent on the
+// peer's next session, not lost; with nothing to resend, at once.
 func TestScenarioCrashedKeeperWaitedFor(t *testing.T) {
-	w := newScenario(t, 2)
-	w.Connect(1, w.Addr(0)) // n2 keeps n1; n1 does not keep n2
-	run(t, w, time.Second)
-	session(t, w, 0, "n2")
-	at := w.Now()
-	w.Crash(1, false)
-	grace := w.Node(0).Config().ReconnectGrace
-	run(t, w, grace-100*time.Millisecond)
-	require.Empty(t, events(w, 0, fsm.ActDisconnected, "n2"), "reported before the reconnect grace")
-	run(t, w, time.Second)
-	d := events(w, 0, fsm.ActDisconnected, "n2")
-	require.Len(t, d, 1)
-	require.ErrorIs(t, d[0].Err, fsm.ErrNotConnected)
-	require.Less(t, d[0].At-at, grace+100*time.Millisecond)
-	require.Empty(t, w.Node(0).Conns())
+	for _, queued := range []bool{false, true} {
+		t.Run(fmt.Sprintf("queued=%v", queued), func(t *testing.T) {
+			w := newScenario(t, 2)
+			w.Connect(1, w.Addr(0)) // n2 keeps n1; n1 does not keep n2
+			run(t, w, time.Second)
+			session(t, w, 0, "n2")
+			at := w.Now()
+			if queued {
+				_, err := w.Send(0, "n2") // in flight when n2 crashes: never acknowledged
+				require.NoError(t, err)
+			}
+			w.Crash(1, false)
+			grace := w.Node(0).Config().ReconnectGrace
+			run(t, w, 100*time.Millisecond)
+			if !queued {
+				d := events(w, 0, fsm.ActDisconnected, "n2")
+				require.Len(t, d, 1, "nothing to resend: reported at once")
+				require.Error(t, d[0].Err)
+				return
+			}
+			run(t, w, grace-200*time.Millisecond)
+			require.Empty(t, events(w, 0, fsm.ActDisconnected, "n2"), "reported before the reconnect grace")
+			run(t, w, time.Second)
+			d := events(w, 0, fsm.ActDisconnected, "n2")
+			require.Len(t, d, 1)
+			require.ErrorIs(t, d[0].Err, fsm.ErrNotConnected)
+			require.Less(t, d[0].At-at, grace+100*time.Millisecond)
+			require.Len(t, events(w, 0, fsm.ActLost, "n2"), 1, "the message comes back as lost")
+			require.Empty(t, w.Node(0).Conns())
+		})
+	}
 }
 
 // A peer that goes silent without FIN is detected within the peer timeout.
