@@ -16,8 +16,9 @@ type PeerStats struct {
 	ID string
 	// State is where the peer stands: "connected" (it has a session),
 	// "connecting" (a dial or handshake with it is under way),
-	// "reconnecting" (kept and waiting to redial, or keeping this node and
-	// waited for, within the reconnect grace),
+	// "reconnecting" (kept and waiting to redial, or not kept but waited for
+	// because it has messages from this server not yet acknowledged, within
+	// the reconnect grace),
 	// "unreachable" (kept, away for longer than the grace) or "idle"
 	// (neither kept nor connected; it will be forgotten).
 	State       string

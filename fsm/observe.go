@@ -227,7 +227,7 @@ const (
 	PeerIdle         PeerState = iota // known, without a session, not kept (it will be forgotten)
 	PeerConnecting                    // no session; a dial or handshake with it is under way
 	PeerConnected                     // it has a session
-	PeerReconnecting                  // kept, or keeping this node, without a session, within the reconnect grace
+	PeerReconnecting                  // kept, or waited for with messages not yet acknowledged, without a session, within the reconnect grace
 	PeerUnreachable                   // kept, away for longer than the reconnect grace
 )
 

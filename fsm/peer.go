@@ -351,7 +351,11 @@ func (n *Node) markKept(p *peer, keep bool) {
 			n.scheduleRedial(p)
 		}
 	} else if p.session == nil && !(p.away && len(p.out.msgs) > 0) {
-		n.peerDown(p, ErrNotConnected)
+		why := error(ErrNotConnected)
+		if last := p.counters.lastEnd; last != nil && p.away {
+			why = fmt.Errorf("%w: %s no longer kept since its session ended: %w", ErrNotConnected, p.id, last)
+		}
+		n.peerDown(p, why)
 	} // (away with messages: it may still come back for them, and is waited for until its grace ends: sessionEnded)
 	n.keepChanged(p)
 }
