@@ -125,8 +125,7 @@ func (n *Node) onWelcome(c *conn, f *wire.Frame) {
 // replace it; the peer stays connected, so no user event and no reconnect follow.
 func (n *Node) retire(p *peer, old *conn, why error) {
 	p.session = nil
-	p.counters.lastEnd, p.counters.lastEndAt = why, n.now
-	n.noteClosedSession(p, old)
+	n.noteClosedSession(p, old, why)
 	n.closeConn(old, wire.CodeReplaced, why)
 }
 

@@ -189,7 +189,7 @@ func (n *Node) stampPing(c *conn, f *wire.Frame) {
 // the future, before the session, held longer than it was away) is ignored:
 // it only ever feeds Stats.
 func (n *Node) onPing(c *conn, f *wire.Frame) {
-	if !c.legacy() && c.state == StateEstablished && n.ackDue(c.peer) {
+	if !c.legacy() && n.ackDue(c.peer) { // (v1 takes PING on a session only: table.go)
 		// A PING is answered with an ACK when one is due: a sender whose
 		// producers wait for room asks so (stream.go, askForAck).
 		n.sendAck(c.peer, c)

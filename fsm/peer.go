@@ -102,9 +102,8 @@ func (n *Node) peerUp(p *peer, c *conn) {
 // sessionEnded runs when p's session c closed for reason why.
 func (n *Node) sessionEnded(p *peer, c *conn, why error) {
 	p.session = nil
-	p.counters.lastEnd, p.counters.lastEndAt = why, n.now
 	p.out.sent = 0 // what was sent on it goes again on the next session, unless acknowledged
-	n.noteClosedSession(p, c)
+	n.noteClosedSession(p, c, why)
 	n.discoveryDown(p)
 	if c.unconfirmed {
 		n.failWaiters(p, why) // the user never heard of it (confirm)
@@ -152,6 +151,14 @@ func peerMayComeBack(c *conn, why error) bool {
 	return true
 }
 
+// withLastEnd adds to why how p's last session ended, if one did.
+func (p *peer) withLastEnd(why error) error {
+	if last := p.counters.lastEnd; last != nil {
+		return fmt.Errorf("%w since its session ended: %w", why, last)
+	}
+	return why
+}
+
 // failWaiters fails, with why, the Connect requests waiting for p's session
 // that no dial in flight may still answer: the session they waited for
 // ended before the other end confirmed it (confirm), or p's redial failed
@@ -183,8 +190,10 @@ func (n *Node) peerDown(p *peer, why error) {
 	}
 }
 
-// noteClosedSession records, as a follower, that session c is closed here.
-func (n *Node) noteClosedSession(p *peer, c *conn) {
+// noteClosedSession records that p's session c ended for why (Stats' last
+// end) and, as a follower, that it is closed here.
+func (n *Node) noteClosedSession(p *peer, c *conn, why error) {
+	p.counters.lastEnd, p.counters.lastEndAt = why, n.now
 	if !c.leader && c.peerInc == p.leaderInc && c.sess > p.closedSess {
 		p.closedSess = c.sess
 	}
@@ -352,8 +361,8 @@ func (n *Node) markKept(p *peer, keep bool) {
 		}
 	} else if p.session == nil && !(p.away && len(p.out.msgs) > 0) {
 		why := error(ErrNotConnected)
-		if last := p.counters.lastEnd; last != nil && p.away {
-			why = fmt.Errorf("%w: %s no longer kept since its session ended: %w", ErrNotConnected, p.id, last)
+		if p.away {
+			why = p.withLastEnd(fmt.Errorf("%w: %s no longer kept", ErrNotConnected, p.id))
 		}
 		n.peerDown(p, why)
 	} // (away with messages: it may still come back for them, and is waited for until its grace ends: sessionEnded)
@@ -433,12 +442,10 @@ func (n *Node) redialMissed(p *peer, addr string) {
 func (n *Node) peerTimers(p *peer) {
 	n.memberTimers(p)
 	if p.away && n.now >= p.awaySince+n.cfg.ReconnectGrace {
-		p.away, p.unreachable = false, true
-		why := fmt.Errorf("%w: %s unreachable for %v", ErrNotConnected, p.id, n.cfg.ReconnectGrace)
-		if last := p.counters.lastEnd; last != nil {
-			why = fmt.Errorf("%w: %s unreachable for %v since its session ended: %w", ErrNotConnected, p.id, n.cfg.ReconnectGrace, last)
-		}
-		n.peerDown(p, why)
+		// A kept peer is unreachable from now on; one waited for only for
+		// its messages (sessionEnded) is done with, and idle.
+		p.away, p.unreachable = false, p.kept
+		n.peerDown(p, p.withLastEnd(fmt.Errorf("%w: %s unreachable for %v", ErrNotConnected, p.id, n.cfg.ReconnectGrace)))
 	} else if p.away {
 		n.armPeer(p, p.awaySince+n.cfg.ReconnectGrace)
 	}
