@@ -396,20 +396,20 @@ func (c *conn) pump() error {
 // the session is not timed out for it (a slow callback used to cost a 0.4.1
 // session its peer timeout while the peer kept sending).
 func (c *conn) pauseFor(wait func()) {
+	c.readPaused(true)
+	wait()
+	c.readPaused(false)
+}
+
+// readPaused steps fsm.ReadPaused for c.
+func (c *conn) readPaused(paused bool) {
 	n := c.n
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	if !n.closed {
-		_ = n.link.Step(n.now(), fsm.ReadPaused{Conn: c.id, Paused: true})
+		_ = n.link.Step(n.now(), fsm.ReadPaused{Conn: c.id, Paused: paused})
 		n.settle()
 	}
-	n.mu.Unlock()
-	wait()
-	n.mu.Lock()
-	if !n.closed {
-		_ = n.link.Step(n.now(), fsm.ReadPaused{Conn: c.id, Paused: false})
-		n.settle()
-	}
-	n.mu.Unlock()
 }
 
 // secure runs on a connection accepted by a node with TLS, before the
