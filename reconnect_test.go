@@ -223,27 +223,10 @@ func TestRestartedPeerConnectsAtOnce(t *testing.T) {
 // "Exactly once"). The end that does not keep used to report them lost the
 // moment the connection broke (a black-box audit).
 func TestUnkeptEndResendsAfterReset(t *testing.T) {
-	a, ra := newServer(t, "a")
-	b, rb := newServer(t, "b")
-	relay := newProxy(t, b.Info())
-	_, err := a.Connect(ctxT(t), relay.info())
-	require.NoError(t, err)
-	eventually(t, "b connected", func() bool { return rb.connectCount("a") == 1 })
+	_, ra, b, rb, relay := proxiedPair(t)
 	require.False(t, b.IsKept("a"))
-
-	relay.blackhole() // the connection swallows what it carries from now on
-	for i := range 10 {
-		require.True(t, b.Send("a", []byte{byte(i)}))
-	}
-	time.Sleep(100 * time.Millisecond)
-	relay.reset()
-	eventually(t, "a has all ten", func() bool { return len(ra.messages("b")) == 10 })
-	for i, m := range ra.messages("b") {
-		require.Equal(t, []byte{byte(i)}, m)
-	}
-	time.Sleep(200 * time.Millisecond)
-	require.Len(t, ra.messages("b"), 10, "delivered twice")
-	require.Empty(t, rb.lost("a"), "b handed back messages that a received")
+	swallowThenReset(t, relay, b, "a", nil)
+	requireResentOnce(t, ra, rb, "b", "a")
 	require.Empty(t, rb.disconnects("a"), "a came back within b's grace: no Disconnect, as for a kept peer")
 	require.Equal(t, "connected", peerStats(t, b, "a").State)
 }
@@ -255,27 +238,51 @@ func TestUnkeptEndResendsAfterReset(t *testing.T) {
 // wait at once (Lost, Disconnect), although the pair was kept throughout (a
 // black-box audit).
 func TestUnkeepWhileAwayWaitsForThePeer(t *testing.T) {
-	a, ra := newServer(t, "a")
-	b, rb := newServer(t, "b")
-	relay := newProxy(t, b.Info())
+	a, ra, b, rb, relay := proxiedPair(t)
+	require.NoError(t, b.Keep("a", true))
+	swallowThenReset(t, relay, a, "b", func() { require.NoError(t, a.Keep("b", false)) })
+	requireResentOnce(t, rb, ra, "a", "b")
+	require.Empty(t, ra.disconnects("b"))
+}
+
+// proxiedPair starts a and b, a connected to b (and keeping it) through a
+// proxy the test can break; it returns once both ends have the session.
+func proxiedPair(t *testing.T) (a *Server, ra *recorder, b *Server, rb *recorder, relay *proxy) {
+	t.Helper()
+	a, ra = newServer(t, "a")
+	b, rb = newServer(t, "b")
+	relay = newProxy(t, b.Info())
 	_, err := a.Connect(ctxT(t), relay.info())
 	require.NoError(t, err)
-	require.NoError(t, b.Keep("a", true))
 	eventually(t, "b connected", func() bool { return rb.connectCount("a") == 1 })
+	return a, ra, b, rb, relay
+}
 
-	relay.blackhole()
+// swallowThenReset has the connection swallow ten messages from to peer,
+// then resets it; then runs after (if not nil).
+func swallowThenReset(t *testing.T, relay *proxy, from *Server, peer string, after func()) {
+	t.Helper()
+	relay.blackhole() // the connection swallows what it carries from now on
 	for i := range 10 {
-		require.True(t, a.Send("b", []byte{byte(i)}))
+		require.True(t, from.Send(peer, []byte{byte(i)}))
 	}
 	time.Sleep(100 * time.Millisecond)
 	relay.reset()
-	require.NoError(t, a.Keep("b", false))
-	eventually(t, "b has all ten", func() bool { return len(rb.messages("a")) == 10 })
-	for i, m := range rb.messages("a") {
+	if after != nil {
+		after()
+	}
+}
+
+// requireResentOnce checks that the ten messages of swallowThenReset reached
+// the receiver (rec) from sender once each, in order, and that the sender
+// (senderRec, sending to receiver) handed none back as lost.
+func requireResentOnce(t *testing.T, rec, senderRec *recorder, sender, receiver string) {
+	t.Helper()
+	eventually(t, "all ten arrive", func() bool { return len(rec.messages(sender)) == 10 })
+	for i, m := range rec.messages(sender) {
 		require.Equal(t, []byte{byte(i)}, m)
 	}
 	time.Sleep(200 * time.Millisecond)
-	require.Len(t, rb.messages("a"), 10, "delivered twice")
-	require.Empty(t, ra.lost("b"), "a handed back messages that b received")
-	require.Empty(t, ra.disconnects("b"))
+	require.Len(t, rec.messages(sender), 10, "delivered twice")
+	require.Empty(t, senderRec.lost(receiver), "handed back messages that were received")
 }

@@ -103,11 +103,7 @@ func TestStatsCountWhatHappened(t *testing.T) {
 // A session cut under a kept peer is counted as a reconnect, and the reason
 // the last one ended is the cut.
 func TestStatsCountReconnects(t *testing.T) {
-	a, _ := newServer(t, "a")
-	b, _ := newServer(t, "b")
-	px := newProxy(t, b.Info())
-	_, err := a.Connect(ctxT(t), px.info())
-	require.NoError(t, err)
+	a, _, _, _, px := proxiedPair(t)
 	for i := range 2 {
 		eventually(t, "session up", func() bool { return peerStats(t, a, "b").State == "connected" })
 		require.Equal(t, uint64(i), peerStats(t, a, "b").Reconnects)
