@@ -83,6 +83,13 @@ const (
 	// then moves the node's clock, and the time-free check must see the
 	// difference.
 	MutationSendKeepsTime
+	// MutationLostAtOnce brings back the rule before an end that does not
+	// keep the pair waited for its peer (peer.go, peerMayComeBack): when a
+	// session ends for any reason, such an end hands the messages the peer
+	// has not acknowledged back as lost at once, though the peer keeps the
+	// pair and comes back for them within the reconnect grace. The
+	// simulator's no-lost-while-kept check (spec.LostLedger) must catch it.
+	MutationLostAtOnce
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -115,3 +122,4 @@ func (m Mutation) dialWhileHandshaking() bool {
 	return m == MutationDialWhileHandshaking
 }
 func (m Mutation) sendKeepsTime() bool { return m == MutationSendKeepsTime }
+func (m Mutation) lostAtOnce() bool    { return m == MutationLostAtOnce }

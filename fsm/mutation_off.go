@@ -23,3 +23,4 @@ func (mutation) dialWhileHandshaking() bool {
 	return false
 }
 func (mutation) sendKeepsTime() bool { return false }
+func (mutation) lostAtOnce() bool    { return false }

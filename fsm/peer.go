@@ -111,7 +111,8 @@ func (n *Node) sessionEnded(p *peer, c *conn, why error) {
 	if n.shutdown {
 		return
 	}
-	if p.kept || (peerMayComeBack(c, why) && len(p.out.msgs) > 0) {
+	mayComeBack := peerMayComeBack(c, why) && !n.cfg.mutation.lostAtOnce() // see MutationLostAtOnce
+	if p.kept || (mayComeBack && len(p.out.msgs) > 0) {
 		if !p.away {
 			p.away, p.awaySince = true, n.now
 			n.armPeer(p, n.now+n.cfg.ReconnectGrace)

@@ -26,6 +26,11 @@ type PeerStatus struct {
 	Connected   bool   // the user was told Connected and not since Disconnected
 	SessionConn ConnID // the connection that is the session; 0 when there is none
 	Sess        uint64
+	// Confirmed: the other end confirmed the session (session.go, confirm),
+	// so the peer is back. Until then the session may still be refused, and
+	// the node counts the peer as away since its last confirmed session
+	// ended (the reconnect grace runs on).
+	Confirmed   bool
 	Incarnation uint64 // of the current or last session
 	Queued      int    // messages accepted and not yet acknowledged (or, on a 0.4.1 peer, waiting for the session)
 	Unreachable bool   // kept, but away for longer than the reconnect grace
@@ -73,7 +78,7 @@ func (n *Node) AppendPeers(dst []PeerStatus) []PeerStatus {
 			SendCredit: int64(p.out.limit) - int64(p.out.endOf(p.out.sent-1)), Unconsumed: p.in.received - p.in.consumed, Refused: p.out.refused,
 			Backlog: p.out.backlog, Held: p.in.held}
 		if c := p.session; c != nil {
-			s.SessionConn, s.Sess = c.id, c.sess
+			s.SessionConn, s.Sess, s.Confirmed = c.id, c.sess, !c.unconfirmed
 		}
 		dst = append(dst, s)
 	}

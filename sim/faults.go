@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/masterless-go/masterless/fsm"
@@ -69,7 +70,8 @@ func (w *World) randomFault() {
 		case 1:
 			w.crash(n, false)
 		default:
-			w.step(n, fsm.Shutdown{}) // a clean exit: BYE shutdown and FIN on every connection
+			w.lost.Exempt(n.id, "", fmt.Sprintf("%s inc %d closed at %v", n.id, n.inc, w.now)) // before the step: its peers may report their messages lost at once
+			w.step(n, fsm.Shutdown{})                                                          // a clean exit: BYE shutdown and FIN on every connection
 			w.crash(n, false)
 		}
 		delay := between(w.c, 0, 10*time.Second)

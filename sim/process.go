@@ -283,6 +283,7 @@ func (t transport) Notify(a *fsm.Action) {
 			peer: a.Peer, pinc: a.Incarnation, bytes: len(a.Frame.Payload)})
 	case fsm.ActLost:
 		n.User = append(n.User, UserEvent{At: w.now, Incarnation: n.inc, Kind: a.Kind, Peer: a.Peer, PeerInc: a.Incarnation, Err: a.Err, Lost: len(a.Lost)})
+		w.fail(w.lost.Lost(w.now, n.id, a.Peer, len(a.Lost), a.Err))
 		for _, p := range a.Lost {
 			src, dst, seq, err := spec.ParsePayload(p)
 			if err != nil || src != n.id || dst != a.Peer {
@@ -327,6 +328,8 @@ func (w *World) refresh(n *process) {
 		w.snap.Unchanged[n.idx] = false
 		w.changed = append(w.changed, n.idx)
 	}
+	seen := w.seePeers(n)
+	defer w.noteKeepsAndSessions(n, seen)
 	if !n.alive {
 		w.snap.Nodes[n.idx] = spec.NodeView{ID: n.id, Incarnation: n.inc}
 		return
@@ -412,6 +415,7 @@ func (w *World) crash(n *process, silent bool) {
 		return
 	}
 	w.steps++
+	w.lost.Exempt(n.id, "", fmt.Sprintf("%s inc %d crashed at %v", n.id, n.inc, w.now))
 	w.remember(n, crashEvent{silent}, 0, nil, nil)
 	w.stats.Crashes++
 	n.alive = false

@@ -44,6 +44,7 @@ func RunSeed(k Knobs, opt Options) Result {
 // Result summarizes the world's run so far.
 func (w *World) Result() Result {
 	r := Result{Knobs: w.k, Err: w.err, Where: w.errAt, Steps: w.steps, Virtual: w.now, Delivered: w.deliveries.Count(), Stats: w.stats}
+	r.Stats.LostExercised, r.Stats.LostJudged = w.lost.Exercised(), w.lost.Judged()
 	if w.err != nil {
 		r.Recent = w.Recent()
 	}

@@ -19,6 +19,11 @@ type Stats struct {
 	// With bounded socket buffers: Writes that timed out (the peer read
 	// nothing for the peer timeout) and closes whose linger expired.
 	WriteTimeouts, Lingers int
+	// The no-lost-while-kept check (spec.LostLedger): LostExercised counts
+	// the sessions of a kept pair that ended at the end that does not keep
+	// it while it held messages not yet acknowledged (the case the rule is
+	// about), LostJudged the Lost events it held to the reconnect grace.
+	LostExercised, LostJudged int
 }
 
 // Add adds o to s.
@@ -37,13 +42,15 @@ func (s *Stats) Add(o *Stats) {
 	s.Adversary.Add(&o.Adversary)
 	s.WriteTimeouts += o.WriteTimeouts
 	s.Lingers += o.Lingers
+	s.LostExercised += o.LostExercised
+	s.LostJudged += o.LostJudged
 }
 
 // String renders the counts on one line, as simsweep prints them.
 func (s *Stats) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "conns=%d crashes=%d restarts=%d resets=%d silences=%d write-timeouts=%d lingers=%d frames:",
-		s.Conns, s.Crashes, s.Restarts, s.Resets, s.Silences, s.WriteTimeouts, s.Lingers)
+	fmt.Fprintf(&b, "conns=%d crashes=%d restarts=%d resets=%d silences=%d write-timeouts=%d lingers=%d kept-pair-ends=%d lost-after-grace=%d frames:",
+		s.Conns, s.Crashes, s.Restarts, s.Resets, s.Silences, s.WriteTimeouts, s.Lingers, s.LostExercised, s.LostJudged)
 	for t := wire.Hello; t <= wire.Bye; t++ {
 		fmt.Fprintf(&b, " %s=%d", t, s.Frames[t])
 	}

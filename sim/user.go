@@ -28,6 +28,9 @@ func (w *World) Connect(i int, addr string) fsm.ReqID {
 // Disconnect asks node i to close its session with peer and stop keeping it.
 func (w *World) Disconnect(i int, peer string) error {
 	n := w.nodes[i]
+	// Before the step, which may hand messages back at once (lost.go).
+	w.lost.Exempt(n.id, peer, fmt.Sprintf("%s's user disconnected %s at %v", n.id, peer, w.now))
+	w.lost.Keep(n.id, peer, false)
 	w.forget(n, peer)
 	if !n.alive {
 		return nil
@@ -41,12 +44,17 @@ func (w *World) SetKeep(i int, peer string, keep bool) error {
 	if keep {
 		n.keeps[peer] = true
 	} else {
+		w.lost.Keep(n.id, peer, false) // before the step, which may hand messages back at once (lost.go)
 		w.forget(n, peer)
 	}
 	if !n.alive {
 		return nil
 	}
-	return w.step(n, fsm.SetKeep{Peer: peer, Keep: keep})
+	err := w.step(n, fsm.SetKeep{Peer: peer, Keep: keep})
+	if keep && n.alive && n.fsm.IsKept(peer) {
+		w.lost.Keep(n.id, peer, true) // also when the fsm kept it already (by discovery)
+	}
+	return err
 }
 
 // forget drops n's intent to keep peer, however it was expressed.

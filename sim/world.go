@@ -102,6 +102,8 @@ type World struct {
 	scratch    []byte         // a load run's next payload
 	deliveries spec.DeliveryChecker
 	streams    spec.StreamLedger // no accepted message vanishes
+	lost       spec.LostLedger   // no message reported lost while the pair is kept (lost.go)
+	seen       []peerSeen        // scratch of noteKeepsAndSessions
 	snap       spec.Snapshot
 	changed    []int // nodes whose views were refreshed since the last passing safety check
 	healStart  time.Duration
@@ -164,6 +166,7 @@ func NewWorld(k Knobs, opt Options) (*World, error) {
 	for _, n := range w.nodes {
 		n.legacy = chance(w.c, k.LegacyPM) // drawn only when the knob is set: other runs keep their draws
 	}
+	w.watchLost()
 	w.snap.Nodes = make([]spec.NodeView, len(w.nodes))
 	w.snap.Unchanged = make([]bool, len(w.nodes)) // none checked yet
 	for i := range w.nodes {
