@@ -15,7 +15,7 @@ func (w *World) randomFault() {
 	defer w.schedule(event{at: w.now + w.interval(w.k.FaultEvery), kind: evFault})
 	var kinds []Fault
 	for f := Fault(1); f < faultEnd; f <<= 1 {
-		if w.k.Faults&f != 0 && f != FaultDialFail && f != FaultDialTimeout {
+		if w.k.Faults&f != 0 && f != FaultDialFail && f != FaultDialTimeout && (f != FaultCrash || !w.k.KeptPairs) {
 			kinds = append(kinds, f) // dial faults are rates, applied per dial
 		}
 	}

@@ -127,6 +127,19 @@ type Knobs struct {
 	// messages not yet acknowledged per peer (zero: the defaults).
 	Window, QueueMessages int
 
+	// KeptPairs makes every pair kept by at least one end for the whole run
+	// (lost.go, spec.LostLedger's strong form): each pair's keeper Connects
+	// to the other at the start, the commands are Sends and keeper switches
+	// (the other end starts keeping, then, at once or later, the first
+	// stops: never an instant at which neither keeps), no user Disconnects,
+	// and no node crashes, restarts or closes (FaultCrash is not injected).
+	// No node may then report a message lost but after the reconnect grace.
+	KeptPairs bool
+	// FastSwitches lets a KeptPairs run switch a pair's keeper again before
+	// switchGap has passed (lost.go): such runs meet a race the fsm does
+	// not handle yet, so no sweep sets it; it replays that race.
+	FastSwitches bool
+
 	// Mutation is a deliberately broken fsm rule, for negative controls; a
 	// nonzero one needs a build with the masterless_mutation tag (mutation.go).
 	Mutation Mutation
@@ -192,6 +205,16 @@ func DrawKnobs(seed uint64) Knobs {
 	return k
 }
 
+// DrawKeptPairsKnobs derives the knobs of a run with KeptPairs from its
+// seed: DrawKnobs's, with connection resets always among the faults and
+// crashes never.
+func DrawKeptPairsKnobs(seed uint64) Knobs {
+	k := DrawKnobs(seed)
+	k.KeptPairs = true
+	k.Faults = (k.Faults | FaultReset) &^ FaultCrash
+	return k
+}
+
 // Args renders the knobs as command-line flags, the way Knobs.Register reads them.
 func (k Knobs) Args() []string {
 	return []string{
@@ -225,6 +248,8 @@ func (k Knobs) Args() []string {
 		fmt.Sprintf("-dispatchbytes=%d", k.DispatchBytes),
 		fmt.Sprintf("-window=%d", k.Window),
 		fmt.Sprintf("-queuemsgs=%d", k.QueueMessages),
+		fmt.Sprintf("-keptpairs=%t", k.KeptPairs),
+		fmt.Sprintf("-fastswitches=%t", k.FastSwitches),
 		fmt.Sprintf("-mutation=%d", k.Mutation),
 		fmt.Sprintf("-auth=%t", k.Auth),
 		fmt.Sprintf("-adversaries=%d", k.Adversaries),
@@ -269,6 +294,8 @@ func RegisterKnobs(fs *flag.FlagSet) *KnobFlags {
 	fs.DurationVar(&v.BackoffMin, "backoffmin", 0, "sim: fsm first reconnect delay (0: default)")
 	fs.DurationVar(&v.BackoffMax, "backoffmax", 0, "sim: fsm reconnect delay cap (0: default)")
 	fs.DurationVar(&v.Grace, "grace", 0, "sim: fsm reconnect grace (0: default)")
+	fs.BoolVar(&v.KeptPairs, "keptpairs", false, "sim: every pair kept by one end throughout; commands are sends and keeper switches; no crashes")
+	fs.BoolVar(&v.FastSwitches, "fastswitches", false, "sim: with -keptpairs, a pair's keeper may switch again within a round trip (a known race)")
 	fs.BoolVar(&v.Auth, "auth", false, "sim: nodes require authentication; the network authenticates honest processes")
 	fs.IntVar(&v.Adversaries, "adversaries", 0, "sim: number of adversary processes (need -auth)")
 	fs.StringVar(&kf.astr, "attacks", "", "sim: comma-separated adversary attacks: "+strings.Join(attackNames, ",")+", all or none")
@@ -333,6 +360,10 @@ func (kf *KnobFlags) ResolveOn(k Knobs) (Knobs, error) {
 			k.BackoffMax = kf.vals.BackoffMax
 		case "grace":
 			k.Grace = kf.vals.Grace
+		case "keptpairs":
+			k.KeptPairs = kf.vals.KeptPairs
+		case "fastswitches":
+			k.FastSwitches = kf.vals.FastSwitches
 		case "auth":
 			k.Auth = kf.vals.Auth
 		case "adversaries":

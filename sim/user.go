@@ -157,6 +157,10 @@ func (w *World) randomCommand() {
 		return
 	}
 	defer w.schedule(event{at: w.now + w.interval(w.k.CommandEvery), kind: evCommand})
+	if w.k.KeptPairs {
+		w.keptPairsCommand()
+		return
+	}
 	n := w.nodes[w.c.Intn(len(w.nodes))]
 	if !n.alive {
 		return

@@ -101,9 +101,10 @@ type World struct {
 	load       *loadRun       // the load run's state (load.go), nil in other runs
 	scratch    []byte         // a load run's next payload
 	deliveries spec.DeliveryChecker
-	streams    spec.StreamLedger // no accepted message vanishes
-	lost       spec.LostLedger   // no message reported lost while the pair is kept (lost.go)
-	seen       []peerSeen        // scratch of noteKeepsAndSessions
+	streams    spec.StreamLedger        // no accepted message vanishes
+	lost       spec.LostLedger          // no message reported lost while the pair is kept (lost.go)
+	seen       []peerSeen               // scratch of noteKeepsAndSessions
+	switched   map[[2]int]time.Duration // a KeptPairs run's last keeper switch of each pair (lost.go)
 	snap       spec.Snapshot
 	changed    []int // nodes whose views were refreshed since the last passing safety check
 	healStart  time.Duration
@@ -313,6 +314,9 @@ func (w *World) next() {
 // Run plays a whole random run: the safety phase with faults and commands,
 // then the healing phase, which must end quiescent within k.HealWithin.
 func (w *World) Run() error {
+	if w.k.KeptPairs {
+		w.keepEveryPair()
+	}
 	if w.k.CommandEvery > 0 {
 		w.schedule(event{at: w.now + w.interval(w.k.CommandEvery), kind: evCommand})
 	}
@@ -342,6 +346,9 @@ func (w *World) Run() error {
 		if w.phase == PhaseHealing && w.now >= w.lastSettle+10*time.Millisecond && w.settled() {
 			w.phase = PhaseDone
 		}
+	}
+	if ex := w.lost.Exemptions(); w.k.KeptPairs && len(ex) > 0 {
+		w.fail(fmt.Errorf("sim: KeptPairs run, yet the no-lost-while-kept check exempted pairs: %v", ex))
 	}
 	return w.err
 }

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -162,7 +163,7 @@ func (l *LostLedger) Lost(now time.Duration, node, peer string, k int, why error
 	}
 	state := fmt.Sprintf("%s %s the pair, %s %s it, both live, neither was told to Disconnect or Close", ids[0], keeps(0), ids[1], keeps(1))
 	if p.up[i] {
-		return fmt.Errorf("no-lost-while-kept: %s reported %d messages to %s lost at %v (%v) while its session with %s was up (%s)", node, k, peer, now, why, peer, state)
+		return fmt.Errorf("no-lost-while-kept: %s reported %d messages to %s lost at %v (%v) while its session with %s was up, or in the step that ended it (%s)", node, k, peer, now, why, peer, state)
 	}
 	if away := now - p.lastEnd[i]; away < l.Grace {
 		return fmt.Errorf("no-lost-while-kept: %s reported %d messages to %s lost at %v (%v), %v after its last session with %s ended, less than the reconnect grace %v (%s)",
@@ -170,6 +171,22 @@ func (l *LostLedger) Lost(now time.Duration, node, peer string, k int, why error
 	}
 	l.judged++
 	return nil
+}
+
+// Exemptions returns why pairs or nodes are exempt, sorted: empty when the
+// rule held every pair to the grace for the whole run.
+func (l *LostLedger) Exemptions() []string {
+	var out []string
+	for _, p := range l.pairs {
+		if p.exempt != "" {
+			out = append(out, p.exempt)
+		}
+	}
+	for _, why := range l.nodes {
+		out = append(out, why)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Judged returns how many Lost events the ledger held to the grace (of
