@@ -1,0 +1,44 @@
+//go:build masterless_mutation
+
+package sim_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/sim"
+)
+
+// TestScenarioNonKeeperResetCatchesLostAtOnce is the negative control of
+// TestScenarioNonKeeperResetResends: when the end that does not keep the
+// pair reports its messages lost as soon as a session ends
+// (fsm.MutationLostAtOnce), no-lost-while-kept must say so at the first
+// reset.
+func TestScenarioNonKeeperResetCatchesLostAtOnce(t *testing.T) {
+	k := sim.Knobs{Seed: 7, Nodes: 2, Latency: 2 * time.Millisecond, Jitter: 3 * time.Millisecond, HealWithin: 2 * time.Minute,
+		Mutation: fsm.MutationLostAtOnce}
+	_, _, err := resetWhileNonKeeperSends(t, k, 5)
+	require.ErrorContains(t, err, "no-lost-while-kept: n1 reported 10 messages to n2 lost")
+}
+
+// TestSweepKeptPairsCatchesLostAtOnce is the negative control of
+// TestSweepKeptPairs: with fsm.MutationLostAtOnce the same sweep must fail
+// on no-lost-while-kept, and so must the plain sweep (TestSweep), where the
+// check runs on every pair not exempt.
+func TestSweepKeptPairsCatchesLostAtOnce(t *testing.T) {
+	for _, draw := range []struct {
+		name  string
+		first uint64
+		knobs func(uint64) sim.Knobs
+	}{{"KeptPairs", keptPairsFirst, sim.DrawKeptPairsKnobs}, {"plain", 1, sim.DrawKnobs}} {
+		t.Run(draw.name, func(t *testing.T) {
+			res := mutated(draw.first, 500, 5, fsm.MutationLostAtOnce, draw.knobs)
+			require.NotEmpty(t, res.Failures, "the sweep did not notice messages reported lost at once by the end that does not keep the pair")
+			require.True(t, anyFailure(res.Failures, "no-lost-while-kept"), "no seed broke no-lost-while-kept; first failure: %v", res.Failures[0].Err)
+			t.Logf("%d of %d seeds failed before the sweep stopped; first: %v", len(res.Failures), res.Seeds, res.Failures[0].Err)
+		})
+	}
+}
