@@ -36,7 +36,12 @@
 // never out of order), so that a long run does not rescan its whole history
 // after each step, and a [StreamLedger] says at quiescence that no accepted
 // message vanished (delivered, or reported lost to its sender): together,
-// exactly-once in-order delivery within a pair of incarnations.
+// exactly-once in-order delivery within a pair of incarnations. A
+// [LostLedger] says the rest of the guarantee across sessions
+// (no-lost-while-kept): while both processes of a pair live and one of them
+// keeps the pair, a node hands messages back as lost only once its peer has
+// stayed away for the reconnect grace, however the connection broke and
+// whichever end keeps the pair.
 //
 // Under load, a [LoadChecker] and [CheckLoadProgress] state steady-under-load
 // (PROTOCOL.md 4.1): under continuous two-way load without faults, no
