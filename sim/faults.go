@@ -70,8 +70,11 @@ func (w *World) randomFault() {
 		case 1:
 			w.crash(n, false)
 		default:
-			w.lost.Exempt(n.id, "", fmt.Sprintf("%s inc %d closed at %v", n.id, n.inc, w.now)) // before the step: its peers may report their messages lost at once
-			w.step(n, fsm.Shutdown{})                                                          // a clean exit: BYE shutdown and FIN on every connection
+			// A clean exit: BYE shutdown and FIN on every connection. The
+			// ledger hears of it first: its peers may hand their messages
+			// back at once (lost.go).
+			w.lost.Exempt(n.id, "", fmt.Sprintf("%s inc %d closed at %v", n.id, n.inc, w.now))
+			w.step(n, fsm.Shutdown{})
 			w.crash(n, false)
 		}
 		delay := between(w.c, 0, 10*time.Second)

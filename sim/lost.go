@@ -180,19 +180,16 @@ func (w *World) keptPairsCommand() {
 }
 
 // switchGap is the least time between two keeper switches of one pair in a
-// KeptPairs run: longer than a frame sent at the first can take to arrive
-// (or to have its connection closed at the other end first): the
-// handshake or peer timeout, for the bytes a partition or a full socket
-// buffer holds, twice over, plus the worst one-way delays. Faster switches
-// meet a race the fsm does not handle (the report of the branch that added
-// this; TestSweepKeptPairs' doc): a leader that stops keeping while the
-// follower's KEEP that says it started is in flight ends the session as
-// unwanted, and if by the time the BYE arrives the leader keeps again and
-// the follower has stopped, the follower reports its messages lost at
-// once, though the leader keeps the pair and comes back for them.
+// KeptPairs run (unless Knobs.FastSwitches): longer than a frame sent at the
+// first can take to arrive, or to have its connection closed at the other
+// end first (the handshake or peer timeout, for the bytes a partition or a
+// full socket buffer holds, twice over, plus the worst one-way delays).
+// Faster switches meet a race the fsm does not handle (sim/doc.go): the
+// leader ends the session as unwanted on a KEEP 0 of the follower that a
+// KEEP 1 in flight already superseded, and if by the time the BYE arrives
+// the leader keeps again and the follower has stopped, the follower hands
+// its messages back at once, though the leader keeps the pair and redials.
 func (w *World) switchGap() time.Duration {
-	cfg := w.k.Config()
-	timeout := cmp.Or(cfg.PeerTimeout, fsm.DefaultPeerTimeout)
-	timeout = max(timeout, cmp.Or(cfg.HandshakeTimeout, fsm.DefaultHandshakeTimeout))
+	timeout := max(cmp.Or(w.k.PeerTimeout, fsm.DefaultPeerTimeout), cmp.Or(w.k.HandshakeTimeout, fsm.DefaultHandshakeTimeout))
 	return 2*timeout + 4*(w.k.Latency+w.k.Jitter)
 }
