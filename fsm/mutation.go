@@ -90,6 +90,15 @@ const (
 	// pair and comes back for them within the reconnect grace. The
 	// simulator's no-lost-while-kept check (spec.LostLedger) must catch it.
 	MutationLostAtOnce
+	// MutationUnwantedFinal brings back the rule before the peer's BYE
+	// unwanted was waited out like any other session end (peer.go,
+	// peerMayComeBack): an end that does not keep the pair takes the
+	// leader's "unwanted" as final and hands its unacknowledged messages
+	// back at once, though the leader decided on a keep flag that a KEEP in
+	// flight had superseded, or keeps the pair again itself. Keeper switches
+	// within a round trip (sim.Knobs.FastSwitches) must then break
+	// no-lost-while-kept.
+	MutationUnwantedFinal
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -123,3 +132,4 @@ func (m Mutation) dialWhileHandshaking() bool {
 }
 func (m Mutation) sendKeepsTime() bool { return m == MutationSendKeepsTime }
 func (m Mutation) lostAtOnce() bool    { return m == MutationLostAtOnce }
+func (m Mutation) unwantedFinal() bool { return m == MutationUnwantedFinal }

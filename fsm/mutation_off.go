@@ -24,3 +24,4 @@ func (mutation) dialWhileHandshaking() bool {
 }
 func (mutation) sendKeepsTime() bool { return false }
 func (mutation) lostAtOnce() bool    { return false }
+func (mutation) unwantedFinal() bool { return false }

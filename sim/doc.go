@@ -76,19 +76,19 @@
 // controls (mutation tag) run it, TestSweep's seeds and a scripted reset
 // (TestScenarioNonKeeperResetResends) against fsm.MutationLostAtOnce, which
 // hands the messages of the end that does not keep the pair back at every
-// session end. A race it found is not fixed, so the keeper switches of one
-// pair are spaced (switchGap: twice the larger of the handshake and peer
-// timeouts plus four worst one-way delays): when a pair's keeper switches
-// twice within a round trip, the leader can end the session as unwanted on
-// a KEEP 0 of the follower that a KEEP 1 in flight already superseded, and
-// if by the time the BYE arrives the leader keeps again and the follower has
-// stopped, the follower reports its messages lost at once, though the
-// leader keeps the pair and redials. Knobs.FastSwitches drops the spacing:
+// session end. Keeper switches come at least switchGap apart on odd seeds
+// and within a round trip on even ones (Knobs.FastSwitches). The latter
+// found that the peer's BYE unwanted must be waited out too (fsm/peer.go,
+// peerMayComeBack): the leader can end the session as unwanted on a KEEP 0
+// of the follower that a KEEP 1 in flight already superseded, and keep the
+// pair again before the BYE arrives; a follower that took the BYE as final
+// reported its messages lost, though the leader redialed for them. Its
+// negative control is fsm.MutationUnwantedFinal; the first trace it was
+// found in:
 //
-//	go run ./sim/cmd/simsweep -first 239 -seeds 1 -keptpairs -fastswitches -faults=none
+//	go run -tags masterless_mutation ./sim/cmd/simsweep -first 239 -seeds 1 -keptpairs -fastswitches -faults=none -mutation=14
 //
-// fails at 994 ms (two nodes; 14 of seeds 1–2,000 fail so, all on a BYE
-// unwanted).
+// (fails at 994 ms with two nodes; 3 of seeds 1–600 fail so with no faults).
 //
 // Authentication and the adversary (adversary.go, spec/PROTOCOL.md 7.1):
 // with the knob -auth every node requires authentication and the network

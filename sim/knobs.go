@@ -136,8 +136,10 @@ type Knobs struct {
 	// No node may then report a message lost but after the reconnect grace.
 	KeptPairs bool
 	// FastSwitches lets a KeptPairs run switch a pair's keeper again before
-	// switchGap has passed (lost.go): such runs meet a race the fsm does
-	// not handle yet, so no sweep sets it; it replays that race.
+	// switchGap has passed (lost.go), within a round trip: the leader may
+	// then end a session as unwanted on a keep flag a KEEP in flight has
+	// superseded (fsm/peer.go, peerMayComeBack). DrawKeptPairsKnobs sets it
+	// on even seeds.
 	FastSwitches bool
 
 	// Mutation is a deliberately broken fsm rule, for negative controls; a
@@ -207,11 +209,12 @@ func DrawKnobs(seed uint64) Knobs {
 
 // DrawKeptPairsKnobs derives the knobs of a run with KeptPairs from its
 // seed: DrawKnobs's, with connection resets always among the faults and
-// crashes never.
+// crashes never, and keeper switches within a round trip on even seeds.
 func DrawKeptPairsKnobs(seed uint64) Knobs {
 	k := DrawKnobs(seed)
 	k.KeptPairs = true
 	k.Faults = (k.Faults | FaultReset) &^ FaultCrash
+	k.FastSwitches = seed%2 == 0 // from the seed: the other knobs draw as before
 	return k
 }
 
@@ -295,7 +298,7 @@ func RegisterKnobs(fs *flag.FlagSet) *KnobFlags {
 	fs.DurationVar(&v.BackoffMax, "backoffmax", 0, "sim: fsm reconnect delay cap (0: default)")
 	fs.DurationVar(&v.Grace, "grace", 0, "sim: fsm reconnect grace (0: default)")
 	fs.BoolVar(&v.KeptPairs, "keptpairs", false, "sim: every pair kept by one end throughout; commands are sends and keeper switches; no crashes")
-	fs.BoolVar(&v.FastSwitches, "fastswitches", false, "sim: with -keptpairs, a pair's keeper may switch again within a round trip (a known race)")
+	fs.BoolVar(&v.FastSwitches, "fastswitches", false, "sim: with -keptpairs, a pair's keeper may switch again within a round trip")
 	fs.BoolVar(&v.Auth, "auth", false, "sim: nodes require authentication; the network authenticates honest processes")
 	fs.IntVar(&v.Adversaries, "adversaries", 0, "sim: number of adversary processes (need -auth)")
 	fs.StringVar(&kf.astr, "attacks", "", "sim: comma-separated adversary attacks: "+strings.Join(attackNames, ",")+", all or none")

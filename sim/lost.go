@@ -184,11 +184,11 @@ func (w *World) keptPairsCommand() {
 // first can take to arrive, or to have its connection closed at the other
 // end first (the handshake or peer timeout, for the bytes a partition or a
 // full socket buffer holds, twice over, plus the worst one-way delays).
-// Faster switches meet a race the fsm does not handle (sim/doc.go): the
-// leader ends the session as unwanted on a KEEP 0 of the follower that a
-// KEEP 1 in flight already superseded, and if by the time the BYE arrives
-// the leader keeps again and the follower has stopped, the follower hands
-// its messages back at once, though the leader keeps the pair and redials.
+// Runs with Knobs.FastSwitches switch faster, within a round trip, where
+// the leader can end the session as unwanted on a KEEP 0 of the follower
+// that a KEEP 1 in flight already superseded, and keep the pair again
+// before the BYE arrives (sim/doc.go): the two kinds of run exercise
+// different interleavings.
 func (w *World) switchGap() time.Duration {
 	timeout := max(cmp.Or(w.k.PeerTimeout, fsm.DefaultPeerTimeout), cmp.Or(w.k.HandshakeTimeout, fsm.DefaultHandshakeTimeout))
 	return 2*timeout + 4*(w.k.Latency+w.k.Jitter)

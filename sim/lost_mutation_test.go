@@ -42,3 +42,15 @@ func TestSweepKeptPairsCatchesLostAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestSweepKeptPairsCatchesUnwantedFinal is the negative control of the
+// rule that the peer's BYE unwanted is waited out like any other session
+// end (fsm/peer.go, peerMayComeBack): with fsm.MutationUnwantedFinal the
+// keeper switches within a round trip of TestSweepKeptPairs' even seeds
+// (Knobs.FastSwitches) must break no-lost-while-kept.
+func TestSweepKeptPairsCatchesUnwantedFinal(t *testing.T) {
+	res := mutated(keptPairsFirst, 2000, 1, fsm.MutationUnwantedFinal, sim.DrawKeptPairsKnobs)
+	require.NotEmpty(t, res.Failures, "the sweep did not notice the end that does not keep the pair taking the leader's unwanted as final")
+	require.True(t, anyFailure(res.Failures, "no-lost-while-kept"), "no seed broke no-lost-while-kept; first failure: %v", res.Failures[0].Err)
+	t.Logf("seed %d failed after %d seeds: %v", res.Failures[0].Knobs.Seed, res.Seeds, res.Failures[0].Err)
+}

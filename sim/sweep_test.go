@@ -95,8 +95,9 @@ const keptPairsFirst = 1_100_000
 // (spec.LostLedger; TestSweep checks it too, on the pairs its random
 // commands leave in scope): runs where every pair is kept by one end from
 // its first session on (Knobs.KeptPairs: no Disconnect, no crash, no
-// instant at which neither end keeps, keeper switches at least switchGap
-// apart), with random faults but crashes. No node may report a message
+// instant at which neither end keeps; keeper switches at least switchGap
+// apart on odd seeds, within a round trip on even ones), with random faults
+// but crashes. No node may report a message
 // lost but after its peer stayed away for the reconnect grace, and no pair
 // may be exempt from the check. Some session must have ended at the end
 // that does not keep its pair with messages in flight (the case the rule is
