@@ -99,6 +99,14 @@ const (
 	// within a round trip (sim.Knobs.FastSwitches) must then break
 	// no-lost-while-kept.
 	MutationUnwantedFinal
+	// MutationGraceIgnoresUnconfirmed brings back the reconnect grace that
+	// ended on time even while the peer was back on a session the other end
+	// had not yet confirmed (peer.go, peerTimers): the node hands back as
+	// lost the messages it already resent on that session and skips their
+	// numbers, so the peer's next ACK, which counts them, looks like one
+	// that goes back, and an honest session closes with BYE protocol error,
+	// which the simulator's no-protocol-error check must catch.
+	MutationGraceIgnoresUnconfirmed
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -130,6 +138,7 @@ func (m Mutation) redialWithSession() bool { return m == MutationRedialWithSessi
 func (m Mutation) dialWhileHandshaking() bool {
 	return m == MutationDialWhileHandshaking
 }
-func (m Mutation) sendKeepsTime() bool { return m == MutationSendKeepsTime }
-func (m Mutation) lostAtOnce() bool    { return m == MutationLostAtOnce }
-func (m Mutation) unwantedFinal() bool { return m == MutationUnwantedFinal }
+func (m Mutation) sendKeepsTime() bool           { return m == MutationSendKeepsTime }
+func (m Mutation) lostAtOnce() bool              { return m == MutationLostAtOnce }
+func (m Mutation) unwantedFinal() bool           { return m == MutationUnwantedFinal }
+func (m Mutation) graceIgnoresUnconfirmed() bool { return m == MutationGraceIgnoresUnconfirmed }

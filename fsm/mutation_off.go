@@ -22,6 +22,7 @@ func (mutation) redialWithSession() bool { return false }
 func (mutation) dialWhileHandshaking() bool {
 	return false
 }
-func (mutation) sendKeepsTime() bool { return false }
-func (mutation) lostAtOnce() bool    { return false }
-func (mutation) unwantedFinal() bool { return false }
+func (mutation) sendKeepsTime() bool           { return false }
+func (mutation) lostAtOnce() bool              { return false }
+func (mutation) unwantedFinal() bool           { return false }
+func (mutation) graceIgnoresUnconfirmed() bool { return false }

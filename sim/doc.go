@@ -58,6 +58,12 @@
 // commands, restarts crashed nodes, and requires the system to reach
 // quiescence, with spec.CheckQuiescent holding, within a bounded virtual time.
 //
+// No node that follows the protocol closes with BYE protocol error on
+// another (spec.NoProtocolErrorBetweenHonest, checked on every BYE written
+// in a run without adversaries or a broken adapter: process.go, observe).
+// It found a reconnect grace that ended while the peer was back on an
+// unconfirmed session (honest_test.go; fsm.MutationGraceIgnoresUnconfirmed).
+//
 // No message is reported lost while its pair is kept (lost.go,
 // spec.LostLedger, spec/PROTOCOL.md 5): the world tells the ledger, before
 // the step that carries them out, of every user's un-keep and Disconnect and

@@ -115,6 +115,9 @@ func (w *World) observe(n *process, ev fsm.Event, err error, acts []fsm.Action) 
 			if c := n.conns[a.Conn]; c != nil {
 				c.ends[int(a.Conn%2)].wctl = true
 			}
+			if a.Frame.Type == wire.Bye && w.allHonest() {
+				w.fail(spec.NoProtocolErrorBetweenHonest(n.id, globalOf(a.Conn), a.Frame.Code, a.Frame.Text))
+			}
 		}
 	}
 	w.flush(n)
@@ -134,6 +137,12 @@ func (w *World) observe(n *process, ev fsm.Event, err error, acts []fsm.Action) 
 		w.checkSafety(n)
 	}
 }
+
+// allHonest reports whether every process of the run follows the protocol
+// over an adapter that keeps the bytes intact, so that no node has cause to
+// close with BYE protocol error (spec.NoProtocolErrorBetweenHonest): no
+// adversary, no deliberately broken adapter.
+func (w *World) allHonest() bool { return len(w.adv) == 0 && w.opt.AdapterBug == 0 }
 
 // eventConn returns the global id of the connection ev concerns, or 0.
 func eventConn(ev fsm.Event) spec.ConnID {

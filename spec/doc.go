@@ -43,6 +43,10 @@
 // stayed away for the reconnect grace, however the connection broke and
 // whichever end keeps the pair.
 //
+// [NoProtocolErrorBetweenHonest] (no-protocol-error) holds every BYE a
+// node writes in a world of honest nodes to the rule that none of them ever
+// gives another cause to close with BYE protocol error.
+//
 // Under load, a [LoadChecker] and [CheckLoadProgress] state steady-under-load
 // (PROTOCOL.md 4.1): under continuous two-way load without faults, no
 // session ends and no pair's delivery to the user stalls past a bound. The

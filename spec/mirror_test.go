@@ -35,7 +35,10 @@ var mirror = []struct {
 	{"NoEviction", "", "the model has no adversary and no authentication: the simulator's adversary sweep checks it (PROTOCOL.md 7.1)"},
 	{"CheckLoadProgress", "", "none: steady-under-load is about time and bounded buffers (socket buffers, the delivery queue, a callback that replies); Reliable.tla has no clock and unbounded channels. The simulator's load sweep (TestSweepLoad) and the 20 s echo storms over TCP check it"},
 	{"CheckPairConns", "", "none: a bound on TCP connections opened per pair, which the model does not count; the simulator's mesh sweeps (sim/meshscale_test.go) check it, PROTOCOL.md 5.1"},
-	{"", "NoProtocolError", "fsm answers a frame its state does not allow by closing the connection (fsm/table.go); the model flags it as a ghost"},
+	// The model flags a frame a state does not allow as a ghost; fsm closes the
+	// connection with BYE protocol error (fsm/table.go), which the simulator
+	// holds to the same rule on every BYE between honest nodes.
+	{"NoProtocolErrorBetweenHonest", "NoProtocolError", ""},
 	// GoLegacy.tla: a Go node's rules for 0.4.1 connections (fsm/legacy.go),
 	// the 0.4.1 nodes as environment. AtMostOne, Agreement, NoProtocolError
 	// and QuiescentAgreement there are the rows above, with a 0.4.1 node as
