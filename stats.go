@@ -14,8 +14,10 @@ import (
 // reconnect grace has passed without it coming back.
 type PeerStats struct {
 	ID string
-	// State is where the peer stands: "connected" (it has a session),
-	// "connecting" (a dial or handshake with it is under way),
+	// State is where the peer stands: "connected" (it has a session, the
+	// one Connections lists), "connecting" (a dial or handshake with it is
+	// under way, including a session this server granted that the peer has
+	// not yet confirmed),
 	// "reconnecting" (kept and waiting to redial, or not kept but waited for
 	// because it has messages from this server not yet acknowledged, within
 	// the reconnect grace),

@@ -163,3 +163,14 @@ func (c *conn) where() string {
 	}
 	return "accepted"
 }
+
+// listed reports whether the session c is one the views the user reads
+// (Sessions, a peer's state in Stats) show as a session. A leader's is
+// shown once the follower confirmed it: until then the follower may still
+// refuse it, as when a redial reaches this node at an address where the
+// dialer expected another node, and that node's user must hear of nothing
+// (README, "Every wait is bounded"). A follower's is shown from the grant
+// it adopted: the leader had granted it and confirms it on the ACK this
+// node answers with, so when the leader's Connect returns the follower
+// already lists the pair.
+func (c *conn) listed() bool { return !c.unconfirmed || !c.leader }

@@ -225,8 +225,8 @@ type PeerState uint8
 // Peer states.
 const (
 	PeerIdle         PeerState = iota // known, without a session, not kept (it will be forgotten)
-	PeerConnecting                    // no session; a dial or handshake with it is under way
-	PeerConnected                     // it has a session
+	PeerConnecting                    // no session; a dial or handshake with it is under way, or a session this node leads that the follower has not confirmed yet (conn.listed)
+	PeerConnected                     // it has a session (conn.listed)
 	PeerReconnecting                  // kept, or waited for with messages not yet acknowledged, without a session, within the reconnect grace
 	PeerUnreachable                   // kept, away for longer than the reconnect grace
 )
@@ -244,8 +244,10 @@ func (s PeerState) String() string {
 
 func (p *peer) state() PeerState {
 	switch {
-	case p.session != nil:
+	case p.session != nil && p.session.listed():
 		return PeerConnected
+	case p.session != nil:
+		return PeerConnecting
 	case p.unreachable:
 		return PeerUnreachable
 	case p.handshakes > 0 || p.dialing != nil:

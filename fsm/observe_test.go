@@ -215,3 +215,42 @@ func TestCountersOfUnauthenticated(t *testing.T) {
 		t.Fatalf("closed %v; want one unauthenticated", c.Closed)
 	}
 }
+
+// A session this node leads shows in the user's views (ListedSessions, the
+// peer's state) only once the follower confirmed it: until then the
+// follower may refuse the grant (a redial that reached this node where it
+// expected another), and this node's user must hear of nothing.
+func TestUnconfirmedGrantIsNotListed(t *testing.T) {
+	n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range []fsm.Event{
+		fsm.Accepted{Conn: 1},
+		fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Hello, ID: "A", Incarnation: 1, Keep: true}},
+	} {
+		if err := n.Step(0, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.Ready()
+	if got := n.Sessions(); len(got) != 1 || got[0] != "A" {
+		t.Fatalf("Sessions = %v, want the granted session with A", got)
+	}
+	if got := n.ListedSessions(); len(got) != 0 {
+		t.Fatalf("ListedSessions = %v before the follower confirmed", got)
+	}
+	if s := peerA(t, n); s.State != fsm.PeerConnecting {
+		t.Fatalf("A: state %s before the follower confirmed, want connecting", s.State)
+	}
+	if err := n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20}}); err != nil {
+		t.Fatal(err)
+	}
+	n.Ready()
+	if got := n.ListedSessions(); len(got) != 1 || got[0] != "A" {
+		t.Fatalf("ListedSessions = %v after the follower's ACK, want [A]", got)
+	}
+	if s := peerA(t, n); s.State != fsm.PeerConnected {
+		t.Fatalf("A: state %s after the follower's ACK, want connected", s.State)
+	}
+}

@@ -101,10 +101,17 @@ func (n *Node) IsKept(peer string) bool {
 }
 
 // Sessions returns the ids of the peers that have a session, sorted.
-func (n *Node) Sessions() []string {
+func (n *Node) Sessions() []string { return n.sessions(false) }
+
+// ListedSessions is Sessions as the user sees them (the public
+// Connections): without a session this node leads and the follower has not
+// confirmed yet, which the follower may still refuse (conn.listed).
+func (n *Node) ListedSessions() []string { return n.sessions(true) }
+
+func (n *Node) sessions(listedOnly bool) []string {
 	var out []string
 	for _, p := range n.sortedPeers() {
-		if p.session != nil {
+		if c := p.session; c != nil && (c.listed() || !listedOnly) {
 			out = append(out, p.id)
 		}
 	}

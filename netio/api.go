@@ -229,11 +229,13 @@ func (n *Runtime) IsKept(peer string) bool {
 	return n.fsm.IsKept(peer)
 }
 
-// Sessions returns the sorted ids of the peers that have a session.
+// Sessions returns the sorted ids of the peers that have a session, as the
+// user sees them: a session this node leads shows once the follower
+// confirmed it (fsm.Node.ListedSessions).
 func (n *Runtime) Sessions() []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.fsm.Sessions()
+	return n.fsm.ListedSessions()
 }
 
 // PeerStats describes one peer a Runtime knows: what the state machine
