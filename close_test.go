@@ -56,7 +56,7 @@ func closePromptWithPeerNotReading(t *testing.T, a *Server, conn io.Writer) {
 	require.NoError(t, a.Close())
 	took := time.Since(start)
 	t.Logf("Close took %v", took)
-	// The README promises 200 ms (the goodbyes get 150 ms, netio.closeGrace);
+	// The README promises 200 ms (the goodbyes get 120 ms, netio.closeGrace);
 	// the bound here leaves room for a machine that starves the goroutines
 	// of CPU, which the promise does not cover.
 	require.Less(t, took, time.Second, "Close took %v", took)
