@@ -246,9 +246,7 @@ func (c *conn) writeLoop() {
 		// The clock is read outside wmu: a producer appending meanwhile
 		// would wait for it.
 		now := time.Now()
-		_ = c.nc.SetWriteDeadline(c.deadlineFrom(now, timeout))
-		k, err := w.Write(buf)
-		c.countOut(k)
+		err := c.writeOut(w, buf, now, timeout)
 
 		c.wmu.Lock()
 		if big {
@@ -266,6 +264,31 @@ func (c *conn) writeLoop() {
 			c.abort()
 			return
 		}
+	}
+}
+
+// writeChunk is the most writeOut hands the socket in one write: a peer
+// that reads slowly but steadily makes progress within each chunk's
+// deadline however large the buffer (one write of the whole buffer, 16 MiB
+// toward a peer reading 1.6 MiB/s, failed after one peer timeout:
+// TestSlowSteadyReaderKeepsSession), and the bytes written count as they
+// go out (WireOut grew only when a whole blocked write ended).
+const writeChunk = 256 << 10
+
+// writeOut writes buf to w, which is c's socket or its TLS layer, in
+// chunks of at most writeChunk, each of which must make it out within
+// timeout of its start (and before Close's deadline): a write that makes
+// no progress for timeout fails the connection.
+func (c *conn) writeOut(w io.Writer, buf []byte, now time.Time, timeout time.Duration) error {
+	for {
+		chunk := buf[:min(len(buf), writeChunk)]
+		_ = c.nc.SetWriteDeadline(c.deadlineFrom(now, timeout))
+		k, err := w.Write(chunk)
+		c.countOut(k)
+		if buf = buf[k:]; err != nil || len(buf) == 0 {
+			return err
+		}
+		now = time.Now()
 	}
 }
 

@@ -1,0 +1,89 @@
+package masterless
+
+import (
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/masterless-go/masterless/wire"
+)
+
+// A peer that reads slowly but steadily keeps its session however much is
+// queued for it: the writer hands the socket at most a chunk at a time, and
+// each chunk, not the whole output buffer, must go out within the peer
+// timeout (README: a slow consumer never makes a healthy peer look dead).
+// Before, one write of a 16 MiB buffer toward a peer reading 1.6 MiB/s
+// failed the connection after one peer timeout, and Stats' WireOut counted
+// none of it until then. The peer is a raw TCP client with a small receive
+// buffer that grants a huge credit, pings, and reads 16 KiB every 10 ms.
+func TestSlowSteadyReaderKeepsSession(t *testing.T) {
+	a, err := New("a", WithPeerTimeout(time.Second), WithHeartbeat(200*time.Millisecond), WithSendQueue(4096, 64<<20), WithLogger(newLogger(&logSink{})))
+	require.NoError(t, err)
+	defer a.Close()
+	nc, err := net.Dial("tcp", strings.TrimPrefix(a.Info(), "tcp://"))
+	require.NoError(t, err)
+	defer nc.Close()
+	require.NoError(t, nc.(*net.TCPConn).SetReadBuffer(32<<10))
+	var codec wire.Binary
+	out := codec.AppendPreamble(nil)
+	for _, f := range []wire.Frame{
+		{Type: wire.Hello, ID: "0", Incarnation: 1}, // "0" < "a": a leads and grants at once
+		{Type: wire.Ack, Credit: 1 << 40},
+		{Type: wire.Resume, Next: 1},
+	} {
+		out, err = codec.AppendFrame(out, &f)
+		require.NoError(t, err)
+	}
+	_, err = nc.Write(out)
+	require.NoError(t, err)
+	eventually(t, "the session", func() bool { return len(a.Connections()) == 1 })
+
+	stop := make(chan struct{})
+	defer close(stop)
+	ping, err := codec.AppendFrame(nil, &wire.Frame{Type: wire.Ping})
+	require.NoError(t, err)
+	go func() { // the peer's heartbeat, so that a hears from it
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+				if _, err := nc.Write(ping); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	var read atomic.Int64
+	go func() { // 16 KiB every 10 ms: at most 1.6 MiB/s
+		buf := make([]byte, 16<<10)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+				k, err := nc.Read(buf)
+				read.Add(int64(k))
+				if err != nil {
+					return
+				}
+			}
+		}
+	}()
+
+	p := make([]byte, 256<<10)
+	for range 64 { // 16 MiB, far more than the socket buffers and one peer timeout's reading
+		require.True(t, a.Send("0", p))
+	}
+	time.Sleep(3 * time.Second) // three peer timeouts
+	st := peerStats(t, a, "0")
+	t.Logf("after 3 s: the peer read %d bytes, WireOut %d, last end %v", read.Load(), st.WireOut, st.LastEnd)
+	require.Equal(t, "connected", st.State, "the slow reader's session ended: %v", st.LastEnd)
+	require.Nil(t, st.LastEnd)
+	require.Greater(t, read.Load(), int64(1<<20), "the peer read too little to tell")
+	require.GreaterOrEqual(t, st.WireOut, uint64(read.Load()), "WireOut counts what went out")
+}
