@@ -87,3 +87,59 @@ func TestSlowSteadyReaderKeepsSession(t *testing.T) {
 	require.Greater(t, read.Load(), int64(1<<20), "the peer read too little to tell")
 	require.GreaterOrEqual(t, st.WireOut, uint64(read.Load()), "WireOut counts what went out")
 }
+
+// A message that takes longer than the peer timeout to arrive is delivered:
+// the bytes of a frame in progress count as hearing from the peer
+// (fsm.FrameInProgress), whose heartbeats wait behind the frame. Before, a
+// 2 MiB message arriving at about 1 MiB/s over a 1 s peer timeout ended
+// the session, and so would every resend of it. The peer is a raw TCP
+// client that trickles one DATA frame.
+func TestSlowLargeMessageKeepsSession(t *testing.T) {
+	got := make(chan int, 1)
+	a, err := New("a", WithPeerTimeout(time.Second), WithHeartbeat(200*time.Millisecond), WithLogger(newLogger(&logSink{})),
+		WithEvents(Events{Message: func(s *Server, from string, p []byte) { got <- len(p) }}))
+	require.NoError(t, err)
+	defer a.Close()
+	nc, err := net.Dial("tcp", strings.TrimPrefix(a.Info(), "tcp://"))
+	require.NoError(t, err)
+	defer nc.Close()
+	var codec wire.Binary
+	out := codec.AppendPreamble(nil)
+	for _, f := range []wire.Frame{
+		{Type: wire.Hello, ID: "0", Incarnation: 1}, // "0" < "a": a leads and grants at once
+		{Type: wire.Ack, Credit: 1 << 40},
+		{Type: wire.Resume, Next: 1},
+	} {
+		out, err = codec.AppendFrame(out, &f)
+		require.NoError(t, err)
+	}
+	_, err = nc.Write(out)
+	require.NoError(t, err)
+	go func() { // drain what a sends
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := nc.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	eventually(t, "the session", func() bool { return len(a.Connections()) == 1 })
+	frame, err := codec.AppendFrame(nil, &wire.Frame{Type: wire.Data, Payload: make([]byte, 2<<20)})
+	require.NoError(t, err)
+	start := time.Now()
+	for len(frame) > 0 { // 32 KiB every 30 ms: about 1 MiB/s
+		k := min(len(frame), 32<<10)
+		_, err := nc.Write(frame[:k])
+		require.NoError(t, err)
+		frame = frame[k:]
+		time.Sleep(30 * time.Millisecond)
+	}
+	select {
+	case n := <-got:
+		t.Logf("delivered %d bytes after %v", n, time.Since(start))
+		require.Equal(t, 2<<20, n)
+		require.Nil(t, peerStats(t, a, "0").LastEnd, "the session ended meanwhile")
+	case <-time.After(2 * time.Second):
+		t.Fatalf("not delivered; last end %v", peerStats(t, a, "0").LastEnd)
+	}
+}

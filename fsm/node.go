@@ -223,6 +223,10 @@ func (n *Node) step(now time.Duration, ev Event) error {
 		n.stop()
 	case ReadPaused:
 		n.readPaused(e)
+	case FrameInProgress:
+		if c := n.conns[e.Conn]; c != nil {
+			c.lastRecv = n.now // as for a whole frame (frameReceived)
+		}
 	case StopConnecting:
 		delete(n.seeds, e.Addr)
 	default:

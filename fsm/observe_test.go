@@ -254,3 +254,33 @@ func TestUnconfirmedGrantIsNotListed(t *testing.T) {
 		t.Fatalf("A: state %s after the follower's ACK, want connected", s.State)
 	}
 }
+
+// Bytes of a frame still arriving count as hearing from the peer
+// (FrameInProgress): a session whose peer sent only part of a large message
+// in the last peer timeout stays, and one silent for a whole peer timeout
+// after those bytes is closed.
+func TestFrameInProgressHoldsOffPeerTimeout(t *testing.T) {
+	n := observed(t) // session with A at 0, default peer timeout 5 s
+	closed := func(now time.Duration) bool {
+		t.Helper()
+		if err := n.Step(now, fsm.Tick{}); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range n.Ready() {
+			if a.Kind == fsm.ActClose && errors.Is(a.Err, fsm.ErrPeerTimeout) {
+				return true
+			}
+		}
+		return false
+	}
+	if err := n.Step(4*time.Second, fsm.FrameInProgress{Conn: 1}); err != nil {
+		t.Fatal(err)
+	}
+	n.Ready()
+	if closed(6 * time.Second) {
+		t.Fatal("closed for silence 2 s after bytes of a frame arrived")
+	}
+	if !closed(9*time.Second + time.Millisecond) {
+		t.Fatal("not closed a peer timeout after the last bytes")
+	}
+}

@@ -129,6 +129,7 @@ func (l *Layer) process(now time.Duration, id fsm.ConnID, c *conn) {
 		c.start += k
 		c.preamble = true
 	}
+	whole := false // a whole frame was parsed in this call
 	for !c.closed && c.start < c.end {
 		if c.proto == protoBinary {
 			if p, k, ok := l.v1.ParseData(c.in[c.start:c.end]); ok {
@@ -136,6 +137,7 @@ func (l *Layer) process(now time.Duration, id fsm.ConnID, c *conn) {
 				l.frame.Type, l.frame.Payload = wire.Data, p
 				l.receiveFrame(now, id, &l.frame)
 				l.frame.Payload = nil // it points into c.in, which may move
+				whole = true
 				continue
 			}
 		}
@@ -145,8 +147,14 @@ func (l *Layer) process(now time.Duration, id fsm.ConnID, c *conn) {
 			return
 		}
 		if k == 0 {
+			if !whole {
+				// Only part of a frame (a large message arriving): the
+				// peer is heard from all the same (fsm.FrameInProgress).
+				l.step(now, fsm.FrameInProgress{Conn: id})
+			}
 			return
 		}
+		whole = true
 		c.start += k
 		if f.Type == wire.Hello {
 			f.Features = c.features

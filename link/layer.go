@@ -271,6 +271,8 @@ func rebox(ev fsm.Event) fsm.Event {
 		return e
 	case fsm.ReadPaused:
 		return e
+	case fsm.FrameInProgress:
+		return e
 	}
 	panic("link: rebox: an event kind is missing from its list")
 }

@@ -408,6 +408,8 @@ func eventLocal(ev fsm.Event) (fsm.ConnID, int) {
 		l = e.Conn
 	case fsm.ConnClosed:
 		l = e.Conn
+	case fsm.FrameInProgress:
+		l = e.Conn
 	}
 	return l, int(l % 2)
 }

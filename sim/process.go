@@ -159,6 +159,8 @@ func eventConn(ev fsm.Event) spec.ConnID {
 		return globalOf(e.Conn)
 	case fsm.ConnClosed:
 		return globalOf(e.Conn)
+	case fsm.FrameInProgress:
+		return globalOf(e.Conn)
 	}
 	return 0
 }
