@@ -76,7 +76,10 @@ func FuzzNodeFrames(f *testing.F) {
 				must(fsm.Malformed{Conn: conn, Err: err})
 				return
 			}
-			if used == 0 {
+			if used == 0 { // part of a frame, then the connection ends
+				must(fsm.FrameInProgress{Conn: conn})
+				now += 700 * time.Millisecond
+				must(fsm.Tick{})
 				must(fsm.ConnClosed{Conn: conn})
 				break
 			}
