@@ -91,6 +91,8 @@ func (s *Server) Disconnect(id string) error { return s.n.Disconnect(id) }
 // Keeping an id this server does not know yet makes a record for it, as for
 // a kept peer away: sends to it are queued until it connects (it dials this
 // server, or discovery finds it) or the reconnect grace ends them with Lost.
+// A peer this server knew and has since forgotten (the 4,096 most recent)
+// is redialed where it was last reached, as a kept peer away.
 // Keeping an id no node can have (empty, or over 255 bytes) fails with
 // ErrUnknownPeer.
 func (s *Server) Keep(id string, keep bool) error { return s.n.SetKeep(id, keep) }

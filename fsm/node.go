@@ -29,6 +29,9 @@ type Node struct {
 	// longer than the peer record (stream.go); inboundOrder is their age.
 	inbound      map[string]*inStream
 	inboundOrder []string
+	// book remembers where the most recent forgotten peers were reached
+	// (addrbook.go).
+	book addrBook
 
 	nextDial    DialID
 	sessCounter uint64 // session numbers this node granted as a leader

@@ -68,6 +68,7 @@ func (n *Node) peerFor(id string) *peer {
 	p := n.peers[id]
 	if p == nil {
 		p = &peer{id: id, backoff: n.cfg.BackoffMin, legacy: n.cfg.LegacyDial, in: n.inboundFor(id)}
+		n.book.restore(p) // forgotten earlier: where it was reached (addrbook.go)
 		n.peers[id] = p
 	}
 	return p
@@ -219,6 +220,7 @@ func (n *Node) maybeForgetPeer(p *peer) {
 		n.armPeer(p, p.lingerUntil)
 		return
 	}
+	n.book.remember(p)
 	delete(n.peers, p.id)
 	if n.sentTo == p {
 		n.sentTo = nil
@@ -366,7 +368,18 @@ func (n *Node) markKept(p *peer, keep bool) {
 				p.away, p.awaySince = true, n.now
 				n.armPeer(p, n.now+n.cfg.ReconnectGrace)
 			}
-			n.scheduleRedial(p)
+			if p.nextDialAt == 0 {
+				n.scheduleRedial(p) // never redialed: after a first backoff
+			} else {
+				// Dialed when its backoff says, at once if that passed
+				// while it was not kept: keeping it again never puts its
+				// redial off. (A backoff drawn anew from now on every Keep
+				// made an end that keeps for less than half a backoff at
+				// a time never dial: with the keeping end switching every
+				// 1-400 ms after an outage the pair stayed apart until the
+				// grace ran out, a black-box audit.)
+				n.armPeer(p, max(n.now, p.nextDialAt))
+			}
 		}
 	} else if p.session == nil && !(p.away && len(p.out.msgs) > 0) {
 		why := error(ErrNotConnected)
