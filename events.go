@@ -45,14 +45,18 @@ type Events struct {
 	// Message is called for every payload a peer sent. The callback owns
 	// payload: it may keep or modify it.
 	Message func(s *Server, from string, payload []byte)
-	// Lost is called with messages Send accepted for peer id that will
-	// never be delivered: the peer restarted (a new incarnation) before
-	// acknowledging them, stayed away longer than the reconnect grace, was
-	// disconnected while this node does not keep it, or announced a max
-	// frame size too small for a message queued while it was away (err then
-	// also wraps ErrPayloadTooLarge). They come in the order they were sent;
-	// err wraps ErrMessagesLost and says why. The callback owns the
-	// payloads. Nothing else is ever lost.
+	// Lost is called with messages Send accepted for peer id that the peer
+	// has not acknowledged and that this node will not send again: the peer
+	// restarted (a new incarnation) before acknowledging them, stayed away
+	// longer than the reconnect grace, was disconnected while this node
+	// does not keep it, or announced a max frame size too small for a
+	// message queued while it was away (err then also wraps
+	// ErrPayloadTooLarge). A message already on its way when that happened
+	// may still have reached the peer (the old process, or the peer's user
+	// just before a Disconnect): Lost means "not known to be delivered",
+	// never "delivered twice". They come in the order they were sent; err
+	// wraps ErrMessagesLost and says why. The callback owns the payloads.
+	// Nothing else is ever lost.
 	Lost func(s *Server, id string, payloads [][]byte, err error)
 	// Member is called, with WithDiscovery, when a member joins (or is
 	// known in a newer incarnation), leaves gracefully, or is forgotten
