@@ -34,12 +34,15 @@ import (
 // is greater than the one recorded; an entry for the recorded incarnation is
 // news only when it says left and the record does not. A left record stays
 // left (a late "alive" for the same incarnation changes nothing). A member
-// not heard of (no session, no news) for MemberTimeout is forgotten; a left
+// not heard of (no session, and no entry saying it lives, which only a node
+// with a session with it sends) for MemberTimeout is forgotten; a left
 // record is dropped after MemberTimeout too; a forgotten one stays as a
 // tombstone for another MemberTimeout, so that a late entry about that
 // incarnation, or an older one, does not bring it back (TLC found that: a
 // node forgot a crashed newer incarnation, then re-learned the older, left
-// one as alive from a stale entry). The table holds at most
+// one as alive from a stale entry); after that an entry saying it lives is
+// news again, so a member forgotten while it lived (across a partition
+// longer than MemberTimeout) is learned again. The table holds at most
 // MaxMembers records.
 //
 // What a node does with a live member: it keeps it (as Keep(id, true) would,
@@ -196,6 +199,18 @@ func (n *Node) learn(entries []wire.Member, news []wire.Member) []wire.Member {
 			continue // about this node: it knows better
 		}
 		m := n.disc.members[e.ID]
+		if m != nil && m.forgotten && e.State != wire.MemberLeft && n.now >= m.heardAt+n.cfg.MemberTimeout {
+			// The tombstone has served its MemberTimeout: a member said
+			// alive after it is news, as for a member never known. It was
+			// forgotten while it lived (a partition longer than
+			// MemberTimeout, or a leader that waited LeaderDelay past it),
+			// and the node that says so has a session with it. Ignored,
+			// the pair stayed apart until the member restarted (a
+			// black-box audit). pruneMembers drops such tombstones only
+			// when the table is full.
+			delete(n.disc.members, e.ID)
+			m = nil
+		}
 		switch {
 		case m == nil && e.State == wire.MemberLeft:
 			// No news: this node does not know it (or forgot it once the
@@ -212,6 +227,14 @@ func (n *Node) learn(entries []wire.Member, news []wire.Member) []wire.Member {
 			n.disc.members[e.ID] = m
 		case e.Incarnation > m.inc:
 		case e.Incarnation == m.inc && e.State == wire.MemberLeft && !m.left:
+		case e.Incarnation == m.inc && e.State != wire.MemberLeft && !m.left && !m.forgotten:
+			// Not news, but the member is heard of: a node with a session
+			// with it says it lives, so its MemberTimeout starts over
+			// (memberTimers). Without this a member this node waited for
+			// (the leader of the pair waits LeaderDelay) was forgotten
+			// while its other peers still talked to it.
+			m.heardAt = n.now
+			continue
 		default:
 			continue // nothing new
 		}

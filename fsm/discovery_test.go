@@ -330,3 +330,44 @@ func TestDiscoveryLeftOfUnknownIsNoNews(t *testing.T) {
 		require.NotEqual(t, "x", m.ID)
 	}
 }
+
+// A member a peer says lives (only a node with a session with it says so)
+// is heard of: it is not forgotten while that goes on, though the news is
+// not new. Before, a leader waiting LeaderDelay for the follower forgot it
+// when MemberTimeout was the shorter, and the pair stayed apart (a
+// black-box audit).
+func TestDiscoveryMemberSaidAliveIsNotForgotten(t *testing.T) {
+	d := newDiscNode(t, "m", func(c *fsm.Config) { c.MemberTimeout = 4 * time.Second })
+	d.session(1, "a", 1, wire.FeatureMembers)
+	alive := wire.MembersFrame([]wire.Member{{ID: "b", Incarnation: 3, Addr: "tcp://b"}})
+	d.step(fsm.FrameReceived{Conn: 1, Frame: alive})
+	var acts []fsm.Action
+	for range 12 { // 36 s: a says b lives every 3 s
+		acts = append(acts, d.advance(3*time.Second)...)
+		d.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Ping}})
+		acts = append(acts, d.step(fsm.FrameReceived{Conn: 1, Frame: alive})...)
+	}
+	require.Empty(t, kinds(acts, fsm.ActMemberGone), "forgotten while a peer said it lives")
+	require.True(t, d.n.IsKept("b"))
+	require.Empty(t, kinds(acts, fsm.ActMemberUp), "the same news reported again")
+}
+
+// A tombstone lasts one MemberTimeout: after it, a member said alive is
+// news again, so a member forgotten while it lived (a partition longer than
+// MemberTimeout) is learned and kept again. Before, a forgotten record
+// stayed a tombstone until the table filled, and the pair stayed apart
+// until the member restarted (a black-box audit).
+func TestDiscoveryTombstoneExpires(t *testing.T) {
+	d := newDiscNode(t, "m", func(c *fsm.Config) { c.MemberTimeout = 10 * time.Second })
+	d.session(1, "a", 1, wire.FeatureMembers)
+	alive := wire.MembersFrame([]wire.Member{{ID: "b", Incarnation: 3, Addr: "tcp://b"}})
+	d.step(fsm.FrameReceived{Conn: 1, Frame: alive})
+	for range 21 { // keep a's session alive while b is forgotten (at 10 s) and its tombstone ages
+		d.advance(time.Second)
+		d.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Ping}})
+	}
+	require.False(t, d.n.IsKept("b"))
+	acts := d.step(fsm.FrameReceived{Conn: 1, Frame: alive})
+	require.Len(t, kinds(acts, fsm.ActMemberUp), 1, "a member said alive after its tombstone expired is news")
+	require.True(t, d.n.IsKept("b"))
+}
