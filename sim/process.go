@@ -26,7 +26,6 @@ type process struct {
 	legacy bool // dials with masterless 0.4.1 (fsm.Config.LegacyDial)
 
 	conns   map[fsm.ConnID]*simConn
-	heard   map[string]bool // peers whose HELLO this fsm got since it last forgot them: it can dial them
 	tickAt  time.Duration
 	tickSet bool
 	dirty   bool // snapshot out of date
@@ -95,9 +94,6 @@ func (w *World) observe(n *process, ev fsm.Event, err error, acts []fsm.Action) 
 	g := eventConn(ev)
 	if fr, ok := ev.(fsm.FrameReceived); ok {
 		f := &fr.Frame
-		if f.Type == wire.Hello && f.Info != "" && !authRefused(fr.Conn, acts) {
-			n.heard[f.ID] = true
-		}
 		w.stats.Frames[min(int(f.Type), len(w.stats.Frames)-1)]++
 		if f.Type == wire.Bye {
 			w.stats.Byes[min(int(f.Code), len(w.stats.Byes)-1)]++
@@ -348,12 +344,7 @@ func (w *World) refresh(n *process) {
 	s := &w.snap.Nodes[n.idx]
 	spec.FillFromFSM(s, n.fsm, globalOf)
 	for i := range s.Peers {
-		s.Peers[i].Dialable = n.heard[s.Peers[i].ID]
-	}
-	for id := range n.heard {
-		if s.Peer(id) == nil {
-			delete(n.heard, id) // forgotten: a later SetKeep starts without an address
-		}
+		s.Peers[i].Dialable = s.Peers[i].Addr != "" // where the fsm would redial it
 	}
 }
 

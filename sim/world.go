@@ -197,7 +197,6 @@ func (w *World) start(n *process, inc uint64) error {
 	n.fsm, n.inc, n.alive = f, inc, true
 	n.link = link.New(f, transport{w, n})
 	n.link.SetObserver(func(ev fsm.Event, err error, acts []fsm.Action) { w.observe(n, ev, err, acts) })
-	n.heard = map[string]bool{}
 	n.app = nil
 	n.tickAt, n.tickSet = 0, false
 	if w.trace != nil {

@@ -71,12 +71,13 @@ type Peer struct {
 	fsm.PeerStatus
 	// SessionGlobal is the global id of the session connection, 0 if none.
 	SessionGlobal ConnID
-	// Dialable: the node knows an address to redial the peer at (it heard
-	// the peer's HELLO since it last forgot it). The observer infers it
-	// from the events it fed; fsm.PeerStatus.Addr now shows the address
-	// itself, and reading it instead is a pending simplification. A node
+	// Dialable: the node knows an address to redial the peer at
+	// (fsm.PeerStatus.Addr is not empty: from the peer's HELLO, the user's
+	// Connect, discovery, or the address book of forgotten peers). A node
 	// that keeps a peer it cannot dial can only wait for the peer to come
-	// to it.
+	// to it. (The simulator used to infer it from the HELLOs it fed, which
+	// missed the addresses discovery teaches: it took a mesh still forming
+	// after faults for quiescent, 1 join in 60.)
 	Dialable bool
 }
 
