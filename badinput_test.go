@@ -243,3 +243,23 @@ func TestPayloadOverPeerMaxFrameSize(t *testing.T) {
 	require.Equal(t, "small", string(rb.messages("a")[0]))
 	require.Empty(t, rb.disconnects("a"), "the session carries on")
 }
+
+// A node whose id is not UTF-8 (allowed unless it dials in 0.4.1) closes a
+// 0.4.1 dialer's connection, which it cannot tell its id, and serves on. It
+// used to write its HELLO anyway, and the connection layer's encoder
+// panicked: one line from any 0.4.1 dialer took the process down (a
+// black-box audit).
+func TestNonUTF8NodeRefuses041Dialer(t *testing.T) {
+	a, _ := newServer(t, "\xffnode")
+	nc, err := net.Dial("tcp", strings.TrimPrefix(a.Info(), "tcp://"))
+	require.NoError(t, err)
+	defer nc.Close()
+	_, err = nc.Write([]byte(`{"id":"peer","info":"tcp://127.0.0.1:1"}` + "\r\n"))
+	require.NoError(t, err)
+	require.NoError(t, nc.SetReadDeadline(time.Now().Add(waitFor)))
+	_, err = io.ReadAll(nc)
+	require.NoError(t, err, "the 0.4.1 connection was not closed")
+	b, _ := newServer(t, "b")
+	_, err = b.Connect(ctxT(t), a.Info())
+	require.NoError(t, err, "the node no longer serves v1 peers")
+}

@@ -1,5 +1,12 @@
 package fsm
 
+import (
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/masterless-go/masterless/wire"
+)
+
 // incoming registers accepted connection ev.Conn, from ev.Source, whose protocol
 // is not known yet, evicting a silent one if the slots are full (slots.go).
 // It reports whether the node took it.
@@ -35,6 +42,14 @@ func (n *Node) accepted(id ConnID, legacy bool, authID string) {
 	}
 	c.state, c.rules, c.authID = StateHello, rulesFor(legacy), authID
 	if !n.admit(c) {
+		return
+	}
+	if legacy && !utf8.ValidString(n.cfg.ID) {
+		// Our HELLO could not be written: 0.4.1 carries ids as JSON
+		// strings. (It used to be written anyway, and the connection
+		// layer's encoder panicked: one line from any 0.4.1 dialer took
+		// the process down, a black-box audit.)
+		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: this node's id %q is not UTF-8, which a masterless 0.4.1 peer cannot be told", wire.ErrVersionMismatch, n.cfg.ID))
 		return
 	}
 	if c.rules.acceptorHello {
