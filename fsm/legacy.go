@@ -168,11 +168,27 @@ func (n *Node) onLegacyWelcome(c *conn, _ *wire.Frame) {
 // acknowledgements: what is written is forgotten.
 func (n *Node) legacyEstablished(c *conn) {
 	o := &c.peer.out
+	var refused [][]byte
 	for i := range o.msgs {
-		n.write(c, wire.Frame{Type: wire.Data, Payload: o.payload(i)})
+		p := o.payload(i)
+		if wire.ValidLegacyPayload(p) != nil {
+			// Accepted while the peer's protocol was not known (it was
+			// away, or not yet seen): 0.4.1 cannot carry it, so it comes
+			// back with Lost. (It used to be written, and the connection
+			// layer's encoder panicked: anyone dialing in as 0.4.1 with
+			// the id of a peer that had binary messages queued took the
+			// process down, a black-box audit.)
+			refused = append(refused, append([]byte(nil), p...))
+			continue
+		}
+		n.write(c, wire.Frame{Type: wire.Data, Payload: p})
 	}
 	o.drop(len(o.msgs))
 	o.buf = nil // the writes above alias it until the adapter copies them
+	if len(refused) > 0 {
+		n.emit(Action{Kind: ActLost, Peer: c.peer.id, Incarnation: o.inc, Lost: refused,
+			Err: fmt.Errorf("%w: %d messages to %s: %w", ErrMessagesLost, len(refused), c.peer.id, ErrNotJSONObject)})
+	}
 	// 0.4.1 has no ACK, hence no backlog flag: its producers never wait for one.
 	o.backlog, c.peer.in.held = false, false
 	n.write(c, wire.Frame{Type: wire.Keep, Keep: c.peer.kept})

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -545,5 +546,81 @@ func TestSlowCallbackKeepsLegacySession(t *testing.T) {
 	}
 	if got.Load() != n || discs.Load() != 0 || reconnects != 0 {
 		t.Fatalf("%d of %d messages, %d Disconnect events, %d reconnects: the slow callback cost the session", got.Load(), n, discs.Load(), reconnects)
+	}
+}
+
+// TestQueuedBinaryHandedBackTo041: a payload accepted for a kept peer while
+// its protocol was not known (here an id never seen: Keep, then Send) that
+// 0.4.1 cannot carry comes back with Lost (ErrNotJSONObject) when the peer
+// arrives speaking 0.4.1; the JSON ones are delivered and the session goes
+// on. It used to be written, and the connection layer's encoder panicked:
+// anyone dialing in as 0.4.1 with that id took the process down (a
+// black-box audit).
+func TestQueuedBinaryHandedBackTo041(t *testing.T) {
+	lost := make(chan error, 4)
+	g := newGo(t, "go-a", masterless.WithReconnectGrace(30*time.Second), masterless.WithEvents(masterless.Events{
+		Lost: func(_ *masterless.Server, id string, p [][]byte, err error) {
+			if id == "node-b" && len(p) == 1 && string(p[0]) == "\xde\xad" {
+				lost <- err
+			}
+		},
+	}))
+	if err := g.Keep("node-b", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.SendErr("node-b", []byte("\xde\xad")); err != nil {
+		t.Fatalf("a binary Send to a peer not yet seen: %v", err)
+	}
+	if err := g.SendJSON("node-b", map[string]int{"n": 1}); err != nil {
+		t.Fatal(err)
+	}
+	node := Start(t, "node-b")
+	node.Keep("go-a", true)
+	node.Connect(g.Info())
+	select {
+	case err := <-lost:
+		if !errors.Is(err, masterless.ErrNotJSONObject) || !errors.Is(err, masterless.ErrMessagesLost) {
+			t.Fatalf("Lost with %v, want ErrMessagesLost and ErrNotJSONObject", err)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("the binary payload was not handed back")
+	}
+	node.Expect(waitLong, "the JSON message", isMessage("go-a", `{"n":1}`))
+	g.eventually("the session with node-b", g.connectedTo("node-b"))
+}
+
+// TestSendContextEndsWaitOn041: toward a 0.4.1 peer that stopped reading
+// (SIGSTOP), SendContext's wait on the full output buffer ends with its
+// context, not with the peer timeout (it waited 4.9 s on a 100 ms context
+// before, a black-box audit); the message was accepted before the wait, so
+// the call returns nil.
+func TestSendContextEndsWaitOn041(t *testing.T) {
+	g := newGo(t, "go-a", masterless.WithPeerTimeout(5*time.Second))
+	node := Start(t, "node-b")
+	node.Connect(g.Info())
+	node.Keep("go-a", true)
+	g.eventually("the session with node-b", g.connectedTo("node-b"))
+	if err := node.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer node.cmd.Process.Signal(syscall.SIGCONT)
+	payload := []byte(`{"p":"` + strings.Repeat("q", 64<<10) + `"}`)
+	waited := false
+	for i := 0; i < 400 && !waited; i++ { // 26 MiB: past the socket buffers and the 4 MiB bound
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		start := time.Now()
+		err := g.SendContext(ctx, node.ID, payload)
+		took := time.Since(start)
+		cancel()
+		if err != nil {
+			t.Fatalf("SendContext #%d: %v", i, err)
+		}
+		if took > time.Second {
+			t.Fatalf("SendContext #%d with a 100 ms context returned after %v", i, took)
+		}
+		waited = took >= 90*time.Millisecond
+	}
+	if !waited {
+		t.Fatal("no SendContext waited: the output buffer never filled")
 	}
 }
