@@ -191,3 +191,13 @@ func (n *Node) SharedCopies(peer string) []*[]byte {
 
 // SharedMin is sharedMin, for tests.
 const SharedMin = sharedMin
+
+// StreamBufCap is the capacity of the buffer holding the messages queued
+// for peer (0 without one).
+func (n *Node) StreamBufCap(peer string) int {
+	p := n.peers[peer]
+	if p == nil {
+		return 0
+	}
+	return cap(p.out.buf)
+}

@@ -651,6 +651,10 @@ func (n *Node) reportLost(p *peer, k int, why error) {
 		lost[i] = append([]byte(nil), o.payload(i)...)
 	}
 	o.drop(k)
+	// Nothing left to send: the stream's buffers go back now, not at the
+	// next heartbeat, which a peer away has none of (a queue of 16 MiB
+	// handed back stayed allocated for good, a black-box audit).
+	o.release()
 	n.emit(Action{Kind: ActLost, Peer: p.id, Incarnation: o.inc, Lost: lost, Err: why})
 	n.maybeRoom(p)
 	n.pace(p)

@@ -390,3 +390,40 @@ func TestRefusedProducerAsksForAnAck(t *testing.T) {
 		t.Fatalf("%d ACKs for a PING with a message unacknowledged, want 1", k)
 	}
 }
+
+// Messages handed back with Lost leave no buffer behind: a peer away has no
+// heartbeat, at which an idle stream's buffers otherwise go back, and a
+// 16 MiB queue handed back stayed allocated for good (a black-box audit).
+func TestLostQueueGivesBuffersBack(t *testing.T) {
+	n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1, ReconnectGrace: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Step(0, fsm.SetKeep{Peer: "A", Keep: true}); err != nil {
+		t.Fatal(err)
+	}
+	for range 16 {
+		if err := n.Step(0, fsm.Send{Peer: "A", Payload: make([]byte, 64<<10)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.Ready()
+	if n.StreamBufCap("A") < 1<<20 {
+		t.Fatalf("queue buffer of %d bytes for 1 MiB queued", n.StreamBufCap("A"))
+	}
+	if err := n.Step(2*time.Second, fsm.Tick{}); err != nil {
+		t.Fatal(err)
+	}
+	lost := 0
+	for _, a := range n.Ready() {
+		if a.Kind == fsm.ActLost {
+			lost += len(a.Lost)
+		}
+	}
+	if lost != 16 {
+		t.Fatalf("%d messages handed back after the grace, want 16", lost)
+	}
+	if c := n.StreamBufCap("A"); c != 0 {
+		t.Fatalf("%d bytes of queue buffer left after everything was handed back", c)
+	}
+}
