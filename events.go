@@ -56,7 +56,9 @@ type Events struct {
 	// just before a Disconnect): Lost means "not known to be delivered",
 	// never "delivered twice". They come in the order they were sent; err
 	// wraps ErrMessagesLost and says why. The callback owns the payloads.
-	// Nothing else is ever lost.
+	// Nothing else is ever lost on a v1 session; a masterless 0.4.1 peer
+	// neither acknowledges nor resends, so there the messages in flight
+	// when its connection drops are lost without this event.
 	Lost func(s *Server, id string, payloads [][]byte, err error)
 	// Member is called, with WithDiscovery, when a member joins (or is
 	// known in a newer incarnation), leaves gracefully, or is forgotten

@@ -117,7 +117,10 @@ func (s *Server) Connections() []string { return s.n.Sessions() }
 // On a session with a masterless 0.4.1 peer, which has no flow control,
 // Send waits while the connection's output buffer is over its bound
 // (WithSendBuffer), until the peer reads; a peer that reads nothing for the
-// peer timeout is disconnected, which ends the wait.
+// peer timeout is disconnected, which ends the wait. 0.4.1 neither
+// acknowledges nor resends: there a message is delivered at most once, and
+// those in flight when the connection drops are lost without a Lost event
+// (see the README, "Talking to masterless 0.4.1 nodes").
 func (s *Server) Send(id string, payload []byte) bool { return s.n.Send(id, payload) == nil }
 
 // SendErr is Send with the reason for a refusal: an error wrapping
@@ -134,7 +137,10 @@ func (s *Server) SendManyContext(ctx context.Context, ids []string, payload []by
 
 // SendContext is Send for producers that can wait: while the peer's send
 // queue is full it waits for room until ctx is done (returning an error
-// wrapping ctx.Err()) or the server closes. Never call it from an event
+// wrapping ctx.Err()) or the server closes. Toward a masterless 0.4.1 peer,
+// which has no credit, the message is accepted first and the call then
+// waits while that connection's output buffer is over its bound (see Send);
+// ctx ends that wait, and the call returns nil: the message is sent. Never call it from an event
 // callback: it could wait for the callback itself to consume what the peer
 // sent. It leaves free the room kept for replies sent from callbacks.
 func (s *Server) SendContext(ctx context.Context, id string, payload []byte) error {

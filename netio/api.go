@@ -29,7 +29,7 @@ func (n *Runtime) Send(peer string, payload []byte) error {
 		return fsm.ErrClosed
 	}
 	err := n.link.Send(n.sendTime(), peer, payload)
-	n.settleAndWait()
+	n.settleAndWait(context.Background())
 	return err
 }
 
@@ -49,7 +49,7 @@ func (n *Runtime) SendContext(ctx context.Context, peer string, payload []byte) 
 		err := n.link.SendReserve(n.sendTime(), peer, payload)
 		room := n.room
 		if !errors.Is(err, fsm.ErrQueueFull) {
-			n.settleAndWait()
+			n.settleAndWait(ctx)
 			return err
 		}
 		n.settle()
@@ -74,7 +74,7 @@ func (n *Runtime) SendMany(peers []string, payload []byte) int {
 		return 0
 	}
 	sent := n.link.SendMany(n.sendTime(), peers, payload)
-	n.settleAndWait()
+	n.settleAndWait(context.Background())
 	return sent
 }
 
@@ -118,7 +118,7 @@ func (n *Runtime) SendManyContext(ctx context.Context, peers []string, payload [
 		pending = rest
 		room := n.room
 		if len(pending) == 0 {
-			n.settleAndWait()
+			n.settleAndWait(ctx)
 			return sent, first
 		}
 		n.settle()
@@ -134,8 +134,10 @@ func (n *Runtime) SendManyContext(ctx context.Context, peers []string, payload [
 }
 
 // settleAndWait settles, drops n.mu and waits on every connection the
-// caller's step left over its send bound.
-func (n *Runtime) settleAndWait() {
+// caller's step left over its send bound, until ctx is done: the message is
+// in the output buffer already (a 0.4.1 session has no credit), so the end
+// of ctx ends the wait, not the send.
+func (n *Runtime) settleAndWait(ctx context.Context) {
 	if len(n.full) == 0 {
 		n.settle()
 		n.mu.Unlock()
@@ -150,7 +152,7 @@ func (n *Runtime) settleAndWait() {
 	n.settle()
 	n.mu.Unlock()
 	for _, c := range full {
-		c.waitSpace()
+		c.waitSpace(ctx)
 	}
 }
 

@@ -1,6 +1,7 @@
 package netio
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -123,12 +124,21 @@ func (c *conn) write(head, body []byte) {
 }
 
 // waitSpace blocks while c's output buffer is over the send bound. The wait
-// ends when the writer drains it, or when the connection closes; a peer that
-// reads nothing makes the write fail after the peer timeout, which closes the
-// connection, so the wait is bounded by the peer timeout.
-func (c *conn) waitSpace() {
+// ends when the writer drains it, when the connection closes, or when ctx
+// is done; a peer that reads nothing makes the write fail after the peer
+// timeout, which closes the connection, so the wait is bounded by the peer
+// timeout.
+func (c *conn) waitSpace(ctx context.Context) {
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() {
+			c.wmu.Lock()
+			c.space.Broadcast()
+			c.wmu.Unlock()
+		})
+		defer stop()
+	}
 	c.wmu.Lock()
-	for len(c.out) > c.n.cfg.SendBuffer && c.state == connOpen {
+	for len(c.out) > c.n.cfg.SendBuffer && c.state == connOpen && ctx.Err() == nil {
 		c.waiting++
 		c.space.Wait()
 		c.waiting--
