@@ -98,6 +98,23 @@ func (n *Node) onLegacyHello(c *conn, f *wire.Frame) {
 	if f.Info != "" && f.Info != p.info {
 		p.info, p.atInfo = f.Info, false
 	}
+	if d := n.dialsByAddr[f.Info]; c.dial == nil && f.Info != "" && d != nil && d.reached == nil && len(d.reqs) > 0 {
+		// Our Connect to the address this peer advertises is still
+		// dialing, and the peer dialed us meanwhile: the Connect keeps it
+		// now, as a Connect that finds a connection past its HELLO does
+		// (seeds.go, PROTOCOL 5), and completes with whichever of the two
+		// connections becomes the session. Bound only once our dial heard
+		// the peer, it was bound too late when 0.4.1 confirmed its own dial
+		// first and refused ours without a word: this node told the peer
+		// [false] at the grant, and a 0.4.1 peer that does not keep the
+		// pair discards it on that (a black-box audit; the messages sent
+		// once the Connect returned went with it).
+		reqs := d.reqs
+		d.reqs = nil
+		for _, r := range reqs {
+			n.bindRequest(r, p)
+		}
+	}
 	if c.dial != nil {
 		if why := n.dialReached(c.dial, p); why != nil {
 			n.closeConn(c, wire.CodeUnwanted, why)
