@@ -54,6 +54,12 @@ func (n *Node) CheckTimers() error {
 		due := never
 		if p.away {
 			due = p.awaySince + n.cfg.ReconnectGrace
+			if p.session != nil && n.now >= due {
+				// The grace ran out while the peer is back on a session
+				// not yet confirmed: peerTimers waits for that session,
+				// at most a handshake timeout more.
+				due += n.cfg.HandshakeTimeout
+			}
 		}
 		if p.kept && p.session == nil && p.dialing == nil && p.handshakes == 0 && p.redialAddr() != "" {
 			// Its redial is due, unless a dial to the same address holds it

@@ -32,6 +32,10 @@ type Node struct {
 	// book remembers where the most recent forgotten peers were reached
 	// (addrbook.go).
 	book addrBook
+	// inPeerTimers is the peer whose timers the running Tick handles
+	// (peerTimers), nil outside: a deadline of its own it re-arms for now
+	// or earlier would be left due after the Tick (sessionEnded).
+	inPeerTimers *peer
 
 	nextDial    DialID
 	sessCounter uint64 // session numbers this node granted as a leader

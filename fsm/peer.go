@@ -118,8 +118,11 @@ func (n *Node) sessionEnded(p *peer, c *conn, why error) {
 			p.away, p.awaySince = true, n.now
 		}
 		// (Again, when it was away already: its grace may have run out
-		// while this session waited to be confirmed, see peerTimers.)
-		n.armPeer(p, p.awaySince+n.cfg.ReconnectGrace)
+		// while this session waited to be confirmed, see peerTimers,
+		// which goes on to report it when it closed the session itself.)
+		if end := p.awaySince + n.cfg.ReconnectGrace; end > n.now || p != n.inPeerTimers {
+			n.armPeer(p, end)
+		}
 		if p.kept {
 			n.scheduleRedial(p)
 		}
@@ -377,8 +380,14 @@ func (n *Node) markKept(p *peer, keep bool) {
 				// made an end that keeps for less than half a backoff at
 				// a time never dial: with the keeping end switching every
 				// 1-400 ms after an outage the pair stayed apart until the
-				// grace ran out, a black-box audit.)
-				n.armPeer(p, max(n.now, p.nextDialAt))
+				// grace ran out, a black-box audit.) Due now, it is
+				// dialed in this step: a timer armed for now inside a
+				// Tick would be left due after it.
+				if n.now < p.nextDialAt {
+					n.armPeer(p, p.nextDialAt)
+				} else {
+					n.redialIfDue(p)
+				}
 			}
 		}
 	} else if p.session == nil && !(p.away && len(p.out.msgs) > 0) {

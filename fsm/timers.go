@@ -55,7 +55,9 @@ func (n *Node) tick() {
 	}
 	for _, p := range n.duePeers() {
 		if n.peers[p.id] == p {
+			n.inPeerTimers = p
 			n.peerTimers(p)
+			n.inPeerTimers = nil
 		}
 	}
 	n.discoveryTick()

@@ -17,10 +17,10 @@ import (
 // 20,000 seeds from 2,000,000 of simsweep -keptpairs -fastswitches; fsm/peer.go,
 // peerTimers). The set is redrawn whenever a change elsewhere in fsm
 // reshapes these runs, with the same sweep under -mutation=15
-// (fsm.MutationGraceIgnoresUnconfirmed; last: after a peer kept again
-// stopped drawing a new backoff, commit bdf5b58, which moved 2004778 and
-// 2007689 off the race and 2005247 and 2016165 onto it).
-var unconfirmedGraceSeeds = []uint64{2003858, 2005247, 2016165}
+// (fsm.MutationGraceIgnoresUnconfirmed; redrawn after a peer kept again
+// stopped drawing a new backoff, commit bdf5b58, and again when such a
+// peer whose backoff had passed was dialed in the same step).
+var unconfirmedGraceSeeds = []uint64{2003858, 2017085, 2018098}
 
 func unconfirmedGraceKnobs(seed uint64) sim.Knobs {
 	k := sim.DrawKnobs(seed)
