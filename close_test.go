@@ -26,16 +26,16 @@ func TestCloseWithPeerNotReading(t *testing.T) {
 	closePromptWithPeerNotReading(t, a, nc)
 }
 
-// closePromptWithPeerNotReading has the peer at the other end of conn (a
-// raw v1 connection to a, after its preamble exchange or TLS handshake)
-// open a session with a huge credit and then read nothing, fills a's socket
-// with 16 MiB of messages, and checks that a.Close returns within a second.
-func closePromptWithPeerNotReading(t *testing.T, a *Server, conn io.Writer) {
+// openRawSession writes on conn, a raw connection to server "a" (plain TCP,
+// or TLS once its handshake is done), what a peer "0" sends to open a
+// session: the v1 preamble, its HELLO ("0" < "a": a leads and grants at
+// once), an ACK granting a huge credit, and its RESUME.
+func openRawSession(t *testing.T, conn io.Writer) {
 	t.Helper()
 	var codec wire.Binary
 	out := codec.AppendPreamble(nil)
 	for _, f := range []wire.Frame{
-		{Type: wire.Hello, ID: "0", Incarnation: 1}, // "0" < "a": a leads and grants at once
+		{Type: wire.Hello, ID: "0", Incarnation: 1},
 		{Type: wire.Ack, Credit: 1 << 40},
 		{Type: wire.Resume, Next: 1},
 	} {
@@ -45,6 +45,15 @@ func closePromptWithPeerNotReading(t *testing.T, a *Server, conn io.Writer) {
 	}
 	_, err := conn.Write(out)
 	require.NoError(t, err)
+}
+
+// closePromptWithPeerNotReading has the peer at the other end of conn (a
+// raw v1 connection to a, after its preamble exchange or TLS handshake)
+// open a session with a huge credit and then read nothing, fills a's socket
+// with 16 MiB of messages, and checks that a.Close returns within a second.
+func closePromptWithPeerNotReading(t *testing.T, a *Server, conn io.Writer) {
+	t.Helper()
+	openRawSession(t, conn)
 	eventually(t, "the session", func() bool { return len(a.Connections()) == 1 })
 
 	p := make([]byte, 256<<10)

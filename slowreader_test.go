@@ -28,23 +28,12 @@ func TestSlowSteadyReaderKeepsSession(t *testing.T) {
 	require.NoError(t, err)
 	defer nc.Close()
 	require.NoError(t, nc.(*net.TCPConn).SetReadBuffer(32<<10))
-	var codec wire.Binary
-	out := codec.AppendPreamble(nil)
-	for _, f := range []wire.Frame{
-		{Type: wire.Hello, ID: "0", Incarnation: 1}, // "0" < "a": a leads and grants at once
-		{Type: wire.Ack, Credit: 1 << 40},
-		{Type: wire.Resume, Next: 1},
-	} {
-		out, err = codec.AppendFrame(out, &f)
-		require.NoError(t, err)
-	}
-	_, err = nc.Write(out)
-	require.NoError(t, err)
+	openRawSession(t, nc)
 	eventually(t, "the session", func() bool { return len(a.Connections()) == 1 })
 
 	stop := make(chan struct{})
 	defer close(stop)
-	ping, err := codec.AppendFrame(nil, &wire.Frame{Type: wire.Ping})
+	ping, err := wire.Binary{}.AppendFrame(nil, &wire.Frame{Type: wire.Ping})
 	require.NoError(t, err)
 	go func() { // the peer's heartbeat, so that a hears from it
 		for {
@@ -103,18 +92,7 @@ func TestSlowLargeMessageKeepsSession(t *testing.T) {
 	nc, err := net.Dial("tcp", strings.TrimPrefix(a.Info(), "tcp://"))
 	require.NoError(t, err)
 	defer nc.Close()
-	var codec wire.Binary
-	out := codec.AppendPreamble(nil)
-	for _, f := range []wire.Frame{
-		{Type: wire.Hello, ID: "0", Incarnation: 1}, // "0" < "a": a leads and grants at once
-		{Type: wire.Ack, Credit: 1 << 40},
-		{Type: wire.Resume, Next: 1},
-	} {
-		out, err = codec.AppendFrame(out, &f)
-		require.NoError(t, err)
-	}
-	_, err = nc.Write(out)
-	require.NoError(t, err)
+	openRawSession(t, nc)
 	go func() { // drain what a sends
 		buf := make([]byte, 64<<10)
 		for {
@@ -124,7 +102,7 @@ func TestSlowLargeMessageKeepsSession(t *testing.T) {
 		}
 	}()
 	eventually(t, "the session", func() bool { return len(a.Connections()) == 1 })
-	frame, err := codec.AppendFrame(nil, &wire.Frame{Type: wire.Data, Payload: make([]byte, 2<<20)})
+	frame, err := wire.Binary{}.AppendFrame(nil, &wire.Frame{Type: wire.Data, Payload: make([]byte, 2<<20)})
 	require.NoError(t, err)
 	start := time.Now()
 	for len(frame) > 0 { // 32 KiB every 30 ms: about 1 MiB/s
