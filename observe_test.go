@@ -71,7 +71,7 @@ func observe(servers []*Server, relays ...*proxy) *spec.Snapshot {
 			if o == srv || (!has && !srv.IsKept(o.ID())) {
 				continue
 			}
-			p := spec.Peer{PeerStatus: fsm.PeerStatus{ID: o.ID(), Kept: srv.IsKept(o.ID())}, Dialable: true}
+			p := spec.Peer{PeerStatus: fsm.PeerStatus{ID: o.ID(), Kept: srv.IsKept(o.ID()), Addr: o.Info()}}
 			if has {
 				p.SessionConn, p.SessionGlobal = e.ID, e.Global
 			}

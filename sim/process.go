@@ -343,9 +343,6 @@ func (w *World) refresh(n *process) {
 	}
 	s := &w.snap.Nodes[n.idx]
 	spec.FillFromFSM(s, n.fsm, globalOf)
-	for i := range s.Peers {
-		s.Peers[i].Dialable = s.Peers[i].Addr != "" // where the fsm would redial it
-	}
 }
 
 func (w *World) refreshAll() {

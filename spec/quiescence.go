@@ -51,7 +51,7 @@ func CheckQuiescent(s *Snapshot) error {
 func quiescentPair(s *Snapshot, a, b *NodeView) error {
 	pa, pb := a.Peer(b.ID), b.Peer(a.ID)
 	keptA, keptB := pa != nil && pa.Kept, pb != nil && pb.Kept
-	needA, needB := keptA && pa.Dialable, keptB && pb.Dialable
+	needA, needB := keptA && pa.Dialable(), keptB && pb.Dialable()
 	var ga, gb ConnID
 	if pa != nil {
 		ga = pa.SessionGlobal

@@ -71,15 +71,16 @@ type Peer struct {
 	fsm.PeerStatus
 	// SessionGlobal is the global id of the session connection, 0 if none.
 	SessionGlobal ConnID
-	// Dialable: the node knows an address to redial the peer at
-	// (fsm.PeerStatus.Addr is not empty: from the peer's HELLO, the user's
-	// Connect, discovery, or the address book of forgotten peers). A node
-	// that keeps a peer it cannot dial can only wait for the peer to come
-	// to it. (The simulator used to infer it from the HELLOs it fed, which
-	// missed the addresses discovery teaches: it took a mesh still forming
-	// after faults for quiescent, 1 join in 60.)
-	Dialable bool
 }
+
+// Dialable reports whether the node knows an address to redial the peer at
+// (fsm.PeerStatus.Addr: from the peer's HELLO, the user's Connect,
+// discovery, or the address book of forgotten peers). A node that keeps a
+// peer it cannot dial can only wait for the peer to come to it. (The
+// simulator used to infer it from the HELLOs it fed, which missed the
+// addresses discovery teaches: it took a mesh still forming after faults
+// for quiescent, 1 join in 60.)
+func (p *Peer) Dialable() bool { return p.Addr != "" }
 
 // Conn is one connection as the network sees it.
 type Conn struct {
@@ -165,7 +166,7 @@ func (n *NodeView) String() string {
 		}
 	}
 	for _, p := range n.Peers {
-		s += fmt.Sprintf(" [%s kept=%t dialable=%t sess=g%d]", p.ID, p.Kept, p.Dialable, p.SessionGlobal)
+		s += fmt.Sprintf(" [%s kept=%t dialable=%t sess=g%d]", p.ID, p.Kept, p.Dialable(), p.SessionGlobal)
 	}
 	return s
 }

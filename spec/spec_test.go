@@ -20,7 +20,7 @@ func healthy() *spec.Snapshot {
 		Nodes: []spec.NodeView{
 			{ID: "a", Incarnation: 1, Alive: true, Handshaking: 1,
 				Conns: []spec.ConnEnd{est(2, 1, "b", true, false), {ConnStatus: fsm.ConnStatus{ID: 6, State: fsm.StateHello, Dialed: true}, Global: 3}},
-				Peers: []spec.Peer{{PeerStatus: fsm.PeerStatus{ID: "b", Kept: true, SessionConn: 2, Sess: 1}, SessionGlobal: 1, Dialable: true}}},
+				Peers: []spec.Peer{{PeerStatus: fsm.PeerStatus{ID: "b", Kept: true, SessionConn: 2, Sess: 1, Addr: "tcp://b"}, SessionGlobal: 1}}},
 			{ID: "b", Incarnation: 1, Alive: true,
 				Conns: []spec.ConnEnd{est(3, 1, "a", false, true)},
 				Peers: []spec.Peer{{PeerStatus: fsm.PeerStatus{ID: "a", SessionConn: 3, Sess: 1}, SessionGlobal: 1}}},
@@ -150,7 +150,7 @@ func TestQuiescenceCatchesMissingAndUnwantedSessions(t *testing.T) {
 	// a keeps b but cannot dial it: no session is required.
 	s = healthy()
 	s.Nodes[0].Conns, s.Nodes[0].Handshaking = nil, 0
-	s.Nodes[0].Peers[0].Dialable, s.Nodes[0].Peers[0].SessionConn, s.Nodes[0].Peers[0].SessionGlobal = false, 0, 0
+	s.Nodes[0].Peers[0].Addr, s.Nodes[0].Peers[0].SessionConn, s.Nodes[0].Peers[0].SessionGlobal = "", 0, 0
 	s.Nodes[1].Conns, s.Nodes[1].Peers = nil, nil
 	s.Conns = nil
 	require.NoError(t, spec.CheckQuiescent(s))
