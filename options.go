@@ -8,9 +8,15 @@ import (
 	"github.com/masterless-go/masterless/netio"
 )
 
-// Option configures a Server in New. A zero value (0, "", nil) keeps the
-// default; a negative size, count or duration is refused by New with
-// ErrBadConfig.
+// Option configures a Server in New. A zero value (0, "", nil) given to an
+// option of a setting with a default (a host, a port, a size, a count, a
+// duration, a logger) keeps that default; a negative size, count or duration
+// is refused by New with ErrBadConfig. Where a zero value would more likely
+// be a mistake than a wish, New refuses it with ErrBadConfig rather than
+// carry on quietly: WithIncarnation(0) (0 means no incarnation, what 0.4.1
+// nodes send), WithIncarnationFile(""), WithIdentity(nil) and WithTrust(nil)
+// (a server meant to authenticate would otherwise run without TLS), and a
+// nil Option.
 type Option func(*settings) error
 
 // notNegative refuses a negative size or count given to the option named.
