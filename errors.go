@@ -16,7 +16,8 @@ var (
 	ErrDuplicateID = fsm.ErrDuplicateID
 	// ErrHandshakeTimeout: the dial and handshake did not finish in time.
 	ErrHandshakeTimeout = fsm.ErrHandshakeTimeout
-	// ErrPeerTimeout: nothing was heard from a peer for the peer timeout.
+	// ErrPeerTimeout: nothing was heard from a peer for the peer timeout, or
+	// it read nothing this server wrote for that long.
 	ErrPeerTimeout = fsm.ErrPeerTimeout
 	// ErrDuplicate: a connection duplicated the pair's session and was closed.
 	ErrDuplicate = fsm.ErrDuplicate
@@ -30,6 +31,9 @@ var (
 	ErrProtocol = fsm.ErrProtocol
 	// ErrPeerClosed: the peer closed the connection.
 	ErrPeerClosed = fsm.ErrPeerClosed
+	// ErrConnectionLost: the connection broke without a goodbye (reset, a
+	// failed read or write); the wrapped error is the operating system's.
+	ErrConnectionLost = fsm.ErrConnectionLost
 	// ErrClosed: this server is closed. Create a new one.
 	ErrClosed = fsm.ErrClosed
 	// ErrUnknownPeer: no such peer is connected or kept. Connect to it first.

@@ -39,8 +39,8 @@ type Events struct {
 	Connect func(s *Server, id, info string)
 	// Disconnect is called when a connected peer is gone. err says why: it
 	// is nil when this Server called Disconnect, and otherwise wraps a
-	// sentinel such as ErrPeerClosed, ErrPeerTimeout, ErrUnwanted or
-	// ErrNotConnected.
+	// sentinel such as ErrPeerClosed, ErrConnectionLost, ErrPeerTimeout,
+	// ErrUnwanted or ErrNotConnected.
 	Disconnect func(s *Server, id string, err error)
 	// Message is called for every payload a peer sent. The callback owns
 	// payload: it may keep or modify it.

@@ -127,7 +127,10 @@ func (p *proxy) freeze() { p.frozen.Store(true) }
 // without closing anything; later connections are relayed as usual.
 func (p *proxy) blackhole() { p.holes.Add(1) }
 
-// reset closes every relayed connection with a TCP reset.
+// reset closes every relayed connection with a TCP reset. Every socket
+// gets its zero linger before any closes: a relay goroutine closes the
+// other side of a connection whose one side failed, and would otherwise
+// send a FIN there.
 func (p *proxy) reset() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -135,6 +138,8 @@ func (p *proxy) reset() {
 		if tc, ok := c.(*net.TCPConn); ok {
 			_ = tc.SetLinger(0) // close sends RST
 		}
+	}
+	for _, c := range p.conns {
 		c.Close()
 	}
 	p.conns = nil

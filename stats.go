@@ -55,7 +55,8 @@ type PeerStats struct {
 	RTT, SmoothedRTT time.Duration
 	// LastEnd is why the last session with it ended (nil if none did; test
 	// it with errors.Is: ErrDisconnected after this server's Disconnect,
-	// ErrPeerClosed when the peer disconnected or shut down, ErrPeerTimeout,
+	// ErrPeerClosed when the peer disconnected or shut down,
+	// ErrConnectionLost when the connection was reset or failed, ErrPeerTimeout,
 	// ErrReplaced, ErrProtocol, ...), at LastEndTime.
 	LastEnd     error
 	LastEndTime time.Time

@@ -18,7 +18,8 @@ var (
 	// timeout. Check that the address is a masterless node and reachable, or
 	// raise the handshake timeout.
 	ErrHandshakeTimeout = errors.New("masterless: handshake timed out; check the address and that the peer is running, or raise the handshake timeout")
-	// ErrPeerTimeout: nothing was heard from the peer for the peer timeout.
+	// ErrPeerTimeout: nothing was heard from the peer for the peer timeout,
+	// or the peer read nothing this node wrote for that long.
 	ErrPeerTimeout = errors.New("masterless: peer silent for longer than the peer timeout")
 	// ErrDuplicate: the connection duplicated the pair's session and was closed;
 	// the session itself carries on. Not a failure for Connect.
@@ -35,6 +36,11 @@ var (
 	ErrProtocol = errors.New("masterless: protocol violation")
 	// ErrPeerClosed: the peer closed the connection (it disconnected or shut down).
 	ErrPeerClosed = errors.New("masterless: peer closed the connection")
+	// ErrConnectionLost: the connection broke without a goodbye: it was
+	// reset (a peer that died with data unread, a proxy, a NAT), or a read or
+	// write failed. The wrapped error is the operating system's. The peer
+	// may still be alive; a kept peer is redialed.
+	ErrConnectionLost = errors.New("masterless: connection lost")
 	// ErrClosed: this node is shut down. Create a new one.
 	ErrClosed = errors.New("masterless: node closed")
 	// ErrUnknownPeer: no such peer is connected or kept. Connect to it first.

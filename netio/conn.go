@@ -170,6 +170,30 @@ func (c *conn) abort() {
 	_ = c.nc.SetDeadline(time.Now())
 }
 
+// lostWhy is the reason a failed read or write gives the state machine, and
+// through it the user (a Disconnect event, Stats' LastEnd, Connect's error):
+// one that wraps a sentinel of this module, as every error the package
+// reports does. The peer's FIN (EOF) is ErrPeerClosed; a deadline that
+// passed, the sentinel it stands for here (timeout: ErrPeerTimeout for a
+// write that made no progress for a peer timeout, ErrHandshakeTimeout for
+// a TLS handshake); a reason that already names one, itself; anything else
+// (a reset, a broken pipe, an unreachable host) wraps ErrConnectionLost,
+// with the operating system's error.
+func lostWhy(err, timeout error) error {
+	var ne net.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, io.EOF):
+		return fsm.ErrPeerClosed
+	case reasonClass(err) != "other":
+		return err
+	case errors.As(err, &ne) && ne.Timeout():
+		return fmt.Errorf("%w: %w", timeout, err)
+	}
+	return fmt.Errorf("%w: %w", fsm.ErrConnectionLost, err)
+}
+
 // fail reports that the connection broke (EOF, reset, write error). Unless
 // the layer already closed it, the state machine hears of it.
 func (c *conn) fail(err error) {
@@ -270,7 +294,7 @@ func (c *conn) writeLoop() {
 		}
 		if err != nil {
 			c.wmu.Unlock()
-			c.fail(err)
+			c.fail(lostWhy(err, fsm.ErrPeerTimeout)) // no progress for a peer timeout: the peer reads nothing
 			c.abort()
 			return
 		}
@@ -350,10 +374,7 @@ func (c *conn) readLoop() {
 	if err == nil {
 		err = c.discard()
 	}
-	if errors.Is(err, io.EOF) {
-		err = fsm.ErrPeerClosed
-	}
-	c.fail(err)
+	c.fail(lostWhy(err, fsm.ErrConnectionLost)) // a read has a deadline only while Close ends it
 	if !c.flushing() {
 		c.abort()
 	}
@@ -469,7 +490,7 @@ func (c *conn) secure() error {
 			peer, err = n.cfg.TLS.PeerID(sc.ConnectionState())
 		}
 		if err != nil {
-			err = fmt.Errorf("TLS handshake with %s: %w", c.remote, tlsError(err))
+			err = fmt.Errorf("TLS handshake with %s: %w", c.remote, lostWhy(tlsError(err), fsm.ErrHandshakeTimeout))
 			level := slog.LevelInfo // a dialer that left, or timed out
 			if errors.Is(err, ErrUntrusted) || errors.Is(err, ErrCertificateExpired) || errors.Is(err, fsm.ErrIDMismatch) {
 				level = slog.LevelWarn // a certificate this node does not trust

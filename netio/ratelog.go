@@ -100,7 +100,7 @@ var reasonClasses = []error{
 	fsm.ErrEvicted, fsm.ErrTooManyHandshakes, fsm.ErrHandshakeTimeout, fsm.ErrPeerTimeout,
 	wire.ErrBadMagic, wire.ErrVersionMismatch, wire.ErrFrameTooLarge, wire.ErrMalformedFrame,
 	fsm.ErrProtocol, fsm.ErrSelfConnect, fsm.ErrDuplicateID, fsm.ErrStaleIncarnation,
-	fsm.ErrDuplicate, fsm.ErrReplaced, fsm.ErrUnwanted, fsm.ErrPeerClosed, fsm.ErrClosed,
+	fsm.ErrDuplicate, fsm.ErrReplaced, fsm.ErrUnwanted, fsm.ErrPeerClosed, fsm.ErrConnectionLost, fsm.ErrClosed,
 	ErrUntrusted, ErrCertificateExpired, fsm.ErrIDMismatch, fsm.ErrUnauthenticated,
 }
 
