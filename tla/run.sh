@@ -46,10 +46,36 @@ if ! sha_ok; then
     fi
 fi
 
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "PASS $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL $*"; }
+# Checks run as jobs, JOBS at a time (default 2, the cores of this machine
+# kind): most are small models or traces whose time is the JVM's start, one
+# thread, so two at once take about half the time. Each job writes its PASS
+# or FAIL lines into a file of its own and prints them when it ends; settle
+# waits for the last and counts them all.
+JOBS="${TLA_JOBS:-2}"
+results="$(mktemp -d "$cache/results.XXXXXX")"
+seq_no=0
+# A job's PASS and FAIL lines go to its own file; those of the script itself
+# (building the trace tools, generating traces) to one of their own.
+in_job=0
+pass() { echo "PASS $*"; [[ $in_job == 1 ]] || echo "PASS $*" >>"$results/main.txt"; }
+fail() { echo "FAIL $*"; [[ $in_job == 1 ]] || echo "FAIL $*" >>"$results/main.txt"; }
+job() { # function args...: runs it in the background, at most JOBS at once
+    while (( $(jobs -rp | wc -l) >= JOBS )); do wait -n || true; done
+    seq_no=$((seq_no + 1))
+    local out="$results/$(printf '%05d' "$seq_no")"
+    {
+        in_job=1
+        "$@" >"$out.part" 2>&1 || echo "FAIL $*: the job itself failed" >>"$out.part"
+        mv "$out.part" "$out.txt"
+        cat "$out.txt"
+    } </dev/null &
+}
+settle() { # waits for every job, then counts their lines
+    wait
+    passed=$(cat "$results"/*.txt 2>/dev/null | grep -c '^PASS ' || true)
+    failed=$(cat "$results"/*.txt 2>/dev/null | grep -c '^FAIL ' || true)
+    rm -rf "$results"
+}
 
 # quick=1: a small model (a few thousand states), for which the JVM's start
 # is most of the time: only the first JIT tier, which starts sooner (about
@@ -81,22 +107,14 @@ summary() { # log
     echo "states=${states:-?} depth=${depth:-?}"
 }
 
-only="${TLA_ONLY:-}"
-while IFS='|' read -r name kind mod cfg want viol; do
-    name=$(echo $name); kind=$(echo $kind); mod=$(echo $mod); cfg=$(echo $cfg)
-    want=$(echo $want); viol=$(echo $viol)
-    [[ -z "$name" || "$name" == \#* ]] && continue
-    [[ -n "$only" && "$name" != $only ]] && continue
-    log="$cache/$name.log"
-    extra=()
+check_config() { # name kind module cfg want viol
+    local name=$1 kind=$2 mod=$3 cfg=$4 want=$5 viol=$6 log="$cache/$1.log" extra=() start rc=0 secs ok=1 v
     [[ "$kind" == sim ]] && extra=(-simulate "num=$SIM_NUM" -depth "$SIM_DEPTH" -seed "$SIM_SEED")
     quick=0; [[ "$kind" == quick ]] && quick=1
     start=$(date +%s)
-    rc=0
     tlc "$here" "$mod" "$cfg" "$log" "${extra[@]}" || rc=$?
     quick=0
     secs=$(( $(date +%s) - start ))
-    ok=1
     [[ "$rc" == "$want" ]] || ok=0
     case "$viol" in
         -) ;;
@@ -111,7 +129,23 @@ while IFS='|' read -r name kind mod cfg want viol; do
         fail "$name: exit $rc, expected $want ($viol); log $log"
         grep -E '^Error|violated|Assert|Deadlock' "$log" | head -5 || true
     fi
-done <"$here/expected.txt"
+}
+
+only="${TLA_ONLY:-}"
+# The configurations marked "first" in expected.txt (the longest) start
+# before the others, so that the short ones fill the other slot meanwhile
+# rather than one long run ending the list alone.
+for pass_no in 1 2; do
+    while IFS='|' read -r name kind mod cfg want viol order; do
+        name=$(echo $name); kind=$(echo $kind); mod=$(echo $mod); cfg=$(echo $cfg)
+        want=$(echo $want); viol=$(echo $viol); order=$(echo $order)
+        [[ -z "$name" || "$name" == \#* ]] && continue
+        [[ -n "$only" && "$name" != $only ]] && continue
+        if [[ "$order" == first ]]; then [[ $pass_no == 1 ]] || continue
+        else [[ $pass_no == 2 ]] || continue; fi
+        job check_config "$name" "$kind" "$mod" "$cfg" "$want" "$viol"
+    done <"$here/expected.txt"
+done
 
 # Trace validation.
 if [[ -z "$only" || "trace" == $only ]]; then
@@ -171,14 +205,14 @@ if [[ -z "$only" || "trace" == $only ]]; then
     }
     for f in "$here"/../testdata/interop/traces/*.ndjson ${LEGACY_TRACE_DIR:+"$LEGACY_TRACE_DIR"/*.ndjson}; do
         case "$(basename "$f")" in
-            bad-*) validate_legacy "$f" reject ;;   # edited traces: the model must reject them
-            *) validate_legacy "$f" accept ;;
+            bad-*) job validate_legacy "$f" reject ;;   # edited traces: the model must reject them
+            *) job validate_legacy "$f" accept ;;
         esac
     done
     for f in "$here"/traces/*.ndjson; do
         case "$(basename "$f")" in
-            bad-*) validate "$f" 11 ;;   # edited traces: the model must reject them
-            *) validate "$f" 0 ;;
+            bad-*) job validate "$f" 11 ;;   # edited traces: the model must reject them
+            *) job validate "$f" 0 ;;
         esac
     done
     sim_dirs=()
@@ -226,7 +260,7 @@ if [[ -z "$only" || "trace" == $only ]]; then
                 if cmp -s "$f" "$bad"; then
                     fail "trace: could not edit $f for bad-$name"
                 else
-                    validate "$bad" 11
+                    job validate "$bad" 11
                 fi
                 return
             done
@@ -250,12 +284,13 @@ if [[ -z "$only" || "trace" == $only ]]; then
                 echo "SKIP trace:$(basename "$d")/$(basename "$f" .ndjson): empty (no step the model tracks)"
                 continue
             fi
-            validate "$f" 0
+            job validate "$f" 0
         done
     done
     [[ $n -gt 0 ]] || fail "trace: ${sim_dirs[*]} hold no *.ndjson"
     [[ $empty -lt $n ]] || fail "trace: every trace in ${sim_dirs[*]} is empty"
 fi
 
+settle
 echo "tla: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
