@@ -48,7 +48,9 @@ import (
 // What a node does with a live member: it keeps it (as Keep(id, true) would,
 // marked as kept by discovery), at the address of its newest incarnation. If
 // it holds a session with an older incarnation, it closes it at once (BYE
-// replaced), without waiting for the peer timeout. With a member that left:
+// replaced), without waiting for the peer timeout; on an authenticated mesh
+// that news can only come from the member itself (learn: first-hand beats
+// hearsay), so a restarted member's HELLO replaces the session instead. With a member that left:
 // it stops keeping it, if discovery was what kept it, so it is never
 // redialed (a peer its user keeps stays kept).
 //
@@ -157,7 +159,7 @@ func (n *Node) discoveryUp(p *peer, c *conn) {
 	if m := n.disc.members[p.id]; m != nil && m.forgotten && m.inc <= c.peerInc {
 		delete(n.disc.members, p.id) // a session with it: it is back, whatever the tombstone says
 	}
-	news := n.learn([]wire.Member{{ID: p.id, Incarnation: c.peerInc, Addr: p.info}}, n.disc.scratch[:0])
+	news := n.learn(p.id, []wire.Member{{ID: p.id, Incarnation: c.peerInc, Addr: p.info}}, n.disc.scratch[:0])
 	n.forward(news, c)
 	n.sendMembers(c, n.fullView())
 	if n.disc.gossipAt == 0 || n.disc.gossipAt == never {
@@ -185,18 +187,43 @@ func (n *Node) onMembers(c *conn, f *wire.Frame) {
 		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: MEMBERS on a connection without discovery", ErrProtocol))
 		return
 	}
-	news := n.learn(f.MemberEntries(), n.disc.scratch[:0])
+	from := ""
+	if c.peer != nil {
+		from = c.peer.id
+	}
+	news := n.learn(from, f.MemberEntries(), n.disc.scratch[:0])
 	n.forward(news, c)
 }
 
-// learn applies entries to the member table and returns those that were news.
-func (n *Node) learn(entries []wire.Member, news []wire.Member) []wire.Member {
+// learn applies entries, which node from said, to the member table and
+// returns those that were news.
+//
+// First-hand beats hearsay on an authenticated mesh (Config.RequireAuth):
+// an entry about a member this node holds a session with is news only when
+// the member says it itself. The session is first-hand evidence of which
+// incarnation of the member runs, proved by its key, while an entry from
+// another node proves nothing about a third: taken as news, a newer
+// incarnation or a leave said by one insider closed the session of an
+// honest pair it is not part of, once per MEMBERS frame (a black-box audit;
+// spec/PROTOCOL.md 7.1 and 8.6 promise it cannot). A member that did
+// restart is then adopted when its new incarnation's HELLO replaces the
+// session (the restart rule of section 3.5: the pair's follower dials at
+// once, the leader after LeaderDelay), or when the session with the dead
+// process times out and the news comes again; a member that left says so
+// on its own sessions. Without authentication anyone can claim any id in a
+// HELLO anyway, and hearsay closes a stale session at once.
+func (n *Node) learn(from string, entries []wire.Member, news []wire.Member) []wire.Member {
 	if n.disc.members == nil {
 		n.disc.members = make(map[string]*member)
 	}
 	for _, e := range entries {
 		if e.ID == n.cfg.ID {
 			continue // about this node: it knows better
+		}
+		if n.cfg.RequireAuth && e.ID != from {
+			if q := n.peers[e.ID]; q != nil && q.session != nil {
+				continue // hearsay about a member this node has first-hand (above)
+			}
 		}
 		m := n.disc.members[e.ID]
 		if m != nil && m.forgotten && e.State != wire.MemberLeft && n.now >= m.heardAt+n.cfg.MemberTimeout {

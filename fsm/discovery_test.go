@@ -371,3 +371,57 @@ func TestDiscoveryTombstoneExpires(t *testing.T) {
 	require.Len(t, kinds(acts, fsm.ActMemberUp), 1, "a member said alive after its tombstone expired is news")
 	require.True(t, d.n.IsKept("b"))
 }
+
+// authSession is session for a node with RequireAuth: the adapter proved
+// the peer's id (Accepted.Peer) before its HELLO.
+func (d *discNode) authSession(cid fsm.ConnID, id string, inc uint64) {
+	d.t.Helper()
+	d.step(fsm.Accepted{Conn: cid, Peer: id})
+	d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Hello, ID: id, Incarnation: inc, Info: "tcp://" + id, Features: wire.FeatureMembers}})
+	if id > d.n.ID() {
+		d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Welcome, Sess: 1, Keep: true}})
+		d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20}})
+		d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Resume, Next: 1}})
+	} else {
+		d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20}})
+	}
+	_, ok := d.n.SessionConn(id)
+	require.True(d.t, ok, "no session with %s", id)
+}
+
+// On an authenticated mesh, what one member says of another that this node
+// holds a session with is hearsay, and the session is first-hand: an
+// insider's MEMBERS naming an honest peer at a newer incarnation, or as
+// left, closes nothing and changes no record (a black-box audit: each such
+// frame ended the honest pair's session). What the member says of itself
+// still counts: its own leave ends the session.
+func TestDiscoveryAuthHearsayEndsNoSession(t *testing.T) {
+	for _, left := range []bool{false, true} {
+		d := newDiscNode(t, "m", func(c *fsm.Config) { c.RequireAuth = true })
+		d.authSession(1, "a", 1) // the insider
+		d.authSession(2, "x", 3) // the honest peer
+		state := wire.MemberAlive
+		if left {
+			state = wire.MemberLeft
+		}
+		for inc := uint64(3); inc <= 5; inc++ {
+			acts := d.step(fsm.FrameReceived{Conn: 1, Frame: wire.MembersFrame([]wire.Member{{ID: "x", Incarnation: inc, Addr: "tcp://127.0.0.1:9", State: state}})})
+			require.Empty(t, kinds(acts, fsm.ActClose), "left=%v inc %d: hearsay closed a session", left, inc)
+			require.Empty(t, kinds(acts, fsm.ActMemberLeft), "left=%v inc %d", left, inc)
+			c, ok := d.n.SessionConn("x")
+			require.True(t, ok)
+			require.Equal(t, fsm.ConnID(2), c)
+		}
+		for _, m := range d.n.Members() {
+			if m.ID == "x" {
+				require.Equal(t, uint64(3), m.Incarnation, "left=%v: the record took the hearsay", left)
+				require.False(t, m.Left)
+			}
+		}
+		if left {
+			// x's own leave, on its own session, is first-hand.
+			acts := d.step(fsm.FrameReceived{Conn: 2, Frame: wire.MembersFrame([]wire.Member{{ID: "x", Incarnation: 3, Addr: "tcp://x", State: wire.MemberLeft}})})
+			require.Len(t, kinds(acts, fsm.ActMemberLeft), 1, "x's own leave")
+		}
+	}
+}

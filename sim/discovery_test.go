@@ -188,3 +188,25 @@ func TestSweepDiscoveryJoinWithFaults(t *testing.T) {
 		require.LessOrEqual(t, r.healMost, 2, "bound after faults stop: %s", r)
 	}
 }
+
+// TestSweepDiscoveryJoinWithFaultsAuth is TestSweepDiscoveryJoinWithFaultsMany
+// with authentication, where a member's restart heard from another member
+// no longer closes the session with its old process (fsm/discovery.go,
+// learn: first-hand beats hearsay): the restarted member must still be
+// adopted, by its own HELLO or once the dead session times out.
+func TestSweepDiscoveryJoinWithFaultsAuth(t *testing.T) {
+	seeds := uint64(30)
+	if raceEnabled || testing.Short() {
+		seeds = 6
+	}
+	crashes := 0
+	for seed := uint64(200); seed < 200+seeds; seed++ {
+		k := faultKnobs(seed, 12)
+		k.Auth = true
+		r := runJoin(t, k)
+		require.LessOrEqual(t, r.healMost, 2, "seed %d: bound after faults stop: %s", seed, r)
+		crashes += r.w.Result().Stats.Crashes
+	}
+	t.Logf("%d seeds, %d crashes and restarts", seeds, crashes)
+	require.Positive(t, crashes, "no member restarted: the sweep tests nothing of the rule")
+}
