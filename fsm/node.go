@@ -254,6 +254,15 @@ func (n *Node) Ready() []Action {
 	return out
 }
 
+// Release tells the node that the actions of the last Ready are carried
+// out: it drops its references to what they carry now, not at the next
+// step. A Lost action holds a whole send queue's payloads (the user's once
+// the Lost event is delivered): a node with nothing else to do kept them
+// alive until something stepped it, for ever on an idle node (a black-box
+// audit: 16 MiB held after the callback had dropped them). Optional; the
+// actions are invalid after it.
+func (n *Node) Release() { n.clean() }
+
 // NextDeadline returns the time at which the node next needs a Tick, and
 // false when no timer is pending. It may be earlier than needed, never later.
 func (n *Node) NextDeadline() (time.Duration, bool) {

@@ -92,6 +92,7 @@ func (l *Layer) send(now time.Duration, e fsm.Send) error {
 	if l.observe != nil {
 		l.observe(e, err, acts)
 	}
+	l.node.Release()
 	return err
 }
 
@@ -205,6 +206,7 @@ func (l *Layer) step(now time.Duration, ev fsm.Event) error {
 	if l.observe != nil {
 		l.observe(rebox(ev), err, acts)
 	}
+	l.node.Release() // no payload of a Lost action stays referenced (fsm.Node.Release)
 	return err
 }
 
@@ -217,6 +219,7 @@ func (l *Layer) receiveFrame(now time.Duration, id fsm.ConnID, f *wire.Frame) {
 	if l.observe != nil {
 		l.observe(fsm.FrameReceived{Conn: id, Frame: *f}, nil, acts)
 	}
+	l.node.Release()
 }
 
 // carryOut carries out the actions of the step just taken and returns them
