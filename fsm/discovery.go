@@ -158,6 +158,12 @@ func (n *Node) discoveryUp(p *peer, c *conn) {
 	}
 	if m := n.disc.members[p.id]; m != nil && m.forgotten && m.inc <= c.peerInc {
 		delete(n.disc.members, p.id) // a session with it: it is back, whatever the tombstone says
+	} else if m != nil && n.cfg.RequireAuth && m.inc > c.peerInc {
+		// First-hand beats hearsay (learn): the member proved with its key
+		// that this incarnation runs; a greater one recorded came from
+		// another node's word (one insider could otherwise leave a made-up
+		// incarnation and address on record for a member it is not).
+		delete(n.disc.members, p.id)
 	}
 	news := n.learn(p.id, []wire.Member{{ID: p.id, Incarnation: c.peerInc, Addr: p.info}}, n.disc.scratch[:0])
 	n.forward(news, c)

@@ -425,3 +425,25 @@ func TestDiscoveryAuthHearsayEndsNoSession(t *testing.T) {
 		}
 	}
 }
+
+// On an authenticated mesh a session with a member replaces what hearsay
+// recorded of it: an insider's made-up newer incarnation and address of a
+// member this node had no session with yet do not outlive the member's own
+// HELLO (they listed the member at the forged incarnation, not connected,
+// and redialed it at the forged address).
+func TestDiscoveryAuthSessionReplacesHearsayRecord(t *testing.T) {
+	d := newDiscNode(t, "m", func(c *fsm.Config) { c.RequireAuth = true })
+	d.authSession(1, "a", 1) // the insider
+	d.step(fsm.FrameReceived{Conn: 1, Frame: wire.MembersFrame([]wire.Member{{ID: "x", Incarnation: 100, Addr: "tcp://127.0.0.1:9"}})})
+	d.authSession(2, "x", 3)
+	var found bool
+	for _, m := range d.n.Members() {
+		if m.ID == "x" {
+			found = true
+			require.Equal(t, uint64(3), m.Incarnation)
+			require.Equal(t, "tcp://x", m.Addr)
+			require.True(t, m.Connected)
+		}
+	}
+	require.True(t, found)
+}
