@@ -24,13 +24,17 @@
 (***************************************************************************)
 EXTENDS Naturals, FiniteSets
 
-CONSTANTS Nodes, Seed, Mortal, MaxInc, Variant
+CONSTANTS Nodes, Seed, Mortal, MaxInc, Variant, Auth
 \* Mortal: the nodes that may leave, crash and restart (never the seed).
+\* Auth: the nodes authenticate (section 7): first-hand beats hearsay, an
+\* entry about a member the receiver holds a session with counts only when
+\* that member sent it (section 8.3).
 \* Variant: "correct", or a deliberately wrong rule for the negative
 \* controls: "leftrevives" (an alive entry of the same incarnation revives a
 \* left record), "nostaleclose" (a newer incarnation learned does not close
 \* the session with the older one), "notombstone" (a forgotten record is no
-\* record: any entry revives it).
+\* record: any entry revives it), "nohearsay" (with Auth: an entry counts
+\* only when its member sent it, session or not).
 
 VARIABLES inc, alive, table, sess, leaves, leftSeen, gone
 vars == <<inc, alive, table, sess, leaves, leftSeen, gone>>
@@ -65,9 +69,13 @@ IsNews(rec, e) ==
     \/ Variant = "leftrevives" /\ e.inc = rec.inc /\ ~e.left /\ rec.left
     \/ Variant = "notombstone" /\ rec.fgt
 
-\* n applies entry e: the record, and the stale session closed at once.
-Learn(n, e) ==
-    LET news == e.id # n /\ IsNews(table[n][e.id], e)
+\* n applies entry e, which node from told it: the record, and the stale
+\* session closed at once.
+Hearsay(n, e, from) ==
+    /\ Auth /\ e.id # from
+    /\ sess[n][e.id] # 0 \/ Variant = "nohearsay"
+Learn(n, e, from) ==
+    LET news == e.id # n /\ IsNews(table[n][e.id], e) /\ ~Hearsay(n, e, from)
         stale == news /\ sess[n][e.id] # 0 /\ sess[n][e.id] < e.inc /\ Variant # "nostaleclose"
     IN
     /\ table' = IF news THEN [table EXCEPT ![n][e.id] = Rec(e.inc, e.left)] ELSE table
@@ -93,7 +101,7 @@ Dial(n, m) ==
 \* Tell(n, z, e): n tells z, over their live session, an entry it knows.
 Tell(n, z, e) ==
     /\ n # z /\ Live(n, z) /\ e \in Known(n) /\ e.id # z
-    /\ Learn(z, e)
+    /\ Learn(z, e, n)
     /\ UNCHANGED <<inc, alive, leaves, gone>>
 
 \* Leave: Close sends a left entry for itself on every session, then BYE.
