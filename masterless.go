@@ -153,9 +153,10 @@ func (s *Server) SendContext(ctx context.Context, id string, payload []byte) err
 func (s *Server) SendMany(ids []string, payload []byte) int { return s.n.SendMany(ids, payload) }
 
 // Close says goodbye to every peer, closes all connections and the listener,
-// and returns once every goroutine of the Server has ended. Events not yet
-// delivered are dropped. Close is idempotent; it must not be called from an
-// event callback.
+// and returns once every goroutine of the Server has ended: the goodbyes take
+// at most 200 ms, even toward a peer that has stopped reading, and an event
+// callback that is running is waited for. Events not yet delivered are
+// dropped. Close is idempotent; it must not be called from an event callback.
 func (s *Server) Close() error { return s.n.Close() }
 
 // String describes the server for logs.
