@@ -64,7 +64,12 @@ type conn struct {
 	// no peer timeout until it reads again.
 	readPaused bool
 	// Reliable streams on a v2 session (stream.go).
-	resumed     bool // the peer's first ACK arrived: our stream goes out
+	resumed bool // the peer's first ACK arrived: our stream goes out
+	// behind: the peer's first ACK said less than this node had had
+	// acknowledged (resume), at behindAt; until an ACK reaches acked, ACKs
+	// it sent before our RESUME reached it say the same (onAck).
+	behind      bool
+	behindAt    uint64
 	peerResumed bool // the peer's RESUME arrived: its DATA may come
 	askedAck    bool // an empty PING asked the peer for an ACK, none came since (askForAck)
 	lastRecv    time.Duration

@@ -585,6 +585,25 @@ func (n *Node) onAck(c *conn, f *wire.Frame) {
 		return
 	}
 	c.askedAck = false
+	if c.behind {
+		if f.Delivered < o.acked && f.Delivered >= c.behindAt {
+			// Sent before our RESUME reached the peer (it still counts
+			// what it delivered before the messages this node reported
+			// lost): it acknowledges nothing, and its credit counts from
+			// the next message, as at resume. Once the peer applies the
+			// RESUME its count is acked, and a lower one is a violation
+			// again. (A Disconnect and a Connect at once, with the peer's
+			// user behind: the ACK that its user's consumption sent before
+			// RESUME arrived closed the new session as a protocol error, a
+			// black-box audit.)
+			o.limit = max(o.limit, addCapped(o.ackedEnd, f.Credit))
+			n.pump(p, c, nil)
+			n.heardBacklog(p, f)
+			n.pace(p)
+			return
+		}
+		c.behind = false
+	}
 	if f.Delivered < o.acked || f.Delivered > o.acked+uint64(o.sent) {
 		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: ACK delivered=%d outside acked %d..%d", ErrProtocol, f.Delivered, o.acked, o.acked+uint64(o.sent)))
 		return
@@ -620,9 +639,12 @@ func (n *Node) resume(p *peer, c *conn, f *wire.Frame) {
 		return
 	case f.Delivered < o.acked:
 		// The peer forgot how much it delivered (it dropped its record of
-		// this node while neither kept the other); it had acknowledged up to
-		// acked, so nothing is resent below it, and RESUME tells it where
-		// the stream is.
+		// this node while neither kept the other), or this node reported
+		// messages lost that the peer never acknowledged (a Disconnect): it
+		// had acknowledged up to acked, so nothing is resent below it, and
+		// RESUME tells it where the stream is. Its ACKs sent before the
+		// RESUME reaches it say the same (onAck, behind).
+		c.behind, c.behindAt = true, f.Delivered
 	default:
 		o.drop(int(f.Delivered - o.acked))
 	}
