@@ -413,6 +413,7 @@ func (n *Node) disconnect(id string) error {
 		n.finishRequest(r, "", fmt.Errorf("%w: %q", ErrDisconnected, id))
 	}
 	p.waiters = nil
+	n.finalAck(p)
 	n.peerDown(p, nil) // first: the user asked, so the event carries no error
 	for _, c := range n.sortedConns() {
 		if c.peer == p {

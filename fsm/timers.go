@@ -72,6 +72,9 @@ func (n *Node) stop() {
 	n.announceLeave() // MEMBERS left, before each BYE (discovery.go)
 	n.shutdown = true // first: closing sessions below must not announce or redial
 	for _, c := range n.sortedConns() {
+		if p := c.peer; p != nil && p.session == c {
+			n.finalAck(p)
+		}
 		n.closeConn(c, wire.CodeShutdown, ErrClosed)
 	}
 	for _, r := range n.sortedRequests() {
