@@ -3,7 +3,7 @@
 //
 //	go run ./sim/cmd/simsweep -seeds 10000          # seeds 1..10000
 //	go run ./sim/cmd/simsweep -seed 123 -v           # replay one seed, print its report
-//	go run ./sim/cmd/simsweep -seeds 100 -trace DIR  # also write seed-N.ndjson traces
+//	go run -tags masterless_trace ./sim/cmd/simsweep -seeds 100 -trace DIR  # also write seed-N.ndjson traces
 //	go run ./sim/cmd/simsweep -load -seeds 100      # load runs (TestSweepLoad's knobs)
 //
 // It ends with the line "sim: N seeds, M failed", after the report and the
@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/masterless-go/masterless/fsm"
 	"github.com/masterless-go/masterless/sim"
 )
 
@@ -35,6 +36,12 @@ func main() {
 		cfg.First, cfg.Seeds = s, 1
 	}
 	if *traceDir != "" {
+		if !fsm.TraceCompiled {
+			// Refused here, once: each seed would otherwise fail alone,
+			// with a replay command that passes.
+			fmt.Fprintln(os.Stderr, "simsweep: -trace (or $SIM_TRACE_DIR) needs the fsm's trace points: go run -tags masterless_trace ./sim/cmd/simsweep ...")
+			os.Exit(2)
+		}
 		if err := os.MkdirAll(*traceDir, 0o755); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
