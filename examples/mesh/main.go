@@ -84,11 +84,13 @@ func main() {
 	if *join {
 		*procs = 1
 	}
+	why := "-procs"
 	if *procs <= 0 {
 		*procs = procsFor(*n, *inflight, limit)
+		why = "the open-file limit of one process is too low for all"
 	}
 	if *procs > 1 {
-		os.Exit(runParent(*n, *procs, *inflight, *timeout, *verbose, *cpuprofile, *progress, *statsOn))
+		os.Exit(runParent(*n, *procs, *inflight, *timeout, *verbose, *cpuprofile, *progress, *statsOn, why))
 	}
 	if limit != 0 && limit < uint64(*n)*uint64(*n-1)+64 {
 		log.Printf("warning: %d open files allowed, a mesh of %d needs about %d: it may not converge", limit, *n, *n*(*n-1))

@@ -52,13 +52,13 @@ type child struct {
 }
 
 // runParent runs the mesh in procs children and waits until it converges.
-func runParent(n, procs, inflight int, timeout time.Duration, verbose bool, cpuprofile string, progressOn, statsOn bool) int {
+func runParent(n, procs, inflight int, timeout time.Duration, verbose bool, cpuprofile string, progressOn, statsOn bool, why string) int {
 	self, err := os.Executable()
 	if err != nil {
 		log.Print(err)
 		return 1
 	}
-	fmt.Printf("running %d nodes in %d processes (the open-file limit of one process is too low for all)\n", n, procs)
+	fmt.Printf("running %d nodes in %d processes (%s)\n", n, procs, why)
 	children := make([]*child, 0, procs)
 	defer func() {
 		for _, c := range children {
