@@ -49,7 +49,7 @@ import (
 func TestEchoStormFor(t *testing.T) {
 	d := os.Getenv("MASTERLESS_STORM")
 	if d == "" {
-		t.Skip("set MASTERLESS_STORM to a duration (make sweep runs 20s)")
+		t.Skip("set MASTERLESS_STORM to a duration (make test runs 12s, make test-full 20s)")
 	}
 	dur, err := time.ParseDuration(d)
 	require.NoError(t, err, "MASTERLESS_STORM")
