@@ -276,14 +276,15 @@ func (n *Node) learn(from string, entries []wire.Member, news []wire.Member) []w
 			m.addr = e.Addr
 		}
 		news = append(news, wire.Member{ID: m.id, Incarnation: m.inc, Addr: m.addr, State: e.State})
-		n.applyMember(m)
+		n.applyMember(m, e.ID != from)
 	}
 	n.disc.scratch = news[:0]
 	return news
 }
 
-// applyMember does what member m's new record asks of this node.
-func (n *Node) applyMember(m *member) {
+// applyMember does what member m's new record asks of this node; hearsay:
+// another node said it, not m itself.
+func (n *Node) applyMember(m *member, hearsay bool) {
 	p := n.peers[m.id]
 	if p != nil && p.session != nil && p.session.peerInc < m.inc {
 		// A newer incarnation exists (alive or already gone): the session is
@@ -303,7 +304,22 @@ func (n *Node) applyMember(m *member) {
 		return
 	}
 	n.emit(Action{Kind: ActMemberUp, Peer: m.id, Incarnation: m.inc, Addr: m.addr})
-	if p != nil && m.addr != "" {
+	switch {
+	case p == nil || m.addr == "":
+	case hearsay && n.cfg.RequireAuth && p.redialAddr() != "" && p.redialAddr() != m.addr:
+		// First-hand beats hearsay (learn): the address the user dialed,
+		// or the one the member itself advertised, stays where redials
+		// start, and the one another node names becomes the other address
+		// they alternate with (redialMissed). A member that restarted
+		// elsewhere is still found there, while an insider's made-up
+		// address costs only the redials that miss: it replaced the
+		// redial address during an outage of the pair, which then never
+		// met again (a black-box audit).
+		if p.addr == "" {
+			p.addr = p.info
+		}
+		p.info, p.atInfo = m.addr, false
+	default:
 		p.info = m.addr
 		if p.addr != "" {
 			p.addr = m.addr // redial at the address its newest incarnation advertises

@@ -447,3 +447,34 @@ func TestDiscoveryAuthSessionReplacesHearsayRecord(t *testing.T) {
 	}
 	require.True(t, found)
 }
+
+// On an authenticated mesh an insider's made-up address for a member, sent
+// during an outage of the pair, does not replace the member's own address:
+// redials start there and alternate with the hearsay's (a member that
+// restarted elsewhere is still found). It replaced the redial address, so
+// the pair never met again (a black-box audit).
+func TestDiscoveryAuthHearsayDuringOutage(t *testing.T) {
+	d := newDiscNode(t, "m", func(c *fsm.Config) { c.RequireAuth = true })
+	d.authSession(1, "a", 1) // the insider
+	d.authSession(2, "x", 3) // the honest peer, which m's user keeps
+	require.NoError(t, d.n.Step(d.now, fsm.SetKeep{Peer: "x", Keep: true}))
+	d.step(fsm.ConnClosed{Conn: 2}) // the outage
+	d.step(fsm.FrameReceived{Conn: 1, Frame: wire.MembersFrame([]wire.Member{{ID: "x", Incarnation: 1 << 40, Addr: "tcp://127.0.0.1:9"}})})
+	var dials []fsm.Action
+	for range 10 {
+		acts := d.advance(500 * time.Millisecond)
+		for _, a := range kinds(acts, fsm.ActDial) {
+			dials = append(dials, a)
+			d.step(fsm.DialFailed{Dial: a.Dial, Err: fsm.ErrDialFailed})
+		}
+	}
+	require.GreaterOrEqual(t, len(dials), 3)
+	require.Equal(t, "tcp://x", dials[0].Addr, "the first redial goes to the member's own address")
+	own := 0
+	for _, a := range dials {
+		if a.Addr == "tcp://x" {
+			own++
+		}
+	}
+	require.GreaterOrEqual(t, own, len(dials)/2, "the member's own address is redialed at least every other time: %v", dials)
+}
