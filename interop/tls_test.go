@@ -67,8 +67,15 @@ func TestSecuredGoWithPlaintextLegacy(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
-	if _, err := strict.Connect(ctx, node3.Info); !errors.Is(err, masterless.ErrHandshakeTimeout) {
-		// A TLS ClientHello to 0.4.1 goes unanswered: 0.4.1 waits for a line.
-		t.Fatalf("a TLS dial to 0.4.1: %v, want ErrHandshakeTimeout", err)
+	// A TLS ClientHello to 0.4.1 mostly goes unanswered (0.4.1 waits for a
+	// line), so the dial times out; now and then 0.4.1 closes the
+	// connection instead (a CI run saw "dial failed: EOF"). Either way
+	// no session.
+	_, err := strict.Connect(ctx, node3.Info)
+	if !errors.Is(err, masterless.ErrHandshakeTimeout) && !errors.Is(err, masterless.ErrDialFailed) {
+		t.Fatalf("a TLS dial to 0.4.1: %v, want ErrHandshakeTimeout or ErrDialFailed", err)
+	}
+	if len(strict.Connections()) != 0 {
+		t.Fatalf("a TLS dial to 0.4.1 got a session: %v", strict.Connections())
 	}
 }

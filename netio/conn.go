@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -312,14 +313,22 @@ const writeChunk = 256 << 10
 // writeOut writes buf to w, which is c's socket or its TLS layer, in
 // chunks of at most writeChunk, each of which must make it out within
 // timeout of its start (and before Close's deadline): a write that makes
-// no progress for timeout fails the connection.
+// no progress for timeout fails the connection. On a plain socket a chunk
+// whose deadline passed after part of it went out made progress, and the
+// rest gets a deadline of its own: a reader slower than a chunk per peer
+// timeout but steady (a loaded machine's) keeps its session. (Over TLS a
+// write that timed out leaves the connection unusable: crypto/tls.)
 func (c *conn) writeOut(w io.Writer, buf []byte, now time.Time, timeout time.Duration) error {
 	for {
 		chunk := buf[:min(len(buf), writeChunk)]
 		_ = c.nc.SetWriteDeadline(c.deadlineFrom(now, timeout))
 		k, err := w.Write(chunk)
 		c.countOut(k)
-		if buf = buf[k:]; err != nil || len(buf) == 0 {
+		buf = buf[k:]
+		if err != nil && k > 0 && c.sc == nil && errors.Is(err, os.ErrDeadlineExceeded) && c.n.closeBy.Load() == 0 {
+			err = nil // progress: the rest goes on with a new deadline
+		}
+		if err != nil || len(buf) == 0 {
 			return err
 		}
 		now = time.Now()
