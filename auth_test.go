@@ -181,6 +181,11 @@ func TestUnknownKey(t *testing.T) {
 	require.NoError(t, err)
 	sx, _ := secured(t, x, TrustKeys(map[string]ed25519.PublicKey{"a": ids["a"].PublicKey()}))
 	refusedBothWays(t, a, log, sx, ErrUntrusted, ErrUntrusted)
+	// The connection a accepted and refused is counted as closed by a for
+	// want of authentication, not as lost (it was counted lost).
+	st := a.Stats()
+	require.Positive(t, st.Closed["unauthenticated"], "Closed: %v", st.Closed)
+	require.Zero(t, st.Lost, "Closed: %v", st.Closed)
 
 	// The same with CAs: nodes of two CAs do not trust each other.
 	ca1, err := NewCA("one", time.Hour)

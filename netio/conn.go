@@ -515,7 +515,14 @@ func (c *conn) secure() error {
 				n.lingering++
 			}
 			n.mu.Unlock()
-			c.fail(err) // the state machine frees the slot now
+			why := err
+			if errors.Is(err, ErrUntrusted) || errors.Is(err, ErrCertificateExpired) {
+				// The dialer did not prove who it is: Stats counts the
+				// refusal as closed "unauthenticated", not as a lost
+				// connection (a black-box audit).
+				why = fmt.Errorf("%w: %w", fsm.ErrUnauthenticated, err)
+			}
+			c.fail(why) // the state machine frees the slot now
 			if linger {
 				c.refuse()
 			}
