@@ -7,7 +7,9 @@ import (
 )
 
 // Sentinel errors. Every error the package returns or reports to a handler
-// wraps one of these; test for them with errors.Is. They are the same values
+// wraps one of these, or, when a context ends the call (Connect,
+// SendContext, SendManyContext), the context's error; test for them with
+// errors.Is. They are the same values
 // as the ones packages fsm, wire and netio define.
 var (
 	// ErrSelfConnect: the address dialed is this server's own.

@@ -50,9 +50,9 @@ import (
 // it holds a session with an older incarnation, it closes it at once (BYE
 // replaced), without waiting for the peer timeout; on an authenticated mesh
 // that news can only come from the member itself (learn: first-hand beats
-// hearsay), so a restarted member's HELLO replaces the session instead. With a member that left:
-// it stops keeping it, if discovery was what kept it, so it is never
-// redialed (a peer its user keeps stays kept).
+// hearsay), so a restarted member's HELLO replaces the session instead.
+// With a member that left: it stops keeping it, if discovery was what kept
+// it, so it is never redialed (a peer its user keeps stays kept).
 //
 // Who dials. Of a discovered pair only the follower (the smaller id) dials at
 // once; the leader dials only if the pair still has no session, and no

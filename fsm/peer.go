@@ -11,9 +11,13 @@ import (
 
 // peer is everything this node knows about one other node id.
 type peer struct {
-	id   string
-	addr string // the address the user dialed (Connect), if any
-	info string // the address the peer advertises in its HELLO
+	id string
+	// addr: the address the user dialed (Connect), if any; on an
+	// authenticated mesh also the peer's own address once another node
+	// named a different one (applyMember: first-hand beats hearsay).
+	addr string
+	info string // the address the peer advertises in its HELLO, or the one discovery names
+
 	// atInfo: the next redial goes to info rather than addr (redialAddr).
 	atInfo bool
 	// maxFrame is the largest frame the peer accepts, from its last HELLO

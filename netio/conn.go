@@ -500,8 +500,9 @@ func (c *conn) secure() error {
 		}
 		if err != nil {
 			err = fmt.Errorf("TLS handshake with %s: %w", c.remote, lostWhy(tlsError(err), fsm.ErrHandshakeTimeout))
+			untrusted := errors.Is(err, ErrUntrusted) || errors.Is(err, ErrCertificateExpired)
 			level := slog.LevelInfo // a dialer that left, or timed out
-			if errors.Is(err, ErrUntrusted) || errors.Is(err, ErrCertificateExpired) || errors.Is(err, fsm.ErrIDMismatch) {
+			if untrusted || errors.Is(err, fsm.ErrIDMismatch) {
 				level = slog.LevelWarn // a certificate this node does not trust
 			}
 			n.mu.Lock()
@@ -516,7 +517,7 @@ func (c *conn) secure() error {
 			}
 			n.mu.Unlock()
 			why := err
-			if errors.Is(err, ErrUntrusted) || errors.Is(err, ErrCertificateExpired) {
+			if untrusted {
 				// The dialer did not prove who it is: Stats counts the
 				// refusal as closed "unauthenticated", not as a lost
 				// connection (a black-box audit).
