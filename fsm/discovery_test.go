@@ -60,7 +60,14 @@ func (d *discNode) advance(dt time.Duration) []fsm.Action {
 // session establishes accepted connection cid with peer id (incarnation
 // inc, discovery announced or not) and returns the actions.
 func (d *discNode) session(cid fsm.ConnID, id string, inc uint64, features uint16) []fsm.Action {
-	d.step(fsm.Accepted{Conn: cid})
+	return d.sessionAs(cid, id, inc, features, "")
+}
+
+// sessionAs is session for a connection whose peer the adapter
+// authenticated as authID ("": none).
+func (d *discNode) sessionAs(cid fsm.ConnID, id string, inc uint64, features uint16, authID string) []fsm.Action {
+	d.t.Helper()
+	d.step(fsm.Accepted{Conn: cid, Peer: authID})
 	acts := d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Hello, ID: id, Incarnation: inc, Info: "tcp://" + id, Features: features}})
 	if id > d.n.ID() { // we follow: the leader grants, and confirms with its RESUME
 		acts = append(acts, d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Welcome, Sess: 1, Keep: true}})...)
@@ -376,17 +383,7 @@ func TestDiscoveryTombstoneExpires(t *testing.T) {
 // the peer's id (Accepted.Peer) before its HELLO.
 func (d *discNode) authSession(cid fsm.ConnID, id string, inc uint64) {
 	d.t.Helper()
-	d.step(fsm.Accepted{Conn: cid, Peer: id})
-	d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Hello, ID: id, Incarnation: inc, Info: "tcp://" + id, Features: wire.FeatureMembers}})
-	if id > d.n.ID() {
-		d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Welcome, Sess: 1, Keep: true}})
-		d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20}})
-		d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Resume, Next: 1}})
-	} else {
-		d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20}})
-	}
-	_, ok := d.n.SessionConn(id)
-	require.True(d.t, ok, "no session with %s", id)
+	d.sessionAs(cid, id, inc, wire.FeatureMembers, id)
 }
 
 // On an authenticated mesh, what one member says of another that this node
