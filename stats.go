@@ -23,15 +23,26 @@ type PeerStats struct {
 	// the reconnect grace),
 	// "unreachable" (kept, away for longer than the grace) or "idle"
 	// (neither kept nor connected; it will be forgotten).
-	State       string
-	Kept        bool   // this server reconnects to it (Keep, Connect)
-	Connected   bool   // the Connect event was delivered and no Disconnect since
-	Incarnation uint64 // of its current or last session: it changes when the peer restarts
+	State string
+	Kept  bool // this server reconnects to it (Keep, Connect)
+	// Connected: the Connect event was emitted (the callback may not have
+	// run yet) and no Disconnect since. The end that follows the pair's
+	// handshake (spec/PROTOCOL.md 3.3) lists a new session (Connections,
+	// State "connected") from the grant it adopted, a round trip before
+	// its Connect event, which comes when the leading end confirms it.
+	Connected bool
+	// Incarnation is the peer's on its current session (the one State
+	// "connected" shows) or, without one, its last: it changes when the
+	// peer restarts.
+	Incarnation uint64
 	// Queued and QueuedBytes are the messages waiting for it (sent and not
 	// yet acknowledged, or waiting for a session) and their payload bytes.
 	Queued      int
 	QueuedBytes int
-	// SessionAge is how long the current session has lasted; 0 without one.
+	// SessionAge is how long the current session has lasted; 0 without
+	// one, as while State is "connecting": a session this server granted
+	// and the peer has not confirmed shows no age, no addresses and no wire
+	// bytes, since the peer may still refuse it.
 	SessionAge time.Duration
 	// Reconnects counts the sessions with it after the first.
 	Reconnects uint64

@@ -54,9 +54,12 @@ type conn struct {
 	members bool // both ends announced wire.FeatureMembers: MEMBERS may travel (discovery.go)
 
 	// On a session.
-	sess     uint64 // the session number; granted by the leader
-	peerKeep bool   // the peer's latest keep flag
-	sentKeep bool   // follower: the keep flag this node put in its JOIN
+	sess uint64 // the session number; granted by the leader
+	// establishedAt is when it became the session (establish): the age
+	// Stats shows for a session listed before it is confirmed.
+	establishedAt time.Duration
+	peerKeep      bool // the peer's latest keep flag
+	sentKeep      bool // follower: the keep flag this node put in its JOIN
 	// unconfirmed: a v1 session the other end has not yet confirmed
 	// (session.go, confirm): the user hears of it only then.
 	unconfirmed bool

@@ -263,9 +263,17 @@ func (p *peer) state() PeerState {
 // forgotten when unused takes its counts with it.
 type PeerCounters struct {
 	State       PeerState
-	QueuedBytes int           // payload bytes of the messages queued for it (PeerStatus.Queued)
-	Since       time.Duration // when the current session was established (the node's clock)
-	Sessions    uint64        // sessions established with it: more than one means it reconnected
+	QueuedBytes int // payload bytes of the messages queued for it (PeerStatus.Queued)
+	// Since is when the current session was established (the node's
+	// clock): the session the user's views show (State PeerConnected);
+	// without one, the last confirmed session's. SessionIncarnation is the
+	// peer's incarnation on the session shown, 0 without one. A follower
+	// shows its session from the grant, before the leader confirms it and
+	// the peer's record takes its incarnation (PeerStatus.Incarnation), so
+	// a view of the session takes both from here.
+	Since              time.Duration
+	SessionIncarnation uint64
+	Sessions           uint64 // sessions established with it: more than one means it reconnected
 	// MessagesIn, BytesIn: messages from it delivered to the user, and their
 	// payload bytes; MessagesOut, BytesOut: DATA frames sent to it (resends
 	// included), and theirs.
@@ -288,8 +296,12 @@ func (n *Node) PeerCounters(id string) (PeerCounters, bool) {
 		return PeerCounters{}, false
 	}
 	k := &p.counters
+	since, inc := k.since, uint64(0)
+	if c := p.session; c != nil && c.listed() {
+		since, inc = c.establishedAt, c.peerInc
+	}
 	return PeerCounters{
-		State: p.state(), QueuedBytes: p.out.bytes, Since: k.since, Sessions: k.sessions,
+		State: p.state(), QueuedBytes: p.out.bytes, Since: since, SessionIncarnation: inc, Sessions: k.sessions,
 		MessagesIn: k.msgsIn, MessagesOut: k.msgsOut, BytesIn: k.bytesIn, BytesOut: k.bytesOut,
 		RTT: k.rtt, SmoothedRTT: k.srtt, LastEnd: k.lastEnd, LastEndAt: k.lastEndAt,
 	}, true

@@ -21,7 +21,7 @@ func (n *Node) establish(p *peer, c *conn) {
 	if c.dial != nil {
 		n.dialEnded(c.dial, c, nil)
 	}
-	c.lastRecv, c.lastPing = n.now, n.now
+	c.lastRecv, c.lastPing, c.establishedAt = n.now, n.now, n.now
 	n.armConn(c, n.heartbeatAt(c))
 	if !c.legacy() {
 		c.unconfirmed = true // the user hears of it once the other end confirms it (confirm)
