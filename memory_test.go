@@ -135,6 +135,14 @@ func TestIdlePeerMemory(t *testing.T) {
 		require.LessOrEqual(t, f.heap, float64(idleHeapPerPeer), "heap per idle peer over 16 KiB after a burst: buffers not given back (%v)", f)
 	})
 
+	t.Run("after a backlog of small messages", func(t *testing.T) {
+		kept := idleAfterBacklog(t, nil)
+		t.Logf("a node idle after delivering a backlog of 20,000 small messages keeps %.1f KiB", kept/1024)
+		require.LessOrEqual(t, kept, float64(backlogKeep), "the delivery path kept the room a backlog grew")
+		held := idleAfterBacklog(t, func() any { return make([]byte, 2*backlogKeep) })
+		require.Greater(t, held, float64(backlogKeep), "the check cannot fail: %d bytes more stayed under the bound", 2*backlogKeep)
+	})
+
 	t.Run("control", func(t *testing.T) {
 		g := measureIdle(t, idlePeers, false, func() any {
 			held := make([][]byte, idlePeers)
@@ -146,4 +154,53 @@ func TestIdlePeerMemory(t *testing.T) {
 		t.Logf("with 20 KiB more per peer: %v", g)
 		require.Greater(t, g.heap, float64(idleHeapPerPeer), "the check cannot fail: 20 KiB more per peer stayed under the bound")
 	})
+}
+
+// backlogKeep bounds the heap a node keeps once idle after delivering a
+// backlog of small messages: a read's list of events and the delivery
+// queue's ring grew to thousands of entries for it, and kept them (a
+// black-box audit: 1.5 MiB, then 250 KiB).
+const backlogKeep = 64 << 10
+
+// idleAfterBacklog connects a pair in this process, has the sender send
+// 20,000 small messages while the receiver's callback waits, lets the
+// callback go, waits until everything is delivered and the pair has idled
+// for a few ticks, and returns the heap the two nodes kept over what they
+// held before. extra, if not nil, runs before the second measurement and
+// returns something to keep alive across it (the negative control).
+func idleAfterBacklog(t *testing.T, extra func() any) float64 {
+	var got atomic.Int64
+	gate := make(chan struct{})
+	beat := WithHeartbeat(100 * time.Millisecond)
+	b, _ := newServer(t, "backlog-b", beat, WithEvents(Events{Message: func(*Server, string, []byte) {
+		<-gate
+		got.Add(1)
+	}}))
+	a, _ := newServer(t, "backlog-a", beat)
+	_, err := a.Connect(ctxT(t), b.Info())
+	require.NoError(t, err)
+	time.Sleep(500 * time.Millisecond)
+	before := settledMem()
+	small := make([]byte, 8)
+	sent := int64(0)
+	for range 20000 {
+		if !a.Send("backlog-b", small) {
+			break
+		}
+		sent++
+	}
+	require.Greater(t, sent, int64(10000), "the sender's queue took too few messages to make a backlog")
+	time.Sleep(500 * time.Millisecond)
+	close(gate)
+	eventuallyWithin(t, 30*time.Second, "backlog delivered", func() bool { return got.Load() == sent })
+	time.Sleep(time.Second) // ten heartbeats: the timer trims what idles at its ticks
+	keep := any(nil)
+	if extra != nil {
+		keep = extra()
+	}
+	after := settledMem()
+	runtime.KeepAlive(keep)
+	a.Close()
+	b.Close()
+	return float64(after.HeapAlloc) - float64(before.HeapAlloc)
 }

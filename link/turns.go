@@ -225,7 +225,14 @@ func (t *Turns[T]) popTurn(dst []T, k int) []T {
 		}
 		// Empty: out of the turns (the next source moves into this
 		// index), its buffer kept for the next source unless large.
-		t.ring = append(t.ring[:t.next], t.ring[t.next+1:]...)
+		// The slot the ring gives up is cleared: left in the backing
+		// array past the ring's length, it kept an emptied queue, and its
+		// buffer, reachable after Trim (a black-box audit found 1.5 MiB
+		// held by a node idle after one peer's burst).
+		last := len(t.ring) - 1
+		copy(t.ring[t.next:], t.ring[t.next+1:])
+		t.ring[last] = nil
+		t.ring = t.ring[:last]
 		delete(t.srcs, q.src)
 		if t.last == q {
 			t.last = nil

@@ -28,3 +28,24 @@ func TestTurnsTrim(t *testing.T) {
 		t.Fatalf("after Trim: %v", got)
 	}
 }
+
+// TestTurnsKeepNoEmptiedQueue: once every source has been emptied, no
+// queue stays reachable from the ring's backing array (past its length),
+// so Trim gives back every buffer a burst grew.
+func TestTurnsKeepNoEmptiedQueue(t *testing.T) {
+	var q Turns[int]
+	for s := range 10 {
+		for i := range 1000 {
+			q.PushMessage(string(rune('A'+s)), i)
+		}
+	}
+	for q.Len() > 0 {
+		q.PopChunk(nil, 64)
+	}
+	q.Trim()
+	for i, tq := range q.ring[:cap(q.ring)] {
+		if tq != nil {
+			t.Fatalf("ring slot %d of %d (length %d) still holds a queue with a buffer of %d items", i, cap(q.ring), len(q.ring), cap(tq.items))
+		}
+	}
+}

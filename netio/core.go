@@ -161,6 +161,22 @@ func (n *Runtime) settle() {
 	n.rearm()
 }
 
+// eventsKeep is the most events whose room the list Notify fills keeps
+// past a timer tick (64 bytes each).
+const eventsKeep = 256
+
+// trimEvents drops the list Notify fills once a read has grown it past
+// eventsKeep: one read of small messages can hand the dispatcher thousands
+// (a 64 KiB read of 8-byte messages, 4,000 events, 256 KiB), and the list
+// kept that room for good (a black-box audit found it as the heap an idle
+// node kept after a burst). The timer calls it at each tick, so a stream
+// of large reads grows it again at most once a tick.
+func (n *Runtime) trimEvents() {
+	if cap(n.events) > eventsKeep {
+		n.events = nil
+	}
+}
+
 // rearm wakes the timer goroutine when the fsm's next deadline moved earlier
 // than the one it waits for.
 func (n *Runtime) rearm() {

@@ -32,6 +32,7 @@ func (n *Runtime) timerLoop() {
 			if !n.closed {
 				_ = n.link.Step(n.now(), fsm.Tick{})
 				n.settle()
+				n.trimEvents()
 			}
 			n.mu.Unlock()
 			n.disp.trimIdle()
