@@ -12,7 +12,9 @@ import (
 // errors.Is. They are the same values
 // as the ones packages fsm, wire and netio define.
 var (
-	// ErrSelfConnect: the address dialed is this server's own.
+	// ErrSelfConnect: the address dialed is this server's own; or a
+	// command (SendErr, SendMany, Keep, Disconnect) named this server's own
+	// id, which it refuses with ErrUnknownPeer, wrapping this too.
 	ErrSelfConnect = fsm.ErrSelfConnect
 	// ErrDuplicateID: another live server uses this server's id.
 	ErrDuplicateID = fsm.ErrDuplicateID

@@ -80,7 +80,8 @@ func (s *Server) Connect(ctx context.Context, uri string) (peerID string, err er
 }
 
 // Disconnect closes the connection with peer id and stops keeping it. A
-// peer that keeps this server will reconnect. It fails with ErrUnknownPeer.
+// peer that keeps this server will reconnect. It fails with ErrUnknownPeer
+// for an id this server does not know, its own included.
 func (s *Server) Disconnect(id string) error { return s.n.Disconnect(id) }
 
 // Keep sets whether this server keeps peer id: reconnects to it whenever its
@@ -93,8 +94,8 @@ func (s *Server) Disconnect(id string) error { return s.n.Disconnect(id) }
 // server, or discovery finds it) or the reconnect grace ends them with Lost.
 // A peer this server knew and has since forgotten (the 4,096 most recent)
 // is redialed where it was last reached, as a kept peer away.
-// Keeping an id no node can have (empty, or over 255 bytes) fails with
-// ErrUnknownPeer.
+// Keeping an id no node can have (empty, or over 255 bytes) or this
+// server's own fails with ErrUnknownPeer.
 func (s *Server) Keep(id string, keep bool) error { return s.n.SetKeep(id, keep) }
 
 // IsKept reports whether this server keeps peer id.
@@ -124,8 +125,9 @@ func (s *Server) Connections() []string { return s.n.Sessions() }
 func (s *Server) Send(id string, payload []byte) bool { return s.n.Send(id, payload) == nil }
 
 // SendErr is Send with the reason for a refusal: an error wrapping
-// ErrUnknownPeer, ErrNotConnected, ErrQueueFull, ErrPayloadTooLarge,
-// ErrNotJSONObject or ErrClosed.
+// ErrUnknownPeer (this server's own id among the ids it does not know),
+// ErrNotConnected, ErrQueueFull, ErrPayloadTooLarge, ErrNotJSONObject or
+// ErrClosed.
 func (s *Server) SendErr(id string, payload []byte) error { return s.n.Send(id, payload) }
 
 // SendManyContext is SendMany for producers that can wait: it waits for room

@@ -187,6 +187,24 @@ func TestSelfConnectRefused(t *testing.T) {
 	require.ErrorIs(t, err, ErrBadAddress)
 }
 
+// Commands naming this server's own id fail as their docs say for an id
+// the server does not know, ErrUnknownPeer, and say why (ErrSelfConnect):
+// a black-box audit got ErrSelfConnect alone, which SendErr's and
+// Disconnect's lists of errors do not name.
+func TestOwnIDIsNoPeer(t *testing.T) {
+	a, _ := newServer(t, "a")
+	for what, err := range map[string]error{
+		"SendErr":    a.SendErr("a", []byte("x")),
+		"Disconnect": a.Disconnect("a"),
+		"Keep":       a.Keep("a", true),
+	} {
+		require.ErrorIs(t, err, ErrUnknownPeer, what)
+		require.ErrorIs(t, err, ErrSelfConnect, what)
+	}
+	require.False(t, a.Send("a", []byte("x")))
+	require.Zero(t, a.SendMany([]string{"a"}, []byte("x")))
+}
+
 func TestRestartedPeerConnectsAtOnce(t *testing.T) {
 	a, ra := newServer(t, "a")
 	b, _ := newServer(t, "b")

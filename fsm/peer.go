@@ -322,13 +322,15 @@ func (s *sharedPayload) of(payload []byte) *[]byte {
 }
 
 // refuseCommand checks what every user command naming a peer needs: a node
-// not shut down, and an id other than its own.
+// not shut down, and an id other than its own. Its own id is no peer it
+// knows, so the refusal wraps ErrUnknownPeer, the error these commands
+// document for an id they cannot use, and ErrSelfConnect, which says why.
 func (n *Node) refuseCommand(id, verb string) error {
 	if n.shutdown {
 		return ErrClosed
 	}
 	if id == n.cfg.ID {
-		return fmt.Errorf("%w: cannot %s this node's own id", ErrSelfConnect, verb)
+		return fmt.Errorf("%w: %w: cannot %s this node's own id", ErrUnknownPeer, ErrSelfConnect, verb)
 	}
 	return nil
 }
