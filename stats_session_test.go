@@ -102,3 +102,30 @@ func TestSessionAgeRestartsWithTheSession(t *testing.T) {
 		require.Zero(t, bad, "%v: %d of %d snapshots after the reset show an age older than it: %s", ids, bad, snaps, example)
 	}
 }
+
+// Stats works after Close, showing the counts as they ended (its godoc):
+// the peers too, not only the node-wide counts (a black-box audit found
+// the peers gone).
+func TestStatsAfterCloseShowPeers(t *testing.T) {
+	a, _ := newServer(t, "a")
+	b, _ := newServer(t, "b")
+	_, err := a.Connect(ctxT(t), b.Info())
+	require.NoError(t, err)
+	for range 10 {
+		require.NoError(t, a.SendErr("b", []byte("x")))
+	}
+	eventually(t, "acknowledged", func() bool { return peerStats(t, a, "b").Queued == 0 && peerStats(t, b, "a").MessagesIn == 10 })
+	require.NoError(t, a.Close())
+	st := a.Stats()
+	require.Equal(t, uint64(10), st.MessagesOut)
+	require.Len(t, st.Peers, 1)
+	p := st.Peers[0]
+	require.Equal(t, "b", p.ID)
+	require.Equal(t, uint64(10), p.MessagesOut)
+	require.Equal(t, "idle", p.State)
+	require.False(t, p.Connected)
+	require.Zero(t, p.SessionAge)
+	require.Nil(t, p.LocalAddr)
+	require.ErrorIs(t, p.LastEnd, ErrClosed)
+	require.Empty(t, a.Connections())
+}

@@ -19,6 +19,10 @@ type Node struct {
 
 	conns map[ConnID]*conn
 	peers map[string]*peer
+	// ended holds, once the node has shut down, the peer records as they
+	// ended, for monitoring only (EndedPeers: Stats after Close); the
+	// checkers' views (Peers) show none.
+	ended map[string]*peer
 	// sentTo is the peer of the latest Send (sendPeer), nil once forgotten.
 	sentTo *peer
 	dials  map[DialID]*dial

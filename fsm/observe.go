@@ -295,6 +295,11 @@ func (n *Node) PeerCounters(id string) (PeerCounters, bool) {
 	if p == nil {
 		return PeerCounters{}, false
 	}
+	return counters(p), true
+}
+
+// counters is what the node counted about p.
+func counters(p *peer) PeerCounters {
 	k := &p.counters
 	since, inc := k.since, uint64(0)
 	if c := p.session; c != nil && c.listed() {
@@ -304,7 +309,7 @@ func (n *Node) PeerCounters(id string) (PeerCounters, bool) {
 		State: p.state(), QueuedBytes: p.out.bytes, Since: since, SessionIncarnation: inc, Sessions: k.sessions,
 		MessagesIn: k.msgsIn, MessagesOut: k.msgsOut, BytesIn: k.bytesIn, BytesOut: k.bytesOut,
 		RTT: k.rtt, SmoothedRTT: k.srtt, LastEnd: k.lastEnd, LastEndAt: k.lastEndAt,
-	}, true
+	}
 }
 
 // NodeCounters are the node-wide counts since the node started.

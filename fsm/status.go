@@ -72,8 +72,33 @@ func (n *Node) Peers() []PeerStatus { return n.AppendPeers(nil) }
 // AppendPeers appends the peers the node knows, sorted by id, to dst: the
 // allocation-free form of Peers.
 func (n *Node) AppendPeers(dst []PeerStatus) []PeerStatus {
+	return appendPeers(dst, n.peers)
+}
+
+// EndedPeers returns, once the node has shut down, the peers it knew then,
+// sorted by id, with what it counted about each, as they ended: for
+// monitoring after the node closed. Nothing is under way any more, so each
+// shows as idle and not connected; the counts and the last end (ErrClosed
+// for a session the shutdown ended) are as they were. Nil before the
+// shutdown.
+func (n *Node) EndedPeers() ([]PeerStatus, []PeerCounters) {
+	if n.ended == nil {
+		return nil, nil
+	}
+	ps := appendPeers(nil, n.ended)
+	ks := make([]PeerCounters, len(ps))
+	for i := range ps {
+		ps[i].Connected = false
+		ks[i] = counters(n.ended[ps[i].ID])
+		ks[i].State = PeerIdle
+	}
+	return ps, ks
+}
+
+// appendPeers is AppendPeers over the peer records peers.
+func appendPeers(dst []PeerStatus, peers map[string]*peer) []PeerStatus {
 	start := len(dst)
-	for _, p := range n.peers {
+	for _, p := range peers {
 		s := PeerStatus{ID: p.id, Kept: p.kept, Connected: p.announced, Incarnation: p.inc, Queued: len(p.out.msgs), Unreachable: p.unreachable, Addr: p.redialAddr(),
 			SendCredit: int64(p.out.limit) - int64(p.out.endOf(p.out.sent-1)), Unconsumed: p.in.received - p.in.consumed, Refused: p.out.refused,
 			Backlog: p.out.backlog, Held: p.in.held}

@@ -82,7 +82,7 @@ func (n *Node) stop() {
 	}
 	clear(n.dials)
 	clear(n.dialsByAddr)
-	clear(n.peers)
+	n.ended, n.peers = n.peers, make(map[string]*peer)
 	n.resetTimers()
 }
 

@@ -283,9 +283,17 @@ func (n *Runtime) Stats() Stats {
 		st.WireIn += c.bytesIn.Load()
 		st.WireOut += c.bytesOut.Load()
 	}
-	for _, p := range n.fsm.Peers() {
+	peers, ended := n.fsm.Peers(), []fsm.PeerCounters(nil)
+	if n.closed {
+		peers, ended = n.fsm.EndedPeers() // the records as Close left them
+	}
+	for i, p := range peers {
 		ps := PeerStats{PeerStatus: p}
-		ps.PeerCounters, _ = n.fsm.PeerCounters(p.ID)
+		if ended != nil {
+			ps.PeerCounters = ended[i]
+		} else {
+			ps.PeerCounters, _ = n.fsm.PeerCounters(p.ID)
+		}
 		if ps.LastEnd != nil {
 			ps.LastEndTime = n.start.Add(ps.LastEndAt)
 		}
