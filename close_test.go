@@ -118,3 +118,46 @@ func TestLargeMessagesBothWays(t *testing.T) {
 		require.Equal(t, want[i], ra.messages("b")[i])
 	}
 }
+
+// A peer that reads nothing is closed for it within the peer timeout and a
+// slice of it (netio writeOut), not three peer timeouts: the bytes that
+// filled its socket buffer at once counted as progress when the write's
+// whole-timeout deadline passed, and the rest got a new deadline (a
+// black-box audit: 9 s with a 3 s peer timeout). The peer is a raw client
+// that opens a session with a huge credit, then keeps sending PINGs (so
+// the node keeps hearing from it) and reads nothing.
+func TestPeerNotReadingTimesOut(t *testing.T) {
+	const timeout = time.Second
+	a, _ := newServer(t, "a", WithPeerTimeout(timeout), WithHeartbeat(200*time.Millisecond), WithSendQueue(4096, 64<<20))
+	nc, err := net.Dial("tcp", strings.TrimPrefix(a.Info(), "tcp://"))
+	require.NoError(t, err)
+	defer nc.Close()
+	openRawSession(t, nc)
+	eventually(t, "the session", func() bool { return len(a.Connections()) == 1 })
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // the peer is alive: a PING every 100 ms
+		var codec wire.Binary
+		ping, _ := codec.AppendFrame(nil, &wire.Frame{Type: wire.Ping})
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+				if _, err := nc.Write(ping); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	p := make([]byte, 256<<10)
+	start := time.Now()
+	for range 64 { // 16 MiB: far more than the socket buffers hold
+		require.True(t, a.Send("0", p))
+	}
+	eventuallyWithin(t, 10*timeout, "the session ends", func() bool { return len(a.Connections()) == 0 })
+	took := time.Since(start)
+	t.Logf("the session with a peer that reads nothing ended after %v (peer timeout %v)", took, timeout)
+	require.Less(t, took, 1900*time.Millisecond, "the peer timeout is %v (before the fix: about three of them)", timeout)
+	require.ErrorIs(t, peerStats(t, a, "0").LastEnd, ErrPeerTimeout)
+}

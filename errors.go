@@ -21,7 +21,10 @@ var (
 	// ErrHandshakeTimeout: the dial and handshake did not finish in time.
 	ErrHandshakeTimeout = fsm.ErrHandshakeTimeout
 	// ErrPeerTimeout: nothing was heard from a peer for the peer timeout, or
-	// it read nothing this server wrote for that long.
+	// it read nothing this server wrote for that long (noticed once what
+	// this server has for it fills the sockets' buffers between them, so a
+	// peer that still sends but reads nothing, holding less than that, is
+	// not: its own end then times this server out).
 	ErrPeerTimeout = fsm.ErrPeerTimeout
 	// ErrDuplicate: a connection duplicated the pair's session and was closed.
 	ErrDuplicate = fsm.ErrDuplicate

@@ -311,29 +311,51 @@ func (c *conn) writeLoop() {
 const writeChunk = 256 << 10
 
 // writeOut writes buf to w, which is c's socket or its TLS layer, in
-// chunks of at most writeChunk, each of which must make it out within
-// timeout of its start (and before Close's deadline): a write that makes
-// no progress for timeout fails the connection. On a plain socket a chunk
-// whose deadline passed after part of it went out made progress, and the
-// rest gets a deadline of its own: a reader slower than a chunk per peer
-// timeout but steady (a loaded machine's) keeps its session. (Over TLS a
-// write that timed out leaves the connection unusable: crypto/tls.)
+// chunks of at most writeChunk, and fails the connection once the socket
+// has taken nothing for timeout (or Close's deadline passed).
+//
+// On a plain socket each write gets a deadline of a slice of the timeout
+// (timeout/writeSlices), and a slice in which the socket took some bytes is
+// progress: a reader slower than a chunk per peer timeout but steady (a
+// loaded machine's) keeps its session, and a peer that stops reading is
+// found within the timeout and a slice or two of it (TestPeerNotReadingTimesOut:
+// 1.28 s for a 1 s timeout). (A deadline of the whole
+// timeout per write, renewed whenever the write had taken anything, let a
+// peer that read nothing hold the writer for three peer timeouts: the
+// bytes that filled its socket buffer at once counted as progress at the
+// deadline, a black-box audit.) Over TLS a write that timed out leaves the
+// connection unusable (crypto/tls), so there a write gets the whole timeout.
 func (c *conn) writeOut(w io.Writer, buf []byte, now time.Time, timeout time.Duration) error {
+	slice := timeout
+	if c.sc == nil {
+		slice = timeout / writeSlices
+	}
+	progress := now // when the socket last took bytes, as far as the writer saw
 	for {
 		chunk := buf[:min(len(buf), writeChunk)]
-		_ = c.nc.SetWriteDeadline(c.deadlineFrom(now, timeout))
+		_ = c.nc.SetWriteDeadline(c.deadlineFrom(now, min(slice, progress.Add(timeout).Sub(now))))
 		k, err := w.Write(chunk)
 		c.countOut(k)
 		buf = buf[k:]
-		if err != nil && k > 0 && c.sc == nil && errors.Is(err, os.ErrDeadlineExceeded) && c.n.closeBy.Load() == 0 {
-			err = nil // progress: the rest goes on with a new deadline
-		}
-		if err != nil || len(buf) == 0 {
-			return err
+		if err == nil && len(buf) == 0 {
+			return nil
 		}
 		now = time.Now()
+		if k > 0 {
+			progress = now
+		}
+		if err != nil && c.sc == nil && errors.Is(err, os.ErrDeadlineExceeded) && c.n.closeBy.Load() == 0 && now.Sub(progress) < timeout {
+			err = nil // a slice ended: the socket took bytes within the timeout
+		}
+		if err != nil {
+			return err
+		}
 	}
 }
+
+// writeSlices is how many deadlines a blocked write on a plain socket
+// waits through before it fails for want of progress (writeOut).
+const writeSlices = 8
 
 // idleKeep is the largest output buffer an idle connection keeps (a
 // heartbeat takes 29 bytes; a small request or reply fits).
