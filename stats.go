@@ -110,8 +110,10 @@ type Stats struct {
 	// the protocol (garbage, oversized or out-of-order frames); also in
 	// Closed as "protocol error".
 	ProtocolErrors uint64
-	// Messages and payload bytes delivered to the callbacks and sent, and
-	// the bytes of every socket, as in PeerStats but for all peers.
+	// Messages and payload bytes received (accepted into the delivery
+	// queue, as PeerStats counts them: a slow callback may not have been
+	// handed them yet) and sent, and the bytes of every socket, as in
+	// PeerStats but for all peers.
 	MessagesIn, MessagesOut uint64
 	BytesIn, BytesOut       uint64
 	WireIn, WireOut         uint64

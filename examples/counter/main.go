@@ -18,10 +18,15 @@ import (
 )
 
 func main() {
-	count := flag.Uint64("count", 100000, "stop when the counter reaches this value (0: no limit)")
+	count := flag.Uint64("count", 100000, "stop when the counter reaches this value (0: no limit; with -duration alone, none)")
 	duration := flag.Duration("duration", 0, "stop after this long (0: no limit)")
 	every := flag.Uint64("every", 0, "print the counter every this many steps (default count/10)")
 	flag.Parse()
+	countSet := false
+	flag.Visit(func(f *flag.Flag) { countSet = countSet || f.Name == "count" })
+	if *duration > 0 && !countSet {
+		*count = 0 // -duration alone runs for its time, not until the default count
+	}
 	if *count == 0 && *duration == 0 {
 		log.Fatal("give -count or -duration")
 	}

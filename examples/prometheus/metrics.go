@@ -67,8 +67,19 @@ func WriteMetrics(w io.Writer, nodes ...nodeStats) error {
 	return bw.Flush()
 }
 
-// escape escapes a label value as the text format wants.
+// escape escapes a label value as the text format wants: UTF-8 with
+// backslash, double quote and line feed escaped. A peer id is any bytes
+// the peer chose (without identities, any connecting node names itself),
+// so bytes that are not UTF-8 and other control characters become U+FFFD:
+// one such id must not make every scrape of the node fail.
 func escape(v string) string {
+	v = strings.ToValidUTF8(v, "\uFFFD")
+	v = strings.Map(func(r rune) rune {
+		if r != '\n' && (r < 0x20 || r == 0x7f) {
+			return '\uFFFD'
+		}
+		return r
+	}, v)
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(v)
 }
 

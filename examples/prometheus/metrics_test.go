@@ -85,3 +85,19 @@ func TestHandlerExposesStats(t *testing.T) {
 		t.Errorf("escape: %s", got)
 	}
 }
+
+// A label value is valid UTF-8 with the text format's escapes whatever
+// bytes a peer's id holds: an id that is not UTF-8, or holds control
+// characters, must not make the scrape invalid (a black-box audit).
+func TestEscapeHostileID(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain":          "plain",
+		`q"b\s` + "\n":   `q\"b\\s\n`,
+		"evil\xff\x00id": "evil\uFFFD\uFFFDid",
+		"tab\there\x7f":  "tab\uFFFDhere\uFFFD",
+	} {
+		if got := escape(in); got != want {
+			t.Errorf("escape(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
