@@ -23,8 +23,10 @@ type DiscoveryOptions struct {
 	// discovered pair leaves the dialing to the other before it dials too
 	// (default: the handshake timeout).
 	LeaderDelay time.Duration
-	// GossipInterval is the mean period at which the server sends its view
-	// of the members to one peer drawn at random (default 2 s).
+	// GossipInterval bounds the period at which the server sends its view
+	// of the members to one peer drawn at random: each period is drawn from
+	// [GossipInterval/2, GossipInterval), three quarters of it on average
+	// (default 2 s).
 	GossipInterval time.Duration
 	// MemberTimeout: a member not heard of for this long is forgotten and
 	// no longer dialed (unless the user keeps it); a member that left is
@@ -41,7 +43,9 @@ type DiscoveryOptions struct {
 // with the smaller id dials (the other only after LeaderDelay without a
 // session), and each server paces its discovery dials, so a mesh of N nodes
 // forming from one seed opens one TCP connection per pair when nothing
-// fails. Close tells the peers the server leaves: they do not redial it. A
+// fails and every follower reaches its new peers within LeaderDelay (a
+// machine too loaded for that opens two for some pairs; the handshake
+// keeps one, see the README, "No storms"). Close tells the peers the server leaves: they do not redial it. A
 // restarted server (a new incarnation) is adopted by every member as soon as
 // one of them hears of it. With discovery, the address of every Connect is
 // kept until a node answers there even under WithConnectOnce (see
