@@ -132,7 +132,9 @@ func (s *Server) SendErr(id string, payload []byte) error { return s.n.Send(id, 
 
 // SendManyContext is SendMany for producers that can wait: it waits for room
 // where a peer's queue is full (see SendContext), and returns how many peers
-// got payload and the first error other than a full queue.
+// got payload and the first error other than a full queue. When ctx ends
+// or the server closes while it waits, the error wraps ctx's error and
+// ErrQueueFull, or ErrClosed, and that first error too.
 func (s *Server) SendManyContext(ctx context.Context, ids []string, payload []byte) (int, error) {
 	return s.n.SendManyContext(ctx, ids, payload)
 }

@@ -1,6 +1,7 @@
 package masterless
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -303,4 +304,33 @@ func requireResentOnce(t *testing.T, rec, senderRec *recorder, sender, receiver 
 	time.Sleep(200 * time.Millisecond)
 	require.Len(t, rec.messages(sender), 10, "delivered twice")
 	require.Empty(t, senderRec.lost(receiver), "handed back messages that were received")
+}
+
+// SendManyContext returns the first error other than a full queue it met,
+// also when its context ends or the server closes while it waits for room
+// (a black-box audit got the context's error alone).
+func TestSendManyContextKeepsFirstError(t *testing.T) {
+	a, _ := newServer(t, "a", WithSendQueue(10, 1<<20))
+	require.NoError(t, a.Keep("b", true)) // known, away: its sends queue
+	for range 5 {                         // the producers' half of b's queue
+		require.NoError(t, a.SendContext(ctxT(t), "b", []byte("x")))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	n, err := a.SendManyContext(ctx, []string{"nobody", "b"}, []byte("y"))
+	require.Zero(t, n)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorIs(t, err, ErrQueueFull)
+	require.ErrorIs(t, err, ErrUnknownPeer)
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.SendManyContext(context.Background(), []string{"nobody", "b"}, []byte("y"))
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	require.NoError(t, a.Close())
+	err = <-done
+	require.ErrorIs(t, err, ErrClosed)
+	require.ErrorIs(t, err, ErrUnknownPeer)
 }

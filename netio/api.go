@@ -126,11 +126,21 @@ func (n *Runtime) SendManyContext(ctx context.Context, peers []string, payload [
 		select {
 		case <-room:
 		case <-ctx.Done():
-			return sent, fmt.Errorf("masterless: sending to %d peers: %w", len(pending), ctx.Err())
+			return sent, withFirst(fmt.Errorf("masterless: sending to %d peers: %w (%w)", len(pending), ctx.Err(), fsm.ErrQueueFull), first)
 		case <-n.done:
-			return sent, fsm.ErrClosed
+			return sent, withFirst(fsm.ErrClosed, first)
 		}
 	}
+}
+
+// withFirst is err, the reason SendManyContext stopped waiting, wrapping
+// also first, the first error other than a full queue it met before (an
+// unknown peer, say), which the caller is promised; err alone without one.
+func withFirst(err, first error) error {
+	if first == nil {
+		return err
+	}
+	return fmt.Errorf("%w; before that: %w", err, first)
 }
 
 // settleAndWait settles, drops n.mu and waits on every connection the
