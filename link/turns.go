@@ -40,6 +40,7 @@ type Turns[T any] struct {
 	// spareCap is the capacity of the buffers of spare.
 	spareCap int
 	last     *turnQueue[T] // the queue pushed to last (the next push is usually the same source's)
+	chunks   uint64        // PopChunk calls so far: turnQueue.chunk tells the sources served in this one
 }
 
 // turnSegment is the messages pushed between two barriers, and the barrier
@@ -58,6 +59,7 @@ type turnQueue[T any] struct {
 	items []T
 	head  int
 	runs  []turnRun
+	chunk uint64 // the PopChunk call that last gave it a turn
 }
 
 // turnRun is n consecutive messages of a source pushed in segment seg.
@@ -173,9 +175,14 @@ func (t *Turns[T]) Pop() (T, bool) {
 
 // PopChunk appends up to max items to dst in the order the queue hands
 // them over, taking them off it, and returns dst: up to TurnQuantum
-// consecutive messages of a source per turn, copied in one go (a source
-// then waits for at most TurnQuantum messages of each other source).
+// consecutive messages of a source per turn, copied in one go, and at most
+// one turn of each source per chunk, so that a source whose messages come
+// while a chunk is being handed over waits for at most TurnQuantum
+// messages of each other source (a chunk of 64 used to hold four turns of
+// the one source queued, and a newcomer waited behind up to 63 of them: a
+// black-box audit).
 func (t *Turns[T]) PopChunk(dst []T, max int) []T {
+	t.chunks++
 	for len(dst) < max && t.n > 0 {
 		s := &t.segs[0]
 		if s.msgs == 0 {
@@ -192,15 +199,19 @@ func (t *Turns[T]) PopChunk(dst []T, max int) []T {
 			t.n--
 			continue
 		}
-		dst = t.popTurn(dst, min(max-len(dst), TurnQuantum))
+		var again bool
+		if dst, again = t.popTurn(dst, min(max-len(dst), TurnQuantum)); again {
+			break // the source in turn had its turn in this chunk already
+		}
 	}
 	return dst
 }
 
 // popTurn appends up to k messages of the next source in turn with
 // messages of the first segment (a source whose next message comes after
-// a barrier waits for it) to dst.
-func (t *Turns[T]) popTurn(dst []T, k int) []T {
+// a barrier waits for it) to dst. It appends nothing and reports again if
+// that source had a turn in the current chunk already (PopChunk).
+func (t *Turns[T]) popTurn(dst []T, k int) ([]T, bool) {
 	for range len(t.ring) {
 		if t.next >= len(t.ring) {
 			t.next = 0
@@ -210,6 +221,10 @@ func (t *Turns[T]) popTurn(dst []T, k int) []T {
 			t.next++
 			continue
 		}
+		if q.chunk == t.chunks {
+			return dst, true
+		}
+		q.chunk = t.chunks
 		k = min(k, q.runs[0].n)
 		dst = append(dst, q.items[q.head:q.head+k]...)
 		clear(q.items[q.head : q.head+k])
@@ -221,7 +236,7 @@ func (t *Turns[T]) popTurn(dst []T, k int) []T {
 		t.n -= k
 		if q.head < len(q.items) {
 			t.next++
-			return dst
+			return dst, false
 		}
 		// Empty: out of the turns (the next source moves into this
 		// index), its buffer kept for the next source unless large.
@@ -246,7 +261,7 @@ func (t *Turns[T]) popTurn(dst []T, k int) []T {
 			t.spare = append(t.spare, q)
 			t.spareCap += cap(q.items)
 		}
-		return dst
+		return dst, false
 	}
 	panic("link: Turns lost count of its messages")
 }

@@ -2,6 +2,7 @@ package link_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -156,15 +157,37 @@ func TestTurnsBalance(t *testing.T) {
 	}
 	require.Equal(t, []string{"a0", "b0", "a1", "b1", "a2"}, got)
 
-	// In chunks: up to TurnQuantum of a source per turn.
+	// In chunks: up to TurnQuantum of a source per turn, one turn of each
+	// source per chunk.
 	var c link.Turns[turnItem]
 	for i := range 100 {
 		c.PushMessage("a", turnItem{src: "a", seq: i})
 	}
 	c.PushMessages("b", []turnItem{{src: "b", seq: 0}, {src: "b", seq: 1}})
-	chunk := c.PopChunk(nil, link.TurnQuantum+3)
-	require.Len(t, chunk, link.TurnQuantum+3)
+	chunk := c.PopChunk(nil, link.DeliveryChunk)
+	require.Len(t, chunk, link.TurnQuantum+2)
 	require.Equal(t, turnItem{src: "a", seq: link.TurnQuantum - 1}, chunk[link.TurnQuantum-1])
-	require.Equal(t, []turnItem{{src: "b", seq: 0}, {src: "b", seq: 1}, {src: "a", seq: link.TurnQuantum}}, chunk[link.TurnQuantum:])
+	require.Equal(t, []turnItem{{src: "b", seq: 0}, {src: "b", seq: 1}}, chunk[link.TurnQuantum:])
 	require.Equal(t, 100+2-len(chunk), c.Len())
+	chunk = c.PopChunk(chunk[:0], link.DeliveryChunk)
+	require.Len(t, chunk, link.TurnQuantum, "a alone: one turn per chunk")
+	require.Equal(t, turnItem{src: "a", seq: link.TurnQuantum}, chunk[0])
+}
+
+// TestTurnsNewcomerWaitsOneTurn: a source whose message comes while a
+// chunk of another's is being handed over waits for at most that chunk,
+// one turn (a black-box audit: a chunk held four turns of the one source
+// queued, and a newcomer waited behind up to 63 messages).
+func TestTurnsNewcomerWaitsOneTurn(t *testing.T) {
+	var q link.Turns[turnItem]
+	for i := range 1000 {
+		q.PushMessage("a", turnItem{src: "a", seq: i})
+	}
+	chunk := q.PopChunk(nil, link.DeliveryChunk) // handed over while b's message comes
+	require.Len(t, chunk, link.TurnQuantum)
+	q.PushMessage("b", turnItem{src: "b", seq: 0})
+	chunk = q.PopChunk(chunk[:0], link.DeliveryChunk)
+	at := slices.Index(chunk, turnItem{src: "b", seq: 0})
+	require.GreaterOrEqual(t, at, 0, "b's message is not in the next chunk: %v", chunk)
+	require.LessOrEqual(t, at, link.TurnQuantum, "b's message waited behind %d of a's", at)
 }
