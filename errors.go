@@ -1,6 +1,8 @@
 package masterless
 
 import (
+	"errors"
+
 	"github.com/masterless-go/masterless/fsm"
 	"github.com/masterless-go/masterless/netio"
 	"github.com/masterless-go/masterless/wire"
@@ -10,7 +12,8 @@ import (
 // wraps one of these, or, when a context ends the call (Connect,
 // SendContext, SendManyContext), the context's error; test for them with
 // errors.Is. They are the same values
-// as the ones packages fsm, wire and netio define.
+// as the ones packages fsm, wire and netio define (ErrJSON, of the JSON
+// helpers, is this package's own).
 var (
 	// ErrSelfConnect: the address dialed is this server's own; or a
 	// command (SendErr, SendMany, Keep, Disconnect) named this server's own
@@ -59,6 +62,10 @@ var (
 	// ErrNotJSONObject: a masterless 0.4.1 peer was sent a payload that is
 	// not one JSON object, the only kind of message 0.4.1 carries.
 	ErrNotJSONObject = fsm.ErrNotJSONObject
+	// ErrJSON: SendJSON or SendManyJSON could not encode the value, or
+	// DecodeJSON could not decode the payload into it (encoding/json's
+	// error is wrapped too).
+	ErrJSON = errors.New("masterless: the value and its JSON do not match; see the wrapped encoding/json error")
 	// ErrTooManyHandshakes: too many connections were handshaking at once.
 	ErrTooManyHandshakes = fsm.ErrTooManyHandshakes
 	// ErrEvicted: an accepted connection that had not sent its HELLO was

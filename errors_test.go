@@ -1,6 +1,7 @@
 package masterless
 
 import (
+	"encoding/json"
 	"errors"
 	"net"
 	"testing"
@@ -18,6 +19,7 @@ func wrapsSentinel(err error) bool {
 		ErrNotJSONObject, ErrTooManyHandshakes, ErrEvicted, ErrDialFailed, ErrDisconnected,
 		ErrBadConfig, ErrBadAddress, ErrListen, ErrVersionMismatch, ErrBadMagic, ErrFrameTooLarge,
 		ErrMalformedFrame, ErrUnauthenticated, ErrIDMismatch, ErrUntrusted, ErrCertificateExpired,
+		ErrJSON,
 	} {
 		if errors.Is(err, s) {
 			return true
@@ -77,4 +79,24 @@ func TestConnectResetWrapsConnectionLost(t *testing.T) {
 	_, err = a.Connect(ctxT(t), "tcp://"+ln.Addr().String())
 	require.Error(t, err)
 	require.ErrorIs(t, err, ErrConnectionLost, "Connect: %v", err)
+}
+
+// The JSON helpers' errors wrap a sentinel, ErrJSON, as every error the
+// package returns must (README, "Errors"), and encoding/json's error (a
+// black-box audit found encoding/json's alone).
+func TestJSONErrorsWrapASentinel(t *testing.T) {
+	a, _ := newServer(t, "a")
+	var into struct{ A int }
+	for what, err := range map[string]error{
+		"SendJSON":     a.SendJSON("nobody", make(chan int)),
+		"DecodeJSON":   DecodeJSON([]byte("{not json"), &into),
+		"DecodeJSON 2": DecodeJSON([]byte(`{"A":"s"}`), &into),
+	} {
+		require.ErrorIs(t, err, ErrJSON, what)
+		require.True(t, wrapsSentinel(err), what)
+	}
+	_, err := a.SendManyJSON([]string{"x"}, func() {})
+	require.ErrorIs(t, err, ErrJSON)
+	var syntax *json.SyntaxError
+	require.ErrorAs(t, DecodeJSON([]byte("{not json"), &into), &syntax, "encoding/json's error is wrapped too")
 }
