@@ -242,5 +242,7 @@ func TestDiscoveryCrashRestartReplacesStaleSessions(t *testing.T) {
 	took := time.Since(start)
 	t.Logf("every member replaced its stale session with x in %v (peer timeout %v)", took, testPeerTO)
 	require.Less(t, took, testPeerTO/2, "the stale sessions waited for the peer timeout")
-	require.Len(t, back.Connections(), 3)
+	// A follower shows the session from the grant, x (the leader) once the
+	// follower's answer confirms it, a moment later: wait for that moment.
+	eventuallyWithin(t, 5*time.Second, "the new x lists its three sessions", func() bool { return len(back.Connections()) == 3 })
 }
