@@ -62,8 +62,9 @@ type Events struct {
 	Lost func(s *Server, id string, payloads [][]byte, err error)
 	// Member is called, with WithDiscovery, when a member joins (or is
 	// known in a newer incarnation), leaves gracefully, or is forgotten
-	// after the member timeout (err says so). m carries its id, address and
-	// incarnation; Members gives the whole table.
+	// after the member timeout (err says so). m carries its id, address,
+	// incarnation and Left; its Kept and Connected are not filled in (they
+	// read false): Members gives the whole table with them.
 	Member func(s *Server, m Member, change MemberChange, err error)
 }
 
