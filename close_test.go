@@ -47,6 +47,29 @@ func openRawSession(t *testing.T, conn io.Writer) {
 	require.NoError(t, err)
 }
 
+// rawHeartbeat has the raw peer at the other end of conn send a PING every
+// 100 ms, so that the node keeps hearing from it, until the returned stop
+// is called.
+func rawHeartbeat(t *testing.T, conn io.Writer) (stop func()) {
+	t.Helper()
+	ping, err := wire.Binary{}.AppendFrame(nil, &wire.Frame{Type: wire.Ping})
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(100 * time.Millisecond):
+				if _, err := conn.Write(ping); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
 // closePromptWithPeerNotReading has the peer at the other end of conn (a
 // raw v1 connection to a, after its preamble exchange or TLS handshake)
 // open a session with a huge credit and then read nothing, fills a's socket
@@ -134,22 +157,7 @@ func TestPeerNotReadingTimesOut(t *testing.T) {
 	defer nc.Close()
 	openRawSession(t, nc)
 	eventually(t, "the session", func() bool { return len(a.Connections()) == 1 })
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() { // the peer is alive: a PING every 100 ms
-		var codec wire.Binary
-		ping, _ := codec.AppendFrame(nil, &wire.Frame{Type: wire.Ping})
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(100 * time.Millisecond):
-				if _, err := nc.Write(ping); err != nil {
-					return
-				}
-			}
-		}
-	}()
+	defer rawHeartbeat(t, nc)() // the peer is alive
 	p := make([]byte, 256<<10)
 	start := time.Now()
 	for range 64 { // 16 MiB: far more than the socket buffers hold

@@ -31,22 +31,9 @@ func TestSlowSteadyReaderKeepsSession(t *testing.T) {
 	openRawSession(t, nc)
 	eventually(t, "the session", func() bool { return len(a.Connections()) == 1 })
 
+	defer rawHeartbeat(t, nc)() // the peer's heartbeat, so that a hears from it
 	stop := make(chan struct{})
 	defer close(stop)
-	ping, err := wire.Binary{}.AppendFrame(nil, &wire.Frame{Type: wire.Ping})
-	require.NoError(t, err)
-	go func() { // the peer's heartbeat, so that a hears from it
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(100 * time.Millisecond):
-				if _, err := nc.Write(ping); err != nil {
-					return
-				}
-			}
-		}
-	}()
 	var read atomic.Int64
 	go func() { // 16 KiB every 10 ms: at most 1.6 MiB/s
 		buf := make([]byte, 16<<10)
