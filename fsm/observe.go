@@ -264,13 +264,17 @@ func (p *peer) state() PeerState {
 type PeerCounters struct {
 	State       PeerState
 	QueuedBytes int // payload bytes of the messages queued for it (PeerStatus.Queued)
-	// Since is when the current session was established (the node's
-	// clock): the session the user's views show (State PeerConnected);
-	// without one, the last confirmed session's. SessionIncarnation is the
-	// peer's incarnation on the session shown, 0 without one. A follower
-	// shows its session from the grant, before the leader confirms it and
-	// the peer's record takes its incarnation (PeerStatus.Incarnation), so
-	// a view of the session takes both from here.
+	// ListedConn is the connection of the session the user's views show
+	// (State PeerConnected; conn.listed), 0 without one: unlike
+	// PeerStatus.SessionConn, not a session this node granted and the peer
+	// has not confirmed, which it may still refuse. Since is when that
+	// session was established (the node's clock; without one, when the last
+	// confirmed session was), and SessionIncarnation the peer's incarnation
+	// on it (0 without one). A follower shows its session from the grant,
+	// before the leader confirms it and the peer's record takes its
+	// incarnation (PeerStatus.Incarnation), so a view of the session takes
+	// all three from here.
+	ListedConn         ConnID
 	Since              time.Duration
 	SessionIncarnation uint64
 	Sessions           uint64 // sessions established with it: more than one means it reconnected
@@ -301,12 +305,12 @@ func (n *Node) PeerCounters(id string) (PeerCounters, bool) {
 // counters is what the node counted about p.
 func counters(p *peer) PeerCounters {
 	k := &p.counters
-	since, inc := k.since, uint64(0)
+	listed, since, inc := ConnID(0), k.since, uint64(0)
 	if c := p.session; c != nil && c.listed() {
-		since, inc = c.establishedAt, c.peerInc
+		listed, since, inc = c.id, c.establishedAt, c.peerInc
 	}
 	return PeerCounters{
-		State: p.state(), QueuedBytes: p.out.bytes, Since: since, SessionIncarnation: inc, Sessions: k.sessions,
+		State: p.state(), QueuedBytes: p.out.bytes, ListedConn: listed, Since: since, SessionIncarnation: inc, Sessions: k.sessions,
 		MessagesIn: k.msgsIn, MessagesOut: k.msgsOut, BytesIn: k.bytesIn, BytesOut: k.bytesOut,
 		RTT: k.rtt, SmoothedRTT: k.srtt, LastEnd: k.lastEnd, LastEndAt: k.lastEndAt,
 	}

@@ -307,11 +307,9 @@ func (n *Runtime) Stats() Stats {
 		if ps.LastEnd != nil {
 			ps.LastEndTime = n.start.Add(ps.LastEndAt)
 		}
-		// A session shows only once the user's views list it (State
-		// connected): one this node granted and the peer has not confirmed
-		// may still be refused, as a redial answered by the wrong node is,
-		// and its user hears of nothing (README, "Every wait is bounded").
-		if c := n.conns[p.SessionConn]; c != nil && p.SessionConn != 0 && ps.State == fsm.PeerConnected {
+		// The session the user's views show (fsm.PeerCounters.ListedConn),
+		// not one the peer may still refuse (README, "Every wait is bounded").
+		if c := n.conns[ps.ListedConn]; c != nil && ps.ListedConn != 0 {
 			ps.SessionAge = now - ps.Since
 			ps.Incarnation = ps.SessionIncarnation
 			ps.LocalAddr, ps.RemoteAddr = c.nc.LocalAddr(), c.nc.RemoteAddr()
