@@ -74,8 +74,9 @@ type turnRun struct {
 // for every burst.
 const keepTurnItems = 1 << 16
 
-// DeliveryChunk is how many items a dispatcher takes off its Turns at a
-// time (PopChunk, under its lock, then hands them over without it).
+// DeliveryChunk is the most items a dispatcher takes off its Turns at a
+// time (PopChunk, under its lock, then hands them over without it); a
+// chunk holds at most one turn of each source.
 const DeliveryChunk = 64
 
 // TurnQuantum is how many consecutive messages of one source a turn hands
