@@ -38,6 +38,21 @@ var transitions = [StateEstablished + 1][wire.LastType + 1]frameHandler{
 	},
 }
 
+// Accepts reports whether connection id may receive a frame of type t in its
+// state: the transition table's answer, asked by the connection layer once a
+// frame's header is in, so that a frame the state forbids is refused before
+// its body is buffered (a DATA header announcing megabytes on a connection
+// that has not sent its HELLO would otherwise hold that much until its
+// handshake timeout). True for a connection the node no longer holds: there
+// is nothing to refuse.
+func (n *Node) Accepts(id ConnID, t wire.Type) bool {
+	c := n.conns[id]
+	if c == nil {
+		return true
+	}
+	return t <= wire.LastType && c.rules != nil && c.rules.frames[c.state][t] != nil
+}
+
 // legacyTransitions is the table for connections that speak masterless 0.4.1
 // (legacy.go, spec/PROTOCOL.md, appendix): the acceptor leads, there is no
 // BYE, and a heartbeat may arrive in any state (0.4.1 ignores it everywhere).

@@ -62,7 +62,7 @@ func (l *Layer) ReadBuffer(id fsm.ConnID) []byte {
 	if c == nil {
 		return nil
 	}
-	return c.space(l)
+	return c.space(l, id)
 }
 
 // Received reports that k bytes were read into the slice ReadBuffer last
@@ -147,6 +147,13 @@ func (l *Layer) process(now time.Duration, id fsm.ConnID, c *conn) {
 			return
 		}
 		if k == 0 {
+			if t, ok := c.header(); ok && !l.node.Accepts(id, t) {
+				// Its state forbids the frame: refuse it now, not once its
+				// body (up to the max frame size) has been buffered.
+				state, _, _ := l.node.ConnState(id)
+				l.malformed(now, id, fmt.Errorf("%s not allowed in state %s (refused at its header)", t, state))
+				return
+			}
 			if !whole {
 				// Only part of a frame (a large message arriving): the
 				// peer is heard from all the same (fsm.FrameInProgress).
@@ -174,16 +181,26 @@ func (l *Layer) parse(id fsm.ConnID, c *conn) (wire.Frame, int, error) {
 	if c.proto == protoBinary {
 		return l.v1.ParseFrame(b)
 	}
-	codec := wire.Legacy{MaxFrameSize: l.maxFrame}
+	return l.legacyCodec(id).ParseFrame(b)
+}
+
+// legacyCodec returns the codec of 0.4.1 connection id's next message,
+// according to where the state machine says the connection is: the first
+// message is a HELLO, then a priority or a confirm, and once established
+// every object is DATA. Before the session a message is at most
+// wire.LegacyMaxHandshakeLine bytes, after it the max frame size.
+func (l *Layer) legacyCodec(id fsm.ConnID) wire.Legacy {
+	codec := wire.Legacy{MaxFrameSize: min(l.maxFrame, wire.LegacyMaxHandshakeLine)}
 	switch state, _, _ := l.node.ConnState(id); state {
 	case fsm.StateEstablished:
 		codec.Phase = wire.LegacyPhaseEstablished
+		codec.MaxFrameSize = l.maxFrame
 	case fsm.StateJoin, fsm.StateWelcome:
 		codec.Phase = wire.LegacyPhaseHandshake
 	default:
 		codec.Phase = wire.LegacyPhaseHello
 	}
-	return codec.ParseFrame(b)
+	return codec
 }
 
 // malformed reports bytes that cannot be parsed; the state machine closes
@@ -198,7 +215,7 @@ func (l *Layer) malformed(now time.Duration, id fsm.ConnID, err error) {
 
 // space returns c's free input space, after making the buffer fit the frame
 // in progress.
-func (c *conn) space(l *Layer) []byte {
+func (c *conn) space(l *Layer, id fsm.ConnID) []byte {
 	if c.start == c.end {
 		c.start, c.end = 0, 0
 		if len(c.in) > c.base() && c.lastRead < len(c.in)/16 {
@@ -231,7 +248,7 @@ func (c *conn) space(l *Layer) []byte {
 		size = min(2*size, chunkSize) // reads fill it: read more at once
 	}
 	if c.end == size && c.start == 0 {
-		size = c.grow(l) // full with one partial message (0.4.1 lines have no length)
+		size = c.grow(l, id) // full with one partial message (0.4.1 lines have no length)
 	}
 	if size != len(c.in) {
 		bigger := make([]byte, size)
@@ -243,6 +260,14 @@ func (c *conn) space(l *Layer) []byte {
 		c.start = 0
 	}
 	return c.in[c.end:]
+}
+
+// header returns the type of the v1 frame in progress once its header is in.
+func (c *conn) header() (wire.Type, bool) {
+	if c.proto != protoBinary || c.end-c.start < wire.HeaderSize {
+		return 0, false
+	}
+	return wire.Type(c.in[c.start+4]), true
 }
 
 // base is the buffer size c starts with and shrinks back to.
@@ -269,9 +294,14 @@ func (c *conn) needed(l *Layer) int {
 
 // grow returns the next size for a buffer that is full with one message
 // whose length is unknown: double, up to what the codec can accept (a 0.4.1
-// line of the max frame size plus its CR LF), and always at least one byte
-// more, so a read can progress until the codec refuses the line.
-func (c *conn) grow(l *Layer) int {
+// line of its limit plus its CR LF: the max frame size on a session, less
+// before it), and always at least one byte more, so a read can progress
+// until the codec refuses the line.
+func (c *conn) grow(l *Layer, id fsm.ConnID) int {
 	n := len(c.in)
-	return max(min(2*n, l.maxFrame+2), n+1)
+	limit := l.maxFrame
+	if c.proto == protoLegacy {
+		limit = l.legacyCodec(id).MaxFrameSize
+	}
+	return max(min(2*n, limit+2), n+1)
 }

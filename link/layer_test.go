@@ -2,6 +2,7 @@ package link_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -194,6 +195,56 @@ func TestHeaderDoesNotReserveItsFrame(t *testing.T) {
 	}
 	require.Len(t, r.msgs, 1)
 	require.True(t, bytes.Equal(big, r.msgs[0]))
+}
+
+// TestNoLargeFrameBeforeTheSession: before its session a connection may
+// receive only handshake frames, which are small, so a header announcing a
+// large frame is refused at once, and the buffer never grows past its base
+// (4 KiB) for a peer that has not sent its HELLO: a DATA header (its state
+// forbids DATA), a HELLO header longer than any HELLO, a type this version
+// does not define, and a 0.4.1 first line that never ends. A black-box audit
+// saw 8 MiB held per such connection, 16 MiB possible: 4 GiB over the
+// default 256 handshake slots, from peers that had proved nothing.
+func TestNoLargeFrameBeforeTheSession(t *testing.T) {
+	header := func(ty wire.Type, body int) []byte {
+		b := wire.Binary{}.AppendPreamble(nil)
+		b = binary.BigEndian.AppendUint32(b, uint32(1+body))
+		return append(b, byte(ty))
+	}
+	for _, tc := range []struct {
+		name   string
+		stream []byte
+		want   error
+	}{
+		{"DATA before HELLO", header(wire.Data, maxFrame-1), fsm.ErrProtocol},
+		{"a HELLO longer than any", header(wire.Hello, 1<<19), wire.ErrMalformedFrame},
+		{"an unknown type", header(wire.LastType+1, 1<<19), wire.ErrMalformedFrame},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, r := acceptor(t)
+			l.Incoming(0, 1, "")
+			body := bytes.Repeat([]byte{7}, 64<<10)
+			feed(t, l, 1, append(tc.stream, body...), 0, 4<<10)
+			require.False(t, l.Open(1), "refused at its header")
+			require.ErrorIs(t, r.closed[1], tc.want)
+		})
+	}
+	t.Run("a 0.4.1 first line that never ends", func(t *testing.T) {
+		l, r := acceptor(t)
+		l.Incoming(0, 1, "")
+		line := append([]byte(`{"id":"a","info":"`), bytes.Repeat([]byte{'x'}, 1<<19)...)
+		feed(t, l, 1, line, 0, 2*(wire.LegacyMaxHandshakeLine+2))
+		require.False(t, l.Open(1), "refused at the handshake's line limit")
+		require.ErrorIs(t, r.closed[1], wire.ErrFrameTooLarge)
+	})
+	t.Run("DATA on the session may be large", func(t *testing.T) {
+		l, r := acceptor(t)
+		l.Incoming(0, 1, "")
+		big := bytes.Repeat([]byte{9}, maxFrame-1)
+		feed(t, l, 1, v1Stream(t, big), 0, 2*maxFrame)
+		require.True(t, l.Open(1))
+		require.Len(t, r.msgs, 1)
+	})
 }
 
 // TestDetection: the acceptor tells 0.4.1 from v1 by the first bytes,

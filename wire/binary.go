@@ -9,7 +9,7 @@ import (
 const (
 	Version      = 2 // the protocol version this package speaks (spec/PROTOCOL.md, 1)
 	PreambleSize = 8 // bytes before the first frame
-	headerSize   = 5 // length u32 + type u8
+	HeaderSize   = 5 // bytes of a frame's header: length u32 + type u8
 
 	// DefaultMaxFrameSize is the frame size limit when none is configured.
 	DefaultMaxFrameSize = 16 << 20
@@ -158,7 +158,7 @@ func AppendData(dst, payload []byte) []byte {
 func AppendDataHeader(dst []byte, n int) []byte { return appendHeader(dst, Data, n) }
 
 // DataFrameSize is the encoded size of a DATA frame with n payload bytes.
-func DataFrameSize(n int) int { return headerSize + n }
+func DataFrameSize(n int) int { return HeaderSize + n }
 
 func appendHeader(dst []byte, t Type, bodyLen int) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(1+bodyLen))
@@ -177,11 +177,26 @@ func (c Binary) ParseFrame(b []byte) (Frame, int, error) {
 	if uint64(length) > uint64(c.maxFrame()) {
 		return Frame{}, 0, fmt.Errorf("%w: %d bytes announced, limit %d", ErrFrameTooLarge, length, c.maxFrame())
 	}
+	if len(b) < HeaderSize {
+		return Frame{}, 0, nil
+	}
+	// The type and its bound are checked at the header, not once the body
+	// is in: a peer that announces a long HELLO or a frame of no known type
+	// would otherwise have its reader buffer up to the max frame size for
+	// nothing.
+	t := Type(b[4])
+	maxBody, known := MaxBody(t)
+	if !known {
+		return Frame{}, 0, fmt.Errorf("%w: unknown frame type 0x%02x", ErrMalformedFrame, uint8(t))
+	}
+	if maxBody >= 0 && int(length)-1 > maxBody {
+		return Frame{}, 0, fmt.Errorf("%w: %s: %d body bytes announced, at most %d", ErrMalformedFrame, t, length-1, maxBody)
+	}
 	total := 4 + int(length)
 	if len(b) < total {
 		return Frame{}, 0, nil
 	}
-	f, err := parseBody(Type(b[4]), b[headerSize:total])
+	f, err := parseBody(Type(b[4]), b[HeaderSize:total])
 	if err != nil {
 		return Frame{}, 0, err
 	}
@@ -194,7 +209,7 @@ func (c Binary) ParseFrame(b []byte) (Frame, int, error) {
 // with ok; otherwise ok is false and the caller uses ParseFrame, which
 // reports what is wrong or missing. It builds no Frame.
 func (c Binary) ParseData(b []byte) (payload []byte, n int, ok bool) {
-	if len(b) < headerSize || Type(b[4]) != Data {
+	if len(b) < HeaderSize || Type(b[4]) != Data {
 		return nil, 0, false
 	}
 	length := binary.BigEndian.Uint32(b)
@@ -205,7 +220,7 @@ func (c Binary) ParseData(b []byte) (payload []byte, n int, ok bool) {
 	if len(b) < total {
 		return nil, 0, false
 	}
-	return b[headerSize:total], total, true
+	return b[HeaderSize:total], total, true
 }
 
 // FrameLen reports the total encoded length of the frame starting at b, once

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -71,6 +72,56 @@ func TestOversizedLengthRejectedBeforeBody(t *testing.T) {
 	hdr = binary.BigEndian.AppendUint32(nil, 0xFFFFFFFF)
 	_, _, err = Binary{}.ParseFrame(hdr)
 	require.ErrorIs(t, err, ErrFrameTooLarge)
+}
+
+// TestTypeBoundCheckedAtHeader: a frame of unknown type, or one longer
+// than its type allows, is refused from its 5-byte header, before its body
+// arrives (a black-box audit: a HELLO header announcing 16 MiB made the
+// reader buffer megabytes before the peer had proved anything). Every
+// frame a node can encode stays within its type's bound.
+func TestTypeBoundCheckedAtHeader(t *testing.T) {
+	c := Binary{} // the default max frame size, 16 MiB
+	header := func(ty Type, body int) []byte {
+		return append(binary.BigEndian.AppendUint32(nil, uint32(1+body)), byte(ty))
+	}
+	for ty := Type(0); ty <= LastType+1; ty++ {
+		maxBody, known := MaxBody(ty)
+		_, n, err := c.ParseFrame(header(ty, 1<<20))
+		require.Zero(t, n)
+		switch {
+		case !known:
+			require.ErrorIs(t, err, ErrMalformedFrame, "%s", ty)
+		case maxBody < 0: // DATA: bounded by the max frame size only
+			require.NoError(t, err, "%s", ty)
+		default:
+			require.ErrorIs(t, err, ErrMalformedFrame, "%s", ty)
+			_, _, err = c.ParseFrame(header(ty, maxBody)) // at the bound: wait for the body
+			require.NoError(t, err, "%s", ty)
+		}
+	}
+	long := strings.Repeat("x", MaxIDLen)
+	info := strings.Repeat("i", MaxInfoLen)
+	text := strings.Repeat("t", MaxTextLen)
+	largest := []Frame{
+		{Type: Hello, ID: long, Incarnation: 1, MaxFrame: 1, Info: info},
+		{Type: Bye, Code: CodeProtocol, Sess: 1, Text: text},
+		{Type: Ping, Stamp: 1, Echo: 2, Held: 3},
+		{Type: Ack, Delivered: 1, Credit: 2, Backlog: true},
+	}
+	ms := make([]Member, MaxMembersPerFrame)
+	for i := range ms {
+		ms[i] = Member{ID: long, Incarnation: 1, Addr: info}
+	}
+	largest = append(largest, Frame{Type: Members, Members: &MemberList{Entries: ms}})
+	for _, f := range largest {
+		b, err := c.AppendFrame(nil, &f)
+		require.NoError(t, err, f.Type.String())
+		maxBody, _ := MaxBody(f.Type)
+		require.Equal(t, maxBody, len(b)-HeaderSize, "%s: the largest encodable body is the bound", f.Type)
+		_, n, err := c.ParseFrame(b)
+		require.NoError(t, err, f.Type.String())
+		require.Equal(t, len(b), n)
+	}
 }
 
 func TestMalformedFrames(t *testing.T) {

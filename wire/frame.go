@@ -99,6 +99,36 @@ const (
 	MaxTextLen = 1024 // bytes in a BYE's reason text
 )
 
+// MaxBody returns the largest body a frame of type t can have, so that a
+// reader refuses a frame too long for its type once its 5-byte header is in,
+// before buffering its body (spec/PROTOCOL.md 2.2); known is false for a
+// type this version does not define. DATA's bound is only the receiver's max
+// frame size (returned as -1); MEMBERS's is its entry limit times the largest
+// entry.
+func MaxBody(t Type) (n int, known bool) {
+	switch t {
+	case Hello:
+		return 1 + MaxIDLen + 8 + 4 + 2 + MaxInfoLen, true
+	case Join, Welcome:
+		return 9, true
+	case Keep:
+		return 1, true
+	case Ping:
+		return 24, true
+	case Data:
+		return -1, true
+	case Bye:
+		return 11 + MaxTextLen, true
+	case Ack:
+		return 17, true
+	case Resume:
+		return 8, true
+	case Members:
+		return 2 + MaxMembersPerFrame*(1+8+1+MaxIDLen+2+MaxInfoLen), true
+	}
+	return 0, false
+}
+
 // Frame is one decoded frame. Only the fields of its Type are meaningful.
 type Frame struct {
 	Type        Type

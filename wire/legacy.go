@@ -9,6 +9,13 @@ import (
 	"unicode/utf8"
 )
 
+// LegacyMaxHandshakeLine bounds a 0.4.1 message received before its
+// session (the hello, the priority and the confirm): the largest valid one,
+// a hello whose id and info are JSON-escaped at six bytes a byte, is under
+// 9 KiB. A reader allows the max frame size only once the session exists,
+// so that a peer that has proved nothing cannot make it buffer megabytes.
+const LegacyMaxHandshakeLine = 16 << 10
+
 // Legacy is the framing of masterless 0.4.1, the npm package
 // (spec/LEGACY-0.4.1.md): no preamble, and each message one JSON value
 // followed by CR LF.

@@ -57,7 +57,7 @@ type Member struct {
 // MembersSize is the encoded size of a MEMBERS frame carrying ms (header
 // included), so a sender can split a view below the peer's frame limit.
 func MembersSize(ms []Member) int {
-	size := headerSize + 2
+	size := HeaderSize + 2
 	for i := range ms {
 		size += memberSize(&ms[i])
 	}
@@ -77,7 +77,7 @@ func appendMembers(dst []byte, f *Frame) ([]byte, error) {
 			return dst, fmt.Errorf("%w: MEMBERS entry %d: id length %d, address length %d, state %d", ErrMalformedFrame, i, len(m.ID), len(m.Addr), m.State)
 		}
 	}
-	dst = appendHeader(dst, Members, MembersSize(ms)-headerSize)
+	dst = appendHeader(dst, Members, MembersSize(ms)-HeaderSize)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(ms)))
 	for i := range ms {
 		m := &ms[i]
