@@ -199,7 +199,9 @@ func WithDispatchQueue(events, bytes int) Option {
 // HELLO read yet, ErrEvicted): the oldest of the address holding the most,
 // if that is more than its share (WithMaxHandshakesPerSource), else the
 // oldest of all; so a flood of silent connections cannot keep a real node
-// out (spec/PROTOCOL.md, 3.6). It is refused only when none is silent.
+// out (spec/PROTOCOL.md, 3.6). When none is silent, the oldest past its
+// HELLO and not yet a confirmed session goes the same way; a new
+// connection is refused only when the node's own dials hold every slot.
 func WithMaxHandshakes(n int) Option {
 	return func(s *settings) error { s.cfg.FSM.MaxHandshakes = n; return notNegative("WithMaxHandshakes", n) }
 }

@@ -34,11 +34,14 @@ type conn struct {
 	state    ConnState
 	dial     *dial // the dial that opened it; nil when accepted
 	openedAt time.Duration
+	// slot: it holds a handshake slot (slots.go): from its opening until it
+	// is established, and a v1 session until the other end confirms it.
+	slot bool
 	// Accepted: the source address the adapter reported (Incoming), and
-	// while its peer's HELLO has not arrived, its place among the
-	// connections that may be evicted, of all and of its source (slots.go).
+	// while it holds a slot, its eviction tier and its place in that tier's
+	// lists, of all and of its source (slots.go).
 	source   string
-	waiting  bool
+	tier     tier
 	all, src links
 	rules    *rules  // the protocol it speaks; nil until known (table.go)
 	prio     float64 // 0.4.1 dialer: the priority sent in our JOIN
@@ -138,9 +141,7 @@ func (n *Node) closeQuietly(c *conn, why error) {
 func (n *Node) forget(c *conn, why error) {
 	n.countClose(c, why)
 	delete(n.conns, c.id)
-	if c.state != StateEstablished {
-		n.freeSlot(c)
-	}
+	n.freeSlot(c)
 	if d := c.dial; d != nil {
 		n.dialEnded(d, c, why)
 	}

@@ -43,12 +43,12 @@ type Node struct {
 
 	nextDial    DialID
 	sessCounter uint64 // session numbers this node granted as a leader
-	handshaking int    // connections not yet established
-	// The handshake slots (slots.go): accepted connections that have not
-	// sent their HELLO, oldest first; what each source address holds, and
+	handshaking int    // connections holding a handshake slot: not yet established, or v1 sessions not yet confirmed (slots.go)
+	// The handshake slots (slots.go): the accepted connections of each
+	// eviction tier, oldest first; what each source address holds, and
 	// how many hold more than their share; how many connections were
 	// evicted.
-	waiting   waitList
+	tiers     [tierHeard + 1]waitList
 	sources   map[string]*source
 	overShare int
 	evicted   uint64

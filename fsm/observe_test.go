@@ -174,9 +174,10 @@ func TestCountersOfCloses(t *testing.T) {
 	}
 }
 
-// A silent handshake evicted to make room for a new connection, and a
-// connection refused as it is accepted because no handshake is silent, are
-// counted as failed handshakes, under their reasons.
+// A handshake evicted to make room for a new connection (a silent one, then
+// one past its HELLO), and a connection refused as it is accepted because
+// only the node's own dials hold slots, are counted as failed handshakes,
+// under their reasons.
 func TestCountersOfEvictedAndRefusedAtAccept(t *testing.T) {
 	n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1, MaxHandshakes: 1})
 	if err != nil {
@@ -186,14 +187,18 @@ func TestCountersOfEvictedAndRefusedAtAccept(t *testing.T) {
 	_ = n.Step(0, fsm.Incoming{Conn: 2}) // evicts c1, which said nothing
 	_ = n.Step(0, fsm.Accepted{Conn: 2})
 	_ = n.Step(0, fsm.FrameReceived{Conn: 2, Frame: wire.Frame{Type: wire.Hello, ID: "Z", Incarnation: 1}}) // M follows Z: a JOIN goes, c2 waits for WELCOME
-	_ = n.Step(0, fsm.Incoming{Conn: 3})                                                                    // c2 is not silent: refused
+	_ = n.Step(0, fsm.Incoming{Conn: 3})                                                                    // none is silent: c2, past its HELLO, makes room
+	_ = n.Step(0, fsm.ConnClosed{Conn: 3})
+	_ = n.Step(0, fsm.Connect{Req: 1, Addr: "tcp://p"})
+	_ = n.Step(0, fsm.Dialed{Dial: 1, Conn: 4}) // our own dial holds the slot
+	_ = n.Step(0, fsm.Incoming{Conn: 5})        // refused: nothing evictable
 	n.Ready()
 	c := n.Counters()
-	if c.Closed[fsm.ReasonEvicted] != 1 || c.Closed[fsm.ReasonTooManyHandshakes] != 1 || c.HandshakesFailed != 2 {
-		t.Fatalf("closed %v, %d failed handshakes; want one eviction and one refusal", c.Closed, c.HandshakesFailed)
+	if c.Closed[fsm.ReasonEvicted] != 2 || c.Closed[fsm.ReasonTooManyHandshakes] != 1 || c.HandshakesFailed != 4 {
+		t.Fatalf("closed %v, %d failed handshakes; want two evictions and one refusal (and c3's loss)", c.Closed, c.HandshakesFailed)
 	}
 	_ = n.Step(0, fsm.Shutdown{})
-	_ = n.Step(0, fsm.Incoming{Conn: 4}) // refused for the shutdown, not counted as a refusal
+	_ = n.Step(0, fsm.Incoming{Conn: 6}) // refused for the shutdown, not counted as a refusal
 	n.Ready()
 	if c := n.Counters(); c.Closed[fsm.ReasonTooManyHandshakes] != 1 || c.Closed[fsm.ReasonShutdown] != 1 {
 		t.Fatalf("after shutdown: closed %v", c.Closed)

@@ -15,19 +15,23 @@ func (n *Node) establish(p *peer, c *conn) {
 	n.invariant(p.session == nil, "establishing c%d with %s while session c%d exists", c.id, p.id, idOf(p.session))
 	n.invariant(c.state != StateEstablished, "c%d established twice", c.id)
 	c.state = StateEstablished
-	n.freeSlot(c)
 	p.handshakes--
 	p.session = c
 	if c.dial != nil {
 		n.dialEnded(c.dial, c, nil)
 	}
 	c.lastRecv, c.lastPing, c.establishedAt = n.now, n.now, n.now
-	n.armConn(c, n.heartbeatAt(c))
 	if !c.legacy() {
-		c.unconfirmed = true // the user hears of it once the other end confirms it (confirm)
+		// The user hears of it once the other end confirms it (confirm);
+		// until then it keeps its handshake slot and the handshake
+		// deadline (slots.go): a grant on a bare HELLO must not outlive a
+		// handshake nor escape the cap on them.
+		c.unconfirmed = true
 	} else {
+		n.freeSlot(c)
 		n.peerUp(p, c)
 	}
+	n.armConn(c, n.sessionDeadline(c))
 	c.rules.established(n, c)
 }
 
@@ -59,6 +63,7 @@ func (n *Node) confirm(c *conn, f *wire.Frame) {
 		return
 	}
 	c.unconfirmed = false
+	n.freeSlot(c)
 	n.peerUp(c.peer, c)
 	// Discovery learns the peer as a member, and sends it this node's view,
 	// only now too: a session refused unconfirmed (a redial answered by
@@ -159,14 +164,23 @@ func (n *Node) readPaused(e ReadPaused) {
 // sessionDeadline is when session c's timers next need a look: its next
 // heartbeat, or its peer timeout unless its reading is paused (readPaused).
 func (n *Node) sessionDeadline(c *conn) time.Duration {
-	if c.readPaused {
-		return n.heartbeatAt(c)
+	at := n.heartbeatAt(c)
+	if !c.readPaused {
+		at = min(at, c.lastRecv+n.cfg.PeerTimeout)
 	}
-	return min(n.heartbeatAt(c), c.lastRecv+n.cfg.PeerTimeout)
+	if c.unconfirmed {
+		at = min(at, c.openedAt+n.cfg.HandshakeTimeout)
+	}
+	return at
 }
 
 // sessionTimers runs the heartbeat and dead-peer deadline of session c.
 func (n *Node) sessionTimers(c *conn) {
+	if c.unconfirmed && n.now >= c.openedAt+n.cfg.HandshakeTimeout {
+		n.closeConn(c, wire.CodeHandshake, fmt.Errorf("%w: the session with %s on c%d (%s) was not confirmed within %v", ErrHandshakeTimeout, c.peer.id, c.id, c.where(), n.cfg.HandshakeTimeout))
+		n.traceTimeout(c)
+		return
+	}
 	if !c.readPaused && n.now >= c.lastRecv+n.cfg.PeerTimeout {
 		n.closeConn(c, wire.CodePeerTimeout, fmt.Errorf("%w: nothing from %s for %v", ErrPeerTimeout, c.peer.id, n.now-c.lastRecv))
 		n.traceTimeout(c)

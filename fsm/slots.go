@@ -8,15 +8,18 @@ import (
 )
 
 // Handshake slots (spec/PROTOCOL.md, 3.6). Every connection not yet
-// established holds one of MaxHandshakes slots. A connection accepted when
-// they are all taken neither waits nor is refused: an accepted connection
-// that has not sent its HELLO (a silent one) makes room for it, the oldest
-// of the source address holding the most slots if that source holds more
-// than its share (MaxHandshakesPerSource), else the oldest of all. Our own
-// dials, sessions and connections past their peer's HELLO are never
-// evicted; only when no silent connection is left is the newcomer refused.
-// Below capacity nothing is evicted, whatever a source holds: a burst of
-// real dials from one host (a NAT, a mesh on one machine) costs nothing.
+// established, and every v1 session the other end has not confirmed yet,
+// holds one of MaxHandshakes slots. A connection accepted when they are all
+// taken neither waits nor is refused: an accepted connection makes room for
+// it, in two tiers. First the silent ones (accepted, no HELLO yet): the
+// oldest of the source address holding the most slots if that source holds
+// more than its share (MaxHandshakesPerSource), else the oldest of all.
+// When none is silent, the accepted ones past their peer's HELLO and not yet
+// confirmed sessions, by the same rule. Our own dials and confirmed sessions
+// are never evicted; only when nothing else holds a slot is the newcomer
+// refused. Below capacity nothing is evicted, whatever a source holds: a
+// burst of real dials from one host (a NAT, a mesh on one machine) costs
+// nothing.
 //
 // Why: a refused newcomer lets anyone who opens connections faster than
 // slots per handshake timeout keep every real node out (issue 11 measured
@@ -24,26 +27,43 @@ import (
 // rate (256 / 5,000 per second = 51 ms), while a real dialer sends its
 // preamble and HELLO in its first segment and stops being silent as soon as
 // the acceptor reads it; and one address holding more than its share has
-// its own connections evicted first, never another address's.
+// its own connections evicted first, never another address's. The second
+// tier is for a flood whose connections each send a HELLO and then nothing
+// (a black-box audit kept every real node out with 51 such connections a
+// second): a real handshake ends within a round trip of its HELLO, so the
+// oldest of those past their HELLO is the one least likely to finish; and a
+// leader's grant on a bare HELLO keeps its slot until the follower confirms
+// it, within the handshake timeout, so such grants are capped too.
 
-// ErrEvicted: an accepted connection was closed before its handshake to make
-// room for a newer one: the handshake slots were full, and it was the oldest
-// that had not sent its HELLO (of its source address, when that address
-// held more than its share of the slots).
-var ErrEvicted = errors.New("masterless: handshake slot given to a newer connection: the slots were full and this was the oldest connection that had not sent its HELLO")
+// ErrEvicted: an accepted connection was closed before its handshake ended
+// to make room for a newer one: the handshake slots were full, and it was
+// the oldest that had not sent its HELLO, or when none was silent the oldest
+// past its HELLO and not yet a confirmed session (of its source address,
+// when that address held more than its share of the slots). A real dialer
+// whose connection is evicted tries again as after any failed handshake.
+var ErrEvicted = errors.New("masterless: handshake slot given to a newer connection (the handshake slots were full)")
 
-// waitList holds accepted connections that have not sent their HELLO,
-// oldest first, linked through the connections themselves: adding, removing
-// and finding the oldest cost O(1) and no allocation.
+// waitList holds accepted connections of one tier (silent, or past their
+// HELLO), oldest first, linked through the connections themselves: adding,
+// removing and finding the oldest cost O(1) and no allocation.
 type waitList struct{ head, tail *conn }
 
 // links are one connection's place in a waitList.
 type links struct{ prev, next *conn }
 
+// tier is which eviction tier an accepted connection holding a slot is in.
+type tier uint8
+
+const (
+	tierNone   tier = iota // not evictable: our dial, or no slot held
+	tierSilent             // accepted, its peer's HELLO not arrived
+	tierHeard              // accepted, past its peer's HELLO, not a confirmed session
+)
+
 // source is what one source address holds of the handshake slots.
 type source struct {
-	handshaking int      // accepted connections from it not yet established
-	waiting     waitList // of those, the ones that have not sent their HELLO
+	handshaking int                     // accepted connections from it holding a slot
+	tiers       [tierHeard + 1]waitList // of those, each tier's
 }
 
 func (l *waitList) push(c *conn, at func(*conn) *links) {
@@ -84,33 +104,39 @@ func (n *Node) makeRoom() error {
 	if n.cfg.mutation.refuseWhenFull() {
 		return fmt.Errorf("%w: %d already", ErrTooManyHandshakes, n.handshaking)
 	}
-	if src, s := n.greediest(); s != nil {
-		n.evict(s.waiting.head, fmt.Errorf("%w: %d slots, all taken; %s held %d, more than its share of %d", ErrEvicted, n.cfg.MaxHandshakes, src, s.handshaking, n.cfg.MaxHandshakesPerSource))
-		return nil
+	for _, t := range []tier{tierSilent, tierHeard} {
+		what := "silent"
+		if t == tierHeard {
+			what = "past its HELLO, none being silent"
+		}
+		if src, s := n.greediest(t); s != nil {
+			n.evict(s.tiers[t].head, fmt.Errorf("%w: %d slots, all taken; %s held %d, more than its share of %d; its oldest %s", ErrEvicted, n.cfg.MaxHandshakes, src, s.handshaking, n.cfg.MaxHandshakesPerSource, what))
+			return nil
+		}
+		if c := n.tiers[t].head; c != nil {
+			n.evict(c, fmt.Errorf("%w: %d slots, all taken; the oldest %s", ErrEvicted, n.cfg.MaxHandshakes, what))
+			return nil
+		}
 	}
-	if c := n.waiting.head; c != nil {
-		n.evict(c, fmt.Errorf("%w: %d slots, all taken", ErrEvicted, n.cfg.MaxHandshakes))
-		return nil
-	}
-	return fmt.Errorf("%w: %d already, none of them evictable", ErrTooManyHandshakes, n.handshaking)
+	return fmt.Errorf("%w: %d already, none of them evictable (this node's own dials)", ErrTooManyHandshakes, n.handshaking)
 }
 
 // greediest returns the source holding the most slots among those holding
-// more than their share and having a silent connection; ties go to the one
-// whose oldest silent connection is older. nil when there is none (most of
-// the time: the scan runs only while some source is over its share).
-func (n *Node) greediest() (string, *source) {
+// more than their share and having a connection in tier t; ties go to the
+// one whose oldest such connection is older. nil when there is none (most
+// of the time: the scan runs only while some source is over its share).
+func (n *Node) greediest(t tier) (string, *source) {
 	if n.overShare == 0 {
 		return "", nil
 	}
 	var best *source
 	bestSrc := ""
 	for src, s := range n.sources {
-		if s.handshaking <= n.cfg.MaxHandshakesPerSource || s.waiting.head == nil {
+		if s.handshaking <= n.cfg.MaxHandshakesPerSource || s.tiers[t].head == nil {
 			continue
 		}
 		if best == nil || s.handshaking > best.handshaking ||
-			s.handshaking == best.handshaking && older(s.waiting.head, best.waiting.head) {
+			s.handshaking == best.handshaking && older(s.tiers[t].head, best.tiers[t].head) {
 			best, bestSrc = s, src
 		}
 	}
@@ -132,43 +158,66 @@ func (n *Node) evict(c *conn, why error) {
 }
 
 // takeSlot counts the new connection c as handshaking; an accepted one also
-// against its source and as evictable until its HELLO.
+// against its source and as silent (evictable first) until its HELLO.
 func (n *Node) takeSlot(c *conn) {
 	n.handshaking++
+	c.slot = true
 	if c.dial != nil {
 		return
 	}
-	c.waiting = true
-	n.waiting.push(c, allLinks)
-	if c.source == "" {
+	if c.source != "" {
+		s := n.sources[c.source]
+		if s == nil {
+			s = &source{}
+			n.sources[c.source] = s
+		}
+		if s.handshaking++; s.handshaking == n.cfg.MaxHandshakesPerSource+1 {
+			n.overShare++
+		}
+	}
+	n.enterTier(c, tierSilent)
+}
+
+// enterTier moves accepted connection c into eviction tier t (tierNone:
+// out of the lists).
+func (n *Node) enterTier(c *conn, t tier) {
+	if c.tier == t {
 		return
 	}
 	s := n.sources[c.source]
-	if s == nil {
-		s = &source{}
-		n.sources[c.source] = s
+	if c.source == "" {
+		s = nil
 	}
-	if s.handshaking++; s.handshaking == n.cfg.MaxHandshakesPerSource+1 {
-		n.overShare++
+	if c.tier != tierNone {
+		n.tiers[c.tier].remove(c, allLinks)
+		if s != nil {
+			s.tiers[c.tier].remove(c, srcLinks)
+		}
 	}
-	s.waiting.push(c, srcLinks)
+	c.tier = t
+	if t != tierNone {
+		n.tiers[t].push(c, allLinks)
+		if s != nil {
+			s.tiers[t].push(c, srcLinks)
+		}
+	}
 }
 
-// heard takes c off the evictable lists: its peer's HELLO arrived.
+// heard moves c to the second tier: its peer's HELLO arrived.
 func (n *Node) heard(c *conn) {
-	if !c.waiting {
+	if c.tier == tierSilent {
+		n.enterTier(c, tierHeard)
+	}
+}
+
+// freeSlot gives back c's slot, if it holds one: it was established (a v1
+// session once confirmed) or closed before that.
+func (n *Node) freeSlot(c *conn) {
+	if !c.slot {
 		return
 	}
-	c.waiting = false
-	n.waiting.remove(c, allLinks)
-	if s := n.sources[c.source]; s != nil && c.source != "" {
-		s.waiting.remove(c, srcLinks)
-	}
-}
-
-// freeSlot gives back c's slot: it was established or closed before that.
-func (n *Node) freeSlot(c *conn) {
-	n.heard(c)
+	c.slot = false
+	n.enterTier(c, tierNone)
 	n.handshaking--
 	n.invariant(n.handshaking >= 0, "handshaking count below zero after c%d", c.id)
 	if c.dial != nil || c.source == "" {

@@ -124,19 +124,23 @@ func TestPerSourceSlots(t *testing.T) {
 	}
 }
 
-// TestSlotsNeverEvictDialsOrSessions: the node's own dials and its sessions
-// hold no evictable slot; when every slot is held by them or by connections
-// past their HELLO, a newcomer is refused, whatever its source.
+// TestSlotsNeverEvictDialsOrSessions: the node's own dials and its
+// confirmed sessions hold no evictable slot; a connection past its HELLO is
+// evicted only when none is silent (a black-box audit kept every real node
+// out with a flood of connections that each sent a HELLO and then nothing);
+// when only the node's own dials hold slots, a newcomer is refused.
 func TestSlotsNeverEvictDialsOrSessions(t *testing.T) {
 	cfg := slotConfig()
 	cfg.MaxHandshakes = 3
 	s := newSlotNode(t, cfg)
-	// c1 becomes a session (m leads a), c2 is past its HELLO, c3 and c4 are our dials.
+	// c1 becomes a confirmed session (m leads a; a's ACK confirms the
+	// grant), c2 is past its HELLO, c3 and c4 are our dials.
 	s.step(fsm.Incoming{Conn: 1, Source: "x"})
 	s.step(fsm.Accepted{Conn: 1})
 	s.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Hello, ID: "a", Incarnation: 1}})
-	if st, _, _ := s.n.ConnState(1); st != fsm.StateEstablished {
-		t.Fatalf("c1 is %s, want established", st)
+	s.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20}})
+	if st, _, _ := s.n.ConnState(1); st != fsm.StateEstablished || s.n.Handshaking() != 0 {
+		t.Fatalf("c1 is %s, %d handshaking; want established and confirmed, none", st, s.n.Handshaking())
 	}
 	s.step(fsm.Incoming{Conn: 2, Source: "y"})
 	s.step(fsm.Accepted{Conn: 2})
@@ -145,19 +149,77 @@ func TestSlotsNeverEvictDialsOrSessions(t *testing.T) {
 	s.step(fsm.Connect{Req: 2, Addr: "tcp://q"})
 	s.step(fsm.Dialed{Dial: 1, Conn: 3})
 	s.step(fsm.Dialed{Dial: 2, Conn: 4}) // over the bound: dials are not refused
-	for id := fsm.ConnID(5); id <= 8; id++ {
+	// No silent connection: the one past its HELLO makes room.
+	s.step(fsm.Incoming{Conn: 5, Source: "s5"})
+	if s.open(2) || !errors.Is(s.closed[2], fsm.ErrEvicted) || !s.open(5) {
+		t.Fatalf("c5 arrived with no silent connection: c2 open=%v (closed with %v), c5 open=%v; want c2 evicted for c5", s.open(2), s.closed[2], s.open(5))
+	}
+	// A silent one goes first.
+	s.step(fsm.Incoming{Conn: 6, Source: "s6"})
+	if s.open(5) || !errors.Is(s.closed[5], fsm.ErrEvicted) || !s.open(6) {
+		t.Fatalf("c6 arrived: c5 open=%v (closed with %v), c6 open=%v; want silent c5 evicted", s.open(5), s.closed[5], s.open(6))
+	}
+	// Only our own dials hold slots: a newcomer is refused.
+	s.step(fsm.ConnClosed{Conn: 6})
+	s.step(fsm.Connect{Req: 3, Addr: "tcp://r"})
+	s.step(fsm.Dialed{Dial: 3, Conn: 7})
+	for id := fsm.ConnID(8); id <= 10; id++ {
 		s.step(fsm.Incoming{Conn: id, Source: fmt.Sprint("s", id)})
 		if s.open(id) || !errors.Is(s.closed[id], fsm.ErrTooManyHandshakes) {
 			t.Fatalf("c%d: open=%v, closed with %v; want refused", id, s.open(id), s.closed[id])
 		}
 	}
-	for id := fsm.ConnID(1); id <= 4; id++ {
+	for _, id := range []fsm.ConnID{1, 3, 4, 7} {
 		if !s.open(id) {
-			t.Fatalf("c%d was closed (%v): sessions, dials and handshakes past HELLO are never evicted", id, s.closed[id])
+			t.Fatalf("c%d was closed (%v): a confirmed session and our dials are never evicted", id, s.closed[id])
 		}
 	}
-	if s.n.Evicted() != 0 {
-		t.Fatalf("evicted %d, want 0", s.n.Evicted())
+	if s.n.Evicted() != 2 {
+		t.Fatalf("evicted %d, want 2", s.n.Evicted())
+	}
+}
+
+// TestUnconfirmedGrantHoldsASlot: a leader grants a session on the
+// follower's bare HELLO; until the follower confirms it, it holds a
+// handshake slot (the second eviction tier) and ends at the handshake
+// timeout, as a handshake does. A black-box audit held 1,800 such grants
+// with 64 slots, each until the peer timeout.
+func TestUnconfirmedGrantHoldsASlot(t *testing.T) {
+	cfg := slotConfig()
+	cfg.MaxHandshakes = 2
+	cfg.HandshakeTimeout = time.Second
+	cfg.PeerTimeout = 6 * time.Second
+	s := newSlotNode(t, cfg)
+	hello := func(id fsm.ConnID, peer string) {
+		s.step(fsm.Incoming{Conn: id, Source: "x"})
+		s.step(fsm.Accepted{Conn: id})
+		s.step(fsm.FrameReceived{Conn: id, Frame: wire.Frame{Type: wire.Hello, ID: peer, Incarnation: 1}})
+	}
+	hello(1, "a") // m leads a: granted at once
+	if st, _, _ := s.n.ConnState(1); st != fsm.StateEstablished || s.n.Handshaking() != 1 {
+		t.Fatalf("c1 is %s with %d handshaking; want an established grant that holds its slot", st, s.n.Handshaking())
+	}
+	hello(2, "b")
+	hello(3, "c") // the slots are full: the oldest grant makes room
+	if s.open(1) || !errors.Is(s.closed[1], fsm.ErrEvicted) {
+		t.Fatalf("c1 open=%v, closed with %v; want the oldest unconfirmed grant evicted", s.open(1), s.closed[1])
+	}
+	s.step(fsm.FrameReceived{Conn: 2, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20}}) // b confirms
+	if s.n.Handshaking() != 1 {
+		t.Fatalf("%d handshaking after b confirmed, want 1 (c's grant)", s.n.Handshaking())
+	}
+	s.now = time.Second - time.Millisecond
+	s.step(fsm.FrameReceived{Conn: 2, Frame: wire.Frame{Type: wire.Ping}})
+	s.now = time.Second
+	s.step(fsm.Tick{})
+	if !s.open(2) {
+		t.Fatalf("b's confirmed session closed at the handshake timeout: %v", s.closed[2])
+	}
+	if s.open(3) || !errors.Is(s.closed[3], fsm.ErrHandshakeTimeout) {
+		t.Fatalf("c's unconfirmed grant open=%v, closed with %v; want closed at the handshake timeout", s.open(3), s.closed[3])
+	}
+	if s.n.Handshaking() != 0 {
+		t.Fatalf("%d handshaking, want 0", s.n.Handshaking())
 	}
 }
 
@@ -168,7 +230,7 @@ func TestCheckSlotsCatches(t *testing.T) {
 		"count":  "handshaking count",
 		"source": `source "b"`,
 		"share":  "more than their share",
-		"list":   "evictable list of all",
+		"list":   "evictable list 1 of all",
 	} {
 		s := newSlotNode(t, slotConfig())
 		s.step(fsm.Incoming{Conn: 1, Source: "b"})

@@ -27,6 +27,8 @@ func TestManyPeersDoNotHang(t *testing.T) {
 			c := fsm.ConnID(i + 1)
 			_ = n.Step(0, fsm.Accepted{Conn: c})
 			_ = n.Step(0, fsm.FrameReceived{Conn: c, Frame: wire.Frame{Type: wire.Hello, ID: fmt.Sprintf("p%06d", i), Incarnation: 1}})
+			// The follower's ACK confirms the grant, which until then holds a handshake slot.
+			_ = n.Step(0, fsm.FrameReceived{Conn: c, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20}})
 			n.Ready()
 		}
 	}()

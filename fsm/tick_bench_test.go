@@ -27,6 +27,9 @@ func idleNode(tb testing.TB, sessions int) (*fsm.Node, time.Duration) {
 		id := fsm.ConnID(i + 1)
 		_ = n.Step(now, fsm.Accepted{Conn: id})
 		_ = n.Step(now, fsm.FrameReceived{Conn: id, Frame: wire.Frame{Type: wire.Hello, ID: fmt.Sprintf("P%04d", i), Incarnation: 1}})
+		// The follower's first ACK confirms the grant: an unconfirmed one
+		// holds a handshake slot, and there are fewer slots than sessions.
+		_ = n.Step(now, fsm.FrameReceived{Conn: id, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20}})
 		n.Ready()
 		now += gap
 	}

@@ -86,57 +86,75 @@ func (m *timerMachine) hello(t *rapid.T, c fsm.ConnID) {
 }
 
 // Accept opens a connection from a drawn source address. When the slots
-// are full the rule (slots.go) must evict exactly one silent connection
-// (accepted, no HELLO stepped on it): the oldest of the source holding the
-// most, if that is more than its share, else the oldest of all; and refuse
-// the newcomer only when there is none. The expectation is computed here
-// from the connections themselves, not from the node's lists.
+// are full the rule (slots.go) must evict exactly one accepted connection
+// holding a slot (not established, or a session not confirmed): a silent
+// one (no HELLO stepped on it) if there is one, else one past its HELLO;
+// within the tier, the oldest of the source holding the most, if that is
+// more than its share, else the oldest of all; and refuse the newcomer
+// only when there is none. The expectation is computed here from the
+// connections themselves, not from the node's lists.
 func (m *timerMachine) Accept(t *rapid.T) {
 	m.nextConn++
 	c := m.nextConn
 	src := rapid.SampledFrom([]string{"", "s1", "s1", "s2"}).Draw(t, "source") // s1 often holds more than its share
 	cfg := m.n.Config()
+	unconfirmed := map[fsm.ConnID]bool{}
+	for _, p := range m.n.Peers() {
+		if p.SessionConn != 0 && !p.Confirmed {
+			unconfirmed[p.SessionConn] = true
+		}
+	}
 	count := map[string]int{}
-	silent := map[string][]fsm.ConnID{} // per source, oldest first ("": all)
+	var tiers [2]map[string][]fsm.ConnID // silent, heard; per source, oldest first ("": all)
+	tiers[0], tiers[1] = map[string][]fsm.ConnID{}, map[string][]fsm.ConnID{}
 	for _, o := range m.open {
 		from, accepted := m.srcOf[o]
 		st, _, ok := m.n.ConnState(o)
-		if !accepted || !ok || st == fsm.StateEstablished {
+		if !accepted || !ok || st == fsm.StateEstablished && !unconfirmed[o] {
 			continue
 		}
 		if from != "" {
 			count[from]++
 		}
-		if !m.heard[o] {
-			silent[from] = append(silent[from], o)
-			if from != "" {
-				silent[""] = append(silent[""], o)
-			}
+		tier := tiers[0]
+		if m.heard[o] {
+			tier = tiers[1]
+		}
+		tier[from] = append(tier[from], o)
+		if from != "" {
+			tier[""] = append(tier[""], o)
 		}
 	}
-	for _, ids := range silent {
-		slices.Sort(ids)
+	for _, tier := range tiers {
+		for _, ids := range tier {
+			slices.Sort(ids)
+		}
 	}
 	refuse, victim := m.shutdown, fsm.ConnID(0)
 	if !refuse && m.n.Handshaking() >= cfg.MaxHandshakes {
-		greedy := ""
-		for _, from := range []string{"s1", "s2"} {
-			if count[from] <= cfg.MaxHandshakesPerSource || len(silent[from]) == 0 {
-				continue
+		refuse = true
+		for _, tier := range tiers {
+			greedy := ""
+			for _, from := range []string{"s1", "s2"} {
+				if count[from] <= cfg.MaxHandshakesPerSource || len(tier[from]) == 0 {
+					continue
+				}
+				if greedy == "" || count[from] > count[greedy] || count[from] == count[greedy] && tier[from][0] < tier[greedy][0] {
+					greedy = from
+				}
 			}
-			if greedy == "" || count[from] > count[greedy] || count[from] == count[greedy] && silent[from][0] < silent[greedy][0] {
-				greedy = from
+			if greedy != "" {
+				victim = tier[greedy][0]
+			} else if len(tier[""]) > 0 {
+				victim = tier[""][0]
 			}
-		}
-		switch {
-		case greedy != "":
-			victim = silent[greedy][0]
-		case len(silent[""]) > 0:
-			victim = silent[""][0]
-		default:
-			refuse = true
+			if victim != 0 {
+				refuse = false
+				break
+			}
 		}
 	}
+	silent := tiers
 	evicted := m.n.Evicted()
 	m.open = append(m.open, c)
 	m.srcOf[c] = src

@@ -38,23 +38,32 @@ func FillFromFSM(dst *NodeView, n *fsm.Node, global func(fsm.ConnID) ConnID) {
 
 // CheckLocal runs the invariants one node can be held to on its own: no
 // connection to itself, at most one session per peer that its peer table
-// names, and a handshake count equal to its connections not yet established.
+// names, and a handshake count equal to its connections holding a
+// handshake slot.
 func CheckLocal(n *NodeView) error {
 	s := &Snapshot{Nodes: []NodeView{*n}}
 	return errors.Join(NoSelfConnection(s), AtMostOneSession(s), HandshakeCount(n))
 }
 
-// HandshakeCount: the node's count of handshaking connections equals the
-// number of its connections that are not established.
+// HandshakeCount: the node's count of handshaking connections (those
+// holding a handshake slot, spec/PROTOCOL.md 3.6) equals the number of its
+// connections that are not established plus its sessions the other end has
+// not confirmed yet.
 func HandshakeCount(n *NodeView) error {
+	unconfirmed := map[fsm.ConnID]bool{}
+	for _, p := range n.Peers {
+		if p.SessionConn != 0 && !p.Confirmed {
+			unconfirmed[p.SessionConn] = true
+		}
+	}
 	k := 0
 	for _, c := range n.Conns {
-		if c.State != fsm.StateEstablished {
+		if c.State != fsm.StateEstablished || unconfirmed[c.ID] {
 			k++
 		}
 	}
 	if k != n.Handshaking {
-		return fmt.Errorf("handshake-count: %s reports %d connections handshaking, but %d are not established", n.ID, n.Handshaking, k)
+		return fmt.Errorf("handshake-count: %s reports %d connections handshaking, but %d are not established or not confirmed", n.ID, n.Handshaking, k)
 	}
 	return nil
 }

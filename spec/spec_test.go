@@ -20,10 +20,10 @@ func healthy() *spec.Snapshot {
 		Nodes: []spec.NodeView{
 			{ID: "a", Incarnation: 1, Alive: true, Handshaking: 1,
 				Conns: []spec.ConnEnd{est(2, 1, "b", true, false), {ConnStatus: fsm.ConnStatus{ID: 6, State: fsm.StateHello, Dialed: true}, Global: 3}},
-				Peers: []spec.Peer{{PeerStatus: fsm.PeerStatus{ID: "b", Kept: true, SessionConn: 2, Sess: 1, Addr: "tcp://b"}, SessionGlobal: 1}}},
+				Peers: []spec.Peer{{PeerStatus: fsm.PeerStatus{ID: "b", Kept: true, SessionConn: 2, Sess: 1, Confirmed: true, Addr: "tcp://b"}, SessionGlobal: 1}}},
 			{ID: "b", Incarnation: 1, Alive: true,
 				Conns: []spec.ConnEnd{est(3, 1, "a", false, true)},
-				Peers: []spec.Peer{{PeerStatus: fsm.PeerStatus{ID: "a", SessionConn: 3, Sess: 1}, SessionGlobal: 1}}},
+				Peers: []spec.Peer{{PeerStatus: fsm.PeerStatus{ID: "a", SessionConn: 3, Sess: 1, Confirmed: true}, SessionGlobal: 1}}},
 		},
 		Conns: []spec.Conn{
 			{ID: 1, Ends: [2]spec.End{{"a", 1, true}, {"b", 1, true}}},
@@ -130,7 +130,13 @@ func TestEndsMatchNetworkCaught(t *testing.T) {
 func TestHandshakeCountCaught(t *testing.T) {
 	s := healthy()
 	s.Nodes[0].Handshaking = 0
-	require.ErrorContains(t, spec.HandshakeCount(&s.Nodes[0]), "a reports 0 connections handshaking, but 1 are not established")
+	require.ErrorContains(t, spec.HandshakeCount(&s.Nodes[0]), "a reports 0 connections handshaking, but 1 are not established or not confirmed")
+	// A session the other end has not confirmed still holds its slot.
+	s = healthy()
+	s.Nodes[1].Peers[0].Confirmed = false
+	require.ErrorContains(t, spec.HandshakeCount(&s.Nodes[1]), "b reports 0 connections handshaking, but 1 are not established or not confirmed")
+	s.Nodes[1].Handshaking = 1
+	require.NoError(t, spec.HandshakeCount(&s.Nodes[1]))
 }
 
 func TestQuiescenceCatchesMissingAndUnwantedSessions(t *testing.T) {
