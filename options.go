@@ -50,7 +50,8 @@ type settings struct {
 }
 
 // WithHost sets the address to listen on; default 127.0.0.1. Use "0.0.0.0"
-// (with WithAdvertise) to accept connections from other machines.
+// (with WithAdvertise) to accept connections from other machines. An IPv6
+// link-local address needs its zone ("fe80::1%eth0"), which Info keeps.
 func WithHost(host string) Option {
 	return func(s *settings) error { s.cfg.Host = host; return nil }
 }
