@@ -48,7 +48,22 @@ func TestNewRefusesBadConfigurations(t *testing.T) {
 		{"negative dispatch queue", "a", []Option{WithDispatchQueue(-1, 0)}, "WithDispatchQueue(-1): negative"},
 		{"negative handshakes", "a", []Option{WithMaxHandshakes(-1)}, "WithMaxHandshakes(-1): negative"},
 		{"negative handshakes per source", "a", []Option{WithMaxHandshakesPerSource(-1)}, "WithMaxHandshakesPerSource(-1): negative"},
-		{"negative heartbeat", "a", []Option{WithHeartbeat(-time.Second)}, "negative duration"},
+		// Negative durations and discovery settings were refused without
+		// naming the option or field (black-box audit).
+		{"negative heartbeat", "a", []Option{WithHeartbeat(-time.Second)}, "WithHeartbeat(-1s): negative (0 keeps the default 1s)"},
+		{"negative peer timeout", "a", []Option{WithPeerTimeout(-time.Second)}, "WithPeerTimeout(-1s): negative (0 keeps the default 5s)"},
+		{"negative handshake timeout", "a", []Option{WithHandshakeTimeout(-time.Second)}, "WithHandshakeTimeout(-1s): negative (0 keeps the default 5s)"},
+		{"negative first backoff", "a", []Option{WithReconnectBackoff(-time.Second, 0)}, "WithReconnectBackoff(-1s, 0s): negative first delay (0 keeps the default 100ms)"},
+		{"negative max backoff", "a", []Option{WithReconnectBackoff(0, -time.Second)}, "WithReconnectBackoff(0s, -1s): negative max"},
+		{"max backoff below first", "a", []Option{WithReconnectBackoff(2*time.Second, time.Second)}, "WithReconnectBackoff(2s, 1s): the max is below the first delay"},
+		{"max backoff below the default first", "a", []Option{WithReconnectBackoff(0, 50*time.Millisecond)}, "WithReconnectBackoff(0s, 50ms): the max is below the default first delay 100ms"},
+		{"negative grace", "a", []Option{WithReconnectGrace(-time.Second)}, "WithReconnectGrace(-1s): negative (0 keeps the default 5s)"},
+		{"negative discovery dials", "a", []Option{WithDiscovery(DiscoveryOptions{MaxDials: -1})}, "DiscoveryOptions.MaxDials -1: negative"},
+		{"negative discovery gap", "a", []Option{WithDiscovery(DiscoveryOptions{Gap: -time.Second})}, "DiscoveryOptions.Gap -1s: negative"},
+		{"negative leader delay", "a", []Option{WithDiscovery(DiscoveryOptions{LeaderDelay: -time.Second})}, "DiscoveryOptions.LeaderDelay -1s: negative"},
+		{"negative gossip interval", "a", []Option{WithDiscovery(DiscoveryOptions{GossipInterval: -time.Second})}, "DiscoveryOptions.GossipInterval -1s: negative"},
+		{"negative member timeout", "a", []Option{WithDiscovery(DiscoveryOptions{MemberTimeout: -time.Second})}, "DiscoveryOptions.MemberTimeout -1s: negative"},
+		{"negative max members", "a", []Option{WithDiscovery(DiscoveryOptions{MaxMembers: -1})}, "DiscoveryOptions.MaxMembers -1: negative"},
 		{"a nil option", "a", []Option{nil}, "option 1 of 2 is nil"}, // the logger below is the second
 	} {
 		if c.want == "32 bits" && strconv.IntSize < 64 {
@@ -65,6 +80,17 @@ func TestNewRefusesBadConfigurations(t *testing.T) {
 	}
 	_, err := os.Stat(filepath.Join(dir, "new"))
 	require.ErrorIs(t, err, os.ErrNotExist, "a refused configuration created an incarnation file")
+}
+
+// TestBackoffFirstAlone: WithReconnectBackoff(first, 0) with a first delay
+// over the default max (10 s) is accepted (every delay is then first:
+// fsm's TestConfigBackoffMaxFollowsALongerMin); it used to be refused as
+// "backoff max 10s below min 20s", a max the user never set (black-box
+// audit).
+func TestBackoffFirstAlone(t *testing.T) {
+	s, err := New("a", WithReconnectBackoff(20*time.Second, 0), WithLogger(newLogger(&logSink{})))
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
 }
 
 // TestLongestAdvertiseHandshakes: an advertised address of exactly the limit

@@ -36,6 +36,28 @@ type DiscoveryOptions struct {
 	MaxMembers int
 }
 
+// check refuses a negative field, naming it.
+func (o DiscoveryOptions) check() error {
+	negative := func(field string, v, def any) error {
+		return fmt.Errorf("%w: WithDiscovery: DiscoveryOptions.%s %v: negative (0 keeps the default: %v)", ErrBadConfig, field, v, def)
+	}
+	switch {
+	case o.MaxDials < 0:
+		return negative("MaxDials", o.MaxDials, fsm.DefaultDiscoveryDials)
+	case o.Gap < 0:
+		return negative("Gap", o.Gap, fsm.DefaultDiscoveryGap)
+	case o.LeaderDelay < 0:
+		return negative("LeaderDelay", o.LeaderDelay, "the handshake timeout")
+	case o.GossipInterval < 0:
+		return negative("GossipInterval", o.GossipInterval, fsm.DefaultGossipInterval)
+	case o.MemberTimeout < 0:
+		return negative("MemberTimeout", o.MemberTimeout, fsm.DefaultMemberTimeout)
+	case o.MaxMembers < 0:
+		return negative("MaxMembers", o.MaxMembers, fsm.DefaultMaxMembers)
+	}
+	return nil
+}
+
 // WithDiscovery turns on discovery (off by default): the server tells the
 // peers that have discovery too which members it knows, learns theirs, and
 // keeps every live member it learns of, so a server that Connects to one
@@ -51,7 +73,8 @@ type DiscoveryOptions struct {
 // kept until a node answers there even under WithConnectOnce (see
 // StopConnecting). Peers without
 // discovery (or masterless 0.4.1 nodes) still connect as before; they are
-// neither told of members nor advertised. At most one DiscoveryOptions.
+// neither told of members nor advertised. At most one DiscoveryOptions; a
+// negative field of it is refused by New with ErrBadConfig.
 func WithDiscovery(opts ...DiscoveryOptions) Option {
 	return func(s *settings) error {
 		if len(opts) > 1 {
@@ -61,6 +84,9 @@ func WithDiscovery(opts ...DiscoveryOptions) Option {
 		c.Discovery = true
 		if len(opts) == 1 {
 			o := opts[0]
+			if err := o.check(); err != nil {
+				return err
+			}
 			c.DiscoveryDials, c.DiscoveryGap, c.LeaderDelay = o.MaxDials, o.Gap, o.LeaderDelay
 			c.GossipInterval, c.MemberTimeout, c.MaxMembers = o.GossipInterval, o.MemberTimeout, o.MaxMembers
 		}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/masterless-go/masterless/fsm"
 	"github.com/masterless-go/masterless/netio"
 )
 
@@ -29,6 +30,15 @@ func notNegative(option string, values ...int) error {
 	return nil
 }
 
+// notNegativeDuration refuses a negative duration given to the option
+// named, whose zero value keeps def.
+func notNegativeDuration(option string, d, def time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("%w: %s(%v): negative (0 keeps the default %v)", ErrBadConfig, option, d, def)
+	}
+	return nil
+}
+
 // settings collects what the options set.
 type settings struct {
 	cfg    netio.Config
@@ -40,7 +50,8 @@ type settings struct {
 }
 
 // WithHost sets the address to listen on; default 127.0.0.1. Use "0.0.0.0"
-// (with WithAdvertise) to accept connections from other machines.
+// (with WithAdvertise) to accept connections from other machines. An IPv6
+// link-local address needs its zone ("fe80::1%eth0"), which Info keeps.
 func WithHost(host string) Option {
 	return func(s *settings) error { s.cfg.Host = host; return nil }
 }
@@ -107,18 +118,27 @@ func WithIncarnationFile(path string) Option {
 
 // WithHeartbeat sets how often a session is pinged; default 1 s.
 func WithHeartbeat(d time.Duration) Option {
-	return func(s *settings) error { s.cfg.FSM.HeartbeatInterval = d; return nil }
+	return func(s *settings) error {
+		s.cfg.FSM.HeartbeatInterval = d
+		return notNegativeDuration("WithHeartbeat", d, fsm.DefaultHeartbeatInterval)
+	}
 }
 
 // WithPeerTimeout sets how long a silent peer is tolerated; default 5 s. It
 // must exceed the heartbeat interval.
 func WithPeerTimeout(d time.Duration) Option {
-	return func(s *settings) error { s.cfg.FSM.PeerTimeout = d; return nil }
+	return func(s *settings) error {
+		s.cfg.FSM.PeerTimeout = d
+		return notNegativeDuration("WithPeerTimeout", d, fsm.DefaultPeerTimeout)
+	}
 }
 
 // WithHandshakeTimeout bounds a dial plus handshake; default 5 s.
 func WithHandshakeTimeout(d time.Duration) Option {
-	return func(s *settings) error { s.cfg.FSM.HandshakeTimeout = d; return nil }
+	return func(s *settings) error {
+		s.cfg.FSM.HandshakeTimeout = d
+		return notNegativeDuration("WithHandshakeTimeout", d, fsm.DefaultHandshakeTimeout)
+	}
 }
 
 // WithMaxFrameSize bounds a frame in bytes (type byte plus payload, for
@@ -133,10 +153,23 @@ func WithMaxFrameSize(n int) Option {
 }
 
 // WithReconnectBackoff sets the first and the largest delay before redialing
-// a kept peer; default 100 ms doubling to 10 s, with jitter.
+// a kept peer; default 100 ms doubling to 10 s, with jitter. A zero first
+// keeps 100 ms; a zero max keeps 10 s, or first if that is longer (every
+// delay is then first). New refuses with ErrBadConfig a negative delay, and a
+// max below the first delay (below 100 ms if first is zero).
 func WithReconnectBackoff(first, max time.Duration) Option {
 	return func(s *settings) error {
 		s.cfg.FSM.BackoffMin, s.cfg.FSM.BackoffMax = first, max
+		switch {
+		case first < 0:
+			return fmt.Errorf("%w: WithReconnectBackoff(%v, %v): negative first delay (0 keeps the default %v)", ErrBadConfig, first, max, fsm.DefaultBackoffMin)
+		case max < 0:
+			return fmt.Errorf("%w: WithReconnectBackoff(%v, %v): negative max (0 keeps the default %v, or the first delay if longer)", ErrBadConfig, first, max, fsm.DefaultBackoffMax)
+		case max > 0 && first == 0 && max < fsm.DefaultBackoffMin:
+			return fmt.Errorf("%w: WithReconnectBackoff(%v, %v): the max is below the default first delay %v", ErrBadConfig, first, max, fsm.DefaultBackoffMin)
+		case max > 0 && max < first:
+			return fmt.Errorf("%w: WithReconnectBackoff(%v, %v): the max is below the first delay", ErrBadConfig, first, max)
+		}
 		return nil
 	}
 }
@@ -145,7 +178,10 @@ func WithReconnectBackoff(first, max time.Duration) Option {
 // reported disconnected and the messages not yet acknowledged handed back
 // with the Lost event; default 5 s.
 func WithReconnectGrace(d time.Duration) Option {
-	return func(s *settings) error { s.cfg.FSM.ReconnectGrace = d; return nil }
+	return func(s *settings) error {
+		s.cfg.FSM.ReconnectGrace = d
+		return notNegativeDuration("WithReconnectGrace", d, fsm.DefaultReconnectGrace)
+	}
 }
 
 // WithSendQueue bounds, per peer, the messages accepted and not yet

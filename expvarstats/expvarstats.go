@@ -18,6 +18,11 @@ import (
 // ErrNameTaken is returned by Publish for a name already published (or empty).
 var ErrNameTaken = errors.New("expvarstats: the expvar name is empty or already published")
 
+// ErrNilServer is returned by Publish for a nil server: reading the variable
+// would fail, and with it every request for expvar's page, for the life of
+// the process.
+var ErrNilServer = errors.New("expvarstats: nil server")
+
 // mu makes Publish's check and publish one step: expvar.Publish panics on a
 // name in use.
 var mu sync.Mutex
@@ -26,19 +31,32 @@ var mu sync.Mutex
 // program serving expvar's handler (by default at /debug/vars on
 // http.DefaultServeMux) shows them as JSON (Stats), read afresh at every
 // request. It fails with an error wrapping ErrNameTaken if name is empty or
-// already published.
+// already published, and with ErrNilServer if s is nil; either way nothing
+// is published.
 //
 // expvar cannot withdraw a variable: the name stays taken, and the server
 // reachable, for the life of the process; after Close it shows the final
 // counts. Publish long-lived servers, under names of their own.
 func Publish(name string, s *masterless.Server) error {
+	if s == nil {
+		return fmt.Errorf("%w: publishing %q", ErrNilServer, name)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if name == "" || expvar.Get(name) != nil {
 		return fmt.Errorf("%w: %q", ErrNameTaken, name)
 	}
-	expvar.Publish(name, expvar.Func(func() any { return JSON(s.Stats()) }))
+	expvar.Publish(name, expvar.Func(func() any { return stats(s) }))
 	return nil
+}
+
+// stats is what the variable of s shows: its Stats, or null for a nil
+// server (Publish refuses one; this keeps expvar's page working regardless).
+func stats(s *masterless.Server) any {
+	if s == nil {
+		return nil
+	}
+	return JSON(s.Stats())
 }
 
 // Stats is masterless.Stats in a form encoding/json renders usefully:

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"expvar"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -102,5 +104,24 @@ func TestJSONConnectingEmpty(t *testing.T) {
 	}
 	if !strings.Contains(string(b), `"connecting":[]`) {
 		t.Fatalf("connecting is not an empty list: %s", b)
+	}
+}
+
+// Publish refuses a nil server and publishes nothing: it used to publish it,
+// and then reading the variable panicked, and with it every request for
+// expvar's page (which shows every variable), for the life of the process
+// (black-box audit).
+func TestPublishNilServer(t *testing.T) {
+	name := fmt.Sprintf("masterless-test-nil-%d", time.Now().UnixNano())
+	if err := expvarstats.Publish(name, nil); !errors.Is(err, expvarstats.ErrNilServer) {
+		t.Fatalf("Publish(%q, nil): %v, want ErrNilServer", name, err)
+	}
+	if v := expvar.Get(name); v != nil {
+		t.Fatalf("a nil server was published: %v", v)
+	}
+	rec := httptest.NewRecorder()
+	expvar.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/debug/vars", nil))
+	if rec.Code != http.StatusOK || !json.Valid(rec.Body.Bytes()) {
+		t.Fatalf("expvar's page: %d %s", rec.Code, rec.Body.String())
 	}
 }

@@ -42,7 +42,7 @@ type Config struct {
 	PeerTimeout       time.Duration // silence after which a session is closed
 	HandshakeTimeout  time.Duration // deadline for dial plus handshake
 	BackoffMin        time.Duration // first reconnect delay of a kept peer
-	BackoffMax        time.Duration // reconnect delay cap
+	BackoffMax        time.Duration // reconnect delay cap; zero: DefaultBackoffMax, or BackoffMin if longer
 	ReconnectGrace    time.Duration // how long a kept peer may be away before it is reported disconnected
 	// QueueMessages and QueueBytes bound, per peer, the messages accepted
 	// and not yet acknowledged, by count and payload bytes. Answers sent
@@ -121,19 +121,20 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: id must be 1 to %d bytes, got %d", ErrBadConfig, wire.MaxIDLen, len(c.ID))
 	}
 	durations := []struct {
-		p   *time.Duration
-		def time.Duration
+		name string
+		p    *time.Duration
+		def  time.Duration
 	}{
-		{&c.HeartbeatInterval, DefaultHeartbeatInterval},
-		{&c.PeerTimeout, DefaultPeerTimeout},
-		{&c.HandshakeTimeout, DefaultHandshakeTimeout},
-		{&c.BackoffMin, DefaultBackoffMin},
-		{&c.BackoffMax, DefaultBackoffMax},
-		{&c.ReconnectGrace, DefaultReconnectGrace},
+		{"HeartbeatInterval", &c.HeartbeatInterval, DefaultHeartbeatInterval},
+		{"PeerTimeout", &c.PeerTimeout, DefaultPeerTimeout},
+		{"HandshakeTimeout", &c.HandshakeTimeout, DefaultHandshakeTimeout},
+		{"BackoffMin", &c.BackoffMin, DefaultBackoffMin},
+		{"BackoffMax", &c.BackoffMax, max(DefaultBackoffMax, c.BackoffMin)}, // a zero max follows a longer min
+		{"ReconnectGrace", &c.ReconnectGrace, DefaultReconnectGrace},
 	}
 	for _, d := range durations {
 		if *d.p < 0 {
-			return c, fmt.Errorf("%w: negative duration %v", ErrBadConfig, *d.p)
+			return c, fmt.Errorf("%w: %s %v: negative duration (0 keeps the default)", ErrBadConfig, d.name, *d.p)
 		}
 		if *d.p == 0 {
 			*d.p = d.def
@@ -167,7 +168,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, err
 	}
 	if c.BackoffMax < c.BackoffMin {
-		return c, fmt.Errorf("%w: backoff max %v below min %v", ErrBadConfig, c.BackoffMax, c.BackoffMin)
+		return c, fmt.Errorf("%w: BackoffMax %v below BackoffMin %v", ErrBadConfig, c.BackoffMax, c.BackoffMin)
 	}
 	return c, nil
 }

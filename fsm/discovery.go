@@ -107,8 +107,20 @@ type peerDisc struct {
 }
 
 func (c *Config) discoveryDefaults() error {
-	if c.DiscoveryDials < 0 || c.DiscoveryGap < 0 || c.GossipInterval < 0 || c.MemberTimeout < 0 || c.LeaderDelay < 0 || c.MaxMembers < 0 {
-		return fmt.Errorf("%w: negative discovery setting", ErrBadConfig)
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"DiscoveryDials", int64(c.DiscoveryDials)},
+		{"DiscoveryGap", int64(c.DiscoveryGap)},
+		{"GossipInterval", int64(c.GossipInterval)},
+		{"MemberTimeout", int64(c.MemberTimeout)},
+		{"LeaderDelay", int64(c.LeaderDelay)},
+		{"MaxMembers", int64(c.MaxMembers)},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("%w: negative discovery setting %s (0 keeps the default)", ErrBadConfig, f.name)
+		}
 	}
 	if c.DiscoveryDials == 0 {
 		c.DiscoveryDials = DefaultDiscoveryDials

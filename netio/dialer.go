@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -16,9 +17,15 @@ import (
 
 // ParseAddr turns a tcp://host:port address into the host:port net.Dial
 // wants, or an error wrapping ErrBadAddress: one that no dial could reach
-// (no host, a port outside 1-65535, a host that is not UTF-8) or that no
-// HELLO could advertise (longer than wire.MaxInfoLen) is refused here, so
-// that Connect fails at once instead of keeping it to redial forever.
+// (no host, a port outside 1-65535, a host that is not UTF-8, a bracketed
+// host that is not an IP address) or that no HELLO could advertise (longer
+// than wire.MaxInfoLen) is refused here, so that Connect fails at once
+// instead of keeping it to redial forever.
+//
+// An IPv6 address goes in brackets, with its zone if it has one, as
+// net.Dial takes it (tcp://[fe80::1%eth0]:7000) or escaped as in a URL
+// (RFC 6874: tcp://[fe80::1%25eth0]:7000, "%25" for the "%"); a zone that
+// starts with "25" followed by more is read as escaped.
 func ParseAddr(addr string) (string, error) {
 	if len(addr) > wire.MaxInfoLen {
 		return "", fmt.Errorf("%w: %d bytes, at most %d", ErrBadAddress, len(addr), wire.MaxInfoLen)
@@ -37,10 +44,39 @@ func ParseAddr(addr string) (string, error) {
 	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
 		return "", fmt.Errorf("%w: %q: the port must be a number from 1 to 65535", ErrBadAddress, addr)
 	}
+	if strings.HasPrefix(rest, "[") {
+		ip, err := parseBracketed(host)
+		if err != nil {
+			return "", fmt.Errorf("%w: %q: %v", ErrBadAddress, addr, err)
+		}
+		return net.JoinHostPort(ip, port), nil
+	}
 	if _, err := url.Parse("tcp://" + rest); err != nil {
 		return "", fmt.Errorf("%w: %q: %v", ErrBadAddress, addr, err)
 	}
 	return net.JoinHostPort(host, port), nil
+}
+
+// parseBracketed checks the host of a tcp://[host]:port address, an IP
+// address with an optional zone, raw (%eth0) or URL-escaped (%25eth0), and
+// returns it as net.Dial takes it: the zone unescaped.
+func parseBracketed(host string) (string, error) {
+	if ip, zone, ok := strings.Cut(host, "%"); ok {
+		if escaped, ok := strings.CutPrefix(zone, "25"); ok && escaped != "" {
+			var err error
+			if zone, err = url.PathUnescape(escaped); err != nil {
+				return "", fmt.Errorf("the zone: %v", err)
+			}
+			host = ip + "%" + zone
+		}
+		if strings.ContainsFunc(zone, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			return "", fmt.Errorf("the zone %q holds a space or a control character", zone)
+		}
+	}
+	if _, err := netip.ParseAddr(host); err != nil {
+		return "", err
+	}
+	return host, nil
 }
 
 // dial carries out the layer's Dial: connect within the handshake timeout,

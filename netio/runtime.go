@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -122,7 +123,7 @@ func Start(cfg Config) (*Runtime, error) {
 	}
 	info := cfg.Advertise
 	if info == "" {
-		info = "tcp://" + ln.Addr().String()
+		info = listenInfo(cfg.Host, ln.Addr())
 		if err := checkInfo(info); err != nil { // cannot fail for a listener's address; cheap to be sure
 			ln.Close()
 			return nil, err
@@ -189,6 +190,21 @@ func (n *Runtime) ID() string { return n.fcfg.ID }
 
 // Incarnation returns the node's incarnation.
 func (n *Runtime) Incarnation() uint64 { return n.fcfg.Incarnation }
+
+// listenInfo is the address a node listening at addr advertises by default:
+// tcp:// and the listener's address, with the zone of the host it was told to
+// listen on (an IPv6 link-local address, fe80::1%eth0) when the listener's
+// address has none, as on Linux: without its zone no peer could dial it.
+func listenInfo(host string, addr net.Addr) string {
+	if a, ok := addr.(*net.TCPAddr); ok && a.Zone == "" {
+		if ip, err := netip.ParseAddr(host); err == nil && ip.Zone() != "" {
+			zoned := *a
+			zoned.Zone = ip.Zone()
+			return "tcp://" + zoned.String()
+		}
+	}
+	return "tcp://" + addr.String()
+}
 
 // Info returns the tcp://host:port address the node advertises.
 func (n *Runtime) Info() string { return n.info }
