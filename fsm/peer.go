@@ -214,6 +214,13 @@ func (n *Node) noteClosedSession(p *peer, c *conn, why error) {
 	if !c.leader && c.peerInc == p.leaderInc && c.sess > p.closedSess {
 		p.closedSess = c.sess
 	}
+	if c.leader && c.unconfirmed {
+		// A grant the follower never confirmed: the user never heard of
+		// it, and there is no follower's close to remember. Lingering
+		// would let a flood of bare HELLOs with fresh ids hold a record
+		// each for two peer timeouts, past the handshake slots' cap.
+		return
+	}
 	p.lingerUntil = n.now + 2*n.cfg.PeerTimeout
 }
 

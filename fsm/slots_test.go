@@ -204,6 +204,13 @@ func TestUnconfirmedGrantHoldsASlot(t *testing.T) {
 	if s.open(1) || !errors.Is(s.closed[1], fsm.ErrEvicted) {
 		t.Fatalf("c1 open=%v, closed with %v; want the oldest unconfirmed grant evicted", s.open(1), s.closed[1])
 	}
+	// Nor does its peer record linger: a flood of bare HELLOs with fresh ids
+	// held 1,753 records with 64 slots (each lingered two peer timeouts).
+	for _, p := range s.n.Peers() {
+		if p.ID == "a" {
+			t.Fatalf("a's record outlives its unconfirmed grant: %+v", p)
+		}
+	}
 	s.step(fsm.FrameReceived{Conn: 2, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20}}) // b confirms
 	if s.n.Handshaking() != 1 {
 		t.Fatalf("%d handshaking after b confirmed, want 1 (c's grant)", s.n.Handshaking())
