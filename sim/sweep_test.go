@@ -15,7 +15,7 @@ import (
 // sweepSeeds is how many seeds a sweep runs: $SIM_SEEDS if set, else def
 // (a tenth of it with -short). TestSweep's 10,000 take about 5 s of CPU
 // without the race detector and ten times that with it, so make test runs
-// the full sweeps without -race (target sweep) and SIM_SEEDS=300 with it
+// the full sweeps without -race (target sweep) and SIM_SEEDS=100 with it
 // (target unit).
 func sweepSeeds(t *testing.T, def int) int {
 	if s := os.Getenv("SIM_SEEDS"); s != "" {
