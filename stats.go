@@ -80,7 +80,7 @@ type PeerStats struct {
 // counts are totals since New.
 type Stats struct {
 	Peers       []PeerStats // every peer the server knows, sorted by id
-	Handshaking int         // connections whose handshake is under way
+	Handshaking int         // connections holding a handshake slot: handshake under way, or a session the other end has not confirmed yet
 	// Connecting lists, sorted, the addresses this server keeps trying
 	// because a Connect to them has not reached a node yet (see Connect,
 	// StopConnecting and WithConnectOnce); an address leaves the list when
