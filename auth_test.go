@@ -48,9 +48,10 @@ func identities(t testing.TB, ids ...string) (map[string]*Identity, *Trust) {
 // errLog is a slog handler that keeps the errors logged under "err", for
 // errors.Is on what an acceptor refused.
 type errLog struct {
-	mu   sync.Mutex
-	errs []error
-	next slog.Handler
+	mu     sync.Mutex
+	errs   []error
+	levels []slog.Level // of errs
+	next   slog.Handler
 }
 
 func newErrLog() *errLog { return &errLog{next: newLogger(&logSink{}).Handler()} }
@@ -61,6 +62,7 @@ func (h *errLog) Handle(ctx context.Context, r slog.Record) error {
 		if err, ok := a.Value.Any().(error); ok && (a.Key == "err" || a.Key == "reason") {
 			h.mu.Lock()
 			h.errs = append(h.errs, err)
+			h.levels = append(h.levels, r.Level)
 			h.mu.Unlock()
 		}
 		return true
@@ -76,6 +78,18 @@ func (h *errLog) has(target error) bool {
 	defer h.mu.Unlock()
 	for _, e := range h.errs {
 		if errors.Is(e, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasAt reports whether an error wrapping target was logged at level.
+func (h *errLog) hasAt(level slog.Level, target error) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, e := range h.errs {
+		if h.levels[i] == level && errors.Is(e, target) {
 			return true
 		}
 	}
@@ -628,4 +642,117 @@ func TestLegacyConnectSwitchedToV1FailsAuthentication(t *testing.T) {
 			require.False(t, d.IsKept("b"), "a peer nothing can reach stays kept, redialed on")
 		})
 	}
+}
+
+// The bytes a hog's client Certificate message claims, and how many of them
+// it writes before it stalls: more than crypto/tls's own bound would let an
+// acceptor buffer without the node's (256 KiB claimed, 200 KB sent).
+const (
+	hogCertClaimed = 250_000
+	hogCertSent    = 200_000
+)
+
+// stallConn passes the first limit bytes written through, then blocks the
+// writer until stop is closed.
+type stallConn struct {
+	net.Conn
+	limit   int
+	stop    chan struct{}
+	reached func() // called once, when the limit is reached or a write fails
+	once    sync.Once
+}
+
+func (s *stallConn) Write(b []byte) (int, error) {
+	if s.limit <= 0 {
+		<-s.stop
+		return 0, net.ErrClosed
+	}
+	cut := len(b) > s.limit
+	if cut {
+		b = b[:s.limit]
+	}
+	k, err := s.Conn.Write(b)
+	s.limit -= k
+	if err != nil || s.limit <= 0 {
+		s.once.Do(s.reached)
+	}
+	if err != nil {
+		return k, err
+	}
+	if cut {
+		<-s.stop
+		return k, net.ErrClosed
+	}
+	return k, nil
+}
+
+// childTLSHog opens n connections to addr, each of which completes the TLS
+// key exchange (it needs no trusted key) and sends hogCertSent bytes of a
+// client Certificate message claiming hogCertClaimed, then stalls; it
+// returns once every one has sent them (or failed to).
+func childTLSHog(addr string, n int) (func(), error) {
+	id, err := NewIdentity("hog")
+	if err != nil {
+		return nil, err
+	}
+	cert := tls.Certificate{PrivateKey: id.key, Certificate: [][]byte{id.chain[0].Raw, make([]byte, hogCertClaimed)}}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13,
+		InsecureSkipVerify: true, NextProtos: []string{alpn}}
+	stopc := make(chan struct{})
+	var conns []net.Conn
+	var hs, sent sync.WaitGroup
+	stop := func() {
+		close(stopc)
+		for _, nc := range conns {
+			_ = nc.Close()
+		}
+		hs.Wait()
+	}
+	for range n {
+		nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		conns = append(conns, nc)
+		sent.Add(1)
+		hs.Add(1)
+		sc := &stallConn{Conn: nc, limit: hogCertSent, stop: stopc, reached: sent.Done}
+		go func() {
+			defer hs.Done()
+			_ = tls.Client(sc, cfg).Handshake()
+			sc.once.Do(sc.reached) // refused before it had sent it all
+		}()
+	}
+	sent.Wait()
+	return stop, nil
+}
+
+// TestTLSHandshakeMemoryBounded: a dialer that proves nothing cannot make
+// the node buffer a huge TLS handshake message. 50 connections from a child
+// process each send 200 KB of a client Certificate message claiming 250 KB
+// (crypto/tls buffers up to 256 KiB of one before it checks it); the node
+// reads at most the handshake budget of each (32 KiB), refuses it as
+// unauthenticated (Warn, Stats "unauthenticated") and holds a few KiB of
+// heap per connection, not the ~305 KiB it held before (a black-box audit).
+func TestTLSHandshakeMemoryBounded(t *testing.T) {
+	const n = 50
+	ids, trust := identities(t, "a")
+	log := newErrLog()
+	a, _ := secured(t, ids["a"], trust, log.option())
+	before := settledMem()
+	child := startIdleChild(t, "tls-hog", strings.TrimPrefix(a.Info(), "tcp://"), n, 0)
+	defer child.stop(t)
+	time.Sleep(time.Second) // what the node reads of the sent bytes
+	after := settledMem()
+	perConn := (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / n
+	t.Logf("heap %d -> %d KiB: %.0f B per connection", before.HeapAlloc>>10, after.HeapAlloc>>10, perConn)
+	require.Less(t, perConn, float64(64<<10), "heap held per unproven TLS connection (twice the handshake budget)")
+
+	eventually(t, "every hog refused as unauthenticated", func() bool {
+		return a.Stats().Closed["unauthenticated"] == n
+	})
+	require.Zero(t, a.Stats().Lost, "a refused handshake counted as a lost connection")
+	require.True(t, log.hasAt(slog.LevelWarn, ErrUnauthenticated), "the refusal is logged at Warn")
+	require.Empty(t, a.Connections())
 }

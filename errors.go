@@ -99,8 +99,9 @@ var (
 
 	// ErrUnauthenticated: a peer did not prove which node it is: it speaks
 	// plaintext to a node that requires TLS (or this node dialed one that
-	// does not speak TLS), or it is a plaintext 0.4.1 peer naming a node that
-	// has authenticated before.
+	// does not speak TLS), its TLS handshake read more than 32 KiB (a
+	// node's takes a few), or it is a plaintext 0.4.1 peer naming a node
+	// that has authenticated before.
 	ErrUnauthenticated = fsm.ErrUnauthenticated
 	// ErrIDMismatch: a peer's HELLO (or certificate) names another id than
 	// the one its key is trusted for: it tried to speak for another node.
