@@ -756,3 +756,47 @@ func TestTLSHandshakeMemoryBounded(t *testing.T) {
 	require.True(t, log.hasAt(slog.LevelWarn, ErrUnauthenticated), "the refusal is logged at Warn")
 	require.Empty(t, a.Connections())
 }
+
+// TestRefusedTLSHandshakes: a TLS dialer that crypto/tls itself refuses (no
+// client certificate, an application protocol other than masterless, TLS
+// 1.2) proved nothing, and the acceptor says so as for any unauthenticated
+// dialer: it logs ErrUnauthenticated at Warn and Stats counts the
+// connection as closed "unauthenticated", not as lost (a black-box audit:
+// they were logged at Info as lost connections, wrapping ErrConnectionLost).
+func TestRefusedTLSHandshakes(t *testing.T) {
+	ids, trust := identities(t, "a", "b")
+	b := tlsConfig(ids["b"], trust)
+	cases := map[string]*tls.Config{
+		"no client certificate": {MinVersion: tls.VersionTLS13, InsecureSkipVerify: true, NextProtos: []string{alpn}},
+		"wrong ALPN": {Certificates: b.Certificates, MinVersion: tls.VersionTLS13, InsecureSkipVerify: true,
+			NextProtos: []string{"h2"}},
+		"TLS 1.2": {Certificates: b.Certificates, MaxVersion: tls.VersionTLS12, InsecureSkipVerify: true,
+			NextProtos: []string{alpn}},
+	}
+	for name, cfg := range cases {
+		t.Run(name, func(t *testing.T) {
+			log := newErrLog()
+			a, _ := secured(t, ids["a"], trust, log.option())
+			nc, err := net.DialTimeout("tcp", strings.TrimPrefix(a.Info(), "tcp://"), waitFor)
+			require.NoError(t, err)
+			defer nc.Close()
+			require.NoError(t, nc.SetDeadline(time.Now().Add(waitFor)))
+			tc := tls.Client(nc, cfg)
+			err = tc.Handshake()
+			if err == nil { // TLS 1.3: the dialer hears of the refusal at its first read
+				_, err = tc.Read(make([]byte, 1))
+			}
+			require.Error(t, err, "the node took the handshake")
+			require.NotErrorIs(t, err, os.ErrDeadlineExceeded, "the node did not refuse the handshake")
+
+			eventually(t, "the refusal counted as unauthenticated", func() bool {
+				return a.Stats().Closed["unauthenticated"] == 1
+			})
+			st := a.Stats()
+			require.Zero(t, st.Lost, "counted as a lost connection")
+			require.Equal(t, uint64(1), st.HandshakesFailed)
+			require.True(t, log.hasAt(slog.LevelWarn, ErrUnauthenticated), "no Warn wrapping ErrUnauthenticated")
+			require.False(t, log.has(ErrConnectionLost), "logged as a lost connection")
+		})
+	}
+}

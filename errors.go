@@ -99,7 +99,9 @@ var (
 
 	// ErrUnauthenticated: a peer did not prove which node it is: it speaks
 	// plaintext to a node that requires TLS (or this node dialed one that
-	// does not speak TLS), its TLS handshake read more than 32 KiB (a
+	// does not speak TLS), its TLS handshake was refused before its
+	// certificate was checked (none presented, an application protocol
+	// other than masterless, TLS before 1.3) or read more than 32 KiB (a
 	// node's takes a few), or it is a plaintext 0.4.1 peer naming a node
 	// that has authenticated before.
 	ErrUnauthenticated = fsm.ErrUnauthenticated

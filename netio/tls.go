@@ -118,8 +118,10 @@ var errHandshakeTooLong = fmt.Errorf("%w: its TLS handshake went past %d bytes, 
 // handshakeConn is the net.Conn a TLS handshake runs on (tls.Server on an
 // accepted connection, tls.Client on a dial), and the tls.Conn's transport
 // afterwards. Until finished is called it reads at most handshakeBudget
-// bytes from the socket, then fails with errHandshakeTooLong; after, it
-// passes reads through unchanged.
+// bytes from the socket, then fails with errHandshakeTooLong, and it keeps
+// the first error of the socket (ioErr): a handshake that failed without
+// one was refused by crypto/tls itself, not lost. After finished it passes
+// reads and writes through unchanged.
 //
 // An accepted connection's first byte was already read (to tell TLS from
 // plaintext): Read returns first before reading the socket.
@@ -127,7 +129,8 @@ type handshakeConn struct {
 	net.Conn
 	first []byte
 	left  int         // bytes the handshake may still read
-	done  atomic.Bool // the handshake ended: no bound
+	done  atomic.Bool // the handshake ended: no bound, nothing kept
+	ioErr error       // the socket's first error during the handshake
 }
 
 // newHandshakeConn returns nc for a TLS handshake, with the bytes already
@@ -139,6 +142,11 @@ func newHandshakeConn(nc net.Conn, first []byte) *handshakeConn {
 // finished lifts the bound once the handshake has ended (called by the
 // goroutine that ran it, before the tls.Conn is used by any other).
 func (h *handshakeConn) finished() { h.done.Store(true) }
+
+// socketFailed reports whether a read or write of the socket failed during
+// the handshake (a reset, the peer's FIN, a deadline), as opposed to a
+// handshake crypto/tls refused or one over the budget.
+func (h *handshakeConn) socketFailed() bool { return h.ioErr != nil }
 
 // Read returns the bytes read ahead first, then reads the connection, at
 // most the budget's remainder while the handshake runs.
@@ -159,5 +167,18 @@ func (h *handshakeConn) Read(b []byte) (int, error) {
 	}
 	k, err := h.Conn.Read(b)
 	h.left -= k
+	if err != nil && h.ioErr == nil {
+		h.ioErr = err
+	}
+	return k, err
+}
+
+// Write writes to the connection, keeping the first error while the
+// handshake runs.
+func (h *handshakeConn) Write(b []byte) (int, error) {
+	k, err := h.Conn.Write(b)
+	if err != nil && !h.done.Load() && h.ioErr == nil {
+		h.ioErr = err
+	}
 	return k, err
 }
