@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -515,6 +517,32 @@ func TestIdentityPEM(t *testing.T) {
 	require.ErrorIs(t, err, ErrCertificateExpired)
 	_, err = TrustCA(root).verify(b.chain, time.Now())
 	require.ErrorIs(t, err, ErrUntrusted, "a self-signed certificate is not the CA's")
+}
+
+// TestIdentityReadErrors: every way reading an identity, a certificate or a
+// CA can fail wraps ErrBadConfig, as documented, including a read that
+// fails (a black-box audit: a directory's path, or a failing reader, gave
+// the bare read error).
+func TestIdentityReadErrors(t *testing.T) {
+	dir := t.TempDir()
+	_, err := LoadIdentity(dir)
+	require.ErrorIs(t, err, ErrBadConfig, "LoadIdentity of a directory")
+	_, err = LoadCertificate(dir)
+	require.ErrorIs(t, err, ErrBadConfig, "LoadCertificate of a directory")
+	_, err = LoadIdentity(dir + "/missing.pem")
+	require.ErrorIs(t, err, ErrBadConfig)
+	require.ErrorIs(t, err, fs.ErrNotExist)
+
+	broken := errors.New("the disk is on fire")
+	_, err = ReadIdentity(iotest.ErrReader(broken))
+	require.ErrorIs(t, err, ErrBadConfig, "ReadIdentity")
+	require.ErrorIs(t, err, broken, "ReadIdentity")
+	_, err = ReadCertificate(iotest.ErrReader(broken))
+	require.ErrorIs(t, err, ErrBadConfig, "ReadCertificate")
+	require.ErrorIs(t, err, broken, "ReadCertificate")
+	_, err = ReadCA(iotest.ErrReader(broken))
+	require.ErrorIs(t, err, ErrBadConfig, "ReadCA")
+	require.ErrorIs(t, err, broken, "ReadCA")
 }
 
 // TestStalledTLSHandshake: a dialer that starts a TLS handshake and never

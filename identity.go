@@ -192,8 +192,8 @@ func ReadIdentity(r io.Reader) (*Identity, error) {
 // block from r; other blocks are skipped.
 func readPEM(r io.Reader) ([]*x509.Certificate, ed25519.PrivateKey, error) {
 	data, err := io.ReadAll(io.LimitReader(r, 1<<20))
-	if err != nil {
-		return nil, nil, err
+	if err != nil { // a failing reader, or a path that is a directory
+		return nil, nil, fmt.Errorf("%w: reading PEM: %w", ErrBadConfig, err)
 	}
 	var certs []*x509.Certificate
 	var key ed25519.PrivateKey
@@ -243,6 +243,7 @@ func (i *Identity) WriteFile(path string) error {
 }
 
 // LoadIdentity reads the identity in the PEM file at path (ReadIdentity).
+// Errors wrap ErrBadConfig (and fs.ErrNotExist when there is no such file).
 func LoadIdentity(path string) (*Identity, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -272,6 +273,7 @@ func ReadCertificate(r io.Reader) (*x509.Certificate, error) {
 
 // LoadCertificate reads the first certificate of the PEM file at path
 // (ReadCertificate): the CA certificate every node of a CA trust loads.
+// Errors wrap ErrBadConfig (and fs.ErrNotExist when there is no such file).
 func LoadCertificate(path string) (*x509.Certificate, error) {
 	f, err := os.Open(path)
 	if err != nil {
