@@ -545,6 +545,64 @@ func TestIdentityReadErrors(t *testing.T) {
 	require.ErrorIs(t, err, broken, "ReadCA")
 }
 
+// failAfter is a writer that takes limit bytes, then fails with err.
+type failAfter struct {
+	limit int
+	err   error
+}
+
+func (w *failAfter) Write(b []byte) (int, error) {
+	if len(b) > w.limit {
+		k := w.limit
+		w.limit = 0
+		return k, w.err
+	}
+	w.limit -= len(b)
+	return len(b), nil
+}
+
+// TestIdentityWriteErrors: writing an identity or a CA wraps ErrBadConfig
+// (errors.go: every error wraps a sentinel), and an identity file whose
+// write fails is removed, so that writing it again succeeds, with mode 0600
+// (a black-box audit: bare OS and writer errors, and a partial file left
+// behind).
+func TestIdentityWriteErrors(t *testing.T) {
+	a, err := NewIdentity("a")
+	require.NoError(t, err)
+	ca, err := NewCA("cluster", time.Hour)
+	require.NoError(t, err)
+	broken := errors.New("the disk is full")
+	for name, write := range map[string]func(io.Writer) error{
+		"Identity.WritePEM": a.WritePEM, "CA.WritePEM": ca.WritePEM, "CA.WriteCertificatePEM": ca.WriteCertificatePEM,
+	} {
+		var whole strings.Builder
+		require.NoError(t, write(&whole))
+		for _, limit := range []int{0, 100, whole.Len() - 1} { // in the first block, or the last
+			err := write(&failAfter{limit: limit, err: broken})
+			require.ErrorIs(t, err, ErrBadConfig, "%s, failing after %d bytes", name, limit)
+			require.ErrorIs(t, err, broken, "%s, failing after %d bytes", name, limit)
+		}
+	}
+
+	path := t.TempDir() + "/a.pem"
+	err = writeNewFile(path, func(w io.Writer) error { return a.WritePEM(io.MultiWriter(w, &failAfter{limit: 300, err: broken})) })
+	require.ErrorIs(t, err, ErrBadConfig)
+	require.ErrorIs(t, err, broken)
+	_, err = os.Stat(path)
+	require.ErrorIs(t, err, fs.ErrNotExist, "a failed write left a partial file behind")
+
+	require.NoError(t, a.WriteFile(path))
+	info, err := os.Stat(path)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+	err = a.WriteFile(path)
+	require.ErrorIs(t, err, ErrBadConfig, "an existing identity file")
+	require.ErrorIs(t, err, fs.ErrExist, "an existing identity file")
+	back, err := LoadIdentity(path)
+	require.NoError(t, err, "the existing file is left as it was")
+	require.Equal(t, "a", back.ID())
+}
+
 // TestStalledTLSHandshake: a dialer that starts a TLS handshake and never
 // finishes it holds one handshake slot, and only until the handshake
 // timeout, or until a newer connection needs the slot: it is silent (no
