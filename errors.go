@@ -60,7 +60,7 @@ var (
 	// or is larger than the whole send queue toward a peer (WithSendQueue).
 	ErrPayloadTooLarge = fsm.ErrPayloadTooLarge
 	// ErrNotJSONObject: a masterless 0.4.1 peer was sent a payload that is
-	// not one JSON object, the only kind of message 0.4.1 carries.
+	// not one JSON object in UTF-8, the only kind of message 0.4.1 carries.
 	ErrNotJSONObject = fsm.ErrNotJSONObject
 	// ErrJSON: SendJSON or SendManyJSON could not encode the value, or
 	// DecodeJSON could not decode the payload into it (encoding/json's
