@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -48,9 +50,10 @@ func identities(t testing.TB, ids ...string) (map[string]*Identity, *Trust) {
 // errLog is a slog handler that keeps the errors logged under "err", for
 // errors.Is on what an acceptor refused.
 type errLog struct {
-	mu   sync.Mutex
-	errs []error
-	next slog.Handler
+	mu     sync.Mutex
+	errs   []error
+	levels []slog.Level // of errs
+	next   slog.Handler
 }
 
 func newErrLog() *errLog { return &errLog{next: newLogger(&logSink{}).Handler()} }
@@ -61,6 +64,7 @@ func (h *errLog) Handle(ctx context.Context, r slog.Record) error {
 		if err, ok := a.Value.Any().(error); ok && (a.Key == "err" || a.Key == "reason") {
 			h.mu.Lock()
 			h.errs = append(h.errs, err)
+			h.levels = append(h.levels, r.Level)
 			h.mu.Unlock()
 		}
 		return true
@@ -76,6 +80,18 @@ func (h *errLog) has(target error) bool {
 	defer h.mu.Unlock()
 	for _, e := range h.errs {
 		if errors.Is(e, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasAt reports whether an error wrapping target was logged at level.
+func (h *errLog) hasAt(level slog.Level, target error) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, e := range h.errs {
+		if h.levels[i] == level && errors.Is(e, target) {
 			return true
 		}
 	}
@@ -503,6 +519,90 @@ func TestIdentityPEM(t *testing.T) {
 	require.ErrorIs(t, err, ErrUntrusted, "a self-signed certificate is not the CA's")
 }
 
+// TestIdentityReadErrors: every way reading an identity, a certificate or a
+// CA can fail wraps ErrBadConfig, as documented, including a read that
+// fails (a black-box audit: a directory's path, or a failing reader, gave
+// the bare read error).
+func TestIdentityReadErrors(t *testing.T) {
+	dir := t.TempDir()
+	_, err := LoadIdentity(dir)
+	require.ErrorIs(t, err, ErrBadConfig, "LoadIdentity of a directory")
+	_, err = LoadCertificate(dir)
+	require.ErrorIs(t, err, ErrBadConfig, "LoadCertificate of a directory")
+	_, err = LoadIdentity(dir + "/missing.pem")
+	require.ErrorIs(t, err, ErrBadConfig)
+	require.ErrorIs(t, err, fs.ErrNotExist)
+
+	broken := errors.New("the disk is on fire")
+	_, err = ReadIdentity(iotest.ErrReader(broken))
+	require.ErrorIs(t, err, ErrBadConfig, "ReadIdentity")
+	require.ErrorIs(t, err, broken, "ReadIdentity")
+	_, err = ReadCertificate(iotest.ErrReader(broken))
+	require.ErrorIs(t, err, ErrBadConfig, "ReadCertificate")
+	require.ErrorIs(t, err, broken, "ReadCertificate")
+	_, err = ReadCA(iotest.ErrReader(broken))
+	require.ErrorIs(t, err, ErrBadConfig, "ReadCA")
+	require.ErrorIs(t, err, broken, "ReadCA")
+}
+
+// failAfter is a writer that takes limit bytes, then fails with err.
+type failAfter struct {
+	limit int
+	err   error
+}
+
+func (w *failAfter) Write(b []byte) (int, error) {
+	if len(b) > w.limit {
+		k := w.limit
+		w.limit = 0
+		return k, w.err
+	}
+	w.limit -= len(b)
+	return len(b), nil
+}
+
+// TestIdentityWriteErrors: writing an identity or a CA wraps ErrBadConfig
+// (errors.go: every error wraps a sentinel), and an identity file whose
+// write fails is removed, so that writing it again succeeds, with mode 0600
+// (a black-box audit: bare OS and writer errors, and a partial file left
+// behind).
+func TestIdentityWriteErrors(t *testing.T) {
+	a, err := NewIdentity("a")
+	require.NoError(t, err)
+	ca, err := NewCA("cluster", time.Hour)
+	require.NoError(t, err)
+	broken := errors.New("the disk is full")
+	for name, write := range map[string]func(io.Writer) error{
+		"Identity.WritePEM": a.WritePEM, "CA.WritePEM": ca.WritePEM, "CA.WriteCertificatePEM": ca.WriteCertificatePEM,
+	} {
+		var whole strings.Builder
+		require.NoError(t, write(&whole))
+		for _, limit := range []int{0, 100, whole.Len() - 1} { // in the first block, or the last
+			err := write(&failAfter{limit: limit, err: broken})
+			require.ErrorIs(t, err, ErrBadConfig, "%s, failing after %d bytes", name, limit)
+			require.ErrorIs(t, err, broken, "%s, failing after %d bytes", name, limit)
+		}
+	}
+
+	path := t.TempDir() + "/a.pem"
+	err = writeNewFile(path, func(w io.Writer) error { return a.WritePEM(io.MultiWriter(w, &failAfter{limit: 300, err: broken})) })
+	require.ErrorIs(t, err, ErrBadConfig)
+	require.ErrorIs(t, err, broken)
+	_, err = os.Stat(path)
+	require.ErrorIs(t, err, fs.ErrNotExist, "a failed write left a partial file behind")
+
+	require.NoError(t, a.WriteFile(path))
+	info, err := os.Stat(path)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+	err = a.WriteFile(path)
+	require.ErrorIs(t, err, ErrBadConfig, "an existing identity file")
+	require.ErrorIs(t, err, fs.ErrExist, "an existing identity file")
+	back, err := LoadIdentity(path)
+	require.NoError(t, err, "the existing file is left as it was")
+	require.Equal(t, "a", back.ID())
+}
+
 // TestStalledTLSHandshake: a dialer that starts a TLS handshake and never
 // finishes it holds one handshake slot, and only until the handshake
 // timeout, or until a newer connection needs the slot: it is silent (no
@@ -626,6 +726,163 @@ func TestLegacyConnectSwitchedToV1FailsAuthentication(t *testing.T) {
 			require.Less(t, time.Since(start), 5*time.Second, "the Connect waited for a timeout")
 			require.Empty(t, d.Stats().Connecting)
 			require.False(t, d.IsKept("b"), "a peer nothing can reach stays kept, redialed on")
+		})
+	}
+}
+
+// The bytes a hog's client Certificate message claims, and how many of them
+// it writes before it stalls: more than crypto/tls's own bound would let an
+// acceptor buffer without the node's (256 KiB claimed, 200 KB sent).
+const (
+	hogCertClaimed = 250_000
+	hogCertSent    = 200_000
+)
+
+// stallConn passes the first limit bytes written through, then blocks the
+// writer until stop is closed.
+type stallConn struct {
+	net.Conn
+	limit   int
+	stop    chan struct{}
+	reached func() // called once, when the limit is reached or a write fails
+	once    sync.Once
+}
+
+func (s *stallConn) Write(b []byte) (int, error) {
+	if s.limit <= 0 {
+		<-s.stop
+		return 0, net.ErrClosed
+	}
+	cut := len(b) > s.limit
+	if cut {
+		b = b[:s.limit]
+	}
+	k, err := s.Conn.Write(b)
+	s.limit -= k
+	if err != nil || s.limit <= 0 {
+		s.once.Do(s.reached)
+	}
+	if err != nil {
+		return k, err
+	}
+	if cut {
+		<-s.stop
+		return k, net.ErrClosed
+	}
+	return k, nil
+}
+
+// childTLSHog opens n connections to addr, each of which completes the TLS
+// key exchange (it needs no trusted key) and sends hogCertSent bytes of a
+// client Certificate message claiming hogCertClaimed, then stalls; it
+// returns once every one has sent them (or failed to).
+func childTLSHog(addr string, n int) (func(), error) {
+	id, err := NewIdentity("hog")
+	if err != nil {
+		return nil, err
+	}
+	cert := tls.Certificate{PrivateKey: id.key, Certificate: [][]byte{id.chain[0].Raw, make([]byte, hogCertClaimed)}}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13,
+		InsecureSkipVerify: true, NextProtos: []string{alpn}}
+	stopc := make(chan struct{})
+	var conns []net.Conn
+	var hs, sent sync.WaitGroup
+	stop := func() {
+		close(stopc)
+		for _, nc := range conns {
+			_ = nc.Close()
+		}
+		hs.Wait()
+	}
+	for range n {
+		nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		conns = append(conns, nc)
+		sent.Add(1)
+		hs.Add(1)
+		sc := &stallConn{Conn: nc, limit: hogCertSent, stop: stopc, reached: sent.Done}
+		go func() {
+			defer hs.Done()
+			_ = tls.Client(sc, cfg).Handshake()
+			sc.once.Do(sc.reached) // refused before it had sent it all
+		}()
+	}
+	sent.Wait()
+	return stop, nil
+}
+
+// TestTLSHandshakeMemoryBounded: a dialer that proves nothing cannot make
+// the node buffer a huge TLS handshake message. 50 connections from a child
+// process each send 200 KB of a client Certificate message claiming 250 KB
+// (crypto/tls buffers up to 256 KiB of one before it checks it); the node
+// reads at most the handshake budget of each (32 KiB), refuses it as
+// unauthenticated (Warn, Stats "unauthenticated") and holds a few KiB of
+// heap per connection, not the ~305 KiB it held before (a black-box audit).
+func TestTLSHandshakeMemoryBounded(t *testing.T) {
+	const n = 50
+	ids, trust := identities(t, "a")
+	log := newErrLog()
+	a, _ := secured(t, ids["a"], trust, log.option())
+	before := settledMem()
+	child := startIdleChild(t, "tls-hog", strings.TrimPrefix(a.Info(), "tcp://"), n, 0)
+	defer child.stop(t)
+	time.Sleep(time.Second) // what the node reads of the sent bytes
+	after := settledMem()
+	perConn := (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / n
+	t.Logf("heap %d -> %d KiB: %.0f B per connection", before.HeapAlloc>>10, after.HeapAlloc>>10, perConn)
+	require.Less(t, perConn, float64(64<<10), "heap held per unproven TLS connection (twice the handshake budget)")
+
+	eventually(t, "every hog refused as unauthenticated", func() bool {
+		return a.Stats().Closed["unauthenticated"] == n
+	})
+	require.Zero(t, a.Stats().Lost, "a refused handshake counted as a lost connection")
+	require.True(t, log.hasAt(slog.LevelWarn, ErrUnauthenticated), "the refusal is logged at Warn")
+	require.Empty(t, a.Connections())
+}
+
+// TestRefusedTLSHandshakes: a TLS dialer that crypto/tls itself refuses (no
+// client certificate, an application protocol other than masterless, TLS
+// 1.2) proved nothing, and the acceptor says so as for any unauthenticated
+// dialer: it logs ErrUnauthenticated at Warn and Stats counts the
+// connection as closed "unauthenticated", not as lost (a black-box audit:
+// they were logged at Info as lost connections, wrapping ErrConnectionLost).
+func TestRefusedTLSHandshakes(t *testing.T) {
+	ids, trust := identities(t, "a", "b")
+	b := tlsConfig(ids["b"], trust)
+	cases := map[string]*tls.Config{
+		"no client certificate": {MinVersion: tls.VersionTLS13, InsecureSkipVerify: true, NextProtos: []string{alpn}},
+		"wrong ALPN": {Certificates: b.Certificates, MinVersion: tls.VersionTLS13, InsecureSkipVerify: true,
+			NextProtos: []string{"h2"}},
+		"TLS 1.2": {Certificates: b.Certificates, MaxVersion: tls.VersionTLS12, InsecureSkipVerify: true,
+			NextProtos: []string{alpn}},
+	}
+	for name, cfg := range cases {
+		t.Run(name, func(t *testing.T) {
+			log := newErrLog()
+			a, _ := secured(t, ids["a"], trust, log.option())
+			nc, err := net.DialTimeout("tcp", strings.TrimPrefix(a.Info(), "tcp://"), waitFor)
+			require.NoError(t, err)
+			defer nc.Close()
+			require.NoError(t, nc.SetDeadline(time.Now().Add(waitFor)))
+			tc := tls.Client(nc, cfg)
+			err = tc.Handshake()
+			if err == nil { // TLS 1.3: the dialer hears of the refusal at its first read
+				_, err = tc.Read(make([]byte, 1))
+			}
+			require.Error(t, err, "the node took the handshake")
+			require.NotErrorIs(t, err, os.ErrDeadlineExceeded, "the node did not refuse the handshake")
+
+			eventually(t, "the refusal counted as unauthenticated", func() bool {
+				return a.Stats().Closed["unauthenticated"] == 1
+			})
+			st := a.Stats()
+			require.Zero(t, st.Lost, "counted as a lost connection")
+			require.Equal(t, uint64(1), st.HandshakesFailed)
+			require.True(t, log.hasAt(slog.LevelWarn, ErrUnauthenticated), "no Warn wrapping ErrUnauthenticated")
+			require.False(t, log.has(ErrConnectionLost), "logged as a lost connection")
 		})
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"time"
@@ -81,12 +80,12 @@ func (ca *CA) Issue(id string, notAfter time.Time) (*Identity, error) {
 
 // WriteCertificatePEM writes the CA's certificate (not its key) as a PEM
 // CERTIFICATE block: what every node reads (ReadCertificate) to trust the CA.
-func (ca *CA) WriteCertificatePEM(w io.Writer) error {
-	return pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})
-}
+// Errors wrap ErrBadConfig and the writer's error.
+func (ca *CA) WriteCertificatePEM(w io.Writer) error { return writeCert(w, ca.cert) }
 
 // WritePEM writes the CA's certificate and private key as PEM, for ReadCA.
-// Keep what it writes secret.
+// Keep what it writes secret. Errors wrap ErrBadConfig and the writer's
+// error.
 func (ca *CA) WritePEM(w io.Writer) error {
 	if err := ca.WriteCertificatePEM(w); err != nil {
 		return err

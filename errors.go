@@ -60,7 +60,7 @@ var (
 	// or is larger than the whole send queue toward a peer (WithSendQueue).
 	ErrPayloadTooLarge = fsm.ErrPayloadTooLarge
 	// ErrNotJSONObject: a masterless 0.4.1 peer was sent a payload that is
-	// not one JSON object, the only kind of message 0.4.1 carries.
+	// not one JSON object in UTF-8, the only kind of message 0.4.1 carries.
 	ErrNotJSONObject = fsm.ErrNotJSONObject
 	// ErrJSON: SendJSON or SendManyJSON could not encode the value, or
 	// DecodeJSON could not decode the payload into it (encoding/json's
@@ -99,8 +99,11 @@ var (
 
 	// ErrUnauthenticated: a peer did not prove which node it is: it speaks
 	// plaintext to a node that requires TLS (or this node dialed one that
-	// does not speak TLS), or it is a plaintext 0.4.1 peer naming a node that
-	// has authenticated before.
+	// does not speak TLS), its TLS handshake was refused before its
+	// certificate was checked (none presented, an application protocol
+	// other than masterless, TLS before 1.3) or read more than 32 KiB (a
+	// node's takes a few), or it is a plaintext 0.4.1 peer naming a node
+	// that has authenticated before.
 	ErrUnauthenticated = fsm.ErrUnauthenticated
 	// ErrIDMismatch: a peer's HELLO (or certificate) names another id than
 	// the one its key is trusted for: it tried to speak for another node.

@@ -147,22 +147,37 @@ func (i *Identity) Certificate() *x509.Certificate { return i.chain[0] }
 
 // WritePEM writes the identity as PEM: its certificate (then any
 // intermediates) as CERTIFICATE blocks, then its private key as a PKCS #8
-// PRIVATE KEY block. Keep what it writes secret: it holds the key.
+// PRIVATE KEY block. Keep what it writes secret: it holds the key. Errors
+// wrap ErrBadConfig and the writer's error.
 func (i *Identity) WritePEM(w io.Writer) error {
 	for _, c := range i.chain {
-		if err := pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}); err != nil {
+		if err := writeCert(w, c); err != nil {
 			return err
 		}
 	}
 	return writeKey(w, i.key)
 }
 
+// writeCert writes c as a PEM CERTIFICATE block; an error wraps
+// ErrBadConfig, like every error of the identity and CA files.
+func writeCert(w io.Writer, c *x509.Certificate) error {
+	if err := pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}); err != nil {
+		return fmt.Errorf("%w: writing PEM: %w", ErrBadConfig, err)
+	}
+	return nil
+}
+
+// writeKey writes key as a PKCS #8 PRIVATE KEY block; an error wraps
+// ErrBadConfig.
 func writeKey(w io.Writer, key ed25519.PrivateKey) error {
 	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return err
+	if err == nil {
+		err = pem.Encode(w, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
 	}
-	return pem.Encode(w, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	if err != nil {
+		return fmt.Errorf("%w: writing PEM: %w", ErrBadConfig, err)
+	}
+	return nil
 }
 
 // ReadIdentity reads an identity WritePEM wrote: CERTIFICATE blocks (the
@@ -192,8 +207,8 @@ func ReadIdentity(r io.Reader) (*Identity, error) {
 // block from r; other blocks are skipped.
 func readPEM(r io.Reader) ([]*x509.Certificate, ed25519.PrivateKey, error) {
 	data, err := io.ReadAll(io.LimitReader(r, 1<<20))
-	if err != nil {
-		return nil, nil, err
+	if err != nil { // a failing reader, or a path that is a directory
+		return nil, nil, fmt.Errorf("%w: reading PEM: %w", ErrBadConfig, err)
 	}
 	var certs []*x509.Certificate
 	var key ed25519.PrivateKey
@@ -229,20 +244,32 @@ func readPEM(r io.Reader) ([]*x509.Certificate, ed25519.PrivateKey, error) {
 }
 
 // WriteFile writes the identity as PEM (WritePEM) to a new file at path,
-// readable by its owner only. It fails if the file exists.
-func (i *Identity) WriteFile(path string) error {
+// readable by its owner only. It fails if the file exists, and a write that
+// fails leaves no file behind. Errors wrap ErrBadConfig and the operating
+// system's error (fs.ErrExist for a file that exists).
+func (i *Identity) WriteFile(path string) error { return writeNewFile(path, i.WritePEM) }
+
+// writeNewFile creates the file at path (mode 0600, not if it exists) and
+// fills it with write; when that or closing fails, it removes the file, so
+// that a retry does not find a partial one in its way.
+func writeNewFile(path string, write func(io.Writer) error) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: identity file: %w", ErrBadConfig, err)
 	}
-	if err := i.WritePEM(f); err != nil {
-		f.Close()
-		return err
+	err = write(f)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("%w: identity file: %w", ErrBadConfig, cerr)
 	}
-	return f.Close()
+	if err != nil {
+		_ = os.Remove(path)
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
 }
 
 // LoadIdentity reads the identity in the PEM file at path (ReadIdentity).
+// Errors wrap ErrBadConfig (and fs.ErrNotExist when there is no such file).
 func LoadIdentity(path string) (*Identity, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -272,6 +299,7 @@ func ReadCertificate(r io.Reader) (*x509.Certificate, error) {
 
 // LoadCertificate reads the first certificate of the PEM file at path
 // (ReadCertificate): the CA certificate every node of a CA trust loads.
+// Errors wrap ErrBadConfig (and fs.ErrNotExist when there is no such file).
 func LoadCertificate(path string) (*x509.Certificate, error) {
 	f, err := os.Open(path)
 	if err != nil {

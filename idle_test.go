@@ -29,7 +29,7 @@ import (
 // itself: runtime.MemStats and getrusage(RUSAGE_SELF) cover one process.
 
 const (
-	envChild     = "MASTERLESS_IDLE_CHILD"  // "masterless" or "bare"
+	envChild     = "MASTERLESS_IDLE_CHILD"  // "masterless", "masterless-burst", "bare" or "tls-hog"
 	envChildAddr = "MASTERLESS_IDLE_ADDR"   // where the peers connect
 	envChildN    = "MASTERLESS_IDLE_N"      // how many peers
 	envChildTO   = "MASTERLESS_IDLE_PEERTO" // the peers' peer timeout, if not the default
@@ -44,7 +44,8 @@ type idleChild struct {
 
 // startIdleChild starts the child in mode ("masterless": n Servers that each
 // Connect to addr; "bare": n TCP connections to addr that exchange bare
-// heartbeats) and returns once it reports all n connected.
+// heartbeats; "tls-hog": n connections that stall in a huge TLS handshake
+// message, childTLSHog) and returns once it reports all n connected.
 func startIdleChild(t testing.TB, mode, addr string, n int, peerTimeout time.Duration) *idleChild {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestIdlePeersChild$", "-test.count=1", "-test.timeout=10m")
@@ -127,6 +128,8 @@ func TestIdlePeersChild(t *testing.T) {
 		stop, err = childServers(addr, n, burstSize, opts...)
 	case "bare":
 		stop, err = childBare(addr, n)
+	case "tls-hog":
+		stop, err = childTLSHog(addr, n)
 	default:
 		err = fmt.Errorf("unknown mode %q", mode)
 	}

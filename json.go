@@ -5,9 +5,12 @@ import (
 	"fmt"
 )
 
-// SendJSON encodes v as JSON and sends it to peer id. It returns the encoding
-// error (wrapping ErrJSON), or why the send was refused (wrapping
-// ErrUnknownPeer, ErrNotConnected, ErrQueueFull or ErrClosed).
+// SendJSON encodes v as JSON and sends it to peer id (SendErr). It returns
+// the encoding error (wrapping ErrJSON), or why the send was refused
+// (wrapping ErrUnknownPeer, ErrNotConnected, ErrQueueFull,
+// ErrPayloadTooLarge or ErrClosed; toward a masterless 0.4.1 peer also
+// ErrNotJSONObject, when v does not encode as a JSON object: a slice, a
+// string, a number, nil). Toward a 0.4.1 peer it waits as Send does.
 func (s *Server) SendJSON(id string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -32,7 +32,7 @@ import (
 // pair that neither keeps.
 
 // ErrNotJSONObject: a masterless 0.4.1 peer was sent a payload that is not
-// one JSON object, the only kind of message 0.4.1 can carry.
+// one JSON object in UTF-8, the only kind of message 0.4.1 can carry.
 var ErrNotJSONObject = errors.New("masterless: a masterless 0.4.1 peer accepts only JSON objects as payload; send a struct or map with SendJSON")
 
 // legacyRival returns another 0.4.1 connection with c's peer in state st,

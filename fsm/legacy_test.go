@@ -124,7 +124,7 @@ func TestLegacySendNeedsJSONObject(t *testing.T) {
 	l.step(fsm.Accepted{Conn: 1, Legacy: true})
 	l.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Hello, ID: "b", Info: "tcp://b:1"}})
 	l.step(fsm.FrameReceived{Conn: 1, Frame: join(1)})
-	for _, p := range []string{"raw", "[1]", "", `"s"`, "{bad"} {
+	for _, p := range []string{"raw", "[1]", "", `"s"`, "{bad", "{\"bad\":\"\xff\xfe\"}"} { // the last: not UTF-8
 		if err := l.n.Step(l.now, fsm.Send{Peer: "b", Payload: []byte(p)}); !errors.Is(err, fsm.ErrNotJSONObject) {
 			t.Fatalf("Send %q: %v, want ErrNotJSONObject", p, err)
 		}

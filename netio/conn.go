@@ -505,6 +505,10 @@ func (c *conn) readPaused(paused bool) {
 // Accepted; the plaintext that follows is the layer's, as on any connection.
 // A plaintext dialer's byte goes to the layer as read, and the state machine
 // judges the connection (it refuses it when it requires authentication).
+// The handshake reads at most handshakeBudget bytes (handshakeConn); one
+// that goes past them, or that crypto/tls or the trust refuses, is refused
+// as unauthenticated (logged at Warn; Stats counts it as closed
+// "unauthenticated"), one whose socket failed is lost (Info).
 // Nothing here runs under the core lock but the reporting.
 func (c *conn) secure() error {
 	n := c.n
@@ -515,17 +519,27 @@ func (c *conn) secure() error {
 	var sc *tls.Conn
 	var peer string
 	if wire.DetectTLS(first[0]) {
-		sc = tls.Server(&prefixed{Conn: c.nc, first: first[:]}, n.cfg.TLS.Config)
+		hc := newHandshakeConn(c.nc, first[:])
+		sc = tls.Server(hc, n.cfg.TLS.Config)
 		err := sc.Handshake()
+		hc.finished()
 		if err == nil {
 			peer, err = n.cfg.TLS.PeerID(sc.ConnectionState())
+		} else if err = tlsError(err); !hc.socketFailed() && reasonClass(err) == "other" {
+			// crypto/tls refused the dialer's handshake by itself, with an
+			// alert: no certificate, an application protocol other than
+			// masterless, a TLS version before 1.3, a malformed message. The
+			// dialer proved nothing: it is refused as unauthenticated (a
+			// black-box audit: this was logged at Info as a lost connection).
+			err = fmt.Errorf("%w: the TLS handshake was refused: %w", fsm.ErrUnauthenticated, err)
 		}
 		if err != nil {
-			err = fmt.Errorf("TLS handshake with %s: %w", c.remote, lostWhy(tlsError(err), fsm.ErrHandshakeTimeout))
+			err = fmt.Errorf("TLS handshake with %s: %w", c.remote, lostWhy(err, fsm.ErrHandshakeTimeout))
 			untrusted := errors.Is(err, ErrUntrusted) || errors.Is(err, ErrCertificateExpired)
+			refused := untrusted || errors.Is(err, fsm.ErrIDMismatch) || errors.Is(err, fsm.ErrUnauthenticated)
 			level := slog.LevelInfo // a dialer that left, or timed out
-			if untrusted || errors.Is(err, fsm.ErrIDMismatch) {
-				level = slog.LevelWarn // a certificate this node does not trust
+			if refused {
+				level = slog.LevelWarn // a dialer that did not prove who it is
 			}
 			n.mu.Lock()
 			n.logPeer(level, "TLS handshake failed", err, "conn", uint64(c.id), "remote", c.remote)

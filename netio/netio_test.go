@@ -3,6 +3,7 @@ package netio
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -238,4 +239,27 @@ func TestConnectCancelled(t *testing.T) {
 	require.True(t, errors.Is(err, context.DeadlineExceeded), "got %v", err)
 	require.Less(t, time.Since(start), 30*time.Second, "the context, not the handshake timeout, ended the wait")
 	require.Empty(t, a.Sessions())
+}
+
+// endless is a net.Conn whose reads never end: every Read fills its buffer.
+type endless struct{ net.Conn }
+
+func (endless) Read(b []byte) (int, error) { return len(b), nil }
+
+// TestHandshakeConnBudget: a TLS handshake reads at most handshakeBudget
+// bytes of the socket, the byte read ahead included, then fails with
+// errHandshakeTooLong (an unauthenticated peer); once the handshake has
+// finished, reads are not bounded.
+func TestHandshakeConnBudget(t *testing.T) {
+	hc := newHandshakeConn(endless{}, []byte{wire.TLSRecordHandshake})
+	read, err := io.Copy(io.Discard, hc)
+	require.ErrorIs(t, err, errHandshakeTooLong)
+	require.ErrorIs(t, err, fsm.ErrUnauthenticated)
+	require.Equal(t, int64(handshakeBudget), read)
+
+	hc = newHandshakeConn(endless{}, nil)
+	hc.finished()
+	read, err = io.Copy(io.Discard, io.LimitReader(hc, 4*handshakeBudget))
+	require.NoError(t, err)
+	require.Equal(t, int64(4*handshakeBudget), read)
 }

@@ -171,11 +171,13 @@ const jsonSpace = " \t\r\n"
 
 // ValidLegacyPayload reports, with an error wrapping ErrMalformedFrame, a
 // payload that 0.4.1 cannot carry: anything but one JSON object (surrounding
-// JSON whitespace allowed).
+// JSON whitespace allowed) in UTF-8. (json.Valid does not check UTF-8, and
+// 0.4.1 decodes a line as UTF-8, so invalid bytes in a string reached it as
+// U+FFFD: a black-box audit.)
 func ValidLegacyPayload(payload []byte) error {
 	p := bytes.TrimLeft(payload, jsonSpace)
-	if len(p) == 0 || p[0] != '{' || !json.Valid(p) {
-		return fmt.Errorf("%w: a 0.4.1 payload must be one JSON object", ErrMalformedFrame)
+	if len(p) == 0 || p[0] != '{' || !json.Valid(p) || !utf8.Valid(p) {
+		return fmt.Errorf("%w: a 0.4.1 payload must be one JSON object, in UTF-8", ErrMalformedFrame)
 	}
 	return nil
 }

@@ -147,6 +147,8 @@ func TestLegacyAppendRefuses(t *testing.T) {
 		{Type: Data, Payload: []byte(`[1]`)},
 		{Type: Data, Payload: []byte(`null`)},
 		{Type: Data, Payload: []byte(`{"a":`)},
+		{Type: Data, Payload: []byte("{\"bad\":\"\xff\xfe\"}")}, // json.Valid, but not UTF-8
+		{Type: Data, Payload: []byte("{\"\xc3\":1}")},           // a UTF-8 sequence cut short, in a key
 		{Type: Data},
 		{Type: Type(0x42)},
 	} {
