@@ -78,6 +78,10 @@ func TestTraceRecords(t *testing.T) {
 		"frame c1 HELLO | c1:welcome:Z/9#0 | Z:keep=false:c0")
 	// A Connect to an address no known peer has: a dial, a connect record.
 	l.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Welcome, Sess: 4}})
+	// Z's ACK and RESUME confirm the session, which until then holds a
+	// handshake slot (spec/PROTOCOL.md 3.6).
+	l.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20}})
+	l.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Resume, Next: 1}})
 	wantRecs(t, l.step(fsm.Connect{Req: 1, Addr: "tcp://A"}), "connect | c1:established:Z/9#4 | Z:keep=false:c1")
 	// A dial to A whose HELLO binds the Connect: keep first, then the frame.
 	wantRecs(t, l.step(fsm.Dialed{Dial: 1, Conn: 2}), "dialed c2 | c1:established:Z/9#4 c2:hello:/0#0 | Z:keep=false:c1")
