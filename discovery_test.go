@@ -175,6 +175,33 @@ func TestDiscoveryMemberEvents(t *testing.T) {
 	})
 }
 
+// TestDiscoveryLeftMemberExpiresOnALoneNode: a member that left is listed,
+// with Left, for MemberTimeout and then no more, also on a node left with
+// nothing to do (no session, nothing to gossip), whose state machine takes
+// no step to notice the time (a black-box audit saw the record listed 45 s
+// after the default 30 s).
+func TestDiscoveryLeftMemberExpiresOnALoneNode(t *testing.T) {
+	const timeout = 500 * time.Millisecond
+	a, _ := newServer(t, "la", WithDiscovery(DiscoveryOptions{MemberTimeout: timeout}))
+	b, _ := newServer(t, "lb", WithDiscovery(DiscoveryOptions{MemberTimeout: timeout}))
+	_, err := b.Connect(ctxT(t), a.Info())
+	require.NoError(t, err)
+	listed := func() (bool, bool) {
+		for _, m := range a.Members() {
+			if m.ID == "lb" {
+				return true, m.Left
+			}
+		}
+		return false, false
+	}
+	eventually(t, "a lists lb", func() bool { ok, _ := listed(); return ok })
+	require.NoError(t, b.Close())
+	left := time.Now()
+	eventually(t, "a lists lb as left", func() bool { _, l := listed(); return l })
+	eventually(t, "lb's record expires", func() bool { ok, _ := listed(); return !ok })
+	require.Less(t, time.Since(left), timeout+time.Second, "listed well past MemberTimeout")
+}
+
 // Without discovery (the default), nothing of the above happens: a server
 // knows only whom it connected to, or who connected to it.
 func TestDiscoveryOffByDefault(t *testing.T) {

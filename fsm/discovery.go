@@ -570,12 +570,21 @@ type MemberStatus struct {
 	Kept        bool   // this node keeps it (by discovery or by its user)
 }
 
-// Members returns the member table, sorted by id (empty without discovery).
-// A member that left stays listed, with Left set, until its record expires.
-func (n *Node) Members() []MemberStatus {
+// Members returns the member table as of the node's latest step, sorted by
+// id (empty without discovery); see MembersAt.
+func (n *Node) Members() []MemberStatus { return n.MembersAt(n.now) }
+
+// MembersAt returns the member table as of now (or the latest step, if
+// later), sorted by id (empty without discovery). A member that left stays
+// listed, with Left set, until its record expires, MemberTimeout after it
+// was heard of: the adapter passes its clock, so a record expires on time
+// even on a node that has no step to take (no session, nothing to gossip),
+// whose last step may be long past.
+func (n *Node) MembersAt(now time.Duration) []MemberStatus {
+	now = max(now, n.now)
 	var out []MemberStatus
 	for _, m := range n.sortedMembers() {
-		if m.forgotten || (m.left && n.now >= m.heardAt+n.cfg.MemberTimeout) {
+		if m.forgotten || (m.left && now >= m.heardAt+n.cfg.MemberTimeout) {
 			continue
 		}
 		s := MemberStatus{ID: m.id, Incarnation: m.inc, Addr: m.addr, Left: m.left}

@@ -164,6 +164,15 @@ func TestDiscoveryLeftStaysLeftAndIsNotRedialed(t *testing.T) {
 	i := slices.IndexFunc(ms, func(m fsm.MemberStatus) bool { return m.ID == "x" })
 	require.GreaterOrEqual(t, i, 0)
 	require.True(t, ms[i].Left)
+	// Its record is listed until the member timeout and no longer after
+	// it, as of the time the adapter asks at, even with no step taken
+	// meanwhile (a lone node has none to take: a black-box audit saw the
+	// record listed 45 s past the default 30 s).
+	listed := func(now time.Duration) bool {
+		return slices.ContainsFunc(d.n.MembersAt(now), func(m fsm.MemberStatus) bool { return m.ID == "x" })
+	}
+	require.True(t, listed(d.now+fsm.DefaultMemberTimeout-20*time.Second-time.Millisecond))
+	require.False(t, listed(d.now+fsm.DefaultMemberTimeout-20*time.Second), "listed past its member timeout (heard 20 s ago)")
 	// Its record is dropped after the member timeout.
 	d.advance(fsm.DefaultMemberTimeout)
 	require.False(t, slices.ContainsFunc(d.n.Members(), func(m fsm.MemberStatus) bool { return m.ID == "x" }))

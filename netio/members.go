@@ -2,12 +2,12 @@ package netio
 
 import "github.com/masterless-go/masterless/fsm"
 
-// Members returns the node's member table (discovery), sorted by id; empty
-// without discovery.
+// Members returns the node's member table (discovery) as of now, sorted by
+// id; empty without discovery.
 func (n *Runtime) Members() []fsm.MemberStatus {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.fsm.Members()
+	return n.fsm.MembersAt(n.now())
 }
 
 // StopConnecting stops retrying addr, an address a failed Connect left kept
