@@ -41,11 +41,11 @@ func TestNewRefusesBadConfigurations(t *testing.T) {
 		{"frame longer than its 32-bit length", "a", []Option{WithMaxFrameSize(int(uint64(1) << 32 & uint64(^uint(0))))}, "32 bits"},
 		// Negative sizes and counts were taken as the default, silently.
 		{"negative frame size", "a", []Option{WithMaxFrameSize(-1)}, "WithMaxFrameSize(-1): negative"},
-		{"negative queue messages", "a", []Option{WithSendQueue(-1, 0)}, "WithSendQueue(-1): negative"},
-		{"negative queue bytes", "a", []Option{WithSendQueue(0, -5)}, "WithSendQueue(-5): negative"},
+		{"negative queue messages", "a", []Option{WithSendQueue(-1, 0)}, "WithSendQueue(-1, 0): negative"},
+		{"negative queue bytes", "a", []Option{WithSendQueue(0, -5)}, "WithSendQueue(0, -5): negative"},
 		{"negative window", "a", []Option{WithWindow(-1)}, "WithWindow(-1): negative"},
 		{"negative send buffer", "a", []Option{WithSendBuffer(-1)}, "WithSendBuffer(-1): negative"},
-		{"negative dispatch queue", "a", []Option{WithDispatchQueue(-1, 0)}, "WithDispatchQueue(-1): negative"},
+		{"negative dispatch queue", "a", []Option{WithDispatchQueue(-1, 0)}, "WithDispatchQueue(-1, 0): negative"},
 		{"negative handshakes", "a", []Option{WithMaxHandshakes(-1)}, "WithMaxHandshakes(-1): negative"},
 		{"negative handshakes per source", "a", []Option{WithMaxHandshakesPerSource(-1)}, "WithMaxHandshakesPerSource(-1): negative"},
 		// Negative durations and discovery settings were refused without
@@ -64,6 +64,8 @@ func TestNewRefusesBadConfigurations(t *testing.T) {
 		{"negative gossip interval", "a", []Option{WithDiscovery(DiscoveryOptions{GossipInterval: -time.Second})}, "DiscoveryOptions.GossipInterval -1s: negative"},
 		{"negative member timeout", "a", []Option{WithDiscovery(DiscoveryOptions{MemberTimeout: -time.Second})}, "DiscoveryOptions.MemberTimeout -1s: negative"},
 		{"negative max members", "a", []Option{WithDiscovery(DiscoveryOptions{MaxMembers: -1})}, "DiscoveryOptions.MaxMembers -1: negative"},
+		// Both options named, with their defaults (a black-box audit).
+		{"peer timeout within the heartbeat", "a", []Option{WithPeerTimeout(500 * time.Millisecond)}, "the peer timeout 500ms (WithPeerTimeout; default 5s) must exceed the heartbeat interval 1s (WithHeartbeat; default 1s)"},
 		{"a nil option", "a", []Option{nil}, "option 1 of 2 is nil"}, // the logger below is the second
 	} {
 		if c.want == "32 bits" && strconv.IntSize < 64 {

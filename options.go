@@ -3,6 +3,7 @@ package masterless
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/masterless-go/masterless/fsm"
@@ -20,11 +21,16 @@ import (
 // nil Option.
 type Option func(*settings) error
 
-// notNegative refuses a negative size or count given to the option named.
+// notNegative refuses a negative size or count given to the option named,
+// quoting every argument the option was given.
 func notNegative(option string, values ...int) error {
 	for _, v := range values {
 		if v < 0 {
-			return fmt.Errorf("%w: %s(%d): negative (0 keeps the default)", ErrBadConfig, option, v)
+			args := make([]string, len(values))
+			for i, a := range values {
+				args[i] = fmt.Sprint(a)
+			}
+			return fmt.Errorf("%w: %s(%s): negative (0 keeps the default)", ErrBadConfig, option, strings.Join(args, ", "))
 		}
 	}
 	return nil

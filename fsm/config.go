@@ -162,7 +162,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxHandshakesPerSource = min(DefaultMaxHandshakesPerSource, c.MaxHandshakes)
 	}
 	if c.PeerTimeout <= c.HeartbeatInterval {
-		return c, fmt.Errorf("%w: peer timeout %v must exceed the heartbeat interval %v", ErrBadConfig, c.PeerTimeout, c.HeartbeatInterval)
+		return c, fmt.Errorf("%w: the peer timeout %v (WithPeerTimeout; default %v) must exceed the heartbeat interval %v (WithHeartbeat; default %v)", ErrBadConfig, c.PeerTimeout, DefaultPeerTimeout, c.HeartbeatInterval, DefaultHeartbeatInterval)
 	}
 	if err := c.discoveryDefaults(); err != nil {
 		return c, err

@@ -119,8 +119,8 @@ func families(nodes []nodeStats) []*metric {
 	peerClosed := fam("peer_closed_total", "counter", "Connections a peer closed with a reason, by reason.")
 	lost := fam("lost_total", "counter", "Connections that ended without a reason from either end.")
 	protocol := fam("protocol_errors_total", "counter", "Connections closed because the peer broke the protocol.")
-	msgs := fam("messages_total", "counter", "Messages delivered (in) and sent (out).")
-	bytes := fam("payload_bytes_total", "counter", "Payload bytes delivered (in) and sent (out).")
+	msgs := fam("messages_total", "counter", "Messages accepted into the delivery queue (in; the callbacks may not have run yet) and sent (out).")
+	bytes := fam("payload_bytes_total", "counter", "Payload bytes accepted into the delivery queue (in) and sent (out).")
 	wire := fam("wire_bytes_total", "counter", "Bytes read (in) and written (out) on every socket.")
 
 	pConnected := fam("peer_connected", "gauge", "1 while the peer has a session.")
