@@ -23,9 +23,12 @@ func (n *Node) establish(p *peer, c *conn) {
 	c.lastRecv, c.lastPing, c.establishedAt = n.now, n.now, n.now
 	if !c.legacy() {
 		// The user hears of it once the other end confirms it (confirm);
-		// until then it keeps its handshake slot and the handshake
-		// deadline (slots.go): a grant on a bare HELLO must not outlive a
-		// handshake nor escape the cap on them.
+		// until then it keeps its handshake slot (slots.go) and must be
+		// confirmed within the handshake timeout of now: a grant on a
+		// bare HELLO must not escape the cap on handshakes. (Counted from
+		// the grant, not the connection's opening: on a machine so loaded
+		// that a handshake takes seconds, the latter closed sessions a
+		// 256-node mesh needed.)
 		c.unconfirmed = true
 	} else {
 		n.freeSlot(c)
@@ -169,14 +172,14 @@ func (n *Node) sessionDeadline(c *conn) time.Duration {
 		at = min(at, c.lastRecv+n.cfg.PeerTimeout)
 	}
 	if c.unconfirmed {
-		at = min(at, c.openedAt+n.cfg.HandshakeTimeout)
+		at = min(at, c.establishedAt+n.cfg.HandshakeTimeout)
 	}
 	return at
 }
 
 // sessionTimers runs the heartbeat and dead-peer deadline of session c.
 func (n *Node) sessionTimers(c *conn) {
-	if c.unconfirmed && n.now >= c.openedAt+n.cfg.HandshakeTimeout {
+	if c.unconfirmed && n.now >= c.establishedAt+n.cfg.HandshakeTimeout {
 		n.closeConn(c, wire.CodeHandshake, fmt.Errorf("%w: the session with %s on c%d (%s) was not confirmed within %v", ErrHandshakeTimeout, c.peer.id, c.id, c.where(), n.cfg.HandshakeTimeout))
 		n.traceTimeout(c)
 		return
