@@ -34,7 +34,9 @@ var (
 	// ErrProtocol: a peer broke the protocol; the connection was closed. The
 	// wrapped error says what it sent.
 	ErrProtocol = errors.New("masterless: protocol violation")
-	// ErrPeerClosed: the peer closed the connection (it disconnected or shut down).
+	// ErrPeerClosed: the peer closed the connection: it disconnected or shut
+	// down (BYE normal or shutdown), or closed it cleanly without a reason
+	// (a FIN with no BYE: a process that exited, a proxy).
 	ErrPeerClosed = errors.New("masterless: peer closed the connection")
 	// ErrConnectionLost: the connection broke without a goodbye: it was
 	// reset (a peer that died with data unread, a proxy, a NAT), or a read or
