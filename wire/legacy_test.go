@@ -351,6 +351,13 @@ func FuzzLegacyParse(f *testing.F) {
 					buf = buf[n:]
 					continue // JSON can carry what UTF-8 cannot; 0.4.1 ids are JS strings
 				}
+				if fr.Type == Data && !utf8.Valid(fr.Payload) {
+					// Received as it came (a peer's bytes are its own), but
+					// never sent: a 0.4.1 node would read U+FFFD in their
+					// place (ValidLegacyPayload).
+					buf = buf[n:]
+					continue
+				}
 				t.Fatalf("re-encoding %s: %v", fr.String(), err)
 			}
 			back, m, err := dec.ParseFrame(out)
