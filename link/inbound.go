@@ -151,7 +151,7 @@ func (l *Layer) process(now time.Duration, id fsm.ConnID, c *conn) {
 				// Its state forbids the frame: refuse it now, not once its
 				// body (up to the max frame size) has been buffered.
 				state, _, _ := l.node.ConnState(id)
-				l.malformed(now, id, fmt.Errorf("%s not allowed in state %s (refused at its header)", t, state))
+				l.malformed(now, id, fmt.Errorf("%s not allowed in state %s", t, state)) // the words of fsm's table: a frame read whole says the same
 				return
 			}
 			if !whole {
