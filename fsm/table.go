@@ -38,19 +38,35 @@ var transitions = [StateEstablished + 1][wire.LastType + 1]frameHandler{
 	},
 }
 
-// Accepts reports whether connection id may receive a frame of type t in its
-// state: the transition table's answer, asked by the connection layer once a
-// frame's header is in, so that a frame the state forbids is refused before
-// its body is buffered (a DATA header announcing megabytes on a connection
-// that has not sent its HELLO would otherwise hold that much until its
-// handshake timeout). True for a connection the node no longer holds: there
-// is nothing to refuse.
-func (n *Node) Accepts(id ConnID, t wire.Type) bool {
+// Refusal returns why connection id may not receive a frame of type t in
+// its state (the transition table), or nil if it may: asked by the
+// connection layer once a frame's header is in, so that a frame the state
+// forbids is refused before its body is buffered (a DATA header announcing
+// megabytes on a connection that has not sent its HELLO would otherwise
+// hold that much until its handshake timeout). The layer reports it as
+// Malformed, which closes the connection as a protocol error with the same
+// words as the frame read whole (frameReceived). Nil for a connection the
+// node no longer holds: there is nothing to refuse.
+func (n *Node) Refusal(id ConnID, t wire.Type) error {
 	c := n.conns[id]
-	if c == nil {
-		return true
+	if c == nil || n.handler(c, t) != nil {
+		return nil
 	}
-	return t <= wire.LastType && c.rules != nil && c.rules.frames[c.state][t] != nil
+	return notAllowed(c, t)
+}
+
+// handler returns what handles a frame of type t on c in its state; nil
+// when the table forbids it.
+func (n *Node) handler(c *conn, t wire.Type) frameHandler {
+	if t > wire.LastType || c.rules == nil {
+		return nil
+	}
+	return c.rules.frames[c.state][t]
+}
+
+// notAllowed is why c refuses a frame of type t in its state.
+func notAllowed(c *conn, t wire.Type) error {
+	return fmt.Errorf("%s not allowed in state %s", t, c.state)
 }
 
 // legacyTransitions is the table for connections that speak masterless 0.4.1
@@ -130,12 +146,9 @@ func (n *Node) frameReceived(id ConnID, f *wire.Frame) {
 	if f.Type == wire.Hello {
 		n.heard(c) // the dialer spoke: it may no longer be evicted (slots.go)
 	}
-	var h frameHandler
-	if f.Type <= wire.LastType && c.rules != nil {
-		h = c.rules.frames[c.state][f.Type]
-	}
+	h := n.handler(c, f.Type)
 	if h == nil {
-		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: %s not allowed in state %s", ErrProtocol, f.Type, c.state))
+		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: %w", ErrProtocol, notAllowed(c, f.Type)))
 		return
 	}
 	if c.unconfirmed {

@@ -147,12 +147,13 @@ func (l *Layer) process(now time.Duration, id fsm.ConnID, c *conn) {
 			return
 		}
 		if k == 0 {
-			if t, ok := c.header(); ok && !l.node.Accepts(id, t) {
-				// Its state forbids the frame: refuse it now, not once its
-				// body (up to the max frame size) has been buffered.
-				state, _, _ := l.node.ConnState(id)
-				l.malformed(now, id, fmt.Errorf("%s not allowed in state %s", t, state)) // the words of fsm's table: a frame read whole says the same
-				return
+			if t, ok := c.header(); ok {
+				if why := l.node.Refusal(id, t); why != nil {
+					// Its state forbids the frame: refuse it now, not once
+					// its body (up to the max frame size) has been buffered.
+					l.malformed(now, id, why)
+					return
+				}
 			}
 			if !whole {
 				// Only part of a frame (a large message arriving): the
