@@ -46,17 +46,8 @@ func Publish(name string, s *masterless.Server) error {
 	if name == "" || expvar.Get(name) != nil {
 		return fmt.Errorf("%w: %q", ErrNameTaken, name)
 	}
-	expvar.Publish(name, expvar.Func(func() any { return stats(s) }))
+	expvar.Publish(name, expvar.Func(func() any { return JSON(s.Stats()) }))
 	return nil
-}
-
-// stats is what the variable of s shows: its Stats, or null for a nil
-// server (Publish refuses one; this keeps expvar's page working regardless).
-func stats(s *masterless.Server) any {
-	if s == nil {
-		return nil
-	}
-	return JSON(s.Stats())
 }
 
 // Stats is masterless.Stats in a form encoding/json renders usefully:
