@@ -140,6 +140,20 @@ func (l *Layer) process(now time.Duration, id fsm.ConnID, c *conn) {
 				whole = true
 				continue
 			}
+			// Not a whole DATA frame: its header (wire's bounds), then
+			// whether the connection's state accepts its type, then its
+			// body, in that order whether it came whole or in pieces. A
+			// frame the state forbids is so refused before its body (up to
+			// the max frame size) is buffered. (A whole DATA frame the
+			// state forbids is refused by fsm's table with the same words.)
+			t, ok, err := l.v1.ParseHeader(c.in[c.start:c.end])
+			if err == nil && ok {
+				err = l.node.Refusal(id, t)
+			}
+			if err != nil {
+				l.malformed(now, id, err)
+				return
+			}
 		}
 		f, k, err := l.parse(id, c)
 		if err != nil {
@@ -147,14 +161,6 @@ func (l *Layer) process(now time.Duration, id fsm.ConnID, c *conn) {
 			return
 		}
 		if k == 0 {
-			if t, ok := c.header(); ok {
-				if why := l.node.Refusal(id, t); why != nil {
-					// Its state forbids the frame: refuse it now, not once
-					// its body (up to the max frame size) has been buffered.
-					l.malformed(now, id, why)
-					return
-				}
-			}
 			if !whole {
 				// Only part of a frame (a large message arriving): the
 				// peer is heard from all the same (fsm.FrameInProgress).
@@ -261,14 +267,6 @@ func (c *conn) space(l *Layer, id fsm.ConnID) []byte {
 		c.start = 0
 	}
 	return c.in[c.end:]
-}
-
-// header returns the type of the v1 frame in progress once its header is in.
-func (c *conn) header() (wire.Type, bool) {
-	if c.proto != protoBinary || c.end-c.start < wire.HeaderSize {
-		return 0, false
-	}
-	return wire.Type(c.in[c.start+4]), true
 }
 
 // base is the buffer size c starts with and shrinks back to.

@@ -165,38 +165,51 @@ func appendHeader(dst []byte, t Type, bodyLen int) []byte {
 	return append(dst, byte(t))
 }
 
-// ParseFrame implements Codec.
-func (c Binary) ParseFrame(b []byte) (Frame, int, error) {
+// ParseHeader checks the header at the start of b: the length against the
+// max frame size, then, once the type byte is in, the type and the bound on
+// its body (MaxBody). It returns the type with ok once the header is in and
+// checks out, so a reader can refuse a frame, or size its buffer, before
+// the body arrives; ok is false while the header is incomplete.
+func (c Binary) ParseHeader(b []byte) (t Type, ok bool, err error) {
 	if len(b) < 4 {
-		return Frame{}, 0, nil
+		return 0, false, nil
 	}
 	length := binary.BigEndian.Uint32(b)
 	if length == 0 {
-		return Frame{}, 0, fmt.Errorf("%w: zero length", ErrMalformedFrame)
+		return 0, false, fmt.Errorf("%w: zero length", ErrMalformedFrame)
 	}
 	if uint64(length) > uint64(c.maxFrame()) {
-		return Frame{}, 0, fmt.Errorf("%w: %d bytes announced, limit %d", ErrFrameTooLarge, length, c.maxFrame())
+		return 0, false, fmt.Errorf("%w: %d bytes announced, limit %d", ErrFrameTooLarge, length, c.maxFrame())
 	}
 	if len(b) < HeaderSize {
-		return Frame{}, 0, nil
+		return 0, false, nil
 	}
 	// The type and its bound are checked at the header, not once the body
 	// is in: a peer that announces a long HELLO or a frame of no known type
 	// would otherwise have its reader buffer up to the max frame size for
 	// nothing.
-	t := Type(b[4])
+	t = Type(b[4])
 	maxBody, known := MaxBody(t)
 	if !known {
-		return Frame{}, 0, fmt.Errorf("%w: unknown frame type 0x%02x", ErrMalformedFrame, uint8(t))
+		return 0, false, fmt.Errorf("%w: unknown frame type 0x%02x", ErrMalformedFrame, uint8(t))
 	}
 	if maxBody >= 0 && int(length)-1 > maxBody {
-		return Frame{}, 0, fmt.Errorf("%w: %s: %d body bytes announced, at most %d", ErrMalformedFrame, t, length-1, maxBody)
+		return 0, false, fmt.Errorf("%w: %s: %d body bytes announced, at most %d", ErrMalformedFrame, t, length-1, maxBody)
 	}
-	total := 4 + int(length)
+	return t, true, nil
+}
+
+// ParseFrame implements Codec.
+func (c Binary) ParseFrame(b []byte) (Frame, int, error) {
+	t, ok, err := c.ParseHeader(b)
+	if !ok {
+		return Frame{}, 0, err
+	}
+	total := 4 + int(binary.BigEndian.Uint32(b))
 	if len(b) < total {
 		return Frame{}, 0, nil
 	}
-	f, err := parseBody(Type(b[4]), b[HeaderSize:total])
+	f, err := parseBody(t, b[HeaderSize:total])
 	if err != nil {
 		return Frame{}, 0, err
 	}
