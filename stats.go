@@ -44,7 +44,8 @@ type PeerStats struct {
 	// and the peer has not confirmed shows no age, no addresses and no wire
 	// bytes, since the peer may still refuse it.
 	SessionAge time.Duration
-	// Reconnects counts the sessions with it after the first.
+	// Reconnects counts the sessions with it after the first, each from
+	// when State first shows it connected.
 	Reconnects uint64
 	// MessagesIn and BytesIn count the messages from it accepted into this
 	// server's delivery queue, each once (a slow callback may not have been
@@ -87,7 +88,7 @@ type Stats struct {
 	// a node answers there (that node is then a kept peer).
 	Connecting []string
 
-	Handshakes       uint64 // sessions established (a leader's once the follower confirmed it: spec/PROTOCOL.md 3.3)
+	Handshakes       uint64 // sessions established, counted when Stats starts to show them connected (a leader's once the follower confirmed it, a follower's at the grant: spec/PROTOCOL.md 3.3)
 	HandshakesFailed uint64 // connections closed before they became a session (the refused duplicates and grants among them)
 	// Duplicates counts the connections this server refused because they
 	// duplicated a session or could not be one, by reason: "duplicate",

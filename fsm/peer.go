@@ -80,9 +80,10 @@ func (n *Node) peerFor(id string) *peer {
 
 // peerUp runs when p gets a session c.
 func (n *Node) peerUp(p *peer, c *conn) {
-	p.counters.sessions++ // counted once the user hears of it (confirm)
+	if c.leader || c.legacy() {
+		n.countSession(p) // a follower's v2 session was counted when the views began to show it (establish)
+	}
 	p.counters.since = n.now
-	n.counters.handshakes++
 	restarted := p.announced && p.inc != c.peerInc
 	if restarted {
 		n.emit(Action{Kind: ActDisconnected, Peer: p.id, Err: fmt.Errorf("%w: %s restarted (incarnation %d, now %d)", ErrReplaced, p.id, p.inc, c.peerInc)})
@@ -102,6 +103,13 @@ func (n *Node) peerUp(p *peer, c *conn) {
 		n.finishRequest(r, p.id, nil)
 	}
 	p.waiters = nil
+}
+
+// countSession counts a session with p in Stats, once the user's views
+// show it (conn.listed).
+func (n *Node) countSession(p *peer) {
+	p.counters.sessions++
+	n.counters.handshakes++
 }
 
 // sessionEnded runs when p's session c closed for reason why.

@@ -30,6 +30,12 @@ func (n *Node) establish(p *peer, c *conn) {
 		// that a handshake takes seconds, the latter closed sessions a
 		// 256-node mesh needed.)
 		c.unconfirmed = true
+		if c.listed() {
+			// A follower's session shows in the user's views from the
+			// grant it adopted (conn.listed), so Stats counts it from
+			// now too: a peer shown connected again is a reconnect.
+			n.countSession(p)
+		}
 	} else {
 		n.freeSlot(c)
 		n.peerUp(p, c)
