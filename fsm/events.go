@@ -100,7 +100,12 @@ type ConnClosed struct {
 	Err  error
 }
 
-// Tick: time passed. Safe to send at any time, however early or often.
+// Tick: time passed. Safe to send at any time, however early or often; an
+// adapter sends it at NextDeadline. One that comes more than a heartbeat
+// interval after NextDeadline tells the node that it was itself not running
+// meanwhile (starved of CPU, stopped), and the sessions that Tick would time
+// out get a grace instead (see the package's peer timeout rule in
+// spec/PROTOCOL.md, section 4).
 type Tick struct{}
 
 // Connect is the user's request to reach the node at Addr and keep it. It

@@ -38,7 +38,7 @@ func (n *Node) CheckTimers() error {
 	for id, c := range n.conns {
 		due := c.openedAt + n.cfg.HandshakeTimeout
 		if c.state == StateEstablished {
-			due = min(n.heartbeatAt(c), c.lastRecv+n.cfg.PeerTimeout)
+			due = min(n.heartbeatAt(c), n.peerTimeoutAt(c))
 		}
 		armed(&c.timer, inHeap(&n.timers.conns, c, c.timer.at), due, fmt.Sprintf("c%d (%s)", id, c.state))
 	}

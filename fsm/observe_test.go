@@ -266,17 +266,25 @@ func TestUnconfirmedGrantIsNotListed(t *testing.T) {
 // after those bytes is closed.
 func TestFrameInProgressHoldsOffPeerTimeout(t *testing.T) {
 	n := observed(t) // session with A at 0, default peer timeout 5 s
-	closed := func(now time.Duration) bool {
+	closed := func(now time.Duration) bool { // ticks at each deadline up to now, as an adapter does
 		t.Helper()
-		if err := n.Step(now, fsm.Tick{}); err != nil {
-			t.Fatal(err)
-		}
-		for _, a := range n.Ready() {
-			if a.Kind == fsm.ActClose && errors.Is(a.Err, fsm.ErrPeerTimeout) {
-				return true
+		for {
+			at, ok := n.NextDeadline()
+			if !ok || at > now {
+				at = now
+			}
+			if err := n.Step(at, fsm.Tick{}); err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range n.Ready() {
+				if a.Kind == fsm.ActClose && errors.Is(a.Err, fsm.ErrPeerTimeout) {
+					return true
+				}
+			}
+			if at == now {
+				return false
 			}
 		}
-		return false
 	}
 	if err := n.Step(4*time.Second, fsm.FrameInProgress{Conn: 1}); err != nil {
 		t.Fatal(err)

@@ -175,7 +175,7 @@ func (n *Node) readPaused(e ReadPaused) {
 func (n *Node) sessionDeadline(c *conn) time.Duration {
 	at := n.heartbeatAt(c)
 	if !c.readPaused {
-		at = min(at, c.lastRecv+n.cfg.PeerTimeout)
+		at = min(at, n.peerTimeoutAt(c))
 	}
 	if c.unconfirmed {
 		at = min(at, c.establishedAt+n.cfg.HandshakeTimeout)
@@ -190,10 +190,15 @@ func (n *Node) sessionTimers(c *conn) {
 		n.traceTimeout(c)
 		return
 	}
-	if !c.readPaused && n.now >= c.lastRecv+n.cfg.PeerTimeout {
-		n.closeConn(c, wire.CodePeerTimeout, fmt.Errorf("%w: nothing from %s for %v", ErrPeerTimeout, c.peer.id, n.now-c.lastRecv))
-		n.traceTimeout(c)
-		return
+	if !c.readPaused && n.now >= n.peerTimeoutAt(c) {
+		if n.late > n.cfg.HeartbeatInterval && !c.graced() {
+			// This node's own pause (see peerTimeoutAt): not the peer's.
+			c.graceFor, c.graceUntil = c.lastRecv, n.now+min(n.late, n.cfg.PeerTimeout)
+		} else {
+			n.closeConn(c, wire.CodePeerTimeout, fmt.Errorf("%w: nothing from %s for %v", ErrPeerTimeout, c.peer.id, n.now-c.lastRecv))
+			n.traceTimeout(c)
+			return
+		}
 	}
 	if n.now >= n.heartbeatAt(c) {
 		c.lastPing = n.now
@@ -213,6 +218,35 @@ func (n *Node) sessionTimers(c *conn) {
 	}
 	n.armConn(c, n.sessionDeadline(c))
 }
+
+// peerTimeoutAt is when session c's peer times out if nothing more comes
+// from it: a peer timeout after the last frame (or byte) it sent, unless a
+// late Tick gave this silence a grace.
+//
+// This node's own pause. A Tick that comes more than a heartbeat interval
+// after the deadline it was due at (Node.late) says that this node was not
+// running meanwhile: its process starved of CPU (a 256-node mesh on two
+// cores, README), stopped, or suspended. What its peers sent in that time
+// may be waiting unread in its sockets, so the silence it sees is partly
+// its own. A session that such a Tick would time out gets as long again
+// as the Tick was late (at most a peer timeout) for its reader to catch up,
+// once per silence: a frame from the peer starts a new silence, and a
+// session still silent at the end of its grace is timed out however late
+// that Tick is. So a dead peer is still found, at most
+// min(late, PeerTimeout) later; and a loaded node does not close the
+// healthy sessions its own pause made look silent, which a 256-node mesh
+// did by the tens of thousands, each one a new handshake that loaded the
+// machine further.
+func (n *Node) peerTimeoutAt(c *conn) time.Duration {
+	at := c.lastRecv + n.cfg.PeerTimeout
+	if c.graced() {
+		at = max(at, c.graceUntil)
+	}
+	return at
+}
+
+// graced reports whether c's current silence had its grace (peerTimeoutAt).
+func (c *conn) graced() bool { return c.graceUntil != 0 && c.graceFor == c.lastRecv }
 
 // heartbeatSlots is how many heartbeat deadlines an interval holds.
 const heartbeatSlots = 16

@@ -19,6 +19,10 @@ func (n *Node) tick() {
 		n.resetTimers()
 		return
 	}
+	n.late = 0 // how late this Tick is (session.go, peerTimeoutAt)
+	if n.next != never && n.now > n.next {
+		n.late = n.now - n.next
+	}
 	for _, c := range n.dueConns() {
 		if n.conns[c.id] != c {
 			continue // closed by an earlier step of this tick
@@ -63,6 +67,7 @@ func (n *Node) tick() {
 	n.discoveryTick()
 	n.seedTimers()
 	n.settleTimers()
+	n.late = 0
 }
 
 func (n *Node) stop() {
