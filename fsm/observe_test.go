@@ -265,7 +265,7 @@ func TestUnconfirmedGrantIsNotListed(t *testing.T) {
 // in the last peer timeout stays, and one silent for a whole peer timeout
 // after those bytes is closed.
 func TestFrameInProgressHoldsOffPeerTimeout(t *testing.T) {
-	n := observed(t) // session with A at 0, default peer timeout 5 s
+	n := observed(t)                         // session with A at 0, default peer timeout 5 s
 	closed := func(now time.Duration) bool { // ticks at each deadline up to now, as an adapter does
 		t.Helper()
 		for {
