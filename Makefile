@@ -67,7 +67,7 @@ unit:
 
 # The simulator's full sweeps without the race detector (TestSweep: 10,000
 # seeds, TestSweepLegacyDialers: 2,000, TestSweepConnectOnce: 1,000, TestSweepAdversary: 1,000,
-# TestSweepKeptPairs: 2,000, TestSweepLoad: 40 load runs), then the negative controls that need a
+# TestSweepKeptPairs: 2,000, TestSweepLateTicks: 2,000, TestSweepLoad: 40 load runs), then the negative controls that need a
 # deliberately broken fsm (the simulator's, the fuzz target FuzzAuthFrames's
 # check against a skipped HELLO id check, and the flood tests' against a node
 # that refuses newcomers when its handshake slots are full), then the echo

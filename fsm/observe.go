@@ -32,6 +32,7 @@ type nodeCounters struct {
 	msgsIn, msgsOut   uint64
 	bytesIn, bytesOut uint64
 	rttSamples        uint64
+	pauseGraces       uint64 // sessions a late Tick did not time out (session.go, peerTimeoutAt)
 	// closed counts the connections this node closed, by reason; byPeer
 	// those the peer closed, by the code of its BYE; lost those that ended
 	// without a BYE from either end (EOF, reset, a failed write).
@@ -325,6 +326,10 @@ type NodeCounters struct {
 	MessagesIn, MessagesOut uint64
 	BytesIn, BytesOut       uint64
 	RTTSamples              uint64 // round-trip samples taken from heartbeats
+	// PauseGraces counts the sessions a Tick that came more than a heartbeat
+	// late (this node was not running) did not time out, giving them a grace
+	// (spec/PROTOCOL.md 4, "A node's own pause").
+	PauseGraces uint64
 	// Closed counts the connections this node closed, by reason (a BYE went
 	// with each, if the peer could read one); PeerClosed those the peer
 	// closed with a BYE, by its code (an unknown code counts as a protocol
@@ -341,7 +346,7 @@ func (n *Node) Counters() NodeCounters {
 	out := NodeCounters{
 		Handshakes: k.handshakes, HandshakesFailed: k.handshakesFailed,
 		MessagesIn: k.msgsIn, MessagesOut: k.msgsOut, BytesIn: k.bytesIn, BytesOut: k.bytesOut,
-		RTTSamples: k.rttSamples, Lost: k.lost,
+		RTTSamples: k.rttSamples, Lost: k.lost, PauseGraces: k.pauseGraces,
 		Closed: make(map[Reason]uint64), PeerClosed: make(map[wire.Code]uint64),
 	}
 	for r, v := range k.closed {

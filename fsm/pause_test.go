@@ -81,6 +81,9 @@ func TestOwnPauseIsNotThePeers(t *testing.T) {
 		if d.closedAt >= 0 {
 			t.Fatalf("timed out at %v, less than a peer timeout after the peer was heard", d.closedAt)
 		}
+		if got := d.n.Counters().PauseGraces; got != 1 {
+			t.Fatalf("PauseGraces = %d, want 1", got)
+		}
 		d.onTime(20 * time.Second)
 		if d.closedAt < 12500*time.Millisecond || d.closedAt > 12500*time.Millisecond+slot {
 			t.Fatalf("timed out at %v, want 5 s after the frame at 7.5 s", d.closedAt)

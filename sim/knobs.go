@@ -142,6 +142,14 @@ type Knobs struct {
 	// on even seeds.
 	FastSwitches bool
 
+	// LateTicks makes the nodes' timers starve (process.go): in the safety
+	// phase, each time a node's next deadline moves, its Tick comes late
+	// with probability one half, by up to LateTicks, as an adapter whose
+	// process is starved of CPU or stopped delivers it, while bytes still
+	// arrive on time (fsm's rule for its own pause: spec/PROTOCOL.md 4).
+	// 0: every Tick on time.
+	LateTicks time.Duration
+
 	// Mutation is a deliberately broken fsm rule, for negative controls; a
 	// nonzero one needs a build with the masterless_mutation tag (mutation.go).
 	Mutation Mutation
@@ -253,6 +261,7 @@ func (k Knobs) Args() []string {
 		fmt.Sprintf("-queuemsgs=%d", k.QueueMessages),
 		fmt.Sprintf("-keptpairs=%t", k.KeptPairs),
 		fmt.Sprintf("-fastswitches=%t", k.FastSwitches),
+		fmt.Sprintf("-lateticks=%v", k.LateTicks),
 		fmt.Sprintf("-mutation=%d", k.Mutation),
 		fmt.Sprintf("-auth=%t", k.Auth),
 		fmt.Sprintf("-adversaries=%d", k.Adversaries),
@@ -315,6 +324,7 @@ func RegisterKnobs(fs *flag.FlagSet) *KnobFlags {
 	fs.IntVar(&v.DispatchBytes, "dispatchbytes", 0, "sim: the adapter's DispatchBytes (0: netio's default)")
 	fs.IntVar(&v.Window, "window", 0, "sim: fsm credit window (0: default)")
 	fs.IntVar(&v.QueueMessages, "queuemsgs", 0, "sim: fsm bound on unacknowledged messages per peer (0: default)")
+	fs.DurationVar(&v.LateTicks, "lateticks", 0, "sim: in the safety phase half of a node's Ticks come late, by up to this (0: on time)")
 	var mut uint
 	fs.UintVar(&mut, "mutation", 0, "sim: fsm mutation (1: dialer leads, 2: no 0.4.1-to-v1 upgrade, 3: no resend, 4: refuse when the handshake slots are full, 5: no HELLO id check, 6: no credit, 7: no pacing by the peer's backlog, 8: discovery dials from both ends, 9: a redial another node answers becomes a session, 10: a kept peer is redialed although it has a session, 11: a Connect dials while its node is handshaking, 12: a send moves the node's clock, 13: an end that does not keep the pair reports its messages lost when a session ends, 14: the peer's BYE unwanted ends the wait for it, 15: the reconnect grace ends while the peer is back on an unconfirmed session), for negative controls; needs -tags masterless_mutation")
 	kf.mut = &mut
@@ -363,6 +373,8 @@ func (kf *KnobFlags) ResolveOn(k Knobs) (Knobs, error) {
 			k.BackoffMax = kf.vals.BackoffMax
 		case "grace":
 			k.Grace = kf.vals.Grace
+		case "lateticks":
+			k.LateTicks = kf.vals.LateTicks
 		case "keptpairs":
 			k.KeptPairs = kf.vals.KeptPairs
 		case "fastswitches":

@@ -26,7 +26,8 @@ type process struct {
 	legacy bool // dials with masterless 0.4.1 (fsm.Config.LegacyDial)
 
 	conns   map[fsm.ConnID]*simConn
-	tickAt  time.Duration
+	tickAt  time.Duration // when its Tick comes: tickDue, or later (Knobs.LateTicks)
+	tickDue time.Duration // the deadline its fsm reported
 	tickSet bool
 	dirty   bool // snapshot out of date
 
@@ -122,9 +123,15 @@ func (w *World) observe(n *process, ev fsm.Event, err error, acts []fsm.Action) 
 	}
 	if d, ok := n.fsm.NextDeadline(); ok {
 		d = max(d, w.now)
-		if !n.tickSet || d != n.tickAt {
-			n.tickAt, n.tickSet = d, true
-			w.schedule(event{at: d, kind: evTick, node: n.idx, inc: n.inc})
+		if !n.tickSet || d != n.tickDue {
+			n.tickDue, n.tickAt, n.tickSet = d, d, true
+			if w.k.LateTicks > 0 && w.phase == PhaseSafety && w.c.Intn(2) == 0 {
+				// A starved timer (Knobs.LateTicks): the Tick comes late,
+				// the bytes on time.
+				n.tickAt += between(w.c, 0, w.k.LateTicks)
+				w.stats.LateTicks++
+			}
+			w.schedule(event{at: n.tickAt, kind: evTick, node: n.idx, inc: n.inc})
 		}
 	} else {
 		n.tickSet = false
@@ -429,6 +436,7 @@ func (w *World) crash(n *process, silent bool) {
 		}
 	}
 	clear(n.conns)
+	w.stats.PauseGraces += int(n.fsm.Counters().PauseGraces)
 	n.fsm, n.link, n.alive, n.tickSet = nil, nil, false, false
 	n.dirty = true
 	w.refresh(n)

@@ -45,6 +45,11 @@ func RunSeed(k Knobs, opt Options) Result {
 func (w *World) Result() Result {
 	r := Result{Knobs: w.k, Err: w.err, Where: w.errAt, Steps: w.steps, Virtual: w.now, Delivered: w.deliveries.Count(), Stats: w.stats}
 	r.Stats.LostExercised, r.Stats.LostJudged = w.lost.Exercised(), w.lost.Judged()
+	for _, n := range w.nodes {
+		if n.fsm != nil {
+			r.Stats.PauseGraces += int(n.fsm.Counters().PauseGraces)
+		}
+	}
 	if w.err != nil {
 		r.Recent = w.Recent()
 	}

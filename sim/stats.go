@@ -24,6 +24,11 @@ type Stats struct {
 	// it while it held messages not yet acknowledged (the case the rule is
 	// about), LostJudged the Lost events it held to the reconnect grace.
 	LostExercised, LostJudged int
+	// With Knobs.LateTicks: the Ticks that came late, and the sessions
+	// such a Tick gave a grace rather than a peer timeout (fsm's
+	// NodeCounters.PauseGraces; a node's count is taken when it crashes and
+	// at the end of the run).
+	LateTicks, PauseGraces int
 }
 
 // Add adds o to s.
@@ -39,6 +44,8 @@ func (s *Stats) Add(o *Stats) {
 	s.Restarts += o.Restarts
 	s.Resets += o.Resets
 	s.Silences += o.Silences
+	s.LateTicks += o.LateTicks
+	s.PauseGraces += o.PauseGraces
 	s.Adversary.Add(&o.Adversary)
 	s.WriteTimeouts += o.WriteTimeouts
 	s.Lingers += o.Lingers
@@ -49,8 +56,8 @@ func (s *Stats) Add(o *Stats) {
 // String renders the counts on one line, as simsweep prints them.
 func (s *Stats) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "conns=%d crashes=%d restarts=%d resets=%d silences=%d write-timeouts=%d lingers=%d kept-pair-ends=%d lost-after-grace=%d frames:",
-		s.Conns, s.Crashes, s.Restarts, s.Resets, s.Silences, s.WriteTimeouts, s.Lingers, s.LostExercised, s.LostJudged)
+	fmt.Fprintf(&b, "conns=%d crashes=%d restarts=%d resets=%d silences=%d write-timeouts=%d lingers=%d kept-pair-ends=%d lost-after-grace=%d late-ticks=%d pause-graces=%d frames:",
+		s.Conns, s.Crashes, s.Restarts, s.Resets, s.Silences, s.WriteTimeouts, s.Lingers, s.LostExercised, s.LostJudged, s.LateTicks, s.PauseGraces)
 	for t := wire.Hello; t <= wire.Bye; t++ {
 		fmt.Fprintf(&b, " %s=%d", t, s.Frames[t])
 	}

@@ -1,6 +1,7 @@
 package sim_test
 
 import (
+	"cmp"
 	"os"
 	"strconv"
 	"strings"
@@ -185,4 +186,29 @@ func TestSweepCatchesUnauthenticatedAdversary(t *testing.T) {
 	// Adversaries without authentication are refused outside the tests.
 	r := sim.RunSeed(res.Failures[0].Knobs, sim.Options{})
 	require.ErrorContains(t, r.Err, "adversaries need -auth=true")
+}
+
+// lateTicksFirst is the first seed of TestSweepLateTicks: seeds of their
+// own, so that its runs are not TestSweep's again with late ticks.
+const lateTicksFirst = 1_500_001
+
+// TestSweepLateTicks runs seeds whose nodes' timers starve (Knobs.LateTicks:
+// half their Ticks come up to three heartbeats late while bytes arrive on
+// time), which exercises fsm's rule for a node's own pause (a late Tick gives
+// the sessions it would time out a grace, once per silence,
+// spec/PROTOCOL.md 4): every run must keep the safety invariants and reach
+// quiescence once healed, and some session must have had a grace.
+func TestSweepLateTicks(t *testing.T) {
+	n := sweepSeeds(t, 2000)
+	res := sim.Sweep(sim.SweepConfig{First: lateTicksFirst, Seeds: n, StopAfter: 5, Knobs: func(seed uint64) sim.Knobs {
+		k := sim.DrawKnobs(seed)
+		k.LateTicks = 3 * cmp.Or(k.Heartbeat, time.Second)
+		return k
+	}})
+	logFailures(t, &res)
+	t.Logf("exercised: %s", &res.Stats)
+	t.Log(res.Summary())
+	require.Empty(t, res.Failures, "see the reports above")
+	require.Positive(t, res.Stats.LateTicks, "no Tick came late")
+	require.Positive(t, res.Stats.PauseGraces, "no session had a grace for its node's own pause")
 }
