@@ -111,6 +111,12 @@ type Stats struct {
 	// the protocol (garbage, oversized or out-of-order frames); also in
 	// Closed as "protocol error".
 	ProtocolErrors uint64
+	// PauseGraces counts the sessions this server did not time out when
+	// its own timer ran more than a heartbeat late (its process starved of
+	// CPU or stopped): each got as long again as the timer was late, at
+	// most one more peer timeout (spec/PROTOCOL.md 4). A count that grows
+	// says the machine is too loaded for the heartbeat settings.
+	PauseGraces uint64
 	// Messages and payload bytes received (accepted into the delivery
 	// queue, as PeerStats counts them: a slow callback may not have been
 	// handed them yet) and sent, and the bytes of every socket, as in
@@ -131,7 +137,7 @@ func (s *Server) Stats() Stats {
 		Handshaking: ns.Handshaking, Peers: make([]PeerStats, len(ns.Peers)), Connecting: ns.Connecting,
 		Handshakes: k.Handshakes, HandshakesFailed: k.HandshakesFailed,
 		Duplicates: map[string]uint64{}, Closed: map[string]uint64{}, PeerClosed: map[string]uint64{},
-		Lost: k.Lost, ProtocolErrors: k.Closed[fsm.ReasonProtocol],
+		Lost: k.Lost, ProtocolErrors: k.Closed[fsm.ReasonProtocol], PauseGraces: k.PauseGraces,
 		MessagesIn: k.MessagesIn, MessagesOut: k.MessagesOut, BytesIn: k.BytesIn, BytesOut: k.BytesOut,
 		WireIn: ns.WireIn, WireOut: ns.WireOut,
 	}

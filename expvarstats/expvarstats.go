@@ -63,6 +63,7 @@ type Stats struct {
 	PeerClosed       map[string]uint64 `json:"peer_closed"`
 	Lost             uint64            `json:"lost"`
 	ProtocolErrors   uint64            `json:"protocol_errors"`
+	PauseGraces      uint64            `json:"pause_graces"`
 	MessagesIn       uint64            `json:"messages_in"`
 	MessagesOut      uint64            `json:"messages_out"`
 	BytesIn          uint64            `json:"bytes_in"`
@@ -102,7 +103,7 @@ func JSON(st masterless.Stats) Stats {
 		Peers: make([]PeerStats, len(st.Peers)), Handshaking: st.Handshaking, Connecting: append([]string{}, st.Connecting...), // [] rather than null when none
 		Handshakes: st.Handshakes, HandshakesFailed: st.HandshakesFailed,
 		Duplicates: st.Duplicates, Closed: st.Closed, PeerClosed: st.PeerClosed,
-		Lost: st.Lost, ProtocolErrors: st.ProtocolErrors,
+		Lost: st.Lost, ProtocolErrors: st.ProtocolErrors, PauseGraces: st.PauseGraces,
 		MessagesIn: st.MessagesIn, MessagesOut: st.MessagesOut, BytesIn: st.BytesIn, BytesOut: st.BytesOut,
 		WireIn: st.WireIn, WireOut: st.WireOut,
 	}
