@@ -62,10 +62,11 @@ func (p *progress) update(counts []int) {
 
 // printStats writes to w the counts of every server's Stats that explain
 // the connections beyond one per pair: the connections closed, by reason,
-// at this end and at the peer's, and those lost.
+// at this end and at the peer's, those lost, and the sessions a server did
+// not time out because its own timer ran late (Stats.PauseGraces).
 func printStats(w io.Writer, label string, servers []*masterless.Server) {
 	closed, peerClosed := map[string]uint64{}, map[string]uint64{}
-	var lost, hs, failed uint64
+	var lost, hs, failed, graces uint64
 	for _, s := range servers {
 		st := s.Stats()
 		for r, v := range st.Closed {
@@ -77,6 +78,7 @@ func printStats(w io.Writer, label string, servers []*masterless.Server) {
 		lost += st.Lost
 		hs += st.Handshakes
 		failed += st.HandshakesFailed
+		graces += st.PauseGraces
 	}
-	fmt.Fprintf(w, "%s: handshakes %d, failed %d, lost %d, closed %v, peer closed %v\n", label, hs, failed, lost, closed, peerClosed)
+	fmt.Fprintf(w, "%s: handshakes %d, failed %d, lost %d, pause graces %d, closed %v, peer closed %v\n", label, hs, failed, lost, graces, closed, peerClosed)
 }
