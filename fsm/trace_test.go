@@ -99,13 +99,17 @@ func TestTraceRecords(t *testing.T) {
 		"tick c3 | c1:established:Z/9#4 c2:established:A/1#1 c5:hello:/0#0 | A:keep=true:c2 Z:keep=false:c1")
 	wantRecs(t, l.step(fsm.Accepted{Conn: 7}),
 		"accept c7 | c1:established:Z/9#4 c2:established:A/1#1 c5:hello:/0#0 c7:hello:/0#0 | A:keep=true:c2 Z:keep=false:c1")
-	// A Tick that times out both handshakes and both sessions: one record per close.
+	// A Tick a minute late times out both handshakes, one record per close;
+	// the sessions get a grace for the node's own pause (spec/PROTOCOL.md
+	// 4), and the Tick at its end times them out.
 	l.now += time.Minute
 	wantRecs(t, l.step(fsm.Tick{}),
-		"tick c1 | c2:established:A/1#1 c5:hello:/0#0 c7:hello:/0#0 | A:keep=true:c2 Z:keep=false:c0",
-		"tick c2 | c5:hello:/0#0 c7:hello:/0#0 | A:keep=true:c0 Z:keep=false:c0",
-		"tick c5 | c7:hello:/0#0 | A:keep=true:c0 Z:keep=false:c0",
-		"tick c7 | | A:keep=true:c0 Z:keep=false:c0")
+		"tick c5 | c1:established:Z/9#4 c2:established:A/1#1 c7:hello:/0#0 | A:keep=true:c2 Z:keep=false:c1",
+		"tick c7 | c1:established:Z/9#4 c2:established:A/1#1 | A:keep=true:c2 Z:keep=false:c1")
+	l.now += 5 * time.Second
+	wantRecs(t, l.step(fsm.Tick{}),
+		"tick c1 | c2:established:A/1#1 | A:keep=true:c2 Z:keep=false:c0",
+		"tick c2 | | A:keep=true:c0 Z:keep=false:c0")
 	// Two dials of our own hold both slots, and cannot be evicted: an
 	// accepted connection is refused at once: opened, then closed.
 	l.step(fsm.Connect{Req: 2, Addr: "tcp://B"})
