@@ -124,7 +124,7 @@ func reasonOf(why error) Reason {
 // A BYE from the peer is counted by its code; ErrPeerClosed or an error of
 // the adapter's (EOF, reset) as lost; anything else as closed by this node.
 func (n *Node) countClose(c *conn, why error) {
-	if c.state != StateEstablished || c.unconfirmed { // a refused grant failed (session.go, confirm)
+	if c.state != StateEstablished || !c.listed() { // a refused grant failed (session.go, confirm); a follower's counted as a session at the grant (establish)
 		n.counters.handshakesFailed++
 	}
 	var bye *ByeError

@@ -297,3 +297,49 @@ func TestFrameInProgressHoldsOffPeerTimeout(t *testing.T) {
 		t.Fatal("not closed a peer timeout after the last bytes")
 	}
 }
+
+// Each connection end is counted once, as a session or as a failed
+// handshake, by when the user's views start to show it: a follower's
+// session from the grant it adopted (so it is a session even if it ends
+// before the leader's RESUME), a leader's once the follower confirmed it
+// (so a grant never confirmed is a failed handshake).
+func TestSessionCountedOnce(t *testing.T) {
+	cases := []struct {
+		name         string
+		frames       []wire.Frame
+		hs, hsFailed uint64
+	}{
+		{"follower, ended before RESUME", []wire.Frame{
+			{Type: wire.Hello, ID: "Z", Incarnation: 9}, {Type: wire.Welcome, Sess: 4}}, 1, 0},
+		{"follower, confirmed", []wire.Frame{
+			{Type: wire.Hello, ID: "Z", Incarnation: 9}, {Type: wire.Welcome, Sess: 4},
+			{Type: wire.Ack, Credit: 1 << 20}, {Type: wire.Resume, Next: 1}}, 1, 0},
+		{"leader, grant never confirmed", []wire.Frame{
+			{Type: wire.Hello, ID: "A", Incarnation: 1}}, 0, 1},
+		{"leader, confirmed", []wire.Frame{
+			{Type: wire.Hello, ID: "A", Incarnation: 1}, {Type: wire.Ack, Credit: 1 << 20}}, 1, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs := []fsm.Event{fsm.Accepted{Conn: 1}}
+			for _, f := range tc.frames {
+				evs = append(evs, fsm.FrameReceived{Conn: 1, Frame: f})
+			}
+			evs = append(evs, fsm.ConnClosed{Conn: 1, Err: fsm.ErrPeerClosed})
+			for _, ev := range evs {
+				if err := n.Step(time.Second, ev); err != nil {
+					t.Fatal(err)
+				}
+				n.Ready()
+			}
+			k := n.Counters()
+			if k.Handshakes != tc.hs || k.HandshakesFailed != tc.hsFailed {
+				t.Fatalf("Handshakes %d, HandshakesFailed %d; want %d, %d", k.Handshakes, k.HandshakesFailed, tc.hs, tc.hsFailed)
+			}
+		})
+	}
+}
