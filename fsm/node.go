@@ -66,7 +66,6 @@ type Node struct {
 	next time.Duration
 
 	now   time.Duration // time of the Step in progress
-	late  time.Duration // how late the Tick in progress is past the deadline it was due at; 0 outside a Tick (peerTimeoutAt)
 	frame wire.Frame    // the frame being handled
 	out   []Action
 	// dirty counts the slots of out the last Ready handed over: the next

@@ -183,17 +183,18 @@ func (n *Node) sessionDeadline(c *conn) time.Duration {
 	return at
 }
 
-// sessionTimers runs the heartbeat and dead-peer deadline of session c.
-func (n *Node) sessionTimers(c *conn) {
+// sessionTimers runs the heartbeat and dead-peer deadline of session c;
+// late is how long after the deadline it was due at the Tick came (peerTimeoutAt).
+func (n *Node) sessionTimers(c *conn, late time.Duration) {
 	if c.unconfirmed && n.now >= c.establishedAt+n.cfg.HandshakeTimeout {
 		n.closeConn(c, wire.CodeHandshake, fmt.Errorf("%w: the session with %s on c%d (%s) was not confirmed within %v", ErrHandshakeTimeout, c.peer.id, c.id, c.where(), n.cfg.HandshakeTimeout))
 		n.traceTimeout(c)
 		return
 	}
 	if !c.readPaused && n.now >= n.peerTimeoutAt(c) {
-		if n.late > n.cfg.HeartbeatInterval && !c.graced() {
+		if late > n.cfg.HeartbeatInterval && !c.graced() {
 			// This node's own pause (see peerTimeoutAt): not the peer's.
-			c.graceFor, c.graceUntil = c.lastRecv, n.now+min(n.late, n.cfg.PeerTimeout)
+			c.graceFor, c.graceUntil = c.lastRecv, n.now+min(late, n.cfg.PeerTimeout)
 			n.counters.pauseGraces++
 		} else {
 			n.closeConn(c, wire.CodePeerTimeout, fmt.Errorf("%w: nothing from %s for %v", ErrPeerTimeout, c.peer.id, n.now-c.lastRecv))
@@ -225,7 +226,7 @@ func (n *Node) sessionTimers(c *conn) {
 // late Tick gave this silence a grace.
 //
 // This node's own pause. A Tick that comes more than a heartbeat interval
-// after the deadline it was due at (Node.late) says that this node was not
+// after the deadline it was due at (tick's late) says that this node was not
 // running meanwhile: its process starved of CPU (a 256-node mesh on two
 // cores, README), stopped, or suspended. What its peers sent in that time
 // may be waiting unread in its sockets, so the silence it sees is partly

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/masterless-go/masterless/wire"
 )
@@ -19,16 +20,16 @@ func (n *Node) tick() {
 		n.resetTimers()
 		return
 	}
-	n.late = 0 // how late this Tick is (session.go, peerTimeoutAt)
+	var late time.Duration // how late this Tick is past the deadline it was due at (session.go, peerTimeoutAt)
 	if n.next != never && n.now > n.next {
-		n.late = n.now - n.next
+		late = n.now - n.next
 	}
 	for _, c := range n.dueConns() {
 		if n.conns[c.id] != c {
 			continue // closed by an earlier step of this tick
 		}
 		if c.state == StateEstablished {
-			n.sessionTimers(c)
+			n.sessionTimers(c, late)
 			continue
 		}
 		deadline := c.openedAt + n.cfg.HandshakeTimeout
@@ -67,7 +68,6 @@ func (n *Node) tick() {
 	n.discoveryTick()
 	n.seedTimers()
 	n.settleTimers()
-	n.late = 0
 }
 
 func (n *Node) stop() {
