@@ -265,37 +265,15 @@ func TestUnconfirmedGrantIsNotListed(t *testing.T) {
 // in the last peer timeout stays, and one silent for a whole peer timeout
 // after those bytes is closed.
 func TestFrameInProgressHoldsOffPeerTimeout(t *testing.T) {
-	n := observed(t)                         // session with A at 0, default peer timeout 5 s
-	closed := func(now time.Duration) bool { // ticks at each deadline up to now, as an adapter does
-		t.Helper()
-		for {
-			at, ok := n.NextDeadline()
-			if !ok || at > now {
-				at = now
-			}
-			if err := n.Step(at, fsm.Tick{}); err != nil {
-				t.Fatal(err)
-			}
-			for _, a := range n.Ready() {
-				if a.Kind == fsm.ActClose && errors.Is(a.Err, fsm.ErrPeerTimeout) {
-					return true
-				}
-			}
-			if at == now {
-				return false
-			}
-		}
-	}
-	if err := n.Step(4*time.Second, fsm.FrameInProgress{Conn: 1}); err != nil {
+	d := newTimeoutDriver(t) // session with A at 0, default peer timeout 5 s
+	if err := d.n.Step(4*time.Second, fsm.FrameInProgress{Conn: 1}); err != nil {
 		t.Fatal(err)
 	}
-	n.Ready()
-	if closed(6 * time.Second) {
-		t.Fatal("closed for silence 2 s after bytes of a frame arrived")
-	}
-	if !closed(9*time.Second + time.Millisecond) {
-		t.Fatal("not closed a peer timeout after the last bytes")
-	}
+	d.n.Ready()
+	d.onTime(6 * time.Second)
+	d.open("for silence 2 s after bytes of a frame arrived")
+	d.onTime(9*time.Second + time.Millisecond)
+	d.closedWithin(9*time.Second, 9*time.Second+time.Millisecond, "a peer timeout after the last bytes")
 }
 
 // Each connection end is counted once, as a session or as a failed

@@ -9,20 +9,24 @@ import (
 	"github.com/masterless-go/masterless/wire"
 )
 
-// pauseDriver steps a node with one session (observed: A, established at
-// 0, heartbeat 1 s, peer timeout 5 s) and records when it timed A out.
-type pauseDriver struct {
+// timeoutDriver steps a node with one session (observed: A, established at
+// 0, heartbeat 1 s, peer timeout 5 s) and records when it timed A out. Its
+// Ticks come on time (onTime), as an adapter's do, or late (tick), as a
+// starved one's do: a Tick later than a heartbeat past its deadline means
+// the node's own pause (peerTimeoutAt), so a test of the peer timeout alone
+// ticks on time.
+type timeoutDriver struct {
 	t        *testing.T
 	n        *fsm.Node
 	closedAt time.Duration // -1 while the session lives
 }
 
-func newPauseDriver(t *testing.T) *pauseDriver {
-	return &pauseDriver{t: t, n: observed(t), closedAt: -1}
+func newTimeoutDriver(t *testing.T) *timeoutDriver {
+	return &timeoutDriver{t: t, n: observed(t), closedAt: -1}
 }
 
 // tick steps one Tick at now, however late, and notes a peer timeout.
-func (d *pauseDriver) tick(now time.Duration) {
+func (d *timeoutDriver) tick(now time.Duration) {
 	d.t.Helper()
 	if err := d.n.Step(now, fsm.Tick{}); err != nil {
 		d.t.Fatal(err)
@@ -36,7 +40,7 @@ func (d *pauseDriver) tick(now time.Duration) {
 
 // onTime ticks at every deadline up to until, as an adapter that is never
 // late does, and stops at a peer timeout.
-func (d *pauseDriver) onTime(until time.Duration) {
+func (d *timeoutDriver) onTime(until time.Duration) {
 	d.t.Helper()
 	for d.closedAt < 0 {
 		at, ok := d.n.NextDeadline()
@@ -47,8 +51,25 @@ func (d *pauseDriver) onTime(until time.Duration) {
 	}
 }
 
+// open fails the test if the session was timed out; why says when.
+func (d *timeoutDriver) open(why string) {
+	d.t.Helper()
+	if d.closedAt >= 0 {
+		d.t.Fatalf("timed out at %v, %s", d.closedAt, why)
+	}
+}
+
+// closedWithin fails the test unless the session was timed out at a time
+// in [from, to]; why says when it should have been.
+func (d *timeoutDriver) closedWithin(from, to time.Duration, why string) {
+	d.t.Helper()
+	if d.closedAt < from || d.closedAt > to {
+		d.t.Fatalf("timed out at %v (-1: not), want %s", d.closedAt, why)
+	}
+}
+
 // heard steps a PING from A at now: the reader caught up.
-func (d *pauseDriver) heard(now time.Duration) {
+func (d *timeoutDriver) heard(now time.Duration) {
 	d.t.Helper()
 	if err := d.n.Step(now, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Ping}}); err != nil {
 		d.t.Fatal(err)
@@ -63,72 +84,52 @@ func (d *pauseDriver) heard(now time.Duration) {
 func TestOwnPauseIsNotThePeers(t *testing.T) {
 	const slot = time.Second / 16 // heartbeat deadlines fall on a grid (heartbeatAt)
 	t.Run("on time: timed out at the peer timeout", func(t *testing.T) {
-		d := newPauseDriver(t)
+		d := newTimeoutDriver(t)
 		d.onTime(20 * time.Second)
-		if d.closedAt < 5*time.Second || d.closedAt > 5*time.Second+slot {
-			t.Fatalf("timed out at %v, want 5 s after the last frame", d.closedAt)
-		}
+		d.closedWithin(5*time.Second, 5*time.Second+slot, "5 s after the last frame")
 	})
 	t.Run("paused, the peer alive: the session stays", func(t *testing.T) {
-		d := newPauseDriver(t)
+		d := newTimeoutDriver(t)
 		d.onTime(2 * time.Second)
 		d.tick(7 * time.Second) // due at 3 s: 4 s late, the silence 7 s
-		if d.closedAt >= 0 {
-			t.Fatalf("timed out at %v by a Tick 4 s late", d.closedAt)
-		}
+		d.open("by a Tick 4 s late")
 		d.heard(7500 * time.Millisecond) // what waited in the socket
 		d.onTime(12 * time.Second)
-		if d.closedAt >= 0 {
-			t.Fatalf("timed out at %v, less than a peer timeout after the peer was heard", d.closedAt)
-		}
+		d.open("less than a peer timeout after the peer was heard")
 		if got := d.n.Counters().PauseGraces; got != 1 {
 			t.Fatalf("PauseGraces = %d, want 1", got)
 		}
 		d.onTime(20 * time.Second)
-		if d.closedAt < 12500*time.Millisecond || d.closedAt > 12500*time.Millisecond+slot {
-			t.Fatalf("timed out at %v, want 5 s after the frame at 7.5 s", d.closedAt)
-		}
+		d.closedWithin(12500*time.Millisecond, 12500*time.Millisecond+slot, "5 s after the frame at 7.5 s")
 	})
 	t.Run("paused, the peer dead: timed out when the grace ends", func(t *testing.T) {
-		d := newPauseDriver(t)
+		d := newTimeoutDriver(t)
 		d.onTime(2 * time.Second)
 		d.tick(7 * time.Second) // 4 s late: a grace until 11 s
 		d.onTime(10900 * time.Millisecond)
-		if d.closedAt >= 0 {
-			t.Fatalf("timed out at %v, within the grace", d.closedAt)
-		}
+		d.open("within the grace")
 		d.onTime(20 * time.Second)
-		if d.closedAt != 11*time.Second {
-			t.Fatalf("timed out at %v, want 11 s (7 s + the 4 s the Tick was late)", d.closedAt)
-		}
+		d.closedWithin(11*time.Second, 11*time.Second, "11 s (7 s + the 4 s the Tick was late)")
 	})
 	t.Run("paused twice in one silence: one grace", func(t *testing.T) {
-		d := newPauseDriver(t)
+		d := newTimeoutDriver(t)
 		d.onTime(2 * time.Second)
 		d.tick(7 * time.Second)
 		d.tick(30 * time.Second) // late again: no second grace for the same silence
-		if d.closedAt != 30*time.Second {
-			t.Fatalf("timed out at %v, want at the second late Tick (30 s)", d.closedAt)
-		}
+		d.closedWithin(30*time.Second, 30*time.Second, "at the second late Tick (30 s)")
 	})
 	t.Run("the grace is at most a peer timeout", func(t *testing.T) {
-		d := newPauseDriver(t)
+		d := newTimeoutDriver(t)
 		d.onTime(2 * time.Second)
 		d.tick(60 * time.Second) // 57 s late
-		if d.closedAt >= 0 {
-			t.Fatalf("timed out at %v by a late Tick", d.closedAt)
-		}
+		d.open("by a late Tick")
 		d.onTime(70 * time.Second)
-		if d.closedAt != 65*time.Second {
-			t.Fatalf("timed out at %v, want 65 s (60 s + one peer timeout)", d.closedAt)
-		}
+		d.closedWithin(65*time.Second, 65*time.Second, "65 s (60 s + one peer timeout)")
 	})
 	t.Run("late by less than a heartbeat: timed out", func(t *testing.T) {
-		d := newPauseDriver(t)
+		d := newTimeoutDriver(t)
 		d.onTime(4500 * time.Millisecond)
 		d.tick(5900 * time.Millisecond) // due at 5 s: 0.9 s late
-		if d.closedAt != 5900*time.Millisecond {
-			t.Fatalf("timed out at %v, want at the Tick 0.9 s late (5.9 s)", d.closedAt)
-		}
+		d.closedWithin(5900*time.Millisecond, 5900*time.Millisecond, "at the Tick 0.9 s late (5.9 s)")
 	})
 }
