@@ -40,6 +40,18 @@ func logFailures(t *testing.T, res *sim.SweepResult) {
 	}
 }
 
+// sweepPasses runs the sweep cfg asks for, logs what it exercised and the
+// report of every failed seed, and fails the test if any seed failed.
+func sweepPasses(t *testing.T, cfg sim.SweepConfig) sim.SweepResult {
+	t.Helper()
+	res := sim.Sweep(cfg)
+	logFailures(t, &res)
+	t.Logf("exercised: %s", &res.Stats)
+	t.Log(res.Summary())
+	require.Empty(t, res.Failures, "see the reports above")
+	return res
+}
+
 // TestSweep runs many random seeds of 2 to 5 nodes with random faults and
 // commands; every one must keep the safety invariants at every step and reach
 // quiescence once healed. $SIM_TRACE_DIR, if set, receives their traces.
@@ -67,14 +79,11 @@ func TestSweep(t *testing.T) {
 // of 2,000 seeds broke both-ends-agree before fsm's legacyUpgrade.
 func TestSweepLegacyDialers(t *testing.T) {
 	n := sweepSeeds(t, 2000)
-	res := sim.Sweep(sim.SweepConfig{First: 500_000, Seeds: n, StopAfter: 5, Knobs: func(seed uint64) sim.Knobs {
+	sweepPasses(t, sim.SweepConfig{First: 500_000, Seeds: n, StopAfter: 5, Knobs: func(seed uint64) sim.Knobs {
 		k := sim.DrawKnobs(seed)
 		k.LegacyPM = 500
 		return k
 	}})
-	logFailures(t, &res)
-	t.Log(res.Summary())
-	require.Empty(t, res.Failures, "see the reports above")
 }
 
 // TestSweepConnectOnce sweeps nodes whose failed Connects leave nothing
@@ -83,10 +92,7 @@ func TestSweepLegacyDialers(t *testing.T) {
 // the default.
 func TestSweepConnectOnce(t *testing.T) {
 	n := sweepSeeds(t, 1000)
-	res := sim.Sweep(sim.SweepConfig{First: 700_000, Seeds: n, StopAfter: 5, Options: sim.Options{ConnectOnce: true}})
-	logFailures(t, &res)
-	t.Log(res.Summary())
-	require.Empty(t, res.Failures, "see the reports above")
+	sweepPasses(t, sim.SweepConfig{First: 700_000, Seeds: n, StopAfter: 5, Options: sim.Options{ConnectOnce: true}})
 }
 
 // keptPairsFirst is TestSweepKeptPairs' first seed.
@@ -106,11 +112,7 @@ const keptPairsFirst = 1_100_000
 // fault that outlasted it).
 func TestSweepKeptPairs(t *testing.T) {
 	n := sweepSeeds(t, 2000)
-	res := sim.Sweep(sim.SweepConfig{First: keptPairsFirst, Seeds: n, StopAfter: 5, Knobs: sim.DrawKeptPairsKnobs})
-	logFailures(t, &res)
-	t.Logf("exercised: %s", &res.Stats)
-	t.Log(res.Summary())
-	require.Empty(t, res.Failures, "see the reports above")
+	res := sweepPasses(t, sim.SweepConfig{First: keptPairsFirst, Seeds: n, StopAfter: 5, Knobs: sim.DrawKeptPairsKnobs})
 	require.Positive(t, res.Stats.LostExercised, "no session ended at the end that does not keep its pair with messages in flight")
 	require.Positive(t, res.Stats.LostJudged, "no message was reported lost after the grace")
 }
@@ -147,11 +149,7 @@ func TestSweepCatchesRepeatedBytes(t *testing.T) {
 // honest pair (spec.NoEviction); the honest nodes must still converge.
 func TestSweepAdversary(t *testing.T) {
 	n := sweepSeeds(t, 1000)
-	res := sim.Sweep(sim.SweepConfig{First: 900_000, Seeds: n, StopAfter: 5, Knobs: sim.DrawAdversaryKnobs})
-	logFailures(t, &res)
-	t.Logf("exercised: %s", &res.Stats)
-	t.Log(res.Summary())
-	require.Empty(t, res.Failures, "see the reports above")
+	res := sweepPasses(t, sim.SweepConfig{First: 900_000, Seeds: n, StopAfter: 5, Knobs: sim.DrawAdversaryKnobs})
 	a := res.Stats.Adversary
 	require.Positive(t, a.Conns, "no adversary connection was opened")
 	// Every adversary connection that got as far as a HELLO is refused for
@@ -200,15 +198,11 @@ const lateTicksFirst = 1_500_001
 // quiescence once healed, and some session must have had a grace.
 func TestSweepLateTicks(t *testing.T) {
 	n := sweepSeeds(t, 2000)
-	res := sim.Sweep(sim.SweepConfig{First: lateTicksFirst, Seeds: n, StopAfter: 5, Knobs: func(seed uint64) sim.Knobs {
+	res := sweepPasses(t, sim.SweepConfig{First: lateTicksFirst, Seeds: n, StopAfter: 5, Knobs: func(seed uint64) sim.Knobs {
 		k := sim.DrawKnobs(seed)
 		k.LateTicks = 3 * cmp.Or(k.Heartbeat, time.Second)
 		return k
 	}})
-	logFailures(t, &res)
-	t.Logf("exercised: %s", &res.Stats)
-	t.Log(res.Summary())
-	require.Empty(t, res.Failures, "see the reports above")
 	require.Positive(t, res.Stats.LateTicks, "no Tick came late")
 	require.Positive(t, res.Stats.PauseGraces, "no session had a grace for its node's own pause")
 }
