@@ -6,7 +6,7 @@ GO       ?= go
 # failed a make test here once). Each is about 3 s on an idle 2-core machine
 # (about 50k executions/s for wire, 20-25k for fsm and link) besides its build
 # and the corpus's baseline; a busy one just takes longer. make test-full
-# runs three times as many (500k, 200k, 200k).
+# runs about three times as many (500k, 200k, 200k).
 FUZZ_WIRE ?= 150000x
 FUZZ_FSM  ?= 60000x
 FUZZ_LINK ?= 60000x
@@ -31,7 +31,8 @@ MUTATION = -tags masterless_mutation
 # an idle 2-core machine (its checks are CPU-bound); on the slower 2-vCPU
 # Intel VM of this machine kind a fresh clone took 16 min before the sizes
 # below were cut (2026-12-01: unit 190 s, sweep 158 s, fuzz-smoke 118 s,
-# tla 484 s). make test-full runs the same checks at the larger sizes (the
+# tla 484 s), and 12.4-15.3 min after (three fresh clones, load average
+# 4.5-4.7 at their end: still over the target there). make test-full runs the same checks at the larger sizes (the
 # storms 20 s each, fuzz budgets of 500k/200k/200k executions, TLA_FULL=1:
 # Disc3's liveness with two mortal nodes, rel-safety3, v041-noties, 500
 # simulated behaviours, 36 simulator traces).
