@@ -80,7 +80,7 @@ type conn struct {
 	askedAck    bool // an empty PING asked the peer for an ACK, none came since (askForAck)
 	lastRecv    time.Duration
 	lastPing    time.Duration
-	// A late Tick's grace (sessionTimers, "This node's own pause"): the
+	// A late Tick's grace (peerTimeoutAt, "This node's own pause"): the
 	// peer timeout of the silence that began at lastRecv graceFor ends at
 	// graceUntil instead, once per silence; graceUntil 0: none given.
 	graceFor, graceUntil time.Duration
