@@ -48,6 +48,7 @@ func TestNewRefusesBadConfigurations(t *testing.T) {
 		{"negative dispatch queue", "a", []Option{WithDispatchQueue(-1, 0)}, "WithDispatchQueue(-1, 0): negative"},
 		{"negative handshakes", "a", []Option{WithMaxHandshakes(-1)}, "WithMaxHandshakes(-1): negative"},
 		{"negative handshakes per source", "a", []Option{WithMaxHandshakesPerSource(-1)}, "WithMaxHandshakesPerSource(-1): negative"},
+		{"negative redials", "a", []Option{WithMaxRedials(-1)}, "WithMaxRedials(-1): negative"},
 		// Negative durations and discovery settings were refused without
 		// naming the option or field (black-box audit).
 		{"negative heartbeat", "a", []Option{WithHeartbeat(-time.Second)}, "WithHeartbeat(-1s): negative (0 keeps the default 1s)"},

@@ -159,7 +159,8 @@ func WithMaxFrameSize(n int) Option {
 }
 
 // WithReconnectBackoff sets the first and the largest delay before redialing
-// a kept peer; default 100 ms doubling to 10 s, with jitter. A zero first
+// a kept peer; default 100 ms doubling to 10 s, with jitter (and a redial
+// due may wait its turn: WithMaxRedials). A zero first
 // keeps 100 ms; a zero max keeps 10 s, or first if that is longer (every
 // delay is then first). New refuses with ErrBadConfig a negative delay, and a
 // max below the first delay (below 100 ms if first is zero).
@@ -258,6 +259,18 @@ func WithMaxHandshakesPerSource(n int) Option {
 		s.cfg.FSM.MaxHandshakesPerSource = n
 		return notNegative("WithMaxHandshakesPerSource", n)
 	}
+}
+
+// WithMaxRedials bounds the dials in flight when the node starts one by
+// itself; default 32. A kept peer's redial, or the retry of an address a
+// Connect did not reach, waits for its turn (first come, first served)
+// while n dials of any kind are in flight, so that a node which lost many
+// sessions at once (a restart, a partition healing, a mesh forming on a
+// loaded machine) does not open a descriptor for every one of them at once.
+// A Connect dials at once and counts; discovery dials have their own bound
+// (DiscoveryOptions). See spec/PROTOCOL.md, section 5.
+func WithMaxRedials(n int) Option {
+	return func(s *settings) error { s.cfg.FSM.MaxRedials = n; return notNegative("WithMaxRedials", n) }
 }
 
 // WithLogger sets the logger: protocol violations at Warn, abnormal closes at

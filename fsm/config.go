@@ -21,6 +21,9 @@ const (
 	DefaultQueueBytes        = 16 << 20 // and at least 9 Window (room for answers: stream.go)
 	DefaultWindow            = 1 << 20
 	DefaultMaxHandshakes     = 256
+	// DefaultMaxRedials bounds the dials in flight when a node starts one
+	// of its own (redials.go).
+	DefaultMaxRedials = 32
 	// DefaultMaxHandshakesPerSource is a quarter of the slots: while a
 	// source address holds more when the slots are full, its own silent
 	// connections are evicted first (slots.go).
@@ -62,6 +65,11 @@ type Config struct {
 	// with none to evict it is refused (slots.go).
 	MaxHandshakes          int
 	MaxHandshakesPerSource int
+	// MaxRedials bounds the dials in flight, of any kind, when the node
+	// starts one of its own: a kept peer's redial or a kept address's retry
+	// waits for its turn while as many are in flight (redials.go). A
+	// Connect's dial never waits; discovery dials have their own bound.
+	MaxRedials int
 	// MaxFrameSize is the largest frame this node sends or accepts, in bytes
 	// (type byte plus body), at most 4 GiB - 1 (the frame length is 32
 	// bits); Send refuses a payload that would not fit.
@@ -157,6 +165,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxHandshakes <= 0 {
 		c.MaxHandshakes = DefaultMaxHandshakes
+	}
+	if c.MaxRedials <= 0 {
+		c.MaxRedials = DefaultMaxRedials
 	}
 	if c.MaxHandshakesPerSource <= 0 {
 		c.MaxHandshakesPerSource = min(DefaultMaxHandshakesPerSource, c.MaxHandshakes)

@@ -270,6 +270,7 @@ func (n *Node) endDial(d *dial, why error) {
 		}
 	}
 	d.blocked = nil
+	n.redialWake() // one more may go
 	reqs := d.reqs
 	d.reqs = nil
 	if why == nil {
@@ -345,12 +346,17 @@ func (n *Node) redialIfDue(p *peer) {
 		}
 		return
 	}
-	if p.disc.byDiscovery && !n.discoveryTurn(p) {
+	switch {
+	case p.disc.byDiscovery && !n.discoveryTurn(p):
 		return // the follower dials first, and discovery dials are paced (discovery.go)
+	case !p.disc.byDiscovery && !n.redialTurn(redialWait{peer: p}):
+		return // it waits for a turn (redials.go)
 	}
 	d := n.startDial(addr, p)
 	if p.disc.byDiscovery {
 		n.discoveryDialed(d)
+	} else {
+		n.redialWake()
 	}
 	p.backoff = min(2*p.backoff, n.cfg.BackoffMax)
 	n.scheduleRedial(p)

@@ -80,6 +80,9 @@ func (n *Node) CheckTimers() error {
 			armed(&p.timer, inHeap(&n.timers.peers, p, p.timer.at), due, "peer "+id)
 		}
 	}
+	if err == nil {
+		err = n.checkRedialTurn()
+	}
 	if g := min(n.discoveryDeadline(), n.seedDeadline()); err == nil && n.next > g {
 		err = fmt.Errorf("the gossip or kept-address timer is at %v but NextDeadline is %v", g, n.next)
 	}
@@ -92,6 +95,9 @@ func (n *Node) CheckTimers() error {
 // of its own; the head is armed for its turn while a dial slot is free).
 func (n *Node) redialDue(p *peer) time.Duration {
 	if !p.disc.byDiscovery {
+		if p.redialQueued {
+			return never // it waits for its turn: checkRedialTurn
+		}
 		return p.nextDialAt
 	}
 	q := &n.disc
@@ -106,6 +112,55 @@ func (n *Node) redialDue(p *peer) time.Duration {
 		due = max(due, p.disc.since+n.cfg.LeaderDelay)
 	}
 	return due
+}
+
+// checkRedialTurn checks that the automatic dials waiting for a turn
+// (redials.go) cannot wait for ever: while the bound leaves room, the first
+// of them that still needs its dial is about to get it (its timer or retry
+// is due, or a dial to its address holds it back and wakes it when it
+// ends), or those ahead of it go at the Tick that is due.
+func (n *Node) checkRedialTurn() error {
+	if len(n.redials) == 0 || len(n.dials) >= n.cfg.MaxRedials {
+		return nil
+	}
+	i := 0
+	for i < len(n.redials) && n.redialStale(n.redials[i]) {
+		i++
+	}
+	switch {
+	case i == len(n.redials):
+		return nil // nothing waits: they go at the next turn asked for
+	case i > 0 && n.next > n.now:
+		return fmt.Errorf("%d redials wait behind %d that no longer need one, with room for a dial, but no Tick is due (next %v)", len(n.redials)-i, i, n.next)
+	case i > 0:
+		return nil
+	}
+	if p := n.redials[0].peer; p != nil {
+		if d := n.dialsByAddr[p.redialAddr()]; d != nil && slices.Contains(d.blocked, p) {
+			return nil
+		}
+		due := max(n.now, p.nextDialAt)
+		if !p.timer.set || p.timer.at > due || n.next > p.timer.at {
+			return fmt.Errorf("peer %s heads the redial queue with room for a dial, but its timer (set %t, at %v; next %v) is not due by %v", p.id, p.timer.set, p.timer.at, n.next, due)
+		}
+		return nil
+	}
+	if s := n.redials[0].seed; s.nextAt == 0 || s.nextAt > n.now || n.next > s.nextAt {
+		return fmt.Errorf("kept address %s heads the redial queue with room for a dial, but its retry is at %v (next %v)", s.addr, s.nextAt, n.next)
+	}
+	return nil
+}
+
+// RedialHead returns what heads the queue of automatic dials waiting for a
+// turn (redials.go): a peer's id, or a kept address; "" when none waits.
+func (n *Node) RedialHead() string {
+	if len(n.redials) == 0 {
+		return ""
+	}
+	if p := n.redials[0].peer; p != nil {
+		return p.id
+	}
+	return n.redials[0].seed.addr
 }
 
 func inHeap[T comparable](h *deadlineHeap[T], v T, at time.Duration) bool {

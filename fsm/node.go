@@ -54,8 +54,10 @@ type Node struct {
 	evicted   uint64
 	shutdown  bool
 
-	disc  discovery            // member discovery (discovery.go)
-	seeds map[string]*seedAddr // addresses kept until a node answers there (seeds.go)
+	disc discovery // member discovery (discovery.go)
+	// redials: the automatic dials waiting for their turn (redials.go).
+	redials []redialWait
+	seeds   map[string]*seedAddr // addresses kept until a node answers there (seeds.go)
 
 	// timers holds every deadline, per owner (deadlines.go).
 	timers deadlines

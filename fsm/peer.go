@@ -49,6 +49,8 @@ type peer struct {
 	backoff    time.Duration
 	nextDialAt time.Duration
 	dialing    *dial
+	// redialQueued: its redial waits for a turn (redials.go).
+	redialQueued bool
 
 	// The two streams of the pair (stream.go): what this node sends, kept
 	// until acknowledged (it is also the queue while there is no session),

@@ -34,7 +34,8 @@ import (
 type seedAddr struct {
 	addr    string
 	backoff time.Duration
-	nextAt  time.Duration // when to dial it again; 0 while a dial is in flight or none is needed yet
+	nextAt  time.Duration // when to dial it again; 0 while a dial is in flight, it waits for its turn, or none is needed yet
+	queued  bool          // its retry waits for a turn (redials.go)
 }
 
 // StopConnecting is the user's request to stop trying an address kept
@@ -122,8 +123,9 @@ func (n *Node) seedTimers() {
 			n.seedReached(addr, p) // a node there reached us meanwhile
 			continue
 		}
-		if n.dialsByAddr[addr] == nil {
+		if n.dialsByAddr[addr] == nil && n.redialTurn(redialWait{seed: s}) {
 			n.startDial(addr, nil)
+			n.redialWake()
 		}
 	}
 }

@@ -67,6 +67,7 @@ func (n *Node) tick() {
 	}
 	n.discoveryTick()
 	n.seedTimers()
+	n.redialWake() // a head that stopped needing its dial since its turn came is skipped
 	n.settleTimers()
 }
 

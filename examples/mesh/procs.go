@@ -61,8 +61,10 @@ func runParent(n, procs, inflight int, timeout time.Duration, verbose bool, cpup
 	fmt.Printf("running %d nodes in %d processes (%s)\n", n, procs, why)
 	children := make([]*child, 0, procs)
 	defer func() {
-		for _, c := range children {
+		for _, c := range children { // all at once: each takes a while to close its nodes
 			c.in.Close()
+		}
+		for _, c := range children {
 			c.cmd.Wait()
 		}
 	}()

@@ -1,0 +1,209 @@
+package fsm_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/wire"
+)
+
+// keepPeers makes d keep one peer per id, each reached by a Connect to
+// tcp://ID, and then loses every session: they are all due for a redial
+// after their first backoff.
+func keepPeers(t *testing.T, d *discNode, ids ...string) {
+	t.Helper()
+	for i, id := range ids {
+		cid := fsm.ConnID(100 + i)
+		acts := d.step(fsm.Connect{Req: fsm.ReqID(100 + i), Addr: "tcp://" + id})
+		dials := kinds(acts, fsm.ActDial)
+		require.Len(t, dials, 1)
+		d.step(fsm.Dialed{Dial: dials[0].Dial, Conn: cid})
+		d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Hello, ID: id, Incarnation: 1, Info: "tcp://" + id}})
+		if id > d.n.ID() {
+			d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Welcome, Sess: 1, Keep: true}})
+		}
+		require.True(t, d.n.IsKept(id))
+	}
+	for i := range ids {
+		d.step(fsm.ConnClosed{Conn: fsm.ConnID(100 + i), Err: errors.New("reset")})
+	}
+}
+
+// dialsOut runs d for dt and returns the dials it started, by address.
+func dialsOut(d *discNode, dt time.Duration) map[string]fsm.DialID {
+	out := map[string]fsm.DialID{}
+	for _, a := range kinds(d.advance(dt), fsm.ActDial) {
+		out[a.Addr] = a.Dial
+	}
+	return out
+}
+
+// A node has at most MaxRedials dials in flight when it starts a redial of
+// its own: the others wait for their turn and go, first come first served,
+// as dials end. A Connect dials at once whatever the count; a peer that
+// dialed in meanwhile is skipped when its turn comes (spec/PROTOCOL.md 5,
+// "Redials in flight").
+func TestRedialsWaitForTheirTurn(t *testing.T) {
+	d := plainNode(t, "a")
+	d.n = mustNode(t, fsm.Config{ID: "a", Incarnation: 10, Seed: 1, MaxRedials: 2})
+	d.step(fsm.Listening{Info: "tcp://a"})
+	keepPeers(t, d, "b", "c", "d", "e", "f")
+
+	inFlight := dialsOut(d, 2*time.Second) // every backoff has passed
+	require.Len(t, inFlight, 2, "dials started: %v", inFlight)
+	require.Equal(t, 3, d.n.RedialsWaiting())
+
+	// Nothing more goes while both are in flight, however long the others
+	// have been due.
+	require.Empty(t, dialsOut(d, 3*time.Second))
+
+	// A Connect is not held back: it is the user's, and the user paces it.
+	acts := d.step(fsm.Connect{Req: 1, Addr: "tcp://z"})
+	require.Len(t, kinds(acts, fsm.ActDial), 1)
+	connectDial := kinds(acts, fsm.ActDial)[0].Dial
+
+	// One of the peers that wait dials in and gets its session: it needs
+	// no redial any more.
+	var waiting string
+	for _, id := range []string{"b", "c", "d", "e", "f"} {
+		if _, ok := inFlight["tcp://"+id]; !ok {
+			waiting = id
+			break
+		}
+	}
+	d.step(fsm.Accepted{Conn: 50})
+	d.step(fsm.FrameReceived{Conn: 50, Frame: wire.Frame{Type: wire.Hello, ID: waiting, Incarnation: 1, Info: "tcp://" + waiting}})
+	if waiting > "a" {
+		d.step(fsm.FrameReceived{Conn: 50, Frame: wire.Frame{Type: wire.Welcome, Sess: 2, Keep: true}})
+	}
+	_, ok := d.n.SessionConn(waiting)
+	require.True(t, ok)
+
+	// The Connect's dial fails: two redials are still in flight, so none
+	// goes. Then one of them fails: one waiting redial goes.
+	d.step(fsm.DialFailed{Dial: connectDial, Err: errors.New("refused")})
+	require.Empty(t, dialsOut(d, 10*time.Millisecond), "with the Connect's dial ended, two redials are still in flight")
+	started := map[string]bool{}
+	for addr, dial := range inFlight {
+		d.step(fsm.DialFailed{Dial: dial, Err: errors.New("refused")})
+		started[addr] = true
+		break
+	}
+	next := dialsOut(d, 10*time.Millisecond)
+	require.Len(t, next, 1, "one dial ended, one waiting redial goes")
+	for addr, dial := range next {
+		require.NotEqual(t, "tcp://"+waiting, addr, "a peer with a session is skipped")
+		started[addr] = true
+		d.step(fsm.DialFailed{Dial: dial, Err: errors.New("refused")})
+	}
+	last := dialsOut(d, 10*time.Millisecond)
+	require.Len(t, last, 1, "the last one that waits goes as the next dial ends")
+	for addr := range last {
+		require.False(t, started[addr], "%s dialed twice while others waited", addr)
+		require.NotEqual(t, "tcp://"+waiting, addr)
+	}
+	// (The peers whose redials failed are due again at once, their
+	// backoff long passed, and wait behind the two still in flight.)
+}
+
+// A kept address's retry (a Connect whose attempt reached no node) waits
+// for its turn too.
+func TestKeptAddressRetryWaitsForItsTurn(t *testing.T) {
+	d := plainNode(t, "a")
+	d.n = mustNode(t, fsm.Config{ID: "a", Incarnation: 10, Seed: 1, MaxRedials: 1})
+	d.step(fsm.Listening{Info: "tcp://a"})
+	keepPeers(t, d, "b")
+	acts := d.step(fsm.Connect{Req: 1, Addr: "tcp://late"})
+	d.step(fsm.DialFailed{Dial: kinds(acts, fsm.ActDial)[0].Dial, Err: errors.New("refused")})
+	require.Equal(t, []string{"tcp://late"}, d.n.KeptAddresses())
+
+	first := dialsOut(d, 2*time.Second)
+	require.Len(t, first, 1, "%v", first)
+	require.Equal(t, 1, d.n.RedialsWaiting())
+	require.Empty(t, dialsOut(d, 3*time.Second))
+	for _, dial := range first {
+		d.step(fsm.DialFailed{Dial: dial, Err: errors.New("refused")})
+	}
+	second := dialsOut(d, 10*time.Millisecond)
+	require.Len(t, second, 1)
+	for addr := range second {
+		_, again := first[addr]
+		require.False(t, again, "%s went twice", addr)
+	}
+}
+
+// Every due redial of many kept peers is made, MaxRedials at a time, and
+// CheckTimers (run after each step) finds the head of the queue always
+// about to go while there is room.
+func TestRedialsAllGoEventually(t *testing.T) {
+	for _, bound := range []int{1, 3, 32} {
+		t.Run(fmt.Sprint(bound), func(t *testing.T) {
+			d := plainNode(t, "a")
+			d.n = mustNode(t, fsm.Config{ID: "a", Incarnation: 10, Seed: 7, MaxRedials: bound})
+			d.step(fsm.Listening{Info: "tcp://a"})
+			var ids []string
+			for i := range 40 {
+				ids = append(ids, fmt.Sprintf("p%02d", i))
+			}
+			keepPeers(t, d, ids...)
+			dialed := map[string]int{}
+			pending := map[string]fsm.DialID{}
+			for round := 0; round < 400 && len(dialed) < len(ids); round++ {
+				for addr, dial := range dialsOut(d, 50*time.Millisecond) {
+					dialed[addr]++
+					pending[addr] = dial
+				}
+				require.LessOrEqual(t, len(pending), bound)
+				for addr, dial := range pending { // one ends per round
+					d.step(fsm.DialFailed{Dial: dial, Err: errors.New("refused")})
+					delete(pending, addr)
+					break
+				}
+			}
+			require.Len(t, dialed, len(ids))
+		})
+	}
+}
+
+func mustNode(t *testing.T, cfg fsm.Config) *fsm.Node {
+	t.Helper()
+	n, err := fsm.New(cfg)
+	require.NoError(t, err)
+	return n
+}
+
+// A peer whose turn came but that got a session before its Tick (it dialed
+// in) is skipped at that Tick, and the next one waiting gets the turn: with
+// no dial in flight, nothing else would give it one.
+func TestRedialTurnPassesOverAPeerThatCameBack(t *testing.T) {
+	d := plainNode(t, "a")
+	d.n = mustNode(t, fsm.Config{ID: "a", Incarnation: 10, Seed: 1, MaxRedials: 1})
+	d.step(fsm.Listening{Info: "tcp://a"})
+	keepPeers(t, d, "b", "c", "d")
+	first := dialsOut(d, 2*time.Second)
+	require.Len(t, first, 1)
+	require.Equal(t, 2, d.n.RedialsWaiting())
+	// The dial ends: the head of the queue is armed for now. Before the
+	// Tick, that peer dials in.
+	head := d.n.RedialHead()
+	require.NotEmpty(t, head)
+	for _, dial := range first {
+		d.step(fsm.DialFailed{Dial: dial, Err: errors.New("refused")})
+	}
+	require.Equal(t, head, d.n.RedialHead(), "its turn came: it heads the queue until its Tick")
+	d.step(fsm.Accepted{Conn: 60})
+	d.step(fsm.FrameReceived{Conn: 60, Frame: wire.Frame{Type: wire.Hello, ID: head, Incarnation: 1, Info: "tcp://" + head}})
+	d.step(fsm.FrameReceived{Conn: 60, Frame: wire.Frame{Type: wire.Welcome, Sess: 2, Keep: true}})
+	_, ok := d.n.SessionConn(head)
+	require.True(t, ok)
+	next := dialsOut(d, 10*time.Millisecond)
+	require.Len(t, next, 1, "the turn passes to the next peer that waits")
+	for addr := range next {
+		require.NotEqual(t, "tcp://"+head, addr)
+	}
+}
