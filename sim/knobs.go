@@ -150,6 +150,12 @@ type Knobs struct {
 	// 0: every Tick on time.
 	LateTicks time.Duration
 
+	// MaxRedials is the fsm's bound on the dials in flight when a node
+	// starts a redial of its own (fsm/redials.go; zero: the default, 32,
+	// which runs of 2 to 5 nodes never reach). DrawKnobs sets it to 1 to 3
+	// on half the seeds, so that redials wait for their turn.
+	MaxRedials int
+
 	// Mutation is a deliberately broken fsm rule, for negative controls; a
 	// nonzero one needs a build with the masterless_mutation tag (mutation.go).
 	Mutation Mutation
@@ -171,7 +177,7 @@ type Knobs struct {
 func (k Knobs) Config() fsm.Config {
 	return withMutation(fsm.Config{HeartbeatInterval: k.Heartbeat, PeerTimeout: k.PeerTimeout, HandshakeTimeout: k.HandshakeTimeout,
 		BackoffMin: k.BackoffMin, BackoffMax: k.BackoffMax, ReconnectGrace: k.Grace, RequireAuth: k.Auth,
-		Window: k.Window, QueueMessages: k.QueueMessages}, k.Mutation)
+		Window: k.Window, QueueMessages: k.QueueMessages, MaxRedials: k.MaxRedials}, k.Mutation)
 }
 
 // DrawKnobs derives the knobs of a run from its seed.
@@ -212,6 +218,11 @@ func DrawKnobs(seed uint64) Knobs {
 		// connection fills them and a Write times out.
 		k.SockBuf = between(c, 64, 64<<10)
 	}
+	// From a stream of its own, so that every knob above is what it was
+	// before this one existed (a seed replays as it did).
+	if r := NewPRNG(seed ^ 0x7265646961); r.Intn(2) == 0 {
+		k.MaxRedials = between(r, 1, 3)
+	}
 	return k
 }
 
@@ -247,6 +258,7 @@ func (k Knobs) Args() []string {
 		fmt.Sprintf("-backoffmin=%v", k.BackoffMin),
 		fmt.Sprintf("-backoffmax=%v", k.BackoffMax),
 		fmt.Sprintf("-grace=%v", k.Grace),
+		fmt.Sprintf("-maxredials=%d", k.MaxRedials),
 		fmt.Sprintf("-workload=%v", k.Workload),
 		fmt.Sprintf("-loadfor=%v", k.LoadFor),
 		fmt.Sprintf("-payload=%d", k.Payload),
@@ -306,6 +318,7 @@ func RegisterKnobs(fs *flag.FlagSet) *KnobFlags {
 	fs.DurationVar(&v.BackoffMin, "backoffmin", 0, "sim: fsm first reconnect delay (0: default)")
 	fs.DurationVar(&v.BackoffMax, "backoffmax", 0, "sim: fsm reconnect delay cap (0: default)")
 	fs.DurationVar(&v.Grace, "grace", 0, "sim: fsm reconnect grace (0: default)")
+	fs.IntVar(&v.MaxRedials, "maxredials", 0, "sim: fsm bound on the dials in flight when a redial starts (0: default)")
 	fs.BoolVar(&v.KeptPairs, "keptpairs", false, "sim: every pair kept by one end throughout; commands are sends and keeper switches; no crashes")
 	fs.BoolVar(&v.FastSwitches, "fastswitches", false, "sim: with -keptpairs, a pair's keeper may switch again within a round trip")
 	fs.BoolVar(&v.Auth, "auth", false, "sim: nodes require authentication; the network authenticates honest processes")
@@ -373,6 +386,8 @@ func (kf *KnobFlags) ResolveOn(k Knobs) (Knobs, error) {
 			k.BackoffMax = kf.vals.BackoffMax
 		case "grace":
 			k.Grace = kf.vals.Grace
+		case "maxredials":
+			k.MaxRedials = kf.vals.MaxRedials
 		case "lateticks":
 			k.LateTicks = kf.vals.LateTicks
 		case "keptpairs":

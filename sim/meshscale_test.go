@@ -94,6 +94,24 @@ func TestSweepMeshScaleWithFaults(t *testing.T) {
 	require.NoError(t, spec.CheckPairConns(r.heal, nodes, 2, false))
 }
 
+// TestSweepMeshScaleWithFaultsFewRedials is TestSweepMeshScaleWithFaults
+// with each node starting a redial of its own only while fewer than 2 dials
+// are in flight (fsm.Config.MaxRedials, spec/PROTOCOL.md 5, "Redials in
+// flight"): the crashes and resets leave every node with up to 31 kept
+// peers to redial, which wait for their turns, and the mesh still
+// converges once the faults stop, within the same bound on connections per
+// pair.
+func TestSweepMeshScaleWithFaultsFewRedials(t *testing.T) {
+	nodes := scaled(32)
+	k := faultKnobs(21, nodes)
+	k.MaxRedials = 2
+	start := time.Now()
+	r := runMesh(t, k, false)
+	st := r.w.Result().Stats
+	t.Logf("seed 21, %d nodes, at most 2 dials in flight for a redial, %v: %s; %d crashes, %d resets", nodes, time.Since(start).Round(time.Millisecond), r, st.Crashes, st.Resets)
+	require.NoError(t, spec.CheckPairConns(r.heal, nodes, 2, false))
+}
+
 // TestSweepMeshCatchesExtraDials is the negative control of the bound:
 // every node also Connects to every other's alias address (a second
 // address of the same node, which the fsm cannot know leads to the same
