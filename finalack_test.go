@@ -56,3 +56,41 @@ func TestGoodbyeAcknowledgesWhatWasTaken(t *testing.T) {
 		}
 	}
 }
+
+// TestSenderGoodbyeLosesNothingHandled: the sender ends the pair a while
+// after the peer's user handled its messages (its own Disconnect, or its
+// Keep(false) that the leader closes as unwanted), and reports none of them
+// lost. Acknowledgements went every 64 messages or with the heartbeat, so
+// ten messages handled 300 ms before a Disconnect came back in Lost, and a
+// user who resent them had them handled twice (a black-box audit): a
+// delivery is now acknowledged within 20 ms (fsm/stream.go, ackDelay), and
+// the leader that closes a session as unwanted first acknowledges what its
+// user took (finalAck).
+func TestSenderGoodbyeLosesNothingHandled(t *testing.T) {
+	for _, bye := range []string{"disconnect", "keep-false"} {
+		t.Run(bye, func(t *testing.T) {
+			var lost, got atomic.Int64
+			a, _ := newServer(t, "a", WithReconnectGrace(300*time.Millisecond), WithEvents(Events{
+				Lost: func(_ *Server, _ string, p [][]byte, _ error) { lost.Add(int64(len(p))) },
+			}))
+			b, _ := newServer(t, "b", WithEvents(Events{
+				Message: func(*Server, string, []byte) { got.Add(1) },
+			}))
+			_, err := a.Connect(ctxT(t), b.Info()) // a keeps b; b, the leader, does not keep a
+			require.NoError(t, err)
+			for i := range 10 {
+				require.NoError(t, a.SendErr("b", []byte{byte(i)}))
+			}
+			eventually(t, "b handled all ten", func() bool { return got.Load() == 10 })
+			time.Sleep(300 * time.Millisecond)
+			if bye == "disconnect" {
+				require.NoError(t, a.Disconnect("b"))
+			} else {
+				require.NoError(t, a.Keep("b", false))
+			}
+			eventually(t, "the session ended", func() bool { return len(a.Connections()) == 0 })
+			time.Sleep(600 * time.Millisecond) // past the reconnect grace
+			require.Zero(t, lost.Load(), "b handled all ten 300 ms before a's %s; a reported some lost", bye)
+		})
+	}
+}

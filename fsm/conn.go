@@ -78,8 +78,11 @@ type conn struct {
 	behindAt    uint64
 	peerResumed bool // the peer's RESUME arrived: its DATA may come
 	askedAck    bool // an empty PING asked the peer for an ACK, none came since (askForAck)
-	lastRecv    time.Duration
-	lastPing    time.Duration
+	// ackBy: an ACK must go by then for the messages delivered since the
+	// last one (ackDelay); 0: none waits.
+	ackBy    time.Duration
+	lastRecv time.Duration
+	lastPing time.Duration
 	// A late Tick's grace (peerTimeoutAt, "This node's own pause"): the
 	// peer timeout of the silence that began at lastRecv graceFor ends at
 	// graceUntil instead, once per silence; graceUntil 0: none given.

@@ -39,6 +39,9 @@ func (n *Node) CheckTimers() error {
 		due := c.openedAt + n.cfg.HandshakeTimeout
 		if c.state == StateEstablished {
 			due = min(n.heartbeatAt(c), n.peerTimeoutAt(c))
+			if c.ackBy != 0 {
+				due = min(due, c.ackBy)
+			}
 		}
 		armed(&c.timer, inHeap(&n.timers.conns, c, c.timer.at), due, fmt.Sprintf("c%d (%s)", id, c.state))
 	}

@@ -130,6 +130,12 @@ func (n *Node) onLateJoin(c *conn, f *wire.Frame) {
 // leader decides, so the ends never disagree.
 func (n *Node) checkWanted(c *conn) {
 	if !c.peer.kept && !c.peerKeep {
+		if c.peer.session == c {
+			// What this node's user took is acknowledged before the BYE,
+			// as for a Disconnect (finalAck): the follower would otherwise
+			// hand it back as lost.
+			n.finalAck(c.peer)
+		}
 		n.closeConn(c, wire.CodeUnwanted, ErrUnwanted)
 	}
 }
@@ -180,6 +186,9 @@ func (n *Node) sessionDeadline(c *conn) time.Duration {
 	if c.unconfirmed {
 		at = min(at, c.establishedAt+n.cfg.HandshakeTimeout)
 	}
+	if c.ackBy != 0 {
+		at = min(at, c.ackBy)
+	}
 	return at
 }
 
@@ -200,6 +209,12 @@ func (n *Node) sessionTimers(c *conn, late time.Duration) {
 			n.closeConn(c, wire.CodePeerTimeout, fmt.Errorf("%w: nothing from %s for %v", ErrPeerTimeout, c.peer.id, n.now-c.lastRecv))
 			n.traceTimeout(c)
 			return
+		}
+	}
+	if c.ackBy != 0 && n.now >= c.ackBy {
+		c.ackBy = 0
+		if in := c.peer.in; in.delivered != in.ackSent {
+			n.sendAck(c.peer, c) // the messages delivered since the last ACK (ackDelay)
 		}
 	}
 	if n.now >= n.heartbeatAt(c) {

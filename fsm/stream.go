@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/masterless-go/masterless/wire"
 )
@@ -725,14 +726,31 @@ func (n *Node) onReliableData(c *conn, f *wire.Frame) {
 	in.received += uint64(len(f.Payload)) + msgCost
 	n.countIn(p, f.Payload)
 	n.emitMessage(c, p, in.inc, f.Payload)
-	if in.delivered-in.ackSent >= ackEvery {
+	switch {
+	case in.delivered-in.ackSent >= ackEvery:
 		n.sendAck(p, c)
+	case c.ackBy == 0:
+		c.ackBy = n.now + ackDelay
+		n.armConn(c, c.ackBy)
 	}
 }
 
 // ackEvery is how many messages may be delivered before an ACK must go,
 // without waiting for credit to be worth granting or for the heartbeat.
 const ackEvery = 64
+
+// ackDelay is how long after a delivery an ACK must go at the latest: the
+// messages the peer sends fewer than ackEvery at a time are acknowledged
+// this soon, not at the next heartbeat. The sender keeps a message until
+// it is acknowledged and hands it back as lost if the session ends for
+// good first (a Disconnect): with acknowledgements only every 64 messages
+// or every heartbeat, a Disconnect a second after the peer's user had
+// handled ten messages handed all ten back, and a user who resent them had
+// them handled twice (a black-box audit). Now only those delivered within
+// ackDelay plus a one-way trip before the session ended can be. At rates of
+// 64 messages per ackDelay or more the count rule sends the ACKs and this
+// adds none.
+const ackDelay = 20 * time.Millisecond
 
 // consumed records that the user took msgs messages of incarnation inc,
 // with bytes of payload, off its queue; credit follows once it is worth an
@@ -782,6 +800,7 @@ func (n *Node) sendAck(p *peer, c *conn) {
 	in := p.in
 	in.granted = n.grantLimit(p)
 	in.ackSent = in.delivered
+	c.ackBy = 0
 	n.write(c, wire.Frame{Type: wire.Ack, Delivered: in.delivered, Credit: in.granted - in.received, Backlog: p.out.backlog})
 }
 
