@@ -11,7 +11,8 @@ type netioEvents = netio.Events
 
 // Server is one node of a masterless mesh: it listens, dials, and keeps at
 // most one connection with every other node. All its methods are safe for
-// concurrent use, including from its own event callbacks (except Close).
+// concurrent use, and from its own event callbacks all but Close,
+// SendContext and SendManyContext (see Events).
 type Server struct {
 	n *netio.Runtime
 }

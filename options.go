@@ -245,6 +245,9 @@ func WithDispatchQueue(events, bytes int) Option {
 // out (spec/PROTOCOL.md, 3.6). When none is silent, the oldest past its
 // HELLO and not yet a confirmed session goes the same way; a new
 // connection is refused only when the node's own dials hold every slot.
+// The bound is on what others open: the node's own dials take slots but
+// never wait for one (a Connect dials at once; WithMaxRedials paces the
+// redials), so Stats().Handshaking may exceed it.
 func WithMaxHandshakes(n int) Option {
 	return func(s *settings) error { s.cfg.FSM.MaxHandshakes = n; return notNegative("WithMaxHandshakes", n) }
 }

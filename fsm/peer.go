@@ -291,7 +291,11 @@ func (n *Node) send(id string, payload []byte, reserve bool, share *sharedPayloa
 		return nil // 0.4.1: no acknowledgements, nothing to keep
 	}
 	if p.session == nil && ((!p.kept && !p.away) || p.unreachable) {
-		return fmt.Errorf("%w: %q", ErrNotConnected, id) // a peer away is waited for (sessionEnded)
+		// (A peer away is waited for: sessionEnded.)
+		if p.unreachable {
+			return fmt.Errorf("%w: %q has been unreachable for longer than the reconnect grace; sends resume when its session is back (its Connect event)", ErrNotConnected, id)
+		}
+		return fmt.Errorf("%w: %q has no session and is not kept; Connect to it (or Keep it) first", ErrNotConnected, id)
 	}
 	if len(payload) > n.cfg.QueueBytes {
 		// It could never fit in the queue, however empty: refusing it with
