@@ -112,10 +112,12 @@ type Stats struct {
 	// Closed as "protocol error".
 	ProtocolErrors uint64
 	// PauseGraces counts the sessions this server did not time out when
-	// its own timer ran more than a heartbeat late (its process starved of
-	// CPU or stopped): each got as long again as the timer was late, at
-	// most one more peer timeout (spec/PROTOCOL.md 4). A count that grows
-	// says the machine is too loaded for the heartbeat settings.
+	// its own timer ran more than a heartbeat late, or its reading of the
+	// network lagged that much (its process starved of CPU, by other
+	// processes or by its own goroutines, or stopped): each got as long
+	// again as it was late, at most one more peer timeout (spec/PROTOCOL.md
+	// 4). A count that grows says the machine is too loaded for the
+	// heartbeat settings.
 	PauseGraces uint64
 	// Messages and payload bytes received (accepted into the delivery
 	// queue, as PeerStats counts them: a slow callback may not have been

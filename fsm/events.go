@@ -1,6 +1,10 @@
 package fsm
 
-import "github.com/masterless-go/masterless/wire"
+import (
+	"time"
+
+	"github.com/masterless-go/masterless/wire"
+)
 
 // ConnID names a connection. The adapter (netio or sim) picks it when a
 // connection opens; it must be unique for the node's lifetime and non-zero.
@@ -106,7 +110,14 @@ type ConnClosed struct {
 // meanwhile (starved of CPU, stopped), and the sessions that Tick would time
 // out get a grace instead (see the package's peer timeout rule in
 // spec/PROTOCOL.md, section 4).
-type Tick struct{}
+type Tick struct {
+	// Lag is how late the adapter's own reading of the network is, as far
+	// as it can tell (0: not late, or it cannot tell): a process starved by
+	// its own goroutines runs its timer on time while the goroutines that
+	// read its sockets wait. The node counts the Tick as late by
+	// max(Lag, how late it came) for the same rule.
+	Lag time.Duration
+}
 
 // Connect is the user's request to reach the node at Addr and keep it. It
 // completes with an ActConnectDone action for Req.

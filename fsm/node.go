@@ -199,7 +199,7 @@ func (n *Node) step(now time.Duration, ev Event) error {
 		n.frameReceived(e.Conn, &n.frame)
 		n.frame = wire.Frame{}
 	case Tick:
-		n.tick()
+		n.tick(e.Lag)
 	case Incoming:
 		if !n.incoming(e) && !n.shutdown {
 			n.countRefused()

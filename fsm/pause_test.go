@@ -133,3 +133,46 @@ func TestOwnPauseIsNotThePeers(t *testing.T) {
 		d.closedWithin(5900*time.Millisecond, 5900*time.Millisecond, "at the Tick 0.9 s late (5.9 s)")
 	})
 }
+
+// A Tick on time whose adapter reports that its reading of the network lags
+// (Tick.Lag: a process starved by its own goroutines, whose timer runs on
+// time while its socket readers wait) counts as late as the lag: the
+// sessions it would time out get the same grace, once per silence.
+func TestReadLagIsOwnPause(t *testing.T) {
+	lagTick := func(d *timeoutDriver, now, lag time.Duration) {
+		d.t.Helper()
+		if err := d.n.Step(now, fsm.Tick{Lag: lag}); err != nil {
+			d.t.Fatal(err)
+		}
+		for _, a := range d.n.Ready() {
+			if a.Kind == fsm.ActClose && errors.Is(a.Err, fsm.ErrPeerTimeout) && d.closedAt < 0 {
+				d.closedAt = now
+			}
+		}
+	}
+	t.Run("lagging, the peer alive: the session stays", func(t *testing.T) {
+		d := newTimeoutDriver(t)
+		d.onTime(4900 * time.Millisecond)
+		lagTick(d, 5*time.Second, 3*time.Second) // on time, but what the peer sent waits unread
+		d.open("by a Tick on time whose reading lags 3 s")
+		if got := d.n.Counters().PauseGraces; got != 1 {
+			t.Fatalf("PauseGraces = %d, want 1", got)
+		}
+		d.heard(6 * time.Second)
+		d.onTime(10 * time.Second)
+		d.open("less than a peer timeout after the peer was heard")
+	})
+	t.Run("lagging, the peer dead: timed out when the grace ends", func(t *testing.T) {
+		d := newTimeoutDriver(t)
+		d.onTime(4900 * time.Millisecond)
+		lagTick(d, 5*time.Second, 3*time.Second)
+		d.onTime(20 * time.Second)
+		d.closedWithin(8*time.Second, 8*time.Second, "8 s (5 s + the 3 s lag)")
+	})
+	t.Run("a lag under a heartbeat: timed out", func(t *testing.T) {
+		d := newTimeoutDriver(t)
+		d.onTime(4900 * time.Millisecond)
+		lagTick(d, 5*time.Second, 900*time.Millisecond)
+		d.closedWithin(5*time.Second, 5*time.Second, "at the peer timeout")
+	})
+}

@@ -241,7 +241,8 @@ func (n *Node) sessionTimers(c *conn, late time.Duration) {
 // late Tick gave this silence a grace.
 //
 // This node's own pause. A Tick that comes more than a heartbeat interval
-// after the deadline it was due at (tick's late) says that this node was not
+// after the deadline it was due at (tick's late), or whose Tick.Lag says the
+// adapter's reading of the network lags that much, says that this node was not
 // running meanwhile: its process starved of CPU (a 256-node mesh on two
 // cores, README), stopped, or suspended. What its peers sent in that time
 // may be waiting unread in its sockets, so the silence it sees is partly

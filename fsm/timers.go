@@ -15,14 +15,17 @@ import (
 // timer (deadlines.go) only says when to look, so a Tick is safe at any time:
 // an owner looked at early finds nothing due and arms again. Only the owners
 // due are looked at, kind by kind, each kind in id order.
-func (n *Node) tick() {
+//
+// lag is the adapter's measure of how late its reading of the network is
+// (Tick.Lag): it counts as lateness as a late Tick does.
+func (n *Node) tick(lag time.Duration) {
 	if n.shutdown {
 		n.resetTimers()
 		return
 	}
-	var late time.Duration // how late this Tick is past the deadline it was due at (session.go, peerTimeoutAt)
+	late := max(lag, 0) // how late this Tick is past the deadline it was due at, or the adapter's reading (session.go, peerTimeoutAt)
 	if n.next != never && n.now > n.next {
-		late = n.now - n.next
+		late = max(late, n.now-n.next)
 	}
 	for _, c := range n.dueConns() {
 		if n.conns[c.id] != c {

@@ -25,8 +25,9 @@
 // sends coalesce into few syscalls. User events are appended to a queue that a
 // single dispatcher goroutine drains, calling the handlers one at a time.
 //
-// Goroutines: three per Runtime (the accept loop, the timer, the
-// dispatcher), one per dial in flight until it connects or fails, and two per
+// Goroutines: four per Runtime (the accept loop, the timer, the
+// dispatcher, and the lag probe's reader, lagprobe.go, which also holds a
+// pipe's two descriptors), one per dial in flight until it connects or fails, and two per
 // connection, a reader and a writer; a connection refused as it is accepted
 // gets none. The reader exists because Go reads a socket by blocking a
 // goroutine in Read (the runtime's poller parks it at no CPU cost). The
@@ -42,7 +43,10 @@
 //
 // Timers are data (quinn style): after each step netio re-arms one timer to
 // fsm's NextDeadline and feeds fsm.Tick when it fires. A spurious Tick is
-// harmless, so the timer may fire early but is never late.
+// harmless, so the timer may fire early but is never late. Each Tick
+// carries the lag probe's measure of how late the goroutines the network
+// wakes run (Tick.Lag), which a process starved by its own goroutines
+// shows and its timer does not.
 //
 // With Config.TLS (an identity: spec/PROTOCOL.md, section 7.2) a dial runs
 // the TLS 1.3 client handshake right after the TCP connect, and an accepted

@@ -2,6 +2,8 @@ package netio
 
 import (
 	"context"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,4 +44,52 @@ func TestOwnPauseKeepsSessions(t *testing.T) {
 	require.Zero(t, st.Counters.Closed[fsm.ReasonPeerTimeout], "a timed b out for a's own pause")
 	require.Equal(t, []string{"b"}, a.Sessions())
 	require.Equal(t, uint64(1), st.Counters.Handshakes, "one session throughout")
+}
+
+// TestProbeSeesReadersLag: in a process starved by its own goroutines (100
+// spinning at GOMAXPROCS=1), the probe reports that the goroutines the
+// network wakes run late (lagprobe.go), though the timer goroutine that asks
+// it runs on time. Tick.Lag carries it to fsm's own-pause rule, whose
+// deterministic test is fsm's TestReadLagIsOwnPause.
+func TestProbeSeesReadersLag(t *testing.T) {
+	p := newLagProbe()
+	require.NotNil(t, p)
+	done := make(chan struct{})
+	go func() { p.run(); close(done) }()
+	defer func() { p.close(); <-done }()
+
+	// Unloaded, a byte is read within milliseconds (the bound leaves room
+	// for a machine loaded by other processes).
+	for range 5 {
+		p.lag()
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Less(t, p.lag(), 2*time.Second, "lag reported with nothing in this process loading it")
+
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	stop := make(chan struct{})
+	var spinners sync.WaitGroup
+	for range 100 {
+		spinners.Add(1)
+		go func() {
+			defer spinners.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		}()
+	}
+	var most time.Duration
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) && most < 300*time.Millisecond {
+		most = max(most, p.lag())
+		time.Sleep(50 * time.Millisecond) // a timer: runs about on time
+	}
+	close(stop)
+	spinners.Wait()
+	t.Logf("most lag reported under load: %v", most)
+	require.GreaterOrEqual(t, most, 300*time.Millisecond, "the probe did not see the network's goroutines wait behind 100 spinning ones")
 }

@@ -68,8 +68,11 @@ type Runtime struct {
 	closeBy atomic.Int64
 
 	kick chan struct{} // wakes the timer goroutine to re-arm earlier
-	done chan struct{} // closed by Close: stops the accept and timer loops
-	disp dispatcher
+	// probe measures how late the goroutines the network wakes run, for
+	// Tick.Lag (lagprobe.go); nil without a pipe.
+	probe *lagProbe
+	done  chan struct{} // closed by Close: stops the accept and timer loops
+	disp  dispatcher
 
 	wg        sync.WaitGroup // every goroutine of the Runtime
 	closeOnce sync.Once
@@ -166,6 +169,13 @@ func Start(cfg Config) (*Runtime, error) {
 	go n.acceptLoop()
 	go n.timerLoop()
 	go n.disp.run(&n.wg, n.done)
+	if n.probe = newLagProbe(); n.probe != nil {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.probe.run()
+		}()
+	}
 	return n, nil
 }
 
@@ -253,6 +263,7 @@ func (n *Runtime) Close() error {
 		n.ln.Close()
 		n.cancelDial()
 		close(n.done)
+		n.probe.close()
 		n.wg.Wait()
 		n.mu.Lock()
 		n.logSuppressed()

@@ -28,9 +28,10 @@ func (n *Runtime) timerLoop() {
 		t.Reset(wait)
 		select {
 		case <-t.C:
+			lag := n.probe.lag() // before the lock: waiting for it is not the network's lag
 			n.mu.Lock()
 			if !n.closed {
-				_ = n.link.Step(n.now(), fsm.Tick{})
+				_ = n.link.Step(n.now(), fsm.Tick{Lag: lag})
 				n.settle()
 				n.trimEvents()
 			}
