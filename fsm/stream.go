@@ -188,6 +188,10 @@ type outStream struct {
 	// Pacing (see "Room for answers" above).
 	reserved uint64 // the cost (payload + msgCost each) of the producers' messages in msgs
 	backlog  bool   // this node tells the peer its answers back up here (the last ACK said so, or the next will)
+	// bigUntil: a producer's message over the producers' share was refused
+	// for want of an empty queue; until then the other producers' messages
+	// wait too, so that the queue empties for it (producerWaits). 0: none.
+	bigUntil time.Duration
 }
 
 // inStream is what this node receives from one peer. It outlives the peer
@@ -425,7 +429,15 @@ func (n *Node) askForAck(p *peer) {
 // credit lets it go (a message may start anywhere within the credit): it
 // would otherwise wait for ever, with nothing queued that could free room
 // (a black-box audit found SendContext of a payload over a window minus
-// msgCost waiting until its context ended, the queue empty).
+// msgCost waiting until its context ended, the queue empty). While such a
+// message waits for the queue to empty, the other producers' messages wait
+// too: with producers of smaller messages keeping the queue from ever
+// emptying, a 2 MiB SendContext waited 4-10 s (a black-box audit). The
+// hold lasts a heartbeat interval past the big message's last refusal, by
+// the node's clock (a Send reads none: the time of its latest other step,
+// a Tick at least every heartbeat while a session lives): its producer asks
+// again each time messages leave the queue (ActRoom), and one that stopped
+// asking holds nobody for long.
 func (n *Node) producerWaits(p *peer, cost uint64) error {
 	o := &p.out
 	if n.cfg.mutation.noPacing() { // deliberately wrong: see MutationNoPacing
@@ -435,8 +447,22 @@ func (n *Node) producerWaits(p *peer, cost uint64) error {
 		return fmt.Errorf("%w: %q says its answers to this node back up there; a producer waits for them to drain", ErrQueueFull, p.id)
 	}
 	share := n.producerShare()
+	big := cost > share
+	if o.bigUntil != 0 && n.now >= o.bigUntil {
+		o.bigUntil = 0 // its producer stopped asking (gave up, or sent it)
+	}
 	if len(o.msgs) > 0 && (len(o.msgs) >= n.cfg.QueueMessages/2 || o.queued()+cost > share) {
+		if big {
+			o.bigUntil = n.now + n.cfg.HeartbeatInterval
+		}
 		return fmt.Errorf("%w: %q has %d messages, %d bytes with their overhead not yet acknowledged; producers may keep %d bytes with overhead in fewer than %d messages (or one message of any size)", ErrQueueFull, p.id, len(o.msgs), o.queued(), share, n.cfg.QueueMessages/2)
+	}
+	if big {
+		o.bigUntil = 0 // it goes: the others may follow
+		return nil
+	}
+	if o.bigUntil != 0 {
+		return fmt.Errorf("%w: a producer's message of more than the producers' %d bytes toward %q waits for the queue to empty; the others wait for it", ErrQueueFull, share, p.id)
 	}
 	return nil
 }

@@ -289,6 +289,73 @@ func TestProducerMessageOverItsShare(t *testing.T) {
 	}
 }
 
+// A producer's message over the producers' share, refused because the
+// queue is not empty, holds the other producers' messages until the queue
+// empties and it goes: producers of smaller messages kept the queue from
+// ever emptying, and a 2 MiB SendContext waited 4-10 s (a black-box audit).
+// A big message whose producer stopped asking holds them for a heartbeat
+// interval at most.
+func TestBigProducerMessageIsNotStarved(t *testing.T) {
+	small, big := make([]byte, 32), make([]byte, 4<<10) // a window is 1 KiB
+	send := func(n *fsm.Node, now time.Duration, p []byte) error {
+		err := n.Step(now, fsm.Send{Peer: "A", Payload: p, Reserve: true})
+		n.Ready()
+		return err
+	}
+	t.Run("the queue empties for it", func(t *testing.T) {
+		n := pacedSession(t, 1<<10)
+		_ = n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Resume, Next: 1}})
+		n.Ready()
+		if err := send(n, 0, small); err != nil {
+			t.Fatal(err)
+		}
+		if err := send(n, 0, big); !errors.Is(err, fsm.ErrQueueFull) {
+			t.Fatalf("big message into a queue not empty: %v, want ErrQueueFull", err)
+		}
+		if err := send(n, 0, small); !errors.Is(err, fsm.ErrQueueFull) {
+			t.Fatalf("a small producer message while the big one waits: %v, want ErrQueueFull", err)
+		}
+		_ = n.Step(time.Millisecond, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Ack, Delivered: 1, Credit: 1 << 10}})
+		room := false
+		for _, a := range n.Ready() {
+			room = room || a.Kind == fsm.ActRoom
+		}
+		if !room {
+			t.Fatal("the queue emptied without waking the producers (ActRoom)")
+		}
+		if err := send(n, time.Millisecond, small); !errors.Is(err, fsm.ErrQueueFull) {
+			t.Fatalf("a small producer message first into the empty queue: %v, want ErrQueueFull (the big one's turn)", err)
+		}
+		if err := send(n, time.Millisecond, big); err != nil {
+			t.Fatalf("the big message into the empty queue: %v", err)
+		}
+	})
+	t.Run("a big message given up holds nobody for long", func(t *testing.T) {
+		n := pacedSession(t, 1<<10)
+		_ = n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Resume, Next: 1}})
+		n.Ready()
+		if err := send(n, 0, small); err != nil {
+			t.Fatal(err)
+		}
+		if err := send(n, 0, big); !errors.Is(err, fsm.ErrQueueFull) {
+			t.Fatalf("big message into a queue not empty: %v", err)
+		}
+		// A Send reads no clock (Node.Send): the node's time is that of its
+		// latest other step, here a Tick.
+		hb := n.Config().HeartbeatInterval
+		_ = n.Step(hb-time.Millisecond, fsm.Tick{})
+		n.Ready()
+		if err := send(n, hb-time.Millisecond, small); !errors.Is(err, fsm.ErrQueueFull) {
+			t.Fatalf("within a heartbeat of the big one's refusal: %v, want ErrQueueFull", err)
+		}
+		_ = n.Step(hb, fsm.Tick{})
+		n.Ready()
+		if err := send(n, hb, small); err != nil {
+			t.Fatalf("a heartbeat after the big one last asked: %v, want it to go", err)
+		}
+	})
+}
+
 // While the adapter has paused reading a session for its user (ReadPaused:
 // a 0.4.1 session's reader waits for room in the delivery queue), the
 // session is not timed out, and no timer is due in the past meanwhile;
