@@ -139,9 +139,6 @@ func (n *Node) checkRedialTurn() error {
 		return nil
 	}
 	if p := n.redials[0].peer; p != nil {
-		if d := n.dialsByAddr[p.redialAddr()]; d != nil && slices.Contains(d.blocked, p) {
-			return nil
-		}
 		due := max(n.now, p.nextDialAt)
 		if !p.timer.set || p.timer.at > due || n.next > p.timer.at {
 			return fmt.Errorf("peer %s heads the redial queue with room for a dial, but its timer (set %t, at %v; next %v) is not due by %v", p.id, p.timer.set, p.timer.at, n.next, due)

@@ -20,8 +20,9 @@ package fsm
 // The waits are first come, first served, and an entry that no longer needs
 // its dial when its turn comes is skipped: a peer that got a session, is
 // dialing or handshaking, was forgotten, is no longer kept, is now kept by
-// discovery or has no address to be redialed at; an address that was
-// reached, dropped, or is being dialed already. A peer waits in the queue at most once, and so does an
+// discovery, has no address to be redialed at or one being dialed already
+// (it waits for that dial instead); an address that was reached, dropped,
+// or is being dialed already. A peer waits in the queue at most once, and so does an
 // address.
 
 // redialWait is one automatic dial waiting for its turn: a kept peer's
@@ -68,8 +69,8 @@ func (n *Node) redialWake() {
 		return
 	}
 	h := n.redials[0]
-	if h.peer != nil {
-		n.armPeer(h.peer, n.now)
+	if p := h.peer; p != nil {
+		n.armPeer(p, max(n.now, p.nextDialAt))
 		return
 	}
 	h.seed.nextAt = n.now
@@ -77,10 +78,17 @@ func (n *Node) redialWake() {
 }
 
 // redialSkipStale drops the waits at the head of the queue that no longer
-// need a dial (see the top of this file).
+// need a dial (see the top of this file). A kept peer dropped so is handed
+// back to its own timer, whose redialIfDue decides anew: one held back by a
+// dial to its address waits for that dial (dial.blocked); one that dials or
+// handshakes meanwhile is looked at again when that ends.
 func (n *Node) redialSkipStale() {
 	for len(n.redials) > 0 && n.redialStale(n.redials[0]) {
+		p := n.redials[0].peer
 		n.redialPop()
+		if p != nil && n.peers[p.id] == p && p.kept && p.session == nil && !n.shutdown {
+			n.armPeer(p, max(n.now, p.nextDialAt))
+		}
 	}
 }
 
@@ -93,8 +101,9 @@ func (n *Node) redialStale(w redialWait) bool {
 		// (Each of these makes redialIfDue return before it asks for a
 		// turn, without arming the peer's timer: left at the head, the
 		// peer would hold up the queue.)
+		addr := p.redialAddr()
 		return n.peers[p.id] != p || !p.kept || p.session != nil || p.dialing != nil || p.handshakes > 0 ||
-			p.disc.byDiscovery || p.redialAddr() == ""
+			p.disc.byDiscovery || addr == "" || n.dialsByAddr[addr] != nil
 	}
 	s := w.seed
 	return n.seeds[s.addr] != s || n.dialsByAddr[s.addr] != nil

@@ -207,3 +207,42 @@ func TestRedialTurnPassesOverAPeerThatCameBack(t *testing.T) {
 		require.NotEqual(t, "tcp://"+head, addr)
 	}
 }
+
+// A peer whose turn comes while a Connect dials its address waits for that
+// dial (it is skipped in the queue and handed back to its own timer), and
+// its turn does not come round again at once: it used to, every Tick at the
+// same instant, for ever (the simulator's sweep found it: seed 999 ran out
+// of steps at one virtual instant).
+func TestRedialTurnOfAPeerWhoseAddressIsBeingDialed(t *testing.T) {
+	d := plainNode(t, "a")
+	d.n = mustNode(t, fsm.Config{ID: "a", Incarnation: 10, Seed: 1, MaxRedials: 2})
+	d.step(fsm.Listening{Info: "tcp://a"})
+	keepPeers(t, d, "b", "c", "d")
+	first := dialsOut(d, 2*time.Second)
+	require.Len(t, first, 2)
+	waiting := d.n.RedialHead()
+	require.NotEmpty(t, waiting)
+	// The user dials the waiting peer's address: its redial waits for that.
+	acts := d.step(fsm.Connect{Req: 1, Addr: "tcp://" + waiting})
+	connectDial := kinds(acts, fsm.ActDial)[0].Dial
+	for _, dial := range first {
+		d.step(fsm.DialFailed{Dial: dial, Err: errors.New("refused")})
+	}
+	ticks := 0
+	for range 1000 {
+		at, ok := d.n.NextDeadline()
+		if !ok || at > d.now+10*time.Millisecond {
+			break
+		}
+		d.now = max(d.now, at)
+		d.step(fsm.Tick{})
+		ticks++
+	}
+	require.Less(t, ticks, 10, "Ticks at one instant: the turn comes round again and again")
+	// The Connect's dial fails: the waiting peer is redialed (its address
+	// is free again), by its turn.
+	d.step(fsm.DialFailed{Dial: connectDial, Err: errors.New("refused")})
+	next := dialsOut(d, 11*time.Second)
+	_, ok := next["tcp://"+waiting]
+	require.True(t, ok, "%s not redialed once the Connect's dial to its address ended: %v", waiting, next)
+}
