@@ -44,7 +44,7 @@ var (
 	// may still be alive; a kept peer is redialed.
 	ErrConnectionLost = errors.New("masterless: connection lost")
 	// ErrClosed: this node is shut down. Create a new one.
-	ErrClosed = errors.New("masterless: node closed; create a new one to go on")
+	ErrClosed = errors.New("masterless: node closed")
 	// ErrUnknownPeer: no such peer is connected or kept. Connect to it first.
 	ErrUnknownPeer = errors.New("masterless: unknown peer; Connect to it first")
 	// ErrNotConnected: the peer is known but has no session and is not kept,

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/masterless-go/masterless"
@@ -36,19 +37,21 @@ func main() {
 
 	start := time.Now()
 	done := make(chan uint64, 1)
-	var last uint64
+	// stopping: -duration is over; the message in flight is the last, not
+	// answered, so that nothing is in flight when the servers close (a
+	// message on its way to a server that closes is handed back as lost).
+	var stopping atomic.Bool
 	onMessage := func(s *masterless.Server, from string, payload []byte) {
 		if len(payload) != 8 {
 			log.Printf("unknown packet %q from %s", payload, from)
 			return
 		}
 		total := binary.BigEndian.Uint64(payload)
-		last = total
 		if total%*every == 0 {
 			el := time.Since(start)
 			fmt.Printf("counter at %d (%.0f/s)\n", total, float64(total)/el.Seconds())
 		}
-		if *count != 0 && total >= *count {
+		if (*count != 0 && total >= *count) || stopping.Load() {
 			select {
 			case done <- total:
 			default:
@@ -88,9 +91,12 @@ func main() {
 	select {
 	case total = <-done:
 	case <-timeout:
-		right.Close() // stops the handlers before reading last
-		left.Close()
-		total = last
+		stopping.Store(true)
+		select {
+		case total = <-done: // the message in flight arrives and is not answered
+		case <-time.After(5 * time.Second):
+			log.Fatal("the last message never arrived")
+		}
 	}
 	el := time.Since(start)
 	fmt.Printf("done: counter at %d in %v (%.0f round trips/s)\n", total, el.Round(time.Millisecond), float64(total)/2/el.Seconds())
