@@ -2,8 +2,6 @@ package netio
 
 import (
 	"context"
-	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -46,50 +44,23 @@ func TestOwnPauseKeepsSessions(t *testing.T) {
 	require.Equal(t, uint64(1), st.Counters.Handshakes, "one session throughout")
 }
 
-// TestProbeSeesReadersLag: in a process starved by its own goroutines (100
-// spinning at GOMAXPROCS=1), the probe reports that the goroutines the
-// network wakes run late (lagprobe.go), though the timer goroutine that asks
-// it runs on time. Tick.Lag carries it to fsm's own-pause rule, whose
-// deterministic test is fsm's TestReadLagIsOwnPause.
-func TestProbeSeesReadersLag(t *testing.T) {
+// TestProbeReportsReadersLag: the probe reports how long its byte waited
+// for its reader (lagprobe.go): while the reader has not run, the age of the
+// byte still in the pipe; once it has, how long the byte waited.
+// Here the reader is started late, as a starved process's network
+// goroutines run late (a black-box audit measured 3.6 s behind 100 spinning
+// goroutines at GOMAXPROCS=1, with timers on time). Tick.Lag carries the
+// figure to fsm's own-pause rule (fsm's TestReadLagIsOwnPause).
+func TestProbeReportsReadersLag(t *testing.T) {
 	p := newLagProbe()
 	require.NotNil(t, p)
+	require.Zero(t, p.lag(), "the first call puts a byte in the pipe and has nothing to report")
+	time.Sleep(300 * time.Millisecond)
+	require.GreaterOrEqual(t, p.lag(), 300*time.Millisecond, "a byte unread for 300 ms")
+
 	done := make(chan struct{})
-	go func() { p.run(); close(done) }()
+	go func() { p.run(); close(done) }() // the reader runs at last
 	defer func() { p.close(); <-done }()
-
-	// Unloaded, a byte is read within milliseconds (the bound leaves room
-	// for a machine loaded by other processes).
-	for range 5 {
-		p.lag()
-		time.Sleep(20 * time.Millisecond)
-	}
-	require.Less(t, p.lag(), 2*time.Second, "lag reported with nothing in this process loading it")
-
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	stop := make(chan struct{})
-	var spinners sync.WaitGroup
-	for range 100 {
-		spinners.Add(1)
-		go func() {
-			defer spinners.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-			}
-		}()
-	}
-	var most time.Duration
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) && most < 300*time.Millisecond {
-		most = max(most, p.lag())
-		time.Sleep(50 * time.Millisecond) // a timer: runs about on time
-	}
-	close(stop)
-	spinners.Wait()
-	t.Logf("most lag reported under load: %v", most)
-	require.GreaterOrEqual(t, most, 300*time.Millisecond, "the probe did not see the network's goroutines wait behind 100 spinning ones")
+	require.Eventually(t, func() bool { return p.sent.Load() == 0 }, 10*time.Second, time.Millisecond, "the byte was never read")
+	require.GreaterOrEqual(t, p.lag(), 300*time.Millisecond, "how long the byte read waited")
 }

@@ -153,6 +153,7 @@ func Start(cfg Config) (*Runtime, error) {
 		room:      make(chan struct{}),
 		kick:      make(chan struct{}, 1),
 		done:      make(chan struct{}),
+		probe:     newLagProbe(), // before the timer goroutine that reads it
 	}
 	n.link = link.New(core, (*transport)(n))
 	n.dialCtx, n.cancelDial = context.WithCancel(context.Background())
@@ -169,7 +170,7 @@ func Start(cfg Config) (*Runtime, error) {
 	go n.acceptLoop()
 	go n.timerLoop()
 	go n.disp.run(&n.wg, n.done)
-	if n.probe = newLagProbe(); n.probe != nil {
+	if n.probe != nil {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
