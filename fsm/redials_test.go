@@ -49,9 +49,7 @@ func dialsOut(d *discNode, dt time.Duration) map[string]fsm.DialID {
 // dialed in meanwhile is skipped when its turn comes (spec/PROTOCOL.md 5,
 // "Redials in flight").
 func TestRedialsWaitForTheirTurn(t *testing.T) {
-	d := plainNode(t, "a")
-	d.n = mustNode(t, fsm.Config{ID: "a", Incarnation: 10, Seed: 1, MaxRedials: 2})
-	d.step(fsm.Listening{Info: "tcp://a"})
+	d := redialNode(t, 1, 2)
 	keepPeers(t, d, "b", "c", "d", "e", "f")
 
 	inFlight := dialsOut(d, 2*time.Second) // every backoff has passed
@@ -114,9 +112,7 @@ func TestRedialsWaitForTheirTurn(t *testing.T) {
 // A kept address's retry (a Connect whose attempt reached no node) waits
 // for its turn too.
 func TestKeptAddressRetryWaitsForItsTurn(t *testing.T) {
-	d := plainNode(t, "a")
-	d.n = mustNode(t, fsm.Config{ID: "a", Incarnation: 10, Seed: 1, MaxRedials: 1})
-	d.step(fsm.Listening{Info: "tcp://a"})
+	d := redialNode(t, 1, 1)
 	keepPeers(t, d, "b")
 	acts := d.step(fsm.Connect{Req: 1, Addr: "tcp://late"})
 	d.step(fsm.DialFailed{Dial: kinds(acts, fsm.ActDial)[0].Dial, Err: errors.New("refused")})
@@ -143,9 +139,7 @@ func TestKeptAddressRetryWaitsForItsTurn(t *testing.T) {
 func TestRedialsAllGoEventually(t *testing.T) {
 	for _, bound := range []int{1, 3, 32} {
 		t.Run(fmt.Sprint(bound), func(t *testing.T) {
-			d := plainNode(t, "a")
-			d.n = mustNode(t, fsm.Config{ID: "a", Incarnation: 10, Seed: 7, MaxRedials: bound})
-			d.step(fsm.Listening{Info: "tcp://a"})
+			d := redialNode(t, 7, bound)
 			var ids []string
 			for i := range 40 {
 				ids = append(ids, fmt.Sprintf("p%02d", i))
@@ -170,20 +164,22 @@ func TestRedialsAllGoEventually(t *testing.T) {
 	}
 }
 
-func mustNode(t *testing.T, cfg fsm.Config) *fsm.Node {
+// redialNode is node "a", listening, with the given seed and bound on the
+// dials in flight for a redial.
+func redialNode(t *testing.T, seed uint64, bound int) *discNode {
 	t.Helper()
-	n, err := fsm.New(cfg)
+	n, err := fsm.New(fsm.Config{ID: "a", Incarnation: 10, Seed: seed, MaxRedials: bound})
 	require.NoError(t, err)
-	return n
+	d := &discNode{t: t, n: n}
+	d.step(fsm.Listening{Info: "tcp://a"})
+	return d
 }
 
 // A peer whose turn came but that got a session before its Tick (it dialed
 // in) is skipped at that Tick, and the next one waiting gets the turn: with
 // no dial in flight, nothing else would give it one.
 func TestRedialTurnPassesOverAPeerThatCameBack(t *testing.T) {
-	d := plainNode(t, "a")
-	d.n = mustNode(t, fsm.Config{ID: "a", Incarnation: 10, Seed: 1, MaxRedials: 1})
-	d.step(fsm.Listening{Info: "tcp://a"})
+	d := redialNode(t, 1, 1)
 	keepPeers(t, d, "b", "c", "d")
 	first := dialsOut(d, 2*time.Second)
 	require.Len(t, first, 1)
@@ -214,9 +210,7 @@ func TestRedialTurnPassesOverAPeerThatCameBack(t *testing.T) {
 // same instant, for ever (the simulator's sweep found it: seed 999 ran out
 // of steps at one virtual instant).
 func TestRedialTurnOfAPeerWhoseAddressIsBeingDialed(t *testing.T) {
-	d := plainNode(t, "a")
-	d.n = mustNode(t, fsm.Config{ID: "a", Incarnation: 10, Seed: 1, MaxRedials: 2})
-	d.step(fsm.Listening{Info: "tcp://a"})
+	d := redialNode(t, 1, 2)
 	keepPeers(t, d, "b", "c", "d")
 	first := dialsOut(d, 2*time.Second)
 	require.Len(t, first, 2)

@@ -302,7 +302,9 @@ func TestBigProducerMessageIsNotStarved(t *testing.T) {
 		n.Ready()
 		return err
 	}
-	t.Run("the queue empties for it", func(t *testing.T) {
+	// bigRefused: a resumed session with a small producer message queued,
+	// and a big one refused for want of an empty queue.
+	bigRefused := func(t *testing.T) *fsm.Node {
 		n := pacedSession(t, 1<<10)
 		_ = n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Resume, Next: 1}})
 		n.Ready()
@@ -312,6 +314,10 @@ func TestBigProducerMessageIsNotStarved(t *testing.T) {
 		if err := send(n, 0, big); !errors.Is(err, fsm.ErrQueueFull) {
 			t.Fatalf("big message into a queue not empty: %v, want ErrQueueFull", err)
 		}
+		return n
+	}
+	t.Run("the queue empties for it", func(t *testing.T) {
+		n := bigRefused(t)
 		if err := send(n, 0, small); !errors.Is(err, fsm.ErrQueueFull) {
 			t.Fatalf("a small producer message while the big one waits: %v, want ErrQueueFull", err)
 		}
@@ -331,15 +337,7 @@ func TestBigProducerMessageIsNotStarved(t *testing.T) {
 		}
 	})
 	t.Run("a big message given up holds nobody for long", func(t *testing.T) {
-		n := pacedSession(t, 1<<10)
-		_ = n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Resume, Next: 1}})
-		n.Ready()
-		if err := send(n, 0, small); err != nil {
-			t.Fatal(err)
-		}
-		if err := send(n, 0, big); !errors.Is(err, fsm.ErrQueueFull) {
-			t.Fatalf("big message into a queue not empty: %v", err)
-		}
+		n := bigRefused(t)
 		// A Send reads no clock (Node.Send): the node's time is that of its
 		// latest other step, here a Tick.
 		hb := n.Config().HeartbeatInterval
