@@ -130,8 +130,8 @@ type Stats struct {
 
 // Stats returns a snapshot of the server's peers, connections and counts.
 // It works after Close too, showing the counts as they ended: every peer
-// the server knew then, "idle" and not connected, with its counts and its
-// last end (ErrClosed for a session Close ended).
+// the server knew then, "idle", not connected and not kept, with its counts
+// and its last end (ErrClosed for a session Close ended).
 func (s *Server) Stats() Stats {
 	ns := s.n.Stats()
 	k := ns.Counters

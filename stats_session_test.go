@@ -124,6 +124,8 @@ func TestStatsAfterCloseShowPeers(t *testing.T) {
 	require.Equal(t, uint64(10), p.MessagesOut)
 	require.Equal(t, "idle", p.State)
 	require.False(t, p.Connected)
+	require.False(t, p.Kept, "kept after Close, while IsKept says not (a black-box audit)")
+	require.False(t, a.IsKept("b"))
 	require.Zero(t, p.SessionAge)
 	require.Nil(t, p.LocalAddr)
 	require.ErrorIs(t, p.LastEnd, ErrClosed)
