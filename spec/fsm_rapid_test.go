@@ -30,8 +30,16 @@ type fsmMachine struct {
 	nextReq  fsm.ReqID
 	open     map[fsm.ConnID]time.Duration // adapter-side open connections: opened at
 	lastRecv map[fsm.ConnID]time.Duration // last frame fed on each
-	dials    []fsm.DialID
+	// graces: the own-pause grace a late Tick gave a session whose silence
+	// began at lastRecv (fsm/session.go, peerTimeoutAt): its peer timeout
+	// then ends at until instead, once per silence.
+	graces map[fsm.ConnID]grace
+	dials  []fsm.DialID
 }
+
+// grace is one session's own-pause grace: for the silence that began at
+// from, the peer timeout ends at until.
+type grace struct{ from, until time.Duration }
 
 const selfAddr = "tcp://m:1"
 
@@ -41,7 +49,7 @@ func newFSMMachine(t *rapid.T) *fsmMachine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &fsmMachine{n: n, cfg: n.Config(), open: map[fsm.ConnID]time.Duration{}, lastRecv: map[fsm.ConnID]time.Duration{}}
+	m := &fsmMachine{n: n, cfg: n.Config(), open: map[fsm.ConnID]time.Duration{}, lastRecv: map[fsm.ConnID]time.Duration{}, graces: map[fsm.ConnID]grace{}}
 	m.step(t, fsm.Listening{Info: selfAddr})
 	return m
 }
@@ -68,6 +76,7 @@ func (m *fsmMachine) step(t *rapid.T, ev fsm.Event) {
 		case fsm.ActClose:
 			delete(m.open, a.Conn)
 			delete(m.lastRecv, a.Conn)
+			delete(m.graces, a.Conn)
 		}
 	}
 }
@@ -187,22 +196,46 @@ func (m *fsmMachine) Closed(t *rapid.T) {
 	id := m.anyConn(t)
 	delete(m.open, id) // the adapter reports it closed: it is gone on the adapter's side
 	delete(m.lastRecv, id)
+	delete(m.graces, id)
 	m.step(t, fsm.ConnClosed{Conn: id, Err: errors.New("EOF")})
 }
 
 // Tick advances time by up to 8 s and ticks; every timer that was due must
-// then have fired.
+// then have fired, but for the own-pause rule (spec/PROTOCOL.md 4): a Tick
+// more than a heartbeat interval past the node's NextDeadline gives each
+// session it would time out as long again as it was late, at most a peer
+// timeout, once per silence.
 func (m *fsmMachine) Tick(t *rapid.T) {
+	next, armed := m.n.NextDeadline()
 	m.now += time.Duration(rapid.Int64Range(0, int64(8*time.Second)).Draw(t, "dt"))
+	var late time.Duration
+	if armed && m.now > next {
+		late = m.now - next
+	}
 	m.step(t, fsm.Tick{})
 	for _, c := range m.n.Conns() {
 		if c.State != fsm.StateEstablished && m.open[c.ID]+m.cfg.HandshakeTimeout <= m.now {
 			t.Fatalf("c%d still %s at %v, opened at %v: the handshake timeout did not fire", c.ID, c.State, m.now, m.open[c.ID])
 		}
-		if c.State == fsm.StateEstablished && m.lastRecv[c.ID]+m.cfg.PeerTimeout <= m.now {
-			t.Fatalf("session c%d silent since %v still open at %v: the peer timeout did not fire", c.ID, m.lastRecv[c.ID], m.now)
+		if c.State != fsm.StateEstablished || m.peerTimeoutAt(c.ID) > m.now {
+			continue
 		}
+		if g, ok := m.graces[c.ID]; late > m.cfg.HeartbeatInterval && (!ok || g.from != m.lastRecv[c.ID]) {
+			m.graces[c.ID] = grace{from: m.lastRecv[c.ID], until: m.now + min(late, m.cfg.PeerTimeout)}
+			continue
+		}
+		t.Fatalf("session c%d silent since %v still open at %v: the peer timeout did not fire", c.ID, m.lastRecv[c.ID], m.now)
 	}
+}
+
+// peerTimeoutAt is when session id times out: a peer timeout after its
+// last frame, or the end of the grace its silence got.
+func (m *fsmMachine) peerTimeoutAt(id fsm.ConnID) time.Duration {
+	at := m.lastRecv[id] + m.cfg.PeerTimeout
+	if g, ok := m.graces[id]; ok && g.from == m.lastRecv[id] {
+		at = max(at, g.until)
+	}
+	return at
 }
 
 func (m *fsmMachine) Connect(t *rapid.T) {
@@ -240,7 +273,11 @@ func (m *fsmMachine) Check(t *rapid.T) {
 		t.Fatal(err)
 	}
 	d, ok := m.n.NextDeadline()
-	if err := deadlineCovers(s.Conns, m.open, m.lastRecv, m.cfg, d, ok); err != nil {
+	due := make(map[fsm.ConnID]time.Duration, len(m.lastRecv))
+	for id := range m.lastRecv {
+		due[id] = m.peerTimeoutAt(id) - m.cfg.PeerTimeout // as a last frame then
+	}
+	if err := deadlineCovers(s.Conns, m.open, due, m.cfg, d, ok); err != nil {
 		t.Fatal(err)
 	}
 }
