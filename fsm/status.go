@@ -78,7 +78,8 @@ func (n *Node) AppendPeers(dst []PeerStatus) []PeerStatus {
 // EndedPeers returns, once the node has shut down, the peers it knew then,
 // sorted by id, with what it counted about each, as they ended: for
 // monitoring after the node closed. Nothing is under way any more, so each
-// shows as idle and not connected; the counts and the last end (ErrClosed
+// shows as idle, not connected and not kept (as IsKept says); the counts
+// and the last end (ErrClosed
 // for a session the shutdown ended) are as they were. Nil before the
 // shutdown.
 func (n *Node) EndedPeers() ([]PeerStatus, []PeerCounters) {
@@ -88,7 +89,7 @@ func (n *Node) EndedPeers() ([]PeerStatus, []PeerCounters) {
 	ps := appendPeers(nil, n.ended)
 	ks := make([]PeerCounters, len(ps))
 	for i := range ps {
-		ps[i].Connected = false
+		ps[i].Connected, ps[i].Kept = false, false
 		ks[i] = counters(n.ended[ps[i].ID])
 		ks[i].State = PeerIdle
 	}

@@ -300,7 +300,6 @@ func (n *Runtime) Stats() Stats {
 	for i, p := range peers {
 		ps := PeerStats{PeerStatus: p}
 		if ended != nil {
-			ps.Kept = false // a closed node keeps nothing, as IsKept says
 			ps.PeerCounters = ended[i]
 		} else {
 			ps.PeerCounters, _ = n.fsm.PeerCounters(p.ID)
