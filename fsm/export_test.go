@@ -151,6 +151,14 @@ func (n *Node) checkRedialTurn() error {
 	return nil
 }
 
+// CheckRedialTurn is CheckTimers' check of the redial queue alone
+// (checkRedialTurn), for its negative control.
+func (n *Node) CheckRedialTurn() error { return n.checkRedialTurn() }
+
+// RedialsWaiting returns how many automatic dials wait for their turn
+// (entries that no longer need one included until they reach the head).
+func (n *Node) RedialsWaiting() int { return len(n.redials) }
+
 // RedialHead returns what heads the queue of automatic dials waiting for a
 // turn (redials.go): a peer's id, or a kept address; "" when none waits.
 func (n *Node) RedialHead() string {

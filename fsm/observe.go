@@ -32,7 +32,7 @@ type nodeCounters struct {
 	msgsIn, msgsOut   uint64
 	bytesIn, bytesOut uint64
 	rttSamples        uint64
-	pauseGraces       uint64 // sessions a late Tick did not time out (session.go, peerTimeoutAt)
+	pauseGraces       uint64 // sessions a late (or lagging) Tick did not time out (session.go, peerTimeoutAt)
 	// closed counts the connections this node closed, by reason; byPeer
 	// those the peer closed, by the code of its BYE; lost those that ended
 	// without a BYE from either end (EOF, reset, a failed write).
@@ -327,8 +327,9 @@ type NodeCounters struct {
 	BytesIn, BytesOut       uint64
 	RTTSamples              uint64 // round-trip samples taken from heartbeats
 	// PauseGraces counts the sessions a Tick that came more than a heartbeat
-	// late (this node was not running) did not time out, giving them a grace
-	// (spec/PROTOCOL.md 4, "A node's own pause").
+	// late, or whose Lag said so (this node was not running, or not reading),
+	// did not time out, giving them a grace (spec/PROTOCOL.md 4, "A node's
+	// own pause").
 	PauseGraces uint64
 	// Closed counts the connections this node closed, by reason (a BYE went
 	// with each, if the peer could read one); PeerClosed those the peer

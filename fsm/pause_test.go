@@ -28,7 +28,14 @@ func newTimeoutDriver(t *testing.T) *timeoutDriver {
 // tick steps one Tick at now, however late, and notes a peer timeout.
 func (d *timeoutDriver) tick(now time.Duration) {
 	d.t.Helper()
-	if err := d.n.Step(now, fsm.Tick{}); err != nil {
+	d.tickLag(now, 0)
+}
+
+// tickLag is tick with the adapter's measure of its reading's lag
+// (Tick.Lag).
+func (d *timeoutDriver) tickLag(now, lag time.Duration) {
+	d.t.Helper()
+	if err := d.n.Step(now, fsm.Tick{Lag: lag}); err != nil {
 		d.t.Fatal(err)
 	}
 	for _, a := range d.n.Ready() {
@@ -139,21 +146,10 @@ func TestOwnPauseIsNotThePeers(t *testing.T) {
 // time while its socket readers wait) counts as late as the lag: the
 // sessions it would time out get the same grace, once per silence.
 func TestReadLagIsOwnPause(t *testing.T) {
-	lagTick := func(d *timeoutDriver, now, lag time.Duration) {
-		d.t.Helper()
-		if err := d.n.Step(now, fsm.Tick{Lag: lag}); err != nil {
-			d.t.Fatal(err)
-		}
-		for _, a := range d.n.Ready() {
-			if a.Kind == fsm.ActClose && errors.Is(a.Err, fsm.ErrPeerTimeout) && d.closedAt < 0 {
-				d.closedAt = now
-			}
-		}
-	}
 	t.Run("lagging, the peer alive: the session stays", func(t *testing.T) {
 		d := newTimeoutDriver(t)
 		d.onTime(4900 * time.Millisecond)
-		lagTick(d, 5*time.Second, 3*time.Second) // on time, but what the peer sent waits unread
+		d.tickLag(5*time.Second, 3*time.Second) // on time, but what the peer sent waits unread
 		d.open("by a Tick on time whose reading lags 3 s")
 		if got := d.n.Counters().PauseGraces; got != 1 {
 			t.Fatalf("PauseGraces = %d, want 1", got)
@@ -165,14 +161,14 @@ func TestReadLagIsOwnPause(t *testing.T) {
 	t.Run("lagging, the peer dead: timed out when the grace ends", func(t *testing.T) {
 		d := newTimeoutDriver(t)
 		d.onTime(4900 * time.Millisecond)
-		lagTick(d, 5*time.Second, 3*time.Second)
+		d.tickLag(5*time.Second, 3*time.Second)
 		d.onTime(20 * time.Second)
 		d.closedWithin(8*time.Second, 8*time.Second, "8 s (5 s + the 3 s lag)")
 	})
 	t.Run("a lag under a heartbeat: timed out", func(t *testing.T) {
 		d := newTimeoutDriver(t)
 		d.onTime(4900 * time.Millisecond)
-		lagTick(d, 5*time.Second, 900*time.Millisecond)
+		d.tickLag(5*time.Second, 900*time.Millisecond)
 		d.closedWithin(5*time.Second, 5*time.Second, "at the peer timeout")
 	})
 }

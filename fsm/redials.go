@@ -118,7 +118,3 @@ func (n *Node) redialPop() {
 		n.redials = nil // let go of the array a burst grew
 	}
 }
-
-// RedialsWaiting returns how many automatic dials wait for their turn
-// (entries that no longer need one included until they reach the head).
-func (n *Node) RedialsWaiting() int { return len(n.redials) }

@@ -76,9 +76,7 @@ func TestRedialsWaitForTheirTurn(t *testing.T) {
 	}
 	d.step(fsm.Accepted{Conn: 50})
 	d.step(fsm.FrameReceived{Conn: 50, Frame: wire.Frame{Type: wire.Hello, ID: waiting, Incarnation: 1, Info: "tcp://" + waiting}})
-	if waiting > "a" {
-		d.step(fsm.FrameReceived{Conn: 50, Frame: wire.Frame{Type: wire.Welcome, Sess: 2, Keep: true}})
-	}
+	d.step(fsm.FrameReceived{Conn: 50, Frame: wire.Frame{Type: wire.Welcome, Sess: 2, Keep: true}}) // it leads: "a" is the smallest id
 	_, ok := d.n.SessionConn(waiting)
 	require.True(t, ok)
 
@@ -239,4 +237,24 @@ func TestRedialTurnOfAPeerWhoseAddressIsBeingDialed(t *testing.T) {
 	next := dialsOut(d, 11*time.Second)
 	_, ok := next["tcp://"+waiting]
 	require.True(t, ok, "%s not redialed once the Connect's dial to its address ended: %v", waiting, next)
+}
+
+// The negative control of CheckTimers' check of the redial queue
+// (checkRedialTurn): with room for a dial, a head whose timer is lost
+// would wait for ever, and CheckTimers must say so.
+func TestCheckTimersCatchesStuckRedialTurn(t *testing.T) {
+	d := redialNode(t, 1, 1)
+	keepPeers(t, d, "b", "c")
+	first := dialsOut(d, 2*time.Second)
+	require.Len(t, first, 1)
+	for _, dial := range first {
+		d.step(fsm.DialFailed{Dial: dial, Err: errors.New("refused")}) // room again: the head is armed
+	}
+	head := d.n.RedialHead()
+	require.NotEmpty(t, head)
+	require.NoError(t, d.n.CheckRedialTurn())
+	d.n.DropPeerTimer(head) // (every peer's: CheckTimers' per-peer check would fire first)
+	err := d.n.CheckRedialTurn()
+	require.Error(t, err, "a redial turn that never comes went unnoticed")
+	require.ErrorContains(t, err, "heads the redial queue")
 }
