@@ -46,12 +46,19 @@ const (
 	// ActMemberGone: member Peer was not heard of for the member timeout and
 	// is forgotten; Err says so.
 	ActMemberGone
+	// ActLease: Peer's producers may stage Lease.Messages more messages
+	// toward it without a step, on lease Lease.Gen, and the writer of
+	// session Conn should admit them (Admit); Lease.Messages 0 revokes the
+	// lease: stage no more, admit what is staged before any other step
+	// (lease.go).
+	ActLease
 )
 
 var actionNames = [...]string{
 	ActDial: "dial", ActWrite: "write", ActClose: "close", ActConnected: "connected",
 	ActDisconnected: "disconnected", ActMessage: "message", ActConnectDone: "connect-done",
 	ActLost: "lost", ActRoom: "room", ActMemberUp: "member-up", ActMemberLeft: "member-left", ActMemberGone: "member-gone",
+	ActLease: "lease",
 }
 
 // String returns the action kind's name as transcripts show it.
@@ -77,6 +84,7 @@ type Action struct {
 	Err         error
 	Legacy      bool     // ActDial: the connection speaks masterless 0.4.1
 	Lost        [][]byte // ActLost: the payloads, in the order they were sent
+	Lease       Lease    // ActLease
 }
 
 // String renders the action the way transcripts show it.
@@ -109,6 +117,8 @@ func (a *Action) String() string {
 		fmt.Fprintf(&b, " %s %d messages (%v)", a.Peer, len(a.Lost), a.Err)
 	case ActRoom:
 		fmt.Fprintf(&b, " %s", a.Peer)
+	case ActLease:
+		fmt.Fprintf(&b, " %s c%d gen=%d msgs=%d cost=%d max=%d", a.Peer, a.Conn, a.Lease.Gen, a.Lease.Messages, a.Lease.Cost, a.Lease.MaxPayload)
 	case ActMemberUp, ActMemberLeft, ActMemberGone:
 		fmt.Fprintf(&b, " %s inc=%d %s", a.Peer, a.Incarnation, a.Addr)
 	case ActConnectDone:

@@ -157,6 +157,11 @@ type Send struct {
 	Peer    string
 	Payload []byte
 	Reserve bool
+	// After, when not nil, is what the adapter's lane toward Peer held
+	// (lease.go): admitted first, in the same step, so that the message
+	// follows them (an answer sent while its node's producers had messages
+	// staged), as an Admit followed by the Send would.
+	After *Admit
 }
 
 // SendMany is the user's request to send Payload to each of Peers, in one

@@ -107,6 +107,14 @@ const (
 	// that goes back, and an honest session closes with BYE protocol error,
 	// which the simulator's no-protocol-error check must catch.
 	MutationGraceIgnoresUnconfirmed
+	// MutationLeaseNotHeld makes a session's end ignore a lease
+	// outstanding toward the peer (peer.go, sessionEnded; lease.go): an end
+	// that does not keep the pair, with its producer's messages staged and
+	// none yet queued, reports the peer down at once, and the staged ones,
+	// admitted after the lease is revoked, come back lost although the peer
+	// keeps the pair and returns within the reconnect grace. The
+	// simulator's no-lost-while-kept check must catch it with Knobs.Leases.
+	MutationLeaseNotHeld
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -142,3 +150,4 @@ func (m Mutation) sendKeepsTime() bool           { return m == MutationSendKeeps
 func (m Mutation) lostAtOnce() bool              { return m == MutationLostAtOnce }
 func (m Mutation) unwantedFinal() bool           { return m == MutationUnwantedFinal }
 func (m Mutation) graceIgnoresUnconfirmed() bool { return m == MutationGraceIgnoresUnconfirmed }
+func (m Mutation) leaseNotHeld() bool            { return m == MutationLeaseNotHeld }

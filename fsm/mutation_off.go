@@ -26,3 +26,4 @@ func (mutation) sendKeepsTime() bool           { return false }
 func (mutation) lostAtOnce() bool              { return false }
 func (mutation) unwantedFinal() bool           { return false }
 func (mutation) graceIgnoresUnconfirmed() bool { return false }
+func (mutation) leaseNotHeld() bool            { return false }

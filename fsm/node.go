@@ -78,6 +78,13 @@ type Node struct {
 
 	counters nodeCounters // for Stats (observe.go)
 
+	// Leases (lease.go): the peers holding one, and the last lease number
+	// given. admitting: an Admit of a revoked lease's messages is in
+	// progress, whose Sends skip the producers' pacing.
+	leased    []*peer
+	leaseGen  uint64
+	admitting bool
+
 	trace tracer // trace points (trace.go); empty without the build tag masterless_trace
 }
 
@@ -125,10 +132,16 @@ func (n *Node) Config() Config { return n.cfg }
 // never an error here: it closes that connection with a reason.
 func (n *Node) Step(now time.Duration, ev Event) error {
 	n.clean()
+	var err error
 	if traceCompiled && n.trace.on() {
-		return n.tracedStep(now, ev)
+		err = n.tracedStep(now, ev)
+	} else {
+		err = n.step(now, ev)
 	}
-	return n.step(now, ev)
+	if len(n.leased) > 0 {
+		n.checkLeases()
+	}
+	return err
 }
 
 // Send is Step(now, *e) without boxing the event in an interface and
@@ -139,7 +152,14 @@ func (n *Node) Send(now time.Duration, e *Send) error {
 	if traceCompiled && n.trace.on() || n.cfg.mutation.sendKeepsTime() {
 		return n.Step(now, *e)
 	}
-	return n.send(e.Peer, e.Payload, e.Reserve, nil)
+	if e.After != nil {
+		_ = n.admitStaged(e.After)
+	}
+	err := n.send(e.Peer, e.Payload, e.Reserve, nil)
+	if len(n.leased) > 0 {
+		n.checkLeases()
+	}
+	return err
 }
 
 // ReceiveFrame is Step(now, FrameReceived{Conn: id, Frame: *f}) without
@@ -155,6 +175,9 @@ func (n *Node) ReceiveFrame(now time.Duration, id ConnID, f *wire.Frame) {
 		n.now = now
 	}
 	n.frameReceived(id, f)
+	if len(n.leased) > 0 {
+		n.checkLeases()
+	}
 }
 
 // clean clears the action slots the last Ready handed over (dirty).
@@ -184,9 +207,14 @@ func (n *Node) step(now time.Duration, ev Event) error {
 	}
 	switch e := ev.(type) {
 	case Send: // time-free: now is not read (see Send)
+		if e.After != nil {
+			_ = n.admitStaged(e.After)
+		}
 		return n.send(e.Peer, e.Payload, e.Reserve, nil)
 	case SendMany: // time-free, as Send
 		return n.sendMany(e)
+	case Admit: // time-free, as Send
+		return n.admitStaged(&e)
 	}
 	if now > n.now {
 		n.now = now

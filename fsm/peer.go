@@ -25,6 +25,7 @@ type peer struct {
 	maxFrame int
 
 	kept       bool
+	forgotten  bool  // no longer in Node.peers (maybeForgetPeer): a lease on it ends
 	authed     bool  // a connection authenticated as this id said HELLO (auth.go)
 	legacy     bool  // the protocol it last spoke (or Config.LegacyDial): how it is redialed
 	session    *conn // the established connection, if any
@@ -37,6 +38,10 @@ type peer struct {
 	// hears Disconnected if it lasts past the reconnect grace.
 	away      bool
 	awaySince time.Duration
+	// awayForLease: away only because a lease was outstanding when its
+	// session ended (sessionEnded), which may have held staged messages;
+	// the reason it ended, until the lease's last Admit says (lease.go).
+	awayForLease error
 	// unreachable: the grace ran out; sends are refused until it is back.
 	unreachable bool
 
@@ -99,7 +104,7 @@ func (n *Node) peerUp(p *peer, c *conn) {
 		}
 		n.emit(Action{Kind: ActConnected, Peer: p.id, Incarnation: p.inc, Addr: info})
 	}
-	p.away, p.unreachable = false, false
+	p.away, p.unreachable, p.awayForLease = false, false, nil
 	p.backoff = n.cfg.BackoffMin
 	for _, r := range p.waiters {
 		n.finishRequest(r, p.id, nil)
@@ -127,9 +132,17 @@ func (n *Node) sessionEnded(p *peer, c *conn, why error) {
 		return
 	}
 	mayComeBack := n.peerMayComeBack(c, why) && !n.cfg.mutation.lostAtOnce() // see MutationLostAtOnce
-	if p.kept || (mayComeBack && len(p.out.msgs) > 0) {
+	// A lease outstanding may hold messages staged and not yet admitted
+	// (lease.go): they are waited for as the queued ones are.
+	held := len(p.out.msgs) > 0 || p.out.lease.gen != 0 && !n.cfg.mutation.leaseNotHeld() // see MutationLeaseNotHeld
+	if p.kept || (mayComeBack && held) {
 		if !p.away {
 			p.away, p.awaySince = true, n.now
+			if !p.kept && len(p.out.msgs) == 0 {
+				// Waited for only on the lease's account: the Admit that
+				// follows its revocation settles it (lease.go, settleLeaseAway).
+				p.awayForLease = why
+			}
 		}
 		// (Again, when it was away already: its grace may have run out
 		// while this session waited to be confirmed, see peerTimers,
@@ -207,7 +220,7 @@ func (n *Node) peerDown(p *peer, why error) {
 		p.announced = false
 		n.emit(Action{Kind: ActDisconnected, Peer: p.id, Err: why})
 	}
-	p.away = false
+	p.away, p.awayForLease = false, nil
 	if k := len(p.out.msgs); k > 0 {
 		reason := "it is not connected and not kept"
 		if why != nil {
@@ -246,6 +259,7 @@ func (n *Node) maybeForgetPeer(p *peer) {
 	}
 	n.book.remember(p)
 	delete(n.peers, p.id)
+	p.forgotten = true
 	if n.sentTo == p {
 		n.sentTo = nil
 	}

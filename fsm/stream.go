@@ -192,6 +192,9 @@ type outStream struct {
 	// for want of an empty queue; until then the other producers' messages
 	// wait too, so that the queue empties for it (producerWaits). 0: none.
 	bigUntil time.Duration
+	// lease: the room held for messages the adapter stages without a step
+	// (lease.go); it counts as queued for every other Send.
+	lease leaseState
 }
 
 // inStream is what this node receives from one peer. It outlives the peer
@@ -385,14 +388,14 @@ func reliable(c *conn) bool { return !c.legacy() }
 // shared copy in progress (nil for a Send).
 func (n *Node) sendReliable(p *peer, payload []byte, reserve bool, share *sharedPayload) error {
 	o := &p.out
-	if reserve && !n.cfg.mutation.noCredit() { // the blocking design had no room for replies: see MutationNoCredit
+	if reserve && !n.admitting && !n.cfg.mutation.noCredit() { // the blocking design had no room for replies: see MutationNoCredit
 		if err := n.producerWaits(p, uint64(len(payload))+msgCost); err != nil {
 			o.refused = true
 			n.askForAck(p)
 			return err
 		}
 	}
-	if len(o.msgs) >= n.cfg.QueueMessages || o.bytes+len(payload) > n.cfg.QueueBytes {
+	if len(o.msgs)+o.lease.msgs >= n.cfg.QueueMessages || o.bytes+int(o.lease.cost)+len(payload) > n.cfg.QueueBytes {
 		o.refused = true
 		n.askForAck(p)
 		return fmt.Errorf("%w: %q has %d messages, %d bytes not yet acknowledged", ErrQueueFull, p.id, len(o.msgs), o.bytes)
@@ -451,7 +454,7 @@ func (n *Node) producerWaits(p *peer, cost uint64) error {
 	if o.bigUntil != 0 && n.now >= o.bigUntil {
 		o.bigUntil = 0 // its producer stopped asking (gave up, or sent it)
 	}
-	if len(o.msgs) > 0 && (len(o.msgs) >= n.cfg.QueueMessages/2 || o.queued()+cost > share) {
+	if (len(o.msgs) > 0 || o.lease.gen != 0) && (len(o.msgs)+o.lease.msgs >= n.cfg.QueueMessages/2 || o.queued()+o.lease.cost+cost > share) {
 		if big {
 			o.bigUntil = n.now + n.cfg.HeartbeatInterval
 		}

@@ -36,6 +36,11 @@ type Layer struct {
 	legacyEnc   []byte     // 0.4.1 JSON line
 	errs        []error    // scratch for SendMany's results
 	frame       wire.Frame // the frame being received: the node reads it in place
+	// run gathers the small DATA frames a step writes on one connection,
+	// runConn, back to back, so that they reach the driver in one Write
+	// (an Admit's batch, a resend after an ACK): flushRun hands it over.
+	run     []byte
+	runConn fsm.ConnID
 }
 
 // New returns a Layer that drives node and carries out its actions through
@@ -77,6 +82,12 @@ func (l *Layer) Step(now time.Duration, ev fsm.Event) error {
 // without copying payload beyond the driver's Write.
 func (l *Layer) Send(now time.Duration, peer string, payload []byte) error {
 	return l.send(now, fsm.Send{Peer: peer, Payload: payload})
+}
+
+// SendAfter is Send after the messages staged in after (fsm.Send.After),
+// in one step; after may be nil.
+func (l *Layer) SendAfter(now time.Duration, peer string, payload []byte, after *fsm.Admit) error {
+	return l.send(now, fsm.Send{Peer: peer, Payload: payload, After: after})
 }
 
 // SendReserve is Send for a producer that can wait for room
@@ -229,7 +240,29 @@ func (l *Layer) carryOut() []fsm.Action {
 	for i := range acts {
 		l.apply(&acts[i])
 	}
+	l.flushRun()
 	return acts
+}
+
+// runMax is the largest payload whose DATA frame joins a run: a larger one
+// is written from where it is, as copying it twice would cost more than
+// the Write it saves.
+const runMax = 2 << 10
+
+// runKeep bounds the run buffer: a run that reaches it is handed over, and
+// the buffer, reused from step to step, stays at about that size.
+const runKeep = 256 << 10
+
+// flushRun hands the gathered DATA frames to the driver.
+func (l *Layer) flushRun() {
+	if len(l.run) == 0 {
+		return
+	}
+	l.tr.Write(l.runConn, l.run, nil)
+	l.run = l.run[:0]
+	if cap(l.run) > 2*runKeep {
+		l.run = nil
+	}
 }
 
 // rebox returns a copy of ev in a box of its own. Handing ev itself to the
@@ -272,6 +305,8 @@ func rebox(ev fsm.Event) fsm.Event {
 		return e
 	case fsm.Shutdown:
 		return e
+	case fsm.Admit:
+		return e
 	case fsm.ReadPaused:
 		return e
 	case fsm.FrameInProgress:
@@ -281,6 +316,9 @@ func rebox(ev fsm.Event) fsm.Event {
 }
 
 func (l *Layer) apply(a *fsm.Action) {
+	if len(l.run) > 0 && (a.Kind != fsm.ActWrite || a.Conn != l.runConn || a.Frame.Type != wire.Data || len(a.Frame.Payload) > runMax || l.many) {
+		l.flushRun() // the frames of a run go out before anything that follows them
+	}
 	switch a.Kind {
 	case fsm.ActWrite:
 		l.write(a.Conn, &a.Frame)
@@ -316,6 +354,13 @@ func (l *Layer) write(id fsm.ConnID, f *wire.Frame) {
 			l.manyFrame = wire.AppendData(l.manyFrame, f.Payload)
 		}
 		l.tr.Write(id, l.manyFrame, nil) // one copy per peer, of a frame encoded once
+		return
+	case c.proto == protoBinary && f.Type == wire.Data && len(f.Payload) <= runMax:
+		l.runConn = id
+		l.run = wire.AppendData(l.run, f.Payload)
+		if len(l.run) >= runKeep {
+			l.flushRun()
+		}
 		return
 	case c.proto == protoBinary && f.Type == wire.Data:
 		l.hdr = wire.AppendDataHeader(l.hdr[:0], len(f.Payload))

@@ -157,6 +157,22 @@ func AppendData(dst, payload []byte) []byte {
 // copying the payload.
 func AppendDataHeader(dst []byte, n int) []byte { return appendHeader(dst, Data, n) }
 
+// NextData splits the DATA frame at the start of b, as AppendData wrote
+// it, from what follows: its payload (aliasing b) and the rest. ok is false
+// when b does not start with a whole DATA frame. It checks no size limit:
+// it reads frames this node encoded itself (fsm.Admit), not a peer's.
+func NextData(b []byte) (payload, rest []byte, ok bool) {
+	if len(b) < HeaderSize || Type(b[4]) != Data {
+		return nil, b, false
+	}
+	n := int(binary.BigEndian.Uint32(b)) - 1
+	if n < 0 || n > len(b)-HeaderSize {
+		return nil, b, false
+	}
+	end := HeaderSize + n
+	return b[HeaderSize:end:end], b[end:], true
+}
+
 // DataFrameSize is the encoded size of a DATA frame with n payload bytes.
 func DataFrameSize(n int) int { return HeaderSize + n }
 

@@ -1,0 +1,254 @@
+package fsm
+
+import (
+	"fmt"
+
+	"github.com/masterless-go/masterless/wire"
+)
+
+// Leases: a producer's messages accepted without a step each.
+//
+// Every message a producer sends (Send with Reserve: netio's SendContext)
+// used to be one step of this machine, under the adapter's lock, on the
+// producer's goroutine: about two thirds of a one-way producer's CPU
+// (README, "Where the time goes"). A lease lets the adapter accept a run of
+// them itself and hand them over in one step, as quinn's core hands its
+// driver flow-control credit and lets it transmit. The rules stay here:
+//
+//   - The node grants a lease (ActLease) only while a producer's Send to
+//     the peer would be accepted as such: a v2 session that has resumed,
+//     the peer's backlog flag clear, no large producer message waiting
+//     (producerWaits), not shut down. Its size is the room left in the
+//     producers' share (producerShare, and half the queue's messages),
+//     minus what the lease already holds, which counts as queued: no other
+//     Send can take that room. So every message staged within it is one
+//     that a Send stepped at the time of the grant would have accepted.
+//   - The adapter stages within it: at most Messages messages, each of at
+//     most MaxPayload bytes, costing at most Cost in all (payload plus
+//     MessageCost each), in the order its producers sent them. It then
+//     steps Admit with them, in that order, before any other Send to the
+//     peer, which queues them (they fit: their room was held) and writes
+//     what credit allows, all in one step.
+//   - When a condition of the grant no longer holds after a step (the
+//     session ended or was replaced, the flag was set, a large message
+//     waits, the node shut down, the peer was forgotten), the node revokes
+//     the lease (an ActLease with Messages 0) and forgets it. The adapter
+//     stops staging and admits what it staged before its next other step.
+//     A revoked lease's messages are taken as the messages queued when it
+//     ended are held (admitLate): a peer kept, or waited for after its
+//     session ended (an outstanding lease counts as messages held when a
+//     session ends: sessionEnded), gets them with its next session; toward
+//     a peer not held, or once shut down, they are handed back in an
+//     ActLost saying why, since the producer was told they were accepted.
+//
+// The lease is local: nothing of it travels, and the peer sees the same
+// DATA frames it would have seen from single Sends.
+
+// MessageCost is the credit a message costs beyond its payload (msgCost):
+// a lease's Cost counts it for each message.
+const MessageCost = msgCost
+
+// Lease is what an ActLease grants: more room for Peer's producers, on the
+// lease named Gen (a new Gen: a new lease, nothing of an older one carried
+// over). Messages 0 revokes lease Gen.
+type Lease struct {
+	Gen        uint64
+	Messages   int    // how many more messages may be staged
+	Cost       uint64 // what they may cost in all: payload plus MessageCost each
+	MaxPayload int    // the largest payload one of them may have
+}
+
+// Admit hands the node the messages staged under lease Gen toward Peer
+// (see "Leases"): Frames holds Messages v1 DATA frames (wire.AppendData),
+// back to back, in the order they were sent. Renew asks for more room on
+// the lease (or a new lease) afterwards. Messages 0 with Renew is a request
+// for a lease alone. Admit is time-free, as Send.
+//
+// Staging more than the lease granted is the adapter's bug: the node
+// panics rather than break the queue's bounds.
+type Admit struct {
+	Peer     string
+	Gen      uint64
+	Frames   []byte
+	Messages int
+	Renew    bool
+}
+
+func (Admit) isEvent() {}
+
+// leaseState is a peer's lease as the node holds it: what the adapter may
+// still stage (msgs, cost) plus what it staged and has not admitted yet.
+type leaseState struct {
+	gen  uint64
+	conn *conn // the session it was granted on
+	msgs int
+	cost uint64
+}
+
+// leaseUsable reports whether p's producers may be granted a lease now: a
+// producer's Send would pass producerWaits on a resumed v2 session.
+func (n *Node) leaseUsable(p *peer) bool {
+	c := p.session
+	o := &p.out
+	return !n.shutdown && !p.forgotten && c != nil && reliable(c) && c.resumed &&
+		!p.in.held && (o.bigUntil == 0 || n.now >= o.bigUntil) &&
+		!n.cfg.mutation.noCredit() && !n.cfg.mutation.noPacing()
+}
+
+// grantLease gives p's producers the room left in their share, past what
+// the lease already holds, if a lease may be used.
+func (n *Node) grantLease(p *peer) {
+	if !n.leaseUsable(p) {
+		return
+	}
+	o := &p.out
+	l := &o.lease
+	if l.gen != 0 && l.conn != p.session {
+		return // checkLeases revokes it at the end of this step
+	}
+	msgs := n.cfg.QueueMessages/2 - len(o.msgs) - l.msgs
+	used := o.queued() + l.cost
+	share := n.producerShare()
+	if msgs <= 0 || used+msgCost > share {
+		return
+	}
+	cost := share - used
+	maxPayload := n.cfg.MaxFrameSize - 1
+	if p.maxFrame != 0 {
+		maxPayload = min(maxPayload, p.maxFrame-1)
+	}
+	if l.gen == 0 {
+		n.leaseGen++
+		l.gen, l.conn = n.leaseGen, p.session
+		n.leased = append(n.leased, p)
+	}
+	l.msgs += msgs
+	l.cost += cost
+	a := n.addAction(ActLease)
+	a.Peer, a.Conn = p.id, l.conn.id
+	a.Lease = Lease{Gen: l.gen, Messages: msgs, Cost: cost, MaxPayload: maxPayload}
+}
+
+// checkLeases revokes, at the end of a step, every lease whose grant no
+// longer holds (see "Leases").
+func (n *Node) checkLeases() {
+	for _, p := range n.leased {
+		if l := &p.out.lease; l.gen == 0 || !n.leaseUsable(p) || l.conn != p.session {
+			n.revokeLeases()
+			return
+		}
+	}
+}
+
+// revokeLeases revokes the leases whose grant no longer holds, and drops
+// them from Node.leased.
+func (n *Node) revokeLeases() {
+	kept := n.leased[:0]
+	for _, p := range n.leased {
+		l := &p.out.lease
+		if l.gen == 0 {
+			continue // revoked already
+		}
+		if n.leaseUsable(p) && l.conn == p.session {
+			kept = append(kept, p)
+			continue
+		}
+		a := n.addAction(ActLease)
+		a.Peer, a.Conn = p.id, l.conn.id
+		a.Lease = Lease{Gen: l.gen}
+		*l = leaseState{}
+		n.maybeRoom(p) // the room it held is free: a producer refused for want of it may go
+	}
+	clear(n.leased[len(kept):])
+	n.leased = kept
+}
+
+// admit queues the messages staged under a lease toward e.Peer (Admit).
+func (n *Node) admitStaged(e *Admit) error {
+	p := n.peers[e.Peer]
+	var l *leaseState
+	if p != nil && e.Gen != 0 && p.out.lease.gen == e.Gen {
+		l = &p.out.lease
+	}
+	var lost [][]byte
+	var why error
+	frames, count := e.Frames, 0
+	for len(frames) > 0 {
+		payload, rest, ok := wire.NextData(frames)
+		if !ok {
+			panic(fmt.Sprintf("fsm: node %s: Admit toward %s with a malformed DATA frame at byte %d", n.cfg.ID, e.Peer, len(e.Frames)-len(frames)))
+		}
+		frames = rest
+		count++
+		if l != nil {
+			cost := uint64(len(payload)) + msgCost
+			if l.msgs < 1 || l.cost < cost {
+				n.invariant(false, "Admit toward %s past its lease: %d messages, %d cost left, a message of %d", e.Peer, l.msgs, l.cost, cost)
+			}
+			l.msgs--
+			l.cost -= cost
+			p.out.queue(payload, true, nil)
+			continue
+		}
+		if err := n.admitLate(e.Peer, payload); err != nil {
+			lost = append(lost, append([]byte(nil), payload...))
+			why = err
+		}
+	}
+	if count != e.Messages {
+		n.invariant(false, "Admit toward %s says %d messages and holds %d", e.Peer, e.Messages, count)
+	}
+	if l != nil && count > 0 {
+		if c := p.session; c != nil && c.resumed {
+			n.pump(p, c, nil)
+		}
+		n.pace(p)
+	}
+	if len(lost) > 0 {
+		var inc uint64
+		if p != nil {
+			inc = p.out.inc
+		}
+		n.emit(Action{Kind: ActLost, Peer: e.Peer, Incarnation: inc, Lost: lost,
+			Err: fmt.Errorf("%w: accepted while this node could take them, then refused: %w", ErrMessagesLost, why)})
+	}
+	if l == nil && p != nil && e.Gen != 0 {
+		n.settleLeaseAway(p)
+	}
+	if e.Renew && p != nil {
+		n.grantLease(p)
+	}
+	return nil
+}
+
+// admitLate takes payload, staged toward id under a lease since revoked:
+// a producer's Send without the pacing it passed at the grant. It is taken
+// as a message queued when the lease ended would still be held: toward a
+// peer with a session, kept, or waited for after its session ended (away;
+// sessionEnded counts an outstanding lease as messages held, so a peer
+// that may come back is waited for on their account too); otherwise, and
+// once shut down or the peer forgotten, it is refused.
+func (n *Node) admitLate(id string, payload []byte) error {
+	n.admitting = true
+	defer func() { n.admitting = false }()
+	return n.send(id, payload, true, nil)
+}
+
+// settleLeaseAway runs when the messages of p's revoked lease are in
+// (an Admit of a lease no longer held: the adapter sends one at each
+// revocation, empty or not). If p is waited for only on that lease's
+// account (awayForLease) and nothing came, it is down now, as it would
+// have been when its session ended had no lease been outstanding; if
+// messages came, it is waited for on their account, as for any queued.
+func (n *Node) settleLeaseAway(p *peer) {
+	why := p.awayForLease
+	if why == nil {
+		return
+	}
+	p.awayForLease = nil
+	if !p.away || p.kept || p.session != nil || len(p.out.msgs) > 0 || n.shutdown {
+		return
+	}
+	n.peerDown(p, why)
+	n.maybeForgetPeer(p)
+}

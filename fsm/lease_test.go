@@ -1,0 +1,242 @@
+package fsm_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/wire"
+)
+
+// leases returns the ActLease actions among acts.
+func leases(acts []fsm.Action) []fsm.Action {
+	var out []fsm.Action
+	for _, a := range acts {
+		if a.Kind == fsm.ActLease {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// dataWritten returns the payloads of the DATA frames among acts.
+func dataWritten(acts []fsm.Action) []string {
+	var out []string
+	for _, a := range acts {
+		if a.Kind == fsm.ActWrite && a.Frame.Type == wire.Data {
+			out = append(out, string(a.Frame.Payload))
+		}
+	}
+	return out
+}
+
+// staged encodes payloads as an adapter stages them.
+func staged(payloads ...string) []byte {
+	var b []byte
+	for _, p := range payloads {
+		b = wire.AppendData(b, []byte(p))
+	}
+	return b
+}
+
+// grant asks n for a lease toward A and returns it.
+func grant(t *testing.T, n *fsm.Node, gen uint64) fsm.Lease {
+	t.Helper()
+	if err := n.Step(0, fsm.Admit{Peer: "A", Gen: gen, Renew: true}); err != nil {
+		t.Fatal(err)
+	}
+	ls := leases(n.Ready())
+	if len(ls) != 1 || ls[0].Lease.Messages == 0 {
+		t.Fatalf("a request for a lease on a resumed session: %v, want one grant", ls)
+	}
+	return ls[0].Lease
+}
+
+// A lease is the room left in the producers' share (one window, here 1
+// KiB, and half the queue's messages), and it counts as queued: while it
+// holds the whole share, a producer's Send is refused, and an answer still
+// goes.
+func TestLeaseHoldsTheProducersShare(t *testing.T) {
+	n := pacedSession(t, 1<<20)
+	l := grant(t, n, 0)
+	if l.Gen == 0 || l.Cost != 1<<10 || l.Messages != n.Config().QueueMessages/2 {
+		t.Fatalf("lease %+v, want the whole share: cost 1024, %d messages", l, n.Config().QueueMessages/2)
+	}
+	if err := n.Step(0, fsm.Send{Peer: "A", Payload: []byte("x"), Reserve: true}); !errors.Is(err, fsm.ErrQueueFull) {
+		t.Fatalf("a producer's Send while a lease holds the share: %v, want ErrQueueFull", err)
+	}
+	if err := n.Step(0, fsm.Send{Peer: "A", Payload: []byte("answer")}); err != nil {
+		t.Fatalf("an answer while a lease holds the share: %v", err)
+	}
+}
+
+// Admit queues the staged messages in order and writes them within credit
+// in one step, takes them off the lease, and a renewal adds only the room
+// that acknowledgements freed.
+func TestAdmitQueuesWritesAndRenews(t *testing.T) {
+	n := pacedSession(t, 3*(1+fsm.MessageCost)) // credit for three one-byte messages
+	l := grant(t, n, 0)
+	err := n.Step(0, fsm.Admit{Peer: "A", Gen: l.Gen, Frames: staged("a", "b", "c", "d"), Messages: 4, Renew: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts := n.Ready()
+	if got := strings.Join(dataWritten(acts), ""); got != "abc" {
+		t.Fatalf("DATA written: %q, want the three the credit allows, in order", got)
+	}
+	if got := n.Peers()[0].Queued; got != 4 {
+		t.Fatalf("queue %d, want the 4 admitted", got)
+	}
+	// The lease still holds the rest of the share (1,024 less the 132 the
+	// four cost): nothing to add until the peer acknowledges some.
+	if more := leases(acts); len(more) != 0 {
+		t.Fatalf("renewal with the share held: %v, want none", more)
+	}
+	_ = n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Ack, Delivered: 3, Credit: 1 << 20}})
+	n.Ready()
+	_ = n.Step(0, fsm.Admit{Peer: "A", Gen: l.Gen, Renew: true})
+	more := leases(n.Ready())
+	if len(more) != 1 || more[0].Lease.Gen != l.Gen || more[0].Lease.Cost != 3*(1+fsm.MessageCost) {
+		t.Fatalf("renewal after 3 were acknowledged: %v, want 99 more on lease %d", more, l.Gen)
+	}
+	if err := n.CheckStreams(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Admitting more than the lease granted is the adapter's bug: the node
+// panics rather than break the queue's bounds.
+func TestAdmitPastTheLeasePanics(t *testing.T) {
+	n := pacedSession(t, 1<<20)
+	l := grant(t, n, 0)
+	big := strings.Repeat("x", int(l.Cost))
+	defer func() {
+		if recover() == nil {
+			t.Fatal("an Admit past its lease's cost did not panic")
+		}
+	}()
+	_ = n.Step(0, fsm.Admit{Peer: "A", Gen: l.Gen, Frames: staged(big), Messages: 1})
+}
+
+// The lease ends with its session: revoked at once. What was staged under
+// it is still admitted: toward a kept peer it waits in the queue for the
+// next session, without the producers' pacing; toward a peer no longer
+// there it comes back as lost, since its producer was told it was taken.
+func TestLeaseRevokedWithItsSession(t *testing.T) {
+	n := pacedSession(t, 1<<20)
+	l := grant(t, n, 0)
+	_ = n.Step(0, fsm.ConnClosed{Conn: 1})
+	ls := leases(n.Ready())
+	if len(ls) != 1 || ls[0].Lease.Gen != l.Gen || ls[0].Lease.Messages != 0 {
+		t.Fatalf("after the session ended: %v, want lease %d revoked", ls, l.Gen)
+	}
+	if err := n.Step(0, fsm.Admit{Peer: "A", Gen: l.Gen, Frames: staged("kept"), Messages: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range n.Ready() {
+		if a.Kind == fsm.ActLost {
+			t.Fatalf("a kept peer's staged message came back lost: %v", a.String())
+		}
+	}
+	if got := n.Peers()[0].Queued; got != 1 {
+		t.Fatalf("queue %d, want the staged message waiting for the next session", got)
+	}
+	// No lease without a session.
+	_ = n.Step(0, fsm.Admit{Peer: "A", Renew: true})
+	if ls := leases(n.Ready()); len(ls) != 0 {
+		t.Fatalf("a lease without a session: %v", ls)
+	}
+	// A peer that is gone: the staged message is handed back.
+	_ = n.Step(0, fsm.Disconnect{Peer: "A"})
+	n.Ready()
+	_ = n.Step(0, fsm.Admit{Peer: "A", Gen: l.Gen, Frames: staged("late"), Messages: 1})
+	var lost []fsm.Action
+	for _, a := range n.Ready() {
+		if a.Kind == fsm.ActLost {
+			lost = append(lost, a)
+		}
+	}
+	if len(lost) != 1 || len(lost[0].Lost) != 1 || string(lost[0].Lost[0]) != "late" || !errors.Is(lost[0].Err, fsm.ErrMessagesLost) {
+		t.Fatalf("a staged message toward a peer gone: %v, want it lost", lost)
+	}
+}
+
+// The peer's backlog flag revokes the lease (producers wait while it is
+// set), and a producer refused for want of the room the lease held hears
+// of the room its end frees (ActRoom). The staged messages are admitted
+// all the same: they were sent before the flag was heard.
+func TestLeaseRevokedByTheBacklogFlag(t *testing.T) {
+	n := pacedSession(t, 1<<20)
+	l := grant(t, n, 0)
+	if err := n.Step(0, fsm.Send{Peer: "A", Payload: []byte("x"), Reserve: true}); !errors.Is(err, fsm.ErrQueueFull) {
+		t.Fatalf("producer Send: %v, want ErrQueueFull", err)
+	}
+	n.Ready()
+	_ = n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20, Backlog: true}})
+	acts := n.Ready()
+	ls := leases(acts)
+	if len(ls) != 1 || ls[0].Lease.Messages != 0 {
+		t.Fatalf("after the flag: %v, want the lease revoked", ls)
+	}
+	room := false
+	for _, a := range acts {
+		room = room || a.Kind == fsm.ActRoom
+	}
+	if !room {
+		t.Fatal("the revocation freed the share without telling the refused producer")
+	}
+	_ = n.Step(0, fsm.Admit{Peer: "A", Gen: l.Gen, Frames: staged("sent before"), Messages: 1, Renew: true})
+	acts = n.Ready()
+	if got := dataWritten(acts); len(got) != 1 {
+		t.Fatalf("the staged message: written %v, want it sent", got)
+	}
+	if ls := leases(acts); len(ls) != 0 {
+		t.Fatalf("a lease while the flag holds producers: %v", ls)
+	}
+}
+
+// Shutdown revokes every lease.
+func TestLeaseRevokedAtShutdown(t *testing.T) {
+	n := pacedSession(t, 1<<20)
+	grant(t, n, 0)
+	_ = n.Step(0, fsm.Shutdown{})
+	if ls := leases(n.Ready()); len(ls) != 1 || ls[0].Lease.Messages != 0 {
+		t.Fatalf("after Shutdown: %v, want the lease revoked", ls)
+	}
+}
+
+// A peer this node does not keep, whose session ends while a lease toward
+// it is outstanding, is waited for as one with queued messages (the lease
+// may hold staged ones: sessionEnded) until the revoked lease's Admit says
+// what it held: nothing, and the peer is down at once, as without a lease;
+// a message, and it is waited for on its account.
+func TestLeaseAwaySettledByItsAdmit(t *testing.T) {
+	for _, k := range []int{0, 1} {
+		n := pacedSession(t, 1<<20)
+		l := grant(t, n, 0)
+		_ = n.Step(0, fsm.SetKeep{Peer: "A", Keep: false})
+		n.Ready()
+		_ = n.Step(0, fsm.ConnClosed{Conn: 1})
+		for _, a := range n.Ready() {
+			if a.Kind == fsm.ActDisconnected {
+				t.Fatalf("staged %d: Disconnected before the lease's Admit said what it held", k)
+			}
+		}
+		var frames []byte
+		if k > 0 {
+			frames = staged("staged")
+		}
+		_ = n.Step(0, fsm.Admit{Peer: "A", Gen: l.Gen, Frames: frames, Messages: k})
+		down := false
+		for _, a := range n.Ready() {
+			down = down || a.Kind == fsm.ActDisconnected
+		}
+		if down != (k == 0) {
+			t.Fatalf("staged %d: Disconnected after the Admit: %t", k, down)
+		}
+		if k > 0 && n.Peers()[0].Queued != 1 {
+			t.Fatalf("the staged message is not waiting for the peer: %+v", n.Peers())
+		}
+	}
+}
