@@ -356,7 +356,12 @@ func (w *World) loadSend(n *process, peer string, reserve, reply bool) ([]endRef
 	seq := n.sendSeq[peer] + 1
 	w.full = w.full[:0]
 	w.scratch = spec.AppendPaddedPayload(w.scratch[:0], n.id, peer, seq, w.k.Payload) // Send copies it
-	err := w.step(n, fsm.Send{Peer: peer, Payload: w.scratch, Reserve: reserve})
+	var err error
+	if reserve && w.k.Leases {
+		_, err = w.producerSend(n, peer, w.scratch)
+	} else {
+		err = w.step(n, fsm.Send{Peer: peer, Payload: w.scratch, Reserve: reserve, After: w.stagedFor(n, peer)})
+	}
 	if err == nil {
 		n.sendSeq[peer] = seq
 		w.streams.Accepted(n.id, n.inc, peer, seq)

@@ -74,6 +74,7 @@ func (w *World) randomFault() {
 			// ledger hears of it first: its peers may hand their messages
 			// back at once (lost.go).
 			w.lost.Exempt(n.id, "", fmt.Sprintf("%s inc %d closed at %v", n.id, n.inc, w.now))
+			w.admitAll(n) // as netio's Close: staged messages are queued ones
 			w.step(n, fsm.Shutdown{})
 			w.crash(n, false)
 		}

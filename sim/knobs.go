@@ -156,6 +156,14 @@ type Knobs struct {
 	// on half the seeds, so that redials wait for their turn.
 	MaxRedials int
 
+	// Leases makes the nodes' producers stage messages under the leases
+	// their fsm grants, as netio's SendContext does (fsm/lease.go,
+	// lanes.go): half the random user Sends and every load producer's are
+	// then a producer's, staged while the lease has room and admitted in
+	// one step a little later (by the session's writer, in netio).
+	// DrawKnobs sets it on half the seeds.
+	Leases bool
+
 	// Mutation is a deliberately broken fsm rule, for negative controls; a
 	// nonzero one needs a build with the masterless_mutation tag (mutation.go).
 	Mutation Mutation
@@ -223,6 +231,9 @@ func DrawKnobs(seed uint64) Knobs {
 	if r := NewPRNG(seed ^ 0x7265646961); r.Intn(2) == 0 {
 		k.MaxRedials = between(r, 1, 3)
 	}
+	if r := NewPRNG(seed ^ 0x6c65617365); r.Intn(2) == 0 { // a stream of its own, as MaxRedials'
+		k.Leases = true
+	}
 	return k
 }
 
@@ -259,6 +270,7 @@ func (k Knobs) Args() []string {
 		fmt.Sprintf("-backoffmax=%v", k.BackoffMax),
 		fmt.Sprintf("-grace=%v", k.Grace),
 		fmt.Sprintf("-maxredials=%d", k.MaxRedials),
+		fmt.Sprintf("-leases=%t", k.Leases),
 		fmt.Sprintf("-workload=%v", k.Workload),
 		fmt.Sprintf("-loadfor=%v", k.LoadFor),
 		fmt.Sprintf("-payload=%d", k.Payload),
@@ -319,6 +331,7 @@ func RegisterKnobs(fs *flag.FlagSet) *KnobFlags {
 	fs.DurationVar(&v.BackoffMax, "backoffmax", 0, "sim: fsm reconnect delay cap (0: default)")
 	fs.DurationVar(&v.Grace, "grace", 0, "sim: fsm reconnect grace (0: default)")
 	fs.IntVar(&v.MaxRedials, "maxredials", 0, "sim: fsm bound on the dials in flight when a redial starts (0: default)")
+	fs.BoolVar(&v.Leases, "leases", false, "sim: producers stage their messages under the fsm's leases, as netio's SendContext does")
 	fs.BoolVar(&v.KeptPairs, "keptpairs", false, "sim: every pair kept by one end throughout; commands are sends and keeper switches; no crashes")
 	fs.BoolVar(&v.FastSwitches, "fastswitches", false, "sim: with -keptpairs, a pair's keeper may switch again within a round trip")
 	fs.BoolVar(&v.Auth, "auth", false, "sim: nodes require authentication; the network authenticates honest processes")
@@ -388,6 +401,8 @@ func (kf *KnobFlags) ResolveOn(k Knobs) (Knobs, error) {
 			k.Grace = kf.vals.Grace
 		case "maxredials":
 			k.MaxRedials = kf.vals.MaxRedials
+		case "leases":
+			k.Leases = kf.vals.Leases
 		case "lateticks":
 			k.LateTicks = kf.vals.LateTicks
 		case "keptpairs":

@@ -54,3 +54,22 @@ func TestSweepKeptPairsCatchesUnwantedFinal(t *testing.T) {
 	require.True(t, anyFailure(res.Failures, "no-lost-while-kept"), "no seed broke no-lost-while-kept; first failure: %v", res.Failures[0].Err)
 	t.Logf("seed %d failed after %d seeds: %v", res.Failures[0].Knobs.Seed, res.Seeds, res.Failures[0].Err)
 }
+
+// TestSweepKeptPairsCatchesLeaseNotHeld is the negative control of the rule
+// that a lease outstanding when a session ends counts as messages held
+// (fsm/peer.go, sessionEnded; fsm/lease.go): with fsm.MutationLeaseNotHeld
+// and the producers staging under leases (Knobs.Leases), an end that does
+// not keep the pair hands its staged messages back as lost while the keeper
+// comes back for them, which TestSweepKeptPairs' no-lost-while-kept check
+// must catch. (The sweep found that defect before the rule existed: seed
+// 1100144 with -leases.)
+func TestSweepKeptPairsCatchesLeaseNotHeld(t *testing.T) {
+	res := sim.Sweep(sim.SweepConfig{First: keptPairsFirst, Seeds: 2000, StopAfter: 1, Knobs: func(seed uint64) sim.Knobs {
+		k := sim.DrawKeptPairsKnobs(seed)
+		k.Leases, k.Mutation = true, fsm.MutationLeaseNotHeld
+		return k
+	}})
+	require.NotEmpty(t, res.Failures, "the sweep did not notice staged messages handed back lost while the keeper came back")
+	require.True(t, anyFailure(res.Failures, "no-lost-while-kept"), "no seed broke no-lost-while-kept; first failure: %v", res.Failures[0].Err)
+	t.Logf("seed %d failed after %d seeds: %v", res.Failures[0].Knobs.Seed, res.Seeds, res.Failures[0].Err)
+}

@@ -39,6 +39,12 @@ type process struct {
 
 	app *app // the load run's application (app.go), per incarnation
 
+	// The producers' lanes (lanes.go, Knobs.Leases), per incarnation; the
+	// batches of those revoked, to admit before any other step.
+	lanes            map[string]*simLane
+	revoked          []revokedBatch
+	admittingRevoked bool
+
 	// User is what the node's user was told, in order.
 	User []UserEvent
 }
@@ -138,6 +144,9 @@ func (w *World) observe(n *process, ev fsm.Event, err error, acts []fsm.Action) 
 	}
 	if n.dirty {
 		w.checkSafety(n)
+	}
+	if len(n.revoked) > 0 {
+		w.admitRevoked(n) // as netio's settle does, before any other step
 	}
 }
 
@@ -312,6 +321,8 @@ func (t transport) Notify(a *fsm.Action) {
 		if w.app(n) != nil {
 			w.roomFor(n)
 		}
+	case fsm.ActLease:
+		w.leased(n, a)
 	default:
 		w.fail(fmt.Errorf("adapter: %s was told of unknown action %v", n.id, a.Kind))
 	}

@@ -29,6 +29,7 @@ const (
 	evApp                             // the application's dispatcher goes on (app.go)
 	evProduce                         // a producer sends its next message (app.go)
 	evLoadCheck                       // the load run checks steady-under-load (load.go)
+	evAdmit                           // a lane's staged messages are admitted (lanes.go)
 )
 
 // event is one entry of the scheduler's queue. A plain struct in a slice

@@ -29,6 +29,11 @@ type Stats struct {
 	// NodeCounters.PauseGraces; a node's count is taken when it crashes and
 	// at the end of the run).
 	LateTicks, PauseGraces int
+	// With Knobs.Leases (lanes.go): the messages producers staged, the
+	// leases revoked with messages staged, and those messages, admitted
+	// after the revocation (handed back as lost if the peer could no
+	// longer take them).
+	Staged, RevokedBatches, RevokedStaged int
 }
 
 // Add adds o to s.
@@ -51,13 +56,17 @@ func (s *Stats) Add(o *Stats) {
 	s.Lingers += o.Lingers
 	s.LostExercised += o.LostExercised
 	s.LostJudged += o.LostJudged
+	s.Staged += o.Staged
+	s.RevokedBatches += o.RevokedBatches
+	s.RevokedStaged += o.RevokedStaged
 }
 
 // String renders the counts on one line, as simsweep prints them.
 func (s *Stats) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "conns=%d crashes=%d restarts=%d resets=%d silences=%d write-timeouts=%d lingers=%d kept-pair-ends=%d lost-after-grace=%d late-ticks=%d pause-graces=%d frames:",
+	fmt.Fprintf(&b, "conns=%d crashes=%d restarts=%d resets=%d silences=%d write-timeouts=%d lingers=%d kept-pair-ends=%d lost-after-grace=%d late-ticks=%d pause-graces=%d",
 		s.Conns, s.Crashes, s.Restarts, s.Resets, s.Silences, s.WriteTimeouts, s.Lingers, s.LostExercised, s.LostJudged, s.LateTicks, s.PauseGraces)
+	fmt.Fprintf(&b, " staged=%d revoked-batches=%d revoked-staged=%d frames:", s.Staged, s.RevokedBatches, s.RevokedStaged)
 	for t := wire.Hello; t <= wire.Bye; t++ {
 		fmt.Fprintf(&b, " %s=%d", t, s.Frames[t])
 	}

@@ -35,6 +35,7 @@ func (w *World) Disconnect(i int, peer string) error {
 	if !n.alive {
 		return nil
 	}
+	w.admitLane(n, peer, false) // as netio's Disconnect: what its producers staged goes first
 	return w.step(n, fsm.Disconnect{Peer: peer})
 }
 
@@ -77,7 +78,12 @@ func (w *World) Send(i int, peer string) (uint64, error) {
 	if !n.alive {
 		return seq, fsm.ErrClosed
 	}
-	err := w.step(n, fsm.Send{Peer: peer, Payload: spec.Payload(n.id, peer, seq)})
+	var err error
+	if w.k.Leases && w.c.Intn(2) == 0 {
+		_, err = w.producerSend(n, peer, spec.Payload(n.id, peer, seq))
+	} else {
+		err = w.step(n, fsm.Send{Peer: peer, Payload: spec.Payload(n.id, peer, seq), After: w.stagedFor(n, peer)})
+	}
 	if err == nil {
 		w.streams.Accepted(n.id, n.inc, peer, seq)
 	}

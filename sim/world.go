@@ -198,6 +198,7 @@ func (w *World) start(n *process, inc uint64) error {
 	n.link = link.New(f, transport{w, n})
 	n.link.SetObserver(func(ev fsm.Event, err error, acts []fsm.Action) { w.observe(n, ev, err, acts) })
 	n.app = nil
+	n.lanes, n.revoked = make(map[string]*simLane), nil
 	n.tickAt, n.tickSet = 0, false
 	if w.trace != nil {
 		f.SetTracer(func(r *fsm.TraceRecord) { w.trace.record(w, n, r) })
@@ -304,6 +305,10 @@ func (w *World) next() {
 		}
 	case evLoadCheck:
 		w.loadTick()
+	case evAdmit:
+		if n := w.nodes[e.node]; n.alive && n.inc == e.inc {
+			w.admitLane(n, e.peer, true)
+		}
 	}
 	if w.steps > w.opt.MaxSteps {
 		w.fail(fmt.Errorf("liveness: more than %d steps (a livelock, or a timer that keeps firing); virtual time %v", w.opt.MaxSteps, w.now))

@@ -1,0 +1,168 @@
+package sim
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/wire"
+)
+
+// Producers' lanes (Knobs.Leases): the simulated adapter does what netio's
+// lanes do (netio/lane.go) around the fsm's leases (fsm/lease.go). A
+// producer's message toward a peer whose lease has room is staged, with no
+// step, and counts as accepted at once; an evAdmit a little later (netio:
+// the session's writer, woken by the first message staged) admits what
+// waits in one Admit step and asks for more room. Any other step that
+// sends to the peer, or disconnects it, first admits what waits, and a
+// revoked lease's messages are admitted right after the step that revoked
+// it, before any other (netio's settle). A producer's message that finds
+// no room takes the step (Send with Reserve) and, accepted, asks for a
+// lease.
+
+// simLane is a producer's lane toward one peer.
+type simLane struct {
+	gen        uint64
+	msgs       int
+	cost       uint64
+	maxPayload int
+	frames     []byte // the staged DATA frames
+	count      int
+	due        bool // an evAdmit is scheduled
+}
+
+// revokedBatch is what a revoked lane held.
+type revokedBatch struct {
+	peer   string
+	gen    uint64
+	frames []byte
+	count  int
+}
+
+// leased carries out an ActLease of n's fsm (from Notify).
+func (w *World) leased(n *process, a *fsm.Action) {
+	l := n.lanes[a.Peer]
+	if a.Lease.Messages == 0 {
+		if l == nil || l.gen != a.Lease.Gen {
+			return
+		}
+		delete(n.lanes, a.Peer)
+		// Even empty: the fsm waits for it (fsm/lease.go, settleLeaseAway).
+		n.revoked = append(n.revoked, revokedBatch{peer: a.Peer, gen: l.gen, frames: l.frames, count: l.count})
+		if l.count > 0 {
+			w.stats.RevokedBatches++
+			w.stats.RevokedStaged += l.count
+		}
+		return
+	}
+	if l == nil {
+		l = &simLane{}
+		n.lanes[a.Peer] = l
+	}
+	if l.gen != a.Lease.Gen {
+		if l.count > 0 {
+			w.fail(fmt.Errorf("lease: %s's fsm granted lease %d toward %s while %d messages of lease %d wait unadmitted", n.id, a.Lease.Gen, a.Peer, l.count, l.gen))
+			return
+		}
+		l.gen, l.msgs, l.cost = a.Lease.Gen, 0, 0
+	}
+	l.msgs += a.Lease.Messages
+	l.cost += a.Lease.Cost
+	l.maxPayload = a.Lease.MaxPayload
+}
+
+// stage puts payload in n's lane toward peer if its lease has room, and
+// schedules its admission when the lane was empty.
+func (w *World) stage(n *process, peer string, payload []byte) bool {
+	l := n.lanes[peer]
+	cost := uint64(len(payload)) + fsm.MessageCost
+	if l == nil || l.gen == 0 || l.msgs < 1 || l.cost < cost || len(payload) > l.maxPayload {
+		return false
+	}
+	l.msgs--
+	l.cost -= cost
+	l.frames = wire.AppendData(l.frames, payload)
+	l.count++
+	w.stats.Staged++
+	if !l.due {
+		l.due = true
+		w.schedule(event{at: w.now + between(w.c, 0, 2*w.k.Latency+1), kind: evAdmit, node: n.idx, inc: n.inc, peer: peer})
+	}
+	return true
+}
+
+// admitLane admits what waits in n's lane toward peer; renew asks for more
+// room on its lease.
+func (w *World) admitLane(n *process, peer string, renew bool) {
+	l := n.lanes[peer]
+	if l == nil || !n.alive {
+		return
+	}
+	frames, count := l.frames, l.count
+	l.frames, l.count, l.due = nil, 0, false
+	if count == 0 && !renew {
+		return
+	}
+	w.step(n, fsm.Admit{Peer: peer, Gen: l.gen, Frames: frames, Messages: count, Renew: renew})
+}
+
+// stagedFor returns what waits in n's lane toward peer, emptied, as the
+// Admit a Send carries (fsm.Send.After, netio's Send), or nil.
+func (w *World) stagedFor(n *process, peer string) *fsm.Admit {
+	l := n.lanes[peer]
+	if l == nil || l.count == 0 {
+		return nil
+	}
+	a := &fsm.Admit{Peer: peer, Gen: l.gen, Frames: l.frames, Messages: l.count}
+	l.frames, l.count, l.due = nil, 0, false
+	return a
+}
+
+// admitAll admits what waits in every lane of n (before its Shutdown).
+func (w *World) admitAll(n *process) {
+	for _, peer := range sortedKeys(n.lanes) {
+		w.admitLane(n, peer, false)
+	}
+}
+
+// admitRevoked admits the batches of n's lanes revoked by the step just
+// observed, before any other step of n.
+func (w *World) admitRevoked(n *process) {
+	if n.admittingRevoked {
+		return // the loop below, further up the stack, takes them
+	}
+	n.admittingRevoked = true
+	for len(n.revoked) > 0 && n.alive && w.err == nil {
+		b := n.revoked[0]
+		n.revoked = n.revoked[1:]
+		w.step(n, fsm.Admit{Peer: b.peer, Gen: b.gen, Frames: b.frames, Messages: b.count})
+	}
+	n.revoked = nil
+	n.admittingRevoked = false
+}
+
+// producerSend is a producer's Send of payload from n to peer under
+// Knobs.Leases: staged if the lane has room, else the step, after what
+// waits, and a request for a lease once it is taken. staged reports the
+// first; err is the step's answer.
+func (w *World) producerSend(n *process, peer string, payload []byte) (staged bool, err error) {
+	if w.stage(n, peer, payload) {
+		return true, nil
+	}
+	w.admitLane(n, peer, false)
+	err = w.step(n, fsm.Send{Peer: peer, Payload: payload, Reserve: true})
+	if err == nil && n.alive {
+		var gen uint64
+		if l := n.lanes[peer]; l != nil {
+			gen = l.gen
+		}
+		w.step(n, fsm.Admit{Peer: peer, Gen: gen, Renew: true})
+	}
+	return false, err
+}
+
+// sortedKeys returns m's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
+}
