@@ -28,7 +28,12 @@ func (n *Runtime) Send(peer string, payload []byte) error {
 		n.mu.Unlock()
 		return fsm.ErrClosed
 	}
-	err := n.link.Send(n.sendTime(), peer, payload)
+	// After what its producers staged (lane.go), in the same step.
+	after, l := n.stagedFor(peer)
+	err := n.link.SendAfter(n.sendTime(), peer, payload, after)
+	if after != nil {
+		l.giveBack(after.Frames)
+	}
 	n.settleAndWait(context.Background())
 	return err
 }
@@ -40,14 +45,21 @@ func (n *Runtime) Send(peer string, payload []byte) error {
 // up (fsm/stream.go, "Room for answers"), so it must not be called from a
 // callback: a callback waiting for room could wait for itself.
 func (n *Runtime) SendContext(ctx context.Context, peer string, payload []byte) error {
+	if l := n.laneOf(peer); l != nil && l.stage(payload) {
+		return nil // within the lease: its writer admits it (lane.go)
+	}
 	for {
 		n.mu.Lock()
 		if n.closed {
 			n.mu.Unlock()
 			return fsm.ErrClosed
 		}
+		n.admitPeer(peer)
 		err := n.link.SendReserve(n.sendTime(), peer, payload)
 		room := n.room
+		if err == nil {
+			n.requestLease(peer) // the next ones may take the lane
+		}
 		if !errors.Is(err, fsm.ErrQueueFull) {
 			n.settleAndWait(ctx)
 			return err
@@ -73,6 +85,9 @@ func (n *Runtime) SendMany(peers []string, payload []byte) int {
 		n.mu.Unlock()
 		return 0
 	}
+	for _, p := range peers {
+		n.admitPeer(p)
+	}
 	sent := n.link.SendMany(n.sendTime(), peers, payload)
 	n.settleAndWait(context.Background())
 	return sent
@@ -94,6 +109,9 @@ func (n *Runtime) SendManyContext(ctx context.Context, peers []string, payload [
 		if n.closed {
 			n.mu.Unlock()
 			return sent, fsm.ErrClosed
+		}
+		for _, p := range pending {
+			n.admitPeer(p)
 		}
 		if cap(n.manyErrs) < len(pending) {
 			n.manyErrs = make([]error, len(pending))
@@ -227,7 +245,17 @@ func (n *Runtime) userStep(ev fsm.Event) error {
 }
 
 // Disconnect closes the session with peer (BYE normal) and stops keeping it.
-func (n *Runtime) Disconnect(peer string) error { return n.userStep(fsm.Disconnect{Peer: peer}) }
+func (n *Runtime) Disconnect(peer string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return fsm.ErrClosed
+	}
+	n.admitPeer(peer) // what its producers staged is queued, then handed back as lost
+	err := n.link.Step(n.now(), fsm.Disconnect{Peer: peer})
+	n.settle()
+	return err
+}
 
 // SetKeep sets whether the node reconnects to peer when its session ends.
 func (n *Runtime) SetKeep(peer string, keep bool) error {

@@ -50,7 +50,11 @@ type conn struct {
 	wrote     bool // anything was ever written: a close lingers for it (core.go)
 	lingers   bool // closed gracefully, counted in Runtime.lingering until its reader ends
 	idle      bool // the writer waits on data
-	waiting   int  // senders waiting on space
+	// laneWork: the lane of this session has messages for the writer to
+	// admit (lane.go); lane is that lane, nil if none.
+	laneWork bool
+	lane     *lane
+	waiting  int // senders waiting on space
 
 	writerDone chan struct{}
 
@@ -242,7 +246,7 @@ func (c *conn) writeLoop() {
 	defer close(c.writerDone)
 	c.wmu.Lock()
 	for {
-		for len(c.out) == 0 && c.state == connOpen {
+		for len(c.out) == 0 && !c.laneWork && c.state == connOpen {
 			c.trimIdle()
 			c.idle = true
 			c.data.Wait()
@@ -250,6 +254,17 @@ func (c *conn) writeLoop() {
 		if c.state == connAborted {
 			c.wmu.Unlock()
 			return
+		}
+		if c.laneWork {
+			// The producers' messages first: admitted, their DATA joins
+			// what this write carries.
+			c.laneWork = false
+			if l := c.lane; l != nil && c.state == connOpen {
+				c.wmu.Unlock()
+				c.admitForWriter(l)
+				c.wmu.Lock()
+				continue
+			}
 		}
 		if len(c.out) == 0 { // flushing, and everything is out
 			c.wmu.Unlock()
@@ -375,8 +390,12 @@ const idleTrimAfter = 250 * time.Millisecond
 // buffer, while a stream that keeps writing allocates nothing per write.
 // Called with c.wmu held and c.out empty.
 func (c *conn) trimIdle() {
-	if c.lastBatch >= idleKeep || (cap(c.out) <= idleKeep && cap(c.spare) <= idleKeep) || time.Since(c.bigAt) < idleTrimAfter {
+	laneBig := c.lane != nil && c.lane.big.Load()
+	if c.lastBatch >= idleKeep || (cap(c.out) <= idleKeep && cap(c.spare) <= idleKeep && !laneBig) || time.Since(c.bigAt) < idleTrimAfter {
 		return
+	}
+	if laneBig {
+		c.lane.trim()
 	}
 	if cap(c.out) > idleKeep {
 		c.out = nil

@@ -95,6 +95,8 @@ func (t *transport) Notify(a *fsm.Action) {
 	case fsm.ActMemberUp, fsm.ActMemberLeft, fsm.ActMemberGone:
 		n.log.Debug("member "+a.Kind.String()[len("member-"):], "peer", a.Peer, "incarnation", a.Incarnation, "addr", a.Addr)
 		n.events = append(n.events, event{kind: evMember, change: a.Kind, peer: a.Peer, inc: a.Incarnation, more: &eventMore{info: a.Addr, err: a.Err}})
+	case fsm.ActLease:
+		n.leased(a)
 	case fsm.ActRoom:
 		close(n.room) // wakes every SendContext waiting for room
 		n.room = make(chan struct{})
@@ -148,6 +150,9 @@ func (n *Runtime) own(p []byte) []byte {
 // their send bound (only Send and SendMany wait on them, see settleAndWait)
 // and re-arms the timer.
 func (n *Runtime) settle() {
+	if len(n.revoked) > 0 {
+		n.admitRevoked()
+	}
 	if len(n.events) > 0 {
 		n.disp.push(n.events)
 		clear(n.events)

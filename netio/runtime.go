@@ -59,6 +59,14 @@ type Runtime struct {
 	slabHint  int           // bytes the current read may deliver
 	// wireIn and wireOut add up the bytes of the connections no longer live.
 	wireIn, wireOut uint64
+	// lanes holds the producers' lanes (lane.go), by peer: the fast path
+	// of SendContext loads from it without n.mu; laneCount counts them,
+	// and revoked holds what revoked lanes held, for settle to admit.
+	lanes     sync.Map
+	lastLane  atomic.Pointer[lane] // the lane laneOf found last
+	laneCount int
+	revoked   []stagedBatch
+	after     fsm.Admit // stagedFor's, so that it costs no allocation
 	// room is closed (and replaced) whenever a peer's send queue gets room
 	// after a refusal: SendContext waits on it.
 	room chan struct{}
@@ -253,6 +261,7 @@ func (n *Runtime) Close() error {
 		for c := range n.live {
 			_ = c.nc.SetDeadline(by) // ends a write or read in progress by then
 		}
+		n.admitAll() // staged messages are queued ones: Close drops them alike
 		_ = n.link.Step(n.now(), fsm.Shutdown{})
 		n.settle()
 		for id, ch := range n.reqs {

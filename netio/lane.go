@@ -1,0 +1,309 @@
+package netio
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/wire"
+)
+
+// A lane is where a producer's messages toward one peer wait, encoded as
+// DATA frames, between SendContext and the step that admits them
+// (fsm.Admit), under the lease the state machine granted (fsm/lease.go).
+// SendContext within the lease takes only the lane's lock: no core lock, no
+// step, no write into the output buffer. The writer goroutine of the
+// peer's session admits what waits in one step when it wakes, then writes
+// it with whatever else is due.
+//
+// The lane decides nothing: the lease says how many messages, of what
+// cost, may wait; the state machine admits them, spends credit and keeps
+// them until acknowledged. Lock order: n.mu, then lane.mu, then conn.wmu;
+// SendContext's fast path takes lane.mu, then (after releasing it) wmu.
+type lane struct {
+	peer string
+
+	mu sync.Mutex
+	// gen is the lease (0: none: SendContext takes the core lock); msgs
+	// and cost what is left of it; maxPayload the largest payload it takes.
+	gen        uint64
+	msgs       int
+	cost       uint64
+	maxPayload int
+	c          *conn       // the session's connection: its writer admits
+	staged     []byte      // the DATA frames waiting, in order
+	count      int         // how many
+	spare      []byte      // the other buffer, swapped with staged by admit
+	big        atomic.Bool // a buffer over idleKeep is kept: trim has work
+}
+
+// stageMax is the largest payload a lane takes: a larger one is copied
+// whole anyway, and goes through the step as before.
+const stageMax = 16 << 10
+
+// stagedKeep bounds the buffers a lane keeps once admitted; the lease
+// bounds them anyway (a window's cost), and an idle writer gives back any
+// larger than idleKeep (trim).
+const stagedKeep = 1 << 20
+
+// stage puts payload in l's lane if its lease has room, and wakes the
+// writer of the session when the lane was empty. It reports whether it did.
+func (l *lane) stage(payload []byte) bool {
+	cost := uint64(len(payload)) + fsm.MessageCost
+	l.mu.Lock()
+	if l.gen == 0 || l.msgs < 1 || l.cost < cost || len(payload) > l.maxPayload || len(payload) > stageMax {
+		l.mu.Unlock()
+		return false
+	}
+	l.msgs--
+	l.cost -= cost
+	l.staged = wire.AppendData(l.staged, payload)
+	l.count++
+	first := l.count == 1
+	c := l.c
+	l.mu.Unlock()
+	if first {
+		c.wakeForLane()
+	}
+	return true
+}
+
+// take empties the lane: the frames waiting and their number, and the
+// lease they were staged under (called with n.mu held).
+func (l *lane) take() (frames []byte, count int, gen uint64) {
+	l.mu.Lock()
+	frames, count, gen = l.staged, l.count, l.gen
+	if count > 0 {
+		l.staged, l.count, l.spare = l.spare[:0], 0, nil
+	}
+	l.mu.Unlock()
+	return frames, count, gen
+}
+
+// giveBack returns the buffer of an admitted batch for reuse (n.mu held).
+func (l *lane) giveBack(frames []byte) {
+	if cap(frames) > stagedKeep {
+		return
+	}
+	l.mu.Lock()
+	if l.spare == nil {
+		l.spare = frames[:0]
+		if cap(frames) > idleKeep {
+			l.big.Store(true)
+		}
+	}
+	l.mu.Unlock()
+}
+
+// trim gives back the lane's buffers once a burst is over (called by its
+// idle writer, with c.wmu held: the lane's lock is never held while
+// taking wmu, so this order is safe).
+func (l *lane) trim() {
+	l.mu.Lock()
+	if l.count == 0 {
+		l.staged = nil
+	}
+	l.spare = nil
+	l.big.Store(false)
+	l.mu.Unlock()
+}
+
+// laneIn returns the lane toward peer, or nil: the one in the map, which
+// every change of lanes goes through (under n.mu).
+func (n *Runtime) laneIn(peer string) *lane {
+	if v, ok := n.lanes.Load(peer); ok {
+		return v.(*lane)
+	}
+	return nil
+}
+
+// laneOf returns a lane toward peer for SendContext's fast path, or nil:
+// the lane of the latest call if it is peer's (a producer sends to one
+// peer over and over), else the map's. A lane revoked since has no lease,
+// so staging in it fails and the caller takes the core lock.
+func (n *Runtime) laneOf(peer string) *lane {
+	if l := n.lastLane.Load(); l != nil && l.peer == peer {
+		return l
+	}
+	if v, ok := n.lanes.Load(peer); ok {
+		l := v.(*lane)
+		n.lastLane.Store(l)
+		return l
+	}
+	return nil
+}
+
+// admitLane steps what waits in l (under n.mu), and asks for more room on
+// its lease when renew is set.
+func (n *Runtime) admitLane(l *lane, renew bool) {
+	frames, count, gen := l.take()
+	if count == 0 && !renew {
+		return
+	}
+	_ = n.link.Step(n.sendTime(), fsm.Admit{Peer: l.peer, Gen: gen, Frames: frames, Messages: count, Renew: renew && gen != 0})
+	if count > 0 {
+		l.giveBack(frames)
+	}
+}
+
+// requestLease asks the state machine for a lease toward peer, or for more
+// room on the one the lane has (under n.mu): after a producer's message
+// went through the step.
+func (n *Runtime) requestLease(peer string) {
+	_ = n.link.Step(n.sendTime(), fsm.Admit{Peer: peer, Gen: n.leaseGen(peer), Renew: true})
+}
+
+// leaseGen returns the lease of peer's lane, 0 if none (under n.mu).
+func (n *Runtime) leaseGen(peer string) uint64 {
+	l := n.laneIn(peer)
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.gen
+}
+
+// stagedFor returns what waits in the lane toward peer as an Admit to
+// step before (or with) a Send, and the lane, or nil if nothing waits
+// (under n.mu).
+func (n *Runtime) stagedFor(peer string) (*fsm.Admit, *lane) {
+	if n.laneCount == 0 {
+		return nil, nil
+	}
+	l := n.laneIn(peer)
+	if l == nil {
+		return nil, nil
+	}
+	frames, count, gen := l.take()
+	if count == 0 {
+		return nil, nil
+	}
+	n.after = fsm.Admit{Peer: peer, Gen: gen, Frames: frames, Messages: count}
+	return &n.after, l
+}
+
+// admitPeer admits what waits toward peer (under n.mu): every step that
+// sends to it, or ends its session, comes after the messages its producers
+// staged before.
+func (n *Runtime) admitPeer(peer string) {
+	if n.laneCount == 0 {
+		return
+	}
+	if l := n.laneIn(peer); l != nil {
+		n.admitLane(l, false)
+	}
+}
+
+// admitAll admits what waits in every lane (under n.mu).
+func (n *Runtime) admitAll() {
+	if n.laneCount == 0 {
+		return
+	}
+	n.lanes.Range(func(_, v any) bool {
+		n.admitLane(v.(*lane), false)
+		return true
+	})
+}
+
+// leased carries out an fsm.ActLease (under n.mu, from Notify): a grant
+// adds room to the peer's lane (a new lane for a new lease); a revocation
+// stops the lane and keeps what waits in it for settle to admit.
+func (n *Runtime) leased(a *fsm.Action) {
+	l := n.laneIn(a.Peer)
+	if a.Lease.Messages == 0 { // revoked
+		if l == nil {
+			return
+		}
+		l.mu.Lock()
+		if l.gen != a.Lease.Gen {
+			l.mu.Unlock()
+			return
+		}
+		frames, count, gen, c := l.staged, l.count, l.gen, l.c
+		l.gen, l.msgs, l.cost, l.c = 0, 0, 0, nil
+		l.staged, l.count, l.spare = nil, 0, nil
+		l.mu.Unlock()
+		n.lanes.Delete(a.Peer) // a producer holding it finds no lease, and takes the core lock
+		n.lastLane.CompareAndSwap(l, nil)
+		n.laneCount--
+		if c != nil {
+			c.wmu.Lock()
+			if c.lane == l {
+				c.lane = nil
+			}
+			c.wmu.Unlock()
+		}
+		// Even empty: the state machine waits for it (fsm/lease.go,
+		// settleLeaseAway).
+		n.revoked = append(n.revoked, stagedBatch{peer: a.Peer, frames: frames, count: count, gen: gen})
+		return
+	}
+	c := n.conns[a.Conn]
+	if c == nil {
+		return // the layer closed it in this step: a revocation follows
+	}
+	if l == nil {
+		l = &lane{peer: a.Peer}
+		n.lanes.Store(a.Peer, l)
+		n.lastLane.Store(l)
+		n.laneCount++
+	}
+	l.mu.Lock()
+	if l.gen != a.Lease.Gen {
+		l.gen, l.msgs, l.cost = a.Lease.Gen, 0, 0
+	}
+	l.msgs += a.Lease.Messages
+	l.cost += a.Lease.Cost
+	l.maxPayload = a.Lease.MaxPayload
+	l.c = c
+	l.mu.Unlock()
+	c.wmu.Lock()
+	c.lane = l
+	c.wmu.Unlock()
+}
+
+// stagedBatch is what a revoked lane held, admitted by settle.
+type stagedBatch struct {
+	peer   string
+	frames []byte
+	count  int
+	gen    uint64
+}
+
+// admitRevoked admits the batches of the lanes revoked in the steps just
+// taken (under n.mu, from settle): before any other step, as the lease
+// requires.
+func (n *Runtime) admitRevoked() {
+	for len(n.revoked) > 0 {
+		b := n.revoked[0]
+		n.revoked = n.revoked[1:]
+		_ = n.link.Step(n.sendTime(), fsm.Admit{Peer: b.peer, Gen: b.gen, Frames: b.frames, Messages: b.count})
+	}
+	n.revoked = nil
+}
+
+// wakeForLane tells c's writer that its lane has messages to admit.
+func (c *conn) wakeForLane() {
+	c.wmu.Lock()
+	c.laneWork = true
+	wake := c.idle
+	c.idle = false
+	c.wmu.Unlock()
+	if wake {
+		c.data.Signal()
+	}
+}
+
+// admitForWriter is the writer's turn at its lane: it admits what waits,
+// renewing the lease, so that the DATA frames are in the output buffer
+// when it writes (called without any lock).
+func (c *conn) admitForWriter(l *lane) {
+	n := c.n
+	n.mu.Lock()
+	if !n.closed {
+		n.admitLane(l, true)
+		n.settle()
+	}
+	n.mu.Unlock()
+}
