@@ -20,8 +20,9 @@ import (
 //     the peer's backlog flag clear, no large producer message waiting
 //     (producerWaits), not shut down. Its size is the room left in the
 //     producers' share (producerShare, and half the queue's messages),
-//     minus what the lease already holds, which counts as queued: no other
-//     Send can take that room. So every message staged within it is one
+//     at most leaseMessages and leaseCost in all, minus what the lease
+//     already holds, which counts as queued: no other Send can take that
+//     room. So every message staged within it is one
 //     that a Send stepped at the time of the grant would have accepted.
 //   - The adapter stages within it: at most Messages messages, each of at
 //     most MaxPayload bytes, costing at most Cost in all (payload plus
@@ -47,6 +48,16 @@ import (
 // MessageCost is the credit a message costs beyond its payload (msgCost):
 // a lease's Cost counts it for each message.
 const MessageCost = msgCost
+
+// leaseMessages and leaseCost bound what a lease holds at once: the
+// messages a producer may stage before they are admitted. A lease of the
+// whole producers' share (a window, thousands of small messages) let a
+// producer stage thousands before its writer came to admit them, in
+// bursts that the peer's answers then came back in.
+const (
+	leaseMessages = 512
+	leaseCost     = 32 << 10
+)
 
 // Lease is what an ActLease grants: more room for Peer's producers, on the
 // lease named Gen (a new Gen: a new lease, nothing of an older one carried
@@ -106,13 +117,13 @@ func (n *Node) grantLease(p *peer) {
 	if l.gen != 0 && l.conn != p.session {
 		return // checkLeases revokes it at the end of this step
 	}
-	msgs := n.cfg.QueueMessages/2 - len(o.msgs) - l.msgs
+	msgs := min(n.cfg.QueueMessages/2-len(o.msgs), leaseMessages) - l.msgs
 	used := o.queued() + l.cost
 	share := n.producerShare()
-	if msgs <= 0 || used+msgCost > share {
+	if msgs <= 0 || used+msgCost > share || l.cost+msgCost > leaseCost {
 		return
 	}
-	cost := share - used
+	cost := min(share-used, leaseCost-l.cost)
 	maxPayload := n.cfg.MaxFrameSize - 1
 	if p.maxFrame != 0 {
 		maxPayload = min(maxPayload, p.maxFrame-1)

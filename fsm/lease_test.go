@@ -54,14 +54,14 @@ func grant(t *testing.T, n *fsm.Node, gen uint64) fsm.Lease {
 }
 
 // A lease is the room left in the producers' share (one window, here 1
-// KiB, and half the queue's messages), and it counts as queued: while it
-// holds the whole share, a producer's Send is refused, and an answer still
-// goes.
+// KiB, and half the queue's messages), at most 512 messages and 32 KiB of
+// cost, and it counts as queued: while it holds the whole share, a
+// producer's Send is refused, and an answer still goes.
 func TestLeaseHoldsTheProducersShare(t *testing.T) {
 	n := pacedSession(t, 1<<20)
 	l := grant(t, n, 0)
-	if l.Gen == 0 || l.Cost != 1<<10 || l.Messages != n.Config().QueueMessages/2 {
-		t.Fatalf("lease %+v, want the whole share: cost 1024, %d messages", l, n.Config().QueueMessages/2)
+	if l.Gen == 0 || l.Cost != 1<<10 || l.Messages != 512 {
+		t.Fatalf("lease %+v, want the whole share, cost 1024, in at most 512 messages", l)
 	}
 	if err := n.Step(0, fsm.Send{Peer: "A", Payload: []byte("x"), Reserve: true}); !errors.Is(err, fsm.ErrQueueFull) {
 		t.Fatalf("a producer's Send while a lease holds the share: %v, want ErrQueueFull", err)

@@ -315,6 +315,10 @@ type Stats struct {
 func (n *Runtime) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if !n.closed {
+		n.admitAll() // the producers' staged messages count as queued (lane.go)
+		n.settle()
+	}
 	now := n.now()
 	st := Stats{Handshaking: n.fsm.Handshaking(), Counters: n.fsm.Counters(), Connecting: n.fsm.KeptAddresses(), WireIn: n.wireIn, WireOut: n.wireOut}
 	for c := range n.live {

@@ -42,9 +42,9 @@ type lane struct {
 const stageMax = 16 << 10
 
 // stagedKeep bounds the buffers a lane keeps once admitted; the lease
-// bounds them anyway (a window's cost), and an idle writer gives back any
-// larger than idleKeep (trim).
-const stagedKeep = 1 << 20
+// bounds them anyway (fsm's leaseCost, 32 KiB of cost), and an idle writer
+// gives back any larger than idleKeep (trim).
+const stagedKeep = 64 << 10
 
 // stage puts payload in l's lane if its lease has room, and wakes the
 // writer of the session when the lane was empty. It reports whether it did.
