@@ -20,6 +20,13 @@
 // goroutine, and a reader steps a whole read's worth of frames under one lock,
 // with no channel hop on either path.
 //
+// One path skips the core lock: a producer's SendContext within the lease
+// the state machine granted toward its peer appends the message to the
+// peer's lane under the lane's own lock, and the writer of the session
+// admits the lane in one step before it writes (lane.go, fsm/lease.go).
+// What the lane may hold, and when it must stop, is the state machine's
+// decision; the lane only counts within it.
+//
 // Nothing that can block runs under the core lock. Writes are appended to a
 // per-connection output buffer that a writer goroutine flushes, so many small
 // sends coalesce into few syscalls. User events are appended to a queue that a
