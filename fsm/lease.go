@@ -33,7 +33,11 @@ import (
 //   - When a condition of the grant no longer holds after a step (the
 //     session ended or was replaced, the flag was set, a large message
 //     waits, the node shut down, the peer was forgotten), the node revokes
-//     the lease (an ActLease with Messages 0) and forgets it. The adapter
+//     the lease (an ActLease with Messages 0) and forgets it. So does a
+//     producer's Send refused while the lease holds room (a message too
+//     large for the lane, which would not fit beside the lease's room
+//     either): the room goes back to the share, and the refused producer
+//     hears of it (ActRoom). The adapter
 //     stops staging and admits what it staged before its next other step.
 //     A revoked lease's messages are taken as the messages queued when it
 //     ended are held (admitLate): a peer kept, or waited for after its
@@ -94,6 +98,10 @@ type leaseState struct {
 	conn *conn // the session it was granted on
 	msgs int
 	cost uint64
+	// giveBack: a producer's Send was refused while the lease held room;
+	// the lease ends with this step, so that its room is the share's
+	// again (sendReliable).
+	giveBack bool
 }
 
 // leaseUsable reports whether p's producers may be granted a lease now: a
@@ -101,7 +109,7 @@ type leaseState struct {
 func (n *Node) leaseUsable(p *peer) bool {
 	c := p.session
 	o := &p.out
-	return !n.shutdown && !p.forgotten && c != nil && reliable(c) && c.resumed &&
+	return !n.shutdown && !p.forgotten && !o.lease.giveBack && c != nil && reliable(c) && c.resumed &&
 		!p.in.held && (o.bigUntil == 0 || n.now >= o.bigUntil) &&
 		!n.cfg.mutation.noCredit() && !n.cfg.mutation.noPacing()
 }
@@ -167,8 +175,11 @@ func (n *Node) revokeLeases() {
 		a := n.addAction(ActLease)
 		a.Peer, a.Conn = p.id, l.conn.id
 		a.Lease = Lease{Gen: l.gen}
+		held := l.msgs > 0 && l.cost >= msgCost
 		*l = leaseState{}
-		n.maybeRoom(p) // the room it held is free: a producer refused for want of it may go
+		if held {
+			n.maybeRoom(p) // the room it held is free: a producer refused for want of it may go
+		}
 	}
 	clear(n.leased[len(kept):])
 	n.leased = kept

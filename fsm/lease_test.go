@@ -163,31 +163,17 @@ func TestLeaseRevokedWithItsSession(t *testing.T) {
 }
 
 // The peer's backlog flag revokes the lease (producers wait while it is
-// set), and a producer refused for want of the room the lease held hears
-// of the room its end frees (ActRoom). The staged messages are admitted
-// all the same: they were sent before the flag was heard.
+// set). The staged messages are admitted all the same: they were sent
+// before the flag was heard.
 func TestLeaseRevokedByTheBacklogFlag(t *testing.T) {
 	n := pacedSession(t, 1<<20)
 	l := grant(t, n, 0)
-	if err := n.Step(0, fsm.Send{Peer: "A", Payload: []byte("x"), Reserve: true}); !errors.Is(err, fsm.ErrQueueFull) {
-		t.Fatalf("producer Send: %v, want ErrQueueFull", err)
-	}
-	n.Ready()
 	_ = n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20, Backlog: true}})
-	acts := n.Ready()
-	ls := leases(acts)
-	if len(ls) != 1 || ls[0].Lease.Messages != 0 {
-		t.Fatalf("after the flag: %v, want the lease revoked", ls)
-	}
-	room := false
-	for _, a := range acts {
-		room = room || a.Kind == fsm.ActRoom
-	}
-	if !room {
-		t.Fatal("the revocation freed the share without telling the refused producer")
+	if ls := leases(n.Ready()); len(ls) != 1 || ls[0].Lease.Messages != 0 || ls[0].Lease.Gen != l.Gen {
+		t.Fatalf("after the flag: %v, want lease %d revoked", ls, l.Gen)
 	}
 	_ = n.Step(0, fsm.Admit{Peer: "A", Gen: l.Gen, Frames: staged("sent before"), Messages: 1, Renew: true})
-	acts = n.Ready()
+	acts := n.Ready()
 	if got := dataWritten(acts); len(got) != 1 {
 		t.Fatalf("the staged message: written %v, want it sent", got)
 	}
@@ -238,5 +224,33 @@ func TestLeaseAwaySettledByItsAdmit(t *testing.T) {
 		if k > 0 && n.Peers()[0].Queued != 1 {
 			t.Fatalf("the staged message is not waiting for the peer: %+v", n.Peers())
 		}
+	}
+}
+
+// A producer's message that fits in the share only without the room a
+// lease holds (too large for the lane, which takes it only within the
+// lease) is refused once; the refusal ends the lease, whose room goes back
+// to the share, the producer hears of it (ActRoom), and the message goes
+// when it asks again. (Without that it waited for ever with the queue
+// empty.)
+func TestRefusedProducerEndsTheLease(t *testing.T) {
+	n := pacedSession(t, 1<<20)
+	l := grant(t, n, 0)
+	big := make([]byte, 1<<10-fsm.MessageCost) // the whole share of 1 KiB, held by the lease
+	if err := n.Step(0, fsm.Send{Peer: "A", Payload: big, Reserve: true}); !errors.Is(err, fsm.ErrQueueFull) {
+		t.Fatalf("a producer's message the size of the share beside a lease: %v, want ErrQueueFull", err)
+	}
+	acts := n.Ready()
+	ls, room := leases(acts), false
+	for _, a := range acts {
+		room = room || a.Kind == fsm.ActRoom
+	}
+	if len(ls) != 1 || ls[0].Lease.Gen != l.Gen || ls[0].Lease.Messages != 0 || !room {
+		t.Fatalf("after the refusal: leases %v, room %t; want lease %d revoked and the producer told", ls, room, l.Gen)
+	}
+	_ = n.Step(0, fsm.Admit{Peer: "A", Gen: l.Gen}) // the adapter's admission of the revoked lane
+	n.Ready()
+	if err := n.Step(0, fsm.Send{Peer: "A", Payload: big, Reserve: true}); err != nil {
+		t.Fatalf("the producer's message once the lease gave its room back: %v", err)
 	}
 }

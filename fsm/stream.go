@@ -391,6 +391,13 @@ func (n *Node) sendReliable(p *peer, payload []byte, reserve bool, share *shared
 	if reserve && !n.admitting && !n.cfg.mutation.noCredit() { // the blocking design had no room for replies: see MutationNoCredit
 		if err := n.producerWaits(p, uint64(len(payload))+msgCost); err != nil {
 			o.refused = true
+			if o.lease.gen != 0 {
+				// The room the lease holds goes back to the producers'
+				// share: a message that does not fit in the lane, and not
+				// beside it, would otherwise wait for ever with the
+				// queue empty (lease.go).
+				o.lease.giveBack = true
+			}
 			n.askForAck(p)
 			return err
 		}

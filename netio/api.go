@@ -55,8 +55,10 @@ func (n *Runtime) SendContext(ctx context.Context, peer string, payload []byte) 
 			return fsm.ErrClosed
 		}
 		n.admitPeer(peer)
-		err := n.link.SendReserve(n.sendTime(), peer, payload)
+		// The channel before the step: a refusal that ends a lease tells
+		// of the room it frees in the same step (fsm/lease.go).
 		room := n.room
+		err := n.link.SendReserve(n.sendTime(), peer, payload)
 		if err == nil {
 			n.requestLease(peer) // the next ones may take the lane
 		}
@@ -117,6 +119,7 @@ func (n *Runtime) SendManyContext(ctx context.Context, peers []string, payload [
 			n.manyErrs = make([]error, len(pending))
 		}
 		errs := n.manyErrs[:len(pending)] // cleared below: it keeps no error past the call
+		room := n.room                    // before the step, as in SendContext
 		_ = n.link.Step(n.sendTime(), fsm.SendMany{Peers: pending, Payload: payload, Reserve: true, Errs: errs})
 		var rest []string
 		for i, err := range errs {
@@ -134,7 +137,6 @@ func (n *Runtime) SendManyContext(ctx context.Context, peers []string, payload [
 		}
 		clear(errs)
 		pending = rest
-		room := n.room
 		if len(pending) == 0 {
 			n.settleAndWait(ctx)
 			return sent, first

@@ -150,3 +150,25 @@ func TestLaneBuffersGoBackWhenIdle(t *testing.T) {
 		return cap(l.staged) <= idleKeep && cap(l.spare) <= idleKeep
 	}, 10*time.Second, 20*time.Millisecond, "the lane kept its burst's buffers")
 }
+
+// A producer's message that fits in the producers' share only without the
+// room its lease holds (almost a whole window, beside a lease taken by
+// small messages before it) still goes: the refusal ends the lease. Before
+// that rule, SendContext waited until its context ended, the queue empty.
+func TestBigProducerMessageBesideALease(t *testing.T) {
+	got := make(chan int, 16)
+	a, _ := lanePair(t, func(_ string, p []byte) { got <- len(p) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, a.SendContext(ctx, "b", []byte("small")))
+	require.NotZero(t, leaseOf(a, "b"), "no lease after a producer's message")
+	<-got
+	big := make([]byte, fsm.DefaultWindow-fsm.MessageCost-1000)
+	require.NoError(t, a.SendContext(ctx, "b", big), "a message of almost a window beside a lease")
+	select {
+	case n := <-got:
+		require.Equal(t, len(big), n)
+	case <-ctx.Done():
+		t.Fatal("the big message never arrived")
+	}
+}

@@ -93,6 +93,7 @@ type app struct {
 	used       []consumed
 	pending    int
 	roomWait   []endRef // readers waiting for room in the queue
+	rooms      uint64   // the ActRooms so far (a producer's step may see one)
 	producers  map[string]*producer
 }
 
@@ -309,8 +310,15 @@ func (w *World) produce(n *process, peer string) {
 		e.waiters = append(e.waiters, waiter{node: n.idx, inc: n.inc, peer: peer})
 		return
 	}
+	rooms := n.app.rooms
 	waits, err := w.loadSend(n, peer, true, false)
 	switch {
+	case errors.Is(err, fsm.ErrQueueFull) && n.app.rooms != rooms:
+		// An ActRoom in the refusing step itself (a lease that gave its
+		// room back, fsm/lease.go): SendContext takes the channel it waits
+		// on before its step, so it tries again at once.
+		w.schedule(event{at: w.now, kind: evProduce, node: n.idx, inc: n.inc, peer: peer})
+		return
 	case errors.Is(err, fsm.ErrQueueFull):
 		p.room = true // until ActRoom
 		if !p.refused {
@@ -341,6 +349,7 @@ func (w *World) produce(n *process, peer string) {
 // roomFor wakes n's producers that wait for room (SendContext wakes on
 // every ActRoom).
 func (w *World) roomFor(n *process) {
+	n.app.rooms++
 	for _, peer := range slices.Sorted(maps.Keys(n.app.producers)) {
 		if p := n.app.producers[peer]; p.room {
 			p.room = false
