@@ -265,6 +265,13 @@ func (c *conn) writeLoop() {
 				c.wmu.Lock()
 				continue
 			}
+			if len(c.out) == 0 && c.state == connOpen {
+				// Its lane was revoked meanwhile (settle admitted what it
+				// held): nothing to write, and the connection stays open.
+				// (Falling through took it for a flushed close and
+				// half-closed a healthy session.)
+				continue
+			}
 		}
 		if len(c.out) == 0 { // flushing, and everything is out
 			c.wmu.Unlock()

@@ -172,3 +172,35 @@ func TestBigProducerMessageBesideALease(t *testing.T) {
 		t.Fatal("the big message never arrived")
 	}
 }
+
+// A writer woken for its lane's messages after the lane was revoked (the
+// producer staged its first message as the state machine ended the lease,
+// so the writer finds no lane and nothing to write) goes back to waiting.
+// It used to take that for the end of a flushed close and half-close the
+// session's connection: a two-way echo lost its session every few hundred
+// milliseconds once refusals ended leases.
+func TestWriterWokenForARevokedLaneKeepsTheSession(t *testing.T) {
+	a, _ := lanePair(t, func(string, []byte) {})
+	sessionConn := func() *conn {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for _, p := range a.fsm.Peers() {
+			if p.ID == "b" && p.SessionConn != 0 {
+				return a.conns[p.SessionConn]
+			}
+		}
+		return nil
+	}
+	c := sessionConn()
+	require.NotNil(t, c)
+	c.wmu.Lock()
+	c.lane = nil
+	c.wmu.Unlock()
+	c.wakeForLane() // as a producer whose lane was revoked meanwhile does
+	time.Sleep(300 * time.Millisecond)
+	require.Same(t, c, sessionConn(), "the session's connection changed after a wake-up for a revoked lane")
+	require.NoError(t, a.Send("b", []byte("still here")))
+	st := a.Stats()
+	require.Len(t, st.Peers, 1)
+	require.EqualValues(t, 1, st.Peers[0].Sessions, "the session was lost and made again")
+}
