@@ -104,6 +104,15 @@ type leaseState struct {
 	giveBack bool
 }
 
+// holdsRoom reports whether the lease holds room for a message: one the
+// queue counts as taken (producerWaits), and gives back when a producer's
+// Send is refused beside it (sendReliable). A lease the lane has used up
+// holds less than a message's cost and counts for nothing there, so that
+// an empty queue still takes one message of any cost.
+func (l *leaseState) holdsRoom() bool {
+	return l.gen != 0 && l.msgs > 0 && l.cost >= msgCost
+}
+
 // leaseUsable reports whether p's producers may be granted a lease now: a
 // producer's Send would pass producerWaits on a resumed v2 session.
 func (n *Node) leaseUsable(p *peer) bool {

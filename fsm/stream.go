@@ -391,7 +391,7 @@ func (n *Node) sendReliable(p *peer, payload []byte, reserve bool, share *shared
 	if reserve && !n.admitting && !n.cfg.mutation.noCredit() { // the blocking design had no room for replies: see MutationNoCredit
 		if err := n.producerWaits(p, uint64(len(payload))+msgCost); err != nil {
 			o.refused = true
-			if o.lease.gen != 0 {
+			if o.lease.holdsRoom() {
 				// The room the lease holds goes back to the producers'
 				// share: a message that does not fit in the lane, and not
 				// beside it, would otherwise wait for ever with the
@@ -461,7 +461,7 @@ func (n *Node) producerWaits(p *peer, cost uint64) error {
 	if o.bigUntil != 0 && n.now >= o.bigUntil {
 		o.bigUntil = 0 // its producer stopped asking (gave up, or sent it)
 	}
-	if (len(o.msgs) > 0 || o.lease.gen != 0) && (len(o.msgs)+o.lease.msgs >= n.cfg.QueueMessages/2 || o.queued()+o.lease.cost+cost > share) {
+	if (len(o.msgs) > 0 || o.lease.holdsRoom()) && (len(o.msgs)+o.lease.msgs >= n.cfg.QueueMessages/2 || o.queued()+o.lease.cost+cost > share) {
 		if big {
 			o.bigUntil = n.now + n.cfg.HeartbeatInterval
 		}
