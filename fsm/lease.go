@@ -184,7 +184,7 @@ func (n *Node) revokeLeases() {
 		a := n.addAction(ActLease)
 		a.Peer, a.Conn = p.id, l.conn.id
 		a.Lease = Lease{Gen: l.gen}
-		held := l.msgs > 0 && l.cost >= msgCost
+		held := l.holdsRoom()
 		*l = leaseState{}
 		if held {
 			n.maybeRoom(p) // the room it held is free: a producer refused for want of it may go
@@ -194,7 +194,8 @@ func (n *Node) revokeLeases() {
 	n.leased = kept
 }
 
-// admit queues the messages staged under a lease toward e.Peer (Admit).
+// admitStaged queues the messages staged under a lease toward e.Peer
+// (Admit), and grants more room when asked (Renew).
 func (n *Node) admitStaged(e *Admit) error {
 	p := n.peers[e.Peer]
 	var l *leaseState
