@@ -139,13 +139,15 @@
 //
 // A producer's message costs no step of its own when the adapter holds a
 // lease (lease.go): the node grants, in an ActLease, the room left in the
-// producers' share toward a peer, counted as queued; the adapter stages
+// producers' share toward a peer (at most 512 messages and 32 KiB of
+// cost), counted as queued; the adapter stages
 // messages within it and hands them over in order in one Admit step, which
 // queues them and writes what credit allows. The node revokes the lease at
 // the end of any step after which a producer's Send would no longer be
 // taken as such (the session ended, the peer's backlog flag, a large
-// message waiting, shutdown); what was staged under it is still admitted,
-// at once, and handed back as lost if the peer cannot take it. The rules
+// message waiting, shutdown, a producer's Send refused beside it); what
+// was staged under it is still admitted, at once, held as queued messages
+// are, and handed back as lost only toward a peer no longer held. The rules
 // stay here: the adapter only counts within what it was granted. The
 // simulator runs its producers through leases on half its seeds
 // (sim.Knobs.Leases).

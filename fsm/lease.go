@@ -10,8 +10,9 @@ import (
 //
 // Every message a producer sends (Send with Reserve: netio's SendContext)
 // used to be one step of this machine, under the adapter's lock, on the
-// producer's goroutine: about two thirds of a one-way producer's CPU
-// (README, "Where the time goes"). A lease lets the adapter accept a run of
+// producer's goroutine: most of a one-way producer's CPU (README, "Where
+// the time goes": the step, the write into the output buffer and the core
+// lock). A lease lets the adapter accept a run of
 // them itself and hand them over in one step, as quinn's core hands its
 // driver flow-control credit and lets it transmit. The rules stay here:
 //
@@ -161,11 +162,18 @@ func (n *Node) grantLease(p *peer) {
 // longer holds (see "Leases").
 func (n *Node) checkLeases() {
 	for _, p := range n.leased {
-		if l := &p.out.lease; l.gen == 0 || !n.leaseUsable(p) || l.conn != p.session {
+		if !n.leaseHolds(p) {
 			n.revokeLeases()
 			return
 		}
 	}
+}
+
+// leaseHolds reports whether p's lease still stands: granted, on the
+// session it was granted on, and usable.
+func (n *Node) leaseHolds(p *peer) bool {
+	l := &p.out.lease
+	return l.gen != 0 && l.conn == p.session && n.leaseUsable(p)
 }
 
 // revokeLeases revokes the leases whose grant no longer holds, and drops
@@ -177,7 +185,7 @@ func (n *Node) revokeLeases() {
 		if l.gen == 0 {
 			continue // revoked already
 		}
-		if n.leaseUsable(p) && l.conn == p.session {
+		if n.leaseHolds(p) {
 			kept = append(kept, p)
 			continue
 		}

@@ -102,12 +102,16 @@ import (
 //     a new session's first one before S sends anything on it), keeps the
 //     flag it heard last with its count of A's stream (inStream.held, which
 //     outlives S's record of A), and its producers add nothing while it is
-//     set. So these requests were added by S's producers before S applied
-//     the first ACK A sent since t0; until then S's count of what A
-//     acknowledged is at most what A had delivered at t0, so they were all
-//     in S's queue at once (a record of A that S forgot meanwhile held none
-//     of them: S forgets a peer only with an empty queue), and cost at most
-//     Π(S).
+//     set. (A lease, lease.go, counts as added when it is granted: its room
+//     is the producers' and no other Send can take it; none is granted
+//     while the flag is set, the step that applies the flag revokes it, and
+//     what the adapter staged within it, admitted afterwards, fills room
+//     counted here already.) So these requests were added by S's producers
+//     before S applied the first ACK A sent since t0; until then S's count
+//     of what A acknowledged is at most what A had delivered at t0, so they
+//     were all in S's queue, its lease counted as queue, at once (a record
+//     of A that S forgot meanwhile held none of them: S forgets a peer only
+//     with an empty queue), and cost at most Π(S).
 // With the answer being added, the answers cost at most
 // W(S) + 2 W(A) + Π(S) + 2 c, and the whole queue (the producers' Π(A)
 // besides) at most W(S) + 2 W(A) + Π(S) + Π(A) + 2 c: 5 W + 2 c when both

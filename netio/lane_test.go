@@ -75,11 +75,13 @@ func TestLaneKeepsOrderWithSend(t *testing.T) {
 	}
 }
 
-// What a producer staged before a Disconnect is queued first and then
-// handed back as lost with the rest, or was delivered: never dropped
-// silently. Every message is delivered or reported lost (both, for those
-// delivered too shortly before the end for their acknowledgement to come
-// back, as the README says), none delivered or reported twice.
+// A producer's messages, many of them staged in its lane when Disconnect
+// comes, are never dropped silently: every message is delivered or
+// reported lost (both, for those delivered too shortly before the end for
+// their acknowledgement to come back, as the README says), none delivered
+// or reported twice. (It fails when the messages a revoked lane held are
+// not admitted; it does not tell whether Disconnect admitted them before
+// its step or the revocation after it: both hand them back.)
 func TestLaneDisconnectHandsStagedBack(t *testing.T) {
 	var mu sync.Mutex
 	delivered, lost := map[uint32]int{}, map[uint32]int{}
