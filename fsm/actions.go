@@ -52,13 +52,25 @@ const (
 	// lease: stage no more, admit what is staged before any other step
 	// (lease.go).
 	ActLease
+	// ActMessages: deliver the messages in Frame.Payload from Peer
+	// (incarnation Incarnation) to the user, in order: whole DATA frames
+	// back to back, as wire.AppendData encodes them, each frame's payload one
+	// message. It is the ActMessage of each, for consecutive messages of a
+	// DataReceived (a part of its Frames): one action, not one per message.
+	ActMessages
+	// ActWriteData: write Frame.Payload on Conn: whole DATA frames back to
+	// back, as wire.AppendData encodes them. It is the ActWrite of each
+	// (Frame.Type Data), for consecutive messages of a peer's queue that
+	// go out together (an Admit's, those an ACK's credit lets go): one
+	// action, and bytes the adapter writes as they are.
+	ActWriteData
 )
 
 var actionNames = [...]string{
 	ActDial: "dial", ActWrite: "write", ActClose: "close", ActConnected: "connected",
 	ActDisconnected: "disconnected", ActMessage: "message", ActConnectDone: "connect-done",
 	ActLost: "lost", ActRoom: "room", ActMemberUp: "member-up", ActMemberLeft: "member-left", ActMemberGone: "member-gone",
-	ActLease: "lease",
+	ActLease: "lease", ActMessages: "messages", ActWriteData: "write-data",
 }
 
 // String returns the action kind's name as transcripts show it.
@@ -87,7 +99,48 @@ type Action struct {
 	Lease       Lease    // ActLease
 }
 
-// String renders the action the way transcripts show it.
+// Split appends to dst the actions a stands for and returns the result: for
+// an ActMessages the ActMessage of each of its messages, for an
+// ActWriteData the ActWrite of each of its frames (their payloads alias
+// a's), for any other kind a itself. An adapter may carry out either; tests
+// and checkers that look at single messages split.
+func (a *Action) Split(dst []Action) []Action {
+	var kind ActionKind
+	switch a.Kind {
+	case ActMessages:
+		kind = ActMessage
+	case ActWriteData:
+		kind = ActWrite
+	default:
+		return append(dst, *a)
+	}
+	for rest := a.Frame.Payload; len(rest) > 0; {
+		p, r, ok := wire.NextData(rest)
+		if !ok {
+			panic(fmt.Sprintf("fsm: %s with %d bytes that are not a DATA frame", a.Kind, len(rest)))
+		}
+		m := Action{Kind: kind, Conn: a.Conn, Peer: a.Peer, Incarnation: a.Incarnation}
+		m.Frame.Type, m.Frame.Payload = wire.Data, p
+		dst = append(dst, m)
+		rest = r
+	}
+	return dst
+}
+
+// joinSplit renders an ActMessages or ActWriteData as the actions it
+// stands for (Split), one per line, so that a transcript reads the same
+// whichever the node produced.
+func joinSplit(a *Action) string {
+	parts := a.Split(nil)
+	s := make([]string, len(parts))
+	for i := range parts {
+		s[i] = parts[i].String()
+	}
+	return strings.Join(s, "\n")
+}
+
+// String renders the action the way transcripts show it; an ActMessages or
+// ActWriteData as the actions it stands for (Split), one per line.
 func (a *Action) String() string {
 	var b strings.Builder
 	b.WriteString(a.Kind.String())
@@ -113,6 +166,8 @@ func (a *Action) String() string {
 		}
 	case ActMessage:
 		fmt.Fprintf(&b, " from=%s %q", a.Peer, a.Frame.Payload)
+	case ActMessages, ActWriteData:
+		return joinSplit(a)
 	case ActLost:
 		fmt.Fprintf(&b, " %s %d messages (%v)", a.Peer, len(a.Lost), a.Err)
 	case ActRoom:

@@ -1,6 +1,7 @@
 package fsm_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/masterless-go/masterless/fsm"
@@ -72,4 +73,27 @@ func BenchmarkStepReceiveData(b *testing.B) {
 		n.Ready()
 	}
 	requireSession(b, n)
+}
+
+// BenchmarkStepReceiveDataRun is BenchmarkStepReceiveData with the messages
+// arriving k at a time, as a read brings them, in one step each
+// (fsm.DataReceived); ns/op is per message.
+func BenchmarkStepReceiveDataRun(b *testing.B) {
+	for _, k := range []int{8, 64, 512} {
+		b.Run(fmt.Sprint(k), func(b *testing.B) {
+			n := established(b)
+			var run []byte
+			for range k {
+				run = wire.AppendData(run, make([]byte, 32))
+			}
+			b.ReportAllocs()
+			for i := 0; i < b.N; i += k {
+				n.ReceiveData(0, 1, run)
+				n.Ready()
+				_ = n.Step(0, fsm.Consumed{Peer: "A", Incarnation: 1, Messages: k, Bytes: k * 32})
+				n.Ready()
+			}
+			requireSession(b, n)
+		})
+	}
 }

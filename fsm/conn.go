@@ -32,6 +32,7 @@ func (s ConnState) String() string {
 type conn struct {
 	id       ConnID
 	state    ConnState
+	gone     bool  // forgotten: no longer in Node.conns (forget)
 	dial     *dial // the dial that opened it; nil when accepted
 	openedAt time.Duration
 	// slot: it holds a handshake slot (slots.go): from its opening until it
@@ -148,6 +149,7 @@ func (n *Node) closeQuietly(c *conn, why error) {
 func (n *Node) forget(c *conn, why error) {
 	n.countClose(c, why)
 	delete(n.conns, c.id)
+	c.gone = true
 	n.freeSlot(c)
 	if d := c.dial; d != nil {
 		n.dialEnded(d, c, why)

@@ -151,4 +151,18 @@
 // stay here: the adapter only counts within what it was granted. The
 // simulator runs its producers through leases on half its seeds
 // (sim.Knobs.Leases).
+//
+// # Batches
+//
+// Small messages travel in batches without a rule changing. A read's run
+// of DATA frames is one DataReceived step, defined as the FrameReceived of
+// each in order (TestDataReceivedIsFramesInOrder holds it to that), and
+// the messages it delivers one after the other come out as one
+// ActMessages holding their frames. The send queue keeps each message as
+// its encoded DATA frame, so the messages a step lets go (an Admit's, those
+// an ACK's credit frees) come out as one ActWriteData of consecutive frames
+// of that queue, which the adapter writes as they are. Either kind is the
+// per-message actions it stands for (Action.Split): the bookkeeping per
+// message an action costs the adapter (an action slot, a call, an encoding)
+// is paid per batch, and checkers that look at single messages split.
 package fsm

@@ -89,6 +89,22 @@ type FrameReceived struct {
 	Frame wire.Frame
 }
 
+// DataReceived: whole DATA frames of the binary protocol arrived on Conn
+// together (one read), back to back in Frames as wire.AppendData encodes
+// them, each within the max frame size (the adapter parsed them). It is a
+// FrameReceived of each of them in order, taken in one step: the node stops
+// at the first that closes the connection, and the actions of all of them
+// come out of the one Ready, in the order the single steps would have made
+// them (TestDataReceivedIsFramesInOrder). A step per frame costs the adapter
+// its bookkeeping (collect, carry out, release) once per message; a run of
+// a read's small messages pays it once. Bytes in Frames that are not a whole
+// DATA frame are malformed: the node closes the connection (as for
+// Malformed) once the frames before them are taken.
+type DataReceived struct {
+	Conn   ConnID
+	Frames []byte
+}
+
 // Malformed: the bytes on Conn could not be decoded (bad preamble, version,
 // size or frame). The connection must be closed; Err says why.
 type Malformed struct {
@@ -223,6 +239,7 @@ func (DialFailed) isEvent()      {}
 func (Incoming) isEvent()        {}
 func (Accepted) isEvent()        {}
 func (FrameReceived) isEvent()   {}
+func (DataReceived) isEvent()    {}
 func (Malformed) isEvent()       {}
 func (ConnClosed) isEvent()      {}
 func (Tick) isEvent()            {}

@@ -227,7 +227,6 @@ func (n *Node) admitStaged(e *Admit) error {
 			}
 			l.msgs--
 			l.cost -= cost
-			p.out.queue(payload, true, nil)
 			continue
 		}
 		if err := n.admitLate(e.Peer, payload); err != nil {
@@ -239,6 +238,7 @@ func (n *Node) admitStaged(e *Admit) error {
 		n.invariant(false, "Admit toward %s says %d messages and holds %d", e.Peer, e.Messages, count)
 	}
 	if l != nil && count > 0 {
+		p.out.queueFrames(e.Frames, true)
 		if c := p.session; c != nil && c.resumed {
 			n.pump(p, c, nil)
 		}

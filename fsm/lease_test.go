@@ -23,7 +23,7 @@ func leases(acts []fsm.Action) []fsm.Action {
 // dataWritten returns the payloads of the DATA frames among acts.
 func dataWritten(acts []fsm.Action) []string {
 	var out []string
-	for _, a := range acts {
+	for _, a := range splitAll(acts) {
 		if a.Kind == fsm.ActWrite && a.Frame.Type == wire.Data {
 			out = append(out, string(a.Frame.Payload))
 		}

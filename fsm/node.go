@@ -69,6 +69,7 @@ type Node struct {
 
 	now   time.Duration // time of the Step in progress
 	frame wire.Frame    // the frame being handled
+	run   dataRun       // the DataReceived being taken (dataReceived)
 	out   []Action
 	// dirty counts the slots of out the last Ready handed over: the next
 	// Step clears them, so that out[len(out):cap(out)] is zero whenever an
@@ -180,6 +181,59 @@ func (n *Node) ReceiveFrame(now time.Duration, id ConnID, f *wire.Frame) {
 	}
 }
 
+// ReceiveData is Step(now, DataReceived{Conn: id, Frames: frames}) without
+// boxing the event (the path of a read's run of messages): the node reads
+// frames during the call only, and never changes them.
+func (n *Node) ReceiveData(now time.Duration, id ConnID, frames []byte) {
+	n.clean()
+	if traceCompiled && n.trace.on() {
+		_ = n.tracedStep(now, DataReceived{Conn: id, Frames: frames})
+		return
+	}
+	if now > n.now {
+		n.now = now
+	}
+	n.dataReceived(id, frames)
+	if len(n.leased) > 0 {
+		n.checkLeases()
+	}
+}
+
+// dataReceived takes the DATA frames of a DataReceived one after the other,
+// each exactly as a FrameReceived of it, until the connection is closed.
+// The messages they deliver one after the other, with no other action
+// between them, go out in one ActMessages (emitMessage).
+func (n *Node) dataReceived(id ConnID, frames []byte) {
+	c := n.conns[id]
+	f := &n.frame // handlers get &n.frame, as for FrameReceived
+	r := &n.run
+	r.frames, r.at = frames, 0
+	for c != nil && !c.gone && r.at < len(frames) {
+		payload, rest, ok := wire.NextData(frames[r.at:])
+		if !ok {
+			n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: %w: %d bytes of a run of DATA frames are not a whole DATA frame", ErrProtocol, wire.ErrMalformedFrame, len(frames)-r.at))
+			break
+		}
+		r.end = len(frames) - len(rest)
+		f.Type, f.Payload = wire.Data, payload
+		n.frameOn(c, f)
+		r.at = r.end
+	}
+	*r = dataRun{}
+	n.frame = wire.Frame{}
+}
+
+// dataRun is where dataReceived is in its frames: the frame being taken is
+// frames[at:end]; the last action, when it is an ActMessages that ends at
+// delivered, may take the frame's message too.
+type dataRun struct {
+	frames             []byte
+	at, end, delivered int
+	// last is the index in Node.out of the ActMessages that ends at
+	// delivered, -1 before the first.
+	last int
+}
+
 // clean clears the action slots the last Ready handed over (dirty).
 func (n *Node) clean() {
 	// What the last Ready handed over is no longer valid. A DATA write and
@@ -191,7 +245,7 @@ func (n *Node) clean() {
 	used := n.out[:n.dirty]
 	for i := range used {
 		a := &used[i]
-		if a.Kind == ActMessage || a.Kind == ActWrite && a.Frame.Type == wire.Data {
+		if a.Kind == ActMessage || a.Kind == ActMessages || a.Kind == ActWriteData || a.Kind == ActWrite && a.Frame.Type == wire.Data {
 			a.Kind, a.Conn, a.Peer, a.Incarnation = 0, 0, "", 0
 			a.Frame.Type, a.Frame.Payload = 0, nil
 			continue
@@ -226,6 +280,8 @@ func (n *Node) step(now time.Duration, ev Event) error {
 		n.frame = e.Frame // handlers get &n.frame: no per-frame allocation
 		n.frameReceived(e.Conn, &n.frame)
 		n.frame = wire.Frame{}
+	case DataReceived:
+		n.dataReceived(e.Conn, e.Frames)
 	case Tick:
 		n.tick(e.Lag)
 	case Incoming:
@@ -324,20 +380,40 @@ func (n *Node) addAction(kind ActionKind) *Action {
 // writeData writes a DATA frame with payload on c: write, without building
 // a frame and an action to copy (the path of every message sent).
 func (n *Node) writeData(c *conn, payload []byte) {
-	if p := c.peer; p != nil {
-		p.counters.msgsOut++
-		p.counters.bytesOut += uint64(len(payload))
-		n.counters.msgsOut++
-		n.counters.bytesOut += uint64(len(payload))
-	}
+	n.countData(c, len(payload))
 	a := n.addAction(ActWrite)
 	a.Conn = c.id
 	a.Frame.Type, a.Frame.Payload = wire.Data, payload
 }
 
+// countData counts a message of k payload bytes written on c.
+func (n *Node) countData(c *conn, k int) {
+	if p := c.peer; p != nil {
+		p.counters.msgsOut++
+		p.counters.bytesOut += uint64(k)
+		n.counters.msgsOut++
+		n.counters.bytesOut += uint64(k)
+	}
+}
+
 // emitMessage delivers payload from p (incarnation inc), received on c, to
 // the user: an ActMessage, filled in place (see writeData).
 func (n *Node) emitMessage(c *conn, p *peer, inc uint64, payload []byte) {
+	if r := &n.run; r.frames != nil && len(payload) == r.end-r.at-wire.HeaderSize {
+		// A message of a DataReceived (the frame being taken): one
+		// ActMessages for consecutive messages with nothing between them.
+		if r.delivered == r.at && r.at > 0 && r.last == len(n.out)-1 {
+			a := &n.out[r.last]
+			a.Frame.Payload = r.frames[r.at-len(a.Frame.Payload) : r.end : r.end]
+		} else {
+			a := n.addAction(ActMessages)
+			a.Conn, a.Peer, a.Incarnation = c.id, p.id, inc
+			a.Frame.Type, a.Frame.Payload = wire.Data, r.frames[r.at:r.end:r.end]
+			r.last = len(n.out) - 1
+		}
+		r.delivered = r.end
+		return
+	}
 	a := n.addAction(ActMessage)
 	a.Conn, a.Peer, a.Incarnation = c.id, p.id, inc
 	a.Frame.Type, a.Frame.Payload = wire.Data, payload

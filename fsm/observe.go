@@ -150,14 +150,9 @@ func (n *Node) countRefused() {
 
 // countOut counts a DATA frame written to c's peer.
 func (n *Node) countOut(c *conn, f *wire.Frame) {
-	if f.Type != wire.Data || c.peer == nil {
-		return
+	if f.Type == wire.Data {
+		n.countData(c, len(f.Payload))
 	}
-	pc := &c.peer.counters
-	pc.msgsOut++
-	pc.bytesOut += uint64(len(f.Payload))
-	n.counters.msgsOut++
-	n.counters.bytesOut += uint64(len(f.Payload))
 }
 
 // countIn counts a message from p delivered to the user.

@@ -166,7 +166,7 @@ func TestSendManySharesOneCopy(t *testing.T) {
 		fsm.FrameReceived{Conn: 9, Frame: wire.Frame{Type: wire.Resume, Next: 1}},
 	} {
 		require.NoError(t, n.Step(0, ev))
-		for _, a := range n.Ready() {
+		for _, a := range splitAll(n.Ready()) {
 			if a.Kind == fsm.ActWrite && a.Conn == 9 && a.Frame.Type == wire.Data {
 				resent = append(resent, bytes.Clone(a.Frame.Payload))
 			}

@@ -87,7 +87,7 @@ func runTwins(cfg fsm.Config, script []twinStep) error {
 				err = n.Step(at, ev)
 			}
 			acts := n.Ready()
-			for _, a := range acts {
+			for _, a := range splitAll(acts) {
 				if a.Kind == fsm.ActWrite && a.Frame.Type == wire.Data && a.Conn == conn && i == 0 {
 					written++
 				}

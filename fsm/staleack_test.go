@@ -13,7 +13,7 @@ import (
 // datas returns the payloads of the DATA frames written on cid.
 func datas(acts []fsm.Action, cid fsm.ConnID) []string {
 	var out []string
-	for _, a := range acts {
+	for _, a := range splitAll(acts) {
 		if a.Kind == fsm.ActWrite && a.Conn == cid && a.Frame.Type == wire.Data {
 			out = append(out, string(a.Frame.Payload))
 		}

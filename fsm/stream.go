@@ -155,7 +155,7 @@ const msgCost = 32
 // every message (n fits 32 bits: a payload is shorter than MaxFrameSize,
 // which Config holds to the 32-bit frame length).
 type outMsg struct {
-	at      int
+	at      int     // where its DATA frame starts in buf (header, then payload)
 	end     uint64  // stream byte offset at its end
 	shared  *[]byte // the copy a SendMany's streams share; nil: buf[at:at+n]
 	n       uint32  // payload bytes
@@ -233,14 +233,40 @@ func (o *outStream) endOf(i int) uint64 {
 	return o.msgs[i].end
 }
 
-// queue appends a copy of payload to p's stream; reserve: a producer's.
-// shared, when not nil, is a copy of payload that the stream keeps instead
-// of one of its own (sharedMin).
+// queue appends a copy of payload to p's stream, as a DATA frame in buf;
+// reserve: a producer's. shared, when not nil, is a copy of payload that
+// the stream keeps instead of one of its own (sharedMin).
 func (o *outStream) queue(payload []byte, reserve bool, shared *[]byte) {
-	end := o.tail + uint64(len(payload)) + msgCost
+	if shared != nil {
+		o.add(outMsg{n: uint32(len(payload)), shared: shared, reserve: reserve})
+		return
+	}
+	at := len(o.buf)
+	o.buf = wire.AppendData(o.buf, payload)
+	o.add(outMsg{at: at, n: uint32(len(payload)), reserve: reserve})
+}
+
+// queueFrames queues the messages of frames, whole DATA frames back to back
+// (an Admit's), as queue does each of their payloads, with one copy of all
+// of them into buf.
+func (o *outStream) queueFrames(frames []byte, reserve bool) {
+	at := len(o.buf)
+	o.buf = append(o.buf, frames...)
+	for at < len(o.buf) {
+		payload, _, _ := wire.NextData(o.buf[at:]) // whole: the caller parsed them
+		o.add(outMsg{at: at, n: uint32(len(payload)), reserve: reserve})
+		at += wire.DataFrameSize(len(payload))
+	}
+}
+
+// add appends m, whose payload is in place, to the stream's messages, and
+// sets its end.
+func (o *outStream) add(m outMsg) {
+	end := o.tail + uint64(m.n) + msgCost
 	o.tail = end
-	if reserve {
-		o.reserved += uint64(len(payload)) + msgCost
+	m.end = end
+	if m.reserve {
+		o.reserved += uint64(m.n) + msgCost
 	}
 	if len(o.msgs) == cap(o.msgs) && len(o.msgs) <= cap(o.base)/2 {
 		// Full up to the array's end, room at its front (drop took
@@ -256,13 +282,8 @@ func (o *outStream) queue(payload []byte, reserve bool, shared *[]byte) {
 		o.base = make([]outMsg, max(2*len(o.msgs), 16))
 		o.msgs = o.base[:copy(o.base, o.msgs)]
 	}
-	if shared != nil {
-		o.msgs = append(o.msgs, outMsg{n: uint32(len(payload)), end: end, shared: shared, reserve: reserve})
-	} else {
-		o.msgs = append(o.msgs, outMsg{at: len(o.buf), n: uint32(len(payload)), end: end, reserve: reserve})
-		o.buf = append(o.buf, payload...)
-	}
-	o.bytes += len(payload)
+	o.msgs = append(o.msgs, m)
+	o.bytes += int(m.n)
 }
 
 // payload returns message i's payload; valid until the stream changes.
@@ -271,7 +292,18 @@ func (o *outStream) payload(i int) []byte {
 	if m.shared != nil {
 		return (*m.shared)[:m.n:m.n]
 	}
-	end := m.at + int(m.n)
+	end := m.at + wire.HeaderSize + int(m.n)
+	return o.buf[m.at+wire.HeaderSize : end : end]
+}
+
+// frame returns message i's DATA frame in buf, or nil for a shared copy;
+// valid until the stream changes.
+func (o *outStream) frame(i int) []byte {
+	m := &o.msgs[i]
+	if m.shared != nil {
+		return nil
+	}
+	end := m.at + wire.HeaderSize + int(m.n)
 	return o.buf[m.at:end:end]
 }
 
@@ -564,6 +596,8 @@ func (n *Node) heardBacklog(p *peer, f *wire.Frame) {
 // stream's copy.
 func (n *Node) pump(p *peer, c *conn, fresh []byte) {
 	o := &p.out
+	var run frameRun // frames of buf written in one ActWriteData
+	defer n.writeRun(c, &run)
 	for o.sent < len(o.msgs) {
 		var m []byte
 		if fresh != nil && o.sent == len(o.msgs)-1 {
@@ -584,14 +618,55 @@ func (n *Node) pump(p *peer, c *conn, fresh []byte) {
 		if c.peerMax != 0 && len(m) >= c.peerMax {
 			m = append([]byte(nil), m...) // the user's to keep
 			o.cut(o.sent)
+			n.writeRun(c, &run) // the frames before it go out before its Lost
 			n.emit(Action{Kind: ActLost, Peer: p.id, Incarnation: o.inc, Lost: [][]byte{m},
 				Err: fmt.Errorf("%w: %d bytes, %s accepts at most %d: %w", ErrMessagesLost, len(m), p.id, c.peerMax-1, ErrPayloadTooLarge)})
 			continue
 		}
-		n.writeData(c, m)
+		if f := o.frame(o.sent); f != nil && !(fresh != nil && o.sent == len(o.msgs)-1) {
+			if !run.extend(o.buf, o.msgs[o.sent].at, len(f)) {
+				n.writeRun(c, &run)
+				run.extend(o.buf, o.msgs[o.sent].at, len(f))
+			}
+			n.countData(c, len(m))
+		} else {
+			n.writeRun(c, &run)
+			n.writeData(c, m)
+		}
 		o.sent++
 		o.everSent = max(o.everSent, o.sent)
 	}
+}
+
+// frameRun is a part of a stream's buf that holds consecutive DATA frames:
+// buf[start:end].
+type frameRun struct {
+	buf        []byte
+	start, end int
+}
+
+// extend adds the frame at buf[at:at+k] to r if it follows r's last frame
+// (or r is empty) and reports whether it did.
+func (r *frameRun) extend(buf []byte, at, k int) bool {
+	if r.buf != nil && at != r.end {
+		return false
+	}
+	if r.buf == nil {
+		r.start = at
+	}
+	r.buf, r.end = buf, at+k
+	return true
+}
+
+// writeRun writes r's frames on c in one ActWriteData and empties r.
+func (n *Node) writeRun(c *conn, r *frameRun) {
+	if r.buf == nil {
+		return
+	}
+	a := n.addAction(ActWriteData)
+	a.Conn = c.id
+	a.Frame.Type, a.Frame.Payload = wire.Data, r.buf[r.start:r.end:r.end]
+	*r = frameRun{}
 }
 
 // streamsStart runs when v2 session c with p is established: the incoming

@@ -70,7 +70,7 @@ func TestHugeCreditDoesNotWrap(t *testing.T) {
 	n.Ready()
 	_ = n.Step(0, fsm.FrameReceived{Conn: 2, Frame: wire.Frame{Type: wire.Ack, Delivered: 1, Credit: ^uint64(0)}})
 	var data []string
-	for _, a := range n.Ready() {
+	for _, a := range splitAll(n.Ready()) {
 		if a.Kind == fsm.ActWrite && a.Frame.Type == wire.Data {
 			data = append(data, string(a.Frame.Payload))
 		}
@@ -271,7 +271,7 @@ func TestProducerMessageOverItsShare(t *testing.T) {
 		t.Fatalf("a producer's message over its share into an empty queue: %v", err)
 	}
 	written := 0
-	for _, a := range n.Ready() {
+	for _, a := range splitAll(n.Ready()) {
 		if a.Kind == fsm.ActWrite && a.Frame.Type == wire.Data && len(a.Frame.Payload) == len(big) {
 			written++
 		}

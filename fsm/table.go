@@ -142,6 +142,12 @@ func (n *Node) frameReceived(id ConnID, f *wire.Frame) {
 	if c == nil {
 		return // closed by us while the frame was in flight
 	}
+	n.frameOn(c, f)
+}
+
+// frameOn takes frame f on connection c, which the node holds: the rule of
+// its type in c's state (the table above), or a protocol error.
+func (n *Node) frameOn(c *conn, f *wire.Frame) {
 	c.lastRecv = n.now
 	if f.Type == wire.Hello {
 		n.heard(c) // the dialer spoke: it may no longer be evicted (slots.go)

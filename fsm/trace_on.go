@@ -66,6 +66,11 @@ func (n *Node) tracedStep(now time.Duration, ev Event) error {
 		n.traceEmit(TraceRecord{Kind: "dial-failed"})
 	case FrameReceived:
 		n.traceFrame(e)
+	case DataReceived:
+		// DATA changes nothing the model tracks unless it closes the
+		// connection, which only the run's last frame taken can do: one
+		// record, as for that frame alone.
+		n.traceFrame(FrameReceived{Conn: e.Conn, Frame: wire.Frame{Type: wire.Data}})
 	case ConnClosed:
 		n.traceClosed(e.Conn, false, e.Err)
 	case Malformed:
@@ -90,6 +95,8 @@ func (n *Node) tracedStep(now time.Duration, ev Event) error {
 func eventConn(ev Event) ConnID {
 	switch e := ev.(type) {
 	case FrameReceived:
+		return e.Conn
+	case DataReceived:
 		return e.Conn
 	case ConnClosed:
 		return e.Conn

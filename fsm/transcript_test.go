@@ -104,7 +104,7 @@ func (h *harness) step(id string, ev fsm.Event) {
 
 func (h *harness) drain(id string) {
 	n := h.nodes[id]
-	for _, a := range slices.Clone(n.Ready()) {
+	for _, a := range splitAll(n.Ready()) {
 		fmt.Fprintf(&h.out, "%s: %s\n", id, a.String())
 		switch a.Kind {
 		case fsm.ActDial:

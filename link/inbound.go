@@ -35,6 +35,11 @@ const (
 	chunkSize = 64 << 10
 )
 
+// runFrames is the most DATA frames taken in one step (fsm.DataReceived):
+// as many as a lease's batch, whose Admit step writes as many frames
+// (fsm/lease.go), so that the node's action list grows no longer for it.
+const runFrames = 512
+
 // conn is the Layer's view of one connection.
 type conn struct {
 	proto    proto
@@ -133,11 +138,27 @@ func (l *Layer) process(now time.Duration, id fsm.ConnID, c *conn) {
 	for !c.closed && c.start < c.end {
 		if c.proto == protoBinary {
 			if p, k, ok := l.v1.ParseData(c.in[c.start:c.end]); ok {
+				whole = true
+				// The whole DATA frames that follow it go with it in one
+				// step (fsm.DataReceived), up to runFrames of them.
+				run, count := k, 1
+				for ; count < runFrames; count++ {
+					_, k2, ok2 := l.v1.ParseData(c.in[c.start+run : c.end])
+					if !ok2 {
+						break
+					}
+					run += k2
+				}
+				if count > 1 {
+					frames := c.in[c.start : c.start+run : c.start+run]
+					c.start += run
+					l.receiveData(now, id, frames)
+					continue
+				}
 				c.start += k
 				l.frame.Type, l.frame.Payload = wire.Data, p
 				l.receiveFrame(now, id, &l.frame)
 				l.frame.Payload = nil // it points into c.in, which may move
-				whole = true
 				continue
 			}
 			// Not a whole DATA frame: its header (wire's bounds), then

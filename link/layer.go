@@ -70,7 +70,7 @@ func (l *Layer) Node() *fsm.Node { return l.node }
 // their own. It returns what fsm.Node.Step returns.
 func (l *Layer) Step(now time.Duration, ev fsm.Event) error {
 	switch e := ev.(type) {
-	case fsm.Incoming, fsm.Accepted, fsm.Dialed, fsm.DialFailed, fsm.FrameReceived, fsm.Malformed, fsm.ConnClosed:
+	case fsm.Incoming, fsm.Accepted, fsm.Dialed, fsm.DialFailed, fsm.FrameReceived, fsm.DataReceived, fsm.Malformed, fsm.ConnClosed:
 		panic("link: Step: connection events go through the Layer's own methods")
 	case fsm.SendMany:
 		return l.sendMany(now, e)
@@ -233,6 +233,17 @@ func (l *Layer) receiveFrame(now time.Duration, id fsm.ConnID, f *wire.Frame) {
 	l.node.Release()
 }
 
+// receiveData steps a DataReceived of frames on connection id
+// (fsm.Node.ReceiveData: no event boxed) and carries out the actions.
+func (l *Layer) receiveData(now time.Duration, id fsm.ConnID, frames []byte) {
+	l.node.ReceiveData(now, id, frames)
+	acts := l.carryOut()
+	if l.observe != nil {
+		l.observe(fsm.DataReceived{Conn: id, Frames: frames}, nil, acts)
+	}
+	l.node.Release()
+}
+
 // carryOut carries out the actions of the step just taken and returns them
 // (for the observer).
 func (l *Layer) carryOut() []fsm.Action {
@@ -272,6 +283,8 @@ func (l *Layer) flushRun() {
 func rebox(ev fsm.Event) fsm.Event {
 	switch e := ev.(type) {
 	case fsm.FrameReceived:
+		return e
+	case fsm.DataReceived:
 		return e
 	case fsm.Send:
 		return e
@@ -322,6 +335,8 @@ func (l *Layer) apply(a *fsm.Action) {
 	switch a.Kind {
 	case fsm.ActWrite:
 		l.write(a.Conn, &a.Frame)
+	case fsm.ActWriteData:
+		l.writeFrames(a.Conn, a.Frame.Payload)
 	case fsm.ActClose:
 		if c := l.conns[a.Conn]; c != nil {
 			l.forget(a.Conn, c)
@@ -333,6 +348,20 @@ func (l *Layer) apply(a *fsm.Action) {
 	default:
 		l.tr.Notify(a)
 	}
+}
+
+// writeFrames queues frames, DATA frames the state machine holds encoded,
+// on connection id as they are.
+func (l *Layer) writeFrames(id fsm.ConnID, frames []byte) {
+	c := l.wrote
+	if c == nil || l.wroteID != id {
+		c = l.conns[id]
+		l.wrote, l.wroteID = c, id
+	}
+	if c == nil || c.proto != protoBinary {
+		panic(fmt.Sprintf("link: fsm wrote %d bytes of DATA frames on c%d, which the layer does not hold in the binary protocol", len(frames), id))
+	}
+	l.tr.Write(id, frames, nil)
 }
 
 // write encodes f for connection id's protocol and queues it. A frame the

@@ -42,8 +42,13 @@ func (r *recorder) Dial(id fsm.DialID, addr string) {
 }
 
 func (r *recorder) Notify(a *fsm.Action) {
-	if a.Kind == fsm.ActMessage {
+	switch a.Kind {
+	case fsm.ActMessage:
 		r.msgs = append(r.msgs, append([]byte(nil), a.Frame.Payload...))
+	case fsm.ActMessages:
+		for _, m := range a.Split(nil) {
+			r.msgs = append(r.msgs, append([]byte(nil), m.Frame.Payload...))
+		}
 	}
 	r.log = append(r.log, a.String())
 }

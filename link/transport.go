@@ -19,7 +19,8 @@ type Transport interface {
 	// later reports Dialed or DialFailed for id.
 	Dial(id fsm.DialID, addr string)
 	// Notify hands over an action meant for the user: fsm.ActConnected,
-	// ActDisconnected, ActMessage or ActConnectDone. *a and the payload of
+	// ActDisconnected, ActMessage, ActMessages or ActConnectDone (and the
+	// other kinds fsm.Action lists for the adapter). *a and the payload of
 	// a message are valid only during the call.
 	Notify(a *fsm.Action)
 }

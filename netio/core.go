@@ -89,6 +89,19 @@ func (t *transport) Notify(a *fsm.Action) {
 		n.events = append(n.events, event{kind: evDisconnected, peer: a.Peer, more: &eventMore{err: a.Err}})
 	case fsm.ActMessage:
 		n.events = append(n.events, event{kind: evMessage, peer: a.Peer, inc: a.Incarnation, payload: n.own(a.Frame.Payload)})
+	case fsm.ActMessages:
+		// One copy of the frames for all their messages; each payload is
+		// capped at its own end (wire.NextData), so a handler's append
+		// cannot write over the next.
+		frames := n.own(a.Frame.Payload)
+		for len(frames) > 0 {
+			p, rest, ok := wire.NextData(frames)
+			if !ok {
+				panic("netio: fsm delivered an ActMessages that is not whole DATA frames")
+			}
+			n.events = append(n.events, event{kind: evMessage, peer: a.Peer, inc: a.Incarnation, payload: p})
+			frames = rest
+		}
 	case fsm.ActLost:
 		n.log.Info("messages lost", "peer", a.Peer, "count", len(a.Lost), "reason", errText(a.Err))
 		n.events = append(n.events, event{kind: evLost, peer: a.Peer, more: &eventMore{lost: a.Lost, err: a.Err}})

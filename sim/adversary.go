@@ -342,6 +342,16 @@ func (w *World) watchAdversary(n *process, ev fsm.Event, acts []fsm.Action) {
 	if fr, ok := ev.(fsm.FrameReceived); ok && causeConn != nil && causeConn.ends[1-causeSide].adv == nil {
 		w.rec.add(&fr.Frame)
 	}
+	if dr, ok := ev.(fsm.DataReceived); ok && causeConn != nil && causeConn.ends[1-causeSide].adv == nil {
+		for b := dr.Frames; ; {
+			p, rest, ok := wire.NextData(b)
+			if !ok {
+				break
+			}
+			w.rec.add(&wire.Frame{Type: wire.Data, Payload: p})
+			b = rest
+		}
+	}
 	view := &w.snap.Nodes[n.idx]
 	for i := range acts {
 		a := &acts[i]
@@ -397,6 +407,8 @@ func eventLocal(ev fsm.Event) (fsm.ConnID, int) {
 	var l fsm.ConnID
 	switch e := ev.(type) {
 	case fsm.FrameReceived:
+		l = e.Conn
+	case fsm.DataReceived:
 		l = e.Conn
 	case fsm.Incoming:
 		l = e.Conn

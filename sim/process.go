@@ -16,6 +16,7 @@ import (
 // process is one node process slot: its current fsm (nil while crashed), its
 // connections by local id, and its user's intent, which survives restarts.
 type process struct {
+	split  []fsm.Action // Notify's scratch for an ActMessages (fsm.Action.Split)
 	idx    int
 	id     string
 	addr   string
@@ -106,6 +107,12 @@ func (w *World) observe(n *process, ev fsm.Event, err error, acts []fsm.Action) 
 			w.stats.Byes[min(int(f.Code), len(w.stats.Byes)-1)]++
 		}
 	}
+	if dr, ok := ev.(fsm.DataReceived); ok {
+		k := countData(dr.Frames)
+		w.stats.Frames[wire.Data] += k
+		w.stats.DataRuns++
+		w.stats.DataRunFrames += k
+	}
 	w.remember(n, ev, g, err, acts)
 	if len(w.adv) > 0 {
 		w.watchAdversary(n, ev, acts)
@@ -114,7 +121,7 @@ func (w *World) observe(n *process, ev fsm.Event, err error, acts []fsm.Action) 
 		w.sessionEvents(n, ev, acts)
 	}
 	for i := range acts {
-		if a := &acts[i]; a.Kind == fsm.ActWrite && a.Frame.Type != wire.Ping {
+		if a := &acts[i]; a.Kind == fsm.ActWrite && a.Frame.Type != wire.Ping || a.Kind == fsm.ActWriteData {
 			if c := n.conns[a.Conn]; c != nil {
 				c.ends[int(a.Conn%2)].wctl = true
 			}
@@ -161,6 +168,8 @@ func eventConn(ev fsm.Event) spec.ConnID {
 	switch e := ev.(type) {
 	case fsm.FrameReceived:
 		return globalOf(e.Conn)
+	case fsm.DataReceived:
+		return globalOf(e.Conn)
 	case fsm.Incoming:
 		return globalOf(e.Conn)
 	case fsm.Accepted:
@@ -196,6 +205,7 @@ func (w *World) cannotChangeState(n *process, ev fsm.Event, acts []fsm.Action) b
 		if e.Frame.Type != wire.Ping && e.Frame.Type != wire.Data {
 			return false
 		}
+	case fsm.DataReceived:
 	case fsm.Tick:
 		if n.dirty {
 			return false
@@ -211,10 +221,11 @@ func (w *World) cannotChangeState(n *process, ev fsm.Event, acts []fsm.Action) b
 	}
 	for i := range acts {
 		switch a := &acts[i]; a.Kind {
-		case fsm.ActMessage:
+		case fsm.ActMessage, fsm.ActMessages:
 			if _, tick := ev.(fsm.Tick); tick {
 				return false
 			}
+		case fsm.ActWriteData:
 		case fsm.ActWrite:
 			if a.Frame.Type != wire.Ping && a.Frame.Type != wire.Data {
 				return false
@@ -282,6 +293,11 @@ func (t transport) Notify(a *fsm.Action) {
 	switch a.Kind {
 	case fsm.ActConnected, fsm.ActDisconnected, fsm.ActConnectDone:
 		n.User = append(n.User, UserEvent{At: w.now, Incarnation: n.inc, Kind: a.Kind, Peer: a.Peer, PeerInc: a.Incarnation, Req: a.Req, Err: a.Err})
+	case fsm.ActMessages:
+		n.split = a.Split(n.split[:0])
+		for i := range n.split {
+			t.Notify(&n.split[i]) // each message as its own ActMessage
+		}
 	case fsm.ActMessage:
 		src, dst, seq, err := spec.ParsePayload(a.Frame.Payload)
 		if err != nil {

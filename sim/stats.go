@@ -34,6 +34,9 @@ type Stats struct {
 	// after the revocation (handed back as lost if the peer could no
 	// longer take them).
 	Staged, RevokedBatches, RevokedStaged int
+	// Runs of DATA frames read together and taken in one step
+	// (fsm.DataReceived), and the frames in them (counted in Frames too).
+	DataRuns, DataRunFrames int
 }
 
 // Add adds o to s.
@@ -59,6 +62,8 @@ func (s *Stats) Add(o *Stats) {
 	s.Staged += o.Staged
 	s.RevokedBatches += o.RevokedBatches
 	s.RevokedStaged += o.RevokedStaged
+	s.DataRuns += o.DataRuns
+	s.DataRunFrames += o.DataRunFrames
 }
 
 // String renders the counts on one line, as simsweep prints them.
@@ -66,7 +71,7 @@ func (s *Stats) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "conns=%d crashes=%d restarts=%d resets=%d silences=%d write-timeouts=%d lingers=%d kept-pair-ends=%d lost-after-grace=%d late-ticks=%d pause-graces=%d",
 		s.Conns, s.Crashes, s.Restarts, s.Resets, s.Silences, s.WriteTimeouts, s.Lingers, s.LostExercised, s.LostJudged, s.LateTicks, s.PauseGraces)
-	fmt.Fprintf(&b, " staged=%d revoked-batches=%d revoked-staged=%d frames:", s.Staged, s.RevokedBatches, s.RevokedStaged)
+	fmt.Fprintf(&b, " staged=%d revoked-batches=%d revoked-staged=%d data-runs=%d data-run-frames=%d frames:", s.Staged, s.RevokedBatches, s.RevokedStaged, s.DataRuns, s.DataRunFrames)
 	for t := wire.Hello; t <= wire.Bye; t++ {
 		fmt.Fprintf(&b, " %s=%d", t, s.Frames[t])
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/masterless-go/masterless/fsm"
 	"github.com/masterless-go/masterless/spec"
+	"github.com/masterless-go/masterless/wire"
 )
 
 // record is one step in the ring of recent steps shown with a failure. It
@@ -41,13 +42,28 @@ func (w *World) remember(n *process, ev any, g spec.ConnID, err error, acts []fs
 	if fr, ok := ev.(fsm.FrameReceived); ok {
 		r.fr, r.isFr, r.ev = fr, true, nil
 		r.fr.Frame.Payload = r.keep(fr.Frame.Payload)
+	} else if dr, ok := ev.(fsm.DataReceived); ok {
+		r.ev, r.isFr = dataRun{frames: countData(dr.Frames), bytes: len(dr.Frames)}, false // its frames alias the input buffer
 	} else {
 		r.ev, r.isFr = ev, false // the connection layer hands the observer a box of its own (link.rebox)
 	}
-	r.acts = append(r.acts[:0], acts...)
-	for i := range r.acts {
-		if a := &r.acts[i]; a.Kind == fsm.ActMessage {
-			a.Frame.Payload = r.keep(a.Frame.Payload)
+	r.acts = r.acts[:0]
+	for i := range acts {
+		a := &acts[i]
+		switch a.Kind {
+		case fsm.ActMessage:
+			r.acts = append(r.acts, *a)
+			r.acts[len(r.acts)-1].Frame.Payload = r.keep(a.Frame.Payload)
+		case fsm.ActMessages: // shown as the ActMessage of each
+			k := len(r.acts)
+			r.acts = a.Split(r.acts)
+			for j := k; j < len(r.acts); j++ {
+				r.acts[j].Frame.Payload = r.keep(r.acts[j].Frame.Payload)
+			}
+		case fsm.ActWriteData: // shown as the ActWrite of each, as ActWrite unkept
+			r.acts = a.Split(r.acts)
+		default:
+			r.acts = append(r.acts, *a)
 		}
 	}
 }
@@ -67,6 +83,22 @@ func (r *record) keep(p []byte) []byte {
 	start := len(r.bytes)
 	r.bytes = append(r.bytes, p...)
 	return r.bytes[start:len(r.bytes):len(r.bytes)]
+}
+
+// dataRun is how the ring keeps a DataReceived: how many frames, how many
+// bytes (the messages themselves are in the actions).
+type dataRun struct{ frames, bytes int }
+
+// countData returns how many whole DATA frames b holds from its start.
+func countData(b []byte) int {
+	k := 0
+	for {
+		_, rest, ok := wire.NextData(b)
+		if !ok {
+			return k
+		}
+		b, k = rest, k+1
+	}
 }
 
 // note is a ring entry that is not an fsm step: an injected fault.
@@ -126,6 +158,8 @@ func eventString(ev any) string {
 	switch e := ev.(type) {
 	case fsm.FrameReceived:
 		return "FrameReceived " + e.Frame.String()
+	case dataRun:
+		return fmt.Sprintf("DataReceived %d DATA frames (%d bytes)", e.frames, e.bytes)
 	case fsm.Incoming:
 		return "Incoming"
 	case fsm.Accepted:

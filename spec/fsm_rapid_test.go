@@ -62,21 +62,25 @@ func (m *fsmMachine) step(t *rapid.T, ev fsm.Event) {
 		}
 	}
 	_ = m.n.Step(m.now, ev) // user errors are fine; panics are not
-	for _, a := range m.n.Ready() {
-		switch a.Kind {
-		case fsm.ActDial:
-			m.dials = append(m.dials, a.Dial)
-		case fsm.ActWrite:
-			if _, ok := m.open[a.Conn]; !ok {
-				t.Fatalf("after %s: wrote %s on c%d, which is not open", evName(ev), a.Frame.String(), a.Conn)
+	var split []fsm.Action
+	for _, a0 := range m.n.Ready() {
+		split = a0.Split(split[:0])
+		for _, a := range split {
+			switch a.Kind {
+			case fsm.ActDial:
+				m.dials = append(m.dials, a.Dial)
+			case fsm.ActWrite:
+				if _, ok := m.open[a.Conn]; !ok {
+					t.Fatalf("after %s: wrote %s on c%d, which is not open", evName(ev), a.Frame.String(), a.Conn)
+				}
+				if _, err := (wire.Binary{}).AppendFrame(nil, &a.Frame); err != nil {
+					t.Fatalf("after %s: wrote an unencodable frame %s: %v", evName(ev), a.Frame.String(), err)
+				}
+			case fsm.ActClose:
+				delete(m.open, a.Conn)
+				delete(m.lastRecv, a.Conn)
+				delete(m.graces, a.Conn)
 			}
-			if _, err := (wire.Binary{}).AppendFrame(nil, &a.Frame); err != nil {
-				t.Fatalf("after %s: wrote an unencodable frame %s: %v", evName(ev), a.Frame.String(), err)
-			}
-		case fsm.ActClose:
-			delete(m.open, a.Conn)
-			delete(m.lastRecv, a.Conn)
-			delete(m.graces, a.Conn)
 		}
 	}
 }

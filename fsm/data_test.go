@@ -1,0 +1,219 @@
+package fsm_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/wire"
+)
+
+// dataTwins returns two nodes in the same state: M with a session with A
+// on connection 1, both streams resumed, granting A a small window so that
+// a run of DATA can go past its credit.
+func dataTwins(t testing.TB, window int) (*fsm.Node, *fsm.Node) {
+	t.Helper()
+	mk := func() *fsm.Node {
+		n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1, Window: window})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range []fsm.Event{
+			fsm.Accepted{Conn: 1},
+			fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Hello, ID: "A", Incarnation: 1}},
+			fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 40}},
+			fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Resume, Next: 1}},
+		} {
+			if err := n.Step(0, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, ok := n.SessionConn("A"); !ok {
+			t.Fatal("no session")
+		}
+		n.Ready()
+		return n
+	}
+	return mk(), mk()
+}
+
+// splitAll returns acts with each ActMessages and ActWriteData split into
+// the actions they stand for (fsm.Action.Split), in a slice of its own.
+func splitAll(acts []fsm.Action) []fsm.Action {
+	var out []fsm.Action
+	for i := range acts {
+		out = acts[i].Split(out)
+	}
+	return out
+}
+
+// render renders actions for comparison, each as the actions it stands
+// for (fsm.Action.Split): an ActMessages as the ActMessage of each message.
+func render(acts []fsm.Action) []string {
+	var out []string
+	for i := range acts {
+		for _, a := range acts[i].Split(nil) {
+			out = append(out, a.String())
+		}
+	}
+	return out
+}
+
+// TestDataReceivedIsFramesInOrder holds DataReceived to its definition: a
+// run of DATA frames in one step does what a FrameReceived of each of them,
+// in order, does. Node X takes each run in one step (through Step or
+// ReceiveData); its twin Y takes the same frames one step each. Between
+// runs both get the same consumption reports, sends and clock ticks. After
+// every run their actions (in order) and their views (connections, peers,
+// counters, next deadline) must be the same, including when a run goes past
+// the credit and the connection closes in the middle of it.
+func TestDataReceivedIsFramesInOrder(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		x, y := dataTwins(t, rapid.IntRange(256, 4096).Draw(rt, "window"))
+		now := time.Duration(0)
+		both := func(ev fsm.Event) {
+			ex, ey := x.Step(now, ev), y.Step(now, ev)
+			if fmt.Sprint(ex) != fmt.Sprint(ey) {
+				rt.Fatalf("%v: X returned %v, Y %v", ev, ex, ey)
+			}
+			sameActions(rt, render(x.Ready()), render(y.Ready()))
+		}
+		steps := rapid.IntRange(1, 30).Draw(rt, "steps")
+		for i := range steps {
+			switch rapid.IntRange(0, 5).Draw(rt, fmt.Sprintf("op%d", i)) {
+			case 0, 1, 2: // a run of DATA
+				k := rapid.IntRange(1, 40).Draw(rt, "frames")
+				var run []byte
+				var want []string
+				for j := range k {
+					p := rapid.SliceOfN(rapid.Byte(), 0, 300).Draw(rt, fmt.Sprintf("payload%d", j))
+					run = wire.AppendData(run, p)
+					y.ReceiveFrame(now, 1, &wire.Frame{Type: wire.Data, Payload: p})
+					want = append(want, render(y.Ready())...)
+				}
+				if rapid.Bool().Draw(rt, "boxed") {
+					if err := x.Step(now, fsm.DataReceived{Conn: 1, Frames: run}); err != nil {
+						rt.Fatal(err)
+					}
+				} else {
+					x.ReceiveData(now, 1, run)
+				}
+				sameActions(rt, render(x.Ready()), want)
+			case 3: // the user took some messages
+				msgs := rapid.IntRange(1, 40).Draw(rt, "msgs")
+				both(fsm.Consumed{Peer: "A", Incarnation: 1, Messages: msgs, Bytes: msgs * rapid.IntRange(0, 300).Draw(rt, "each")})
+			case 4: // a send toward A
+				both(fsm.Send{Peer: "A", Payload: []byte("answer")})
+			case 5: // time passes
+				now += rapid.SampledFrom([]time.Duration{time.Millisecond, 25 * time.Millisecond, time.Second}).Draw(rt, "dt")
+				both(fsm.Tick{})
+			}
+			sameViews(rt, x, y)
+		}
+	})
+}
+
+func sameActions(t interface{ Fatalf(string, ...any) }, got, want []string) {
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("actions differ\nin one step:\n  %s\none step per frame:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+func sameViews(t interface{ Fatalf(string, ...any) }, x, y *fsm.Node) {
+	dx, okx := x.NextDeadline()
+	dy, oky := y.NextDeadline()
+	vx := fmt.Sprintf("%+v %+v %+v %v %v", x.Conns(), x.Peers(), x.Counters(), dx, okx)
+	vy := fmt.Sprintf("%+v %+v %+v %v %v", y.Conns(), y.Peers(), y.Counters(), dy, oky)
+	if vx != vy {
+		t.Fatalf("views differ\none step: %s\nper frame: %s", vx, vy)
+	}
+}
+
+// TestDataReceivedWithTrailingBytes: bytes after the run's last whole DATA
+// frame are not taken as a message; the frames before them are delivered,
+// then the connection is closed as a protocol error.
+func TestDataReceivedWithTrailingBytes(t *testing.T) {
+	x, _ := dataTwins(t, 1<<20)
+	run := wire.AppendData(wire.AppendData(nil, []byte("one")), []byte("two"))
+	run = append(run, wire.AppendData(nil, []byte("three"))[:6]...) // a frame cut short
+	x.ReceiveData(0, 1, run)
+	acts := x.Ready()
+	var closed error
+	for i := range acts {
+		if a := &acts[i]; a.Kind == fsm.ActClose {
+			closed = a.Err
+		}
+	}
+	if got := strings.Join(render(acts), "\n"); !strings.HasPrefix(got, "message from=A \"one\"\nmessage from=A \"two\"\n") {
+		t.Fatalf("actions:\n%s\nwant the messages one and two first", got)
+	}
+	if acts[0].Kind != fsm.ActMessages {
+		t.Fatalf("first action %s, want the run's messages in one ActMessages", acts[0].String())
+	}
+	if !errors.Is(closed, fsm.ErrProtocol) || !errors.Is(closed, wire.ErrMalformedFrame) {
+		t.Fatalf("closed with %v, want a protocol error for a malformed frame", closed)
+	}
+	if _, ok := x.SessionConn("A"); ok {
+		t.Fatal("the session survived a malformed run")
+	}
+}
+
+// TestResumedQueueGoesInOneWrite: the messages a stream resends when it
+// resumes on a new session go out as one ActWriteData holding their DATA
+// frames in order, the bytes the queue keeps (no encoding per message), and
+// it splits into exactly the DATA write of each.
+func TestResumedQueueGoesInOneWrite(t *testing.T) {
+	n, _ := dataTwins(t, 1<<20)
+	var want []byte
+	for i := range 5 {
+		p := []byte(fmt.Sprintf("m%d", i))
+		want = wire.AppendData(want, p)
+		if err := n.Step(0, fsm.Send{Peer: "A", Payload: p}); err != nil {
+			t.Fatal(err)
+		}
+		// Each Send writes its own message, from the caller's bytes.
+		if got := strings.Join(render(n.Ready()), "\n"); got != fmt.Sprintf("write c1 DATA %q", p) {
+			t.Fatalf("Send %d: %s", i, got)
+		}
+	}
+	// Cut the connection: the five wait for the next session, then go out
+	// together on it once its RESUME and ACK arrive.
+	for _, ev := range []fsm.Event{
+		fsm.ConnClosed{Conn: 1},
+		fsm.Accepted{Conn: 2},
+		fsm.FrameReceived{Conn: 2, Frame: wire.Frame{Type: wire.Hello, ID: "A", Incarnation: 1}},
+		fsm.FrameReceived{Conn: 2, Frame: wire.Frame{Type: wire.Resume, Next: 1}},
+	} {
+		if err := n.Step(0, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.Ready()
+	if err := n.Step(0, fsm.FrameReceived{Conn: 2, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 40}}); err != nil {
+		t.Fatal(err)
+	}
+	acts := n.Ready()
+	var got *fsm.Action
+	for i := range acts {
+		switch a := &acts[i]; {
+		case a.Kind == fsm.ActWriteData:
+			if got != nil {
+				t.Fatalf("two ActWriteData in one step:\n%s", strings.Join(render(acts), "\n"))
+			}
+			got = a
+		case a.Kind == fsm.ActWrite && a.Frame.Type == wire.Data:
+			t.Fatalf("a DATA written on its own beside the batch:\n%s", strings.Join(render(acts), "\n"))
+		}
+	}
+	if got == nil || got.Conn != 2 || string(got.Frame.Payload) != string(want) {
+		t.Fatalf("resumed with %v, want one ActWriteData on c2 of the five frames %q", got, want)
+	}
+	if err := n.CheckStreams(); err != nil {
+		t.Fatal(err)
+	}
+}
