@@ -212,12 +212,19 @@ func (n *Runtime) admitAll() {
 func (n *Runtime) leased(a *fsm.Action) {
 	l := n.laneIn(a.Peer)
 	if a.Lease.Messages == 0 { // revoked
+		// Even with no lane of that lease (its grant came in a step that
+		// closed the session, so none was made), an empty Admit follows:
+		// the state machine may wait for it (fsm/lease.go,
+		// settleLeaseAway).
+		empty := stagedBatch{peer: a.Peer, gen: a.Lease.Gen}
 		if l == nil {
+			n.revoked = append(n.revoked, empty)
 			return
 		}
 		l.mu.Lock()
 		if l.gen != a.Lease.Gen {
 			l.mu.Unlock()
+			n.revoked = append(n.revoked, empty)
 			return
 		}
 		frames, count, gen, c := l.staged, l.count, l.gen, l.c

@@ -45,6 +45,9 @@ func (w *World) leased(n *process, a *fsm.Action) {
 	l := n.lanes[a.Peer]
 	if a.Lease.Messages == 0 {
 		if l == nil || l.gen != a.Lease.Gen {
+			// No lane of that lease: an empty Admit all the same, as
+			// netio sends (the fsm may wait for it, settleLeaseAway).
+			n.revoked = append(n.revoked, revokedBatch{peer: a.Peer, gen: a.Lease.Gen})
 			return
 		}
 		delete(n.lanes, a.Peer)
