@@ -12,7 +12,14 @@ import (
 // whose streams both ways have resumed (A's ACK and RESUME arrived).
 func established(b testing.TB) *fsm.Node {
 	b.Helper()
-	n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1})
+	return establishedWith(b, fsm.Config{ID: "M", Incarnation: 1})
+}
+
+// establishedWith is established for a node of configuration cfg (its ID
+// must be "M").
+func establishedWith(b testing.TB, cfg fsm.Config) *fsm.Node {
+	b.Helper()
+	n, err := fsm.New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,28 +18,8 @@ import (
 // a run of DATA can go past its credit.
 func dataTwins(t testing.TB, window int) (*fsm.Node, *fsm.Node) {
 	t.Helper()
-	mk := func() *fsm.Node {
-		n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1, Window: window})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, ev := range []fsm.Event{
-			fsm.Accepted{Conn: 1},
-			fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Hello, ID: "A", Incarnation: 1}},
-			fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 40}},
-			fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Resume, Next: 1}},
-		} {
-			if err := n.Step(0, ev); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if _, ok := n.SessionConn("A"); !ok {
-			t.Fatal("no session")
-		}
-		n.Ready()
-		return n
-	}
-	return mk(), mk()
+	cfg := fsm.Config{ID: "M", Incarnation: 1, Window: window}
+	return establishedWith(t, cfg), establishedWith(t, cfg)
 }
 
 // splitAll returns acts with each ActMessages and ActWriteData split into
