@@ -78,7 +78,7 @@ func startCounted(first, count, n int, logger *slog.Logger, opts ...masterless.O
 	c, watch := newCounter(count, n)
 	servers := make([]*masterless.Server, 0, count)
 	for k := range count {
-		s, err := masterless.New(nodeID(first+k), append([]masterless.Option{masterless.WithLogger(logger), watch(k)}, opts...)...)
+		s, err := masterless.New(nodeID(first+k), append(append([]masterless.Option{masterless.WithLogger(logger), watch(k)}, heartbeatOptions()...), opts...)...)
 		if err != nil {
 			closeAll(servers)
 			return nil, err

@@ -20,6 +20,11 @@
 // chosen from the limit when 0), each holding a block of nodes and dialing
 // every node of every block; the parent gathers the counts (procs.go).
 //
+// From 192 nodes on, every node of the mesh uses a heartbeat of 2 s and a
+// peer timeout of 10 s rather than the defaults (1 s, 5 s): on one machine
+// the heartbeats of all the sessions of all the nodes are most of the work
+// of a large mesh (heartbeat.go; -heartbeat and -peer-timeout set them).
+//
 // With -join, every server runs discovery (masterless.WithDiscovery) and
 // knows only node 0's address: servers 1..N-1 each Connect to node 0 once,
 // and learn every other member from their peers (join.go). Of each new pair
@@ -67,10 +72,13 @@ func main() {
 	progress := flag.Bool("progress", false, "print the connections made every second while the mesh forms")
 	flag.DurationVar(&hold, "hold", time.Second, "how long the mesh must hold once formed")
 	statsOn := flag.Bool("stats", false, "print the connections closed by reason, and how long goroutines waited to run, once the mesh has held")
+	flag.DurationVar(&heartbeat, "heartbeat", 0, "every node's heartbeat interval (0: the library's default, 2s from 192 nodes on; heartbeat.go)")
+	flag.DurationVar(&peerTimeout, "peer-timeout", 0, "every node's peer timeout (0: the library's default, or 5 heartbeats when the heartbeat is set)")
 	flag.Parse()
 	if *n < 2 {
 		log.Fatal("-n must be at least 2")
 	}
+	heartbeatFor(*n)
 	level := slog.LevelWarn
 	if *verbose {
 		level = slog.LevelDebug
@@ -89,6 +97,7 @@ func main() {
 		*procs = procsFor(*n, *inflight, limit)
 		why = "the open-file limit of one process is too low for all"
 	}
+	fmt.Println(heartbeatLine())
 	if *procs > 1 {
 		os.Exit(runParent(*n, *procs, *inflight, *timeout, *verbose, *cpuprofile, *progress, *statsOn, why))
 	}

@@ -72,7 +72,8 @@ func runParent(n, procs, inflight int, timeout time.Duration, verbose bool, cpup
 	for p := range procs {
 		first, end := p*n/procs, (p+1)*n/procs
 		args := []string{"-child", fmt.Sprintf("%d,%d", first, end-first), "-n", strconv.Itoa(n),
-			"-inflight", strconv.Itoa(inflight), "-timeout", timeout.String(), "-v=" + strconv.FormatBool(verbose)}
+			"-inflight", strconv.Itoa(inflight), "-timeout", timeout.String(), "-v=" + strconv.FormatBool(verbose),
+			"-heartbeat", heartbeat.String(), "-peer-timeout", peerTimeout.String()}
 		if statsOn {
 			args = append(args, "-stats")
 		}
