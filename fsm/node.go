@@ -230,7 +230,8 @@ type dataRun struct {
 	frames             []byte
 	at, end, delivered int
 	// last is the index in Node.out of the ActMessages that ends at
-	// delivered, -1 before the first.
+	// delivered; meaningful once delivered is past 0 (a message of this
+	// run went out).
 	last int
 }
 

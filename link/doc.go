@@ -31,6 +31,12 @@
 // bytes arrived; a message payload handed to Notify aliases that buffer and
 // is valid only during the call.
 //
+// Small messages go in batches (fsm/doc.go, "Batches"): the whole DATA
+// frames a read completed are one step of the state machine
+// (fsm.DataReceived), whose messages come to Notify as one ActMessages of
+// their frames; and the DATA frames a step lets go from a send queue come as
+// one ActWriteData, written as they are.
+//
 // # Rules that are not here
 //
 // No protocol rule lives in this package. Which connection survives, when a

@@ -72,8 +72,10 @@ func (l *Layer) ReadBuffer(id fsm.ConnID) []byte {
 
 // Received reports that k bytes were read into the slice ReadBuffer last
 // returned for id. The Layer parses every whole frame they complete and
-// steps the state machine with each, in order; a stream it cannot parse is
-// reported to the state machine, which closes the connection.
+// steps the state machine with each, in order, consecutive whole DATA
+// frames (up to runFrames) in one step (fsm.DataReceived); a stream it
+// cannot parse is reported to the state machine, which closes the
+// connection.
 func (l *Layer) Received(now time.Duration, id fsm.ConnID, k int) {
 	c := l.conns[id]
 	if c == nil || k <= 0 {
