@@ -64,6 +64,14 @@ const (
 	leaseCost     = 32 << 10
 )
 
+// LeaseMaxPayload is the largest payload a lease lets the adapter stage
+// (Lease.MaxPayload is at most this). A larger message is copied whole
+// anyway, so it gains nothing from being staged: it takes a Send step of
+// its own, and an adapter asks for a lease (Admit with Renew) only after a
+// message it could have staged, so that a producer of large messages pays
+// no second step per message and holds no room it cannot use.
+const LeaseMaxPayload = 16 << 10
+
 // Lease is what an ActLease grants: more room for Peer's producers, on the
 // lease named Gen (a new Gen: a new lease, nothing of an older one carried
 // over). Messages 0 revokes lease Gen.
@@ -142,7 +150,7 @@ func (n *Node) grantLease(p *peer) {
 		return
 	}
 	cost := min(share-used, leaseCost-l.cost)
-	maxPayload := n.cfg.MaxFrameSize - 1
+	maxPayload := min(n.cfg.MaxFrameSize-1, LeaseMaxPayload)
 	if p.maxFrame != 0 {
 		maxPayload = min(maxPayload, p.maxFrame-1)
 	}

@@ -224,15 +224,13 @@ func (n *Node) dataReceived(id ConnID, frames []byte) {
 }
 
 // dataRun is where dataReceived is in its frames: the frame being taken is
-// frames[at:end]; the last action, when it is an ActMessages that ends at
-// delivered, may take the frame's message too.
+// frames[at:end], and the messages of this run went out up to delivered
+// (0: none yet). The last of them is in the ActMessages this step made
+// last, which takes the frame's message too when it is the last action and
+// ends right before the frame (emitMessage).
 type dataRun struct {
 	frames             []byte
 	at, end, delivered int
-	// last is the index in Node.out of the ActMessages that ends at
-	// delivered; meaningful once delivered is past 0 (a message of this
-	// run went out).
-	last int
 }
 
 // clean clears the action slots the last Ready handed over (dirty).
@@ -403,14 +401,13 @@ func (n *Node) emitMessage(c *conn, p *peer, inc uint64, payload []byte) {
 	if r := &n.run; r.frames != nil && len(payload) == r.end-r.at-wire.HeaderSize {
 		// A message of a DataReceived (the frame being taken): one
 		// ActMessages for consecutive messages with nothing between them.
-		if r.delivered == r.at && r.at > 0 && r.last == len(n.out)-1 {
-			a := &n.out[r.last]
+		if k := len(n.out) - 1; r.delivered > 0 && r.delivered == r.at && n.out[k].Kind == ActMessages {
+			a := &n.out[k]
 			a.Frame.Payload = r.frames[r.at-len(a.Frame.Payload) : r.end : r.end]
 		} else {
 			a := n.addAction(ActMessages)
 			a.Conn, a.Peer, a.Incarnation = c.id, p.id, inc
 			a.Frame.Type, a.Frame.Payload = wire.Data, r.frames[r.at:r.end:r.end]
-			r.last = len(n.out) - 1
 		}
 		r.delivered = r.end
 		return

@@ -237,23 +237,12 @@ func (o *outStream) endOf(i int) uint64 {
 // reserve: a producer's. shared, when not nil, is a copy of payload that
 // the stream keeps instead of one of its own (sharedMin).
 func (o *outStream) queue(payload []byte, reserve bool, shared *[]byte) {
-	// add's body, written out: a SendMany queues a message on every peer's
-	// stream, and the call was a twentieth of its cost per peer.
-	if len(o.msgs) == cap(o.msgs) {
-		o.makeRoom()
-	}
-	n := uint32(len(payload))
-	o.tail += uint64(n) + msgCost
-	if reserve {
-		o.reserved += uint64(n) + msgCost
-	}
-	if shared != nil {
-		o.msgs = append(o.msgs, outMsg{end: o.tail, shared: shared, n: n, reserve: reserve})
-	} else {
-		o.msgs = append(o.msgs, outMsg{at: len(o.buf), end: o.tail, n: n, reserve: reserve})
+	at := 0
+	if shared == nil {
+		at = len(o.buf)
 		o.buf = wire.AppendData(o.buf, payload)
 	}
-	o.bytes += int(n)
+	o.add(at, uint32(len(payload)), shared, reserve)
 }
 
 // queueFrames queues the messages of frames, whole DATA frames back to back
@@ -270,7 +259,7 @@ func (o *outStream) queueFrames(frames []byte, reserve bool) {
 }
 
 // add appends a message of n payload bytes, in place at buf[at:] or in
-// shared, to the stream's messages (queue does the same, written out).
+// shared, to the stream's messages.
 func (o *outStream) add(at int, n uint32, shared *[]byte, reserve bool) {
 	if len(o.msgs) == cap(o.msgs) {
 		o.makeRoom()
@@ -612,10 +601,10 @@ func (n *Node) heardBacklog(p *peer, f *wire.Frame) {
 func (n *Node) pump(p *peer, c *conn, fresh []byte) {
 	o := &p.out
 	var run frameRun // frames of buf written in one ActWriteData
-	defer n.writeRun(c, &run)
 	for o.sent < len(o.msgs) {
 		var m []byte
-		if fresh != nil && o.sent == len(o.msgs)-1 {
+		isFresh := fresh != nil && o.sent == len(o.msgs)-1
+		if isFresh {
 			// The message the Send in progress just queued: the caller's
 			// bytes (the same slice for every peer of a SendMany, so the
 			// connection layer encodes it once), equal to the copy kept.
@@ -633,54 +622,41 @@ func (n *Node) pump(p *peer, c *conn, fresh []byte) {
 		if c.peerMax != 0 && len(m) >= c.peerMax {
 			m = append([]byte(nil), m...) // the user's to keep
 			o.cut(o.sent)
-			n.writeRun(c, &run) // the frames before it go out before its Lost
+			n.writeRun(c, o.buf, &run) // the frames before it go out before its Lost
 			n.emit(Action{Kind: ActLost, Peer: p.id, Incarnation: o.inc, Lost: [][]byte{m},
 				Err: fmt.Errorf("%w: %d bytes, %s accepts at most %d: %w", ErrMessagesLost, len(m), p.id, c.peerMax-1, ErrPayloadTooLarge)})
 			continue
 		}
-		if f := o.frame(o.sent); f != nil && !(fresh != nil && o.sent == len(o.msgs)-1) {
-			if !run.extend(o.buf, o.msgs[o.sent].at, len(f)) {
-				n.writeRun(c, &run)
-				run.extend(o.buf, o.msgs[o.sent].at, len(f))
+		if f := o.frame(o.sent); f != nil && !isFresh {
+			at := o.msgs[o.sent].at
+			if run.end != at { // not right after the run's last frame
+				n.writeRun(c, o.buf, &run)
+				run.start = at
 			}
+			run.end = at + len(f)
 			n.countData(c, len(m))
 		} else {
-			n.writeRun(c, &run)
+			n.writeRun(c, o.buf, &run)
 			n.writeData(c, m)
 		}
 		o.sent++
 		o.everSent = max(o.everSent, o.sent)
 	}
+	n.writeRun(c, o.buf, &run)
 }
 
-// frameRun is a part of a stream's buf that holds consecutive DATA frames:
-// buf[start:end].
-type frameRun struct {
-	buf        []byte
-	start, end int
-}
+// frameRun is the consecutive DATA frames buf[start:end] of a stream's
+// buffer that pump writes in one ActWriteData; empty when start == end.
+type frameRun struct{ start, end int }
 
-// extend adds the frame at buf[at:at+k] to r if it follows r's last frame
-// (or r is empty) and reports whether it did.
-func (r *frameRun) extend(buf []byte, at, k int) bool {
-	if r.buf != nil && at != r.end {
-		return false
-	}
-	if r.buf == nil {
-		r.start = at
-	}
-	r.buf, r.end = buf, at+k
-	return true
-}
-
-// writeRun writes r's frames on c in one ActWriteData and empties r.
-func (n *Node) writeRun(c *conn, r *frameRun) {
-	if r.buf == nil {
+// writeRun writes r's frames of buf on c in one ActWriteData and empties r.
+func (n *Node) writeRun(c *conn, buf []byte, r *frameRun) {
+	if r.start == r.end {
 		return
 	}
 	a := n.addAction(ActWriteData)
 	a.Conn = c.id
-	a.Frame.Type, a.Frame.Payload = wire.Data, r.buf[r.start:r.end:r.end]
+	a.Frame.Type, a.Frame.Payload = wire.Data, buf[r.start:r.end:r.end]
 	*r = frameRun{}
 }
 

@@ -59,11 +59,8 @@ func (n *Runtime) SendContext(ctx context.Context, peer string, payload []byte) 
 		// of the room it frees in the same step (fsm/lease.go).
 		room := n.room
 		err := n.link.SendReserve(n.sendTime(), peer, payload)
-		if err == nil && len(payload) <= stageMax {
-			// The next ones may take the lane. Not after a message the
-			// lane would not take: a producer of large messages would pay
-			// a second step for each and hold room it cannot use.
-			n.requestLease(peer)
+		if err == nil && len(payload) <= fsm.LeaseMaxPayload {
+			n.requestLease(peer) // the next ones may take the lane (fsm.LeaseMaxPayload)
 		}
 		if !errors.Is(err, fsm.ErrQueueFull) {
 			n.settleAndWait(ctx)

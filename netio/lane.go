@@ -37,10 +37,6 @@ type lane struct {
 	big        atomic.Bool // a buffer over idleKeep is kept: trim has work
 }
 
-// stageMax is the largest payload a lane takes: a larger one is copied
-// whole anyway, and goes through the step as before.
-const stageMax = 16 << 10
-
 // stagedKeep bounds the buffers a lane keeps once admitted; the lease
 // bounds them anyway (fsm's leaseCost, 32 KiB of cost), and an idle writer
 // gives back any larger than idleKeep (trim).
@@ -51,7 +47,7 @@ const stagedKeep = 64 << 10
 func (l *lane) stage(payload []byte) bool {
 	cost := uint64(len(payload)) + fsm.MessageCost
 	l.mu.Lock()
-	if l.gen == 0 || l.msgs < 1 || l.cost < cost || len(payload) > l.maxPayload || len(payload) > stageMax {
+	if l.gen == 0 || l.msgs < 1 || l.cost < cost || len(payload) > l.maxPayload {
 		l.mu.Unlock()
 		return false
 	}

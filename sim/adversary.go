@@ -343,14 +343,7 @@ func (w *World) watchAdversary(n *process, ev fsm.Event, acts []fsm.Action) {
 		w.rec.add(&fr.Frame)
 	}
 	if dr, ok := ev.(fsm.DataReceived); ok && causeConn != nil && causeConn.ends[1-causeSide].adv == nil {
-		for b := dr.Frames; ; {
-			p, rest, ok := wire.NextData(b)
-			if !ok {
-				break
-			}
-			w.rec.add(&wire.Frame{Type: wire.Data, Payload: p})
-			b = rest
-		}
+		eachData(dr.Frames, func(p []byte) { w.rec.add(&wire.Frame{Type: wire.Data, Payload: p}) })
 	}
 	view := &w.snap.Nodes[n.idx]
 	for i := range acts {

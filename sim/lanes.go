@@ -80,7 +80,7 @@ func (w *World) leased(n *process, a *fsm.Action) {
 func (w *World) stage(n *process, peer string, payload []byte) bool {
 	l := n.lanes[peer]
 	cost := uint64(len(payload)) + fsm.MessageCost
-	if l == nil || l.gen == 0 || l.msgs < 1 || l.cost < cost || len(payload) > l.maxPayload || len(payload) > stageMax {
+	if l == nil || l.gen == 0 || l.msgs < 1 || l.cost < cost || len(payload) > l.maxPayload {
 		return false
 	}
 	l.msgs--
@@ -145,10 +145,6 @@ func (w *World) admitRevoked(n *process) {
 	n.admittingRevoked = false
 }
 
-// stageMax is the largest payload a lane takes, as in netio (lane.go):
-// a larger one takes a step of its own, and asks for no lease after it.
-const stageMax = 16 << 10
-
 // producerSend is a producer's Send of payload from n to peer under
 // Knobs.Leases: staged if the lane has room, else the step, after what
 // waits, and a request for a lease once it is taken. staged reports the
@@ -159,7 +155,7 @@ func (w *World) producerSend(n *process, peer string, payload []byte) (staged bo
 	}
 	w.admitLane(n, peer, false)
 	err = w.step(n, fsm.Send{Peer: peer, Payload: payload, Reserve: true})
-	if err == nil && n.alive && len(payload) <= stageMax {
+	if err == nil && n.alive && len(payload) <= fsm.LeaseMaxPayload {
 		var gen uint64
 		if l := n.lanes[peer]; l != nil {
 			gen = l.gen

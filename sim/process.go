@@ -108,7 +108,7 @@ func (w *World) observe(n *process, ev fsm.Event, err error, acts []fsm.Action) 
 		}
 	}
 	if dr, ok := ev.(fsm.DataReceived); ok {
-		k := countData(dr.Frames)
+		k := eachData(dr.Frames, nil)
 		w.stats.Frames[wire.Data] += k
 		w.stats.DataRuns++
 		w.stats.DataRunFrames += k

@@ -43,7 +43,7 @@ func (w *World) remember(n *process, ev any, g spec.ConnID, err error, acts []fs
 		r.fr, r.isFr, r.ev = fr, true, nil
 		r.fr.Frame.Payload = r.keep(fr.Frame.Payload)
 	} else if dr, ok := ev.(fsm.DataReceived); ok {
-		r.ev, r.isFr = dataRun{frames: countData(dr.Frames), bytes: len(dr.Frames)}, false // its frames alias the input buffer
+		r.ev, r.isFr = dataRun{frames: eachData(dr.Frames, nil), bytes: len(dr.Frames)}, false // its frames alias the input buffer
 	} else {
 		r.ev, r.isFr = ev, false // the connection layer hands the observer a box of its own (link.rebox)
 	}
@@ -89,13 +89,17 @@ func (r *record) keep(p []byte) []byte {
 // bytes (the messages themselves are in the actions).
 type dataRun struct{ frames, bytes int }
 
-// countData returns how many whole DATA frames b holds from its start.
-func countData(b []byte) int {
+// eachData calls f with the payload of each whole DATA frame at the start
+// of b, in order (a DataReceived's frames), and returns how many there were.
+func eachData(b []byte, f func(payload []byte)) int {
 	k := 0
 	for {
-		_, rest, ok := wire.NextData(b)
+		p, rest, ok := wire.NextData(b)
 		if !ok {
 			return k
+		}
+		if f != nil {
+			f(p)
 		}
 		b, k = rest, k+1
 	}

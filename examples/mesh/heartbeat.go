@@ -54,5 +54,5 @@ func heartbeatLine() string {
 	if heartbeat == 0 && peerTimeout == 0 {
 		return "heartbeat and peer timeout: the library's defaults"
 	}
-	return fmt.Sprintf("heartbeat %v, peer timeout %v (-heartbeat, -peer-timeout; from %d nodes on the example halves the heartbeat work)", heartbeat, peerTimeout, bigMesh)
+	return fmt.Sprintf("heartbeat %v, peer timeout %v (-heartbeat, -peer-timeout; by default 2s and 10s from %d nodes on)", heartbeat, peerTimeout, bigMesh)
 }
