@@ -1,6 +1,7 @@
 package fsm_test
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 
@@ -19,9 +20,18 @@ func established(b testing.TB) *fsm.Node {
 // must be "M").
 func establishedWith(b testing.TB, cfg fsm.Config) *fsm.Node {
 	b.Helper()
-	n, err := fsm.New(cfg)
+	n, err := establishedE(cfg)
 	if err != nil {
 		b.Fatal(err)
+	}
+	return n
+}
+
+// establishedE is establishedWith returning what went wrong.
+func establishedE(cfg fsm.Config) (*fsm.Node, error) {
+	n, err := fsm.New(cfg)
+	if err != nil {
+		return nil, err
 	}
 	for _, ev := range []fsm.Event{
 		fsm.Accepted{Conn: 1},
@@ -30,12 +40,14 @@ func establishedWith(b testing.TB, cfg fsm.Config) *fsm.Node {
 		fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Resume, Next: 1}},
 	} {
 		if err := n.Step(0, ev); err != nil {
-			b.Fatal(err)
+			return nil, err
 		}
 	}
-	requireSession(b, n)
+	if _, ok := n.SessionConn("A"); !ok {
+		return nil, errors.New("no session: the setup broke the protocol")
+	}
 	n.Ready()
-	return n
+	return n, nil
 }
 
 func requireSession(b testing.TB, n *fsm.Node) {

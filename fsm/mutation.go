@@ -115,6 +115,13 @@ const (
 	// keeps the pair and returns within the reconnect grace. The
 	// simulator's no-lost-while-kept check must catch it with Knobs.Leases.
 	MutationLeaseNotHeld
+	// MutationRunAcrossActions lets the ActMessages of a DataReceived take
+	// in a message although another action came after it (node.go,
+	// emitMessage): an ACK written between two messages of a run then goes
+	// out after both, not between them, and the run is no longer the
+	// FrameReceived of each frame in order, which the twin check
+	// (runDataTwins) must catch.
+	MutationRunAcrossActions
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -151,3 +158,4 @@ func (m Mutation) lostAtOnce() bool              { return m == MutationLostAtOnc
 func (m Mutation) unwantedFinal() bool           { return m == MutationUnwantedFinal }
 func (m Mutation) graceIgnoresUnconfirmed() bool { return m == MutationGraceIgnoresUnconfirmed }
 func (m Mutation) leaseNotHeld() bool            { return m == MutationLeaseNotHeld }
+func (m Mutation) runAcrossActions() bool        { return m == MutationRunAcrossActions }

@@ -27,3 +27,4 @@ func (mutation) lostAtOnce() bool              { return false }
 func (mutation) unwantedFinal() bool           { return false }
 func (mutation) graceIgnoresUnconfirmed() bool { return false }
 func (mutation) leaseNotHeld() bool            { return false }
+func (mutation) runAcrossActions() bool        { return false }

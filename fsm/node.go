@@ -401,7 +401,11 @@ func (n *Node) emitMessage(c *conn, p *peer, inc uint64, payload []byte) {
 	if r := &n.run; r.frames != nil && len(payload) == r.end-r.at-wire.HeaderSize {
 		// A message of a DataReceived (the frame being taken): one
 		// ActMessages for consecutive messages with nothing between them.
-		if k := len(n.out) - 1; r.delivered > 0 && r.delivered == r.at && n.out[k].Kind == ActMessages {
+		k := len(n.out) - 1
+		for n.cfg.mutation.runAcrossActions() && k > 0 && n.out[k].Kind != ActMessages {
+			k-- // deliberately wrong: see MutationRunAcrossActions
+		}
+		if r.delivered > 0 && r.delivered == r.at && n.out[k].Kind == ActMessages {
 			a := &n.out[k]
 			a.Frame.Payload = r.frames[r.at-len(a.Frame.Payload) : r.end : r.end]
 		} else {
