@@ -59,9 +59,17 @@ vet:
 # (their code runs under it all the same inside netio's and the root
 # package's tests); then the heap per idle peer, which the race detector
 # would distort (it skips itself under -race).
+#
+# The race run builds and tests UNIT_P packages at once rather than go
+# test's default of one per core: most of the root package's 100 s is
+# timers and sleeps (heartbeats, peer timeouts, reconnect backoff), which
+# left a core idle while it ran beside one other package (2026-12-02, two
+# cores: the whole unit target took 193 s of a fresh clone's make test with
+# the default; this race line alone took 105 s with -p 4).
+UNIT_P ?= 4
 PURE = ./fsm ./spec ./wire ./link
 unit:
-	SIM_SEEDS=$(RACE_SEEDS) $(GO) test -race -count=1 -timeout $(TIMEOUT) $$($(GO) list ./... | grep -v -x -F $(foreach p,$(PURE),-e github.com/masterless-go/masterless/$(patsubst ./%,%,$(p))))
+	SIM_SEEDS=$(RACE_SEEDS) $(GO) test -race -p $(UNIT_P) -count=1 -timeout $(TIMEOUT) $$($(GO) list ./... | grep -v -x -F $(foreach p,$(PURE),-e github.com/masterless-go/masterless/$(patsubst ./%,%,$(p))))
 	$(GO) test -count=1 -timeout $(TIMEOUT) $(PURE)
 	$(GO) test -count=1 -timeout $(TIMEOUT) -tags masterless_trace -run 'Trace|Deterministic' ./fsm ./sim
 	$(GO) test -count=1 -timeout $(TIMEOUT) -run '^TestIdlePeerMemory$$' -v .

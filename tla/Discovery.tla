@@ -22,7 +22,7 @@
 (* a session with each other's current incarnation (Adopted): a restarted *)
 (* node that knows only the seed is adopted by every member.              *)
 (***************************************************************************)
-EXTENDS Naturals, FiniteSets
+EXTENDS Naturals, FiniteSets, TLC
 
 CONSTANTS Nodes, Seed, Mortal, MaxInc, Variant, Auth
 \* Mortal: the nodes that may leave, crash and restart (never the seed).
@@ -169,6 +169,14 @@ Next ==
     \/ \E l \in leaves : GetLeave(l)
 
 Spec == Init /\ [][Next]_vars
+
+\* The mortal nodes play interchangeable parts: nothing in the rules or the
+\* invariants tells one from another (no rule compares node ids, and the
+\* seed is not mortal). A safety check may declare this symmetry, so that
+\* TLC explores one state of each class of states equal up to a renaming of
+\* the mortal nodes (Disc3Safety.cfg; never with liveness properties, where
+\* TLC's symmetry reduction is unsound).
+MortalSymmetry == Permutations(Mortal)
 
 \* Liveness: faults are bounded (one leave or crash per incarnation, MaxInc
 \* incarnations), and every healing step is weakly fair.

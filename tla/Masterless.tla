@@ -386,9 +386,10 @@ EstAt(n, m) == {c \in Slots : \E e \in E : NodeOf(c, e) = n /\ PeerOf(c, e) = m
 \* At most one established connection per pair at each end, and it is ses.
 AtMostOne ==
     \A n, m \in Nodes :
-        /\ Cardinality(EstAt(n, m)) <= 1
-        /\ (ses[n][m] = 0) = (EstAt(n, m) = {})
-        /\ ses[n][m] # 0 => ses[n][m] \in EstAt(n, m)
+        LET est == EstAt(n, m) IN
+        /\ Cardinality(est) <= 1
+        /\ (ses[n][m] = 0) = (est = {})
+        /\ ses[n][m] # 0 => ses[n][m] \in est
 
 \* Both ends agree on the session among live connections (3.5).
 Agreement ==
