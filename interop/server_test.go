@@ -593,9 +593,13 @@ func TestQueuedBinaryHandedBackTo041(t *testing.T) {
 // (SIGSTOP), SendContext's wait on the full output buffer ends with its
 // context, not with the peer timeout (it waited 4.9 s on a 100 ms context
 // before, a black-box audit); the message was accepted before the wait, so
-// the call returns nil.
+// the call returns nil. The peer timeout is long (30 s), so that a machine
+// too busy to fill the buffers within the default 5 s (a make test with its
+// packages side by side under the race detector: the session timed out at
+// the 169th call) does not end the session first; the old wait would show
+// as a call of 30 s.
 func TestSendContextEndsWaitOn041(t *testing.T) {
-	g := newGo(t, "go-a", masterless.WithPeerTimeout(5*time.Second))
+	g := newGo(t, "go-a", masterless.WithPeerTimeout(30*time.Second))
 	node := Start(t, "node-b")
 	node.Connect(g.Info())
 	node.Keep("go-a", true)

@@ -110,6 +110,13 @@ func joinKnobs(seed uint64, nodes int) sim.Knobs {
 // scaled shrinks a scenario's node count under the race detector (and
 // -short), where the O(N²) safety checks after every step would take
 // minutes; make test runs the full sizes in its sweep target.
+//
+// The scenario tests that use it run one world (a seed) at a time on their
+// own goroutine, so they use one core where a sweep spreads its seeds over
+// all; they call t.Parallel (and their cases are parallel subtests), so
+// that go test runs them beside each other rather than one after the other
+// with a core idle. Worlds share nothing, and the race detector would say
+// otherwise under make test's unit target.
 func scaled(nodes int) int {
 	if raceEnabled || testing.Short() {
 		return min(nodes, 16)
@@ -122,14 +129,18 @@ func scaled(nodes int) int {
 // the seed), and the mesh is full. Its negative control is
 // TestSweepDiscoveryCatchesBothDial (build tag masterless_mutation).
 func TestSweepDiscoveryJoinOneConnectionPerPair(t *testing.T) {
+	t.Parallel() // one world on one goroutine: see scaled
 	for _, c := range []struct {
 		seed  uint64
 		nodes int
 	}{{1, 64}, {2, 32}} {
-		nodes := scaled(c.nodes)
-		r := runJoin(t, joinKnobs(c.seed, nodes))
-		t.Logf("seed %d, %d nodes: %s", c.seed, nodes, r)
-		require.NoError(t, checkJoinBound(r, nodes))
+		t.Run(fmt.Sprintf("seed=%d", c.seed), func(t *testing.T) {
+			t.Parallel()
+			nodes := scaled(c.nodes)
+			r := runJoin(t, joinKnobs(c.seed, nodes))
+			t.Logf("seed %d, %d nodes: %s", c.seed, nodes, r)
+			require.NoError(t, checkJoinBound(r, nodes))
+		})
 	}
 }
 
@@ -163,6 +174,7 @@ func faultKnobs(seed uint64, nodes int) sim.Knobs {
 // world took a mesh still forming for quiescent in 1 join of 60 (seed 111
 // of these, at commit b5750f2); spec.Peer.Dialable reads the fsm's address.
 func TestSweepDiscoveryJoinWithFaultsMany(t *testing.T) {
+	t.Parallel() // one world on one goroutine: see scaled
 	seeds := uint64(40)
 	if raceEnabled || testing.Short() {
 		seeds = 8 // each seed runs on one goroutine: the race detector finds nothing more in more
@@ -177,15 +189,19 @@ func TestSweepDiscoveryJoinWithFaultsMany(t *testing.T) {
 // session per pair once they stop, and after they stop no pair opens more
 // than two connections (spec/PROTOCOL.md, 8.5).
 func TestSweepDiscoveryJoinWithFaults(t *testing.T) {
+	t.Parallel() // one world on one goroutine: see scaled
 	for _, c := range []struct {
 		seed  uint64
 		nodes int
 	}{{11, 40}, {12, 32}} {
-		nodes := scaled(c.nodes)
-		r := runJoin(t, faultKnobs(c.seed, nodes))
-		st := r.w.Result().Stats
-		t.Logf("seed %d, %d nodes: %s; %d crashes, %d resets", c.seed, nodes, r, st.Crashes, st.Resets)
-		require.LessOrEqual(t, r.healMost, 2, "bound after faults stop: %s", r)
+		t.Run(fmt.Sprintf("seed=%d", c.seed), func(t *testing.T) {
+			t.Parallel()
+			nodes := scaled(c.nodes)
+			r := runJoin(t, faultKnobs(c.seed, nodes))
+			st := r.w.Result().Stats
+			t.Logf("seed %d, %d nodes: %s; %d crashes, %d resets", c.seed, nodes, r, st.Crashes, st.Resets)
+			require.LessOrEqual(t, r.healMost, 2, "bound after faults stop: %s", r)
+		})
 	}
 }
 
@@ -195,6 +211,7 @@ func TestSweepDiscoveryJoinWithFaults(t *testing.T) {
 // learn: first-hand beats hearsay): the restarted member must still be
 // adopted, by its own HELLO or once the dead session times out.
 func TestSweepDiscoveryJoinWithFaultsAuth(t *testing.T) {
+	t.Parallel() // one world on one goroutine: see scaled
 	seeds := uint64(30)
 	if raceEnabled || testing.Short() {
 		seeds = 6

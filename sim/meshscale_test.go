@@ -73,6 +73,7 @@ func meshKnobs(seed uint64, nodes int) sim.Knobs {
 // spec/PROTOCOL.md 5.1). Its negative control is
 // TestSweepMeshCatchesExtraDials.
 func TestSweepMeshScale(t *testing.T) {
+	t.Parallel() // one world on one goroutine: see scaled
 	nodes := scaled(meshNodes(t))
 	start := time.Now()
 	r := runMesh(t, meshKnobs(1, nodes), false)
@@ -86,6 +87,7 @@ func TestSweepMeshScale(t *testing.T) {
 // and after the faults stop no pair opens more than 2 connections
 // (spec/PROTOCOL.md 5.1).
 func TestSweepMeshScaleWithFaults(t *testing.T) {
+	t.Parallel() // one world on one goroutine: see scaled
 	nodes := scaled(32)
 	start := time.Now()
 	r := runMesh(t, faultKnobs(21, nodes), false)
@@ -102,6 +104,7 @@ func TestSweepMeshScaleWithFaults(t *testing.T) {
 // converges once the faults stop, within the same bound on connections per
 // pair.
 func TestSweepMeshScaleWithFaultsFewRedials(t *testing.T) {
+	t.Parallel() // one world on one goroutine: see scaled
 	nodes := scaled(32)
 	k := faultKnobs(21, nodes)
 	k.MaxRedials = 2
