@@ -191,3 +191,89 @@ func TestTurnsNewcomerWaitsOneTurn(t *testing.T) {
 	require.GreaterOrEqual(t, at, 0, "b's message is not in the next chunk: %v", chunk)
 	require.LessOrEqual(t, at, link.TurnQuantum, "b's message waited behind %d of a's", at)
 }
+
+// batchItem is a run of consecutive messages of src, numbers first to
+// first+n-1 (n > 0), or barrier number first (src == "").
+type batchItem struct {
+	src      string
+	first, n int
+}
+
+// batchTurns is a Turns whose items are batches.
+func batchTurns() *link.Turns[batchItem] {
+	return &link.Turns[batchItem]{
+		Count: func(v batchItem) int { return v.n },
+		Cut: func(v batchItem, k int) (batchItem, batchItem) {
+			if k <= 0 || k >= v.n {
+				panic(fmt.Sprintf("Cut(%+v, %d)", v, k))
+			}
+			return batchItem{v.src, v.first, k}, batchItem{v.src, v.first + k, v.n - k}
+		},
+	}
+}
+
+// TestTurnsBatchesAsSingles: a queue that holds runs of messages as one
+// item each (Count and Cut) hands over the same messages, in the same
+// order and the same chunks, as one that holds each message on its own,
+// whatever the pushes, barriers and chunk sizes; and counts the same
+// length throughout.
+func TestTurnsBatchesAsSingles(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		batched := batchTurns()
+		var singles link.Turns[turnItem]
+		nsrc := rapid.IntRange(1, 4).Draw(t, "sources")
+		next := map[string]int{}
+		barriers := 0
+		for step := range rapid.IntRange(1, 60).Draw(t, "steps") {
+			switch op := rapid.IntRange(0, 9).Draw(t, "op"); {
+			case op < 5: // a run of one source's messages, in one or more pushes
+				src := fmt.Sprintf("s%d", rapid.IntRange(0, nsrc-1).Draw(t, "src"))
+				var items []batchItem
+				var ones []turnItem
+				for range rapid.IntRange(1, 3).Draw(t, "batches") {
+					n := rapid.IntRange(1, 40).Draw(t, "n")
+					items = append(items, batchItem{src, next[src], n})
+					for i := range n {
+						ones = append(ones, turnItem{src, next[src] + i})
+					}
+					next[src] += n
+				}
+				if len(items) == 1 && rapid.Bool().Draw(t, "one") {
+					batched.PushMessage(src, items[0])
+				} else {
+					batched.PushMessages(src, items)
+				}
+				singles.PushMessages(src, ones)
+			case op < 6:
+				batched.PushBarrier(batchItem{first: barriers})
+				singles.PushBarrier(turnItem{seq: barriers})
+				barriers++
+			default:
+				max := rapid.IntRange(1, 2*link.DeliveryChunk).Draw(t, "max")
+				want := singles.PopChunk(nil, max)
+				require.Equal(t, want, flatten(batched.PopChunk(nil, max)), "step %d: chunk of %d", step, max)
+			}
+			require.Equal(t, singles.Len(), batched.Len(), "step %d", step)
+		}
+		for singles.Len() > 0 {
+			want := singles.PopChunk(nil, link.DeliveryChunk)
+			require.Equal(t, want, flatten(batched.PopChunk(nil, link.DeliveryChunk)))
+		}
+		require.Zero(t, batched.Len())
+	})
+}
+
+// flatten spells out the messages of batch items one by one.
+func flatten(chunk []batchItem) []turnItem {
+	var flat []turnItem
+	for _, v := range chunk {
+		if v.src == "" {
+			flat = append(flat, turnItem{seq: v.first})
+			continue
+		}
+		for i := range v.n {
+			flat = append(flat, turnItem{v.src, v.first + i})
+		}
+	}
+	return flat
+}

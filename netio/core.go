@@ -90,18 +90,19 @@ func (t *transport) Notify(a *fsm.Action) {
 	case fsm.ActMessage:
 		n.events = append(n.events, event{kind: evMessage, peer: a.Peer, inc: a.Incarnation, payload: n.own(a.Frame.Payload)})
 	case fsm.ActMessages:
-		// One copy of the frames for all their messages; each payload is
+		// One copy of the frames for all their messages, which travel as
+		// one event (dispatch.go); the dispatcher hands each payload over
 		// capped at its own end (wire.NextData), so a handler's append
 		// cannot write over the next.
-		frames := n.own(a.Frame.Payload)
-		for len(frames) > 0 {
-			p, rest, ok := wire.NextData(frames)
+		k := 0
+		for frames := a.Frame.Payload; len(frames) > 0; k++ {
+			_, rest, ok := wire.NextData(frames)
 			if !ok {
 				panic("netio: fsm delivered an ActMessages that is not whole DATA frames")
 			}
-			n.events = append(n.events, event{kind: evMessage, peer: a.Peer, inc: a.Incarnation, payload: p})
 			frames = rest
 		}
+		n.events = append(n.events, event{kind: evMessages, n: uint32(k), peer: a.Peer, inc: a.Incarnation, payload: n.own(a.Frame.Payload)})
 	case fsm.ActLost:
 		n.log.Info("messages lost", "peer", a.Peer, "count", len(a.Lost), "reason", errText(a.Err))
 		n.events = append(n.events, event{kind: evLost, peer: a.Peer, more: &eventMore{lost: a.Lost, err: a.Err}})

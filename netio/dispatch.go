@@ -6,6 +6,7 @@ import (
 
 	"github.com/masterless-go/masterless/fsm"
 	"github.com/masterless-go/masterless/link"
+	"github.com/masterless-go/masterless/wire"
 )
 
 // The dispatcher delivers user events from one goroutine, one at a time.
@@ -19,6 +20,11 @@ import (
 // the order the fsm produced it relative to everything else. So no peer's
 // messages wait behind a window's worth of every other peer's (see Turns for
 // the stall a single first-in first-out queue caused).
+//
+// The messages of one fsm.ActMessages (a read's run of one peer's DATA
+// frames) travel as one event holding their frames, copied once into the
+// read's slab; the queue counts, takes turns and cuts by message (Turns'
+// Count and Cut), and the dispatcher hands the messages over one by one.
 
 type eventKind uint8
 
@@ -27,21 +33,59 @@ const (
 	evConnected
 	evDisconnected
 	evMessage
+	evMessages // the messages of a run of DATA frames (n of them)
 	evLost
 	evMember // discovery: a member joined, left or was forgotten (member.go)
 )
 
-// event is one event for the user. A message, the event of every message
-// received, is 64 bytes, copied three times on its way to the user (into
-// the Runtime's list, the queue, the chunk being delivered); what the other
-// kinds carry besides sits behind more.
+// event is one event for the user, or the messages of a run of frames.
+// It is 64 bytes, copied three times on its way to the user (into the
+// Runtime's list, the queue, the chunk being delivered); what the kinds
+// other than messages carry besides sits behind more.
 type event struct {
 	kind    eventKind
 	change  fsm.ActionKind // evMember: fsm.ActMemberUp, ActMemberLeft or ActMemberGone
+	n       uint32         // evMessages: how many DATA frames payload holds
 	peer    string
-	inc     uint64 // evMessage, evMember: the peer's incarnation
-	payload []byte
-	more    *eventMore // every kind but evMessage
+	inc     uint64     // evMessage, evMessages, evMember: the peer's incarnation
+	payload []byte     // evMessage: the payload; evMessages: the DATA frames
+	more    *eventMore // every kind but the messages
+}
+
+// isMessage reports whether ev holds messages (one or a run).
+func (ev *event) isMessage() bool { return ev.kind == evMessage || ev.kind == evMessages }
+
+// payloadBytes is how many payload bytes ev holds (the frames' headers not
+// counted).
+func (ev *event) payloadBytes() int {
+	if ev.kind == evMessages {
+		return len(ev.payload) - int(ev.n)*wire.HeaderSize
+	}
+	return len(ev.payload)
+}
+
+// messageCount is Turns' Count: how many messages ev stands for.
+func messageCount(ev event) int {
+	if ev.kind == evMessages {
+		return int(ev.n)
+	}
+	return 1
+}
+
+// cutMessages is Turns' Cut: the first k messages of run ev and the rest.
+func cutMessages(ev event, k int) (event, event) {
+	off := 0
+	for range k {
+		_, rest, ok := wire.NextData(ev.payload[off:])
+		if !ok {
+			panic("netio: a run of messages that is not whole DATA frames")
+		}
+		off = len(ev.payload) - len(rest)
+	}
+	head, rest := ev, ev
+	head.payload, head.n = ev.payload[:off:off], uint32(k)
+	rest.payload, rest.n = ev.payload[off:], ev.n-uint32(k)
+	return head, rest
 }
 
 // eventMore is what an event other than a message carries besides.
@@ -90,6 +134,7 @@ type dispatcher struct {
 
 func (d *dispatcher) init(h Events, gate <-chan struct{}, maxEvents, maxBytes int, consumed func([]consumption)) {
 	d.h, d.gate, d.maxEvents, d.maxBytes, d.consumed = h, gate, maxEvents, maxBytes, consumed
+	d.q.Count, d.q.Cut = messageCount, cutMessages
 	d.ready.L = &d.mu
 	d.room.L = &d.mu
 }
@@ -99,16 +144,16 @@ func (d *dispatcher) push(evs []event) {
 	d.mu.Lock()
 	if !d.stopped {
 		for i := 0; i < len(evs); {
-			d.bytes += len(evs[i].payload)
-			if evs[i].kind != evMessage {
+			d.bytes += evs[i].payloadBytes()
+			if !evs[i].isMessage() {
 				d.q.PushBarrier(evs[i])
 				i++
 				continue
 			}
 			// A run of one peer's messages (a read's worth) in one go.
 			j := i + 1
-			for ; j < len(evs) && evs[j].kind == evMessage && evs[j].peer == evs[i].peer; j++ {
-				d.bytes += len(evs[j].payload)
+			for ; j < len(evs) && evs[j].isMessage() && evs[j].peer == evs[i].peer; j++ {
+				d.bytes += evs[j].payloadBytes()
 			}
 			d.q.PushMessages(evs[i].peer, evs[i:j])
 			i = j
@@ -201,7 +246,7 @@ func (d *dispatcher) run(wg *sync.WaitGroup, done <-chan struct{}) {
 		chunk := d.q.PopChunk(d.chunk[:0], link.DeliveryChunk)
 		d.pops++
 		for i := range chunk {
-			d.bytes -= len(chunk[i].payload)
+			d.bytes -= chunk[i].payloadBytes()
 		}
 		if d.waiters > 0 && d.q.Len() <= d.maxEvents/2 && d.bytes <= d.maxBytes/2 {
 			d.room.Broadcast()
@@ -212,13 +257,23 @@ func (d *dispatcher) run(wg *sync.WaitGroup, done <-chan struct{}) {
 				break
 			}
 			ev := &chunk[i]
-			d.deliver(ev)
-			if ev.kind == evMessage {
-				used = tally(used, ev)
-				if pending += len(ev.payload); pending >= reportEvery {
-					d.consumed(used)
-					used, pending = used[:0], 0
+			switch ev.kind {
+			case evMessage:
+				used, pending = d.message(ev.peer, ev.inc, ev.payload, used, pending)
+			case evMessages:
+				for frames := ev.payload; len(frames) > 0; {
+					if d.isStopped() {
+						break
+					}
+					p, rest, ok := wire.NextData(frames)
+					if !ok {
+						panic("netio: a run of messages that is not whole DATA frames")
+					}
+					used, pending = d.message(ev.peer, ev.inc, p, used, pending)
+					frames = rest
 				}
+			default:
+				d.deliver(ev)
 			}
 		}
 		clear(chunk) // let the payloads go
@@ -229,16 +284,32 @@ func (d *dispatcher) run(wg *sync.WaitGroup, done <-chan struct{}) {
 
 func (d *dispatcher) isStopped() bool { return d.stopFlag.Load() }
 
-// tally adds message ev to what was consumed from its sender.
-func tally(used []consumption, ev *event) []consumption {
+// message hands the user payload, a message of peer's incarnation inc,
+// tallies it in used and reports what was consumed once pending, the bytes
+// tallied since the last report, reaches reportEvery.
+func (d *dispatcher) message(peer string, inc uint64, payload []byte, used []consumption, pending int) ([]consumption, int) {
+	if d.h.Message != nil {
+		d.h.Message(peer, payload)
+	}
+	used = tally(used, peer, inc, len(payload))
+	if pending += len(payload); pending >= reportEvery {
+		d.consumed(used)
+		used, pending = used[:0], 0
+	}
+	return used, pending
+}
+
+// tally adds a message of size bytes to what was consumed from peer's
+// incarnation inc.
+func tally(used []consumption, peer string, inc uint64, size int) []consumption {
 	for i := range used {
-		if u := &used[i]; u.peer == ev.peer && u.inc == ev.inc {
+		if u := &used[i]; u.peer == peer && u.inc == inc {
 			u.msgs++
-			u.bytes += len(ev.payload)
+			u.bytes += size
 			return used
 		}
 	}
-	return append(used, consumption{peer: ev.peer, inc: ev.inc, msgs: 1, bytes: len(ev.payload)})
+	return append(used, consumption{peer: peer, inc: inc, msgs: 1, bytes: size})
 }
 
 func (d *dispatcher) deliver(ev *event) {
@@ -254,10 +325,6 @@ func (d *dispatcher) deliver(ev *event) {
 	case evDisconnected:
 		if d.h.Disconnected != nil {
 			d.h.Disconnected(ev.peer, ev.more.err)
-		}
-	case evMessage:
-		if d.h.Message != nil {
-			d.h.Message(ev.peer, ev.payload)
 		}
 	case evLost:
 		if d.h.Lost != nil {
