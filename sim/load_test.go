@@ -96,6 +96,11 @@ func TestLoadDeterministic(t *testing.T) {
 // with the producers ignoring the flag (MutationNoPacing), is
 // TestLoadAnswersRefusedWithoutPacing in mutation_test.go.
 func TestLoadAnswersHaveRoomSmallMessages(t *testing.T) {
+	if raceEnabled {
+		// One world on the test's goroutine: the race detector has nothing
+		// to find, and took 8 s of a core for it.
+		t.Skip("make sweep runs it, without the race detector")
+	}
 	r := sim.RunSeed(answersHaveRoomKnobs(), sim.Options{})
 	var b strings.Builder
 	r.Report(&b)
