@@ -35,7 +35,9 @@
 // frames a read completed are one step of the state machine
 // (fsm.DataReceived), whose messages come to Notify as one ActMessages of
 // their frames; and the DATA frames a step lets go from a send queue come as
-// one ActWriteData, written as they are.
+// one ActWriteData, written as they are. A delivery queue (Turns) may hold
+// such a run as one item: its Count and Cut let it take turns by message
+// all the same.
 //
 // # Rules that are not here
 //
