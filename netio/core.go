@@ -102,7 +102,9 @@ func (t *transport) Notify(a *fsm.Action) {
 			}
 			frames = rest
 		}
-		n.events = append(n.events, event{kind: evMessages, n: uint32(k), peer: a.Peer, inc: a.Incarnation, payload: n.own(a.Frame.Payload)})
+		if k > 0 { // Turns counts every message item as one message at least
+			n.events = append(n.events, event{kind: evMessages, n: uint32(k), peer: a.Peer, inc: a.Incarnation, payload: n.own(a.Frame.Payload)})
+		}
 	case fsm.ActLost:
 		n.log.Info("messages lost", "peer", a.Peer, "count", len(a.Lost), "reason", errText(a.Err))
 		n.events = append(n.events, event{kind: evLost, peer: a.Peer, more: &eventMore{lost: a.Lost, err: a.Err}})
