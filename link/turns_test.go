@@ -2,6 +2,7 @@ package link_test
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -199,68 +200,106 @@ type batchItem struct {
 	first, n int
 }
 
-// batchTurns is a Turns whose items are batches.
-func batchTurns() *link.Turns[batchItem] {
-	return &link.Turns[batchItem]{
-		Count: func(v batchItem) int { return v.n },
-		Cut: func(v batchItem, k int) (batchItem, batchItem) {
-			if k <= 0 || k >= v.n {
-				panic(fmt.Sprintf("Cut(%+v, %d)", v, k))
-			}
-			return batchItem{v.src, v.first, k}, batchItem{v.src, v.first + k, v.n - k}
-		},
+// batchCut is a Turns' Cut for batchItem: the first k messages of v, then
+// the rest.
+func batchCut(v batchItem, k int) (batchItem, batchItem) {
+	if k <= 0 || k >= v.n {
+		panic(fmt.Sprintf("Cut(%+v, %d)", v, k))
 	}
+	return batchItem{v.src, v.first, k}, batchItem{v.src, v.first + k, v.n - k}
 }
 
 // TestTurnsBatchesAsSingles: a queue that holds runs of messages as one
 // item each (Count and Cut) hands over the same messages, in the same
 // order and the same chunks, as one that holds each message on its own,
 // whatever the pushes, barriers and chunk sizes; and counts the same
-// length throughout.
+// length throughout. Its negative control is
+// TestTurnsBatchesCatchesWrongCut.
 func TestTurnsBatchesAsSingles(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		batched := batchTurns()
-		var singles link.Turns[turnItem]
-		nsrc := rapid.IntRange(1, 4).Draw(t, "sources")
-		next := map[string]int{}
-		barriers := 0
-		for step := range rapid.IntRange(1, 60).Draw(t, "steps") {
-			switch op := rapid.IntRange(0, 9).Draw(t, "op"); {
-			case op < 5: // a run of one source's messages, in one or more pushes
-				src := fmt.Sprintf("s%d", rapid.IntRange(0, nsrc-1).Draw(t, "src"))
-				var items []batchItem
-				var ones []turnItem
-				for range rapid.IntRange(1, 3).Draw(t, "batches") {
-					n := rapid.IntRange(1, 40).Draw(t, "n")
-					items = append(items, batchItem{src, next[src], n})
-					for i := range n {
-						ones = append(ones, turnItem{src, next[src] + i})
-					}
-					next[src] += n
-				}
-				if len(items) == 1 && rapid.Bool().Draw(t, "one") {
-					batched.PushMessage(src, items[0])
-				} else {
-					batched.PushMessages(src, items)
-				}
-				singles.PushMessages(src, ones)
-			case op < 6:
-				batched.PushBarrier(batchItem{first: barriers})
-				singles.PushBarrier(turnItem{seq: barriers})
-				barriers++
-			default:
-				max := rapid.IntRange(1, 2*link.DeliveryChunk).Draw(t, "max")
-				want := singles.PopChunk(nil, max)
-				require.Equal(t, want, flatten(batched.PopChunk(nil, max)), "step %d: chunk of %d", step, max)
-			}
-			require.Equal(t, singles.Len(), batched.Len(), "step %d", step)
+		pick := func(n int) int { return rapid.IntRange(0, n-1).Draw(t, "pick") }
+		if err := runBatchTwins(pick, batchCut); err != nil {
+			t.Fatal(err)
 		}
-		for singles.Len() > 0 {
-			want := singles.PopChunk(nil, link.DeliveryChunk)
-			require.Equal(t, want, flatten(batched.PopChunk(nil, link.DeliveryChunk)))
-		}
-		require.Zero(t, batched.Len())
 	})
+}
+
+// TestTurnsBatchesCatchesWrongCut is the negative control of
+// TestTurnsBatchesAsSingles: with a Cut that hands over the last k
+// messages of a batch before the others, the comparison must find a
+// difference in some of a hundred fixed scripts; with the right Cut it
+// finds none.
+func TestTurnsBatchesCatchesWrongCut(t *testing.T) {
+	backwards := func(v batchItem, k int) (batchItem, batchItem) {
+		return batchItem{v.src, v.first + v.n - k, k}, batchItem{v.src, v.first, v.n - k}
+	}
+	caught := 0
+	for seed := range uint64(100) {
+		if err := runBatchTwins(rand.New(rand.NewPCG(seed, 3)).IntN, batchCut); err != nil {
+			t.Fatalf("seed %d, the right Cut: %v", seed, err)
+		}
+		if runBatchTwins(rand.New(rand.NewPCG(seed, 3)).IntN, backwards) != nil {
+			caught++
+		}
+	}
+	require.Positive(t, caught, "a Cut that reorders a batch went unnoticed in 100 scripts")
+	t.Logf("caught in %d of 100 scripts", caught)
+}
+
+// runBatchTwins runs one script, its choices made by pick (a number below
+// its argument), through a queue of batches cut by cut and a queue of
+// single messages, and returns how they differed, nil if they did not.
+func runBatchTwins(pick func(n int) int, cut func(batchItem, int) (batchItem, batchItem)) error {
+	batched := &link.Turns[batchItem]{Count: func(v batchItem) int { return v.n }, Cut: cut}
+	var singles link.Turns[turnItem]
+	nsrc := 1 + pick(4)
+	next := map[string]int{}
+	barriers := 0
+	for step := range 1 + pick(60) {
+		switch op := pick(10); {
+		case op < 5: // a run of one source's messages, in one or more pushes
+			src := fmt.Sprintf("s%d", pick(nsrc))
+			var items []batchItem
+			var ones []turnItem
+			for range 1 + pick(3) {
+				n := 1 + pick(40)
+				items = append(items, batchItem{src, next[src], n})
+				for i := range n {
+					ones = append(ones, turnItem{src, next[src] + i})
+				}
+				next[src] += n
+			}
+			if len(items) == 1 && pick(2) == 0 {
+				batched.PushMessage(src, items[0])
+			} else {
+				batched.PushMessages(src, items)
+			}
+			singles.PushMessages(src, ones)
+		case op < 6:
+			batched.PushBarrier(batchItem{first: barriers})
+			singles.PushBarrier(turnItem{seq: barriers})
+			barriers++
+		default:
+			max := 1 + pick(2*link.DeliveryChunk)
+			want, got := singles.PopChunk(nil, max), flatten(batched.PopChunk(nil, max))
+			if !slices.Equal(want, got) {
+				return fmt.Errorf("step %d, a chunk of %d: singles %v, batches %v", step, max, want, got)
+			}
+		}
+		if singles.Len() != batched.Len() {
+			return fmt.Errorf("step %d: length %d with singles, %d with batches", step, singles.Len(), batched.Len())
+		}
+	}
+	for singles.Len() > 0 {
+		want, got := singles.PopChunk(nil, link.DeliveryChunk), flatten(batched.PopChunk(nil, link.DeliveryChunk))
+		if !slices.Equal(want, got) {
+			return fmt.Errorf("the last chunks: singles %v, batches %v", want, got)
+		}
+	}
+	if batched.Len() != 0 {
+		return fmt.Errorf("%d left with batches", batched.Len())
+	}
+	return nil
 }
 
 // flatten spells out the messages of batch items one by one.
