@@ -78,6 +78,12 @@ type Config struct {
 	// of v1 (Connect, and redials of a peer not yet heard from; a known peer
 	// is redialed in the protocol it last spoke). See legacy.go.
 	LegacyDial bool
+	// Leases says the adapter stages producers' messages under leases
+	// (lease.go): a producer's Send (Reserve) accepted, of at most
+	// LeaseMaxPayload bytes, then grants one, or more room on the one
+	// held, when a lease may be used. Without it the node grants a lease
+	// only when asked (Admit with Renew).
+	Leases bool
 	// RequireAuth refuses the HELLO of any connection the adapter did not
 	// authenticate (Dialed.Peer and Accepted.Peer empty): only nodes that
 	// proved they hold their id's key take part. PlaintextLegacy relaxes it

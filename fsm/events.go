@@ -161,7 +161,10 @@ type SetKeep struct {
 // the buffer is reused. Reserve is set by a caller that can wait for room
 // (SendContext): it may not take the room kept for answers sent from event
 // callbacks, which cannot wait, and is refused while the peer says its
-// answers to this node back up (stream.go, "Room for answers").
+// answers to this node back up (stream.go, "Room for answers"). A Reserve
+// Send accepted, of at most LeaseMaxPayload bytes, on a node whose
+// Config.Leases is set, also grants the peer's producers a lease, or more room on theirs, when one may be used: an
+// ActLease, after which the adapter may stage the next ones (lease.go).
 //
 // A Send is time-free: no rule it runs depends on the time (it queues,
 // spends credit and writes; deadlines are kept by the other events), so Step

@@ -67,9 +67,10 @@ const (
 // LeaseMaxPayload is the largest payload a lease lets the adapter stage
 // (Lease.MaxPayload is at most this). A larger message is copied whole
 // anyway, so it gains nothing from being staged: it takes a Send step of
-// its own, and an adapter asks for a lease (Admit with Renew) only after a
-// message it could have staged, so that a producer of large messages pays
-// no second step per message and holds no room it cannot use.
+// its own. A producer's Send (Reserve) accepted asks for a lease itself
+// only for a message a lease could have carried (sendEvent), so that a
+// producer of large messages holds no room it cannot use, and its adapter
+// needs no rule of its own for when to ask.
 const LeaseMaxPayload = 16 << 10
 
 // Lease is what an ActLease grants: more room for Peer's producers, on the

@@ -53,6 +53,38 @@ func grant(t *testing.T, n *fsm.Node, gen uint64) fsm.Lease {
 	return ls[0].Lease
 }
 
+// On a node whose adapter stages under leases (Config.Leases), a
+// producer's Send accepted, of at most LeaseMaxPayload bytes, grants a
+// lease in the same step; a larger one, an answer (no Reserve), a refused
+// Send and a node without Config.Leases grant none.
+func TestProducerSendGrantsLease(t *testing.T) {
+	for _, c := range []struct {
+		name            string
+		leases, reserve bool
+		size            int
+		want            bool
+	}{
+		{"producer", true, true, 10, true},
+		{"producer at the bound", true, true, fsm.LeaseMaxPayload, true},
+		{"producer past the bound", true, true, fsm.LeaseMaxPayload + 1, false},
+		{"answer", true, false, 10, false},
+		{"refused", true, true, 2 << 20, false}, // past the queue's bytes: ErrPayloadTooLarge
+		{"adapter without leases", false, true, 10, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			n := sessionWith(t, 1<<20, fsm.Config{ID: "M", Incarnation: 1, Window: 1 << 20, QueueBytes: 1 << 20, Leases: c.leases})
+			err := n.Step(0, fsm.Send{Peer: "A", Payload: make([]byte, c.size), Reserve: c.reserve})
+			if (err == nil) != (c.name != "refused") {
+				t.Fatalf("Send: %v", err)
+			}
+			ls := leases(n.Ready())
+			if got := len(ls) == 1 && ls[0].Lease.Messages > 0; got != c.want || len(ls) > 1 {
+				t.Fatalf("leases after the Send: %+v, want a grant: %t", ls, c.want)
+			}
+		})
+	}
+}
+
 // A lease is the room left in the producers' share (one window, here 1
 // KiB, and half the queue's messages), at most 512 messages and 32 KiB of
 // cost, and it counts as queued: while it holds the whole share, a

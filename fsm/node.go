@@ -153,12 +153,25 @@ func (n *Node) Send(now time.Duration, e *Send) error {
 	if traceCompiled && n.trace.on() || n.cfg.mutation.sendKeepsTime() {
 		return n.Step(now, *e)
 	}
+	err := n.sendEvent(e)
+	if len(n.leased) > 0 {
+		n.checkLeases()
+	}
+	return err
+}
+
+// sendEvent takes a Send: what the lane held first (After), then the
+// message; a producer's message that a lease could have carried
+// (LeaseMaxPayload) asks for a lease, so that the next ones may be staged.
+func (n *Node) sendEvent(e *Send) error {
 	if e.After != nil {
 		_ = n.admitStaged(e.After)
 	}
 	err := n.send(e.Peer, e.Payload, e.Reserve, nil)
-	if len(n.leased) > 0 {
-		n.checkLeases()
+	if err == nil && e.Reserve && n.cfg.Leases && len(e.Payload) <= LeaseMaxPayload {
+		if p := n.peers[e.Peer]; p != nil {
+			n.grantLease(p)
+		}
 	}
 	return err
 }
@@ -260,10 +273,7 @@ func (n *Node) step(now time.Duration, ev Event) error {
 	}
 	switch e := ev.(type) {
 	case Send: // time-free: now is not read (see Send)
-		if e.After != nil {
-			_ = n.admitStaged(e.After)
-		}
-		return n.send(e.Peer, e.Payload, e.Reserve, nil)
+		return n.sendEvent(&e)
 	case SendMany: // time-free, as Send
 		return n.sendMany(e)
 	case Admit: // time-free, as Send

@@ -84,7 +84,13 @@ func TestHugeCreditDoesNotWrap(t *testing.T) {
 // on connection 1, whose credit for M's stream is credit bytes.
 func pacedSession(t *testing.T, credit uint64) *fsm.Node {
 	t.Helper()
-	n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1, Window: 1 << 10})
+	return sessionWith(t, credit, fsm.Config{ID: "M", Incarnation: 1, Window: 1 << 10})
+}
+
+// sessionWith is pacedSession for a node of configuration cfg.
+func sessionWith(t *testing.T, credit uint64, cfg fsm.Config) *fsm.Node {
+	t.Helper()
+	n, err := fsm.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

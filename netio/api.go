@@ -58,10 +58,8 @@ func (n *Runtime) SendContext(ctx context.Context, peer string, payload []byte) 
 		// The channel before the step: a refusal that ends a lease tells
 		// of the room it frees in the same step (fsm/lease.go).
 		room := n.room
+		// Accepted, it may grant a lease: the next ones take the lane.
 		err := n.link.SendReserve(n.sendTime(), peer, payload)
-		if err == nil && len(payload) <= fsm.LeaseMaxPayload {
-			n.requestLease(peer) // the next ones may take the lane (fsm.LeaseMaxPayload)
-		}
 		if !errors.Is(err, fsm.ErrQueueFull) {
 			n.settleAndWait(ctx)
 			return err

@@ -142,24 +142,6 @@ func (n *Runtime) admitLane(l *lane, renew bool) {
 	}
 }
 
-// requestLease asks the state machine for a lease toward peer, or for more
-// room on the one the lane has (under n.mu): after a producer's message
-// went through the step.
-func (n *Runtime) requestLease(peer string) {
-	_ = n.link.Step(n.sendTime(), fsm.Admit{Peer: peer, Gen: n.leaseGen(peer), Renew: true})
-}
-
-// leaseGen returns the lease of peer's lane, 0 if none (under n.mu).
-func (n *Runtime) leaseGen(peer string) uint64 {
-	l := n.laneIn(peer)
-	if l == nil {
-		return 0
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.gen
-}
-
 // stagedFor returns what waits in the lane toward peer as an Admit to
 // step before (or with) a Send, and the lane, or nil if nothing waits
 // (under n.mu).

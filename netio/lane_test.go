@@ -32,7 +32,13 @@ func seqPayload(i uint32) []byte { return binary.BigEndian.AppendUint32(nil, i) 
 func leaseOf(a *Runtime, peer string) uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.leaseGen(peer)
+	l := a.laneIn(peer)
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.gen
 }
 
 // A producer's messages go through the lane once the first has taken the

@@ -100,6 +100,7 @@ func Start(cfg Config) (*Runtime, error) {
 	}
 	fc := cfg.FSM
 	fc.MaxFrameSize = cfg.MaxFrameSize // one limit for what we send and what we accept
+	fc.Leases = true                   // SendContext stages under leases (lane.go)
 	if cfg.IncarnationFile != "" {
 		if _, err := fsm.New(fc); err != nil {
 			return nil, err // a bad configuration leaves the file alone

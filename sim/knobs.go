@@ -185,7 +185,7 @@ type Knobs struct {
 func (k Knobs) Config() fsm.Config {
 	return withMutation(fsm.Config{HeartbeatInterval: k.Heartbeat, PeerTimeout: k.PeerTimeout, HandshakeTimeout: k.HandshakeTimeout,
 		BackoffMin: k.BackoffMin, BackoffMax: k.BackoffMax, ReconnectGrace: k.Grace, RequireAuth: k.Auth,
-		Window: k.Window, QueueMessages: k.QueueMessages, MaxRedials: k.MaxRedials}, k.Mutation)
+		Window: k.Window, QueueMessages: k.QueueMessages, MaxRedials: k.MaxRedials, Leases: k.Leases}, k.Mutation)
 }
 
 // DrawKnobs derives the knobs of a run from its seed.

@@ -154,14 +154,7 @@ func (w *World) producerSend(n *process, peer string, payload []byte) (staged bo
 		return true, nil
 	}
 	w.admitLane(n, peer, false)
-	err = w.step(n, fsm.Send{Peer: peer, Payload: payload, Reserve: true})
-	if err == nil && n.alive && len(payload) <= fsm.LeaseMaxPayload {
-		var gen uint64
-		if l := n.lanes[peer]; l != nil {
-			gen = l.gen
-		}
-		w.step(n, fsm.Admit{Peer: peer, Gen: gen, Renew: true})
-	}
+	err = w.step(n, fsm.Send{Peer: peer, Payload: payload, Reserve: true}) // it may grant a lease
 	return false, err
 }
 
