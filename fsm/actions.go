@@ -97,6 +97,9 @@ type Action struct {
 	Legacy      bool     // ActDial: the connection speaks masterless 0.4.1
 	Lost        [][]byte // ActLost: the payloads, in the order they were sent
 	Lease       Lease    // ActLease
+	// Messages is, for an ActMessages, how many messages (DATA frames)
+	// Frame.Payload holds, so that an adapter need not walk them to count.
+	Messages int
 }
 
 // Split appends to dst the actions a stands for and returns the result: for

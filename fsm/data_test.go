@@ -140,8 +140,15 @@ func sameActions(got, want []string) error {
 func sameViews(x, y *fsm.Node) error {
 	dx, okx := x.NextDeadline()
 	dy, oky := y.NextDeadline()
-	vx := fmt.Sprintf("%+v %+v %+v %v %v", x.Conns(), x.Peers(), x.Counters(), dx, okx)
-	vy := fmt.Sprintf("%+v %+v %+v %v %v", y.Conns(), y.Peers(), y.Counters(), dy, oky)
+	heard := func(n *fsm.Node) []time.Duration { // when each connection last heard its peer
+		var at []time.Duration
+		for _, c := range n.Conns() {
+			at = append(at, n.LastRecv(c.ID))
+		}
+		return at
+	}
+	vx := fmt.Sprintf("%+v %+v %+v %v %v %v", x.Conns(), x.Peers(), x.Counters(), dx, okx, heard(x))
+	vy := fmt.Sprintf("%+v %+v %+v %v %v %v", y.Conns(), y.Peers(), y.Counters(), dy, oky, heard(y))
 	if vx != vy {
 		return fmt.Errorf("views differ\none step: %s\nper frame: %s", vx, vy)
 	}

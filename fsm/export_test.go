@@ -270,3 +270,13 @@ func (n *Node) StreamBufCap(peer string) int {
 	}
 	return cap(p.out.buf)
 }
+
+// LastRecv returns when connection id last received a frame (0 for a
+// connection the node does not hold), for the tests that compare a run of
+// DATA taken in one step with its frames taken one by one.
+func (n *Node) LastRecv(id ConnID) time.Duration {
+	if c := n.conns[id]; c != nil {
+		return c.lastRecv
+	}
+	return 0
+}

@@ -218,13 +218,31 @@ func (n *Node) ReceiveData(now time.Duration, id ConnID, frames []byte) {
 // between them, go out in one ActMessages (emitMessage).
 func (n *Node) dataReceived(id ConnID, frames []byte) {
 	c := n.conns[id]
-	f := &n.frame // handlers get &n.frame, as for FrameReceived
 	r := &n.run
 	r.frames, r.at = frames, 0
+	if c != nil && !c.gone && n.steadyData(c) {
+		// The path of every message: the checks frameOn and onReliableData
+		// make of the session, made once (steadyData), then each frame's
+		// own rule (deliverData).
+		c.lastRecv = n.now
+		for !c.gone && r.at < len(frames) {
+			payload, rest, ok := wire.NextData(frames[r.at:])
+			if !ok {
+				n.closeConn(c, wire.CodeProtocol, malformedRun(len(frames)-r.at))
+				break
+			}
+			r.end = len(frames) - len(rest)
+			n.deliverData(c, payload)
+			r.at = r.end
+		}
+		*r = dataRun{}
+		return
+	}
+	f := &n.frame // handlers get &n.frame, as for FrameReceived
 	for c != nil && !c.gone && r.at < len(frames) {
 		payload, rest, ok := wire.NextData(frames[r.at:])
 		if !ok {
-			n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: %w: %d bytes of a run of DATA frames are not a whole DATA frame", ErrProtocol, wire.ErrMalformedFrame, len(frames)-r.at))
+			n.closeConn(c, wire.CodeProtocol, malformedRun(len(frames)-r.at))
 			break
 		}
 		r.end = len(frames) - len(rest)
@@ -234,6 +252,12 @@ func (n *Node) dataReceived(id ConnID, frames []byte) {
 	}
 	*r = dataRun{}
 	n.frame = wire.Frame{}
+}
+
+// malformedRun is the protocol error of a run of DATA frames whose last
+// left bytes are not a whole DATA frame.
+func malformedRun(left int) error {
+	return fmt.Errorf("%w: %w: %d bytes of a run of DATA frames are not a whole DATA frame", ErrProtocol, wire.ErrMalformedFrame, left)
 }
 
 // dataRun is where dataReceived is in its frames: the frame being taken is
@@ -259,7 +283,7 @@ func (n *Node) clean() {
 		a := &used[i]
 		if a.Kind == ActMessage || a.Kind == ActMessages || a.Kind == ActWriteData || a.Kind == ActWrite && a.Frame.Type == wire.Data {
 			a.Kind, a.Conn, a.Peer, a.Incarnation = 0, 0, "", 0
-			a.Frame.Type, a.Frame.Payload = 0, nil
+			a.Frame.Type, a.Frame.Payload, a.Messages = 0, nil, 0
 			continue
 		}
 		*a = Action{}
@@ -418,10 +442,12 @@ func (n *Node) emitMessage(c *conn, p *peer, inc uint64, payload []byte) {
 		if r.delivered > 0 && r.delivered == r.at && n.out[k].Kind == ActMessages {
 			a := &n.out[k]
 			a.Frame.Payload = r.frames[r.at-len(a.Frame.Payload) : r.end : r.end]
+			a.Messages++
 		} else {
 			a := n.addAction(ActMessages)
 			a.Conn, a.Peer, a.Incarnation = c.id, p.id, inc
 			a.Frame.Type, a.Frame.Payload = wire.Data, r.frames[r.at:r.end:r.end]
+			a.Messages = 1
 		}
 		r.delivered = r.end
 		return

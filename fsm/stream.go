@@ -817,21 +817,36 @@ func (n *Node) onResume(c *conn, f *wire.Frame) {
 // onReliableData delivers one message of the peer's stream, within the
 // credit this node granted, and acknowledges when enough has arrived.
 func (n *Node) onReliableData(c *conn, f *wire.Frame) {
-	p := c.peer
-	in := p.in
 	if !c.peerResumed {
 		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: DATA before RESUME", ErrProtocol))
 		return
 	}
+	n.deliverData(c, f.Payload)
+}
+
+// steadyData reports whether every DATA frame on c would be taken by
+// onReliableData alone: a v2 session, established, confirmed and resumed
+// by the peer. A DATA frame changes none of that (deliverData at most
+// closes c), so dataReceived checks it once for a whole run.
+func (n *Node) steadyData(c *conn) bool {
+	return c.rules == &v1Rules && c.state == StateEstablished && !c.unconfirmed && c.peerResumed
+}
+
+// deliverData is onReliableData's rule past its check of the session:
+// payload is delivered within the credit this node granted, and
+// acknowledged when enough has arrived.
+func (n *Node) deliverData(c *conn, payload []byte) {
+	p := c.peer
+	in := p.in
 	if in.received >= in.granted {
 		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: DATA past the credit granted (%d bytes)", ErrProtocol, in.granted))
 		return
 	}
 	in.delivered++
 	in.unconsumed++
-	in.received += uint64(len(f.Payload)) + msgCost
-	n.countIn(p, f.Payload)
-	n.emitMessage(c, p, in.inc, f.Payload)
+	in.received += uint64(len(payload)) + msgCost
+	n.countIn(p, payload)
+	n.emitMessage(c, p, in.inc, payload)
 	switch {
 	case in.delivered-in.ackSent >= ackEvery:
 		n.sendAck(p, c)

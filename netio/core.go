@@ -94,16 +94,8 @@ func (t *transport) Notify(a *fsm.Action) {
 		// one event (dispatch.go); the dispatcher hands each payload over
 		// capped at its own end (wire.NextData), so a handler's append
 		// cannot write over the next.
-		k := 0
-		for frames := a.Frame.Payload; len(frames) > 0; k++ {
-			_, rest, ok := wire.NextData(frames)
-			if !ok {
-				panic("netio: fsm delivered an ActMessages that is not whole DATA frames")
-			}
-			frames = rest
-		}
-		if k > 0 { // Turns counts every message item as one message at least
-			n.events = append(n.events, event{kind: evMessages, n: uint32(k), peer: a.Peer, inc: a.Incarnation, payload: n.own(a.Frame.Payload)})
+		if a.Messages > 0 { // Turns counts every message item as one message at least
+			n.events = append(n.events, event{kind: evMessages, n: uint32(a.Messages), peer: a.Peer, inc: a.Incarnation, payload: n.own(a.Frame.Payload)})
 		}
 	case fsm.ActLost:
 		n.log.Info("messages lost", "peer", a.Peer, "count", len(a.Lost), "reason", errText(a.Err))

@@ -295,6 +295,10 @@ func (t transport) Notify(a *fsm.Action) {
 		n.User = append(n.User, UserEvent{At: w.now, Incarnation: n.inc, Kind: a.Kind, Peer: a.Peer, PeerInc: a.Incarnation, Req: a.Req, Err: a.Err})
 	case fsm.ActMessages:
 		n.split = a.Split(n.split[:0])
+		if len(n.split) != a.Messages {
+			w.fail(fmt.Errorf("delivery: %s's fsm delivered %d messages in an ActMessages that says %d", n.id, len(n.split), a.Messages))
+			return
+		}
 		for i := range n.split {
 			t.Notify(&n.split[i]) // each message as its own ActMessage
 		}
