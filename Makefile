@@ -26,7 +26,10 @@ TIMEOUT  ?= 30m
 # tag (fsm/mutation.go); a build without it cannot break the protocol.
 MUTATION = -tags masterless_mutation
 
-.PHONY: test test-full fmt-check vet unit sweep fuzz-smoke bench idlecpu sim tla interop
+# Interleaved rounds of make ratios (internal/benchratio).
+ROUNDS   ?= 5
+
+.PHONY: test test-full fmt-check vet unit sweep fuzz-smoke bench ratios idlecpu sim tla interop
 
 # make test runs every check at sizes meant to keep it near ten minutes on
 # an idle 2-core machine (its checks are CPU-bound); on the slower 2-vCPU
@@ -126,3 +129,9 @@ idlecpu:
 
 bench:
 	$(GO) test -timeout $(TIMEOUT) -run '^$$' -bench . -benchmem ./...
+
+# Each benchmark's ratio to its bare-TCP twin over ROUNDS interleaved rounds,
+# with issue 10's targets (not part of test: minutes, and the figures are
+# the machine's). AGAINST=rev also runs that revision in the same rounds.
+ratios:
+	$(GO) run ./internal/benchratio -rounds $(ROUNDS) $(if $(AGAINST),-against $(AGAINST))

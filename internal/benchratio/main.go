@@ -1,0 +1,188 @@
+// Command benchratio runs the root package's benchmarks in interleaved
+// rounds and prints each masterless benchmark's ratio to its bare-TCP
+// baseline, the medians with their ranges, the load average of every round,
+// and issue 10's targets, met or not. With -against it also builds a
+// revision and runs it in the same rounds (A B A B ...), so that the two
+// versions are compared on the same machine at the same time:
+//
+//	go run ./internal/benchratio                        # 5 rounds of this tree
+//	go run ./internal/benchratio -against HEAD~3 -rounds 5
+//	go run ./internal/benchratio -bench 'OneWay|Echo' -benchtime 2s
+//
+// A baseline is the benchmark of the same name with "masterless" replaced
+// by "bare" (PingPong/masterless-tls against PingPong/bare-tls). The figure
+// compared is the benchmark's own rate metric (msgs/s, cycles/s), or
+// operations per second when it has none. Ratios are taken per round, and
+// their median reported: on a shared machine the rounds' absolute figures
+// vary far more than their ratios.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+func main() {
+	rounds := flag.Int("rounds", 5, "interleaved rounds")
+	bench := flag.String("bench", ".", "benchmarks to run (-test.bench)")
+	benchtime := flag.String("benchtime", "1s", "time or count per benchmark (-test.benchtime)")
+	against := flag.String("against", "", "a git revision to build and run in the same rounds")
+	pkg := flag.String("pkg", ".", "the package whose benchmarks run")
+	flag.BoolVar(&verbose, "v", false, "print every run's benchmark lines")
+	flag.Parse()
+	if err := run(os.Stdout, *rounds, *bench, *benchtime, *against, *pkg); err != nil {
+		fmt.Fprintln(os.Stderr, "benchratio:", err)
+		os.Exit(1)
+	}
+}
+
+// verbose: print every run's benchmark lines (-v).
+var verbose bool
+
+func run(w io.Writer, rounds int, bench, benchtime, against, pkg string) error {
+	if rounds < 1 {
+		return errors.New("-rounds must be at least 1")
+	}
+	dir, err := os.MkdirTemp("", "benchratio")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bins := []binary{{name: "this", path: filepath.Join(dir, "this.test")}}
+	if err := build(".", pkg, bins[0].path); err != nil {
+		return err
+	}
+	if against != "" {
+		tree := filepath.Join(dir, "against")
+		if out, err := exec.Command("git", "worktree", "add", "--detach", tree, against).CombinedOutput(); err != nil {
+			return fmt.Errorf("git worktree add %s: %v\n%s", against, err, out)
+		}
+		defer exec.Command("git", "worktree", "remove", "--force", tree).Run()
+		bins = append(bins, binary{name: against, path: filepath.Join(dir, "against.test")})
+		if err := build(tree, pkg, bins[1].path); err != nil {
+			return err
+		}
+	}
+	var all []round
+	for r := 1; r <= rounds; r++ {
+		// The revision against first in odd rounds, this tree first in even
+		// ones, so that neither always runs first.
+		order := bins
+		if r%2 == 0 && len(bins) == 2 {
+			order = []binary{bins[1], bins[0]}
+		}
+		for _, b := range order {
+			load := loadAverage()
+			fmt.Fprintf(w, "round %d: %s (load average %s)\n", r, b.name, load)
+			out, err := exec.Command(b.path, "-test.run", "^$", "-test.bench", bench, "-test.benchtime", benchtime).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("%s: %v\n%s", b.name, err, out)
+			}
+			if verbose {
+				for _, line := range strings.Split(string(out), "\n") {
+					if strings.HasPrefix(line, "Benchmark") {
+						fmt.Fprintln(w, "  "+line)
+					}
+				}
+			}
+			res, err := parse(bytes.NewReader(out))
+			if err != nil {
+				return fmt.Errorf("%s: %v", b.name, err)
+			}
+			all = append(all, round{n: r, bin: b.name, load: load, rates: res})
+		}
+	}
+	fmt.Fprintln(w)
+	report(w, all, bins[0].name, against)
+	return nil
+}
+
+// binary is a test binary to run: this tree's or the revision's.
+type binary struct{ name, path string }
+
+// build compiles pkg's tests in dir into out.
+func build(dir, pkg, out string) error {
+	cmd := exec.Command("go", "test", "-c", "-o", out, pkg)
+	cmd.Dir = dir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go test -c in %s: %v\n%s", dir, err, b)
+	}
+	return nil
+}
+
+// loadAverage returns the one-minute load average, "?" where there is none.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
+}
+
+// round is one binary's run in one round: each benchmark's rate.
+type round struct {
+	n     int
+	bin   string
+	load  string
+	rates map[string]float64
+}
+
+// parse reads go test -bench output and returns each benchmark's rate, by
+// name without the -GOMAXPROCS suffix: its first metric ending in "/s",
+// else operations per second from ns/op.
+func parse(r io.Reader) (map[string]float64, error) {
+	rates := map[string]float64{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		name := strings.TrimPrefix(f[0], "Benchmark")
+		if i := strings.LastIndexByte(name, '-'); i > 0 && isDigits(name[i+1:]) {
+			name = name[:i]
+		}
+		rate := 0.0
+		for i := 2; i+1 < len(f); i += 2 {
+			var v float64
+			if _, err := fmt.Sscan(f[i], &v); err != nil {
+				return nil, fmt.Errorf("%s: value %q: %v", name, f[i], err)
+			}
+			if strings.HasSuffix(f[i+1], "/s") {
+				rate = v
+				break
+			}
+			if f[i+1] == "ns/op" && v > 0 && rate == 0 {
+				rate = 1e9 / v
+			}
+		}
+		if rate > 0 {
+			rates[name] = rate
+		}
+	}
+	return rates, sc.Err()
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}

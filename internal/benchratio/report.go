@@ -1,0 +1,157 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// targets are issue 10's ratios to bare TCP.
+var targets = map[string]float64{
+	"PingPong/masterless":   0.9,
+	"OneWay/masterless":     0.8,
+	"SendMany16/masterless": 0.7,
+	"Echo/masterless":       0.7,
+	"Churn/masterless":      0.5,
+}
+
+// baseline returns the name of the bare-TCP twin of benchmark name, or ""
+// for a benchmark that has none.
+func baseline(name string) string {
+	if !strings.Contains(name, "masterless") {
+		return ""
+	}
+	return strings.Replace(name, "masterless", "bare", 1)
+}
+
+// summary is a benchmark's figures over the rounds.
+type summary struct {
+	name      string
+	this      []float64 // rate, this tree
+	bare      []float64 // its baseline's rate, this tree
+	ratio     []float64 // this / bare, per round
+	oldRatio  []float64 // the same with the revision against
+	thisByOld []float64 // this tree's rate / the revision's, per round
+}
+
+// summarize pairs every masterless benchmark with its baseline, round by
+// round. A round in which either is missing is left out of that pair.
+func summarize(all []round, this, against string) []summary {
+	byRound := map[int]map[string]map[string]float64{}
+	names := map[string]bool{}
+	for _, r := range all {
+		if byRound[r.n] == nil {
+			byRound[r.n] = map[string]map[string]float64{}
+		}
+		byRound[r.n][r.bin] = r.rates
+		for name := range r.rates {
+			if baseline(name) != "" {
+				names[name] = true
+			}
+		}
+	}
+	var out []summary
+	for _, name := range slices.Sorted(maps.Keys(names)) {
+		s := summary{name: name}
+		for n := 1; n <= len(byRound); n++ {
+			cur := byRound[n][this]
+			v, b := cur[name], cur[baseline(name)]
+			if v > 0 && b > 0 {
+				s.this = append(s.this, v)
+				s.bare = append(s.bare, b)
+				s.ratio = append(s.ratio, v/b)
+			}
+			if against == "" {
+				continue
+			}
+			old := byRound[n][against]
+			if ov, ob := old[name], old[baseline(name)]; ov > 0 && ob > 0 {
+				s.oldRatio = append(s.oldRatio, ov/ob)
+				if v > 0 {
+					s.thisByOld = append(s.thisByOld, v/ov)
+				}
+			}
+		}
+		if len(s.ratio) > 0 {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// report prints the table of summarize's figures and the rounds' loads.
+func report(w io.Writer, all []round, this, against string) {
+	sums := summarize(all, this, against)
+	head := "| benchmark | masterless | bare | ratio | target |"
+	rule := "|---|---|---|---|---|"
+	if against != "" {
+		head += " ratio, " + against + " | this / " + against + " |"
+		rule += "---|---|"
+	}
+	fmt.Fprintln(w, head)
+	fmt.Fprintln(w, rule)
+	for _, s := range sums {
+		target := "—"
+		if t, ok := targets[s.name]; ok {
+			verdict := "not met"
+			if median(s.ratio) >= t {
+				verdict = "met"
+			}
+			target = fmt.Sprintf("%.2f, %s", t, verdict)
+		}
+		line := fmt.Sprintf("| %s | %s | %s | %s | %s |", s.name, spread(s.this, rate), spread(s.bare, rate), spread(s.ratio, two), target)
+		if against != "" {
+			line += fmt.Sprintf(" %s | %s |", spread(s.oldRatio, two), spread(s.thisByOld, two))
+		}
+		fmt.Fprintln(w, line)
+	}
+	var loads []string
+	for _, r := range all {
+		loads = append(loads, r.load)
+	}
+	fmt.Fprintf(w, "\n%d rounds; medians (min–max); ratios taken per round; load average at the start of each run: %s\n",
+		roundsOf(all), strings.Join(loads, " "))
+}
+
+// roundsOf returns the number of rounds in all.
+func roundsOf(all []round) int {
+	n := 0
+	for _, r := range all {
+		n = max(n, r.n)
+	}
+	return n
+}
+
+// median returns the median of xs (the mean of the middle two for an even
+// count); xs must not be empty.
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	m := len(s) / 2
+	if len(s)%2 == 1 {
+		return s[m]
+	}
+	return (s[m-1] + s[m]) / 2
+}
+
+// spread renders xs as "median (min–max)", "—" when empty.
+func spread(xs []float64, f func(float64) string) string {
+	if len(xs) == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%s (%s–%s)", f(median(xs)), f(slices.Min(xs)), f(slices.Max(xs)))
+}
+
+func two(x float64) string { return fmt.Sprintf("%.2f", x) }
+
+// rate renders a rate with a unit prefix: 4.82M, 62.6k.
+func rate(x float64) string {
+	switch {
+	case x >= 1e6:
+		return fmt.Sprintf("%.2fM", x/1e6)
+	case x >= 1e3:
+		return fmt.Sprintf("%.1fk", x/1e3)
+	}
+	return fmt.Sprintf("%.0f", x)
+}
