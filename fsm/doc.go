@@ -158,7 +158,12 @@
 // of DATA frames is one DataReceived step, defined as the FrameReceived of
 // each in order (TestDataReceivedIsFramesInOrder holds it to that), and
 // the messages it delivers one after the other come out as one
-// ActMessages holding their frames. The send queue keeps each message as
+// ActMessages holding their frames (and their count, Action.Messages). On a
+// steady session (steadyData: v2, established, confirmed, resumed by the
+// peer), which no DATA frame can change but by closing it, the step checks
+// the session once for the run and then takes each frame's own rule
+// (deliverData): the same outcome, with the per-frame dispatch through
+// the transition table left out. The send queue keeps each message as
 // its encoded DATA frame, so the messages a step lets go (an Admit's, those
 // an ACK's credit frees) come out as one ActWriteData of consecutive frames
 // of that queue, which the adapter writes as they are. Either kind is the
