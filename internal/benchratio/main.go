@@ -73,8 +73,8 @@ func run(w io.Writer, rounds int, bench, benchtime, against, pkg string) error {
 	}
 	var all []round
 	for r := 1; r <= rounds; r++ {
-		// The revision against first in odd rounds, this tree first in even
-		// ones, so that neither always runs first.
+		// This tree first in odd rounds, the revision against first in
+		// even ones, so that neither always runs first.
 		order := bins
 		if r%2 == 0 && len(bins) == 2 {
 			order = []binary{bins[1], bins[0]}
