@@ -107,10 +107,7 @@ func (l *lane) trim() {
 // laneIn returns the lane toward peer, or nil: the one in the map, which
 // every change of lanes goes through (under n.mu).
 func (n *Runtime) laneIn(peer string) *lane {
-	if v, ok := n.lanes.Load(peer); ok {
-		return v.(*lane)
-	}
-	return nil
+	return n.lanesHeld[peer]
 }
 
 // laneOf returns a lane toward peer for SendContext's fast path, or nil:
@@ -146,7 +143,7 @@ func (n *Runtime) admitLane(l *lane, renew bool) {
 // step before (or with) a Send, and the lane, or nil if nothing waits
 // (under n.mu).
 func (n *Runtime) stagedFor(peer string) (*fsm.Admit, *lane) {
-	if n.laneCount == 0 {
+	if len(n.lanesHeld) == 0 {
 		return nil, nil
 	}
 	l := n.laneIn(peer)
@@ -165,7 +162,7 @@ func (n *Runtime) stagedFor(peer string) (*fsm.Admit, *lane) {
 // sends to it, or ends its session, comes after the messages its producers
 // staged before.
 func (n *Runtime) admitPeer(peer string) {
-	if n.laneCount == 0 {
+	if len(n.lanesHeld) == 0 {
 		return
 	}
 	if l := n.laneIn(peer); l != nil {
@@ -175,13 +172,12 @@ func (n *Runtime) admitPeer(peer string) {
 
 // admitAll admits what waits in every lane (under n.mu).
 func (n *Runtime) admitAll() {
-	if n.laneCount == 0 {
+	if len(n.lanesHeld) == 0 {
 		return
 	}
-	n.lanes.Range(func(_, v any) bool {
-		n.admitLane(v.(*lane), false)
-		return true
-	})
+	for _, l := range n.lanesHeld {
+		n.admitLane(l, false)
+	}
 }
 
 // leased carries out an fsm.ActLease (under n.mu, from Notify): a grant
@@ -210,8 +206,8 @@ func (n *Runtime) leased(a *fsm.Action) {
 		l.staged, l.count, l.spare = nil, 0, nil
 		l.mu.Unlock()
 		n.lanes.Delete(a.Peer) // a producer holding it finds no lease, and takes the core lock
+		delete(n.lanesHeld, a.Peer)
 		n.lastLane.CompareAndSwap(l, nil)
-		n.laneCount--
 		if c != nil {
 			c.wmu.Lock()
 			if c.lane == l {
@@ -231,8 +227,11 @@ func (n *Runtime) leased(a *fsm.Action) {
 	if l == nil {
 		l = &lane{peer: a.Peer}
 		n.lanes.Store(a.Peer, l)
+		if n.lanesHeld == nil {
+			n.lanesHeld = map[string]*lane{}
+		}
+		n.lanesHeld[a.Peer] = l
 		n.lastLane.Store(l)
-		n.laneCount++
 	}
 	l.mu.Lock()
 	if l.gen != a.Lease.Gen {

@@ -60,11 +60,15 @@ type Runtime struct {
 	// wireIn and wireOut add up the bytes of the connections no longer live.
 	wireIn, wireOut uint64
 	// lanes holds the producers' lanes (lane.go), by peer: the fast path
-	// of SendContext loads from it without n.mu; laneCount counts them,
-	// and revoked holds what revoked lanes held, for settle to admit.
+	// of SendContext loads from it without n.mu. lanesHeld holds the same
+	// lanes for the lookups made under n.mu (every Send's): a sync.Map
+	// whose keys come and go as leases are granted and revoked sends its
+	// reads to its locked map (in a profile of the echo benchmark, 0.26 s
+	// of 4 s, about 170 ns a reply; 0.11 s with this map).
+	// revoked holds what revoked lanes held, for settle to admit.
 	lanes     sync.Map
+	lanesHeld map[string]*lane
 	lastLane  atomic.Pointer[lane] // the lane laneOf found last
-	laneCount int
 	revoked   []stagedBatch
 	after     fsm.Admit // stagedFor's, so that it costs no allocation
 	// room is closed (and replaced) whenever a peer's send queue gets room
