@@ -132,6 +132,7 @@ bench:
 
 # Each benchmark's ratio to its bare-TCP twin over ROUNDS interleaved rounds,
 # with issue 10's targets (not part of test: minutes, and the figures are
-# the machine's). AGAINST=rev also runs that revision in the same rounds.
+# the machine's). AGAINST=rev also runs that revision in the same rounds;
+# CPU=1 also measures each benchmark's CPU per operation at a fixed count.
 ratios:
-	$(GO) run ./internal/benchratio -rounds $(ROUNDS) $(if $(AGAINST),-against $(AGAINST))
+	$(GO) run ./internal/benchratio -rounds $(ROUNDS) $(if $(AGAINST),-against $(AGAINST)) $(if $(CPU),-cpu)

@@ -8,6 +8,15 @@
 //	go run ./internal/benchratio                        # 5 rounds of this tree
 //	go run ./internal/benchratio -against HEAD~3 -rounds 5
 //	go run ./internal/benchratio -bench 'OneWay|Echo' -benchtime 2s
+//	go run ./internal/benchratio -cpu -bench 'Echo' -against HEAD
+//
+// With -cpu each round also runs every masterless benchmark and its
+// baseline alone, in a process of its own, at the count of operations this
+// tree's first round ran, and once more at one operation; the difference of
+// the two processes' CPU (user + system) over the difference of their
+// counts is the CPU an operation costs, setup left out. On a shared machine
+// it varies far less from round to round than throughput does (README,
+// "How much five rounds can see").
 //
 // A baseline is the benchmark of the same name with "masterless" replaced
 // by "bare" (PingPong/masterless-tls against PingPong/bare-tls). The figure
@@ -24,9 +33,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -37,6 +49,7 @@ func main() {
 	against := flag.String("against", "", "a git revision to build and run in the same rounds")
 	pkg := flag.String("pkg", ".", "the package whose benchmarks run")
 	flag.BoolVar(&verbose, "v", false, "print every run's benchmark lines")
+	flag.BoolVar(&cpuMode, "cpu", false, "also measure each benchmark's CPU per operation at a fixed count")
 	flag.Parse()
 	if err := run(os.Stdout, *rounds, *bench, *benchtime, *against, *pkg); err != nil {
 		fmt.Fprintln(os.Stderr, "benchratio:", err)
@@ -44,8 +57,9 @@ func main() {
 	}
 }
 
-// verbose: print every run's benchmark lines (-v).
-var verbose bool
+// verbose: print every run's benchmark lines (-v). cpuMode: measure CPU
+// per operation too (-cpu).
+var verbose, cpuMode bool
 
 func run(w io.Writer, rounds int, bench, benchtime, against, pkg string) error {
 	if rounds < 1 {
@@ -93,16 +107,88 @@ func run(w io.Writer, rounds int, bench, benchtime, against, pkg string) error {
 					}
 				}
 			}
-			res, err := parse(bytes.NewReader(out))
+			res, counts, err := parse(bytes.NewReader(out))
 			if err != nil {
 				return fmt.Errorf("%s: %v", b.name, err)
 			}
+			if r == 1 && b.name == bins[0].name {
+				firstCounts = counts
+			}
 			all = append(all, round{n: r, bin: b.name, load: load, rates: res})
+		}
+		if cpuMode {
+			for _, b := range order {
+				c, err := cpuRound(b, firstCounts)
+				if err != nil {
+					return err
+				}
+				cpus = append(cpus, round{n: r, bin: b.name, load: loadAverage(), rates: c})
+			}
 		}
 	}
 	fmt.Fprintln(w)
 	report(w, all, bins[0].name, against)
+	if cpuMode {
+		fmt.Fprintln(w, "\nCPU per operation (user + system), each benchmark alone at a fixed count; ratio: masterless's CPU over bare's (lower is better):")
+		fmt.Fprintln(w)
+		reportCPU(w, cpus, bins[0].name, against)
+	}
 	return nil
+}
+
+// firstCounts holds the operations each benchmark ran in this tree's first
+// round: the fixed counts of -cpu. cpus holds the CPU rounds.
+var (
+	firstCounts map[string]int
+	cpus        []round
+)
+
+// cpuRound runs every masterless benchmark of counts and its baseline
+// alone with b, and returns each one's CPU per operation in nanoseconds.
+func cpuRound(b binary, counts map[string]int) (map[string]float64, error) {
+	out := map[string]float64{}
+	for _, name := range sortedNames(counts) {
+		base := baseline(name)
+		if base == "" || counts[base] == 0 {
+			continue
+		}
+		for _, leaf := range []string{name, base} {
+			n := max(counts[name], 2) // one count for both: the same work
+			many, err := cpuOf(b.path, leaf, n)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s: %v", b.name, leaf, err)
+			}
+			one, err := cpuOf(b.path, leaf, 1)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s: %v", b.name, leaf, err)
+			}
+			out[leaf] = max(many-one, 0) / float64(n-1)
+		}
+	}
+	return out, nil
+}
+
+// cpuOf runs benchmark leaf (a name parse returns) alone for n operations
+// and returns the process's CPU in nanoseconds.
+func cpuOf(path, leaf string, n int) (float64, error) {
+	cmd := exec.Command(path, "-test.run", "^$", "-test.bench", leafPattern(leaf), "-test.benchtime", fmt.Sprintf("%dx", n))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("%v\n%s", err, out)
+	} else if !bytes.Contains(out, []byte("Benchmark")) {
+		return 0, fmt.Errorf("no benchmark ran:\n%s", out)
+	}
+	st := cmd.ProcessState
+	return float64((st.UserTime() + st.SystemTime()).Nanoseconds()), nil
+}
+
+// leafPattern returns the -test.bench pattern that selects leaf alone:
+// OneWay/masterless-tls is ^BenchmarkOneWay$/^masterless-tls$.
+func leafPattern(leaf string) string {
+	parts := strings.Split("Benchmark"+leaf, "/")
+	for i, p := range parts {
+		parts[i] = "^" + regexp.QuoteMeta(p) + "$"
+	}
+	return strings.Join(parts, "/")
 }
 
 // binary is a test binary to run: this tree's or the revision's.
@@ -141,9 +227,10 @@ type round struct {
 
 // parse reads go test -bench output and returns each benchmark's rate, by
 // name without the -GOMAXPROCS suffix: its first metric ending in "/s",
-// else operations per second from ns/op.
-func parse(r io.Reader) (map[string]float64, error) {
+// else operations per second from ns/op; and how many operations it ran.
+func parse(r io.Reader) (map[string]float64, map[string]int, error) {
 	rates := map[string]float64{}
+	counts := map[string]int{}
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -158,7 +245,7 @@ func parse(r io.Reader) (map[string]float64, error) {
 		for i := 2; i+1 < len(f); i += 2 {
 			var v float64
 			if _, err := fmt.Sscan(f[i], &v); err != nil {
-				return nil, fmt.Errorf("%s: value %q: %v", name, f[i], err)
+				return nil, nil, fmt.Errorf("%s: value %q: %v", name, f[i], err)
 			}
 			if strings.HasSuffix(f[i+1], "/s") {
 				rate = v
@@ -170,9 +257,18 @@ func parse(r io.Reader) (map[string]float64, error) {
 		}
 		if rate > 0 {
 			rates[name] = rate
+			var k int
+			if _, err := fmt.Sscan(f[1], &k); err == nil {
+				counts[name] = k
+			}
 		}
 	}
-	return rates, sc.Err()
+	return rates, counts, sc.Err()
+}
+
+// sortedNames returns counts' names in order.
+func sortedNames(counts map[string]int) []string {
+	return slices.Sorted(maps.Keys(counts))
 }
 
 func isDigits(s string) bool {

@@ -17,9 +17,12 @@ PASS
 `
 
 func TestParse(t *testing.T) {
-	got, err := parse(strings.NewReader(sample))
+	got, counts, err := parse(strings.NewReader(sample))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if counts["PingPong/masterless"] != 60000 || counts["Tick"] != 1000000 {
+		t.Errorf("counts %v, want PingPong/masterless 60000 and Tick 1000000", counts)
 	}
 	want := map[string]float64{
 		"PingPong/masterless": 29526, "PingPong/bare": 50000,
@@ -72,5 +75,17 @@ func TestSummaryAndVerdict(t *testing.T) {
 	report(&out, all, "this", "old")
 	if !strings.Contains(out.String(), "0.90, not met") {
 		t.Fatalf("a median ratio of 0.85 against a target of 0.9 is reported met:\n%s", out.String())
+	}
+}
+
+func TestLeafPattern(t *testing.T) {
+	for leaf, want := range map[string]string{
+		"OneWay/masterless-tls": "^BenchmarkOneWay$/^masterless-tls$",
+		"Tick":                  "^BenchmarkTick$",
+		"X/a+b":                 `^BenchmarkX$/^a\+b$`,
+	} {
+		if got := leafPattern(leaf); got != want {
+			t.Errorf("leafPattern(%q) = %q, want %q", leaf, got, want)
+		}
 	}
 }

@@ -155,3 +155,33 @@ func rate(x float64) string {
 	}
 	return fmt.Sprintf("%.0f", x)
 }
+
+// reportCPU prints the CPU rounds (-cpu): each masterless benchmark's CPU
+// per operation and its baseline's, and their ratio, per round, with the
+// revision against when there is one. Lower is better in every column.
+func reportCPU(w io.Writer, cpus []round, this, against string) {
+	sums := summarize(cpus, this, against)
+	head := "| benchmark | masterless, CPU/op | bare, CPU/op | masterless / bare |"
+	rule := "|---|---|---|---|"
+	if against != "" {
+		head += " masterless / bare, " + against + " | this / " + against + " |"
+		rule += "---|---|"
+	}
+	fmt.Fprintln(w, head)
+	fmt.Fprintln(w, rule)
+	for _, s := range sums {
+		line := fmt.Sprintf("| %s | %s | %s | %s |", s.name, spread(s.this, nanos), spread(s.bare, nanos), spread(s.ratio, two))
+		if against != "" {
+			line += fmt.Sprintf(" %s | %s |", spread(s.oldRatio, two), spread(s.thisByOld, two))
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+// nanos renders a duration in nanoseconds: 305 ns, 12.4 µs.
+func nanos(x float64) string {
+	if x >= 1e4 {
+		return fmt.Sprintf("%.1f µs", x/1e3)
+	}
+	return fmt.Sprintf("%.0f ns", x)
+}
