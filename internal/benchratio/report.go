@@ -83,16 +83,8 @@ func summarize(all []round, this, against string) []summary {
 
 // report prints the table of summarize's figures and the rounds' loads.
 func report(w io.Writer, all []round, this, against string) {
-	sums := summarize(all, this, against)
-	head := "| benchmark | masterless | bare | ratio | target |"
-	rule := "|---|---|---|---|---|"
-	if against != "" {
-		head += " ratio, " + against + " | this / " + against + " |"
-		rule += "---|---|"
-	}
-	fmt.Fprintln(w, head)
-	fmt.Fprintln(w, rule)
-	for _, s := range sums {
+	head := []string{"benchmark", "masterless", "bare", "ratio", "target"}
+	table(w, summarize(all, this, against), head, "ratio", against, func(s summary) []string {
 		target := "—"
 		if t, ok := targets[s.name]; ok {
 			verdict := "not met"
@@ -101,12 +93,8 @@ func report(w io.Writer, all []round, this, against string) {
 			}
 			target = fmt.Sprintf("%.2f, %s", t, verdict)
 		}
-		line := fmt.Sprintf("| %s | %s | %s | %s | %s |", s.name, spread(s.this, rate), spread(s.bare, rate), spread(s.ratio, two), target)
-		if against != "" {
-			line += fmt.Sprintf(" %s | %s |", spread(s.oldRatio, two), spread(s.thisByOld, two))
-		}
-		fmt.Fprintln(w, line)
-	}
+		return []string{s.name, spread(s.this, rate), spread(s.bare, rate), spread(s.ratio, two), target}
+	})
 	var loads []string
 	for _, r := range all {
 		loads = append(loads, r.load)
@@ -160,21 +148,27 @@ func rate(x float64) string {
 // per operation and its baseline's, and their ratio, per round, with the
 // revision against when there is one. Lower is better in every column.
 func reportCPU(w io.Writer, cpus []round, this, against string) {
-	sums := summarize(cpus, this, against)
-	head := "| benchmark | masterless, CPU/op | bare, CPU/op | masterless / bare |"
-	rule := "|---|---|---|---|"
+	head := []string{"benchmark", "masterless, CPU/op", "bare, CPU/op", "masterless / bare"}
+	table(w, summarize(cpus, this, against), head, "masterless / bare", against, func(s summary) []string {
+		return []string{s.name, spread(s.this, nanos), spread(s.bare, nanos), spread(s.ratio, two)}
+	})
+}
+
+// table prints sums as a Markdown table: the cells row gives, then, with a
+// revision against, its ratio (named oldRatio in the head) and this tree's
+// figure over the revision's.
+func table(w io.Writer, sums []summary, head []string, oldRatio, against string, row func(summary) []string) {
 	if against != "" {
-		head += " masterless / bare, " + against + " | this / " + against + " |"
-		rule += "---|---|"
+		head = append(head, oldRatio+", "+against, "this / "+against)
 	}
-	fmt.Fprintln(w, head)
-	fmt.Fprintln(w, rule)
+	fmt.Fprintln(w, "| "+strings.Join(head, " | ")+" |")
+	fmt.Fprintln(w, strings.Repeat("|---", len(head))+"|")
 	for _, s := range sums {
-		line := fmt.Sprintf("| %s | %s | %s | %s |", s.name, spread(s.this, nanos), spread(s.bare, nanos), spread(s.ratio, two))
+		cells := row(s)
 		if against != "" {
-			line += fmt.Sprintf(" %s | %s |", spread(s.oldRatio, two), spread(s.thisByOld, two))
+			cells = append(cells, spread(s.oldRatio, two), spread(s.thisByOld, two))
 		}
-		fmt.Fprintln(w, line)
+		fmt.Fprintln(w, "| "+strings.Join(cells, " | ")+" |")
 	}
 }
 
