@@ -332,6 +332,9 @@ func TestForgedID(t *testing.T) {
 	}
 	require.True(t, log.has(ErrIDMismatch))
 	require.Equal(t, []string{"b"}, a.Connections())
+	// (The event may still be on its way to the callback: a returned
+	// Connect does not wait for it. A replacement would make it two.)
+	eventually(t, "a's user heard of b", func() bool { return ra.connectCount("b") > 0 })
 	require.Equal(t, 1, ra.connectCount("b"), "b's session was never replaced")
 	require.Empty(t, ra.disconnects("b"))
 	require.True(t, a.Send("b", []byte("still here")))
@@ -361,6 +364,7 @@ func TestReplayedHello(t *testing.T) {
 	require.True(t, log.has(ErrStaleIncarnation))
 
 	require.Equal(t, []string{"b"}, a.Connections())
+	eventually(t, "a's user heard of b", func() bool { return ra.connectCount("b") > 0 }) // as above
 	require.Equal(t, 1, ra.connectCount("b"))
 	require.Empty(t, ra.disconnects("b"))
 	require.Empty(t, rb.disconnects("a"))
