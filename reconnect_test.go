@@ -227,6 +227,9 @@ func TestRestartedPeerConnectsAtOnce(t *testing.T) {
 	ps := peerStats(t, a, "b")
 	require.ErrorIs(t, ps.LastEnd, ErrReplaced)
 	require.WithinDuration(t, time.Now(), ps.LastEndTime, waitFor)
+	// The new incarnation's Connect follows the Disconnect, maybe not yet
+	// delivered when the Disconnect was seen.
+	eventually(t, "a's user heard of the new b", func() bool { return ra.connectCount("b") >= 2 })
 	require.Equal(t, 2, ra.connectCount("b"))
 	requireOneAgreedSession(t, a, b2)
 	require.True(t, a.Send("b", []byte("hello again")))
