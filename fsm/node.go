@@ -220,44 +220,31 @@ func (n *Node) dataReceived(id ConnID, frames []byte) {
 	c := n.conns[id]
 	r := &n.run
 	r.frames, r.at = frames, 0
-	if c != nil && !c.gone && n.steadyData(c) {
-		// The path of every message: the checks frameOn and onReliableData
-		// make of the session, made once (steadyData), then each frame's
-		// own rule (deliverData).
+	// On a steady session, the path of every message, the checks frameOn
+	// and onReliableData make of the session are made once (steadyData),
+	// and each frame takes its own rule (deliverData).
+	steady := c != nil && !c.gone && n.steadyData(c)
+	if steady {
 		c.lastRecv = n.now
-		for !c.gone && r.at < len(frames) {
-			payload, rest, ok := wire.NextData(frames[r.at:])
-			if !ok {
-				n.closeConn(c, wire.CodeProtocol, malformedRun(len(frames)-r.at))
-				break
-			}
-			r.end = len(frames) - len(rest)
-			n.deliverData(c, payload)
-			r.at = r.end
-		}
-		*r = dataRun{}
-		return
 	}
 	f := &n.frame // handlers get &n.frame, as for FrameReceived
 	for c != nil && !c.gone && r.at < len(frames) {
 		payload, rest, ok := wire.NextData(frames[r.at:])
 		if !ok {
-			n.closeConn(c, wire.CodeProtocol, malformedRun(len(frames)-r.at))
+			n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: %w: %d bytes of a run of DATA frames are not a whole DATA frame", ErrProtocol, wire.ErrMalformedFrame, len(frames)-r.at))
 			break
 		}
 		r.end = len(frames) - len(rest)
-		f.Type, f.Payload = wire.Data, payload
-		n.frameOn(c, f)
+		if steady {
+			n.deliverData(c, payload)
+		} else {
+			f.Type, f.Payload = wire.Data, payload
+			n.frameOn(c, f)
+		}
 		r.at = r.end
 	}
 	*r = dataRun{}
 	n.frame = wire.Frame{}
-}
-
-// malformedRun is the protocol error of a run of DATA frames whose last
-// left bytes are not a whole DATA frame.
-func malformedRun(left int) error {
-	return fmt.Errorf("%w: %w: %d bytes of a run of DATA frames are not a whole DATA frame", ErrProtocol, wire.ErrMalformedFrame, left)
 }
 
 // dataRun is where dataReceived is in its frames: the frame being taken is
