@@ -37,11 +37,35 @@ func splitAll(acts []fsm.Action) []fsm.Action {
 func render(acts []fsm.Action) []string {
 	var out []string
 	for i := range acts {
-		for _, a := range acts[i].Split(nil) {
+		split := acts[i].Split(nil)
+		if k := acts[i].Messages; acts[i].Kind == fsm.ActMessages && k != len(split) {
+			// A line no single message renders as: the twins then differ.
+			out = append(out, fmt.Sprintf("an ActMessages that says %d messages and holds %d", k, len(split)))
+		}
+		for _, a := range split {
 			out = append(out, a.String())
 		}
 	}
 	return out
+}
+
+// TestRenderCatchesWrongCount is the negative control of render's check
+// of Action.Messages: an ActMessages whose count is not its frames' renders
+// otherwise than its messages do.
+func TestRenderCatchesWrongCount(t *testing.T) {
+	frames := wire.AppendData(wire.AppendData(nil, []byte("one")), []byte("two"))
+	a := fsm.Action{Kind: fsm.ActMessages, Peer: "A", Frame: wire.Frame{Type: wire.Data, Payload: frames}}
+	singles := a.Split(nil)
+	for _, k := range []int{0, 1, 3} {
+		a.Messages = k
+		if sameActions(render([]fsm.Action{a}), render(singles)) == nil {
+			t.Errorf("an ActMessages of 2 messages that says %d renders as its messages do", k)
+		}
+	}
+	a.Messages = 2
+	if err := sameActions(render([]fsm.Action{a}), render(singles)); err != nil {
+		t.Errorf("the right count: %v", err)
+	}
 }
 
 // TestDataReceivedIsFramesInOrder holds DataReceived to its definition: a
