@@ -2,14 +2,13 @@ package masterless
 
 import (
 	"flag"
-	"os"
-	"slices"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/masterless-go/masterless/internal/measure"
 )
 
 // The idle cost of sessions (issue 10, item 3): a node with 1,000 idle
@@ -43,19 +42,6 @@ func cpuPerSecond(t testing.TB, window time.Duration) float64 {
 	time.Sleep(window)
 	c1, w1 := processCPU(t), time.Now()
 	return float64(c1-c0) / float64(w1.Sub(w0))
-}
-
-// loadAverage returns the first three fields of /proc/loadavg, or "?".
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 // settleTime lets the connection setup end (handshakes, the first
@@ -112,21 +98,12 @@ func TestIdleCPU(t *testing.T) {
 			m = idleCPUMasterless(t, n, window)
 			b = idleCPUBare(t, n, window)
 		}
-		t.Logf("round %d: masterless %.2f%% of a core, bare TCP %.2f%%, ratio %.2f (load average %s)", r+1, 100*m, 100*b, m/b, loadAverage())
+		t.Logf("round %d: masterless %.2f%% of a core, bare TCP %.2f%%, ratio %.2f (load average %s)", r+1, 100*m, 100*b, m/b, measure.LoadAverage())
 		ml, bare, ratios = append(ml, m), append(bare, b), append(ratios, m/b)
 	}
-	mm, mb, mr := median(ml), median(bare), median(ratios)
+	mm, mb, mr := measure.Median(ml), measure.Median(bare), measure.Median(ratios)
 	t.Logf("%d idle sessions, %v windows, medians of %d rounds: masterless %.2f%% of one core, bare TCP %.2f%%, ratio %.2f (load average %s)",
-		n, window, len(ml), 100*mm, 100*mb, mr, loadAverage())
+		n, window, len(ml), 100*mm, 100*mb, mr, measure.LoadAverage())
 	require.Less(t, mm, idleCPUMax, "idle sessions cost %.2f%% of a core, over %.0f%%", 100*mm, 100*idleCPUMax)
 	require.LessOrEqual(t, mr, idleCPURatio, "idle sessions cost %.2fx the bare-TCP baseline, over %.1fx", mr, idleCPURatio)
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/internal/measure"
 )
 
 // Flood tests (issue 11, spec/PROTOCOL.md 3.6): real TCP on loopback, a
@@ -241,14 +242,6 @@ func (h lineCounter) Handle(context.Context, slog.Record) error {
 func (h lineCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h lineCounter) WithGroup(string) slog.Handler      { return h }
 
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.Join(strings.Fields(string(b))[:3], " ")
-}
-
 func startNode(t *testing.T, cfg fsm.Config, log *slog.Logger, ev Events) *Runtime {
 	t.Helper()
 	return startNodeWith(t, Config{FSM: cfg, Logger: log, Events: ev})
@@ -326,7 +319,7 @@ func idleFloodOf(t *testing.T, cfg fsm.Config, secure bool, g, sources, tries in
 	srv.mu.Unlock()
 	f.Wait(t)
 	t.Logf("flood: %.0f connections/s from %d addresses (%d dials failed), %d evicted, %d handshaking at the end; load average %s",
-		f.Rate(), max(sources, 1), f.failed, evicted, busy, loadAverage())
+		f.Rate(), max(sources, 1), f.failed, evicted, busy, measure.LoadAverage())
 	require.Greater(t, f.Rate(), float64(rate)/4, "the flood did not reach a quarter of its rate (a machine far too busy?): the test measured nothing")
 	require.GreaterOrEqual(t, busy, min(cfg.MaxHandshakes, 64), "the flood did not fill the slots: the test measured nothing")
 	return times, all
@@ -579,7 +572,7 @@ func garbageFlood(t *testing.T, rounds int, phase time.Duration, limits *logLimi
 	}
 	r.bareMed, r.nodeMed = percentile(r.bare, 0.5), percentile(r.node, 0.5)
 	t.Logf("garbage flood: session p99 median over %d rounds %v while the node is flooded, %v while a bare TCP server is (alone %v); heap+stacks %.1f MB before, at most %.1f MB during; %d log lines at Info+; load average %s",
-		rounds, r.nodeMed, r.bareMed, r.alone, float64(r.memBase)/(1<<20), float64(r.memMax)/(1<<20), r.lines, loadAverage())
+		rounds, r.nodeMed, r.bareMed, r.alone, float64(r.memBase)/(1<<20), float64(r.memMax)/(1<<20), r.lines, measure.LoadAverage())
 	return r
 }
 
@@ -643,7 +636,7 @@ func stubbornFlood(t *testing.T, g, lingerCap int) int {
 		srv.mu.Unlock()
 	}
 	f.Wait(t)
-	t.Logf("stubborn flood (kind %d): %.0f connections/s; the node held at most %d sockets; load average %s", g, f.Rate(), most, loadAverage())
+	t.Logf("stubborn flood (kind %d): %.0f connections/s; the node held at most %d sockets; load average %s", g, f.Rate(), most, measure.LoadAverage())
 	require.Greater(t, f.Rate(), float64(rate)/4, "the flood did not reach a quarter of its rate (a machine far too busy?): the test measured nothing")
 	return most
 }

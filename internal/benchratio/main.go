@@ -39,7 +39,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+
+	"github.com/masterless-go/masterless/internal/measure"
 )
 
 func main() {
@@ -85,7 +88,10 @@ func run(w io.Writer, rounds int, bench, benchtime, against, pkg string) error {
 			return err
 		}
 	}
-	var all []round
+	// all holds the throughput rounds, cpus the CPU rounds (-cpu), run at
+	// the counts of operations this tree's first round ran (counts).
+	var all, cpus []round
+	var counts map[string]int
 	for r := 1; r <= rounds; r++ {
 		// This tree first in odd rounds, the revision against first in
 		// even ones, so that neither always runs first.
@@ -94,7 +100,7 @@ func run(w io.Writer, rounds int, bench, benchtime, against, pkg string) error {
 			order = []binary{bins[1], bins[0]}
 		}
 		for _, b := range order {
-			load := loadAverage()
+			load := measure.LoadAverage()
 			fmt.Fprintf(w, "round %d: %s (load average %s)\n", r, b.name, load)
 			out, err := exec.Command(b.path, "-test.run", "^$", "-test.bench", bench, "-test.benchtime", benchtime).CombinedOutput()
 			if err != nil {
@@ -107,22 +113,22 @@ func run(w io.Writer, rounds int, bench, benchtime, against, pkg string) error {
 					}
 				}
 			}
-			res, counts, err := parse(bytes.NewReader(out))
+			res, ran, err := parse(bytes.NewReader(out))
 			if err != nil {
 				return fmt.Errorf("%s: %v", b.name, err)
 			}
 			if r == 1 && b.name == bins[0].name {
-				firstCounts = counts
+				counts = ran
 			}
 			all = append(all, round{n: r, bin: b.name, load: load, rates: res})
 		}
 		if cpuMode {
 			for _, b := range order {
-				c, err := cpuRound(b, firstCounts)
+				c, err := cpuRound(b, counts)
 				if err != nil {
 					return err
 				}
-				cpus = append(cpus, round{n: r, bin: b.name, load: loadAverage(), rates: c})
+				cpus = append(cpus, round{n: r, bin: b.name, load: measure.LoadAverage(), rates: c})
 			}
 		}
 	}
@@ -135,13 +141,6 @@ func run(w io.Writer, rounds int, bench, benchtime, against, pkg string) error {
 	}
 	return nil
 }
-
-// firstCounts holds the operations each benchmark ran in this tree's first
-// round: the fixed counts of -cpu. cpus holds the CPU rounds.
-var (
-	firstCounts map[string]int
-	cpus        []round
-)
 
 // cpuRound runs every masterless benchmark of counts and its baseline
 // alone with b, and returns each one's CPU per operation in nanoseconds.
@@ -204,19 +203,6 @@ func build(dir, pkg, out string) error {
 	return nil
 }
 
-// loadAverage returns the one-minute load average, "?" where there is none.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return "?"
-	}
-	return f[0]
-}
-
 // round is one binary's run in one round: each benchmark's rate.
 type round struct {
 	n     int
@@ -238,13 +224,15 @@ func parse(r io.Reader) (map[string]float64, map[string]int, error) {
 			continue
 		}
 		name := strings.TrimPrefix(f[0], "Benchmark")
-		if i := strings.LastIndexByte(name, '-'); i > 0 && isDigits(name[i+1:]) {
-			name = name[:i]
+		if i := strings.LastIndexByte(name, '-'); i > 0 {
+			if _, err := strconv.Atoi(name[i+1:]); err == nil {
+				name = name[:i] // the -GOMAXPROCS suffix
+			}
 		}
 		rate := 0.0
 		for i := 2; i+1 < len(f); i += 2 {
-			var v float64
-			if _, err := fmt.Sscan(f[i], &v); err != nil {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
 				return nil, nil, fmt.Errorf("%s: value %q: %v", name, f[i], err)
 			}
 			if strings.HasSuffix(f[i+1], "/s") {
@@ -257,8 +245,7 @@ func parse(r io.Reader) (map[string]float64, map[string]int, error) {
 		}
 		if rate > 0 {
 			rates[name] = rate
-			var k int
-			if _, err := fmt.Sscan(f[1], &k); err == nil {
+			if k, err := strconv.Atoi(f[1]); err == nil {
 				counts[name] = k
 			}
 		}
@@ -269,16 +256,4 @@ func parse(r io.Reader) (map[string]float64, map[string]int, error) {
 // sortedNames returns counts' names in order.
 func sortedNames(counts map[string]int) []string {
 	return slices.Sorted(maps.Keys(counts))
-}
-
-func isDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/masterless-go/masterless/internal/measure"
 )
 
 const sample = `goos: linux
@@ -57,10 +59,10 @@ func TestSummaryAndVerdict(t *testing.T) {
 		t.Fatalf("summaries %+v, want PingPong alone (Churn has no baseline)", sums)
 	}
 	s := sums[0]
-	if m := median(s.ratio); m != 0.9 {
+	if m := measure.Median(s.ratio); m != 0.9 {
 		t.Errorf("median ratio %v, want 0.9", m)
 	}
-	if m := median(s.thisByOld); m != 2 {
+	if m := measure.Median(s.thisByOld); m != 2 {
 		t.Errorf("median this/old %v, want 2", m)
 	}
 	var out bytes.Buffer

@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/masterless-go/masterless/internal/measure"
 )
 
 // targets are issue 10's ratios to bare TCP.
@@ -88,7 +90,7 @@ func report(w io.Writer, all []round, this, against string) {
 		target := "—"
 		if t, ok := targets[s.name]; ok {
 			verdict := "not met"
-			if median(s.ratio) >= t {
+			if measure.Median(s.ratio) >= t {
 				verdict = "met"
 			}
 			target = fmt.Sprintf("%.2f, %s", t, verdict)
@@ -97,9 +99,9 @@ func report(w io.Writer, all []round, this, against string) {
 	})
 	var loads []string
 	for _, r := range all {
-		loads = append(loads, r.load)
+		loads = append(loads, strings.Fields(r.load)[0])
 	}
-	fmt.Fprintf(w, "\n%d rounds; medians (min–max); ratios taken per round; load average at the start of each run: %s\n",
+	fmt.Fprintf(w, "\n%d rounds; medians (min–max); ratios taken per round; one-minute load average at the start of each run: %s\n",
 		roundsOf(all), strings.Join(loads, " "))
 }
 
@@ -112,23 +114,12 @@ func roundsOf(all []round) int {
 	return n
 }
 
-// median returns the median of xs (the mean of the middle two for an even
-// count); xs must not be empty.
-func median(xs []float64) float64 {
-	s := slices.Sorted(slices.Values(xs))
-	m := len(s) / 2
-	if len(s)%2 == 1 {
-		return s[m]
-	}
-	return (s[m-1] + s[m]) / 2
-}
-
 // spread renders xs as "median (min–max)", "—" when empty.
 func spread(xs []float64, f func(float64) string) string {
 	if len(xs) == 0 {
 		return "—"
 	}
-	return fmt.Sprintf("%s (%s–%s)", f(median(xs)), f(slices.Min(xs)), f(slices.Max(xs)))
+	return fmt.Sprintf("%s (%s–%s)", f(measure.Median(xs)), f(slices.Min(xs)), f(slices.Max(xs)))
 }
 
 func two(x float64) string { return fmt.Sprintf("%.2f", x) }
