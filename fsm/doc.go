@@ -148,7 +148,9 @@
 // message waiting, shutdown, a producer's Send refused beside it); what
 // was staged under it is still admitted, at once, held as queued messages
 // are, and handed back as lost only toward a peer no longer held. The rules
-// stay here: the adapter only counts within what it was granted. The
+// stay here, when to grant one included (a producer's Send accepted that a
+// lease could have carried, Config.Leases): the adapter only counts within
+// what it was granted. The
 // simulator runs its producers through leases on half its seeds
 // (sim.Knobs.Leases).
 //

@@ -163,8 +163,9 @@ type SetKeep struct {
 // callbacks, which cannot wait, and is refused while the peer says its
 // answers to this node back up (stream.go, "Room for answers"). A Reserve
 // Send accepted, of at most LeaseMaxPayload bytes, on a node whose
-// Config.Leases is set, also grants the peer's producers a lease, or more room on theirs, when one may be used: an
-// ActLease, after which the adapter may stage the next ones (lease.go).
+// Config.Leases is set, also grants the peer's producers a lease, or more
+// room on theirs, when one may be used: an ActLease, after which the
+// adapter may stage the next ones (lease.go).
 //
 // A Send is time-free: no rule it runs depends on the time (it queues,
 // spends credit and writes; deadlines are kept by the other events), so Step
