@@ -23,3 +23,16 @@ func TestDataTwinsCatchesRunAcrossActions(t *testing.T) {
 		return runDataTwins(cfg, rand.New(rand.NewPCG(seed, 2)).IntN)
 	})
 }
+
+// TestDataTwinsCatchesRunMiscount is the kept negative control of the
+// twins' check of Action.Messages (render): with the count left at one
+// (fsm.MutationRunMiscount), some of a hundred scripts must fail it.
+func TestDataTwinsCatchesRunMiscount(t *testing.T) {
+	requireCaught(t, "a run's count left at one", func(seed uint64, mutated bool) error {
+		cfg := fsm.Config{ID: "M", Incarnation: 1}
+		if mutated {
+			cfg = cfg.WithMutation(fsm.MutationRunMiscount)
+		}
+		return runDataTwins(cfg, rand.New(rand.NewPCG(seed, 2)).IntN)
+	})
+}

@@ -122,6 +122,13 @@ const (
 	// FrameReceived of each frame in order, which the twin check
 	// (runDataTwins) must catch.
 	MutationRunAcrossActions
+	// MutationRunMiscount leaves an ActMessages's count (Action.Messages)
+	// at one however many messages its frames hold (node.go, emitMessage):
+	// an adapter that trusts the count (netio's dispatcher queue counts and
+	// cuts by it) then tells the user of fewer messages than it hands over,
+	// which the simulator's delivery check and the twins' renderer must
+	// catch.
+	MutationRunMiscount
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -159,3 +166,4 @@ func (m Mutation) unwantedFinal() bool           { return m == MutationUnwantedF
 func (m Mutation) graceIgnoresUnconfirmed() bool { return m == MutationGraceIgnoresUnconfirmed }
 func (m Mutation) leaseNotHeld() bool            { return m == MutationLeaseNotHeld }
 func (m Mutation) runAcrossActions() bool        { return m == MutationRunAcrossActions }
+func (m Mutation) runMiscount() bool             { return m == MutationRunMiscount }

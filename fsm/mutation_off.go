@@ -28,3 +28,4 @@ func (mutation) unwantedFinal() bool           { return false }
 func (mutation) graceIgnoresUnconfirmed() bool { return false }
 func (mutation) leaseNotHeld() bool            { return false }
 func (mutation) runAcrossActions() bool        { return false }
+func (mutation) runMiscount() bool             { return false }

@@ -429,7 +429,9 @@ func (n *Node) emitMessage(c *conn, p *peer, inc uint64, payload []byte) {
 		if r.delivered > 0 && r.delivered == r.at && n.out[k].Kind == ActMessages {
 			a := &n.out[k]
 			a.Frame.Payload = r.frames[r.at-len(a.Frame.Payload) : r.end : r.end]
-			a.Messages++
+			if !n.cfg.mutation.runMiscount() { // deliberately wrong: see MutationRunMiscount
+				a.Messages++
+			}
 		} else {
 			a := n.addAction(ActMessages)
 			a.Conn, a.Peer, a.Incarnation = c.id, p.id, inc

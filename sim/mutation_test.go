@@ -66,6 +66,17 @@ func TestSweepCatchesNoResend(t *testing.T) {
 	require.ErrorContains(t, res.Failures[0].Err, "none-vanished")
 }
 
+// TestSweepCatchesRunMiscount is the negative control of the simulator's
+// check that an ActMessages says how many messages its frames hold
+// (process.go, Notify), which the adapters trust: with the count left at
+// one (fsm.MutationRunMiscount), the first run of two messages or more in a
+// read must fail the sweep on it.
+func TestSweepCatchesRunMiscount(t *testing.T) {
+	res := mutated(1, 200, 1, fsm.MutationRunMiscount, sim.DrawKnobs)
+	require.NotEmpty(t, res.Failures, "the sweep did not notice a run's count left at one")
+	require.ErrorContains(t, res.Failures[0].Err, "in an ActMessages that says 1")
+}
+
 // TestSweepAdversaryCatchesNoIDCheck is the negative control of the fsm's
 // authentication rule in the adversary sweep: with the HELLO id check
 // skipped (fsm.MutationNoIDCheck), an insider, authenticated as its own id,
