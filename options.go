@@ -271,7 +271,10 @@ func WithMaxHandshakesPerSource(n int) Option {
 // sessions at once (a restart, a partition healing, a mesh forming on a
 // loaded machine) does not open a descriptor for every one of them at once.
 // A Connect dials at once and counts; discovery dials have their own bound
-// (DiscoveryOptions). See spec/PROTOCOL.md, section 5.
+// (DiscoveryOptions). The dials toward targets whose last attempt went
+// unanswered for half a handshake timeout or more (a blackholed or gone
+// host) hold at most half of the n slots, and the other redials pass them.
+// See spec/PROTOCOL.md, section 5.
 func WithMaxRedials(n int) Option {
 	return func(s *settings) error { s.cfg.FSM.MaxRedials = n; return notNegative("WithMaxRedials", n) }
 }

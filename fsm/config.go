@@ -69,6 +69,8 @@ type Config struct {
 	// starts one of its own: a kept peer's redial or a kept address's retry
 	// waits for its turn while as many are in flight (redials.go). A
 	// Connect's dial never waits; discovery dials have their own bound.
+	// Those toward targets that went unanswered last time hold at most
+	// half of them (redials.go, "Targets that do not answer").
 	MaxRedials int
 	// MaxFrameSize is the largest frame this node sends or accepts, in bytes
 	// (type byte plus body), at most 4 GiB - 1 (the frame length is 32

@@ -28,6 +28,9 @@ type dial struct {
 	// discovery: a dial of a peer kept by discovery, counted against the
 	// discovery dials in flight (discovery.go).
 	discovery bool
+	// slow: an automatic dial toward a target that did not answer last
+	// time, counted in Node.slowDials (redials.go).
+	slow bool
 }
 
 // request is a user's Connect, pending until the session with the node at
@@ -252,10 +255,16 @@ func (n *Node) endDial(d *dial, why error) {
 	if n.dialsByAddr[d.addr] == d {
 		delete(n.dialsByAddr, d.addr)
 	}
+	if d.slow {
+		n.slowDials--
+	}
 	n.discoveryDialEnded(d)
 	n.seedDialEnded(d, why)
 	if q := d.forPeer; q != nil && q.dialing == d {
 		q.dialing = nil
+		if !q.redialQueued { // a wait keeps its line (redials.go, slow)
+			q.redialSlow = n.unanswered(d)
+		}
 		if d.reached != q {
 			n.redialMissed(q, d.addr)
 		}
@@ -356,6 +365,7 @@ func (n *Node) redialIfDue(p *peer) {
 	if p.disc.byDiscovery {
 		n.discoveryDialed(d)
 	} else {
+		n.redialStarted(d, redialWait{peer: p})
 		n.redialWake()
 	}
 	p.backoff = min(2*p.backoff, n.cfg.BackoffMax)

@@ -121,32 +121,64 @@ func (n *Node) redialDue(p *peer) time.Duration {
 // (redials.go) cannot wait for ever: while the bound leaves room, the first
 // of them that still needs its dial is about to get it (its timer or retry
 // is due, or a dial to its address holds it back and wakes it when it
-// ends), or those ahead of it go at the Tick that is due.
+// ends), or those ahead of it go at the Tick that is due. The head of the
+// slow line is held to it when nothing else waits and the slow dials leave
+// room.
 func (n *Node) checkRedialTurn() error {
-	if len(n.redials) == 0 || len(n.dials) >= n.cfg.MaxRedials {
+	slow := 0
+	for _, d := range n.dials {
+		if d.slow {
+			slow++
+		}
+	}
+	if slow != n.slowDials || slow > n.slowShare() {
+		return fmt.Errorf("%d slow dials in flight, counted %d, at most %d allowed", slow, n.slowDials, n.slowShare())
+	}
+	if len(n.dials) >= n.cfg.MaxRedials {
 		return nil
 	}
+	if live(n, n.redials) || n.slowDials >= n.slowShare() {
+		return checkLine(n, n.redials, "")
+	}
+	if len(n.redials) > 0 && live(n, n.redialsSlow) && n.next > n.now {
+		return fmt.Errorf("%d slow redials wait behind %d others that no longer need one, with room for a dial, but no Tick is due (next %v)", len(n.redialsSlow), len(n.redials), n.next)
+	}
+	return checkLine(n, n.redialsSlow, "slow ")
+}
+
+// live reports whether some wait of line q still needs its dial.
+func live(n *Node, q []redialWait) bool {
+	for _, w := range q {
+		if !n.redialStale(w) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkLine is checkRedialTurn's check of line q, which has room to go.
+func checkLine(n *Node, q []redialWait, name string) error {
 	i := 0
-	for i < len(n.redials) && n.redialStale(n.redials[i]) {
+	for i < len(q) && n.redialStale(q[i]) {
 		i++
 	}
 	switch {
-	case i == len(n.redials):
+	case i == len(q):
 		return nil // nothing waits: they go at the next turn asked for
 	case i > 0 && n.next > n.now:
-		return fmt.Errorf("%d redials wait behind %d that no longer need one, with room for a dial, but no Tick is due (next %v)", len(n.redials)-i, i, n.next)
+		return fmt.Errorf("%d %sredials wait behind %d that no longer need one, with room for a dial, but no Tick is due (next %v)", len(q)-i, name, i, n.next)
 	case i > 0:
 		return nil
 	}
-	if p := n.redials[0].peer; p != nil {
+	if p := q[0].peer; p != nil {
 		due := max(n.now, p.nextDialAt)
 		if !p.timer.set || p.timer.at > due || n.next > p.timer.at {
-			return fmt.Errorf("peer %s heads the redial queue with room for a dial, but its timer (set %t, at %v; next %v) is not due by %v", p.id, p.timer.set, p.timer.at, n.next, due)
+			return fmt.Errorf("peer %s heads the %sredial queue with room for a dial, but its timer (set %t, at %v; next %v) is not due by %v", p.id, name, p.timer.set, p.timer.at, n.next, due)
 		}
 		return nil
 	}
-	if s := n.redials[0].seed; s.nextAt == 0 || s.nextAt > n.now || n.next > s.nextAt {
-		return fmt.Errorf("kept address %s heads the redial queue with room for a dial, but its retry is at %v (next %v)", s.addr, s.nextAt, n.next)
+	if s := q[0].seed; s.nextAt == 0 || s.nextAt > n.now || n.next > s.nextAt {
+		return fmt.Errorf("kept address %s heads the %sredial queue with room for a dial, but its retry is at %v (next %v)", s.addr, name, s.nextAt, n.next)
 	}
 	return nil
 }
@@ -155,20 +187,30 @@ func (n *Node) checkRedialTurn() error {
 // (checkRedialTurn), for its negative control.
 func (n *Node) CheckRedialTurn() error { return n.checkRedialTurn() }
 
-// RedialsWaiting returns how many automatic dials wait for their turn
-// (entries that no longer need one included until they reach the head).
-func (n *Node) RedialsWaiting() int { return len(n.redials) }
+// RedialsWaiting returns how many automatic dials wait for their turn, in
+// both lines (entries that no longer need one included until they reach
+// the head).
+func (n *Node) RedialsWaiting() int { return len(n.redials) + len(n.redialsSlow) }
+
+// SlowRedials returns how many automatic dials wait in the slow line, and
+// how many slow dials are in flight.
+func (n *Node) SlowRedials() (waiting, inFlight int) { return len(n.redialsSlow), n.slowDials }
 
 // RedialHead returns what heads the queue of automatic dials waiting for a
-// turn (redials.go): a peer's id, or a kept address; "" when none waits.
+// turn (redials.go), the line of the others first: a peer's id, or a kept
+// address; "" when none waits.
 func (n *Node) RedialHead() string {
-	if len(n.redials) == 0 {
+	q := n.redials
+	if len(q) == 0 {
+		q = n.redialsSlow
+	}
+	if len(q) == 0 {
 		return ""
 	}
-	if p := n.redials[0].peer; p != nil {
+	if p := q[0].peer; p != nil {
 		return p.id
 	}
-	return n.redials[0].seed.addr
+	return q[0].seed.addr
 }
 
 func inHeap[T comparable](h *deadlineHeap[T], v T, at time.Duration) bool {

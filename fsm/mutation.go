@@ -129,6 +129,12 @@ const (
 	// which the simulator's delivery check and the twins' renderer must
 	// catch.
 	MutationRunMiscount
+	// MutationOneRedialLine puts every automatic dial in one line again
+	// (redials.go): the redials of targets that did not answer last time
+	// may fill every slot, and a kept peer that comes back waits behind
+	// them, up to a handshake timeout, which TestRedialsCatchesOneLine
+	// must see.
+	MutationOneRedialLine
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -167,3 +173,4 @@ func (m Mutation) graceIgnoresUnconfirmed() bool { return m == MutationGraceIgno
 func (m Mutation) leaseNotHeld() bool            { return m == MutationLeaseNotHeld }
 func (m Mutation) runAcrossActions() bool        { return m == MutationRunAcrossActions }
 func (m Mutation) runMiscount() bool             { return m == MutationRunMiscount }
+func (m Mutation) oneRedialLine() bool           { return m == MutationOneRedialLine }

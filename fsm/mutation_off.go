@@ -29,3 +29,4 @@ func (mutation) graceIgnoresUnconfirmed() bool { return false }
 func (mutation) leaseNotHeld() bool            { return false }
 func (mutation) runAcrossActions() bool        { return false }
 func (mutation) runMiscount() bool             { return false }
+func (mutation) oneRedialLine() bool           { return false }

@@ -55,9 +55,13 @@ type Node struct {
 	shutdown  bool
 
 	disc discovery // member discovery (discovery.go)
-	// redials: the automatic dials waiting for their turn (redials.go).
-	redials []redialWait
-	seeds   map[string]*seedAddr // addresses kept until a node answers there (seeds.go)
+	// redials: the automatic dials waiting for their turn (redials.go);
+	// redialsSlow those toward targets that did not answer last time, and
+	// slowDials how many of theirs are in flight.
+	redials     []redialWait
+	redialsSlow []redialWait
+	slowDials   int
+	seeds       map[string]*seedAddr // addresses kept until a node answers there (seeds.go)
 
 	// timers holds every deadline, per owner (deadlines.go).
 	timers deadlines

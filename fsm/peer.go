@@ -56,6 +56,9 @@ type peer struct {
 	dialing    *dial
 	// redialQueued: its redial waits for a turn (redials.go).
 	redialQueued bool
+	// redialSlow: its last redial reached no node for half a handshake
+	// timeout or more (redials.go, unanswered).
+	redialSlow bool
 
 	// The two streams of the pair (stream.go): what this node sends, kept
 	// until acknowledged (it is also the queue while there is no session),

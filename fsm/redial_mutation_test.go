@@ -4,6 +4,7 @@ package fsm_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -32,4 +33,15 @@ func TestRedialCatchesStrangerSession(t *testing.T) {
 			t.Log(err)
 		})
 	}
+}
+
+// TestRedialsCatchesOneLine is the negative control of
+// TestRedialsOfTheUnansweredTakeHalf: with every automatic dial in one line
+// (fsm.MutationOneRedialLine), the unanswered redials fill the slots and
+// the peer that comes back waits behind them, which the same scenario must
+// show.
+func TestRedialsCatchesOneLine(t *testing.T) {
+	_, _, after := unansweredThenBack(t, fsm.Config{}.WithMutation(fsm.MutationOneRedialLine))
+	require.GreaterOrEqual(t, after, 300*time.Millisecond, "with one line, z's redial should have waited behind the unanswered ones")
+	t.Logf("with one line, z's redial waited %v", after)
 }

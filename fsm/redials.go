@@ -17,8 +17,20 @@ package fsm
 // not accept, the dials timed out, were retried, and the mesh never formed:
 // 570,000 failed handshakes in 9 minutes in one of its five processes.
 //
-// The waits are first come, first served, and an entry that no longer needs
-// its dial when its turn comes is skipped: a peer that got a session, is
+// Targets that do not answer. A dial to an address whose host is gone,
+// partitioned away or blackholed hangs until the handshake timeout, while
+// a refused one ends at once. Were the waits one line, a node keeping many
+// such peers would fill its slots with their dials, a handshake timeout
+// each, and a peer that came back would wait behind all of them: with the
+// defaults (32 slots, 5 s) and a hundred unreachable kept peers, about 15 s.
+// So a wait whose last attempt reached no node for half a handshake
+// timeout or more (unanswered) is slow: the slow waits have a line of their
+// own, their dials hold at most half of the slots (slowShare), and a slow
+// wait goes only while no other waits. The others go as before, passing
+// the slow line.
+//
+// The waits of each line are first come, first served, and an entry that
+// no longer needs its dial when its turn comes is skipped: a peer that got a session, is
 // dialing or handshaking, was forgotten, is no longer kept, is now kept by
 // discovery, has no address to be redialed at or one being dialed already
 // (it waits for that dial instead); an address that was reached, dropped,
@@ -32,7 +44,7 @@ type redialWait struct {
 	seed *seedAddr
 }
 
-// queued returns w's flag: whether it is in the queue.
+// queued returns w's flag: whether it is in a line.
 func (w redialWait) queued() *bool {
 	if w.peer != nil {
 		return &w.peer.redialQueued
@@ -40,35 +52,97 @@ func (w redialWait) queued() *bool {
 	return &w.seed.queued
 }
 
+// slow reports whether w waits in the slow line: its target's last
+// attempt reached no node for half a handshake timeout or more. The flag
+// changes only when a dial toward w's target ends while w is in no line (a
+// Connect's dial to a kept address can end while the address's retry
+// waits), so a wait stays in the line it joined: one that changed lines
+// while queued was woken as the head of one and refused as a wait of the
+// other, for ever (TestSeedsRetryKeepsItsLine, sim).
+func (w redialWait) slow() bool {
+	if w.peer != nil {
+		return w.peer.redialSlow
+	}
+	return w.seed.slow
+}
+
+// slowWait reports whether w is slow (redialWait.slow), for this node.
+func (n *Node) slowWait(w redialWait) bool {
+	return w.slow() && !n.cfg.mutation.oneRedialLine() // deliberately wrong: see MutationOneRedialLine
+}
+
+// line returns the line w waits in, or would.
+func (n *Node) line(w redialWait) *[]redialWait {
+	if n.slowWait(w) {
+		return &n.redialsSlow
+	}
+	return &n.redials
+}
+
+// slowShare is how many slow dials may be in flight at once: half of
+// MaxRedials, at least one.
+func (n *Node) slowShare() int { return max(n.cfg.MaxRedials/2, 1) }
+
+// unanswered reports whether dial d, ending now, held its slot for half a
+// handshake timeout or more without reaching a node: the next attempt at
+// its target is slow.
+func (n *Node) unanswered(d *dial) bool {
+	return d.reached == nil && n.now-d.startedAt >= n.cfg.HandshakeTimeout/2
+}
+
 // redialTurn reports whether the automatic dial w may start now: fewer
-// than MaxRedials dials are in flight and nothing waits before it. If not,
-// w waits in the queue, and redialWake gives it its turn.
+// than MaxRedials dials are in flight and nothing waits before it in its
+// line; for a slow wait also fewer than slowShare slow dials are in flight
+// and nothing waits in the other line. If not, w waits in its line, and
+// redialWake gives it its turn.
 func (n *Node) redialTurn(w redialWait) bool {
 	n.redialSkipStale()
-	q := n.redials
-	if len(n.dials) >= n.cfg.MaxRedials || (len(q) > 0 && q[0] != w) {
+	q := n.line(w)
+	ok := len(n.dials) < n.cfg.MaxRedials && (len(*q) == 0 || (*q)[0] == w)
+	if ok && n.slowWait(w) {
+		ok = n.slowDials < n.slowShare() && len(n.redials) == 0
+	}
+	if !ok {
 		if f := w.queued(); !*f {
 			*f = true
-			n.redials = append(n.redials, w)
+			*q = append(*q, w)
 		}
 		return false
 	}
-	if len(q) > 0 { // w is the head
-		n.redialPop()
+	if len(*q) > 0 { // w is the head
+		n.redialPop(q)
 	}
 	return true
 }
 
+// redialStarted counts d, the dial w's turn started, among the slow dials
+// if w is slow.
+func (n *Node) redialStarted(d *dial, w redialWait) {
+	if n.slowWait(w) {
+		d.slow = true
+		n.slowDials++
+	}
+}
+
 // redialWake gives the first waiting dial its turn when the bound allows
-// one more: a peer's timer is armed for now, an address is due now. It
-// runs when a dial ended and after an automatic dial started (the next one
-// may go too).
+// one more: the head of the line of the others first, else the head of the
+// slow line if the slow dials leave room. A peer's timer is armed for now,
+// an address is due now. It runs when a dial ended and after an automatic
+// dial started (the next one may go too).
 func (n *Node) redialWake() {
 	n.redialSkipStale()
-	if len(n.redials) == 0 || len(n.dials) >= n.cfg.MaxRedials {
+	if len(n.dials) >= n.cfg.MaxRedials {
 		return
 	}
-	h := n.redials[0]
+	var h redialWait
+	switch {
+	case len(n.redials) > 0:
+		h = n.redials[0]
+	case len(n.redialsSlow) > 0 && n.slowDials < n.slowShare():
+		h = n.redialsSlow[0]
+	default:
+		return
+	}
 	if p := h.peer; p != nil {
 		n.armPeer(p, max(n.now, p.nextDialAt))
 		return
@@ -83,11 +157,13 @@ func (n *Node) redialWake() {
 // dial to its address waits for that dial (dial.blocked); one that dials or
 // handshakes meanwhile is looked at again when that ends.
 func (n *Node) redialSkipStale() {
-	for len(n.redials) > 0 && n.redialStale(n.redials[0]) {
-		p := n.redials[0].peer
-		n.redialPop()
-		if p != nil && n.peers[p.id] == p && p.kept && p.session == nil && !n.shutdown {
-			n.armPeer(p, max(n.now, p.nextDialAt))
+	for _, q := range []*[]redialWait{&n.redials, &n.redialsSlow} {
+		for len(*q) > 0 && n.redialStale((*q)[0]) {
+			p := (*q)[0].peer
+			n.redialPop(q)
+			if p != nil && n.peers[p.id] == p && p.kept && p.session == nil && !n.shutdown {
+				n.armPeer(p, max(n.now, p.nextDialAt))
+			}
 		}
 	}
 }
@@ -109,12 +185,12 @@ func (n *Node) redialStale(w redialWait) bool {
 	return n.seeds[s.addr] != s || n.dialsByAddr[s.addr] != nil
 }
 
-// redialPop takes the head off the queue.
-func (n *Node) redialPop() {
-	*n.redials[0].queued() = false
-	n.redials[0] = redialWait{}
-	n.redials = n.redials[1:]
-	if len(n.redials) == 0 {
-		n.redials = nil // let go of the array a burst grew
+// redialPop takes the head off line q.
+func (n *Node) redialPop(q *[]redialWait) {
+	*(*q)[0].queued() = false
+	(*q)[0] = redialWait{}
+	*q = (*q)[1:]
+	if len(*q) == 0 {
+		*q = nil // let go of the array a burst grew
 	}
 }

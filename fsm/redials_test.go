@@ -258,3 +258,52 @@ func TestCheckTimersCatchesStuckRedialTurn(t *testing.T) {
 	require.Error(t, err, "a redial turn that never comes went unnoticed")
 	require.ErrorContains(t, err, "heads the redial queue")
 }
+
+// Redials of targets that did not answer take at most half of the dial
+// slots, and a peer that comes back passes them: a node keeping six
+// unreachable peers (every dial hangs until the handshake timeout) with
+// four slots has at most two of their dials in flight, so a kept peer
+// whose session just ended is redialed at once, not behind them
+// (spec/PROTOCOL.md 5, "Redials in flight"). Its negative control is
+// TestRedialsCatchesOneLine (build tag masterless_mutation).
+func TestRedialsOfTheUnansweredTakeHalf(t *testing.T) {
+	most, waiting, after := unansweredThenBack(t, fsm.Config{})
+	require.Equal(t, 2, most, "the unanswered redials never filled their half")
+	require.Positive(t, waiting, "no slow redial waits: the test measured nothing")
+	require.Less(t, after, 300*time.Millisecond, "z's redial waited behind the unanswered ones")
+	t.Logf("z redialed %v after its session ended; %d slow dials at most", after, most)
+}
+
+// unansweredThenBack runs node "a" (cfg, with four dial slots) keeping six
+// peers whose dials nobody answers for 20 s, then a seventh, z, whose
+// session ends. It returns the most slow dials in flight at once, how many
+// slow redials waited at the end, and how long z's redial waited after
+// its session ended (5 s: it did not go within that).
+func unansweredThenBack(t *testing.T, cfg fsm.Config) (most, waiting int, after time.Duration) {
+	cfg.ID, cfg.Incarnation, cfg.Seed, cfg.MaxRedials = "a", 10, 3, 4
+	n, err := fsm.New(cfg)
+	require.NoError(t, err)
+	d := &discNode{t: t, n: n}
+	d.step(fsm.Listening{Info: "tcp://a"})
+	keepPeers(t, d, "b", "c", "d", "e", "f", "g")
+	for range 200 { // 20 s of dials that nobody answers
+		d.advance(100 * time.Millisecond)
+		_, inFlight := d.n.SlowRedials()
+		most = max(most, inFlight)
+	}
+	waiting, _ = d.n.SlowRedials()
+
+	// z had a session; it ends. Its redial goes at its backoff.
+	acts := d.step(fsm.Connect{Req: 300, Addr: "tcp://z"})
+	d.step(fsm.Dialed{Dial: kinds(acts, fsm.ActDial)[0].Dial, Conn: 300})
+	d.step(fsm.FrameReceived{Conn: 300, Frame: wire.Frame{Type: wire.Hello, ID: "z", Incarnation: 1, Info: "tcp://z"}})
+	d.step(fsm.FrameReceived{Conn: 300, Frame: wire.Frame{Type: wire.Welcome, Sess: 1, Keep: true}})
+	require.True(t, d.n.IsKept("z"))
+	d.step(fsm.ConnClosed{Conn: 300, Err: errors.New("reset")})
+	for after = 0; after < 5*time.Second; after += 10 * time.Millisecond {
+		if _, ok := dialsOut(d, 10*time.Millisecond)["tcp://z"]; ok {
+			break
+		}
+	}
+	return most, waiting, after
+}

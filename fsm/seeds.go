@@ -36,6 +36,7 @@ type seedAddr struct {
 	backoff time.Duration
 	nextAt  time.Duration // when to dial it again; 0 while a dial is in flight, it waits for its turn, or none is needed yet
 	queued  bool          // its retry waits for a turn (redials.go)
+	slow    bool          // its last dial reached no node for half a handshake timeout or more (redials.go)
 }
 
 // StopConnecting is the user's request to stop trying an address kept
@@ -89,6 +90,9 @@ func (n *Node) seedDialEnded(d *dial, why error) {
 		delete(n.seeds, d.addr)
 		return
 	}
+	if !s.queued { // a wait keeps its line (redials.go, slow)
+		s.slow = n.unanswered(d)
+	}
 	s.nextAt = n.now + n.jitter(s.backoff)
 	s.backoff = min(2*s.backoff, n.cfg.BackoffMax)
 	n.lowerNext(s.nextAt)
@@ -123,8 +127,8 @@ func (n *Node) seedTimers() {
 			n.seedReached(addr, p) // a node there reached us meanwhile
 			continue
 		}
-		if n.dialsByAddr[addr] == nil && n.redialTurn(redialWait{seed: s}) {
-			n.startDial(addr, nil)
+		if w := (redialWait{seed: s}); n.dialsByAddr[addr] == nil && n.redialTurn(w) {
+			n.redialStarted(n.startDial(addr, nil), w)
 			n.redialWake()
 		}
 	}

@@ -91,6 +91,7 @@ func (n *Node) stop() {
 	}
 	clear(n.dials)
 	clear(n.dialsByAddr)
+	n.slowDials = 0
 	n.ended, n.peers = n.peers, make(map[string]*peer)
 	n.resetTimers()
 }

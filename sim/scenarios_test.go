@@ -457,3 +457,17 @@ func TestScenarioLegacyDialDuplex(t *testing.T) {
 	require.Len(t, w.Node(0).Conns(), 1)
 	requireQuiet(t, w)
 }
+
+// TestSeedsRetryKeepsItsLine is a regression test (found by TestSweep when
+// the slow line of redials came, fsm/redials.go): a kept address waiting
+// in the line of the others turned slow when a dial to the same address,
+// another's, went unanswered meanwhile; the queue then woke it as that
+// line's head and its turn refused it as slow, again and again at the same
+// virtual instant, until the step bound. A wait now keeps the line it
+// joined. These seeds of the plain sweep (MaxRedials 1) ran into it.
+func TestSeedsRetryKeepsItsLine(t *testing.T) {
+	for _, seed := range []uint64{6229, 6423, 6707} {
+		res := sim.RunSeed(sim.DrawKnobs(seed), sim.Options{})
+		require.NoError(t, res.Err, "seed %d", seed)
+	}
+}
