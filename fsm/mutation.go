@@ -135,6 +135,12 @@ const (
 	// them, up to a handshake timeout, which TestRedialsCatchesOneLine
 	// must see.
 	MutationOneRedialLine
+	// MutationIgnoreLag makes Tick ignore its Lag (timers.go, tick): the
+	// adapter's word that its reading lags no longer counts as the node's
+	// own pause, and the sessions whose silence is the node's own are timed
+	// out, which the simulator's stalled readers (sim.Knobs.LateReads) must
+	// show: no session gets a grace.
+	MutationIgnoreLag
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -174,3 +180,4 @@ func (m Mutation) leaseNotHeld() bool            { return m == MutationLeaseNotH
 func (m Mutation) runAcrossActions() bool        { return m == MutationRunAcrossActions }
 func (m Mutation) runMiscount() bool             { return m == MutationRunMiscount }
 func (m Mutation) oneRedialLine() bool           { return m == MutationOneRedialLine }
+func (m Mutation) ignoreLag() bool               { return m == MutationIgnoreLag }

@@ -30,3 +30,4 @@ func (mutation) leaseNotHeld() bool            { return false }
 func (mutation) runAcrossActions() bool        { return false }
 func (mutation) runMiscount() bool             { return false }
 func (mutation) oneRedialLine() bool           { return false }
+func (mutation) ignoreLag() bool               { return false }

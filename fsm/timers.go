@@ -23,6 +23,9 @@ func (n *Node) tick(lag time.Duration) {
 		n.resetTimers()
 		return
 	}
+	if n.cfg.mutation.ignoreLag() {
+		lag = 0 // deliberately wrong: see MutationIgnoreLag
+	}
 	late := max(lag, 0) // how late this Tick is past the deadline it was due at, or the adapter's reading (session.go, peerTimeoutAt)
 	if n.next != never && n.now > n.next {
 		late = max(late, n.now-n.next)

@@ -149,6 +149,13 @@ type Knobs struct {
 	// arrive on time (fsm's rule for its own pause: spec/PROTOCOL.md 4).
 	// 0: every Tick on time.
 	LateTicks time.Duration
+	// LateReads makes the nodes' readers starve (stall.go): in the safety
+	// phase, at a Tick of a node whose readers run, they stall with
+	// probability one quarter, for up to LateReads. Bytes that reach the
+	// node meanwhile wait unread while its timer runs on time, and each
+	// Tick meanwhile says how long they have stalled (Tick.Lag), as netio's
+	// lag probe measures it (netio/lagprobe.go). 0: readers never stall.
+	LateReads time.Duration
 
 	// MaxRedials is the fsm's bound on the dials in flight when a node
 	// starts a redial of its own (fsm/redials.go; zero: the default, 32,
@@ -286,6 +293,7 @@ func (k Knobs) Args() []string {
 		fmt.Sprintf("-keptpairs=%t", k.KeptPairs),
 		fmt.Sprintf("-fastswitches=%t", k.FastSwitches),
 		fmt.Sprintf("-lateticks=%v", k.LateTicks),
+		fmt.Sprintf("-latereads=%v", k.LateReads),
 		fmt.Sprintf("-mutation=%d", k.Mutation),
 		fmt.Sprintf("-auth=%t", k.Auth),
 		fmt.Sprintf("-adversaries=%d", k.Adversaries),
@@ -351,8 +359,9 @@ func RegisterKnobs(fs *flag.FlagSet) *KnobFlags {
 	fs.IntVar(&v.Window, "window", 0, "sim: fsm credit window (0: default)")
 	fs.IntVar(&v.QueueMessages, "queuemsgs", 0, "sim: fsm bound on unacknowledged messages per peer (0: default)")
 	fs.DurationVar(&v.LateTicks, "lateticks", 0, "sim: in the safety phase half of a node's Ticks come late, by up to this (0: on time)")
+	fs.DurationVar(&v.LateReads, "latereads", 0, "sim: in the safety phase a node's readers stall for up to this, and its Ticks say so in Tick.Lag (0: never)")
 	var mut uint
-	fs.UintVar(&mut, "mutation", 0, "sim: fsm mutation (1: dialer leads, 2: no 0.4.1-to-v1 upgrade, 3: no resend, 4: refuse when the handshake slots are full, 5: no HELLO id check, 6: no credit, 7: no pacing by the peer's backlog, 8: discovery dials from both ends, 9: a redial another node answers becomes a session, 10: a kept peer is redialed although it has a session, 11: a Connect dials while its node is handshaking, 12: a send moves the node's clock, 13: an end that does not keep the pair reports its messages lost when a session ends, 14: the peer's BYE unwanted ends the wait for it, 15: the reconnect grace ends while the peer is back on an unconfirmed session, 16: a session's end ignores a lease outstanding, 17: a run of messages gathered across another action, 18: a run's count left at one, 19: one line for every automatic dial), for negative controls; needs -tags masterless_mutation")
+	fs.UintVar(&mut, "mutation", 0, "sim: fsm mutation (1: dialer leads, 2: no 0.4.1-to-v1 upgrade, 3: no resend, 4: refuse when the handshake slots are full, 5: no HELLO id check, 6: no credit, 7: no pacing by the peer's backlog, 8: discovery dials from both ends, 9: a redial another node answers becomes a session, 10: a kept peer is redialed although it has a session, 11: a Connect dials while its node is handshaking, 12: a send moves the node's clock, 13: an end that does not keep the pair reports its messages lost when a session ends, 14: the peer's BYE unwanted ends the wait for it, 15: the reconnect grace ends while the peer is back on an unconfirmed session, 16: a session's end ignores a lease outstanding, 17: a run of messages gathered across another action, 18: a run's count left at one, 19: one line for every automatic dial, 20: a Tick's Lag ignored), for negative controls; needs -tags masterless_mutation")
 	kf.mut = &mut
 	return kf
 }
@@ -405,6 +414,8 @@ func (kf *KnobFlags) ResolveOn(k Knobs) (Knobs, error) {
 			k.Leases = kf.vals.Leases
 		case "lateticks":
 			k.LateTicks = kf.vals.LateTicks
+		case "latereads":
+			k.LateReads = kf.vals.LateReads
 		case "keptpairs":
 			k.KeptPairs = kf.vals.KeptPairs
 		case "fastswitches":

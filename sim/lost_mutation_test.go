@@ -10,6 +10,7 @@ import (
 
 	"github.com/masterless-go/masterless/fsm"
 	"github.com/masterless-go/masterless/sim"
+	"github.com/masterless-go/masterless/wire"
 )
 
 // TestScenarioNonKeeperResetCatchesLostAtOnce is the negative control of
@@ -75,4 +76,18 @@ func TestSweepKeptPairsCatchesLeaseNotHeld(t *testing.T) {
 	require.NotEmpty(t, res.Failures, "the sweep did not notice staged messages handed back lost while the keeper came back")
 	require.True(t, anyFailure(res.Failures, "no-lost-while-kept"), "no seed broke no-lost-while-kept; first failure: %v", res.Failures[0].Err)
 	t.Logf("seed %d failed after %d seeds: %v", res.Failures[0].Knobs.Seed, res.Seeds, res.Failures[0].Err)
+}
+
+// TestSweepLateReadsCatchesIgnoredLag is the negative control of
+// TestSweepLateReads: with the Tick's Lag ignored (fsm.MutationIgnoreLag)
+// the same sweep gives no session a grace, and its peer timeouts, the
+// sessions whose silence was their own node's, go up.
+func TestSweepLateReadsCatchesIgnoredLag(t *testing.T) {
+	with := sim.Sweep(lateReads(2000, 0))
+	without := sim.Sweep(lateReads(2000, fsm.MutationIgnoreLag))
+	require.Empty(t, without.Failures, "the sweep itself should pass: the rule is about liveness")
+	require.Zero(t, without.Stats.PauseGraces, "a grace was given with the Lag ignored")
+	timeouts := func(r sim.SweepResult) int { return r.Stats.Byes[wire.CodePeerTimeout] }
+	require.Greater(t, timeouts(without), timeouts(with), "peer timeouts did not go up with the Lag ignored")
+	t.Logf("peer-timeout BYEs: %d with the Lag, %d without; graces %d and %d", timeouts(with), timeouts(without), with.Stats.PauseGraces, without.Stats.PauseGraces)
 }

@@ -31,6 +31,9 @@ type process struct {
 	tickDue time.Duration // the deadline its fsm reported
 	tickSet bool
 	dirty   bool // snapshot out of date
+	// Its readers stall from stallFrom until stallUntil (Knobs.LateReads,
+	// stall.go); per incarnation.
+	stallFrom, stallUntil time.Duration
 
 	// The user's intent, re-issued on restart.
 	connectAddrs map[string]bool

@@ -30,6 +30,7 @@ const (
 	evProduce                         // a producer sends its next message (app.go)
 	evLoadCheck                       // the load run checks steady-under-load (load.go)
 	evAdmit                           // a lane's staged messages are admitted (lanes.go)
+	evReadsResume                     // a node's stalled readers go on (stall.go)
 )
 
 // event is one entry of the scheduler's queue. A plain struct in a slice

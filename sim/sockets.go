@@ -150,10 +150,14 @@ func (w *World) discarded(c *simConn, side, k int) {
 
 // readEnd is side's reader: it reads what arrived into the connection
 // layer's buffer, in as many reads as its free space asks for, unless it
-// waits for room in the delivery queue.
+// waits for room in the delivery queue or its node's readers stall
+// (stall.go).
 func (w *World) readEnd(c *simConn, side int) {
 	e := &c.ends[side]
 	n := w.nodes[e.node]
+	if w.stalled(n) {
+		return // readsResume reads it all, in order
+	}
 	local := localID(c.id, side)
 	for len(e.rq) > 0 && e.open && !e.blocked && w.err == nil {
 		buf := n.link.ReadBuffer(local)

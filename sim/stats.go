@@ -29,6 +29,8 @@ type Stats struct {
 	// NodeCounters.PauseGraces; a node's count is taken when it crashes and
 	// at the end of the run).
 	LateTicks, PauseGraces int
+	// With Knobs.LateReads: the stalls of a node's readers (stall.go).
+	ReadStalls int
 	// With Knobs.Leases (lanes.go): the messages producers staged, the
 	// leases revoked with messages staged, and those messages, admitted
 	// after the revocation (handed back as lost if the peer could no
@@ -53,6 +55,7 @@ func (s *Stats) Add(o *Stats) {
 	s.Resets += o.Resets
 	s.Silences += o.Silences
 	s.LateTicks += o.LateTicks
+	s.ReadStalls += o.ReadStalls
 	s.PauseGraces += o.PauseGraces
 	s.Adversary.Add(&o.Adversary)
 	s.WriteTimeouts += o.WriteTimeouts
@@ -69,8 +72,8 @@ func (s *Stats) Add(o *Stats) {
 // String renders the counts on one line, as simsweep prints them.
 func (s *Stats) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "conns=%d crashes=%d restarts=%d resets=%d silences=%d write-timeouts=%d lingers=%d kept-pair-ends=%d lost-after-grace=%d late-ticks=%d pause-graces=%d",
-		s.Conns, s.Crashes, s.Restarts, s.Resets, s.Silences, s.WriteTimeouts, s.Lingers, s.LostExercised, s.LostJudged, s.LateTicks, s.PauseGraces)
+	fmt.Fprintf(&b, "conns=%d crashes=%d restarts=%d resets=%d silences=%d write-timeouts=%d lingers=%d kept-pair-ends=%d lost-after-grace=%d late-ticks=%d read-stalls=%d pause-graces=%d",
+		s.Conns, s.Crashes, s.Restarts, s.Resets, s.Silences, s.WriteTimeouts, s.Lingers, s.LostExercised, s.LostJudged, s.LateTicks, s.ReadStalls, s.PauseGraces)
 	fmt.Fprintf(&b, " staged=%d revoked-batches=%d revoked-staged=%d data-runs=%d data-run-frames=%d frames:", s.Staged, s.RevokedBatches, s.RevokedStaged, s.DataRuns, s.DataRunFrames)
 	for t := wire.Hello; t <= wire.Bye; t++ {
 		fmt.Fprintf(&b, " %s=%d", t, s.Frames[t])

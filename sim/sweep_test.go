@@ -186,6 +186,33 @@ func TestSweepCatchesUnauthenticatedAdversary(t *testing.T) {
 	require.ErrorContains(t, r.Err, "adversaries need -auth=true")
 }
 
+// lateReadsFirst is the first seed of TestSweepLateReads: seeds of their
+// own, as lateTicksFirst.
+const lateReadsFirst = 1_600_001
+
+// lateReads is TestSweepLateReads' sweep: its nodes' readers stall for up
+// to three heartbeats (Knobs.LateReads), with the fsm rule m.
+func lateReads(n int, m sim.Mutation) sim.SweepConfig {
+	return sim.SweepConfig{First: lateReadsFirst, Seeds: n, StopAfter: 5, Knobs: func(seed uint64) sim.Knobs {
+		k := sim.DrawKnobs(seed)
+		k.LateReads = 3 * cmp.Or(k.Heartbeat, time.Second)
+		k.Mutation = m
+		return k
+	}}
+}
+
+// TestSweepLateReads runs seeds whose nodes' readers stall while their
+// timers run on time, each Tick saying how long (Tick.Lag, as netio's lag
+// probe does): every run must keep the safety invariants and reach
+// quiescence once healed, and the Lag must have given some session a
+// grace for its node's own pause (spec/PROTOCOL.md 4). Its negative
+// control, TestSweepLateReadsCatchesIgnoredLag, ignores the Lag.
+func TestSweepLateReads(t *testing.T) {
+	res := sweepPasses(t, lateReads(sweepSeeds(t, 2000), 0))
+	require.Positive(t, res.Stats.ReadStalls, "no reader stalled")
+	require.Positive(t, res.Stats.PauseGraces, "no session had a grace for its node's stalled readers")
+}
+
 // lateTicksFirst is the first seed of TestSweepLateTicks: seeds of their
 // own, so that its runs are not TestSweep's again with late ticks.
 const lateTicksFirst = 1_500_001

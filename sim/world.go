@@ -195,6 +195,7 @@ func (w *World) start(n *process, inc uint64) error {
 		return err
 	}
 	n.fsm, n.inc, n.alive = f, inc, true
+	n.stallFrom, n.stallUntil = 0, 0 // a new process: its readers run
 	n.link = link.New(f, transport{w, n})
 	n.link.SetObserver(func(ev fsm.Event, err error, acts []fsm.Action) { w.observe(n, ev, err, acts) })
 	n.app = nil
@@ -275,7 +276,7 @@ func (w *World) next() {
 		n := w.nodes[e.node]
 		if n.alive && n.inc == e.inc && n.tickSet && n.tickAt == e.at {
 			n.tickSet = false
-			w.step(n, fsm.Tick{})
+			w.step(n, fsm.Tick{Lag: w.readLag(n)})
 		}
 	case evCommand:
 		w.randomCommand()
@@ -305,6 +306,8 @@ func (w *World) next() {
 		}
 	case evLoadCheck:
 		w.loadTick()
+	case evReadsResume:
+		w.readsResume(&e)
 	case evAdmit:
 		if n := w.nodes[e.node]; n.alive && n.inc == e.inc {
 			w.admitLane(n, e.peer, true)
