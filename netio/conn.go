@@ -421,6 +421,7 @@ func (c *conn) trimIdle() {
 func (c *conn) readLoop() {
 	n := c.n
 	defer n.wg.Done()
+	growStack()
 	var err error
 	if c.detect {
 		err = c.secure()

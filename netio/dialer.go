@@ -83,6 +83,7 @@ func parseBracketed(host string) (string, error) {
 // then report Dialed or DialFailed. Close cancels it.
 func (n *Runtime) dial(id fsm.DialID, addr string) {
 	defer n.wg.Done()
+	growStack()
 	hostport, err := ParseAddr(addr)
 	var nc net.Conn
 	var sc *tls.Conn
