@@ -41,7 +41,7 @@
 // Stalled readers (Knobs.LateReads, TestSweepLateReads, stall.go): a
 // node's readers stall for up to three heartbeats while its timer runs on
 // time, and each Tick says how long in Tick.Lag, as netio's lag probe does:
-// in 2,000 seeds the peer-timeout BYEs are 62, and 808 with the Lag ignored
+// in 2,000 seeds the peer-timeout BYEs are 62, and 791 with the Lag ignored
 // (fsm.MutationIgnoreLag, TestSweepLateReadsCatchesIgnoredLag).
 //
 // Load runs (Knobs.Workload, load.go) model the rest of the adapter: one

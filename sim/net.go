@@ -259,8 +259,8 @@ func (w *World) closeArrives(ev *event) {
 	if ev.kind == evReset {
 		err = errReset
 		e.rq, e.fin = nil, nil
-	} else if len(e.rq) > 0 {
-		e.fin = err
+	} else if len(e.rq) > 0 || w.stalled(w.nodes[e.node]) {
+		e.fin = err // read after the bytes before it, by a reader that runs (stall.go)
 		return
 	}
 	w.closeNow(c, ev.side, err)

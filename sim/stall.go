@@ -20,8 +20,9 @@ import (
 //
 // The model: in the safety phase, at a Tick of a node whose readers run,
 // they stall with probability one quarter, for up to Knobs.LateReads.
-// Meanwhile the bytes that reach the node wait in its receive buffers, a
-// FIN behind them, and each Tick carries the time since the stall began;
+// Meanwhile the bytes and FINs that reach the node wait in its receive
+// buffers (a reset does not), and each Tick carries the time since the
+// stall began;
 // when it ends, every connection of the node reads what waited, in order,
 // in connection order. Writes, dials and accepts go on as usual.
 
