@@ -15,23 +15,24 @@ import (
 // (fsm.MutationRunAcrossActions), the twin check must tell the twins apart
 // in some of a hundred scripts; the real rule keeps them equal in all.
 func TestDataTwinsCatchesRunAcrossActions(t *testing.T) {
-	requireCaught(t, "messages gathered across an ACK", func(seed uint64, mutated bool) error {
-		cfg := fsm.Config{ID: "M", Incarnation: 1}
-		if mutated {
-			cfg = cfg.WithMutation(fsm.MutationRunAcrossActions)
-		}
-		return runDataTwins(cfg, rand.New(rand.NewPCG(seed, 2)).IntN)
-	})
+	requireTwinsCatch(t, "messages gathered across an ACK", fsm.MutationRunAcrossActions)
 }
 
 // TestDataTwinsCatchesRunMiscount is the kept negative control of the
 // twins' check of Action.Messages (render): with the count left at one
 // (fsm.MutationRunMiscount), some of a hundred scripts must fail it.
 func TestDataTwinsCatchesRunMiscount(t *testing.T) {
-	requireCaught(t, "a run's count left at one", func(seed uint64, mutated bool) error {
+	requireTwinsCatch(t, "a run's count left at one", fsm.MutationRunMiscount)
+}
+
+// requireTwinsCatch requires the run-versus-frames twins (runDataTwins) to
+// tell apart, in some of a hundred scripts, a node with mutation m, and
+// never one without.
+func requireTwinsCatch(t *testing.T, what string, m fsm.Mutation) {
+	requireCaught(t, what, func(seed uint64, mutated bool) error {
 		cfg := fsm.Config{ID: "M", Incarnation: 1}
 		if mutated {
-			cfg = cfg.WithMutation(fsm.MutationRunMiscount)
+			cfg = cfg.WithMutation(m)
 		}
 		return runDataTwins(cfg, rand.New(rand.NewPCG(seed, 2)).IntN)
 	})
