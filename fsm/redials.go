@@ -21,8 +21,8 @@ package fsm
 // partitioned away or blackholed hangs until the handshake timeout, while
 // a refused one ends at once. Were the waits one line, a node keeping many
 // such peers would fill its slots with their dials, a handshake timeout
-// each, and a peer that came back would wait behind all of them: with the
-// defaults (32 slots, 5 s) and a hundred unreachable kept peers, about 15 s.
+// each, and a peer that came back would wait behind all of them, up to a
+// handshake timeout for each MaxRedials of them queued before it.
 // So a wait whose last attempt reached no node for half a handshake
 // timeout or more (unanswered) is slow: the slow waits have a line of their
 // own, their dials hold at most half of the slots (slowShare), and a slow
