@@ -48,12 +48,12 @@ func TestSweepKeptPairsCatchesLostAtOnce(t *testing.T) {
 // rule that the peer's BYE unwanted is waited out like any other session
 // end (fsm/peer.go, peerMayComeBack): with fsm.MutationUnwantedFinal the
 // keeper switches within a round trip of TestSweepKeptPairs' even seeds
-// (Knobs.FastSwitches) must break no-lost-while-kept. It does in about one
-// seed of 800 (5 of the first 4,204 since the slow line of redials; the
-// first is the 2,013th), so the sweep has room for 6,000 and stops at the
-// first.
+// (Knobs.FastSwitches) must break no-lost-while-kept within the same 3,000
+// seeds. It does in about one seed of 800 (5 of the first 4,204 since the
+// slow line of redials; the first is the 2,013th), and the sweep stops at
+// the first.
 func TestSweepKeptPairsCatchesUnwantedFinal(t *testing.T) {
-	res := mutated(keptPairsFirst, 6000, 1, fsm.MutationUnwantedFinal, sim.DrawKeptPairsKnobs)
+	res := mutated(keptPairsFirst, 3000, 1, fsm.MutationUnwantedFinal, sim.DrawKeptPairsKnobs)
 	require.NotEmpty(t, res.Failures, "the sweep did not notice the end that does not keep the pair taking the leader's unwanted as final")
 	require.True(t, anyFailure(res.Failures, "no-lost-while-kept"), "no seed broke no-lost-while-kept; first failure: %v", res.Failures[0].Err)
 	t.Logf("seed %d failed after %d seeds: %v", res.Failures[0].Knobs.Seed, res.Seeds, res.Failures[0].Err)

@@ -109,9 +109,10 @@ const keptPairsFirst = 1_100_000
 // may be exempt from the check. Some session must have ended at the end
 // that does not keep its pair with messages in flight (the case the rule is
 // about), and some message must have been reported lost after the grace (a
-// fault that outlasted it).
+// fault that outlasted it). 3,000 seeds: the first that breaks the rule of
+// TestSweepKeptPairsCatchesUnwantedFinal is the 2,013th.
 func TestSweepKeptPairs(t *testing.T) {
-	n := sweepSeeds(t, 2000)
+	n := sweepSeeds(t, 3000)
 	res := sweepPasses(t, sim.SweepConfig{First: keptPairsFirst, Seeds: n, StopAfter: 5, Knobs: sim.DrawKeptPairsKnobs})
 	require.Positive(t, res.Stats.LostExercised, "no session ended at the end that does not keep its pair with messages in flight")
 	require.Positive(t, res.Stats.LostJudged, "no message was reported lost after the grace")
