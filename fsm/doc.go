@@ -58,7 +58,7 @@
 // with backoff, taking its turn among the node's dials in flight
 // (redials.go) so that many redials due at once do not each hold a
 // descriptor at once, and those toward targets that went unanswered
-// (blackholed, gone) never hold more than half of the turns; the leader grants the first connection it can, and refuses
+// (blackholed, gone) never hold more than half of the slots; the leader grants the first connection it can, and refuses
 // one only while the follower still holds, or is about to receive, the
 // current session, which then serves the pair. Every wait has a deadline
 // (handshake timeout, peer timeout, reconnect backoff), so a lost race costs

@@ -307,3 +307,33 @@ func unansweredThenBack(t *testing.T, cfg fsm.Config) (most, waiting int, after 
 	}
 	return most, waiting, after
 }
+
+// The negative control of CheckTimers' check of the slow line
+// (checkRedialTurn): with room for a slow dial and nothing else waiting, a
+// slow head whose timer is lost would wait for ever, and CheckTimers must
+// say so.
+func TestCheckTimersCatchesStuckSlowTurn(t *testing.T) {
+	d := redialNode(t, 3, 4)
+	keepPeers(t, d, "b", "c", "d", "e", "f", "g")
+	for range 400 { // dials nobody answers, until slow ones wait behind two in flight
+		var last fsm.DialID
+		for _, a := range kinds(d.advance(50*time.Millisecond), fsm.ActDial) {
+			last = a.Dial
+		}
+		waiting, inFlight := d.n.SlowRedials()
+		if last == 0 || waiting == 0 || waiting != d.n.RedialsWaiting() || inFlight < 2 {
+			continue
+		}
+		d.step(fsm.DialFailed{Dial: last, Err: errors.New("refused")}) // one slot frees: the head is woken
+		if waiting, inFlight = d.n.SlowRedials(); waiting == 0 || inFlight >= 2 {
+			continue
+		}
+		require.NoError(t, d.n.CheckRedialTurn())
+		d.n.DropPeerTimer(d.n.RedialHead())
+		err := d.n.CheckRedialTurn()
+		require.Error(t, err, "a slow turn that never comes went unnoticed")
+		require.ErrorContains(t, err, "heads the slow redial queue")
+		return
+	}
+	t.Fatal("the slow line never had room while others waited in it: the test measured nothing")
+}

@@ -1,12 +1,9 @@
 package sim
 
 import (
-	"cmp"
 	"maps"
 	"slices"
 	"time"
-
-	"github.com/masterless-go/masterless/fsm"
 )
 
 // Stalled readers (Knobs.LateReads). A process whose goroutines wait for
@@ -29,9 +26,9 @@ import (
 // stalled reports whether n's readers are stalled now.
 func (w *World) stalled(n *process) bool { return w.now < n.stallUntil }
 
-// readLag is the Lag of n's Tick now: how long its readers have stalled,
-// or 0. A Tick of a node whose readers run may start a stall.
-func (w *World) readLag(n *process) time.Duration {
+// tickLag is the Lag of the Tick n takes now: how long its readers have
+// stalled, or 0. A Tick of a node whose readers run may start a stall.
+func (w *World) tickLag(n *process) time.Duration {
 	if w.stalled(n) {
 		return w.now - n.stallFrom
 	}
@@ -50,8 +47,7 @@ func (w *World) readsResume(ev *event) {
 	if !n.alive || n.inc != ev.inc || w.stalled(n) {
 		return
 	}
-	ids := slices.SortedFunc(maps.Keys(n.conns), func(a, b fsm.ConnID) int { return cmp.Compare(a, b) })
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(n.conns)) {
 		if c := n.conns[id]; c != nil {
 			w.readEnd(c, int(id%2))
 		}

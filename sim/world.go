@@ -276,7 +276,7 @@ func (w *World) next() {
 		n := w.nodes[e.node]
 		if n.alive && n.inc == e.inc && n.tickSet && n.tickAt == e.at {
 			n.tickSet = false
-			w.step(n, fsm.Tick{Lag: w.readLag(n)})
+			w.step(n, fsm.Tick{Lag: w.tickLag(n)})
 		}
 	case evCommand:
 		w.randomCommand()
