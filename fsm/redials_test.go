@@ -166,7 +166,15 @@ func TestRedialsAllGoEventually(t *testing.T) {
 // dials in flight for a redial.
 func redialNode(t *testing.T, seed uint64, bound int) *discNode {
 	t.Helper()
-	n, err := fsm.New(fsm.Config{ID: "a", Incarnation: 10, Seed: seed, MaxRedials: bound})
+	return redialNodeWith(t, fsm.Config{Seed: seed, MaxRedials: bound})
+}
+
+// redialNodeWith is redialNode with the rest of its configuration from cfg
+// (a mutation, say).
+func redialNodeWith(t *testing.T, cfg fsm.Config) *discNode {
+	t.Helper()
+	cfg.ID, cfg.Incarnation = "a", 10
+	n, err := fsm.New(cfg)
 	require.NoError(t, err)
 	d := &discNode{t: t, n: n}
 	d.step(fsm.Listening{Info: "tcp://a"})
@@ -280,11 +288,8 @@ func TestRedialsOfTheUnansweredTakeHalf(t *testing.T) {
 // slow redials waited at the end, and how long z's redial waited after
 // its session ended (5 s: it did not go within that).
 func unansweredThenBack(t *testing.T, cfg fsm.Config) (most, waiting int, after time.Duration) {
-	cfg.ID, cfg.Incarnation, cfg.Seed, cfg.MaxRedials = "a", 10, 3, 4
-	n, err := fsm.New(cfg)
-	require.NoError(t, err)
-	d := &discNode{t: t, n: n}
-	d.step(fsm.Listening{Info: "tcp://a"})
+	cfg.Seed, cfg.MaxRedials = 3, 4
+	d := redialNodeWith(t, cfg)
 	keepPeers(t, d, "b", "c", "d", "e", "f", "g")
 	for range 200 { // 20 s of dials that nobody answers
 		d.advance(100 * time.Millisecond)
