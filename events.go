@@ -10,10 +10,13 @@ import "github.com/masterless-go/masterless/fsm"
 //     peer that order is Connect, then its Messages in the order the peer
 //     sent them, then Disconnect.
 //   - Listening is the first event of every Server.
-//   - A callback may call any Server method except Close, which waits for
-//     the callback to return, and SendContext and SendManyContext, which may
-//     wait for room that only the callbacks' progress frees. Calling Send
-//     from Message is the normal way to reply.
+//   - A callback may call any Server method. Calling Send from Message is
+//     the normal way to reply. Close from a callback returns once every
+//     goroutine of the Server but the callbacks' own has ended; that one
+//     ends when the callback returns, and nothing more is delivered.
+//     SendContext and SendManyContext from a callback never wait for room
+//     (it could depend on the callbacks' progress): where they would, they
+//     return an error wrapping ErrQueueFull.
 //   - While a callback runs no other event is delivered, so a slow callback
 //     delays all of them. It costs no session: the Server keeps reading its
 //     sockets (heartbeats included), and each peer may have at most its

@@ -11,8 +11,8 @@ type netioEvents = netio.Events
 
 // Server is one node of a masterless mesh: it listens, dials, and keeps at
 // most one connection with every other node. All its methods are safe for
-// concurrent use, and from its own event callbacks all but Close,
-// SendContext and SendManyContext (see Events).
+// concurrent use and from its own event callbacks, where Close and the
+// waiting senders behave as Events says.
 type Server struct {
 	n *netio.Runtime
 }
@@ -135,7 +135,8 @@ func (s *Server) SendErr(id string, payload []byte) error { return s.n.Send(id, 
 // where a peer's queue is full (see SendContext), and returns how many peers
 // got payload and the first error other than a full queue. When ctx ends
 // or the server closes while it waits, the error wraps ctx's error and
-// ErrQueueFull, or ErrClosed, and that first error too.
+// ErrQueueFull, or ErrClosed, and that first error too. Called from an event
+// callback it never waits, as SendContext: the error then wraps ErrQueueFull.
 func (s *Server) SendManyContext(ctx context.Context, ids []string, payload []byte) (int, error) {
 	return s.n.SendManyContext(ctx, ids, payload)
 }
@@ -145,9 +146,11 @@ func (s *Server) SendManyContext(ctx context.Context, ids []string, payload []by
 // wrapping ctx.Err()) or the server closes. Toward a masterless 0.4.1 peer,
 // which has no credit, the message is accepted first and the call then
 // waits while that connection's output buffer is over its bound (see Send);
-// ctx ends that wait, and the call returns nil: the message is sent. Never call it from an event
-// callback: it could wait for the callback itself to consume what the peer
-// sent. It leaves free the room kept for replies sent from callbacks.
+// ctx ends that wait, and the call returns nil: the message is sent. Called
+// from an event callback it never waits for room: where it would, it returns
+// the refusal (an error wrapping ErrQueueFull) at once, since the room could
+// depend on that callback returning. It leaves free the room kept for
+// replies sent from callbacks.
 func (s *Server) SendContext(ctx context.Context, id string, payload []byte) error {
 	return s.n.SendContext(ctx, id, payload)
 }
@@ -161,7 +164,9 @@ func (s *Server) SendMany(ids []string, payload []byte) int { return s.n.SendMan
 // and returns once every goroutine of the Server has ended: the goodbyes take
 // at most 200 ms, even toward a peer that has stopped reading, and an event
 // callback that is running is waited for. Events not yet delivered are
-// dropped. Close is idempotent; it must not be called from an event callback.
+// dropped. Close is idempotent. Called from an event callback, it returns
+// once every other goroutine has ended; the callbacks' goroutine ends when
+// that callback returns, and no event is delivered after it.
 func (s *Server) Close() error { return s.n.Close() }
 
 // String describes the server for logs.

@@ -42,8 +42,11 @@ func (n *Runtime) Send(peer string, payload []byte) error {
 // full it waits for room, until ctx is done (its error is returned) or the
 // node closes. It leaves alone the room kept for answers sent from event
 // callbacks, and waits while the peer says its answers to this node back
-// up (fsm/stream.go, "Room for answers"), so it must not be called from a
-// callback: a callback waiting for room could wait for itself.
+// up (fsm/stream.go, "Room for answers"). Called from an event handler it
+// never waits: where it would, it returns the refusal (fsm.ErrQueueFull),
+// since a handler waiting for room could wait for itself (the room comes
+// from the peer's acknowledgements, which may wait for this node's
+// handlers).
 func (n *Runtime) SendContext(ctx context.Context, peer string, payload []byte) error {
 	if l := n.laneOf(peer); l != nil && l.stage(payload) {
 		return nil // within the lease: its writer admits it (lane.go)
@@ -66,6 +69,9 @@ func (n *Runtime) SendContext(ctx context.Context, peer string, payload []byte) 
 		}
 		n.settle()
 		n.mu.Unlock()
+		if n.disp.onDispatcher() {
+			return fmt.Errorf("masterless: sending to %s: %w %s", peer, err, noWaitInHandler)
+		}
 		select {
 		case <-room:
 		case <-ctx.Done():
@@ -99,7 +105,7 @@ func (n *Runtime) SendMany(peers []string, payload []byte) int {
 // error other than a full queue (an unknown peer, say); the other peers
 // still get the payload. Each try is one step of the state machine
 // (fsm.SendMany) for all the peers still to send to, the payload encoded
-// once.
+// once. Called from an event handler it never waits, as SendContext.
 func (n *Runtime) SendManyContext(ctx context.Context, peers []string, payload []byte) (int, error) {
 	pending := peers // the caller's until a queue is full: then a copy of ours
 	sent := 0
@@ -141,6 +147,9 @@ func (n *Runtime) SendManyContext(ctx context.Context, peers []string, payload [
 		}
 		n.settle()
 		n.mu.Unlock()
+		if n.disp.onDispatcher() {
+			return sent, withFirst(fmt.Errorf("masterless: sending to %d peers: %w %s", len(pending), fsm.ErrQueueFull, noWaitInHandler), first)
+		}
 		select {
 		case <-room:
 		case <-ctx.Done():
@@ -351,3 +360,8 @@ func (n *Runtime) Stats() Stats {
 	}
 	return st
 }
+
+// noWaitInHandler ends the error of a SendContext or SendManyContext that an
+// event handler called and that would have waited for room: it returns the
+// refusal instead.
+const noWaitInHandler = "(called from an event handler, which must not wait for room: the room comes from the peer's acknowledgements, and those may wait for this node's handlers)"

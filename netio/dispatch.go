@@ -130,6 +130,12 @@ type dispatcher struct {
 	waiters  int
 	stopped  bool
 	stopFlag atomic.Bool // stopped, readable without mu
+
+	// gid is the id of the goroutine run runs on (goid), set before it
+	// delivers anything: the calls that would wait for it or park it check
+	// against it (onDispatcher). gone is closed when run returns.
+	gid  atomic.Uint64
+	gone chan struct{}
 }
 
 func (d *dispatcher) init(h Events, gate <-chan struct{}, maxEvents, maxBytes int, consumed func([]consumption)) {
@@ -137,6 +143,16 @@ func (d *dispatcher) init(h Events, gate <-chan struct{}, maxEvents, maxBytes in
 	d.q.Count, d.q.Cut = messageCount, cutMessages
 	d.ready.L = &d.mu
 	d.room.L = &d.mu
+	d.gone = make(chan struct{})
+}
+
+// onDispatcher reports whether the caller is the dispatcher goroutine, that
+// is, an event callback (or what it called) is calling. It reads the
+// goroutine's id (goid, a microsecond or two): call it only where the
+// caller would otherwise wait.
+func (d *dispatcher) onDispatcher() bool {
+	g := d.gid.Load()
+	return g != 0 && g == goid()
 }
 
 // push queues evs. It never blocks: the bound is enforced by waitRoom.
@@ -212,8 +228,13 @@ func (d *dispatcher) stop() {
 	d.mu.Unlock()
 }
 
-func (d *dispatcher) run(wg *sync.WaitGroup, done <-chan struct{}) {
-	defer wg.Done()
+// run delivers the queued events until stop; gone is closed when it
+// returns. It is not in the Runtime's WaitGroup: Close called from a callback
+// waits for every other goroutine, and this one ends when that callback
+// returns.
+func (d *dispatcher) run(done <-chan struct{}) {
+	defer close(d.gone)
+	d.gid.Store(goid())
 	if d.gate != nil {
 		select {
 		case <-d.gate:

@@ -86,7 +86,7 @@ type Runtime struct {
 	done  chan struct{} // closed by Close: stops the accept and timer loops
 	disp  dispatcher
 
-	wg        sync.WaitGroup // every goroutine of the Runtime
+	wg        sync.WaitGroup // every goroutine of the Runtime but the dispatcher's (disp.gone)
 	closeOnce sync.Once
 }
 
@@ -179,10 +179,10 @@ func Start(cfg Config) (*Runtime, error) {
 	n.mu.Unlock()
 	n.log.Debug("listening", "info", info, "incarnation", fc.Incarnation)
 
-	n.wg.Add(3)
+	n.wg.Add(2)
 	go n.acceptLoop()
 	go n.timerLoop()
-	go n.disp.run(&n.wg, n.done)
+	go n.disp.run(n.done) // not in wg: Close waits for it apart (disp.gone)
 	if n.probe != nil {
 		n.wg.Add(1)
 		go func() {
@@ -250,40 +250,58 @@ const closeGrace = 120 * time.Millisecond
 // listener and returns once every goroutine of the Runtime has ended. Events not
 // yet delivered are dropped. A peer that reads nothing cannot delay it: the
 // goodbyes get at most closeGrace (120 ms from the call) to drain, so that
-// Close returns within 200 ms on a machine that is not starved. It is idempotent and
-// must not be called from an event handler (it waits for the handler to
-// return).
+// Close returns within 200 ms on a machine that is not starved. It is
+// idempotent; a second call returns when the first would.
+//
+// Called from an event handler, it does the same but for the dispatcher
+// goroutine the handler runs on: it returns once every other goroutine has
+// ended, delivers nothing more, and the dispatcher ends when the handler
+// returns. (Waiting for it there would wait for ever.) Called elsewhere while
+// a handler runs, it waits for that handler to return.
 func (n *Runtime) Close() error {
-	n.closeOnce.Do(func() {
-		by := time.Now().Add(closeGrace) // before the lock: waiting for it counts
-		n.mu.Lock()
-		n.closed = true
-		n.closeBy.Store(by.UnixNano())
-		// The deadline first: the shutdown below closes at once the
-		// connections with nothing of ours in flight (a silent dialer, a
-		// handshake not yet answered), setting their deadline to now, and
-		// setting this one after it held Close up for the whole grace.
-		for c := range n.live {
-			_ = c.nc.SetDeadline(by) // ends a write or read in progress by then
-		}
-		n.admitAll() // staged messages are queued ones: Close drops them alike
-		_ = n.link.Step(n.now(), fsm.Shutdown{})
-		n.settle()
-		for id, ch := range n.reqs {
-			ch <- connectResult{err: fsm.ErrClosed}
-			delete(n.reqs, id)
-		}
-		n.mu.Unlock()
-		n.disp.stop()
-		n.ln.Close()
-		n.cancelDial()
-		close(n.done)
-		n.probe.close()
-		n.wg.Wait()
-		n.mu.Lock()
-		n.logSuppressed()
-		n.mu.Unlock()
-		n.log.Debug("closed")
-	})
+	fromHandler := n.disp.onDispatcher()
+	// Once.Do holds a concurrent caller until the first one's shutdown
+	// returns; shutdown does not wait for the dispatcher, so a handler
+	// calling Close while another goroutine's Close waits for that handler
+	// gets through.
+	n.closeOnce.Do(n.shutdown)
+	if !fromHandler {
+		<-n.disp.gone
+	}
 	return nil
+}
+
+// shutdown is Close but for waiting for the dispatcher goroutine: it says
+// goodbye, stops the dispatcher after the handler in progress, and waits for
+// every other goroutine.
+func (n *Runtime) shutdown() {
+	by := time.Now().Add(closeGrace) // before the lock: waiting for it counts
+	n.mu.Lock()
+	n.closed = true
+	n.closeBy.Store(by.UnixNano())
+	// The deadline first: the shutdown below closes at once the
+	// connections with nothing of ours in flight (a silent dialer, a
+	// handshake not yet answered), setting their deadline to now, and
+	// setting this one after it held Close up for the whole grace.
+	for c := range n.live {
+		_ = c.nc.SetDeadline(by) // ends a write or read in progress by then
+	}
+	n.admitAll() // staged messages are queued ones: Close drops them alike
+	_ = n.link.Step(n.now(), fsm.Shutdown{})
+	n.settle()
+	for id, ch := range n.reqs {
+		ch <- connectResult{err: fsm.ErrClosed}
+		delete(n.reqs, id)
+	}
+	n.mu.Unlock()
+	n.disp.stop()
+	n.ln.Close()
+	n.cancelDial()
+	close(n.done)
+	n.probe.close()
+	n.wg.Wait()
+	n.mu.Lock()
+	n.logSuppressed()
+	n.mu.Unlock()
+	n.log.Debug("closed")
 }
