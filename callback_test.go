@@ -3,6 +3,7 @@ package masterless
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -158,5 +159,65 @@ func TestSendContextFromCallbackDoesNotWait(t *testing.T) {
 		require.ErrorIs(t, r.many, ErrQueueFull)
 	case <-time.After(waitFor):
 		t.Fatal("SendContext from a callback waited for room")
+	}
+}
+
+// TestCallbackCallsEveryMethod: a Message callback calls every other method
+// of its server, Connect to a third node and Disconnect included, and each
+// returns.
+func TestCallbackCallsEveryMethod(t *testing.T) {
+	c, _ := newServer(t, "c")
+	done := make(chan []string, 1)
+	a := callbackServer(t, "a", Events{
+		Message: func(s *Server, from string, p []byte) {
+			if string(p) != "go" {
+				return
+			}
+			var got []string
+			step := func(name string, err error) {
+				if err != nil {
+					got = append(got, name+": "+err.Error())
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+			defer cancel()
+			id, err := s.Connect(ctx, c.Info())
+			step("Connect", err)
+			step("SendErr", s.SendErr(id, []byte("hi")))
+			step("SendContext", s.SendContext(ctx, id, []byte("hi")))
+			_, err = s.SendManyContext(ctx, []string{id, from}, []byte("hi"))
+			step("SendManyContext", err)
+			if s.SendMany([]string{id}, []byte("hi")) != 1 {
+				got = append(got, "SendMany: refused")
+			}
+			step("SendJSON", s.SendJSON(id, map[string]int{"n": 1}))
+			_, err = s.SendManyJSON([]string{id}, map[string]int{"n": 2})
+			step("SendManyJSON", err)
+			step("Keep", s.Keep(id, false))
+			if s.IsKept(id) {
+				got = append(got, "IsKept: still kept")
+			}
+			_ = s.Connections()
+			_ = s.Members()
+			_ = s.Stats()
+			_ = s.String()
+			step("Disconnect", s.Disconnect(id))
+			step("StopConnecting", s.StopConnecting("tcp://127.0.0.1:1"))
+			done <- got
+		},
+	})
+	b, _ := newServer(t, "b")
+	_, err := b.Connect(ctxT(t), a.Info())
+	require.NoError(t, err)
+	require.True(t, b.Send("a", []byte("go")))
+	select {
+	case got := <-done:
+		for _, g := range got {
+			if !strings.HasPrefix(g, "StopConnecting") { // an address never connected to
+				t.Error(g)
+			}
+		}
+	case <-time.After(2 * waitFor):
+		t.Fatal("a callback calling the server's methods did not finish")
 	}
 }
