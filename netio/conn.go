@@ -33,6 +33,13 @@ type conn struct {
 	// detect: accepted by a node with TLS; the reader reads the first byte
 	// itself to tell a TLS dialer from a plaintext one (secure).
 	detect bool
+	// steady: the deadlines detection set on the socket are cleared (or
+	// there were none), so a write deadline the writer sets stays until it
+	// sets another, or until Close or an abort sets an earlier one.
+	// writeBy is the one it set last once steady (zero: none yet); only
+	// the writer reads or writes it (writeOut).
+	steady  atomic.Bool
+	writeBy time.Time
 
 	wmu sync.Mutex
 	// data wakes the writer: bytes to write, or a state change.
@@ -98,6 +105,8 @@ func (c *conn) run() {
 		// later, also under n.mu): a dialer that never finishes holds its
 		// slot no longer than the state machine would.
 		_ = c.nc.SetDeadline(c.deadline(n.fcfg.HandshakeTimeout))
+	} else {
+		c.steady.Store(true)
 	}
 	n.wg.Add(2)
 	go c.writeLoop()
@@ -355,7 +364,7 @@ func (c *conn) writeOut(w io.Writer, buf []byte, now time.Time, timeout time.Dur
 	progress := now // when the socket last took bytes, as far as the writer saw
 	for {
 		chunk := buf[:min(len(buf), writeChunk)]
-		_ = c.nc.SetWriteDeadline(c.deadlineFrom(now, min(slice, progress.Add(timeout).Sub(now))))
+		c.armWrite(now, c.deadlineFrom(now, min(slice, progress.Add(timeout).Sub(now))), slice)
 		k, err := w.Write(chunk)
 		c.countOut(k)
 		buf = buf[k:]
@@ -372,6 +381,29 @@ func (c *conn) writeOut(w io.Writer, buf []byte, now time.Time, timeout time.Dur
 		if err != nil {
 			return err
 		}
+	}
+}
+
+// armWrite sets the socket's write deadline to by for a write starting at
+// now, unless the one the writer set last will do: no later than by, and at
+// least half a slice away, on a plain socket. Setting a deadline re-arms a
+// runtime timer (a lock and the timer heap) once per write; a steady stream
+// now sets one about every half slice (a sixteenth of the peer timeout).
+// Such a deadline only ends a slice early: writeOut counts the progress, not
+// the slices, so a write still fails exactly when the socket took nothing
+// for the timeout. Over TLS a deadline is the whole timeout and its expiry
+// fails the connection, so there every write sets its own. An earlier
+// deadline set by Close or an abort stands either way: the writer's last
+// one is never earlier than by.
+func (c *conn) armWrite(now, by time.Time, slice time.Duration) {
+	if c.sc == nil && !c.writeBy.IsZero() && !c.writeBy.After(by) && c.writeBy.Sub(now) >= slice/2 {
+		return
+	}
+	steady := c.steady.Load() // before the set: a deadline set after it is the writer's own
+	_ = c.nc.SetWriteDeadline(by)
+	c.writeBy = time.Time{}
+	if steady {
+		c.writeBy = by
 	}
 }
 
@@ -600,6 +632,7 @@ func (c *conn) secure() error {
 		// closed keeps the deadline its writer set for the linger, and one
 		// Close is ending keeps Close's.)
 		_ = c.nc.SetDeadline(time.Time{})
+		c.steady.Store(true) // after the clear: the writer's next deadline is its own
 	}
 	if sc != nil {
 		c.wmu.Lock()
