@@ -31,6 +31,10 @@
 // per-connection output buffer that a writer goroutine flushes, so many small
 // sends coalesce into few syscalls. User events are appended to a queue that a
 // single dispatcher goroutine drains, calling the handlers one at a time.
+// A handler may call every method: the three that could wait for the
+// dispatcher itself (Close, which waits for the handler in progress, and
+// SendContext and SendManyContext, whose room may depend on it) know its
+// goroutine (goid.go) and do not wait there.
 //
 // Goroutines: four per Runtime (the accept loop, the timer, the
 // dispatcher, and the lag probe's reader, lagprobe.go, which also holds a
