@@ -86,6 +86,7 @@ unit:
 # The simulator's full sweeps without the race detector (TestSweep: 10,000
 # seeds, TestSweepLegacyDialers: 2,000, TestSweepConnectOnce: 1,000, TestSweepAdversary: 1,000,
 # TestSweepKeptPairs: 3,000, TestSweepLateTicks: 2,000, TestSweepLateReads: 2,000,
+# TestSweepSendMany: 5,000,
 # TestSweepLoad: 40 load runs;
 # TestLoadAnswersHaveRoomSmallMessages, one load run on one goroutine, which
 # unit skips under the race detector), then the negative controls that need a

@@ -141,6 +141,12 @@ const (
 	// out, which the simulator's stalled readers (sim.Knobs.LateReads) must
 	// show: no session gets a grace.
 	MutationIgnoreLag
+	// MutationSharedNoCopy makes a SendMany of sharedMin bytes or more keep
+	// the caller's payload itself for its peers' streams, not a copy
+	// (peer.go, sharedPayload): a caller that reuses its buffer after the
+	// call, as the API allows, changes what a resend or a Lost carries,
+	// which the simulator's SendMany (sim.Knobs.SendMany) must see.
+	MutationSharedNoCopy
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -181,3 +187,4 @@ func (m Mutation) runAcrossActions() bool        { return m == MutationRunAcross
 func (m Mutation) runMiscount() bool             { return m == MutationRunMiscount }
 func (m Mutation) oneRedialLine() bool           { return m == MutationOneRedialLine }
 func (m Mutation) ignoreLag() bool               { return m == MutationIgnoreLag }
+func (m Mutation) sharedNoCopy() bool            { return m == MutationSharedNoCopy }

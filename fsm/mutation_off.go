@@ -31,3 +31,4 @@ func (mutation) runAcrossActions() bool        { return false }
 func (mutation) runMiscount() bool             { return false }
 func (mutation) oneRedialLine() bool           { return false }
 func (mutation) ignoreLag() bool               { return false }
+func (mutation) sharedNoCopy() bool            { return false }

@@ -328,7 +328,7 @@ func (n *Node) sendMany(e SendMany) error {
 		panic(fmt.Sprintf("fsm: node %s: SendMany with %d peers and %d error slots", n.cfg.ID, len(e.Peers), len(e.Errs)))
 	}
 	var first error
-	var share sharedPayload
+	share := sharedPayload{alias: n.cfg.mutation.sharedNoCopy()} // deliberately wrong: see MutationSharedNoCopy
 	for i, id := range e.Peers {
 		err := n.send(id, e.Payload, e.Reserve, &share)
 		if e.Errs != nil {
@@ -344,7 +344,10 @@ func (n *Node) sendMany(e SendMany) error {
 // sharedPayload is the copy of a SendMany's payload that its peers'
 // streams share (stream.go, sharedMin), made when the first of them keeps
 // the message.
-type sharedPayload struct{ copy *[]byte }
+type sharedPayload struct {
+	copy  *[]byte
+	alias bool // MutationSharedNoCopy: the caller's payload, not a copy
+}
 
 // of returns the shared copy of payload, making it on the first call; nil
 // for a Send (s nil) and below sharedMin, where each stream keeps its own.
@@ -353,7 +356,10 @@ func (s *sharedPayload) of(payload []byte) *[]byte {
 		return nil
 	}
 	if s.copy == nil {
-		c := bytes.Clone(payload)
+		c := payload // MutationSharedNoCopy
+		if !s.alias {
+			c = bytes.Clone(payload)
+		}
 		s.copy = &c
 	}
 	return s.copy

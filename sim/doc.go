@@ -45,6 +45,16 @@
 // (fsm.MutationIgnoreLag; TestSweepLateReadsCatchesIgnoredLag runs 500 of
 // them: 13 against 208).
 //
+// SendMany (Knobs.SendMany, TestSweepSendMany, user.go): half the random
+// bursts of sends are one fsm.SendMany to several nodes, stepped through
+// the connection layer's encode-once path as netio's SendMany is, with a
+// payload that names each destination's own sequence number
+// (spec.AppendManyPayload), so that every delivery check holds per pair
+// as for Send; half of them are 600 bytes, which the streams share as one
+// copy. The simulator overwrites the payload after each step, as a caller
+// may: a node that kept the caller's bytes (fsm.MutationSharedNoCopy,
+// TestSweepSendManyCatchesSharedNoCopy) delivers garbage at the second seed.
+//
 // Load runs (Knobs.Workload, load.go) model the rest of the adapter: one
 // delivery queue per node drained by a dispatcher that calls a Message
 // callback per message, callbacks that answer what they receive (echo, or

@@ -171,6 +171,15 @@ type Knobs struct {
 	// DrawKnobs sets it on half the seeds.
 	Leases bool
 
+	// SendMany makes half the random users' bursts of sends one SendMany
+	// (fsm.SendMany, through the connection layer's encode-once path, as
+	// netio's SendMany) to a random set of the other nodes, half of them
+	// with payloads of 600 bytes, which the streams share (fsm's sharedMin);
+	// after each, the simulator overwrites its payload buffer, as a caller
+	// may. Off by default: it changes every seed's commands
+	// (TestSweepSendMany turns it on).
+	SendMany bool
+
 	// Mutation is a deliberately broken fsm rule, for negative controls; a
 	// nonzero one needs a build with the masterless_mutation tag (mutation.go).
 	Mutation Mutation
@@ -278,6 +287,7 @@ func (k Knobs) Args() []string {
 		fmt.Sprintf("-grace=%v", k.Grace),
 		fmt.Sprintf("-maxredials=%d", k.MaxRedials),
 		fmt.Sprintf("-leases=%t", k.Leases),
+		fmt.Sprintf("-sendmany=%t", k.SendMany),
 		fmt.Sprintf("-workload=%v", k.Workload),
 		fmt.Sprintf("-loadfor=%v", k.LoadFor),
 		fmt.Sprintf("-payload=%d", k.Payload),
@@ -340,6 +350,7 @@ func RegisterKnobs(fs *flag.FlagSet) *KnobFlags {
 	fs.DurationVar(&v.Grace, "grace", 0, "sim: fsm reconnect grace (0: default)")
 	fs.IntVar(&v.MaxRedials, "maxredials", 0, "sim: fsm bound on the dials in flight when a redial starts (0: default)")
 	fs.BoolVar(&v.Leases, "leases", false, "sim: producers stage their messages under the fsm's leases, as netio's SendContext does")
+	fs.BoolVar(&v.SendMany, "sendmany", false, "sim: half the random bursts of sends are one SendMany to several nodes")
 	fs.BoolVar(&v.KeptPairs, "keptpairs", false, "sim: every pair kept by one end throughout; commands are sends and keeper switches; no crashes")
 	fs.BoolVar(&v.FastSwitches, "fastswitches", false, "sim: with -keptpairs, a pair's keeper may switch again within a round trip")
 	fs.BoolVar(&v.Auth, "auth", false, "sim: nodes require authentication; the network authenticates honest processes")
@@ -361,7 +372,7 @@ func RegisterKnobs(fs *flag.FlagSet) *KnobFlags {
 	fs.DurationVar(&v.LateTicks, "lateticks", 0, "sim: in the safety phase half of a node's Ticks come late, by up to this (0: on time)")
 	fs.DurationVar(&v.LateReads, "latereads", 0, "sim: in the safety phase a node's readers stall for up to this, and its Ticks say so in Tick.Lag (0: never)")
 	var mut uint
-	fs.UintVar(&mut, "mutation", 0, "sim: fsm mutation (1: dialer leads, 2: no 0.4.1-to-v1 upgrade, 3: no resend, 4: refuse when the handshake slots are full, 5: no HELLO id check, 6: no credit, 7: no pacing by the peer's backlog, 8: discovery dials from both ends, 9: a redial another node answers becomes a session, 10: a kept peer is redialed although it has a session, 11: a Connect dials while its node is handshaking, 12: a send moves the node's clock, 13: an end that does not keep the pair reports its messages lost when a session ends, 14: the peer's BYE unwanted ends the wait for it, 15: the reconnect grace ends while the peer is back on an unconfirmed session, 16: a session's end ignores a lease outstanding, 17: a run of messages gathered across another action, 18: a run's count left at one, 19: one line for every automatic dial, 20: a Tick's Lag ignored), for negative controls; needs -tags masterless_mutation")
+	fs.UintVar(&mut, "mutation", 0, "sim: fsm mutation (1: dialer leads, 2: no 0.4.1-to-v1 upgrade, 3: no resend, 4: refuse when the handshake slots are full, 5: no HELLO id check, 6: no credit, 7: no pacing by the peer's backlog, 8: discovery dials from both ends, 9: a redial another node answers becomes a session, 10: a kept peer is redialed although it has a session, 11: a Connect dials while its node is handshaking, 12: a send moves the node's clock, 13: an end that does not keep the pair reports its messages lost when a session ends, 14: the peer's BYE unwanted ends the wait for it, 15: the reconnect grace ends while the peer is back on an unconfirmed session, 16: a session's end ignores a lease outstanding, 17: a run of messages gathered across another action, 18: a run's count left at one, 19: one line for every automatic dial, 20: a Tick's Lag ignored, 21: a SendMany's shared payload not copied), for negative controls; needs -tags masterless_mutation")
 	kf.mut = &mut
 	return kf
 }
@@ -412,6 +423,8 @@ func (kf *KnobFlags) ResolveOn(k Knobs) (Knobs, error) {
 			k.MaxRedials = kf.vals.MaxRedials
 		case "leases":
 			k.Leases = kf.vals.Leases
+		case "sendmany":
+			k.SendMany = kf.vals.SendMany
 		case "lateticks":
 			k.LateTicks = kf.vals.LateTicks
 		case "latereads":

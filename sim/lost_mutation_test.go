@@ -91,3 +91,13 @@ func TestSweepLateReadsCatchesIgnoredLag(t *testing.T) {
 	require.Greater(t, timeouts(without), timeouts(with), "peer timeouts did not go up with the Lag ignored")
 	t.Logf("peer-timeout BYEs: %d with the Lag, %d without; graces %d and %d", timeouts(with), timeouts(without), with.Stats.PauseGraces, without.Stats.PauseGraces)
 }
+
+// TestSweepSendManyCatchesSharedNoCopy is the negative control of
+// TestSweepSendMany: a SendMany that keeps the caller's payload for its
+// streams instead of a copy (fsm.MutationSharedNoCopy) resends, or hands
+// back as lost, the bytes the caller wrote over it afterwards.
+func TestSweepSendManyCatchesSharedNoCopy(t *testing.T) {
+	res := sim.Sweep(sendManys(2000, fsm.MutationSharedNoCopy))
+	require.NotEmpty(t, res.Failures, "the sweep did not notice a SendMany that kept the caller's buffer")
+	t.Logf("seed %d failed after %d seeds: %v", res.Failures[0].Knobs.Seed, res.Seeds, res.Failures[0].Err)
+}

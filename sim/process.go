@@ -306,7 +306,7 @@ func (t transport) Notify(a *fsm.Action) {
 			t.Notify(&n.split[i]) // each message as its own ActMessage
 		}
 	case fsm.ActMessage:
-		src, dst, seq, err := spec.ParsePayload(a.Frame.Payload)
+		src, dst, seq, err := spec.ParsePayloadFor(a.Frame.Payload, n.id)
 		if err != nil {
 			w.fail(fmt.Errorf("delivery: %s got a payload the simulator never sent: %w", n.id, err))
 			return
@@ -331,7 +331,7 @@ func (t transport) Notify(a *fsm.Action) {
 		n.User = append(n.User, UserEvent{At: w.now, Incarnation: n.inc, Kind: a.Kind, Peer: a.Peer, PeerInc: a.Incarnation, Err: a.Err, Lost: len(a.Lost)})
 		w.fail(w.lost.Lost(w.now, n.id, a.Peer, len(a.Lost), a.Err))
 		for _, p := range a.Lost {
-			src, dst, seq, err := spec.ParsePayload(p)
+			src, dst, seq, err := spec.ParsePayloadFor(p, a.Peer)
 			if err != nil || src != n.id || dst != a.Peer {
 				w.fail(fmt.Errorf("delivery: %s was handed back %q as lost to %s, which it never sent there", n.id, p, a.Peer))
 				return

@@ -39,6 +39,10 @@ type Stats struct {
 	// Runs of DATA frames read together and taken in one step
 	// (fsm.DataReceived), and the frames in them (counted in Frames too).
 	DataRuns, DataRunFrames int
+	// With Knobs.SendMany: the SendManys stepped, the messages they put in
+	// a stream (one per peer that accepted), and the SendManys whose
+	// payload several streams accepted and share (600 bytes: one copy).
+	SendManys, SendManyMessages, SendManyShared int
 }
 
 // Add adds o to s.
@@ -67,6 +71,9 @@ func (s *Stats) Add(o *Stats) {
 	s.RevokedStaged += o.RevokedStaged
 	s.DataRuns += o.DataRuns
 	s.DataRunFrames += o.DataRunFrames
+	s.SendManys += o.SendManys
+	s.SendManyMessages += o.SendManyMessages
+	s.SendManyShared += o.SendManyShared
 }
 
 // String renders the counts on one line, as simsweep prints them.
@@ -74,7 +81,11 @@ func (s *Stats) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "conns=%d crashes=%d restarts=%d resets=%d silences=%d write-timeouts=%d lingers=%d kept-pair-ends=%d lost-after-grace=%d late-ticks=%d read-stalls=%d pause-graces=%d",
 		s.Conns, s.Crashes, s.Restarts, s.Resets, s.Silences, s.WriteTimeouts, s.Lingers, s.LostExercised, s.LostJudged, s.LateTicks, s.ReadStalls, s.PauseGraces)
-	fmt.Fprintf(&b, " staged=%d revoked-batches=%d revoked-staged=%d data-runs=%d data-run-frames=%d frames:", s.Staged, s.RevokedBatches, s.RevokedStaged, s.DataRuns, s.DataRunFrames)
+	fmt.Fprintf(&b, " staged=%d revoked-batches=%d revoked-staged=%d data-runs=%d data-run-frames=%d", s.Staged, s.RevokedBatches, s.RevokedStaged, s.DataRuns, s.DataRunFrames)
+	if s.SendManys > 0 {
+		fmt.Fprintf(&b, " sendmanys=%d sendmany-messages=%d sendmany-shared=%d", s.SendManys, s.SendManyMessages, s.SendManyShared)
+	}
+	b.WriteString(" frames:")
 	for t := wire.Hello; t <= wire.Bye; t++ {
 		fmt.Fprintf(&b, " %s=%d", t, s.Frames[t])
 	}

@@ -214,6 +214,31 @@ func TestSweepLateReads(t *testing.T) {
 	require.Positive(t, res.Stats.PauseGraces, "no session had a grace for its node's stalled readers")
 }
 
+// sendManyFirst is the first seed of TestSweepSendMany: seeds of their own.
+const sendManyFirst = 1_700_001
+
+// sendManys is the sweep of TestSweepSendMany, n seeds with mutation m.
+func sendManys(n int, m sim.Mutation) sim.SweepConfig {
+	return sim.SweepConfig{First: sendManyFirst, Seeds: n, StopAfter: 5, Knobs: func(seed uint64) sim.Knobs {
+		k := sim.DrawKnobs(seed)
+		k.SendMany, k.Mutation = true, m
+		return k
+	}}
+}
+
+// TestSweepSendMany runs seeds whose users send half their bursts as one
+// SendMany to several nodes (Knobs.SendMany), through the connection layer's
+// encode-once path, half of them with payloads the streams share: every run
+// must keep the safety invariants (each destination gets its own message
+// once, in order with the pair's others, or back in a Lost) and reach
+// quiescence once healed. Its negative control,
+// TestSweepSendManyCatchesSharedNoCopy, keeps the caller's buffer.
+func TestSweepSendMany(t *testing.T) {
+	res := sweepPasses(t, sendManys(sweepSeeds(t, 5000), 0))
+	require.Positive(t, res.Stats.SendManys, "no SendMany was stepped")
+	require.Positive(t, res.Stats.SendManyShared, "no SendMany's payload was shared by several streams")
+}
+
 // lateTicksFirst is the first seed of TestSweepLateTicks: seeds of their
 // own, so that its runs are not TestSweep's again with late ticks.
 const lateTicksFirst = 1_500_001

@@ -90,6 +90,72 @@ func (w *World) Send(i int, peer string) (uint64, error) {
 	return seq, err
 }
 
+// SendMany asks node i to send one payload to each of peers (distinct ids)
+// in one step (fsm.SendMany): the next message of each pair, the payload
+// naming every destination's sequence number (spec.AppendManyPayload) and
+// padded to size bytes. As with Send, a refused message's number is not
+// used again. After the step the simulator overwrites the payload's bytes,
+// as a caller may reuse its buffer once SendMany returns: a node that kept
+// them instead of a copy resends or hands back garbage.
+func (w *World) SendMany(i int, peers []string, size int) ([]uint64, []error) {
+	n := w.nodes[i]
+	seqs, errs := make([]uint64, len(peers)), make([]error, len(peers))
+	for k, p := range peers {
+		n.sendSeq[p]++
+		seqs[k] = n.sendSeq[p]
+	}
+	if !n.alive {
+		for k := range errs {
+			errs[k] = fsm.ErrClosed
+		}
+		return seqs, errs
+	}
+	for _, p := range peers {
+		w.admitLane(n, p, false) // as netio's admitPeer: what producers staged goes first
+	}
+	w.manyBuf = spec.AppendManyPayload(w.manyBuf[:0], n.id, peers, seqs, size)
+	_ = w.step(n, fsm.SendMany{Peers: peers, Payload: w.manyBuf, Errs: errs})
+	for k := range w.manyBuf {
+		w.manyBuf[k] = '!'
+	}
+	accepted := 0
+	for k, p := range peers {
+		if errs[k] == nil {
+			w.streams.Accepted(n.id, n.inc, p, seqs[k])
+			accepted++
+		}
+	}
+	w.stats.SendManys++
+	w.stats.SendManyMessages += accepted
+	if accepted > 1 && size >= 512 {
+		w.stats.SendManyShared++
+	}
+	return seqs, errs
+}
+
+// randomSends is a random user's burst of sends from n: one to five Sends
+// to other, or, with Knobs.SendMany on half the bursts, one SendMany to
+// other and a random set of the other nodes.
+func (w *World) randomSends(n, other *process) {
+	if w.k.SendMany && w.c.Intn(2) == 0 {
+		peers := []string{other.id}
+		for _, o := range w.nodes {
+			if o != n && o != other && w.c.Intn(2) == 0 {
+				peers = append(peers, o.id)
+			}
+		}
+		size := 0
+		if w.c.Intn(2) == 0 {
+			size = 600 // past fsm's sharedMin: one copy for all the streams
+		}
+		w.SendMany(n.idx, peers, size)
+		return
+	}
+	for k := between(w.c, 1, 5); k > 0 && w.err == nil; k-- {
+		w.Send(n.idx, other.id)
+	}
+}
+
 // Crash kills node i's process: its fsm is discarded. Its peers see a reset
 // of every connection, or, if silent, nothing at all.
 func (w *World) Crash(i int, silent bool) { w.crash(w.nodes[i], silent) }
@@ -201,8 +267,6 @@ func (w *World) randomCommand() {
 	case r < 52 && len(n.connectAddrs) > 0 && n.nextReq > 0:
 		w.step(n, fsm.CancelConnect{Req: n.nextReq - fsm.ReqID(w.c.Intn(int(n.nextReq)))})
 	default:
-		for k := between(w.c, 1, 5); k > 0 && w.err == nil; k-- {
-			w.Send(n.idx, other.id)
-		}
+		w.randomSends(n, other)
 	}
 }

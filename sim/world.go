@@ -100,6 +100,7 @@ type World struct {
 	full       []endRef       // ends left over SendBuffer by the current step (sockets.go)
 	load       *loadRun       // the load run's state (load.go), nil in other runs
 	scratch    []byte         // a load run's next payload
+	manyBuf    []byte         // a SendMany's payload (Knobs.SendMany), overwritten after the step
 	deliveries spec.DeliveryChecker
 	streams    spec.StreamLedger        // no accepted message vanishes
 	lost       spec.LostLedger          // no message reported lost while the pair is kept (lost.go)

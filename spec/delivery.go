@@ -58,9 +58,44 @@ func AppendPaddedPayload(b []byte, src, dst string, seq uint64, size int) []byte
 
 var spaces = bytes.Repeat([]byte{' '}, 4096)
 
+// AppendManyPayload appends the payload of one SendMany from src: message
+// seqs[i] of the pair (src, dsts[i]) for each i, in one payload that every
+// destination gets alike ({"m":"src>d1#s1,d2#s2"}), padded as
+// [PaddedPayload] to size bytes. [ParsePayloadFor] reads a destination's
+// own number from it. Ids must not contain ',', '>', '#', '"' or '\\'.
+func AppendManyPayload(b []byte, src string, dsts []string, seqs []uint64, size int) []byte {
+	start := len(b)
+	b = append(b, `{"m":"`...)
+	b = append(b, src...)
+	b = append(b, '>')
+	for i, d := range dsts {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, d...)
+		b = append(b, '#')
+		b = strconv.AppendUint(b, seqs[i], 10)
+	}
+	b = append(b, '"')
+	for len(b)-start < size-1 {
+		b = append(b, spaces[:min(len(spaces), size-1-(len(b)-start))]...)
+	}
+	return append(b, '}')
+}
+
 // ParsePayload reverses [Payload] and [PaddedPayload]. It reads the padding
-// of the latter no further than its first and last bytes.
+// of the latter no further than its first and last bytes. A payload of
+// [AppendManyPayload] reads as its first destination's message.
 func ParsePayload(p []byte) (src, dst string, seq uint64, err error) {
+	return ParsePayloadFor(p, "")
+}
+
+// ParsePayloadFor is [ParsePayload] for a payload that reached node at (or
+// was handed back as lost toward it): of a payload that names several
+// destinations ([AppendManyPayload]), it returns at's message, or the first
+// destination's when at is not among them, so that a delivery check sees a
+// message delivered where it was not sent.
+func ParsePayloadFor(p []byte, at string) (src, dst string, seq uint64, err error) {
 	rest, okPrefix := bytes.CutPrefix(p, []byte(`{"m":"`))
 	end := bytes.IndexByte(rest, '"')
 	okSuffix := end >= 0 && len(p) > 0 && p[len(p)-1] == '}' &&
@@ -69,15 +104,25 @@ func ParsePayload(p []byte) (src, dst string, seq uint64, err error) {
 		return "", "", 0, fmt.Errorf("payload %q is not {\"m\":\"src>dst#seq\"}", p[:min(len(p), 100)])
 	}
 	s := string(rest[:end])
-	gt, hash := strings.IndexByte(s, '>'), strings.LastIndexByte(s, '#')
-	if gt < 0 || hash < gt {
+	gt := strings.IndexByte(s, '>')
+	if gt < 0 {
 		return "", "", 0, fmt.Errorf("payload %q is not src>dst#seq", p)
 	}
-	seq, err = strconv.ParseUint(s[hash+1:], 10, 64)
-	if err != nil {
-		return "", "", 0, fmt.Errorf("payload %q: bad sequence number: %w", p, err)
+	src = s[:gt]
+	for i, one := range strings.Split(s[gt+1:], ",") {
+		hash := strings.LastIndexByte(one, '#')
+		if hash < 0 {
+			return "", "", 0, fmt.Errorf("payload %q is not src>dst#seq", p)
+		}
+		n, perr := strconv.ParseUint(one[hash+1:], 10, 64)
+		if perr != nil {
+			return "", "", 0, fmt.Errorf("payload %q: bad sequence number: %w", p, perr)
+		}
+		if i == 0 || (one[:hash] == at && dst != at) {
+			dst, seq = one[:hash], n
+		}
 	}
-	return s[:gt], s[gt+1 : hash], seq, nil
+	return src, dst, seq, nil
 }
 
 // DeliveryChecker checks deliveries one at a time, remembering the last

@@ -199,6 +199,33 @@ func TestPayloadRoundTrip(t *testing.T) {
 	require.Error(t, err)
 }
 
+// TestManyPayloadRoundTrip: every destination of a SendMany's payload reads
+// its own message from it; a node it was not sent to reads the first one.
+func TestManyPayloadRoundTrip(t *testing.T) {
+	dsts, seqs := []string{"n02", "n03", "n04"}, []uint64{7, 1, 30}
+	for _, size := range []int{0, 600} {
+		p := spec.AppendManyPayload(nil, "n01", dsts, seqs, size)
+		require.True(t, json.Valid(p), "%q is a JSON object", p)
+		if size > 0 {
+			require.Len(t, p, size)
+		}
+		for i, d := range dsts {
+			src, dst, seq, err := spec.ParsePayloadFor(p, d)
+			require.NoError(t, err)
+			require.Equal(t, []any{"n01", d, seqs[i]}, []any{src, dst, seq})
+		}
+		src, dst, seq, err := spec.ParsePayloadFor(p, "n09")
+		require.NoError(t, err)
+		require.Equal(t, []any{"n01", "n02", uint64(7)}, []any{src, dst, seq})
+	}
+	one := spec.AppendManyPayload(nil, "n01", []string{"n02"}, []uint64{42}, 0)
+	require.Equal(t, string(spec.Payload("n01", "n02", 42)), string(one), "one destination: a plain payload")
+	for _, bad := range []string{`{"m":"n01>"}`, `{"m":"n01>n02#1,"}`, `{"m":"n01>n02#1,n03#x"}`} {
+		_, _, _, err := spec.ParsePayloadFor([]byte(bad), "n02")
+		require.Error(t, err, bad)
+	}
+}
+
 // TestCheckPairConns: the bound holds at the limit and fails past it, and
 // with all set a pair that opened nothing is reported.
 func TestCheckPairConns(t *testing.T) {
