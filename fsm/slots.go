@@ -3,6 +3,7 @@ package fsm
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/masterless-go/masterless/wire"
 )
@@ -11,11 +12,12 @@ import (
 // established, and every v1 session the other end has not confirmed yet,
 // holds one of MaxHandshakes slots. A connection accepted when they are all
 // taken neither waits nor is refused: an accepted connection makes room for
-// it, in two tiers. First the silent ones (accepted, no HELLO yet): the
-// oldest of the source address holding the most slots if that source holds
-// more than its share (MaxHandshakesPerSource), else the oldest of all.
-// When none is silent, the accepted ones past their peer's HELLO and not yet
-// confirmed sessions, by the same rule. Our own dials and confirmed sessions
+// it. One of the source address holding the most slots if that source holds
+// more than its share (MaxHandshakesPerSource), else one of all; of those,
+// in two tiers, the oldest silent one (accepted, no HELLO yet), unless it is
+// a newcomer (younger than silentGrace and than the oldest of the second
+// tier), else the oldest of the accepted ones past their peer's HELLO and
+// not yet confirmed sessions. Our own dials and confirmed sessions
 // are never evicted; only when nothing else holds a slot is the newcomer
 // refused. Below capacity nothing is evicted, whatever a source holds: a
 // burst of real dials from one host (a NAT, a mesh on one machine) costs
@@ -37,9 +39,10 @@ import (
 
 // ErrEvicted: an accepted connection was closed before its handshake ended
 // to make room for a newer one: the handshake slots were full, and it was
-// the oldest that had not sent its HELLO, or when none was silent the oldest
-// past its HELLO and not yet a confirmed session (of its source address,
-// when that address held more than its share of the slots). A real dialer
+// the oldest that had not sent its HELLO, or the oldest past its HELLO and
+// not yet a confirmed session when none was silent or the silent ones had
+// just been accepted (of its source address, when that address held more
+// than its share of the slots). A real dialer
 // whose connection is evicted tries again as after any failed handshake.
 var ErrEvicted = errors.New("masterless: handshake slot given to a newer connection (the handshake slots were full)")
 
@@ -66,14 +69,30 @@ type source struct {
 	tiers       [tierHeard + 1]waitList // of those, each tier's
 }
 
+// push adds c in its place by age: after the last connection opened no
+// later than it. Connections mostly enter a tier in the order they opened,
+// so the walk back from the tail is short; one whose HELLO came late walks
+// past the ones that opened after it and were heard first (at most the
+// slots).
 func (l *waitList) push(c *conn, at func(*conn) *links) {
-	*at(c) = links{prev: l.tail}
-	if l.tail != nil {
-		at(l.tail).next = c
+	prev := l.tail
+	for prev != nil && older(c, prev) {
+		prev = at(prev).prev
+	}
+	var next *conn
+	if prev != nil {
+		next = at(prev).next
+		at(prev).next = c
 	} else {
+		next = l.head
 		l.head = c
 	}
-	l.tail = c
+	if next != nil {
+		at(next).prev = c
+	} else {
+		l.tail = c
+	}
+	*at(c) = links{prev: prev, next: next}
 }
 
 func (l *waitList) remove(c *conn, at func(*conn) *links) {
@@ -96,7 +115,11 @@ func srcLinks(c *conn) *links { return &c.src }
 
 // makeRoom frees a slot for a newly accepted connection, evicting one if
 // they are full; it returns why the newcomer is refused when nothing can be
-// evicted.
+// evicted (spec/PROTOCOL.md 3.6). While some source holds more than its
+// share, the victim is one of the source holding the most; otherwise one of
+// all. Among those, victim picks the oldest silent connection unless it is
+// a newcomer (younger than silentGrace and than the oldest connection past
+// its HELLO), else the oldest past its HELLO.
 func (n *Node) makeRoom() error {
 	if n.handshaking < n.cfg.MaxHandshakes {
 		return nil
@@ -104,43 +127,83 @@ func (n *Node) makeRoom() error {
 	if n.cfg.mutation.refuseWhenFull() {
 		return fmt.Errorf("%w: %d already", ErrTooManyHandshakes, n.handshaking)
 	}
-	for _, t := range []tier{tierSilent, tierHeard} {
-		what := "silent"
-		if t == tierHeard {
-			what = "past its HELLO, none being silent"
-		}
-		if src, s := n.greediest(t); s != nil {
-			n.evict(s.tiers[t].head, fmt.Errorf("%w: %d slots, all taken; %s held %d, more than its share of %d; its oldest %s", ErrEvicted, n.cfg.MaxHandshakes, src, s.handshaking, n.cfg.MaxHandshakesPerSource, what))
-			return nil
-		}
-		if c := n.tiers[t].head; c != nil {
-			n.evict(c, fmt.Errorf("%w: %d slots, all taken; the oldest %s", ErrEvicted, n.cfg.MaxHandshakes, what))
-			return nil
-		}
+	if src, s := n.greediest(); s != nil {
+		c, what := n.victim(&s.tiers)
+		n.evict(c, fmt.Errorf("%w: %d slots, all taken; %s held %d, more than its share of %d; its oldest %s", ErrEvicted, n.cfg.MaxHandshakes, src, s.handshaking, n.cfg.MaxHandshakesPerSource, what))
+		return nil
+	}
+	if c, what := n.victim(&n.tiers); c != nil {
+		n.evict(c, fmt.Errorf("%w: %d slots, all taken; the oldest %s", ErrEvicted, n.cfg.MaxHandshakes, what))
+		return nil
 	}
 	return fmt.Errorf("%w: %d already, none of them evictable (this node's own dials)", ErrTooManyHandshakes, n.handshaking)
 }
 
+// victim returns the connection to evict among the tiers t (all of them, or
+// one source's) and what it is, nil if they are empty: the oldest silent
+// one, unless it is younger than silentGrace and than the oldest past its
+// HELLO, which then goes instead.
+func (n *Node) victim(t *[tierHeard + 1]waitList) (*conn, string) {
+	silent, heard := t[tierSilent].head, t[tierHeard].head
+	switch {
+	case silent != nil && (heard == nil || n.now-silent.openedAt >= silentGrace || older(silent, heard)):
+		if heard == nil {
+			return silent, "silent"
+		}
+		return silent, "silent, before those past their HELLO"
+	case heard != nil && silent != nil:
+		return heard, fmt.Sprintf("past its HELLO, the silent ones being younger than %v and than it", silentGrace)
+	case heard != nil:
+		return heard, "past its HELLO, none being silent"
+	}
+	return nil, ""
+}
+
+// silentGrace is how long an accepted connection may stay silent before it
+// is evicted ahead of one past its HELLO. A real dialer writes its preamble
+// and HELLO as soon as TCP connects, so its HELLO comes with the
+// connection's first segment, and it is silent only until the node's reader
+// has read that: microseconds to a few milliseconds on a busy machine.
+// During a flood of connections that each send a HELLO and then nothing,
+// the silent tier holds only such newcomers; evicting its oldest first
+// evicted nearly every real dialer while hundreds of the flood's waited
+// past their HELLO (a black-box audit: 12 to 20 of 20 first Connects failed
+// at about 27,000 connections a second). A silent flood still goes first
+// while its connections live longer than this: below 256 slots / 5 ms, about
+// 51,000 connections a second with the default slots.
+const silentGrace = 5 * time.Millisecond
+
 // greediest returns the source holding the most slots among those holding
-// more than their share and having a connection in tier t; ties go to the
-// one whose oldest such connection is older. nil when there is none (most
-// of the time: the scan runs only while some source is over its share).
-func (n *Node) greediest(t tier) (string, *source) {
+// more than their share and having an evictable connection; ties go to the
+// one whose oldest evictable connection is older. nil when there is none
+// (most of the time: the scan runs only while some source is over its
+// share).
+func (n *Node) greediest() (string, *source) {
 	if n.overShare == 0 {
 		return "", nil
 	}
 	var best *source
 	bestSrc := ""
 	for src, s := range n.sources {
-		if s.handshaking <= n.cfg.MaxHandshakesPerSource || s.tiers[t].head == nil {
+		if s.handshaking <= n.cfg.MaxHandshakesPerSource || s.oldest() == nil {
 			continue
 		}
 		if best == nil || s.handshaking > best.handshaking ||
-			s.handshaking == best.handshaking && older(s.tiers[t].head, best.tiers[t].head) {
+			s.handshaking == best.handshaking && older(s.oldest(), best.oldest()) {
 			best, bestSrc = s, src
 		}
 	}
 	return bestSrc, best
+}
+
+// oldest is the oldest evictable connection of s, in either tier; nil if
+// none.
+func (s *source) oldest() *conn {
+	a, b := s.tiers[tierSilent].head, s.tiers[tierHeard].head
+	if a == nil || (b != nil && older(b, a)) {
+		return b
+	}
+	return a
 }
 
 // older reports whether a was opened before b (by id on a tie: the
