@@ -29,6 +29,7 @@ type timerMachine struct {
 	shutdown bool
 	srcOf    map[fsm.ConnID]string // accepted connections: their source
 	heard    map[fsm.ConnID]bool   // a HELLO was stepped on it
+	openedAt map[fsm.ConnID]time.Duration
 }
 
 func newTimerMachine(t *rapid.T) *timerMachine {
@@ -42,7 +43,7 @@ func newTimerMachine(t *rapid.T) *timerMachine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &timerMachine{n: n, srcOf: map[fsm.ConnID]string{}, heard: map[fsm.ConnID]bool{}}
+	m := &timerMachine{n: n, srcOf: map[fsm.ConnID]string{}, heard: map[fsm.ConnID]bool{}, openedAt: map[fsm.ConnID]time.Duration{}}
 	m.step(t, fsm.Listening{Info: "tcp://m"})
 	return m
 }
@@ -130,34 +131,49 @@ func (m *timerMachine) Accept(t *rapid.T) {
 			slices.Sort(ids)
 		}
 	}
-	refuse, victim := m.shutdown, fsm.ConnID(0)
-	if !refuse && m.n.Handshaking() >= cfg.MaxHandshakes {
-		refuse = true
+	// The rule of spec/PROTOCOL.md 3.6: the source holding the most, if
+	// over its share, else all; of those the oldest silent connection,
+	// unless it is younger than the silent grace (5 ms) and than the oldest
+	// past its HELLO, which then goes. Connections open in id order, so the
+	// smaller id is the older.
+	pick := func(from string) fsm.ConnID {
+		silent, heard := tiers[0][from], tiers[1][from]
+		switch {
+		case len(silent) > 0 && (len(heard) == 0 || m.now-m.openedAt[silent[0]] >= 5*time.Millisecond || silent[0] < heard[0]):
+			return silent[0]
+		case len(heard) > 0:
+			return heard[0]
+		}
+		return 0
+	}
+	oldest := func(from string) fsm.ConnID {
+		o := fsm.ConnID(0)
 		for _, tier := range tiers {
-			greedy := ""
-			for _, from := range []string{"s1", "s2"} {
-				if count[from] <= cfg.MaxHandshakesPerSource || len(tier[from]) == 0 {
-					continue
-				}
-				if greedy == "" || count[from] > count[greedy] || count[from] == count[greedy] && tier[from][0] < tier[greedy][0] {
-					greedy = from
-				}
-			}
-			if greedy != "" {
-				victim = tier[greedy][0]
-			} else if len(tier[""]) > 0 {
-				victim = tier[""][0]
-			}
-			if victim != 0 {
-				refuse = false
-				break
+			if ids := tier[from]; len(ids) > 0 && (o == 0 || ids[0] < o) {
+				o = ids[0]
 			}
 		}
+		return o
+	}
+	refuse, victim := m.shutdown, fsm.ConnID(0)
+	if !refuse && m.n.Handshaking() >= cfg.MaxHandshakes {
+		greedy := ""
+		for _, from := range []string{"s1", "s2"} {
+			if count[from] <= cfg.MaxHandshakesPerSource || oldest(from) == 0 {
+				continue
+			}
+			if greedy == "" || count[from] > count[greedy] || count[from] == count[greedy] && oldest(from) < oldest(greedy) {
+				greedy = from
+			}
+		}
+		victim = pick(greedy) // greedy "": all
+		refuse = victim == 0
 	}
 	silent := tiers
 	evicted := m.n.Evicted()
 	m.open = append(m.open, c)
 	m.srcOf[c] = src
+	m.openedAt[c] = m.now
 	m.step(t, fsm.Incoming{Conn: c, Source: src})
 	if got := !slices.Contains(m.open, c); got != refuse {
 		t.Fatalf("c%d from %q: refused %v, want %v (holding %v, silent %v)", c, src, got, refuse, count, silent)
