@@ -147,6 +147,14 @@ const (
 	// call, as the API allows, changes what a resend or a Lost carries,
 	// which the simulator's SendMany (sim.Knobs.SendMany) must see.
 	MutationSharedNoCopy
+	// MutationSilentFirst brings back the eviction rule before the silent
+	// grace (slots.go): within each tier the source over its share pays,
+	// but the silent tier always goes first, so during a flood of
+	// connections that each send a HELLO and then nothing a real dialer is
+	// evicted before its HELLO is read, which
+	// TestEvictionSparesNewcomersCatchesSilentFirst and TestTimersRapid's
+	// model must see.
+	MutationSilentFirst
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -188,3 +196,4 @@ func (m Mutation) runMiscount() bool             { return m == MutationRunMiscou
 func (m Mutation) oneRedialLine() bool           { return m == MutationOneRedialLine }
 func (m Mutation) ignoreLag() bool               { return m == MutationIgnoreLag }
 func (m Mutation) sharedNoCopy() bool            { return m == MutationSharedNoCopy }
+func (m Mutation) silentFirst() bool             { return m == MutationSilentFirst }

@@ -32,3 +32,4 @@ func (mutation) runMiscount() bool             { return false }
 func (mutation) oneRedialLine() bool           { return false }
 func (mutation) ignoreLag() bool               { return false }
 func (mutation) sharedNoCopy() bool            { return false }
+func (mutation) silentFirst() bool             { return false }

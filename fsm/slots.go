@@ -127,6 +127,9 @@ func (n *Node) makeRoom() error {
 	if n.cfg.mutation.refuseWhenFull() {
 		return fmt.Errorf("%w: %d already", ErrTooManyHandshakes, n.handshaking)
 	}
+	if n.cfg.mutation.silentFirst() { // deliberately wrong: see MutationSilentFirst
+		return n.makeRoomSilentFirst()
+	}
 	if src, s := n.greediest(); s != nil {
 		c, what := n.victim(&s.tiers)
 		n.evict(c, fmt.Errorf("%w: %d slots, all taken; %s held %d, more than its share of %d; its oldest %s", ErrEvicted, n.cfg.MaxHandshakes, src, s.handshaking, n.cfg.MaxHandshakesPerSource, what))
@@ -135,6 +138,31 @@ func (n *Node) makeRoom() error {
 	if c, what := n.victim(&n.tiers); c != nil {
 		n.evict(c, fmt.Errorf("%w: %d slots, all taken; the oldest %s", ErrEvicted, n.cfg.MaxHandshakes, what))
 		return nil
+	}
+	return fmt.Errorf("%w: %d already, none of them evictable (this node's own dials)", ErrTooManyHandshakes, n.handshaking)
+}
+
+// makeRoomSilentFirst is makeRoom before the silent grace, for
+// MutationSilentFirst: the silent tier first, then the one past the HELLO;
+// within each, the oldest of the source holding the most if over its
+// share, else the oldest of all.
+func (n *Node) makeRoomSilentFirst() error {
+	for _, t := range []tier{tierSilent, tierHeard} {
+		var best *source
+		for _, s := range n.sources {
+			if s.handshaking > n.cfg.MaxHandshakesPerSource && s.tiers[t].head != nil &&
+				(best == nil || s.handshaking > best.handshaking || s.handshaking == best.handshaking && older(s.tiers[t].head, best.tiers[t].head)) {
+				best = s
+			}
+		}
+		c := n.tiers[t].head
+		if best != nil {
+			c = best.tiers[t].head
+		}
+		if c != nil {
+			n.evict(c, fmt.Errorf("%w: %d slots, all taken (silent first)", ErrEvicted, n.cfg.MaxHandshakes))
+			return nil
+		}
 	}
 	return fmt.Errorf("%w: %d already, none of them evictable (this node's own dials)", ErrTooManyHandshakes, n.handshaking)
 }
