@@ -3,7 +3,6 @@ package masterless
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -213,9 +212,7 @@ func TestCallbackCallsEveryMethod(t *testing.T) {
 	select {
 	case got := <-done:
 		for _, g := range got {
-			if !strings.HasPrefix(g, "StopConnecting") { // an address never connected to
-				t.Error(g)
-			}
+			t.Error(g)
 		}
 	case <-time.After(2 * waitFor):
 		t.Fatal("a callback calling the server's methods did not finish")

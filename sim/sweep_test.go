@@ -194,10 +194,18 @@ const lateReadsFirst = 1_600_001
 // lateReads is TestSweepLateReads' sweep: its nodes' readers stall for up
 // to three heartbeats (Knobs.LateReads), with the fsm rule m.
 func lateReads(n int, m sim.Mutation) sim.SweepConfig {
-	return sim.SweepConfig{First: lateReadsFirst, Seeds: n, StopAfter: 5, Knobs: func(seed uint64) sim.Knobs {
-		k := sim.DrawKnobs(seed)
+	return drawnSweep(lateReadsFirst, n, func(k *sim.Knobs) {
 		k.LateReads = 3 * cmp.Or(k.Heartbeat, time.Second)
 		k.Mutation = m
+	})
+}
+
+// drawnSweep is a sweep of n seeds from first, each with the knobs
+// DrawKnobs draws for it and then set, stopping after five failures.
+func drawnSweep(first uint64, n int, set func(k *sim.Knobs)) sim.SweepConfig {
+	return sim.SweepConfig{First: first, Seeds: n, StopAfter: 5, Knobs: func(seed uint64) sim.Knobs {
+		k := sim.DrawKnobs(seed)
+		set(&k)
 		return k
 	}}
 }
@@ -219,11 +227,7 @@ const sendManyFirst = 1_700_001
 
 // sendManys is the sweep of TestSweepSendMany, n seeds with mutation m.
 func sendManys(n int, m sim.Mutation) sim.SweepConfig {
-	return sim.SweepConfig{First: sendManyFirst, Seeds: n, StopAfter: 5, Knobs: func(seed uint64) sim.Knobs {
-		k := sim.DrawKnobs(seed)
-		k.SendMany, k.Mutation = true, m
-		return k
-	}}
+	return drawnSweep(sendManyFirst, n, func(k *sim.Knobs) { k.SendMany, k.Mutation = true, m })
 }
 
 // TestSweepSendMany runs seeds whose users send half their bursts as one
@@ -251,11 +255,7 @@ const lateTicksFirst = 1_500_001
 // quiescence once healed, and some session must have had a grace.
 func TestSweepLateTicks(t *testing.T) {
 	n := sweepSeeds(t, 2000)
-	res := sweepPasses(t, sim.SweepConfig{First: lateTicksFirst, Seeds: n, StopAfter: 5, Knobs: func(seed uint64) sim.Knobs {
-		k := sim.DrawKnobs(seed)
-		k.LateTicks = 3 * cmp.Or(k.Heartbeat, time.Second)
-		return k
-	}})
+	res := sweepPasses(t, drawnSweep(lateTicksFirst, n, func(k *sim.Knobs) { k.LateTicks = 3 * cmp.Or(k.Heartbeat, time.Second) }))
 	require.Positive(t, res.Stats.LateTicks, "no Tick came late")
 	require.Positive(t, res.Stats.PauseGraces, "no session had a grace for its node's own pause")
 }

@@ -127,11 +127,15 @@ func (w *World) SendMany(i int, peers []string, size int) ([]uint64, []error) {
 	}
 	w.stats.SendManys++
 	w.stats.SendManyMessages += accepted
-	if accepted > 1 && size >= 512 {
+	if accepted > 1 && size >= sharedSize {
 		w.stats.SendManyShared++
 	}
 	return seqs, errs
 }
+
+// sharedSize is the size of the SendMany payloads that the streams of its
+// peers share (past fsm's sharedMin, 512 bytes: one copy for them all).
+const sharedSize = 600
 
 // randomSends is a random user's burst of sends from n: one to five Sends
 // to other, or, with Knobs.SendMany on half the bursts, one SendMany to
@@ -146,7 +150,7 @@ func (w *World) randomSends(n, other *process) {
 		}
 		size := 0
 		if w.c.Intn(2) == 0 {
-			size = 600 // past fsm's sharedMin: one copy for all the streams
+			size = sharedSize
 		}
 		w.SendMany(n.idx, peers, size)
 		return

@@ -24,14 +24,7 @@ type Delivery struct {
 // that speaks masterless 0.4.1 (which carries only JSON objects). Ids must
 // not contain '"' or '\\'.
 func Payload(src, dst string, seq uint64) []byte {
-	b := make([]byte, 0, len(src)+len(dst)+20)
-	b = append(b, `{"m":"`...)
-	b = append(b, src...)
-	b = append(b, '>')
-	b = append(b, dst...)
-	b = append(b, '#')
-	b = strconv.AppendUint(b, seq, 10)
-	return append(b, `"}`...)
+	return AppendPaddedPayload(make([]byte, 0, len(src)+len(dst)+20), src, dst, seq, 0)
 }
 
 // PaddedPayload is [Payload] padded with spaces before its closing brace to
@@ -42,18 +35,7 @@ func PaddedPayload(src, dst string, seq uint64, size int) []byte {
 
 // AppendPaddedPayload appends [PaddedPayload] to b.
 func AppendPaddedPayload(b []byte, src, dst string, seq uint64, size int) []byte {
-	start := len(b)
-	b = append(b, `{"m":"`...)
-	b = append(b, src...)
-	b = append(b, '>')
-	b = append(b, dst...)
-	b = append(b, '#')
-	b = strconv.AppendUint(b, seq, 10)
-	b = append(b, '"')
-	for len(b)-start < size-1 {
-		b = append(b, spaces[:min(len(spaces), size-1-(len(b)-start))]...)
-	}
-	return append(b, '}')
+	return AppendManyPayload(b, src, []string{dst}, []uint64{seq}, size)
 }
 
 var spaces = bytes.Repeat([]byte{' '}, 4096)
