@@ -10,7 +10,7 @@ import (
 //
 // Every message a producer sends (Send with Reserve: netio's SendContext)
 // used to be one step of this machine, under the adapter's lock, on the
-// producer's goroutine: most of a one-way producer's CPU (README, "Where
+// producer's goroutine: most of a one-way producer's CPU (PERFORMANCE.md, "Where
 // the time goes": the step, the write into the output buffer and the core
 // lock). A lease lets the adapter accept a run of
 // them itself and hand them over in one step, as quinn's core hands its
