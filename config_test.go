@@ -49,6 +49,9 @@ func TestNewRefusesBadConfigurations(t *testing.T) {
 		{"negative handshakes", "a", []Option{WithMaxHandshakes(-1)}, "WithMaxHandshakes(-1): negative"},
 		{"negative handshakes per source", "a", []Option{WithMaxHandshakesPerSource(-1)}, "WithMaxHandshakesPerSource(-1): negative"},
 		{"negative redials", "a", []Option{WithMaxRedials(-1)}, "WithMaxRedials(-1): negative"},
+		// A port out of range named no option (black-box audit, 2026-12-02).
+		{"negative port", "a", []Option{WithPort(-1)}, "WithPort(-1): out of range (1-65535, or 0 for any free port)"},
+		{"port too large", "a", []Option{WithPort(65536)}, "WithPort(65536): out of range"},
 		// Negative durations and discovery settings were refused without
 		// naming the option or field (black-box audit).
 		{"negative heartbeat", "a", []Option{WithHeartbeat(-time.Second)}, "WithHeartbeat(-1s): negative (0 keeps the default 1s)"},

@@ -66,7 +66,7 @@ func WithHost(host string) Option {
 func WithPort(port int) Option {
 	return func(s *settings) error {
 		if port < 0 || port > 65535 {
-			return fmt.Errorf("%w: port %d out of range", ErrBadConfig, port)
+			return fmt.Errorf("%w: WithPort(%d): out of range (1-65535, or 0 for any free port)", ErrBadConfig, port)
 		}
 		s.cfg.Port = port
 		return nil
