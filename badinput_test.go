@@ -104,6 +104,10 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 		{"empty id", cat(preamble(), frame(wire.Hello, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)), "empty id", false, true},
 		{"overlong id", cat(preamble(), frame(wire.Hello, long...)), "truncated", false, true},
 		{"data before hello", cat(preamble(), frame(wire.Data, 'x')), "DATA not allowed in state hello", false, true},
+		// srv leads mallory and grants on its HELLO; a DATA header of almost
+		// the max frame size before mallory's RESUME is refused at once, not
+		// buffered until the handshake timeout (a black-box audit).
+		{"large data header after hello", cat(preamble(), hello("mallory", 1), []byte{0x00, 0x0f, 0xff, 0xff, byte(wire.Data)}), "DATA before RESUME", false, true},
 		{"truncated frame", cat(preamble(), hello("mallory", 1)[:9]), "connection lost", true, false},
 	}
 	for i, tc := range cases {

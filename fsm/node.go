@@ -225,7 +225,7 @@ func (n *Node) dataReceived(id ConnID, frames []byte) {
 	r := &n.run
 	r.frames, r.at = frames, 0
 	// On a steady session, the path of every message, the checks frameOn
-	// and onReliableData make of the session are made once (steadyData),
+	// makes of the session are made once (steadyData),
 	// and each frame takes its own rule (deliverData).
 	steady := c != nil && !c.gone && n.steadyData(c)
 	if steady {

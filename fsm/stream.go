@@ -817,10 +817,8 @@ func (n *Node) onResume(c *conn, f *wire.Frame) {
 // onReliableData delivers one message of the peer's stream, within the
 // credit this node granted, and acknowledges when enough has arrived.
 func (n *Node) onReliableData(c *conn, f *wire.Frame) {
-	if !c.peerResumed {
-		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: DATA before RESUME", ErrProtocol))
-		return
-	}
+	// DATA before the peer's RESUME never gets here: frameOn refuses it by
+	// its type (refusal), as the connection layer does at its header.
 	n.deliverData(c, f.Payload)
 }
 

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/masterless-go/masterless/wire"
@@ -49,11 +50,35 @@ var transitions = [StateEstablished + 1][wire.LastType + 1]frameHandler{
 // node no longer holds: there is nothing to refuse.
 func (n *Node) Refusal(id ConnID, t wire.Type) error {
 	c := n.conns[id]
-	if c == nil || n.handler(c, t) != nil {
+	if c == nil {
 		return nil
 	}
-	return notAllowed(c, t)
+	return n.refusal(c, t)
 }
+
+// refusal is why c may not receive a frame of type t, decided by the type
+// alone, or nil: the table forbids the type in c's state, or it is DATA on
+// a v1 session the peer has not resumed (spec/PROTOCOL.md 4.1: a stream's
+// DATA follows its RESUME). A peer sends DATA only after its RESUME, which it sends
+// only after its own ACK, and that ACK confirms the leader's session
+// (confirm): so DATA never arrives on an unconfirmed session from a node
+// that follows the protocol, and a stranger whose bare HELLO was granted a
+// session cannot make this node buffer a frame of up to the max frame size
+// in each of its handshake slots (a black-box audit: a 10 MiB DATA header
+// after a HELLO was held until the handshake timeout).
+func (n *Node) refusal(c *conn, t wire.Type) error {
+	if n.handler(c, t) == nil {
+		return notAllowed(c, t)
+	}
+	if t == wire.Data && c.rules == &v1Rules && !c.peerResumed {
+		return errDataBeforeResume
+	}
+	return nil
+}
+
+// errDataBeforeResume is refusal's reason for DATA on a v1 session the peer
+// has not resumed.
+var errDataBeforeResume = errors.New("DATA before RESUME")
 
 // handler returns what handles a frame of type t on c in its state; nil
 // when the table forbids it.
@@ -152,11 +177,14 @@ func (n *Node) frameOn(c *conn, f *wire.Frame) {
 	if f.Type == wire.Hello {
 		n.heard(c) // the dialer spoke: it may no longer be evicted (slots.go)
 	}
-	h := n.handler(c, f.Type)
-	if h == nil {
-		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: %w", ErrProtocol, notAllowed(c, f.Type)))
+	// Refused before anything else, confirm included: what its header
+	// alone refuses (Refusal) is refused so here too, with the same words,
+	// however its bytes were split into reads.
+	if err := n.refusal(c, f.Type); err != nil {
+		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: %w", ErrProtocol, err))
 		return
 	}
+	h := n.handler(c, f.Type)
 	if c.unconfirmed {
 		n.confirm(c, f) // before the frame's own rule: Connected precedes what it carries
 	}

@@ -242,6 +242,39 @@ func TestNoLargeFrameBeforeTheSession(t *testing.T) {
 		require.False(t, l.Open(1), "refused at the handshake's line limit")
 		require.ErrorIs(t, r.closed[1], wire.ErrFrameTooLarge)
 	})
+	// b leads and grants the session on a's HELLO; a has confirmed
+	// nothing and resumed nothing, so a large DATA header is refused as
+	// at once as before the session (a black-box audit saw a 10 MiB one
+	// held until the handshake timeout). The same after a's ACK, which
+	// confirms the session: DATA follows the peer's RESUME.
+	hello := func(t *testing.T, more ...wire.Frame) []byte {
+		var codec wire.Binary
+		b := codec.AppendPreamble(nil)
+		for _, f := range append([]wire.Frame{{Type: wire.Hello, ID: "a", Incarnation: 1, Info: "tcp://a:1"}}, more...) {
+			var err error
+			b, err = codec.AppendFrame(b, &f)
+			require.NoError(t, err)
+		}
+		b = binary.BigEndian.AppendUint32(b, uint32(maxFrame))
+		return append(b, byte(wire.Data))
+	}
+	for _, tc := range []struct {
+		name string
+		more []wire.Frame
+	}{
+		{"DATA on a session granted on a bare HELLO", nil},
+		{"DATA after the ACK, before the RESUME", []wire.Frame{{Type: wire.Ack, Credit: 1 << 20}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, r := acceptor(t)
+			l.Incoming(0, 1, "")
+			body := bytes.Repeat([]byte{7}, 64<<10)
+			feed(t, l, 1, append(hello(t, tc.more...), body...), 0, 4<<10)
+			require.False(t, l.Open(1), "refused at its header")
+			require.ErrorIs(t, r.closed[1], fsm.ErrProtocol)
+			require.ErrorContains(t, r.closed[1], "DATA before RESUME")
+		})
+	}
 	t.Run("DATA on the session may be large", func(t *testing.T) {
 		l, r := acceptor(t)
 		l.Incoming(0, 1, "")
