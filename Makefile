@@ -45,8 +45,16 @@ ROUNDS   ?= 5
 # storms 20 s each, fuzz budgets of 500k/200k/200k executions, TLA_FULL=1:
 # Disc3's liveness with two mortal nodes, rel-safety3, v041-noties, 500
 # simulated behaviours, 36 simulator traces).
-test: fmt-check vet interop unit sweep fuzz-smoke tla
-	@echo "make test: all checks passed"
+# The stages of make test, in order; each one's wall time is printed after
+# it, so that a slow CI run says where its time went.
+STAGES = fmt-check vet interop unit sweep fuzz-smoke tla
+test:
+	@start=$$(date +%s); for s in $(STAGES); do \
+		t0=$$(date +%s); \
+		$(MAKE) --no-print-directory $$s || { echo "make test: $$s failed"; exit 1; }; \
+		echo "make test: $$s took $$(( $$(date +%s) - t0 )) s"; \
+	done; \
+	echo "make test: all checks passed in $$(( $$(date +%s) - start )) s"
 
 test-full:
 	$(MAKE) test STORM=20s FUZZ_WIRE=500000x FUZZ_FSM=200000x FUZZ_LINK=200000x TLA_FULL=1
