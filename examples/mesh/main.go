@@ -5,8 +5,8 @@
 //
 //	go run ./examples/mesh -n 16
 //
-// Each server has at most -inflight Connect calls under way at once (all of
-// them at once up to 33 nodes), so that a large mesh does not need every
+// Each server has at most -inflight Connect calls under way at once (32 up
+// to 128 nodes, fewer above: size.go), so that a large mesh does not need every
 // TCP connection of every pair open at the same moment, and a Connect that
 // fails (out of descriptors, a handshake that timed out) is tried again
 // after a pause until the timeout. (The library itself also keeps the
@@ -62,9 +62,9 @@ var hold time.Duration
 
 func main() {
 	n := flag.Int("n", 16, "number of nodes")
-	timeout := flag.Duration("timeout", 30*time.Second, "give up after this long")
+	timeout := flag.Duration("timeout", 0, "give up after this long (0: 30s, or 90s from 192 nodes on; size.go)")
 	verbose := flag.Bool("v", false, "log protocol events")
-	inflight := flag.Int("inflight", 32, "Connect calls under way at once per server")
+	inflight := flag.Int("inflight", 0, "Connect calls under way at once per server (0: 4096/n, from 8 to 32; size.go)")
 	procs := flag.Int("procs", 0, "processes to run the nodes in (0: one if the open-file limit allows, else as many as needed)")
 	child := flag.String("child", "", "internal: run nodes FIRST,COUNT of the mesh for a parent process")
 	join := flag.Bool("join", false, "discovery: every node knows only node 0's address (one process)")
@@ -79,6 +79,12 @@ func main() {
 		log.Fatal("-n must be at least 2")
 	}
 	heartbeatFor(*n)
+	if *inflight <= 0 {
+		*inflight = inflightFor(*n)
+	}
+	if *timeout <= 0 {
+		*timeout = timeoutFor(*n)
+	}
 	level := slog.LevelWarn
 	if *verbose {
 		level = slog.LevelDebug
