@@ -59,13 +59,13 @@ func (n *Node) Refusal(id ConnID, t wire.Type) error {
 // refusal is why c may not receive a frame of type t, decided by the type
 // alone, or nil: the table forbids the type in c's state, or it is DATA on
 // a v1 session the peer has not resumed (spec/PROTOCOL.md 4.1: a stream's
-// DATA follows its RESUME). A peer sends DATA only after its RESUME, which it sends
-// only after its own ACK, and that ACK confirms the leader's session
-// (confirm): so DATA never arrives on an unconfirmed session from a node
-// that follows the protocol, and a stranger whose bare HELLO was granted a
-// session cannot make this node buffer a frame of up to the max frame size
-// in each of its handshake slots (a black-box audit: a 10 MiB DATA header
-// after a HELLO was held until the handshake timeout).
+// DATA follows its RESUME). A peer sends DATA only after its RESUME, which
+// it sends only after its own ACK, and that ACK confirms the leader's
+// session (confirm): so DATA never arrives on an unconfirmed session from
+// a node that follows the protocol, and a stranger whose bare HELLO was
+// granted a session cannot make this node buffer a frame of up to the max
+// frame size in each of its handshake slots (a black-box audit: a 10 MiB
+// DATA header after a HELLO was held until the handshake timeout).
 func (n *Node) refusal(c *conn, t wire.Type) error {
 	if n.handler(c, t) == nil {
 		return notAllowed(c, t)

@@ -243,8 +243,8 @@ func TestNoLargeFrameBeforeTheSession(t *testing.T) {
 		require.ErrorIs(t, r.closed[1], wire.ErrFrameTooLarge)
 	})
 	// b leads and grants the session on a's HELLO; a has confirmed
-	// nothing and resumed nothing, so a large DATA header is refused as
-	// at once as before the session (a black-box audit saw a 10 MiB one
+	// nothing and resumed nothing, so a large DATA header is refused at
+	// once, as before the session (a black-box audit saw a 10 MiB one
 	// held until the handshake timeout). The same after a's ACK, which
 	// confirms the session: DATA follows the peer's RESUME.
 	hello := func(t *testing.T, more ...wire.Frame) []byte {
