@@ -267,3 +267,31 @@ func TestNonUTF8NodeRefuses041Dialer(t *testing.T) {
 	_, err = b.Connect(ctxT(t), a.Info())
 	require.NoError(t, err, "the node no longer serves v1 peers")
 }
+
+// TestLingerReadsABoundedAmount: a connection this node closed lingers,
+// reading and dropping what still arrives so that the BYE is not destroyed
+// by a reset, but only as much as a peer that follows the protocol can have
+// in flight (a window, a message, a MiB; netio's discardBound), not for
+// the whole linger from a peer that keeps sending. A black-box audit saw a
+// refused peer's bytes read for 434 MiB in the 2 s of the linger.
+func TestLingerReadsABoundedAmount(t *testing.T) {
+	srv, _ := newServer(t, "srv", WithWindow(64<<10), WithMaxFrameSize(64<<10), WithHandshakeTimeout(2*time.Second))
+	c := rawDial(t, srv)
+	// srv leads mallory and grants on its HELLO; DATA before mallory's
+	// RESUME is a protocol error: srv writes its BYE and closes.
+	_, err := c.Write(cat(preamble(), hello("mallory", 1), frame(wire.Data, 'x')))
+	require.NoError(t, err)
+	junk := make([]byte, 64<<10)
+	const limit = 64 << 20 // the bound is 1.1 MiB, the socket buffers a few more
+	sent, start := 0, time.Now()
+	for sent < limit && time.Since(start) < 10*time.Second {
+		require.NoError(t, c.SetWriteDeadline(time.Now().Add(time.Second)))
+		k, err := c.Write(junk)
+		sent += k
+		if err != nil {
+			break
+		}
+	}
+	t.Logf("wrote %d bytes in %v", sent, time.Since(start))
+	require.Less(t, sent, limit, "srv read and dropped everything the peer sent while it lingered")
+}
