@@ -201,10 +201,9 @@ func (n *Node) discoveryDown(p *peer) {
 }
 
 func (n *Node) onMembers(c *conn, f *wire.Frame) {
-	if !c.members {
-		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: MEMBERS on a connection without discovery", ErrProtocol))
-		return
-	}
+	// MEMBERS on a connection without discovery, or before the follower
+	// confirmed the session, never gets here: frameOn refuses it by its
+	// type (refusal), as the connection layer does at its header.
 	from := ""
 	if c.peer != nil {
 		from = c.peer.id

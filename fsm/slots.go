@@ -130,7 +130,7 @@ func (n *Node) makeRoom() error {
 	if n.cfg.mutation.silentFirst() { // deliberately wrong: see MutationSilentFirst
 		return n.makeRoomSilentFirst()
 	}
-	if src, s := n.greediest(); s != nil {
+	if src, s := n.greediest((*source).oldest); s != nil {
 		c, what := n.victim(&s.tiers)
 		n.evict(c, fmt.Errorf("%w: %d slots, all taken; %s held %d, more than its share of %d; its oldest %s", ErrEvicted, n.cfg.MaxHandshakes, src, s.handshaking, n.cfg.MaxHandshakesPerSource, what))
 		return nil
@@ -148,16 +148,9 @@ func (n *Node) makeRoom() error {
 // share, else the oldest of all.
 func (n *Node) makeRoomSilentFirst() error {
 	for _, t := range []tier{tierSilent, tierHeard} {
-		var best *source
-		for _, s := range n.sources {
-			if s.handshaking > n.cfg.MaxHandshakesPerSource && s.tiers[t].head != nil &&
-				(best == nil || s.handshaking > best.handshaking || s.handshaking == best.handshaking && older(s.tiers[t].head, best.tiers[t].head)) {
-				best = s
-			}
-		}
 		c := n.tiers[t].head
-		if best != nil {
-			c = best.tiers[t].head
+		if _, s := n.greediest(func(s *source) *conn { return s.tiers[t].head }); s != nil {
+			c = s.tiers[t].head
 		}
 		if c != nil {
 			n.evict(c, fmt.Errorf("%w: %d slots, all taken (silent first)", ErrEvicted, n.cfg.MaxHandshakes))
@@ -203,22 +196,22 @@ func (n *Node) victim(t *[tierHeard + 1]waitList) (*conn, string) {
 const silentGrace = 5 * time.Millisecond
 
 // greediest returns the source holding the most slots among those holding
-// more than their share and having an evictable connection; ties go to the
-// one whose oldest evictable connection is older. nil when there is none
-// (most of the time: the scan runs only while some source is over its
-// share).
-func (n *Node) greediest() (string, *source) {
+// more than their share and having a connection first(s) returns (its
+// oldest evictable one: source.oldest); ties go to the one whose first is
+// older. nil when there is none (most of the time: the scan runs only while
+// some source is over its share).
+func (n *Node) greediest(first func(*source) *conn) (string, *source) {
 	if n.overShare == 0 {
 		return "", nil
 	}
 	var best *source
 	bestSrc := ""
 	for src, s := range n.sources {
-		if s.handshaking <= n.cfg.MaxHandshakesPerSource || s.oldest() == nil {
+		if s.handshaking <= n.cfg.MaxHandshakesPerSource || first(s) == nil {
 			continue
 		}
 		if best == nil || s.handshaking > best.handshaking ||
-			s.handshaking == best.handshaking && older(s.oldest(), best.oldest()) {
+			s.handshaking == best.handshaking && older(first(s), first(best)) {
 			best, bestSrc = s, src
 		}
 	}

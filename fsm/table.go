@@ -65,20 +65,38 @@ func (n *Node) Refusal(id ConnID, t wire.Type) error {
 // a node that follows the protocol, and a stranger whose bare HELLO was
 // granted a session cannot make this node buffer a frame of up to the max
 // frame size in each of its handshake slots (a black-box audit: a 10 MiB
-// DATA header after a HELLO was held until the handshake timeout).
+// DATA header after a HELLO was held until the handshake timeout). The other
+// large frame, MEMBERS, is refused so on a connection without discovery,
+// and on a leader's session the follower has not confirmed; a follower
+// cannot refuse it before the leader's RESUME, which the leader's MEMBERS
+// may precede (discoveryUp runs at the leader's confirm, before its RESUME).
 func (n *Node) refusal(c *conn, t wire.Type) error {
 	if n.handler(c, t) == nil {
 		return notAllowed(c, t)
 	}
-	if t == wire.Data && c.rules == &v1Rules && !c.peerResumed {
+	if c.rules != &v1Rules {
+		return nil
+	}
+	switch {
+	case t == wire.Data && !c.peerResumed:
 		return errDataBeforeResume
+	case t == wire.Members && !c.members:
+		return errMembersWithoutDiscovery
+	case t == wire.Members && c.unconfirmed && c.leader:
+		// The follower sends MEMBERS once its own session is confirmed
+		// (discoveryUp, on the leader's RESUME), after the ACK that
+		// confirmed the leader's.
+		return errMembersBeforeConfirm
 	}
 	return nil
 }
 
-// errDataBeforeResume is refusal's reason for DATA on a v1 session the peer
-// has not resumed.
-var errDataBeforeResume = errors.New("DATA before RESUME")
+// refusal's reasons beyond the table.
+var (
+	errDataBeforeResume        = errors.New("DATA before RESUME")
+	errMembersWithoutDiscovery = errors.New("MEMBERS on a connection without discovery")
+	errMembersBeforeConfirm    = errors.New("MEMBERS before the follower confirmed the session")
+)
 
 // handler returns what handles a frame of type t on c in its state; nil
 // when the table forbids it.

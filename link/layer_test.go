@@ -275,6 +275,19 @@ func TestNoLargeFrameBeforeTheSession(t *testing.T) {
 			require.ErrorContains(t, r.closed[1], "DATA before RESUME")
 		})
 	}
+	t.Run("MEMBERS on a connection without discovery", func(t *testing.T) {
+		l, r := acceptor(t)
+		l.Incoming(0, 1, "")
+		// Within MEMBERS's own bound (wire.MaxBody, about 323 KiB), which
+		// alone would let the body be buffered.
+		stream := hello(t)
+		stream = binary.BigEndian.AppendUint32(stream[:len(stream)-5], 300<<10)
+		stream = append(stream, byte(wire.Members))
+		feed(t, l, 1, append(stream, bytes.Repeat([]byte{7}, 64<<10)...), 0, 4<<10)
+		require.False(t, l.Open(1), "refused at its header")
+		require.ErrorIs(t, r.closed[1], fsm.ErrProtocol)
+		require.ErrorContains(t, r.closed[1], "MEMBERS on a connection without discovery")
+	})
 	t.Run("DATA on the session may be large", func(t *testing.T) {
 		l, r := acceptor(t)
 		l.Incoming(0, 1, "")

@@ -672,18 +672,13 @@ func (c *conn) discard() error {
 const discardChunk = 8 << 10
 
 // discardBound is how much a closed connection reads and drops while it
-// lingers: what a peer that follows the protocol can have in flight when
-// this node closes (its credit, a window; a message of up to the max frame
-// size beyond it; the 0.4.1 peers' messages, which have no credit, up to
-// the same frame size), and a MiB more. The linger exists so that those
-// bytes do not turn the close into a reset that could destroy the BYE in
-// flight; a peer that keeps sending past them is not reading the BYE
-// anyway. (A refused 0.4.1 peer that kept sending was read for 434 MiB in
-// the 2 s of its linger, a black-box audit.)
-func (c *conn) discardBound() int {
-	cfg := &c.n.fcfg
-	return cfg.Window + cfg.MaxFrameSize + 1<<20
-}
+// lingers: what the state machine says a peer that follows the protocol can
+// have in flight (fsm.Config.InFlight), and a MiB more. The linger exists
+// so that those bytes do not turn the close into a reset that could destroy
+// the BYE in flight; a peer that keeps sending past them is not reading the
+// BYE anyway. (A refused 0.4.1 peer that kept sending was read for 434 MiB
+// in the 2 s of its linger, a black-box audit.)
+func (c *conn) discardBound() int { return c.n.fcfg.InFlight() + 1<<20 }
 
 // errDiscardedEnough ends a lingering close whose peer sent more than
 // discardBound after it.
