@@ -247,7 +247,10 @@ func TestNoLargeFrameBeforeTheSession(t *testing.T) {
 	// once, as before the session (a black-box audit saw a 10 MiB one
 	// held until the handshake timeout). The same after a's ACK, which
 	// confirms the session: DATA follows the peer's RESUME.
-	hello := func(t *testing.T, more ...wire.Frame) []byte {
+	// Then MEMBERS, within its own bound (wire.MaxBody, about 323 KiB),
+	// which alone would let its body be buffered, on a connection that did
+	// not negotiate discovery.
+	afterHello := func(t *testing.T, ty wire.Type, length int, more ...wire.Frame) []byte {
 		var codec wire.Binary
 		b := codec.AppendPreamble(nil)
 		for _, f := range append([]wire.Frame{{Type: wire.Hello, ID: "a", Incarnation: 1, Info: "tcp://a:1"}}, more...) {
@@ -255,39 +258,30 @@ func TestNoLargeFrameBeforeTheSession(t *testing.T) {
 			b, err = codec.AppendFrame(b, &f)
 			require.NoError(t, err)
 		}
-		b = binary.BigEndian.AppendUint32(b, uint32(maxFrame))
-		return append(b, byte(wire.Data))
+		b = binary.BigEndian.AppendUint32(b, uint32(length))
+		return append(b, byte(ty))
 	}
 	for _, tc := range []struct {
-		name string
-		more []wire.Frame
+		name   string
+		ty     wire.Type
+		length int
+		more   []wire.Frame
+		want   string
 	}{
-		{"DATA on a session granted on a bare HELLO", nil},
-		{"DATA after the ACK, before the RESUME", []wire.Frame{{Type: wire.Ack, Credit: 1 << 20}}},
+		{"DATA on a session granted on a bare HELLO", wire.Data, maxFrame, nil, "DATA before RESUME"},
+		{"DATA after the ACK, before the RESUME", wire.Data, maxFrame, []wire.Frame{{Type: wire.Ack, Credit: 1 << 20}}, "DATA before RESUME"},
+		{"MEMBERS on a connection without discovery", wire.Members, 300 << 10, nil, "MEMBERS on a connection without discovery"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l, r := acceptor(t)
 			l.Incoming(0, 1, "")
 			body := bytes.Repeat([]byte{7}, 64<<10)
-			feed(t, l, 1, append(hello(t, tc.more...), body...), 0, 4<<10)
+			feed(t, l, 1, append(afterHello(t, tc.ty, tc.length, tc.more...), body...), 0, 4<<10)
 			require.False(t, l.Open(1), "refused at its header")
 			require.ErrorIs(t, r.closed[1], fsm.ErrProtocol)
-			require.ErrorContains(t, r.closed[1], "DATA before RESUME")
+			require.ErrorContains(t, r.closed[1], tc.want)
 		})
 	}
-	t.Run("MEMBERS on a connection without discovery", func(t *testing.T) {
-		l, r := acceptor(t)
-		l.Incoming(0, 1, "")
-		// Within MEMBERS's own bound (wire.MaxBody, about 323 KiB), which
-		// alone would let the body be buffered.
-		stream := hello(t)
-		stream = binary.BigEndian.AppendUint32(stream[:len(stream)-5], 300<<10)
-		stream = append(stream, byte(wire.Members))
-		feed(t, l, 1, append(stream, bytes.Repeat([]byte{7}, 64<<10)...), 0, 4<<10)
-		require.False(t, l.Open(1), "refused at its header")
-		require.ErrorIs(t, r.closed[1], fsm.ErrProtocol)
-		require.ErrorContains(t, r.closed[1], "MEMBERS on a connection without discovery")
-	})
 	t.Run("DATA on the session may be large", func(t *testing.T) {
 		l, r := acceptor(t)
 		l.Incoming(0, 1, "")
