@@ -160,7 +160,8 @@ func (n *Node) Features() uint16 {
 
 // discoveryUp runs when session c with p is confirmed (session.go,
 // confirm): p is a member (news goes to the other sessions), and p hears
-// this node's full view.
+// this node's full view, now if this node's RESUME is out on c (a
+// follower's), else right after it (viewAfterResume: a leader's).
 func (n *Node) discoveryUp(p *peer, c *conn) {
 	if p.disc.queued {
 		n.unqueue(p)
@@ -183,6 +184,18 @@ func (n *Node) discoveryUp(p *peer, c *conn) {
 	if n.disc.gossipAt == 0 || n.disc.gossipAt == never {
 		n.disc.gossipAt = n.now + n.jitter(n.cfg.GossipInterval)
 		n.lowerNext(n.disc.gossipAt)
+	}
+}
+
+// viewAfterResume sends p its full view right after this node's RESUME on
+// c when the session was confirmed before it: the leader's case, whose
+// confirm (the follower's first frame) comes before the ACK it answers with
+// RESUME, so discoveryUp's full view waited for it (sendMembers). The
+// follower's RESUME precedes its confirm (the leader's RESUME), so there
+// discoveryUp sends it.
+func (n *Node) viewAfterResume(c *conn) {
+	if c.members && !c.unconfirmed {
+		n.sendMembers(c, n.fullView())
 	}
 }
 
@@ -381,8 +394,15 @@ func (n *Node) fullView() []wire.Member {
 }
 
 // sendMembers writes ms on c as MEMBERS frames, each within the entry bound
-// and the smaller of 64 KiB and the peer's frame limit.
+// and the smaller of 64 KiB and the peer's frame limit, once this node's
+// RESUME is out on c: the peer refuses MEMBERS before it (refusal), so
+// that before a session is under way neither end buffers a large frame.
+// What c misses before then is in the full view that follows the RESUME
+// (discoveryUp, viewAfterResume).
 func (n *Node) sendMembers(c *conn, ms []wire.Member) {
+	if !c.resumed {
+		return
+	}
 	limit := 64 << 10
 	if c.peerMax > 0 && c.peerMax < limit {
 		limit = c.peerMax

@@ -73,8 +73,9 @@ func (d *discNode) sessionAs(cid fsm.ConnID, id string, inc uint64, features uin
 		acts = append(acts, d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Welcome, Sess: 1, Keep: true}})...)
 		acts = append(acts, d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20}})...)
 		acts = append(acts, d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Resume, Next: 1}})...)
-	} else { // we lead: the follower's first frame since the grant confirms
+	} else { // we lead: the follower's first frame since the grant confirms; its RESUME answers our ACK
 		acts = append(acts, d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20}})...)
+		acts = append(acts, d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Resume, Next: 1}})...)
 	}
 	_, ok := d.n.SessionConn(id)
 	require.True(d.t, ok, "no session with %s", id)
@@ -120,6 +121,51 @@ func TestDiscoveryNegotiated(t *testing.T) {
 	require.Empty(t, members(plain.session(1, "a", 1, wire.FeatureMembers), 1))
 	require.Zero(t, plain.n.Features())
 	require.Equal(t, wire.FeatureMembers, d.n.Features())
+}
+
+// TestDiscoveryMembersFollowResume: on either end of a session, no MEMBERS
+// goes out before the node's own RESUME, since the peer refuses it at its
+// header there (spec 2.2; link's TestNoLargeFrameBeforeTheSession); the full
+// view follows it. The leader is confirmed by the follower's first frame,
+// before the ACK it answers with RESUME: its view waited for that. News
+// heard meanwhile is not forwarded to it, as news heard before the grant
+// was not: the full view lists the members with sessions.
+func TestDiscoveryMembersFollowResume(t *testing.T) {
+	written := func(acts []fsm.Action, cid fsm.ConnID) []string {
+		var out []string
+		for _, a := range acts {
+			if a.Kind == fsm.ActWrite && a.Conn == cid {
+				out = append(out, a.Frame.Type.String())
+			}
+		}
+		return out
+	}
+	// m leads a (the greater id leads); x is an established session.
+	d := newDiscNode(t, "m", nil)
+	d.session(2, "x", 1, wire.FeatureMembers)
+	d.step(fsm.Accepted{Conn: 1})
+	acts := d.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Hello, ID: "a", Incarnation: 1, Info: "tcp://a", Features: wire.FeatureMembers}})
+	require.NotContains(t, written(acts, 1), "MEMBERS", "granted, not confirmed")
+	// The follower's KEEP confirms the session before its ACK: no view yet.
+	acts = d.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Keep, Keep: true}})
+	require.NotContains(t, written(acts, 1), "MEMBERS", "confirmed, RESUME not yet sent")
+	// Gossip from x meanwhile goes to the sessions under way only.
+	acts = d.step(fsm.FrameReceived{Conn: 2, Frame: wire.MembersFrame([]wire.Member{{ID: "y", Incarnation: 5, Addr: "tcp://y"}})})
+	require.NotContains(t, written(acts, 1), "MEMBERS", "news before RESUME")
+	// Its ACK: RESUME, then the view.
+	acts = d.step(fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20}})
+	require.Equal(t, []string{"RESUME", "MEMBERS"}, written(acts, 1))
+	require.Equal(t, []wire.Member{{ID: "m", Incarnation: 10, Addr: "tcp://m"}, {ID: "a", Incarnation: 1, Addr: "tcp://a"}, {ID: "x", Incarnation: 1, Addr: "tcp://x"}}, members(acts, 1))
+
+	// m follows z: its RESUME answers z's ACK, and its view z's RESUME.
+	acts = d.step(fsm.Accepted{Conn: 3})
+	acts = append(acts, d.step(fsm.FrameReceived{Conn: 3, Frame: wire.Frame{Type: wire.Hello, ID: "z", Incarnation: 1, Info: "tcp://z", Features: wire.FeatureMembers}})...)
+	acts = append(acts, d.step(fsm.FrameReceived{Conn: 3, Frame: wire.Frame{Type: wire.Welcome, Sess: 1, Keep: true}})...)
+	acts = append(acts, d.step(fsm.FrameReceived{Conn: 3, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20}})...)
+	require.NotContains(t, written(acts, 3), "MEMBERS", "not confirmed")
+	require.Contains(t, written(acts, 3), "RESUME")
+	acts = d.step(fsm.FrameReceived{Conn: 3, Frame: wire.Frame{Type: wire.Resume, Next: 1}})
+	require.Contains(t, written(acts, 3), "MEMBERS")
 }
 
 func TestDiscoveryLearnsForwardsAndDialsAsFollower(t *testing.T) {

@@ -766,6 +766,7 @@ func (n *Node) resume(p *peer, c *conn, f *wire.Frame) {
 	o.sent = 0
 	c.resumed = true
 	n.write(c, wire.Frame{Type: wire.Resume, Next: o.acked + 1})
+	n.viewAfterResume(c)
 	n.pump(p, c, nil)
 	n.maybeRoom(p)
 	n.heardBacklog(p, f)

@@ -67,9 +67,9 @@ func (n *Node) Refusal(id ConnID, t wire.Type) error {
 // frame size in each of its handshake slots (a black-box audit: a 10 MiB
 // DATA header after a HELLO was held until the handshake timeout). The other
 // large frame, MEMBERS, is refused so on a connection without discovery,
-// and on a leader's session the follower has not confirmed; a follower
-// cannot refuse it before the leader's RESUME, which the leader's MEMBERS
-// may precede (discoveryUp runs at the leader's confirm, before its RESUME).
+// and before the peer's RESUME too: a node writes MEMBERS on a session only
+// after its own RESUME there (sendMembers), so a stranger cannot make a
+// node with discovery buffer one either.
 func (n *Node) refusal(c *conn, t wire.Type) error {
 	if n.handler(c, t) == nil {
 		return notAllowed(c, t)
@@ -82,11 +82,8 @@ func (n *Node) refusal(c *conn, t wire.Type) error {
 		return errDataBeforeResume
 	case t == wire.Members && !c.members:
 		return errMembersWithoutDiscovery
-	case t == wire.Members && c.unconfirmed && c.leader:
-		// The follower sends MEMBERS once its own session is confirmed
-		// (discoveryUp, on the leader's RESUME), after the ACK that
-		// confirmed the leader's.
-		return errMembersBeforeConfirm
+	case t == wire.Members && !c.peerResumed:
+		return errMembersBeforeResume
 	}
 	return nil
 }
@@ -95,7 +92,7 @@ func (n *Node) refusal(c *conn, t wire.Type) error {
 var (
 	errDataBeforeResume        = errors.New("DATA before RESUME")
 	errMembersWithoutDiscovery = errors.New("MEMBERS on a connection without discovery")
-	errMembersBeforeConfirm    = errors.New("MEMBERS before the follower confirmed the session")
+	errMembersBeforeResume     = errors.New("MEMBERS before RESUME")
 )
 
 // handler returns what handles a frame of type t on c in its state; nil

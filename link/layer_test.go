@@ -59,8 +59,18 @@ const maxFrame = 1 << 20
 // so it grants a connection from "a" as soon as a's HELLO arrives.
 func acceptor(t testing.TB) (*link.Layer, *recorder) {
 	t.Helper()
+	return acceptorWith(t, nil)
+}
+
+// acceptorWith is acceptor with mod applied to its configuration.
+func acceptorWith(t testing.TB, mod func(*fsm.Config)) (*link.Layer, *recorder) {
+	t.Helper()
 	// A window larger than everything a test sends: no test here consumes.
-	n, err := fsm.New(fsm.Config{ID: "b", Incarnation: 2, Seed: 1, MaxFrameSize: maxFrame, Window: 64 << 20})
+	cfg := fsm.Config{ID: "b", Incarnation: 2, Seed: 1, MaxFrameSize: maxFrame, Window: 64 << 20}
+	if mod != nil {
+		mod(&cfg)
+	}
+	n, err := fsm.New(cfg)
 	require.NoError(t, err)
 	r := newRecorder()
 	l := link.New(n, r)
@@ -282,6 +292,31 @@ func TestNoLargeFrameBeforeTheSession(t *testing.T) {
 			require.ErrorContains(t, r.closed[1], tc.want)
 		})
 	}
+	// b has discovery and follows c, which also has it: c's WELCOME and ACK
+	// start the session, and a MEMBERS header before c's RESUME is refused
+	// at once, as DATA is (a node writes MEMBERS only after its RESUME). It
+	// was buffered whole before, up to wire's own bound of about 323 KiB.
+	t.Run("MEMBERS to a follower with discovery before the leader's RESUME", func(t *testing.T) {
+		l, r := acceptorWith(t, func(c *fsm.Config) { c.Discovery = true })
+		l.Incoming(0, 1, "")
+		codec := wire.Binary{Features: wire.FeatureMembers}
+		b := codec.AppendPreamble(nil)
+		for _, f := range []wire.Frame{
+			{Type: wire.Hello, ID: "c", Incarnation: 1, Info: "tcp://c:1"},
+			{Type: wire.Welcome, Sess: 1, Keep: true},
+			{Type: wire.Ack, Credit: 1 << 20},
+		} {
+			var err error
+			b, err = codec.AppendFrame(b, &f)
+			require.NoError(t, err)
+		}
+		b = binary.BigEndian.AppendUint32(b, uint32(300<<10))
+		b = append(b, byte(wire.Members))
+		feed(t, l, 1, append(b, bytes.Repeat([]byte{7}, 64<<10)...), 0, 4<<10)
+		require.False(t, l.Open(1), "refused at its header")
+		require.ErrorIs(t, r.closed[1], fsm.ErrProtocol)
+		require.ErrorContains(t, r.closed[1], "MEMBERS before RESUME")
+	})
 	t.Run("DATA on the session may be large", func(t *testing.T) {
 		l, r := acceptor(t)
 		l.Incoming(0, 1, "")
