@@ -142,6 +142,16 @@ var ErrBadConfig = errors.New("masterless: invalid configuration")
 // that keeps sending. c must have its defaults (Node.Config).
 func (c Config) InFlight() int { return c.Window + c.MaxFrameSize }
 
+// Unacknowledged is the most bytes of DATA frames this node can hold toward
+// one peer that follows the protocol, not yet acknowledged: its send queue
+// full (QueueBytes) with a frame header for each message it may hold
+// (QueueMessages). A peer acknowledges only what it read, so no more DATA
+// than this can wait in the adapter's output buffer toward it, whatever
+// credit it grants; more is a peer that acknowledged what it never read
+// (netio closes the connection then). c must have its defaults
+// (Node.Config).
+func (c Config) Unacknowledged() int { return c.QueueBytes + c.QueueMessages*wire.HeaderSize }
+
 func (c Config) withDefaults() (Config, error) {
 	if len(c.ID) == 0 || len(c.ID) > wire.MaxIDLen {
 		return c, fmt.Errorf("%w: id must be 1 to %d bytes, got %d", ErrBadConfig, wire.MaxIDLen, len(c.ID))

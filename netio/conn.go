@@ -55,8 +55,10 @@ type conn struct {
 	bigAt     time.Time
 	state     connState
 	wrote     bool // anything was ever written: a close lingers for it (core.go)
-	lingers   bool // closed gracefully, counted in Runtime.lingering until its reader ends
-	idle      bool // the writer waits on data
+	// overflowed: the output buffer passed outputBound; set under n.mu.
+	overflowed bool
+	lingers    bool // closed gracefully, counted in Runtime.lingering until its reader ends
+	idle       bool // the writer waits on data
 	// laneWork: the lane of this session has messages for the writer to
 	// admit (lane.go); lane is that lane, nil if none.
 	laneWork bool
@@ -128,6 +130,11 @@ func (c *conn) write(head, body []byte) {
 		c.out = append(append(c.out, head...), body...)
 		wake, c.idle = c.idle, false
 		if len(c.out) > c.n.cfg.SendBuffer {
+			if len(c.out) > c.n.outputBound() {
+				c.wmu.Unlock()
+				c.overflow()
+				return
+			}
 			c.n.full = append(c.n.full, c) // for the sender to wait on once it drops n.mu
 		}
 	}
@@ -135,6 +142,31 @@ func (c *conn) write(head, body []byte) {
 	if wake {
 		c.data.Signal()
 	}
+}
+
+// outputBound is the most an output buffer may hold: the DATA a peer that
+// follows the protocol can leave unacknowledged (fsm.Config.Unacknowledged),
+// the send buffer's bound, and a window and a max frame more for the other
+// frames (ACKs, PINGs, member lists), which a peer that reads anything at
+// all takes long before they add up to that much. Past it the peer is
+// acknowledging messages it never read: a black-box audit's peer did so
+// while reading nothing (or 128 KiB every 250 ms, enough to keep the write
+// timeout away), and the buffer grew without bound (312-486 MiB in 4 s).
+func (n *Runtime) outputBound() int {
+	return n.fcfg.Unacknowledged() + n.cfg.SendBuffer + n.fcfg.InFlight()
+}
+
+// errOutputOverflow is why a connection whose output buffer passed
+// outputBound is closed.
+var errOutputOverflow = fmt.Errorf("%w: the peer acknowledged messages it never read (output buffer over its bound)", fsm.ErrProtocol)
+
+// overflow closes c, whose output buffer passed outputBound (called under
+// n.mu, from write, without wmu): what it holds is let go at once, and the
+// state machine hears why when a goroutine of c fails (fail prefers this
+// reason to the deadline's).
+func (c *conn) overflow() {
+	c.overflowed = true
+	c.abort()
 }
 
 // waitSpace blocks while c's output buffer is over the send bound. The wait
@@ -213,6 +245,9 @@ func lostWhy(err, timeout error) error {
 func (c *conn) fail(err error) {
 	n := c.n
 	n.mu.Lock()
+	if c.overflowed {
+		err = errOutputOverflow // its goroutines fail on the deadline abort set
+	}
 	if n.conns[c.id] == c {
 		n.forgetConn(c)
 		why := n.link.Closed(n.now(), c.id, err)
