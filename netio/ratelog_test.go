@@ -78,3 +78,23 @@ func TestLogPeerSuppressesAndReports(t *testing.T) {
 	require.Contains(t, out, "closing connection (similar lines suppressed)")
 	require.Contains(t, out, fmt.Sprintf("suppressed=%d", 1000-logBurst))
 }
+
+// TestLostMessagesLogIsLimited: "messages lost" is a line a peer can cause
+// (leave with an answer unacknowledged, under a new id each time), so it
+// goes through the limiter too: a thousand peers' reports log logBurst
+// lines, and Close reports the rest.
+func TestLostMessagesLogIsLimited(t *testing.T) {
+	var buf bytes.Buffer
+	n, err := Start(Config{FSM: fsm.Config{ID: "x"}, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	require.NoError(t, err)
+	n.mu.Lock()
+	for i := range 1000 {
+		(*transport)(n).Notify(&fsm.Action{Kind: fsm.ActLost, Peer: fmt.Sprintf("p%d", i), Lost: [][]byte{{1}}, Err: fmt.Errorf("%w: p%d went away", fsm.ErrMessagesLost, i)})
+	}
+	n.settle()
+	n.mu.Unlock()
+	require.NoError(t, n.Close())
+	out := buf.String()
+	require.Equal(t, logBurst, strings.Count(out, "msg=\"messages lost\""), out)
+	require.Contains(t, out, fmt.Sprintf("suppressed=%d", 1000-logBurst))
+}
