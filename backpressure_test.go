@@ -156,3 +156,41 @@ func TestSendQueueOfOneMessage(t *testing.T) {
 		require.Equal(t, []byte{byte(i)}, m)
 	}
 }
+
+// TestRestartingPeerHasOneWindowWaiting: a peer id whose process restarts
+// again and again, each time sending as much as it may, while this node's
+// callback is stuck, has at most a window (and one message) waiting for the
+// callback: each new incarnation's credit counts what the earlier ones still
+// have queued. Each restart got a window of its own before (a black-box
+// audit: 20 restarts, 20 MiB waiting against the default window of 1 MiB).
+func TestRestartingPeerHasOneWindowWaiting(t *testing.T) {
+	const window, size = 64 << 10, 1000
+	gate := make(chan struct{})
+	var handed atomic.Int64
+	a, _ := newServer(t, "a", WithWindow(window), WithEvents(Events{Message: func(*Server, string, []byte) {
+		handed.Add(1)
+		<-gate
+	}}))
+	defer close(gate)
+	for k := range 5 {
+		b, err := New("b", WithIncarnation(uint64(k+1)), WithLogger(newLogger(&logSink{})))
+		require.NoError(t, err)
+		_, err = b.Connect(ctxT(t), a.Info())
+		require.NoError(t, err)
+		for range 2 * window / size {
+			b.Send("a", make([]byte, size))
+		}
+		// Until a has taken what it may of this incarnation's messages.
+		prev := uint64(0)
+		eventually(t, "a takes no more", func() bool {
+			time.Sleep(50 * time.Millisecond)
+			cur := a.Stats().MessagesIn
+			done := cur == prev && cur > 0
+			prev = cur
+			return done
+		})
+		require.NoError(t, b.Close())
+	}
+	waiting := int64(a.Stats().MessagesIn) - handed.Load() + 1 // the callback holds one
+	require.LessOrEqual(t, waiting*(size+32), int64(window+size+32), "%d messages of b wait for the callback", waiting)
+}

@@ -37,7 +37,8 @@ type PeerStatus struct {
 	Addr        string // where the node would redial it; "" if it knows no address
 	// The streams (stream.go). SendCredit: bytes the peer still lets this
 	// node send (negative: the last message went past); Unconsumed: bytes of
-	// its messages delivered here and not yet consumed by the user;
+	// its messages delivered here and not yet consumed by the user, those of
+	// its earlier incarnations included;
 	// Refused: a Send to it was refused since it last had room; Backlog:
 	// this node tells it that its answers to it back up here; Held: it
 	// tells this node so, and this node's producers wait.
@@ -101,7 +102,7 @@ func appendPeers(dst []PeerStatus, peers map[string]*peer) []PeerStatus {
 	start := len(dst)
 	for _, p := range peers {
 		s := PeerStatus{ID: p.id, Kept: p.kept, Connected: p.announced, Incarnation: p.inc, Queued: len(p.out.msgs), Unreachable: p.unreachable, Addr: p.redialAddr(),
-			SendCredit: int64(p.out.limit) - int64(p.out.endOf(p.out.sent-1)), Unconsumed: p.in.received - p.in.consumed, Refused: p.out.refused,
+			SendCredit: int64(p.out.limit) - int64(p.out.endOf(p.out.sent-1)), Unconsumed: p.in.received - p.in.consumed + p.in.stale, Refused: p.out.refused,
 			Backlog: p.out.backlog, Held: p.in.held}
 		if c := p.session; c != nil {
 			s.SessionConn, s.Sess, s.Confirmed = c.id, c.sess, !c.unconfirmed

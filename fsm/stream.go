@@ -223,6 +223,15 @@ type inStream struct {
 	// here, not in the peer record, so that it outlives that record as the
 	// count does ("Room for answers").
 	held bool
+	// stale: the cost of the messages of the peer's earlier incarnations
+	// still in the user's queue (delivered, not yet consumed). The credit
+	// granted to the current one counts them (grantLimit), so that what a
+	// peer id has waiting for the callbacks stays within one window however
+	// often its process restarts: each new incarnation used to get a window
+	// of its own, and a peer restarting in a loop made a node whose callback
+	// was slow hold a window per restart (a black-box audit: 20 restarts,
+	// 20 MiB waiting against a window of 1 MiB).
+	stale uint64
 }
 
 // endOf returns the stream offset at the end of p's message i.
@@ -666,7 +675,7 @@ func (n *Node) writeRun(c *conn, buf []byte, r *frameRun) {
 func (n *Node) streamsStart(p *peer, c *conn) {
 	in := p.in
 	if in.inc != c.peerInc {
-		*in = inStream{id: p.id, inc: c.peerInc}
+		*in = inStream{id: p.id, inc: c.peerInc, stale: in.stale + in.received - in.consumed}
 	}
 	c.resumed, c.peerResumed = false, false
 	n.sendAck(p, c)
@@ -683,7 +692,9 @@ func (n *Node) grantLimit(p *peer) uint64 {
 	if n.cfg.mutation.noCredit() {
 		return max(in.granted, in.received+1<<62) // deliberately wrong: see MutationNoCredit
 	}
-	return max(in.consumed+uint64(n.cfg.Window), in.granted, in.received)
+	limit := in.consumed + uint64(n.cfg.Window)
+	limit -= min(limit, in.stale) // earlier incarnations' messages still queued (stale)
+	return max(limit, in.granted, in.received)
 }
 
 // onAck handles the peer's ACK: on a new session the first one resumes the
@@ -877,11 +888,18 @@ const ackDelay = 20 * time.Millisecond
 // ACK.
 func (n *Node) consumed(id string, inc uint64, msgs, bytes int) {
 	in := n.inbound[id]
-	if in == nil || in.inc != inc || msgs <= 0 || bytes < 0 {
-		return // an older stream's message
+	if in == nil || msgs <= 0 || bytes < 0 {
+		return
 	}
-	in.consumed = min(in.consumed+uint64(bytes)+uint64(msgs)*msgCost, in.received)
-	in.unconsumed -= min(in.unconsumed, uint64(msgs))
+	cost := uint64(bytes) + uint64(msgs)*msgCost
+	if in.inc != inc {
+		// An earlier incarnation's messages: the room they leave is the
+		// current stream's credit (stale).
+		in.stale -= min(in.stale, cost)
+	} else {
+		in.consumed = min(in.consumed+cost, in.received)
+		in.unconsumed -= min(in.unconsumed, uint64(msgs))
+	}
 	p := n.peers[id]
 	if p == nil {
 		return

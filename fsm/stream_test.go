@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/masterless-go/masterless/fsm"
 	"github.com/masterless-go/masterless/wire"
 )
@@ -499,4 +501,47 @@ func TestLostQueueGivesBuffersBack(t *testing.T) {
 	if c := n.StreamBufCap("A"); c != 0 {
 		t.Fatalf("%d bytes of queue buffer left after everything was handed back", c)
 	}
+}
+
+// TestRestartsShareOneWindow: the messages of a peer's earlier incarnation
+// still in the user's queue count against the credit its next incarnation
+// gets, so that a peer id restarting in a loop has at most one window
+// waiting for the callbacks (a black-box audit: each restart got a window
+// of its own, 20 MiB waiting after 20 restarts against a window of 1 MiB);
+// as the user takes them, the credit comes back.
+func TestRestartsShareOneWindow(t *testing.T) {
+	const window = 64 << 10
+	n := establishedWith(t, fsm.Config{ID: "M", Incarnation: 1, Window: window})
+	credit := func(acts []fsm.Action, conn fsm.ConnID) []uint64 {
+		var out []uint64
+		for _, a := range acts {
+			if a.Kind == fsm.ActWrite && a.Conn == conn && a.Frame.Type == wire.Ack {
+				out = append(out, a.Frame.Credit)
+			}
+		}
+		return out
+	}
+	// A's first process fills the window; the user takes nothing.
+	payload := make([]byte, 1000)
+	const cost = 1000 + 32
+	sent := 0
+	for ; (sent+1)*cost <= window; sent++ {
+		require.NoError(t, n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Data, Payload: payload}}))
+	}
+	n.Ready()
+	// A restarts: its new process's session starts with the room the old
+	// one's messages leave, none past the window.
+	_ = n.Step(0, fsm.Accepted{Conn: 2})
+	_ = n.Step(0, fsm.FrameReceived{Conn: 2, Frame: wire.Frame{Type: wire.Hello, ID: "A", Incarnation: 2}})
+	first := credit(n.Ready(), 2)
+	require.Len(t, first, 1)
+	require.Equal(t, uint64(window-sent*cost), first[0], "the first ACK's credit: the window less what waits from incarnation 1")
+	peers := n.Peers()
+	require.Len(t, peers, 1)
+	require.Equal(t, uint64(sent*cost), peers[0].Unconsumed, "the old incarnation's messages are still waiting")
+	// The user takes the old messages: credit for the new one follows.
+	require.NoError(t, n.Step(0, fsm.Consumed{Peer: "A", Incarnation: 1, Messages: sent, Bytes: sent * 1000}))
+	more := credit(n.Ready(), 2)
+	require.Len(t, more, 1, "an ACK once the room is worth one")
+	require.Equal(t, uint64(window), more[0])
 }
