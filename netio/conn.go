@@ -158,7 +158,7 @@ func (n *Runtime) outputBound() int {
 
 // errOutputOverflow is why a connection whose output buffer passed
 // outputBound is closed.
-var errOutputOverflow = fmt.Errorf("%w: the peer acknowledged messages it never read (output buffer over its bound)", fsm.ErrProtocol)
+var errOutputOverflow = fmt.Errorf("%w: output buffer over its bound: the peer acknowledged messages it never read, or reads far less than it makes this node write", fsm.ErrProtocol)
 
 // overflow closes c, whose output buffer passed outputBound (called under
 // n.mu, from write, without wmu): what it holds is let go at once, and the
