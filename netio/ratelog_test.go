@@ -64,16 +64,9 @@ func TestReasonClass(t *testing.T) {
 // identical peer errors logs logBurst lines, and Close reports how many it
 // suppressed.
 func TestLogPeerSuppressesAndReports(t *testing.T) {
-	var buf bytes.Buffer
-	n, err := Start(Config{FSM: fsm.Config{ID: "x"}, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
-	require.NoError(t, err)
-	n.mu.Lock()
-	for i := range 1000 {
+	out := logged(t, func(n *Runtime, i int) {
 		n.logPeer(slog.LevelWarn, "closing connection", fmt.Errorf("%w: %w: junk %d", fsm.ErrProtocol, wire.ErrBadMagic, i), "conn", i)
-	}
-	n.mu.Unlock()
-	require.NoError(t, n.Close())
-	out := buf.String()
+	})
 	require.Equal(t, logBurst, strings.Count(out, "msg=\"closing connection\""), out)
 	require.Contains(t, out, "closing connection (similar lines suppressed)")
 	require.Contains(t, out, fmt.Sprintf("suppressed=%d", 1000-logBurst))
@@ -84,17 +77,26 @@ func TestLogPeerSuppressesAndReports(t *testing.T) {
 // goes through the limiter too: a thousand peers' reports log logBurst
 // lines, and Close reports the rest.
 func TestLostMessagesLogIsLimited(t *testing.T) {
+	out := logged(t, func(n *Runtime, i int) {
+		(*transport)(n).Notify(&fsm.Action{Kind: fsm.ActLost, Peer: fmt.Sprintf("p%d", i), Lost: [][]byte{{1}}, Err: fmt.Errorf("%w: p%d went away", fsm.ErrMessagesLost, i)})
+	})
+	require.Equal(t, logBurst, strings.Count(out, "msg=\"messages lost\""), out)
+	require.Contains(t, out, fmt.Sprintf("suppressed=%d", 1000-logBurst))
+}
+
+// logged runs line 1,000 times, with i from 0, under the core lock of a
+// Runtime that logs to a buffer, closes it, and returns what it logged.
+func logged(t *testing.T, line func(n *Runtime, i int)) string {
+	t.Helper()
 	var buf bytes.Buffer
 	n, err := Start(Config{FSM: fsm.Config{ID: "x"}, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
 	require.NoError(t, err)
 	n.mu.Lock()
 	for i := range 1000 {
-		(*transport)(n).Notify(&fsm.Action{Kind: fsm.ActLost, Peer: fmt.Sprintf("p%d", i), Lost: [][]byte{{1}}, Err: fmt.Errorf("%w: p%d went away", fsm.ErrMessagesLost, i)})
+		line(n, i)
 	}
 	n.settle()
 	n.mu.Unlock()
 	require.NoError(t, n.Close())
-	out := buf.String()
-	require.Equal(t, logBurst, strings.Count(out, "msg=\"messages lost\""), out)
-	require.Contains(t, out, fmt.Sprintf("suppressed=%d", 1000-logBurst))
+	return buf.String()
 }
