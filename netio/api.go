@@ -21,10 +21,12 @@ import (
 // On a session with a masterless 0.4.1 peer, which has no credit, Send waits
 // while that connection's output buffer holds more than Config.SendBuffer
 // bytes, until the writer has drained it or the connection closes (a peer
-// that reads nothing is closed after the peer timeout).
+// that reads nothing is closed after the peer timeout): after adding its
+// message if that passed the bound, and before adding it if another send's
+// had (waitGates), so the buffer holds at most the bound and one message.
 func (n *Runtime) Send(peer string, payload []byte) error {
 	n.mu.Lock()
-	if n.closed {
+	if !n.waitGates(context.Background(), peer) {
 		n.mu.Unlock()
 		return fsm.ErrClosed
 	}
@@ -53,9 +55,13 @@ func (n *Runtime) SendContext(ctx context.Context, peer string, payload []byte) 
 	}
 	for {
 		n.mu.Lock()
-		if n.closed {
+		if !n.waitGates(ctx, peer) {
+			closed := n.closed
 			n.mu.Unlock()
-			return fsm.ErrClosed
+			if closed {
+				return fsm.ErrClosed
+			}
+			return fmt.Errorf("masterless: sending to %s: %w", peer, ctx.Err())
 		}
 		n.admitPeer(peer)
 		// The channel before the step: a refusal that ends a lease tells
@@ -87,7 +93,7 @@ func (n *Runtime) SendContext(ctx context.Context, peer string, payload []byte) 
 // with the same backpressure.
 func (n *Runtime) SendMany(peers []string, payload []byte) int {
 	n.mu.Lock()
-	if n.closed {
+	if !n.waitGates(context.Background(), peers...) {
 		n.mu.Unlock()
 		return 0
 	}
@@ -112,9 +118,13 @@ func (n *Runtime) SendManyContext(ctx context.Context, peers []string, payload [
 	var first error
 	for {
 		n.mu.Lock()
-		if n.closed {
+		if !n.waitGates(ctx, pending...) {
+			closed := n.closed
 			n.mu.Unlock()
-			return sent, fsm.ErrClosed
+			if closed {
+				return sent, withFirst(fsm.ErrClosed, first)
+			}
+			return sent, withFirst(fmt.Errorf("masterless: sending to %d peers: %w", len(pending), ctx.Err()), first)
 		}
 		for _, p := range pending {
 			n.admitPeer(p)
@@ -184,6 +194,10 @@ func (n *Runtime) settleAndWait(ctx context.Context) {
 	for _, c := range n.full {
 		if !n.link.FlowControlled(c.id) {
 			full = append(full, c) // a 0.4.1 session: no credit bounds it
+			if !c.gated {
+				c.gated = true // the next sends to it wait first (waitGates)
+				n.gated++
+			}
 		}
 	}
 	n.settle()
@@ -365,3 +379,56 @@ func (n *Runtime) Stats() Stats {
 // event handler called and that would have waited for room: it returns the
 // refusal instead.
 const noWaitInHandler = "(called from an event handler, which must not wait for room: the room comes from the peer's acknowledgements, and those may wait for this node's handlers)"
+
+// waitGates runs, with n.mu held, before a send to peers adds anything:
+// while the session of one of them is a 0.4.1 one whose output buffer is
+// over its bound (gated by the send that passed it, settleAndWait), it drops
+// n.mu, waits for room there, and takes n.mu again. So a message to a 0.4.1
+// peer is added only while its buffer is within the bound, and the buffer
+// holds at most the bound and one message, however many goroutines send at
+// once: each used to add its message before it waited (a black-box audit:
+// 32 goroutines sending 1 MiB each put 35 MiB in a buffer bound to 4 MiB).
+// It returns false, n.mu held, if the node is closed or ctx ended.
+func (n *Runtime) waitGates(ctx context.Context, peers ...string) bool {
+	for !n.closed {
+		c := n.gatedConn(peers)
+		if c == nil {
+			return true
+		}
+		n.mu.Unlock()
+		c.waitSpace(ctx)
+		n.mu.Lock()
+		if ctx.Err() != nil {
+			return false
+		}
+	}
+	return false
+}
+
+// gatedConn returns the session of one of peers that is gated and still
+// over its bound, and ungates those no longer over it (called with n.mu
+// held). Without a gated connection it looks nothing up.
+func (n *Runtime) gatedConn(peers []string) *conn {
+	if n.gated == 0 {
+		return nil
+	}
+	for _, p := range peers {
+		id, ok := n.fsm.SessionConn(p)
+		if !ok {
+			continue
+		}
+		c := n.conns[id]
+		if c == nil || !c.gated {
+			continue
+		}
+		c.wmu.Lock()
+		over := len(c.out) > n.cfg.SendBuffer && c.state == connOpen
+		c.wmu.Unlock()
+		if over {
+			return c
+		}
+		c.gated = false
+		n.gated--
+	}
+	return nil
+}

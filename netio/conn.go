@@ -57,8 +57,11 @@ type conn struct {
 	wrote     bool // anything was ever written: a close lingers for it (core.go)
 	// overflowed: the output buffer passed outputBound; set under n.mu.
 	overflowed bool
-	lingers    bool // closed gracefully, counted in Runtime.lingering until its reader ends
-	idle       bool // the writer waits on data
+	// gated: a 0.4.1 session whose output buffer passed the send bound;
+	// sends to it wait before they add anything (waitGates). Under n.mu.
+	gated   bool
+	lingers bool // closed gracefully, counted in Runtime.lingering until its reader ends
+	idle    bool // the writer waits on data
 	// laneWork: the lane of this session has messages for the writer to
 	// admit (lane.go); lane is that lane, nil if none.
 	laneWork bool

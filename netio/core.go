@@ -30,6 +30,10 @@ func (t *transport) Write(id fsm.ConnID, head, body []byte) {
 // forgetConn takes c out of the connections the layer writes on (under mu).
 func (n *Runtime) forgetConn(c *conn) {
 	delete(n.conns, c.id)
+	if c.gated {
+		c.gated = false
+		n.gated--
+	}
 	if n.wrote == c {
 		n.wrote = nil
 	}

@@ -52,6 +52,7 @@ type Runtime struct {
 	armed     time.Duration // the deadline the timer goroutine waits for
 	last      time.Duration // the latest time fed to the fsm
 	full      []*conn       // connections over their send bound, for the caller to wait on
+	gated     int           // 0.4.1 sessions whose sends wait first (waitGates)
 	manyErrs  []error       // scratch for the results of a SendMany step
 	events    []event       // user events collected by Notify, handed over by settle
 	logs      *logLimiter   // rate limits the lines peers cause (ratelog.go)

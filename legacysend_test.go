@@ -1,0 +1,83 @@
+package masterless
+
+import (
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestLegacyConcurrentSendersWaitFirst: many goroutines sending at once to
+// a 0.4.1 peer that reads nothing leave at most the send buffer's bound and
+// one message in its output buffer (and as much in the write under way,
+// beyond what the socket took): once a
+// send passed the bound, the others wait before they add theirs. Each used
+// to add its message and then wait, so 32 goroutines sending 1 MiB each put
+// 35 MiB in a buffer bound to 4 MiB, and 64 passed the bound past which a
+// node closes a connection (a black-box audit: an honest 0.4.1 peer closed
+// as a protocol error within a second).
+func TestLegacyConcurrentSendersWaitFirst(t *testing.T) {
+	const bound, size, senders = 256 << 10, 64 << 10, 32
+	a, _ := newServer(t, "a", WithSendBuffer(bound), WithPeerTimeout(2*time.Second), WithHeartbeat(200*time.Millisecond))
+	nc, r := legacyDialer(t, a.Info(), "j")
+	_, err := r.ReadString('\n')
+	require.NoError(t, err)
+	_, err = io.WriteString(nc, `{"priority":1}`+"\r\n")
+	require.NoError(t, err)
+	line, err := r.ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, `{"confirm":true}`+"\r\n", line)
+	eventually(t, "j's 0.4.1 session", func() bool { return sameSet(a.Connections(), "j") })
+	// j reads nothing more, and keeps its session alive meanwhile.
+	stop := make(chan struct{})
+	var alive sync.WaitGroup
+	alive.Add(1)
+	go func() {
+		defer alive.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if _, err := io.WriteString(nc, "true\r\n"); err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { close(stop); alive.Wait() }()
+
+	var accepted atomic.Int64
+	var wg sync.WaitGroup
+	payload := map[string]string{"p": strings.Repeat("w", size)} // 0.4.1 messages are objects
+	for range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 16 {
+				if a.SendJSON("j", payload) != nil {
+					return // j is gone (the end of the test)
+				}
+				accepted.Add(1)
+			}
+		}()
+	}
+	time.Sleep(time.Second) // within the peer timeout: j is still there
+	var wire uint64
+	for _, p := range a.Stats().Peers {
+		if p.ID == "j" {
+			require.Nil(t, p.LastEnd, "the session is still up")
+			wire = p.WireOut
+		}
+	}
+	held := uint64(accepted.Load())*uint64(size+10) - min(wire, uint64(accepted.Load())*uint64(size+10))
+	// The buffer the writer is writing (bound and a message at most) and the
+	// one senders fill meanwhile.
+	require.LessOrEqual(t, held, uint64(2*(bound+size+10)), "%d sends of %d bytes accepted, %d bytes written to the socket", accepted.Load(), size, wire)
+	require.NoError(t, nc.Close()) // let the waiting senders go
+	wg.Wait()
+}
