@@ -222,9 +222,9 @@ func WithWindow(bytes int) Option {
 // connection to a masterless 0.4.1 peer; default 4 MiB. Past it Send waits
 // for the socket (see Server.Send). On a v2 session the peer's credit bounds
 // that buffer instead, and the send queue: a peer acknowledges only what it
-// read, so a buffer past the queue's bytes (with a frame header per message),
-// this bound, a window and a max frame means the peer acknowledged messages
-// it never read, and the connection is closed as a protocol error.
+// read, so a buffer past the queue's bytes (with a frame header per message)
+// and this bound means the peer acknowledged messages it never read, and
+// the connection is closed as a protocol error.
 func WithSendBuffer(bytes int) Option {
 	return func(s *settings) error { s.cfg.SendBuffer = bytes; return notNegative("WithSendBuffer", bytes) }
 }

@@ -149,14 +149,14 @@ func (c *conn) write(head, body []byte) {
 
 // outputBound is the most an output buffer may hold: the DATA a peer that
 // follows the protocol can leave unacknowledged (fsm.Config.Unacknowledged),
-// the send buffer's bound, and a window and a max frame more for the other
-// frames (ACKs, PINGs, member lists), which a peer that reads anything at
-// all takes long before they add up to that much. Past it the peer is
+// and the send buffer's bound more for the other frames (ACKs, PINGs,
+// member lists), which a peer that reads anything at all takes long before
+// they add up to that much. Past it the peer is
 // acknowledging messages it never read: a black-box audit's peer did so
 // while reading nothing (or 128 KiB every 250 ms, enough to keep the write
 // timeout away), and the buffer grew without bound (312-486 MiB in 4 s).
 func (n *Runtime) outputBound() int {
-	return n.fcfg.Unacknowledged() + n.cfg.SendBuffer + n.fcfg.InFlight()
+	return n.fcfg.Unacknowledged() + n.cfg.SendBuffer
 }
 
 // errOutputOverflow is why a connection whose output buffer passed
