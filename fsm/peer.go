@@ -57,7 +57,8 @@ type peer struct {
 	// redialQueued: its redial waits for a turn (redials.go).
 	redialQueued bool
 	// redialSlow: its last redial reached no node for half a handshake
-	// timeout or more (redials.go, unanswered).
+	// timeout or more (redials.go, unanswered), or its last session ended
+	// in silence (sessionEnded).
 	redialSlow bool
 
 	// The two streams of the pair (stream.go): what this node sends, kept
@@ -154,6 +155,15 @@ func (n *Node) sessionEnded(p *peer, c *conn, why error) {
 			n.armPeer(p, end)
 		}
 		if p.kept {
+			if !p.redialQueued { // a wait keeps its line (redials.go, slow)
+				// A session that ended in silence (the peer timeout: the
+				// host is partitioned away, blackholed or gone, as far as
+				// anyone can tell) makes the first redial slow, as an
+				// unanswered attempt does: when many sessions end so at
+				// once, a peer that comes back is not redialed behind
+				// all of their first attempts (redials.go).
+				p.redialSlow = errors.Is(why, ErrPeerTimeout)
+			}
 			n.scheduleRedial(p)
 		}
 		return

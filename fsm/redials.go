@@ -24,7 +24,8 @@ package fsm
 // each, and a peer that came back would wait behind all of them, up to a
 // handshake timeout for each MaxRedials of them queued before it.
 // So a wait whose last attempt reached no node for half a handshake
-// timeout or more (unanswered) is slow: the slow waits have a line of their
+// timeout or more (unanswered), or whose session ended in silence (the
+// peer timeout, sessionEnded), is slow: the slow waits have a line of their
 // own, their dials hold at most half of the slots (slowShare), and a slow
 // wait goes only while no other waits. The others go as before, passing
 // the slow line.

@@ -342,3 +342,48 @@ func TestCheckTimersCatchesStuckSlowTurn(t *testing.T) {
 	}
 	t.Fatal("the slow line never had room while others waited in it: the test measured nothing")
 }
+
+// When many sessions end in silence at once (the peer timeout: a partition,
+// a blackhole) and their hosts answer no redial, a peer whose session ended
+// otherwise (a reset: it restarts) is redialed at its backoff, not behind
+// their first attempts: a session that ended in silence makes its peer's
+// first redial slow, as an unanswered attempt does (a black-box audit: 200
+// blackholed peers held 20 returning ones for up to 27 s).
+func TestRedialPassesPeersThatWentSilent(t *testing.T) {
+	d := redialNode(t, 5, 4)
+	silent := []string{"b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m"}
+	keepPeers(t, d, append(silent, "z")...)
+	// keepPeers ended every session with a reset: give them new ones, the
+	// way their redials would, then let all but z's go silent.
+	var zConn fsm.ConnID
+	for i, id := range append(silent, "z") {
+		cid := fsm.ConnID(200 + i)
+		d.step(fsm.Accepted{Conn: cid})
+		d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Hello, ID: id, Incarnation: 1, Info: "tcp://" + id}})
+		d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Welcome, Sess: 5, Keep: true}})
+		d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20}})
+		d.step(fsm.FrameReceived{Conn: cid, Frame: wire.Frame{Type: wire.Resume, Next: 1}}) // confirmed
+		_, ok := d.n.SessionConn(id)
+		require.True(t, ok, "no session with %s", id)
+		zConn = cid
+	}
+	for range 70 { // 7 s: past the peer timeout; z pings
+		d.advance(100 * time.Millisecond)
+		d.step(fsm.FrameReceived{Conn: zConn, Frame: wire.Frame{Type: wire.Ping}})
+	}
+	for _, id := range silent {
+		_, ok := d.n.SessionConn(id)
+		require.False(t, ok, "%s still has a session", id)
+	}
+	// Their redials go and nobody answers them; z's session ends.
+	d.advance(time.Second)
+	d.step(fsm.ConnClosed{Conn: zConn, Err: errors.New("reset")})
+	var after time.Duration
+	for after = 0; after < 5*time.Second; after += 10 * time.Millisecond {
+		if _, ok := dialsOut(d, 10*time.Millisecond)["tcp://z"]; ok {
+			break
+		}
+	}
+	require.Less(t, after, time.Second, "z's redial waited behind the silent peers' first ones")
+	t.Logf("z redialed %v after its session ended", after)
+}
