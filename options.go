@@ -231,8 +231,12 @@ func WithSendBuffer(bytes int) Option {
 
 // WithDispatchQueue bounds the events waiting for the handlers, by count and
 // payload bytes; default 4096 and 8 MiB. Past it the server stops reading
-// from its masterless 0.4.1 peers until the handlers catch up. A v2 peer may
-// have at most its credit waiting (WithWindow), so it is never stopped.
+// from its masterless 0.4.1 peers until the handlers catch up; a read under
+// way on each of their connections still adds its events (at most a read
+// buffer's worth each), so with many 0.4.1 peers the queue can pass the
+// bound by that much (300 flooding peers: 3.3 times the count, 1.3 MiB, a
+// black-box audit). A v2 peer may have at most its credit waiting
+// (WithWindow), so it is never stopped.
 func WithDispatchQueue(events, bytes int) Option {
 	return func(s *settings) error {
 		s.cfg.DispatchQueue, s.cfg.DispatchBytes = events, bytes
