@@ -115,7 +115,7 @@ func (n *Node) peerAt(addr string) *peer {
 func (n *Node) bindRequest(r *request, p *peer) {
 	r.peer = p
 	p.addr = r.addr
-	p.disc.byDiscovery = false // the user keeps it
+	p.disc.byDiscovery, p.disc.otherAddr = false, false // the user keeps it
 	if !p.kept {
 		n.markKept(p, true)
 		n.traceKeepBound(p)

@@ -104,6 +104,10 @@ type peerDisc struct {
 	byDiscovery bool          // kept because discovery found it (not by the user)
 	since       time.Duration // when its session was last wanted and missing: the leader waits LeaderDelay from here
 	queued      bool          // in discovery.queue
+	// otherAddr: the peer's addr is an address other members named at an
+	// incarnation not newer than its record's (otherAddress), not one the
+	// user dialed.
+	otherAddr bool
 }
 
 func (c *Config) discoveryDefaults() error {
@@ -291,8 +295,10 @@ func (n *Node) learn(from string, entries []wire.Member, news []wire.Member) []w
 			// (the leader of the pair waits LeaderDelay) was forgotten
 			// while its other peers still talked to it.
 			m.heardAt = n.now
+			n.otherAddress(m, e, from)
 			continue
 		default:
+			n.otherAddress(m, e, from)
 			continue // nothing new
 		}
 		m.inc, m.left, m.forgotten, m.heardAt = e.Incarnation, e.State == wire.MemberLeft, false, n.now
@@ -304,6 +310,34 @@ func (n *Node) learn(from string, entries []wire.Member, news []wire.Member) []w
 	}
 	n.disc.scratch = news[:0]
 	return news
+}
+
+// otherAddress takes the address of entry e, which node from said of
+// member m and which is no news (an incarnation not newer than m's record),
+// as the other address m's redials alternate with (redialMissed), on an
+// authenticated mesh while this node has never reached m itself (no session,
+// no address its user dialed): the record may hold what an insider made up,
+// at the greatest incarnation, which the other members' true word, at a
+// smaller one, could never replace. Two nodes that never met, told of each
+// other so, never learned each other's address, and the pair stayed apart
+// for as long as the insider repeated it (a black-box audit). A made-up
+// address costs the redials that miss; the member's own one is tried every
+// other time.
+func (n *Node) otherAddress(m *member, e wire.Member, from string) {
+	if !n.cfg.RequireAuth || e.ID == from || e.State == wire.MemberLeft || m.left || m.forgotten || e.Addr == "" || e.Addr == m.addr {
+		return
+	}
+	p := n.peers[m.id]
+	if p == nil || p.session != nil || !p.disc.byDiscovery || p.counters.sessions > 0 || p.addr == e.Addr {
+		return // met: its own address is known (applyMember)
+	}
+	if p.addr != "" && !p.disc.otherAddr {
+		return // the address the user dialed stays
+	}
+	if p.info == "" {
+		p.info = m.addr
+	}
+	p.addr, p.disc.otherAddr = e.Addr, true
 }
 
 // applyMember does what member m's new record asks of this node; hearsay:

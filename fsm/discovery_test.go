@@ -530,3 +530,29 @@ func TestDiscoveryAuthHearsayDuringOutage(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, own, len(dials)/2, "the member's own address is redialed at least every other time: %v", dials)
 }
+
+// On an authenticated mesh an insider can tell a node of a member it never
+// met at the greatest incarnation and an address that answers nothing; the
+// other members' true word, at a smaller incarnation, is no news, but its
+// address becomes the other one the redials alternate with, so the member
+// is reached. It was ignored, and the pair never met while the insider
+// repeated the lie (a black-box audit: apart for 25 s and counting).
+func TestDiscoveryAuthMadeUpAddressOfAMemberNeverMet(t *testing.T) {
+	d := newDiscNode(t, "m", func(c *fsm.Config) { c.RequireAuth = true })
+	d.authSession(1, "a", 1) // the insider
+	d.authSession(2, "h", 1) // an honest member, which has met z
+	lie := wire.MembersFrame([]wire.Member{{ID: "z", Incarnation: ^uint64(0), Addr: "tcp://hole"}})
+	truth := wire.MembersFrame([]wire.Member{{ID: "z", Incarnation: 2, Addr: "tcp://z"}})
+	d.step(fsm.FrameReceived{Conn: 1, Frame: lie})
+	var dials []string
+	for range 40 { // 20 s: the lie and the truth every second, dials refused
+		d.step(fsm.FrameReceived{Conn: 1, Frame: lie})
+		d.step(fsm.FrameReceived{Conn: 2, Frame: truth})
+		for _, a := range kinds(d.advance(500*time.Millisecond), fsm.ActDial) {
+			dials = append(dials, a.Addr)
+			d.step(fsm.DialFailed{Dial: a.Dial, Err: fsm.ErrDialFailed})
+		}
+	}
+	require.Contains(t, dials, "tcp://z", "z was never dialed at the address the honest member gave: %v", dials)
+	require.Contains(t, dials, "tcp://hole", "the test measured nothing: the lie was never believed")
+}

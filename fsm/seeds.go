@@ -71,7 +71,7 @@ func (n *Node) seedReached(addr string, p *peer) {
 	}
 	delete(n.seeds, addr)
 	p.addr = addr
-	p.disc.byDiscovery = false
+	p.disc.byDiscovery, p.disc.otherAddr = false, false
 	if !p.kept {
 		n.markKept(p, true)
 		n.traceKeepBound(p) // as a Connect bound to p: a Keep(p, true)
