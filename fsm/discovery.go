@@ -87,6 +87,7 @@ type member struct {
 	// one does not bring it back; a newer incarnation, or a leave, is news.
 	forgotten bool
 	heardAt   time.Duration // last news of it, the end of its last session, or when it was forgotten
+	from      string        // the node whose entry the record holds (otherAddress)
 }
 
 // discovery is the node's discovery state.
@@ -218,9 +219,9 @@ func (n *Node) discoveryDown(p *peer) {
 }
 
 func (n *Node) onMembers(c *conn, f *wire.Frame) {
-	// MEMBERS on a connection without discovery, or before the follower
-	// confirmed the session, never gets here: frameOn refuses it by its
-	// type (refusal), as the connection layer does at its header.
+	// MEMBERS on a connection without discovery, or before the peer's
+	// RESUME, never gets here: frameOn refuses it by its type (refusal),
+	// as the connection layer does at its header.
 	from := ""
 	if c.peer != nil {
 		from = c.peer.id
@@ -301,7 +302,7 @@ func (n *Node) learn(from string, entries []wire.Member, news []wire.Member) []w
 			n.otherAddress(m, e, from)
 			continue // nothing new
 		}
-		m.inc, m.left, m.forgotten, m.heardAt = e.Incarnation, e.State == wire.MemberLeft, false, n.now
+		m.inc, m.left, m.forgotten, m.heardAt, m.from = e.Incarnation, e.State == wire.MemberLeft, false, n.now, from
 		if e.Addr != "" || m.left {
 			m.addr = e.Addr
 		}
@@ -322,9 +323,12 @@ func (n *Node) learn(from string, entries []wire.Member, news []wire.Member) []w
 // other so, never learned each other's address, and the pair stayed apart
 // for as long as the insider repeated it (a black-box audit). A made-up
 // address costs the redials that miss; the member's own one is tried every
-// other time.
+// other time. The node whose entry the record holds cannot name the other
+// address too (m.from): one insider alone, saying the greatest incarnation
+// and also a smaller one at another made-up address as often as it likes,
+// would fill both.
 func (n *Node) otherAddress(m *member, e wire.Member, from string) {
-	if !n.cfg.RequireAuth || e.ID == from || e.State == wire.MemberLeft || m.left || m.forgotten || e.Addr == "" || e.Addr == m.addr {
+	if !n.cfg.RequireAuth || e.ID == from || from == m.from || e.State == wire.MemberLeft || m.left || m.forgotten || e.Addr == "" || e.Addr == m.addr {
 		return
 	}
 	p := n.peers[m.id]

@@ -543,11 +543,15 @@ func TestDiscoveryAuthMadeUpAddressOfAMemberNeverMet(t *testing.T) {
 	d.authSession(2, "h", 1) // an honest member, which has met z
 	lie := wire.MembersFrame([]wire.Member{{ID: "z", Incarnation: ^uint64(0), Addr: "tcp://hole"}})
 	truth := wire.MembersFrame([]wire.Member{{ID: "z", Incarnation: 2, Addr: "tcp://z"}})
+	// The insider also names a second made-up address at a smaller
+	// incarnation, after each truth: it may not name the other address too.
+	lowLie := wire.MembersFrame([]wire.Member{{ID: "z", Incarnation: 1, Addr: "tcp://hole2"}})
 	d.step(fsm.FrameReceived{Conn: 1, Frame: lie})
 	var dials []string
-	for range 40 { // 20 s: the lie and the truth every second, dials refused
+	for range 40 { // 20 s: the lies and the truth every second, dials refused
 		d.step(fsm.FrameReceived{Conn: 1, Frame: lie})
 		d.step(fsm.FrameReceived{Conn: 2, Frame: truth})
+		d.step(fsm.FrameReceived{Conn: 1, Frame: lowLie})
 		for _, a := range kinds(d.advance(500*time.Millisecond), fsm.ActDial) {
 			dials = append(dials, a.Addr)
 			d.step(fsm.DialFailed{Dial: a.Dial, Err: fsm.ErrDialFailed})
@@ -555,4 +559,5 @@ func TestDiscoveryAuthMadeUpAddressOfAMemberNeverMet(t *testing.T) {
 	}
 	require.Contains(t, dials, "tcp://z", "z was never dialed at the address the honest member gave: %v", dials)
 	require.Contains(t, dials, "tcp://hole", "the test measured nothing: the lie was never believed")
+	require.NotContains(t, dials, "tcp://hole2", "the insider named the other address too")
 }

@@ -892,11 +892,14 @@ func (n *Node) consumed(id string, inc uint64, msgs, bytes int) {
 		return
 	}
 	cost := uint64(bytes) + uint64(msgs)*msgCost
-	if in.inc != inc {
+	switch {
+	case in.inc != inc && inc != 0:
 		// An earlier incarnation's messages: the room they leave is the
-		// current stream's credit (stale).
+		// current stream's credit (stale). (Incarnation 0: a 0.4.1
+		// session's, which has no credit and counted in no stream.)
 		in.stale -= min(in.stale, cost)
-	} else {
+	case in.inc != inc:
+	default:
 		in.consumed = min(in.consumed+cost, in.received)
 		in.unconsumed -= min(in.unconsumed, uint64(msgs))
 	}

@@ -539,6 +539,10 @@ func TestRestartsShareOneWindow(t *testing.T) {
 	peers := n.Peers()
 	require.Len(t, peers, 1)
 	require.Equal(t, uint64(sent*cost), peers[0].Unconsumed, "the old incarnation's messages are still waiting")
+	// A 0.4.1 session's messages (incarnation 0) taken off the queue leave
+	// no room in any stream: no credit.
+	require.NoError(t, n.Step(0, fsm.Consumed{Peer: "A", Incarnation: 0, Messages: sent, Bytes: sent * 1000}))
+	require.Empty(t, credit(n.Ready(), 2), "a 0.4.1 session's messages freed the stale room")
 	// The user takes the old messages: credit for the new one follows.
 	require.NoError(t, n.Step(0, fsm.Consumed{Peer: "A", Incarnation: 1, Messages: sent, Bytes: sent * 1000}))
 	more := credit(n.Ready(), 2)
