@@ -387,6 +387,21 @@ func legacyDialer(t *testing.T, addr, id string) (net.Conn, *bufio.Reader) {
 	return nc, bufio.NewReader(nc)
 }
 
+// legacyJoined is legacyDialer past the handshake: the node's HELLO read,
+// priority sent, its confirm read.
+func legacyJoined(t *testing.T, addr, id string) net.Conn {
+	t.Helper()
+	nc, r := legacyDialer(t, addr, id)
+	_, err := r.ReadString('\n')
+	require.NoError(t, err)
+	_, err = io.WriteString(nc, `{"priority":1}`+"\r\n")
+	require.NoError(t, err)
+	line, err := r.ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, `{"confirm":true}`+"\r\n", line)
+	return nc
+}
+
 // TestPlaintextLegacyOptIn: a masterless 0.4.1 dialer, which can only speak
 // plaintext, is refused by a node with an identity (ErrUnauthenticated in
 // its log; 0.4.1 has no BYE, it sees the connection close), and let in with

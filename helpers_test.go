@@ -264,3 +264,25 @@ func (p *pauseWatch) String() string {
 	return fmt.Sprintf("the process paused %v in all, %v at most (not counted)",
 		p.total().Round(time.Millisecond), time.Duration(p.worst.Load()).Round(time.Millisecond))
 }
+
+// every runs f every d on a goroutine of its own until f fails or the
+// returned stop is called; stop waits for the goroutine to end.
+func every(d time.Duration, f func() error) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(d):
+			}
+			if f() != nil {
+				return
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -87,23 +86,11 @@ func TestLyingAckerIsClosed(t *testing.T) {
 	eventually(t, "a session with the liar", func() bool { return slices.Contains(srv.Connections(), "a-liar") })
 
 	var accepted atomic.Uint64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { // the liar: every 10 ms, an ACK of everything accepted
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-			if p.write(wire.Frame{Type: wire.Ack, Delivered: accepted.Load(), Credit: 1 << 50}) != nil {
-				return
-			}
-		}
-	}()
-	defer func() { close(stop); wg.Wait() }()
+	// The liar: every 10 ms, an ACK of everything accepted.
+	stop := every(10*time.Millisecond, func() error {
+		return p.write(wire.Frame{Type: wire.Ack, Delivered: accepted.Load(), Credit: 1 << 50})
+	})
+	defer stop()
 	payload := make([]byte, 16<<10)
 	bound := uint64(1<<20 + 1024*wire.HeaderSize + 256<<10)
 	deadline := time.Now().Add(waitFor)
