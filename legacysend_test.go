@@ -1,6 +1,7 @@
 package masterless
 
 import (
+	"bufio"
 	"io"
 	"strings"
 	"sync"
@@ -65,4 +66,23 @@ func TestLegacyConcurrentSendersWaitFirst(t *testing.T) {
 	done.Store(true)
 	require.NoError(t, nc.Close()) // let the waiting senders go
 	wg.Wait()
+}
+
+// TestLegacyMessageOverTheOutputBound: the bound past which a connection's
+// output buffer means a lying peer (acknowledgements of what it never read)
+// is for sessions with acknowledgements: a 0.4.1 session has none, and a
+// message larger than the send queue's bytes is legal there. It closed
+// such a session as a protocol error (the review of the bound: a send queue
+// of 64 KiB, a 1 MiB message).
+func TestLegacyMessageOverTheOutputBound(t *testing.T) {
+	a, _ := newServer(t, "a", WithSendQueue(16, 64<<10), WithSendBuffer(64<<10))
+	nc := legacyJoined(t, a.Info(), "j")
+	eventually(t, "j's 0.4.1 session", func() bool { return sameSet(a.Connections(), "j") })
+	require.NoError(t, a.SendJSON("j", map[string]string{"p": strings.Repeat("w", 1<<20)}))
+	r := bufio.NewReaderSize(nc, 4<<20)
+	require.NoError(t, nc.SetReadDeadline(time.Now().Add(waitFor)))
+	line, err := r.ReadString('\n')
+	require.NoError(t, err, "the message")
+	require.Greater(t, len(line), 1<<20)
+	require.True(t, sameSet(a.Connections(), "j"), "the session is still up")
 }

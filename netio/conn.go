@@ -133,7 +133,7 @@ func (c *conn) write(head, body []byte) {
 		c.out = append(append(c.out, head...), body...)
 		wake, c.idle = c.idle, false
 		if len(c.out) > c.n.cfg.SendBuffer {
-			if len(c.out) > c.n.outputBound() {
+			if len(c.out) > c.n.outputBound() && c.n.link.FlowControlled(c.id) {
 				c.wmu.Unlock()
 				c.overflow()
 				return
@@ -147,7 +147,10 @@ func (c *conn) write(head, body []byte) {
 	}
 }
 
-// outputBound is the most an output buffer may hold: the DATA a peer that
+// outputBound is the most an output buffer may hold on a session with
+// acknowledgements (a 0.4.1 one has none, and its sends wait on the send
+// buffer instead, waitGates; a message larger than the send queue is legal
+// there, and the bound closed such a session): the DATA a peer that
 // follows the protocol can leave unacknowledged (fsm.Config.Unacknowledged),
 // and the send buffer's bound more for the other frames (ACKs, PINGs,
 // member lists), which a peer that reads anything at all takes long before
