@@ -82,6 +82,9 @@ func TestLegacyMessageOverTheOutputBound(t *testing.T) {
 	r := bufio.NewReaderSize(nc, 4<<20)
 	require.NoError(t, nc.SetReadDeadline(time.Now().Add(waitFor)))
 	line, err := r.ReadString('\n')
+	for err == nil && len(line) < 16 { // the node's keep flag and heartbeats, when legacyJoined's reader did not take them
+		line, err = r.ReadString('\n')
+	}
 	require.NoError(t, err, "the message")
 	require.Greater(t, len(line), 1<<20)
 	require.True(t, sameSet(a.Connections(), "j"), "the session is still up")
