@@ -71,7 +71,7 @@ func (n *Node) CheckTimers() error {
 				due = min(due, n.redialDue(p))
 			}
 		}
-		if !p.kept && !p.away && p.session == nil && p.handshakes == 0 && p.dialing == nil && len(p.waiters) == 0 && len(p.out.msgs) == 0 {
+		if !p.kept && !p.away && p.session == nil && p.handshakes == 0 && p.dialing == nil && len(p.waiters) == 0 && p.out.count == 0 {
 			due = min(due, p.lingerUntil)
 		}
 		if p.disc.byDiscovery && p.session == nil {
@@ -243,27 +243,91 @@ func (n *Node) DropPeerTimer(id string) {
 	}
 }
 
-// CheckStreams verifies the bookkeeping a Send relies on without reading
-// the stream's entries: every outgoing stream's tail is the end offset of
-// its last message (or of the last one acknowledged, when none waits), and
-// its cost counters match its messages; and the peer a Send remembers
-// (sendPeer) is the record the node holds for that id, not a forgotten one.
+// CheckStreams verifies the bookkeeping the send queue relies on without
+// reading its frames on the way (outqueue.go): every outgoing stream's
+// tail is the end offset of its last run (or of the last message
+// acknowledged, when none waits), each run's end is the one before it plus
+// its cost, its frames in the buffer carry its messages and payload bytes,
+// the counters match the runs, and the send cursor stands where the sent
+// count says, at the buffer offset and stream offset of its message; and
+// the peer a Send remembers (sendPeer) is the record the node holds for
+// that id, not a forgotten one.
 func (n *Node) CheckStreams() error {
 	if p := n.sentTo; p != nil && n.peers[p.id] != p {
 		return fmt.Errorf("the peer of the latest Send, %s, is not the node's record for that id", p.id)
 	}
 	for id, p := range n.peers {
-		o := &p.out
-		if want := o.endOf(len(o.msgs) - 1); o.tail != want {
-			return fmt.Errorf("stream to %s: tail %d, but its last message ends at %d", id, o.tail, want)
+		if err := p.out.check(); err != nil {
+			return fmt.Errorf("stream to %s: %w", id, err)
 		}
-		bytes := 0
-		for i := range o.msgs {
-			bytes += int(o.msgs[i].n)
+	}
+	return nil
+}
+
+// check is CheckStreams for one stream.
+func (o *outStream) check() error {
+	end, count, bytes, reserved, sent := o.ackedEnd, 0, 0, uint64(0), -1
+	for i := range o.runs {
+		r := &o.runs[i]
+		if r.count < 1 {
+			return fmt.Errorf("run %d holds %d messages", i, r.count)
 		}
-		if bytes != o.bytes {
-			return fmt.Errorf("stream to %s: %d payload bytes counted, %d in its messages", id, o.bytes, bytes)
+		if r.shared != nil && r.count != 1 {
+			return fmt.Errorf("run %d of a shared copy holds %d messages", i, r.count)
 		}
+		if i == o.cur.run {
+			sent = count + o.cur.in
+			if o.cur.in > r.count {
+				return fmt.Errorf("cursor at message %d of run %d of %d", o.cur.in, i, r.count)
+			}
+			size, n := 0, 0
+			if r.shared == nil {
+				size, n = o.skipFrames(r.at, o.cur.in)
+			} else if o.cur.in == 1 {
+				n = r.n
+			}
+			if o.cur.in > 0 && r.shared == nil && o.cur.at != r.at+size {
+				return fmt.Errorf("cursor at buffer offset %d, its message at %d", o.cur.at, r.at+size)
+			}
+			if want := end + uint64(n) + uint64(o.cur.in)*msgCost; o.cur.end != want {
+				return fmt.Errorf("cursor says the last message sent ends at %d, it ends at %d", o.cur.end, want)
+			}
+		}
+		if r.shared == nil {
+			size, n := o.skipFrames(r.at, r.count)
+			if n != r.n || r.at+size > len(o.buf) {
+				return fmt.Errorf("run %d: %d payload bytes counted, %d in its frames (buffer %d of %d)", i, r.n, n, r.at+size, len(o.buf))
+			}
+		}
+		end += r.cost()
+		if r.end != end {
+			return fmt.Errorf("run %d ends at %d, its messages at %d", i, r.end, end)
+		}
+		count += r.count
+		bytes += r.n
+		if r.reserve {
+			reserved += r.cost()
+		}
+	}
+	if len(o.runs) == 0 && (o.cur.run != 0 || o.cur.in != 0 || o.cur.end != o.ackedEnd) {
+		return fmt.Errorf("no message, cursor %+v (acknowledged up to %d)", o.cur, o.ackedEnd)
+	}
+	if len(o.runs) == 0 {
+		sent = 0
+	}
+	switch {
+	case o.tail != end:
+		return fmt.Errorf("tail %d, but its last message ends at %d", o.tail, end)
+	case count != o.count:
+		return fmt.Errorf("%d messages counted, %d in its runs", o.count, count)
+	case bytes != o.bytes:
+		return fmt.Errorf("%d payload bytes counted, %d in its messages", o.bytes, bytes)
+	case reserved != o.reserved:
+		return fmt.Errorf("%d reserved counted, %d in its producers' runs", o.reserved, reserved)
+	case sent != o.sent:
+		return fmt.Errorf("%d sent, the cursor %+v stands at message %d", o.sent, o.cur, sent)
+	case o.everSent < o.sent || o.everSent > o.count:
+		return fmt.Errorf("%d ever sent, %d sent, %d queued", o.everSent, o.sent, o.count)
 	}
 	return nil
 }
@@ -299,8 +363,10 @@ func (n *Node) CheckActionSlots() error {
 // SendMany's shared payloads.
 func (n *Node) SharedCopies(peer string) []*[]byte {
 	var out []*[]byte
-	for _, m := range n.peers[peer].out.msgs {
-		out = append(out, m.shared)
+	for _, r := range n.peers[peer].out.runs {
+		for range r.count {
+			out = append(out, r.shared)
+		}
 	}
 	return out
 }

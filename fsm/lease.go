@@ -144,7 +144,7 @@ func (n *Node) grantLease(p *peer) {
 	if l.gen != 0 && l.conn != p.session {
 		return // checkLeases revokes it at the end of this step
 	}
-	msgs := min(n.cfg.QueueMessages/2-len(o.msgs), leaseMessages) - l.msgs
+	msgs := min(n.cfg.QueueMessages/2-o.count, leaseMessages) - l.msgs
 	used := o.queued() + l.cost
 	share := n.producerShare()
 	if msgs <= 0 || used+msgCost > share || l.cost+msgCost > leaseCost {
@@ -221,7 +221,7 @@ func (n *Node) admitStaged(e *Admit) error {
 	}
 	var lost [][]byte
 	var why error
-	frames, count := e.Frames, 0
+	frames, count, bytes, largest := e.Frames, 0, 0, 0
 	for len(frames) > 0 {
 		payload, rest, ok := wire.NextData(frames)
 		if !ok {
@@ -229,6 +229,8 @@ func (n *Node) admitStaged(e *Admit) error {
 		}
 		frames = rest
 		count++
+		bytes += len(payload)
+		largest = max(largest, len(payload))
 		if l != nil {
 			cost := uint64(len(payload)) + msgCost
 			if l.msgs < 1 || l.cost < cost {
@@ -247,7 +249,7 @@ func (n *Node) admitStaged(e *Admit) error {
 		n.invariant(false, "Admit toward %s says %d messages and holds %d", e.Peer, e.Messages, count)
 	}
 	if l != nil && count > 0 {
-		p.out.queueFrames(e.Frames, true)
+		p.out.queueFrames(e.Frames, count, bytes, uint32(largest), true)
 		if c := p.session; c != nil && c.resumed {
 			n.pump(p, c, nil)
 		}
@@ -295,7 +297,7 @@ func (n *Node) settleLeaseAway(p *peer) {
 		return
 	}
 	p.awayForLease = nil
-	if !p.away || p.kept || p.session != nil || len(p.out.msgs) > 0 || n.shutdown {
+	if !p.away || p.kept || p.session != nil || p.out.count > 0 || n.shutdown {
 		return
 	}
 	n.peerDown(p, why)

@@ -186,8 +186,7 @@ func (n *Node) onLegacyWelcome(c *conn, _ *wire.Frame) {
 func (n *Node) legacyEstablished(c *conn) {
 	o := &c.peer.out
 	var refused [][]byte
-	for i := range o.msgs {
-		p := o.payload(i)
+	o.each(o.count, func(p []byte) {
 		if wire.ValidLegacyPayload(p) != nil {
 			// Accepted while the peer's protocol was not known (it was
 			// away, or not yet seen): 0.4.1 cannot carry it, so it comes
@@ -196,11 +195,11 @@ func (n *Node) legacyEstablished(c *conn) {
 			// the id of a peer that had binary messages queued took the
 			// process down, a black-box audit.)
 			refused = append(refused, append([]byte(nil), p...))
-			continue
+			return
 		}
 		n.write(c, wire.Frame{Type: wire.Data, Payload: p})
-	}
-	o.drop(len(o.msgs))
+	})
+	o.drop(o.count)
 	o.buf = nil // the writes above alias it until the adapter copies them
 	if len(refused) > 0 {
 		n.emit(Action{Kind: ActLost, Peer: c.peer.id, Incarnation: o.inc, Lost: refused,

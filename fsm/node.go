@@ -404,19 +404,19 @@ func (n *Node) addAction(kind ActionKind) *Action {
 // writeData writes a DATA frame with payload on c: write, without building
 // a frame and an action to copy (the path of every message sent).
 func (n *Node) writeData(c *conn, payload []byte) {
-	n.countData(c, len(payload))
+	n.countData(c, 1, len(payload))
 	a := n.addAction(ActWrite)
 	a.Conn = c.id
 	a.Frame.Type, a.Frame.Payload = wire.Data, payload
 }
 
-// countData counts a message of k payload bytes written on c.
-func (n *Node) countData(c *conn, k int) {
+// countData counts k messages of m payload bytes in all written on c.
+func (n *Node) countData(c *conn, k, m int) {
 	if p := c.peer; p != nil {
-		p.counters.msgsOut++
-		p.counters.bytesOut += uint64(k)
-		n.counters.msgsOut++
-		n.counters.bytesOut += uint64(k)
+		p.counters.msgsOut += uint64(k)
+		p.counters.bytesOut += uint64(m)
+		n.counters.msgsOut += uint64(k)
+		n.counters.bytesOut += uint64(m)
 	}
 }
 

@@ -151,7 +151,7 @@ func (n *Node) countRefused() {
 // countOut counts a DATA frame written to c's peer.
 func (n *Node) countOut(c *conn, f *wire.Frame) {
 	if f.Type == wire.Data {
-		n.countData(c, len(f.Payload))
+		n.countData(c, 1, len(f.Payload))
 	}
 }
 

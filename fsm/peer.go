@@ -126,7 +126,7 @@ func (n *Node) countSession(p *peer) {
 // sessionEnded runs when p's session c closed for reason why.
 func (n *Node) sessionEnded(p *peer, c *conn, why error) {
 	p.session = nil
-	p.out.sent = 0 // what was sent on it goes again on the next session, unless acknowledged
+	p.out.rewind() // what was sent on it goes again on the next session, unless acknowledged
 	n.noteClosedSession(p, c, why)
 	n.discoveryDown(p)
 	if c.unconfirmed {
@@ -138,11 +138,11 @@ func (n *Node) sessionEnded(p *peer, c *conn, why error) {
 	mayComeBack := n.peerMayComeBack(c, why) && !n.cfg.mutation.lostAtOnce() // see MutationLostAtOnce
 	// A lease outstanding may hold messages staged and not yet admitted
 	// (lease.go): they are waited for as the queued ones are.
-	held := len(p.out.msgs) > 0 || p.out.lease.gen != 0 && !n.cfg.mutation.leaseNotHeld() // see MutationLeaseNotHeld
+	held := p.out.count > 0 || p.out.lease.gen != 0 && !n.cfg.mutation.leaseNotHeld() // see MutationLeaseNotHeld
 	if p.kept || (mayComeBack && held) {
 		if !p.away {
 			p.away, p.awaySince = true, n.now
-			if !p.kept && len(p.out.msgs) == 0 {
+			if !p.kept && p.out.count == 0 {
 				// Waited for only on the lease's account: the Admit that
 				// follows its revocation settles it (lease.go, settleLeaseAway).
 				p.awayForLease = why
@@ -234,7 +234,7 @@ func (n *Node) peerDown(p *peer, why error) {
 		n.emit(Action{Kind: ActDisconnected, Peer: p.id, Err: why})
 	}
 	p.away, p.awayForLease = false, nil
-	if k := len(p.out.msgs); k > 0 {
+	if k := p.out.count; k > 0 {
 		reason := "it is not connected and not kept"
 		if why != nil {
 			reason = why.Error()
@@ -263,7 +263,7 @@ func (n *Node) noteClosedSession(p *peer, c *conn, why error) {
 // maybeForgetPeer drops p when nothing refers to it any more, so memory is
 // bounded by the peers in use.
 func (n *Node) maybeForgetPeer(p *peer) {
-	if p.kept || p.away || p.session != nil || p.handshakes > 0 || p.dialing != nil || len(p.waiters) > 0 || len(p.out.msgs) > 0 {
+	if p.kept || p.away || p.session != nil || p.handshakes > 0 || p.dialing != nil || len(p.waiters) > 0 || p.out.count > 0 {
 		return // an away peer is forgotten only once peerTimers reported it gone
 	}
 	if n.now < p.lingerUntil {
@@ -450,7 +450,7 @@ func (n *Node) markKept(p *peer, keep bool) {
 				}
 			}
 		}
-	} else if p.session == nil && !(p.away && len(p.out.msgs) > 0) {
+	} else if p.session == nil && !(p.away && p.out.count > 0) {
 		why := error(ErrNotConnected)
 		if p.away {
 			why = p.withLastEnd(fmt.Errorf("%w: %s no longer kept", ErrNotConnected, p.id))

@@ -101,8 +101,8 @@ func (n *Node) EndedPeers() ([]PeerStatus, []PeerCounters) {
 func appendPeers(dst []PeerStatus, peers map[string]*peer) []PeerStatus {
 	start := len(dst)
 	for _, p := range peers {
-		s := PeerStatus{ID: p.id, Kept: p.kept, Connected: p.announced, Incarnation: p.inc, Queued: len(p.out.msgs), Unreachable: p.unreachable, Addr: p.redialAddr(),
-			SendCredit: int64(p.out.limit) - int64(p.out.endOf(p.out.sent-1)), Unconsumed: p.in.received - p.in.consumed + p.in.stale, Refused: p.out.refused,
+		s := PeerStatus{ID: p.id, Kept: p.kept, Connected: p.announced, Incarnation: p.inc, Queued: p.out.count, Unreachable: p.unreachable, Addr: p.redialAddr(),
+			SendCredit: int64(p.out.limit) - int64(p.out.sentEnd()), Unconsumed: p.in.received - p.in.consumed + p.in.stale, Refused: p.out.refused,
 			Backlog: p.out.backlog, Held: p.in.held}
 		if c := p.session; c != nil {
 			s.SessionConn, s.Sess, s.Confirmed = c.id, c.sess, !c.unconfirmed

@@ -146,61 +146,6 @@ import (
 // credit also bounds how many messages may wait, empty ones included.
 const msgCost = 32
 
-// outMsg is one message not yet acknowledged: its payload is the node's own
-// copy, buf[at:at+n] of its stream (one buffer for all, so accepting a
-// message allocates nothing once the buffer has grown), or, for a SendMany
-// of sharedMin bytes or more, the one copy its peers' streams share.
-//
-// It is 32 bytes, a message's share of the array a stream appends to for
-// every message (n fits 32 bits: a payload is shorter than MaxFrameSize,
-// which Config holds to the 32-bit frame length).
-type outMsg struct {
-	at      int     // where its DATA frame starts in buf (header, then payload)
-	end     uint64  // stream byte offset at its end
-	shared  *[]byte // the copy a SendMany's streams share; nil: buf[at:at+n]
-	n       uint32  // payload bytes
-	reserve bool    // a producer's (Send.Reserve), not an answer from a callback
-}
-
-// sharedMin is the payload size from which a SendMany keeps one copy for
-// all its peers' streams (sharedPayload), not one per peer: a fan-out of a 1 MiB payload to
-// 16 peers holds 1 MiB until the last of them acknowledges it, not 16.
-// Below it, copies into each stream's buffer cost less than allocating one.
-// The copy is immutable: the streams and the DATA frames written from it
-// only read it, and what goes back to the user as lost is copied out.
-const sharedMin = 512
-
-// outStream is what this node sends to one peer.
-type outStream struct {
-	inc      uint64 // the peer incarnation the numbering is for; 0 before any
-	acked    uint64 // number of the last message the peer delivered
-	ackedEnd uint64 // stream byte offset at the end of message acked
-	// tail is the stream byte offset at the end of the last message,
-	// endOf(len(msgs)-1), kept apart so that a Send reads no entry of msgs:
-	// the one it writes is often on a cache line the stream had not touched
-	// for a lap of the array, and reading it (or its neighbour) back in the
-	// same step waits for that write (stream.go, pump).
-	tail     uint64
-	limit    uint64   // the byte offset the peer lets us reach
-	msgs     []outMsg // unacknowledged, in order: numbers acked+1, acked+2, ...
-	base     []outMsg // the array msgs lives in, reused from its start
-	buf      []byte   // their payloads
-	bytes    int      // payload bytes in msgs
-	sent     int      // how many of msgs went out on the current session
-	everSent int      // how many of msgs went out to incarnation inc at all
-	refused  bool     // a Send was refused for want of room since the last room
-	// Pacing (see "Room for answers" above).
-	reserved uint64 // the cost (payload + msgCost each) of the producers' messages in msgs
-	backlog  bool   // this node tells the peer its answers back up here (the last ACK said so, or the next will)
-	// bigUntil: a producer's message over the producers' share was refused
-	// for want of an empty queue; until then the other producers' messages
-	// wait too, so that the queue empties for it (producerWaits). 0: none.
-	bigUntil time.Duration
-	// lease: the room held for messages the adapter stages without a step
-	// (lease.go); it counts as queued for every other Send.
-	lease leaseState
-}
-
 // inStream is what this node receives from one peer. It outlives the peer
 // record (Node.inbound): a peer that neither end keeps is forgotten after a
 // while, but if it comes back with messages this node delivered and never
@@ -234,193 +179,6 @@ type inStream struct {
 	stale uint64
 }
 
-// endOf returns the stream offset at the end of p's message i.
-func (o *outStream) endOf(i int) uint64 {
-	if i < 0 {
-		return o.ackedEnd
-	}
-	return o.msgs[i].end
-}
-
-// queue appends a copy of payload to p's stream, as a DATA frame in buf;
-// reserve: a producer's. shared, when not nil, is a copy of payload that
-// the stream keeps instead of one of its own (sharedMin).
-func (o *outStream) queue(payload []byte, reserve bool, shared *[]byte) {
-	at := 0
-	if shared == nil {
-		at = len(o.buf)
-		o.buf = wire.AppendData(o.buf, payload)
-	}
-	o.add(at, uint32(len(payload)), shared, reserve)
-}
-
-// queueFrames queues the messages of frames, whole DATA frames back to back
-// (an Admit's), as queue does each of their payloads, with one copy of all
-// of them into buf.
-func (o *outStream) queueFrames(frames []byte, reserve bool) {
-	at := len(o.buf)
-	o.buf = append(o.buf, frames...)
-	for at < len(o.buf) {
-		payload, _, _ := wire.NextData(o.buf[at:]) // whole: the caller parsed them
-		o.add(at, uint32(len(payload)), nil, reserve)
-		at += wire.DataFrameSize(len(payload))
-	}
-}
-
-// add appends a message of n payload bytes, in place at buf[at:] or in
-// shared, to the stream's messages.
-func (o *outStream) add(at int, n uint32, shared *[]byte, reserve bool) {
-	if len(o.msgs) == cap(o.msgs) {
-		o.makeRoom()
-	}
-	o.tail += uint64(n) + msgCost
-	if reserve {
-		o.reserved += uint64(n) + msgCost
-	}
-	o.msgs = append(o.msgs, outMsg{at: at, end: o.tail, shared: shared, n: n, reserve: reserve})
-	o.bytes += int(n)
-}
-
-// makeRoom makes room for one more message in the array msgs lives in.
-func (o *outStream) makeRoom() {
-	if len(o.msgs) <= cap(o.base)/2 {
-		// Full up to the array's end, room at its front (drop took
-		// messages off there): move them to the front, no allocation.
-		o.msgs = o.base[:copy(o.base, o.msgs)]
-		clear(o.base[len(o.msgs):]) // let go of the shared copies left behind
-	}
-	if len(o.msgs) == cap(o.msgs) {
-		// Full past half the array: a new one, twice as long as they are.
-		// (append would grow it by a quarter past its length, which can be
-		// less than the array it leaves: a stream that wraps around half
-		// full would get a new array every time.)
-		o.base = make([]outMsg, max(2*len(o.msgs), 16))
-		o.msgs = o.base[:copy(o.base, o.msgs)]
-	}
-}
-
-// payload returns message i's payload; valid until the stream changes.
-func (o *outStream) payload(i int) []byte {
-	m := &o.msgs[i]
-	if m.shared != nil {
-		return (*m.shared)[:m.n:m.n]
-	}
-	end := m.at + wire.HeaderSize + int(m.n)
-	return o.buf[m.at+wire.HeaderSize : end : end]
-}
-
-// frame returns message i's DATA frame in buf, or nil for a shared copy;
-// valid until the stream changes.
-func (o *outStream) frame(i int) []byte {
-	m := &o.msgs[i]
-	if m.shared != nil {
-		return nil
-	}
-	end := m.at + wire.HeaderSize + int(m.n)
-	return o.buf[m.at:end:end]
-}
-
-// compact gives back the buffer space of acknowledged messages. It runs
-// only from drop, and drop only runs before anything of this stream is
-// written in the same step (an ACK, a RESUME, a lost report all drop first
-// and pump after; legacyEstablished, which writes first, lets go of the
-// buffer itself), so no payload handed out in an ActWrite of this step
-// aliases the bytes it moves or lets be written over.
-func (o *outStream) compact() {
-	if len(o.msgs) == 0 {
-		// Start over at the front. A big buffer stays while the stream is
-		// busy (letting it go here made a stream acknowledged in bursts
-		// allocate it again and again); release gives it back once a
-		// heartbeat finds the stream idle.
-		o.buf = o.buf[:0]
-		return
-	}
-	dead := -1 // the buffer offset of the first message kept in it
-	for i := range o.msgs {
-		if o.msgs[i].shared == nil {
-			dead = o.msgs[i].at
-			break
-		}
-	}
-	if dead < 0 { // every message left is a shared copy
-		o.buf = o.buf[:0]
-		return
-	}
-	if dead < 4<<10 || dead < cap(o.buf)/2 {
-		return
-	}
-	o.buf = o.buf[:copy(o.buf, o.buf[dead:])]
-	for i := range o.msgs {
-		if o.msgs[i].shared == nil {
-			o.msgs[i].at -= dead
-		}
-	}
-}
-
-// release gives back the buffers of a stream with nothing unacknowledged,
-// whatever their size: a burst that grew them is over. The heartbeat calls
-// it (sessionTimers), so an idle peer costs no stream buffer past one
-// heartbeat interval, while a stream that keeps sending still reuses its
-// buffers (compact, drop) and allocates nothing per message. Nothing of this
-// stream is in flight in an ActWrite: it holds no message.
-func (o *outStream) release() {
-	if len(o.msgs) == 0 {
-		o.msgs, o.base, o.buf = nil, nil, nil
-	}
-}
-
-// drop forgets the first k messages: the peer delivered them.
-func (o *outStream) drop(k int) {
-	if k <= 0 {
-		return
-	}
-	o.acked += uint64(k)
-	o.ackedEnd = o.msgs[k-1].end
-	for i := range k {
-		o.bytes -= int(o.msgs[i].n)
-		if o.msgs[i].reserve {
-			o.reserved -= uint64(o.msgs[i].n) + msgCost
-		}
-		if o.msgs[i].shared != nil {
-			o.msgs[i].shared = nil // the array keeps the entry until it is written over
-		}
-	}
-	o.msgs = o.msgs[k:]
-	o.sent = max(o.sent-k, 0)
-	o.everSent = max(o.everSent-k, 0)
-	switch {
-	case len(o.msgs) == 0:
-		// Start over at the front, no allocation. A big array stays while
-		// the stream is busy; release lets it go once a heartbeat finds the
-		// stream idle.
-		o.msgs = o.base[:0]
-	case len(o.msgs) < cap(o.base)/4 && cap(o.msgs) < cap(o.base)/2:
-		o.msgs = o.base[:copy(o.base, o.msgs)] // few left, far from the front: move them there
-		clear(o.base[len(o.msgs):])            // let go of the shared copies left behind
-	}
-	o.compact()
-}
-
-// cut removes message i, which the peer never delivered, from the stream:
-// the ones after it move up a number (none of them was delivered either, as
-// delivery is in order) and their offsets back by its cost.
-func (o *outStream) cut(i int) {
-	cost := o.msgs[i].end - o.endOf(i-1)
-	o.bytes -= int(o.msgs[i].n)
-	if o.msgs[i].reserve {
-		o.reserved -= cost
-	}
-	o.msgs = append(o.msgs[:i], o.msgs[i+1:]...)
-	o.msgs[:len(o.msgs)+1][len(o.msgs)] = outMsg{} // its old last entry, now a copy
-	for j := i; j < len(o.msgs); j++ {
-		o.msgs[j].end -= cost
-	}
-	o.tail -= cost
-	if o.everSent > i {
-		o.everSent--
-	}
-}
-
 // FlowControl reports whether this node's v2 sessions run flow control:
 // their peers send only within the credit granted, so the adapter's reader
 // never waits for the user (link.Layer.FlowControlled). Always true, except
@@ -451,10 +209,10 @@ func (n *Node) sendReliable(p *peer, payload []byte, reserve bool, share *shared
 			return err
 		}
 	}
-	if len(o.msgs)+o.lease.msgs >= n.cfg.QueueMessages || o.bytes+int(o.lease.cost)+len(payload) > n.cfg.QueueBytes {
+	if o.count+o.lease.msgs >= n.cfg.QueueMessages || o.bytes+int(o.lease.cost)+len(payload) > n.cfg.QueueBytes {
 		o.refused = true
 		n.askForAck(p)
-		return fmt.Errorf("%w: %q has %d messages, %d bytes not yet acknowledged", ErrQueueFull, p.id, len(o.msgs), o.bytes)
+		return fmt.Errorf("%w: %q has %d messages, %d bytes not yet acknowledged", ErrQueueFull, p.id, o.count, o.bytes)
 	}
 	o.queue(payload, reserve, share.of(payload))
 	if c := p.session; c != nil && c.resumed {
@@ -473,7 +231,7 @@ func (n *Node) sendReliable(p *peer, payload []byte, reserve bool, share *shared
 // p's next heartbeat: one queue's worth a second. Once per ACK received.
 func (n *Node) askForAck(p *peer) {
 	c, o := p.session, &p.out
-	if c == nil || !reliable(c) || !c.resumed || c.askedAck || len(o.msgs) == 0 || o.sent >= ackEvery || p.in.held {
+	if c == nil || !reliable(c) || !c.resumed || c.askedAck || o.count == 0 || o.sent >= ackEvery || p.in.held {
 		return // (held: the ACK that clears the peer's flag comes at once anyway)
 	}
 	c.askedAck = true
@@ -510,11 +268,11 @@ func (n *Node) producerWaits(p *peer, cost uint64) error {
 	if o.bigUntil != 0 && n.now >= o.bigUntil {
 		o.bigUntil = 0 // its producer stopped asking (gave up, or sent it)
 	}
-	if (len(o.msgs) > 0 || o.lease.holdsRoom()) && (len(o.msgs)+o.lease.msgs >= n.cfg.QueueMessages/2 || o.queued()+o.lease.cost+cost > share) {
+	if (o.count > 0 || o.lease.holdsRoom()) && (o.count+o.lease.msgs >= n.cfg.QueueMessages/2 || o.queued()+o.lease.cost+cost > share) {
 		if big {
 			o.bigUntil = n.now + n.cfg.HeartbeatInterval
 		}
-		return fmt.Errorf("%w: %q has %d messages, %d bytes with their overhead not yet acknowledged; producers may keep %d bytes with overhead in fewer than %d messages (or one message of any size)", ErrQueueFull, p.id, len(o.msgs), o.queued(), share, n.cfg.QueueMessages/2)
+		return fmt.Errorf("%w: %q has %d messages, %d bytes with their overhead not yet acknowledged; producers may keep %d bytes with overhead in fewer than %d messages (or one message of any size)", ErrQueueFull, p.id, o.count, o.queued(), share, n.cfg.QueueMessages/2)
 	}
 	if big {
 		o.bigUntil = 0 // it goes: the others may follow
@@ -535,8 +293,8 @@ func (n *Node) oldPacing(p *peer, cost uint64) error {
 	if behind := p.in.received - p.in.consumed; behind > uint64(n.cfg.Window)/2 {
 		return fmt.Errorf("%w: this node's user is %d bytes behind on %q's messages; a producer waits for it", ErrQueueFull, behind, p.id)
 	}
-	if len(o.msgs) >= n.cfg.QueueMessages/2 || o.bytes+int(cost-msgCost) > min(n.cfg.QueueBytes/2, 2*n.cfg.Window) {
-		return fmt.Errorf("%w: %q has %d messages, %d bytes not yet acknowledged", ErrQueueFull, p.id, len(o.msgs), o.bytes)
+	if o.count >= n.cfg.QueueMessages/2 || o.bytes+int(cost-msgCost) > min(n.cfg.QueueBytes/2, 2*n.cfg.Window) {
+		return fmt.Errorf("%w: %q has %d messages, %d bytes not yet acknowledged", ErrQueueFull, p.id, o.count, o.bytes)
 	}
 	return nil
 }
@@ -601,62 +359,100 @@ func (n *Node) heardBacklog(p *peer, f *wire.Frame) {
 	}
 }
 
-// pump writes the messages of p's stream that the credit allows on session c.
+// pump writes the messages of p's stream that the credit allows on session c:
+// a message goes while the stream offset at its start is below the limit.
 // A message larger than the peer accepts (it was queued before its limit was
 // known) is handed back as lost rather than sent: it would close the session
 // and come back on every reconnect. fresh, when a Send just queued its
 // message, is the caller's payload: its DATA carries it rather than the
-// stream's copy.
+// stream's copy. A run's frames that may all go are written without reading
+// them (outqueue.go); only where the credit or the peer's limit may stop
+// within a run are they read one by one.
 func (n *Node) pump(p *peer, c *conn, fresh []byte) {
 	o := &p.out
 	var run frameRun // frames of buf written in one ActWriteData
-	for o.sent < len(o.msgs) {
-		var m []byte
-		isFresh := fresh != nil && o.sent == len(o.msgs)-1
-		if isFresh {
+	for o.sent < o.count && o.cur.end < o.limit {
+		r := o.next()
+		last := o.sent == o.count-1
+		if fresh != nil && last || r.shared != nil {
 			// The message the Send in progress just queued: the caller's
 			// bytes (the same slice for every peer of a SendMany, so the
-			// connection layer encodes it once), equal to the copy kept.
-			// Its entry in o.msgs is not read back (see tail).
-			m = fresh
-			if o.tail-uint64(len(m))-msgCost >= o.limit {
-				break
+			// connection layer encodes it once), equal to the copy kept;
+			// or a SendMany's shared copy.
+			m := fresh
+			if !last || fresh == nil {
+				m = (*r.shared)[:r.n:r.n]
 			}
-		} else {
-			if o.endOf(o.sent-1) >= o.limit {
-				break
+			if n.tooLarge(p, c, len(m), &run) {
+				continue
 			}
-			m = o.payload(o.sent)
-		}
-		if c.peerMax != 0 && len(m) >= c.peerMax {
-			m = append([]byte(nil), m...) // the user's to keep
-			o.cut(o.sent)
-			n.writeRun(c, o.buf, &run) // the frames before it go out before its Lost
-			n.emit(Action{Kind: ActLost, Peer: p.id, Incarnation: o.inc, Lost: [][]byte{m},
-				Err: fmt.Errorf("%w: %d bytes, %s accepts at most %d: %w", ErrMessagesLost, len(m), p.id, c.peerMax-1, ErrPayloadTooLarge)})
-			continue
-		}
-		if f := o.frame(o.sent); f != nil && !isFresh {
-			at := o.msgs[o.sent].at
-			if run.end != at { // not right after the run's last frame
-				n.writeRun(c, o.buf, &run)
-				run.start = at
-			}
-			run.end = at + len(f)
-			n.countData(c, len(m))
-		} else {
 			n.writeRun(c, o.buf, &run)
 			n.writeData(c, m)
+			o.advance(r, 1, wire.HeaderSize+len(m), len(m))
+			continue
 		}
-		o.sent++
-		o.everSent = max(o.everSent, o.sent)
+		// Frames in buf, from the cursor to the run's end (before the fresh
+		// message, which goes as the caller's bytes).
+		k, end := r.count-o.cur.in, r.at+r.size()
+		if fresh != nil && o.cur.run == len(o.runs)-1 {
+			k, end = k-1, end-wire.DataFrameSize(len(fresh))
+		}
+		if k > 1 && r.end <= o.limit && (c.peerMax == 0 || int(r.maxN) < c.peerMax) {
+			// All of them may go.
+			size := end - o.cur.at
+			m := size - k*wire.HeaderSize
+			run.add(n, c, o.buf, o.cur.at, end)
+			n.countData(c, k, m)
+			o.advance(r, k, size, m)
+			continue
+		}
+		m := o.frameAt(o.cur.at)
+		if n.tooLarge(p, c, len(m), &run) {
+			continue
+		}
+		size := wire.DataFrameSize(len(m))
+		run.add(n, c, o.buf, o.cur.at, o.cur.at+size)
+		n.countData(c, 1, len(m))
+		o.advance(r, 1, size, len(m))
 	}
 	n.writeRun(c, o.buf, &run)
+}
+
+// tooLarge reports whether the next message of p's stream, of m payload
+// bytes, is larger than the peer of session c accepts; if so it hands it
+// back as lost and cuts it from the stream (the frames of r before it go
+// out first).
+func (n *Node) tooLarge(p *peer, c *conn, m int, r *frameRun) bool {
+	if c.peerMax == 0 || m < c.peerMax {
+		return false
+	}
+	o := &p.out
+	var lost []byte
+	if x := &o.runs[o.cur.run]; x.shared != nil {
+		lost = append([]byte(nil), (*x.shared)[:x.n]...) // the user's to keep
+	} else {
+		lost = append([]byte(nil), o.frameAt(o.cur.at)...)
+	}
+	o.cutNext()
+	n.writeRun(c, o.buf, r) // the frames before it go out before its Lost
+	n.emit(Action{Kind: ActLost, Peer: p.id, Incarnation: o.inc, Lost: [][]byte{lost},
+		Err: fmt.Errorf("%w: %d bytes, %s accepts at most %d: %w", ErrMessagesLost, m, p.id, c.peerMax-1, ErrPayloadTooLarge)})
+	return true
 }
 
 // frameRun is the consecutive DATA frames buf[start:end] of a stream's
 // buffer that pump writes in one ActWriteData; empty when start == end.
 type frameRun struct{ start, end int }
+
+// add adds buf[start:end], frames of a stream's buffer, to r, writing r's
+// frames first when they do not end where these start.
+func (r *frameRun) add(n *Node, c *conn, buf []byte, start, end int) {
+	if r.end != start {
+		n.writeRun(c, buf, r)
+		r.start = start
+	}
+	r.end = end
+}
 
 // writeRun writes r's frames of buf on c in one ActWriteData and empties r.
 func (n *Node) writeRun(c *conn, buf []byte, r *frameRun) {
@@ -774,7 +570,7 @@ func (n *Node) resume(p *peer, c *conn, f *wire.Frame) {
 		o.drop(o.everSent) // deliberately wrong: see MutationNoResend
 	}
 	o.limit = addCapped(o.ackedEnd, f.Credit)
-	o.sent = 0
+	o.rewind()
 	c.resumed = true
 	n.write(c, wire.Frame{Type: wire.Resume, Next: o.acked + 1})
 	n.viewAfterResume(c)
@@ -791,10 +587,8 @@ func (n *Node) reportLost(p *peer, k int, why error) {
 	if k <= 0 {
 		return
 	}
-	lost := make([][]byte, k)
-	for i := range k {
-		lost[i] = append([]byte(nil), o.payload(i)...)
-	}
+	lost := make([][]byte, 0, k)
+	o.each(k, func(m []byte) { lost = append(lost, append([]byte(nil), m...)) })
 	o.drop(k)
 	// Nothing left to send: the stream's buffers go back now, not at the
 	// next heartbeat, which a peer away has none of (a queue of 16 MiB

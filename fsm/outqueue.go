@@ -1,0 +1,422 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"time"
+
+	"github.com/masterless-go/masterless/wire"
+)
+
+// The send queue of a stream: what this node sent, or will send, to one
+// peer and keeps until the peer acknowledges it (stream.go).
+//
+// The queue keeps runs of messages, not a record per message. Messages
+// queued one after the other are consecutive DATA frames in the stream's
+// buffer, and a run records them all: where its first frame starts, how
+// many messages, their payload bytes, and the stream offset at its end.
+// A lease's batch of staged messages (Admit) is one copy into the buffer
+// and, usually, no new record at all: it extends the run before it. A
+// record per message (32 bytes, written when queued and read again when
+// acknowledged) was most of a one-way producer's step: the store of each
+// record missed the cache, its array being a window's worth of records
+// (PERFORMANCE.md, "Runs, not records"). The per-message facts a rule
+// needs (a payload's size, a message's end offset) are read from the
+// frames' headers where a run must be cut: an acknowledgement that ends
+// inside a run, credit that ends inside one, a message too large for the
+// peer.
+//
+// A run holds messages of one kind only: a producer's (Send.Reserve) or an
+// answer, and either frames in the buffer or one message's copy shared by
+// a SendMany's streams (sharedMin). Messages are numbered acked+1,
+// acked+2, ... in queue order; the cursor says where the next one to send
+// on the current session is.
+
+// outRun is a run of consecutive messages of a stream: count DATA frames
+// back to back in buf from at, or one message kept in a SendMany's shared
+// copy.
+type outRun struct {
+	at      int     // where its first DATA frame starts in buf (frames only)
+	count   int     // its messages
+	n       int     // their payload bytes
+	end     uint64  // the stream byte offset at the end of its last message
+	shared  *[]byte // a single message's copy, shared by a SendMany's streams; nil: frames in buf
+	maxN    uint32  // no payload of the run is larger (exact when queued; a bound once some left)
+	reserve bool    // producers' messages (Send.Reserve), not answers from callbacks
+}
+
+// cost returns what r's messages cost in credit: payload plus msgCost each.
+func (r *outRun) cost() uint64 { return uint64(r.n) + uint64(r.count)*msgCost }
+
+// size returns the bytes r's frames take in the stream's buffer.
+func (r *outRun) size() int {
+	if r.shared != nil {
+		return 0
+	}
+	return r.n + r.count*wire.HeaderSize
+}
+
+// sendCursor is where the next message to send on the current session is:
+// in run `run`, of which `in` messages went out; at is the buffer offset of
+// its next frame (meaningful while in > 0: a run none of whose messages
+// went out starts at its own at); end is the stream offset at the end of
+// the last message sent (the stream's ackedEnd when none was). Message
+// number acked+sent+1 is the next: sent is the sum of the counts of the
+// runs before `run`, plus in.
+type sendCursor struct {
+	run, in, at int
+	end         uint64
+}
+
+// sharedMin is the payload size from which a SendMany keeps one copy for
+// all its peers' streams (sharedPayload), not one per peer: a fan-out of a 1 MiB payload to
+// 16 peers holds 1 MiB until the last of them acknowledges it, not 16.
+// Below it, copies into each stream's buffer cost less than allocating one.
+// The copy is immutable: the streams and the DATA frames written from it
+// only read it, and what goes back to the user as lost is copied out.
+const sharedMin = 512
+
+// outStream is what this node sends to one peer.
+type outStream struct {
+	inc      uint64 // the peer incarnation the numbering is for; 0 before any
+	acked    uint64 // number of the last message the peer delivered
+	ackedEnd uint64 // stream byte offset at the end of message acked
+	// tail is the stream byte offset at the end of the last message.
+	tail     uint64
+	limit    uint64   // the byte offset the peer lets us reach
+	runs     []outRun // the messages not acknowledged, in order: numbers acked+1, acked+2, ...
+	base     []outRun // the array runs lives in, reused from its start
+	count    int      // how many messages runs holds
+	buf      []byte   // their frames
+	bytes    int      // their payload bytes
+	sent     int      // how many of them went out on the current session
+	everSent int      // how many of them went out to incarnation inc at all
+	cur      sendCursor
+	refused  bool // a Send was refused for want of room since the last room
+	// Pacing (see "Room for answers" in stream.go).
+	reserved uint64 // the cost (payload + msgCost each) of the producers' messages queued
+	backlog  bool   // this node tells the peer its answers back up here (the last ACK said so, or the next will)
+	// bigUntil: a producer's message over the producers' share was refused
+	// for want of an empty queue; until then the other producers' messages
+	// wait too, so that the queue empties for it (producerWaits). 0: none.
+	bigUntil time.Duration
+	// lease: the room held for messages the adapter stages without a step
+	// (lease.go); it counts as queued for every other Send.
+	lease leaseState
+}
+
+// sentEnd returns the stream offset at the end of the last message sent on
+// the current session (ackedEnd when none was).
+func (o *outStream) sentEnd() uint64 { return o.cur.end }
+
+// rewind makes the first message queued the next one to send: a new
+// session sends again what the peer has not acknowledged.
+func (o *outStream) rewind() {
+	o.sent = 0
+	o.cur = sendCursor{end: o.ackedEnd}
+}
+
+// queue appends a copy of payload to p's stream, as a DATA frame in buf;
+// reserve: a producer's. shared, when not nil, is a copy of payload that
+// the stream keeps instead of one of its own (sharedMin).
+func (o *outStream) queue(payload []byte, reserve bool, shared *[]byte) {
+	n := len(payload)
+	if shared != nil {
+		o.add(outRun{count: 1, n: n, shared: shared, maxN: uint32(n), reserve: reserve})
+		return
+	}
+	at := len(o.buf)
+	o.buf = wire.AppendData(o.buf, payload)
+	o.add(outRun{at: at, count: 1, n: n, maxN: uint32(n), reserve: reserve})
+}
+
+// queueFrames queues the count messages of frames, whole DATA frames back
+// to back (an Admit's) carrying n payload bytes in all, none larger than
+// maxN, as queue does each of their payloads, with one copy of all of them
+// into buf.
+func (o *outStream) queueFrames(frames []byte, count, n int, maxN uint32, reserve bool) {
+	at := len(o.buf)
+	o.buf = append(o.buf, frames...)
+	o.add(outRun{at: at, count: count, n: n, maxN: maxN, reserve: reserve})
+}
+
+// add appends the messages of r (its end not yet set) to the stream: to
+// the last run when they are its kind and their frames follow its own in
+// buf, else as a run of their own.
+func (o *outStream) add(r outRun) {
+	cost := r.cost()
+	o.tail += cost
+	if r.reserve {
+		o.reserved += cost
+	}
+	o.count += r.count
+	o.bytes += r.n
+	if k := len(o.runs); k > 0 && r.shared == nil {
+		last := &o.runs[k-1]
+		if last.shared == nil && last.reserve == r.reserve && last.at+last.size() == r.at {
+			last.count += r.count
+			last.n += r.n
+			last.end = o.tail
+			last.maxN = max(last.maxN, r.maxN)
+			return
+		}
+	}
+	r.end = o.tail
+	if len(o.runs) == cap(o.runs) {
+		o.makeRoom()
+	}
+	o.runs = append(o.runs, r)
+}
+
+// makeRoom makes room for one more run in the array runs lives in.
+func (o *outStream) makeRoom() {
+	if len(o.runs) <= cap(o.base)/2 {
+		// Full up to the array's end, room at its front (drop took
+		// runs off there): move them to the front, no allocation.
+		o.runs = o.base[:copy(o.base, o.runs)]
+		clear(o.base[len(o.runs):]) // let go of the shared copies left behind
+	}
+	if len(o.runs) == cap(o.runs) {
+		// Full past half the array: a new one, twice as long as they are.
+		// (append would grow it by a quarter past its length, which can be
+		// less than the array it leaves: a stream that wraps around half
+		// full would get a new array every time.)
+		o.base = make([]outRun, max(2*len(o.runs), 8))
+		o.runs = o.base[:copy(o.base, o.runs)]
+	}
+}
+
+// frameAt returns the payload of the DATA frame at buf[at:] (which the
+// stream wrote: whole and well formed).
+func (o *outStream) frameAt(at int) []byte {
+	n := int(binary.BigEndian.Uint32(o.buf[at:])) - 1
+	start := at + wire.HeaderSize
+	return o.buf[start : start+n : start+n]
+}
+
+// skipFrames returns the bytes taken by the k DATA frames at buf[at:], and
+// their payload bytes.
+func (o *outStream) skipFrames(at, k int) (size, n int) {
+	for range k {
+		m := int(binary.BigEndian.Uint32(o.buf[at+size:])) - 1
+		size += wire.HeaderSize + m
+		n += m
+	}
+	return size, n
+}
+
+// each calls f with the payloads of the first k messages, in order; each
+// is valid until the stream changes.
+func (o *outStream) each(k int, f func(payload []byte)) {
+	for i := 0; k > 0; i++ {
+		r := &o.runs[i]
+		if r.shared != nil {
+			f((*r.shared)[:r.n:r.n])
+			k--
+			continue
+		}
+		at := r.at
+		for j := 0; j < r.count && k > 0; j++ {
+			m := o.frameAt(at)
+			f(m)
+			at += wire.HeaderSize + len(m)
+			k--
+		}
+	}
+}
+
+// drop forgets the first k messages: the peer delivered them, or they were
+// handed back as lost.
+func (o *outStream) drop(k int) {
+	if k <= 0 {
+		return
+	}
+	o.acked += uint64(k)
+	o.count -= k
+	popped, left, part := 0, k, 0
+	for left > 0 {
+		r := &o.runs[popped]
+		if r.count <= left {
+			left -= r.count
+			o.bytes -= r.n
+			if r.reserve {
+				o.reserved -= r.cost()
+			}
+			o.ackedEnd = r.end
+			r.shared = nil // the array keeps the entry until it is written over
+			popped++
+			continue
+		}
+		// The first left messages of r: its frames tell their size.
+		size, n := o.skipFrames(r.at, left)
+		cost := uint64(n) + uint64(left)*msgCost
+		o.ackedEnd += cost // the end of the run before r was its start
+		o.bytes -= n
+		if r.reserve {
+			o.reserved -= cost
+		}
+		r.at += size
+		r.count -= left
+		r.n -= n
+		part, left = left, 0
+	}
+	if k >= o.sent {
+		o.sent, o.cur = 0, sendCursor{end: o.ackedEnd}
+	} else {
+		// Messages after the k dropped went out: the cursor is past them,
+		// in the same run as the last one dropped at the earliest.
+		o.sent -= k
+		o.cur.run -= popped
+		if o.cur.run == 0 {
+			o.cur.in -= part
+		}
+	}
+	o.everSent = max(o.everSent-k, 0)
+	o.runs = o.runs[popped:]
+	switch {
+	case len(o.runs) == 0:
+		// Start over at the front, no allocation. A big array stays while
+		// the stream is busy; release lets it go once a heartbeat finds the
+		// stream idle.
+		o.runs = o.base[:0]
+	case len(o.runs) < cap(o.base)/4 && cap(o.runs) < cap(o.base)/2:
+		o.runs = o.base[:copy(o.base, o.runs)] // few left, far from the front: move them there
+		clear(o.base[len(o.runs):])            // let go of the shared copies left behind
+	}
+	o.compact()
+}
+
+// compact gives back the buffer space of acknowledged messages. It runs
+// only from drop, and drop only runs before anything of this stream is
+// written in the same step (an ACK, a RESUME, a lost report all drop first
+// and pump after; legacyEstablished, which writes first, lets go of the
+// buffer itself), so no payload handed out in an ActWrite of this step
+// aliases the bytes it moves or lets be written over.
+func (o *outStream) compact() {
+	if o.count == 0 {
+		// Start over at the front. A big buffer stays while the stream is
+		// busy (letting it go here made a stream acknowledged in bursts
+		// allocate it again and again); release gives it back once a
+		// heartbeat finds the stream idle.
+		o.buf = o.buf[:0]
+		return
+	}
+	dead := -1 // the buffer offset of the first frame kept in it
+	for i := range o.runs {
+		if o.runs[i].shared == nil {
+			dead = o.runs[i].at
+			break
+		}
+	}
+	if dead < 0 { // every message left is a shared copy
+		o.buf = o.buf[:0]
+		return
+	}
+	if dead < 4<<10 || dead < cap(o.buf)/2 {
+		return
+	}
+	o.buf = o.buf[:copy(o.buf, o.buf[dead:])]
+	for i := range o.runs {
+		if o.runs[i].shared == nil {
+			o.runs[i].at -= dead
+		}
+	}
+	if o.cur.in > 0 {
+		o.cur.at -= dead
+	}
+}
+
+// release gives back the buffers of a stream with nothing unacknowledged,
+// whatever their size: a burst that grew them is over. The heartbeat calls
+// it (sessionTimers), so an idle peer costs no stream buffer past one
+// heartbeat interval, while a stream that keeps sending still reuses its
+// buffers (compact, drop) and allocates nothing per message. Nothing of this
+// stream is in flight in an ActWrite: it holds no message.
+func (o *outStream) release() {
+	if o.count == 0 {
+		o.runs, o.base, o.buf = nil, nil, nil
+		o.cur = sendCursor{end: o.ackedEnd}
+	}
+}
+
+// next returns the run of the next message to send (o.sent < o.count),
+// moving the cursor to the next run when the one it is in went out whole.
+func (o *outStream) next() *outRun {
+	r := &o.runs[o.cur.run]
+	if o.cur.in == r.count {
+		o.cur.run, o.cur.in = o.cur.run+1, 0
+		r = &o.runs[o.cur.run]
+	}
+	if o.cur.in == 0 {
+		o.cur.at = r.at
+	}
+	return r
+}
+
+// advance moves the cursor past the next k messages of run r (the cursor's
+// run), whose frames take size bytes of buf and carry n payload bytes.
+func (o *outStream) advance(r *outRun, k, size, n int) {
+	o.cur.in += k
+	if r.shared == nil {
+		o.cur.at += size
+	}
+	o.cur.end += uint64(n) + uint64(k)*msgCost
+	o.sent += k
+	o.everSent = max(o.everSent, o.sent)
+}
+
+// cutNext removes the next message to send (the cursor's), which the peer
+// never got, from the stream: the ones after it move up a number (none of
+// them was delivered either, as delivery is in order) and their offsets
+// back by its cost. Its frame's bytes stay in buf, unreferenced, until
+// compact moves them out.
+func (o *outStream) cutNext() {
+	i := o.cur.run
+	r := o.runs[i]
+	var m int
+	if r.shared != nil {
+		m = r.n
+	} else {
+		m = len(o.frameAt(o.cur.at))
+	}
+	cost := uint64(m) + msgCost
+	var parts []outRun
+	if r.shared == nil {
+		before := outRun{at: r.at, count: o.cur.in, end: o.cur.end, maxN: r.maxN, reserve: r.reserve}
+		before.n = o.cur.at - r.at - o.cur.in*wire.HeaderSize
+		after := outRun{at: o.cur.at + wire.HeaderSize + m, count: r.count - o.cur.in - 1, end: r.end - cost, maxN: r.maxN, reserve: r.reserve}
+		after.n = r.n - before.n - m
+		for _, x := range []outRun{before, after} {
+			if x.count > 0 {
+				parts = append(parts, x)
+			}
+		}
+	}
+	runs := append(o.runs[:i:i], append(parts, o.runs[i+1:]...)...) // a new array: the cut is rare
+	o.base, o.runs = runs[:cap(runs)], runs
+	for j := i + len(parts); j < len(o.runs); j++ {
+		o.runs[j].end -= cost
+	}
+	o.tail -= cost
+	o.count--
+	o.bytes -= m
+	if r.reserve {
+		o.reserved -= cost
+	}
+	if o.everSent > o.sent {
+		o.everSent--
+	}
+	// The cursor: past the part before the message, at the start of what
+	// follows it; with nothing following, at the end of the last run.
+	if o.cur.in > 0 {
+		i++ // the part before it went out
+	}
+	switch {
+	case i < len(o.runs):
+		o.cur.run, o.cur.in = i, 0
+	case len(o.runs) > 0:
+		last := &o.runs[len(o.runs)-1]
+		o.cur.run, o.cur.in, o.cur.at = len(o.runs)-1, last.count, last.at+last.size()
+	default:
+		o.cur = sendCursor{end: o.cur.end}
+	}
+}
