@@ -145,10 +145,13 @@ type MemberChange uint8
 const (
 	// MemberJoined: a member, or a newer incarnation of one, became known.
 	MemberJoined MemberChange = iota + 1
-	// MemberLeft: the member closed gracefully; it is not redialed.
+	// MemberLeft: the member closed gracefully; it is not redialed. Its
+	// record (Left set) is dropped later without another event: MemberLeft
+	// is the last event of that incarnation.
 	MemberLeft
 	// MemberGone: the member was not heard of for the member timeout and is
-	// forgotten (it crashed, or is cut off).
+	// forgotten (it crashed, or is cut off). A member that left is not
+	// reported again when its record is dropped.
 	MemberGone
 )
 
