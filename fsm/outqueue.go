@@ -27,7 +27,10 @@ import (
 //
 // A run holds messages of one kind only: a producer's (Send.Reserve) or an
 // answer, and either frames in the buffer or one message's copy shared by
-// a SendMany's streams (sharedMin). Messages are numbered acked+1,
+// a SendMany's streams (sharedMin). A stream whose producers' messages and
+// answers alternate thus holds a run per message (48 bytes, where a record
+// was 32): the kind of each message is what drop needs to count the
+// producers' share (reserved). Messages are numbered acked+1,
 // acked+2, ... in queue order; the cursor says where the next one to send
 // on the current session is.
 
