@@ -230,6 +230,9 @@ func (n *Node) dataReceived(id ConnID, frames []byte) {
 	steady := c != nil && !c.gone && n.steadyData(c)
 	if steady {
 		c.lastRecv = n.now
+		n.steadyRun(c, frames)
+		*r = dataRun{}
+		return
 	}
 	f := &n.frame // handlers get &n.frame, as for FrameReceived
 	for c != nil && !c.gone && r.at < len(frames) {
@@ -249,6 +252,95 @@ func (n *Node) dataReceived(id ConnID, frames []byte) {
 	}
 	*r = dataRun{}
 	n.frame = wire.Frame{}
+}
+
+// steadyRun takes the DATA frames of a DataReceived on a steady session
+// (steadyData) as dataReceived takes them one by one (deliverData each),
+// making the same actions, a stretch of frames at a time: up to the
+// message after which an ACK is due, the first frame past the credit
+// granted, or a frame that is not whole. A stretch is counted, delivered
+// (one ActMessages, or more of the one before it) and acknowledged once.
+func (n *Node) steadyRun(c *conn, frames []byte) {
+	p := c.peer
+	in := p.in
+	r := &n.run
+	for r.at < len(frames) && !c.gone {
+		due := 1 // messages until an ACK is due: one when it is (or the count went back, which wraps, as in deliverData)
+		if d := in.delivered - in.ackSent; in.delivered >= in.ackSent && d < ackEvery {
+			due = int(ackEvery - d)
+		}
+		at, k, bytes, received := r.at, 0, 0, in.received
+		var stop error
+		for at < len(frames) && k < due {
+			payload, rest, ok := wire.NextData(frames[at:])
+			if !ok {
+				stop = fmt.Errorf("%w: %w: %d bytes of a run of DATA frames are not a whole DATA frame", ErrProtocol, wire.ErrMalformedFrame, len(frames)-at)
+				break
+			}
+			if received >= in.granted {
+				stop = fmt.Errorf("%w: DATA past the credit granted (%d bytes)", ErrProtocol, in.granted)
+				break
+			}
+			received += uint64(len(payload)) + msgCost
+			bytes += len(payload)
+			k++
+			at = len(frames) - len(rest)
+		}
+		if k > 0 {
+			in.delivered += uint64(k)
+			in.unconsumed += uint64(k)
+			in.received = received
+			p.counters.msgsIn += uint64(k)
+			p.counters.bytesIn += uint64(bytes)
+			n.counters.msgsIn += uint64(k)
+			n.counters.bytesIn += uint64(bytes)
+			n.emitRun(c, p, in.inc, frames, r.at, at, k)
+			r.at = at
+			if c.ackBy == 0 && due > 1 {
+				// The stretch's first message, after which no ACK was due
+				// yet, armed the ACK's timer (deliverData): armed even when
+				// the stretch ends with the ACK, as one frame at a time.
+				c.ackBy = n.now + ackDelay
+				n.armConn(c, c.ackBy)
+			}
+			if in.delivered-in.ackSent >= ackEvery {
+				n.sendAck(p, c)
+			}
+		}
+		if stop != nil {
+			n.closeConn(c, wire.CodeProtocol, stop)
+			return
+		}
+	}
+}
+
+// emitRun delivers the k messages of frames[start:end] from p (incarnation
+// inc), received on c, to the user: more of the ActMessages this step made
+// last when it holds the frames right before start, else an ActMessages of
+// their own, as emitMessage does for each.
+func (n *Node) emitRun(c *conn, p *peer, inc uint64, frames []byte, start, end, k int) {
+	r := &n.run
+	last := len(n.out) - 1
+	for n.cfg.mutation.runAcrossActions() && last > 0 && n.out[last].Kind != ActMessages {
+		last-- // deliberately wrong: see MutationRunAcrossActions
+	}
+	miscount := n.cfg.mutation.runMiscount() // deliberately wrong: see MutationRunMiscount
+	if r.delivered > 0 && r.delivered == start && last >= 0 && n.out[last].Kind == ActMessages {
+		a := &n.out[last]
+		a.Frame.Payload = frames[start-len(a.Frame.Payload) : end : end]
+		if !miscount {
+			a.Messages += k
+		}
+	} else {
+		a := n.addAction(ActMessages)
+		a.Conn, a.Peer, a.Incarnation = c.id, p.id, inc
+		a.Frame.Type, a.Frame.Payload = wire.Data, frames[start:end:end]
+		a.Messages = k
+		if miscount {
+			a.Messages = 1
+		}
+	}
+	r.delivered = end
 }
 
 // dataRun is where dataReceived is in its frames: the frame being taken is
