@@ -155,6 +155,10 @@ const (
 	// TestEvictionSparesNewcomersCatchesSilentFirst and TestTimersRapid's
 	// model must see.
 	MutationSilentFirst
+	// MutationRunPastCredit lets pump write the rest of a run of frames in
+	// one go whatever the credit (stream.go): messages go out past the
+	// limit the peer granted, which TestSendQueueModel's model must see.
+	MutationRunPastCredit
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -197,3 +201,4 @@ func (m Mutation) oneRedialLine() bool           { return m == MutationOneRedial
 func (m Mutation) ignoreLag() bool               { return m == MutationIgnoreLag }
 func (m Mutation) sharedNoCopy() bool            { return m == MutationSharedNoCopy }
 func (m Mutation) silentFirst() bool             { return m == MutationSilentFirst }
+func (m Mutation) runPastCredit() bool           { return m == MutationRunPastCredit }

@@ -33,3 +33,4 @@ func (mutation) oneRedialLine() bool           { return false }
 func (mutation) ignoreLag() bool               { return false }
 func (mutation) sharedNoCopy() bool            { return false }
 func (mutation) silentFirst() bool             { return false }
+func (mutation) runPastCredit() bool           { return false }

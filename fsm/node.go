@@ -238,7 +238,7 @@ func (n *Node) dataReceived(id ConnID, frames []byte) {
 	for c != nil && !c.gone && r.at < len(frames) {
 		payload, rest, ok := wire.NextData(frames[r.at:])
 		if !ok {
-			n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: %w: %d bytes of a run of DATA frames are not a whole DATA frame", ErrProtocol, wire.ErrMalformedFrame, len(frames)-r.at))
+			n.closeConn(c, wire.CodeProtocol, errNotWholeData(len(frames)-r.at))
 			break
 		}
 		r.end = len(frames) - len(rest)
@@ -274,11 +274,11 @@ func (n *Node) steadyRun(c *conn, frames []byte) {
 		for at < len(frames) && k < due {
 			payload, rest, ok := wire.NextData(frames[at:])
 			if !ok {
-				stop = fmt.Errorf("%w: %w: %d bytes of a run of DATA frames are not a whole DATA frame", ErrProtocol, wire.ErrMalformedFrame, len(frames)-at)
+				stop = errNotWholeData(len(frames) - at)
 				break
 			}
 			if received >= in.granted {
-				stop = fmt.Errorf("%w: DATA past the credit granted (%d bytes)", ErrProtocol, in.granted)
+				stop = errPastCredit(in)
 				break
 			}
 			received += uint64(len(payload)) + msgCost
@@ -290,10 +290,7 @@ func (n *Node) steadyRun(c *conn, frames []byte) {
 			in.delivered += uint64(k)
 			in.unconsumed += uint64(k)
 			in.received = received
-			p.counters.msgsIn += uint64(k)
-			p.counters.bytesIn += uint64(bytes)
-			n.counters.msgsIn += uint64(k)
-			n.counters.bytesIn += uint64(bytes)
+			n.countIn(p, k, bytes)
 			n.emitRun(c, p, in.inc, frames, r.at, at, k)
 			r.at = at
 			if c.ackBy == 0 && due > 1 {
@@ -314,10 +311,10 @@ func (n *Node) steadyRun(c *conn, frames []byte) {
 	}
 }
 
-// emitRun delivers the k messages of frames[start:end] from p (incarnation
-// inc), received on c, to the user: more of the ActMessages this step made
-// last when it holds the frames right before start, else an ActMessages of
-// their own, as emitMessage does for each.
+// emitRun delivers the k messages of frames[start:end] of a DataReceived
+// from p (incarnation inc), received on c, to the user: more of the
+// ActMessages this step made last when it holds the frames right before
+// start, else an ActMessages of their own.
 func (n *Node) emitRun(c *conn, p *peer, inc uint64, frames []byte, start, end, k int) {
 	r := &n.run
 	last := len(n.out) - 1
@@ -341,6 +338,18 @@ func (n *Node) emitRun(c *conn, p *peer, inc uint64, frames []byte, start, end, 
 		}
 	}
 	r.delivered = end
+}
+
+// errNotWholeData is why a connection whose run of DATA frames ends in
+// rest bytes that are not a whole DATA frame is closed.
+func errNotWholeData(rest int) error {
+	return fmt.Errorf("%w: %w: %d bytes of a run of DATA frames are not a whole DATA frame", ErrProtocol, wire.ErrMalformedFrame, rest)
+}
+
+// errPastCredit is why a connection whose peer sent DATA past the credit
+// in granted is closed.
+func errPastCredit(in *inStream) error {
+	return fmt.Errorf("%w: DATA past the credit granted (%d bytes)", ErrProtocol, in.granted)
 }
 
 // dataRun is where dataReceived is in its frames: the frame being taken is
@@ -518,23 +527,7 @@ func (n *Node) emitMessage(c *conn, p *peer, inc uint64, payload []byte) {
 	if r := &n.run; r.frames != nil && len(payload) == r.end-r.at-wire.HeaderSize {
 		// A message of a DataReceived (the frame being taken): one
 		// ActMessages for consecutive messages with nothing between them.
-		k := len(n.out) - 1
-		for n.cfg.mutation.runAcrossActions() && k > 0 && n.out[k].Kind != ActMessages {
-			k-- // deliberately wrong: see MutationRunAcrossActions
-		}
-		if r.delivered > 0 && r.delivered == r.at && n.out[k].Kind == ActMessages {
-			a := &n.out[k]
-			a.Frame.Payload = r.frames[r.at-len(a.Frame.Payload) : r.end : r.end]
-			if !n.cfg.mutation.runMiscount() { // deliberately wrong: see MutationRunMiscount
-				a.Messages++
-			}
-		} else {
-			a := n.addAction(ActMessages)
-			a.Conn, a.Peer, a.Incarnation = c.id, p.id, inc
-			a.Frame.Type, a.Frame.Payload = wire.Data, r.frames[r.at:r.end:r.end]
-			a.Messages = 1
-		}
-		r.delivered = r.end
+		n.emitRun(c, p, inc, r.frames, r.at, r.end, 1)
 		return
 	}
 	a := n.addAction(ActMessage)

@@ -155,12 +155,13 @@ func (n *Node) countOut(c *conn, f *wire.Frame) {
 	}
 }
 
-// countIn counts a message from p delivered to the user.
-func (n *Node) countIn(p *peer, payload []byte) {
-	p.counters.msgsIn++
-	p.counters.bytesIn += uint64(len(payload))
-	n.counters.msgsIn++
-	n.counters.bytesIn += uint64(len(payload))
+// countIn counts k messages of bytes payload bytes in all from p delivered
+// to the user.
+func (n *Node) countIn(p *peer, k, bytes int) {
+	p.counters.msgsIn += uint64(k)
+	p.counters.bytesIn += uint64(bytes)
+	n.counters.msgsIn += uint64(k)
+	n.counters.bytesIn += uint64(bytes)
 }
 
 // The round-trip time (spec/PROTOCOL.md, 4). Every heartbeat PING on a v2

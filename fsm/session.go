@@ -107,7 +107,7 @@ func idOf(c *conn) ConnID {
 
 // onLegacyData delivers a 0.4.1 message: no numbers, no credit.
 func (n *Node) onLegacyData(c *conn, f *wire.Frame) {
-	n.countIn(c.peer, f.Payload)
+	n.countIn(c.peer, 1, len(f.Payload))
 	n.emit(Action{Kind: ActMessage, Conn: c.id, Peer: c.peer.id, Incarnation: c.peerInc, Frame: wire.Frame{Type: wire.Data, Payload: f.Payload}})
 }
 

@@ -373,17 +373,18 @@ func (n *Node) pump(p *peer, c *conn, fresh []byte) {
 	var run frameRun // frames of buf written in one ActWriteData
 	for o.sent < o.count && o.cur.end < o.limit {
 		r := o.next()
-		last := o.sent == o.count-1
-		if fresh != nil && last || r.shared != nil {
+		var m []byte // a message written from its own slice, not from buf
+		switch {
+		case fresh != nil && o.sent == o.count-1:
 			// The message the Send in progress just queued: the caller's
 			// bytes (the same slice for every peer of a SendMany, so the
-			// connection layer encodes it once), equal to the copy kept;
-			// or a SendMany's shared copy.
-			m := fresh
-			if !last || fresh == nil {
-				m = (*r.shared)[:r.n:r.n]
-			}
-			if n.tooLarge(p, c, len(m), &run) {
+			// connection layer encodes it once), equal to the copy kept.
+			m = fresh
+		case r.shared != nil:
+			m = (*r.shared)[:r.n:r.n] // a SendMany's shared copy
+		}
+		if m != nil {
+			if n.tooLarge(p, c, m, &run) {
 				continue
 			}
 			n.writeRun(c, o.buf, &run)
@@ -397,17 +398,18 @@ func (n *Node) pump(p *peer, c *conn, fresh []byte) {
 		if fresh != nil && o.cur.run == len(o.runs)-1 {
 			k, end = k-1, end-wire.DataFrameSize(len(fresh))
 		}
-		if k > 1 && r.end <= o.limit && (c.peerMax == 0 || int(r.maxN) < c.peerMax) {
+		fits := r.end <= o.limit || n.cfg.mutation.runPastCredit() // see MutationRunPastCredit
+		if k > 1 && fits && (c.peerMax == 0 || int(r.maxN) < c.peerMax) {
 			// All of them may go.
 			size := end - o.cur.at
-			m := size - k*wire.HeaderSize
+			bytes := size - k*wire.HeaderSize
 			run.add(n, c, o.buf, o.cur.at, end)
-			n.countData(c, k, m)
-			o.advance(r, k, size, m)
+			n.countData(c, k, bytes)
+			o.advance(r, k, size, bytes)
 			continue
 		}
-		m := o.frameAt(o.cur.at)
-		if n.tooLarge(p, c, len(m), &run) {
+		m = o.frameAt(o.cur.at)
+		if n.tooLarge(p, c, m, &run) {
 			continue
 		}
 		size := wire.DataFrameSize(len(m))
@@ -418,25 +420,19 @@ func (n *Node) pump(p *peer, c *conn, fresh []byte) {
 	n.writeRun(c, o.buf, &run)
 }
 
-// tooLarge reports whether the next message of p's stream, of m payload
-// bytes, is larger than the peer of session c accepts; if so it hands it
-// back as lost and cuts it from the stream (the frames of r before it go
-// out first).
-func (n *Node) tooLarge(p *peer, c *conn, m int, r *frameRun) bool {
-	if c.peerMax == 0 || m < c.peerMax {
+// tooLarge reports whether m, the next message of p's stream, is larger
+// than the peer of session c accepts; if so it hands it back as lost and
+// cuts it from the stream (the frames of r before it go out first).
+func (n *Node) tooLarge(p *peer, c *conn, m []byte, r *frameRun) bool {
+	if c.peerMax == 0 || len(m) < c.peerMax {
 		return false
 	}
+	lost := append([]byte(nil), m...) // the user's to keep (m may be in buf)
 	o := &p.out
-	var lost []byte
-	if x := &o.runs[o.cur.run]; x.shared != nil {
-		lost = append([]byte(nil), (*x.shared)[:x.n]...) // the user's to keep
-	} else {
-		lost = append([]byte(nil), o.frameAt(o.cur.at)...)
-	}
 	o.cutNext()
 	n.writeRun(c, o.buf, r) // the frames before it go out before its Lost
 	n.emit(Action{Kind: ActLost, Peer: p.id, Incarnation: o.inc, Lost: [][]byte{lost},
-		Err: fmt.Errorf("%w: %d bytes, %s accepts at most %d: %w", ErrMessagesLost, m, p.id, c.peerMax-1, ErrPayloadTooLarge)})
+		Err: fmt.Errorf("%w: %d bytes, %s accepts at most %d: %w", ErrMessagesLost, len(m), p.id, c.peerMax-1, ErrPayloadTooLarge)})
 	return true
 }
 
@@ -643,13 +639,13 @@ func (n *Node) deliverData(c *conn, payload []byte) {
 	p := c.peer
 	in := p.in
 	if in.received >= in.granted {
-		n.closeConn(c, wire.CodeProtocol, fmt.Errorf("%w: DATA past the credit granted (%d bytes)", ErrProtocol, in.granted))
+		n.closeConn(c, wire.CodeProtocol, errPastCredit(in))
 		return
 	}
 	in.delivered++
 	in.unconsumed++
 	in.received += uint64(len(payload)) + msgCost
-	n.countIn(p, payload)
+	n.countIn(p, 1, len(payload))
 	n.emitMessage(c, p, in.inc, payload)
 	switch {
 	case in.delivered-in.ackSent >= ackEvery:
