@@ -251,10 +251,16 @@ func (n *Node) DropPeerTimer(id string) {
 // the counters match the runs, and the send cursor stands where the sent
 // count says, at the buffer offset and stream offset of its message; and
 // the peer a Send remembers (sendPeer) is the record the node holds for
-// that id, not a forgotten one.
+// that id, not a forgotten one, and so is each peer a SendMany remembers
+// (manyPeer) that is not marked forgotten.
 func (n *Node) CheckStreams() error {
 	if p := n.sentTo; p != nil && n.peers[p.id] != p {
 		return fmt.Errorf("the peer of the latest Send, %s, is not the node's record for that id", p.id)
+	}
+	for i, p := range n.manyTo {
+		if p != nil && !p.forgotten && n.peers[p.id] != p {
+			return fmt.Errorf("peer %d of the latest SendMany, %s, is neither forgotten nor the node's record for that id", i, p.id)
+		}
 	}
 	for id, p := range n.peers {
 		if err := p.out.check(); err != nil {
@@ -343,6 +349,11 @@ func (n *Node) ForgetSendPeer(peer string) {
 	n.sentTo = n.peers[peer]
 	delete(n.peers, peer)
 }
+
+// DropManyPeer drops peer's record from peers without marking it
+// forgotten, as maybeForgetPeer would, while a SendMany remembers it, for
+// CheckStreams' negative control.
+func (n *Node) DropManyPeer(peer string) { delete(n.peers, peer) }
 
 // CheckActionSlots cleans the action slots the last Ready handed over, as
 // the next Step does, and reports a slot left with a field set: clean

@@ -25,6 +25,9 @@ type Node struct {
 	ended map[string]*peer
 	// sentTo is the peer of the latest Send (sendPeer), nil once forgotten.
 	sentTo *peer
+	// manyTo holds the peer records the latest SendMany found, in the
+	// order of its ids (manyPeer); a record forgotten since is not used.
+	manyTo []*peer
 	dials  map[DialID]*dial
 	// dialsByAddr dedups dials locally: at most one in flight per address.
 	dialsByAddr map[string]*dial

@@ -297,13 +297,18 @@ func (n *Node) sendPeer(id string) *peer {
 // send accepts payload for peer id (Send); share is the SendMany's shared
 // copy in progress, nil for a Send.
 func (n *Node) send(id string, payload []byte, reserve bool, share *sharedPayload) error {
+	return n.sendTo(id, n.sendPeer(id), payload, reserve, share)
+}
+
+// sendTo is send with the peer record of id already looked up: p, nil
+// when there is none.
+func (n *Node) sendTo(id string, p *peer, payload []byte, reserve bool, share *sharedPayload) error {
 	if err := n.refuseCommand(id, "send to"); err != nil {
 		return err
 	}
 	if len(payload) >= n.cfg.MaxFrameSize {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrPayloadTooLarge, len(payload), n.cfg.MaxFrameSize-1)
 	}
-	p := n.sendPeer(id)
 	if p == nil {
 		return fmt.Errorf("%w: %q", ErrUnknownPeer, id)
 	}
@@ -339,8 +344,11 @@ func (n *Node) sendMany(e SendMany) error {
 	}
 	var first error
 	share := sharedPayload{alias: n.cfg.mutation.sharedNoCopy()} // deliberately wrong: see MutationSharedNoCopy
+	if len(n.manyTo) < len(e.Peers) {
+		n.manyTo = append(n.manyTo, make([]*peer, len(e.Peers)-len(n.manyTo))...)
+	}
 	for i, id := range e.Peers {
-		err := n.send(id, e.Payload, e.Reserve, &share)
+		err := n.sendTo(id, n.manyPeer(i, id), e.Payload, e.Reserve, &share)
 		if e.Errs != nil {
 			e.Errs[i] = err
 		}
@@ -348,7 +356,22 @@ func (n *Node) sendMany(e SendMany) error {
 			first = err
 		}
 	}
+	clear(n.manyTo[len(e.Peers):]) // no record kept for longer than it is named
 	return first
+}
+
+// manyPeer returns the peer record of id, the i-th peer of a SendMany, or
+// nil: the record the previous SendMany found i-th when it is id's and
+// still in peers (a producer sends to the same peers, in the same order,
+// over and over, and comparing an id that is the same string is cheaper
+// than hashing it), else the record in peers, kept i-th for the next.
+func (n *Node) manyPeer(i int, id string) *peer {
+	if p := n.manyTo[i]; p != nil && !p.forgotten && p.id == id {
+		return p
+	}
+	p := n.peers[id]
+	n.manyTo[i] = p
+	return p
 }
 
 // sharedPayload is the copy of a SendMany's payload that its peers'

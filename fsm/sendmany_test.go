@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"testing"
+	"time"
 	"weak"
 
 	"github.com/stretchr/testify/require"
@@ -118,6 +119,14 @@ func TestSendManyIsSendToEach(t *testing.T) {
 	if each.CheckStreams() == nil {
 		t.Fatal("CheckStreams missed a forgotten peer remembered as the latest Send's")
 	}
+	// And one that a SendMany would reach through a record dropped
+	// without being marked forgotten.
+	again := hub(t, cfg, 1<<20, peers...)
+	require.NoError(t, again.Step(0, fsm.SendMany{Peers: peers, Payload: payload}))
+	again.Ready()
+	require.NoError(t, again.CheckStreams())
+	again.DropManyPeer("C")
+	require.ErrorContains(t, again.CheckStreams(), "peer 2 of the latest SendMany, C,")
 }
 
 // TestSendManyErrsLength: a results slice of the wrong length is a bug of
@@ -220,4 +229,43 @@ func TestSharedCopyIsReleased(t *testing.T) {
 	runtime.GC()
 	require.Nil(t, w.Value(), "the shared copy outlived the last acknowledgement")
 	runtime.KeepAlive(n)
+}
+
+// TestSendManyFindsANewRecord: a SendMany that names a peer whose record
+// was forgotten since the previous SendMany (its session ended, it was not
+// kept, its linger passed) and which came back with a new session sends on
+// that session, as a Send would: the record the previous SendMany found is
+// not used once forgotten.
+func TestSendManyFindsANewRecord(t *testing.T) {
+	cfg := fsm.Config{PeerTimeout: time.Second, HeartbeatInterval: 250 * time.Millisecond}
+	n := hub(t, cfg, 1<<20, "A", "B")
+	peers := []string{"A", "B"}
+	errs := make([]error, 2)
+	// Too large for any peer: refused, but the records are found.
+	huge := make([]byte, wire.DefaultMaxFrameSize)
+	_ = n.Step(0, fsm.SendMany{Peers: peers, Payload: huge, Errs: errs})
+	require.ErrorIs(t, errs[1], fsm.ErrPayloadTooLarge)
+	n.Ready()
+	require.NoError(t, n.Step(0, fsm.ConnClosed{Conn: 2, Err: errors.New("cut")}))
+	now := 3 * time.Second // past B's linger of two peer timeouts
+	require.NoError(t, n.Step(now, fsm.Tick{}))
+	require.NoError(t, n.CheckStreams())
+	for _, ev := range []fsm.Event{
+		fsm.Accepted{Conn: 3},
+		fsm.FrameReceived{Conn: 3, Frame: wire.Frame{Type: wire.Hello, ID: "B", Incarnation: 2}},
+		fsm.FrameReceived{Conn: 3, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20}},
+		fsm.FrameReceived{Conn: 3, Frame: wire.Frame{Type: wire.Resume, Next: 1}},
+	} {
+		require.NoError(t, n.Step(now, ev))
+	}
+	n.Ready()
+	require.NoError(t, n.Step(now, fsm.SendMany{Peers: peers, Payload: []byte("hi"), Errs: errs}), "B on its new session")
+	var on []fsm.ConnID
+	for _, a := range n.Ready() {
+		if a.Kind == fsm.ActWrite && a.Frame.Type == wire.Data {
+			on = append(on, a.Conn)
+		}
+	}
+	require.Equal(t, []fsm.ConnID{1, 3}, on)
+	require.NoError(t, n.CheckStreams())
 }

@@ -18,10 +18,9 @@ type Layer struct {
 	maxFrame int
 
 	conns map[fsm.ConnID]*conn
-	// wrote is the connection of the latest write and wroteID its id (a
-	// stream writes on one connection over and over); forget clears it.
-	wrote   *conn
-	wroteID fsm.ConnID
+	// recent holds the connections written on lately, each in the slot
+	// of its id (writing, recentConn); forget clears a connection's slot.
+	recent [recentSlots]recentConn
 	// dials maps a dial in flight to whether it speaks 0.4.1, which decides
 	// the codec of the connection it opens.
 	dials map[fsm.DialID]bool
@@ -195,8 +194,8 @@ func (l *Layer) Open(id fsm.ConnID) bool { return l.conns[id] != nil }
 // forget drops connection id: nothing more is parsed or written on it.
 func (l *Layer) forget(id fsm.ConnID, c *conn) {
 	delete(l.conns, id)
-	if l.wrote == c {
-		l.wrote, l.wroteID = nil, 0
+	if r := &l.recent[id%recentSlots]; r.id == id {
+		*r = recentConn{}
 	}
 	c.closed, c.in = true, nil
 }
@@ -350,14 +349,37 @@ func (l *Layer) apply(a *fsm.Action) {
 	}
 }
 
+// recentSlots is the number of slots of Layer.recent: a SendMany writes
+// on up to that many connections, each its own slot (their ids are
+// consecutive when they opened one after the other), without a map lookup.
+const recentSlots = 64
+
+// recentConn is a slot of Layer.recent: a connection and its id.
+type recentConn struct {
+	id fsm.ConnID
+	c  *conn
+}
+
+// writing returns the connection id that the state machine writes on, nil
+// if the Layer does not hold it: from its slot in recent when it is there
+// (a stream writes on one connection over and over, a SendMany on the same
+// few), else from conns, and then kept in the slot.
+func (l *Layer) writing(id fsm.ConnID) *conn {
+	r := &l.recent[id%recentSlots]
+	if r.id == id && r.c != nil {
+		return r.c
+	}
+	c := l.conns[id]
+	if c != nil {
+		*r = recentConn{id: id, c: c}
+	}
+	return c
+}
+
 // writeFrames queues frames, DATA frames the state machine holds encoded,
 // on connection id as they are.
 func (l *Layer) writeFrames(id fsm.ConnID, frames []byte) {
-	c := l.wrote
-	if c == nil || l.wroteID != id {
-		c = l.conns[id]
-		l.wrote, l.wroteID = c, id
-	}
+	c := l.writing(id)
 	if c == nil || c.proto != protoBinary {
 		panic(fmt.Sprintf("link: fsm wrote %d bytes of DATA frames on c%d, which the layer does not hold in the binary protocol", len(frames), id))
 	}
@@ -368,11 +390,7 @@ func (l *Layer) writeFrames(id fsm.ConnID, frames []byte) {
 // codec refuses is a bug of this module (the configuration was checked when
 // the node started), so it panics with the frame.
 func (l *Layer) write(id fsm.ConnID, f *wire.Frame) {
-	c := l.wrote
-	if c == nil || l.wroteID != id {
-		c = l.conns[id]
-		l.wrote, l.wroteID = c, id
-	}
+	c := l.writing(id)
 	if c == nil {
 		panic(fmt.Sprintf("link: fsm wrote %s on c%d, which the layer does not hold", f.String(), id))
 	}

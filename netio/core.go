@@ -16,15 +16,30 @@ type transport Runtime
 
 // Write appends head and body to connection id's output buffer.
 func (t *transport) Write(id fsm.ConnID, head, body []byte) {
-	n := (*Runtime)(t)
-	c := n.wrote
-	if c == nil || c.id != id {
-		c = n.conns[id]
-		n.wrote = c
-	}
-	if c != nil {
+	if c := (*Runtime)(t).writing(id); c != nil {
 		c.write(head, body)
 	}
+}
+
+// recentSlots is the number of slots of Runtime.recent: a SendMany writes
+// on up to that many connections, each in its own slot (their ids are
+// consecutive when they opened one after the other), without a map lookup.
+const recentSlots = 64
+
+// writing returns connection id, nil once it left conns: from its slot in
+// recent when it is there (a stream writes on one connection over and
+// over, a SendMany on the same few), else from conns, and then kept in the
+// slot. forgetConn empties the slot of a connection it forgets.
+func (n *Runtime) writing(id fsm.ConnID) *conn {
+	r := &n.recent[id%recentSlots]
+	if c := *r; c != nil && c.id == id {
+		return c
+	}
+	c := n.conns[id]
+	if c != nil {
+		*r = c
+	}
+	return c
 }
 
 // forgetConn takes c out of the connections the layer writes on (under mu).
@@ -34,8 +49,8 @@ func (n *Runtime) forgetConn(c *conn) {
 		c.gated = false
 		n.gated--
 	}
-	if n.wrote == c {
-		n.wrote = nil
+	if r := &n.recent[c.id%recentSlots]; *r == c {
+		*r = nil
 	}
 }
 

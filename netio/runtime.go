@@ -40,7 +40,7 @@ type Runtime struct {
 	fsm    *fsm.Node // the layer's state machine, for read-only views
 	closed bool
 	conns  map[fsm.ConnID]*conn // the connections the layer holds
-	wrote  *conn                // the connection of the latest write, while in conns (forgetConn)
+	recent [recentSlots]*conn   // connections written on lately, each in the slot of its id, while in conns (writing)
 	live   map[*conn]struct{}   // every connection whose goroutines run
 	// lingering counts the connections closed gracefully whose goroutines
 	// still run (core.go, maxLingering).
