@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"slices"
 	"time"
+
+	"github.com/masterless-go/masterless/wire"
 )
 
 // CheckTimers verifies what NextDeadline promises, owner by owner: every
@@ -304,6 +306,15 @@ func (o *outStream) check() error {
 			if n != r.n || r.at+size > len(o.buf) {
 				return fmt.Errorf("run %d: %d payload bytes counted, %d in its frames (buffer %d of %d)", i, r.n, n, r.at+size, len(o.buf))
 			}
+			for j, at := 0, r.at; j < r.count; j++ {
+				m := o.frameAt(at)
+				if len(m) > int(r.maxN) {
+					return fmt.Errorf("run %d: message %d has %d payload bytes, more than the run's largest, %d", i, j, len(m), r.maxN)
+				}
+				at += wire.HeaderSize + len(m)
+			}
+		} else if r.n > int(r.maxN) {
+			return fmt.Errorf("run %d: a shared copy of %d bytes, more than the run's largest, %d", i, r.n, r.maxN)
 		}
 		end += r.cost()
 		if r.end != end {

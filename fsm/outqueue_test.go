@@ -58,6 +58,7 @@ func TestQueueKeepsARunPerBatch(t *testing.T) {
 		"a run's end":              func(o *outStream) { o.runs[1].end++ },
 		"the reserved cost":        func(o *outStream) { o.reserved++ },
 		"the count":                func(o *outStream) { o.count++ },
+		"a run's largest payload":  func(o *outStream) { o.runs[0].maxN-- },
 	} {
 		if err := o.check(); err != nil {
 			t.Fatal(err)
