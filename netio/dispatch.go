@@ -282,17 +282,7 @@ func (d *dispatcher) run(done <-chan struct{}) {
 			case evMessage:
 				used, pending = d.message(ev.peer, ev.inc, ev.payload, used, pending)
 			case evMessages:
-				for frames := ev.payload; len(frames) > 0; {
-					if d.isStopped() {
-						break
-					}
-					p, rest, ok := wire.NextData(frames)
-					if !ok {
-						panic("netio: a run of messages that is not whole DATA frames")
-					}
-					used, pending = d.message(ev.peer, ev.inc, p, used, pending)
-					frames = rest
-				}
+				used, pending = d.messages(ev, used, pending)
 			default:
 				d.deliver(ev)
 			}
@@ -312,7 +302,7 @@ func (d *dispatcher) message(peer string, inc uint64, payload []byte, used []con
 	if d.h.Message != nil {
 		d.h.Message(peer, payload)
 	}
-	used = tally(used, peer, inc, len(payload))
+	used = tally(used, peer, inc, 1, len(payload))
 	if pending += len(payload); pending >= reportEvery {
 		d.consumed(used)
 		used, pending = used[:0], 0
@@ -320,17 +310,46 @@ func (d *dispatcher) message(peer string, inc uint64, payload []byte, used []con
 	return used, pending
 }
 
-// tally adds a message of size bytes to what was consumed from peer's
-// incarnation inc.
-func tally(used []consumption, peer string, inc uint64, size int) []consumption {
+// messages is message for each message of ev, a run of DATA frames from
+// one peer's incarnation (evMessages), until the dispatcher stops: it
+// tallies them together, once per run and once per report, not once each.
+func (d *dispatcher) messages(ev *event, used []consumption, pending int) ([]consumption, int) {
+	k, size := 0, 0 // delivered and not yet tallied
+	for frames := ev.payload; len(frames) > 0; {
+		if d.isStopped() {
+			break
+		}
+		p, rest, ok := wire.NextData(frames)
+		if !ok {
+			panic("netio: a run of messages that is not whole DATA frames")
+		}
+		if d.h.Message != nil {
+			d.h.Message(ev.peer, p)
+		}
+		k, size = k+1, size+len(p)
+		if pending+size >= reportEvery {
+			d.consumed(tally(used, ev.peer, ev.inc, k, size))
+			used, pending, k, size = used[:0], 0, 0, 0
+		}
+		frames = rest
+	}
+	if k > 0 {
+		used, pending = tally(used, ev.peer, ev.inc, k, size), pending+size
+	}
+	return used, pending
+}
+
+// tally adds k messages of size bytes in all to what was consumed from
+// peer's incarnation inc.
+func tally(used []consumption, peer string, inc uint64, k, size int) []consumption {
 	for i := range used {
 		if u := &used[i]; u.peer == peer && u.inc == inc {
-			u.msgs++
+			u.msgs += k
 			u.bytes += size
 			return used
 		}
 	}
-	return append(used, consumption{peer: peer, inc: inc, msgs: 1, bytes: size})
+	return append(used, consumption{peer: peer, inc: inc, msgs: k, bytes: size})
 }
 
 func (d *dispatcher) deliver(ev *event) {

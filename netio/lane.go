@@ -105,9 +105,19 @@ func (l *lane) trim() {
 }
 
 // laneIn returns the lane toward peer, or nil: the one in the map, which
-// every change of lanes goes through (under n.mu).
+// every change of lanes goes through (under n.mu). The lane found last is
+// kept (heldLast, while in the map): a stream's Sends, and a callback's
+// replies to one peer, look up the same lane over and over, and comparing
+// an id that is the same string is cheaper than hashing it.
 func (n *Runtime) laneIn(peer string) *lane {
-	return n.lanesHeld[peer]
+	if l := n.heldLast; l != nil && l.peer == peer {
+		return l
+	}
+	l := n.lanesHeld[peer]
+	if l != nil {
+		n.heldLast = l
+	}
+	return l
 }
 
 // laneOf returns a lane toward peer for SendContext's fast path, or nil:
@@ -207,6 +217,9 @@ func (n *Runtime) leased(a *fsm.Action) {
 		l.mu.Unlock()
 		n.lanes.Delete(a.Peer) // a producer holding it finds no lease, and takes the core lock
 		delete(n.lanesHeld, a.Peer)
+		if n.heldLast == l {
+			n.heldLast = nil
+		}
 		n.lastLane.CompareAndSwap(l, nil)
 		if c != nil {
 			c.wmu.Lock()
