@@ -273,6 +273,10 @@ func (n *Node) maybeForgetPeer(p *peer) {
 	n.book.remember(p)
 	delete(n.peers, p.id)
 	p.forgotten = true
+	// Its stream holds no message (checked above): its buffers go back
+	// now, so that the record, which manyTo may hold until the next
+	// SendMany, is small.
+	p.out.release()
 	if n.sentTo == p {
 		n.sentTo = nil
 	}
@@ -364,7 +368,10 @@ func (n *Node) sendMany(e SendMany) error {
 // nil: the record the previous SendMany found i-th when it is id's and
 // still in peers (a producer sends to the same peers, in the same order,
 // over and over, and comparing an id that is the same string is cheaper
-// than hashing it), else the record in peers, kept i-th for the next.
+// than hashing it), else the record in peers, kept i-th for the next. A
+// record forgotten since stays in manyTo until a SendMany puts another in
+// its place; it holds no buffer (maybeForgetPeer), so what manyTo keeps is
+// bounded by the length of the latest SendMany.
 func (n *Node) manyPeer(i int, id string) *peer {
 	if p := n.manyTo[i]; p != nil && !p.forgotten && p.id == id {
 		return p
