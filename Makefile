@@ -42,7 +42,9 @@ ROUNDS   ?= 5
 # (vet 71, unit 221, sweep 132, fuzz-smoke 117, tla 338 s); compiling is
 # about two minutes of it. On 2026-12-03 (another slow Intel VM, idle) a
 # fresh clone took 821 s (vet 30, unit 225, sweep 200, fuzz-smoke 68,
-# tla 294 s); the last CI run, on an AMD VM, 391 s. make test-full runs the same checks at the
+# tla 294 s), and later that day 828 s (vet 22, unit 171, sweep 177,
+# fuzz-smoke 87, tla 368 s); the last CI runs took 391 s (an AMD VM) and
+# 618 s. make test-full runs the same checks at the
 # larger sizes (the
 # storms 20 s each, fuzz budgets of 500k/200k/200k executions, TLA_FULL=1:
 # Disc3's liveness with two mortal nodes, rel-safety3, v041-noties, 500
