@@ -296,25 +296,20 @@ func (d *dispatcher) run(done <-chan struct{}) {
 func (d *dispatcher) isStopped() bool { return d.stopFlag.Load() }
 
 // message hands the user payload, a message of peer's incarnation inc,
-// tallies it in used and reports what was consumed once pending, the bytes
-// tallied since the last report, reaches reportEvery.
+// and takes it (took).
 func (d *dispatcher) message(peer string, inc uint64, payload []byte, used []consumption, pending int) ([]consumption, int) {
 	if d.h.Message != nil {
 		d.h.Message(peer, payload)
 	}
-	used = tally(used, peer, inc, 1, len(payload))
-	if pending += len(payload); pending >= reportEvery {
-		d.consumed(used)
-		used, pending = used[:0], 0
-	}
-	return used, pending
+	return d.took(used, pending, peer, inc, 1, len(payload))
 }
 
 // messages is message for each message of ev, a run of DATA frames from
-// one peer's incarnation (evMessages), until the dispatcher stops: it
-// tallies them together, once per run and once per report, not once each.
+// one peer's incarnation (evMessages), until the dispatcher stops: the
+// messages handed over are taken together, once per run and once per
+// report, not once each, with the reports where message would make them.
 func (d *dispatcher) messages(ev *event, used []consumption, pending int) ([]consumption, int) {
-	k, size := 0, 0 // delivered and not yet tallied
+	k, size := 0, 0 // handed over and not yet taken
 	for frames := ev.payload; len(frames) > 0; {
 		if d.isStopped() {
 			break
@@ -328,13 +323,25 @@ func (d *dispatcher) messages(ev *event, used []consumption, pending int) ([]con
 		}
 		k, size = k+1, size+len(p)
 		if pending+size >= reportEvery {
-			d.consumed(tally(used, ev.peer, ev.inc, k, size))
-			used, pending, k, size = used[:0], 0, 0, 0
+			used, pending = d.took(used, pending, ev.peer, ev.inc, k, size)
+			k, size = 0, 0
 		}
 		frames = rest
 	}
 	if k > 0 {
-		used, pending = tally(used, ev.peer, ev.inc, k, size), pending+size
+		used, pending = d.took(used, pending, ev.peer, ev.inc, k, size)
+	}
+	return used, pending
+}
+
+// took tallies k messages of size payload bytes in all, handed over from
+// peer's incarnation inc, in used, and reports what was consumed once
+// pending, the bytes tallied since the last report, reaches reportEvery.
+func (d *dispatcher) took(used []consumption, pending int, peer string, inc uint64, k, size int) ([]consumption, int) {
+	used = tally(used, peer, inc, k, size)
+	if pending += size; pending >= reportEvery {
+		d.consumed(used)
+		return used[:0], 0
 	}
 	return used, pending
 }
