@@ -207,13 +207,14 @@ func (o *outStream) skipFrames(at, k int) (size, n int) {
 	return size, n
 }
 
-// first returns the bytes taken by the first k frames of r (a run of
-// frames in o's buffer) and their payload bytes. When r's payload bytes are
-// its count times maxN, every payload is maxN bytes (none is larger, and
-// they add up to that), and arithmetic says it: a producer of messages of
-// one size, the common case, has its acknowledgements, which end inside a
-// run, cost no walk through the frames. Otherwise the frames' headers tell.
-func (r *outRun) first(o *outStream, k int) (size, n int) {
+// prefix returns the bytes taken by the first k frames of r (a run of
+// frames in buf) and their payload bytes. When r's payload bytes are its
+// count times maxN, every payload is maxN bytes (none is larger, and they
+// add up to that), and arithmetic says it: a producer of messages of one
+// size, the common case, has its acknowledgements, which end inside a
+// run, cost no walk through the frames. Otherwise the frames' headers tell
+// (skipFrames).
+func (o *outStream) prefix(r *outRun, k int) (size, n int) {
 	if m := int(r.maxN); r.n == r.count*m {
 		return k * (wire.HeaderSize + m), k * m
 	}
@@ -263,7 +264,7 @@ func (o *outStream) drop(k int) {
 			continue
 		}
 		// The first left messages of r.
-		size, n := r.first(o, left)
+		size, n := o.prefix(r, left)
 		cost := uint64(n) + uint64(left)*msgCost
 		o.ackedEnd += cost // the end of the run before r was its start
 		o.bytes -= n
