@@ -96,16 +96,25 @@ func (t *transport) Dial(id fsm.DialID, addr string) {
 }
 
 // Notify turns the state machine's news for the user into events for the
-// dispatcher, and completes Connect calls.
+// dispatcher, and completes Connect calls. An event other than messages
+// that no handler takes is not queued: the dispatcher would wake only to
+// find nothing to call (two wake-ups of the four in a churn cycle, Connect,
+// one message, Disconnect, with no Connect handler). Messages always are,
+// so that what the user takes is counted the same way with a handler or
+// without.
 func (t *transport) Notify(a *fsm.Action) {
 	n := (*Runtime)(t)
 	switch a.Kind {
 	case fsm.ActConnected:
 		n.log.Debug("peer connected", "peer", a.Peer, "incarnation", a.Incarnation, "info", a.Addr)
-		n.events = append(n.events, event{kind: evConnected, peer: a.Peer, more: &eventMore{info: a.Addr}})
+		if n.disp.h.Connected != nil {
+			n.events = append(n.events, event{kind: evConnected, peer: a.Peer, more: &eventMore{info: a.Addr}})
+		}
 	case fsm.ActDisconnected:
 		n.log.Debug("peer disconnected", "peer", a.Peer, "reason", errText(a.Err))
-		n.events = append(n.events, event{kind: evDisconnected, peer: a.Peer, more: &eventMore{err: a.Err}})
+		if n.disp.h.Disconnected != nil {
+			n.events = append(n.events, event{kind: evDisconnected, peer: a.Peer, more: &eventMore{err: a.Err}})
+		}
 	case fsm.ActMessage:
 		n.events = append(n.events, event{kind: evMessage, peer: a.Peer, inc: a.Incarnation, payload: n.own(a.Frame.Payload)})
 	case fsm.ActMessages:
@@ -121,10 +130,14 @@ func (t *transport) Notify(a *fsm.Action) {
 		// peers that each left one answer unacknowledged logged 500 lines
 		// in under a second (a black-box audit).
 		n.logPeer(slog.LevelInfo, "messages lost", a.Err, "peer", a.Peer, "count", len(a.Lost))
-		n.events = append(n.events, event{kind: evLost, peer: a.Peer, more: &eventMore{lost: a.Lost, err: a.Err}})
+		if n.disp.h.Lost != nil {
+			n.events = append(n.events, event{kind: evLost, peer: a.Peer, more: &eventMore{lost: a.Lost, err: a.Err}})
+		}
 	case fsm.ActMemberUp, fsm.ActMemberLeft, fsm.ActMemberGone:
 		n.log.Debug("member "+a.Kind.String()[len("member-"):], "peer", a.Peer, "incarnation", a.Incarnation, "addr", a.Addr)
-		n.events = append(n.events, event{kind: evMember, change: a.Kind, peer: a.Peer, inc: a.Incarnation, more: &eventMore{info: a.Addr, err: a.Err}})
+		if n.disp.h.Member != nil {
+			n.events = append(n.events, event{kind: evMember, change: a.Kind, peer: a.Peer, inc: a.Incarnation, more: &eventMore{info: a.Addr, err: a.Err}})
+		}
 	case fsm.ActLease:
 		n.leased(a)
 	case fsm.ActRoom:
