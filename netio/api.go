@@ -32,7 +32,9 @@ func (n *Runtime) Send(peer string, payload []byte) error {
 	}
 	// After what its producers staged (lane.go), in the same step.
 	after, l := n.stagedFor(peer)
+	n.inlining = true // inline.go
 	err := n.link.SendAfter(n.sendTime(), peer, payload, after)
+	n.inlining = false
 	if after != nil {
 		l.giveBack(after.Frames)
 	}
@@ -187,7 +189,9 @@ func withFirst(err, first error) error {
 func (n *Runtime) settleAndWait(ctx context.Context) {
 	if len(n.full) == 0 {
 		n.settle()
+		cs, k := n.takeInline()
 		n.mu.Unlock()
+		flushInline(&cs, k)
 		return
 	}
 	var full []*conn
@@ -201,7 +205,9 @@ func (n *Runtime) settleAndWait(ctx context.Context) {
 		}
 	}
 	n.settle()
+	cs, k := n.takeInline()
 	n.mu.Unlock()
+	flushInline(&cs, k)
 	for _, c := range full {
 		c.waitSpace(ctx)
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/masterless-go/masterless/fsm"
@@ -62,6 +63,16 @@ type conn struct {
 	gated   bool
 	lingers bool // closed gracefully, counted in Runtime.lingering until its reader ends
 	idle    bool // the writer waits on data
+	// inlined: out holds bytes that the Send which queued them writes
+	// itself once it drops the core lock (inline.go), so the parked writer
+	// is not woken for them; inflight: that write is in its system call,
+	// and the writer must not write meanwhile. lastWrite is when something
+	// was last written, inline or by the writer (since Runtime.start). raw is the socket for the
+	// non-blocking write, nil where there is none.
+	inlined   bool
+	inflight  bool
+	lastWrite time.Duration
+	raw       syscall.RawConn
 	// laneWork: the lane of this session has messages for the writer to
 	// admit (lane.go); lane is that lane, nil if none.
 	laneWork bool
@@ -87,6 +98,9 @@ const (
 func (n *Runtime) newConn(nc net.Conn) *conn {
 	n.nextConn++
 	c := &conn{n: n, id: n.nextConn, nc: nc, remote: nc.RemoteAddr().String(), writerDone: make(chan struct{})}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		c.raw, _ = tc.SyscallConn()
+	}
 	c.data.L = &c.wmu
 	c.space.L = &c.wmu
 	n.conns[c.id] = c
@@ -130,8 +144,15 @@ func (c *conn) write(head, body []byte) {
 	wake := false
 	if c.state == connOpen {
 		c.wrote = true
+		was := len(c.out)
 		c.out = append(append(c.out, head...), body...)
-		wake, c.idle = c.idle, false
+		switch {
+		case c.inlined: // its writer-to-be takes these too
+		case c.idle && was == 0 && len(c.out) <= inlineMax && c.n.inlineFor(c):
+			c.inlined = true
+		default:
+			wake, c.idle = c.idle, false
+		}
 		if len(c.out) > c.n.cfg.SendBuffer {
 			if len(c.out) > c.n.outputBound() && c.n.link.FlowControlled(c.id) {
 				c.wmu.Unlock()
@@ -296,8 +317,10 @@ func (c *conn) writeLoop() {
 	defer close(c.writerDone)
 	c.wmu.Lock()
 	for {
-		for len(c.out) == 0 && !c.laneWork && c.state == connOpen {
-			c.trimIdle()
+		for c.inflight || (len(c.out) == 0 && !c.laneWork && c.state == connOpen) {
+			if !c.inflight {
+				c.trimIdle()
+			}
 			c.idle = true
 			c.data.Wait()
 		}
@@ -338,6 +361,7 @@ func (c *conn) writeLoop() {
 		}
 		buf := c.out
 		c.out, c.spare = c.spare[:0], nil
+		c.inlined = false // the writer takes them
 		var w io.Writer = c.nc
 		if c.sc != nil {
 			w = c.sc
@@ -356,6 +380,7 @@ func (c *conn) writeLoop() {
 		err := c.writeOut(w, buf, now, timeout)
 
 		c.wmu.Lock()
+		c.lastWrite = now.Sub(c.n.start)
 		if big {
 			c.bigAt = now
 		}

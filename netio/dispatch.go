@@ -1,6 +1,7 @@
 package netio
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -251,6 +252,13 @@ func (d *dispatcher) run(done <-chan struct{}) {
 				// waiting (not under d.mu: consumed takes the core lock,
 				// which push's callers hold before d.mu).
 				d.mu.Unlock()
+				// First let what the callbacks readied run here: a
+				// reply's reader, woken by its inline write (inline.go),
+				// or its writer, parked in this CPU's next slot, would
+				// otherwise be taken by the other CPU while the report
+				// takes the core lock (ping-pong: 29.5 µs a round trip
+				// without this, 22.7 µs with it and inline writes).
+				runtime.Gosched()
 				d.consumed(used)
 				used, pending = used[:0], 0
 				d.mu.Lock()

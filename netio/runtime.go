@@ -58,6 +58,15 @@ type Runtime struct {
 	logs      *logLimiter   // rate limits the lines peers cause (ratelog.go)
 	slab      []byte        // where the payloads of the current read are copied
 	slabHint  int           // bytes the current read may deliver
+	// inlining: the Send in progress writes to a quiet connection itself
+	// once it drops mu (inline.go); inline holds those connections,
+	// ninline how many.
+	inlining bool
+	inline   [maxInline]*conn
+	ninline  int
+	// inlineWrites counts inline writes, inlineRests those that left bytes
+	// for the writer (for tests).
+	inlineWrites, inlineRests atomic.Uint64
 	// wireIn and wireOut add up the bytes of the connections no longer live.
 	wireIn, wireOut uint64
 	// lanes holds the producers' lanes (lane.go), by peer: the fast path
@@ -175,7 +184,9 @@ func Start(cfg Config) (*Runtime, error) {
 	n.disp.init(cfg.Events, cfg.EventsGate, cfg.DispatchQueue, cfg.DispatchBytes, n.consumed)
 
 	n.mu.Lock()
-	n.events = append(n.events, event{kind: evListening, more: &eventMore{info: info}})
+	if cfg.Events.Listening != nil {
+		n.events = append(n.events, event{kind: evListening, more: &eventMore{info: info}})
+	}
 	_ = n.link.Step(n.now(), fsm.Listening{Info: info})
 	n.settle()
 	n.mu.Unlock()
