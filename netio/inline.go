@@ -13,9 +13,10 @@ import "time"
 // two; on two CPUs every hand-over is a chance for the Go scheduler to run
 // the next goroutine on the other CPU, and each crossing costs a wake-up
 // and the state's cache lines. With the answer written by the callback's
-// own goroutine (and the dispatcher yielding before its consumption report,
-// dispatch.go), a ping-pong's round trip stays on one CPU: 22.7 µs against
-// 29.5 µs, bare TCP 23.5 µs (PERFORMANCE.md, 2026-12-03, third session).
+// own goroutine (and the dispatcher yielding after it, before its
+// consumption report, dispatch.go), a ping-pong's round trip stays on one
+// CPU: 22.7 µs against 29.5 µs, bare TCP 23.5 µs (PERFORMANCE.md,
+// 2026-12-03, third session).
 //
 // When: only a Send (one peer; SendMany's fan-out keeps its writers, which
 // write in parallel), only on a plain TCP socket whose writer is parked with
@@ -99,6 +100,7 @@ func (c *conn) flushInline() {
 		k := c.tryWrite(buf)
 		c.countOut(k)
 		c.n.inlineWrites.Add(1)
+		c.n.disp.inlined.Store(true)
 		if k < len(buf) {
 			c.n.inlineRests.Add(1)
 		}
