@@ -29,7 +29,11 @@
 //
 // Nothing that can block runs under the core lock. Writes are appended to a
 // per-connection output buffer that a writer goroutine flushes, so many small
-// sends coalesce into few syscalls. User events are appended to a queue that a
+// sends coalesce into few syscalls. One exception keeps a request answered
+// from a callback on one goroutine: a Send to a connection that has been
+// quiet is written by the sending goroutine itself, after it drops the core
+// lock, with one non-blocking write (inline.go); the writer takes what the
+// socket did not. User events are appended to a queue that a
 // single dispatcher goroutine drains, calling the handlers one at a time.
 // A handler may call every method: the three that could wait for the
 // dispatcher itself (Close, which waits for the handler in progress, and
