@@ -67,8 +67,8 @@ type conn struct {
 	// itself once it drops the core lock (inline.go), so the parked writer
 	// is not woken for them; inflight: that write is in its system call,
 	// and the writer must not write meanwhile. lastWrite is when something
-	// was last written, inline or by the writer (since Runtime.start). raw is the socket for the
-	// non-blocking write, nil where there is none.
+	// was last written, inline or by the writer (since Runtime.start). raw
+	// is the socket for the non-blocking write, nil where there is none.
 	inlined   bool
 	inflight  bool
 	lastWrite time.Duration

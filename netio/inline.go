@@ -101,9 +101,6 @@ func (c *conn) flushInline() {
 		c.countOut(k)
 		c.n.inlineWrites.Add(1)
 		c.n.disp.inlined.Store(true)
-		if k < len(buf) {
-			c.n.inlineRests.Add(1)
-		}
 		c.wmu.Lock()
 		c.inflight = false
 		if c.state == connAborted {

@@ -64,9 +64,8 @@ type Runtime struct {
 	inlining bool
 	inline   [maxInline]*conn
 	ninline  int
-	// inlineWrites counts inline writes, inlineRests those that left bytes
-	// for the writer (for tests).
-	inlineWrites, inlineRests atomic.Uint64
+	// inlineWrites counts inline writes (for tests).
+	inlineWrites atomic.Uint64
 	// wireIn and wireOut add up the bytes of the connections no longer live.
 	wireIn, wireOut uint64
 	// lanes holds the producers' lanes (lane.go), by peer: the fast path
