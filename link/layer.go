@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/internal/recent"
 	"github.com/masterless-go/masterless/wire"
 )
 
@@ -18,9 +19,9 @@ type Layer struct {
 	maxFrame int
 
 	conns map[fsm.ConnID]*conn
-	// recent holds the connections written on lately, each in the slot
-	// of its id (writing, recentConn); forget clears a connection's slot.
-	recent [recentSlots]recentConn
+	// recent holds the connections written on lately (writing); forget
+	// clears a connection's slot.
+	recent recent.Conns[*conn]
 	// dials maps a dial in flight to whether it speaks 0.4.1, which decides
 	// the codec of the connection it opens.
 	dials map[fsm.DialID]bool
@@ -194,9 +195,7 @@ func (l *Layer) Open(id fsm.ConnID) bool { return l.conns[id] != nil }
 // forget drops connection id: nothing more is parsed or written on it.
 func (l *Layer) forget(id fsm.ConnID, c *conn) {
 	delete(l.conns, id)
-	if r := &l.recent[id%recentSlots]; r.id == id {
-		*r = recentConn{}
-	}
+	l.recent.Forget(id)
 	c.closed, c.in = true, nil
 }
 
@@ -349,29 +348,16 @@ func (l *Layer) apply(a *fsm.Action) {
 	}
 }
 
-// recentSlots is the number of slots of Layer.recent: a SendMany writes
-// on up to that many connections, each its own slot (their ids are
-// consecutive when they opened one after the other), without a map lookup.
-const recentSlots = 64
-
-// recentConn is a slot of Layer.recent: a connection and its id.
-type recentConn struct {
-	id fsm.ConnID
-	c  *conn
-}
-
 // writing returns the connection id that the state machine writes on, nil
-// if the Layer does not hold it: from its slot in recent when it is there
-// (a stream writes on one connection over and over, a SendMany on the same
-// few), else from conns, and then kept in the slot.
+// if the Layer does not hold it (a stream writes on one connection over and
+// over, a SendMany on the same few: package recent).
 func (l *Layer) writing(id fsm.ConnID) *conn {
-	r := &l.recent[id%recentSlots]
-	if r.id == id && r.c != nil {
-		return r.c
+	if c := l.recent.Get(id); c != nil {
+		return c
 	}
 	c := l.conns[id]
 	if c != nil {
-		*r = recentConn{id: id, c: c}
+		l.recent.Put(id, c)
 	}
 	return c
 }

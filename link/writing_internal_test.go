@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/internal/recent"
 	"github.com/masterless-go/masterless/wire"
 )
 
@@ -13,8 +14,8 @@ import (
 // state machine writing on it is a bug, which write reports by panicking.
 func TestWritingFindsItsConnection(t *testing.T) {
 	l := &Layer{conns: map[fsm.ConnID]*conn{}}
-	a, b, c := l.register(5, protoBinary), l.register(5+recentSlots, protoLegacy), l.register(6, protoBinary)
-	ids := map[*conn]fsm.ConnID{a: 5, b: 5 + recentSlots, c: 6}
+	a, b, c := l.register(5, protoBinary), l.register(5+recent.Slots, protoLegacy), l.register(6, protoBinary)
+	ids := map[*conn]fsm.ConnID{a: 5, b: 5 + recent.Slots, c: 6}
 	for i, want := range []*conn{a, b, a, c, b, b, a} {
 		if got := l.writing(ids[want]); got != want {
 			t.Fatalf("write %d, for c%d: found %p, want %p", i, ids[want], got, want)
@@ -24,12 +25,12 @@ func TestWritingFindsItsConnection(t *testing.T) {
 	if got := l.writing(5); got != nil {
 		t.Fatalf("c5 forgotten: found %p", got)
 	}
-	if got := l.writing(5 + recentSlots); got != b {
-		t.Fatalf("c%d: found %p, want %p", 5+recentSlots, got, b)
+	if got := l.writing(5 + recent.Slots); got != b {
+		t.Fatalf("c%d: found %p, want %p", 5+recent.Slots, got, b)
 	}
-	l.forget(5+recentSlots, b)
-	if got := l.writing(5 + recentSlots); got != nil {
-		t.Fatalf("c%d forgotten while in its slot: found %p", 5+recentSlots, got)
+	l.forget(5+recent.Slots, b)
+	if got := l.writing(5 + recent.Slots); got != nil {
+		t.Fatalf("c%d forgotten while in its slot: found %p", 5+recent.Slots, got)
 	}
 	defer func() {
 		if recover() == nil {

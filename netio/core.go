@@ -21,23 +21,16 @@ func (t *transport) Write(id fsm.ConnID, head, body []byte) {
 	}
 }
 
-// recentSlots is the number of slots of Runtime.recent: a SendMany writes
-// on up to that many connections, each in its own slot (their ids are
-// consecutive when they opened one after the other), without a map lookup.
-const recentSlots = 64
-
-// writing returns connection id, nil once it left conns: from its slot in
-// recent when it is there (a stream writes on one connection over and
-// over, a SendMany on the same few), else from conns, and then kept in the
-// slot. forgetConn empties the slot of a connection it forgets.
+// writing returns connection id, nil once it left conns (a stream writes
+// on one connection over and over, a SendMany on the same few: package
+// recent). forgetConn empties the slot of a connection it forgets.
 func (n *Runtime) writing(id fsm.ConnID) *conn {
-	r := &n.recent[id%recentSlots]
-	if c := *r; c != nil && c.id == id {
+	if c := n.recent.Get(id); c != nil {
 		return c
 	}
 	c := n.conns[id]
 	if c != nil {
-		*r = c
+		n.recent.Put(id, c)
 	}
 	return c
 }
@@ -49,9 +42,7 @@ func (n *Runtime) forgetConn(c *conn) {
 		c.gated = false
 		n.gated--
 	}
-	if r := &n.recent[c.id%recentSlots]; *r == c {
-		*r = nil
-	}
+	n.recent.Forget(c.id)
 }
 
 // Close carries out the layer's close: flush what was written, half-close,

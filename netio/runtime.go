@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/internal/recent"
 	"github.com/masterless-go/masterless/link"
 )
 
@@ -40,7 +41,7 @@ type Runtime struct {
 	fsm    *fsm.Node // the layer's state machine, for read-only views
 	closed bool
 	conns  map[fsm.ConnID]*conn // the connections the layer holds
-	recent [recentSlots]*conn   // connections written on lately, each in the slot of its id, while in conns (writing)
+	recent recent.Conns[*conn]  // connections written on lately, while in conns (writing)
 	live   map[*conn]struct{}   // every connection whose goroutines run
 	// lingering counts the connections closed gracefully whose goroutines
 	// still run (core.go, maxLingering).

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/internal/recent"
 )
 
 // TestWritingFindsItsConnection: connections whose ids share a slot of
@@ -13,7 +14,7 @@ import (
 // reader or writer serves any more.
 func TestWritingFindsItsConnection(t *testing.T) {
 	n := &Runtime{conns: map[fsm.ConnID]*conn{}}
-	a, b, c := &conn{id: 3}, &conn{id: 3 + recentSlots}, &conn{id: 4}
+	a, b, c := &conn{id: 3}, &conn{id: 3 + recent.Slots}, &conn{id: 4}
 	for _, x := range []*conn{a, b, c} {
 		n.conns[x.id] = x
 	}
