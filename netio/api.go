@@ -32,9 +32,9 @@ func (n *Runtime) Send(peer string, payload []byte) error {
 	}
 	// After what its producers staged (lane.go), in the same step.
 	after, l := n.stagedFor(peer)
-	n.inlining = true // inline.go
+	n.allowInline(maxInline, false) // inline.go
 	err := n.link.SendAfter(n.sendTime(), peer, payload, after)
-	n.inlining = false
+	n.allowInline(0, false)
 	if after != nil {
 		l.giveBack(after.Frames)
 	}
@@ -187,11 +187,12 @@ func withFirst(err, first error) error {
 // in the output buffer already (a 0.4.1 session has no credit), so the end
 // of ctx ends the wait, not the send.
 func (n *Runtime) settleAndWait(ctx context.Context) {
+	var inline [maxInline]*conn
 	if len(n.full) == 0 {
 		n.settle()
-		cs, k := n.takeInline()
+		cs := n.takeInline(inline[:0])
 		n.mu.Unlock()
-		flushInline(&cs, k)
+		flushInline(cs)
 		return
 	}
 	var full []*conn
@@ -205,9 +206,9 @@ func (n *Runtime) settleAndWait(ctx context.Context) {
 		}
 	}
 	n.settle()
-	cs, k := n.takeInline()
+	cs := n.takeInline(inline[:0])
 	n.mu.Unlock()
-	flushInline(&cs, k)
+	flushInline(cs)
 	for _, c := range full {
 		c.waitSpace(ctx)
 	}
@@ -276,13 +277,19 @@ func (n *Runtime) userStep(ev fsm.Event) error {
 // Disconnect closes the session with peer (BYE normal) and stops keeping it.
 func (n *Runtime) Disconnect(peer string) error {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if n.closed {
+		n.mu.Unlock()
 		return fsm.ErrClosed
 	}
-	n.admitPeer(peer) // what its producers staged is queued, then handed back as lost
+	n.admitPeer(peer)              // what its producers staged is queued, then handed back as lost
+	n.allowInline(maxInline, true) // the goodbye (inline.go)
 	err := n.link.Step(n.now(), fsm.Disconnect{Peer: peer})
+	n.allowInline(0, false)
 	n.settle()
+	var inline [maxInline]*conn
+	cs := n.takeInline(inline[:0])
+	n.mu.Unlock()
+	flushInline(cs)
 	return err
 }
 

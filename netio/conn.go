@@ -19,8 +19,9 @@ import (
 )
 
 // conn is one TCP connection: a reader goroutine that hands what it reads to
-// the connection layer, and a writer goroutine that flushes the output buffer.
-// The bytes themselves (framing, parsing, encoding) are the layer's.
+// the connection layer, and, once a write cannot be made inline (inline.go),
+// a writer goroutine that flushes the output buffer. The bytes themselves
+// (framing, parsing, encoding) are the layer's.
 type conn struct {
 	n      *Runtime
 	id     fsm.ConnID
@@ -62,7 +63,13 @@ type conn struct {
 	// sends to it wait before they add anything (waitGates). Under n.mu.
 	gated   bool
 	lingers bool // closed gracefully, counted in Runtime.lingering until its reader ends
-	idle    bool // the writer waits on data
+	idle    bool // the writer waits on data, or there is none yet (writer)
+	// writer says whether c has a writer goroutine (writerState);
+	// writerAt is when it last wrote or started, and retire tells a parked
+	// one that has not written for writerRetireAfter to end (inline.go).
+	writer   writerState
+	writerAt time.Duration
+	retire   bool
 	// inlined: out holds bytes that the Send which queued them writes
 	// itself once it drops the core lock (inline.go), so the parked writer
 	// is not woken for them; inflight: that write is in its system call,
@@ -79,10 +86,92 @@ type conn struct {
 	lane     *lane
 	waiting  int // senders waiting on space
 
-	writerDone chan struct{}
+	writerDone chan struct{} // closed when the writer started last ends
 
 	// Bytes read from and written to the socket, for Stats.
 	bytesIn, bytesOut atomic.Uint64
+}
+
+// writerState is whether a connection has a writer goroutine. A
+// connection starts without one: its handshake, heartbeats, acknowledgements
+// and quiet sends are written inline by the goroutine whose step made them
+// (inline.go), so an idle connection costs one goroutine, its reader. The
+// writer starts at the first write that is not made inline (a stream of
+// sends, a producer's lane, bytes the socket did not take, TLS), and ends
+// once it has had nothing to write for writerRetireAfter, when an inline
+// write finds it parked (a heartbeat, at the latest), giving back its
+// stack and its buffers; the next write not made inline starts another.
+type writerState uint8
+
+const (
+	writerNone    writerState = iota // none yet; one starts when needed
+	writerRunning                    // started; it ends with the connection
+	writerNever                      // none, and none will start: the connection is ending
+)
+
+// wakeUp is what a kick asks of the goroutine that made it, once it has
+// released wmu (wake).
+type wakeUp uint8
+
+const (
+	wakeNone   wakeUp = iota
+	wakeSignal        // signal the parked writer
+	wakeStart         // start the writer
+)
+
+// kick tells c's writer that there is work for it, starting it if c has
+// none yet, and returns what the caller does once it releases wmu (called
+// under wmu). A connection that is aborted gets no writer: nothing is
+// written after an abort.
+func (c *conn) kick() wakeUp {
+	if !c.idle {
+		return wakeNone
+	}
+	switch c.writer {
+	case writerRunning:
+		c.idle = false
+		return wakeSignal
+	case writerNone:
+		if c.state == connAborted {
+			return wakeNone
+		}
+		c.writer, c.idle, c.retire = writerRunning, false, false
+		c.writerDone = make(chan struct{})
+		return wakeStart
+	}
+	return wakeNone
+}
+
+// wake carries out what kick returned (without wmu). The reader holds its
+// count in n.wg until the writer it may wait for has ended (waitWriter), so
+// the count is positive when a writer is added to it.
+func (c *conn) wake(w wakeUp) {
+	switch w {
+	case wakeSignal:
+		c.data.Signal()
+	case wakeStart:
+		c.n.wg.Add(1)
+		go c.writeLoop()
+	}
+}
+
+// waitWriter waits until nothing writes on c's socket any more, before the
+// reader closes it: an inline write in its system call has returned, and
+// the writer, if one started, has ended; none starts after this.
+func (c *conn) waitWriter() {
+	c.wmu.Lock()
+	running := c.writer == writerRunning // it waits for the inline write itself
+	done := c.writerDone
+	if !running {
+		for c.inflight {
+			c.data.Wait() // flushInline broadcasts when it ends
+		}
+		c.writer = writerNever
+	}
+	c.wmu.Unlock()
+	if running {
+		<-done
+	}
 }
 
 type connState uint8
@@ -97,7 +186,7 @@ const (
 // reports it to the layer, then calls run.
 func (n *Runtime) newConn(nc net.Conn) *conn {
 	n.nextConn++
-	c := &conn{n: n, id: n.nextConn, nc: nc, remote: nc.RemoteAddr().String(), writerDone: make(chan struct{})}
+	c := &conn{n: n, id: n.nextConn, nc: nc, remote: nc.RemoteAddr().String(), idle: true}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		c.raw, _ = tc.SyscallConn()
 	}
@@ -107,9 +196,9 @@ func (n *Runtime) newConn(nc net.Conn) *conn {
 	return c
 }
 
-// run starts c's goroutines if the layer kept the connection, or closes the
+// run starts c's reader if the layer kept the connection, or closes the
 // socket at once if it refused it (called with n.mu held): a refused
-// connection costs no goroutine.
+// connection costs no goroutine. The writer starts when it is needed (kick).
 func (c *conn) run() {
 	n := c.n
 	if !n.link.Open(c.id) {
@@ -127,8 +216,7 @@ func (c *conn) run() {
 	} else {
 		c.steady.Store(true)
 	}
-	n.wg.Add(2)
-	go c.writeLoop()
+	n.wg.Add(1)
 	go c.readLoop()
 }
 
@@ -141,18 +229,11 @@ func (c *conn) run() {
 // wait before it let go of wmu (sync.Cond), so the signal reaches it.
 func (c *conn) write(head, body []byte) {
 	c.wmu.Lock()
-	wake := false
+	w := wakeNone
 	if c.state == connOpen {
 		c.wrote = true
 		was := len(c.out)
 		c.out = append(append(c.out, head...), body...)
-		switch {
-		case c.inlined: // its writer-to-be takes these too
-		case c.idle && was == 0 && len(c.out) <= inlineMax && c.n.inlineFor(c):
-			c.inlined = true
-		default:
-			wake, c.idle = c.idle, false
-		}
 		if len(c.out) > c.n.cfg.SendBuffer {
 			if len(c.out) > c.n.outputBound() && c.n.link.FlowControlled(c.id) {
 				c.wmu.Unlock()
@@ -161,11 +242,16 @@ func (c *conn) write(head, body []byte) {
 			}
 			c.n.full = append(c.n.full, c) // for the sender to wait on once it drops n.mu
 		}
+		switch {
+		case c.inlined: // its writer-to-be takes these too
+		case c.idle && was == 0 && len(c.out) <= inlineMax && c.n.inlineFor(c):
+			c.inlined = true
+		default:
+			w = c.kick()
+		}
 	}
 	c.wmu.Unlock()
-	if wake {
-		c.data.Signal()
-	}
+	c.wake(w)
 }
 
 // outputBound is the most an output buffer may hold on a session with
@@ -219,16 +305,43 @@ func (c *conn) waitSpace(ctx context.Context) {
 	c.wmu.Unlock()
 }
 
-// closeGraceful carries out the layer's close (called under n.mu).
+// closeGraceful carries out the layer's close (called under n.mu): the
+// writer flushes what is queued and half-closes. A connection without a
+// writer half-closes here when nothing is queued, and leaves it to the
+// inline write pending (flushInline) when that holds the rest.
 func (c *conn) closeGraceful() {
 	c.wmu.Lock()
+	w, now := wakeNone, false
 	if c.state == connOpen {
 		c.state = connFlushing
-		c.idle = false
-		c.data.Signal()
+		switch {
+		case c.writer == writerNone && c.inlined:
+		case c.writer == writerNone && len(c.out) == 0 && !c.laneWork:
+			c.writer, now = writerNever, true
+		default:
+			w = c.kick()
+		}
 		c.space.Broadcast()
 	}
 	c.wmu.Unlock()
+	c.wake(w)
+	if now {
+		c.halfClose()
+	}
+}
+
+// halfClose ends a flushed connection's writing: the FIN, and the linger
+// for the peer's (the reader reads until then, discarding). A TLS
+// connection ends with the bare FIN too, without a close_notify alert:
+// tls.Conn.CloseWrite sets a write deadline of its own (5 s) that would
+// override closeGrace, and the peer's TLS reads a FIN at a record boundary
+// as a clean EOF anyway. The protocol's own goodbye is the BYE frame,
+// inside TLS.
+func (c *conn) halfClose() {
+	if tc, ok := c.nc.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+	_ = c.nc.SetReadDeadline(c.deadline(c.linger()))
 }
 
 // abort stops the writer now and unblocks both goroutines' syscalls.
@@ -314,11 +427,17 @@ func (c *conn) linger() time.Duration { return min(c.n.fcfg.HandshakeTimeout, ma
 // since the previous one in a single syscall.
 func (c *conn) writeLoop() {
 	defer c.n.wg.Done()
-	defer close(c.writerDone)
 	c.wmu.Lock()
+	defer close(c.writerDone) // this writer's: kick made it under wmu
+	c.writerAt = time.Since(c.n.start)
 	for {
 		for c.inflight || (len(c.out) == 0 && !c.laneWork && c.state == connOpen) {
 			if !c.inflight {
+				if c.retire && !c.inlined {
+					c.retireWriter()
+					c.wmu.Unlock()
+					return
+				}
 				c.trimIdle()
 			}
 			c.idle = true
@@ -348,15 +467,7 @@ func (c *conn) writeLoop() {
 		}
 		if len(c.out) == 0 { // flushing, and everything is out
 			c.wmu.Unlock()
-			// A TLS connection ends with the bare FIN too, without a
-			// close_notify alert: tls.Conn.CloseWrite sets a write deadline
-			// of its own (5 s) that would override closeGrace, and the peer's
-			// TLS reads a FIN at a record boundary as a clean EOF anyway. The
-			// protocol's own goodbye is the BYE frame, inside TLS.
-			if tc, ok := c.nc.(*net.TCPConn); ok {
-				_ = tc.CloseWrite()
-			}
-			_ = c.nc.SetReadDeadline(c.deadline(c.linger()))
+			c.halfClose()
 			return
 		}
 		buf := c.out
@@ -381,6 +492,7 @@ func (c *conn) writeLoop() {
 
 		c.wmu.Lock()
 		c.lastWrite = now.Sub(c.n.start)
+		c.writerAt, c.retire = c.lastWrite, false
 		if big {
 			c.bigAt = now
 		}
@@ -397,6 +509,24 @@ func (c *conn) writeLoop() {
 			return
 		}
 	}
+}
+
+// retireWriter ends the writer of a connection that has had nothing for it
+// for writerRetireAfter (called by the writer, parked with nothing queued,
+// under wmu): the connection is as before its first writer, with no big
+// buffer kept.
+func (c *conn) retireWriter() {
+	c.writer, c.retire, c.idle = writerNone, false, true
+	if cap(c.out) > idleKeep {
+		c.out = nil
+	}
+	if cap(c.spare) > idleKeep {
+		c.spare = nil
+	}
+	if c.lane != nil && c.lane.big.Load() {
+		c.lane.trim()
+	}
+	c.n.writersRetired.Add(1)
 }
 
 // writeChunk is the most writeOut hands the socket in one write: a peer
@@ -534,7 +664,7 @@ func (c *conn) readLoop() {
 	if !c.flushing() {
 		c.abort()
 	}
-	<-c.writerDone
+	c.waitWriter()
 	_ = c.nc.Close()
 	n.mu.Lock()
 	delete(n.live, c)
@@ -572,6 +702,7 @@ func (c *conn) pump() error {
 	buf := n.link.ReadBuffer(c.id)
 	n.mu.Unlock()
 	var err error
+	var inline [maxInline]*conn
 	for buf != nil {
 		var k int
 		k, err = r.Read(buf)
@@ -579,9 +710,12 @@ func (c *conn) pump() error {
 		n.mu.Lock()
 		if k > 0 {
 			n.slabHint = n.link.Buffered(c.id) + k
+			n.allowInline(maxInline, true) // what the read makes due (inline.go)
 			n.link.Received(n.now(), c.id, k)
+			n.allowInline(0, false)
 			n.settle()
 		}
+		cs := n.takeInline(inline[:0])
 		buf = nil
 		if err == nil {
 			buf = n.link.ReadBuffer(c.id)
@@ -591,6 +725,7 @@ func (c *conn) pump() error {
 		// the dispatch queue is over its bound and TCP pushes back.
 		metered := n.link.FlowControlled(c.id)
 		n.mu.Unlock()
+		flushInline(cs)
 		if k > 0 && !metered && n.disp.full() {
 			c.pauseFor(n.disp.waitRoom)
 		}

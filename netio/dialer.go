@@ -103,8 +103,8 @@ func (n *Runtime) dial(id fsm.DialID, addr string) {
 		cancel()
 	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if n.closed {
+		n.mu.Unlock()
 		if nc != nil {
 			nc.Close()
 		}
@@ -116,11 +116,18 @@ func (n *Runtime) dial(id fsm.DialID, addr string) {
 	} else {
 		c := n.newConn(nc)
 		c.sc = sc
+		c.steady.Store(true) // no detection deadline on a dialed connection: its HELLO may go inline
 		n.log.Debug("dialed", "dial", uint64(id), "addr", addr, "conn", uint64(c.id), "tls", sc != nil, "peer", peer)
+		n.allowInline(maxInline, true) // the preamble and HELLO (inline.go)
 		n.link.DialedAuth(n.now(), id, c.id, peer)
+		n.allowInline(0, false)
 		c.run()
 	}
 	n.settle()
+	var inline [maxInline]*conn
+	cs := n.takeInline(inline[:0])
+	n.mu.Unlock()
+	flushInline(cs)
 }
 
 // dialLegacy reports whether dial speaks masterless 0.4.1, which has no TLS.

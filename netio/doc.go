@@ -28,12 +28,16 @@
 // decision; the lane only counts within it.
 //
 // Nothing that can block runs under the core lock. Writes are appended to a
-// per-connection output buffer that a writer goroutine flushes, so many small
-// sends coalesce into few syscalls. One exception keeps a request answered
-// from a callback on one goroutine: a Send to a connection that has been
-// quiet is written by the sending goroutine itself, after it drops the core
-// lock, with one non-blocking write (inline.go); the writer takes what the
-// socket did not. User events are appended to a queue that a
+// per-connection output buffer. The goroutine whose step appended them
+// writes them itself once it drops the core lock, with one non-blocking
+// write, when the connection's writer is idle or not started and the bytes
+// are few: a handshake's frames, the acknowledgements a read makes due,
+// heartbeats, goodbyes, and a Send to a connection that has been quiet
+// (inline.go; this keeps a request answered from a callback on one
+// goroutine). Anything else, and what the socket did not take, goes to
+// the connection's writer goroutine, started for it if the connection has
+// none, so many small sends coalesce into few syscalls. User events are
+// appended to a queue that a
 // single dispatcher goroutine drains, calling the handlers one at a time.
 // A handler may call every method: the three that could wait for the
 // dispatcher itself (Close, which waits for the handler in progress, and
@@ -42,19 +46,26 @@
 //
 // Goroutines: four per Runtime (the accept loop, the timer, the
 // dispatcher, and the lag probe's reader, lagprobe.go, which also holds a
-// pipe's two descriptors), one per dial in flight until it connects or fails, and two per
-// connection, a reader and a writer; a connection refused as it is accepted
-// gets none. The reader exists because Go reads a socket by blocking a
-// goroutine in Read (the runtime's poller parks it at no CPU cost). The
-// writer exists because nothing may block under the core lock: a peer that
-// stops reading fills its socket buffer, and a write made by the goroutine
-// that stepped the fsm would then stall every other connection, timer and
-// user call of the node; with a writer per connection only that
-// connection's writer waits (bounded by the peer timeout), and the sends
-// that pile up meanwhile go out in one syscall. An idle connection's two
-// goroutines are parked with small stacks (about 6 KiB for both, measured
-// in TestIdlePeerMemory, outside the heap); the memory a connection holds
-// while idle is small buffers only (see below).
+// pipe's two descriptors), one per dial in flight until it connects or
+// fails, and per connection a reader, plus a writer while the connection
+// has more to write than its inline writes take; a connection refused as
+// it is accepted gets none. The reader exists because Go reads a socket by
+// blocking a goroutine in Read (the runtime's poller parks it at no CPU
+// cost). The writer exists because nothing may block under the core lock,
+// nor in a user's call: a peer that stops reading fills its socket buffer,
+// and a write that waited for it in the goroutine that stepped the fsm
+// would stall every other connection, timer and user call of the node;
+// with a writer per connection only that connection's writer waits
+// (bounded by the peer timeout), and the sends that pile up meanwhile go
+// out in one syscall. A connection starts without a writer, gets one at
+// its first write that is not made inline (a stream of sends, a
+// producer's lane, a write the socket did not take whole, TLS, whose
+// writes may block), and the writer ends once it has had nothing to write
+// for a while (conn.go, writerState). So an idle connection, even after a
+// burst, costs one goroutine, parked with a small stack (about 4 KiB,
+// measured in TestIdlePeerMemory, outside the heap; 8 KiB with a writer
+// beside it); the memory it holds while idle is small buffers only (see
+// below).
 //
 // Timers are data (quinn style): after each step netio re-arms one timer to
 // fsm's NextDeadline and feeds fsm.Tick when it fires. A spurious Tick is
@@ -88,9 +99,10 @@
 // buffer is 128 bytes until its preamble checks out and shrinks back to
 // 4 KiB once reads are small again (package link); a writer's output
 // buffers grow with a burst and are dropped, down to 1 KiB, when the writer
-// goes idle after a small write (at the latest the next heartbeat); fsm
+// goes idle after a small write or ends (at the latest the next
+// heartbeat), and an inline write keeps none larger; fsm
 // drops a peer's stream buffers at a heartbeat that finds nothing
 // unacknowledged. TestIdlePeerMemory (package masterless) measures about
-// 3.4 KiB of heap per idle connected peer, and 6-8 KiB after a burst
+// 3-4 KiB of heap per idle connected peer, and 6-8 KiB after a burst
 // that grew every buffer.
 package netio

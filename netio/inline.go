@@ -18,14 +18,25 @@ import "time"
 // CPU: 22.7 µs against 29.5 µs, bare TCP 23.5 µs (PERFORMANCE.md,
 // 2026-12-03, third session).
 //
-// When: only a Send (one peer; SendMany's fan-out keeps its writers, which
-// write in parallel), only on a plain TCP socket whose writer is parked with
-// nothing queued, only up to inlineMax bytes, and only when nothing was
-// written on the connection for inlineQuiet, counting inline writes. So a stream of sends (an echo's
-// answers, a burst) costs at most one inline write per inlineQuiet and
-// connection, and the writer gathers the rest into few system calls as
-// before: writing every answer inline made every small write its own system
-// call (an earlier experiment: echo at 0.54 of its rate).
+// When: only on a plain TCP socket whose writer is parked with nothing
+// queued, or not started, and only up to inlineMax bytes; and only for the
+// writes of a Send (one peer; SendMany's fan-out keeps its writers, which
+// write in parallel), a read, a dial's report, a Disconnect, a Tick or
+// Close (allowInline). A Send is written inline only when nothing was
+// written on the connection for inlineQuiet, counting inline writes. So a
+// stream of sends (an echo's answers, a burst) costs at most one inline
+// write per inlineQuiet and connection, and the writer gathers the rest
+// into few system calls as before: writing every answer inline made every
+// small write its own system call (an earlier experiment: echo at 0.54 of
+// its rate). The protocol's own writes (a handshake's frames, the
+// acknowledgements a read makes due, heartbeats, goodbyes) come at most
+// once per read or tick, and on a connection without a writer they are
+// written inline however close together.
+//
+// A connection starts without a writer goroutine (conn.go, writerState):
+// one starts at the first write that is not made inline. A connection that
+// only handshakes, answers heartbeats and takes quiet sends never has one,
+// so an idle peer costs one goroutine.
 //
 // Order: while an inline write is pending or in flight the writer is not
 // woken for the bytes queued behind it and does not write (conn.inflight);
@@ -38,61 +49,88 @@ import "time"
 // a Send is written inline.
 const inlineQuiet = 20 * time.Microsecond
 
+// writerRetireAfter is how long a connection's writer goroutine must have
+// had nothing to write before it ends (conn.go, writerState): a burst has
+// passed, and the connection's writes go inline again.
+const writerRetireAfter = idleTrimAfter
+
 // inlineMax is the most bytes written inline: a larger write is the
 // writer's, which copies it into the socket in parallel with the sender
 // (an inline write of 12 MiB would hold the Send for the milliseconds the
 // kernel takes to copy the several MiB the socket takes at once).
 const inlineMax = 64 << 10
 
-// maxInline is the most connections one Send writes to inline; a step that
-// writes to more wakes their writers.
+// maxInline is the most connections one Send, read, dial or Disconnect
+// writes to inline; a step that writes to more wakes their writers. A
+// Tick's heartbeats and Close's goodbyes may go to every connection, and
+// are written inline to as many as take them (inlineAll).
 const maxInline = 4
 
+// inlineAll is the bound of inlineFor for the timer's and Close's steps.
+const inlineAll = int(^uint(0) >> 1)
+
+// allowInline lets the writes of the steps about to be taken go inline,
+// to at most conns connections (0: none); paced says whether the writes
+// come at most once per read or tick of a connection (the protocol's own:
+// a handshake's, acknowledgements, heartbeats, goodbyes), which a
+// connection without a writer takes inline however close together they
+// are, or are the user's sends, which take turns with the writer after
+// inlineQuiet (called under n.mu).
+func (n *Runtime) allowInline(conns int, paced bool) {
+	n.inlineConns, n.inlinePaced = conns, paced
+}
+
 // inlineFor reports whether the bytes just queued on c, whose writer is
-// parked with nothing else queued, are to be written inline by the Send in
-// progress, and if so, registers c for it (called under n.mu and c.wmu).
+// parked or not started, with nothing else queued, are to be written
+// inline by the goroutine whose step queued them, and if so, registers c
+// for it (called under n.mu and c.wmu).
 func (n *Runtime) inlineFor(c *conn) bool {
-	if !n.inlining || c.raw == nil || c.sc != nil || !c.steady.Load() || n.ninline == maxInline {
+	if len(n.inline) >= n.inlineConns || c.raw == nil || c.sc != nil || !c.steady.Load() {
 		return false
 	}
 	// The clock, not the latest step's time: a Send after a pause follows
 	// no step. It is read only here, where a system call is about to be
 	// made anyway.
 	now := time.Since(n.start)
-	if c.lastWrite != 0 && now-c.lastWrite < inlineQuiet {
+	if !(n.inlinePaced && c.writer == writerNone) && c.lastWrite != 0 && now-c.lastWrite < inlineQuiet {
 		return false
 	}
 	c.lastWrite = now
-	n.inline[n.ninline] = c
-	n.ninline++
+	if c.writer == writerRunning && now-c.writerAt >= writerRetireAfter {
+		c.retire = true // told after the write (flushInline)
+	}
+	n.inline = append(n.inline, c)
 	return true
 }
 
-// takeInline returns the connections registered for inline writes and
-// clears the list (called under n.mu, just before it is dropped).
-func (n *Runtime) takeInline() (cs [maxInline]*conn, k int) {
-	cs, k = n.inline, n.ninline
-	n.inline, n.ninline = [maxInline]*conn{}, 0
-	return cs, k
+// takeInline appends the connections registered for inline writes to dst
+// and clears the list (called under n.mu, just before it is dropped).
+func (n *Runtime) takeInline(dst []*conn) []*conn {
+	dst = append(dst, n.inline...)
+	clear(n.inline)
+	n.inline = n.inline[:0]
+	return dst
 }
 
 // flushInline carries out what takeInline returned (without n.mu).
-func flushInline(cs *[maxInline]*conn, k int) {
-	for _, c := range cs[:k] {
+func flushInline(cs []*conn) {
+	for _, c := range cs {
 		c.flushInline()
 	}
 }
 
 // flushInline writes c's queued bytes with one non-blocking write and hands
 // what the socket did not take, and whatever was queued meanwhile, to the
-// writer.
+// writer, which it starts if c has none. A connection closed meanwhile
+// (flushing) is written to all the same, and one without a writer that is
+// then flushed half-closes here.
 func (c *conn) flushInline() {
 	c.wmu.Lock()
 	if !c.inlined {
 		c.wmu.Unlock()
 		return
 	}
-	if c.idle && c.state == connOpen && !c.laneWork && len(c.out) > 0 && len(c.out) <= inlineMax {
+	if c.idle && c.state != connAborted && c.writer != writerNever && !c.laneWork && len(c.out) > 0 && len(c.out) <= inlineMax {
 		buf := c.out
 		c.out, c.spare = c.spare[:0], nil // sends meanwhile append here
 		c.inflight = true
@@ -103,23 +141,33 @@ func (c *conn) flushInline() {
 		c.n.disp.inlined.Store(true)
 		c.wmu.Lock()
 		c.inflight = false
-		if c.state == connAborted {
+		c.data.Broadcast() // a writer or a reader ending waits for this write
+		switch {
+		case c.state == connAborted:
 			c.out = nil // as abort left it
-		} else if k < len(buf) {
+		case k < len(buf):
 			// The rest goes first, then what was queued meanwhile.
 			rest := buf[:copy(buf, buf[k:])]
 			c.out, c.spare = append(rest, c.out...), c.out[:0]
-		} else if cap(buf) <= 2*c.n.cfg.SendBuffer {
+		case c.writer == writerNone && cap(buf) > idleKeep:
+			// No writer gives back a big buffer once idle (trimIdle): one
+			// this size is not kept.
+		case cap(buf) <= 2*c.n.cfg.SendBuffer:
 			c.spare = buf[:0]
 		}
 	}
 	c.inlined = false
-	wake := c.idle && (len(c.out) > 0 || c.laneWork || c.state != connOpen)
-	if wake {
-		c.idle = false
+	w, now := wakeNone, false
+	if c.idle && (len(c.out) > 0 || c.laneWork || c.state != connOpen || c.retire) {
+		if c.writer == writerNone && c.state == connFlushing && len(c.out) == 0 && !c.laneWork {
+			c.writer, now = writerNever, true // flushed: closeGraceful left the FIN to this
+		} else {
+			w = c.kick()
+		}
 	}
 	c.wmu.Unlock()
-	if wake {
-		c.data.Signal()
+	c.wake(w)
+	if now {
+		c.halfClose()
 	}
 }

@@ -19,17 +19,18 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// meanwhile is a syscall.RawConn whose Write runs during() just before the
-// real one: what a Send appends while an inline write is in its system
-// call, at the one moment that matters.
+// meanwhile is a syscall.RawConn whose Control (tryWrite's way to the
+// socket) runs during() just before the real one: what a Send appends
+// while an inline write is in its system call, at the one moment that
+// matters.
 type meanwhile struct {
 	syscall.RawConn
 	during func()
 }
 
-func (m meanwhile) Write(f func(fd uintptr) bool) error {
+func (m meanwhile) Control(f func(fd uintptr)) error {
 	m.during()
-	return m.RawConn.Write(f)
+	return m.RawConn.Control(f)
 }
 
 // tcpPair returns the two ends of a loopback TCP connection.
@@ -68,7 +69,7 @@ func pendingInline(t *testing.T) (*conn, syscall.RawConn, *net.TCPConn) {
 	require.NoError(t, err)
 	c := &conn{n: &Runtime{cfg: Config{SendBuffer: DefaultSendBuffer}}, nc: d, raw: raw}
 	c.data.L, c.space.L = &c.wmu, &c.wmu
-	c.idle, c.inlined = true, true
+	c.idle, c.inlined, c.writer = true, true, writerRunning
 	return c, raw, a
 }
 

@@ -7,14 +7,22 @@ import "syscall"
 // tryWrite writes to c's socket what it takes of buf without waiting and
 // returns how many bytes that was; 0 on any error, which the writer then
 // meets with its own write.
+//
+// It goes through RawConn.Control, not RawConn.Write: Write fails at once
+// once the socket's write deadline has passed, and the writer leaves its
+// last one set (armWrite), a slice of the peer timeout after its last
+// write, so every inline write after such a pause went to the writer.
+// Control only keeps the descriptor open during the call; no other write
+// runs meanwhile, because the writer does not write while an inline write
+// is in flight (conn.inflight). The socket is non-blocking, so the write
+// never waits.
 func (c *conn) tryWrite(buf []byte) int {
 	k := 0
-	_ = c.raw.Write(func(fd uintptr) bool {
+	_ = c.raw.Control(func(fd uintptr) {
 		m, err := syscall.Write(int(fd), buf)
 		if err == nil && m > 0 {
 			k = m
 		}
-		return true // never wait for the socket
 	})
 	return k
 }

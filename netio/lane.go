@@ -284,12 +284,9 @@ func (n *Runtime) admitRevoked() {
 func (c *conn) wakeForLane() {
 	c.wmu.Lock()
 	c.laneWork = true
-	wake := c.idle
-	c.idle = false
+	w := c.kick()
 	c.wmu.Unlock()
-	if wake {
-		c.data.Signal()
-	}
+	c.wake(w)
 }
 
 // admitForWriter is the writer's turn at its lane: it admits what waits,

@@ -59,14 +59,17 @@ type Runtime struct {
 	logs      *logLimiter   // rate limits the lines peers cause (ratelog.go)
 	slab      []byte        // where the payloads of the current read are copied
 	slabHint  int           // bytes the current read may deliver
-	// inlining: the Send in progress writes to a quiet connection itself
-	// once it drops mu (inline.go); inline holds those connections,
-	// ninline how many.
-	inlining bool
-	inline   [maxInline]*conn
-	ninline  int
-	// inlineWrites counts inline writes (for tests).
-	inlineWrites atomic.Uint64
+	// inline holds the connections the step in progress has bytes for
+	// that its goroutine writes itself once it drops mu (inline.go), at
+	// most inlineConns of them (allowInline; 0 outside such steps);
+	// inlinePaced: the step's writes are the protocol's own.
+	inline      []*conn
+	inlineConns int
+	inlinePaced bool
+	// inlineWrites counts inline writes, writersRetired the writers that
+	// ended while their connection stayed (for tests).
+	writersRetired atomic.Uint64
+	inlineWrites   atomic.Uint64
 	// wireIn and wireOut add up the bytes of the connections no longer live.
 	wireIn, wireOut uint64
 	// lanes holds the producers' lanes (lane.go), by peer: the fast path
@@ -299,14 +302,18 @@ func (n *Runtime) shutdown() {
 	for c := range n.live {
 		_ = c.nc.SetDeadline(by) // ends a write or read in progress by then
 	}
-	n.admitAll() // staged messages are queued ones: Close drops them alike
+	n.admitAll()                   // staged messages are queued ones: Close drops them alike
+	n.allowInline(inlineAll, true) // the goodbyes (inline.go)
 	_ = n.link.Step(n.now(), fsm.Shutdown{})
+	n.allowInline(0, false)
 	n.settle()
+	inline := n.takeInline(nil)
 	for id, ch := range n.reqs {
 		ch <- connectResult{err: fsm.ErrClosed}
 		delete(n.reqs, id)
 	}
 	n.mu.Unlock()
+	flushInline(inline)
 	n.disp.stop()
 	n.ln.Close()
 	n.cancelDial()

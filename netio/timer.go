@@ -13,6 +13,7 @@ func (n *Runtime) timerLoop() {
 	defer n.wg.Done()
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
+	var inline []*conn // the heartbeats written inline (inline.go)
 	for {
 		n.mu.Lock()
 		d, ok := n.fsm.NextDeadline()
@@ -31,11 +32,16 @@ func (n *Runtime) timerLoop() {
 			lag := n.probe.lag() // before the lock: waiting for it is not the network's lag
 			n.mu.Lock()
 			if !n.closed {
+				n.allowInline(inlineAll, true)
 				_ = n.link.Step(n.now(), fsm.Tick{Lag: lag})
+				n.allowInline(0, false)
 				n.settle()
 				n.trimEvents()
 			}
+			inline = n.takeInline(inline[:0])
 			n.mu.Unlock()
+			flushInline(inline)
+			clear(inline)
 			n.disp.trimIdle()
 		case <-n.kick:
 		case <-n.done:
