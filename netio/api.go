@@ -32,9 +32,9 @@ func (n *Runtime) Send(peer string, payload []byte) error {
 	}
 	// After what its producers staged (lane.go), in the same step.
 	after, l := n.stagedFor(peer)
-	n.allowInline(maxInline, false) // inline.go
+	n.allowInline(maxInline, inlineSend) // inline.go
 	err := n.link.SendAfter(n.sendTime(), peer, payload, after)
-	n.allowInline(0, false)
+	n.allowInline(0, inlineSend)
 	if after != nil {
 		l.giveBack(after.Frames)
 	}
@@ -281,10 +281,10 @@ func (n *Runtime) Disconnect(peer string) error {
 		n.mu.Unlock()
 		return fsm.ErrClosed
 	}
-	n.admitPeer(peer)              // what its producers staged is queued, then handed back as lost
-	n.allowInline(maxInline, true) // the goodbye (inline.go)
+	n.admitPeer(peer)                    // what its producers staged is queued, then handed back as lost
+	n.allowInline(maxInline, inlineOnce) // the goodbye (inline.go)
 	err := n.link.Step(n.now(), fsm.Disconnect{Peer: peer})
-	n.allowInline(0, false)
+	n.allowInline(0, inlineSend)
 	n.settle()
 	var inline [maxInline]*conn
 	cs := n.takeInline(inline[:0])

@@ -79,6 +79,7 @@ type conn struct {
 	inlined   bool
 	inflight  bool
 	lastWrite time.Duration
+	lastPaced time.Duration // when the protocol's own bytes were last written inline
 	raw       syscall.RawConn
 	// laneWork: the lane of this session has messages for the writer to
 	// admit (lane.go); lane is that lane, nil if none.
@@ -93,11 +94,13 @@ type conn struct {
 }
 
 // writerState is whether a connection has a writer goroutine. A
-// connection starts without one: its handshake, heartbeats, acknowledgements
-// and quiet sends are written inline by the goroutine whose step made them
-// (inline.go), so an idle connection costs one goroutine, its reader. The
-// writer starts at the first write that is not made inline (a stream of
-// sends, a producer's lane, bytes the socket did not take, TLS), and ends
+// connection starts without one: its first handshake frames, heartbeats,
+// occasional acknowledgements and quiet sends are written inline by the
+// goroutine whose step made them (inline.go), so an idle connection costs
+// one goroutine, its reader. The writer starts at the first write that is
+// not made inline (a stream of sends, a producer's lane, the handshake's
+// frames a round trip after the first, bytes the socket did not take,
+// TLS), and ends
 // once it has had nothing to write for writerRetireAfter, when an inline
 // write finds it parked (a heartbeat, at the latest), giving back its
 // stack and its buffers; the next write not made inline starts another.
@@ -244,7 +247,7 @@ func (c *conn) write(head, body []byte) {
 		}
 		switch {
 		case c.inlined: // its writer-to-be takes these too
-		case c.idle && was == 0 && len(c.out) <= inlineMax && c.n.inlineFor(c):
+		case c.idle && was == 0 && c.n.inlineFor(c):
 			c.inlined = true
 		default:
 			w = c.kick()
@@ -710,9 +713,9 @@ func (c *conn) pump() error {
 		n.mu.Lock()
 		if k > 0 {
 			n.slabHint = n.link.Buffered(c.id) + k
-			n.allowInline(maxInline, true) // what the read makes due (inline.go)
+			n.allowInline(maxInline, inlinePaced) // what the read makes due (inline.go)
 			n.link.Received(n.now(), c.id, k)
-			n.allowInline(0, false)
+			n.allowInline(0, inlineSend)
 			n.settle()
 		}
 		cs := n.takeInline(inline[:0])

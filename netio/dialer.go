@@ -118,9 +118,9 @@ func (n *Runtime) dial(id fsm.DialID, addr string) {
 		c.sc = sc
 		c.steady.Store(true) // no detection deadline on a dialed connection: its HELLO may go inline
 		n.log.Debug("dialed", "dial", uint64(id), "addr", addr, "conn", uint64(c.id), "tls", sc != nil, "peer", peer)
-		n.allowInline(maxInline, true) // the preamble and HELLO (inline.go)
+		n.allowInline(maxInline, inlineOnce) // the preamble and HELLO (inline.go)
 		n.link.DialedAuth(n.now(), id, c.id, peer)
-		n.allowInline(0, false)
+		n.allowInline(0, inlineSend)
 		c.run()
 	}
 	n.settle()

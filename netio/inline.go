@@ -2,10 +2,11 @@ package netio
 
 import "time"
 
-// Inline writes: a Send whose connection has been quiet is written by the
-// sending goroutine itself, once it has dropped the core lock, with one
-// non-blocking write(2), instead of waking the connection's writer
-// goroutine for it.
+// Inline writes: a Send whose connection has been quiet, and the
+// protocol's own small writes where they are few, are written by the
+// goroutine whose step made them, once it has dropped the core lock, with
+// one non-blocking write(2), instead of waking the connection's writer
+// goroutine for them (or starting one).
 //
 // Why: a request answered from the message callback crosses three
 // goroutines at each end (the reader, the dispatcher that runs the
@@ -19,24 +20,26 @@ import "time"
 // 2026-12-03, third session).
 //
 // When: only on a plain TCP socket whose writer is parked with nothing
-// queued, or not started, and only up to inlineMax bytes; and only for the
-// writes of a Send (one peer; SendMany's fan-out keeps its writers, which
-// write in parallel), a read, a dial's report, a Disconnect, a Tick or
-// Close (allowInline). A Send is written inline only when nothing was
-// written on the connection for inlineQuiet, counting inline writes. So a
-// stream of sends (an echo's answers, a burst) costs at most one inline
-// write per inlineQuiet and connection, and the writer gathers the rest
-// into few system calls as before: writing every answer inline made every
-// small write its own system call (an earlier experiment: echo at 0.54 of
-// its rate). The protocol's own writes (a handshake's frames, the
-// acknowledgements a read makes due, heartbeats, goodbyes) come at most
-// once per read or tick, and on a connection without a writer they are
-// written inline however close together.
+// queued, or not started; and only for the writes of a Send (one peer;
+// SendMany's fan-out keeps its writers, which write in parallel), a read,
+// a dial's report, a Disconnect, a Tick or Close (allowInline), by the
+// rules of their kind (inlineKind). A Send is written inline only when
+// nothing was written on the connection for inlineQuiet, counting inline
+// writes, and up to inlineMax bytes. So a stream of sends (an echo's
+// answers, a burst) costs at most one inline write per inlineQuiet and
+// connection, and the writer gathers the rest into few system calls as
+// before: writing every answer inline made every small write its own
+// system call (an earlier experiment: echo at 0.54 of its rate). The
+// protocol's own writes that reads and ticks make due (a handshake's
+// frames, acknowledgements, heartbeats) go inline up to pacedMax bytes and
+// at most once per pacedQuiet; those that come once (a dial's HELLO, a
+// goodbye) whenever the writer is idle.
 //
 // A connection starts without a writer goroutine (conn.go, writerState):
-// one starts at the first write that is not made inline. A connection that
-// only handshakes, answers heartbeats and takes quiet sends never has one,
-// so an idle peer costs one goroutine.
+// one starts at the first write that is not made inline, and ends once it
+// has had nothing to write for writerRetireAfter. An idle connection's
+// heartbeats, and a quiet session's sends, need none, so an idle peer
+// costs one goroutine.
 //
 // Order: while an inline write is pending or in flight the writer is not
 // woken for the bytes queued behind it and does not write (conn.inflight);
@@ -49,10 +52,29 @@ import "time"
 // a Send is written inline.
 const inlineQuiet = 20 * time.Microsecond
 
+// pacedQuiet is how long before the protocol's own writes that reads and
+// ticks make due (inlinePaced) are written inline again on a connection
+// (and inlineQuiet since any write). Where they come close together, in a stream (an
+// acknowledgement after every read) or a handshake (its frames a round trip
+// apart), they go to the writer, which gathers them with the rest and
+// writes while the reader reads on: written by the reader, a churn cycle
+// (Connect, a message, Disconnect) took 1.04 of the CPU and ran at 0.95 of
+// the rate (16 interleaved rounds), and with the writer 0.99 and 0.99. An
+// idle connection's heartbeats and acknowledgements, far apart, go inline,
+// so it needs no writer, and so do a quiet session's.
+const pacedQuiet = time.Millisecond
+
 // writerRetireAfter is how long a connection's writer goroutine must have
 // had nothing to write before it ends (conn.go, writerState): a burst has
 // passed, and the connection's writes go inline again.
 const writerRetireAfter = idleTrimAfter
+
+// pacedMax is the most bytes of the protocol's own writes (inlinePaced,
+// inlineOnce) written inline: a handshake's frames, acknowledgements, heartbeats
+// and goodbyes are far smaller. A read that carries credit also writes the
+// DATA that credit frees, which may be a window's worth: that is a
+// stream's, for the writer, which sends it while the reader reads on.
+const pacedMax = 1 << 10
 
 // inlineMax is the most bytes written inline: a larger write is the
 // writer's, which copies it into the socket in parallel with the sender
@@ -69,31 +91,55 @@ const maxInline = 4
 // inlineAll is the bound of inlineFor for the timer's and Close's steps.
 const inlineAll = int(^uint(0) >> 1)
 
+// inlineKind is which writes a step makes, for inlineFor.
+type inlineKind uint8
+
+const (
+	// inlineSend: a user's Send, written inline after inlineQuiet with
+	// nothing written, up to inlineMax bytes.
+	inlineSend inlineKind = iota
+	// inlinePaced: the protocol's own writes that a read or a tick makes
+	// due (a handshake's frames, acknowledgements, heartbeats), written
+	// inline after inlineQuiet with nothing written and pacedQuiet with
+	// none of these, up to pacedMax bytes.
+	inlinePaced
+	// inlineOnce: the writes that come once in a connection's life (a
+	// dial's preamble and HELLO, a goodbye), written inline whenever the
+	// writer is idle, up to pacedMax bytes.
+	inlineOnce
+)
+
 // allowInline lets the writes of the steps about to be taken go inline,
-// to at most conns connections (0: none); paced says whether the writes
-// come at most once per read or tick of a connection (the protocol's own:
-// a handshake's, acknowledgements, heartbeats, goodbyes), which a
-// connection without a writer takes inline however close together they
-// are, or are the user's sends, which take turns with the writer after
-// inlineQuiet (called under n.mu).
-func (n *Runtime) allowInline(conns int, paced bool) {
-	n.inlineConns, n.inlinePaced = conns, paced
+// to at most conns connections (0: none), by the rules of their kind
+// (called under n.mu).
+func (n *Runtime) allowInline(conns int, kind inlineKind) {
+	n.inlineConns, n.inlineKind = conns, kind
 }
 
 // inlineFor reports whether the bytes just queued on c, whose writer is
 // parked or not started, with nothing else queued, are to be written
-// inline by the goroutine whose step queued them, and if so, registers c
-// for it (called under n.mu and c.wmu).
+// inline by the goroutine whose step queued them (at most inlineMax of a
+// Send, pacedMax of the protocol's own), and if so, registers c for it
+// (called under n.mu and c.wmu).
 func (n *Runtime) inlineFor(c *conn) bool {
 	if len(n.inline) >= n.inlineConns || c.raw == nil || c.sc != nil || !c.steady.Load() {
+		return false
+	}
+	if len(c.out) > inlineMax || (n.inlineKind != inlineSend && len(c.out) > pacedMax) {
 		return false
 	}
 	// The clock, not the latest step's time: a Send after a pause follows
 	// no step. It is read only here, where a system call is about to be
 	// made anyway.
 	now := time.Since(n.start)
-	if !(n.inlinePaced && c.writer == writerNone) && c.lastWrite != 0 && now-c.lastWrite < inlineQuiet {
+	if n.inlineKind != inlineOnce && c.lastWrite != 0 && now-c.lastWrite < inlineQuiet {
 		return false
+	}
+	if n.inlineKind == inlinePaced {
+		if c.lastPaced != 0 && now-c.lastPaced < pacedQuiet {
+			return false
+		}
+		c.lastPaced = now
 	}
 	c.lastWrite = now
 	if c.writer == writerRunning && now-c.writerAt >= writerRetireAfter {

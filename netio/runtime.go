@@ -62,10 +62,10 @@ type Runtime struct {
 	// inline holds the connections the step in progress has bytes for
 	// that its goroutine writes itself once it drops mu (inline.go), at
 	// most inlineConns of them (allowInline; 0 outside such steps);
-	// inlinePaced: the step's writes are the protocol's own.
+	// inlineKind: which writes the step makes (inline.go).
 	inline      []*conn
 	inlineConns int
-	inlinePaced bool
+	inlineKind  inlineKind
 	// inlineWrites counts inline writes, writersRetired the writers that
 	// ended while their connection stayed (for tests).
 	writersRetired atomic.Uint64
@@ -302,10 +302,10 @@ func (n *Runtime) shutdown() {
 	for c := range n.live {
 		_ = c.nc.SetDeadline(by) // ends a write or read in progress by then
 	}
-	n.admitAll()                   // staged messages are queued ones: Close drops them alike
-	n.allowInline(inlineAll, true) // the goodbyes (inline.go)
+	n.admitAll()                         // staged messages are queued ones: Close drops them alike
+	n.allowInline(inlineAll, inlineOnce) // the goodbyes (inline.go)
 	_ = n.link.Step(n.now(), fsm.Shutdown{})
-	n.allowInline(0, false)
+	n.allowInline(0, inlineSend)
 	n.settle()
 	inline := n.takeInline(nil)
 	for id, ch := range n.reqs {

@@ -32,9 +32,9 @@ func (n *Runtime) timerLoop() {
 			lag := n.probe.lag() // before the lock: waiting for it is not the network's lag
 			n.mu.Lock()
 			if !n.closed {
-				n.allowInline(inlineAll, true)
+				n.allowInline(inlineAll, inlinePaced) // heartbeats, acknowledgements (inline.go)
 				_ = n.link.Step(n.now(), fsm.Tick{Lag: lag})
-				n.allowInline(0, false)
+				n.allowInline(0, inlineSend)
 				n.settle()
 				n.trimEvents()
 			}
