@@ -57,11 +57,11 @@ const inlineQuiet = 20 * time.Microsecond
 // (and inlineQuiet since any write). Where they come close together, in a stream (an
 // acknowledgement after every read) or a handshake (its frames a round trip
 // apart), they go to the writer, which gathers them with the rest and
-// writes while the reader reads on: written by the reader, a churn cycle
-// (Connect, a message, Disconnect) took 1.04 of the CPU and ran at 0.95 of
-// the rate (16 interleaved rounds), and with the writer 0.99 and 0.99. An
-// idle connection's heartbeats and acknowledgements, far apart, go inline,
-// so it needs no writer, and so do a quiet session's.
+// writes while the reader reads on (written by the reader instead, a
+// churn cycle, Connect, a message, Disconnect, measured no faster, and
+// rather slower: PERFORMANCE.md, 2026-12-03, fourth session). An idle
+// connection's heartbeats and acknowledgements, far apart, go inline, so
+// it needs no writer, and so do a quiet session's.
 const pacedQuiet = time.Millisecond
 
 // writerRetireAfter is how long a connection's writer goroutine must have
