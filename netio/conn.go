@@ -108,7 +108,7 @@ type writerState uint8
 
 const (
 	writerNone    writerState = iota // none yet; one starts when needed
-	writerRunning                    // started; it ends with the connection
+	writerRunning                    // started; it ends with the connection, or when idle (writerNone again)
 	writerNever                      // none, and none will start: the connection is ending
 )
 
