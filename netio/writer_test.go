@@ -182,3 +182,51 @@ func TestWriterlessCloseHalfCloses(t *testing.T) {
 	}
 	require.Empty(t, b.Sessions())
 }
+
+// TestReaderWaitsForInlineWrite: on a connection without a writer, the
+// reader's end (waitWriter, before it closes the socket) waits for an
+// inline write in its system call, here one during which the connection
+// was aborted; the write's end lets it go, the bytes are dropped as the
+// abort wants, and no writer starts afterwards. It fails when waitWriter
+// does not wait for the write in flight (checked by hand): the reader would
+// close the socket under it.
+func TestReaderWaitsForInlineWrite(t *testing.T) {
+	c, raw, _ := pendingInline(t)
+	c.writer = writerNone
+	c.out = pattern(0, 100)
+	inWrite, release := make(chan struct{}), make(chan struct{})
+	c.raw = meanwhile{RawConn: raw, during: func() {
+		close(inWrite)
+		<-release
+	}}
+	flushed := make(chan struct{})
+	go func() {
+		c.flushInline()
+		close(flushed)
+	}()
+	<-inWrite
+	c.abort()
+	waited := make(chan struct{})
+	go func() {
+		c.waitWriter()
+		close(waited)
+	}()
+	select {
+	case <-waited:
+		t.Fatal("the reader's wait ended while an inline write was in its system call")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	for _, ch := range []chan struct{}{flushed, waited} {
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the inline write or the reader's wait did not end within 10s")
+		}
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	require.Equal(t, writerNever, c.writer, "no writer may start once the reader has ended")
+	require.Nil(t, c.out, "bytes kept after an abort")
+	require.False(t, c.inflight)
+}
