@@ -100,10 +100,11 @@ type conn struct {
 // one goroutine, its reader. The writer starts at the first write that is
 // not made inline (a stream of sends, a producer's lane, the handshake's
 // frames a round trip after the first, bytes the socket did not take,
-// TLS), and ends
-// once it has had nothing to write for writerRetireAfter, when an inline
-// write finds it parked (a heartbeat, at the latest), giving back its
-// stack and its buffers; the next write not made inline starts another.
+// TLS), and ends once it has had nothing to write for writerRetireAfter,
+// when an inline write finds it parked (a heartbeat, at the latest),
+// giving back its stack and its buffers; the next write not made inline
+// starts another. A TLS connection's writes are never inline, so its
+// writer, once started, stays.
 type writerState uint8
 
 const (
