@@ -34,7 +34,7 @@ func (n *Runtime) Send(peer string, payload []byte) error {
 	after, l := n.stagedFor(peer)
 	n.allowInline(maxInline, inlineSend) // inline.go
 	err := n.link.SendAfter(n.sendTime(), peer, payload, after)
-	n.allowInline(0, inlineSend)
+	n.noInline()
 	if after != nil {
 		l.giveBack(after.Frames)
 	}
@@ -187,12 +187,9 @@ func withFirst(err, first error) error {
 // in the output buffer already (a 0.4.1 session has no credit), so the end
 // of ctx ends the wait, not the send.
 func (n *Runtime) settleAndWait(ctx context.Context) {
-	var inline [maxInline]*conn
 	if len(n.full) == 0 {
 		n.settle()
-		cs := n.takeInline(inline[:0])
-		n.mu.Unlock()
-		flushInline(cs)
+		n.unlockInline()
 		return
 	}
 	var full []*conn
@@ -206,9 +203,7 @@ func (n *Runtime) settleAndWait(ctx context.Context) {
 		}
 	}
 	n.settle()
-	cs := n.takeInline(inline[:0])
-	n.mu.Unlock()
-	flushInline(cs)
+	n.unlockInline()
 	for _, c := range full {
 		c.waitSpace(ctx)
 	}
@@ -284,12 +279,9 @@ func (n *Runtime) Disconnect(peer string) error {
 	n.admitPeer(peer)                    // what its producers staged is queued, then handed back as lost
 	n.allowInline(maxInline, inlineOnce) // the goodbye (inline.go)
 	err := n.link.Step(n.now(), fsm.Disconnect{Peer: peer})
-	n.allowInline(0, inlineSend)
+	n.noInline()
 	n.settle()
-	var inline [maxInline]*conn
-	cs := n.takeInline(inline[:0])
-	n.mu.Unlock()
-	flushInline(cs)
+	n.unlockInline()
 	return err
 }
 

@@ -70,12 +70,13 @@ type conn struct {
 	writer   writerState
 	writerAt time.Duration
 	retire   bool
-	// inlined: out holds bytes that the Send which queued them writes
-	// itself once it drops the core lock (inline.go), so the parked writer
-	// is not woken for them; inflight: that write is in its system call,
-	// and the writer must not write meanwhile. lastWrite is when something
-	// was last written, inline or by the writer (since Runtime.start). raw
-	// is the socket for the non-blocking write, nil where there is none.
+	// inlined: out holds bytes that the goroutine whose step queued them
+	// writes itself once it drops the core lock (inline.go), so the writer
+	// is not woken (or started) for them; inflight: that write is in its
+	// system call, and the writer must not write meanwhile. lastWrite is
+	// when something was last written, inline or by the writer (since
+	// Runtime.start). raw is the socket for the non-blocking write, nil
+	// where there is none.
 	inlined   bool
 	inflight  bool
 	lastWrite time.Duration
@@ -320,8 +321,8 @@ func (c *conn) closeGraceful() {
 		c.state = connFlushing
 		switch {
 		case c.writer == writerNone && c.inlined:
-		case c.writer == writerNone && len(c.out) == 0 && !c.laneWork:
-			c.writer, now = writerNever, true
+		case c.flushedWithoutWriter():
+			now = true
 		default:
 			w = c.kick()
 		}
@@ -332,6 +333,18 @@ func (c *conn) closeGraceful() {
 	if now {
 		c.halfClose()
 	}
+}
+
+// flushedWithoutWriter reports whether c, closed gracefully, has no
+// writer, nothing queued and no inline write pending, and if so marks that
+// none will start: the caller half-closes it once it releases wmu (called
+// under wmu).
+func (c *conn) flushedWithoutWriter() bool {
+	if c.writer != writerNone || c.state != connFlushing || len(c.out) > 0 || c.laneWork || c.inlined {
+		return false
+	}
+	c.writer = writerNever
+	return true
 }
 
 // halfClose ends a flushed connection's writing: the FIN, and the linger
@@ -521,15 +534,7 @@ func (c *conn) writeLoop() {
 // buffer kept.
 func (c *conn) retireWriter() {
 	c.writer, c.retire, c.idle = writerNone, false, true
-	if cap(c.out) > idleKeep {
-		c.out = nil
-	}
-	if cap(c.spare) > idleKeep {
-		c.spare = nil
-	}
-	if c.lane != nil && c.lane.big.Load() {
-		c.lane.trim()
-	}
+	c.dropBuffers(c.lane != nil && c.lane.big.Load())
 	c.n.writersRetired.Add(1)
 }
 
@@ -633,6 +638,12 @@ func (c *conn) trimIdle() {
 	if c.lastBatch >= idleKeep || (cap(c.out) <= idleKeep && cap(c.spare) <= idleKeep && !laneBig) || time.Since(c.bigAt) < idleTrimAfter {
 		return
 	}
+	c.dropBuffers(laneBig)
+}
+
+// dropBuffers gives back c's output buffers larger than idleKeep, and its
+// lane's when laneBig (under wmu, with c.out empty).
+func (c *conn) dropBuffers(laneBig bool) {
 	if laneBig {
 		c.lane.trim()
 	}
@@ -706,7 +717,6 @@ func (c *conn) pump() error {
 	buf := n.link.ReadBuffer(c.id)
 	n.mu.Unlock()
 	var err error
-	var inline [maxInline]*conn
 	for buf != nil {
 		var k int
 		k, err = r.Read(buf)
@@ -716,10 +726,9 @@ func (c *conn) pump() error {
 			n.slabHint = n.link.Buffered(c.id) + k
 			n.allowInline(maxInline, inlinePaced) // what the read makes due (inline.go)
 			n.link.Received(n.now(), c.id, k)
-			n.allowInline(0, inlineSend)
+			n.noInline()
 			n.settle()
 		}
-		cs := n.takeInline(inline[:0])
 		buf = nil
 		if err == nil {
 			buf = n.link.ReadBuffer(c.id)
@@ -728,8 +737,7 @@ func (c *conn) pump() error {
 		// peer may send. A 0.4.1 one has none, so it stops reading while
 		// the dispatch queue is over its bound and TCP pushes back.
 		metered := n.link.FlowControlled(c.id)
-		n.mu.Unlock()
-		flushInline(cs)
+		n.unlockInline()
 		if k > 0 && !metered && n.disp.full() {
 			c.pauseFor(n.disp.waitRoom)
 		}

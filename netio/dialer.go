@@ -120,14 +120,11 @@ func (n *Runtime) dial(id fsm.DialID, addr string) {
 		n.log.Debug("dialed", "dial", uint64(id), "addr", addr, "conn", uint64(c.id), "tls", sc != nil, "peer", peer)
 		n.allowInline(maxInline, inlineOnce) // the preamble and HELLO (inline.go)
 		n.link.DialedAuth(n.now(), id, c.id, peer)
-		n.allowInline(0, inlineSend)
+		n.noInline()
 		c.run()
 	}
 	n.settle()
-	var inline [maxInline]*conn
-	cs := n.takeInline(inline[:0])
-	n.mu.Unlock()
-	flushInline(cs)
+	n.unlockInline()
 }
 
 // dialLegacy reports whether dial speaks masterless 0.4.1, which has no TLS.

@@ -54,14 +54,14 @@ const inlineQuiet = 20 * time.Microsecond
 
 // pacedQuiet is how long before the protocol's own writes that reads and
 // ticks make due (inlinePaced) are written inline again on a connection
-// (and inlineQuiet since any write). Where they come close together, in a stream (an
-// acknowledgement after every read) or a handshake (its frames a round trip
-// apart), they go to the writer, which gathers them with the rest and
-// writes while the reader reads on (written by the reader instead, a
-// churn cycle, Connect, a message, Disconnect, measured no faster, and
-// rather slower: PERFORMANCE.md, 2026-12-03, fourth session). An idle
-// connection's heartbeats and acknowledgements, far apart, go inline, so
-// it needs no writer, and so do a quiet session's.
+// (and inlineQuiet since any write). Where they come close together, in a
+// stream (an acknowledgement after every read) or a handshake (its frames
+// a round trip apart), they go to the writer, which gathers them with the
+// rest and writes while the reader reads on (written by the reader
+// instead, a churn cycle, Connect, a message, Disconnect, measured no
+// faster, and rather slower: PERFORMANCE.md, 2026-12-03, fourth session).
+// An idle connection's heartbeats and acknowledgements, far apart, go
+// inline, so it needs no writer, and so do a quiet session's.
 const pacedQuiet = time.Millisecond
 
 // writerRetireAfter is how long a connection's writer goroutine must have
@@ -122,7 +122,7 @@ func (n *Runtime) allowInline(conns int, kind inlineKind) {
 // Send, pacedMax of the protocol's own), and if so, registers c for it
 // (called under n.mu and c.wmu).
 func (n *Runtime) inlineFor(c *conn) bool {
-	if len(n.inline) >= n.inlineConns || c.raw == nil || c.sc != nil || !c.steady.Load() {
+	if !inlineSupported || len(n.inline) >= n.inlineConns || c.raw == nil || c.sc != nil || !c.steady.Load() {
 		return false
 	}
 	if len(c.out) > inlineMax || (n.inlineKind != inlineSend && len(c.out) > pacedMax) {
@@ -157,6 +157,21 @@ func (n *Runtime) takeInline(dst []*conn) []*conn {
 	n.inline = n.inline[:0]
 	return dst
 }
+
+// unlockInline drops n.mu and makes the inline writes that the steps taken
+// under it registered: at most maxInline after a Send, a read, a dial or a
+// Disconnect, as many as it has connections after Close (the list then
+// grows once). The timer, whose every tick may write to many connections,
+// keeps a list of its own.
+func (n *Runtime) unlockInline() {
+	var buf [maxInline]*conn
+	cs := n.takeInline(buf[:0])
+	n.mu.Unlock()
+	flushInline(cs)
+}
+
+// noInline ends allowInline: the steps that follow write nothing inline.
+func (n *Runtime) noInline() { n.allowInline(0, inlineSend) }
 
 // flushInline carries out what takeInline returned (without n.mu).
 func flushInline(cs []*conn) {
@@ -205,9 +220,7 @@ func (c *conn) flushInline() {
 	c.inlined = false
 	w, now := wakeNone, false
 	if c.idle && (len(c.out) > 0 || c.laneWork || c.state != connOpen || c.retire) {
-		if c.writer == writerNone && c.state == connFlushing && len(c.out) == 0 && !c.laneWork {
-			c.writer, now = writerNever, true // flushed: closeGraceful left the FIN to this
-		} else {
+		if now = c.flushedWithoutWriter(); !now { // closeGraceful left the FIN to this
 			w = c.kick()
 		}
 	}

@@ -2,6 +2,11 @@
 
 package netio
 
-// tryWrite writes nothing where there is no non-blocking write(2): the
-// writer writes everything, as before inline writes.
+// inlineSupported: there is no non-blocking write(2) to make an inline write
+// with, so nothing is registered for one (inlineFor) and the writer writes
+// everything, as before inline writes; a connection's writer then starts at
+// its first write and stays.
+const inlineSupported = false
+
+// tryWrite is never called where inlineSupported is false.
 func (c *conn) tryWrite([]byte) int { return 0 }

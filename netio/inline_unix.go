@@ -4,6 +4,9 @@ package netio
 
 import "syscall"
 
+// inlineSupported: a non-blocking write(2) is at hand (tryWrite).
+const inlineSupported = true
+
 // tryWrite writes to c's socket what it takes of buf without waiting and
 // returns how many bytes that was; 0 on any error, which the writer then
 // meets with its own write.

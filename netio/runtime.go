@@ -305,15 +305,13 @@ func (n *Runtime) shutdown() {
 	n.admitAll()                         // staged messages are queued ones: Close drops them alike
 	n.allowInline(inlineAll, inlineOnce) // the goodbyes (inline.go)
 	_ = n.link.Step(n.now(), fsm.Shutdown{})
-	n.allowInline(0, inlineSend)
+	n.noInline()
 	n.settle()
-	inline := n.takeInline(nil)
 	for id, ch := range n.reqs {
 		ch <- connectResult{err: fsm.ErrClosed}
 		delete(n.reqs, id)
 	}
-	n.mu.Unlock()
-	flushInline(inline)
+	n.unlockInline()
 	n.disp.stop()
 	n.ln.Close()
 	n.cancelDial()

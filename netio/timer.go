@@ -34,7 +34,7 @@ func (n *Runtime) timerLoop() {
 			if !n.closed {
 				n.allowInline(inlineAll, inlinePaced) // heartbeats, acknowledgements (inline.go)
 				_ = n.link.Step(n.now(), fsm.Tick{Lag: lag})
-				n.allowInline(0, inlineSend)
+				n.noInline()
 				n.settle()
 				n.trimEvents()
 			}
