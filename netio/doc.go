@@ -60,9 +60,10 @@
 // out in one syscall. A connection starts without a writer, gets one at
 // its first write that is not made inline (a stream of sends, a
 // producer's lane, a write the socket did not take whole, TLS, whose
-// writes may block), and on plain TCP the writer ends once it has had
-// nothing to write for a while (conn.go, writerState; a TLS connection,
-// never written inline, keeps it). So an idle plain-TCP connection, even
+// writes may block), and on plain TCP on unix systems the writer ends once
+// it has had nothing to write for a while (conn.go, writerState; a TLS
+// connection, never written inline, keeps it, and so does every
+// connection elsewhere: inline_other.go). So an idle plain-TCP connection, even
 // after a burst, costs one goroutine, parked with a small stack (about 4 KiB,
 // measured in TestIdlePeerMemory, outside the heap; 8 KiB with a writer
 // beside it); the memory it holds while idle is small buffers only (see
