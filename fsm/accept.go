@@ -16,7 +16,9 @@ func (n *Node) incoming(ev Incoming) bool {
 		n.emit(Action{Kind: ActClose, Conn: id, Err: ErrClosed})
 		return false
 	}
-	n.invariant(id != 0 && n.conns[id] == nil, "connection id c%d is zero or reused", id)
+	if id == 0 || n.conns[id] != nil {
+		n.broken("connection id c%d is zero or reused", id)
+	}
 	if err := n.makeRoom(); err != nil {
 		n.emit(Action{Kind: ActClose, Conn: id, Err: err})
 		return false
@@ -38,7 +40,7 @@ func (n *Node) accepted(id ConnID, legacy bool, authID string) {
 		}
 		c = n.conns[id]
 	} else if c.state != StateDetect || c.dial != nil {
-		n.invariant(false, "Accepted for c%d in state %s", id, c.state)
+		n.broken("Accepted for c%d in state %s", id, c.state)
 	}
 	c.state, c.rules, c.authID = StateHello, rulesFor(legacy), authID
 	if !n.admit(c) {

@@ -98,7 +98,9 @@ type conn struct {
 
 // openConn registers a connection this node dialed and sends our HELLO on it.
 func (n *Node) openConn(id ConnID, d *dial, legacy bool, authID string) {
-	n.invariant(id != 0 && n.conns[id] == nil, "connection id c%d is zero or reused", id)
+	if id == 0 || n.conns[id] != nil {
+		n.broken("connection id c%d is zero or reused", id)
+	}
 	c := &conn{id: id, state: StateHello, dial: d, openedAt: n.now, lastRecv: n.now, rules: rulesFor(legacy), authID: authID}
 	n.conns[id] = c
 	n.takeSlot(c)
@@ -160,7 +162,9 @@ func (n *Node) forget(c *conn, why error) {
 	}
 	if c.state != StateEstablished {
 		p.handshakes--
-		n.invariant(p.handshakes >= 0, "peer %s handshake count below zero after closing c%d", p.id, c.id)
+		if p.handshakes < 0 {
+			n.broken("peer %s handshake count below zero after closing c%d", p.id, c.id)
+		}
 	}
 	if p.session == c {
 		n.sessionEnded(p, c, why)

@@ -283,7 +283,9 @@ func (n *Node) endDial(d *dial, why error) {
 	reqs := d.reqs
 	d.reqs = nil
 	if why == nil {
-		n.invariant(len(reqs) == 0, "dial d%d ended well with %d unbound requests", d.id, len(reqs))
+		if len(reqs) != 0 {
+			n.broken("dial d%d ended well with %d unbound requests", d.id, len(reqs))
+		}
 	}
 	for _, r := range reqs {
 		n.finishRequest(r, "", why)

@@ -544,7 +544,9 @@ func (n *Node) discoveryDialEnded(d *dial) {
 	if d.discovery {
 		d.discovery = false
 		n.disc.inFlight--
-		n.invariant(n.disc.inFlight >= 0, "discovery dials in flight below zero after d%d", d.id)
+		if n.disc.inFlight < 0 {
+			n.broken("discovery dials in flight below zero after d%d", d.id)
+		}
 		n.discWake()
 	}
 }

@@ -92,7 +92,9 @@ func (n *Node) onJoin(c *conn, f *wire.Frame) {
 // grant makes c the session (leader side), replacing any previous one.
 func (n *Node) grant(c *conn) {
 	p := c.peer
-	n.invariant(c.leader, "grant on c%d, where this node is not the leader", c.id)
+	if !c.leader {
+		n.broken("grant on c%d, where this node is not the leader", c.id)
+	}
 	if old := p.session; old != nil {
 		n.retire(p, old, fmt.Errorf("%w: by c%d", ErrReplaced, c.id))
 	}

@@ -234,7 +234,7 @@ func (n *Node) admitStaged(e *Admit) error {
 		if l != nil {
 			cost := uint64(len(payload)) + msgCost
 			if l.msgs < 1 || l.cost < cost {
-				n.invariant(false, "Admit toward %s past its lease: %d messages, %d cost left, a message of %d", e.Peer, l.msgs, l.cost, cost)
+				n.broken("Admit toward %s past its lease: %d messages, %d cost left, a message of %d", e.Peer, l.msgs, l.cost, cost)
 			}
 			l.msgs--
 			l.cost -= cost
@@ -246,7 +246,7 @@ func (n *Node) admitStaged(e *Admit) error {
 		}
 	}
 	if count != e.Messages {
-		n.invariant(false, "Admit toward %s says %d messages and holds %d", e.Peer, e.Messages, count)
+		n.broken("Admit toward %s says %d messages and holds %d", e.Peer, e.Messages, count)
 	}
 	if l != nil && count > 0 {
 		p.out.queueFrames(e.Frames, count, bytes, uint32(largest), true)

@@ -127,9 +127,9 @@ func (n *Node) countClose(c *conn, why error) {
 	if c.state != StateEstablished || !c.listed() { // a refused grant failed (session.go, confirm); a follower's counted as a session at the grant (establish)
 		n.counters.handshakesFailed++
 	}
-	var bye *ByeError
+	bye, isBye := errors.AsType[*ByeError](why) // (errors.As: its target escaped, an allocation per connection's end)
 	switch {
-	case errors.As(why, &bye):
+	case isBye:
 		code := bye.Code
 		if !code.Known() || code >= numCodes {
 			code = wire.CodeProtocol

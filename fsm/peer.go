@@ -194,11 +194,11 @@ func (n *Node) peerMayComeBack(c *conn, why error) bool {
 	if !reliable(c) || errors.Is(why, ErrDisconnected) {
 		return false // 0.4.1 resends nothing; the user asked
 	}
-	var bye *ByeError
-	if errors.As(why, &bye) && (bye.Code == wire.CodeNormal || bye.Code == wire.CodeShutdown) {
+	bye, isBye := errors.AsType[*ByeError](why)
+	if isBye && (bye.Code == wire.CodeNormal || bye.Code == wire.CodeShutdown) {
 		return false
 	}
-	if errors.As(why, &bye) && bye.Code == wire.CodeUnwanted && n.cfg.mutation.unwantedFinal() {
+	if isBye && bye.Code == wire.CodeUnwanted && n.cfg.mutation.unwantedFinal() {
 		return false // see MutationUnwantedFinal
 	}
 	return true

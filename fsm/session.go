@@ -12,8 +12,12 @@ import (
 
 // establish makes c the session with p, on either end.
 func (n *Node) establish(p *peer, c *conn) {
-	n.invariant(p.session == nil, "establishing c%d with %s while session c%d exists", c.id, p.id, idOf(p.session))
-	n.invariant(c.state != StateEstablished, "c%d established twice", c.id)
+	if p.session != nil {
+		n.broken("establishing c%d with %s while session c%d exists", c.id, p.id, idOf(p.session))
+	}
+	if c.state == StateEstablished {
+		n.broken("c%d established twice", c.id)
+	}
 	c.state = StateEstablished
 	p.handshakes--
 	p.session = c

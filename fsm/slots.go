@@ -304,12 +304,16 @@ func (n *Node) freeSlot(c *conn) {
 	c.slot = false
 	n.enterTier(c, tierNone)
 	n.handshaking--
-	n.invariant(n.handshaking >= 0, "handshaking count below zero after c%d", c.id)
+	if n.handshaking < 0 {
+		n.broken("handshaking count below zero after c%d", c.id)
+	}
 	if c.dial != nil || c.source == "" {
 		return
 	}
 	s := n.sources[c.source]
-	n.invariant(s != nil && s.handshaking > 0, "source %q of c%d has no handshake counted", c.source, c.id)
+	if s == nil || s.handshaking <= 0 {
+		n.broken("source %q of c%d has no handshake counted", c.source, c.id)
+	}
 	if s.handshaking == n.cfg.MaxHandshakesPerSource+1 {
 		n.overShare--
 	}
