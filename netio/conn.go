@@ -852,7 +852,9 @@ func (c *conn) secure() error {
 		c.sc = sc
 		c.wmu.Unlock()
 		n.link.Authenticated(c.id, peer)
-		n.log.Debug("TLS handshake done", "conn", uint64(c.id), "remote", c.remote, "peer", peer)
+		if n.logging(slog.LevelDebug) {
+			n.log.Debug("TLS handshake done", "conn", uint64(c.id), "remote", c.remote, "peer", peer)
+		}
 	} else if buf := n.link.ReadBuffer(c.id); buf != nil {
 		buf[0] = first[0]
 		n.link.Received(n.now(), c.id, 1)

@@ -97,12 +97,16 @@ func (t *transport) Notify(a *fsm.Action) {
 	n := (*Runtime)(t)
 	switch a.Kind {
 	case fsm.ActConnected:
-		n.log.Debug("peer connected", "peer", a.Peer, "incarnation", a.Incarnation, "info", a.Addr)
+		if n.logging(slog.LevelDebug) {
+			n.log.Debug("peer connected", "peer", a.Peer, "incarnation", a.Incarnation, "info", a.Addr)
+		}
 		if n.disp.h.Connected != nil {
 			n.events = append(n.events, event{kind: evConnected, peer: a.Peer, more: &eventMore{info: a.Addr}})
 		}
 	case fsm.ActDisconnected:
-		n.log.Debug("peer disconnected", "peer", a.Peer, "reason", errText(a.Err))
+		if n.logging(slog.LevelDebug) {
+			n.log.Debug("peer disconnected", "peer", a.Peer, "reason", errText(a.Err))
+		}
 		if n.disp.h.Disconnected != nil {
 			n.events = append(n.events, event{kind: evDisconnected, peer: a.Peer, more: &eventMore{err: a.Err}})
 		}
@@ -120,12 +124,16 @@ func (t *transport) Notify(a *fsm.Action) {
 		// Through the limiter, as every line a peer can cause: 500 made-up
 		// peers that each left one answer unacknowledged logged 500 lines
 		// in under a second (a black-box audit).
-		n.logPeer(slog.LevelInfo, "messages lost", a.Err, "peer", a.Peer, "count", len(a.Lost))
+		if n.logging(slog.LevelInfo) {
+			n.logPeer(slog.LevelInfo, "messages lost", a.Err, "peer", a.Peer, "count", len(a.Lost))
+		}
 		if n.disp.h.Lost != nil {
 			n.events = append(n.events, event{kind: evLost, peer: a.Peer, more: &eventMore{lost: a.Lost, err: a.Err}})
 		}
 	case fsm.ActMemberUp, fsm.ActMemberLeft, fsm.ActMemberGone:
-		n.log.Debug("member "+a.Kind.String()[len("member-"):], "peer", a.Peer, "incarnation", a.Incarnation, "addr", a.Addr)
+		if n.logging(slog.LevelDebug) {
+			n.log.Debug("member "+a.Kind.String()[len("member-"):], "peer", a.Peer, "incarnation", a.Incarnation, "addr", a.Addr)
+		}
 		if n.disp.h.Member != nil {
 			n.events = append(n.events, event{kind: evMember, change: a.Kind, peer: a.Peer, inc: a.Incarnation, more: &eventMore{info: a.Addr, err: a.Err}})
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"net/url"
@@ -111,13 +112,17 @@ func (n *Runtime) dial(id fsm.DialID, addr string) {
 		return
 	}
 	if err != nil {
-		n.log.Debug("dial failed", "dial", uint64(id), "addr", addr, "err", err)
+		if n.logging(slog.LevelDebug) {
+			n.log.Debug("dial failed", "dial", uint64(id), "addr", addr, "err", err)
+		}
 		n.link.DialFailed(n.now(), id, err)
 	} else {
 		c := n.newConn(nc)
 		c.sc = sc
 		c.steady.Store(true) // no detection deadline on a dialed connection: its HELLO may go inline
-		n.log.Debug("dialed", "dial", uint64(id), "addr", addr, "conn", uint64(c.id), "tls", sc != nil, "peer", peer)
+		if n.logging(slog.LevelDebug) {
+			n.log.Debug("dialed", "dial", uint64(id), "addr", addr, "conn", uint64(c.id), "tls", sc != nil, "peer", peer)
+		}
 		n.allowInline(maxInline, inlineOnce) // the preamble and HELLO (inline.go)
 		n.link.DialedAuth(n.now(), id, c.id, peer)
 		n.noInline()

@@ -2,7 +2,10 @@
 
 package netio
 
-import "syscall"
+import (
+	"sync"
+	"syscall"
+)
 
 // inlineSupported: a non-blocking write(2) is at hand (tryWrite).
 const inlineSupported = true
@@ -20,12 +23,35 @@ const inlineSupported = true
 // is in flight (conn.inflight). The socket is non-blocking, so the write
 // never waits.
 func (c *conn) tryWrite(buf []byte) int {
-	k := 0
-	_ = c.raw.Control(func(fd uintptr) {
-		m, err := syscall.Write(int(fd), buf)
-		if err == nil && m > 0 {
-			k = m
-		}
-	})
+	w := inlineWrites.Get().(*inlineWrite)
+	w.buf, w.k = buf, 0
+	_ = c.raw.Control(w.call)
+	k := w.k
+	w.buf = nil
+	inlineWrites.Put(w)
 	return k
+}
+
+// inlineWrite is one inline write's bytes and result, with the function
+// Control calls for it, made once: a closure made for each call escaped
+// (Control is an interface's method), two allocations per inline write.
+type inlineWrite struct {
+	buf  []byte
+	k    int
+	call func(fd uintptr)
+}
+
+// inlineWrites holds the inlineWrite values not in use.
+var inlineWrites = sync.Pool{New: func() any {
+	w := new(inlineWrite)
+	w.call = w.write
+	return w
+}}
+
+// write makes the write(2), for Control.
+func (w *inlineWrite) write(fd uintptr) {
+	m, err := syscall.Write(int(fd), w.buf)
+	if err == nil && m > 0 {
+		w.k = m
+	}
 }

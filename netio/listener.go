@@ -42,7 +42,9 @@ func (n *Runtime) acceptLoop() {
 		}
 		c := n.newConn(nc)
 		c.detect = n.cfg.TLS != nil
-		n.log.Debug("accepted", "conn", uint64(c.id), "remote", c.remote)
+		if n.logging(slog.LevelDebug) {
+			n.log.Debug("accepted", "conn", uint64(c.id), "remote", c.remote)
+		}
 		n.link.Incoming(n.now(), c.id, nc.RemoteAddr().String()) // fsm groups it into a source (fsm/source.go)
 		c.run()
 		n.settle()

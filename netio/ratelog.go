@@ -137,6 +137,14 @@ func (n *Runtime) logPeer(level slog.Level, msg string, why error, args ...any) 
 	n.log.Log(context.Background(), level, msg, args...)
 }
 
+// logging reports whether n's logger takes lines of level: a call site
+// whose arguments are not constants tests it first, since they are boxed
+// into the call's []any whether or not the line is kept (seven allocations
+// of a churn cycle, with a logger that keeps nothing).
+func (n *Runtime) logging(level slog.Level) bool {
+	return n.log.Enabled(context.Background(), level)
+}
+
 // logSuppressed reports the lines suppressed since their kind last logged.
 // Called with n.mu held.
 func (n *Runtime) logSuppressed() {
