@@ -150,10 +150,18 @@ func (c *conn) kick() wakeUp {
 // wake carries out what kick returned (without wmu). The reader holds its
 // count in n.wg until the writer it may wait for has ended (waitWriter), so
 // the count is positive when a writer is added to it.
+//
+// A broadcast, not a signal: c.data also has a reader's end waiting on it
+// for an inline write (waitWriter), and a signal that woke that instead
+// would leave the writer parked, marked not idle, so that no later kick
+// wakes it. Since waitWriter's fix the two no longer wait together (before
+// it, one run of a black-box audit's test hung in Close, its reader in
+// waitWriter and its writer parked); this keeps any such wait from
+// swallowing the writer's wake-up.
 func (c *conn) wake(w wakeUp) {
 	switch w {
 	case wakeSignal:
-		c.data.Signal()
+		c.data.Broadcast()
 	case wakeStart:
 		c.n.wg.Add(1)
 		go c.writeLoop()
@@ -163,14 +171,20 @@ func (c *conn) wake(w wakeUp) {
 // waitWriter waits until nothing writes on c's socket any more, before the
 // reader closes it: an inline write in its system call has returned, and
 // the writer, if one started, has ended; none starts after this.
+//
+// It waits for the inline write first and looks for a writer after: the
+// write's end may start one (a goodbye queued behind it), which must then
+// be waited for, not marked away (a review found the writer then writing
+// to the socket the reader had closed, after the reader's count in n.wg
+// was gone: TestReaderWaitsForWriterStartedByInlineWrite).
 func (c *conn) waitWriter() {
 	c.wmu.Lock()
-	running := c.writer == writerRunning // it waits for the inline write itself
+	for c.writer == writerNone && c.inflight {
+		c.data.Wait() // flushInline broadcasts when it ends
+	}
+	running := c.writer == writerRunning // a writer waits for the inline write itself
 	done := c.writerDone
 	if !running {
-		for c.inflight {
-			c.data.Wait() // flushInline broadcasts when it ends
-		}
 		c.writer = writerNever
 	}
 	c.wmu.Unlock()
@@ -207,6 +221,18 @@ func (n *Runtime) newConn(nc net.Conn) *conn {
 func (c *conn) run() {
 	n := c.n
 	if !n.link.Open(c.id) {
+		// No reader will run, so none will wait for a writer or give back
+		// the lingering close counted for it: an inline write already
+		// registered (a dial's preamble) starts no writer on the closed
+		// socket, and the count goes back here (a review found both for a
+		// dial the state machine had abandoned: TestRefusedConnStartsNoWriter).
+		c.wmu.Lock()
+		c.writer = writerNever
+		c.wmu.Unlock()
+		if c.lingers {
+			c.lingers = false
+			n.lingering--
+		}
 		n.forgetConn(c)
 		_ = c.nc.Close()
 		return
@@ -367,7 +393,7 @@ func (c *conn) abort() {
 	c.state = connAborted
 	c.out = nil
 	c.idle = false
-	c.data.Signal()
+	c.data.Broadcast() // the writer, and a reader's end waiting for an inline write (wake)
 	c.space.Broadcast()
 	c.wmu.Unlock()
 	_ = c.nc.SetDeadline(time.Now())
@@ -460,6 +486,13 @@ func (c *conn) writeLoop() {
 			c.idle = true
 			c.data.Wait()
 		}
+		// Not parked any more, whoever woke it: a kick clears idle, but
+		// the broadcast at an inline write's end does not, and a writer
+		// that then found bytes queued wrote them with idle still set, so
+		// that the next Send wrote inline at the same time and its bytes
+		// could go first (a black-box audit saw messages delivered out of
+		// order under -race; TestNoInlineWriteWhileWriterWrites).
+		c.idle = false
 		if c.state == connAborted {
 			c.wmu.Unlock()
 			return

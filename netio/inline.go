@@ -191,7 +191,7 @@ func (c *conn) flushInline() {
 		c.wmu.Unlock()
 		return
 	}
-	if c.idle && c.state != connAborted && c.writer != writerNever && !c.laneWork && len(c.out) > 0 && len(c.out) <= inlineMax {
+	if c.idle && !c.inflight && c.state != connAborted && c.writer != writerNever && !c.laneWork && len(c.out) > 0 && len(c.out) <= inlineMax {
 		buf := c.out
 		c.out, c.spare = c.spare[:0], nil // sends meanwhile append here
 		c.inflight = true
