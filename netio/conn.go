@@ -44,7 +44,9 @@ type conn struct {
 	writeBy time.Time
 
 	wmu sync.Mutex
-	// data wakes the writer: bytes to write, or a state change.
+	// data wakes the writer (bytes to write, or a state change), and a
+	// reader's end waiting for an inline write (waitWriter); wake and
+	// abort broadcast on it for that reason.
 	data sync.Cond
 	// space wakes senders waiting for the buffer to drain below the bound.
 	space sync.Cond
@@ -63,7 +65,12 @@ type conn struct {
 	// sends to it wait before they add anything (waitGates). Under n.mu.
 	gated   bool
 	lingers bool // closed gracefully, counted in Runtime.lingering until its reader ends
-	idle    bool // the writer waits on data, or there is none yet (writer)
+	// idle: no writer is writing, nor about to: the writer waits on data,
+	// or there is none. Only the writer sets it, as it parks (or ends), and
+	// it is cleared by a kick and by the writer as it leaves its wait,
+	// however woken: inline writes are made only while it is set, so that
+	// no two writes are ever in the socket at once (inline.go).
+	idle bool
 	// writer says whether c has a writer goroutine (writerState);
 	// writerAt is when it last wrote or started, and retire tells a parked
 	// one that has not written for writerRetireAfter to end (inline.go).
