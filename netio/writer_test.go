@@ -217,16 +217,24 @@ func TestReaderWaitsForInlineWrite(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 	close(release)
-	for _, ch := range []chan struct{}{flushed, waited} {
-		select {
-		case <-ch:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the inline write or the reader's wait did not end within 10s")
-		}
-	}
+	endWithin(t, 10*time.Second, "the inline write or the reader's wait", flushed, waited)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	require.Equal(t, writerNever, c.writer, "no writer may start once the reader has ended")
 	require.Nil(t, c.out, "bytes kept after an abort")
 	require.False(t, c.inflight)
+}
+
+// endWithin waits until every channel of chs is closed, and fails the test
+// naming what when they are not within d.
+func endWithin(t *testing.T, d time.Duration, what string, chs ...chan struct{}) {
+	t.Helper()
+	deadline := time.After(d)
+	for _, ch := range chs {
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("%s did not end within %v", what, d)
+		}
+	}
 }

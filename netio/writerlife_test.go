@@ -218,13 +218,7 @@ func TestReaderWaitsForWriterStartedByInlineWrite(t *testing.T) {
 	}()
 	time.Sleep(20 * time.Millisecond) // the reader waits for the write
 	close(release)
-	for _, ch := range []chan struct{}{flushed, readerDone} {
-		select {
-		case <-ch:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the inline write or the reader's end did not finish within 10s")
-		}
-	}
+	endWithin(t, 10*time.Second, "the inline write or the reader's end", flushed, readerDone)
 	c.wmu.Lock()
 	started := c.writerDone != nil
 	c.wmu.Unlock()
