@@ -57,6 +57,24 @@ function out(obj) {
 
 var server = new Server(id, {host: '127.0.0.1', port: port});
 
+// 0.4.1's heartbeat calls process.hrtime(node.lastSend), which throws on
+// current Node.js while lastSend is still the [] a peer's entry starts with
+// (nothing sent to that peer yet). The greeting on 'connect' (below) sets
+// it, but the entry is made when the handshake starts, and a heartbeat tick
+// between the two killed a driver once (a busy machine drew the handshake
+// out: make test, 2026-12-03). So an entry gets its lastSend as it is
+// stored, as if greeted then: the heartbeats go as they would after the
+// greeting, and no tick can find the [] any more.
+server._nodes = new Proxy(server._nodes, {
+  set: function(target, key, node) {
+    if (node && Array.isArray(node.lastSend) && node.lastSend.length === 0) {
+      node.lastSend = process.hrtime();
+    }
+    target[key] = node;
+    return true;
+  }
+});
+
 server.on('listening', function(info) { out({ev: 'listening', info: info}); });
 
 server.on('connect', function(peer, info) {
