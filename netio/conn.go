@@ -170,6 +170,7 @@ func (c *conn) wake(w wakeUp) {
 	case wakeSignal:
 		c.data.Broadcast()
 	case wakeStart:
+		c.n.writersStarted.Add(1)
 		c.n.wg.Add(1)
 		go c.writeLoop()
 	}

@@ -66,8 +66,10 @@ type Runtime struct {
 	inline      []*conn
 	inlineConns int
 	inlineKind  inlineKind
-	// inlineWrites counts inline writes, writersRetired the writers that
-	// ended while their connection stayed (for tests).
+	// inlineWrites counts inline writes, writersStarted the writers
+	// started, writersRetired those that ended while their connection
+	// stayed (for tests).
+	writersStarted atomic.Uint64
 	writersRetired atomic.Uint64
 	inlineWrites   atomic.Uint64
 	// wireIn and wireOut add up the bytes of the connections no longer live.

@@ -107,10 +107,18 @@ func TestQuietSessionHasNoWriter(t *testing.T) {
 	// A heartbeat may come within inlineQuiet before a send: nearly all.
 	require.GreaterOrEqual(t, a.inlineWrites.Load()-inline, uint64(len(small)-3), "quiet sends were not written inline")
 
-	large := pattern(0, 4<<20) // more than a loopback socket takes at once
+	// More than a loopback socket takes at once: the rest needs a writer.
+	// Counted, not looked at once the message is in: on a busy machine its
+	// delivery can take past writerRetireAfter, and a heartbeat then ends
+	// the writer before the look (make test, 2026-12-03).
+	// (A writer one of the small sends started may still run: then that
+	// one writes the rest.)
+	running := slices.Equal(writerStates(a), []writerState{writerRunning})
+	started := a.writersStarted.Load()
+	large := pattern(0, 4<<20)
 	require.NoError(t, a.Send("b", large))
 	wait("the large message")
-	require.Equal(t, []writerState{writerRunning}, writerStates(a), "the rest of the large message needs a's writer")
+	require.True(t, running || a.writersStarted.Load() > started, "the rest of the large message needs a's writer")
 	mu.Lock()
 	require.Len(t, got, len(small)+1)
 	for i, p := range small {
