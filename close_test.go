@@ -159,13 +159,22 @@ func TestPeerNotReadingTimesOut(t *testing.T) {
 	eventually(t, "the session", func() bool { return len(a.Connections()) == 1 })
 	defer rawHeartbeat(t, nc)() // the peer is alive
 	p := make([]byte, 256<<10)
+	// The process's own stalls are not the protocol's (pauseWatch): a
+	// fresh-clone make test at load average 6 took 1.99 s, where the bound
+	// was 1.9 s on the wall clock.
+	var pause pauseWatch
+	done := make(chan struct{})
+	defer close(done)
+	go pause.watch(done)
 	start := time.Now()
 	for range 64 { // 16 MiB: far more than the socket buffers hold
 		require.True(t, a.Send("0", p))
 	}
 	eventuallyWithin(t, 10*timeout, "the session ends", func() bool { return len(a.Connections()) == 0 })
-	took := time.Since(start)
-	t.Logf("the session with a peer that reads nothing ended after %v (peer timeout %v)", took, timeout)
-	require.Less(t, took, 1900*time.Millisecond, "the peer timeout is %v (before the fix: about three of them)", timeout)
+	took := pause.since(start)
+	t.Logf("the session with a peer that reads nothing ended after %v (peer timeout %v); %v", took, timeout, &pause)
+	// A timeout and a slice or two of it (1.25 s) is the promise; three
+	// timeouts and more was the bug.
+	require.Less(t, took, 2200*time.Millisecond, "the peer timeout is %v (before the fix: about three of them)", timeout)
 	require.ErrorIs(t, peerStats(t, a, "0").LastEnd, ErrPeerTimeout)
 }
