@@ -127,7 +127,7 @@ type wakeUp uint8
 
 const (
 	wakeNone   wakeUp = iota
-	wakeSignal        // signal the parked writer
+	wakeParked        // wake the parked writer (a broadcast on data: wake)
 	wakeStart         // start the writer
 )
 
@@ -142,7 +142,7 @@ func (c *conn) kick() wakeUp {
 	switch c.writer {
 	case writerRunning:
 		c.idle = false
-		return wakeSignal
+		return wakeParked
 	case writerNone:
 		if c.state == connAborted {
 			return wakeNone
@@ -167,7 +167,7 @@ func (c *conn) kick() wakeUp {
 // swallowing the writer's wake-up.
 func (c *conn) wake(w wakeUp) {
 	switch w {
-	case wakeSignal:
+	case wakeParked:
 		c.data.Broadcast()
 	case wakeStart:
 		c.n.writersStarted.Add(1)
@@ -265,7 +265,7 @@ func (c *conn) run() {
 // writer would run only to wait for wmu, and the release would then have
 // to wake it a second time (with a fan-out, the producer's writes then
 // spent a quarter of their time releasing wmu). The writer registered its
-// wait before it let go of wmu (sync.Cond), so the signal reaches it.
+// wait before it let go of wmu (sync.Cond), so the wake-up reaches it.
 func (c *conn) write(head, body []byte) {
 	c.wmu.Lock()
 	w := wakeNone

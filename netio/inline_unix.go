@@ -23,12 +23,12 @@ const inlineSupported = true
 // is in flight (conn.inflight). The socket is non-blocking, so the write
 // never waits.
 func (c *conn) tryWrite(buf []byte) int {
-	w := inlineWrites.Get().(*inlineWrite)
+	w := inlineWriteArgs.Get().(*inlineWrite)
 	w.buf, w.k = buf, 0
 	_ = c.raw.Control(w.call)
 	k := w.k
 	w.buf = nil
-	inlineWrites.Put(w)
+	inlineWriteArgs.Put(w)
 	return k
 }
 
@@ -41,8 +41,9 @@ type inlineWrite struct {
 	call func(fd uintptr)
 }
 
-// inlineWrites holds the inlineWrite values not in use.
-var inlineWrites = sync.Pool{New: func() any {
+// inlineWriteArgs holds the inlineWrite values not in use (Runtime's
+// inlineWrites is the count of inline writes).
+var inlineWriteArgs = sync.Pool{New: func() any {
 	w := new(inlineWrite)
 	w.call = w.write
 	return w
