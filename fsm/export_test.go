@@ -393,9 +393,6 @@ func (n *Node) SharedCopies(peer string) []*[]byte {
 	return out
 }
 
-// SharedMin is sharedMin, for tests.
-const SharedMin = sharedMin
-
 // StreamBufCap is the capacity of the buffer holding the messages queued
 // for peer (0 without one).
 func (n *Node) StreamBufCap(peer string) int {

@@ -47,6 +47,11 @@ import (
 //     a peer not held, or once shut down, they are handed back in an
 //     ActLost saying why, since the producer was told they were accepted.
 //
+// A producer's SendMany (Reserve) of a payload below SharedMin asks for a
+// lease for each peer that took it, as a producer's Send does: for each
+// peer it is a Send of its own, the payload copied into the stream. So the
+// adapter may stage such a payload, encoded once, in each peer's lane.
+//
 // The lease is local: nothing of it travels, and the peer sees the same
 // DATA frames it would have seen from single Sends.
 

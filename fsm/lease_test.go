@@ -287,3 +287,44 @@ func TestRefusedProducerEndsTheLease(t *testing.T) {
 		t.Fatalf("the producer's message once the lease gave its room back: %v", err)
 	}
 }
+
+// A producer's SendMany (Reserve) of a payload below SharedMin is, for
+// each peer, a producer's Send: each peer that took it is granted a lease
+// in the same step, after all of its peers took theirs, so that a peer
+// named twice takes both messages before the lease holds the rest of its
+// share (here one window, 1 KiB). A payload of SharedMin bytes or more
+// (the streams share one copy, which only a SendMany step makes), an
+// answer (no Reserve), a peer that refused it and a node without
+// Config.Leases grant none.
+func TestProducerSendManyGrantsLease(t *testing.T) {
+	for _, c := range []struct {
+		name            string
+		leases, reserve bool
+		peers           []string
+		size            int
+		want            bool // a lease granted toward A
+	}{
+		{"producer", true, true, []string{"A"}, 10, true},
+		{"below SharedMin", true, true, []string{"A"}, fsm.SharedMin - 1, true},
+		{"at SharedMin", true, true, []string{"A"}, fsm.SharedMin, false},
+		{"named twice", true, true, []string{"A", "A"}, 10, true},
+		{"beside an unknown peer", true, true, []string{"nobody", "A"}, 10, true},
+		{"answer", true, false, []string{"A"}, 10, false},
+		{"adapter without leases", false, true, []string{"A"}, 10, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			n := sessionWith(t, 1<<20, fsm.Config{ID: "M", Incarnation: 1, Window: 1 << 10, Leases: c.leases})
+			errs := make([]error, len(c.peers))
+			_ = n.Step(0, fsm.SendMany{Peers: c.peers, Payload: make([]byte, c.size), Reserve: c.reserve, Errs: errs})
+			for i, p := range c.peers {
+				if (errs[i] == nil) != (p == "A") {
+					t.Fatalf("SendMany to %q: %v", p, errs[i])
+				}
+			}
+			ls := leases(n.Ready())
+			if got := len(ls) == 1 && ls[0].Peer == "A" && ls[0].Lease.Messages > 0; got != c.want || len(ls) > 1 {
+				t.Fatalf("leases after the SendMany: %+v, want a grant: %t", ls, c.want)
+			}
+		})
+	}
+}

@@ -28,6 +28,9 @@ type Node struct {
 	// manyTo holds the peer records the latest SendMany found, in the
 	// order of its ids (manyPeer); a record forgotten since is not used.
 	manyTo []*peer
+	// manyOK marks, for a producer's SendMany that asks for leases, the
+	// peers of manyTo that took its message (sendMany).
+	manyOK []bool
 	dials  map[DialID]*dial
 	// dialsByAddr dedups dials locally: at most one in flight per address.
 	dialsByAddr map[string]*dial

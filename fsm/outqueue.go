@@ -76,7 +76,15 @@ type sendCursor struct {
 // Below it, copies into each stream's buffer cost less than allocating one.
 // The copy is immutable: the streams and the DATA frames written from it
 // only read it, and what goes back to the user as lost is copied out.
-const sharedMin = 512
+const sharedMin = SharedMin
+
+// SharedMin is the payload size from which a SendMany's peers' streams
+// share one copy of it (sharedMin). Below it each stream copies the
+// payload, so that a producer's SendMany of a smaller payload is, for each
+// peer, a producer's Send: it is granted a lease (sendMany), and its
+// adapter may stage such a payload in the peers' lanes. From SharedMin it
+// takes a SendMany step, the only one that makes the shared copy.
+const SharedMin = 512
 
 // outStream is what this node sends to one peer.
 type outStream struct {

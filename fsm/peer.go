@@ -351,13 +351,34 @@ func (n *Node) sendMany(e SendMany) error {
 	if len(n.manyTo) < len(e.Peers) {
 		n.manyTo = append(n.manyTo, make([]*peer, len(e.Peers)-len(n.manyTo))...)
 	}
+	// A producer's SendMany of a payload below SharedMin, which each
+	// stream copies anyway, asks each peer that took it for a lease, as a
+	// producer's Send does (sendEvent): its adapter may then stage the next
+	// ones, encoded once, in the peers' lanes (netio's SendManyContext).
+	// After every send, so that a peer named twice takes both messages
+	// before a lease holds its room.
+	lease := e.Reserve && n.cfg.Leases && len(e.Payload) < sharedMin
+	if lease {
+		n.manyOK = append(n.manyOK[:0], make([]bool, len(e.Peers))...)
+	}
 	for i, id := range e.Peers {
-		err := n.sendTo(id, n.manyPeer(i, id), e.Payload, e.Reserve, &share)
+		p := n.manyPeer(i, id)
+		err := n.sendTo(id, p, e.Payload, e.Reserve, &share)
 		if e.Errs != nil {
 			e.Errs[i] = err
 		}
+		if lease {
+			n.manyOK[i] = err == nil && p != nil
+		}
 		if first == nil {
 			first = err
+		}
+	}
+	if lease {
+		for i, ok := range n.manyOK {
+			if ok {
+				n.grantLease(n.manyTo[i])
+			}
 		}
 	}
 	clear(n.manyTo[len(e.Peers):]) // no record kept for longer than it is named

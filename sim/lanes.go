@@ -158,6 +158,41 @@ func (w *World) producerSend(n *process, peer string, payload []byte) (staged bo
 	return false, err
 }
 
+// producerSendMany is a producer's SendMany of payload from n to peers
+// under Knobs.Leases, as netio's SendManyContext tries it once: a payload
+// below fsm.SharedMin is staged in each peer's lane with room (no step);
+// the other peers take one SendMany step with Reserve, after what their
+// lanes hold, which may grant them leases (fsm/lease.go). It sets errs[k]
+// to the answer for peers[k] (nil: staged or accepted).
+func (w *World) producerSendMany(n *process, peers []string, payload []byte, errs []error) {
+	w.stats.ProducerSendManys++
+	rest, at := peers, []int(nil)
+	if len(payload) < fsm.SharedMin {
+		rest = nil
+		for k, p := range peers {
+			if w.stage(n, p, payload) {
+				w.stats.SendManyStaged++
+				continue
+			}
+			rest, at = append(rest, p), append(at, k)
+		}
+		if len(rest) == 0 {
+			return
+		}
+	}
+	for _, p := range rest {
+		w.admitLane(n, p, false)
+	}
+	sub := errs
+	if at != nil {
+		sub = make([]error, len(rest))
+	}
+	_ = w.step(n, fsm.SendMany{Peers: rest, Payload: payload, Reserve: true, Errs: sub})
+	for j, k := range at {
+		errs[k] = sub[j]
+	}
+}
+
 // sortedKeys returns m's keys in order.
 func sortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))

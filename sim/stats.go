@@ -41,8 +41,11 @@ type Stats struct {
 	DataRuns, DataRunFrames int
 	// With Knobs.SendMany: the SendManys stepped, the messages they put in
 	// a stream (one per peer that accepted), and the SendManys whose
-	// payload several streams accepted and share (600 bytes: one copy).
+	// payload several streams accepted and share (600 bytes: one copy);
+	// with Knobs.Leases too, the producers' SendManys (Reserve, as
+	// netio's SendManyContext) and the messages they staged in lanes.
 	SendManys, SendManyMessages, SendManyShared int
+	ProducerSendManys, SendManyStaged           int
 }
 
 // Add adds o to s.
@@ -74,6 +77,8 @@ func (s *Stats) Add(o *Stats) {
 	s.SendManys += o.SendManys
 	s.SendManyMessages += o.SendManyMessages
 	s.SendManyShared += o.SendManyShared
+	s.ProducerSendManys += o.ProducerSendManys
+	s.SendManyStaged += o.SendManyStaged
 }
 
 // String renders the counts on one line, as simsweep prints them.
@@ -83,7 +88,7 @@ func (s *Stats) String() string {
 		s.Conns, s.Crashes, s.Restarts, s.Resets, s.Silences, s.WriteTimeouts, s.Lingers, s.LostExercised, s.LostJudged, s.LateTicks, s.ReadStalls, s.PauseGraces)
 	fmt.Fprintf(&b, " staged=%d revoked-batches=%d revoked-staged=%d data-runs=%d data-run-frames=%d", s.Staged, s.RevokedBatches, s.RevokedStaged, s.DataRuns, s.DataRunFrames)
 	if s.SendManys > 0 {
-		fmt.Fprintf(&b, " sendmanys=%d sendmany-messages=%d sendmany-shared=%d", s.SendManys, s.SendManyMessages, s.SendManyShared)
+		fmt.Fprintf(&b, " sendmanys=%d sendmany-messages=%d sendmany-shared=%d producer-sendmanys=%d sendmany-staged=%d", s.SendManys, s.SendManyMessages, s.SendManyShared, s.ProducerSendManys, s.SendManyStaged)
 	}
 	b.WriteString(" frames:")
 	for t := wire.Hello; t <= wire.Bye; t++ {

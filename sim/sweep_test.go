@@ -241,6 +241,7 @@ func TestSweepSendMany(t *testing.T) {
 	res := sweepPasses(t, sendManys(sweepSeeds(t, 5000), 0))
 	require.Positive(t, res.Stats.SendManys, "no SendMany was stepped")
 	require.Positive(t, res.Stats.SendManyShared, "no SendMany's payload was shared by several streams")
+	require.Positive(t, res.Stats.SendManyStaged, "no producer's SendMany staged a message in a lane")
 }
 
 // lateTicksFirst is the first seed of TestSweepLateTicks: seeds of their

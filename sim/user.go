@@ -91,7 +91,8 @@ func (w *World) Send(i int, peer string) (uint64, error) {
 }
 
 // SendMany asks node i to send one payload to each of peers (distinct ids)
-// in one step (fsm.SendMany): the next message of each pair, the payload
+// in one step (fsm.SendMany), or, with Knobs.Leases on half of them, as a
+// producer (producerSendMany): the next message of each pair, the payload
 // naming every destination's sequence number (spec.AppendManyPayload) and
 // padded to size bytes. As with Send, a refused message's number is not
 // used again. After the step the simulator overwrites the payload's bytes,
@@ -110,11 +111,15 @@ func (w *World) SendMany(i int, peers []string, size int) ([]uint64, []error) {
 		}
 		return seqs, errs
 	}
-	for _, p := range peers {
-		w.admitLane(n, p, false) // as netio's admitPeer: what producers staged goes first
-	}
 	w.manyBuf = spec.AppendManyPayload(w.manyBuf[:0], n.id, peers, seqs, size)
-	_ = w.step(n, fsm.SendMany{Peers: peers, Payload: w.manyBuf, Errs: errs})
+	if w.k.Leases && w.c.Intn(2) == 0 { // drawn only with both knobs: other seeds replay as before
+		w.producerSendMany(n, peers, w.manyBuf, errs)
+	} else {
+		for _, p := range peers {
+			w.admitLane(n, p, false) // as netio's admitPeer: what producers staged goes first
+		}
+		_ = w.step(n, fsm.SendMany{Peers: peers, Payload: w.manyBuf, Errs: errs})
+	}
 	for k := range w.manyBuf {
 		w.manyBuf[k] = '!'
 	}
