@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/wire"
 )
 
 // Send accepts payload for peer without ever waiting on a v2 session: it
@@ -117,6 +119,13 @@ func (n *Runtime) SendMany(peers []string, payload []byte) int {
 func (n *Runtime) SendManyContext(ctx context.Context, peers []string, payload []byte) (int, error) {
 	pending := peers // the caller's until a queue is full: then a copy of ours
 	sent := 0
+	if len(payload) < fsm.SharedMin {
+		// Within the peers' leases: their lanes (stageMany).
+		sent, pending = n.stageMany(peers, payload)
+		if len(pending) == 0 {
+			return sent, nil
+		}
+	}
 	var first error
 	for {
 		n.mu.Lock()
@@ -171,6 +180,77 @@ func (n *Runtime) SendManyContext(ctx context.Context, peers []string, payload [
 		}
 	}
 }
+
+// stageMany stages payload in the lane of each of peers whose lease has
+// room, as SendContext's fast path does, its DATA frame encoded once for
+// all of them (a payload below fsm.SharedMin, which each peer's stream
+// copies anyway: the state machine grants a producer's SendMany of it a
+// lease, fsm/lease.go). It returns how many it staged, and the peers it
+// did not, in their order (nil when none: no step is needed), for the
+// state machine's step.
+func (n *Runtime) stageMany(peers []string, payload []byte) (int, []string) {
+	var buf [dataHeaderLen + fsm.SharedMin]byte // on the stack: stageFrame copies it
+	frame := wire.AppendData(buf[:0], payload)
+	m := n.lanesFor(peers)
+	stale := false
+	staged := 0
+	var rest []string
+	for i, p := range peers {
+		l := m.lanes[i]
+		if l != nil && l.stageFrame(frame, payload) {
+			staged++
+			continue
+		}
+		// No lane when m was made, or its lease since revoked: the map's
+		// lane, if another.
+		if v, ok := n.lanes.Load(p); ok && v.(*lane) != l {
+			stale = true
+			if v.(*lane).stageFrame(frame, payload) {
+				staged++
+				continue
+			}
+		}
+		if rest == nil {
+			rest = make([]string, 0, len(peers)-i)
+		}
+		rest = append(rest, p)
+	}
+	if stale {
+		n.manyLanes.CompareAndSwap(m, nil) // the next call looks them up again
+	}
+	return staged, rest
+}
+
+// manyLanes is the lane of each of a SendManyContext's peers, nil for a
+// peer without one, as stageMany found them: a producer sends to the same
+// peers over and over, and comparing ids that are the same strings costs
+// less than a lookup each (a sixth of the fan-out producer's CPU). A lane
+// revoked since has no lease, so staging in it fails, and stageMany looks
+// again. It is never changed once stored (producers share it).
+type manyLanes struct {
+	peers []string // a copy: the caller may reuse its slice
+	lanes []*lane
+}
+
+// lanesFor returns the lanes toward peers: those stageMany found last if
+// its peers were the same, else those of the map now, kept for the next.
+func (n *Runtime) lanesFor(peers []string) *manyLanes {
+	if m := n.manyLanes.Load(); m != nil && slices.Equal(m.peers, peers) {
+		return m
+	}
+	m := &manyLanes{peers: slices.Clone(peers), lanes: make([]*lane, len(peers))}
+	for i, p := range peers {
+		if v, ok := n.lanes.Load(p); ok {
+			m.lanes[i] = v.(*lane)
+		}
+	}
+	n.manyLanes.Store(m)
+	return m
+}
+
+// dataHeaderLen is the length of a DATA frame's header (wire.AppendData):
+// a 4-byte length and the type.
+const dataHeaderLen = 5
 
 // withFirst is err, the reason SendManyContext stopped waiting, wrapping
 // also first, the first error other than a full queue it met before (an

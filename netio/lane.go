@@ -45,6 +45,13 @@ const stagedKeep = 64 << 10
 // stage puts payload in l's lane if its lease has room, and wakes the
 // writer of the session when the lane was empty. It reports whether it did.
 func (l *lane) stage(payload []byte) bool {
+	return l.stageFrame(nil, payload)
+}
+
+// stageFrame is stage for a payload encoded already: frame, when not nil,
+// is payload's DATA frame (wire.AppendData), which SendManyContext encodes
+// once for all its peers' lanes.
+func (l *lane) stageFrame(frame, payload []byte) bool {
 	cost := uint64(len(payload)) + fsm.MessageCost
 	l.mu.Lock()
 	if l.gen == 0 || l.msgs < 1 || l.cost < cost || len(payload) > l.maxPayload {
@@ -53,7 +60,11 @@ func (l *lane) stage(payload []byte) bool {
 	}
 	l.msgs--
 	l.cost -= cost
-	l.staged = wire.AppendData(l.staged, payload)
+	if frame != nil {
+		l.staged = append(l.staged, frame...)
+	} else {
+		l.staged = wire.AppendData(l.staged, payload)
+	}
 	l.count++
 	first := l.count == 1
 	c := l.c

@@ -212,3 +212,101 @@ func TestWriterWokenForARevokedLaneKeepsTheSession(t *testing.T) {
 	require.Len(t, st.Peers, 1)
 	require.EqualValues(t, 1, st.Peers[0].Sessions, "the session was lost and made again")
 }
+
+// A producer's SendManyContext of a small payload takes the peers' lanes
+// once its first call has taken the step: that step grants each peer a
+// lease, and the next calls stage the payload, encoded once, in every lane
+// with room, and step only for the others (an unknown peer here). Mixed
+// with SendContext and Send to the same peers from the same goroutine, and
+// with a peer named twice, every peer gets its messages once each, in
+// the order sent.
+func TestSendManyStagesInLanes(t *testing.T) {
+	const total = 20000
+	type inbox struct {
+		mu   sync.Mutex
+		got  []uint32
+		done chan struct{}
+		want int
+	}
+	boxes := map[string]*inbox{}
+	var nodes []*Runtime
+	for _, id := range []string{"b", "c"} {
+		box := &inbox{done: make(chan struct{})}
+		boxes[id] = box
+		nodes = append(nodes, startNode(t, fsm.Config{ID: id}, nil, Events{Message: func(_ string, p []byte) {
+			box.mu.Lock()
+			defer box.mu.Unlock()
+			box.got = append(box.got, binary.BigEndian.Uint32(p))
+			if len(box.got) == box.want {
+				close(box.done)
+			}
+		}}))
+	}
+	a := startNode(t, fsm.Config{ID: "a"}, nil, Events{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, n := range nodes {
+		_, err := a.Connect(ctx, n.Info())
+		require.NoError(t, err)
+	}
+	var sentB, sentC []uint32 // what each should get, in order
+	many := func(i uint32, peers ...string) {
+		k, err := a.SendManyContext(ctx, peers, seqPayload(i))
+		known := 0
+		for _, p := range peers {
+			switch p {
+			case "b":
+				sentB = append(sentB, i)
+				known++
+			case "c":
+				sentC = append(sentC, i)
+				known++
+			}
+		}
+		require.Equal(t, known, k, "SendManyContext %d to %v", i, peers)
+		if known < len(peers) {
+			require.ErrorIs(t, err, fsm.ErrUnknownPeer)
+		} else {
+			require.NoError(t, err)
+		}
+	}
+	many(0, "b", "c")
+	require.NotZero(t, leaseOf(a, "b"), "no lease toward b after a producer's SendMany went through the step")
+	require.NotZero(t, leaseOf(a, "c"), "no lease toward c after a producer's SendMany went through the step")
+	staged, rest := a.stageMany([]string{"b", "nobody", "c"}, seqPayload(1))
+	require.Equal(t, 2, staged, "staged in the lanes")
+	require.Equal(t, []string{"nobody"}, rest, "left for the step")
+	sentB, sentC = append(sentB, 1), append(sentC, 1)
+	for i := uint32(2); i < total; i++ {
+		switch {
+		case i%97 == 0:
+			require.NoError(t, a.Send("b", seqPayload(i))) // an answer's path: after what is staged
+			sentB = append(sentB, i)
+		case i%89 == 0:
+			require.NoError(t, a.SendContext(ctx, "c", seqPayload(i)))
+			sentC = append(sentC, i)
+		case i%83 == 0:
+			many(i, "c", "nobody", "b")
+		case i%79 == 0:
+			many(i, "b", "b", "c")
+		default:
+			many(i, "b", "c")
+		}
+	}
+	for id, want := range map[string][]uint32{"b": sentB, "c": sentC} {
+		box := boxes[id]
+		box.mu.Lock()
+		box.want = len(want)
+		if len(box.got) == box.want {
+			close(box.done)
+		}
+		box.mu.Unlock()
+		select {
+		case <-box.done:
+		case <-ctx.Done():
+		}
+		box.mu.Lock()
+		require.Equal(t, want, box.got, "what %s got", id)
+		box.mu.Unlock()
+	}
+}

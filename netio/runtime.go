@@ -83,8 +83,9 @@ type Runtime struct {
 	// revoked holds what revoked lanes held, for settle to admit.
 	lanes     sync.Map
 	lanesHeld map[string]*lane
-	heldLast  *lane                // the lane laneIn found last, while in lanesHeld
-	lastLane  atomic.Pointer[lane] // the lane laneOf found last
+	heldLast  *lane                     // the lane laneIn found last, while in lanesHeld
+	lastLane  atomic.Pointer[lane]      // the lane laneOf found last
+	manyLanes atomic.Pointer[manyLanes] // the lanes stageMany found last
 	revoked   []stagedBatch
 	after     fsm.Admit // stagedFor's, so that it costs no allocation
 	// room is closed (and replaced) whenever a peer's send queue gets room
