@@ -190,7 +190,10 @@ type Send struct {
 // allows). The DATA frames this step writes for the new message carry
 // Payload itself, the same slice for every peer, so the connection layer
 // can encode it once (link.Layer.SendMany); as for Send, the caller must
-// encode it before the buffer is reused. It is time-free, as Send.
+// encode it before the buffer is reused. It is time-free, as Send. With
+// Reserve, on a node with Config.Leases, a payload below SharedMin also
+// asks for a lease toward each peer that took it, as a Send does, but
+// after every peer took its message (lease.go).
 //
 // Errs, when not nil, must be as long as Peers: the step sets Errs[i] to
 // what a Send to Peers[i] would have returned (nil: accepted), so that a
