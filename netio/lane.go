@@ -9,7 +9,8 @@ import (
 )
 
 // A lane is where a producer's messages toward one peer wait, encoded as
-// DATA frames, between SendContext and the step that admits them
+// DATA frames, between SendContext (or SendManyContext, for a payload
+// below fsm.SharedMin: stageMany) and the step that admits them
 // (fsm.Admit), under the lease the state machine granted (fsm/lease.go).
 // SendContext within the lease takes only the lane's lock: no core lock, no
 // step, no write into the output buffer. The writer goroutine of the
