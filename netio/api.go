@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/masterless-go/masterless/fsm"
@@ -119,8 +120,9 @@ func (n *Runtime) SendMany(peers []string, payload []byte) int {
 func (n *Runtime) SendManyContext(ctx context.Context, peers []string, payload []byte) (int, error) {
 	pending := peers // the caller's until a queue is full: then a copy of ours
 	sent := 0
-	if len(payload) < fsm.SharedMin {
-		// Within the peers' leases: their lanes (stageMany).
+	if len(payload) < fsm.SharedMin && len(peers) > 0 {
+		// Within the peers' leases: their lanes (stageMany). (No peers:
+		// the step, which tells a closed node.)
 		sent, pending = n.stageMany(peers, payload)
 		if len(pending) == 0 {
 			return sent, nil
@@ -223,12 +225,16 @@ func (n *Runtime) stageMany(peers []string, payload []byte) (int, []string) {
 
 // manyLanes is the lane of each of a SendManyContext's peers, nil for a
 // peer without one, as stageMany found them: a producer sends to the same
-// peers over and over, and comparing ids that are the same strings costs
-// less than a lookup each (a sixth of the fan-out producer's CPU). A lane
-// revoked since has no lease, so staging in it fails, and stageMany looks
-// again. It is never changed once stored (producers share it).
+// peers over and over, and comparing ids costs less than a lookup each (a
+// sixth of the fan-out producer's CPU). A lane revoked since has no lease,
+// so staging in it fails, and stageMany looks again. It is never changed
+// once stored (producers share it). A producer that alternates between
+// lists pays a lookup for each peer and one manyLanes a call.
 type manyLanes struct {
-	peers []string // a copy: the caller may reuse its slice
+	// peers are the ids, none of them the caller's: the caller may reuse
+	// its slice, and an id may be cut from a larger string that the node
+	// must not keep alive. A peer's is its lane's id, or a clone.
+	peers []string
 	lanes []*lane
 }
 
@@ -238,10 +244,13 @@ func (n *Runtime) lanesFor(peers []string) *manyLanes {
 	if m := n.manyLanes.Load(); m != nil && slices.Equal(m.peers, peers) {
 		return m
 	}
-	m := &manyLanes{peers: slices.Clone(peers), lanes: make([]*lane, len(peers))}
+	m := &manyLanes{peers: make([]string, len(peers)), lanes: make([]*lane, len(peers))}
 	for i, p := range peers {
 		if v, ok := n.lanes.Load(p); ok {
-			m.lanes[i] = v.(*lane)
+			l := v.(*lane)
+			m.lanes[i], m.peers[i] = l, l.peer
+		} else {
+			m.peers[i] = strings.Clone(p)
 		}
 	}
 	n.manyLanes.Store(m)
