@@ -94,7 +94,11 @@ type Stats struct {
 	// duplicated a session or could not be one, by reason: "duplicate",
 	// "stale incarnation", "replaced" (an older session gave way to a newer
 	// one), "self-connect", "duplicate id", "unauthenticated" (it did not
-	// prove the id it claimed). They are also in Closed.
+	// prove the id it claimed). They are also in Closed. A connection
+	// from this server to itself through a relay (its own address not
+	// recognized before the dial) is two connections here, the dial and
+	// the accept, and counts twice as "self-connect", as does
+	// HandshakesFailed.
 	Duplicates map[string]uint64
 	// Closed counts the connections this server closed, by reason (the
 	// reasons of Duplicates, and "disconnected", "unwanted", "protocol
