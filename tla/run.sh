@@ -62,6 +62,11 @@ fi
 # or FAIL lines into a file of its own and prints them when it ends; settle
 # waits for the last and counts them all.
 JOBS="${TLA_JOBS:-2}"
+# TLC's worker threads per job. One: with two jobs on two cores a second
+# worker finds no idle core, and TLC's threads cost more CPU than one does
+# (Safety2 alone, 2026-12-03: 95 s of CPU with one worker, 122 s with two;
+# 82 s and 64 s of wall time).
+WORKERS="${TLA_WORKERS:-1}"
 results="$(mktemp -d "$cache/results.XXXXXX")"
 seq_no=0
 # A job's PASS and FAIL lines go to its own file; those of the script itself
@@ -101,7 +106,7 @@ tlc() { # dir module cfg log [extra args...]
     # A temporary folder of its own: TLC unpacks its standard modules there,
     # and a second run (another make test beside this one) would otherwise
     # delete them under this one's feet ("File does not exist: /tmp/FiniteSets.tla").
-    (cd "$dir" && java -XX:+UseParallelGC "${jvm[@]}" -Xss4m -Djava.io.tmpdir="$meta" -cp "$TLC_JAR" tlc2.TLC -workers 2 \
+    (cd "$dir" && java -XX:+UseParallelGC "${jvm[@]}" -Xss4m -Djava.io.tmpdir="$meta" -cp "$TLC_JAR" tlc2.TLC -workers "$WORKERS" \
         -metadir "$meta" -config "$cfg" "$@" "$mod") >"$log" 2>&1
     local rc=$?
     set -e
