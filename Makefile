@@ -46,7 +46,9 @@ ROUNDS   ?= 5
 # fuzz-smoke 87, tla 368 s); the last CI runs took 391 s (an AMD VM) and
 # 618 s; a CI run of 23e41ff took 906 s, and a fresh clone of ca6b4d8
 # 924 s (vet 23, unit 212, sweep 229, fuzz-smoke 90, tla 367 s, with
-# benchmarks and race runs of this session beside it for a few minutes).
+# benchmarks and race runs of this session beside it for a few minutes);
+# with one TLC worker per job, a fresh clone of 9a13bbe took 744 s (vet
+# 2 with a warm build cache, unit 164, sweep 166, fuzz-smoke 74, tla 336 s).
 # Over the target on this VM; TLC's model checking is the largest part,
 # and it checks the rules the rest relies on. make test-full runs the same checks at the
 # larger sizes (the

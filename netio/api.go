@@ -191,7 +191,7 @@ func (n *Runtime) SendManyContext(ctx context.Context, peers []string, payload [
 // did not, in their order (nil when none: no step is needed), for the
 // state machine's step.
 func (n *Runtime) stageMany(peers []string, payload []byte) (int, []string) {
-	var buf [dataHeaderLen + fsm.SharedMin]byte // on the stack: stageFrame copies it
+	var buf [wire.HeaderSize + fsm.SharedMin]byte // on the stack: stageFrame copies it
 	frame := wire.AppendData(buf[:0], payload)
 	m := n.lanesFor(peers)
 	stale := false
@@ -256,10 +256,6 @@ func (n *Runtime) lanesFor(peers []string) *manyLanes {
 	n.manyLanes.Store(m)
 	return m
 }
-
-// dataHeaderLen is the length of a DATA frame's header (wire.AppendData):
-// a 4-byte length and the type.
-const dataHeaderLen = 5
 
 // withFirst is err, the reason SendManyContext stopped waiting, wrapping
 // also first, the first error other than a full queue it met before (an

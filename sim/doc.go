@@ -54,6 +54,10 @@
 // copy. The simulator overwrites the payload after each step, as a caller
 // may: a node that kept the caller's bytes (fsm.MutationSharedNoCopy,
 // TestSweepSendManyCatchesSharedNoCopy) delivers garbage at the second seed.
+// On seeds with Knobs.Leases too, half the SendManys are a producer's
+// (producerSendMany, as netio's SendManyContext): a payload below
+// fsm.SharedMin is staged in the lane of each peer whose lease has room,
+// and the others take the step with Reserve, which may grant them leases.
 //
 // Load runs (Knobs.Workload, load.go) model the rest of the adapter: one
 // delivery queue per node drained by a dispatcher that calls a Message

@@ -165,9 +165,10 @@ type Knobs struct {
 
 	// Leases makes the nodes' producers stage messages under the leases
 	// their fsm grants, as netio's SendContext does (fsm/lease.go,
-	// lanes.go): half the random user Sends and every load producer's are
-	// then a producer's, staged while the lease has room and admitted in
-	// one step a little later (by the session's writer, in netio).
+	// lanes.go): half the random user Sends (and, with SendMany, half the
+	// SendManys) and every load producer's are then a producer's, staged
+	// while the lease has room and admitted in one step a little later (by
+	// the session's writer, in netio).
 	// DrawKnobs sets it on half the seeds.
 	Leases bool
 
