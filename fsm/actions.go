@@ -47,8 +47,9 @@ const (
 	// is forgotten; Err says so.
 	ActMemberGone
 	// ActLease: Peer's producers may stage Lease.Messages more messages
-	// toward it without a step, on lease Lease.Gen, and the writer of
-	// session Conn should admit them (Admit); Lease.Messages 0 revokes the
+	// toward it without a step, and its answers Lease.Answers more, on
+	// lease Lease.Gen, and the writer of session Conn should admit them
+	// (Admit); a Lease that grants nothing (Lease.Revoked) revokes the
 	// lease: stage no more, admit what is staged before any other step
 	// (lease.go).
 	ActLease
@@ -177,6 +178,9 @@ func (a *Action) String() string {
 		fmt.Fprintf(&b, " %s", a.Peer)
 	case ActLease:
 		fmt.Fprintf(&b, " %s c%d gen=%d msgs=%d cost=%d max=%d", a.Peer, a.Conn, a.Lease.Gen, a.Lease.Messages, a.Lease.Cost, a.Lease.MaxPayload)
+		if a.Lease.Answers > 0 {
+			fmt.Fprintf(&b, " answers=%d answer-cost=%d", a.Lease.Answers, a.Lease.AnswerCost)
+		}
 	case ActMemberUp, ActMemberLeft, ActMemberGone:
 		fmt.Fprintf(&b, " %s inc=%d %s", a.Peer, a.Incarnation, a.Addr)
 	case ActConnectDone:

@@ -165,7 +165,10 @@ type SetKeep struct {
 // Send accepted, of at most LeaseMaxPayload bytes, on a node whose
 // Config.Leases is set, also grants the peer's producers a lease, or more
 // room on theirs, when one may be used: an ActLease, after which the
-// adapter may stage the next ones (lease.go).
+// adapter may stage the next ones (lease.go). An answer (no Reserve)
+// accepted there, of at most LeaseMaxPayload bytes, grants room for
+// answers when the queue's bounds leave slack for it (lease.go, "Room for
+// answers").
 //
 // A Send is time-free: no rule it runs depends on the time (it queues,
 // spends credit and writes; deadlines are kept by the other events), so Step

@@ -268,6 +268,36 @@ func (n *Node) CheckStreams() error {
 		if err := p.out.check(); err != nil {
 			return fmt.Errorf("stream to %s: %w", id, err)
 		}
+		if err := n.checkLease(p); err != nil {
+			return fmt.Errorf("lease toward %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// checkLease checks p's lease against the queue's bounds: its room of both
+// kinds and the queue's messages within QueueMessages and QueueBytes, the
+// answer room within the slack, and no producers' room on a lease that
+// never gave the producers any.
+func (n *Node) checkLease(p *peer) error {
+	o, l := &p.out, &p.out.lease
+	if l.gen == 0 {
+		if l.msgs != 0 || l.cost != 0 || l.amsgs != 0 || l.acost != 0 {
+			return fmt.Errorf("no lease, yet %d/%d messages and %d/%d cost held", l.msgs, l.amsgs, l.cost, l.acost)
+		}
+		return nil
+	}
+	if k := o.count + l.msgs + l.amsgs; k > n.cfg.QueueMessages {
+		return fmt.Errorf("%d messages queued and %d+%d held, past the bound of %d", o.count, l.msgs, l.amsgs, n.cfg.QueueMessages)
+	}
+	if b := uint64(o.bytes) + l.cost + l.acost; b > uint64(n.cfg.QueueBytes) {
+		return fmt.Errorf("%d bytes queued and %d+%d cost held, past the bound of %d", o.bytes, l.cost, l.acost, n.cfg.QueueBytes)
+	}
+	if l.amsgs > n.answerMsgs || l.acost > n.answerCost {
+		return fmt.Errorf("answer room %d messages, %d cost, past the slack of %d, %d", l.amsgs, l.acost, n.answerMsgs, n.answerCost)
+	}
+	if !l.producers && (l.msgs != 0 || l.cost != 0) {
+		return fmt.Errorf("room for producers (%d messages) on a lease that answers asked for", l.msgs)
 	}
 	return nil
 }
@@ -411,4 +441,11 @@ func (n *Node) LastRecv(id ConnID) time.Duration {
 		return c.lastRecv
 	}
 	return 0
+}
+
+// AnswersQueued returns the cost of the messages queued toward peer that
+// are answers (sent without Reserve), as the backlog flag counts them.
+func (n *Node) AnswersQueued(peer string) uint64 {
+	o := &n.peers[peer].out
+	return o.queued() - o.reserved
 }

@@ -47,6 +47,24 @@ import (
 //     a peer not held, or once shut down, they are handed back in an
 //     ActLost saying why, since the producer was told they were accepted.
 //
+// Room for answers. A lease also holds room for answers (Send without
+// Reserve: a callback's reply), so that the adapter may stage those too,
+// in the same lane and so in the same order as the producers' messages
+// it holds. An answer is refused only by the queue's bounds ("Room for
+// answers", stream.go), which the answer room counts as taken, as it counts
+// the producers' room; the Admit says which staged messages are answers
+// (Runs), and they are queued as answers, so the backlog flag counts them.
+// The room is at most the slack the bounds leave past what that proof
+// needs (answerSlack): the room held is the one term the proof adds, and
+// with it no answer is refused that would have been without, whatever the
+// application. With the defaults the slack is far larger than a lease; a
+// node whose bounds leave none grants none, and its answers take steps.
+// An answer Send refused while the lease holds answer room (an application
+// outside the proof's assumption) gives the room back, as a producer's
+// refusal does. An answer accepted by a step asks for a lease, or more room
+// on the one held, as a producer's Send does, when it is not alone in the
+// queue (a lone answer has nothing to gain from a lane).
+//
 // A producer's SendMany (Reserve) of a payload below SharedMin asks for a
 // lease for each peer that took it, as a producer's Send does: for each
 // peer it is a Send of its own, the payload copied into the stream. So the
@@ -78,21 +96,34 @@ const (
 // needs no rule of its own for when to ask.
 const LeaseMaxPayload = 16 << 10
 
-// Lease is what an ActLease grants: more room for Peer's producers, on the
-// lease named Gen (a new Gen: a new lease, nothing of an older one carried
-// over). Messages 0 revokes lease Gen.
+// Lease is what an ActLease grants: more room for Peer's producers, and
+// for answers to Peer, on the lease named Gen (a new Gen: a new lease,
+// nothing of an older one carried over). A Lease that grants nothing
+// (Revoked) revokes lease Gen.
 type Lease struct {
 	Gen        uint64
-	Messages   int    // how many more messages may be staged
+	Messages   int    // how many more producers' messages may be staged
 	Cost       uint64 // what they may cost in all: payload plus MessageCost each
-	MaxPayload int    // the largest payload one of them may have
+	MaxPayload int    // the largest payload one message, of either kind, may have
+	// Answers and AnswerCost are the same for answers (Send without
+	// Reserve): room of their own, which the producers' messages may not
+	// take, nor the answers theirs.
+	Answers    int
+	AnswerCost uint64
 }
+
+// Revoked reports whether l revokes its lease rather than grant room.
+func (l Lease) Revoked() bool { return l.Messages == 0 && l.Answers == 0 }
 
 // Admit hands the node the messages staged under lease Gen toward Peer
 // (see "Leases"): Frames holds Messages v1 DATA frames (wire.AppendData),
 // back to back, in the order they were sent. Renew asks for more room on
 // the lease (or a new lease) afterwards. Messages 0 with Renew is a request
 // for a lease alone. Admit is time-free, as Send.
+//
+// Runs says which of the messages are answers: runs of consecutive
+// messages of one kind, in the order of Frames, whose Messages add up to
+// Messages. Empty, all are producers' messages.
 //
 // Staging more than the lease granted is the adapter's bug: the node
 // panics rather than break the queue's bounds.
@@ -101,7 +132,14 @@ type Admit struct {
 	Gen      uint64
 	Frames   []byte
 	Messages int
+	Runs     []AdmitRun
 	Renew    bool
+}
+
+// AdmitRun is a run of consecutive staged messages of one kind (Admit.Runs).
+type AdmitRun struct {
+	Messages int
+	Answers  bool // sent without Reserve: staged in the lease's answer room
 }
 
 func (Admit) isEvent() {}
@@ -113,10 +151,15 @@ type leaseState struct {
 	conn *conn // the session it was granted on
 	msgs int
 	cost uint64
-	// giveBack: a producer's Send was refused while the lease held room;
-	// the lease ends with this step, so that its room is the share's
-	// again (sendReliable).
+	// amsgs and acost: the same for answers (Lease.Answers).
+	amsgs int
+	acost uint64
+	// giveBack: a Send was refused while the lease held room of its
+	// kind; the lease ends with this step, so that its room is the
+	// share's, or the queue's, again (sendReliable).
 	giveBack bool
+	// producers: the lease holds room for producers, or did (grantLease).
+	producers bool
 }
 
 // holdsRoom reports whether the lease holds room for a message: one the
@@ -139,8 +182,16 @@ func (n *Node) leaseUsable(p *peer) bool {
 }
 
 // grantLease gives p's producers the room left in their share, past what
-// the lease already holds, if a lease may be used.
-func (n *Node) grantLease(p *peer) {
+// the lease already holds, and answers the room the queue's slack leaves
+// them (answerSlack), if a lease may be used. producers: a producer's Send
+// or SendMany asks, or an Admit that asks for a new lease; otherwise an
+// answer does, or the adapter renews the lease it holds, and the producers
+// get room only on a lease that already gave them some. So a
+// stream of answers never holds room for producers that send nothing: held,
+// it would keep a producer's message over the share out of the empty queue
+// it may go into (producerWaits), and a refusal that gives it back would
+// be followed by the next answer's grant, for ever.
+func (n *Node) grantLease(p *peer, producers bool) {
 	if !n.leaseUsable(p) {
 		return
 	}
@@ -149,13 +200,34 @@ func (n *Node) grantLease(p *peer) {
 	if l.gen != 0 && l.conn != p.session {
 		return // checkLeases revokes it at the end of this step
 	}
-	msgs := min(n.cfg.QueueMessages/2-o.count, leaseMessages) - l.msgs
-	used := o.queued() + l.cost
-	share := n.producerShare()
-	if msgs <= 0 || used+msgCost > share || l.cost+msgCost > leaseCost {
+	producers = producers || l.producers
+	var msgs int
+	var cost uint64
+	if producers {
+		m := min(n.cfg.QueueMessages/2-o.count, leaseMessages) - l.msgs
+		used := o.queued() + l.cost
+		share := n.producerShare()
+		if m > 0 && used+msgCost <= share && l.cost+msgCost <= leaseCost {
+			msgs, cost = m, min(share-used, leaseCost-l.cost)
+		}
+	}
+	var answers int
+	var answerCost uint64
+	if n.answerMsgs > 0 {
+		// Within the queue's bounds, beside the producers' room (the
+		// bounds sendReliable checks, every lease's room counted).
+		m := min(n.answerMsgs-l.amsgs, n.cfg.QueueMessages-o.count-l.msgs-msgs-l.amsgs)
+		taken := uint64(o.bytes) + l.cost + cost + l.acost
+		if n.cfg.mutation.answerRoomPastBounds() { // deliberately wrong: see MutationAnswerRoomPastBounds
+			m, taken = n.answerMsgs-l.amsgs, 0
+		}
+		if m > 0 && l.acost+msgCost <= n.answerCost && taken+msgCost <= uint64(n.cfg.QueueBytes) {
+			answers, answerCost = m, min(n.answerCost-l.acost, uint64(n.cfg.QueueBytes)-taken)
+		}
+	}
+	if msgs == 0 && answers == 0 {
 		return
 	}
-	cost := min(share-used, leaseCost-l.cost)
 	maxPayload := min(n.cfg.MaxFrameSize-1, LeaseMaxPayload)
 	if p.maxFrame != 0 {
 		maxPayload = min(maxPayload, p.maxFrame-1)
@@ -165,11 +237,29 @@ func (n *Node) grantLease(p *peer) {
 		l.gen, l.conn = n.leaseGen, p.session
 		n.leased = append(n.leased, p)
 	}
+	l.producers = producers
 	l.msgs += msgs
 	l.cost += cost
+	l.amsgs += answers
+	l.acost += answerCost
 	a := n.addAction(ActLease)
 	a.Peer, a.Conn = p.id, l.conn.id
-	a.Lease = Lease{Gen: l.gen, Messages: msgs, Cost: cost, MaxPayload: maxPayload}
+	a.Lease = Lease{Gen: l.gen, Messages: msgs, Cost: cost, MaxPayload: maxPayload, Answers: answers, AnswerCost: answerCost}
+}
+
+// answerSlack returns the most answer room a lease may hold (Lease.Answers,
+// AnswerCost): what cfg's queue bounds leave past what "Room for answers"
+// (stream.go) needs for payloads up to a window, 7 W/msgCost + 5 messages
+// and 7 W + 2 W bytes, at most leaseMessages and leaseCost; none when they
+// leave less than one message.
+func answerSlack(cfg Config) (int, uint64) {
+	w := cfg.Window
+	msgs := cfg.QueueMessages - (7*w/msgCost + 5)
+	bytes := cfg.QueueBytes - 9*w
+	if msgs < 1 || bytes < msgCost {
+		return 0, 0
+	}
+	return min(msgs, leaseMessages), uint64(min(bytes, leaseCost))
 }
 
 // checkLeases revokes, at the end of a step, every lease whose grant no
@@ -206,7 +296,7 @@ func (n *Node) revokeLeases() {
 		a := n.addAction(ActLease)
 		a.Peer, a.Conn = p.id, l.conn.id
 		a.Lease = Lease{Gen: l.gen}
-		held := l.holdsRoom()
+		held := l.holdsRoom() || l.amsgs > 0
 		*l = leaseState{}
 		if held {
 			n.maybeRoom(p) // the room it held is free: a producer refused for want of it may go
@@ -217,7 +307,8 @@ func (n *Node) revokeLeases() {
 }
 
 // admitStaged queues the messages staged under a lease toward e.Peer
-// (Admit), and grants more room when asked (Renew).
+// (Admit), each run of them as its kind (Runs), and grants more room when
+// asked (Renew).
 func (n *Node) admitStaged(e *Admit) error {
 	p := n.peers[e.Peer]
 	var l *leaseState
@@ -226,35 +317,50 @@ func (n *Node) admitStaged(e *Admit) error {
 	}
 	var lost [][]byte
 	var why error
-	frames, count, bytes, largest := e.Frames, 0, 0, 0
-	for len(frames) > 0 {
-		payload, rest, ok := wire.NextData(frames)
-		if !ok {
-			panic(fmt.Sprintf("fsm: node %s: Admit toward %s with a malformed DATA frame at byte %d", n.cfg.ID, e.Peer, len(e.Frames)-len(frames)))
-		}
-		frames = rest
-		count++
-		bytes += len(payload)
-		largest = max(largest, len(payload))
-		if l != nil {
-			cost := uint64(len(payload)) + msgCost
-			if l.msgs < 1 || l.cost < cost {
-				n.broken("Admit toward %s past its lease: %d messages, %d cost left, a message of %d", e.Peer, l.msgs, l.cost, cost)
+	runs := e.Runs
+	if len(runs) == 0 {
+		n.admitRun[0] = AdmitRun{Messages: e.Messages}
+		runs = n.admitRun[:]
+	}
+	frames, count, queued := e.Frames, 0, false
+	for _, r := range runs {
+		at, bytes, largest := frames, 0, 0
+		for range r.Messages {
+			payload, rest, ok := wire.NextData(frames)
+			if !ok {
+				panic(fmt.Sprintf("fsm: node %s: Admit toward %s with a malformed DATA frame, or fewer than its runs say, at byte %d", n.cfg.ID, e.Peer, len(e.Frames)-len(frames)))
 			}
-			l.msgs--
-			l.cost -= cost
-			continue
+			frames = rest
+			bytes += len(payload)
+			largest = max(largest, len(payload))
+			if l != nil {
+				cost := uint64(len(payload)) + msgCost
+				left, room := &l.msgs, &l.cost
+				if r.Answers {
+					left, room = &l.amsgs, &l.acost
+				}
+				if *left < 1 || *room < cost {
+					n.broken("Admit toward %s past its lease: %d messages, %d cost left, a message of %d (answers: %t)", e.Peer, *left, *room, cost, r.Answers)
+				}
+				*left--
+				*room -= cost
+				continue
+			}
+			if err := n.admitLate(e.Peer, payload, !r.Answers); err != nil {
+				lost = append(lost, append([]byte(nil), payload...))
+				why = err
+			}
 		}
-		if err := n.admitLate(e.Peer, payload); err != nil {
-			lost = append(lost, append([]byte(nil), payload...))
-			why = err
+		count += r.Messages
+		if l != nil && r.Messages > 0 {
+			p.out.queueFrames(at[:len(at)-len(frames)], r.Messages, bytes, uint32(largest), !r.Answers)
+			queued = true
 		}
 	}
-	if count != e.Messages {
-		n.broken("Admit toward %s says %d messages and holds %d", e.Peer, e.Messages, count)
+	if count != e.Messages || len(frames) > 0 {
+		n.broken("Admit toward %s says %d messages and holds %d (%d bytes left past its runs)", e.Peer, e.Messages, count, len(frames))
 	}
-	if l != nil && count > 0 {
-		p.out.queueFrames(e.Frames, count, bytes, uint32(largest), true)
+	if queued {
 		if c := p.session; c != nil && c.resumed {
 			n.pump(p, c, nil)
 		}
@@ -272,22 +378,25 @@ func (n *Node) admitStaged(e *Admit) error {
 		n.settleLeaseAway(p)
 	}
 	if e.Renew && p != nil {
-		n.grantLease(p)
+		// More room of the kinds the lease holds; a request for a new
+		// lease (the lease named is not held) asks for the producers'.
+		n.grantLease(p, l == nil)
 	}
 	return nil
 }
 
 // admitLate takes payload, staged toward id under a lease since revoked:
-// a producer's Send without the pacing it passed at the grant. It is taken
-// as a message queued when the lease ended would still be held: toward a
-// peer with a session, kept, or waited for after its session ended (away;
-// sessionEnded counts an outstanding lease as messages held, so a peer
-// that may come back is waited for on their account too); otherwise, and
-// once shut down or the peer forgotten, it is refused.
-func (n *Node) admitLate(id string, payload []byte) error {
+// a producer's Send (reserve) without the pacing it passed at the grant,
+// or an answer. It is taken as a message queued when the lease ended would
+// still be held: toward a peer with a session, kept, or waited for after
+// its session ended (away; sessionEnded counts an outstanding lease as
+// messages held, so a peer that may come back is waited for on their
+// account too); otherwise, and once shut down or the peer forgotten, it is
+// refused.
+func (n *Node) admitLate(id string, payload []byte, reserve bool) error {
 	n.admitting = true
 	defer func() { n.admitting = false }()
-	return n.send(id, payload, true, nil)
+	return n.send(id, payload, reserve, nil)
 }
 
 // settleLeaseAway runs when the messages of p's revoked lease are in

@@ -159,6 +159,13 @@ const (
 	// one go whatever the credit (stream.go): messages go out past the
 	// limit the peer granted, which TestSendQueueModel's model must see.
 	MutationRunPastCredit
+	// MutationAnswerRoomPastBounds grants a lease's answer room (lease.go,
+	// "Room for answers") up to the slack alone, not within what the
+	// queue's bounds leave beside its messages and the producers' room:
+	// answers staged within it then fill the queue past QueueMessages or
+	// QueueBytes, which CheckStreams must see
+	// (TestAnswerRoomCatchesPastBounds).
+	MutationAnswerRoomPastBounds
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -202,3 +209,4 @@ func (m Mutation) ignoreLag() bool               { return m == MutationIgnoreLag
 func (m Mutation) sharedNoCopy() bool            { return m == MutationSharedNoCopy }
 func (m Mutation) silentFirst() bool             { return m == MutationSilentFirst }
 func (m Mutation) runPastCredit() bool           { return m == MutationRunPastCredit }
+func (m Mutation) answerRoomPastBounds() bool    { return m == MutationAnswerRoomPastBounds }

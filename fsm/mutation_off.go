@@ -34,3 +34,4 @@ func (mutation) ignoreLag() bool               { return false }
 func (mutation) sharedNoCopy() bool            { return false }
 func (mutation) silentFirst() bool             { return false }
 func (mutation) runPastCredit() bool           { return false }
+func (mutation) answerRoomPastBounds() bool    { return false }

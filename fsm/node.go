@@ -95,6 +95,11 @@ type Node struct {
 	leased    []*peer
 	leaseGen  uint64
 	admitting bool
+	// answerMsgs and answerCost: the most answer room a lease may hold
+	// (answerSlack); 0 without leases or slack.
+	answerMsgs int
+	answerCost uint64
+	admitRun   [1]AdmitRun // an Admit's one run when it names none
 
 	trace tracer // trace points (trace.go); empty without the build tag masterless_trace
 }
@@ -105,7 +110,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Node{
+	n := &Node{
 		cfg:         cfg,
 		rng:         splitmix64{state: cfg.Seed},
 		conns:       make(map[ConnID]*conn),
@@ -116,7 +121,11 @@ func New(cfg Config) (*Node, error) {
 		inbound:     make(map[string]*inStream),
 		sources:     make(map[string]*source),
 		next:        never,
-	}, nil
+	}
+	if cfg.Leases {
+		n.answerMsgs, n.answerCost = answerSlack(cfg)
+	}
+	return n, nil
 }
 
 // never is the deadline of nothing.
@@ -178,9 +187,14 @@ func (n *Node) sendEvent(e *Send) error {
 		_ = n.admitStaged(e.After)
 	}
 	err := n.send(e.Peer, e.Payload, e.Reserve, nil)
-	if err == nil && e.Reserve && n.cfg.Leases && len(e.Payload) <= LeaseMaxPayload {
-		if p := n.peers[e.Peer]; p != nil {
-			n.grantLease(p)
+	if err == nil && (e.Reserve || n.answerMsgs > 0) && n.cfg.Leases && len(e.Payload) <= LeaseMaxPayload {
+		// A producer's message asks for room for producers (and answers),
+		// an answer for room for answers (lease.go), but only one that
+		// joins others in the queue: a lone answer (a ping-pong's, a
+		// session's only message) would gain nothing from a lease, which
+		// costs the adapter a lane.
+		if p := n.peers[e.Peer]; p != nil && (e.Reserve || p.out.count > 1) {
+			n.grantLease(p, e.Reserve)
 		}
 	}
 	return err

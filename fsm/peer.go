@@ -377,7 +377,7 @@ func (n *Node) sendMany(e SendMany) error {
 	if lease {
 		for i, ok := range n.manyOK {
 			if ok {
-				n.grantLease(n.manyTo[i])
+				n.grantLease(n.manyTo[i], true)
 			}
 		}
 	}

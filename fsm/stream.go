@@ -122,7 +122,12 @@ import (
 //
 //	QueueMessages >= 7 W / msgCost + 5 and QueueBytes >= 7 W + 2 L,
 //
-// L the largest payload. The defaults hold it for payloads up to a window
+// L the largest payload. (A lease's room for answers, lease.go, is held
+// beside the queue and counted against the same bounds; it is at most what
+// they leave past this one, answerSlack, so every answer the bound lets in
+// still fits. Answers staged in it are answers added: they join the queue
+// at their Admit, and count from then on as the others do.) The defaults
+// hold it for payloads up to a window
 // (QueueMessages at least W/4, QueueBytes at least 9 W; config.go), if the
 // peers use the same window and queue bounds (the peer's W and Π enter the
 // bound: a peer with a larger window or producer share needs a larger
@@ -209,8 +214,23 @@ func (n *Node) sendReliable(p *peer, payload []byte, reserve bool, share *shared
 			return err
 		}
 	}
-	if o.count+o.lease.msgs >= n.cfg.QueueMessages || o.bytes+int(o.lease.cost)+len(payload) > n.cfg.QueueBytes {
+	l := &o.lease
+	if o.count+l.msgs+l.amsgs >= n.cfg.QueueMessages || o.bytes+int(l.cost+l.acost)+len(payload) > n.cfg.QueueBytes {
 		o.refused = true
+		if l.amsgs > 0 {
+			// The answer room goes back to the queue (lease.go, "Room for
+			// answers"): a Send that the bounds alone refuse is one the
+			// proof's assumption does not cover, or a producer's message
+			// of nearly the whole queue, which would otherwise wait for
+			// ever beside room that answers hold.
+			l.giveBack = true
+			if reserve && uint64(len(payload))+msgCost > n.producerShare() {
+				// Held as producerWaits holds the others for it: no new
+				// lease, whose answer room would keep it out again,
+				// until it goes.
+				o.bigUntil = n.now + n.cfg.HeartbeatInterval
+			}
+		}
 		n.askForAck(p)
 		return fmt.Errorf("%w: %q has %d messages, %d bytes not yet acknowledged", ErrQueueFull, p.id, o.count, o.bytes)
 	}

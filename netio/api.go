@@ -27,7 +27,16 @@ import (
 // that reads nothing is closed after the peer timeout): after adding its
 // message if that passed the bound, and before adding it if another send's
 // had (waitGates), so the buffer holds at most the bound and one message.
+//
+// Within the room a lease holds for answers (fsm/lease.go, "Room for
+// answers"), while the session's writer is busy, the message is staged in
+// the peer's lane instead, with no core lock and no step, as SendContext's
+// are: a stream of answers from the callbacks (an echo) then costs a lane's
+// append each, and the writer admits them with the producers' messages.
 func (n *Runtime) Send(peer string, payload []byte) error {
+	if l := n.laneOf(peer); l != nil && l.stageAnswer(payload) {
+		return nil
+	}
 	n.mu.Lock()
 	if !n.waitGates(context.Background(), peer) {
 		n.mu.Unlock()
@@ -39,7 +48,7 @@ func (n *Runtime) Send(peer string, payload []byte) error {
 	err := n.link.SendAfter(n.sendTime(), peer, payload, after)
 	n.noInline()
 	if after != nil {
-		l.giveBack(after.Frames)
+		l.giveBack(after.Frames, after.Runs)
 	}
 	n.settleAndWait(context.Background())
 	return err

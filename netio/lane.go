@@ -31,11 +31,21 @@ type lane struct {
 	msgs       int
 	cost       uint64
 	maxPayload int
-	c          *conn       // the session's connection: its writer admits
-	staged     []byte      // the DATA frames waiting, in order
-	count      int         // how many
-	spare      []byte      // the other buffer, swapped with staged by admit
-	big        atomic.Bool // a buffer over idleKeep is kept: trim has work
+	// amsgs and acost: what is left of the lease's room for answers
+	// (fsm.Lease.Answers), which stageAnswer takes.
+	amsgs  int
+	acost  uint64
+	c      *conn       // the session's connection: its writer admits
+	staged []byte      // the DATA frames waiting, in order
+	count  int         // how many
+	spare  []byte      // the other buffer, swapped with staged by admit
+	big    atomic.Bool // a buffer over idleKeep is kept: trim has work
+	// runs says which staged messages are answers (fsm.Admit.Runs): nil
+	// while none is, as a producer's stream never has any; else the runs
+	// of each kind, in order, covering all count messages.
+	runs      []fsm.AdmitRun
+	spareRuns []fsm.AdmitRun // runs' array, back after take
+	answers   uint64         // answers staged so far (tests)
 }
 
 // stagedKeep bounds the buffers a lane keeps once admitted; the lease
@@ -67,6 +77,9 @@ func (l *lane) stageFrame(frame, payload []byte) bool {
 		l.staged = wire.AppendData(l.staged, payload)
 	}
 	l.count++
+	if l.runs != nil {
+		l.addRun(false)
+	}
 	first := l.count == 1
 	c := l.c
 	l.mu.Unlock()
@@ -76,24 +89,82 @@ func (l *lane) stageFrame(frame, payload []byte) bool {
 	return true
 }
 
-// take empties the lane: the frames waiting and their number, and the
-// lease they were staged under (called with n.mu held).
-func (l *lane) take() (frames []byte, count int, gen uint64) {
+// stageAnswer puts payload, an answer (Send), in l's lane if the lease has
+// room for answers and the session's writer is busy, and reports whether it
+// did. A writer that is busy admits the lane before it parks, so the answer
+// goes out as soon as it would have from a step, with no goroutine woken
+// for it. An idle writer is left alone: the Send takes the step, whose write
+// may go inline (inline.go), as a ping-pong's answer does, and waking a
+// writer to admit one answer would cost more than the step it saves.
+func (l *lane) stageAnswer(payload []byte) bool {
+	cost := uint64(len(payload)) + fsm.MessageCost
 	l.mu.Lock()
-	frames, count, gen = l.staged, l.count, l.gen
+	if l.gen == 0 || l.amsgs < 1 || l.acost < cost || len(payload) > l.maxPayload {
+		l.mu.Unlock()
+		return false
+	}
+	if l.count == 0 {
+		// The first message of the lane tells the writer (as wakeForLane
+		// does), but only a writer that is not parked: lane.mu, then wmu.
+		c := l.c
+		c.wmu.Lock()
+		if c.idle {
+			c.wmu.Unlock()
+			l.mu.Unlock()
+			return false
+		}
+		c.laneWork = true
+		c.wmu.Unlock()
+	}
+	l.amsgs--
+	l.acost -= cost
+	l.answers++
+	l.staged = wire.AppendData(l.staged, payload)
+	l.count++
+	if l.runs == nil {
+		l.runs, l.spareRuns = l.spareRuns, nil
+		if l.count > 1 {
+			l.runs = append(l.runs, fsm.AdmitRun{Messages: l.count - 1})
+		}
+	}
+	l.addRun(true)
+	l.mu.Unlock()
+	return true
+}
+
+// addRun counts the message just staged, an answer or not, in l.runs
+// (under l.mu).
+func (l *lane) addRun(answer bool) {
+	if k := len(l.runs); k > 0 && l.runs[k-1].Answers == answer {
+		l.runs[k-1].Messages++
+		return
+	}
+	l.runs = append(l.runs, fsm.AdmitRun{Messages: 1, Answers: answer})
+}
+
+// take empties the lane: the frames waiting and their number, which of
+// them are answers (nil: none), and the lease they were staged under
+// (called with n.mu held); giveBack returns the two buffers.
+func (l *lane) take() (frames []byte, count int, runs []fsm.AdmitRun, gen uint64) {
+	l.mu.Lock()
+	frames, count, runs, gen = l.staged, l.count, l.runs, l.gen
 	if count > 0 {
 		l.staged, l.count, l.spare = l.spare[:0], 0, nil
 	}
+	l.runs = nil
 	l.mu.Unlock()
-	return frames, count, gen
+	return frames, count, runs, gen
 }
 
-// giveBack returns the buffer of an admitted batch for reuse (n.mu held).
-func (l *lane) giveBack(frames []byte) {
+// giveBack returns the buffers of an admitted batch for reuse (n.mu held).
+func (l *lane) giveBack(frames []byte, runs []fsm.AdmitRun) {
 	if cap(frames) > stagedKeep {
 		return
 	}
 	l.mu.Lock()
+	if runs != nil && l.spareRuns == nil {
+		l.spareRuns = runs[:0]
+	}
 	if l.spare == nil {
 		l.spare = frames[:0]
 		if cap(frames) > idleKeep {
@@ -151,13 +222,13 @@ func (n *Runtime) laneOf(peer string) *lane {
 // admitLane steps what waits in l (under n.mu), and asks for more room on
 // its lease when renew is set.
 func (n *Runtime) admitLane(l *lane, renew bool) {
-	frames, count, gen := l.take()
+	frames, count, runs, gen := l.take()
 	if count == 0 && !renew {
 		return
 	}
-	_ = n.link.Step(n.sendTime(), fsm.Admit{Peer: l.peer, Gen: gen, Frames: frames, Messages: count, Renew: renew && gen != 0})
+	_ = n.link.Step(n.sendTime(), fsm.Admit{Peer: l.peer, Gen: gen, Frames: frames, Messages: count, Runs: runs, Renew: renew && gen != 0})
 	if count > 0 {
-		l.giveBack(frames)
+		l.giveBack(frames, runs)
 	}
 }
 
@@ -172,11 +243,11 @@ func (n *Runtime) stagedFor(peer string) (*fsm.Admit, *lane) {
 	if l == nil {
 		return nil, nil
 	}
-	frames, count, gen := l.take()
+	frames, count, runs, gen := l.take()
 	if count == 0 {
 		return nil, nil
 	}
-	n.after = fsm.Admit{Peer: peer, Gen: gen, Frames: frames, Messages: count}
+	n.after = fsm.Admit{Peer: peer, Gen: gen, Frames: frames, Messages: count, Runs: runs}
 	return &n.after, l
 }
 
@@ -207,7 +278,7 @@ func (n *Runtime) admitAll() {
 // stops the lane and keeps what waits in it for settle to admit.
 func (n *Runtime) leased(a *fsm.Action) {
 	l := n.laneIn(a.Peer)
-	if a.Lease.Messages == 0 { // revoked
+	if a.Lease.Revoked() {
 		// Even with no lane of that lease (its grant came in a step that
 		// closed the session, so none was made), an empty Admit follows:
 		// the state machine may wait for it (fsm/lease.go,
@@ -223,9 +294,9 @@ func (n *Runtime) leased(a *fsm.Action) {
 			n.revoked = append(n.revoked, empty)
 			return
 		}
-		frames, count, gen, c := l.staged, l.count, l.gen, l.c
-		l.gen, l.msgs, l.cost, l.c = 0, 0, 0, nil
-		l.staged, l.count, l.spare = nil, 0, nil
+		frames, count, runs, gen, c := l.staged, l.count, l.runs, l.gen, l.c
+		l.gen, l.msgs, l.cost, l.amsgs, l.acost, l.c = 0, 0, 0, 0, 0, nil
+		l.staged, l.count, l.spare, l.runs, l.spareRuns = nil, 0, nil, nil, nil
 		l.mu.Unlock()
 		n.lanes.Delete(a.Peer) // a producer holding it finds no lease, and takes the core lock
 		delete(n.lanesHeld, a.Peer)
@@ -242,7 +313,7 @@ func (n *Runtime) leased(a *fsm.Action) {
 		}
 		// Even empty: the state machine waits for it (fsm/lease.go,
 		// settleLeaseAway).
-		n.revoked = append(n.revoked, stagedBatch{peer: a.Peer, frames: frames, count: count, gen: gen})
+		n.revoked = append(n.revoked, stagedBatch{peer: a.Peer, frames: frames, count: count, runs: runs, gen: gen})
 		return
 	}
 	c := n.conns[a.Conn]
@@ -260,10 +331,12 @@ func (n *Runtime) leased(a *fsm.Action) {
 	}
 	l.mu.Lock()
 	if l.gen != a.Lease.Gen {
-		l.gen, l.msgs, l.cost = a.Lease.Gen, 0, 0
+		l.gen, l.msgs, l.cost, l.amsgs, l.acost = a.Lease.Gen, 0, 0, 0, 0
 	}
 	l.msgs += a.Lease.Messages
 	l.cost += a.Lease.Cost
+	l.amsgs += a.Lease.Answers
+	l.acost += a.Lease.AnswerCost
 	l.maxPayload = a.Lease.MaxPayload
 	l.c = c
 	l.mu.Unlock()
@@ -277,6 +350,7 @@ type stagedBatch struct {
 	peer   string
 	frames []byte
 	count  int
+	runs   []fsm.AdmitRun
 	gen    uint64
 }
 
@@ -287,7 +361,7 @@ func (n *Runtime) admitRevoked() {
 	for len(n.revoked) > 0 {
 		b := n.revoked[0]
 		n.revoked = n.revoked[1:]
-		_ = n.link.Step(n.sendTime(), fsm.Admit{Peer: b.peer, Gen: b.gen, Frames: b.frames, Messages: b.count})
+		_ = n.link.Step(n.sendTime(), fsm.Admit{Peer: b.peer, Gen: b.gen, Frames: b.frames, Messages: b.count, Runs: b.runs})
 	}
 	n.revoked = nil
 }

@@ -366,10 +366,13 @@ func (w *World) loadSend(n *process, peer string, reserve, reply bool) ([]endRef
 	w.full = w.full[:0]
 	w.scratch = spec.AppendPaddedPayload(w.scratch[:0], n.id, peer, seq, w.k.Payload) // Send copies it
 	var err error
-	if reserve && w.k.Leases {
+	switch {
+	case reserve && w.k.Leases:
 		_, err = w.producerSend(n, peer, w.scratch)
-	} else {
-		err = w.step(n, fsm.Send{Peer: peer, Payload: w.scratch, Reserve: reserve, After: w.stagedFor(n, peer)})
+	case reserve:
+		err = w.step(n, fsm.Send{Peer: peer, Payload: w.scratch, Reserve: true, After: w.stagedFor(n, peer)})
+	default:
+		err = w.answerSend(n, peer, w.scratch)
 	}
 	if err == nil {
 		n.sendSeq[peer] = seq

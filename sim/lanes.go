@@ -19,7 +19,10 @@ import (
 // revoked lease's messages are admitted right after the step that revoked
 // it, before any other (netio's settle). A producer's message that finds
 // no room takes the step (Send with Reserve) and, accepted, asks for a
-// lease.
+// lease. Half the answers (Send without Reserve) are staged too, in the
+// lease's room for answers, when it has some (answerSend; netio stages an
+// answer when the session's writer is busy), and marked as answers in the
+// Admit (fsm.Admit.Runs).
 
 // simLane is a producer's lane toward one peer.
 type simLane struct {
@@ -27,9 +30,12 @@ type simLane struct {
 	msgs       int
 	cost       uint64
 	maxPayload int
+	amsgs      int    // the answer room left (fsm.Lease.Answers)
+	acost      uint64 // and its cost
 	frames     []byte // the staged DATA frames
 	count      int
-	due        bool // an evAdmit is scheduled
+	runs       []fsm.AdmitRun // which are answers (fsm.Admit.Runs); nil: none
+	due        bool           // an evAdmit is scheduled
 }
 
 // revokedBatch is what a revoked lane held.
@@ -38,12 +44,30 @@ type revokedBatch struct {
 	gen    uint64
 	frames []byte
 	count  int
+	runs   []fsm.AdmitRun
+}
+
+// addRun counts the message just staged in l.runs, an answer or not.
+func (l *simLane) addRun(answer bool) {
+	if l.runs == nil {
+		if !answer {
+			return
+		}
+		if l.count > 1 {
+			l.runs = append(l.runs, fsm.AdmitRun{Messages: l.count - 1})
+		}
+	}
+	if k := len(l.runs); k > 0 && l.runs[k-1].Answers == answer {
+		l.runs[k-1].Messages++
+		return
+	}
+	l.runs = append(l.runs, fsm.AdmitRun{Messages: 1, Answers: answer})
 }
 
 // leased carries out an ActLease of n's fsm (from Notify).
 func (w *World) leased(n *process, a *fsm.Action) {
 	l := n.lanes[a.Peer]
-	if a.Lease.Messages == 0 {
+	if a.Lease.Revoked() {
 		if l == nil || l.gen != a.Lease.Gen {
 			// No lane of that lease: an empty Admit all the same, as
 			// netio sends (the fsm may wait for it, settleLeaseAway).
@@ -52,7 +76,7 @@ func (w *World) leased(n *process, a *fsm.Action) {
 		}
 		delete(n.lanes, a.Peer)
 		// Even empty: the fsm waits for it (fsm/lease.go, settleLeaseAway).
-		n.revoked = append(n.revoked, revokedBatch{peer: a.Peer, gen: l.gen, frames: l.frames, count: l.count})
+		n.revoked = append(n.revoked, revokedBatch{peer: a.Peer, gen: l.gen, frames: l.frames, count: l.count, runs: l.runs})
 		if l.count > 0 {
 			w.stats.RevokedBatches++
 			w.stats.RevokedStaged += l.count
@@ -68,10 +92,12 @@ func (w *World) leased(n *process, a *fsm.Action) {
 			w.fail(fmt.Errorf("lease: %s's fsm granted lease %d toward %s while %d messages of lease %d wait unadmitted", n.id, a.Lease.Gen, a.Peer, l.count, l.gen))
 			return
 		}
-		l.gen, l.msgs, l.cost = a.Lease.Gen, 0, 0
+		l.gen, l.msgs, l.cost, l.amsgs, l.acost = a.Lease.Gen, 0, 0, 0, 0
 	}
 	l.msgs += a.Lease.Messages
 	l.cost += a.Lease.Cost
+	l.amsgs += a.Lease.Answers
+	l.acost += a.Lease.AnswerCost
 	l.maxPayload = a.Lease.MaxPayload
 }
 
@@ -87,12 +113,48 @@ func (w *World) stage(n *process, peer string, payload []byte) bool {
 	l.cost -= cost
 	l.frames = wire.AppendData(l.frames, payload)
 	l.count++
+	l.addRun(false)
 	w.stats.Staged++
+	w.admitSoon(n, peer, l)
+	return true
+}
+
+// stageAnswer puts payload, an answer, in n's lane toward peer if its
+// lease has room for answers, as netio's Send does while the session's
+// writer is busy (fsm/lease.go, "Room for answers").
+func (w *World) stageAnswer(n *process, peer string, payload []byte) bool {
+	l := n.lanes[peer]
+	cost := uint64(len(payload)) + fsm.MessageCost
+	if l == nil || l.gen == 0 || l.amsgs < 1 || l.acost < cost || len(payload) > l.maxPayload {
+		return false
+	}
+	l.amsgs--
+	l.acost -= cost
+	l.frames = wire.AppendData(l.frames, payload)
+	l.count++
+	l.addRun(true)
+	w.stats.AnswersStaged++
+	w.admitSoon(n, peer, l)
+	return true
+}
+
+// answerSend is an answer's Send (no Reserve) of payload from n to peer:
+// under Knobs.Leases, half the time staged if the lane has room for
+// answers; otherwise the step, after what the lane holds.
+func (w *World) answerSend(n *process, peer string, payload []byte) error {
+	if w.k.Leases && w.c.Intn(2) == 0 && w.stageAnswer(n, peer, payload) {
+		return nil
+	}
+	return w.step(n, fsm.Send{Peer: peer, Payload: payload, After: w.stagedFor(n, peer)})
+}
+
+// admitSoon schedules the admission of l, n's lane toward peer, unless one
+// is scheduled: netio's writer, woken by the first message staged.
+func (w *World) admitSoon(n *process, peer string, l *simLane) {
 	if !l.due {
 		l.due = true
 		w.schedule(event{at: w.now + between(w.c, 0, 2*w.k.Latency+1), kind: evAdmit, node: n.idx, inc: n.inc, peer: peer})
 	}
-	return true
 }
 
 // admitLane admits what waits in n's lane toward peer; renew asks for more
@@ -102,12 +164,12 @@ func (w *World) admitLane(n *process, peer string, renew bool) {
 	if l == nil || !n.alive {
 		return
 	}
-	frames, count := l.frames, l.count
-	l.frames, l.count, l.due = nil, 0, false
+	frames, count, runs := l.frames, l.count, l.runs
+	l.frames, l.count, l.runs, l.due = nil, 0, nil, false
 	if count == 0 && !renew {
 		return
 	}
-	w.step(n, fsm.Admit{Peer: peer, Gen: l.gen, Frames: frames, Messages: count, Renew: renew})
+	w.step(n, fsm.Admit{Peer: peer, Gen: l.gen, Frames: frames, Messages: count, Runs: runs, Renew: renew})
 }
 
 // stagedFor returns what waits in n's lane toward peer, emptied, as the
@@ -117,8 +179,8 @@ func (w *World) stagedFor(n *process, peer string) *fsm.Admit {
 	if l == nil || l.count == 0 {
 		return nil
 	}
-	a := &fsm.Admit{Peer: peer, Gen: l.gen, Frames: l.frames, Messages: l.count}
-	l.frames, l.count, l.due = nil, 0, false
+	a := &fsm.Admit{Peer: peer, Gen: l.gen, Frames: l.frames, Messages: l.count, Runs: l.runs}
+	l.frames, l.count, l.runs, l.due = nil, 0, nil, false
 	return a
 }
 
@@ -139,7 +201,7 @@ func (w *World) admitRevoked(n *process) {
 	for len(n.revoked) > 0 && n.alive && w.err == nil {
 		b := n.revoked[0]
 		n.revoked = n.revoked[1:]
-		w.step(n, fsm.Admit{Peer: b.peer, Gen: b.gen, Frames: b.frames, Messages: b.count})
+		w.step(n, fsm.Admit{Peer: b.peer, Gen: b.gen, Frames: b.frames, Messages: b.count, Runs: b.runs})
 	}
 	n.revoked = nil
 	n.admittingRevoked = false

@@ -58,8 +58,8 @@ func (k Knobs) StallBound() time.Duration {
 
 // DrawLoadKnobs derives the knobs of a load run from its seed: 2 to 6
 // nodes, an echo or fan-out workload, fault-free, with bounded socket
-// buffers, half of them with small adapter bounds and half with fast
-// heartbeats. Small payloads get a small window so that a run stays within
+// buffers, half of them with small adapter bounds, half with fast
+// heartbeats and half with leases. Small payloads get a small window so that a run stays within
 // a bounded number of steps (the echo storms over TCP run the defaults).
 func DrawLoadKnobs(seed uint64) Knobs {
 	c := NewPRNG(seed ^ 0x6c6f6164) // a stream of its own
@@ -101,6 +101,12 @@ func DrawLoadKnobs(seed uint64) Knobs {
 	if c.Intn(2) == 0 { // half the seeds run fast heartbeats
 		k.Heartbeat = between(c, max(20*time.Millisecond, 4*(k.Latency+k.Jitter)), time.Second)
 		k.PeerTimeout = between(c, 3*k.Heartbeat, 5*k.Heartbeat)
+	}
+	// Half the seeds stage producers' messages and answers under leases
+	// (fsm/lease.go), as netio does; from a stream of its own, so that the
+	// knobs above are what they were before it.
+	if r := NewPRNG(seed ^ 0x6c6f61646c); r.Intn(2) == 0 {
+		k.Leases = true
 	}
 	return k
 }

@@ -36,6 +36,7 @@ type Stats struct {
 	// after the revocation (handed back as lost if the peer could no
 	// longer take them).
 	Staged, RevokedBatches, RevokedStaged int
+	AnswersStaged                         int // answers staged in a lease's room for answers (answerSend)
 	// Runs of DATA frames read together and taken in one step
 	// (fsm.DataReceived), and the frames in them (counted in Frames too).
 	DataRuns, DataRunFrames int
@@ -70,6 +71,7 @@ func (s *Stats) Add(o *Stats) {
 	s.LostExercised += o.LostExercised
 	s.LostJudged += o.LostJudged
 	s.Staged += o.Staged
+	s.AnswersStaged += o.AnswersStaged
 	s.RevokedBatches += o.RevokedBatches
 	s.RevokedStaged += o.RevokedStaged
 	s.DataRuns += o.DataRuns
@@ -86,7 +88,7 @@ func (s *Stats) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "conns=%d crashes=%d restarts=%d resets=%d silences=%d write-timeouts=%d lingers=%d kept-pair-ends=%d lost-after-grace=%d late-ticks=%d read-stalls=%d pause-graces=%d",
 		s.Conns, s.Crashes, s.Restarts, s.Resets, s.Silences, s.WriteTimeouts, s.Lingers, s.LostExercised, s.LostJudged, s.LateTicks, s.ReadStalls, s.PauseGraces)
-	fmt.Fprintf(&b, " staged=%d revoked-batches=%d revoked-staged=%d data-runs=%d data-run-frames=%d", s.Staged, s.RevokedBatches, s.RevokedStaged, s.DataRuns, s.DataRunFrames)
+	fmt.Fprintf(&b, " staged=%d answers-staged=%d revoked-batches=%d revoked-staged=%d data-runs=%d data-run-frames=%d", s.Staged, s.AnswersStaged, s.RevokedBatches, s.RevokedStaged, s.DataRuns, s.DataRunFrames)
 	if s.SendManys > 0 {
 		fmt.Fprintf(&b, " sendmanys=%d sendmany-messages=%d sendmany-shared=%d producer-sendmanys=%d sendmany-staged=%d", s.SendManys, s.SendManyMessages, s.SendManyShared, s.ProducerSendManys, s.SendManyStaged)
 	}

@@ -70,6 +70,9 @@ func TestSweep(t *testing.T) {
 	t.Log(res.Summary())
 	require.LessOrEqual(t, res.Seeds, n)
 	require.Empty(t, res.Failures, "see the reports above")
+	if n >= 1000 {
+		require.Positive(t, res.Stats.AnswersStaged, "no answer was staged in a lease's room for answers")
+	}
 }
 
 // TestSweepLegacyDialers sweeps meshes where half the Go nodes dial with

@@ -82,7 +82,7 @@ func (w *World) Send(i int, peer string) (uint64, error) {
 	if w.k.Leases && w.c.Intn(2) == 0 {
 		_, err = w.producerSend(n, peer, spec.Payload(n.id, peer, seq))
 	} else {
-		err = w.step(n, fsm.Send{Peer: peer, Payload: spec.Payload(n.id, peer, seq), After: w.stagedFor(n, peer)})
+		err = w.answerSend(n, peer, spec.Payload(n.id, peer, seq))
 	}
 	if err == nil {
 		w.streams.Accepted(n.id, n.inc, peer, seq)

@@ -1,0 +1,182 @@
+package fsm_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/wire"
+)
+
+// answerSession is a resumed session toward A on a node whose adapter
+// stages under leases, with a window of 1 KiB (so the default queue bounds
+// leave a lease's worth of slack for answers) and the given credit;
+// queueMessages, when not 0, bounds the queue's messages.
+func answerSession(t *testing.T, credit uint64, queueMessages int) *fsm.Node {
+	t.Helper()
+	n := sessionWith(t, credit, fsm.Config{ID: "M", Incarnation: 1, Window: 1 << 10, QueueMessages: queueMessages, Leases: true})
+	if err := n.CheckStreams(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// An answer accepted by a step, alone in the queue, grants nothing (a
+// ping-pong's, a session's only message: a lane would cost more than it
+// saves). One that joins others grants room for answers only: no room for
+// producers, who sent nothing (held, it would keep a large producer's
+// message out of an empty queue). A producer's Send then adds the
+// producers' room to the same lease; a third answer, with the answer room
+// whole, grants nothing.
+func TestAnswerGrantsAnswerRoom(t *testing.T) {
+	n := answerSession(t, 1<<20, 0)
+	if err := n.Step(0, fsm.Send{Peer: "A", Payload: []byte("alone")}); err != nil {
+		t.Fatal(err)
+	}
+	if ls := leases(n.Ready()); len(ls) != 0 {
+		t.Fatalf("leases after an answer alone in the queue: %+v, want none", ls)
+	}
+	if err := n.Step(0, fsm.Send{Peer: "A", Payload: []byte("answer")}); err != nil {
+		t.Fatal(err)
+	}
+	ls := leases(n.Ready())
+	if len(ls) != 1 || ls[0].Lease.Messages != 0 || ls[0].Lease.Cost != 0 || ls[0].Lease.Answers != 512 || ls[0].Lease.AnswerCost != 32<<10 || ls[0].Lease.Revoked() {
+		t.Fatalf("leases after an answer: %+v, want one of answer room alone, 512 messages and 32 KiB", ls)
+	}
+	gen := ls[0].Lease.Gen
+	if err := n.Step(0, fsm.Send{Peer: "A", Payload: []byte("answer")}); err != nil {
+		t.Fatal(err)
+	}
+	if more := leases(n.Ready()); len(more) != 0 {
+		t.Fatalf("a second answer with the room whole: %+v, want no grant", more)
+	}
+	if err := n.Step(0, fsm.Send{Peer: "A", Payload: []byte("request"), Reserve: true}); err != nil {
+		t.Fatal(err)
+	}
+	more := leases(n.Ready())
+	if len(more) != 1 || more[0].Lease.Gen != gen || more[0].Lease.Messages == 0 || more[0].Lease.Answers != 0 {
+		t.Fatalf("a producer's Send: %+v, want room for producers on lease %d", more, gen)
+	}
+	if err := n.CheckStreams(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Queue bounds that leave no slack past what "Room for answers" needs
+// (7 W/32 + 5 messages for W = 1 KiB: 229) grant no answer room: the
+// answers take steps, and the guarantee stays the one proved.
+func TestNoAnswerRoomWithoutSlack(t *testing.T) {
+	for _, c := range []struct {
+		msgs int
+		want int // answer room granted
+	}{{229, 0}, {230, 1}, {300, 71}} {
+		n := answerSession(t, 1<<20, c.msgs)
+		for range 2 { // the second joins the first: it asks
+			if err := n.Step(0, fsm.Send{Peer: "A", Payload: []byte("answer")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := 0
+		for _, l := range leases(n.Ready()) {
+			got += l.Lease.Answers
+		}
+		if got != c.want {
+			t.Fatalf("QueueMessages %d: answer room %d, want %d", c.msgs, got, c.want)
+		}
+	}
+}
+
+// An Admit's runs say which staged messages are answers: they are queued
+// in the order staged, the answers counted as answers (the backlog flag's
+// count), and each kind's room is spent by its own messages and renewed on
+// its own terms.
+func TestAdmitRunsQueueEachKind(t *testing.T) {
+	n := answerSession(t, 0, 0) // no credit: everything stays queued
+	_ = n.Step(0, fsm.Send{Peer: "A", Payload: []byte("p0"), Reserve: true})
+	ls := leases(n.Ready())
+	if len(ls) != 1 || ls[0].Lease.Messages == 0 || ls[0].Lease.Answers == 0 {
+		t.Fatalf("a producer's Send: %+v, want room of both kinds", ls)
+	}
+	l := ls[0].Lease
+	before := n.AnswersQueued("A")
+	err := n.Step(0, fsm.Admit{Peer: "A", Gen: l.Gen, Frames: staged("p1", "a1", "a2", "p2"), Messages: 4,
+		Runs: []fsm.AdmitRun{{Messages: 1}, {Messages: 2, Answers: true}, {Messages: 1}}, Renew: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	more := leases(n.Ready())
+	if got, want := n.AnswersQueued("A")-before, uint64(2*(2+fsm.MessageCost)); got != want {
+		t.Fatalf("answers queued grew by %d, want %d (the two answers)", got, want)
+	}
+	// The answers' room comes back whole; the producers' does not, as the
+	// queue now holds what their share allowed (the window, 1 KiB).
+	if len(more) != 1 || more[0].Lease.Answers != 2 || more[0].Lease.AnswerCost != 2*(2+fsm.MessageCost) || more[0].Lease.Messages != 0 {
+		t.Fatalf("renewal: %+v, want the 2 answers' room back and none for producers", more)
+	}
+	if err := n.CheckStreams(); err != nil {
+		t.Fatal(err)
+	}
+	// Once credit comes, they go out in the order staged.
+	_ = n.Step(0, fsm.FrameReceived{Conn: 1, Frame: wire.Frame{Type: wire.Ack, Credit: 1 << 20}})
+	if got := strings.Join(dataWritten(n.Ready()), " "); got != "p0 p1 a1 a2 p2" {
+		t.Fatalf("DATA written: %q, want the order staged", got)
+	}
+}
+
+// Staging more answers than the answer room is the adapter's bug: Admit
+// panics, also when the producers' room could have taken them.
+func TestAdmitPastTheAnswerRoomPanics(t *testing.T) {
+	n := answerSession(t, 1<<20, 230) // one answer of room
+	_ = n.Step(0, fsm.Send{Peer: "A", Payload: []byte("p0"), Reserve: true})
+	l := leases(n.Ready())[0].Lease
+	if l.Answers != 1 {
+		t.Fatalf("lease %+v, want room for one answer", l)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("two answers admitted on room for one: no panic")
+		}
+	}()
+	_ = n.Step(0, fsm.Admit{Peer: "A", Gen: l.Gen, Frames: staged("a1", "a2"), Messages: 2, Runs: []fsm.AdmitRun{{Messages: 2, Answers: true}}})
+}
+
+// The answer room counts against the queue's bounds; an answer the bounds
+// then refuse gives it back: the lease ends in that step, so that the next
+// answer has the queue's room again.
+func TestRefusedAnswerGivesTheRoomBack(t *testing.T) {
+	n := answerSession(t, 0, 232) // 3 answers of slack; no credit
+	var gen uint64
+	for i := 0; ; i++ {
+		err := n.Step(0, fsm.Send{Peer: "A", Payload: []byte("a")})
+		for _, a := range leases(n.Ready()) {
+			if a.Lease.Revoked() {
+				if err == nil {
+					t.Fatalf("answer %d accepted and the lease revoked", i)
+				}
+				gen = 0
+				continue
+			}
+			gen = a.Lease.Gen
+		}
+		if cerr := n.CheckStreams(); cerr != nil {
+			t.Fatalf("after answer %d: %v", i, cerr)
+		}
+		if err != nil {
+			if !errors.Is(err, fsm.ErrQueueFull) || gen != 0 {
+				t.Fatalf("answer %d: %v, lease %d: want ErrQueueFull and the lease given back", i, err, gen)
+			}
+			// The room is the queue's again: one more answer fits.
+			if err := n.Step(0, fsm.Send{Peer: "A", Payload: []byte("a")}); err != nil {
+				t.Fatalf("the answer after the room came back: %v", err)
+			}
+			if got := n.Peers()[0].Queued; got > 232 {
+				t.Fatalf("%d queued, past the bound", got)
+			}
+			return
+		}
+		if i > 300 {
+			t.Fatal("no answer refused past the queue's 232 messages")
+		}
+	}
+}
