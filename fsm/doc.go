@@ -151,9 +151,12 @@
 // are, and handed back as lost only toward a peer no longer held. The rules
 // stay here, when to grant one included (a producer's Send accepted that a
 // lease could have carried, Config.Leases): the adapter only counts within
-// what it was granted. The
-// simulator runs its producers through leases on half its seeds
-// (sim.Knobs.Leases).
+// what it was granted. A lease also holds room for answers (Sends without
+// Reserve, a callback's replies), from the slack the queue's bounds leave
+// past what the bound on answers needs, so that an echo's answers are
+// staged too; the Admit says which staged messages are answers (Runs), and
+// they are queued as answers. The simulator runs its producers and half its
+// answers through leases on half its seeds (sim.Knobs.Leases).
 //
 // # Batches
 //

@@ -24,8 +24,11 @@
 // the state machine granted toward its peer appends the message to the
 // peer's lane under the lane's own lock, and the writer of the session
 // admits the lane in one step before it writes (lane.go, fsm/lease.go).
-// What the lane may hold, and when it must stop, is the state machine's
-// decision; the lane only counts within it.
+// A Send (an answer) takes the same lane, within the room the lease holds
+// for answers, while the session's writer is busy: the writer admits it
+// with the producers' messages, in the order staged. What the lane may
+// hold, and when it must stop, is the state machine's decision; the lane
+// only counts within it.
 //
 // Nothing that can block runs under the core lock. Writes are appended to a
 // per-connection output buffer. The goroutine whose step appended them

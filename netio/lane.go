@@ -12,6 +12,9 @@ import (
 // DATA frames, between SendContext (or SendManyContext, for a payload
 // below fsm.SharedMin: stageMany) and the step that admits them
 // (fsm.Admit), under the lease the state machine granted (fsm/lease.go).
+// Answers (Send) wait there too, in the room the lease holds for them,
+// while the session's writer is busy (stageAnswer), marked as answers
+// (runs) so that the state machine queues them as such.
 // SendContext within the lease takes only the lane's lock: no core lock, no
 // step, no write into the output buffer. The writer goroutine of the
 // peer's session admits what waits in one step when it wakes, then writes
@@ -90,12 +93,13 @@ func (l *lane) stageFrame(frame, payload []byte) bool {
 }
 
 // stageAnswer puts payload, an answer (Send), in l's lane if the lease has
-// room for answers and the session's writer is busy, and reports whether it
-// did. A writer that is busy admits the lane before it parks, so the answer
-// goes out as soon as it would have from a step, with no goroutine woken
-// for it. An idle writer is left alone: the Send takes the step, whose write
-// may go inline (inline.go), as a ping-pong's answer does, and waking a
-// writer to admit one answer would cost more than the step it saves.
+// room for answers, and reports whether it did. The writer admits the lane
+// before it parks: a busy writer is only told, a parked one woken (or one
+// started). Except when the Send's step would write it inline (inline.go:
+// a connection quiet for inlineQuiet, plain TCP): then the answer takes the
+// step, as a ping-pong's does, since a write from this goroutine beats
+// waking a writer to admit one answer. Otherwise the step would have woken
+// the writer for its write too.
 func (l *lane) stageAnswer(payload []byte) bool {
 	cost := uint64(len(payload)) + fsm.MessageCost
 	l.mu.Lock()
@@ -103,17 +107,20 @@ func (l *lane) stageAnswer(payload []byte) bool {
 		l.mu.Unlock()
 		return false
 	}
+	w := wakeNone
+	var c *conn
 	if l.count == 0 {
-		// The first message of the lane tells the writer (as wakeForLane
-		// does), but only a writer that is not parked: lane.mu, then wmu.
-		c := l.c
+		// The first message of the lane tells the writer, as wakeForLane
+		// does: lane.mu, then wmu.
+		c = l.c
 		c.wmu.Lock()
-		if c.idle {
+		if c.idle && c.quietForInline() {
 			c.wmu.Unlock()
 			l.mu.Unlock()
 			return false
 		}
 		c.laneWork = true
+		w = c.kick()
 		c.wmu.Unlock()
 	}
 	l.amsgs--
@@ -129,6 +136,9 @@ func (l *lane) stageAnswer(payload []byte) bool {
 	}
 	l.addRun(true)
 	l.mu.Unlock()
+	if w != wakeNone {
+		c.wake(w)
+	}
 	return true
 }
 

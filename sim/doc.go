@@ -58,6 +58,10 @@
 // (producerSendMany, as netio's SendManyContext): a payload below
 // fsm.SharedMin is staged in the lane of each peer whose lease has room,
 // and the others take the step with Reserve, which may grant them leases.
+// Under Knobs.Leases half the answers (Sends without Reserve) are staged in
+// the room a lease holds for answers, when it has some (answerSend), as
+// netio's Send is while the session's writer is busy; half the load runs'
+// seeds (DrawLoadKnobs) have leases.
 //
 // Load runs (Knobs.Workload, load.go) model the rest of the adapter: one
 // delivery queue per node drained by a dispatcher that calls a Message
