@@ -3,6 +3,7 @@ package netio
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -147,4 +148,49 @@ func TestAnswerNotStagedWithWriterParked(t *testing.T) {
 	require.Equal(t, sent, <-got)
 	staged, _ := answersStaged(a, "b")
 	require.Zero(t, staged)
+}
+
+// An answer that is its lane's first takes the connection's wmu to tell
+// the writer, while the writer trims the lane under wmu: taking lane.mu
+// first and wmu under it deadlocked against the trim (a black-box audit:
+// both nodes of an echo wedged for good, Close too, under -race). Here the
+// two run against each other a hundred thousand times.
+func TestAnswerStagingAgainstTrim(t *testing.T) {
+	c := &conn{} // not idle: told, never woken
+	l := &lane{peer: "p", gen: 1, amsgs: 1 << 30, acost: 1 << 40, maxPayload: 64, c: c}
+	const rounds = 100000
+	trimmed, staged := make(chan struct{}), make(chan error, 1)
+	go func() { // the writer's trim, under wmu
+		defer close(trimmed)
+		for range rounds {
+			c.wmu.Lock()
+			l.trim()
+			c.wmu.Unlock()
+		}
+	}()
+	go func() {
+		for i := range rounds {
+			if !l.stageAnswer([]byte("a")) {
+				staged <- fmt.Errorf("answer %d not staged", i)
+				return
+			}
+			l.take() // empty again: the next answer is the lane's first
+		}
+		staged <- nil
+	}()
+	timeout := time.After(20 * time.Second)
+	select {
+	case <-trimmed:
+	case <-timeout:
+		t.Fatal("the trim and an answer's staging wait for each other")
+	}
+	select {
+	case err := <-staged:
+		require.NoError(t, err)
+	case <-timeout:
+		t.Fatal("the trim and an answer's staging wait for each other")
+	}
+	c.wmu.Lock()
+	require.True(t, c.laneWork, "the writer was not told of the lane's answers")
+	c.wmu.Unlock()
 }

@@ -22,8 +22,11 @@ import (
 //
 // The lane decides nothing: the lease says how many messages, of what
 // cost, may wait; the state machine admits them, spends credit and keeps
-// them until acknowledged. Lock order: n.mu, then lane.mu, then conn.wmu;
-// SendContext's fast path takes lane.mu, then (after releasing it) wmu.
+// them until acknowledged. Lock order: n.mu, then conn.wmu, then lane.mu,
+// which is innermost: nothing is taken while it is held. SendContext's
+// fast path takes lane.mu, then (after releasing it) wmu; an idle writer
+// trims the lane under wmu, and an answer's first message in an empty lane
+// takes wmu, then lane.mu (stageAnswer).
 type lane struct {
 	peer string
 
@@ -103,26 +106,49 @@ func (l *lane) stageFrame(frame, payload []byte) bool {
 func (l *lane) stageAnswer(payload []byte) bool {
 	cost := uint64(len(payload)) + fsm.MessageCost
 	l.mu.Lock()
-	if l.gen == 0 || l.amsgs < 1 || l.acost < cost || len(payload) > l.maxPayload {
+	if !l.answerFits(cost, len(payload)) {
 		l.mu.Unlock()
 		return false
 	}
-	w := wakeNone
-	var c *conn
-	if l.count == 0 {
-		// The first message of the lane tells the writer, as wakeForLane
-		// does: lane.mu, then wmu.
-		c = l.c
-		c.wmu.Lock()
-		if c.idle && c.quietForInline() {
-			c.wmu.Unlock()
-			l.mu.Unlock()
-			return false
-		}
-		c.laneWork = true
-		w = c.kick()
-		c.wmu.Unlock()
+	if l.count > 0 { // the writer was told of the first
+		l.putAnswer(payload, cost)
+		l.mu.Unlock()
+		return true
 	}
+	c := l.c
+	l.mu.Unlock()
+	// The lane's first message tells the writer. wmu before lane.mu, the
+	// order trim takes them in (the writer holds wmu when it trims); so
+	// the lane is checked again under both.
+	c.wmu.Lock()
+	if c.idle && c.quietForInline() {
+		c.wmu.Unlock()
+		return false
+	}
+	l.mu.Lock()
+	if l.c != c || !l.answerFits(cost, len(payload)) {
+		l.mu.Unlock()
+		c.wmu.Unlock()
+		return false
+	}
+	l.putAnswer(payload, cost)
+	l.mu.Unlock()
+	c.laneWork = true
+	w := c.kick()
+	c.wmu.Unlock()
+	c.wake(w)
+	return true
+}
+
+// answerFits reports whether l's lease has room for an answer of n bytes
+// costing cost (under l.mu).
+func (l *lane) answerFits(cost uint64, n int) bool {
+	return l.gen != 0 && l.amsgs >= 1 && l.acost >= cost && n <= l.maxPayload
+}
+
+// putAnswer stages payload as an answer within the room answerFits found
+// (under l.mu).
+func (l *lane) putAnswer(payload []byte, cost uint64) {
 	l.amsgs--
 	l.acost -= cost
 	l.answers++
@@ -135,11 +161,6 @@ func (l *lane) stageAnswer(payload []byte) bool {
 		}
 	}
 	l.addRun(true)
-	l.mu.Unlock()
-	if w != wakeNone {
-		c.wake(w)
-	}
-	return true
 }
 
 // addRun counts the message just staged, an answer or not, in l.runs
@@ -185,8 +206,8 @@ func (l *lane) giveBack(frames []byte, runs []fsm.AdmitRun) {
 }
 
 // trim gives back the lane's buffers once a burst is over (called by its
-// idle writer, with c.wmu held: the lane's lock is never held while
-// taking wmu, so this order is safe).
+// idle writer, with c.wmu held: the lane's lock is innermost, never held
+// while taking wmu, so this order is safe; TestAnswerStagingAgainstTrim).
 func (l *lane) trim() {
 	l.mu.Lock()
 	if l.count == 0 {
