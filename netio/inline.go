@@ -116,17 +116,6 @@ func (n *Runtime) allowInline(conns int, kind inlineKind) {
 	n.inlineConns, n.inlineKind = conns, kind
 }
 
-// quietForInline reports whether a Send's write on c could go inline now,
-// as far as c alone tells (inlineFor's conditions but the node's count of
-// inline writes): plain TCP on a unix system, a steady session, nothing
-// queued, and nothing written for inlineQuiet (called under c.wmu).
-func (c *conn) quietForInline() bool {
-	if !inlineSupported || c.raw == nil || c.sc != nil || !c.steady.Load() || len(c.out) > 0 || c.inflight {
-		return false
-	}
-	return c.lastWrite == 0 || time.Since(c.n.start)-c.lastWrite >= inlineQuiet
-}
-
 // inlineFor reports whether the bytes just queued on c, whose writer is
 // parked or not started, with nothing else queued, are to be written
 // inline by the goroutine whose step queued them (at most inlineMax of a

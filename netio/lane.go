@@ -96,13 +96,14 @@ func (l *lane) stageFrame(frame, payload []byte) bool {
 }
 
 // stageAnswer puts payload, an answer (Send), in l's lane if the lease has
-// room for answers, and reports whether it did. The writer admits the lane
-// before it parks: a busy writer is only told, a parked one woken (or one
-// started). Except when the Send's step would write it inline (inline.go:
-// a connection quiet for inlineQuiet, plain TCP): then the answer takes the
-// step, as a ping-pong's does, since a write from this goroutine beats
-// waking a writer to admit one answer. Otherwise the step would have woken
-// the writer for its write too.
+// room for answers and the session's writer is busy, and reports whether it
+// did. A busy writer admits the lane before it parks, so the answer goes
+// out with what it writes next, and nothing is woken for it. With the
+// writer parked (or none) the answer takes the step: its write may go
+// inline (inline.go), and otherwise the writer it wakes finds the bytes
+// ready. Staged there, the writer would first have to admit them, a step
+// on the round trip's path: a ping-pong ran at 0.90 of its rate, 0.77 over
+// TLS, when a parked writer was woken to admit an answer.
 func (l *lane) stageAnswer(payload []byte) bool {
 	cost := uint64(len(payload)) + fsm.MessageCost
 	l.mu.Lock()
@@ -117,11 +118,11 @@ func (l *lane) stageAnswer(payload []byte) bool {
 	}
 	c := l.c
 	l.mu.Unlock()
-	// The lane's first message tells the writer. wmu before lane.mu, the
-	// order trim takes them in (the writer holds wmu when it trims); so
-	// the lane is checked again under both.
+	// The lane's first message tells the writer, if it is busy. wmu
+	// before lane.mu, the order trim takes them in (the writer holds wmu
+	// when it trims); so the lane is checked again under both.
 	c.wmu.Lock()
-	if c.idle && c.quietForInline() {
+	if c.idle {
 		c.wmu.Unlock()
 		return false
 	}
@@ -133,10 +134,8 @@ func (l *lane) stageAnswer(payload []byte) bool {
 	}
 	l.putAnswer(payload, cost)
 	l.mu.Unlock()
-	c.laneWork = true
-	w := c.kick()
+	c.laneWork = true // not idle: it looks before it parks
 	c.wmu.Unlock()
-	c.wake(w)
 	return true
 }
 
