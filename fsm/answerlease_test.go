@@ -22,21 +22,33 @@ func answerSession(t *testing.T, credit uint64, queueMessages int) *fsm.Node {
 	return n
 }
 
-// An answer accepted by a step, alone in the queue, grants nothing (a
-// ping-pong's, a session's only message: a lane would cost more than it
-// saves). One that joins others grants room for answers only: no room for
-// producers, who sent nothing (held, it would keep a large producer's
-// message out of an empty queue). A producer's Send then adds the
-// producers' room to the same lease; a third answer, with the answer room
-// whole, grants nothing.
+// streamOfAnswers steps the answers that fill n's queue toward A up to
+// the stream's threshold (128 messages, two ACKs' worth), none of which
+// may ask for a lease: a request/response rhythm's queue holds no more.
+func streamOfAnswers(t *testing.T, n *fsm.Node) {
+	t.Helper()
+	for i := range 128 {
+		if err := n.Step(0, fsm.Send{Peer: "A", Payload: []byte("a")}); err != nil {
+			t.Fatal(err)
+		}
+		if ls := leases(n.Ready()); len(ls) != 0 {
+			t.Fatalf("leases after answer %d, with %d queued: %+v, want none", i, i+1, ls)
+		}
+	}
+}
+
+// An answer accepted by a step into a queue of up to 128 messages grants
+// nothing (a ping-pong's, a session's only message: a lane would cost more
+// than it saves). One that joins a stream grants room for answers only: no
+// room for producers, who sent nothing (held, it would keep a large
+// producer's message out of an empty queue). A producer's Send then adds
+// the producers' room to the same lease; another answer, with the answer
+// room whole, grants nothing.
 func TestAnswerGrantsAnswerRoom(t *testing.T) {
-	n := answerSession(t, 1<<20, 0)
-	if err := n.Step(0, fsm.Send{Peer: "A", Payload: []byte("alone")}); err != nil {
-		t.Fatal(err)
-	}
-	if ls := leases(n.Ready()); len(ls) != 0 {
-		t.Fatalf("leases after an answer alone in the queue: %+v, want none", ls)
-	}
+	// A window of 64 KiB: the producers' share takes the stream's answers
+	// and still has room.
+	n := sessionWith(t, 1<<20, fsm.Config{ID: "M", Incarnation: 1, Window: 64 << 10, Leases: true})
+	streamOfAnswers(t, n)
 	if err := n.Step(0, fsm.Send{Peer: "A", Payload: []byte("answer")}); err != nil {
 		t.Fatal(err)
 	}
@@ -65,17 +77,18 @@ func TestAnswerGrantsAnswerRoom(t *testing.T) {
 
 // Queue bounds that leave no slack past what "Room for answers" needs
 // (7 W/32 + 5 messages for W = 1 KiB: 229) grant no answer room: the
-// answers take steps, and the guarantee stays the one proved.
+// answers take steps, and the guarantee stays the one proved. (A window of
+// 1 KiB is 32 messages of 32 bytes: the answers here are past the credit,
+// queued and not written.)
 func TestNoAnswerRoomWithoutSlack(t *testing.T) {
 	for _, c := range []struct {
 		msgs int
 		want int // answer room granted
-	}{{229, 0}, {230, 1}, {300, 71}} {
+	}{{229, 0}, {230, 1}, {300, 71}, {1000, 512}} {
 		n := answerSession(t, 1<<20, c.msgs)
-		for range 2 { // the second joins the first: it asks
-			if err := n.Step(0, fsm.Send{Peer: "A", Payload: []byte("answer")}); err != nil {
-				t.Fatal(err)
-			}
+		streamOfAnswers(t, n)
+		if err := n.Step(0, fsm.Send{Peer: "A", Payload: []byte("answer")}); err != nil {
+			t.Fatal(err)
 		}
 		got := 0
 		for _, l := range leases(n.Ready()) {

@@ -62,8 +62,9 @@ import (
 // An answer Send refused while the lease holds answer room (an application
 // outside the proof's assumption) gives the room back, as a producer's
 // refusal does. An answer accepted by a step asks for a lease, or more room
-// on the one held, as a producer's Send does, when it is not alone in the
-// queue (a lone answer has nothing to gain from a lane).
+// on the one held, as a producer's Send does, when it joins a stream (more
+// than answerStream messages queued): answers in a request/response rhythm
+// have nothing to gain from a lane.
 //
 // A producer's SendMany (Reserve) of a payload below SharedMin asks for a
 // lease for each peer that took it, as a producer's Send does: for each
@@ -246,6 +247,12 @@ func (n *Node) grantLease(p *peer, producers bool) {
 	a.Peer, a.Conn = p.id, l.conn.id
 	a.Lease = Lease{Gen: l.gen, Messages: msgs, Cost: cost, MaxPayload: maxPayload, Answers: answers, AnswerCost: answerCost}
 }
+
+// answerStream is how many messages an answer's queue must hold before
+// the answer asks for room for answers: more than two ACKs' worth (a peer
+// acknowledges every ackEvery), so that a request/response rhythm, whose
+// queue an ACK empties every ackEvery messages at most, asks for none.
+const answerStream = 2 * ackEvery
 
 // answerSlack returns the most answer room a lease may hold (Lease.Answers,
 // AnswerCost): what cfg's queue bounds leave past what "Room for answers"

@@ -189,11 +189,12 @@ func (n *Node) sendEvent(e *Send) error {
 	err := n.send(e.Peer, e.Payload, e.Reserve, nil)
 	if err == nil && (e.Reserve || n.answerMsgs > 0) && n.cfg.Leases && len(e.Payload) <= LeaseMaxPayload {
 		// A producer's message asks for room for producers (and answers),
-		// an answer for room for answers (lease.go), but only one that
-		// joins others in the queue: a lone answer (a ping-pong's, a
-		// session's only message) would gain nothing from a lease, which
-		// costs the adapter a lane.
-		if p := n.peers[e.Peer]; p != nil && (e.Reserve || p.out.count > 1) {
+		// an answer for room for answers (lease.go), but only in a stream:
+		// one that finds more than two ACKs' worth of messages in the
+		// queue (answerStream). Answers in a request/response rhythm (a
+		// ping-pong's, a session's only message) would gain nothing from a
+		// lane, and pay for it.
+		if p := n.peers[e.Peer]; p != nil && (e.Reserve || p.out.count > answerStream) {
 			n.grantLease(p, e.Reserve)
 		}
 	}

@@ -117,16 +117,16 @@ func TestEchoAnswersTakeTheLane(t *testing.T) {
 
 // An answer is staged only while the session's writer is busy: with the
 // writer parked, Send takes the step (whose write may go inline), and the
-// lane stays empty; an answer accepted by a step beside another not yet
-// acknowledged grants room for answers.
+// lane stays empty; an answer accepted by a step into a stream (more than
+// 128 messages not yet acknowledged) grants room for answers.
 func TestAnswerNotStagedWithWriterParked(t *testing.T) {
-	got := make(chan uint32, 128)
+	const most = 50000
+	got := make(chan uint32, most+1)
 	a, _ := lanePair(t, func(_ string, p []byte) { got <- binary.BigEndian.Uint32(p) })
-	// The second Send is a step beside the first, unless that was
-	// acknowledged meanwhile (a machine that stalls this goroutine for the
-	// ACK's delay): it grants room for answers.
+	// Sends in a burst outrun the ACKs (one every 64 messages received):
+	// once more than 128 wait, the next one's step grants room for answers.
 	sent, room := uint32(0), 0
-	for ; room == 0 && sent < 100; sent++ {
+	for ; room == 0 && sent < most; sent++ {
 		require.NoError(t, a.Send("b", seqPayload(sent)))
 		_, room = answersStaged(a, "b")
 	}
