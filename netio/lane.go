@@ -52,6 +52,9 @@ type lane struct {
 	runs      []fsm.AdmitRun
 	spareRuns []fsm.AdmitRun // runs' array, back after take
 	answers   uint64         // answers staged so far (tests)
+	// inAnswerLanes: counted in Runtime.answerLanes, since a lease gave
+	// answers room (under n.mu).
+	inAnswerLanes bool
 }
 
 // stagedKeep bounds the buffers a lane keeps once admitted; the lease
@@ -330,6 +333,10 @@ func (n *Runtime) leased(a *fsm.Action) {
 		l.mu.Unlock()
 		n.lanes.Delete(a.Peer) // a producer holding it finds no lease, and takes the core lock
 		delete(n.lanesHeld, a.Peer)
+		if l.inAnswerLanes {
+			l.inAnswerLanes = false
+			n.answerLanes.Add(-1)
+		}
 		if n.heldLast == l {
 			n.heldLast = nil
 		}
@@ -370,6 +377,10 @@ func (n *Runtime) leased(a *fsm.Action) {
 	l.maxPayload = a.Lease.MaxPayload
 	l.c = c
 	l.mu.Unlock()
+	if a.Lease.Answers > 0 && !l.inAnswerLanes {
+		l.inAnswerLanes = true
+		n.answerLanes.Add(1)
+	}
 	c.wmu.Lock()
 	c.lane = l
 	c.wmu.Unlock()
