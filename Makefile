@@ -106,7 +106,7 @@ unit:
 # TestSweepKeptPairs: 3,000, TestSweepLateTicks: 2,000, TestSweepLateReads: 2,000,
 # TestSweepSendMany: 5,000,
 # TestSweepLoad: 40 load runs;
-# TestLoadAnswersHaveRoomSmallMessages, one load run on one goroutine, which
+# TestLoadAnswersHaveRoomSmallMessages and ...WithLeases, one load run each on one goroutine, which
 # unit skips under the race detector), then the negative controls that need a
 # deliberately broken fsm (the simulator's, the fuzz target FuzzAuthFrames's
 # check against a skipped HELLO id check, and the flood tests' against a node
