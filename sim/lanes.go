@@ -104,36 +104,41 @@ func (w *World) leased(n *process, a *fsm.Action) {
 // stage puts payload in n's lane toward peer if its lease has room, and
 // schedules its admission when the lane was empty.
 func (w *World) stage(n *process, peer string, payload []byte) bool {
-	l := n.lanes[peer]
-	cost := uint64(len(payload)) + fsm.MessageCost
-	if l == nil || l.gen == 0 || l.msgs < 1 || l.cost < cost || len(payload) > l.maxPayload {
-		return false
-	}
-	l.msgs--
-	l.cost -= cost
-	l.frames = wire.AppendData(l.frames, payload)
-	l.count++
-	l.addRun(false)
-	w.stats.Staged++
-	w.admitSoon(n, peer, l)
-	return true
+	return w.stageAs(n, peer, payload, false)
 }
 
 // stageAnswer puts payload, an answer, in n's lane toward peer if its
 // lease has room for answers, as netio's Send does while the session's
 // writer is busy (fsm/lease.go, "Room for answers").
 func (w *World) stageAnswer(n *process, peer string, payload []byte) bool {
+	return w.stageAs(n, peer, payload, true)
+}
+
+// stageAs is stage (answer false) and stageAnswer: each kind spends its
+// own room of the lease, and the runs say which kind each message is.
+func (w *World) stageAs(n *process, peer string, payload []byte, answer bool) bool {
 	l := n.lanes[peer]
-	cost := uint64(len(payload)) + fsm.MessageCost
-	if l == nil || l.gen == 0 || l.amsgs < 1 || l.acost < cost || len(payload) > l.maxPayload {
+	if l == nil || l.gen == 0 || len(payload) > l.maxPayload {
 		return false
 	}
-	l.amsgs--
-	l.acost -= cost
+	left, room := &l.msgs, &l.cost
+	if answer {
+		left, room = &l.amsgs, &l.acost
+	}
+	cost := uint64(len(payload)) + fsm.MessageCost
+	if *left < 1 || *room < cost {
+		return false
+	}
+	*left--
+	*room -= cost
 	l.frames = wire.AppendData(l.frames, payload)
 	l.count++
-	l.addRun(true)
-	w.stats.AnswersStaged++
+	l.addRun(answer)
+	if answer {
+		w.stats.AnswersStaged++
+	} else {
+		w.stats.Staged++
+	}
 	w.admitSoon(n, peer, l)
 	return true
 }
