@@ -49,7 +49,11 @@ ROUNDS   ?= 5
 # benchmarks and race runs of this session beside it for a few minutes);
 # with one TLC worker per job, a fresh clone of 9a13bbe took 744 s (vet
 # 2 with a warm build cache, unit 164, sweep 166, fuzz-smoke 74, tla 336 s).
-# Over the target on this VM; TLC's model checking is the largest part,
+# On 2026-12-03 (seventh session, a faster AMD EPYC VM) a fresh clone of
+# 1d91305 took 627 s (vet 15, unit 163, sweep 133, fuzz-smoke 104,
+# tla 211 s), and of 8c83b2d 497 s (vet 2 with a warm build cache, unit
+# 121, sweep 118, fuzz-smoke 46, tla 207 s).
+# Over the target on the slow Intel VM; TLC's model checking is the largest part,
 # and it checks the rules the rest relies on. make test-full runs the same checks at the
 # larger sizes (the
 # storms 20 s each, fuzz budgets of 500k/200k/200k executions, TLA_FULL=1:
