@@ -194,7 +194,7 @@ func (n *Node) sendEvent(e *Send) error {
 		// queue (answerStream). Answers in a request/response rhythm (a
 		// ping-pong's, a session's only message) would gain nothing from a
 		// lane, and pay for it.
-		if p := n.peers[e.Peer]; p != nil && (e.Reserve || p.out.count > answerStream) {
+		if p := n.sendPeer(e.Peer); p != nil && (e.Reserve || p.out.count > answerStream) {
 			n.grantLease(p, e.Reserve)
 		}
 	}
