@@ -2,6 +2,7 @@ package fsm_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -191,5 +192,26 @@ func TestRefusedAnswerGivesTheRoomBack(t *testing.T) {
 		if i > 300 {
 			t.Fatal("no answer refused past the queue's 232 messages")
 		}
+	}
+}
+
+// AppendRun keeps an Admit's runs as an adapter stages: nothing while only
+// producers' messages come, then a producers' run of those before the first
+// answer, and a run per change of kind.
+func TestAppendRun(t *testing.T) {
+	var runs []fsm.AdmitRun
+	kinds := []bool{false, false, true, true, false, true}
+	for i, answer := range kinds {
+		runs = fsm.AppendRun(runs, i, answer)
+		if i < 2 && runs != nil {
+			t.Fatalf("after %d producers' messages: %v, want none", i+1, runs)
+		}
+	}
+	want := []fsm.AdmitRun{{Messages: 2}, {Messages: 2, Answers: true}, {Messages: 1}, {Messages: 1, Answers: true}}
+	if fmt.Sprint(runs) != fmt.Sprint(want) {
+		t.Fatalf("runs %v, want %v", runs, want)
+	}
+	if got := fsm.AppendRun(nil, 0, true); fmt.Sprint(got) != fmt.Sprint([]fsm.AdmitRun{{Messages: 1, Answers: true}}) {
+		t.Fatalf("an answer first: %v", got)
 	}
 }

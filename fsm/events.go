@@ -166,9 +166,9 @@ type SetKeep struct {
 // Config.Leases is set, also grants the peer's producers a lease, or more
 // room on theirs, when one may be used: an ActLease, after which the
 // adapter may stage the next ones (lease.go). An answer (no Reserve)
-// accepted there, of at most LeaseMaxPayload bytes, grants room for
-// answers when the queue's bounds leave slack for it (lease.go, "Room for
-// answers").
+// accepted there, of at most LeaseMaxPayload bytes, into a queue of more
+// than answerStream messages (a stream), grants room for answers when the
+// queue's bounds leave slack for it (lease.go, "Room for answers").
 //
 // A Send is time-free: no rule it runs depends on the time (it queues,
 // spends credit and writes; deadlines are kept by the other events), so Step

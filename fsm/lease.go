@@ -143,6 +143,27 @@ type AdmitRun struct {
 	Answers  bool // sent without Reserve: staged in the lease's answer room
 }
 
+// AppendRun is the adapter's bookkeeping of Admit.Runs: it returns runs
+// with one more message staged, of the kind answer says, after before
+// others. Empty runs mean the before messages are all producers' (the
+// common stream, which never pays for runs): they stay empty until an
+// answer comes, which opens a producers' run of before and its own.
+func AppendRun(runs []AdmitRun, before int, answer bool) []AdmitRun {
+	if len(runs) == 0 {
+		if !answer {
+			return runs
+		}
+		if before > 0 {
+			runs = append(runs, AdmitRun{Messages: before})
+		}
+	}
+	if k := len(runs); k > 0 && runs[k-1].Answers == answer {
+		runs[k-1].Messages++
+		return runs
+	}
+	return append(runs, AdmitRun{Messages: 1, Answers: answer})
+}
+
 func (Admit) isEvent() {}
 
 // leaseState is a peer's lease as the node holds it: what the adapter may

@@ -62,12 +62,14 @@ func runSendQueueModel(cfg fsm.Config, pick func(n int) int) error {
 		var revoked uint64
 		for _, a := range splitAll(n.Ready()) {
 			switch {
-			case a.Kind == fsm.ActLease && a.Lease.Messages == 0:
+			case a.Kind == fsm.ActLease && a.Lease.Revoked():
 				revoked, lease = a.Lease.Gen, fsm.Lease{}
 			case a.Kind == fsm.ActLease:
 				if a.Lease.Gen == lease.Gen {
 					lease.Messages += a.Lease.Messages
 					lease.Cost += a.Lease.Cost
+					lease.Answers += a.Lease.Answers
+					lease.AnswerCost += a.Lease.AnswerCost
 				} else {
 					lease = a.Lease
 				}
@@ -172,28 +174,35 @@ func runSendQueueModel(cfg fsm.Config, pick func(n int) int) error {
 				msgs = msgs[:len(msgs)-1]
 			}
 			err = check()
-		case 2: // a lease's batch, or a request for a lease
-			if lease.Gen == 0 || lease.Messages == 0 {
+		case 2: // a lease's batch of producers' messages and answers, or a request for a lease
+			if lease.Gen == 0 || lease.Messages == 0 && lease.Answers == 0 {
 				_ = n.Step(0, fsm.Admit{Peer: "A", Renew: true})
 				err = check()
 				break
 			}
-			k := between(1, min(lease.Messages, 20))
+			k := between(1, 20)
 			var frames []byte
+			var runs []fsm.AdmitRun
 			count := 0
 			for range k {
+				answer := pick(2) == 0
+				left, room := &lease.Messages, &lease.Cost
+				if answer {
+					left, room = &lease.Answers, &lease.AnswerCost
+				}
 				p := payload(8)
 				cost := uint64(len(p)) + fsm.MessageCost
-				if cost > lease.Cost || len(p) > lease.MaxPayload {
+				if *left < 1 || cost > *room || len(p) > lease.MaxPayload {
 					msgs = msgs[:len(msgs)-1]
 					break
 				}
-				lease.Cost -= cost
-				lease.Messages--
+				*room -= cost
+				*left--
 				frames = wire.AppendData(frames, p)
+				runs = fsm.AppendRun(runs, count, answer)
 				count++
 			}
-			_ = n.Step(0, fsm.Admit{Peer: "A", Gen: lease.Gen, Frames: frames, Messages: count, Renew: pick(2) == 0})
+			_ = n.Step(0, fsm.Admit{Peer: "A", Gen: lease.Gen, Frames: frames, Messages: count, Runs: runs, Renew: pick(2) == 0})
 			err = check()
 		case 3: // an ACK of some of what was written, with credit
 			if _, ok := n.SessionConn("A"); !ok {

@@ -46,9 +46,9 @@ type lane struct {
 	count  int         // how many
 	spare  []byte      // the other buffer, swapped with staged by admit
 	big    atomic.Bool // a buffer over idleKeep is kept: trim has work
-	// runs says which staged messages are answers (fsm.Admit.Runs): nil
-	// while none is, as a producer's stream never has any; else the runs
-	// of each kind, in order, covering all count messages.
+	// runs says which staged messages are answers (fsm.Admit.Runs, kept
+	// by fsm.AppendRun): empty while none is, as a producer's stream never
+	// has any; else the runs of each kind, in order, covering all count.
 	runs      []fsm.AdmitRun
 	spareRuns []fsm.AdmitRun // runs' array, back after take
 	answers   uint64         // answers staged so far (tests)
@@ -85,10 +85,8 @@ func (l *lane) stageFrame(frame, payload []byte) bool {
 	} else {
 		l.staged = wire.AppendData(l.staged, payload)
 	}
+	l.runs = fsm.AppendRun(l.runs, l.count, false)
 	l.count++
-	if l.runs != nil {
-		l.addRun(false)
-	}
 	first := l.count == 1
 	c := l.c
 	l.mu.Unlock()
@@ -155,28 +153,15 @@ func (l *lane) putAnswer(payload []byte, cost uint64) {
 	l.acost -= cost
 	l.answers++
 	l.staged = wire.AppendData(l.staged, payload)
-	l.count++
 	if l.runs == nil {
 		l.runs, l.spareRuns = l.spareRuns, nil
-		if l.count > 1 {
-			l.runs = append(l.runs, fsm.AdmitRun{Messages: l.count - 1})
-		}
 	}
-	l.addRun(true)
-}
-
-// addRun counts the message just staged, an answer or not, in l.runs
-// (under l.mu).
-func (l *lane) addRun(answer bool) {
-	if k := len(l.runs); k > 0 && l.runs[k-1].Answers == answer {
-		l.runs[k-1].Messages++
-		return
-	}
-	l.runs = append(l.runs, fsm.AdmitRun{Messages: 1, Answers: answer})
+	l.runs = fsm.AppendRun(l.runs, l.count, true)
+	l.count++
 }
 
 // take empties the lane: the frames waiting and their number, which of
-// them are answers (nil: none), and the lease they were staged under
+// them are answers (empty: none), and the lease they were staged under
 // (called with n.mu held); giveBack returns the two buffers.
 func (l *lane) take() (frames []byte, count int, runs []fsm.AdmitRun, gen uint64) {
 	l.mu.Lock()
@@ -195,7 +180,7 @@ func (l *lane) giveBack(frames []byte, runs []fsm.AdmitRun) {
 		return
 	}
 	l.mu.Lock()
-	if runs != nil && l.spareRuns == nil {
+	if cap(runs) > 0 && l.spareRuns == nil {
 		l.spareRuns = runs[:0]
 	}
 	if l.spare == nil {

@@ -34,7 +34,7 @@ type simLane struct {
 	acost      uint64 // and its cost
 	frames     []byte // the staged DATA frames
 	count      int
-	runs       []fsm.AdmitRun // which are answers (fsm.Admit.Runs); nil: none
+	runs       []fsm.AdmitRun // which are answers (fsm.Admit.Runs, fsm.AppendRun); empty: none
 	due        bool           // an evAdmit is scheduled
 }
 
@@ -45,23 +45,6 @@ type revokedBatch struct {
 	frames []byte
 	count  int
 	runs   []fsm.AdmitRun
-}
-
-// addRun counts the message just staged in l.runs, an answer or not.
-func (l *simLane) addRun(answer bool) {
-	if l.runs == nil {
-		if !answer {
-			return
-		}
-		if l.count > 1 {
-			l.runs = append(l.runs, fsm.AdmitRun{Messages: l.count - 1})
-		}
-	}
-	if k := len(l.runs); k > 0 && l.runs[k-1].Answers == answer {
-		l.runs[k-1].Messages++
-		return
-	}
-	l.runs = append(l.runs, fsm.AdmitRun{Messages: 1, Answers: answer})
 }
 
 // leased carries out an ActLease of n's fsm (from Notify).
@@ -132,8 +115,8 @@ func (w *World) stageAs(n *process, peer string, payload []byte, answer bool) bo
 	*left--
 	*room -= cost
 	l.frames = wire.AppendData(l.frames, payload)
+	l.runs = fsm.AppendRun(l.runs, l.count, answer)
 	l.count++
-	l.addRun(answer)
 	if answer {
 		w.stats.AnswersStaged++
 	} else {
