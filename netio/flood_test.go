@@ -231,6 +231,35 @@ func (f *flood) Wait(t *testing.T) {
 // Rate is the connections per second the flood opened.
 func (f *flood) Rate() float64 { return float64(f.dialed) / f.took.Seconds() }
 
+// floodTries is how many floods a flood test runs before it gives up on a
+// machine too busy to flood. A flood that did not reach a quarter of its
+// rate (or did not fill the handshake slots) measured nothing, and a busy
+// spell of a shared two-CPU machine (load average 6-9) can slow one; the
+// bounds themselves are never retried: a flood that reached its rate is
+// judged on what it measured.
+const floodTries = 3
+
+// measured reports whether the flood of try (1, 2, ...) measured what it
+// is for, cond; when it did not, it logs why and the load, and fails t
+// (why) after the last try.
+func measured(t *testing.T, try int, cond bool, why string) bool {
+	t.Helper()
+	if cond {
+		return true
+	}
+	if try < floodTries {
+		t.Logf("try %d of %d: %s (load average %s): flooding again", try, floodTries, why, measure.LoadAverage())
+		return false
+	}
+	require.Fail(t, why+": the test measured nothing", "after %d floods; load average %s", floodTries, measure.LoadAverage())
+	return false
+}
+
+// reached is the condition of measured for the flood's rate.
+func (f *flood) reached(rate int) (bool, string) {
+	return f.Rate() > float64(rate)/4, fmt.Sprintf("the flood reached %.0f connections/s, not a quarter of %d (a machine far too busy?)", f.Rate(), rate)
+}
+
 // lineCounter is a slog.Handler that counts the lines at Info and above.
 type lineCounter struct{ lines *atomic.Int64 }
 
@@ -299,30 +328,37 @@ func idleFloodOf(t *testing.T, cfg fsm.Config, secure bool, g, sources, tries in
 	if secure {
 		rc.TLS = testTLS(t, cfg.ID)
 	}
-	srv := startNodeWith(t, rc)
 	rate := floodRate
 	if raceEnabled {
 		rate /= 5
 	}
-	f := startFlood(t, srv.Addr().String(), rate, sources, g, 3*time.Second, 2500*time.Millisecond)
-	time.Sleep(500 * time.Millisecond) // the slots fill
-	var times []time.Duration
-	all := true
-	for i := range tries {
-		took, attempts, ok := connectWithin(t, fmt.Sprint("real", i), srv.Info(), secure, limit)
-		t.Logf("real node %d: connected=%v after %v, %d attempts", i, ok, took.Round(time.Microsecond), attempts)
-		times = append(times, took)
-		all = all && ok
+	for try := 1; ; try++ {
+		srv := startNodeWith(t, rc)
+		f := startFlood(t, srv.Addr().String(), rate, sources, g, 3*time.Second, 2500*time.Millisecond)
+		time.Sleep(500 * time.Millisecond) // the slots fill
+		var times []time.Duration
+		all := true
+		for i := range tries {
+			took, attempts, ok := connectWithin(t, fmt.Sprint("real", i), srv.Info(), secure, limit)
+			t.Logf("real node %d: connected=%v after %v, %d attempts", i, ok, took.Round(time.Microsecond), attempts)
+			times = append(times, took)
+			all = all && ok
+		}
+		srv.mu.Lock()
+		evicted, busy := srv.fsm.Evicted(), srv.fsm.Handshaking()
+		srv.mu.Unlock()
+		f.Wait(t)
+		srv.Close()
+		t.Logf("flood: %.0f connections/s from %d addresses (%d dials failed), %d evicted, %d handshaking at the end; load average %s",
+			f.Rate(), max(sources, 1), f.failed, evicted, busy, measure.LoadAverage())
+		if ok, why := f.reached(rate); !measured(t, try, ok, why) {
+			continue
+		}
+		if !measured(t, try, busy >= min(cfg.MaxHandshakes, 64), fmt.Sprintf("the flood filled %d handshake slots, not %d", busy, min(cfg.MaxHandshakes, 64))) {
+			continue
+		}
+		return times, all
 	}
-	srv.mu.Lock()
-	evicted, busy := srv.fsm.Evicted(), srv.fsm.Handshaking()
-	srv.mu.Unlock()
-	f.Wait(t)
-	t.Logf("flood: %.0f connections/s from %d addresses (%d dials failed), %d evicted, %d handshaking at the end; load average %s",
-		f.Rate(), max(sources, 1), f.failed, evicted, busy, measure.LoadAverage())
-	require.Greater(t, f.Rate(), float64(rate)/4, "the flood did not reach a quarter of its rate (a machine far too busy?): the test measured nothing")
-	require.GreaterOrEqual(t, busy, min(cfg.MaxHandshakes, 64), "the flood did not fill the slots: the test measured nothing")
-	return times, all
 }
 
 // TestIdleFlood: during a flood of 5,000 connections/s that never say a
@@ -484,6 +520,16 @@ type garbageResult struct {
 // the same flood to the node. limits, when set, replaces the node's log
 // limiter (the negative control of the log bound).
 func garbageFlood(t *testing.T, rounds int, phase time.Duration, limits *logLimiter) garbageResult {
+	for try := 1; ; try++ {
+		if r, ok := garbageFloodOnce(t, try, rounds, phase, limits); ok {
+			return r
+		}
+	}
+}
+
+// garbageFloodOnce is garbageFlood's try (1, 2, ...); false when a flood
+// measured nothing (measured).
+func garbageFloodOnce(t *testing.T, try, rounds int, phase time.Duration, limits *logLimiter) (garbageResult, bool) {
 	var lines atomic.Int64
 	lat := latencies{d: make([][]time.Duration, 1+2*rounds)}
 	start := time.Now()
@@ -547,7 +593,11 @@ func garbageFlood(t *testing.T, rounds int, phase time.Duration, limits *logLimi
 			}
 			f.Wait(t)
 			t.Logf("round %d: %.0f connections/s to the %s", round, f.Rate(), []string{"bare TCP server", "node"}[i])
-			require.Greater(t, f.Rate(), float64(rate)/4, "the flood did not reach a quarter of its rate (a machine far too busy?): the test measured nothing")
+			if ok, why := f.reached(rate); !measured(t, try, ok, why) {
+				srv.Close()
+				peer.Close()
+				return r, false
+			}
 		}
 	}
 	r.lines = lines.Load()
@@ -573,7 +623,7 @@ func garbageFlood(t *testing.T, rounds int, phase time.Duration, limits *logLimi
 	r.bareMed, r.nodeMed = percentile(r.bare, 0.5), percentile(r.node, 0.5)
 	t.Logf("garbage flood: session p99 median over %d rounds %v while the node is flooded, %v while a bare TCP server is (alone %v); heap+stacks %.1f MB before, at most %.1f MB during; %d log lines at Info+; load average %s",
 		rounds, r.nodeMed, r.bareMed, r.alone, float64(r.memBase)/(1<<20), float64(r.memMax)/(1<<20), r.lines, measure.LoadAverage())
-	return r
+	return r, true
 }
 
 // Bounds of the garbage flood test. The target is a p99 under 5 ms. On a
@@ -618,27 +668,31 @@ func TestGarbageFloodCatchesUnlimitedLogs(t *testing.T) {
 // them before 1.5 s, of kind g, and returns the most sockets the node held.
 // lingerCap, when not 0, replaces the bound on lingering closes.
 func stubbornFlood(t *testing.T, g, lingerCap int) int {
-	srv := startNode(t, fsm.Config{ID: "srv"}, nil, Events{})
-	if lingerCap != 0 {
-		srv.mu.Lock()
-		srv.lingerCap = lingerCap
-		srv.mu.Unlock()
-	}
 	rate := floodRate
 	if raceEnabled {
 		rate /= 5
 	}
-	f := startFlood(t, srv.Addr().String(), rate, 8, g|floodStubborn, 1500*time.Millisecond, 2*time.Second)
-	most := 0
-	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		srv.mu.Lock()
-		most = max(most, len(srv.live))
-		srv.mu.Unlock()
+	for try := 1; ; try++ {
+		srv := startNode(t, fsm.Config{ID: "srv"}, nil, Events{})
+		if lingerCap != 0 {
+			srv.mu.Lock()
+			srv.lingerCap = lingerCap
+			srv.mu.Unlock()
+		}
+		f := startFlood(t, srv.Addr().String(), rate, 8, g|floodStubborn, 1500*time.Millisecond, 2*time.Second)
+		most := 0
+		for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			srv.mu.Lock()
+			most = max(most, len(srv.live))
+			srv.mu.Unlock()
+		}
+		f.Wait(t)
+		srv.Close()
+		t.Logf("stubborn flood (kind %d): %.0f connections/s; the node held at most %d sockets; load average %s", g, f.Rate(), most, measure.LoadAverage())
+		if ok, why := f.reached(rate); measured(t, try, ok, why) {
+			return most
+		}
 	}
-	f.Wait(t)
-	t.Logf("stubborn flood (kind %d): %.0f connections/s; the node held at most %d sockets; load average %s", g, f.Rate(), most, measure.LoadAverage())
-	require.Greater(t, f.Rate(), float64(rate)/4, "the flood did not reach a quarter of its rate (a machine far too busy?): the test measured nothing")
-	return most
 }
 
 // TestStubbornFlood: dialers that never close their connections cannot make
