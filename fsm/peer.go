@@ -286,7 +286,8 @@ func (n *Node) maybeForgetPeer(p *peer) {
 // of the previous send when id names it (a stream sends to one peer over
 // and over, and comparing an id that is the same string is cheaper than
 // hashing it), else the record in peers, remembered for the next send.
-// maybeForgetPeer, the one place a record leaves peers, forgets it here too.
+// maybeForgetPeer and stop, the two places a record leaves peers, forget
+// it here too.
 func (n *Node) sendPeer(id string) *peer {
 	if p := n.sentTo; p != nil && p.id == id {
 		return p

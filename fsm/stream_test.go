@@ -549,3 +549,18 @@ func TestRestartsShareOneWindow(t *testing.T) {
 	require.Len(t, more, 1, "an ACK once the room is worth one")
 	require.Equal(t, uint64(window), more[0])
 }
+
+// TestShutdownDropsTheLookups: Shutdown drops every peer record, and with
+// them the records the latest Send and SendMany keep for the next one
+// (sendPeer, manyPeer), which CheckStreams holds to the node's records.
+// (Found by the simulator once it ran CheckStreams after every step.)
+func TestShutdownDropsTheLookups(t *testing.T) {
+	n := sessionWith(t, 1<<20, fsm.Config{ID: "M", Incarnation: 1})
+	require.NoError(t, n.Step(0, fsm.Send{Peer: "A", Payload: []byte("a")}))
+	require.NoError(t, n.Step(0, fsm.SendMany{Peers: []string{"A"}, Payload: []byte("b")}))
+	n.Ready()
+	require.NoError(t, n.CheckStreams())
+	_ = n.Step(0, fsm.Shutdown{})
+	n.Ready()
+	require.NoError(t, n.CheckStreams())
+}

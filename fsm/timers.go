@@ -96,6 +96,10 @@ func (n *Node) stop() {
 	clear(n.dialsByAddr)
 	n.slowDials = 0
 	n.ended, n.peers = n.peers, make(map[string]*peer)
+	// The records left peers: so do the lookups that keep them (sendPeer,
+	// manyPeer), which hold only the node's records or forgotten ones.
+	n.sentTo = nil
+	clear(n.manyTo)
 	n.resetTimers()
 }
 
