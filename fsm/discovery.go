@@ -564,6 +564,17 @@ func (n *Node) discWake() {
 			q.queue[0] = nil
 			q.queue = q.queue[1:]
 			h.disc.queued = false
+			if n.peers[h.id] == h && h.kept && h.disc.byDiscovery && h.session == nil && h.dialing == nil && h.handshakes == 0 && addr != "" &&
+				!n.cfg.mutation.discoveryDropsWaiting() { // see MutationDiscoveryDropsWaiting
+				// Still to be dialed, only not now: its backoff runs,
+				// or a dial to its address is under way. redialIfDue
+				// arms the one or waits on the other, so that it queues
+				// again when it may go (dropped here with neither, it
+				// waited for its member timer: the simulator's
+				// bookkeeping check, seed 113 of the discovery join with
+				// faults, a redial 25 s late).
+				n.redialIfDue(h)
+			}
 			continue
 		}
 		if q.inFlight < n.cfg.DiscoveryDials {

@@ -1,6 +1,7 @@
 package fsm_test
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -560,4 +561,34 @@ func TestDiscoveryAuthMadeUpAddressOfAMemberNeverMet(t *testing.T) {
 	require.Contains(t, dials, "tcp://z", "z was never dialed at the address the honest member gave: %v", dials)
 	require.Contains(t, dials, "tcp://hole", "the test measured nothing: the lie was never believed")
 	require.NotContains(t, dials, "tcp://hole2", "the insider named the other address too")
+}
+
+// TestDiscoveryRedialWaitsOnADialToItsAddress: a member queued for a
+// discovery dial that reaches the head of the queue while a Connect dials
+// its address leaves the queue; it must then wait on that dial (and be
+// dialed when it ends), not drop out until its member timer, 20 s later.
+// CheckTimers, after every step, fails on the drop (found by the
+// simulator's bookkeeping check: seed 113 of the discovery join with
+// faults).
+func TestDiscoveryRedialWaitsOnADialToItsAddress(t *testing.T) {
+	d := newDiscNode(t, "a", func(c *fsm.Config) { c.DiscoveryDials = 1 })
+	d.session(1, "b", 1, wire.FeatureMembers)
+	d.step(fsm.FrameReceived{Conn: 1, Frame: wire.MembersFrame([]wire.Member{
+		{ID: "zb", Incarnation: 1, Addr: "tcp://zb"}, {ID: "zc", Incarnation: 1, Addr: "tcp://zc"},
+	})})
+	first := kinds(d.advance(time.Second), fsm.ActDial)
+	require.Len(t, first, 1, "one discovery dial at a time")
+	require.Equal(t, "tcp://zb", first[0].Addr)
+	acts := d.step(fsm.Connect{Req: 1, Addr: "tcp://zc"}) // zc waits in the queue; the user dials it
+	byUser := kinds(acts, fsm.ActDial)
+	require.Len(t, byUser, 1)
+	d.step(fsm.DialFailed{Dial: first[0].Dial, Err: errors.New("refused")}) // zc's turn, its address busy
+	d.step(fsm.DialFailed{Dial: byUser[0].Dial, Err: errors.New("refused")})
+	var again []fsm.Action
+	for _, a := range kinds(d.advance(5*time.Second), fsm.ActDial) {
+		if a.Addr == "tcp://zc" {
+			again = append(again, a)
+		}
+	}
+	require.NotEmpty(t, again, "zc redialed once the dial to its address ended, within its backoff")
 }

@@ -166,6 +166,15 @@ const (
 	// QueueBytes, which CheckStreams must see
 	// (TestAnswerRoomCatchesPastBounds).
 	MutationAnswerRoomPastBounds
+	// MutationDiscoveryDropsWaiting brings back the discovery queue
+	// before it handed a member it dropped to redialIfDue (discovery.go,
+	// discWake): a member whose turn came while its backoff ran or a dial
+	// to its address was under way left the queue with no timer for its
+	// redial, and waited for its member timer. CheckTimers must see it,
+	// and so must the simulator's bookkeeping check
+	// (TestDiscoveryRedialWaitsOnADialToItsAddress,
+	// TestSweepDiscoveryCatchesDroppedRedial).
+	MutationDiscoveryDropsWaiting
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -210,3 +219,4 @@ func (m Mutation) sharedNoCopy() bool            { return m == MutationSharedNoC
 func (m Mutation) silentFirst() bool             { return m == MutationSilentFirst }
 func (m Mutation) runPastCredit() bool           { return m == MutationRunPastCredit }
 func (m Mutation) answerRoomPastBounds() bool    { return m == MutationAnswerRoomPastBounds }
+func (m Mutation) discoveryDropsWaiting() bool   { return m == MutationDiscoveryDropsWaiting }

@@ -35,3 +35,4 @@ func (mutation) sharedNoCopy() bool            { return false }
 func (mutation) silentFirst() bool             { return false }
 func (mutation) runPastCredit() bool           { return false }
 func (mutation) answerRoomPastBounds() bool    { return false }
+func (mutation) discoveryDropsWaiting() bool   { return false }
