@@ -4,10 +4,12 @@ package sim_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/sim"
 	"github.com/masterless-go/masterless/spec"
 )
 
@@ -38,4 +40,25 @@ func TestSweepMeshCatchesDialWhileHandshaking(t *testing.T) {
 	err := spec.CheckPairConns(r.pairs, k.Nodes, 1, true)
 	require.Error(t, err, "the bound on connections per pair did not notice the extra dials")
 	require.Greater(t, r.most, 1)
+}
+
+// TestSweepDiscoveryCatchesDroppedRedial is the negative control of the
+// simulator's bookkeeping check (process.go, checkBookkeeping): with the
+// discovery queue dropping a member whose turn came while it could not go
+// yet (fsm.MutationDiscoveryDropsWaiting), the join with faults that found
+// it (seed 113, 12 nodes) must fail on the timers.
+func TestSweepDiscoveryCatchesDroppedRedial(t *testing.T) {
+	k := faultKnobs(113, 12)
+	k.Mutation = fsm.MutationDiscoveryDropsWaiting
+	w, err := sim.NewWorld(k, sim.Options{Discovery: true, MaxSteps: 20_000_000})
+	require.NoError(t, err)
+	for i := 1; i < k.Nodes; i++ { // as runJoin
+		i := i
+		w.At(time.Duration(k.Seed*7919+uint64(i)*104729)%time.Second, func() { w.Connect(i, w.Addr(0)) })
+	}
+	err = w.Run()
+	require.Error(t, err, "the dropped redial went unnoticed")
+	require.ErrorContains(t, err, "bookkeeping")
+	require.ErrorContains(t, err, "timer")
+	t.Log(err)
 }
