@@ -58,7 +58,10 @@ type Node struct {
 	sources   map[string]*source
 	overShare int
 	evicted   uint64
-	shutdown  bool
+	// evictedSilent counts those of evicted that were silent (no HELLO
+	// read yet).
+	evictedSilent uint64
+	shutdown      bool
 
 	disc discovery // member discovery (discovery.go)
 	// redials: the automatic dials waiting for their turn (redials.go);

@@ -238,6 +238,9 @@ func older(a, b *conn) bool {
 // it is a handshake timeout that came early.
 func (n *Node) evict(c *conn, why error) {
 	n.evicted++
+	if c.tier == tierSilent {
+		n.evictedSilent++
+	}
 	n.closeConn(c, wire.CodeHandshake, why)
 	n.traceTimeout(c)
 }
@@ -325,3 +328,7 @@ func (n *Node) freeSlot(c *conn) {
 // Evicted returns how many accepted connections the node has closed to make
 // room for newer ones (ErrEvicted).
 func (n *Node) Evicted() uint64 { return n.evicted }
+
+// EvictedSilent returns how many of those (Evicted) were silent: their
+// peer's HELLO not read yet.
+func (n *Node) EvictedSilent() uint64 { return n.evictedSilent }

@@ -126,7 +126,7 @@ func (n *Runtime) dial(id fsm.DialID, addr string) {
 		n.allowInline(maxInline, inlineOnce) // the preamble and HELLO (inline.go)
 		n.link.DialedAuth(n.now(), id, c.id, peer)
 		n.noInline()
-		c.run()
+		c.run(false)
 	}
 	n.settle()
 	n.unlockInline()

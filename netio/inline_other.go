@@ -10,3 +10,7 @@ const inlineSupported = false
 
 // tryWrite is never called where inlineSupported is false.
 func (c *conn) tryWrite([]byte) int { return 0 }
+
+// tryRead reads nothing without a non-blocking read at hand: the reader
+// reads.
+func (c *conn) tryRead([]byte) int { return 0 }

@@ -56,3 +56,17 @@ func (w *inlineWrite) write(fd uintptr) {
 		w.k = m
 	}
 }
+
+// tryRead reads into buf what c's socket holds, without waiting, and
+// returns how many bytes that was; 0 when it holds none or on any error,
+// which the reader then meets with its own read. Only before the reader
+// starts (readEarly): nothing else reads the socket then.
+func (c *conn) tryRead(buf []byte) int {
+	k := 0
+	_ = c.raw.Control(func(fd uintptr) {
+		if m, err := syscall.Read(int(fd), buf); err == nil && m > 0 {
+			k = m
+		}
+	})
+	return k
+}

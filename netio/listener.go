@@ -46,8 +46,8 @@ func (n *Runtime) acceptLoop() {
 			n.log.Debug("accepted", "conn", uint64(c.id), "remote", c.remote)
 		}
 		n.link.Incoming(n.now(), c.id, nc.RemoteAddr().String()) // fsm groups it into a source (fsm/source.go)
-		c.run()
+		c.run(true)
 		n.settle()
-		n.mu.Unlock()
+		n.unlockInline() // what readEarly made due may go inline
 	}
 }

@@ -250,7 +250,7 @@ func TestRefusedConnStartsNoWriter(t *testing.T) {
 	a.allowInline(maxInline, inlineOnce)
 	a.link.DialedAuth(a.now(), fsm.DialID(1<<40), c.id, "")
 	a.noInline()
-	c.run()
+	c.run(false)
 	a.settle()
 	a.unlockInline()
 	c.wmu.Lock()
