@@ -183,8 +183,10 @@ func (n *Node) victim(t *[tierHeard + 1]waitList) (*conn, string) {
 // silentGrace is how long an accepted connection may stay silent before it
 // is evicted ahead of one past its HELLO. A real dialer writes its preamble
 // and HELLO as soon as TCP connects, so its HELLO comes with the
-// connection's first segment, and it is silent only until the node's reader
-// has read that: microseconds to a few milliseconds on a busy machine.
+// connection's first segment, and it is silent only until the node has read
+// that: netio reads what is in when it accepts the connection (readEarly),
+// else its reader does, microseconds to a few milliseconds later on a busy
+// machine.
 // During a flood of connections that each send a HELLO and then nothing,
 // the silent tier holds only such newcomers; evicting its oldest first
 // evicted nearly every real dialer while hundreds of the flood's waited
