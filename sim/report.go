@@ -25,6 +25,10 @@ type Result struct {
 	// where: flow control, reported, not bounded.
 	MaxProducerWait time.Duration
 	ProducerWhere   string
+	// Scripted: options (discovery, a chooser, ...) or a test's scheduled
+	// commands (World.At), which the knobs do not carry, shaped the run, so
+	// the knobs alone replay another run: the test that ran it replays it.
+	Scripted bool
 }
 
 // RunSeed plays the random run of k (usually DrawKnobs(seed)) to the end.
@@ -43,7 +47,7 @@ func RunSeed(k Knobs, opt Options) Result {
 
 // Result summarizes the world's run so far.
 func (w *World) Result() Result {
-	r := Result{Knobs: w.k, Err: w.err, Where: w.errAt, Steps: w.steps, Virtual: w.now, Delivered: w.deliveries.Count(), Stats: w.stats}
+	r := Result{Knobs: w.k, Err: w.err, Where: w.errAt, Steps: w.steps, Virtual: w.now, Delivered: w.deliveries.Count(), Stats: w.stats, Scripted: w.scripted}
 	r.Stats.LostExercised, r.Stats.LostJudged = w.lost.Exercised(), w.lost.Judged()
 	for _, n := range w.nodes {
 		if n.fsm != nil {
@@ -86,7 +90,14 @@ func (r *Result) Report(out io.Writer) {
 	for _, s := range r.Recent {
 		fmt.Fprintf(&b, "  %s\n", s)
 	}
-	fmt.Fprintf(&b, "replay: %s\n", r.ReplayTest())
-	fmt.Fprintf(&b, "    or: %s\n", r.ReplaySweep())
+	if r.Scripted {
+		// The replay commands would run the knobs' random run, not this one
+		// (a black-box look at a discovery join's failure ran 34 steps and
+		// passed).
+		fmt.Fprintf(&b, "replay: run the test that failed again: its options or scheduled commands shaped this run, and the knobs above do not carry them\n")
+	} else {
+		fmt.Fprintf(&b, "replay: %s\n", r.ReplayTest())
+		fmt.Fprintf(&b, "    or: %s\n", r.ReplaySweep())
+	}
 	io.WriteString(out, b.String())
 }

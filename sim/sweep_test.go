@@ -141,6 +141,13 @@ func TestSweepCatchesRepeatedBytes(t *testing.T) {
 	res := sim.Sweep(sim.SweepConfig{First: 1, Seeds: 500, StopAfter: 1, Options: sim.Options{AdapterBug: sim.RepeatSegments}})
 	require.NotEmpty(t, res.Failures, "an adapter that repeats bytes went unnoticed")
 	require.ErrorContains(t, res.Failures[0].Err, "delivered twice")
+	// The broken adapter is an option, not a knob: the report must not
+	// offer a replay of the knobs' own run, which passes.
+	var b strings.Builder
+	res.Failures[0].Report(&b)
+	require.Contains(t, b.String(), "run the test that failed again")
+	require.NotContains(t, b.String(), "TestSeed$")
+	require.NoError(t, sim.RunSeed(res.Failures[0].Knobs, sim.Options{}).Err, "the knobs alone replay a run that passes")
 }
 
 // TestSweepAdversary sweeps worlds with authentication on and one or two

@@ -174,6 +174,7 @@ func (w *World) Restart(i int) { w.restart(w.nodes[i]) }
 
 // At schedules a scripted action at virtual time t.
 func (w *World) At(t time.Duration, fn func()) {
+	w.scripted = true
 	w.schedule(event{at: t, kind: evFunc, fn: fn})
 }
 

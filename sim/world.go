@@ -76,12 +76,15 @@ const (
 // and deterministic: the same Knobs and Chooser give the same run, step for
 // step.
 type World struct {
-	k     Knobs
-	opt   Options
-	c     Chooser
-	now   time.Duration
-	q     queue
-	phase Phase
+	k   Knobs
+	opt Options
+	// scripted: options or scheduled commands the knobs do not carry shaped
+	// the run (Result.Scripted).
+	scripted bool
+	c        Chooser
+	now      time.Duration
+	q        queue
+	phase    Phase
 
 	nodes  []*process
 	byAddr map[string]int // listening address (and aliases) -> node index
@@ -134,6 +137,9 @@ func NewWorld(k Knobs, opt Options) (*World, error) {
 	if err := checkAdversaryKnobs(k, opt); err != nil {
 		return nil, err
 	}
+	// A run is replayable from its knobs alone unless its options or a
+	// test's scheduled commands (At) shaped it (Result.Scripted).
+	scripted := opt.Chooser != nil || opt.Discovery || opt.ConnectOnce || opt.AdapterBug != 0
 	if opt.Chooser == nil {
 		opt.Chooser = NewPRNG(k.Seed)
 	}
@@ -143,7 +149,7 @@ func NewWorld(k Knobs, opt Options) (*World, error) {
 	if opt.Ring == 0 {
 		opt.Ring = 40
 	}
-	w := &World{k: k, opt: opt, c: opt.Chooser, phase: PhaseSafety, byAddr: map[string]int{}}
+	w := &World{k: k, opt: opt, c: opt.Chooser, phase: PhaseSafety, byAddr: map[string]int{}, scripted: scripted}
 	w.ring = make([]record, opt.Ring)
 	if opt.Trace != nil && !fsm.TraceCompiled {
 		return nil, errors.New("sim: a trace needs the fsm's trace points: build with -tags masterless_trace")
