@@ -197,7 +197,10 @@
 // TestSweepMeshCatchesDialWhileHandshaking (mutation tag), dials anyway.
 //
 // On failure a [Result] carries the seed, every knob, the violated invariant,
-// the last events and a copy-paste command that replays exactly that run.
+// the last events and a copy-paste command that replays exactly that run;
+// for a run that options or a test's scheduled commands shaped (discovery,
+// a broken adapter, World.At), which the knobs do not carry, it says to run
+// that test again instead (Result.Scripted).
 //
 // Running it:
 //
