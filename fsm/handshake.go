@@ -96,7 +96,7 @@ func (n *Node) grant(c *conn) {
 		n.broken("grant on c%d, where this node is not the leader", c.id)
 	}
 	if old := p.session; old != nil {
-		n.retire(p, old, fmt.Errorf("%w: by c%d", ErrReplaced, c.id))
+		n.retire(p, old, fmt.Errorf("%w: connection %d with %s took over the session", ErrReplaced, c.id, p.id))
 	}
 	n.sessCounter++
 	c.sess = n.sessCounter
@@ -117,7 +117,7 @@ func (n *Node) onWelcome(c *conn, f *wire.Frame) {
 		return
 	}
 	if old := p.session; old != nil {
-		n.retire(p, old, fmt.Errorf("%w: by c%d", ErrReplaced, c.id))
+		n.retire(p, old, fmt.Errorf("%w: connection %d with %s took over the session", ErrReplaced, c.id, p.id))
 	}
 	c.sess, c.peerKeep = f.Sess, f.Keep
 	n.establish(p, c)
