@@ -97,7 +97,7 @@
 // every 8th step for the timers and every 64th for the queues (process.go,
 // checkBookkeeping; every step cost TestSweepLoad thirteen times its time).
 // Its first run found a discovery member dropped from the dial queue with
-// no timer for its redial, which then came 20 s late (fixed; its control is
+// no timer for its redial, which then came 25 s late (fixed; its control is
 // TestSweepDiscoveryCatchesDroppedRedial), and the lookups a Send keeps
 // outliving Shutdown.
 //
