@@ -124,7 +124,13 @@ func (n *Node) onWelcome(c *conn, f *wire.Frame) {
 		n.closeConn(c, wire.CodeStale, fmt.Errorf("%w: grant %d from %s already closed here", ErrStaleIncarnation, f.Sess, p.id))
 		return
 	}
-	if old := p.session; old != nil {
+	if old := p.session; old != nil && old.peerInc == c.peerInc {
+		// The leader granted a newer session of the same incarnation: it
+		// closed old (its goodbye, or its finding old dead, is still on
+		// the way), so old ends by the session-end rules, as it would had
+		// we heard that first (see onJoin).
+		n.closeQuietly(old, fmt.Errorf("%w: %s granted session %d, so it closed session %d", ErrPeerClosed, p.id, f.Sess, old.sess))
+	} else if old != nil {
 		n.retire(p, old, fmt.Errorf("%w: connection %d with %s took over the session", ErrReplaced, c.id, p.id))
 	}
 	c.sess, c.peerKeep = f.Sess, f.Keep
