@@ -55,7 +55,7 @@ ROUNDS   ?= 5
 # 121, sweep 118, fuzz-smoke 46, tla 207 s). On 2026-12-04 the same VM ran
 # slower (the same TLC checks took 307-320 s): a fresh clone of 9ba1d98 took
 # 756 s on an idle machine (vet 19, unit 175, sweep 160, fuzz-smoke 80,
-# tla 320 s), the simulator's bookkeeping checks about 10 s of the sweep.
+# tla 320 s); the bookkeeping checks added 5 s to TestSweepLoad and 1 s to TestSweep.
 # Over the target on the slow Intel VM; TLC's model checking is the largest part,
 # and it checks the rules the rest relies on. make test-full runs the same checks at the
 # larger sizes (the
