@@ -285,8 +285,15 @@ func (c *conn) readEarly() {
 		return
 	}
 	c.countIn(k)
+	c.stepRead(k)
+}
+
+// stepRead steps the k bytes just read into the layer's buffer (called
+// with n.mu held): what the read makes due may go inline (inline.go).
+func (c *conn) stepRead(k int) {
+	n := c.n
 	n.slabHint = n.link.Buffered(c.id) + k
-	n.allowInline(maxInline, inlinePaced) // what the read makes due, as the reader's would (inline.go)
+	n.allowInline(maxInline, inlinePaced)
 	n.link.Received(n.now(), c.id, k)
 	n.noInline()
 }
@@ -796,10 +803,7 @@ func (c *conn) pump() error {
 		c.countIn(k)
 		n.mu.Lock()
 		if k > 0 {
-			n.slabHint = n.link.Buffered(c.id) + k
-			n.allowInline(maxInline, inlinePaced) // what the read makes due (inline.go)
-			n.link.Received(n.now(), c.id, k)
-			n.noInline()
+			c.stepRead(k)
 			n.settle()
 		}
 		buf = nil
