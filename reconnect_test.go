@@ -346,38 +346,66 @@ func TestSendManyContextKeepsFirstError(t *testing.T) {
 // says that it closed the last session). A black-box audit counted 1,976
 // to 1,991 Connect events at the accepting end for 2,000 cycles of
 // Connect, Send, Disconnect: the sessions whose goodbye came second were
-// replaced without a word.
+// replaced without a word. At every cycle the acceptor's messages come
+// inside a Connect and a Disconnect, and the dialer hands back with Lost
+// what it cannot know delivered.
 func TestEveryEndedSessionReported(t *testing.T) {
 	t.Run("the acceptor leads", func(t *testing.T) {
-		connects, replaced := everyEndedSessionReported(t, "min-a", "min-b")
-		require.Zero(t, replaced, "sessions replaced without a word")
-		require.EqualValues(t, 1000, connects, "one Connect per session at the end that does not keep the peer")
+		r := everyEndedSessionReported(t, "min-a", "min-b")
+		require.EqualValues(t, 1000, r.connects, "one Connect per session at the end that does not keep the peer")
 	})
-	// The dialer leads: its WELCOME on the next connection tells the
-	// acceptor that it closed the last session. Replacements are gone
-	// (6 and 11 in 1,000 before); 2 to 12 in 1,000 sessions still get
-	// neither event at the acceptor, for another reason not yet found, so
-	// the count is logged, not asserted.
+	// The dialer leads, so the acceptor follows, and a follower's session
+	// is confirmed by the leader's RESUME (spec/PROTOCOL.md 3.3). When the
+	// acceptor's reader of the last connection runs behind the next
+	// connection's handshake (two cores, four goroutines), the WELCOME of
+	// the next session arrives before the RESUME, the message and the BYE
+	// of the last: the follower then closes the last session, unconfirmed,
+	// as the leader had (3.4), and by 3.3 its user never heard of it.
+	// Traced on 2026-12-04: 6 to 15 in 1,000 sessions ended so, each after
+	// HELLO, WELCOME, ACK (and at most a RESUME) on its connection; the
+	// dialer reported their messages lost. So here fewer Connect events
+	// than cycles are legal; a message outside a session, or one neither
+	// delivered nor handed back, is not.
 	t.Run("the dialer leads", func(t *testing.T) {
-		_, replaced := everyEndedSessionReported(t, "min-b", "min-a")
-		require.Zero(t, replaced, "sessions replaced without a word")
+		r := everyEndedSessionReported(t, "min-b", "min-a")
+		require.LessOrEqual(t, r.connects, int64(1000))
 	})
 }
 
+// endedSessions is what everyEndedSessionReported counted at the
+// acceptor.
+type endedSessions struct {
+	connects, messages int64
+}
+
 // everyEndedSessionReported runs 1,000 cycles of TestEveryEndedSessionReported
-// with a dialer and an acceptor of those ids (the larger id leads), and
-// returns the acceptor's Connect events and the sessions it counted
-// replaced.
-func everyEndedSessionReported(t *testing.T, dialer, acceptor string) (int64, uint64) {
+// with a dialer and an acceptor of those ids (the larger id leads). It
+// asserts that the acceptor replaced no session without a word, delivered
+// no message outside a session, and ended every session it reported with a
+// Disconnect, and that the dialer handed back with Lost every message the
+// acceptor did not deliver.
+func everyEndedSessionReported(t *testing.T, dialer, acceptor string) endedSessions {
 	const cycles = 1000
-	var connects, disconnects atomic.Int64
+	var connects, disconnects, messages, outside, lost atomic.Int64
+	var open atomic.Bool // the acceptor's events come from one goroutine
 	b, err := New(acceptor, WithLogger(quietLogger()), WithEvents(Events{
-		Connect:    func(*Server, string, string) { connects.Add(1) },
-		Disconnect: func(*Server, string, error) { disconnects.Add(1) },
+		Connect: func(*Server, string, string) { connects.Add(1); open.Store(true) },
+		Disconnect: func(*Server, string, error) {
+			disconnects.Add(1)
+			open.Store(false)
+		},
+		Message: func(*Server, string, []byte) {
+			messages.Add(1)
+			if !open.Load() {
+				outside.Add(1)
+			}
+		},
 	}))
 	require.NoError(t, err)
 	defer b.Close()
-	a, err := New(dialer, WithLogger(quietLogger()))
+	a, err := New(dialer, WithLogger(quietLogger()), WithEvents(Events{
+		Lost: func(_ *Server, _ string, m [][]byte, _ error) { lost.Add(int64(len(m))) },
+	}))
 	require.NoError(t, err)
 	defer a.Close()
 	for i := range cycles {
@@ -391,6 +419,11 @@ func everyEndedSessionReported(t *testing.T, dialer, acceptor string) (int64, ui
 	require.Eventually(t, func() bool { return disconnects.Load() == connects.Load() && len(b.Connections()) == 0 },
 		10*time.Second, 10*time.Millisecond, "b's last session did not end")
 	st := b.Stats()
-	t.Logf("acceptor: %d Connect, %d Disconnect for %d sessions; duplicates %v", connects.Load(), disconnects.Load(), cycles, st.Duplicates)
-	return connects.Load(), st.Duplicates["replaced"]
+	t.Logf("acceptor: %d Connect, %d Disconnect, %d messages for %d sessions; dialer: %d lost; duplicates %v",
+		connects.Load(), disconnects.Load(), messages.Load(), cycles, lost.Load(), st.Duplicates)
+	require.Zero(t, st.Duplicates["replaced"], "sessions replaced without a word")
+	require.Zero(t, outside.Load(), "messages delivered outside a session")
+	require.GreaterOrEqual(t, connects.Load(), messages.Load(), "one message per session")
+	require.GreaterOrEqual(t, lost.Load()+messages.Load(), int64(cycles), "messages neither delivered nor handed back")
+	return endedSessions{connects: connects.Load(), messages: messages.Load()}
 }
