@@ -277,7 +277,16 @@ func (n *Node) checkLease(p *peer) error {
 
 // check is CheckStreams for one stream.
 func (o *outStream) check() error {
+	if len(o.spares) > maxSpares {
+		return fmt.Errorf("%d spare segments, more than %d", len(o.spares), maxSpares)
+	}
+	for _, g := range o.spares {
+		if len(g.b) != 0 || slices.Contains(o.segs, g) {
+			return fmt.Errorf("a spare segment holds %d bytes or is in use", len(g.b))
+		}
+	}
 	end, count, bytes, reserved, sent := o.ackedEnd, 0, 0, uint64(0), -1
+	seg := 0 // the segment of the last run of frames
 	for i := range o.runs {
 		r := &o.runs[i]
 		if r.count < 1 {
@@ -293,24 +302,35 @@ func (o *outStream) check() error {
 			}
 			size, n := 0, 0
 			if r.shared == nil {
-				size, n = o.skipFrames(r.at, o.cur.in)
+				size, n = skipFrames(r.seg, r.at, o.cur.in)
 			} else if o.cur.in == 1 {
 				n = r.n
 			}
 			if o.cur.in > 0 && r.shared == nil && o.cur.at != r.at+size {
-				return fmt.Errorf("cursor at buffer offset %d, its message at %d", o.cur.at, r.at+size)
+				return fmt.Errorf("cursor at segment offset %d, its message at %d", o.cur.at, r.at+size)
 			}
 			if want := end + uint64(n) + uint64(o.cur.in)*msgCost; o.cur.end != want {
 				return fmt.Errorf("cursor says the last message sent ends at %d, it ends at %d", o.cur.end, want)
 			}
 		}
 		if r.shared == nil {
-			size, n := o.skipFrames(r.at, r.count)
-			if n != r.n || r.at+size > len(o.buf) {
-				return fmt.Errorf("run %d: %d payload bytes counted, %d in its frames (buffer %d of %d)", i, r.n, n, r.at+size, len(o.buf))
+			k := slices.Index(o.segs, r.seg)
+			if k < 0 {
+				return fmt.Errorf("run %d: its segment is not one of the stream's", i)
+			}
+			if k < seg {
+				return fmt.Errorf("run %d: in segment %d, after a run in segment %d", i, k, seg)
+			}
+			seg = k
+			if r.at+r.size() > len(r.seg.b) {
+				return fmt.Errorf("run %d: frames to %d, past its segment's %d bytes", i, r.at+r.size(), len(r.seg.b))
+			}
+			size, n := skipFrames(r.seg, r.at, r.count)
+			if n != r.n || size != r.size() {
+				return fmt.Errorf("run %d: %d payload bytes counted, %d in its frames (%d bytes of segment)", i, r.n, n, size)
 			}
 			for j, at := 0, r.at; j < r.count; j++ {
-				m := o.frameAt(at)
+				m := frameAt(r.seg, at)
 				if len(m) > int(r.maxN) {
 					return fmt.Errorf("run %d: message %d has %d payload bytes, more than the run's largest, %d", i, j, len(m), r.maxN)
 				}

@@ -96,14 +96,14 @@ func (n *Node) SharedCopies(peer string) []*[]byte {
 	return out
 }
 
-// StreamBufCap is the capacity of the buffer holding the messages queued
-// for peer (0 without one).
+// StreamBufCap is the capacity of the segments holding the messages queued
+// for peer, spares included (0 without any).
 func (n *Node) StreamBufCap(peer string) int {
 	p := n.peers[peer]
 	if p == nil {
 		return 0
 	}
-	return cap(p.out.buf)
+	return p.out.segmentsCap()
 }
 
 // LastRecv returns when connection id last received a frame (0 for a

@@ -200,7 +200,7 @@ func (n *Node) legacyEstablished(c *conn) {
 		n.write(c, wire.Frame{Type: wire.Data, Payload: p})
 	})
 	o.drop(o.count)
-	o.buf = nil // the writes above alias it until the adapter copies them
+	o.dropSegments() // the writes above alias them until the adapter copies them: not spares
 	if len(refused) > 0 {
 		n.emit(Action{Kind: ActLost, Peer: c.peer.id, Incarnation: o.inc, Lost: refused,
 			Err: fmt.Errorf("%w: %d messages to %s: %w", ErrMessagesLost, len(refused), c.peer.id, ErrNotJSONObject)})

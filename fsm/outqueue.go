@@ -34,23 +34,45 @@ import (
 // acked+2, ... in queue order; the cursor says where the next one to send
 // on the current session is.
 
+// The frames are kept in segments, not in one buffer: a buffer that grew
+// by append copied all it held at each growth, and toward a peer that had
+// stopped acknowledging, a Send that found it full took 44-68 ms to copy
+// 17 MiB of 1 KiB messages (a black-box audit saw 5-59 ms; the README
+// says Send never waits). A segment is never grown once frames are in it:
+// the next frame that does not fit starts a new one, twice as large as the
+// last up to maxSegment (or as large as the frame), so a Send copies at
+// most its own payload, and a stream of a few small messages holds a few
+// KiB. A run lies in one segment; segments the acknowledgements emptied
+// are kept as spares (up to maxSpares) for the next ones, so a stream that
+// keeps sending allocates nothing per message.
+
+// segment is a piece of a stream's buffer: DATA frames back to back.
+type segment struct{ b []byte }
+
+const (
+	minSegment = 4 << 10   // the first segment of a stream, at least
+	maxSegment = 256 << 10 // no later one is larger, unless a frame is
+	maxSpares  = 4         // emptied segments kept for reuse
+)
+
 // outRun is a run of consecutive messages of a stream: count DATA frames
-// back to back in buf from at, or one message kept in a SendMany's shared
-// copy.
+// back to back in segment seg from at, or one message kept in a
+// SendMany's shared copy.
 type outRun struct {
-	at      int     // where its first DATA frame starts in buf (frames only)
-	count   int     // its messages
-	n       int     // their payload bytes
-	end     uint64  // the stream byte offset at the end of its last message
-	shared  *[]byte // a single message's copy, shared by a SendMany's streams; nil: frames in buf
-	maxN    uint32  // no payload of the run is larger (exact when queued; a bound once some left)
-	reserve bool    // producers' messages (Send.Reserve), not answers from callbacks
+	seg     *segment // the segment its frames are in (frames only)
+	at      int      // where its first DATA frame starts in seg (frames only)
+	count   int      // its messages
+	n       int      // their payload bytes
+	end     uint64   // the stream byte offset at the end of its last message
+	shared  *[]byte  // a single message's copy, shared by a SendMany's streams; nil: frames in seg
+	maxN    uint32   // no payload of the run is larger (exact when queued; a bound once some left)
+	reserve bool     // producers' messages (Send.Reserve), not answers from callbacks
 }
 
 // cost returns what r's messages cost in credit: payload plus msgCost each.
 func (r *outRun) cost() uint64 { return uint64(r.n) + uint64(r.count)*msgCost }
 
-// size returns the bytes r's frames take in the stream's buffer.
+// size returns the bytes r's frames take in its segment.
 func (r *outRun) size() int {
 	if r.shared != nil {
 		return 0
@@ -59,8 +81,8 @@ func (r *outRun) size() int {
 }
 
 // sendCursor is where the next message to send on the current session is:
-// in run `run`, of which `in` messages went out; at is the buffer offset of
-// its next frame (meaningful while in > 0: a run none of whose messages
+// in run `run`, of which `in` messages went out; at is the offset of its
+// next frame in the run's segment (meaningful while in > 0: a run none of whose messages
 // went out starts at its own at); end is the stream offset at the end of
 // the last message sent (the stream's ackedEnd when none was). Message
 // number acked+sent+1 is the next: sent is the sum of the counts of the
@@ -93,14 +115,15 @@ type outStream struct {
 	ackedEnd uint64 // stream byte offset at the end of message acked
 	// tail is the stream byte offset at the end of the last message.
 	tail     uint64
-	limit    uint64   // the byte offset the peer lets us reach
-	runs     []outRun // the messages not acknowledged, in order: numbers acked+1, acked+2, ...
-	base     []outRun // the array runs lives in, reused from its start
-	count    int      // how many messages runs holds
-	buf      []byte   // their frames
-	bytes    int      // their payload bytes
-	sent     int      // how many of them went out on the current session
-	everSent int      // how many of them went out to incarnation inc at all
+	limit    uint64     // the byte offset the peer lets us reach
+	runs     []outRun   // the messages not acknowledged, in order: numbers acked+1, acked+2, ...
+	base     []outRun   // the array runs lives in, reused from its start
+	count    int        // how many messages runs holds
+	segs     []*segment // their frames, in queue order; new frames go in the last
+	spares   []*segment // emptied segments, for the next ones
+	bytes    int        // their payload bytes
+	sent     int        // how many of them went out on the current session
+	everSent int        // how many of them went out to incarnation inc at all
 	cur      sendCursor
 	refused  bool // a Send was refused for want of room since the last room
 	// Pacing (see "Room for answers" in stream.go).
@@ -126,7 +149,7 @@ func (o *outStream) rewind() {
 	o.cur = sendCursor{end: o.ackedEnd}
 }
 
-// queue appends a copy of payload to p's stream, as a DATA frame in buf;
+// queue appends a copy of payload to p's stream, as a DATA frame;
 // reserve: a producer's. shared, when not nil, is a copy of payload that
 // the stream keeps instead of one of its own (sharedMin).
 func (o *outStream) queue(payload []byte, reserve bool, shared *[]byte) {
@@ -135,19 +158,66 @@ func (o *outStream) queue(payload []byte, reserve bool, shared *[]byte) {
 		o.add(outRun{count: 1, n: n, shared: shared, maxN: uint32(n), reserve: reserve})
 		return
 	}
-	at := len(o.buf)
-	o.buf = wire.AppendData(o.buf, payload)
-	o.add(outRun{at: at, count: 1, n: n, maxN: uint32(n), reserve: reserve})
+	g := o.room(wire.DataFrameSize(n))
+	at := len(g.b)
+	g.b = wire.AppendData(g.b, payload)
+	o.add(outRun{seg: g, at: at, count: 1, n: n, maxN: uint32(n), reserve: reserve})
 }
 
 // queueFrames queues the count messages of frames, whole DATA frames back
 // to back (an Admit's) carrying n payload bytes in all, none larger than
 // maxN, as queue does each of their payloads, with one copy of all of them
-// into buf.
+// into a segment.
 func (o *outStream) queueFrames(frames []byte, count, n int, maxN uint32, reserve bool) {
-	at := len(o.buf)
-	o.buf = append(o.buf, frames...)
-	o.add(outRun{at: at, count: count, n: n, maxN: maxN, reserve: reserve})
+	g := o.room(len(frames))
+	at := len(g.b)
+	g.b = append(g.b, frames...)
+	o.add(outRun{seg: g, at: at, count: count, n: n, maxN: maxN, reserve: reserve})
+}
+
+// room returns the segment whose free space takes the next need bytes of
+// frames: the last one, or a new one after it, twice as large as the last
+// (at least minSegment, at most maxSegment) or as large as need, a spare
+// when one is that large.
+func (o *outStream) room(need int) *segment {
+	want := minSegment
+	if k := len(o.segs); k > 0 {
+		last := o.segs[k-1]
+		if cap(last.b)-len(last.b) >= need {
+			return last
+		}
+		want = min(max(2*cap(last.b), minSegment), maxSegment)
+	}
+	want = max(want, need)
+	var g *segment
+	for i, sp := range o.spares {
+		if cap(sp.b) >= want {
+			g = sp
+			o.spares = append(o.spares[:i], o.spares[i+1:]...)
+			break
+		}
+	}
+	if g == nil {
+		g = &segment{b: make([]byte, 0, want)}
+	}
+	o.segs = append(o.segs, g)
+	return g
+}
+
+// retire makes segment g, which no run references any more, a spare (or
+// lets it go when the spares are full, keeping the larger ones).
+func (o *outStream) retire(g *segment) {
+	g.b = g.b[:0]
+	if len(o.spares) < maxSpares {
+		o.spares = append(o.spares, g)
+		return
+	}
+	for i, sp := range o.spares {
+		if cap(sp.b) < cap(g.b) {
+			o.spares[i] = g
+			return
+		}
+	}
 }
 
 // add appends the messages of r (its end not yet set) to the stream: to
@@ -163,7 +233,7 @@ func (o *outStream) add(r outRun) {
 	o.bytes += r.n
 	if k := len(o.runs); k > 0 && r.shared == nil {
 		last := &o.runs[k-1]
-		if last.shared == nil && last.reserve == r.reserve && last.at+last.size() == r.at {
+		if last.shared == nil && last.reserve == r.reserve && last.seg == r.seg && last.at+last.size() == r.at {
 			last.count += r.count
 			last.n += r.n
 			last.end = o.tail
@@ -196,19 +266,19 @@ func (o *outStream) makeRoom() {
 	}
 }
 
-// frameAt returns the payload of the DATA frame at buf[at:] (which the
+// frameAt returns the payload of the DATA frame at g.b[at:] (which the
 // stream wrote: whole and well formed).
-func (o *outStream) frameAt(at int) []byte {
-	n := int(binary.BigEndian.Uint32(o.buf[at:])) - 1
+func frameAt(g *segment, at int) []byte {
+	n := int(binary.BigEndian.Uint32(g.b[at:])) - 1
 	start := at + wire.HeaderSize
-	return o.buf[start : start+n : start+n]
+	return g.b[start : start+n : start+n]
 }
 
-// skipFrames returns the bytes taken by the k DATA frames at buf[at:], and
+// skipFrames returns the bytes taken by the k DATA frames at g.b[at:], and
 // their payload bytes.
-func (o *outStream) skipFrames(at, k int) (size, n int) {
+func skipFrames(g *segment, at, k int) (size, n int) {
 	for range k {
-		m := int(binary.BigEndian.Uint32(o.buf[at+size:])) - 1
+		m := int(binary.BigEndian.Uint32(g.b[at+size:])) - 1
 		size += wire.HeaderSize + m
 		n += m
 	}
@@ -216,7 +286,7 @@ func (o *outStream) skipFrames(at, k int) (size, n int) {
 }
 
 // prefix returns the bytes taken by the first k frames of r (a run of
-// frames in buf) and their payload bytes. When r's payload bytes are its
+// frames) and their payload bytes. When r's payload bytes are its
 // count times maxN, every payload is maxN bytes (none is larger, and they
 // add up to that), and arithmetic says it: a producer of messages of one
 // size, the common case, has its acknowledgements, which end inside a
@@ -226,7 +296,7 @@ func (o *outStream) prefix(r *outRun, k int) (size, n int) {
 	if m := int(r.maxN); r.n == r.count*m {
 		return k * (wire.HeaderSize + m), k * m
 	}
-	return o.skipFrames(r.at, k)
+	return skipFrames(r.seg, r.at, k)
 }
 
 // each calls f with the payloads of the first k messages, in order; each
@@ -241,7 +311,7 @@ func (o *outStream) each(k int, f func(payload []byte)) {
 		}
 		at := r.at
 		for j := 0; j < r.count && k > 0; j++ {
-			m := o.frameAt(at)
+			m := frameAt(r.seg, at)
 			f(m)
 			at += wire.HeaderSize + len(m)
 			k--
@@ -310,43 +380,36 @@ func (o *outStream) drop(k int) {
 	o.compact()
 }
 
-// compact gives back the buffer space of acknowledged messages. It runs
-// only from drop, and drop only runs before anything of this stream is
+// compact retires the segments that hold only acknowledged messages. It
+// runs only from drop, and drop only runs before anything of this stream is
 // written in the same step (an ACK, a RESUME, a lost report all drop first
 // and pump after; legacyEstablished, which writes first, lets go of the
-// buffer itself), so no payload handed out in an ActWrite of this step
-// aliases the bytes it moves or lets be written over.
+// segments itself, not as spares), so no payload handed out in an ActWrite
+// of this step aliases the bytes of a spare that a Send may write over.
 func (o *outStream) compact() {
-	if o.count == 0 {
-		// Start over at the front. A big buffer stays while the stream is
-		// busy (letting it go here made a stream acknowledged in bursts
-		// allocate it again and again); release gives it back once a
-		// heartbeat finds the stream idle.
-		o.buf = o.buf[:0]
-		return
-	}
-	dead := -1 // the buffer offset of the first frame kept in it
+	var first *segment // the segment of the first frame kept
 	for i := range o.runs {
 		if o.runs[i].shared == nil {
-			dead = o.runs[i].at
+			first = o.runs[i].seg
 			break
 		}
 	}
-	if dead < 0 { // every message left is a shared copy
-		o.buf = o.buf[:0]
-		return
-	}
-	if dead < 4<<10 || dead < cap(o.buf)/2 {
-		return
-	}
-	o.buf = o.buf[:copy(o.buf, o.buf[dead:])]
-	for i := range o.runs {
-		if o.runs[i].shared == nil {
-			o.runs[i].at -= dead
+	keep := len(o.segs) - 1 // nothing in them: the last stays, emptied, for the next frames
+	if first != nil {
+		for keep = 0; o.segs[keep] != first; keep++ {
 		}
 	}
-	if o.cur.in > 0 {
-		o.cur.at -= dead
+	if keep < 0 {
+		return
+	}
+	for _, g := range o.segs[:keep] {
+		o.retire(g)
+	}
+	k := copy(o.segs, o.segs[keep:])
+	clear(o.segs[k:])
+	o.segs = o.segs[:k]
+	if first == nil {
+		o.segs[0].b = o.segs[0].b[:0]
 	}
 }
 
@@ -358,9 +421,25 @@ func (o *outStream) compact() {
 // stream is in flight in an ActWrite: it holds no message.
 func (o *outStream) release() {
 	if o.count == 0 {
-		o.runs, o.base, o.buf = nil, nil, nil
+		o.runs, o.base = nil, nil
+		o.dropSegments()
 		o.cur = sendCursor{end: o.ackedEnd}
 	}
+}
+
+// dropSegments lets go of every segment, spares included.
+func (o *outStream) dropSegments() { o.segs, o.spares = nil, nil }
+
+// segmentsCap returns the bytes the stream's segments and spares hold.
+func (o *outStream) segmentsCap() int {
+	k := 0
+	for _, g := range o.segs {
+		k += cap(g.b)
+	}
+	for _, g := range o.spares {
+		k += cap(g.b)
+	}
+	return k
 }
 
 // next returns the run of the next message to send (o.sent < o.count),
@@ -378,7 +457,8 @@ func (o *outStream) next() *outRun {
 }
 
 // advance moves the cursor past the next k messages of run r (the cursor's
-// run), whose frames take size bytes of buf and carry n payload bytes.
+// run), whose frames take size bytes of its segment and carry n payload
+// bytes.
 func (o *outStream) advance(r *outRun, k, size, n int) {
 	o.cur.in += k
 	if r.shared == nil {
@@ -392,8 +472,8 @@ func (o *outStream) advance(r *outRun, k, size, n int) {
 // cutNext removes the next message to send (the cursor's), which the peer
 // never got, from the stream: the ones after it move up a number (none of
 // them was delivered either, as delivery is in order) and their offsets
-// back by its cost. Its frame's bytes stay in buf, unreferenced, until
-// compact moves them out.
+// back by its cost. Its frame's bytes stay in its segment, unreferenced,
+// until compact retires the segment.
 func (o *outStream) cutNext() {
 	i := o.cur.run
 	r := o.runs[i]
@@ -401,14 +481,14 @@ func (o *outStream) cutNext() {
 	if r.shared != nil {
 		m = r.n
 	} else {
-		m = len(o.frameAt(o.cur.at))
+		m = len(frameAt(r.seg, o.cur.at))
 	}
 	cost := uint64(m) + msgCost
 	var parts []outRun
 	if r.shared == nil {
-		before := outRun{at: r.at, count: o.cur.in, end: o.cur.end, maxN: r.maxN, reserve: r.reserve}
+		before := outRun{seg: r.seg, at: r.at, count: o.cur.in, end: o.cur.end, maxN: r.maxN, reserve: r.reserve}
 		before.n = o.cur.at - r.at - o.cur.in*wire.HeaderSize
-		after := outRun{at: o.cur.at + wire.HeaderSize + m, count: r.count - o.cur.in - 1, end: r.end - cost, maxN: r.maxN, reserve: r.reserve}
+		after := outRun{seg: r.seg, at: o.cur.at + wire.HeaderSize + m, count: r.count - o.cur.in - 1, end: r.end - cost, maxN: r.maxN, reserve: r.reserve}
 		after.n = r.n - before.n - m
 		for _, x := range []outRun{before, after} {
 			if x.count > 0 {

@@ -407,13 +407,13 @@ func (n *Node) pump(p *peer, c *conn, fresh []byte) {
 			if n.tooLarge(p, c, m, &run) {
 				continue
 			}
-			n.writeRun(c, o.buf, &run)
+			n.writeRun(c, &run)
 			n.writeData(c, m)
 			o.advance(r, 1, wire.HeaderSize+len(m), len(m))
 			continue
 		}
-		// Frames in buf, from the cursor to the run's end (before the fresh
-		// message, which goes as the caller's bytes).
+		// Frames in the run's segment, from the cursor to the run's end
+		// (before the fresh message, which goes as the caller's bytes).
 		k, end := r.count-o.cur.in, r.at+r.size()
 		if fresh != nil && o.cur.run == len(o.runs)-1 {
 			k, end = k-1, end-wire.DataFrameSize(len(fresh))
@@ -423,21 +423,21 @@ func (n *Node) pump(p *peer, c *conn, fresh []byte) {
 			// All of them may go.
 			size := end - o.cur.at
 			bytes := size - k*wire.HeaderSize
-			run.add(n, c, o.buf, o.cur.at, end)
+			run.add(n, c, r.seg, o.cur.at, end)
 			n.countData(c, k, bytes)
 			o.advance(r, k, size, bytes)
 			continue
 		}
-		m = o.frameAt(o.cur.at)
+		m = frameAt(r.seg, o.cur.at)
 		if n.tooLarge(p, c, m, &run) {
 			continue
 		}
 		size := wire.DataFrameSize(len(m))
-		run.add(n, c, o.buf, o.cur.at, o.cur.at+size)
+		run.add(n, c, r.seg, o.cur.at, o.cur.at+size)
 		n.countData(c, 1, len(m))
 		o.advance(r, 1, size, len(m))
 	}
-	n.writeRun(c, o.buf, &run)
+	n.writeRun(c, &run)
 }
 
 // tooLarge reports whether m, the next message of p's stream, is larger
@@ -447,37 +447,40 @@ func (n *Node) tooLarge(p *peer, c *conn, m []byte, r *frameRun) bool {
 	if c.peerMax == 0 || len(m) < c.peerMax {
 		return false
 	}
-	lost := append([]byte(nil), m...) // the user's to keep (m may be in buf)
+	lost := append([]byte(nil), m...) // the user's to keep (m may be in a segment)
 	o := &p.out
 	o.cutNext()
-	n.writeRun(c, o.buf, r) // the frames before it go out before its Lost
+	n.writeRun(c, r) // the frames before it go out before its Lost
 	n.emit(Action{Kind: ActLost, Peer: p.id, Incarnation: o.inc, Lost: [][]byte{lost},
 		Err: fmt.Errorf("%w: %d bytes, %s accepts at most %d: %w", ErrMessagesLost, len(m), p.id, c.peerMax-1, ErrPayloadTooLarge)})
 	return true
 }
 
-// frameRun is the consecutive DATA frames buf[start:end] of a stream's
-// buffer that pump writes in one ActWriteData; empty when start == end.
-type frameRun struct{ start, end int }
+// frameRun is the consecutive DATA frames seg.b[start:end] of a stream's
+// segment that pump writes in one ActWriteData; empty when start == end.
+type frameRun struct {
+	seg        *segment
+	start, end int
+}
 
-// add adds buf[start:end], frames of a stream's buffer, to r, writing r's
+// add adds g.b[start:end], frames of a stream's segment, to r, writing r's
 // frames first when they do not end where these start.
-func (r *frameRun) add(n *Node, c *conn, buf []byte, start, end int) {
-	if r.end != start {
-		n.writeRun(c, buf, r)
-		r.start = start
+func (r *frameRun) add(n *Node, c *conn, g *segment, start, end int) {
+	if r.seg != g || r.end != start {
+		n.writeRun(c, r)
+		r.seg, r.start = g, start
 	}
 	r.end = end
 }
 
-// writeRun writes r's frames of buf on c in one ActWriteData and empties r.
-func (n *Node) writeRun(c *conn, buf []byte, r *frameRun) {
+// writeRun writes r's frames on c in one ActWriteData and empties r.
+func (n *Node) writeRun(c *conn, r *frameRun) {
 	if r.start == r.end {
 		return
 	}
 	a := n.addAction(ActWriteData)
 	a.Conn = c.id
-	a.Frame.Type, a.Frame.Payload = wire.Data, buf[r.start:r.end:r.end]
+	a.Frame.Type, a.Frame.Payload = wire.Data, r.seg.b[r.start:r.end:r.end]
 	*r = frameRun{}
 }
 
