@@ -628,6 +628,7 @@ func TestIdentityWriteErrors(t *testing.T) {
 // HELLO), so a node with one slot evicts it for a real node
 // (spec/PROTOCOL.md 3.6).
 func TestStalledTLSHandshake(t *testing.T) {
+	t.Parallel() // it mostly waits out timeouts: beside the others that do (make test's time)
 	ids, trust := identities(t, "a", "b")
 	logs := newErrLog()
 	a, _ := secured(t, ids["a"], trust, WithMaxHandshakes(1), WithHandshakeTimeout(shortHandshake), logs.option())

@@ -137,6 +137,7 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 }
 
 func TestHandshakeNeverFinished(t *testing.T) {
+	t.Parallel() // it mostly waits out timeouts: beside the others that do (make test's time)
 	logs := &logSink{}
 	srv, _ := newServer(t, "srv", WithLogger(newLogger(logs)), WithHandshakeTimeout(shortHandshake))
 	c := rawDial(t, srv)
@@ -150,6 +151,7 @@ func TestHandshakeNeverFinished(t *testing.T) {
 }
 
 func TestHalfOpenFlood(t *testing.T) {
+	t.Parallel() // it mostly waits out timeouts: beside the others that do (make test's time)
 	logs := &logSink{}
 	srv, _ := newServer(t, "srv", WithLogger(newLogger(logs)), WithMaxHandshakes(8), WithHandshakeTimeout(shortHandshake))
 	peer, rp := newServer(t, "peer")
@@ -212,6 +214,7 @@ func fakeListener(t *testing.T, reply []byte) string {
 }
 
 func TestConnectFailures(t *testing.T) {
+	t.Parallel() // it mostly waits out timeouts: beside the others that do (make test's time)
 	a, _ := newServer(t, "a")
 	_, err := a.Connect(ctxT(t), fakeListener(t, []byte("MLSS\x00\x03\x00\x00")))
 	require.ErrorIs(t, err, ErrVersionMismatch)

@@ -67,6 +67,7 @@ func TestDiscoveryJoin32(t *testing.T) {
 // TestDiscoveryLeaveIsNotRedialed: a server that closes is marked left by
 // every member, and none of them dials its address again.
 func TestDiscoveryLeaveIsNotRedialed(t *testing.T) {
+	t.Parallel() // it mostly waits out timeouts: beside the others that do (make test's time)
 	servers := joinMesh(t, 5, "l")
 	eventually(t, "the full mesh", func() bool { return sessions(servers) == 10 })
 	gone := servers[3]

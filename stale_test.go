@@ -22,6 +22,7 @@ import (
 // Connect event fired, and each attempt reset the backoff and the grace
 // (about 13 redials a second, no Lost, sends accepted forever).
 func TestStaleRestartIsRefusedNotConnected(t *testing.T) {
+	t.Parallel() // it mostly waits out timeouts: beside the others that do (make test's time)
 	a, _ := newServer(t, "a")
 	old, _ := newServer(t, "b", WithIncarnation(1000))
 	_, err := old.Connect(ctxT(t), a.Info())
