@@ -232,6 +232,9 @@ OnJoin(cv, n, m, c, e, cl, k) ==
             /\ C' = CloseEnd(cv1, c, e, TRUE)
             /\ UNCHANGED <<ses, ctr, fInc, fCl, ghost>>
       [] SesNum(n, m) <= cl ->   \* the follower abandoned s: replace it
+            \* (The Go node closes s without a BYE here, spec/PROTOCOL.md 3.2;
+            \* Grant's BYE changes nothing: the follower's end of s is closed,
+            \* so CloseEnd frees s whichever it is.)
             Grant(cv1, n, m, c, e) /\ UNCHANGED <<fInc, ghost>>
       [] OTHER ->                \* duplicate
             /\ C' = CloseEnd(cv1, c, e, TRUE)
@@ -257,6 +260,10 @@ OnWelcome(cv, n, m, c, e, sn, k) ==
     ELSE
         \* If n's keep flag changed since its JOIN went out, KEEP follows the
         \* adoption at once (3.4), so the leader never decides on a stale flag.
+        \* (The Go node closes a current session of the same leader
+        \* incarnation without a BYE, spec/PROTOCOL.md 3.4: the leader, which
+        \* granted a newer one, closed its end of it, so CloseEnd frees it
+        \* with or without the BYE.)
         LET c1 == IF s # 0 THEN CloseEnd(cv, s, se, TRUE) ELSE cv
             c2 == [c1 EXCEPT ![c].st[e] = "est", ![c].sess[e] = sn, ![c].pk[e] = k,
                              ![c].sk[e] = FALSE]
