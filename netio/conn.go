@@ -87,6 +87,10 @@ type conn struct {
 	inlined   bool
 	inflight  bool
 	lastWrite time.Duration
+	// answering: bytes were read since the last write (inline.go,
+	// inlineFor: the Send of an answer goes inline however recent that
+	// write was).
+	answering bool
 	lastPaced time.Duration // when the protocol's own bytes were last written inline
 	raw       syscall.RawConn
 	// laneWork: the lane of this session has messages for the writer to
@@ -292,6 +296,9 @@ func (c *conn) readEarly() {
 // with n.mu held): what the read makes due may go inline (inline.go).
 func (c *conn) stepRead(k int) {
 	n := c.n
+	c.wmu.Lock()
+	c.answering = true
+	c.wmu.Unlock()
 	n.slabHint = n.link.Buffered(c.id) + k
 	n.allowInline(maxInline, inlinePaced)
 	n.link.Received(n.now(), c.id, k)
@@ -590,6 +597,7 @@ func (c *conn) writeLoop() {
 		c.wmu.Lock()
 		c.lastWrite = now.Sub(c.n.start)
 		c.writerAt, c.retire = c.lastWrite, false
+		c.answering = false
 		if big {
 			c.bigAt = now
 		}

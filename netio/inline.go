@@ -25,11 +25,17 @@ import "time"
 // a dial's report, a Disconnect, a Tick or Close (allowInline), by the
 // rules of their kind (inlineKind). A Send is written inline only when
 // nothing was written on the connection for inlineQuiet, counting inline
-// writes, and up to inlineMax bytes. So a stream of sends (an echo's
-// answers, a burst) costs at most one inline write per inlineQuiet and
-// connection, and the writer gathers the rest into few system calls as
-// before: writing every answer inline made every small write its own
-// system call (an earlier experiment: echo at 0.54 of its rate). The
+// writes, or when the connection read something since its last write (an
+// answer: conn.answering), and up to inlineMax bytes. So a stream of sends
+// (an echo's answers, a burst) costs at most one inline write per
+// inlineQuiet or read and connection, and the writer gathers the rest into
+// few system calls as before: writing every answer inline made every small
+// write its own system call (an earlier experiment: echo at 0.54 of its
+// rate). The read is what tells a request-response from a stream: on a VM
+// whose round trip (9.6 µs) was shorter than inlineQuiet, the quiet alone
+// sent every answer of a ping-pong through the writer goroutine, at 0.83
+// of bare TCP's rate (1.0 with the read counted; PERFORMANCE.md, "Answers
+// inline after a read"). The
 // protocol's own writes that reads and ticks make due (a handshake's
 // frames, acknowledgements, heartbeats) go inline up to pacedMax bytes and
 // at most once per pacedQuiet; those that come once (a dial's HELLO, a
@@ -132,7 +138,8 @@ func (n *Runtime) inlineFor(c *conn) bool {
 	// no step. It is read only here, where a system call is about to be
 	// made anyway.
 	now := time.Since(n.start)
-	if n.inlineKind != inlineOnce && c.lastWrite != 0 && now-c.lastWrite < inlineQuiet {
+	answer := n.inlineKind == inlineSend && c.answering
+	if n.inlineKind != inlineOnce && c.lastWrite != 0 && now-c.lastWrite < inlineQuiet && !answer {
 		return false
 	}
 	if n.inlineKind == inlinePaced {
@@ -141,7 +148,7 @@ func (n *Runtime) inlineFor(c *conn) bool {
 		}
 		c.lastPaced = now
 	}
-	c.lastWrite = now
+	c.lastWrite, c.answering = now, false
 	if c.writer == writerRunning && now-c.writerAt >= writerRetireAfter {
 		c.retire = true // told after the write (flushInline)
 	}
