@@ -32,7 +32,8 @@ func portOf(t *testing.T, info string) int {
 // session, a Connect and a Disconnect, per redial), nor do its Connections
 // and Stats show them as sessions.
 func TestKeptAddressAnsweredByAnotherNode(t *testing.T) {
-	t.Parallel()                                // it mostly waits out timeouts: beside the others that do (make test's time)
+	// It mostly waits out timeouts: beside the others that do (make test's time).
+	t.Parallel()
 	for _, keeper := range []string{"a", "z"} { // c leads a; z leads c
 		t.Run(keeper, func(t *testing.T) {
 			k, rk := newServer(t, keeper, WithReconnectBackoff(20*time.Millisecond, time.Second))
