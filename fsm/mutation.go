@@ -163,8 +163,9 @@ const (
 	// "Room for answers") up to the slack alone, not within what the
 	// queue's bounds leave beside its messages and the producers' room:
 	// answers staged within it then fill the queue past QueueMessages or
-	// QueueBytes, which CheckStreams must see
-	// (TestAnswerRoomCatchesPastBounds).
+	// QueueBytes, which CheckStreams must see, and so must the simulator's
+	// bookkeeping check (TestAnswerRoomCatchesPastBounds,
+	// TestSweepBookkeepingCatchesAnswerRoomPastBounds).
 	MutationAnswerRoomPastBounds
 	// MutationDiscoveryDropsWaiting brings back the discovery queue
 	// before it handed a member it dropped to redialIfDue (discovery.go,

@@ -167,6 +167,9 @@ func (w *World) observe(n *process, ev fsm.Event, err error, acts []fsm.Action) 
 // queue's runs, counters and cursor and each lease against the queue's
 // bounds after every streamCheckEvery-th. The production rules read these
 // without reading the state again, so a sweep of the rules sweeps them too.
+// Their negative controls (mutation tag): TestSweepDiscoveryCatchesDroppedRedial
+// for the timers, TestSweepBookkeepingCatchesAnswerRoomPastBounds for the
+// send queues.
 func (w *World) checkBookkeeping(n *process) {
 	if w.steps%timerCheckEvery == 0 {
 		if err := n.fsm.CheckTimers(); err != nil {
