@@ -254,7 +254,7 @@ const floodTries = 3
 // measured reports whether the flood of try (1, 2, ...) measured what it
 // is for, cond; when it did not, it logs why and the load, and fails t
 // (why) after the last try.
-func measured(t *testing.T, try int, cond bool, why string) bool {
+func measured(t floodT, try int, cond bool, why string) bool {
 	t.Helper()
 	if cond {
 		return true
@@ -265,6 +265,40 @@ func measured(t *testing.T, try int, cond bool, why string) bool {
 	}
 	require.Fail(t, why+": the test measured nothing", "after %d floods; load average %s", floodTries, measure.LoadAverage())
 	return false
+}
+
+// floodT is what measured needs of a *testing.T (a recorder in
+// TestFloodRetriesOnlyWhatMeasuredNothing).
+type floodT interface {
+	require.TestingT
+	Helper()
+	Logf(format string, args ...any)
+}
+
+// floodRecorder is a floodT that records what measured did with it.
+type floodRecorder struct{ logs, failures int }
+
+func (r *floodRecorder) Errorf(string, ...any) { r.failures++ }
+func (r *floodRecorder) FailNow()              {}
+func (r *floodRecorder) Helper()               {}
+func (r *floodRecorder) Logf(string, ...any)   { r.logs++ }
+
+// TestFloodRetriesOnlyWhatMeasuredNothing holds measured to its rule: a
+// flood that measured what it is for is judged at once, whatever its try;
+// one that did not is flooded again, up to floodTries, and then fails the
+// test rather than pass it unmeasured.
+func TestFloodRetriesOnlyWhatMeasuredNothing(t *testing.T) {
+	var r floodRecorder
+	require.True(t, measured(&r, 1, true, ""), "a first flood that reached its rate")
+	require.Zero(t, r.logs+r.failures)
+	for try := 1; try < floodTries; try++ {
+		require.False(t, measured(&r, try, false, "slow"), "try %d, slow", try)
+	}
+	require.Equal(t, floodTries-1, r.logs, "each try before the last logs why it floods again")
+	require.Zero(t, r.failures, "no failure before the last try")
+	require.False(t, measured(&r, floodTries, false, "slow"))
+	require.Equal(t, 1, r.failures, "the last try that measured nothing fails the test")
+	require.True(t, measured(&floodRecorder{}, floodTries, true, ""), "the last try that reached its rate")
 }
 
 // reached is the condition of measured for the flood's rate.
