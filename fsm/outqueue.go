@@ -39,10 +39,10 @@ import (
 // stopped acknowledging, a Send that found it full took 44-68 ms to copy
 // 17 MiB of 1 KiB messages (a black-box audit saw 5-59 ms; the README
 // says Send never waits). A segment is never grown once frames are in it:
-// the next frame that does not fit starts a new one, twice as large as the
-// last up to maxSegment (or as large as the frame), so a Send copies at
-// most its own payload, and a stream of a few small messages holds a few
-// KiB. A run lies in one segment; segments the acknowledgements emptied
+// the next frame that does not fit starts a new one, as large as what the
+// stream holds, up to maxSegment (or as large as the frame), so a Send
+// copies at most its own payload, and a stream of a few small messages
+// holds a few KiB. A run lies in one segment; segments the acknowledgements emptied
 // are kept as spares (up to maxSpares) for the next ones, so a stream that
 // keeps sending allocates nothing per message.
 
@@ -176,19 +176,21 @@ func (o *outStream) queueFrames(frames []byte, count, n int, maxN uint32, reserv
 }
 
 // room returns the segment whose free space takes the next need bytes of
-// frames: the last one, or a new one after it, twice as large as the last
-// (at least minSegment, at most maxSegment) or as large as need, a spare
-// when one is that large.
+// frames: the last one, or a new one after it, as large as the frames the
+// stream holds (at least minSegment, at most maxSegment) or as large as
+// need, a spare when one is that large. Sized by what is queued, not by
+// the last segment, the segments of a queue that grows double with it,
+// and those of a stream with a few messages in flight stay small (sized
+// by the last one, they doubled at every new segment, to maxSegment and
+// four spares of it: over 1 MiB for a stream that never held 4 KiB).
 func (o *outStream) room(need int) *segment {
-	want := minSegment
 	if k := len(o.segs); k > 0 {
-		last := o.segs[k-1]
-		if cap(last.b)-len(last.b) >= need {
+		if last := o.segs[k-1]; cap(last.b)-len(last.b) >= need {
 			return last
 		}
-		want = min(max(2*cap(last.b), minSegment), maxSegment)
 	}
-	want = max(want, need)
+	held := o.bytes + o.count*wire.HeaderSize // the shared copies' count too: a bound is enough
+	want := max(min(max(held, minSegment), maxSegment), need)
 	var g *segment
 	for i, sp := range o.spares {
 		if cap(sp.b) >= want {

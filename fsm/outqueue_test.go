@@ -173,3 +173,27 @@ func TestQueueNeverMovesFrames(t *testing.T) {
 		t.Fatalf("%d segments for 20,000 messages acknowledged in bursts of 1,000 (15 with spares): spares not reused", len(where))
 	}
 }
+
+// TestQueueOfFewMessagesStaysSmall: a stream that never holds more than a
+// few messages keeps small segments, however many it sends: sized by the
+// last segment rather than by what is queued, each new segment doubled, to
+// maxSegment with four spares of it (1.25 MiB for a stream holding 3 KiB).
+func TestQueueOfFewMessagesStaysSmall(t *testing.T) {
+	var o outStream
+	payload := make([]byte, 1<<10)
+	most := 0
+	for range 100_000 {
+		o.queue(payload, true, nil)
+		if o.count > 3 {
+			o.drop(1)
+		}
+		most = max(most, o.segmentsCap())
+	}
+	if err := o.check(); err != nil {
+		t.Fatal(err)
+	}
+	if most > 8*minSegment {
+		t.Fatalf("a stream of at most 3 KiB messages held %d bytes of segments", most)
+	}
+	t.Logf("at most %d bytes of segments", most)
+}
