@@ -11,11 +11,12 @@ import (
 // peer and keeps until the peer acknowledges it (stream.go).
 //
 // The queue keeps runs of messages, not a record per message. Messages
-// queued one after the other are consecutive DATA frames in the stream's
-// buffer, and a run records them all: where its first frame starts, how
-// many messages, their payload bytes, and the stream offset at its end.
-// A lease's batch of staged messages (Admit) is one copy into the buffer
-// and, usually, no new record at all: it extends the run before it. A
+// queued one after the other are consecutive DATA frames in one of the
+// stream's segments (below), and a run records them all: its segment,
+// where its first frame starts, how many messages, their payload bytes,
+// and the stream offset at its end. A lease's batch of staged messages
+// (Admit) is one copy into a segment and, usually, no new record at all:
+// it extends the run before it. A
 // record per message (32 bytes, written when queued and read again when
 // acknowledged) was most of a one-way producer's step: the store of each
 // record missed the cache, its array being a window's worth of records
@@ -46,7 +47,7 @@ import (
 // are kept as spares (up to maxSpares) for the next ones, so a stream that
 // keeps sending allocates nothing per message.
 
-// segment is a piece of a stream's buffer: DATA frames back to back.
+// segment is a piece of a stream's queue: DATA frames back to back.
 type segment struct{ b []byte }
 
 const (
@@ -95,7 +96,7 @@ type sendCursor struct {
 // sharedMin is the payload size from which a SendMany keeps one copy for
 // all its peers' streams (sharedPayload), not one per peer: a fan-out of a 1 MiB payload to
 // 16 peers holds 1 MiB until the last of them acknowledges it, not 16.
-// Below it, copies into each stream's buffer cost less than allocating one.
+// Below it, copies into each stream's segments cost less than allocating one.
 // The copy is immutable: the streams and the DATA frames written from it
 // only read it, and what goes back to the user as lost is copied out.
 const sharedMin = SharedMin
