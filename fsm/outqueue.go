@@ -27,7 +27,7 @@ import (
 // peer.
 //
 // A run holds messages of one kind only: a producer's (Send.Reserve) or an
-// answer, and either frames in the buffer or one message's copy shared by
+// answer, and either frames in a segment or one message's copy shared by
 // a SendMany's streams (sharedMin). A stream whose producers' messages and
 // answers alternate thus holds a run per message (48 bytes, where a record
 // was 32): the kind of each message is what drop needs to count the
@@ -225,7 +225,7 @@ func (o *outStream) retire(g *segment) {
 
 // add appends the messages of r (its end not yet set) to the stream: to
 // the last run when they are its kind and their frames follow its own in
-// buf, else as a run of their own.
+// its segment, else as a run of their own.
 func (o *outStream) add(r outRun) {
 	cost := r.cost()
 	o.tail += cost

@@ -390,10 +390,10 @@ func (n *Node) heardBacklog(p *peer, f *wire.Frame) {
 // within a run are they read one by one.
 func (n *Node) pump(p *peer, c *conn, fresh []byte) {
 	o := &p.out
-	var run frameRun // frames of buf written in one ActWriteData
+	var run frameRun // frames of a segment written in one ActWriteData
 	for o.sent < o.count && o.cur.end < o.limit {
 		r := o.next()
-		var m []byte // a message written from its own slice, not from buf
+		var m []byte // a message written from its own slice, not from a segment
 		switch {
 		case fresh != nil && o.sent == o.count-1:
 			// The message the Send in progress just queued: the caller's
