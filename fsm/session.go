@@ -78,6 +78,11 @@ func (n *Node) confirm(c *conn, f *wire.Frame) {
 	c.unconfirmed = false
 	n.freeSlot(c)
 	n.peerUp(c.peer, c)
+	if c.resumed && c.peer.session == c {
+		// A message too large for the peer held the stream back until now
+		// (pump, waitsForConfirm): its Lost follows the Connect.
+		n.pump(c.peer, c, nil)
+	}
 	// Discovery learns the peer as a member, and sends it this node's view,
 	// only now too: a session refused unconfirmed (a redial answered by
 	// another node, a stale restart) made its user hear of a member, which

@@ -404,6 +404,9 @@ func (n *Node) pump(p *peer, c *conn, fresh []byte) {
 			m = (*r.shared)[:r.n:r.n] // a SendMany's shared copy
 		}
 		if m != nil {
+			if n.waitsForConfirm(c, m) {
+				break
+			}
 			if n.tooLarge(p, c, m, &run) {
 				continue
 			}
@@ -429,6 +432,9 @@ func (n *Node) pump(p *peer, c *conn, fresh []byte) {
 			continue
 		}
 		m = frameAt(r.seg, o.cur.at)
+		if n.waitsForConfirm(c, m) {
+			break
+		}
 		if n.tooLarge(p, c, m, &run) {
 			continue
 		}
@@ -438,6 +444,18 @@ func (n *Node) pump(p *peer, c *conn, fresh []byte) {
 		o.advance(r, 1, size, len(m))
 	}
 	n.writeRun(c, &run)
+}
+
+// waitsForConfirm reports whether m, the next message of p's stream, is
+// larger than the peer of session c accepts while c is not yet confirmed:
+// pump then stops before it, and confirm pumps again. Its Lost is about
+// the process c reaches (its limit), so it comes after that process's
+// Connect (and the Disconnect of the one it replaced), not before them: a
+// follower resumes its stream on the leader's first ACK, before the
+// leader's RESUME confirms the session, and a black-box audit saw such
+// Lost events come before the old process's Disconnect.
+func (n *Node) waitsForConfirm(c *conn, m []byte) bool {
+	return c.unconfirmed && c.peerMax != 0 && len(m) >= c.peerMax
 }
 
 // tooLarge reports whether m, the next message of p's stream, is larger
