@@ -314,14 +314,13 @@ func (o *outStream) check() error {
 			}
 		}
 		if r.shared == nil {
-			k := slices.Index(o.segs, r.seg)
-			if k < 0 {
-				return fmt.Errorf("run %d: its segment is not one of the stream's", i)
+			// Runs are in their segments' order: look from the last one's on.
+			for seg < len(o.segs) && o.segs[seg] != r.seg {
+				seg++
 			}
-			if k < seg {
-				return fmt.Errorf("run %d: in segment %d, after a run in segment %d", i, k, seg)
+			if seg == len(o.segs) {
+				return fmt.Errorf("run %d: its segment is not one of the stream's, or comes before the last run's", i)
 			}
-			seg = k
 			if r.at+r.size() > len(r.seg.b) {
 				return fmt.Errorf("run %d: frames to %d, past its segment's %d bytes", i, r.at+r.size(), len(r.seg.b))
 			}

@@ -136,6 +136,10 @@ func (n *Node) dropConn(c *conn, why error) {
 	n.forget(c, why)
 }
 
+// takes reports whether the peer of c accepts a DATA frame carrying n
+// payload bytes (its HELLO's max frame; any when it said none).
+func (c *conn) takes(n int) bool { return c.peerMax == 0 || n < c.peerMax }
+
 // legacy reports whether c speaks masterless 0.4.1.
 func (c *conn) legacy() bool { return c.rules != nil && c.rules.legacy }
 

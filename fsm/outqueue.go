@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"encoding/binary"
+	"slices"
 	"time"
 
 	"github.com/masterless-go/masterless/wire"
@@ -43,9 +44,9 @@ import (
 // the next frame that does not fit starts a new one, as large as what the
 // stream holds, up to maxSegment (or as large as the frame), so a Send
 // copies at most its own payload, and a stream of a few small messages
-// holds a few KiB. A run lies in one segment; segments the acknowledgements emptied
-// are kept as spares (up to maxSpares) for the next ones, so a stream that
-// keeps sending allocates nothing per message.
+// holds a few KiB. A run lies in one segment; segments the
+// acknowledgements emptied are kept as spares (up to maxSpares) for the
+// next ones, so a stream that keeps sending allocates nothing per message.
 
 // segment is a piece of a stream's queue: DATA frames back to back.
 type segment struct{ b []byte }
@@ -190,7 +191,9 @@ func (o *outStream) room(need int) *segment {
 			return last
 		}
 	}
-	held := o.bytes + o.count*wire.HeaderSize // the shared copies' count too: a bound is enough
+	// What the stream holds, framed (counting the shared copies' bytes as
+	// well, which are not in segments: a size hint needs no more).
+	held := o.bytes + o.count*wire.HeaderSize
 	want := max(min(max(held, minSegment), maxSegment), need)
 	var g *segment
 	for i, sp := range o.spares {
@@ -397,12 +400,11 @@ func (o *outStream) compact() {
 			break
 		}
 	}
-	keep := len(o.segs) - 1 // nothing in them: the last stays, emptied, for the next frames
+	keep := len(o.segs) - 1 // no frames kept: the last stays, emptied, for the next ones
 	if first != nil {
-		for keep = 0; o.segs[keep] != first; keep++ {
-		}
+		keep = slices.Index(o.segs, first)
 	}
-	if keep < 0 {
+	if keep < 0 { // no segment at all
 		return
 	}
 	for _, g := range o.segs[:keep] {

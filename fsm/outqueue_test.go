@@ -59,7 +59,7 @@ func TestQueueKeepsARunPerBatch(t *testing.T) {
 	if err := o.check(); err != nil {
 		t.Fatal(err)
 	}
-	// Negative controls: check sees each of these off by one.
+	// Negative controls: check sees each of these off by one, or broken.
 	o.limit = 1 << 40
 	o.advance(o.next(), 1, 5+32, 32)
 	for name, breakIt := range map[string]func(o *outStream){
@@ -72,6 +72,15 @@ func TestQueueKeepsARunPerBatch(t *testing.T) {
 		"the reserved cost":        func(o *outStream) { o.reserved++ },
 		"the count":                func(o *outStream) { o.count++ },
 		"a run's largest payload":  func(o *outStream) { o.runs[0].maxN-- },
+		"a run's segment, another with the same bytes": func(o *outStream) {
+			o.runs[0].seg = &segment{b: append([]byte(nil), o.runs[0].seg.b...)}
+		},
+		"the order of the segments": func(o *outStream) {
+			before := &segment{b: append([]byte(nil), o.runs[2].seg.b...)}
+			o.segs = append([]*segment{before}, o.segs...)
+			o.runs[2].seg = before
+		},
+		"a spare still in use": func(o *outStream) { o.spares = append(o.spares[:len(o.spares):len(o.spares)], o.segs[0]) },
 	} {
 		if err := o.check(); err != nil {
 			t.Fatal(err)
@@ -138,8 +147,8 @@ func TestCutKeepsTheRest(t *testing.T) {
 // segment, and stays there until its segment is retired; no Send copies
 // what was queued before it (a buffer grown by append copied all of it:
 // 44-68 ms for one Send toward a peer that had stopped acknowledging 17 MiB
-// of 1 KiB messages). Segments double up to maxSegment; only a frame larger
-// than that gets a larger one, its own size.
+// of 1 KiB messages). No segment is larger than maxSegment but the one of a
+// frame larger than that, its own size.
 func TestQueueNeverMovesFrames(t *testing.T) {
 	var o outStream
 	where := map[*segment]*byte{} // each segment's bytes, as first seen
@@ -177,7 +186,8 @@ func TestQueueNeverMovesFrames(t *testing.T) {
 // TestQueueOfFewMessagesStaysSmall: a stream that never holds more than a
 // few messages keeps small segments, however many it sends: sized by the
 // last segment rather than by what is queued, each new segment doubled, to
-// maxSegment with four spares of it (1.25 MiB for a stream holding 3 KiB).
+// maxSegment with spares of it (712 KiB measured for a stream holding
+// 3 KiB).
 func TestQueueOfFewMessagesStaysSmall(t *testing.T) {
 	var o outStream
 	payload := make([]byte, 1<<10)

@@ -422,7 +422,7 @@ func (n *Node) pump(p *peer, c *conn, fresh []byte) {
 			k, end = k-1, end-wire.DataFrameSize(len(fresh))
 		}
 		fits := r.end <= o.limit || n.cfg.mutation.runPastCredit() // see MutationRunPastCredit
-		if k > 1 && fits && (c.peerMax == 0 || int(r.maxN) < c.peerMax) {
+		if k > 1 && fits && c.takes(int(r.maxN)) {
 			// All of them may go.
 			size := end - o.cur.at
 			bytes := size - k*wire.HeaderSize
@@ -455,14 +455,14 @@ func (n *Node) pump(p *peer, c *conn, fresh []byte) {
 // leader's RESUME confirms the session, and a black-box audit saw such
 // Lost events come before the old process's Disconnect.
 func (n *Node) waitsForConfirm(c *conn, m []byte) bool {
-	return c.unconfirmed && c.peerMax != 0 && len(m) >= c.peerMax
+	return c.unconfirmed && !c.takes(len(m))
 }
 
 // tooLarge reports whether m, the next message of p's stream, is larger
 // than the peer of session c accepts; if so it hands it back as lost and
 // cuts it from the stream (the frames of r before it go out first).
 func (n *Node) tooLarge(p *peer, c *conn, m []byte, r *frameRun) bool {
-	if c.peerMax == 0 || len(m) < c.peerMax {
+	if c.takes(len(m)) {
 		return false
 	}
 	lost := append([]byte(nil), m...) // the user's to keep (m may be in a segment)
