@@ -34,8 +34,8 @@ import "time"
 // rate). The read is what tells a request-response from a stream: on a VM
 // whose round trip (9.6 µs) was shorter than inlineQuiet, the quiet alone
 // sent every answer of a ping-pong through the writer goroutine, at 0.83
-// of bare TCP's rate (1.0 with the read counted; PERFORMANCE.md, "Answers
-// inline after a read"). The
+// of bare TCP's rate (0.92-0.95 with the read counted; PERFORMANCE.md,
+// "Answers inline after a read"). The
 // protocol's own writes that reads and ticks make due (a handshake's
 // frames, acknowledgements, heartbeats) go inline up to pacedMax bytes and
 // at most once per pacedQuiet; those that come once (a dial's HELLO, a

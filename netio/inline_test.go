@@ -222,7 +222,7 @@ func TestInlineWritesDeliverInOrder(t *testing.T) {
 // recently the connection was last written to, once per read: a round trip
 // shorter than inlineQuiet (9.6 µs on the AMD EPYC VM) otherwise woke the
 // writer goroutine for every answer, and a ping-pong ran at 0.83 of bare
-// TCP's rate instead of 1.0 (PERFORMANCE.md, "Answers inline after a
+// TCP's rate instead of 0.92-0.95 (PERFORMANCE.md, "Answers inline after a
 // read"). Without a read in between the quiet still applies, so a burst of
 // answers to one read costs one inline write, and the protocol's own writes
 // keep their pacing.
