@@ -101,6 +101,12 @@ type Action struct {
 	// Messages is, for an ActMessages, how many messages (DATA frames)
 	// Frame.Payload holds, so that an adapter need not walk them to count.
 	Messages int
+	// FrameSize is, for an ActMessages, the length of each of its frames
+	// (header included) when they all have the same length, else 0: an
+	// adapter can then cut the run at any message by arithmetic, without
+	// reading the frames before it (netio's delivery queue cuts runs into
+	// turns). The state machine parses every frame of a read anyway.
+	FrameSize int
 }
 
 // Split appends to dst the actions a stands for and returns the result: for

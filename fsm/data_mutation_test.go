@@ -25,6 +25,14 @@ func TestDataTwinsCatchesRunMiscount(t *testing.T) {
 	requireTwinsCatch(t, "a run's count left at one", fsm.MutationRunMiscount)
 }
 
+// TestDataTwinsCatchesRunFrameSize is the kept negative control of the
+// twins' check of Action.FrameSize (render): with every stretch given its
+// first frame's length (fsm.MutationRunFrameSize), some of a hundred
+// scripts must fail it.
+func TestDataTwinsCatchesRunFrameSize(t *testing.T) {
+	requireTwinsCatch(t, "a run given its first frame's length", fsm.MutationRunFrameSize)
+}
+
 // requireTwinsCatch requires the run-versus-frames twins (runDataTwins) to
 // tell apart, in some of a hundred scripts, a node with mutation m, and
 // never one without.

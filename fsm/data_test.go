@@ -43,6 +43,11 @@ func render(acts []fsm.Action) []string {
 			// A line no single message renders as: the twins then differ.
 			out = append(out, fmt.Sprintf("an ActMessages that says %d messages and holds %d", k, len(split)))
 		}
+		if acts[i].Kind == fsm.ActMessages {
+			if size, want := acts[i].FrameSize, wire.DataRunFrameSize(acts[i].Frame.Payload); size != want {
+				out = append(out, fmt.Sprintf("an ActMessages that says frames of %d bytes and holds frames of %d (0: of several lengths)", size, want))
+			}
+		}
 		for _, a := range split {
 			out = append(out, a.String())
 		}
@@ -55,7 +60,7 @@ func render(acts []fsm.Action) []string {
 // otherwise than its messages do.
 func TestRenderCatchesWrongCount(t *testing.T) {
 	frames := wire.AppendData(wire.AppendData(nil, []byte("one")), []byte("two"))
-	a := fsm.Action{Kind: fsm.ActMessages, Peer: "A", Frame: wire.Frame{Type: wire.Data, Payload: frames}}
+	a := fsm.Action{Kind: fsm.ActMessages, Peer: "A", FrameSize: 8, Frame: wire.Frame{Type: wire.Data, Payload: frames}}
 	singles := a.Split(nil)
 	for _, k := range []int{0, 1, 3} {
 		a.Messages = k
@@ -66,6 +71,23 @@ func TestRenderCatchesWrongCount(t *testing.T) {
 	a.Messages = 2
 	if err := sameActions(render([]fsm.Action{a}), render(singles)); err != nil {
 		t.Errorf("the right count: %v", err)
+	}
+	// Its frames have the same length (8 bytes): FrameSize must say so,
+	// and a run of two lengths must say 0.
+	for _, size := range []int{0, 7, 9} {
+		a.FrameSize = size
+		if sameActions(render([]fsm.Action{a}), render(singles)) == nil {
+			t.Errorf("an ActMessages of 8-byte frames that says frames of %d bytes renders as its messages do", size)
+		}
+	}
+	a.FrameSize = 8
+	if err := sameActions(render([]fsm.Action{a}), render(singles)); err != nil {
+		t.Errorf("the right frame size: %v", err)
+	}
+	mixed := fsm.Action{Kind: fsm.ActMessages, Peer: "A", Messages: 2, FrameSize: 8,
+		Frame: wire.Frame{Type: wire.Data, Payload: wire.AppendData(wire.AppendData(nil, []byte("one")), []byte("three"))}}
+	if sameActions(render([]fsm.Action{mixed}), render(mixed.Split(nil))) == nil {
+		t.Errorf("an ActMessages of frames of two lengths that says one renders as its messages do")
 	}
 }
 
@@ -132,8 +154,18 @@ func runDataTwins(cfg fsm.Config, pick func(n int) int) error {
 			// an ACK goes out in the middle of it; large ones run it past
 			// the credit.
 			size := []int{17, 301}[pick(2)]
+			// A third of the runs have payloads of one length, as a
+			// stream of fixed-size records does (Action.FrameSize).
+			fixed := -1
+			if pick(3) == 0 {
+				fixed = pick(size)
+			}
 			for range 1 + pick(80) {
-				p := make([]byte, pick(size))
+				n := fixed
+				if n < 0 {
+					n = pick(size)
+				}
+				p := make([]byte, n)
 				for i := range p {
 					p[i] = byte(pick(256))
 				}

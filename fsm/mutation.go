@@ -176,6 +176,13 @@ const (
 	// (TestDiscoveryRedialWaitsOnADialToItsAddress,
 	// TestSweepDiscoveryCatchesDroppedRedial).
 	MutationDiscoveryDropsWaiting
+	// MutationRunFrameSize gives a stretch of received DATA the length of
+	// its first frame as every frame's (node.go, steadyRun,
+	// Action.FrameSize), whatever the others' lengths: an adapter that
+	// cuts the run by it (netio's dispatcher queue) then cuts through
+	// frames, which the simulator's delivery check and the twins' renderer
+	// must catch.
+	MutationRunFrameSize
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -221,3 +228,4 @@ func (m Mutation) silentFirst() bool             { return m == MutationSilentFir
 func (m Mutation) runPastCredit() bool           { return m == MutationRunPastCredit }
 func (m Mutation) answerRoomPastBounds() bool    { return m == MutationAnswerRoomPastBounds }
 func (m Mutation) discoveryDropsWaiting() bool   { return m == MutationDiscoveryDropsWaiting }
+func (m Mutation) runFrameSize() bool            { return m == MutationRunFrameSize }

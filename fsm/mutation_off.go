@@ -36,3 +36,4 @@ func (mutation) silentFirst() bool             { return false }
 func (mutation) runPastCredit() bool           { return false }
 func (mutation) answerRoomPastBounds() bool    { return false }
 func (mutation) discoveryDropsWaiting() bool   { return false }
+func (mutation) runFrameSize() bool            { return false }

@@ -294,6 +294,7 @@ func (n *Node) steadyRun(c *conn, frames []byte) {
 			due = int(ackEvery - d)
 		}
 		at, k, bytes, received := r.at, 0, 0, in.received
+		size := -1 // every frame's length so far (Action.FrameSize); 0: not one length
 		var stop error
 		for at < len(frames) && k < due {
 			payload, rest, ok := wire.NextData(frames[at:])
@@ -308,6 +309,11 @@ func (n *Node) steadyRun(c *conn, frames []byte) {
 			received += uint64(len(payload)) + msgCost
 			bytes += len(payload)
 			k++
+			if fl := len(frames) - len(rest) - at; size < 0 {
+				size = fl
+			} else if size != fl && !n.cfg.mutation.runFrameSize() { // see MutationRunFrameSize
+				size = 0
+			}
 			at = len(frames) - len(rest)
 		}
 		if k > 0 {
@@ -315,7 +321,7 @@ func (n *Node) steadyRun(c *conn, frames []byte) {
 			in.unconsumed += uint64(k)
 			in.received = received
 			n.countIn(p, k, bytes)
-			n.emitRun(c, p, in.inc, frames, r.at, at, k)
+			n.emitRun(c, p, in.inc, frames, r.at, at, k, size)
 			r.at = at
 			if c.ackBy == 0 && due > 1 {
 				// The stretch's first message, after which no ACK was due
@@ -338,8 +344,9 @@ func (n *Node) steadyRun(c *conn, frames []byte) {
 // emitRun delivers the k messages of frames[start:end] of a DataReceived
 // from p (incarnation inc), received on c, to the user: more of the
 // ActMessages this step made last when it holds the frames right before
-// start, else an ActMessages of their own.
-func (n *Node) emitRun(c *conn, p *peer, inc uint64, frames []byte, start, end, k int) {
+// start, else an ActMessages of their own. size is the length of each of
+// the k frames, 0 if they have different lengths (Action.FrameSize).
+func (n *Node) emitRun(c *conn, p *peer, inc uint64, frames []byte, start, end, k, size int) {
 	r := &n.run
 	last := len(n.out) - 1
 	for n.cfg.mutation.runAcrossActions() && last > 0 && n.out[last].Kind != ActMessages {
@@ -352,11 +359,14 @@ func (n *Node) emitRun(c *conn, p *peer, inc uint64, frames []byte, start, end, 
 		if !miscount {
 			a.Messages += k
 		}
+		if a.FrameSize != size {
+			a.FrameSize = 0
+		}
 	} else {
 		a := n.addAction(ActMessages)
 		a.Conn, a.Peer, a.Incarnation = c.id, p.id, inc
 		a.Frame.Type, a.Frame.Payload = wire.Data, frames[start:end:end]
-		a.Messages = k
+		a.Messages, a.FrameSize = k, size
 		if miscount {
 			a.Messages = 1
 		}
@@ -399,7 +409,7 @@ func (n *Node) clean() {
 		a := &used[i]
 		if a.Kind == ActMessage || a.Kind == ActMessages || a.Kind == ActWriteData || a.Kind == ActWrite && a.Frame.Type == wire.Data {
 			a.Kind, a.Conn, a.Peer, a.Incarnation = 0, 0, "", 0
-			a.Frame.Type, a.Frame.Payload, a.Messages = 0, nil, 0
+			a.Frame.Type, a.Frame.Payload, a.Messages, a.FrameSize = 0, nil, 0, 0
 			continue
 		}
 		*a = Action{}
@@ -551,7 +561,7 @@ func (n *Node) emitMessage(c *conn, p *peer, inc uint64, payload []byte) {
 	if r := &n.run; r.frames != nil && len(payload) == r.end-r.at-wire.HeaderSize {
 		// A message of a DataReceived (the frame being taken): one
 		// ActMessages for consecutive messages with nothing between them.
-		n.emitRun(c, p, inc, r.frames, r.at, r.end, 1)
+		n.emitRun(c, p, inc, r.frames, r.at, r.end, 1, r.end-r.at)
 		return
 	}
 	a := n.addAction(ActMessage)

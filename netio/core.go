@@ -3,6 +3,7 @@ package netio
 import (
 	"errors"
 	"log/slog"
+	"math"
 
 	"github.com/masterless-go/masterless/fsm"
 	"github.com/masterless-go/masterless/wire"
@@ -118,7 +119,11 @@ func (t *transport) Notify(a *fsm.Action) {
 		// capped at its own end (wire.NextData), so a handler's append
 		// cannot write over the next.
 		if a.Messages > 0 { // Turns counts every message item as one message at least
-			n.events = append(n.events, event{kind: evMessages, n: uint32(a.Messages), peer: a.Peer, inc: a.Incarnation, payload: n.own(a.Frame.Payload)})
+			ev := event{kind: evMessages, n: uint32(a.Messages), peer: a.Peer, inc: a.Incarnation, payload: n.own(a.Frame.Payload)}
+			if a.FrameSize <= math.MaxUint16 {
+				ev.size = uint16(a.FrameSize)
+			}
+			n.events = append(n.events, ev)
 		}
 	case fsm.ActLost:
 		// Through the limiter, as every line a peer can cause: 500 made-up

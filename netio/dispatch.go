@@ -44,9 +44,13 @@ const (
 // Runtime's list, the queue, the chunk being delivered); what the kinds
 // other than messages carry besides sits behind more.
 type event struct {
-	kind    eventKind
-	change  fsm.ActionKind // evMember: fsm.ActMemberUp, ActMemberLeft or ActMemberGone
-	n       uint32         // evMessages: how many DATA frames payload holds
+	kind   eventKind
+	change fsm.ActionKind // evMember: fsm.ActMemberUp, ActMemberLeft or ActMemberGone
+	// size is, for evMessages, the length of each of its frames when they
+	// have one (fsm.Action.FrameSize) that fits, else 0: cutMessages then
+	// cuts by arithmetic (in the bytes the event had room for: still 64).
+	size    uint16
+	n       uint32 // evMessages: how many DATA frames payload holds
 	peer    string
 	inc     uint64     // evMessage, evMessages, evMember: the peer's incarnation
 	payload []byte     // evMessage: the payload; evMessages: the DATA frames
@@ -74,14 +78,21 @@ func messageCount(ev event) int {
 }
 
 // cutMessages is Turns' Cut: the first k messages of run ev and the rest.
+// Messages of one length (ev.size) are cut where the k-th ends; others by
+// walking the k frames. The walk was a fifth of the fan-out's dispatcher
+// CPU, on bytes the dispatcher reads again to hand them over.
 func cutMessages(ev event, k int) (event, event) {
 	off := 0
-	for range k {
-		_, rest, ok := wire.NextData(ev.payload[off:])
-		if !ok {
-			panic("netio: a run of messages that is not whole DATA frames")
+	if ev.size != 0 {
+		off = k * int(ev.size)
+	} else {
+		for range k {
+			_, rest, ok := wire.NextData(ev.payload[off:])
+			if !ok {
+				panic("netio: a run of messages that is not whole DATA frames")
+			}
+			off = len(ev.payload) - len(rest)
 		}
-		off = len(ev.payload) - len(rest)
 	}
 	head, rest := ev, ev
 	head.payload, head.n = ev.payload[:off:off], uint32(k)

@@ -77,6 +77,18 @@ func TestSweepCatchesRunMiscount(t *testing.T) {
 	require.ErrorContains(t, res.Failures[0].Err, "in an ActMessages that says 1")
 }
 
+// TestSweepCatchesRunFrameSize is the negative control of the simulator's
+// check that an ActMessages says the length of its frames when they have
+// one (process.go, Notify), by which netio's delivery queue cuts runs:
+// with a stretch of frames given its first frame's length
+// (fsm.MutationRunFrameSize), the first read of messages of two lengths
+// must fail the sweep on it.
+func TestSweepCatchesRunFrameSize(t *testing.T) {
+	res := mutated(1, 200, 1, fsm.MutationRunFrameSize, sim.DrawKnobs)
+	require.NotEmpty(t, res.Failures, "the sweep did not notice a run given its first frame's length")
+	require.ErrorContains(t, res.Failures[0].Err, "of several lengths) in an ActMessages that says")
+}
+
 // TestSweepAdversaryCatchesNoIDCheck is the negative control of the fsm's
 // authentication rule in the adversary sweep: with the HELLO id check
 // skipped (fsm.MutationNoIDCheck), an insider, authenticated as its own id,

@@ -338,6 +338,10 @@ func (t transport) Notify(a *fsm.Action) {
 			w.fail(fmt.Errorf("delivery: %s's fsm delivered %d messages in an ActMessages that says %d", n.id, len(n.split), a.Messages))
 			return
 		}
+		if want := wire.DataRunFrameSize(a.Frame.Payload); a.FrameSize != want {
+			w.fail(fmt.Errorf("delivery: %s's fsm delivered frames of %d bytes (0: of several lengths) in an ActMessages that says %d", n.id, want, a.FrameSize))
+			return
+		}
 		for i := range n.split {
 			t.Notify(&n.split[i]) // each message as its own ActMessage
 		}

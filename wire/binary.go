@@ -173,6 +173,28 @@ func NextData(b []byte) (payload, rest []byte, ok bool) {
 	return b[HeaderSize:end:end], b[end:], true
 }
 
+// DataRunFrameSize returns the length of each of the DATA frames back to
+// back in frames (header included) when they all have the same length,
+// else 0 (also when frames holds none, or bytes that are not whole DATA
+// frames): what fsm.Action.FrameSize says of a run of received messages,
+// as its checkers compute it.
+func DataRunFrameSize(frames []byte) int {
+	size := -1
+	for len(frames) > 0 {
+		_, rest, ok := NextData(frames)
+		if !ok {
+			return 0
+		}
+		if fl := len(frames) - len(rest); size < 0 {
+			size = fl
+		} else if fl != size {
+			return 0
+		}
+		frames = rest
+	}
+	return max(size, 0)
+}
+
 // DataFrameSize is the encoded size of a DATA frame with n payload bytes.
 func DataFrameSize(n int) int { return HeaderSize + n }
 

@@ -1,0 +1,54 @@
+package netio
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/masterless-go/masterless/fsm"
+	"github.com/masterless-go/masterless/wire"
+)
+
+// TestCutByLengthIsCutByWalk: a run of messages of one length (event.size)
+// is cut where walking its frames cuts it, at every message, and the event
+// a read's ActMessages becomes carries the length only when the state
+// machine gave one that fits the field.
+func TestCutByLengthIsCutByWalk(t *testing.T) {
+	for _, payload := range []int{0, 1, 32, 1000} {
+		var frames []byte
+		for i := range 9 {
+			p := make([]byte, payload)
+			for j := range p {
+				p[j] = byte(i + j)
+			}
+			frames = wire.AppendData(frames, p)
+		}
+		ev := event{kind: evMessages, n: 9, payload: frames}
+		arith := ev
+		arith.size = uint16(wire.DataFrameSize(payload))
+		for k := 1; k < 9; k++ {
+			wantHead, wantRest := cutMessages(ev, k)
+			head, rest := cutMessages(arith, k)
+			require.Equal(t, wantHead.payload, head.payload, "payload %d, cut at %d", payload, k)
+			require.Equal(t, wantRest.payload, rest.payload, "payload %d, cut at %d", payload, k)
+			require.Equal(t, [2]uint32{wantHead.n, wantRest.n}, [2]uint32{head.n, rest.n})
+			require.Equal(t, [2]uint16{arith.size, arith.size}, [2]uint16{head.size, rest.size}, "both parts keep the length")
+		}
+	}
+
+	n, err := Start(Config{FSM: fsm.Config{ID: "x"}, Events: Events{Message: func(string, []byte) {}}})
+	require.NoError(t, err)
+	defer n.Close()
+	frames := wire.AppendData(wire.AppendData(nil, []byte("ab")), []byte("cd"))
+	for _, c := range []struct{ frameSize, want int }{{0, 0}, {7, 7}, {1 << 16, 0}} {
+		n.mu.Lock()
+		n.events = n.events[:0]
+		(*transport)(n).Notify(&fsm.Action{Kind: fsm.ActMessages, Peer: "p", Messages: 2, FrameSize: c.frameSize, Frame: wire.Frame{Type: wire.Data, Payload: frames}})
+		require.Len(t, n.events, 1)
+		got := n.events[0].size
+		n.events = n.events[:0]
+		n.mu.Unlock()
+		require.Equal(t, uint16(c.want), got, fmt.Sprintf("FrameSize %d", c.frameSize))
+	}
+}
