@@ -2,6 +2,7 @@ package fsm_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -326,5 +327,93 @@ func TestProducerSendManyGrantsLease(t *testing.T) {
 				t.Fatalf("leases after the SendMany: %+v, want a grant: %t", ls, c.want)
 			}
 		})
+	}
+}
+
+// An Admit that says its frames have one length (FrameSize) is taken as
+// the same Admit walked frame by frame: the same actions (the DATA written
+// within the credit, the lease renewed), views and streams, for runs of
+// producers' messages and answers, part of them past the credit; and the
+// same panic past the lease.
+func TestAdmitBySizeIsAdmitWalked(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		payload  int
+		messages int
+		runs     []fsm.AdmitRun
+	}{
+		{"one", 5, 1, nil},
+		{"producers", 8, 20, nil},
+		{"empty payloads", 0, 9, nil},
+		{"answers between", 7, 12, []fsm.AdmitRun{{Messages: 3}, {Messages: 4, Answers: true}, {Messages: 5}}},
+		{"answers only", 20, 10, []fsm.AdmitRun{{Messages: 10, Answers: true}}},
+	} {
+		var frames []byte
+		for i := range c.messages {
+			frames = wire.AppendData(frames, []byte(strings.Repeat(string(rune('a'+i%26)), c.payload)))
+		}
+		var views [2]string
+		for i, size := range []int{0, wire.DataFrameSize(c.payload)} {
+			n := answerSession(t, 300, 0) // credit for some of them
+			_ = n.Step(0, fsm.Send{Peer: "A", Payload: []byte("p0"), Reserve: true})
+			ls := leases(n.Ready())
+			if len(ls) != 1 || ls[0].Lease.Messages == 0 || ls[0].Lease.Answers == 0 {
+				t.Fatalf("a producer's Send: %+v, want room of both kinds", ls)
+			}
+			l := ls[0].Lease
+			err := n.Step(0, fsm.Admit{Peer: "A", Gen: l.Gen, Frames: frames, Messages: c.messages, Runs: c.runs, Renew: true, FrameSize: size})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := n.CheckStreams(); err != nil {
+				t.Fatalf("%s, FrameSize %d: %v", c.name, size, err)
+			}
+			views[i] = strings.Join(render(n.Ready()), "\n") + fmt.Sprintf("\n%+v %+v", n.Peers(), n.Counters())
+		}
+		if views[0] != views[1] {
+			t.Errorf("%s: walked:\n%s\nby size:\n%s", c.name, views[0], views[1])
+		}
+	}
+	for _, size := range []int{0, wire.DataFrameSize(100)} {
+		n := pacedSession(t, 1<<20)
+		l := grant(t, n, 0)
+		k := int(l.Cost/(100+fsm.MessageCost)) + 1 // one more than the lease's cost allows
+		frames := []byte(strings.Repeat(string(wire.AppendData(nil, make([]byte, 100))), k))
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("FrameSize %d: an Admit past its lease's cost did not panic", size)
+				}
+			}()
+			_ = n.Step(0, fsm.Admit{Peer: "A", Gen: l.Gen, Frames: frames, Messages: k, FrameSize: size})
+		}()
+	}
+}
+
+// An Admit whose frames are not Messages frames of FrameSize bytes (more
+// bytes, fewer, or a first frame of another length) is the adapter's bug:
+// the node panics rather than queue bytes that are not those messages.
+func TestAdmitOfAnotherSizePanics(t *testing.T) {
+	two := staged("ab", "cd") // two frames of 7 bytes
+	for _, c := range []struct {
+		name   string
+		frames []byte
+		size   int
+	}{
+		{"frames longer than said", two, 6},
+		{"frames shorter than said", two, 8},
+		{"a size below a header", staged("", ""), 3},
+		{"the first frame of another length", staged("a", "bcd"), 8},
+	} {
+		func() {
+			n := pacedSession(t, 1<<20)
+			l := grant(t, n, 0)
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", c.name)
+				}
+			}()
+			_ = n.Step(0, fsm.Admit{Peer: "A", Gen: l.Gen, Frames: c.frames, Messages: 2, FrameSize: c.size})
+		}()
 	}
 }

@@ -44,6 +44,7 @@ type lane struct {
 	c      *conn       // the session's connection: its writer admits
 	staged []byte      // the DATA frames waiting, in order
 	count  int         // how many
+	size   int         // the length of each when they have one, else 0 (fsm.Admit.FrameSize)
 	spare  []byte      // the other buffer, swapped with staged by admit
 	big    atomic.Bool // a buffer over idleKeep is kept: trim has work
 	// runs says which staged messages are answers (fsm.Admit.Runs, kept
@@ -85,6 +86,7 @@ func (l *lane) stageFrame(frame, payload []byte) bool {
 	} else {
 		l.staged = wire.AppendData(l.staged, payload)
 	}
+	l.sized(len(payload))
 	l.runs = fsm.AppendRun(l.runs, l.count, false)
 	l.count++
 	first := l.count == 1
@@ -153,6 +155,7 @@ func (l *lane) putAnswer(payload []byte, cost uint64) {
 	l.acost -= cost
 	l.answers++
 	l.staged = wire.AppendData(l.staged, payload)
+	l.sized(len(payload))
 	if l.runs == nil {
 		l.runs, l.spareRuns = l.spareRuns, nil
 	}
@@ -160,18 +163,31 @@ func (l *lane) putAnswer(payload []byte, cost uint64) {
 	l.count++
 }
 
-// take empties the lane: the frames waiting and their number, which of
-// them are answers (empty: none), and the lease they were staged under
+// sized keeps l.size for a message of n payload bytes about to be staged,
+// after l.count others (under l.mu).
+func (l *lane) sized(n int) {
+	if fl := wire.DataFrameSize(n); l.count == 0 {
+		l.size = fl
+	} else if l.size != fl {
+		l.size = 0
+	}
+}
+
+// take empties the lane, returning what waited as the Admit of it: the
+// frames and their number, which of them are answers (Runs, empty: none),
+// their length when they have one, and the lease they were staged under
 // (called with n.mu held); giveBack returns the two buffers.
-func (l *lane) take() (frames []byte, count int, runs []fsm.AdmitRun, gen uint64) {
+func (l *lane) take() fsm.Admit {
 	l.mu.Lock()
-	frames, count, runs, gen = l.staged, l.count, l.runs, l.gen
-	if count > 0 {
+	a := fsm.Admit{Peer: l.peer, Gen: l.gen, Frames: l.staged, Messages: l.count, Runs: l.runs, FrameSize: l.size}
+	if a.Messages > 0 {
 		l.staged, l.count, l.spare = l.spare[:0], 0, nil
+	} else {
+		a.FrameSize = 0
 	}
 	l.runs = nil
 	l.mu.Unlock()
-	return frames, count, runs, gen
+	return a
 }
 
 // giveBack returns the buffers of an admitted batch for reuse (n.mu held).
@@ -240,13 +256,14 @@ func (n *Runtime) laneOf(peer string) *lane {
 // admitLane steps what waits in l (under n.mu), and asks for more room on
 // its lease when renew is set.
 func (n *Runtime) admitLane(l *lane, renew bool) {
-	frames, count, runs, gen := l.take()
-	if count == 0 && !renew {
+	a := l.take()
+	if a.Messages == 0 && !renew {
 		return
 	}
-	_ = n.link.Step(n.sendTime(), fsm.Admit{Peer: l.peer, Gen: gen, Frames: frames, Messages: count, Runs: runs, Renew: renew && gen != 0})
-	if count > 0 {
-		l.giveBack(frames, runs)
+	a.Renew = renew && a.Gen != 0
+	_ = n.link.Step(n.sendTime(), a)
+	if a.Messages > 0 {
+		l.giveBack(a.Frames, a.Runs)
 	}
 }
 
@@ -261,11 +278,10 @@ func (n *Runtime) stagedFor(peer string) (*fsm.Admit, *lane) {
 	if l == nil {
 		return nil, nil
 	}
-	frames, count, runs, gen := l.take()
-	if count == 0 {
+	if n.after = l.take(); n.after.Messages == 0 {
+		n.after = fsm.Admit{} // nothing of the lane's buffer kept
 		return nil, nil
 	}
-	n.after = fsm.Admit{Peer: peer, Gen: gen, Frames: frames, Messages: count, Runs: runs}
 	return &n.after, l
 }
 

@@ -34,6 +34,7 @@ type simLane struct {
 	acost      uint64 // and its cost
 	frames     []byte // the staged DATA frames
 	count      int
+	size       int            // the length of each when they have one, else 0 (fsm.Admit.FrameSize)
 	runs       []fsm.AdmitRun // which are answers (fsm.Admit.Runs, fsm.AppendRun); empty: none
 	due        bool           // an evAdmit is scheduled
 }
@@ -115,6 +116,11 @@ func (w *World) stageAs(n *process, peer string, payload []byte, answer bool) bo
 	*left--
 	*room -= cost
 	l.frames = wire.AppendData(l.frames, payload)
+	if fl := wire.DataFrameSize(len(payload)); l.count == 0 {
+		l.size = fl
+	} else if l.size != fl {
+		l.size = 0
+	}
 	l.runs = fsm.AppendRun(l.runs, l.count, answer)
 	l.count++
 	if answer {
@@ -152,12 +158,28 @@ func (w *World) admitLane(n *process, peer string, renew bool) {
 	if l == nil || !n.alive {
 		return
 	}
-	frames, count, runs := l.frames, l.count, l.runs
-	l.frames, l.count, l.runs, l.due = nil, 0, nil, false
-	if count == 0 && !renew {
+	a := w.take(l, peer)
+	if a.Messages == 0 && !renew {
 		return
 	}
-	w.step(n, fsm.Admit{Peer: peer, Gen: l.gen, Frames: frames, Messages: count, Runs: runs, Renew: renew})
+	a.Renew = renew
+	w.step(n, a)
+}
+
+// take empties l, the lane toward peer, returning what waited as the Admit
+// of it, as netio's lane does: its frames of one length, when they are,
+// said so (FrameSize), so that the sweeps run both ways of admitting.
+func (w *World) take(l *simLane, peer string) fsm.Admit {
+	a := fsm.Admit{Peer: peer, Gen: l.gen, Frames: l.frames, Messages: l.count, Runs: l.runs}
+	if l.count > 0 {
+		a.FrameSize = l.size
+		w.stats.Admits++
+		if a.FrameSize != 0 {
+			w.stats.SizedAdmits++
+		}
+	}
+	l.frames, l.count, l.runs, l.due, l.size = nil, 0, nil, false, 0
+	return a
 }
 
 // stagedFor returns what waits in n's lane toward peer, emptied, as the
@@ -167,9 +189,8 @@ func (w *World) stagedFor(n *process, peer string) *fsm.Admit {
 	if l == nil || l.count == 0 {
 		return nil
 	}
-	a := &fsm.Admit{Peer: peer, Gen: l.gen, Frames: l.frames, Messages: l.count, Runs: l.runs}
-	l.frames, l.count, l.runs, l.due = nil, 0, nil, false
-	return a
+	a := w.take(l, peer)
+	return &a
 }
 
 // admitAll admits what waits in every lane of n (before its Shutdown).

@@ -37,6 +37,9 @@ type Stats struct {
 	// longer take them).
 	Staged, RevokedBatches, RevokedStaged int
 	AnswersStaged                         int // answers staged in a lease's room for answers (answerSend)
+	// The Admits of lanes that held messages, and those whose messages had
+	// one length, said so (fsm.Admit.FrameSize) and taken by arithmetic.
+	Admits, SizedAdmits int
 	// Runs of DATA frames read together and taken in one step
 	// (fsm.DataReceived), and the frames in them (counted in Frames too).
 	DataRuns, DataRunFrames int
@@ -72,6 +75,8 @@ func (s *Stats) Add(o *Stats) {
 	s.LostJudged += o.LostJudged
 	s.Staged += o.Staged
 	s.AnswersStaged += o.AnswersStaged
+	s.Admits += o.Admits
+	s.SizedAdmits += o.SizedAdmits
 	s.RevokedBatches += o.RevokedBatches
 	s.RevokedStaged += o.RevokedStaged
 	s.DataRuns += o.DataRuns
@@ -88,7 +93,7 @@ func (s *Stats) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "conns=%d crashes=%d restarts=%d resets=%d silences=%d write-timeouts=%d lingers=%d kept-pair-ends=%d lost-after-grace=%d late-ticks=%d read-stalls=%d pause-graces=%d",
 		s.Conns, s.Crashes, s.Restarts, s.Resets, s.Silences, s.WriteTimeouts, s.Lingers, s.LostExercised, s.LostJudged, s.LateTicks, s.ReadStalls, s.PauseGraces)
-	fmt.Fprintf(&b, " staged=%d answers-staged=%d revoked-batches=%d revoked-staged=%d data-runs=%d data-run-frames=%d", s.Staged, s.AnswersStaged, s.RevokedBatches, s.RevokedStaged, s.DataRuns, s.DataRunFrames)
+	fmt.Fprintf(&b, " staged=%d answers-staged=%d admits=%d sized-admits=%d revoked-batches=%d revoked-staged=%d data-runs=%d data-run-frames=%d", s.Staged, s.AnswersStaged, s.Admits, s.SizedAdmits, s.RevokedBatches, s.RevokedStaged, s.DataRuns, s.DataRunFrames)
 	if s.SendManys > 0 {
 		fmt.Fprintf(&b, " sendmanys=%d sendmany-messages=%d sendmany-shared=%d producer-sendmanys=%d sendmany-staged=%d", s.SendManys, s.SendManyMessages, s.SendManyShared, s.ProducerSendManys, s.SendManyStaged)
 	}

@@ -70,8 +70,11 @@ func TestSweep(t *testing.T) {
 	t.Log(res.Summary())
 	require.LessOrEqual(t, res.Seeds, n)
 	require.Empty(t, res.Failures, "see the reports above")
+	t.Logf("lanes: %d admits, %d of messages of one length", res.Stats.Admits, res.Stats.SizedAdmits)
 	if n >= 1000 {
 		require.Positive(t, res.Stats.AnswersStaged, "no answer was staged in a lease's room for answers")
+		require.Positive(t, res.Stats.SizedAdmits, "no lane's messages of one length were admitted by arithmetic")
+		require.Less(t, res.Stats.SizedAdmits, res.Stats.Admits, "every lane's messages had one length: the walk went untested")
 	}
 }
 
