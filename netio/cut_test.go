@@ -52,3 +52,35 @@ func TestCutByLengthIsCutByWalk(t *testing.T) {
 		require.Equal(t, uint16(c.want), got, fmt.Sprintf("FrameSize %d", c.frameSize))
 	}
 }
+
+// TestMessagesOfOneLengthAreHandedOverWhole: the dispatcher hands over the
+// messages of a run of frames of one length (event.size, which it slices
+// without reading their headers) as it does those of a run it parses:
+// the same payloads, in order, each capped at its own end.
+func TestMessagesOfOneLengthAreHandedOverWhole(t *testing.T) {
+	var frames []byte
+	var want []string
+	for i := range 40 {
+		p := fmt.Sprintf("message %02d", i)
+		frames = wire.AppendData(frames, []byte(p))
+		want = append(want, p)
+	}
+	for _, size := range []int{0, wire.DataFrameSize(len(want[0]))} {
+		got := make(chan string, len(want))
+		n, err := Start(Config{FSM: fsm.Config{ID: "x"}, Events: Events{Message: func(_ string, p []byte) {
+			if cap(p) != len(p) {
+				t.Errorf("a payload of %d bytes with room for %d: a handler's append would write over the next", len(p), cap(p))
+			}
+			got <- string(p)
+		}}})
+		require.NoError(t, err)
+		n.mu.Lock()
+		(*transport)(n).Notify(&fsm.Action{Kind: fsm.ActMessages, Peer: "p", Incarnation: 1, Messages: len(want), FrameSize: size, Frame: wire.Frame{Type: wire.Data, Payload: frames}})
+		n.settle()
+		n.mu.Unlock()
+		for i := range want {
+			require.Equal(t, want[i], <-got, "FrameSize %d, message %d", size, i)
+		}
+		require.NoError(t, n.Close())
+	}
+}

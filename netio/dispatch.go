@@ -340,9 +340,17 @@ func (d *dispatcher) messages(ev *event, used []consumption, pending int) ([]con
 		if d.isStopped() {
 			break
 		}
-		p, rest, ok := wire.NextData(frames)
-		if !ok {
-			panic("netio: a run of messages that is not whole DATA frames")
+		var p, rest []byte
+		if fl := int(ev.size); fl != 0 {
+			// Frames of one length: no header read (the state machine
+			// parsed them, fsm.Action.FrameSize), so a callback that does
+			// not read its payload reads none of these bytes.
+			p, rest = frames[wire.HeaderSize:fl:fl], frames[fl:]
+		} else {
+			var ok bool
+			if p, rest, ok = wire.NextData(frames); !ok {
+				panic("netio: a run of messages that is not whole DATA frames")
+			}
 		}
 		if d.h.Message != nil {
 			d.h.Message(ev.peer, p)
