@@ -176,4 +176,12 @@
 // per-message actions it stands for (Action.Split): the bookkeeping per
 // message an action costs the adapter (an action slot, a call, an encoding)
 // is paid per batch, and checkers that look at single messages split.
+//
+// Runs of frames of one length (records of a fixed size, a fan-out's one
+// frame) are said to be so: an ActMessages says its frames' length when
+// they have one (Action.FrameSize), so that the adapter cuts and hands over
+// the run by arithmetic, and an Admit may say it of what the adapter
+// staged (Admit.FrameSize), which the node then takes by arithmetic too.
+// Walking those frames again on another CPU than the one that wrote them
+// was about a tenth of a small fan-out's CPU.
 package fsm
