@@ -134,7 +134,11 @@ func (l Lease) Revoked() bool { return l.Messages == 0 && l.Answers == 0 }
 //
 // Staging more than the lease granted is the adapter's bug, and so is
 // Frames that does not hold Messages frames of FrameSize bytes: the node
-// panics rather than break the queue's bounds.
+// panics rather than break the queue's bounds. Of the latter it checks the
+// total length and the first frame, and trusts the others as it trusts
+// Messages and Runs (the adapter encoded them all alike). An Admit of a
+// lease no longer held takes its messages one by one (they are late: see
+// admitLate), FrameSize or not.
 type Admit struct {
 	Peer      string
 	Gen       uint64
@@ -432,11 +436,21 @@ func (n *Node) admitStaged(e *Admit) error {
 
 // checkFrameSize panics unless e's frames are e.Messages frames of
 // e.FrameSize bytes: their total length, and the first frame's header (the
-// others are the adapter's encoding, trusted as the count is).
+// others are the adapter's encoding, trusted as the count is), and unless
+// its runs add up to e.Messages, before any is queued.
 func (n *Node) checkFrameSize(e *Admit) {
 	payload, _, ok := wire.NextData(e.Frames)
 	if e.FrameSize < wire.HeaderSize || len(e.Frames) != e.Messages*e.FrameSize || e.Messages > 0 && (!ok || len(payload) != e.FrameSize-wire.HeaderSize) {
 		panic(fmt.Sprintf("fsm: node %s: Admit toward %s says %d frames of %d bytes and holds %d bytes (first frame whole: %t, payload %d)", n.cfg.ID, e.Peer, e.Messages, e.FrameSize, len(e.Frames), ok, len(payload)))
+	}
+	if len(e.Runs) > 0 {
+		k := 0
+		for _, r := range e.Runs {
+			k += r.Messages
+		}
+		if k != e.Messages {
+			panic(fmt.Sprintf("fsm: node %s: Admit toward %s says %d messages and its runs %d", n.cfg.ID, e.Peer, e.Messages, k))
+		}
 	}
 }
 

@@ -374,36 +374,76 @@ func TestAdmitBySizeIsAdmitWalked(t *testing.T) {
 			t.Errorf("%s: walked:\n%s\nby size:\n%s", c.name, views[0], views[1])
 		}
 	}
-	for _, size := range []int{0, wire.DataFrameSize(100)} {
-		n := pacedSession(t, 1<<20)
-		l := grant(t, n, 0)
-		k := int(l.Cost/(100+fsm.MessageCost)) + 1 // one more than the lease's cost allows
-		frames := []byte(strings.Repeat(string(wire.AppendData(nil, make([]byte, 100))), k))
-		func() {
-			defer func() {
-				if recover() == nil {
-					t.Errorf("FrameSize %d: an Admit past its lease's cost did not panic", size)
-				}
+	// A lease's whole room, bound by its count of messages (empty
+	// payloads: 512 of them cost less than its 32 KiB), and a lease
+	// revoked before its Admit (the session closed: the messages are taken
+	// one by one as late ones, FrameSize or not).
+	empty := wire.AppendData(nil, nil)
+	for _, revoked := range []bool{false, true} {
+		var views [2]string
+		for i, size := range []int{0, len(empty)} {
+			n := sessionWith(t, 1<<20, fsm.Config{ID: "M", Incarnation: 1, Window: 1 << 20})
+			l := grant(t, n, 0)
+			if revoked {
+				_ = n.Step(0, fsm.ConnClosed{Conn: 1})
+				n.Ready()
+			}
+			frames := []byte(strings.Repeat(string(empty), l.Messages))
+			if err := n.Step(0, fsm.Admit{Peer: "A", Gen: l.Gen, Frames: frames, Messages: l.Messages, FrameSize: size}); err != nil {
+				t.Fatal(err)
+			}
+			if err := n.CheckStreams(); err != nil {
+				t.Fatalf("revoked %t, FrameSize %d: %v", revoked, size, err)
+			}
+			views[i] = strings.Join(render(n.Ready()), "\n") + fmt.Sprintf("\n%+v %+v", n.Peers(), n.Counters())
+		}
+		if views[0] != views[1] {
+			t.Errorf("the lease's whole room (revoked %t): walked:\n%s\nby size:\n%s", revoked, views[0], views[1])
+		}
+	}
+	// Past the lease, by its cost and by its count.
+	for _, c := range []struct {
+		what    string
+		payload int
+		more    func(l fsm.Lease, payloadCost uint64) int
+	}{
+		{"cost", 100, func(l fsm.Lease, pc uint64) int { return int(l.Cost/pc) + 1 }},
+		{"count", 0, func(l fsm.Lease, _ uint64) int { return l.Messages + 1 }},
+	} {
+		for _, size := range []int{0, wire.DataFrameSize(c.payload)} {
+			n := sessionWith(t, 1<<20, fsm.Config{ID: "M", Incarnation: 1, Window: 1 << 20})
+			l := grant(t, n, 0)
+			k := c.more(l, uint64(c.payload)+fsm.MessageCost) // one more than the lease allows
+			frames := []byte(strings.Repeat(string(wire.AppendData(nil, make([]byte, c.payload))), k))
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Errorf("FrameSize %d: an Admit past its lease's %s did not panic", size, c.what)
+					}
+				}()
+				_ = n.Step(0, fsm.Admit{Peer: "A", Gen: l.Gen, Frames: frames, Messages: k, FrameSize: size})
 			}()
-			_ = n.Step(0, fsm.Admit{Peer: "A", Gen: l.Gen, Frames: frames, Messages: k, FrameSize: size})
-		}()
+		}
 	}
 }
 
 // An Admit whose frames are not Messages frames of FrameSize bytes (more
-// bytes, fewer, or a first frame of another length) is the adapter's bug:
-// the node panics rather than queue bytes that are not those messages.
+// bytes, fewer, or a first frame of another length), or whose runs do not
+// add up to Messages, is the adapter's bug: the node panics rather than
+// queue bytes that are not those messages.
 func TestAdmitOfAnotherSizePanics(t *testing.T) {
 	two := staged("ab", "cd") // two frames of 7 bytes
 	for _, c := range []struct {
 		name   string
 		frames []byte
 		size   int
+		runs   []fsm.AdmitRun
 	}{
-		{"frames longer than said", two, 6},
-		{"frames shorter than said", two, 8},
-		{"a size below a header", staged("", ""), 3},
-		{"the first frame of another length", staged("a", "bcd"), 8},
+		{"runs of more messages", two, 7, []fsm.AdmitRun{{Messages: 1}, {Messages: 2, Answers: true}}},
+		{"frames longer than said", two, 6, nil},
+		{"frames shorter than said", two, 8, nil},
+		{"a size below a header", staged("", ""), 3, nil},
+		{"the first frame of another length", staged("a", "bcd"), 7, nil}, // 6 + 8 bytes: the total fits
 	} {
 		func() {
 			n := pacedSession(t, 1<<20)
@@ -413,7 +453,7 @@ func TestAdmitOfAnotherSizePanics(t *testing.T) {
 					t.Errorf("%s: no panic", c.name)
 				}
 			}()
-			_ = n.Step(0, fsm.Admit{Peer: "A", Gen: l.Gen, Frames: c.frames, Messages: 2, FrameSize: c.size})
+			_ = n.Step(0, fsm.Admit{Peer: "A", Gen: l.Gen, Frames: c.frames, Messages: 2, FrameSize: c.size, Runs: c.runs})
 		}()
 	}
 }

@@ -116,8 +116,9 @@ func (t *transport) Notify(a *fsm.Action) {
 	case fsm.ActMessages:
 		// One copy of the frames for all their messages, which travel as
 		// one event (dispatch.go); the dispatcher hands each payload over
-		// capped at its own end (wire.NextData), so a handler's append
-		// cannot write over the next.
+		// capped at its own end (wire.NextData, or the slice of a run of
+		// one length, event.size), so a handler's append cannot write over
+		// the next.
 		if a.Messages > 0 { // Turns counts every message item as one message at least
 			ev := event{kind: evMessages, n: uint32(a.Messages), peer: a.Peer, inc: a.Incarnation, payload: n.own(a.Frame.Payload)}
 			if a.FrameSize <= math.MaxUint16 {

@@ -1,8 +1,11 @@
 package netio
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -82,5 +85,61 @@ func TestMessagesOfOneLengthAreHandedOverWhole(t *testing.T) {
 			require.Equal(t, want[i], <-got, "FrameSize %d, message %d", size, i)
 		}
 		require.NoError(t, n.Close())
+	}
+}
+
+// TestLaneSaysOneLengthOnly: a lane's Admit says the length of its frames
+// (fsm.Admit.FrameSize) only when every message staged since the last take
+// has it, producers' and answers' alike, and a take starts over.
+func TestLaneSaysOneLengthOnly(t *testing.T) {
+	l := &lane{peer: "p", gen: 1, amsgs: 100, acost: 1 << 20, maxPayload: 1 << 10}
+	stage := func(payloads ...string) {
+		l.mu.Lock()
+		for _, p := range payloads {
+			l.putAnswer([]byte(p), uint64(len(p))+fsm.MessageCost)
+		}
+		l.mu.Unlock()
+	}
+	for _, c := range []struct {
+		staged []string
+		want   int
+	}{
+		{[]string{"abc"}, wire.DataFrameSize(3)},
+		{[]string{"abc", "def", "ghi"}, wire.DataFrameSize(3)},
+		{[]string{"abc", "de"}, 0},
+		{[]string{"ab", "cde", "fg"}, 0},
+		{[]string{"", ""}, wire.DataFrameSize(0)},
+		{nil, 0},
+	} {
+		stage(c.staged...)
+		a := l.take()
+		require.Equal(t, len(c.staged), a.Messages)
+		require.Equal(t, c.want, a.FrameSize, "staged %q", c.staged)
+		if a.FrameSize != 0 {
+			require.Len(t, a.Frames, a.Messages*a.FrameSize)
+		}
+	}
+}
+
+// TestLaneOfSeveralLengthsDeliversThem: a producer's messages of lengths
+// that change from one to the next, staged in its lane and admitted in
+// batches of several lengths, arrive whole and in order.
+func TestLaneOfSeveralLengthsDeliversThem(t *testing.T) {
+	const total = 20000
+	got := make(chan []byte, total)
+	a, _ := lanePair(t, func(_ string, p []byte) { got <- p })
+	payload := func(i int) []byte { return []byte(fmt.Sprintf("%d%s", i, strings.Repeat("x", i%7))) }
+	ctx := context.Background()
+	for i := range total {
+		require.NoError(t, a.SendContext(ctx, "b", payload(i)))
+	}
+	timeout := time.After(20 * time.Second)
+	for i := range total {
+		select {
+		case p := <-got:
+			require.Equal(t, string(payload(i)), string(p))
+		case <-timeout:
+			t.Fatalf("%d of %d messages arrived", i, total)
+		}
 	}
 }

@@ -48,7 +48,8 @@ type event struct {
 	change fsm.ActionKind // evMember: fsm.ActMemberUp, ActMemberLeft or ActMemberGone
 	// size is, for evMessages, the length of each of its frames when they
 	// have one (fsm.Action.FrameSize) that fits, else 0: cutMessages then
-	// cuts by arithmetic (in the bytes the event had room for: still 64).
+	// cuts, and messages slices the payloads, by arithmetic (in bytes the
+	// event had spare: it is still 64).
 	size    uint16
 	n       uint32 // evMessages: how many DATA frames payload holds
 	peer    string
