@@ -55,34 +55,30 @@ func render(acts []fsm.Action) []string {
 	return out
 }
 
-// TestRenderCatchesWrongCount is the negative control of render's check
-// of Action.Messages: an ActMessages whose count is not its frames' renders
-// otherwise than its messages do.
+// TestRenderCatchesWrongCount is the negative control of render's checks
+// of Action.Messages and Action.FrameSize: an ActMessages whose count, or
+// frame length, is not its frames' renders otherwise than its messages do.
 func TestRenderCatchesWrongCount(t *testing.T) {
 	frames := wire.AppendData(wire.AppendData(nil, []byte("one")), []byte("two"))
-	a := fsm.Action{Kind: fsm.ActMessages, Peer: "A", FrameSize: 8, Frame: wire.Frame{Type: wire.Data, Payload: frames}}
+	a := fsm.Action{Kind: fsm.ActMessages, Peer: "A", Messages: 2, FrameSize: 8, Frame: wire.Frame{Type: wire.Data, Payload: frames}}
 	singles := a.Split(nil)
-	for _, k := range []int{0, 1, 3} {
-		a.Messages = k
-		if sameActions(render([]fsm.Action{a}), render(singles)) == nil {
-			t.Errorf("an ActMessages of 2 messages that says %d renders as its messages do", k)
-		}
-	}
-	a.Messages = 2
 	if err := sameActions(render([]fsm.Action{a}), render(singles)); err != nil {
-		t.Errorf("the right count: %v", err)
+		t.Errorf("the right count and frame length: %v", err)
 	}
-	// Its frames have the same length (8 bytes): FrameSize must say so,
-	// and a run of two lengths must say 0.
-	for _, size := range []int{0, 7, 9} {
-		a.FrameSize = size
-		if sameActions(render([]fsm.Action{a}), render(singles)) == nil {
-			t.Errorf("an ActMessages of 8-byte frames that says frames of %d bytes renders as its messages do", size)
+	// Two messages of 8-byte frames: each wrong value, the others right.
+	for _, c := range []struct {
+		what   string
+		values []int
+		field  *int
+	}{{"messages", []int{0, 1, 3}, &a.Messages}, {"frames of bytes", []int{0, 7, 9}, &a.FrameSize}} {
+		right := *c.field
+		for _, v := range c.values {
+			*c.field = v
+			if sameActions(render([]fsm.Action{a}), render(singles)) == nil {
+				t.Errorf("an ActMessages that says %d %s renders as its messages do", v, c.what)
+			}
 		}
-	}
-	a.FrameSize = 8
-	if err := sameActions(render([]fsm.Action{a}), render(singles)); err != nil {
-		t.Errorf("the right frame size: %v", err)
+		*c.field = right
 	}
 	mixed := fsm.Action{Kind: fsm.ActMessages, Peer: "A", Messages: 2, FrameSize: 8,
 		Frame: wire.Frame{Type: wire.Data, Payload: wire.AppendData(wire.AppendData(nil, []byte("one")), []byte("three"))}}
