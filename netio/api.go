@@ -66,7 +66,7 @@ func (n *Runtime) Send(peer string, payload []byte) error {
 // from the peer's acknowledgements, which may wait for this node's
 // handlers).
 func (n *Runtime) SendContext(ctx context.Context, peer string, payload []byte) error {
-	if l := n.laneOf(peer); l != nil && l.stage(payload) {
+	if l := n.laneOf(peer); l != nil && l.stageOrYield(payload) {
 		return nil // within the lease: its writer admits it (lane.go)
 	}
 	for {

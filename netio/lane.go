@@ -1,6 +1,7 @@
 package netio
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -53,6 +54,9 @@ type lane struct {
 	runs      []fsm.AdmitRun
 	spareRuns []fsm.AdmitRun // runs' array, back after take
 	answers   uint64         // answers staged so far (tests)
+	// yields and yieldsStaged count stageOrYield's yields, and those after
+	// which the message was staged (tests).
+	yields, yieldsStaged atomic.Uint64
 	// inAnswerLanes: counted in Runtime.answerLanes, since a lease gave
 	// answers room (under n.mu).
 	inAnswerLanes bool
@@ -67,6 +71,37 @@ const stagedKeep = 64 << 10
 // writer of the session when the lane was empty. It reports whether it did.
 func (l *lane) stage(payload []byte) bool {
 	return l.stageFrame(nil, payload)
+}
+
+// stageOrYield is a producer's stage (SendContext): when the lease has run
+// out with messages waiting in the lane, it yields the CPU once and tries
+// again. The writer the lane's first message woke waits in this CPU's run
+// queue while the producer runs; yielding, it runs at once, admits the
+// lane and renews the lease (admitForWriter), and the producer goes on
+// staging. Without the yield a producer on two CPUs used up its lease
+// before its writer ran and admitted the lane itself under the core lock
+// (nine in ten of a one-way stream's admissions), and the writer wrote
+// mostly when the producer stopped to wait for credit (one-way 1.27 of its
+// rate with the yield, PERFORMANCE.md, "A producer that yields to its
+// writer"). A fan-out (stageMany) does not yield: its producer is what
+// limits it, and a yield there cost a tenth of its rate.
+func (l *lane) stageOrYield(payload []byte) bool {
+	if l.stage(payload) {
+		return true
+	}
+	l.mu.Lock()
+	waiting := l.gen != 0 && l.count > 0
+	l.mu.Unlock()
+	if !waiting {
+		return false // no lease, or nothing for the writer to admit
+	}
+	l.yields.Add(1)
+	runtime.Gosched()
+	if !l.stage(payload) {
+		return false
+	}
+	l.yieldsStaged.Add(1)
+	return true
 }
 
 // stageFrame is stage for a payload encoded already: frame, when not nil,

@@ -3,6 +3,7 @@ package netio
 import (
 	"context"
 	"encoding/binary"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -309,4 +310,32 @@ func TestSendManyStagesInLanes(t *testing.T) {
 		require.Equal(t, want, box.got, "what %s got", id)
 		box.mu.Unlock()
 	}
+}
+
+// TestProducerYieldsToItsWriter: a producer whose lease runs out with
+// messages waiting yields once (stageOrYield), and its writer, which the
+// lane's first message woke, admits the lane and renews the lease before
+// the producer tries again, which then stages without the core lock. On
+// one CPU the writer runs whenever the producer yields, so nearly every
+// yield must end in the message staged; without the yield none would.
+func TestProducerYieldsToItsWriter(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const total = 100000
+	got := make(chan struct{}, total)
+	a, _ := lanePair(t, func(string, []byte) { got <- struct{}{} })
+	ctx := context.Background()
+	for i := range total {
+		require.NoError(t, a.SendContext(ctx, "b", seqPayload(uint32(i))))
+	}
+	for range total {
+		<-got
+	}
+	a.mu.Lock()
+	l := a.laneIn("b")
+	a.mu.Unlock()
+	require.NotNil(t, l)
+	yields, staged := l.yields.Load(), l.yieldsStaged.Load()
+	t.Logf("%d yields, %d of them staged after", yields, staged)
+	require.Positive(t, yields, "the producer never ran out of its lease")
+	require.GreaterOrEqual(t, 2*staged, yields, "the writer admitted the lane after fewer than half the yields")
 }
