@@ -35,7 +35,7 @@ import (
 // append each, and the writer admits them with the producers' messages.
 func (n *Runtime) Send(peer string, payload []byte) error {
 	if n.answerLanes.Load() > 0 {
-		if l := n.laneOf(peer); l != nil && l.stageAnswer(payload) {
+		if l, _ := n.laneOf(peer); l != nil && l.stageAnswer(payload) {
 			return nil
 		}
 	}
@@ -66,7 +66,7 @@ func (n *Runtime) Send(peer string, payload []byte) error {
 // from the peer's acknowledgements, which may wait for this node's
 // handlers).
 func (n *Runtime) SendContext(ctx context.Context, peer string, payload []byte) error {
-	if l := n.laneOf(peer); l != nil && l.stageOrYield(payload) {
+	if l, again := n.laneOf(peer); l != nil && n.stageOrYield(l, payload, again) {
 		return nil // within the lease: its writer admits it (lane.go)
 	}
 	for {

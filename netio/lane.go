@@ -42,10 +42,13 @@ type lane struct {
 	// (fsm.Lease.Answers), which stageAnswer takes.
 	amsgs  int
 	acost  uint64
-	c      *conn       // the session's connection: its writer admits
-	staged []byte      // the DATA frames waiting, in order
-	count  int         // how many
-	size   int         // the length of each when they have one, else 0 (fsm.Admit.FrameSize)
+	c      *conn  // the session's connection: its writer admits
+	staged []byte // the DATA frames waiting, in order
+	count  int    // how many
+	size   int    // the length of each when they have one, else 0 (fsm.Admit.FrameSize)
+	// shared: a producer found the lock taken while staging these
+	// (stageOrYield does not yield then).
+	shared bool
 	spare  []byte      // the other buffer, swapped with staged by admit
 	big    atomic.Bool // a buffer over idleKeep is kept: trim has work
 	// runs says which staged messages are answers (fsm.Admit.Runs, kept
@@ -54,9 +57,6 @@ type lane struct {
 	runs      []fsm.AdmitRun
 	spareRuns []fsm.AdmitRun // runs' array, back after take
 	answers   uint64         // answers staged so far (tests)
-	// yields and yieldsStaged count stageOrYield's yields, and those after
-	// which the message was staged (tests).
-	yields, yieldsStaged atomic.Uint64
 	// inAnswerLanes: counted in Runtime.answerLanes, since a lease gave
 	// answers room (under n.mu).
 	inAnswerLanes bool
@@ -73,34 +73,45 @@ func (l *lane) stage(payload []byte) bool {
 	return l.stageFrame(nil, payload)
 }
 
-// stageOrYield is a producer's stage (SendContext): when the lease has run
-// out with messages waiting in the lane, it yields the CPU once and tries
-// again. The writer the lane's first message woke waits in this CPU's run
-// queue while the producer runs; yielding, it runs at once, admits the
-// lane and renews the lease (admitForWriter), and the producer goes on
-// staging. Without the yield a producer on two CPUs used up its lease
-// before its writer ran and admitted the lane itself under the core lock
-// (nine in ten of a one-way stream's admissions), and the writer wrote
-// mostly when the producer stopped to wait for credit (one-way 1.27 of its
-// rate with the yield, PERFORMANCE.md, "A producer that yields to its
-// writer"). A fan-out (stageMany) does not yield: its producer is what
-// limits it, and a yield there cost a tenth of its rate.
-func (l *lane) stageOrYield(payload []byte) bool {
+// stageOrYield is a producer's stage (SendContext) into l: when the lease
+// has run out with messages waiting in the lane, a producer streaming to
+// one peer (stream: its previous call went to the same lane, laneOf) that
+// has the lane to itself yields the CPU once and tries again. The writer
+// the lane's first message woke waits in this CPU's run queue while the
+// producer runs; yielding, it runs at once, admits the lane and renews the
+// lease (admitForWriter), and the producer goes on staging. Without the
+// yield a producer on two CPUs used up its lease before its writer ran and
+// admitted the lane itself under the core lock (nine in ten of a one-way
+// stream's admissions), and the writer wrote mostly when the producer
+// stopped to wait for credit (one-way 1.27 of its rate with the yield,
+// PERFORMANCE.md, "A producer that yields to its writer").
+//
+// It does not yield where that cost more than it gained, each measured:
+// for a producer sending to many peers in turn, or a fan-out (stageMany),
+// whose producer is CPU-bound and what limits them (16 peers in turn: 0.93
+// of the rate; a fan-out: 0.90); nor in a lane that several producers
+// share (one found its lock taken since the last admission, lane.shared),
+// where the others keep the CPU busy and the yield only queued the
+// yielder behind them (four producers to one peer: about 0.9).
+func (n *Runtime) stageOrYield(l *lane, payload []byte, stream bool) bool {
 	if l.stage(payload) {
 		return true
 	}
+	if !stream {
+		return false
+	}
 	l.mu.Lock()
-	waiting := l.gen != 0 && l.count > 0
+	waiting := l.gen != 0 && l.count > 0 && !l.shared
 	l.mu.Unlock()
 	if !waiting {
-		return false // no lease, or nothing for the writer to admit
+		return false // no lease, nothing for the writer to admit, or other producers
 	}
-	l.yields.Add(1)
+	n.yields.Add(1)
 	runtime.Gosched()
 	if !l.stage(payload) {
 		return false
 	}
-	l.yieldsStaged.Add(1)
+	n.yieldsStaged.Add(1)
 	return true
 }
 
@@ -109,7 +120,10 @@ func (l *lane) stageOrYield(payload []byte) bool {
 // once for all its peers' lanes.
 func (l *lane) stageFrame(frame, payload []byte) bool {
 	cost := uint64(len(payload)) + fsm.MessageCost
-	l.mu.Lock()
+	if !l.mu.TryLock() {
+		l.mu.Lock()
+		l.shared = true
+	}
 	if l.gen == 0 || l.msgs < 1 || l.cost < cost || len(payload) > l.maxPayload {
 		l.mu.Unlock()
 		return false
@@ -215,6 +229,7 @@ func (l *lane) sized(n int) {
 func (l *lane) take() fsm.Admit {
 	l.mu.Lock()
 	a := fsm.Admit{Peer: l.peer, Gen: l.gen, Frames: l.staged, Messages: l.count, Runs: l.runs, FrameSize: l.size}
+	l.shared = false
 	if a.Messages > 0 {
 		l.staged, l.count, l.spare = l.spare[:0], 0, nil
 	} else {
@@ -276,16 +291,16 @@ func (n *Runtime) laneIn(peer string) *lane {
 // the lane of the latest call if it is peer's (a producer sends to one
 // peer over and over), else the map's. A lane revoked since has no lease,
 // so staging in it fails and the caller takes the core lock.
-func (n *Runtime) laneOf(peer string) *lane {
+func (n *Runtime) laneOf(peer string) (l *lane, again bool) {
 	if l := n.lastLane.Load(); l != nil && l.peer == peer {
-		return l
+		return l, true
 	}
 	if v, ok := n.lanes.Load(peer); ok {
 		l := v.(*lane)
 		n.lastLane.Store(l)
-		return l
+		return l, false
 	}
-	return nil
+	return nil, false
 }
 
 // admitLane steps what waits in l (under n.mu), and asks for more room on

@@ -330,12 +330,37 @@ func TestProducerYieldsToItsWriter(t *testing.T) {
 	for range total {
 		<-got
 	}
-	a.mu.Lock()
-	l := a.laneIn("b")
-	a.mu.Unlock()
-	require.NotNil(t, l)
-	yields, staged := l.yields.Load(), l.yieldsStaged.Load()
+	yields, staged := a.yields.Load(), a.yieldsStaged.Load()
 	t.Logf("%d yields, %d of them staged after", yields, staged)
 	require.Positive(t, yields, "the producer never ran out of its lease")
 	require.GreaterOrEqual(t, 2*staged, yields, "the writer admitted the lane after fewer than half the yields")
+}
+
+// TestProducerYieldsOnlyForAStreamOfItsOwn: with its lease used up and
+// messages waiting, a producer yields only when it streams to the lane's
+// peer (its previous call went there) and no other producer took the
+// lane's lock since the last admission (lane.shared); otherwise it goes
+// to the core lock's path at once. On one CPU nothing else runs while the
+// test stages, so the writer cannot admit the lane meanwhile.
+func TestProducerYieldsOnlyForAStreamOfItsOwn(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	a, _ := lanePair(t, func(string, []byte) {})
+	ctx := context.Background()
+	require.NoError(t, a.SendContext(ctx, "b", seqPayload(0))) // the step, which grants the lease
+	l, _ := a.laneOf("b")
+	require.NotNil(t, l)
+	for l.stage(seqPayload(1)) { // the lease, used up: the writer has not run
+	}
+	yields := a.yields.Load()
+	require.False(t, a.stageOrYield(l, seqPayload(2), false), "a producer sending to another peer before")
+	l.mu.Lock()
+	l.shared = true
+	l.mu.Unlock()
+	require.False(t, a.stageOrYield(l, seqPayload(2), true), "a lane other producers share")
+	require.Equal(t, yields, a.yields.Load(), "yielded")
+	l.mu.Lock()
+	l.shared = false
+	l.mu.Unlock()
+	require.True(t, a.stageOrYield(l, seqPayload(2), true), "its own stream: the writer admits the lane while it yields")
+	require.Equal(t, yields+1, a.yields.Load())
 }

@@ -85,6 +85,9 @@ type Runtime struct {
 	lanesHeld map[string]*lane
 	heldLast  *lane                // the lane laneIn found last, while in lanesHeld
 	lastLane  atomic.Pointer[lane] // the lane laneOf found last
+	// yields and yieldsStaged count stageOrYield's yields, and those after
+	// which the message was staged (tests).
+	yields, yieldsStaged atomic.Uint64
 	// answerLanes counts the lanes whose lease gave answers room (leased):
 	// while none does, a Send skips the lane's lookup, a miss in the
 	// sync.Map that cost a ping-pong 2-4% of its rate.
