@@ -41,6 +41,11 @@ func (r *recorder) Dial(id fsm.DialID, addr string) {
 	r.log = append(r.log, fmt.Sprintf("dial d%d %s", id, addr))
 }
 
+// Notify records the action; an ActMessages as the ActMessage of each of
+// its messages (fsm.Action.Split), since which messages a step delivers
+// together depends on how the bytes were read: FuzzChunking compares the
+// logs of two chunkings (it found two messages read at once logged as one
+// line, and read apart as two).
 func (r *recorder) Notify(a *fsm.Action) {
 	switch a.Kind {
 	case fsm.ActMessage:
@@ -48,7 +53,9 @@ func (r *recorder) Notify(a *fsm.Action) {
 	case fsm.ActMessages:
 		for _, m := range a.Split(nil) {
 			r.msgs = append(r.msgs, append([]byte(nil), m.Frame.Payload...))
+			r.log = append(r.log, m.String())
 		}
+		return
 	}
 	r.log = append(r.log, a.String())
 }
