@@ -248,11 +248,21 @@ func TestAnswerAfterReadGoesInline(t *testing.T) {
 		c.answering = true
 		c.wmu.Unlock()
 	}
-	c.lastWrite = time.Since(n.start) // written just now
+	// A write the checks after it see as just made, however long the
+	// machine takes between two statements: set to now, a loaded machine
+	// (the race detector, two test binaries) let more than inlineQuiet pass
+	// before the next check, which then found the connection quiet.
+	justWritten := func() {
+		c.wmu.Lock()
+		c.lastWrite = time.Since(n.start) + time.Hour
+		c.wmu.Unlock()
+	}
+	justWritten()
 	require.False(t, registered(inlineSend), "a Send with no read since the last write, within inlineQuiet")
 	read()
 	require.False(t, registered(inlinePaced), "the protocol's own writes after a read keep their pacing")
 	require.True(t, registered(inlineSend), "the answer to a read")
+	justWritten()
 	require.False(t, registered(inlineSend), "a second answer to the same read")
 	read()
 	require.True(t, registered(inlineSend), "the answer to the next read")
