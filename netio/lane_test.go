@@ -349,13 +349,21 @@ func TestProducerYieldsOnlyForAStreamOfItsOwn(t *testing.T) {
 	require.NoError(t, a.SendContext(ctx, "b", seqPayload(0))) // the step, which grants the lease
 	l, _ := a.laneOf("b")
 	require.NotNil(t, l)
-	for l.stage(seqPayload(1)) { // the lease, used up: the writer has not run
+	// The lease, used up right before each check: the writer has not run
+	// since (unless the runtime preempted the test in between, which a
+	// machine that stops the thread for 10 ms can make it do; used up
+	// again before each check, the window is a few instructions).
+	usedUp := func() {
+		for l.stage(seqPayload(1)) {
+		}
 	}
 	yields := a.yields.Load()
+	usedUp()
 	require.False(t, a.stageOrYield(l, seqPayload(2), false), "a producer sending to another peer before")
 	l.mu.Lock()
 	l.shared = true
 	l.mu.Unlock()
+	usedUp()
 	require.False(t, a.stageOrYield(l, seqPayload(2), true), "a lane other producers share")
 	require.Equal(t, yields, a.yields.Load(), "yielded")
 	l.mu.Lock()
