@@ -215,3 +215,19 @@ func TestAppendRun(t *testing.T) {
 		t.Fatalf("an answer first: %v", got)
 	}
 }
+
+// AppendFrameSize says the frames' length while every message staged has
+// one payload length, and 0 from the first of another; the first message
+// sets it whatever size held.
+func TestAppendFrameSize(t *testing.T) {
+	size := 0
+	for i, c := range []struct{ n, want int }{{3, 8}, {3, 8}, {4, 0}, {3, 0}} {
+		size = fsm.AppendFrameSize(size, i, c.n)
+		if size != c.want {
+			t.Fatalf("message %d of %d bytes: %d, want %d", i, c.n, size, c.want)
+		}
+	}
+	if got := fsm.AppendFrameSize(0, 0, 0); got != wire.HeaderSize {
+		t.Fatalf("the first message, empty, after a run of several lengths: %d, want %d", got, wire.HeaderSize)
+	}
+}

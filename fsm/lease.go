@@ -176,6 +176,17 @@ func AppendRun(runs []AdmitRun, before int, answer bool) []AdmitRun {
 	return append(runs, AdmitRun{Messages: 1, Answers: answer})
 }
 
+// AppendFrameSize is the adapter's bookkeeping of Admit.FrameSize, as
+// AppendRun is of Runs: size says the length of the before messages staged
+// so far (0 when they have several; anything when before is 0); it returns
+// what it says with one more message of n payload bytes staged after them.
+func AppendFrameSize(size, before, n int) int {
+	if fl := wire.DataFrameSize(n); before == 0 || size == fl {
+		return fl
+	}
+	return 0
+}
+
 func (Admit) isEvent() {}
 
 // leaseState is a peer's lease as the node holds it: what the adapter may
@@ -473,7 +484,7 @@ func (n *Node) admitBySize(e *Admit, l *leaseState, r AdmitRun, frames []byte) (
 	if r.Messages > 0 {
 		bytes, largest = r.Messages*payload, payload
 	}
-	return frames[min(len(frames), r.Messages*e.FrameSize):], bytes, largest
+	return frames[r.Messages*e.FrameSize:], bytes, largest // within: checkFrameSize
 }
 
 // admitLate takes payload, staged toward id under a lease since revoked:

@@ -294,7 +294,7 @@ func (n *Node) steadyRun(c *conn, frames []byte) {
 			due = int(ackEvery - d)
 		}
 		at, k, bytes, received := r.at, 0, 0, in.received
-		size := -1 // every frame's length so far (Action.FrameSize); 0: not one length
+		size := 0 // the frames' length so far (Action.FrameSize, AppendFrameSize)
 		var stop error
 		for at < len(frames) && k < due {
 			payload, rest, ok := wire.NextData(frames[at:])
@@ -308,12 +308,10 @@ func (n *Node) steadyRun(c *conn, frames []byte) {
 			}
 			received += uint64(len(payload)) + msgCost
 			bytes += len(payload)
-			k++
-			if fl := len(frames) - len(rest) - at; size < 0 {
-				size = fl
-			} else if size != fl && !n.cfg.mutation.runFrameSize() { // see MutationRunFrameSize
-				size = 0
+			if k == 0 || !n.cfg.mutation.runFrameSize() { // see MutationRunFrameSize
+				size = AppendFrameSize(size, k, len(payload))
 			}
+			k++
 			at = len(frames) - len(rest)
 		}
 		if k > 0 {

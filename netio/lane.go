@@ -135,7 +135,7 @@ func (l *lane) stageFrame(frame, payload []byte) bool {
 	} else {
 		l.staged = wire.AppendData(l.staged, payload)
 	}
-	l.sized(len(payload))
+	l.size = fsm.AppendFrameSize(l.size, l.count, len(payload))
 	l.runs = fsm.AppendRun(l.runs, l.count, false)
 	l.count++
 	first := l.count == 1
@@ -204,22 +204,12 @@ func (l *lane) putAnswer(payload []byte, cost uint64) {
 	l.acost -= cost
 	l.answers++
 	l.staged = wire.AppendData(l.staged, payload)
-	l.sized(len(payload))
+	l.size = fsm.AppendFrameSize(l.size, l.count, len(payload))
 	if l.runs == nil {
 		l.runs, l.spareRuns = l.spareRuns, nil
 	}
 	l.runs = fsm.AppendRun(l.runs, l.count, true)
 	l.count++
-}
-
-// sized keeps l.size for a message of n payload bytes about to be staged,
-// after l.count others (under l.mu).
-func (l *lane) sized(n int) {
-	if fl := wire.DataFrameSize(n); l.count == 0 {
-		l.size = fl
-	} else if l.size != fl {
-		l.size = 0
-	}
 }
 
 // take empties the lane, returning what waited as the Admit of it: the

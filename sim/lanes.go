@@ -116,11 +116,7 @@ func (w *World) stageAs(n *process, peer string, payload []byte, answer bool) bo
 	*left--
 	*room -= cost
 	l.frames = wire.AppendData(l.frames, payload)
-	if fl := wire.DataFrameSize(len(payload)); l.count == 0 {
-		l.size = fl
-	} else if l.size != fl {
-		l.size = 0
-	}
+	l.size = fsm.AppendFrameSize(l.size, l.count, len(payload))
 	l.runs = fsm.AppendRun(l.runs, l.count, answer)
 	l.count++
 	if answer {
