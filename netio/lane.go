@@ -279,8 +279,10 @@ func (n *Runtime) laneIn(peer string) *lane {
 
 // laneOf returns a lane toward peer for SendContext's fast path, or nil:
 // the lane of the latest call if it is peer's (a producer sends to one
-// peer over and over), else the map's. A lane revoked since has no lease,
-// so staging in it fails and the caller takes the core lock.
+// peer over and over), else the map's; again reports the former (the
+// latest call, of any goroutine, went to the same peer: stageOrYield's
+// stream). A lane revoked since has no lease, so staging in it fails and
+// the caller takes the core lock.
 func (n *Runtime) laneOf(peer string) (l *lane, again bool) {
 	if l := n.lastLane.Load(); l != nil && l.peer == peer {
 		return l, true
