@@ -369,6 +369,15 @@ func TestProducerYieldsOnlyForAStreamOfItsOwn(t *testing.T) {
 	l.mu.Lock()
 	l.shared = false
 	l.mu.Unlock()
-	require.True(t, a.stageOrYield(l, seqPayload(2), true), "its own stream: the writer admits the lane while it yields")
-	require.Equal(t, yields+1, a.yields.Load())
+	// Its own stream: the writer admits the lane while it yields. One time
+	// in 61 the scheduler takes the yielder back first (it looks at the
+	// global run queue, where Gosched puts it, every 61st turn), so a few
+	// tries, each yielding once.
+	staged := false
+	for try := 1; try <= 5 && !staged; try++ {
+		usedUp()
+		staged = a.stageOrYield(l, seqPayload(2), true)
+		require.Equal(t, yields+uint64(try), a.yields.Load(), "one yield a try")
+	}
+	require.True(t, staged, "its own stream: the writer never admitted the lane while it yielded")
 }
