@@ -61,6 +61,8 @@ func TestNewRefusesBadConfigurations(t *testing.T) {
 		{"negative max backoff", "a", []Option{WithReconnectBackoff(0, -time.Second)}, "WithReconnectBackoff(0s, -1s): negative max"},
 		{"max backoff below first", "a", []Option{WithReconnectBackoff(2*time.Second, time.Second)}, "WithReconnectBackoff(2s, 1s): the max is below the first delay"},
 		{"max backoff below the default first", "a", []Option{WithReconnectBackoff(0, 50*time.Millisecond)}, "WithReconnectBackoff(0s, 50ms): the max is below the default first delay 100ms"},
+		{"max window below the window", "a", []Option{WithWindow(2 << 20), WithMaxWindow(1 << 20)}, "MaxWindow 1048576 below Window 2097152"},
+		{"negative max window", "a", []Option{WithMaxWindow(-1)}, "WithMaxWindow"},
 		{"negative grace", "a", []Option{WithReconnectGrace(-time.Second)}, "WithReconnectGrace(-1s): negative (0 keeps the default 5s)"},
 		{"negative discovery dials", "a", []Option{WithDiscovery(DiscoveryOptions{MaxDials: -1})}, "DiscoveryOptions.MaxDials -1: negative"},
 		{"negative discovery gap", "a", []Option{WithDiscovery(DiscoveryOptions{Gap: -time.Second})}, "DiscoveryOptions.Gap -1s: negative"},

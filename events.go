@@ -20,8 +20,9 @@ import "github.com/masterless-go/masterless/fsm"
 //   - While a callback runs no other event is delivered, so a slow callback
 //     delays all of them. It costs no session: the Server keeps reading its
 //     sockets (heartbeats included), and each peer may have at most its
-//     credit (WithWindow, default 1 MiB, plus one message) waiting for the
-//     callbacks; a peer that has used its credit holds further messages in
+//     credit (WithWindow, default 1 MiB, grown to 4 MiB at most while the
+//     callbacks keep up with it, WithMaxWindow; plus one message) waiting
+//     for the callbacks; a peer that has used its credit holds further messages in
 //     its own send queue until the callbacks catch up. (0.4.1 peers have no
 //     credit: for them the queue is bounded by WithDispatchQueue, past which
 //     the Server stops reading them.)

@@ -193,17 +193,21 @@ func WithReconnectGrace(d time.Duration) Option {
 
 // WithSendQueue bounds, per peer, the messages accepted and not yet
 // acknowledged by it (sent and kept for a resend, or waiting for credit or
-// for the session), by count and payload bytes; default 262,144 and 16 MiB
-// (at least a quarter of the window in messages and nine windows in bytes).
-// SendContext may fill one window of it, and at most half of its bytes and
-// half of its messages (payload plus 32 bytes a message; one
-// message of any size into an empty queue); the rest is for Send from event
-// callbacks (answers), which always has room
-// under the conditions of fsm/stream.go ("Room for answers"): bounds smaller
-// than 7 windows / 32 + 5 messages and 7 windows + twice the largest payload
-// trade that away. Past it Send returns false and SendContext waits; a
-// payload larger than the byte bound could never fit and is refused at once
-// with ErrPayloadTooLarge.
+// for the session), by count and payload bytes; default 655,360 and 24 MiB
+// with the default windows (in general at least 262,144 and 16 MiB,
+// (W + M)/8 messages and 5 M + 4 W bytes, W the window and M the most it
+// grows to: WithWindow, WithMaxWindow). SendContext may fill as much of it
+// as the peer's credit lets out (one window, more while the peer's window
+// has grown, at most M), and at most half of its bytes and half of its
+// messages (payload plus 32 bytes a message; one message of any size into
+// an empty queue); the rest is for Send from event callbacks (answers),
+// which always has room under the conditions of fsm/stream.go ("Room for
+// answers"): bounds smaller than (4 M + 3 W)/32 + 5 messages and
+// 4 M + 3 W + twice the largest payload trade that away. Bounds set here
+// without WithMaxWindow lower the default M to what they keep that room
+// for. Past it Send returns false and SendContext waits; a payload larger
+// than the byte bound could never fit and is refused at once with
+// ErrPayloadTooLarge.
 func WithSendQueue(messages, bytes int) Option {
 	return func(s *settings) error {
 		s.cfg.FSM.QueueMessages, s.cfg.FSM.QueueBytes = messages, bytes
@@ -213,9 +217,23 @@ func WithSendQueue(messages, bytes int) Option {
 
 // WithWindow sets the credit this server grants each peer: how many payload
 // bytes (plus 32 per message) from it may wait for the event callbacks at
-// once; default 1 MiB. It bounds the memory a peer can make this server hold.
+// once; default 1 MiB, growing to 4 MiB (WithMaxWindow). It bounds the
+// memory a peer can make this server hold. A window set here alone stays
+// as set: it does not grow.
 func WithWindow(bytes int) Option {
 	return func(s *settings) error { s.cfg.FSM.Window = bytes; return notNegative("WithWindow", bytes) }
+}
+
+// WithMaxWindow lets each peer's window grow up to bytes while the event
+// callbacks consume that peer's messages fast: it doubles each time they
+// take a quarter of it in under 2 ms, and halves each time a quarter takes
+// them over 8 ms, never below WithWindow's (fsm/window.go). A fast stream
+// then does not wait for credit between bursts, and a peer whose messages
+// the callbacks take slowly keeps the smaller window. Default 4 MiB (or
+// the window, if WithWindow is set and this is not); at least the window.
+// The bound on what a peer can make this server hold is this one.
+func WithMaxWindow(bytes int) Option {
+	return func(s *settings) error { s.cfg.FSM.MaxWindow = bytes; return notNegative("WithMaxWindow", bytes) }
 }
 
 // WithSendBuffer bounds the bytes waiting in the output buffer of a
@@ -236,7 +254,7 @@ func WithSendBuffer(bytes int) Option {
 // buffer's worth each), so with many 0.4.1 peers the queue can pass the
 // bound by that much (300 flooding peers: 3.3 times the count, 1.3 MiB, a
 // black-box audit). A v2 peer may have at most its credit waiting
-// (WithWindow), so it is never stopped.
+// (WithWindow, WithMaxWindow), so it is never stopped.
 func WithDispatchQueue(events, bytes int) Option {
 	return func(s *settings) error {
 		s.cfg.DispatchQueue, s.cfg.DispatchBytes = events, bytes

@@ -65,6 +65,11 @@ type PeerStats struct {
 	// sample (about two heartbeat intervals into a session) and with
 	// masterless 0.4.1 peers, whose heartbeat carries no time.
 	RTT, SmoothedRTT time.Duration
+	// Window is the credit window this server grants it now: how many
+	// payload bytes (plus 32 a message) of its messages may wait for the
+	// callbacks. It starts at WithWindow's and grows up to WithMaxWindow's
+	// while the callbacks take its messages fast.
+	Window int
 	// LastEnd is why the last session with it ended (nil if none did; test
 	// it with errors.Is: ErrDisconnected after this server's Disconnect,
 	// ErrPeerClosed when the peer disconnected or shut down,
@@ -161,7 +166,7 @@ func (s *Server) Stats() Stats {
 			ID: p.ID, State: p.State.String(), Kept: p.Kept, Connected: p.Connected, Incarnation: p.Incarnation,
 			Queued: p.Queued, QueuedBytes: p.QueuedBytes, SessionAge: p.SessionAge, Reconnects: max(p.Sessions, 1) - 1,
 			MessagesIn: p.MessagesIn, MessagesOut: p.MessagesOut, BytesIn: p.BytesIn, BytesOut: p.BytesOut,
-			WireIn: p.WireIn, WireOut: p.WireOut, RTT: p.RTT, SmoothedRTT: p.SmoothedRTT,
+			WireIn: p.WireIn, WireOut: p.WireOut, RTT: p.RTT, SmoothedRTT: p.SmoothedRTT, Window: p.Window,
 			LastEnd: p.LastEnd, LastEndTime: p.LastEndTime, LocalAddr: p.LocalAddr, RemoteAddr: p.RemoteAddr,
 		}
 	}

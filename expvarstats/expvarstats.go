@@ -91,6 +91,7 @@ type PeerStats struct {
 	WireOut           uint64  `json:"wire_out"`
 	RTTSeconds        float64 `json:"rtt_seconds"`
 	SmoothedRTTSecs   float64 `json:"smoothed_rtt_seconds"`
+	WindowBytes       int     `json:"window_bytes"`
 	LastEnd           string  `json:"last_end,omitempty"`
 	LastEndTime       string  `json:"last_end_time,omitempty"` // RFC 3339
 	LocalAddr         string  `json:"local_addr,omitempty"`
@@ -113,7 +114,7 @@ func JSON(st masterless.Stats) Stats {
 			Queued: p.Queued, QueuedBytes: p.QueuedBytes, SessionAgeSeconds: p.SessionAge.Seconds(),
 			Reconnects: p.Reconnects, MessagesIn: p.MessagesIn, MessagesOut: p.MessagesOut,
 			BytesIn: p.BytesIn, BytesOut: p.BytesOut, WireIn: p.WireIn, WireOut: p.WireOut,
-			RTTSeconds: p.RTT.Seconds(), SmoothedRTTSecs: p.SmoothedRTT.Seconds(),
+			RTTSeconds: p.RTT.Seconds(), SmoothedRTTSecs: p.SmoothedRTT.Seconds(), WindowBytes: p.Window,
 		}
 		if p.LastEnd != nil {
 			pj.LastEnd = p.LastEnd.Error()

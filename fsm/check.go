@@ -227,7 +227,8 @@ func inHeap[T comparable](h *deadlineHeap[T], v T, at time.Duration) bool {
 // count says, at the buffer offset and stream offset of its message; and
 // the peer a Send remembers (sendPeer) is the record the node holds for
 // that id, not a forgotten one, and so is each peer a SendMany remembers
-// (manyPeer) that is not marked forgotten.
+// (manyPeer) that is not marked forgotten; and each incoming stream's credit
+// is within MaxWindow (checkWindow).
 func (n *Node) CheckStreams() error {
 	if p := n.sentTo; p != nil && n.peers[p.id] != p {
 		return fmt.Errorf("the peer of the latest Send, %s, is not the node's record for that id", p.id)
@@ -244,6 +245,28 @@ func (n *Node) CheckStreams() error {
 		if err := n.checkLease(p); err != nil {
 			return fmt.Errorf("lease toward %s: %w", id, err)
 		}
+	}
+	for id, in := range n.inbound {
+		if err := n.checkWindow(in); err != nil {
+			return fmt.Errorf("stream from %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// checkWindow checks the credit granted to in's peer against MaxWindow
+// (window.go): its window within Window and MaxWindow, and the credit at
+// most MaxWindow past what the user consumed, unless it only covers what
+// already arrived.
+func (n *Node) checkWindow(in *inStream) error {
+	if n.cfg.mutation.noCredit() {
+		return nil // unlimited credit on purpose: that control is the load checker's (MutationNoCredit)
+	}
+	if w := n.windowOf(in); w > uint64(n.cfg.MaxWindow) {
+		return fmt.Errorf("window %d past MaxWindow %d", w, n.cfg.MaxWindow)
+	}
+	if in.granted > in.received && in.granted > in.consumed+uint64(n.cfg.MaxWindow) {
+		return fmt.Errorf("credit granted to %d, more than MaxWindow %d past the %d consumed", in.granted, n.cfg.MaxWindow, in.consumed)
 	}
 	return nil
 }

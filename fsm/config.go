@@ -17,9 +17,10 @@ const (
 	DefaultBackoffMin        = 100 * time.Millisecond
 	DefaultBackoffMax        = 10 * time.Second
 	DefaultReconnectGrace    = 5 * time.Second
-	DefaultQueueMessages     = 1 << 18  // and at least Window/4 (room for answers: stream.go)
-	DefaultQueueBytes        = 16 << 20 // and at least 9 Window (room for answers: stream.go)
+	DefaultQueueMessages     = 1 << 18  // and at least (MaxWindow+Window)/8 (room for answers: stream.go)
+	DefaultQueueBytes        = 16 << 20 // and at least 5 MaxWindow + 4 Window (room for answers: stream.go)
 	DefaultWindow            = 1 << 20
+	DefaultMaxWindow         = 4 << 20
 	DefaultMaxHandshakes     = 256
 	// DefaultMaxRedials bounds the dials in flight when a node starts one
 	// of its own (redials.go).
@@ -49,15 +50,22 @@ type Config struct {
 	ReconnectGrace    time.Duration // how long a kept peer may be away before it is reported disconnected
 	// QueueMessages and QueueBytes bound, per peer, the messages accepted
 	// and not yet acknowledged, by count and payload bytes. Answers sent
-	// from callbacks always have room when QueueMessages >= 7 Window/32 + 5
-	// and QueueBytes >= 7 Window + twice the largest message (stream.go,
-	// "Room for answers"); the defaults hold it for messages up to a window.
+	// from callbacks always have room when QueueMessages >= (4 MaxWindow +
+	// 3 Window)/32 + 5 and QueueBytes >= 4 MaxWindow + 3 Window + twice the
+	// largest message (stream.go, "Room for answers"); the defaults hold it
+	// for messages up to a window.
 	QueueMessages int
 	QueueBytes    int
 	// Window is how many payload bytes from one peer this node lets wait for
 	// its user (delivered, not yet consumed), plus one message: the credit
-	// it grants (stream.go).
-	Window int
+	// it grants (stream.go), at first. MaxWindow is how far that window may
+	// grow while the user consumes the peer's stream fast (window.go), at
+	// least Window. Zero Window: DefaultWindow, or MaxWindow if smaller.
+	// Zero MaxWindow: Window if Window is set (a window set alone stays
+	// fixed), else DefaultMaxWindow, lowered to what QueueMessages and
+	// QueueBytes keep room for answers for (see them) if they are set.
+	Window    int
+	MaxWindow int
 	// MaxHandshakes bounds the connections handshaking at once. When they
 	// are full, a new accepted connection evicts a silent one (accepted,
 	// no HELLO yet): the oldest of the source address holding the most,
@@ -134,13 +142,13 @@ var ErrBadConfig = errors.New("masterless: invalid configuration")
 
 // InFlight is how many bytes a peer that follows the protocol can have
 // sent on a connection beyond what this node has read, once the node stops
-// reading it: its credit, a window, and a message of up to the max frame
+// reading it: its credit, a window at most MaxWindow, and a message of up to the max frame
 // size past it (a 0.4.1 peer has no credit; its messages are bounded by
 // the same frame size only). The adapter reads and drops at most about
 // this much from a connection it closed (netio's linger), so that a peer's
 // last bytes do not turn the close into a reset, and no more from a peer
 // that keeps sending. c must have its defaults (Node.Config).
-func (c Config) InFlight() int { return c.Window + c.MaxFrameSize }
+func (c Config) InFlight() int { return c.MaxWindow + c.MaxFrameSize }
 
 // Unacknowledged is the most bytes of DATA frames this node can hold toward
 // one peer that follows the protocol, not yet acknowledged: its send queue
@@ -176,14 +184,29 @@ func (c Config) withDefaults() (Config, error) {
 			*d.p = d.def
 		}
 	}
+	maxDefault := c.MaxWindow <= 0
+	if maxDefault {
+		c.MaxWindow = DefaultMaxWindow
+		if c.Window > 0 {
+			c.MaxWindow = c.Window // a window set alone stays as set
+		}
+	}
 	if c.Window <= 0 {
-		c.Window = DefaultWindow
+		c.Window = min(DefaultWindow, c.MaxWindow)
+	}
+	if c.MaxWindow < c.Window {
+		return c, fmt.Errorf("%w: MaxWindow %d below Window %d", ErrBadConfig, c.MaxWindow, c.Window)
 	}
 	if c.QueueMessages <= 0 {
-		c.QueueMessages = max(DefaultQueueMessages, c.Window/4)
+		c.QueueMessages = max(DefaultQueueMessages, (c.MaxWindow+c.Window)/8)
 	}
 	if c.QueueBytes <= 0 {
-		c.QueueBytes = max(DefaultQueueBytes, 9*c.Window)
+		c.QueueBytes = max(DefaultQueueBytes, 5*c.MaxWindow+4*c.Window) // room for answers, and more for a lease's (lease.go)
+	}
+	if maxDefault {
+		// The window grows only as far as the queue bounds keep room for
+		// answers for payloads up to a window (stream.go).
+		c.MaxWindow = max(c.Window, min(c.MaxWindow, (c.QueueBytes-5*c.Window)/4, (msgCost*(c.QueueMessages-5)-3*c.Window)/4))
 	}
 	if c.MaxFrameSize <= 0 {
 		c.MaxFrameSize = wire.DefaultMaxFrameSize

@@ -111,22 +111,25 @@
 // sender, from the callback, no larger than the request, and do not answer
 // answers:
 //
-//   - While the flag is clear, A's answers toward S cost at most W(S) + W(A):
-//     the room S's credit leaves is at most its window W(S), and B at most
-//     W(A). When A sets it, at most one answer more.
+//   - While the flag is clear, A's answers toward S cost at most M(S) + W(A):
+//     the room S's credit leaves is at most its window, which grows to
+//     M(S) at most (window.go), and B at most W(A). When A sets it, at most
+//     one answer more.
 //   - Answers added after A set it (at t0) answer requests unanswered at t0:
-//     those in A's delivery queue (unconsumed: at most A's window, as a
+//     those in A's delivery queue (unconsumed: at most A's window, M(A), as a
 //     message is reported consumed after its callback returned) and those
 //     S's producers sent before S applied an ACK sent after t0. Those ACKs
 //     all carry the flag, S applies them in order, and until it applies the
 //     first, S's count of what A acknowledged is at most what A had
 //     delivered at t0: those requests were all in S's queue at once, within
-//     the producers' share of it, one window.
+//     the producers' share of it, the room A's credit left, at most M(S).
 //   - So the queue toward S, A's own producers' share included, costs at
-//     most 5 W plus two messages with one window W for both ends (7 W with
-//     a peer whose producers keep two windows, as earlier builds did); the
-//     default bounds (QueueMessages at least W/4, QueueBytes at least 9 W)
-//     hold that for messages up to a window.
+//     most 4 M + W plus two messages when both ends start at window W and
+//     grow to M (2 M + 4 W with a peer of an earlier build, whose window
+//     stays and whose producers keep two windows; both at most 4 M + 3 W,
+//     7 W when M = W); the default bounds (QueueMessages at least
+//     (M + W)/8, QueueBytes at least 5 M + 4 W) hold that for messages up
+//     to a window.
 //
 // The flag closes no cycle: it holds producers only, never a callback's
 // Send and never credit, and it clears as S's user consumes, which waits for

@@ -251,7 +251,7 @@ func (n *Node) grantLease(p *peer, producers bool) {
 	if producers {
 		m := min(n.cfg.QueueMessages/2-o.count, leaseMessages) - l.msgs
 		used := o.queued() + l.cost
-		share := n.producerShare()
+		share := n.producerShare(p)
 		if m > 0 && used+msgCost <= share && l.cost+msgCost <= leaseCost {
 			msgs, cost = m, min(share-used, leaseCost-l.cost)
 		}
@@ -300,13 +300,14 @@ const answerStream = 2 * ackEvery
 
 // answerSlack returns the most answer room a lease may hold (Lease.Answers,
 // AnswerCost): what cfg's queue bounds leave past what "Room for answers"
-// (stream.go) needs for payloads up to a window, 7 W/msgCost + 5 messages
-// and 7 W + 2 W bytes, at most leaseMessages and leaseCost; none when they
-// leave less than one message.
+// (stream.go) needs for payloads up to a window, (4 M + 3 W)/msgCost + 5
+// messages and 4 M + 3 W + 2 W bytes (W the window, M the most it grows
+// to), at most leaseMessages and leaseCost; none when they leave less than
+// one message.
 func answerSlack(cfg Config) (int, uint64) {
-	w := cfg.Window
-	msgs := cfg.QueueMessages - (7*w/msgCost + 5)
-	bytes := cfg.QueueBytes - 9*w
+	need := 4*cfg.MaxWindow + 3*cfg.Window
+	msgs := cfg.QueueMessages - (need/msgCost + 5)
+	bytes := cfg.QueueBytes - (need + 2*cfg.Window)
 	if msgs < 1 || bytes < msgCost {
 		return 0, 0
 	}

@@ -183,6 +183,10 @@ const (
 	// frames, which the simulator's delivery check and the twins' renderer
 	// must catch.
 	MutationRunFrameSize
+	// MutationWindowPastMax lets a peer's window grow past MaxWindow
+	// (window.go): the credit it grants then lets more wait for the user
+	// than the queue bounds' room for answers counts on (CheckStreams).
+	MutationWindowPastMax
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -229,3 +233,4 @@ func (m Mutation) runPastCredit() bool           { return m == MutationRunPastCr
 func (m Mutation) answerRoomPastBounds() bool    { return m == MutationAnswerRoomPastBounds }
 func (m Mutation) discoveryDropsWaiting() bool   { return m == MutationDiscoveryDropsWaiting }
 func (m Mutation) runFrameSize() bool            { return m == MutationRunFrameSize }
+func (m Mutation) windowPastMax() bool           { return m == MutationWindowPastMax }

@@ -37,3 +37,4 @@ func (mutation) runPastCredit() bool           { return false }
 func (mutation) answerRoomPastBounds() bool    { return false }
 func (mutation) discoveryDropsWaiting() bool   { return false }
 func (mutation) runFrameSize() bool            { return false }
+func (mutation) windowPastMax() bool           { return false }

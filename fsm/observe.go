@@ -33,6 +33,7 @@ type nodeCounters struct {
 	bytesIn, bytesOut uint64
 	rttSamples        uint64
 	pauseGraces       uint64 // sessions a late (or lagging) Tick did not time out (session.go, peerTimeoutAt)
+	windowsGrown      uint64 // times a peer's window grew (window.go)
 	// closed counts the connections this node closed, by reason; byPeer
 	// those the peer closed, by the code of its BYE; lost those that ended
 	// without a BYE from either end (EOF, reset, a failed write).
@@ -287,6 +288,9 @@ type PeerCounters struct {
 	// LastEndAt.
 	LastEnd   error
 	LastEndAt time.Duration
+	// Window is the credit window this node grants it now (window.go):
+	// what it may have waiting for the user.
+	Window int
 }
 
 // PeerCounters returns what the node counted about peer id; false for a
@@ -296,12 +300,16 @@ func (n *Node) PeerCounters(id string) (PeerCounters, bool) {
 	if p == nil {
 		return PeerCounters{}, false
 	}
-	return counters(p), true
+	return n.peerCounters(p), true
 }
 
 // counters is what the node counted about p.
-func counters(p *peer) PeerCounters {
+func (n *Node) peerCounters(p *peer) PeerCounters {
 	k := &p.counters
+	window := uint64(n.cfg.Window)
+	if p.in != nil {
+		window = n.windowOf(p.in)
+	}
 	listed, since, inc := ConnID(0), k.since, uint64(0)
 	if c := p.session; c != nil && c.listed() {
 		listed, since, inc = c.id, c.establishedAt, c.peerInc
@@ -310,6 +318,7 @@ func counters(p *peer) PeerCounters {
 		State: p.state(), QueuedBytes: p.out.bytes, ListedConn: listed, Since: since, SessionIncarnation: inc, Sessions: k.sessions,
 		MessagesIn: k.msgsIn, MessagesOut: k.msgsOut, BytesIn: k.bytesIn, BytesOut: k.bytesOut,
 		RTT: k.rtt, SmoothedRTT: k.srtt, LastEnd: k.lastEnd, LastEndAt: k.lastEndAt,
+		Window: int(window),
 	}
 }
 
@@ -327,6 +336,9 @@ type NodeCounters struct {
 	// did not time out, giving them a grace (spec/PROTOCOL.md 4, "A node's
 	// own pause").
 	PauseGraces uint64
+	// WindowsGrown counts the times a peer's window grew because its user
+	// consumed its stream faster than the window let it come (window.go).
+	WindowsGrown uint64
 	// Closed counts the connections this node closed, by reason (a BYE went
 	// with each, if the peer could read one); PeerClosed those the peer
 	// closed with a BYE, by its code (an unknown code counts as a protocol
@@ -343,7 +355,7 @@ func (n *Node) Counters() NodeCounters {
 	out := NodeCounters{
 		Handshakes: k.handshakes, HandshakesFailed: k.handshakesFailed,
 		MessagesIn: k.msgsIn, MessagesOut: k.msgsOut, BytesIn: k.bytesIn, BytesOut: k.bytesOut,
-		RTTSamples: k.rttSamples, Lost: k.lost, PauseGraces: k.pauseGraces,
+		RTTSamples: k.rttSamples, Lost: k.lost, PauseGraces: k.pauseGraces, WindowsGrown: k.windowsGrown,
 		Closed: make(map[Reason]uint64), PeerClosed: make(map[wire.Code]uint64),
 	}
 	for r, v := range k.closed {

@@ -91,7 +91,7 @@ func (n *Node) EndedPeers() ([]PeerStatus, []PeerCounters) {
 	ks := make([]PeerCounters, len(ps))
 	for i := range ps {
 		ps[i].Connected, ps[i].Kept = false, false
-		ks[i] = counters(n.ended[ps[i].ID])
+		ks[i] = n.peerCounters(n.ended[ps[i].ID])
 		ks[i].State = PeerIdle
 	}
 	return ps, ks

@@ -25,8 +25,9 @@ import (
 //
 // Why no wait can form a cycle. A wait needs something that waits; here:
 //   - Reading a socket never waits: a sender never goes past the credit it
-//     was given, and a receiver grants credit only for room it has (Window
-//     bytes not yet consumed by its user, plus one message), so whatever
+//     was given, and a receiver grants credit only for room it has (its
+//     window, Window to MaxWindow bytes, not yet consumed by its user, plus
+//     one message), so whatever
 //     arrives fits; PING, KEEP, ACK and BYE are never stuck behind data, and
 //     a slow user cannot make its healthy peer look dead.
 //   - Delivering to the user never waits for anything but the user's own
@@ -64,10 +65,15 @@ import (
 // wedge anything.
 //
 // The pacing. Costs count payload plus msgCost per message, as credit
-// does; c is the cost of the largest message. Node A, toward peer S:
+// does; c is the cost of the largest message. W is a node's Window, M its
+// MaxWindow: the window it grants a peer is between the two (window.go),
+// and the credit it granted is at most M past what its user consumed.
+// Node A, toward peer S:
 //   - Producers (Send.Reserve) may add to the queue only while it costs at
-//     most Π = min(W, QueueBytes/2) and holds fewer than QueueMessages/2
-//     messages (producerShare): the producers' messages cost at most Π.
+//     most Π, the room S's credit leaves (at least W, at most
+//     min(M, QueueBytes/2)), and holds fewer than QueueMessages/2 messages
+//     (producerShare): the producers' messages cost at most
+//     Π ≤ min(M, QueueBytes/2).
 //     Except into an empty queue, which takes one message of any cost: a
 //     message over the share could never go otherwise. Within the bound's
 //     domain (payloads up to a window, below) that message's payload is at
@@ -75,7 +81,7 @@ import (
 //     bytes below do not grow; its cost passes Π by at most msgCost.
 //   - The backlog flag (pace). B = the cost of the answers in A's queue
 //     toward S, minus the room S's credit leaves (limit - ackedEnd, at most
-//     W(S): S grants at most its window past what it received). A sets the
+//     M(S): S grants at most its window past what it received). A sets the
 //     flag when B > W(A) and clears it when B <= W(A)/2, sending an ACK on
 //     each flip; every ACK carries it. While the flag S last heard from A
 //     is set, S's producers toward A wait (producerWaits); an ACK that
@@ -88,15 +94,15 @@ import (
 //
 // The bound. Answers leave A's queue only when S acknowledges them. At any
 // time t, before A adds an answer: if the flag is clear, the answers cost at
-// most W(S) + W(A) (pace runs after every step that changes B). Otherwise
-// let t0 be when A last set it: then they cost at most W(S) + W(A) + c
+// most M(S) + W(A) (pace runs after every step that changes B). Otherwise
+// let t0 be when A last set it: then they cost at most M(S) + W(A) + c
 // (the flag was clear before that step, which added at most one answer:
 // the other steps that raise B, a resume that shrinks the room or an ACK
 // that drops a producer's messages, add none). Answers added since t0
 // answer, by (A), S's requests unanswered at t0:
 //   - those delivered here and not yet consumed: the user reports a message
 //     consumed after its callback returned, so they are among the
-//     unconsumed, which cost at most W(A) + c (this node's credit);
+//     unconsumed, which cost at most M(A) + c (this node's credit);
 //   - those not yet delivered here. Every ACK A sent since t0 sets the
 //     flag; S applies each ACK in order (one session's in TCP's order, and
 //     a new session's first one before S sends anything on it), keeps the
@@ -113,14 +119,16 @@ import (
 //     of A that S forgot meanwhile held none of them: S forgets a peer only
 //     with an empty queue), and cost at most Π(S).
 // With the answer being added, the answers cost at most
-// W(S) + 2 W(A) + Π(S) + 2 c, and the whole queue (the producers' Π(A)
-// besides) at most W(S) + 2 W(A) + Π(S) + Π(A) + 2 c: 5 W + 2 c when both
-// ends have the same window W (7 W + 2 c with a peer whose producers keep
-// two windows, as builds before Π was one window did). As every message
-// costs at least msgCost, and the two messages counted by c are one each,
-// no answer is refused, whatever the peer's build, as long as
+// M(S) + W(A) + M(A) + Π(S) + 2 c, and the whole queue (the producers' Π(A)
+// besides) at most M(S) + W(A) + M(A) + Π(S) + Π(A) + 2 c: 4 M + W + 2 c
+// when both ends have the same W and M. A peer of a build before windows
+// grew has M = W and, before Π was one window, producers that keep two
+// windows: 2 M + 4 W + 2 c. Both are at most 4 M + 3 W + 2 c (7 W + 2 c
+// when M = W, the bound before windows grew). As every message costs at
+// least msgCost, and the two messages counted by c are one each, no answer
+// is refused, whatever the peer's build, as long as
 //
-//	QueueMessages >= 7 W / msgCost + 5 and QueueBytes >= 7 W + 2 L,
+//	QueueMessages >= (4 M + 3 W) / msgCost + 5 and QueueBytes >= 4 M + 3 W + 2 L,
 //
 // L the largest payload. (A lease's room for answers, lease.go, is held
 // beside the queue and counted against the same bounds; it is at most what
@@ -128,10 +136,11 @@ import (
 // still fits. Answers staged in it are answers added: they join the queue
 // at their Admit, and count from then on as the others do.) The defaults
 // hold it for payloads up to a window
-// (QueueMessages at least W/4, QueueBytes at least 9 W; config.go), if the
-// peers use the same window and queue bounds (the peer's W and Π enter the
-// bound: a peer with a larger window or producer share needs a larger
-// queue here). Raising the queue bounds alone could not do it: without the
+// (QueueMessages at least (M + W)/8, QueueBytes at least 5 M + 4 W, and a
+// default M lowered to what queue bounds set by the user keep room for;
+// config.go), if the peers use the same windows and queue bounds (the
+// peer's M and Π enter the bound: a peer with a larger window or producer
+// share needs a larger queue here). Raising the queue bounds alone could not do it: without the
 // flag, each time a slow user catches up a little its producer sends a
 // round trip's worth of requests at full speed, faster than the user takes
 // in their answers, and the answers toward it grow without bound
@@ -163,7 +172,13 @@ type inStream struct {
 	received  uint64 // their cost: payload bytes plus msgCost each
 	consumed  uint64 // the cost of those the user has taken off the queue
 	granted   uint64 // the credit limit last sent
-	ackSent   uint64 // delivered as last sent
+	// window is the window granted now (window.go), 0 for Config.Window;
+	// checkConsumed and checkAt are consumed, and the time, at its last
+	// check.
+	window        uint64
+	checkConsumed uint64
+	checkAt       time.Duration
+	ackSent       uint64 // delivered as last sent
 	// unconsumed: messages delivered into the user's queue that the user
 	// has not taken yet (they come off in order), for the last ACK before
 	// this node says goodbye (finalAck).
@@ -224,7 +239,7 @@ func (n *Node) sendReliable(p *peer, payload []byte, reserve bool, share *shared
 			// of nearly the whole queue, which would otherwise wait for
 			// ever beside room that answers hold.
 			l.giveBack = true
-			if reserve && uint64(len(payload))+msgCost > n.producerShare() {
+			if reserve && uint64(len(payload))+msgCost > n.producerShare(p) {
 				// Held as producerWaits holds the others for it: no new
 				// lease, whose answer room would keep it out again,
 				// until it goes.
@@ -283,7 +298,7 @@ func (n *Node) producerWaits(p *peer, cost uint64) error {
 	if p.in.held {
 		return fmt.Errorf("%w: %q says its answers to this node back up there; a producer waits for them to drain", ErrQueueFull, p.id)
 	}
-	share := n.producerShare()
+	share := n.producerShare(p)
 	big := cost > share
 	if o.bigUntil != 0 && n.now >= o.bigUntil {
 		o.bigUntil = 0 // its producer stopped asking (gave up, or sent it)
@@ -317,17 +332,6 @@ func (n *Node) oldPacing(p *peer, cost uint64) error {
 		return fmt.Errorf("%w: %q has %d messages, %d bytes not yet acknowledged", ErrQueueFull, p.id, o.count, o.bytes)
 	}
 	return nil
-}
-
-// producerShare is the cost (payload plus msgCost per message) of the queue
-// toward one peer up to which producers may add: one window, at most half
-// the queue's bytes. Credit lets at most a window past what the peer's user
-// consumed go out, so more could not go out sooner; it would only wait in
-// this queue, ahead of the answers queued after it, and lengthen the
-// peer's backlog flag (a share of two windows made producers of the 8-node
-// echo storms wait 4 s and more, issue 9).
-func (n *Node) producerShare() uint64 {
-	return uint64(min(n.cfg.Window, n.cfg.QueueBytes/2))
 }
 
 // queued returns the cost of the messages in the queue.
@@ -515,8 +519,9 @@ func (n *Node) streamsStart(p *peer, c *conn) {
 }
 
 // grantLimit returns the offset of p's stream (in bytes received here) up to
-// which p may send now: Window bytes past what the user consumed, and never
-// less than granted. It depends on nothing else, in particular not on this
+// which p may send now: its window (window.go) past what the user consumed,
+// and never less than granted. It depends on nothing else but the user's
+// pace, in particular not on this
 // node's own queue toward p: two nodes that each waited for room in their
 // queue before granting could each wait for the other (a cycle the tests
 // found with two echoing nodes).
@@ -525,7 +530,7 @@ func (n *Node) grantLimit(p *peer) uint64 {
 	if n.cfg.mutation.noCredit() {
 		return max(in.granted, in.received+1<<62) // deliberately wrong: see MutationNoCredit
 	}
-	limit := in.consumed + uint64(n.cfg.Window)
+	limit := in.consumed + n.windowOf(in)
 	limit -= min(limit, in.stale) // earlier incarnations' messages still queued (stale)
 	return max(limit, in.granted, in.received)
 }
@@ -737,6 +742,9 @@ func (n *Node) consumed(id string, inc uint64, msgs, bytes int) {
 	p := n.peers[id]
 	if p == nil {
 		return
+	}
+	if in.inc == inc {
+		n.tuneWindow(in)
 	}
 	if p.session != nil && reliable(p.session) && n.grantLimit(p) >= in.granted+uint64(n.cfg.Window)/4 {
 		n.sendAck(p, p.session)

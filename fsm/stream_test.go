@@ -224,17 +224,23 @@ func TestBacklogFlagOnNewSession(t *testing.T) {
 // Window/32 + 5, and QueueBytes >= 7 Window + twice the largest payload,
 // for payloads up to a window, whatever the window.
 func TestDefaultsLeaveRoomForAnswers(t *testing.T) {
+	cfgs := []fsm.Config{{}, {MaxWindow: 16 << 20}, {Window: 64 << 10, MaxWindow: 1 << 20}}
 	for _, w := range []int{1 << 10, 16 << 10, 1 << 20, 4 << 20, 64 << 20} {
-		n, err := fsm.New(fsm.Config{ID: "M", Incarnation: 1, Window: w})
+		cfgs = append(cfgs, fsm.Config{Window: w})
+	}
+	for _, cfg := range cfgs {
+		cfg.ID, cfg.Incarnation = "M", 1
+		n, err := fsm.New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		c := n.Config()
-		if c.QueueMessages < 7*w/32+5 {
-			t.Errorf("window %d: %d messages, want at least %d", w, c.QueueMessages, 7*w/32+5)
+		w, m := c.Window, c.MaxWindow
+		if need := (4*m+3*w)/32 + 5; c.QueueMessages < need {
+			t.Errorf("window %d to %d: %d messages, want at least %d", w, m, c.QueueMessages, need)
 		}
-		if c.QueueBytes < 7*w+2*w {
-			t.Errorf("window %d: %d bytes, want at least %d", w, c.QueueBytes, 7*w+2*w)
+		if need := 4*m + 3*w + 2*w; c.QueueBytes < need {
+			t.Errorf("window %d to %d: %d bytes, want at least %d", w, m, c.QueueBytes, need)
 		}
 	}
 }

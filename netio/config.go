@@ -66,7 +66,7 @@ type Config struct {
 	// DispatchQueue and DispatchBytes bound the events (and their payload
 	// bytes) waiting for the handlers; past them the readers of 0.4.1
 	// connections stop reading. A v2 peer is bounded by the credit it was
-	// granted (fsm.Config.Window), so its reader never stops.
+	// granted (fsm.Config.Window, grown to MaxWindow at most), so its reader never stops.
 	DispatchQueue int
 	DispatchBytes int
 

@@ -123,9 +123,10 @@ type Knobs struct {
 	// together), 0 for unbounded; SendBuffer, DispatchQueue and
 	// DispatchBytes are netio's (zero: its defaults).
 	SockBuf, SendBuffer, DispatchQueue, DispatchBytes int
-	// Window is the fsm's credit window, QueueMessages its bound on the
-	// messages not yet acknowledged per peer (zero: the defaults).
-	Window, QueueMessages int
+	// Window is the fsm's credit window, MaxWindow how far it may grow
+	// (fsm/window.go), QueueMessages its bound on the messages not yet
+	// acknowledged per peer (zero: the defaults).
+	Window, MaxWindow, QueueMessages int
 
 	// KeptPairs makes every pair kept by at least one end for the whole run
 	// (lost.go, spec.LostLedger's strong form): each pair's keeper Connects
@@ -202,7 +203,7 @@ type Knobs struct {
 func (k Knobs) Config() fsm.Config {
 	return withMutation(fsm.Config{HeartbeatInterval: k.Heartbeat, PeerTimeout: k.PeerTimeout, HandshakeTimeout: k.HandshakeTimeout,
 		BackoffMin: k.BackoffMin, BackoffMax: k.BackoffMax, ReconnectGrace: k.Grace, RequireAuth: k.Auth,
-		Window: k.Window, QueueMessages: k.QueueMessages, MaxRedials: k.MaxRedials, Leases: k.Leases}, k.Mutation)
+		Window: k.Window, MaxWindow: k.MaxWindow, QueueMessages: k.QueueMessages, MaxRedials: k.MaxRedials, Leases: k.Leases}, k.Mutation)
 }
 
 // DrawKnobs derives the knobs of a run from its seed.
@@ -300,6 +301,7 @@ func (k Knobs) Args() []string {
 		fmt.Sprintf("-dispatchq=%d", k.DispatchQueue),
 		fmt.Sprintf("-dispatchbytes=%d", k.DispatchBytes),
 		fmt.Sprintf("-window=%d", k.Window),
+		fmt.Sprintf("-maxwindow=%d", k.MaxWindow),
 		fmt.Sprintf("-queuemsgs=%d", k.QueueMessages),
 		fmt.Sprintf("-keptpairs=%t", k.KeptPairs),
 		fmt.Sprintf("-fastswitches=%t", k.FastSwitches),
@@ -369,11 +371,12 @@ func RegisterKnobs(fs *flag.FlagSet) *KnobFlags {
 	fs.IntVar(&v.DispatchQueue, "dispatchq", 0, "sim: the adapter's DispatchQueue (0: netio's default)")
 	fs.IntVar(&v.DispatchBytes, "dispatchbytes", 0, "sim: the adapter's DispatchBytes (0: netio's default)")
 	fs.IntVar(&v.Window, "window", 0, "sim: fsm credit window (0: default)")
+	fs.IntVar(&v.MaxWindow, "maxwindow", 0, "sim: fsm bound on a growing credit window (0: default)")
 	fs.IntVar(&v.QueueMessages, "queuemsgs", 0, "sim: fsm bound on unacknowledged messages per peer (0: default)")
 	fs.DurationVar(&v.LateTicks, "lateticks", 0, "sim: in the safety phase half of a node's Ticks come late, by up to this (0: on time)")
 	fs.DurationVar(&v.LateReads, "latereads", 0, "sim: in the safety phase a node's readers stall for up to this, and its Ticks say so in Tick.Lag (0: never)")
 	var mut uint
-	fs.UintVar(&mut, "mutation", 0, "sim: fsm mutation (1: dialer leads, 2: no 0.4.1-to-v1 upgrade, 3: no resend, 4: refuse when the handshake slots are full, 5: no HELLO id check, 6: no credit, 7: no pacing by the peer's backlog, 8: discovery dials from both ends, 9: a redial another node answers becomes a session, 10: a kept peer is redialed although it has a session, 11: a Connect dials while its node is handshaking, 12: a send moves the node's clock, 13: an end that does not keep the pair reports its messages lost when a session ends, 14: the peer's BYE unwanted ends the wait for it, 15: the reconnect grace ends while the peer is back on an unconfirmed session, 16: a session's end ignores a lease outstanding, 17: a run of messages gathered across another action, 18: a run's count left at one, 19: one line for every automatic dial, 20: a Tick's Lag ignored, 21: a SendMany's shared payload not copied, 22: the silent tier always evicted first), for negative controls; needs -tags masterless_mutation")
+	fs.UintVar(&mut, "mutation", 0, "sim: fsm mutation (1: dialer leads, 2: no 0.4.1-to-v1 upgrade, 3: no resend, 4: refuse when the handshake slots are full, 5: no HELLO id check, 6: no credit, 7: no pacing by the peer's backlog, 8: discovery dials from both ends, 9: a redial another node answers becomes a session, 10: a kept peer is redialed although it has a session, 11: a Connect dials while its node is handshaking, 12: a send moves the node's clock, 13: an end that does not keep the pair reports its messages lost when a session ends, 14: the peer's BYE unwanted ends the wait for it, 15: the reconnect grace ends while the peer is back on an unconfirmed session, 16: a session's end ignores a lease outstanding, 17: a run of messages gathered across another action, 18: a run's count left at one, 19: one line for every automatic dial, 20: a Tick's Lag ignored, 21: a SendMany's shared payload not copied, 22: the silent tier always evicted first, 23: a run written past the credit, 24: answer room past the queue's bounds, 25: a discovery redial dropped from its queue with no timer, 26: a run of received frames given its first frame's length, 27: a window grown past MaxWindow), for negative controls; needs -tags masterless_mutation")
 	kf.mut = &mut
 	return kf
 }
@@ -471,6 +474,8 @@ func (kf *KnobFlags) ResolveOn(k Knobs) (Knobs, error) {
 			k.DispatchBytes = kf.vals.DispatchBytes
 		case "window":
 			k.Window = kf.vals.Window
+		case "maxwindow":
+			k.MaxWindow = kf.vals.MaxWindow
 		case "queuemsgs":
 			k.QueueMessages = kf.vals.QueueMessages
 		case "mutation":

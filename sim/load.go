@@ -46,9 +46,13 @@ func (k Knobs) StallBound() time.Duration {
 	if hb == 0 {
 		hb = fsm.DefaultHeartbeatInterval
 	}
-	window := k.Window
-	if window == 0 {
-		window = fsm.DefaultWindow
+	window := k.MaxWindow // the most a window grows to (fsm/window.go)
+	switch {
+	case window != 0:
+	case k.Window != 0:
+		window = k.Window
+	default:
+		window = fsm.DefaultMaxWindow
 	}
 	oneWay := k.Latency + k.Jitter + 1
 	rtts := 8 + 2*(window+k.Payload)/max(k.SockBuf, 1)
@@ -59,7 +63,7 @@ func (k Knobs) StallBound() time.Duration {
 // DrawLoadKnobs derives the knobs of a load run from its seed: 2 to 6
 // nodes, an echo or fan-out workload, fault-free, with bounded socket
 // buffers, half of them with small adapter bounds, half with fast
-// heartbeats and half with leases. Small payloads get a small window so that a run stays within
+// heartbeats, half with leases and half with windows that grow. Small payloads get a small window so that a run stays within
 // a bounded number of steps (the echo storms over TCP run the defaults).
 func DrawLoadKnobs(seed uint64) Knobs {
 	c := NewPRNG(seed ^ 0x6c6f6164) // a stream of its own
@@ -107,6 +111,11 @@ func DrawLoadKnobs(seed uint64) Knobs {
 	// knobs above are what they were before it.
 	if r := NewPRNG(seed ^ 0x6c6f61646c); r.Intn(2) == 0 {
 		k.Leases = true
+	}
+	// Half the seeds let the window grow to four times its start
+	// (fsm/window.go), from a stream of its own as the leases'.
+	if r := NewPRNG(seed ^ 0x77696e646f77); r.Intn(2) == 0 {
+		k.MaxWindow = 4 * k.Window
 	}
 	return k
 }

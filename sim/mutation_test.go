@@ -89,6 +89,17 @@ func TestSweepCatchesRunFrameSize(t *testing.T) {
 	require.ErrorContains(t, res.Failures[0].Err, "of several lengths) in an ActMessages that says")
 }
 
+// TestSweepLoadCatchesWindowPastMax is the negative control of the check
+// that the credit a node grants stays within MaxWindow (fsm's CheckStreams,
+// checkWindow): with a window that grows past it
+// (fsm.MutationWindowPastMax), a load sweep whose windows grow must fail on
+// it.
+func TestSweepLoadCatchesWindowPastMax(t *testing.T) {
+	res := mutated(1, 20, 1, fsm.MutationWindowPastMax, sim.DrawLoadKnobs)
+	require.NotEmpty(t, res.Failures, "the sweep did not notice a window past MaxWindow")
+	require.ErrorContains(t, res.Failures[0].Err, "past MaxWindow")
+}
+
 // TestSweepAdversaryCatchesNoIDCheck is the negative control of the fsm's
 // authentication rule in the adversary sweep: with the HELLO id check
 // skipped (fsm.MutationNoIDCheck), an insider, authenticated as its own id,

@@ -510,7 +510,9 @@ func (w *World) crash(n *process, silent bool) {
 		}
 	}
 	clear(n.conns)
-	w.stats.PauseGraces += int(n.fsm.Counters().PauseGraces)
+	k := n.fsm.Counters()
+	w.stats.PauseGraces += int(k.PauseGraces)
+	w.stats.WindowsGrown += int(k.WindowsGrown)
 	n.fsm, n.link, n.alive, n.tickSet = nil, nil, false, false
 	n.dirty = true
 	w.refresh(n)

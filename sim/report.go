@@ -51,7 +51,9 @@ func (w *World) Result() Result {
 	r.Stats.LostExercised, r.Stats.LostJudged = w.lost.Exercised(), w.lost.Judged()
 	for _, n := range w.nodes {
 		if n.fsm != nil {
-			r.Stats.PauseGraces += int(n.fsm.Counters().PauseGraces)
+			k := n.fsm.Counters()
+			r.Stats.PauseGraces += int(k.PauseGraces)
+			r.Stats.WindowsGrown += int(k.WindowsGrown)
 		}
 	}
 	if w.err != nil {

@@ -29,6 +29,9 @@ type Stats struct {
 	// NodeCounters.PauseGraces; a node's count is taken when it crashes and
 	// at the end of the run).
 	LateTicks, PauseGraces int
+	// The times a node's window toward a peer grew (fsm's
+	// NodeCounters.WindowsGrown, taken as PauseGraces is).
+	WindowsGrown int
 	// With Knobs.LateReads: the stalls of a node's readers (stall.go).
 	ReadStalls int
 	// With Knobs.Leases (lanes.go): the messages producers staged, the
@@ -68,6 +71,7 @@ func (s *Stats) Add(o *Stats) {
 	s.LateTicks += o.LateTicks
 	s.ReadStalls += o.ReadStalls
 	s.PauseGraces += o.PauseGraces
+	s.WindowsGrown += o.WindowsGrown
 	s.Adversary.Add(&o.Adversary)
 	s.WriteTimeouts += o.WriteTimeouts
 	s.Lingers += o.Lingers
@@ -91,8 +95,8 @@ func (s *Stats) Add(o *Stats) {
 // String renders the counts on one line, as simsweep prints them.
 func (s *Stats) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "conns=%d crashes=%d restarts=%d resets=%d silences=%d write-timeouts=%d lingers=%d kept-pair-ends=%d lost-after-grace=%d late-ticks=%d read-stalls=%d pause-graces=%d",
-		s.Conns, s.Crashes, s.Restarts, s.Resets, s.Silences, s.WriteTimeouts, s.Lingers, s.LostExercised, s.LostJudged, s.LateTicks, s.ReadStalls, s.PauseGraces)
+	fmt.Fprintf(&b, "conns=%d crashes=%d restarts=%d resets=%d silences=%d write-timeouts=%d lingers=%d kept-pair-ends=%d lost-after-grace=%d late-ticks=%d read-stalls=%d pause-graces=%d windows-grown=%d",
+		s.Conns, s.Crashes, s.Restarts, s.Resets, s.Silences, s.WriteTimeouts, s.Lingers, s.LostExercised, s.LostJudged, s.LateTicks, s.ReadStalls, s.PauseGraces, s.WindowsGrown)
 	fmt.Fprintf(&b, " staged=%d answers-staged=%d admits=%d sized-admits=%d revoked-batches=%d revoked-staged=%d data-runs=%d data-run-frames=%d", s.Staged, s.AnswersStaged, s.Admits, s.SizedAdmits, s.RevokedBatches, s.RevokedStaged, s.DataRuns, s.DataRunFrames)
 	if s.SendManys > 0 {
 		fmt.Fprintf(&b, " sendmanys=%d sendmany-messages=%d sendmany-shared=%d producer-sendmanys=%d sendmany-staged=%d", s.SendManys, s.SendManyMessages, s.SendManyShared, s.ProducerSendManys, s.SendManyStaged)
