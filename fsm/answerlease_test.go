@@ -54,8 +54,8 @@ func TestAnswerGrantsAnswerRoom(t *testing.T) {
 		t.Fatal(err)
 	}
 	ls := leases(n.Ready())
-	if len(ls) != 1 || ls[0].Lease.Messages != 0 || ls[0].Lease.Cost != 0 || ls[0].Lease.Answers != 512 || ls[0].Lease.AnswerCost != 32<<10 || ls[0].Lease.Revoked() {
-		t.Fatalf("leases after an answer: %+v, want one of answer room alone, 512 messages and 32 KiB", ls)
+	if len(ls) != 1 || ls[0].Lease.Messages != 0 || ls[0].Lease.Cost != 0 || ls[0].Lease.Answers != 1024 || ls[0].Lease.AnswerCost != 64<<10 || ls[0].Lease.Revoked() {
+		t.Fatalf("leases after an answer: %+v, want one of answer room alone, 1,024 messages and 64 KiB", ls)
 	}
 	gen := ls[0].Lease.Gen
 	if err := n.Step(0, fsm.Send{Peer: "A", Payload: []byte("answer")}); err != nil {
@@ -85,7 +85,7 @@ func TestNoAnswerRoomWithoutSlack(t *testing.T) {
 	for _, c := range []struct {
 		msgs int
 		want int // answer room granted
-	}{{229, 0}, {230, 1}, {300, 71}, {1000, 512}} {
+	}{{229, 0}, {230, 1}, {300, 71}, {1000, 771}, {2000, 1024}} {
 		n := answerSession(t, 1<<20, c.msgs)
 		streamOfAnswers(t, n)
 		if err := n.Step(0, fsm.Send{Peer: "A", Payload: []byte("answer")}); err != nil {

@@ -143,7 +143,7 @@
 //
 // A producer's message costs no step of its own when the adapter holds a
 // lease (lease.go): the node grants, in an ActLease, the room left in the
-// producers' share toward a peer (at most 512 messages and 32 KiB of
+// producers' share toward a peer (at most 1,024 messages and 64 KiB of
 // cost), counted as queued; the adapter stages
 // messages within it and hands them over in order in one Admit step, which
 // queues them and writes what credit allows. The node revokes the lease at

@@ -84,8 +84,8 @@ const MessageCost = msgCost
 // producer stage thousands before its writer came to admit them, in
 // bursts that the peer's answers then came back in.
 const (
-	leaseMessages = 512
-	leaseCost     = 32 << 10
+	leaseMessages = 1024
+	leaseCost     = 64 << 10
 )
 
 // LeaseMaxPayload is the largest payload a lease lets the adapter stage

@@ -88,14 +88,14 @@ func TestProducerSendGrantsLease(t *testing.T) {
 }
 
 // A lease is the room left in the producers' share (one window, here 1
-// KiB, and half the queue's messages), at most 512 messages and 32 KiB of
+// KiB, and half the queue's messages), at most 1,024 messages and 64 KiB of
 // cost, and it counts as queued: while it holds the whole share, a
 // producer's Send is refused, and an answer still goes.
 func TestLeaseHoldsTheProducersShare(t *testing.T) {
 	n := pacedSession(t, 1<<20)
 	l := grant(t, n, 0)
-	if l.Gen == 0 || l.Cost != 1<<10 || l.Messages != 512 {
-		t.Fatalf("lease %+v, want the whole share, cost 1024, in at most 512 messages", l)
+	if l.Gen == 0 || l.Cost != 1<<10 || l.Messages != 1024 {
+		t.Fatalf("lease %+v, want the whole share, cost 1024, in at most 1024 messages", l)
 	}
 	if err := n.Step(0, fsm.Send{Peer: "A", Payload: []byte("x"), Reserve: true}); !errors.Is(err, fsm.ErrQueueFull) {
 		t.Fatalf("a producer's Send while a lease holds the share: %v, want ErrQueueFull", err)
@@ -375,7 +375,7 @@ func TestAdmitBySizeIsAdmitWalked(t *testing.T) {
 		}
 	}
 	// A lease's whole room, bound by its count of messages (empty
-	// payloads: 512 of them cost less than its 32 KiB), and a lease
+	// payloads: 1,024 of them cost less than its 64 KiB), and a lease
 	// revoked before its Admit (the session closed: the messages are taken
 	// one by one as late ones, FrameSize or not).
 	empty := wire.AppendData(nil, nil)

@@ -63,7 +63,9 @@ type lane struct {
 }
 
 // stagedKeep bounds the buffers a lane keeps once admitted; the lease
-// bounds them anyway (fsm's leaseCost, 32 KiB of cost), and an idle writer
+// bounds them anyway (fsm's leaseCost, 64 KiB of cost: a lease larger than
+// this made every admission drop its buffer and a one-way stream run at
+// less than half its rate), and an idle writer
 // gives back any larger than idleKeep (trim).
 const stagedKeep = 64 << 10
 
