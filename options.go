@@ -226,8 +226,11 @@ func WithWindow(bytes int) Option {
 
 // WithMaxWindow lets each peer's window grow up to bytes while the event
 // callbacks consume that peer's messages fast: it doubles each time they
-// take a quarter of it in under 2 ms, and halves each time a quarter takes
-// them over 8 ms, never below WithWindow's (fsm/window.go). A fast stream
+// take a whole window in under 2 ms, and halves each time one takes them
+// over 8 ms, never below WithWindow's (fsm/window.go). The rule counts time,
+// not round trips: over a network whose round trip is longer than about
+// 2 ms the window does not grow; set WithWindow to the bandwidth-delay
+// product there. A fast stream
 // then does not wait for credit between bursts, and a peer whose messages
 // the callbacks take slowly keeps the smaller window. Default 4 MiB (or
 // the window, if WithWindow is set and this is not); at least the window.

@@ -34,9 +34,8 @@ func TestWindowGrowsForAFastStream(t *testing.T) {
 				return 0
 			}
 			require.Equal(t, w, window(), "the window before any message")
-			// 64 KiB messages: a quarter of the window is one to four of
-			// them, which the callbacks take well within 2 ms even under
-			// the race detector.
+			// 64 KiB messages: a window is four to sixteen of them, which
+			// the callbacks take within 2 ms even under the race detector.
 			payload := make([]byte, 64<<10)
 			ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 			defer cancel()

@@ -183,7 +183,8 @@ const (
 	// frames, which the simulator's delivery check and the twins' renderer
 	// must catch.
 	MutationRunFrameSize
-	// MutationWindowPastMax lets a peer's window grow past MaxWindow
+	// MutationWindowPastMax makes a peer's window grow eightfold, past a
+	// MaxWindow of fewer windows than that
 	// (window.go): the credit it grants then lets more wait for the user
 	// than the queue bounds' room for answers counts on (CheckStreams).
 	MutationWindowPastMax

@@ -157,9 +157,10 @@ func growingWindowKnobs() sim.Knobs {
 	k := answersHaveRoomKnobs()
 	k.MaxWindow = 4 * k.Window
 	k.QueueMessages = (k.MaxWindow + k.Window) / 8
-	// Users fast enough that a quarter window takes them less than a
-	// quarter of fsm's windowSpan (2 ms): 3,200 messages of 32 bytes.
-	k.AppDelay, k.LoadFor = 5*time.Microsecond, time.Second
+	// Users fast enough, and a network near enough (the credit loop's
+	// round trip), that a window (16 KiB: 256 messages of 32 bytes) takes
+	// them less than 2 ms (fsm/window.go).
+	k.AppDelay, k.LoadFor, k.Latency, k.Jitter = 2*time.Microsecond, 300*time.Millisecond, 50*time.Microsecond, 0
 	return k
 }
 
