@@ -142,9 +142,9 @@ var ErrBadConfig = errors.New("masterless: invalid configuration")
 
 // InFlight is how many bytes a peer that follows the protocol can have
 // sent on a connection beyond what this node has read, once the node stops
-// reading it: its credit, a window at most MaxWindow, and a message of up to the max frame
-// size past it (a 0.4.1 peer has no credit; its messages are bounded by
-// the same frame size only). The adapter reads and drops at most about
+// reading it: its credit, a window (MaxWindow at most), and a message of up
+// to the max frame size past it (a 0.4.1 peer has no credit; its messages
+// are bounded by the same frame size only). The adapter reads and drops at most about
 // this much from a connection it closed (netio's linger), so that a peer's
 // last bytes do not turn the close into a reset, and no more from a peer
 // that keeps sending. c must have its defaults (Node.Config).

@@ -24,7 +24,11 @@ import "time"
 // 1 MiB: the 16 streams of a fan-out of 16 KiB messages, about 120 MB/s
 // each and faster in bursts, grew theirs for nothing, and that fan-out ran
 // at 0.86 of its rate on 1.24 times the CPU. A whole window asks for
-// 500 MB/s.)
+// 500 MB/s.) A user that keeps up with a fast stream gets the room that
+// keeps the stream going; a slow user, or a slow stream, keeps Window, so
+// what a peer can have waiting for a slow user stays small. A peer's new
+// incarnation starts again at Window. Credit already granted is never taken
+// back: a window that halves takes effect as the user consumes.
 //
 // The rule counts time, not round trips. It is built for what the credit
 // loop costs between goroutines and over a LAN; over a network whose round
@@ -32,11 +36,7 @@ import "time"
 // it never grows there, and a user who wants a long fat pipe filled sets
 // Window to its bandwidth-delay product. (Measuring the round trip with the
 // heartbeat would let it grow there too; a sample taken behind a full
-// output buffer counts the queue, not the path, and was not tried.) A user that keeps up with a fast stream gets the room that
-// keeps the stream going; a slow user, or a slow stream, keeps Window, so
-// what a peer can have waiting for a slow user stays small. A peer's new
-// incarnation starts again at Window. Credit already granted is never taken
-// back: a window that halves takes effect as the user consumes.
+// output buffer counts the queue, not the path, and was not tried.)
 //
 // The sender follows with its producers' share (producerShare): the room
 // the peer's credit leaves, at least Window, at most MaxWindow. Both rules
