@@ -101,16 +101,23 @@ func TestLoadDeterministic(t *testing.T) {
 // with the producers ignoring the flag (MutationNoPacing), is
 // TestLoadAnswersRefusedWithoutPacing in mutation_test.go.
 func TestLoadAnswersHaveRoomSmallMessages(t *testing.T) {
+	runLoadLogged(t, answersHaveRoomKnobs())
+}
+
+// runLoadLogged plays the load run of k, logs its report and requires it to
+// pass. Not under the race detector: one world on the test's goroutine
+// gives it nothing to find, and took 8 s of a core for it.
+func runLoadLogged(t *testing.T, k sim.Knobs) sim.Result {
+	t.Helper()
 	if raceEnabled {
-		// One world on the test's goroutine: the race detector has nothing
-		// to find, and took 8 s of a core for it.
 		t.Skip("make sweep runs it, without the race detector")
 	}
-	r := sim.RunSeed(answersHaveRoomKnobs(), sim.Options{})
+	r := sim.RunSeed(k, sim.Options{})
 	var b strings.Builder
 	r.Report(&b)
 	t.Log("\n" + b.String())
 	require.NoError(t, r.Err)
+	return r
 }
 
 // TestLoadAnswersHaveRoomWithLeases is TestLoadAnswersHaveRoomSmallMessages
@@ -119,16 +126,9 @@ func TestLoadAnswersHaveRoomSmallMessages(t *testing.T) {
 // answers"): the queue's 4,096 messages leave 507 past what the proof
 // needs, which the answer room takes from, and still no answer is refused.
 func TestLoadAnswersHaveRoomWithLeases(t *testing.T) {
-	if raceEnabled {
-		t.Skip("make sweep runs it, without the race detector")
-	}
 	k := answersHaveRoomKnobs()
 	k.Leases = true
-	r := sim.RunSeed(k, sim.Options{})
-	var b strings.Builder
-	r.Report(&b)
-	t.Log("\n" + b.String())
-	require.NoError(t, r.Err)
+	r := runLoadLogged(t, k)
 	require.Positive(t, r.Stats.AnswersStaged, "no answer was staged in a lease's room")
 }
 
@@ -140,15 +140,7 @@ func TestLoadAnswersHaveRoomWithLeases(t *testing.T) {
 // the bound is not tight for this run; the pacing's negative control is
 // TestLoadAnswersRefusedWithoutPacing.)
 func TestLoadAnswersHaveRoomGrowingWindow(t *testing.T) {
-	if raceEnabled {
-		t.Skip("make sweep runs it, without the race detector")
-	}
-	k := growingWindowKnobs()
-	r := sim.RunSeed(k, sim.Options{})
-	var b strings.Builder
-	r.Report(&b)
-	t.Log("\n" + b.String())
-	require.NoError(t, r.Err)
+	r := runLoadLogged(t, growingWindowKnobs())
 	require.Positive(t, r.Stats.WindowsGrown, "no window grew")
 }
 
