@@ -68,7 +68,8 @@ type PeerStats struct {
 	// Window is the credit window this server grants it now: how many
 	// payload bytes (plus 32 a message) of its messages may wait for the
 	// callbacks. It starts at WithWindow's and grows up to WithMaxWindow's
-	// while the callbacks take its messages fast.
+	// while the callbacks take its messages fast. (A masterless 0.4.1 peer
+	// gets no credit: it shows the window a v2 peer would start with.)
 	Window int
 	// LastEnd is why the last session with it ended (nil if none did; test
 	// it with errors.Is: ErrDisconnected after this server's Disconnect,

@@ -220,9 +220,10 @@ func TestBacklogFlagOnNewSession(t *testing.T) {
 }
 
 // The defaults satisfy the condition under which answers from callbacks
-// always have room (stream.go, "Room for answers"): QueueMessages >= 7
-// Window/32 + 5, and QueueBytes >= 7 Window + twice the largest payload,
-// for payloads up to a window, whatever the window.
+// always have room (stream.go, "Room for answers"): QueueMessages >=
+// (4 MaxWindow + 3 Window)/32 + 5, and QueueBytes >= 4 MaxWindow + 3 Window
+// + twice the largest payload, for payloads up to a window, whatever the
+// windows.
 func TestDefaultsLeaveRoomForAnswers(t *testing.T) {
 	cfgs := []fsm.Config{{}, {MaxWindow: 16 << 20}, {Window: 64 << 10, MaxWindow: 1 << 20}}
 	for _, w := range []int{1 << 10, 16 << 10, 1 << 20, 4 << 20, 64 << 20} {
@@ -230,11 +231,7 @@ func TestDefaultsLeaveRoomForAnswers(t *testing.T) {
 	}
 	for _, cfg := range cfgs {
 		cfg.ID, cfg.Incarnation = "M", 1
-		n, err := fsm.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := n.Config()
+		c := mustConfig(t, cfg)
 		w, m := c.Window, c.MaxWindow
 		if need := (4*m+3*w)/32 + 5; c.QueueMessages < need {
 			t.Errorf("window %d to %d: %d messages, want at least %d", w, m, c.QueueMessages, need)
