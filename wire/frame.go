@@ -137,7 +137,7 @@ type Frame struct {
 	Info        string // HELLO
 	MaxFrame    uint32 // HELLO: the largest frame the sender accepts (v2); 0 if it does not say
 	Features    uint16 // HELLO: the sender's preamble feature bits, copied here by the connection layer (not in HELLO's bytes)
-	Closed      uint64 // JOIN: greatest session of this leader incarnation the follower closed
+	Closed      uint64 // JOIN: greatest session of this leader incarnation the follower closed; a 0.4.1 JOIN: its priority (LegacyPriority)
 	Sess        uint64 // WELCOME: granted session; BYE: winning session for CodeDuplicate
 	Keep        bool   // JOIN, WELCOME, KEEP
 	Code        Code   // BYE
