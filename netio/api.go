@@ -210,15 +210,17 @@ func (n *Runtime) stageMany(peers []string, payload []byte) (int, []string) {
 	var rest []string
 	for i, p := range peers {
 		l := m.lanes[i]
-		if l != nil && l.stageFrame(frame, payload) {
-			staged++
-			continue
+		if l != nil {
+			if ok, _ := l.stageFrame(frame, payload); ok {
+				staged++
+				continue
+			}
 		}
 		// No lane when m was made, or its lease since revoked: the map's
 		// lane, if another.
 		if v, ok := n.lanes.Load(p); ok && v.(*lane) != l {
 			stale = true
-			if v.(*lane).stageFrame(frame, payload) {
+			if ok, _ := v.(*lane).stageFrame(frame, payload); ok {
 				staged++
 				continue
 			}

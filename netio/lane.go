@@ -72,7 +72,8 @@ const stagedKeep = 64 << 10
 // stage puts payload in l's lane if its lease has room, and wakes the
 // writer of the session when the lane was empty. It reports whether it did.
 func (l *lane) stage(payload []byte) bool {
-	return l.stageFrame(nil, payload)
+	staged, _ := l.stageFrame(nil, payload)
+	return staged
 }
 
 // stageOrYield is a producer's stage (SendContext) into l: when the lease
@@ -96,16 +97,11 @@ func (l *lane) stage(payload []byte) bool {
 // where the others keep the CPU busy and the yield only queued the
 // yielder behind them (four producers to one peer: about 0.9).
 func (n *Runtime) stageOrYield(l *lane, payload []byte, stream bool) bool {
-	if l.stage(payload) {
+	staged, waiting := l.stageFrame(nil, payload)
+	if staged {
 		return true
 	}
-	if !stream {
-		return false
-	}
-	l.mu.Lock()
-	waiting := l.gen != 0 && l.count > 0 && !l.shared
-	l.mu.Unlock()
-	if !waiting {
+	if !stream || !waiting {
 		return false // no lease, nothing for the writer to admit, or other producers
 	}
 	n.yields.Add(1)
@@ -119,16 +115,20 @@ func (n *Runtime) stageOrYield(l *lane, payload []byte, stream bool) bool {
 
 // stageFrame is stage for a payload encoded already: frame, when not nil,
 // is payload's DATA frame (wire.AppendData), which SendManyContext encodes
-// once for all its peers' lanes.
-func (l *lane) stageFrame(frame, payload []byte) bool {
+// once for all its peers' lanes. When it does not stage payload, waiting
+// says whether the lane has a lease and messages staged under it, and no
+// other producer was found holding its lock since its last admission
+// (stageOrYield's reason to yield).
+func (l *lane) stageFrame(frame, payload []byte) (staged, waiting bool) {
 	cost := uint64(len(payload)) + fsm.MessageCost
 	if !l.mu.TryLock() {
 		l.mu.Lock()
 		l.shared = true
 	}
 	if l.gen == 0 || l.msgs < 1 || l.cost < cost || len(payload) > l.maxPayload {
+		waiting = l.gen != 0 && l.count > 0 && !l.shared
 		l.mu.Unlock()
-		return false
+		return false, waiting
 	}
 	l.msgs--
 	l.cost -= cost
@@ -146,7 +146,7 @@ func (l *lane) stageFrame(frame, payload []byte) bool {
 	if first {
 		c.wakeForLane()
 	}
-	return true
+	return true, false
 }
 
 // stageAnswer puts payload, an answer (Send), in l's lane if the lease has
