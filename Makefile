@@ -65,7 +65,7 @@ ROUNDS   ?= 5
 # larger sizes (the
 # storms 20 s each, fuzz budgets of 500k/200k/200k executions, TLA_FULL=1:
 # Disc3's liveness with two mortal nodes, rel-safety3, v041-noties, 500
-# simulated behaviours, 36 simulator traces).
+# simulated behaviours, 36 simulator traces beside the 2 regression traces).
 # The stages of make test, in order; each one's wall time is printed after
 # it, so that a slow CI run says where its time went.
 STAGES = fmt-check vet interop unit sweep fuzz-smoke tla
@@ -121,13 +121,17 @@ unit:
 # unit skips under the race detector), then the negative controls that need a
 # deliberately broken fsm (the simulator's, the fuzz target FuzzAuthFrames's
 # check against a skipped HELLO id check, and the flood tests' against a node
-# that refuses newcomers when its handshake slots are full), then the echo
+# that refuses newcomers when its handshake slots are full), then the flood
+# tests at their full rate with their latency target, about 45 s (unit runs
+# them under the race detector, at a fifth of the rate and without the
+# latency target), then the echo
 # storms over TCP for STORM each (four of them, one after the other; skipped
 # when the variable is unset, as under unit).
 STORM ?= 8s
 sweep:
 	$(GO) test -count=1 -timeout $(TIMEOUT) -run '^(TestSweep|TestLoadAnswersHaveRoom)' ./sim
 	$(GO) test $(MUTATION) -count=1 -timeout $(TIMEOUT) -run 'Catches' ./sim ./fsm ./netio
+	$(GO) test -count=1 -timeout $(TIMEOUT) -run '^Test(IdleFlood|IdleFloodTLS|GarbageFlood|StubbornFlood|HelloFlood)$$' ./netio
 	MASTERLESS_STORM=$(STORM) $(GO) test -count=1 -timeout $(TIMEOUT) -run '^TestEchoStormFor$$' -v .
 
 # A short run of every fuzz target, seeded from testdata/fuzz corpora.

@@ -99,7 +99,7 @@ func TestLoadDeterministic(t *testing.T) {
 // 4,096 messages), 32-byte messages, whose count bound is reached first,
 // and one user four times slower than the others. Its negative control,
 // with the producers ignoring the flag (MutationNoPacing), is
-// TestLoadAnswersRefusedWithoutPacing in mutation_test.go.
+// TestLoadAnswersCatchesNoPacing in mutation_test.go.
 func TestLoadAnswersHaveRoomSmallMessages(t *testing.T) {
 	runLoadLogged(t, answersHaveRoomKnobs())
 }
@@ -138,7 +138,7 @@ func TestLoadAnswersHaveRoomWithLeases(t *testing.T) {
 // messages: the windows grow, and still no answer is refused. (The same run
 // with the queue of a window that stays, or half that, refused none either:
 // the bound is not tight for this run; the pacing's negative control is
-// TestLoadAnswersRefusedWithoutPacing.)
+// TestLoadAnswersCatchesNoPacing.)
 func TestLoadAnswersHaveRoomGrowingWindow(t *testing.T) {
 	r := runLoadLogged(t, growingWindowKnobs())
 	require.Positive(t, r.Stats.WindowsGrown, "no window grew")

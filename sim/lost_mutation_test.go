@@ -50,8 +50,8 @@ func TestSweepKeptPairsCatchesLostAtOnce(t *testing.T) {
 // keeper switches within a round trip of TestSweepKeptPairs' even seeds
 // (Knobs.FastSwitches) must break no-lost-while-kept within the same 3,000
 // seeds. It does in about one seed of 800 (5 of the first 4,204 since the
-// slow line of redials; the first is the 2,013th), and the sweep stops at
-// the first.
+// slow line of redials; the first was the 2,013th, and is the 2,465th on
+// 2026-12-04), and the sweep stops at the first.
 func TestSweepKeptPairsCatchesUnwantedFinal(t *testing.T) {
 	res := mutated(keptPairsFirst, 3000, 1, fsm.MutationUnwantedFinal, sim.DrawKeptPairsKnobs)
 	require.NotEmpty(t, res.Failures, "the sweep did not notice the end that does not keep the pair taking the leader's unwanted as final")

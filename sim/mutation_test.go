@@ -149,11 +149,11 @@ func TestSweepLoadCatchesNoCredit(t *testing.T) {
 	}
 }
 
-// TestLoadAnswersRefusedWithoutPacing is the negative control of
+// TestLoadAnswersCatchesNoPacing is the negative control of
 // TestLoadAnswersHaveRoomSmallMessages: with producers that ignore the
 // peer's backlog flag (MutationNoPacing, the pacing before it), the answers
 // toward the slow user pile up until a callback's answer is refused.
-func TestLoadAnswersRefusedWithoutPacing(t *testing.T) {
+func TestLoadAnswersCatchesNoPacing(t *testing.T) {
 	k := answersHaveRoomKnobs()
 	k.Mutation = fsm.MutationNoPacing
 	r := sim.RunSeed(k, sim.Options{})

@@ -16,8 +16,8 @@ import (
 // sweepSeeds is how many seeds a sweep runs: $SIM_SEEDS if set, else def
 // (a tenth of it with -short). TestSweep's 10,000 take about 5 s of CPU
 // without the race detector and ten times that with it, so make test runs
-// the full sweeps without -race (target sweep) and SIM_SEEDS=100 with it
-// (target unit).
+// the full sweeps without -race (target sweep) and SIM_SEEDS=$(RACE_SEEDS),
+// 30, with it (target unit).
 func sweepSeeds(t *testing.T, def int) int {
 	if s := os.Getenv("SIM_SEEDS"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -116,7 +116,7 @@ const keptPairsFirst = 1_100_000
 // that does not keep its pair with messages in flight (the case the rule is
 // about), and some message must have been reported lost after the grace (a
 // fault that outlasted it). 3,000 seeds: the first that breaks the rule of
-// TestSweepKeptPairsCatchesUnwantedFinal is the 2,013th.
+// TestSweepKeptPairsCatchesUnwantedFinal is the 2,465th (2026-12-04).
 func TestSweepKeptPairs(t *testing.T) {
 	n := sweepSeeds(t, 3000)
 	res := sweepPasses(t, sim.SweepConfig{First: keptPairsFirst, Seeds: n, StopAfter: 5, Knobs: sim.DrawKeptPairsKnobs})

@@ -4,8 +4,10 @@
 // states what must always be true of a running system, as plain Go functions
 // over a [Snapshot] of every node and the network between them. The same
 // functions are called by the deterministic simulator (package sim) after
-// every step, by the rapid property tests, and by the checks that validate
-// TLA+ traces, so there is exactly one definition of "correct".
+// every step and by the rapid property tests, so there is exactly one
+// definition of "correct"; the TLA+ model (tla/) states the same properties
+// for TLC, and the traces TLC validates are written in this package's trace
+// format (TraceLine).
 //
 // Why functions over snapshots and not assertions inside the fsm: a node sees
 // only its own half of every connection. The interesting properties ("both
