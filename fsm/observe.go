@@ -303,7 +303,8 @@ func (n *Node) PeerCounters(id string) (PeerCounters, bool) {
 	return n.peerCounters(p), true
 }
 
-// counters is what the node counted about p.
+// peerCounters is what the node counted about p, with the window it
+// grants p now.
 func (n *Node) peerCounters(p *peer) PeerCounters {
 	k := &p.counters
 	window := uint64(n.cfg.Window)

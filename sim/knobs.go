@@ -329,6 +329,20 @@ type KnobFlags struct {
 	mut  *uint
 }
 
+// mutationNames lists fsm's mutations by number, for the -mutation flag's
+// help and for checkMutation's refusal of one fsm does not define.
+const mutationNames = "1: dialer leads, 2: no 0.4.1-to-v1 upgrade, 3: no resend, 4: refuse when the handshake slots are full, " +
+	"5: no HELLO id check, 6: no credit, 7: no pacing by the peer's backlog, 8: discovery dials from both ends, " +
+	"9: a redial another node answers becomes a session, 10: a kept peer is redialed although it has a session, " +
+	"11: a Connect dials while its node is handshaking, 12: a send moves the node's clock, " +
+	"13: an end that does not keep the pair reports its messages lost when a session ends, " +
+	"14: the peer's BYE unwanted ends the wait for it, 15: the reconnect grace ends while the peer is back on an unconfirmed session, " +
+	"16: a session's end ignores a lease outstanding, 17: a run of messages gathered across another action, " +
+	"18: a run's count left at one, 19: one line for every automatic dial, 20: a Tick's Lag ignored, " +
+	"21: a SendMany keeps the caller's payload, 22: silent handshakes evicted first, 23: a run written past the credit, " +
+	"24: answer room past the queue's bounds, 25: a discovery redial dropped from its queue with no timer, " +
+	"26: a run of received frames given its first frame's length, 27: a window grown past MaxWindow"
+
 // RegisterKnobs registers the knob flags (-seed, -nodes, -latency, ...) on fs.
 func RegisterKnobs(fs *flag.FlagSet) *KnobFlags {
 	kf := &KnobFlags{fs: fs}
@@ -376,7 +390,7 @@ func RegisterKnobs(fs *flag.FlagSet) *KnobFlags {
 	fs.DurationVar(&v.LateTicks, "lateticks", 0, "sim: in the safety phase half of a node's Ticks come late, by up to this (0: on time)")
 	fs.DurationVar(&v.LateReads, "latereads", 0, "sim: in the safety phase a node's readers stall for up to this, and its Ticks say so in Tick.Lag (0: never)")
 	var mut uint
-	fs.UintVar(&mut, "mutation", 0, "sim: fsm mutation (1: dialer leads, 2: no 0.4.1-to-v1 upgrade, 3: no resend, 4: refuse when the handshake slots are full, 5: no HELLO id check, 6: no credit, 7: no pacing by the peer's backlog, 8: discovery dials from both ends, 9: a redial another node answers becomes a session, 10: a kept peer is redialed although it has a session, 11: a Connect dials while its node is handshaking, 12: a send moves the node's clock, 13: an end that does not keep the pair reports its messages lost when a session ends, 14: the peer's BYE unwanted ends the wait for it, 15: the reconnect grace ends while the peer is back on an unconfirmed session, 16: a session's end ignores a lease outstanding, 17: a run of messages gathered across another action, 18: a run's count left at one, 19: one line for every automatic dial, 20: a Tick's Lag ignored, 21: a SendMany's shared payload not copied, 22: the silent tier always evicted first, 23: a run written past the credit, 24: answer room past the queue's bounds, 25: a discovery redial dropped from its queue with no timer, 26: a run of received frames given its first frame's length, 27: a window grown past MaxWindow), for negative controls; needs -tags masterless_mutation")
+	fs.UintVar(&mut, "mutation", 0, "sim: fsm mutation ("+mutationNames+"), for negative controls; needs -tags masterless_mutation")
 	kf.mut = &mut
 	return kf
 }
