@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/masterless-go/masterless/fsm"
@@ -205,6 +206,18 @@ func (n *Runtime) stageMany(peers []string, payload []byte) (int, []string) {
 	var buf [wire.HeaderSize + fsm.SharedMin]byte // on the stack: stageFrame copies it
 	frame := wire.AppendData(buf[:0], payload)
 	m := n.lanesFor(peers)
+	if f := m.fanOf(n); f != nil {
+		r := f.stage(frame, len(payload))
+		if r == fanFull && n.renewFan(f) {
+			// The leases' room was used up before the writers renewed
+			// it: admitted and renewed them all in one hold of the
+			// core lock.
+			r = f.stage(frame, len(payload))
+		}
+		if r == fanStaged {
+			return len(peers), nil
+		}
+	}
 	stale := false
 	staged := 0
 	var rest []string
@@ -249,6 +262,31 @@ type manyLanes struct {
 	// must not keep alive. A peer's is its lane's id, or a clone.
 	peers []string
 	lanes []*lane
+	// fan stages for them all once they were sent to fanAfter times
+	// (fan.go), when every peer has a lane.
+	fan  atomic.Pointer[fan]
+	uses atomic.Int32
+}
+
+// fanAfter is how many SendManyContext calls to one list of peers in a row
+// make a fan for it: a producer that alternates between lists keeps
+// staging lane by lane, where a fan made at each call would find the
+// lanes in the other list's.
+const fanAfter = 16
+
+// fanOf returns m's fan, made once the list was sent to fanAfter times,
+// or nil.
+func (m *manyLanes) fanOf(n *Runtime) *fan {
+	if f := m.fan.Load(); f != nil || len(m.lanes) < 2 {
+		return f
+	}
+	if m.uses.Add(1) != fanAfter || slices.Contains(m.lanes, nil) || hasRepeat(m.lanes) {
+		return nil // a lane twice in a list would take two slots of the fan
+	}
+	f := newFan(m.lanes)
+	m.fan.Store(f)
+	n.fansMade.Add(1)
+	return f
 }
 
 // lanesFor returns the lanes toward peers: those stageMany found last if
@@ -534,4 +572,16 @@ func (n *Runtime) gatedConn(peers []string) *conn {
 		n.gated--
 	}
 	return nil
+}
+
+// hasRepeat reports whether a lane is in lanes twice.
+func hasRepeat(lanes []*lane) bool {
+	seen := make(map[*lane]bool, len(lanes))
+	for _, l := range lanes {
+		if seen[l] {
+			return true
+		}
+		seen[l] = true
+	}
+	return false
 }

@@ -24,7 +24,8 @@ import (
 // The lane decides nothing: the lease says how many messages, of what
 // cost, may wait; the state machine admits them, spends credit and keeps
 // them until acknowledged. Lock order: n.mu, then conn.wmu, then lane.mu,
-// which is innermost: nothing is taken while it is held. SendContext's
+// which is innermost: nothing is taken while it is held (a fan's lock
+// comes before its lanes', fan.go). SendContext's
 // fast path takes lane.mu, then (after releasing it) wmu; an idle writer
 // trims the lane under wmu, and an answer's first message in an empty lane
 // takes wmu, then lane.mu (stageAnswer).
@@ -60,6 +61,12 @@ type lane struct {
 	// inAnswerLanes: counted in Runtime.answerLanes, since a lease gave
 	// answers room (under n.mu).
 	inAnswerLanes bool
+	// fan: the fan the lane is in (fan.go), at slots[slot]; nil: none.
+	// took: the fan whose frames the admission under way took (take to
+	// giveBack, under n.mu).
+	fan  *fan
+	slot int
+	took *fan
 }
 
 // stagedKeep bounds the buffers a lane keeps once admitted; the lease
@@ -125,6 +132,17 @@ func (l *lane) stageFrame(frame, payload []byte) (staged, waiting bool) {
 		l.mu.Lock()
 		l.shared = true
 	}
+	if f := l.fan; f != nil {
+		l.mu.Unlock()
+		if !l.leaveFan(f) {
+			return false, false
+		}
+		l.mu.Lock()
+		if l.fan != nil {
+			l.mu.Unlock()
+			return false, false
+		}
+	}
 	if l.gen == 0 || l.msgs < 1 || l.cost < cost || len(payload) > l.maxPayload {
 		waiting = l.gen != 0 && l.count > 0 && !l.shared
 		l.mu.Unlock()
@@ -161,7 +179,7 @@ func (l *lane) stageFrame(frame, payload []byte) (staged, waiting bool) {
 func (l *lane) stageAnswer(payload []byte) bool {
 	cost := uint64(len(payload)) + fsm.MessageCost
 	l.mu.Lock()
-	if !l.answerFits(cost, len(payload)) {
+	if l.fan != nil || !l.answerFits(cost, len(payload)) {
 		l.mu.Unlock()
 		return false
 	}
@@ -181,7 +199,7 @@ func (l *lane) stageAnswer(payload []byte) bool {
 		return false
 	}
 	l.mu.Lock()
-	if l.c != c || !l.answerFits(cost, len(payload)) {
+	if l.c != c || l.fan != nil || !l.answerFits(cost, len(payload)) {
 		l.mu.Unlock()
 		c.wmu.Unlock()
 		return false
@@ -220,6 +238,14 @@ func (l *lane) putAnswer(payload []byte, cost uint64) {
 // (called with n.mu held); giveBack returns the two buffers.
 func (l *lane) take() fsm.Admit {
 	l.mu.Lock()
+	for l.fan != nil {
+		f := l.fan
+		l.mu.Unlock()
+		if a, ok := l.takeFan(f); ok {
+			return a
+		}
+		l.mu.Lock()
+	}
 	a := fsm.Admit{Peer: l.peer, Gen: l.gen, Frames: l.staged, Messages: l.count, Runs: l.runs, FrameSize: l.size}
 	l.shared = false
 	if a.Messages > 0 {
@@ -234,6 +260,10 @@ func (l *lane) take() fsm.Admit {
 
 // giveBack returns the buffers of an admitted batch for reuse (n.mu held).
 func (l *lane) giveBack(frames []byte, runs []fsm.AdmitRun) {
+	if f := l.took; f != nil {
+		l.admitted(f)
+		return
+	}
 	if cap(frames) > stagedKeep {
 		return
 	}
@@ -255,11 +285,16 @@ func (l *lane) giveBack(frames []byte, runs []fsm.AdmitRun) {
 // while taking wmu, so this order is safe; TestAnswerStagingAgainstTrim).
 func (l *lane) trim() {
 	l.mu.Lock()
+	if f := l.fan; f != nil {
+		l.mu.Unlock()
+		l.leaveFan(f)
+		l.mu.Lock()
+	}
 	if l.count == 0 {
 		l.staged = nil
 	}
 	l.spare = nil
-	l.big.Store(false)
+	l.big.Store(l.fan != nil) // still in its fan: the next idle turn tries again
 	l.mu.Unlock()
 }
 
@@ -372,7 +407,20 @@ func (n *Runtime) leased(a *fsm.Action) {
 			n.revoked = append(n.revoked, empty)
 			return
 		}
+		var fanFrames []byte
+		fanCount := 0
+		if f := l.fan; f != nil {
+			l.mu.Unlock()
+			fanFrames, fanCount = l.revokeFan(f)
+			l.mu.Lock()
+		}
 		frames, count, runs, gen, c := l.staged, l.count, l.runs, l.gen, l.c
+		if fanCount > 0 { // the fan's first: a producer's, not answers
+			if len(runs) > 0 {
+				runs = append([]fsm.AdmitRun{{Messages: fanCount}}, runs...)
+			}
+			frames, count = append(fanFrames, frames...), fanCount+count
+		}
 		l.gen, l.msgs, l.cost, l.amsgs, l.acost, l.c = 0, 0, 0, 0, 0, nil
 		l.staged, l.count, l.spare, l.runs, l.spareRuns = nil, 0, nil, nil, nil
 		l.mu.Unlock()

@@ -93,6 +93,7 @@ type Runtime struct {
 	// sync.Map that cost a ping-pong 2-4% of its rate.
 	answerLanes atomic.Int32
 	manyLanes   atomic.Pointer[manyLanes] // the lanes stageMany found last
+	fansMade    atomic.Uint64             // fans made for them (fan.go; tests)
 	revoked     []stagedBatch
 	after       fsm.Admit // stagedFor's, so that it costs no allocation
 	// room is closed (and replaced) whenever a peer's send queue gets room
