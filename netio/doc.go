@@ -26,9 +26,12 @@
 // admits the lane in one step before it writes (lane.go, fsm/lease.go).
 // A Send (an answer) takes the same lane, within the room the lease holds
 // for answers, while the session's writer is busy: the writer admits it
-// with the producers' messages, in the order staged. What the lane may
-// hold, and when it must stop, is the state machine's decision; the lane
-// only counts within it.
+// with the producers' messages, in the order staged. A producer that sends
+// to one list of peers over and over (SendManyContext) stages each frame
+// once for all of them in the list's fan, within room reserved from each
+// peer's lease, and each peer's writer admits from its own place in it
+// (fan.go). What a lane or a fan may hold, and when it must stop, is the
+// state machine's decision; they only count within it.
 //
 // Nothing that can block runs under the core lock. Writes are appended to a
 // per-connection output buffer. The goroutine whose step appended them
