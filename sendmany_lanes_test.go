@@ -2,6 +2,7 @@ package masterless
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -61,5 +62,55 @@ func TestSendManyToNoPeer(t *testing.T) {
 		n, err := a.SendManyContext(ctxT(t), nil, make([]byte, size))
 		require.Zero(t, n)
 		require.ErrorIs(t, err, ErrClosed, "%d bytes", size)
+	}
+}
+
+// A producer's stream of SendManyContext to one list of peers (staged once
+// for all of them, in the list's fan: netio/fan.go) goes on across a cut of
+// one peer's connection: the others get every message, in order; the cut
+// peer gets its messages in order, without repeats, up to the last one
+// (only what was in flight on the dead connection may be lost: the
+// redial resends what was not acknowledged).
+func TestSendManyStreamAcrossACut(t *testing.T) {
+	hub, _ := newServer(t, "hub")
+	ids := []string{"r0", "r1", "r2"}
+	recs := map[string]*recorder{}
+	var relay *proxy
+	for _, id := range ids {
+		s, r := newServer(t, id)
+		recs[id] = r
+		info := s.Info()
+		if id == "r1" {
+			relay = newProxy(t, info)
+			info = relay.info()
+		}
+		_, err := hub.Connect(ctxT(t), info)
+		require.NoError(t, err)
+	}
+	const n = 30000
+	for i := range n {
+		if i == n/3 || i == 2*n/3 {
+			relay.cut() // r1's connection dies mid-stream; the hub redials through the relay
+		}
+		k, err := hub.SendManyContext(ctxT(t), ids, fmt.Appendf(nil, "m%d", i))
+		require.NoError(t, err, "message %d", i)
+		require.Equal(t, len(ids), k, "message %d", i)
+	}
+	last := fmt.Sprintf("m%d", n-1)
+	for _, id := range ids {
+		eventually(t, "the last message at "+id, func() bool {
+			m := recs[id].messages("hub")
+			return len(m) > 0 && string(m[len(m)-1]) == last
+		})
+		nums := checkInOrder(t, recs[id].messages("hub"), "m")
+		if id != "r1" {
+			require.Len(t, nums, n, "%s got every message", id)
+		}
+	}
+	eventually(t, "the hub's three sessions", func() bool { return sameSet(hub.Connections(), ids...) })
+	for _, p := range hub.Stats().Peers {
+		if p.ID == "r1" {
+			require.Positive(t, p.Reconnects, "the cuts did not end r1's session")
+		}
 	}
 }

@@ -2,6 +2,7 @@ package netio
 
 import (
 	"bytes"
+	"slices"
 	"sync"
 
 	"github.com/masterless-go/masterless/fsm"
@@ -256,7 +257,13 @@ func (l *lane) admitted(f *fan) {
 	l.took = nil
 	f.mu.Lock()
 	l.mu.Lock()
-	s := &f.slots[l.slot]
+	// l's slot in f: l.slot, unless l has been in another fan since (a
+	// revoked lane joins none, so this is only care).
+	i := l.slot
+	if i >= len(f.lanes) || f.lanes[i] != l {
+		i = slices.Index(f.lanes, l)
+	}
+	s := &f.slots[i]
 	if l.fan == f {
 		s.at += s.taken
 		s.idx += s.takenN
