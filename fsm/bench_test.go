@@ -96,25 +96,37 @@ func BenchmarkStepReceiveData(b *testing.B) {
 
 // BenchmarkStepReceiveDataRun is BenchmarkStepReceiveData with the messages
 // arriving k at a time, as a read brings them, in one step each
-// (fsm.DataReceived); ns/op is per message.
+// (fsm.DataReceived); ns/op is per message. The sized variants come with
+// their length (DataReceived.FrameSize), as netio's reads of messages of
+// one length do.
 func BenchmarkStepReceiveDataRun(b *testing.B) {
 	for _, k := range []int{8, 64, 512} {
-		b.Run(fmt.Sprint(k), func(b *testing.B) {
-			n := established(b)
-			var run []byte
-			for range k {
-				run = wire.AppendData(run, make([]byte, 32))
+		for _, sized := range []bool{false, true} {
+			name := fmt.Sprint(k)
+			size := 0
+			if sized {
+				name, size = name+"-sized", wire.DataFrameSize(32)
 			}
-			b.ReportAllocs()
-			for i := 0; i < b.N; i += k {
-				n.ReceiveData(0, 1, run)
-				n.Ready()
-				_ = n.Step(0, fsm.Consumed{Peer: "A", Incarnation: 1, Messages: k, Bytes: k * 32})
-				n.Ready()
-			}
-			requireSession(b, n)
-		})
+			b.Run(name, func(b *testing.B) { benchReceiveDataRun(b, k, size) })
+		}
 	}
+}
+
+// benchReceiveDataRun is one of BenchmarkStepReceiveDataRun's variants.
+func benchReceiveDataRun(b *testing.B, k, size int) {
+	n := established(b)
+	var run []byte
+	for range k {
+		run = wire.AppendData(run, make([]byte, 32))
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i += k {
+		n.ReceiveData(0, 1, run, size)
+		n.Ready()
+		_ = n.Step(0, fsm.Consumed{Peer: "A", Incarnation: 1, Messages: k, Bytes: k * 32})
+		n.Ready()
+	}
+	requireSession(b, n)
 }
 
 // BenchmarkStepAdmit measures the fsm's share of a producer's message

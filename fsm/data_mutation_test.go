@@ -33,6 +33,14 @@ func TestDataTwinsCatchesRunFrameSize(t *testing.T) {
 	requireTwinsCatch(t, "a run given its first frame's length", fsm.MutationRunFrameSize)
 }
 
+// TestDataTwinsCatchesSizedPastCredit is the negative control of the
+// twins' check of runs counted by arithmetic (DataReceived.FrameSize,
+// steadySized): with such a run taking one frame past the credit
+// (fsm.MutationSizedPastCredit), some of a hundred scripts must fail it.
+func TestDataTwinsCatchesSizedPastCredit(t *testing.T) {
+	requireTwinsCatch(t, "a run of one length taken a frame past the credit", fsm.MutationSizedPastCredit)
+}
+
 // requireTwinsCatch requires the run-versus-frames twins (runDataTwins) to
 // tell apart, in some of a hundred scripts, a node with mutation m, and
 // never one without.

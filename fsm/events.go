@@ -100,9 +100,18 @@ type FrameReceived struct {
 // a read's small messages pays it once. Bytes in Frames that are not a whole
 // DATA frame are malformed: the node closes the connection (as for
 // Malformed) once the frames before them are taken.
+//
+// FrameSize, when not 0, is the adapter's word that every frame in Frames
+// is a whole DATA frame of that length, header included
+// (wire.DataFrameSize), as it found in parsing them: a steady session then
+// counts them, against its credit too, by arithmetic instead of reading
+// each header (steadyRun), with the same actions. The node takes the word
+// only where the first frame's header and the length of Frames agree with
+// it, and reads every header otherwise. 0: the node reads them.
 type DataReceived struct {
-	Conn   ConnID
-	Frames []byte
+	Conn      ConnID
+	Frames    []byte
+	FrameSize int
 }
 
 // Malformed: the bytes on Conn could not be decoded (bad preamble, version,

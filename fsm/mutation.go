@@ -188,6 +188,12 @@ const (
 	// (window.go): the credit it grants then lets more wait for the user
 	// than the queue bounds' room for answers counts on (CheckStreams).
 	MutationWindowPastMax
+	// MutationSizedPastCredit lets a run of received frames of one length
+	// (DataReceived.FrameSize, node.go, steadySized) take one frame more
+	// than the credit granted, where the reading of each header stops at
+	// the credit (steadyRun): a peer could send past its credit unseen,
+	// which TestSizedRunIsTheWalk must see.
+	MutationSizedPastCredit
 )
 
 // mutation is what Config holds: the Mutation itself.
@@ -235,3 +241,4 @@ func (m Mutation) answerRoomPastBounds() bool    { return m == MutationAnswerRoo
 func (m Mutation) discoveryDropsWaiting() bool   { return m == MutationDiscoveryDropsWaiting }
 func (m Mutation) runFrameSize() bool            { return m == MutationRunFrameSize }
 func (m Mutation) windowPastMax() bool           { return m == MutationWindowPastMax }
+func (m Mutation) sizedPastCredit() bool         { return m == MutationSizedPastCredit }

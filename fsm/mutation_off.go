@@ -38,3 +38,4 @@ func (mutation) answerRoomPastBounds() bool    { return false }
 func (mutation) discoveryDropsWaiting() bool   { return false }
 func (mutation) runFrameSize() bool            { return false }
 func (mutation) windowPastMax() bool           { return false }
+func (mutation) sizedPastCredit() bool         { return false }

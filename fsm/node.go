@@ -222,19 +222,20 @@ func (n *Node) ReceiveFrame(now time.Duration, id ConnID, f *wire.Frame) {
 	}
 }
 
-// ReceiveData is Step(now, DataReceived{Conn: id, Frames: frames}) without
-// boxing the event (the path of a read's run of messages): the node reads
-// frames during the call only, and never changes them.
-func (n *Node) ReceiveData(now time.Duration, id ConnID, frames []byte) {
+// ReceiveData is Step(now, DataReceived{Conn: id, Frames: frames,
+// FrameSize: size}) without boxing the event (the path of a read's run of
+// messages): the node reads frames during the call only, and never changes
+// them.
+func (n *Node) ReceiveData(now time.Duration, id ConnID, frames []byte, size int) {
 	n.clean()
 	if traceCompiled && n.trace.on() {
-		_ = n.tracedStep(now, DataReceived{Conn: id, Frames: frames})
+		_ = n.tracedStep(now, DataReceived{Conn: id, Frames: frames, FrameSize: size})
 		return
 	}
 	if now > n.now {
 		n.now = now
 	}
-	n.dataReceived(id, frames)
+	n.dataReceived(id, frames, size)
 	if len(n.leased) > 0 {
 		n.checkLeases()
 	}
@@ -244,7 +245,7 @@ func (n *Node) ReceiveData(now time.Duration, id ConnID, frames []byte) {
 // each exactly as a FrameReceived of it, until the connection is closed.
 // The messages they deliver one after the other, with no other action
 // between them, go out in one ActMessages (emitMessage).
-func (n *Node) dataReceived(id ConnID, frames []byte) {
+func (n *Node) dataReceived(id ConnID, frames []byte, size int) {
 	c := n.conns[id]
 	r := &n.run
 	r.frames, r.at = frames, 0
@@ -254,7 +255,11 @@ func (n *Node) dataReceived(id ConnID, frames []byte) {
 	steady := c != nil && !c.gone && n.steadyData(c)
 	if steady {
 		c.lastRecv = n.now
-		n.steadyRun(c, frames)
+		if sizedRun(frames, size) {
+			n.steadySized(c, frames, size)
+		} else {
+			n.steadyRun(c, frames)
+		}
 		*r = dataRun{}
 		return
 	}
@@ -326,6 +331,69 @@ func (n *Node) steadyRun(c *conn, frames []byte) {
 				// yet, armed the ACK's timer (deliverData): armed even when
 				// the stretch ends with the ACK, as one frame at a time.
 				c.ackBy = n.now + ackDelay
+				n.armConn(c, c.ackBy)
+			}
+			if in.delivered-in.ackSent >= ackEvery {
+				n.sendAck(p, c)
+			}
+		}
+		if stop != nil {
+			n.closeConn(c, wire.CodeProtocol, stop)
+			return
+		}
+	}
+}
+
+// sizedRun reports whether frames, said to be whole DATA frames of size
+// bytes each (DataReceived.FrameSize), agree with it where it costs no walk:
+// the first frame's header and the length of the whole.
+func sizedRun(frames []byte, size int) bool {
+	if size < wire.HeaderSize || len(frames) == 0 || len(frames)%size != 0 {
+		return false
+	}
+	_, rest, ok := wire.NextData(frames)
+	return ok && len(frames)-len(rest) == size
+}
+
+// steadySized is steadyRun for frames all of size bytes (sizedRun): the
+// same stretches, counted and checked against the credit by arithmetic.
+// A frame is taken while what was received before it is below the credit
+// granted, as in steadyRun, so the stretch that reaches the credit ends
+// there and the connection is closed for the frame after it.
+func (n *Node) steadySized(c *conn, frames []byte, size int) {
+	p := c.peer
+	in := p.in
+	r := &n.run
+	payload := size - wire.HeaderSize
+	cost := uint64(payload) + msgCost
+	for r.at < len(frames) && !c.gone {
+		due := 1 // as in steadyRun
+		if d := in.delivered - in.ackSent; in.delivered >= in.ackSent && d < ackEvery {
+			due = int(ackEvery - d)
+		}
+		left := (len(frames) - r.at) / size
+		allowed := 0 // frames the credit takes: each while received < granted
+		if in.received < in.granted {
+			allowed = int(min((in.granted-in.received-1)/cost+1, uint64(left)))
+		}
+		if n.cfg.mutation.sizedPastCredit() && allowed < left { // deliberately wrong: see MutationSizedPastCredit
+			allowed++
+		}
+		k := min(due, left, allowed)
+		var stop error
+		if k < min(due, left) {
+			stop = errPastCredit(in)
+		}
+		if k > 0 {
+			at := r.at + k*size
+			in.delivered += uint64(k)
+			in.unconsumed += uint64(k)
+			in.received += uint64(k) * cost
+			n.countIn(p, k, k*payload)
+			n.emitRun(c, p, in.inc, frames, r.at, at, k, size)
+			r.at = at
+			if c.ackBy == 0 && due > 1 {
+				c.ackBy = n.now + ackDelay // as in steadyRun
 				n.armConn(c, c.ackBy)
 			}
 			if in.delivered-in.ackSent >= ackEvery {
@@ -438,7 +506,7 @@ func (n *Node) step(now time.Duration, ev Event) error {
 		n.frameReceived(e.Conn, &n.frame)
 		n.frame = wire.Frame{}
 	case DataReceived:
-		n.dataReceived(e.Conn, e.Frames)
+		n.dataReceived(e.Conn, e.Frames, e.FrameSize)
 	case Tick:
 		n.tick(e.Lag)
 	case Incoming:

@@ -143,18 +143,24 @@ func (l *Layer) process(now time.Duration, id fsm.ConnID, c *conn) {
 				whole = true
 				// The whole DATA frames that follow it go with it in one
 				// step (fsm.DataReceived), up to runFrames of them.
-				run, count := k, 1
+				// Their length, when they all have one, goes with them
+				// (fsm.DataReceived.FrameSize): the state machine then
+				// counts them without reading each header again.
+				run, count, size := k, 1, k
 				for ; count < runFrames; count++ {
 					_, k2, ok2 := l.v1.ParseData(c.in[c.start+run : c.end])
 					if !ok2 {
 						break
 					}
 					run += k2
+					if k2 != size {
+						size = 0
+					}
 				}
 				if count > 1 {
 					frames := c.in[c.start : c.start+run : c.start+run]
 					c.start += run
-					l.receiveData(now, id, frames)
+					l.receiveData(now, id, frames, size)
 					continue
 				}
 				c.start += k

@@ -233,11 +233,11 @@ func (l *Layer) receiveFrame(now time.Duration, id fsm.ConnID, f *wire.Frame) {
 
 // receiveData steps a DataReceived of frames on connection id
 // (fsm.Node.ReceiveData: no event boxed) and carries out the actions.
-func (l *Layer) receiveData(now time.Duration, id fsm.ConnID, frames []byte) {
-	l.node.ReceiveData(now, id, frames)
+func (l *Layer) receiveData(now time.Duration, id fsm.ConnID, frames []byte, size int) {
+	l.node.ReceiveData(now, id, frames, size)
 	acts := l.carryOut()
 	if l.observe != nil {
-		l.observe(fsm.DataReceived{Conn: id, Frames: frames}, nil, acts)
+		l.observe(fsm.DataReceived{Conn: id, Frames: frames, FrameSize: size}, nil, acts)
 	}
 	l.node.Release()
 }

@@ -341,7 +341,8 @@ const mutationNames = "1: dialer leads, 2: no 0.4.1-to-v1 upgrade, 3: no resend,
 	"18: a run's count left at one, 19: one line for every automatic dial, 20: a Tick's Lag ignored, " +
 	"21: a SendMany keeps the caller's payload, 22: silent handshakes evicted first, 23: a run written past the credit, " +
 	"24: answer room past the queue's bounds, 25: a discovery redial dropped from its queue with no timer, " +
-	"26: a run of received frames given its first frame's length, 27: a window grown past MaxWindow"
+	"26: a run of received frames given its first frame's length, 27: a window grown past MaxWindow, " +
+	"28: a run of frames of one length taken a frame past the credit"
 
 // RegisterKnobs registers the knob flags (-seed, -nodes, -latency, ...) on fs.
 func RegisterKnobs(fs *flag.FlagSet) *KnobFlags {

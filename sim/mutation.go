@@ -18,7 +18,7 @@ func withMutation(c fsm.Config, m Mutation) fsm.Config { return c.WithMutation(m
 
 // checkMutation refuses a mutation fsm does not define.
 func checkMutation(m Mutation) error {
-	if m > fsm.MutationWindowPastMax {
+	if m > fsm.MutationSizedPastCredit {
 		return fmt.Errorf("sim: unknown mutation %d (%s)", m, mutationNames)
 	}
 	return nil
