@@ -409,12 +409,19 @@ func (n *Runtime) leased(a *fsm.Action) {
 		}
 		var fanFrames []byte
 		fanCount := 0
+		gen := l.gen
 		if f := l.fan; f != nil {
+			// No lease from here on, before l.mu is let go: a lane that
+			// looked free meanwhile (out of f, a lease, nothing waiting)
+			// was joined by another fan, whose frames for it then waited
+			// for a writer that never came, neither delivered nor
+			// reported lost (TestRevokedLaneJoinsNoOtherFan).
+			l.gen = 0
 			l.mu.Unlock()
 			fanFrames, fanCount = l.revokeFan(f)
 			l.mu.Lock()
 		}
-		frames, count, runs, gen, c := l.staged, l.count, l.runs, l.gen, l.c
+		frames, count, runs, c := l.staged, l.count, l.runs, l.c
 		if fanCount > 0 { // the fan's first: a producer's, not answers
 			if len(runs) > 0 {
 				runs = append([]fsm.AdmitRun{{Messages: fanCount}}, runs...)
@@ -474,9 +481,25 @@ func (n *Runtime) leased(a *fsm.Action) {
 		l.inAnswerLanes = true
 		n.answerLanes.Add(1)
 	}
+	// A producer (or a fan) may have staged in a new lane already (it is
+	// in n.lanes, with its lease): the wake-up found c.lane nil, and the
+	// writer let it go. So the writer is told again once it has its lane.
+	// (wmu, then lane.mu: the order stageAnswer takes them in.)
 	c.wmu.Lock()
+	first := c.lane != l
 	c.lane = l
+	w := wakeNone
+	if first {
+		l.mu.Lock()
+		waiting := l.count > 0 || l.fan != nil
+		l.mu.Unlock()
+		if waiting && !c.laneWork {
+			c.laneWork = true
+			w = c.kick()
+		}
+	}
 	c.wmu.Unlock()
+	c.wake(w)
 }
 
 // stagedBatch is what a revoked lane held, admitted by settle.
