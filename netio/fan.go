@@ -36,7 +36,8 @@ import (
 // of the core lock (renewFan), and tries once more; then it stages lane by
 // lane, the way that waits for credit. A revoked lease takes its lane out
 // (revokeFan: its frames not yet admitted are copied into the revoked
-// batch, which settle admits) and ends the fan: stageMany stages lane by
+// batch, which settle admits; leased drops the lane's lease before, so
+// that no other fan joins it meanwhile) and ends the fan: stageMany stages lane by
 // lane and makes a new manyLanes, and a new fan, for the new lanes.
 //
 // Memory. The buffer holds the frames from the first one a slot has not
