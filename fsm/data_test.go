@@ -315,3 +315,27 @@ func TestResumedQueueGoesInOneWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDataReceivedWrongFrameSize: a run said to be of one length
+// (DataReceived.FrameSize) whose first frame and whole length agree with
+// the word, but whose other frames do not, is read frame by frame, with
+// the actions of a run without the word. (rapid's twins found a node that
+// checked only the first frame and the length cut such a run wrong.)
+func TestDataReceivedWrongFrameSize(t *testing.T) {
+	x, y := dataTwins(t, 1<<20)
+	var run []byte
+	for _, p := range []string{"a", "b", "cd", ""} { // frames of 6, 6, 7 and 5 bytes: 24 in all
+		run = wire.AppendData(run, []byte(p))
+	}
+	if len(run) != 24 {
+		t.Fatalf("the run is %d bytes, want 24", len(run))
+	}
+	x.ReceiveData(0, 1, run, wire.DataFrameSize(1))
+	y.ReceiveData(0, 1, run, 0)
+	if err := sameActions(render(x.Ready()), render(y.Ready())); err != nil {
+		t.Fatal(err)
+	}
+	if err := sameViews(x, y); err != nil {
+		t.Fatal(err)
+	}
+}

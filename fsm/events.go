@@ -104,10 +104,11 @@ type FrameReceived struct {
 // FrameSize, when not 0, is the adapter's word that every frame in Frames
 // is a whole DATA frame of that length, header included
 // (wire.DataFrameSize), as it found in parsing them: a steady session then
-// counts them, against its credit too, by arithmetic instead of reading
-// each header (steadyRun), with the same actions. The node takes the word
-// only where the first frame's header and the length of Frames agree with
-// it, and reads every header otherwise. 0: the node reads them.
+// counts them, against its credit too, by arithmetic instead of parsing
+// each frame (steadyRun), with the same actions. The node checks the word
+// first (wire.IsDataRun: every frame's length and type, without parsing
+// it) and, where it does not hold, reads the frames as without it. 0: the
+// node reads them.
 type DataReceived struct {
 	Conn      ConnID
 	Frames    []byte

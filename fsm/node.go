@@ -255,7 +255,7 @@ func (n *Node) dataReceived(id ConnID, frames []byte, size int) {
 	steady := c != nil && !c.gone && n.steadyData(c)
 	if steady {
 		c.lastRecv = n.now
-		if sizedRun(frames, size) {
+		if size != 0 && wire.IsDataRun(frames, size) {
 			n.steadySized(c, frames, size)
 		} else {
 			n.steadyRun(c, frames)
@@ -344,18 +344,7 @@ func (n *Node) steadyRun(c *conn, frames []byte) {
 	}
 }
 
-// sizedRun reports whether frames, said to be whole DATA frames of size
-// bytes each (DataReceived.FrameSize), agree with it where it costs no walk:
-// the first frame's header and the length of the whole.
-func sizedRun(frames []byte, size int) bool {
-	if size < wire.HeaderSize || len(frames) == 0 || len(frames)%size != 0 {
-		return false
-	}
-	_, rest, ok := wire.NextData(frames)
-	return ok && len(frames)-len(rest) == size
-}
-
-// steadySized is steadyRun for frames all of size bytes (sizedRun): the
+// steadySized is steadyRun for frames all of size bytes (wire.IsDataRun): the
 // same stretches, counted and checked against the credit by arithmetic.
 // A frame is taken while what was received before it is below the credit
 // granted, as in steadyRun, so the stretch that reaches the credit ends

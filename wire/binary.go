@@ -173,6 +173,23 @@ func NextData(b []byte) (payload, rest []byte, ok bool) {
 	return b[HeaderSize:end:end], b[end:], true
 }
 
+// IsDataRun reports whether frames is whole DATA frames of size bytes each
+// (header included), back to back: a run whose length someone else found
+// (fsm.DataReceived.FrameSize) is checked by one load and two comparisons
+// a frame, without parsing it.
+func IsDataRun(frames []byte, size int) bool {
+	if size < HeaderSize || len(frames) == 0 || len(frames)%size != 0 {
+		return false
+	}
+	length := uint32(size - 4)
+	for at := 0; at+HeaderSize <= len(frames); at += size {
+		if binary.BigEndian.Uint32(frames[at:]) != length || Type(frames[at+4]) != Data {
+			return false
+		}
+	}
+	return true
+}
+
 // DataRunFrameSize returns the length of each of the DATA frames back to
 // back in frames (header included) when they all have the same length,
 // else 0 (also when frames holds none, or bytes that are not whole DATA

@@ -272,3 +272,37 @@ func FuzzParsePreamble(f *testing.F) {
 }
 
 func ptr(f Frame) *Frame { return &f }
+
+// IsDataRun holds for whole DATA frames of the size given, and for nothing
+// else: frames of other lengths that add up to a multiple of it, another
+// type, a frame cut short, a size below a header.
+func TestIsDataRun(t *testing.T) {
+	var same, mixed []byte
+	for range 3 {
+		same = AppendData(same, []byte("ab"))
+	}
+	for _, p := range []string{"a", "a", "ab", ""} { // 6, 6, 7, 5 bytes
+		mixed = AppendData(mixed, []byte(p))
+	}
+	ping := appendHeader(nil, Ping, 0) // a frame with no body
+	cases := []struct {
+		name   string
+		frames []byte
+		size   int
+		want   bool
+	}{
+		{"same", same, DataFrameSize(2), true},
+		{"one", same[:DataFrameSize(2)], DataFrameSize(2), true},
+		{"other size", same, DataFrameSize(1), false},
+		{"mixed, first and length agree", mixed, DataFrameSize(1), false},
+		{"cut short", same[:len(same)-1], DataFrameSize(2), false},
+		{"empty", nil, DataFrameSize(2), false},
+		{"below a header", same, HeaderSize - 1, false},
+		{"not DATA", ping, len(ping), false},
+	}
+	for _, c := range cases {
+		if got := IsDataRun(c.frames, c.size); got != c.want {
+			t.Errorf("%s: IsDataRun = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
