@@ -290,14 +290,10 @@ func (n *Node) dataReceived(id ConnID, frames []byte, size int) {
 // granted, or a frame that is not whole. A stretch is counted, delivered
 // (one ActMessages, or more of the one before it) and acknowledged once.
 func (n *Node) steadyRun(c *conn, frames []byte) {
-	p := c.peer
-	in := p.in
+	in := c.peer.in
 	r := &n.run
 	for r.at < len(frames) && !c.gone {
-		due := 1 // messages until an ACK is due: one when it is (or the count went back, which wraps, as in deliverData)
-		if d := in.delivered - in.ackSent; in.delivered >= in.ackSent && d < ackEvery {
-			due = int(ackEvery - d)
-		}
+		due := ackDue(in)
 		at, k, bytes, received := r.at, 0, 0, in.received
 		size := 0 // the frames' length so far (Action.FrameSize, AppendFrameSize)
 		var stop error
@@ -319,29 +315,53 @@ func (n *Node) steadyRun(c *conn, frames []byte) {
 			k++
 			at = len(frames) - len(rest)
 		}
-		if k > 0 {
-			in.delivered += uint64(k)
-			in.unconsumed += uint64(k)
-			in.received = received
-			n.countIn(p, k, bytes)
-			n.emitRun(c, p, in.inc, frames, r.at, at, k, size)
-			r.at = at
-			if c.ackBy == 0 && due > 1 {
-				// The stretch's first message, after which no ACK was due
-				// yet, armed the ACK's timer (deliverData): armed even when
-				// the stretch ends with the ACK, as one frame at a time.
-				c.ackBy = n.now + ackDelay
-				n.armConn(c, c.ackBy)
-			}
-			if in.delivered-in.ackSent >= ackEvery {
-				n.sendAck(p, c)
-			}
-		}
-		if stop != nil {
-			n.closeConn(c, wire.CodeProtocol, stop)
+		if !n.tookStretch(c, frames, at, k, bytes, size, received, due, stop) {
 			return
 		}
 	}
+}
+
+// ackDue returns how many messages a steady session takes before an ACK is
+// due: one when it is (or the count went back, which wraps, as in
+// deliverData).
+func ackDue(in *inStream) int {
+	if d := in.delivered - in.ackSent; in.delivered >= in.ackSent && d < ackEvery {
+		return int(ackEvery - d)
+	}
+	return 1
+}
+
+// tookStretch counts, delivers and acknowledges the stretch of k messages
+// that steadyRun or steadySized took, frames[n.run.at:at] with bytes bytes
+// of payload, after which the stream has received received; due is what
+// ackDue said before it. It closes the connection for stop, if not nil,
+// and reports whether the run goes on.
+func (n *Node) tookStretch(c *conn, frames []byte, at, k, bytes, size int, received uint64, due int, stop error) bool {
+	p := c.peer
+	in := p.in
+	if k > 0 {
+		in.delivered += uint64(k)
+		in.unconsumed += uint64(k)
+		in.received = received
+		n.countIn(p, k, bytes)
+		n.emitRun(c, p, in.inc, frames, n.run.at, at, k, size)
+		n.run.at = at
+		if c.ackBy == 0 && due > 1 {
+			// The stretch's first message, after which no ACK was due
+			// yet, armed the ACK's timer (deliverData): armed even when
+			// the stretch ends with the ACK, as one frame at a time.
+			c.ackBy = n.now + ackDelay
+			n.armConn(c, c.ackBy)
+		}
+		if in.delivered-in.ackSent >= ackEvery {
+			n.sendAck(p, c)
+		}
+	}
+	if stop != nil {
+		n.closeConn(c, wire.CodeProtocol, stop)
+		return false
+	}
+	return true
 }
 
 // steadySized is steadyRun for frames all of size bytes (wire.IsDataRun): the
@@ -350,16 +370,12 @@ func (n *Node) steadyRun(c *conn, frames []byte) {
 // granted, as in steadyRun, so the stretch that reaches the credit ends
 // there and the connection is closed for the frame after it.
 func (n *Node) steadySized(c *conn, frames []byte, size int) {
-	p := c.peer
-	in := p.in
+	in := c.peer.in
 	r := &n.run
 	payload := size - wire.HeaderSize
 	cost := uint64(payload) + msgCost
 	for r.at < len(frames) && !c.gone {
-		due := 1 // as in steadyRun
-		if d := in.delivered - in.ackSent; in.delivered >= in.ackSent && d < ackEvery {
-			due = int(ackEvery - d)
-		}
+		due := ackDue(in)
 		left := (len(frames) - r.at) / size
 		allowed := 0 // frames the credit takes: each while received < granted
 		if in.received < in.granted {
@@ -373,24 +389,7 @@ func (n *Node) steadySized(c *conn, frames []byte, size int) {
 		if k < min(due, left) {
 			stop = errPastCredit(in)
 		}
-		if k > 0 {
-			at := r.at + k*size
-			in.delivered += uint64(k)
-			in.unconsumed += uint64(k)
-			in.received += uint64(k) * cost
-			n.countIn(p, k, k*payload)
-			n.emitRun(c, p, in.inc, frames, r.at, at, k, size)
-			r.at = at
-			if c.ackBy == 0 && due > 1 {
-				c.ackBy = n.now + ackDelay // as in steadyRun
-				n.armConn(c, c.ackBy)
-			}
-			if in.delivered-in.ackSent >= ackEvery {
-				n.sendAck(p, c)
-			}
-		}
-		if stop != nil {
-			n.closeConn(c, wire.CodeProtocol, stop)
+		if !n.tookStretch(c, frames, r.at+k*size, k, k*payload, size, in.received+uint64(k)*cost, due, stop) {
 			return
 		}
 	}
