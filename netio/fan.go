@@ -71,19 +71,24 @@ type fan struct {
 }
 
 // fanSlot is one peer's place in a fan.
+// Its lane is the fan's lanes[i] for slots[i]; "the lane" below.
 type fanSlot struct {
-	c      *conn // l's connection, whose writer admits (as l.c when reserved)
-	joined bool  // l is in the fan (l.fan): it holds msgs and cost of l's lease
-	msgs   int
-	cost   uint64
-	maxPay int
-	at     int  // where in buf the first frame l has not admitted starts
-	idx    int  // its number
-	woken  bool // l's writer was told of frames since its last admission
-	taken  int  // bytes an admission (take to giveBack) reads from at
-	takenN int  // and their number
+	c      *conn // the lane's connection, whose writer admits (l.c, as reserve last saw it)
+	joined bool  // the lane is in the fan (l.fan): the slot holds msgs and cost of its lease
+	// msgs, cost, maxPayload: the room the slot holds (taken from the
+	// lane's lease by reserve), and the largest payload the lease takes.
+	msgs       int
+	cost       uint64
+	maxPayload int
+	at         int  // where in buf the first frame the lane has not admitted starts
+	idx        int  // its number
+	woken      bool // the lane's writer was told of frames since its last admission
+	taken      int  // bytes an admission (take to giveBack) reads from at
+	takenN     int  // and their number
 }
 
+// newFan returns a fan for lanes, which are all different (hasRepeat):
+// reserve joins them as it takes room from their leases.
 func newFan(lanes []*lane) *fan {
 	return &fan{lanes: lanes, slots: make([]fanSlot, len(lanes))}
 }
@@ -166,8 +171,8 @@ func (f *fan) reserve(cost uint64, payload int) fanResult {
 			s.msgs += l.msgs
 			s.cost += l.cost
 			l.msgs, l.cost = 0, 0
-			s.maxPay, s.c = l.maxPayload, l.c
-			if payload > s.maxPay {
+			s.maxPayload, s.c = l.maxPayload, l.c
+			if payload > s.maxPayload {
 				r = fanRefused
 			} else if s.msgs < 1 || s.cost < cost {
 				r = fanFull
@@ -182,10 +187,10 @@ func (f *fan) reserve(cost uint64, payload int) fanResult {
 	if r != fanStaged {
 		return r
 	}
-	f.msgs, f.cost, f.maxPayload = f.slots[0].msgs, f.slots[0].cost, f.slots[0].maxPay
+	f.msgs, f.cost, f.maxPayload = f.slots[0].msgs, f.slots[0].cost, f.slots[0].maxPayload
 	for i := range f.slots[1:] {
 		s := &f.slots[i+1]
-		f.msgs, f.cost, f.maxPayload = min(f.msgs, s.msgs), min(f.cost, s.cost), min(f.maxPayload, s.maxPay)
+		f.msgs, f.cost, f.maxPayload = min(f.msgs, s.msgs), min(f.cost, s.cost), min(f.maxPayload, s.maxPayload)
 	}
 	return fanStaged
 }
