@@ -199,9 +199,11 @@ func (n *Runtime) SendManyContext(ctx context.Context, peers []string, payload [
 // room, as SendContext's fast path does, its DATA frame encoded once for
 // all of them (a payload below fsm.SharedMin, which each peer's stream
 // copies anyway: the state machine grants a producer's SendMany of it a
-// lease, fsm/lease.go). It returns how many it staged, and the peers it
-// did not, in their order (nil when none: no step is needed), for the
-// state machine's step.
+// lease, fsm/lease.go). A list sent to over and over has a fan, which
+// stages the frame once for all its peers (fan.go); where the fan cannot,
+// even after renewFan, the frame goes lane by lane. It returns how many it
+// staged, and the peers it did not, in their order (nil when none: no step
+// is needed), for the state machine's step.
 func (n *Runtime) stageMany(peers []string, payload []byte) (int, []string) {
 	var buf [wire.HeaderSize + fsm.SharedMin]byte // on the stack: stageFrame copies it
 	frame := wire.AppendData(buf[:0], payload)
