@@ -83,10 +83,12 @@ type conn struct {
 	// system call, and the writer must not write meanwhile. lastWrite is
 	// when something was last written, inline or by the writer (since
 	// Runtime.start). raw is the socket for the non-blocking write, nil
-	// where there is none.
-	inlined   bool
-	inflight  bool
-	lastWrite time.Duration
+	// where there is none. inflightWaiters counts the reader's ends
+	// waiting for that write to return (waitWriter): its end wakes them.
+	inlined         bool
+	inflight        bool
+	inflightWaiters int
+	lastWrite       time.Duration
 	// answering: bytes were read since the last write (inline.go,
 	// inlineFor: the Send of an answer goes inline however recent that
 	// write was).
@@ -192,7 +194,9 @@ func (c *conn) wake(w wakeUp) {
 func (c *conn) waitWriter() {
 	c.wmu.Lock()
 	for c.writer == writerNone && c.inflight {
+		c.inflightWaiters++
 		c.data.Wait() // flushInline broadcasts when it ends
+		c.inflightWaiters--
 	}
 	running := c.writer == writerRunning // a writer waits for the inline write itself
 	done := c.writerDone
@@ -539,6 +543,7 @@ func (c *conn) writeLoop() {
 			}
 			c.idle = true
 			c.data.Wait()
+			c.n.writerWakes.Add(1)
 		}
 		// Not parked any more, whoever woke it: a kick clears idle, but
 		// the broadcast at an inline write's end does not, and a writer

@@ -209,7 +209,13 @@ func (c *conn) flushInline() {
 		c.n.disp.inlined.Store(true)
 		c.wmu.Lock()
 		c.inflight = false
-		c.data.Broadcast() // a writer or a reader ending waits for this write
+		if c.inflightWaiters > 0 {
+			// A reader's end waits for this write (waitWriter). A parked
+			// writer is not woken here: whatever it would write or do is
+			// kicked below, and a broadcast after every inline write woke
+			// it for nothing (a ping-pong's every answer).
+			c.data.Broadcast()
+		}
 		switch {
 		case c.state == connAborted:
 			c.out = nil // as abort left it

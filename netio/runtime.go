@@ -68,10 +68,11 @@ type Runtime struct {
 	inlineKind  inlineKind
 	// inlineWrites counts inline writes, writersStarted the writers
 	// started, writersRetired those that ended while their connection
-	// stayed (for tests).
+	// stayed, writerWakes the times a parked writer woke (for tests).
 	writersStarted atomic.Uint64
 	writersRetired atomic.Uint64
 	inlineWrites   atomic.Uint64
+	writerWakes    atomic.Uint64
 	// wireIn and wireOut add up the bytes of the connections no longer live.
 	wireIn, wireOut uint64
 	// lanes holds the producers' lanes (lane.go), by peer: the fast path
