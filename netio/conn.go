@@ -546,11 +546,13 @@ func (c *conn) writeLoop() {
 			c.n.writerWakes.Add(1)
 		}
 		// Not parked any more, whoever woke it: a kick clears idle, but
-		// the broadcast at an inline write's end does not, and a writer
-		// that then found bytes queued wrote them with idle still set, so
-		// that the next Send wrote inline at the same time and its bytes
-		// could go first (a black-box audit saw messages delivered out of
-		// order under -race; TestNoInlineWriteWhileWriterWrites).
+		// a broadcast does not (an inline write's end broadcast to the
+		// writer too, until it woke only a reader's end waiting for it),
+		// and a writer that then found bytes queued wrote them with idle
+		// still set, so that the next Send wrote inline at the same time
+		// and its bytes could go first (a black-box audit saw messages
+		// delivered out of order under -race;
+		// TestNoInlineWriteWhileWriterWrites).
 		c.idle = false
 		if c.state == connAborted {
 			c.wmu.Unlock()
