@@ -381,3 +381,42 @@ func TestProducerYieldsOnlyForAStreamOfItsOwn(t *testing.T) {
 	}
 	require.True(t, staged, "its own stream: the writer never admitted the lane while it yielded")
 }
+
+// TestGrantToldWriterOfStagedLane: a producer that stages in a lane before
+// the grant that made it has given it to its connection (leased stores the
+// lane, with its lease, before it sets c.lane) wakes the writer, which
+// finds no lane to admit and parks again. The grant must then tell the
+// writer itself: the lane wakes its writer only at its first message, so
+// nothing else would, and the producer's messages would wait for the next
+// grant or tick (found by a review; before the fix the writer stayed
+// parked, laneWork false).
+func TestGrantToldWriterOfStagedLane(t *testing.T) {
+	grant := func(stage bool) (laneWork, kicked bool) {
+		n := &Runtime{conns: map[fsm.ConnID]*conn{}, lanesHeld: map[string]*lane{}}
+		// A writer parked (idle) after its wake-up found no lane: kick
+		// marks it busy (idle false) and broadcasts to nobody.
+		c := &conn{n: n, idle: true, writer: writerRunning}
+		c.data.L, c.space.L = &c.wmu, &c.wmu
+		n.conns[1] = c
+		l := &lane{peer: "x", gen: 7, msgs: 10, cost: 1 << 20, maxPayload: 1000, c: c}
+		n.lanes.Store("x", l)
+		n.lanesHeld["x"] = l
+		if stage {
+			staged, _ := l.stageFrame(nil, []byte("12345678"))
+			require.True(t, staged, "the producer did not stage")
+			c.wmu.Lock()
+			require.True(t, c.laneWork && !c.idle, "staging did not wake the writer")
+			c.laneWork, c.idle = false, true // it found no lane and parked
+			c.wmu.Unlock()
+		}
+		n.leased(&fsm.Action{Kind: fsm.ActLease, Peer: "x", Conn: 1, Lease: fsm.Lease{Gen: 7, Messages: 10, Cost: 1 << 20, MaxPayload: 1000}})
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		require.Same(t, l, c.lane, "the grant did not give the connection its lane")
+		return c.laneWork, !c.idle
+	}
+	work, kicked := grant(true)
+	require.True(t, work && kicked, "a grant left the writer parked with the lane's messages waiting")
+	work, kicked = grant(false)
+	require.False(t, work || kicked, "a grant to an empty lane woke the writer")
+}
