@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -113,4 +114,76 @@ func TestSendManyStreamAcrossACut(t *testing.T) {
 			require.Positive(t, p.Reconnects, "the cuts did not end r1's session")
 		}
 	}
+}
+
+// A producer's stream of SendManyContext to one list (staged once for the
+// list, in its fan) past a peer whose user stops taking messages in: that
+// peer's credit runs out, then the part of the hub's queue for it that
+// SendContext may fill (WithSendQueue), and each call then waits for it
+// until its context ends, returning the other peers' count and an error
+// wrapping ErrQueueFull and the context's. The other peers get every message of
+// every call, in order, meanwhile: the stalled peer holds up the producer,
+// as SendContext to it would, and nobody else's delivery. Once its user
+// takes messages in again it gets exactly those it accepted, in order.
+func TestSendManyContextPastAStalledPeer(t *testing.T) {
+	hub, _ := newServer(t, "hub")
+	ids := []string{"r0", "r1", "r2", "r3"}
+	recs := map[string]*recorder{}
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	for _, id := range ids {
+		var opts []Option
+		if id == "r3" { // a small window: its credit runs out soon
+			opts = append(opts, WithWindow(16<<10), WithMaxWindow(16<<10))
+		}
+		s, r := newServer(t, id, opts...)
+		recs[id] = r
+		if id == "r3" {
+			r.onMsg = func(*Server, string, []byte) { <-release }
+		}
+		_, err := hub.Connect(ctxT(t), s.Info())
+		require.NoError(t, err)
+	}
+	// After the servers' cleanups, so before them: Close waits for a
+	// callback in progress.
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+	eventually(t, "the hub's sessions", func() bool { return sameSet(hub.Connections(), ids...) })
+	accepted := map[string]int{} // messages each peer accepted, by call
+	sent, refused := 0, 0
+	const wait = 50 * time.Millisecond
+	for sent < 400000 && refused < 5 {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		start := time.Now()
+		k, err := hub.SendManyContext(ctx, ids, fmt.Appendf(nil, "m%d", sent))
+		took := time.Since(start)
+		cancel()
+		if err == nil {
+			require.Equal(t, len(ids), k, "call %d", sent)
+			for _, id := range ids {
+				accepted[id]++
+			}
+		} else {
+			require.ErrorIs(t, err, ErrQueueFull, "call %d", sent)
+			require.ErrorIs(t, err, context.DeadlineExceeded, "call %d", sent)
+			require.Equal(t, len(ids)-1, k, "call %d: the peers that are not stalled", sent)
+			require.GreaterOrEqual(t, took, wait/2, "call %d returned before its context ended", sent)
+			for _, id := range ids[:3] {
+				accepted[id]++
+			}
+			refused++
+		}
+		sent++
+	}
+	require.Equal(t, 5, refused, "r3's queue never filled in %d calls: the test set nothing up", sent)
+	t.Logf("%d calls, r3 accepted %d", sent, accepted["r3"])
+	require.Less(t, accepted["r3"], sent, "r3 accepted every message")
+	for _, id := range ids[:3] {
+		eventually(t, "every message at "+id, func() bool { return len(recs[id].messages("hub")) == sent })
+		require.Len(t, checkInOrder(t, recs[id].messages("hub"), "m"), sent, "%s", id)
+	}
+	releaseOnce.Do(func() { close(release) })
+	eventually(t, "r3's accepted messages", func() bool { return len(recs["r3"].messages("hub")) >= accepted["r3"] })
+	time.Sleep(50 * time.Millisecond) // no more than it accepted may come
+	nums := checkInOrder(t, recs["r3"].messages("hub"), "m")
+	require.Len(t, nums, accepted["r3"], "r3 got other than the messages it accepted")
 }
