@@ -83,8 +83,9 @@ type conn struct {
 	// system call, and the writer must not write meanwhile. lastWrite is
 	// when something was last written, inline or by the writer (since
 	// Runtime.start). raw is the socket for the non-blocking write, nil
-	// where there is none. inflightWaiters counts the reader's ends
-	// waiting for that write to return (waitWriter): its end wakes them.
+	// where there is none. inflightWaiters counts the goroutines waiting
+	// for that write to return (the reader's end, waitWriter): the write's
+	// end wakes them, and no one else.
 	inlined         bool
 	inflight        bool
 	inflightWaiters int
