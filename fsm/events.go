@@ -105,7 +105,7 @@ type FrameReceived struct {
 // is a whole DATA frame of that length, header included
 // (wire.DataFrameSize), as it found in parsing them: a steady session then
 // counts them, against its credit too, by arithmetic instead of parsing
-// each frame (steadyRun), with the same actions. The node checks the word
+// each frame (steadySized), with the same actions as steadyRun's. The node checks the word
 // first (wire.IsDataRun: every frame's length and type, without parsing
 // it) and, where it does not hold, reads the frames as without it. 0: the
 // node reads them.

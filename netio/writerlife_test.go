@@ -173,8 +173,9 @@ func TestNoInlineWriteWhileWriterWrites(t *testing.T) {
 // parked with nothing to write, answered inline again and again, must not
 // wake the writer: each wake-up is a goroutine readied (often on the other
 // CPU) for nothing. Before the fix every inline write's end broadcast to
-// the writer, and a ping-pong ran at 0.88-0.93 of bare TCP's rate; after,
-// 0.99-1.03 (PERFORMANCE.md, "A parked writer left asleep").
+// the writer, and a ping-pong ran at 0.91-0.93 of bare TCP's rate; after,
+// 0.99-1.03 (four interleaved rounds; PERFORMANCE.md, "A parked writer left
+// asleep").
 func TestInlineWriteLeavesParkedWriterAsleep(t *testing.T) {
 	if !inlineSupported {
 		t.Skip("no inline writes on this platform")

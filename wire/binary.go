@@ -181,7 +181,7 @@ func IsDataRun(frames []byte, size int) bool {
 	if size < HeaderSize || len(frames) == 0 || len(frames)%size != 0 {
 		return false
 	}
-	length := uint32(size - 4)
+	length := uint32(size - HeaderSize + 1) // the length word counts the type byte and the payload
 	for at := 0; at+HeaderSize <= len(frames); at += size {
 		if binary.BigEndian.Uint32(frames[at:]) != length || Type(frames[at+4]) != Data {
 			return false
